@@ -1,0 +1,365 @@
+package websocket
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// errCloseAlreadySent tells Close that another call sent the close frame.
+var errCloseAlreadySent = errors.New("websocket: close frame already sent")
+
+// Close performs the closing handshake (RFC 6455 §7.1.2): it sends a close
+// frame with code and reason, reads until the peer's close frame arrives
+// (delivering nothing more to Read or Reader), and closes the connection.
+// A server closes the TCP connection at once; a client waits for the
+// server to close it first (§7.1.1). The whole handshake is bounded by the
+// close timeout (AcceptOptions.CloseTimeout, DialOptions.CloseTimeout),
+// after which the connection is closed regardless.
+//
+// Close returns nil when the peer's close frame arrived. Code must be one
+// a close frame may carry (1000-1003, 1007-1014, 3000-4999), or
+// StatusNoStatusRcvd to send a close frame without a code; reason must be
+// UTF-8 of at most 123 bytes.
+//
+// Close may be called concurrently with Read and the other methods. To keep
+// reading the peer's messages until its close frame arrives, use CloseWrite.
+func (c *Conn) Close(code StatusCode, reason string) error {
+	payload, err := closePayload(code, reason)
+	if err != nil {
+		return err
+	}
+	c.discard.Store(true)
+	deadline := time.Now().Add(c.closeTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	c.setEnd(CloseError{code, reason})
+	if err := c.writeClose(ctx, payload); err != nil && err != errCloseAlreadySent {
+		if c.isClosed() {
+			return c.closedErr("close")
+		}
+		c.closeTransport(nil)
+		return err
+	}
+	for {
+		select {
+		case <-c.closed:
+			return c.closeResult()
+		case <-c.peerClosed:
+			// A reader got the peer's close and is finishing the handshake.
+			select {
+			case <-c.closed:
+				return c.closeResult()
+			case <-ctx.Done():
+				c.closeTransport(errCloseTimeout)
+				return c.closeResult()
+			}
+		case c.readMu <- struct{}{}:
+			// Nobody is reading: read the peer's close here.
+			if !c.isClosed() {
+				if !c.peerCloseReceived() {
+					c.drainUntilCloseLocked(deadline)
+				}
+				c.finishLocked(deadline)
+			}
+			c.readUnlock()
+		case <-ctx.Done():
+			c.closeTransport(errCloseTimeout)
+			return c.closeResult()
+		}
+	}
+}
+
+// closeResult is what Close returns once the connection is closed.
+func (c *Conn) closeResult() error {
+	if c.peerCloseReceived() {
+		return nil
+	}
+	return c.closedErr("close")
+}
+
+// CloseWrite starts the closing handshake but leaves reading to the
+// caller: it sends a close frame with code and reason and returns. Read and
+// Reader go on delivering the messages the peer sent before it saw the
+// close frame; once the peer's close frame arrives they return it as a
+// CloseError, and the connection is closed as Close would. If that takes
+// longer than the close timeout, the connection is closed regardless.
+// Writes fail from the moment CloseWrite is called.
+func (c *Conn) CloseWrite(code StatusCode, reason string) error {
+	payload, err := closePayload(code, reason)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
+	defer cancel()
+	c.setEnd(CloseError{code, reason})
+	if err := c.writeClose(ctx, payload); err != nil {
+		if err == errCloseAlreadySent {
+			return c.closedErr("close")
+		}
+		return err
+	}
+	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(errCloseTimeout) }))
+	return nil
+}
+
+// CloseNow closes the connection without a closing handshake. Blocked
+// calls return an error wrapping ErrClosed.
+func (c *Conn) CloseNow() error {
+	if !c.closeTransport(nil) {
+		return c.closedErr("close")
+	}
+	return nil
+}
+
+func (c *Conn) setCloseTimer(t *time.Timer) {
+	if old := c.closeTimer.Swap(t); old != nil {
+		old.Stop()
+	}
+	if c.isClosed() {
+		t.Stop()
+	}
+}
+
+// writeClose sends a close frame, once.
+func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
+	if err := c.lock(ctx, c.frameMu, "close"); err != nil {
+		return err
+	}
+	defer unlock(c.frameMu)
+	if c.isClosed() {
+		return c.closedErr("close")
+	}
+	if c.closeSent {
+		return errCloseAlreadySent
+	}
+	c.closeSent = true
+	return c.writeFrameLocked(ctx, header{fin: true, op: opClose}, payload)
+}
+
+func (c *Conn) peerCloseReceived() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeRcvd != nil
+}
+
+// gotCloseLocked takes in the peer's close frame. It returns the frame as a
+// CloseError, or the *ProtocolError its payload breaks.
+func (c *Conn) gotCloseLocked(payload []byte) error {
+	ce, err := parseClosePayload(payload)
+	c.mu.Lock()
+	first := c.closeRcvd == nil
+	if first {
+		c.closeRcvd = &ce
+	}
+	c.mu.Unlock()
+	if first {
+		close(c.peerClosed)
+	}
+	if err != nil {
+		return err
+	}
+	return ce
+}
+
+// peerClosedLocked completes a closing handshake once the peer's close
+// frame ce arrived, and returns ce for the reader.
+func (c *Conn) peerClosedLocked(ce CloseError) error {
+	c.setEnd(ce)
+	deadline := time.Now().Add(c.closeTimeout)
+	// §5.5.1: "If an endpoint receives a Close frame and did not previously
+	// send a Close frame, the endpoint MUST send a Close frame in response.
+	// (When sending a Close frame in response, the endpoint typically echos
+	// the status code it received.)"
+	var echo []byte
+	if ce.Code != StatusNoStatusRcvd {
+		echo = binary.BigEndian.AppendUint16(nil, uint16(ce.Code))
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	c.writeClose(ctx, echo)
+	cancel()
+	c.finishLocked(deadline)
+	return ce
+}
+
+// failLocked fails the connection (RFC 6455 §7.1.7): it sends a close
+// frame with pe's code and reason and closes the connection, within the
+// close timeout, and returns pe.
+//
+// The framing may be lost by now (the failure can come in the middle of a
+// frame, and the peer may answer before finishing it), so a server that
+// can half-close does so, letting the peer read our close frame followed
+// by the end of the stream, and then waits for the peer to close rather
+// than for its close frame. A client waits for the server to close, as
+// always.
+func (c *Conn) failLocked(pe *ProtocolError) error {
+	if c.isClosed() {
+		return pe
+	}
+	c.setEnd(pe)
+	deadline := time.Now().Add(c.closeTimeout)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason))
+	cancel()
+	switch {
+	case c.client:
+	case c.tr.closeWrite != nil:
+		c.tr.closeWrite()
+		c.drainRawLocked(deadline)
+	case !c.peerCloseReceived():
+		c.drainUntilCloseLocked(deadline)
+	}
+	c.finishLocked(deadline)
+	return pe
+}
+
+// drainUntilCloseLocked reads and drops frames until the peer's close frame
+// arrives, the transport fails, or deadline passes. It checks nothing but
+// the framing: our close frame is sent, nothing more is delivered.
+func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
+	c.setReadDeadline(deadline)
+	for {
+		for c.frameLeft > 0 {
+			if c.rb.isEmpty() {
+				if err := c.rb.fill(c.tr.r, false); err != nil {
+					return
+				}
+			}
+			n := int(min(c.frameLeft, int64(c.rb.len())))
+			c.rb.consume(n)
+			c.frameLeft -= int64(n)
+		}
+		h, n, err := parseHeader(c.rb.bytes())
+		if err != nil || (h.op == opClose && h.length > maxControlPayload) {
+			c.brokenLocked(deadline)
+			return
+		}
+		if n == 0 || (h.op == opClose && c.rb.len() < n+int(h.length)) {
+			if err := c.rb.fill(c.tr.r, false); err != nil {
+				return
+			}
+			continue
+		}
+		c.rb.consume(n)
+		if h.op == opClose {
+			payload := c.rb.bytes()[:h.length]
+			c.rb.consume(int(h.length))
+			if h.masked {
+				maskBytes(h.key, 0, payload)
+			}
+			c.gotCloseLocked(payload)
+			return
+		}
+		c.frameLeft = h.length
+	}
+}
+
+// brokenLocked handles a stream whose framing can no longer be followed
+// after our close frame went out: a server half-closes if it can, so the
+// peer reads the end of the stream rather than a reset, and both roles
+// wait for the peer to close.
+func (c *Conn) brokenLocked(deadline time.Time) {
+	if !c.client && c.tr.closeWrite != nil {
+		c.tr.closeWrite()
+	}
+	c.drainRawLocked(deadline)
+}
+
+// finishLocked closes the connection once the close frames are exchanged
+// (or given up on). RFC 6455 §7.1.1: "the underlying TCP connection, in
+// most normal cases, SHOULD be closed first by the server", so a client
+// waits, until deadline, for the server to close.
+func (c *Conn) finishLocked(deadline time.Time) {
+	if c.client {
+		c.drainRawLocked(deadline)
+	}
+	c.closeTransport(nil)
+}
+
+// drainRawLocked reads and drops bytes until the transport reports an
+// error (normally the end of the stream) or deadline passes.
+func (c *Conn) drainRawLocked(deadline time.Time) {
+	c.setReadDeadline(deadline)
+	for {
+		c.rb.consume(c.rb.len())
+		if err := c.rb.fill(c.tr.r, false); err != nil {
+			return
+		}
+	}
+}
+
+// setReadDeadline bounds the reads of a closing handshake.
+func (c *Conn) setReadDeadline(t time.Time) {
+	if c.tr.dl != nil {
+		c.readWatch.pause()
+		c.tr.dl.SetReadDeadline(t)
+		return
+	}
+	c.setCloseTimer(time.AfterFunc(time.Until(t), func() { c.closeTransport(errCloseTimeout) }))
+}
+
+// closePayload encodes the payload of a close frame to send.
+func closePayload(code StatusCode, reason string) ([]byte, error) {
+	if code == StatusNoStatusRcvd {
+		if reason != "" {
+			return nil, errors.New("websocket: a close reason needs a status code")
+		}
+		return nil, nil
+	}
+	if !code.validReceived() {
+		return nil, fmt.Errorf("websocket: status code %d may not be sent in a close frame", int(code))
+	}
+	if len(reason) > maxCloseReasonBytes {
+		return nil, fmt.Errorf("websocket: close reason of %d bytes exceeds %d", len(reason), maxCloseReasonBytes)
+	}
+	if !utf8.ValidString(reason) {
+		return nil, errors.New("websocket: close reason is not valid UTF-8")
+	}
+	b := make([]byte, 2, 2+len(reason))
+	binary.BigEndian.PutUint16(b, uint16(code))
+	return append(b, reason...), nil
+}
+
+// mustClosePayload encodes a close frame for a failure, cutting the reason
+// to fit at a character boundary.
+func mustClosePayload(code StatusCode, reason string) []byte {
+	if len(reason) > maxCloseReasonBytes {
+		reason = reason[:maxCloseReasonBytes]
+		for len(reason) > 0 && !utf8.ValidString(reason) {
+			reason = reason[:len(reason)-1]
+		}
+	}
+	b, err := closePayload(code, reason)
+	if err != nil {
+		b = binary.BigEndian.AppendUint16(nil, uint16(StatusInternalError))
+	}
+	return b
+}
+
+// parseClosePayload decodes the payload of a received close frame
+// (RFC 6455 §5.5.1, §7.4).
+func parseClosePayload(p []byte) (CloseError, error) {
+	switch len(p) {
+	case 0:
+		// §7.1.5: "If this Close control frame contains no status code,
+		// _The WebSocket Connection Close Code_ is considered to be 1005."
+		return CloseError{Code: StatusNoStatusRcvd}, nil
+	case 1:
+		// §5.5.1: "If there is a body, the first two bytes of the body MUST
+		// be a 2-byte unsigned integer".
+		return CloseError{}, protocolErr(StatusProtocolError, "close frame payload of 1 byte")
+	}
+	code := StatusCode(binary.BigEndian.Uint16(p))
+	if !code.validReceived() {
+		return CloseError{}, protocolErr(StatusProtocolError, fmt.Sprintf("invalid close code %d", int(code)))
+	}
+	// §5.5.1: "the data MUST be UTF-8-encoded" (§8.1 makes a violation a
+	// failure of the connection).
+	if !utf8.Valid(p[2:]) {
+		return CloseError{}, protocolErr(StatusInvalidFramePayloadData, "close reason is not valid UTF-8")
+	}
+	return CloseError{Code: code, Reason: string(p[2:])}, nil
+}

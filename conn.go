@@ -1,0 +1,373 @@
+package websocket
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Life of a Read
+//
+// Read and Reader take readMu, a lock a context can cancel. readFrameLocked
+// (read.go) parses headers straight out of readBuffer, which holds what the
+// transport delivered; it answers pings, notes pongs and handles a close
+// frame in place, and returns at the first data frame header, checked by
+// checkHeader (frame.go) and against the read limit. readPayloadLocked then
+// copies the payload out of readBuffer, or reads a large payload straight
+// into the caller's slice, unmasks it there (mask.go), and feeds text to the
+// UTF-8 validator (utf8.go) before the caller sees a byte. While waiting for
+// a message on an empty buffer, the connection reads into a small array of
+// its own, so an idle connection holds no pooled buffer.
+//
+// Life of a Write
+//
+// Write and Writer take msgMu for the whole message, so messages never
+// interleave; each frame then takes frameMu, which pongs, pings and the
+// close frame take too, so control frames can go out between the fragments
+// of a long message. writeFrameLocked (write.go) builds the header in the
+// space reserved at the front of a pooled buffer, behind which the payload
+// is copied (and masked, for a client); a large server payload goes out
+// with its header in one writev instead, without a copy.
+//
+// Contexts: a call whose context ends while it is blocked on the transport
+// is interrupted by moving the transport's deadline into the past (ctxWatch);
+// on transports without deadlines the connection is closed instead.
+
+// Conn is a WebSocket connection, from Accept or Dial.
+//
+// See the package documentation for what may be called concurrently.
+type Conn struct {
+	// Immutable after construction.
+	client       bool
+	subprotocol  string
+	tr           transport
+	closeTimeout time.Duration
+
+	// readMu is the read lock: held by Read, Reader's reads, and the close
+	// handshake while they read from the transport. Fields below it up to
+	// writing are guarded by it.
+	readMu    chan struct{}
+	rb        readBuffer
+	rs        readState
+	frame     header        // the data frame being read
+	frameLeft int64         // payload bytes of frame not yet read
+	maskPos   int           // position in frame.key of the next payload byte
+	msgType   MessageType   // type of the message being read
+	msgSize   int64         // declared payload bytes of the message so far
+	msgOpen   bool          // a message was returned by Reader and not read to its end
+	utf8      utf8Validator // state of the text message being read
+	mr        messageReader
+	readWatch ctxWatch
+	readLimit atomic.Int64
+	// discard is set once Close starts: reads then deliver nothing more.
+	discard atomic.Bool
+
+	// msgMu is held by a message writer from its first frame to its last.
+	msgMu chan struct{}
+	mw    messageWriter // guarded by msgMu
+
+	// frameMu is held while one frame is written. Fields below it up to
+	// pings are guarded by it.
+	frameMu    chan struct{}
+	closeSent  bool
+	keys       maskKeys // client only
+	writeWatch ctxWatch
+	hdr        [maxHeaderSize]byte // header of a frame sent with writev
+	iov        [2][]byte
+	bufs       net.Buffers
+
+	pingMu  sync.Mutex
+	pingSeq uint64
+	pings   map[uint64]chan struct{} // guarded by pingMu
+
+	// mu guards endErr and closeRcvd.
+	mu        sync.Mutex
+	endErr    error       // why the connection ended or is ending; set once
+	closeRcvd *CloseError // the peer's close frame, once received
+
+	peerClosed chan struct{} // closed once the peer's close frame is received
+	closed     chan struct{} // closed once the transport is closed
+	closeOnce  sync.Once
+	closeTimer atomic.Pointer[time.Timer] // bounds a close handshake started by CloseWrite
+}
+
+// MessageType is the type of a data message (RFC 6455 §5.6).
+type MessageType int
+
+const (
+	// MessageText is a message of UTF-8 text, checked on arrival.
+	MessageText MessageType = MessageType(opText)
+	// MessageBinary is a message of bytes.
+	MessageBinary MessageType = MessageType(opBinary)
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case MessageText:
+		return "text"
+	case MessageBinary:
+		return "binary"
+	}
+	return "MessageType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// transport is the byte stream a Conn runs over: a hijacked net.Conn, the
+// body of a client's 101 response, or any other full-duplex stream.
+type transport struct {
+	r io.Reader
+	w io.Writer
+	c io.Closer
+	// dl sets deadlines, nil when the transport has none; then the end of a
+	// context interrupts a blocked call by closing the connection.
+	dl deadliner
+	// writev is set when w is a socket that net.Buffers writes with one
+	// system call.
+	writev bool
+	// closeWrite half-closes the stream, nil when it cannot.
+	closeWrite func() error
+}
+
+type deadliner interface {
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
+// netTransport is the transport of a net.Conn; r, when not nil, holds
+// bytes already read from it.
+func netTransport(nc net.Conn) transport {
+	t := transport{r: nc, w: nc, c: nc, dl: nc}
+	if _, ok := nc.(syscall.Conn); ok {
+		t.writev = true
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		t.closeWrite = cw.CloseWrite
+	}
+	return t
+}
+
+// connConfig is what Accept and Dial settle before a Conn starts.
+type connConfig struct {
+	client       bool
+	subprotocol  string
+	tr           transport
+	buffered     []byte // bytes read past the handshake
+	closeTimeout time.Duration
+}
+
+const (
+	defaultReadLimit    = 32 << 20
+	defaultCloseTimeout = 5 * time.Second
+)
+
+func newConn(cfg connConfig) *Conn {
+	c := &Conn{
+		client:       cfg.client,
+		subprotocol:  cfg.subprotocol,
+		tr:           cfg.tr,
+		closeTimeout: cfg.closeTimeout,
+		readMu:       make(chan struct{}, 1),
+		msgMu:        make(chan struct{}, 1),
+		frameMu:      make(chan struct{}, 1),
+		peerClosed:   make(chan struct{}),
+		closed:       make(chan struct{}),
+	}
+	if c.closeTimeout <= 0 {
+		c.closeTimeout = defaultCloseTimeout
+	}
+	c.rs.client = c.client
+	c.readLimit.Store(defaultReadLimit)
+	c.mr.c = c
+	c.mw.c = c
+	if len(cfg.buffered) > 0 {
+		c.rb.preload(cfg.buffered)
+	}
+	kill := func() { c.closeTransport(errContextClosed) }
+	if c.tr.dl != nil {
+		c.readWatch.init(c.tr.dl.SetReadDeadline, kill)
+		c.writeWatch.init(c.tr.dl.SetWriteDeadline, kill)
+	} else {
+		c.readWatch.init(nil, kill)
+		c.writeWatch.init(nil, kill)
+	}
+	return c
+}
+
+// Subprotocol returns the subprotocol chosen in the opening handshake, or ""
+// if none was.
+func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// SetReadLimit sets the largest message, in bytes, that reads accept
+// (default 32 MiB). A message that would exceed it fails the connection with
+// StatusMessageTooBig before its excess is read. A negative n removes the
+// limit. It is safe to call at any time; a message already being read keeps
+// the limit it started with only for frames already accepted.
+func (c *Conn) SetReadLimit(n int64) {
+	c.readLimit.Store(n)
+}
+
+// lock takes a lock channel for op, giving up when ctx ends or the
+// connection closes.
+func (c *Conn) lock(ctx context.Context, mu chan struct{}, op string) error {
+	select {
+	case mu <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case mu <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("websocket: %s: %w", op, ctx.Err())
+	case <-c.closed:
+		return c.closedErr(op)
+	}
+}
+
+func unlock(mu chan struct{}) { <-mu }
+
+// setEnd records why the connection ends, if nothing has yet.
+func (c *Conn) setEnd(err error) {
+	c.mu.Lock()
+	if c.endErr == nil {
+		c.endErr = err
+	}
+	c.mu.Unlock()
+}
+
+// closedErr is the error for an operation on an ended connection.
+func (c *Conn) closedErr(op string) error {
+	c.mu.Lock()
+	err := c.endErr
+	c.mu.Unlock()
+	return &closedError{op: op, cause: err}
+}
+
+func (c *Conn) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// closeTransport closes the transport once, recording cause if the
+// connection had no end recorded yet. It reports whether this call closed
+// it.
+func (c *Conn) closeTransport(cause error) bool {
+	closed := false
+	c.closeOnce.Do(func() {
+		closed = true
+		if cause != nil {
+			c.setEnd(cause)
+		}
+		c.setEnd(errClosedLocally)
+		if t := c.closeTimer.Load(); t != nil {
+			t.Stop()
+		}
+		c.readWatch.kill()
+		c.writeWatch.kill()
+		c.tr.c.Close()
+		close(c.closed)
+	})
+	return closed
+}
+
+// ctxWatch lets the end of a context interrupt a blocked read or write:
+// it moves the transport's deadline into the past, or, on a transport
+// without deadlines, closes the connection. It keeps watching the same
+// context across calls, so a long-lived context costs one registration,
+// not one per message.
+type ctxWatch struct {
+	mu          sync.Mutex
+	setDeadline func(time.Time) error // nil when the transport has none
+	closeConn   func()                // closes the connection
+	done        <-chan struct{}       // Done of the context watched, nil when none
+	stop        func() bool
+	gen         uint64 // counts registrations, so a late callback can tell it is stale
+	fired       bool   // the deadline was moved into the past
+	dead        bool   // the connection is closed: watch nothing more
+}
+
+func (w *ctxWatch) init(setDeadline func(time.Time) error, closeConn func()) {
+	w.setDeadline = setDeadline
+	w.closeConn = closeConn
+}
+
+var longAgo = time.Unix(1, 0)
+
+// watch arranges for the end of ctx to interrupt the transport.
+func (w *ctxWatch) watch(ctx context.Context) {
+	d := ctx.Done()
+	w.mu.Lock()
+	if d == w.done || w.dead {
+		w.mu.Unlock()
+		return
+	}
+	w.unwatchLocked()
+	if d != nil {
+		w.done = d
+		gen := w.gen
+		w.stop = context.AfterFunc(ctx, func() { w.fire(gen) })
+	}
+	w.mu.Unlock()
+}
+
+func (w *ctxWatch) fire(gen uint64) {
+	w.mu.Lock()
+	if w.gen != gen || w.dead {
+		w.mu.Unlock()
+		return
+	}
+	w.fired = true
+	if w.setDeadline != nil {
+		w.setDeadline(longAgo)
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	w.closeConn()
+}
+
+// unwatchLocked drops the registration and clears a deadline it set.
+func (w *ctxWatch) unwatchLocked() {
+	if w.stop != nil {
+		w.stop()
+		w.stop = nil
+	}
+	w.gen++
+	w.done = nil
+	if w.fired {
+		w.fired = false
+		if w.setDeadline != nil {
+			w.setDeadline(time.Time{})
+		}
+	}
+}
+
+// pause stops watching, so that the caller may set deadlines of its own.
+func (w *ctxWatch) pause() {
+	w.mu.Lock()
+	w.unwatchLocked()
+	w.mu.Unlock()
+}
+
+// kill stops watching for good; called when the connection closes.
+func (w *ctxWatch) kill() {
+	w.mu.Lock()
+	if !w.dead {
+		w.dead = true
+		if w.stop != nil {
+			w.stop()
+			w.stop = nil
+		}
+		w.gen++
+	}
+	w.mu.Unlock()
+}

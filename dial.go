@@ -1,0 +1,265 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// DialOptions configures Dial. The zero value (or nil) dials through a
+// copy of http.DefaultClient, offers no subprotocol, and bounds the closing
+// handshake at 5 seconds.
+type DialOptions struct {
+	// HTTPClient sends the opening handshake, so that its proxies, TLS
+	// configuration, cookie jar and redirect policy apply. nil means
+	// http.DefaultClient. Its Timeout, if set, bounds the handshake only.
+	HTTPClient *http.Client
+
+	// Header holds extra request headers, such as Authorization or Origin.
+	// The headers the handshake sets itself (Upgrade, Connection,
+	// Sec-WebSocket-*) may not appear; offer subprotocols with Subprotocols.
+	Header http.Header
+
+	// Host, if set, is sent as the Host header instead of the URL's host.
+	Host string
+
+	// Subprotocols to offer, in order of preference.
+	Subprotocols []string
+
+	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
+	CloseTimeout time.Duration
+}
+
+// Dial opens a WebSocket connection to rawURL (ws, wss, http or https)
+// with the opening handshake of RFC 6455 §4.1, sent through net/http.
+//
+// ctx bounds the handshake; once Dial returns, it no longer governs the
+// connection. On a refused or malformed handshake, Dial returns an error
+// wrapping ErrHandshake that says which check failed, together with the
+// response, whose Body holds up to 1 KiB of what the server sent.
+func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.Response, error) {
+	if opts == nil {
+		opts = &DialOptions{}
+	}
+	u, err := dialURL(rawURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	for name := range opts.Header {
+		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)) {
+			return nil, nil, fmt.Errorf("websocket: DialOptions.Header may not set %s", name)
+		}
+	}
+	var nonce [16]byte
+	rand.Read(nonce[:])
+	key := base64.StdEncoding.EncodeToString(nonce[:])
+
+	base := opts.HTTPClient
+	if base == nil {
+		base = http.DefaultClient
+	}
+	if base.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, base.Timeout)
+		defer cancel()
+	}
+	client, conns := handshakeClient(base)
+	if t, ok := client.Transport.(*http.Transport); ok {
+		defer t.CloseIdleConnections()
+	}
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: %w", err)
+	}
+	for name, values := range opts.Header {
+		req.Header[name] = slices.Clone(values)
+	}
+	if opts.Host != "" {
+		req.Host = opts.Host
+	}
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Sec-WebSocket-Key", key)
+	req.Header.Set("Sec-WebSocket-Version", "13")
+	if len(opts.Subprotocols) > 0 {
+		req.Header.Set("Sec-WebSocket-Protocol", strings.Join(opts.Subprotocols, ", "))
+	}
+
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
+	}
+	subprotocol, err := checkResponse(resp, key, opts.Subprotocols)
+	if err != nil {
+		keepBody(resp)
+		return nil, resp, err
+	}
+	rwc, ok := resp.Body.(io.ReadWriteCloser)
+	if !ok {
+		resp.Body.Close()
+		return nil, resp, fmt.Errorf("websocket: the HTTP client's response body (%T) is not writable", resp.Body)
+	}
+	tr := transport{r: rwc, w: rwc, c: rwc}
+	if nc := conns.last(); nc != nil {
+		tr.dl = nc
+	}
+	return newConn(connConfig{
+		client:       true,
+		subprotocol:  subprotocol,
+		tr:           tr,
+		closeTimeout: opts.CloseTimeout,
+	}), resp, nil
+}
+
+// dialURL checks a WebSocket URL (RFC 6455 §3) and maps it to the HTTP URL
+// the handshake is sent to.
+func dialURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "http":
+		u.Scheme = "http"
+	case "wss", "https":
+		u.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("websocket: URL scheme %q is not ws, wss, http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("websocket: URL %q has no host", rawURL)
+	}
+	// §3: "Fragment identifiers are meaningless in the context of WebSocket
+	// URIs and MUST NOT be used on these URIs."
+	if u.Fragment != "" || strings.Contains(rawURL, "#") {
+		return nil, fmt.Errorf("websocket: URL %q has a fragment", rawURL)
+	}
+	return u, nil
+}
+
+// checkResponse checks the server's handshake response (RFC 6455 §4.1)
+// and returns the subprotocol it chose.
+func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
+	fail := func(format string, args ...any) (string, error) {
+		return "", fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		return fail("server answered %q, not 101 Switching Protocols", resp.Status)
+	}
+	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
+		return fail("response Upgrade header %q lacks the websocket token", resp.Header.Values("Upgrade"))
+	}
+	if !headerHasToken(resp.Header, "Connection", "upgrade") {
+		return fail("response Connection header %q lacks the upgrade token", resp.Header.Values("Connection"))
+	}
+	if got, want := resp.Header.Values("Sec-WebSocket-Accept"), acceptKey(key); len(got) != 1 || got[0] != want {
+		return fail("Sec-WebSocket-Accept %q, want %q", got, want)
+	}
+	var subprotocol string
+	switch p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) {
+	case 0:
+	case 1:
+		if !slices.Contains(offered, p[0]) {
+			return fail("server chose subprotocol %q, which was not offered", p[0])
+		}
+		subprotocol = p[0]
+	default:
+		return fail("server sent %d Sec-WebSocket-Protocol headers", len(p))
+	}
+	if ext := headerTokens(resp.Header, "Sec-WebSocket-Extensions"); len(ext) > 0 {
+		return fail("server accepted extension %q, which was not offered", ext[0])
+	}
+	return subprotocol, nil
+}
+
+// keepBody replaces the body of a refused handshake with up to 1 KiB of it,
+// and closes the connection.
+func keepBody(resp *http.Response) {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+}
+
+// dialedConns records the connections a handshake's transport dials, so
+// that the Conn can set deadlines on the last one, which carries the 101
+// response (redirects may dial several; keep-alives are off).
+type dialedConns struct {
+	mu sync.Mutex
+	nc net.Conn
+}
+
+func (d *dialedConns) add(nc net.Conn) {
+	d.mu.Lock()
+	d.nc = nc
+	d.mu.Unlock()
+}
+
+func (d *dialedConns) last() net.Conn {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.nc
+}
+
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// handshakeClient returns a copy of base for one handshake. When base's
+// transport is an *http.Transport, the copy uses a clone of it that records
+// the connections it dials and keeps none alive. With another
+// RoundTripper, the Conn runs without deadlines.
+func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
+	client := *base
+	client.Timeout = 0
+	conns := &dialedConns{}
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return &client, conns
+	}
+	t = t.Clone()
+	t.DisableKeepAlives = true
+	record := func(dial dialFunc) dialFunc {
+		return func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := dial(ctx, network, addr)
+			if err == nil {
+				conns.add(nc)
+			}
+			return nc, err
+		}
+	}
+	switch {
+	case t.DialContext != nil:
+		t.DialContext = record(t.DialContext)
+	case t.Dial != nil:
+		dial := t.Dial
+		t.DialContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
+			return dial(network, addr)
+		})
+	default:
+		var d net.Dialer
+		t.DialContext = record(d.DialContext)
+	}
+	if t.DialTLSContext != nil {
+		t.DialTLSContext = record(t.DialTLSContext)
+	} else if t.DialTLS != nil {
+		dial := t.DialTLS
+		t.DialTLSContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
+			return dial(network, addr)
+		})
+	}
+	client.Transport = t
+	return &client, conns
+}

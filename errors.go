@@ -1,0 +1,187 @@
+package websocket
+
+import (
+	"errors"
+	"strconv"
+)
+
+// Sentinel errors. Each is wrapped, never returned bare, so test with errors.Is.
+var (
+	// ErrClosed is wrapped by every Conn method called after the connection
+	// ended (by Close, CloseNow, a failure, or the peer). The same error
+	// also wraps the CloseError that ended the connection, if any.
+	ErrClosed = errors.New("websocket: connection closed")
+
+	// ErrMessageTooBig is wrapped by the *ProtocolError that a read returns
+	// when a message would exceed the read limit (SetReadLimit); the
+	// connection was failed with StatusMessageTooBig.
+	ErrMessageTooBig = errors.New("websocket: message exceeds read limit")
+
+	// ErrCloseSent is wrapped by Write, Writer and Ping once a close frame
+	// has been sent: RFC 6455 §5.5.1 forbids data frames after it.
+	ErrCloseSent = errors.New("websocket: close frame already sent")
+
+	// ErrHandshake is wrapped by the errors Dial and Accept return when the
+	// opening handshake itself is refused or malformed.
+	ErrHandshake = errors.New("websocket: handshake failed")
+)
+
+// StatusCode is the status code of a close frame (RFC 6455 §7.4).
+type StatusCode int
+
+// Status codes registered in RFC 6455 §7.4.1 and the IANA registry. The
+// codes 1005, 1006 and 1015 are never sent: they only report what happened.
+const (
+	StatusNormalClosure           StatusCode = 1000
+	StatusGoingAway               StatusCode = 1001
+	StatusProtocolError           StatusCode = 1002
+	StatusUnsupportedData         StatusCode = 1003
+	StatusNoStatusRcvd            StatusCode = 1005 // close frame without a code
+	StatusAbnormalClosure         StatusCode = 1006 // connection lost without a close frame
+	StatusInvalidFramePayloadData StatusCode = 1007
+	StatusPolicyViolation         StatusCode = 1008
+	StatusMessageTooBig           StatusCode = 1009
+	StatusMandatoryExtension      StatusCode = 1010
+	StatusInternalError           StatusCode = 1011
+	StatusServiceRestart          StatusCode = 1012
+	StatusTryAgainLater           StatusCode = 1013
+	StatusBadGateway              StatusCode = 1014
+	StatusTLSHandshake            StatusCode = 1015
+)
+
+var statusNames = map[StatusCode]string{
+	StatusNormalClosure:           "normal closure",
+	StatusGoingAway:               "going away",
+	StatusProtocolError:           "protocol error",
+	StatusUnsupportedData:         "unsupported data",
+	StatusNoStatusRcvd:            "no status received",
+	StatusAbnormalClosure:         "abnormal closure",
+	StatusInvalidFramePayloadData: "invalid frame payload data",
+	StatusPolicyViolation:         "policy violation",
+	StatusMessageTooBig:           "message too big",
+	StatusMandatoryExtension:      "mandatory extension",
+	StatusInternalError:           "internal error",
+	StatusServiceRestart:          "service restart",
+	StatusTryAgainLater:           "try again later",
+	StatusBadGateway:              "bad gateway",
+	StatusTLSHandshake:            "TLS handshake",
+}
+
+// String returns the code and its registered name, such as
+// "1000 (normal closure)".
+func (c StatusCode) String() string {
+	s := strconv.Itoa(int(c))
+	if name, ok := statusNames[c]; ok {
+		return s + " (" + name + ")"
+	}
+	switch {
+	case c >= 3000 && c <= 3999:
+		return s + " (registered)"
+	case c >= 4000 && c <= 4999:
+		return s + " (private use)"
+	}
+	return s
+}
+
+// validReceived reports whether a peer may put c in a close frame
+// (RFC 6455 §7.4.1 and §7.4.2): the registered codes that are not reserved
+// for reporting, and the ranges 3000-4999.
+func (c StatusCode) validReceived() bool {
+	switch {
+	case c >= 1000 && c <= 1003, c >= 1007 && c <= 1014, c >= 3000 && c <= 4999:
+		return true
+	}
+	return false
+}
+
+// CloseError is a close frame: the peer's, when a read ends because the peer
+// closed, or ours, when an operation reports a connection that we closed.
+// Find it with errors.As or CloseStatus.
+type CloseError struct {
+	Code   StatusCode
+	Reason string
+}
+
+func (e CloseError) Error() string {
+	if e.Reason == "" {
+		return "websocket: close " + e.Code.String()
+	}
+	return "websocket: close " + e.Code.String() + ": " + e.Reason
+}
+
+// CloseStatus returns the code of the CloseError in err's chain, or -1 if
+// there is none.
+func CloseStatus(err error) StatusCode {
+	var ce CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return -1
+}
+
+// A ProtocolError reports that the peer broke RFC 6455 (or a negotiated
+// extension), or exceeded a limit, so the connection was failed: a close
+// frame with Code and Reason was sent and the connection torn down. It wraps
+// that close frame as a CloseError, so CloseStatus reports Code.
+type ProtocolError struct {
+	Code   StatusCode // the code sent to the peer: 1002, 1007, 1009...
+	Reason string     // what went wrong, also sent in the close frame
+	err    error      // optional cause, such as ErrMessageTooBig
+}
+
+func (e *ProtocolError) Error() string {
+	return "websocket: " + e.Reason + " (failed the connection with " + e.Code.String() + ")"
+}
+
+// Unwrap returns the close frame sent and the cause, if any.
+func (e *ProtocolError) Unwrap() []error {
+	if e.err != nil {
+		return []error{CloseError{e.Code, e.Reason}, e.err}
+	}
+	return []error{CloseError{e.Code, e.Reason}}
+}
+
+// protocolErr builds the error that fails the connection with code.
+func protocolErr(code StatusCode, reason string) *ProtocolError {
+	return &ProtocolError{Code: code, Reason: reason}
+}
+
+// closedError is returned by operations on a connection that has ended. It
+// wraps ErrClosed and the cause: the CloseError exchanged, or the I/O error
+// that lost the connection.
+type closedError struct {
+	op    string
+	cause error
+}
+
+func (e *closedError) Error() string {
+	if e.cause == nil {
+		return "websocket: " + e.op + ": connection closed"
+	}
+	return "websocket: " + e.op + ": connection closed: " + e.cause.Error()
+}
+
+func (e *closedError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{ErrClosed}
+	}
+	return []error{ErrClosed, e.cause}
+}
+
+// lostError reports a connection that ended without a closing handshake:
+// the peer went away, or the transport failed. It wraps the I/O error and,
+// as RFC 6455 §7.1.5 suggests for reporting, a CloseError with
+// StatusAbnormalClosure.
+type lostError struct{ err error }
+
+func (e *lostError) Error() string { return "websocket: connection lost: " + e.err.Error() }
+
+func (e *lostError) Unwrap() []error {
+	return []error{e.err, CloseError{Code: StatusAbnormalClosure}}
+}
+
+var (
+	errClosedLocally = errors.New("closed without a closing handshake")
+	errContextClosed = errors.New("a context ended during I/O on a transport without deadlines")
+	errCloseTimeout  = errors.New("the closing handshake timed out")
+)

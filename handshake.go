@@ -1,0 +1,311 @@
+package websocket
+
+import (
+	"crypto/sha1"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/url"
+	"path"
+	"slices"
+	"strings"
+	"time"
+)
+
+// AcceptOptions configures Accept. The zero value (or nil) accepts
+// same-origin requests, chooses no subprotocol, and bounds the closing
+// handshake at 5 seconds.
+type AcceptOptions struct {
+	// Subprotocols the server speaks, in order of preference: the first
+	// that the client also offered is chosen (RFC 6455 §4.2.2). If none is,
+	// the response names none and Conn.Subprotocol returns "".
+	Subprotocols []string
+
+	// OriginPatterns widens the default same-origin policy: a browser
+	// request whose Origin host differs from the request's Host is accepted
+	// when the host matches one of these patterns, in path.Match syntax
+	// ("example.com", "*.example.com", "localhost:*"). A pattern holding
+	// "://" is matched against scheme://host instead. Matching ignores case.
+	OriginPatterns []string
+
+	// InsecureSkipOriginCheck accepts requests from any origin. It exposes
+	// the endpoint to cross-site WebSocket hijacking: any web page a user
+	// visits may connect with the user's cookies. Prefer OriginPatterns.
+	InsecureSkipOriginCheck bool
+
+	// ResponseHeader holds extra headers for the 101 response, such as
+	// Set-Cookie. Names must be valid header names, values may not hold
+	// CR, LF or other control characters, and the headers the handshake
+	// sets itself (Upgrade, Connection, Sec-WebSocket-*) may not appear.
+	ResponseHeader http.Header
+
+	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
+	CloseTimeout time.Duration
+}
+
+// websocketGUID is the value RFC 6455 §1.3 appends to the key.
+const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+// acceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key
+// (RFC 6455 §4.2.2): base64(SHA-1(key + GUID)).
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + websocketGUID))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// handshakeError is a refused opening handshake: the HTTP status to answer
+// with, and why.
+type handshakeError struct {
+	status int
+	msg    string
+}
+
+func (e *handshakeError) Error() string { return "websocket: " + e.msg }
+func (e *handshakeError) Unwrap() error { return ErrHandshake }
+
+func refuse(status int, format string, args ...any) *handshakeError {
+	return &handshakeError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+// Accept completes the opening handshake of RFC 6455 §4.2 on a request to
+// an http.Handler and returns the connection. A request that is not a
+// valid WebSocket handshake, or comes from an origin not allowed, is
+// answered with an HTTP error (405, 426, 400 or 403, with a body that says
+// why) and Accept returns an error wrapping ErrHandshake.
+//
+// Accept hijacks the connection through http.ResponseController, so
+// handler wrappers that implement Unwrap work. Deadlines the server set on
+// the connection are cleared. The request's context is not tied to the
+// returned Conn.
+func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
+	if opts == nil {
+		opts = &AcceptOptions{}
+	}
+	key, herr := checkRequest(r)
+	if herr == nil {
+		herr = checkOrigin(r, opts)
+	}
+	if herr != nil {
+		switch herr.status {
+		case http.StatusMethodNotAllowed:
+			w.Header().Set("Allow", http.MethodGet)
+		case http.StatusUpgradeRequired:
+			w.Header().Set("Sec-WebSocket-Version", "13")
+		}
+		http.Error(w, herr.Error(), herr.status)
+		return nil, herr
+	}
+	subprotocol := chooseSubprotocol(r.Header, opts.Subprotocols)
+	resp, err := responseHead(key, subprotocol, opts.ResponseHeader)
+	if err != nil {
+		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
+		return nil, err
+	}
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
+		return nil, fmt.Errorf("websocket: hijack: %w", err)
+	}
+	// net/http may have set deadlines from Server.ReadTimeout and
+	// WriteTimeout; they were meant for the request, not the connection.
+	nc.SetDeadline(time.Time{})
+	var buffered []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		buffered, _ = brw.Reader.Peek(n)
+	}
+	if _, err := nc.Write(resp); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
+	}
+	return newConn(connConfig{
+		subprotocol:  subprotocol,
+		tr:           netTransport(nc),
+		buffered:     buffered,
+		closeTimeout: opts.CloseTimeout,
+	}), nil
+}
+
+// checkRequest checks an opening handshake (RFC 6455 §4.2.1) and returns
+// its key.
+func checkRequest(r *http.Request) (string, *handshakeError) {
+	if r.Method != http.MethodGet {
+		return "", refuse(http.StatusMethodNotAllowed, "handshake method is %s, not GET", r.Method)
+	}
+	if !r.ProtoAtLeast(1, 1) {
+		return "", refuse(http.StatusBadRequest, "handshake over %s, not HTTP/1.1 or later", r.Proto)
+	}
+	if !headerHasToken(r.Header, "Connection", "upgrade") {
+		return "", refuse(http.StatusBadRequest, "Connection header %q lacks the upgrade token", r.Header.Values("Connection"))
+	}
+	if !headerHasToken(r.Header, "Upgrade", "websocket") {
+		return "", refuse(http.StatusBadRequest, "Upgrade header %q lacks the websocket token", r.Header.Values("Upgrade"))
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		return "", refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		return "", refuse(http.StatusBadRequest, "request has %d Sec-WebSocket-Key headers, want 1", len(keys))
+	}
+	// §4.1: "The request MUST include a header field with the name
+	// |Sec-WebSocket-Key|. The value of this header field MUST be a nonce
+	// consisting of a randomly selected 16-byte value that has been
+	// base64-encoded".
+	if b, err := base64.StdEncoding.Strict().DecodeString(keys[0]); err != nil || len(b) != 16 {
+		return "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key %q is not base64 of 16 bytes", keys[0])
+	}
+	return keys[0], nil
+}
+
+// checkOrigin applies the origin policy of AcceptOptions. Requests without
+// an Origin header do not come from browsers and are let through.
+func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
+	if opts.InsecureSkipOriginCheck {
+		return nil
+	}
+	origins := r.Header.Values("Origin")
+	switch len(origins) {
+	case 0:
+		return nil
+	case 1:
+	default:
+		return refuse(http.StatusForbidden, "request has %d Origin headers", len(origins))
+	}
+	u, err := url.Parse(origins[0])
+	if err != nil || u.Host == "" {
+		return refuse(http.StatusForbidden, "origin %q not allowed", origins[0])
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	for _, pattern := range opts.OriginPatterns {
+		target := u.Host
+		if strings.Contains(pattern, "://") {
+			target = u.Scheme + "://" + u.Host
+		}
+		ok, err := path.Match(strings.ToLower(pattern), strings.ToLower(target))
+		if err != nil {
+			return refuse(http.StatusInternalServerError, "bad origin pattern %q: %v", pattern, err)
+		}
+		if ok {
+			return nil
+		}
+	}
+	return refuse(http.StatusForbidden, "origin %q not allowed", origins[0])
+}
+
+// chooseSubprotocol picks the first of ours that the client offered.
+func chooseSubprotocol(h http.Header, ours []string) string {
+	if len(ours) == 0 {
+		return ""
+	}
+	offered := headerTokens(h, "Sec-WebSocket-Protocol")
+	for _, p := range ours {
+		if slices.Contains(offered, p) {
+			return p
+		}
+	}
+	return ""
+}
+
+// reservedHeaders are set by the handshake itself (canonical form).
+var reservedHeaders = []string{
+	"Connection", "Upgrade", "Content-Length", "Transfer-Encoding",
+	"Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions",
+	"Sec-Websocket-Key", "Sec-Websocket-Version",
+}
+
+// responseHead builds the 101 response. Extra headers are checked so that
+// none can split the response or override the handshake's own.
+func responseHead(key, subprotocol string, extra http.Header) ([]byte, error) {
+	b := make([]byte, 0, 160)
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = append(b, acceptKey(key)...)
+	b = append(b, "\r\n"...)
+	if subprotocol != "" {
+		b = append(b, "Sec-WebSocket-Protocol: "...)
+		b = append(b, subprotocol...)
+		b = append(b, "\r\n"...)
+	}
+	names := make([]string, 0, len(extra))
+	for name := range extra {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !validHeaderName(name) {
+			return nil, fmt.Errorf("websocket: ResponseHeader name %q is not a valid header name", name)
+		}
+		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)) {
+			return nil, fmt.Errorf("websocket: ResponseHeader may not set %s", name)
+		}
+		for _, v := range extra[name] {
+			if !validHeaderValue(v) {
+				return nil, fmt.Errorf("websocket: ResponseHeader %s has a value with control characters", name)
+			}
+			b = append(b, name...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...), nil
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}
+
+// validHeaderValue reports whether s holds no control characters but
+// horizontal tab (RFC 9110 §5.5).
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < ' ' && c != '\t') || c == 0x7F {
+			return false
+		}
+	}
+	return true
+}
+
+// headerTokens returns the comma-separated elements of every h[name] line.
+func headerTokens(h http.Header, name string) []string {
+	var tokens []string
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.Trim(t, " \t"); t != "" {
+				tokens = append(tokens, t)
+			}
+		}
+	}
+	return tokens
+}
+
+// headerHasToken reports whether the token list h[name] holds token,
+// ignoring case.
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

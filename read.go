@@ -1,0 +1,478 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+)
+
+const (
+	// idleReadSize is the array a connection reads into while it waits for a
+	// message with nothing buffered, so that idle connections hold no pooled
+	// buffer. It fits a small message whole.
+	idleReadSize = 128
+	// readBufferSize is the size of the pooled buffers a connection reads
+	// into while frames are arriving.
+	readBufferSize = 8 << 10
+	// directReadMin is the smallest caller slice that a payload is read into
+	// straight from the transport, skipping the read buffer.
+	directReadMin = 2 << 10
+	// maxUpfrontAlloc bounds what Read allocates for a frame before its
+	// bytes arrive; beyond it, the message buffer grows as they do.
+	maxUpfrontAlloc = 64 << 10
+)
+
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
+
+// readBuffer holds bytes read from the transport and not yet consumed:
+// buf[r:w]. buf is the connection's idle array, a pooled buffer, or nil.
+type readBuffer struct {
+	buf    []byte
+	r, w   int
+	pooled *[]byte // buf's pool entry, when buf is pooled
+	inIdle bool    // buf is idle[:]
+	idle   [idleReadSize]byte
+}
+
+func (b *readBuffer) bytes() []byte { return b.buf[b.r:b.w] }
+func (b *readBuffer) len() int      { return b.w - b.r }
+func (b *readBuffer) consume(n int) { b.r += n }
+func (b *readBuffer) isEmpty() bool { return b.r == b.w }
+
+// preload makes p, bytes read past the opening handshake, the first to be
+// consumed.
+func (b *readBuffer) preload(p []byte) {
+	if len(p) <= readBufferSize {
+		b.takePooled()
+		b.w = copy(b.buf, p)
+		return
+	}
+	b.buf = append([]byte(nil), p...)
+	b.w = len(p)
+}
+
+// takePooled moves the unread bytes into a pooled buffer.
+func (b *readBuffer) takePooled() {
+	bp := readBufPool.Get().(*[]byte)
+	n := copy(*bp, b.bytes())
+	b.buf, b.pooled, b.inIdle = *bp, bp, false
+	b.r, b.w = 0, n
+}
+
+// release drops the buffer when it holds nothing unread.
+func (b *readBuffer) release() {
+	if b.r != b.w {
+		return
+	}
+	if b.pooled != nil {
+		readBufPool.Put(b.pooled)
+		b.pooled = nil
+	}
+	b.buf, b.inIdle = nil, false
+	b.r, b.w = 0, 0
+}
+
+// fill reads from src once, adding at least one byte unless it fails. An
+// idle fill, made while waiting for a frame with nothing buffered, reads
+// into the idle array; others read into a pooled buffer.
+func (b *readBuffer) fill(src io.Reader, idle bool) error {
+	if b.r == b.w {
+		b.r, b.w = 0, 0
+		if idle && !b.inIdle {
+			b.release()
+			b.buf, b.inIdle = b.idle[:], true
+		}
+	}
+	switch {
+	case b.buf == nil || (b.inIdle && !idle):
+		b.takePooled()
+	case b.w == len(b.buf):
+		if b.r == 0 {
+			// Only headers and control frames are gathered in the buffer,
+			// and both fit; payloads are consumed as they arrive.
+			return errors.New("websocket: read buffer full")
+		}
+		b.w = copy(b.buf, b.bytes())
+		b.r = 0
+	}
+	for {
+		n, err := src.Read(b.buf[b.w:])
+		b.w += n
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// messageReader reads one message; see Conn.Reader. The Conn reuses it
+// for every message.
+type messageReader struct {
+	c   *Conn
+	ctx context.Context
+}
+
+// Reader waits for the next data message and returns its type and a reader
+// of its payload. The reader returns io.EOF at the message's end and is
+// valid until the next call to Reader or Read, which discards what was left
+// unread of it (still checking it, so a bad message fails the connection).
+//
+// If ctx ends while Reader waits for a message, Reader returns ctx's error
+// and the connection stays usable. The reader keeps using ctx: if it ends
+// after the first frame of the message was consumed, the rest of the
+// message cannot be delivered, and the connection is failed with
+// StatusPolicyViolation.
+func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if err := c.lock(ctx, c.readMu, "read"); err != nil {
+		return 0, nil, err
+	}
+	defer c.readUnlock()
+	typ, err := c.nextMessageLocked(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	c.mr.ctx = ctx
+	c.msgOpen = true
+	return typ, &c.mr, nil
+}
+
+// Read waits for the next data message and returns it whole, in a new
+// slice. Reading a message into a buffer of the caller's is done with
+// Reader.
+//
+// If ctx ends while Read waits for a message, Read returns ctx's error and
+// the connection stays usable. If ctx ends after the first frame of the
+// message was consumed, the connection is failed with
+// StatusPolicyViolation.
+func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	if err := c.lock(ctx, c.readMu, "read"); err != nil {
+		return 0, nil, err
+	}
+	defer c.readUnlock()
+	typ, err := c.nextMessageLocked(ctx)
+	if err != nil {
+		return 0, nil, err
+	}
+	p, err := c.readRestLocked(ctx, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	return typ, p, nil
+}
+
+func (c *Conn) readUnlock() {
+	if c.rb.isEmpty() {
+		c.rb.release()
+	}
+	unlock(c.readMu)
+}
+
+func (mr *messageReader) Read(p []byte) (int, error) {
+	c := mr.c
+	if err := c.lock(mr.ctx, c.readMu, "read"); err != nil {
+		return 0, err
+	}
+	defer c.readUnlock()
+	if !c.msgOpen {
+		return 0, io.EOF
+	}
+	if c.isClosed() {
+		return 0, c.closedErr("read")
+	}
+	if c.discard.Load() {
+		return 0, c.closedErr("read")
+	}
+	for c.frameLeft == 0 {
+		if c.frame.fin {
+			c.msgOpen = false
+			return 0, io.EOF
+		}
+		if err := c.nextFrameLocked(mr.ctx); err != nil {
+			c.msgOpen = false
+			return 0, err
+		}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := c.readPayloadLocked(mr.ctx, p)
+	if err != nil {
+		c.msgOpen = false
+		return 0, err
+	}
+	if c.frameLeft == 0 && c.frame.fin {
+		if err := c.endMessageLocked(); err != nil {
+			return 0, err
+		}
+		c.msgOpen = false
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// nextMessageLocked discards what is left of the previous message, then
+// reads up to the first data frame of the next one.
+func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
+	if c.isClosed() {
+		return 0, c.closedErr("read")
+	}
+	if c.msgOpen {
+		c.msgOpen = false
+		if err := c.discardMessageLocked(ctx); err != nil {
+			return 0, err
+		}
+	}
+	for {
+		h, err := c.readFrameLocked(ctx)
+		if err != nil {
+			return 0, c.readErrLocked(ctx, err, false)
+		}
+		c.msgType = MessageType(h.op)
+		c.msgSize = 0
+		c.utf8.reset()
+		if err := c.startFrameLocked(h); err != nil {
+			return 0, err
+		}
+		if !c.discard.Load() {
+			return c.msgType, nil
+		}
+		// Close has started: deliver nothing more.
+		if err := c.discardMessageLocked(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// nextFrameLocked reads the next frame of the message being read.
+func (c *Conn) nextFrameLocked(ctx context.Context) error {
+	h, err := c.readFrameLocked(ctx)
+	if err != nil {
+		return c.readErrLocked(ctx, err, true)
+	}
+	return c.startFrameLocked(h)
+}
+
+// startFrameLocked makes h the data frame being read, once the message it
+// belongs to stays within the read limit.
+func (c *Conn) startFrameLocked(h header) error {
+	if limit := c.readLimit.Load(); limit >= 0 && h.length > limit-c.msgSize {
+		pe := protocolErr(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", limit))
+		pe.err = ErrMessageTooBig
+		return c.failLocked(pe)
+	}
+	c.msgSize += h.length
+	c.frame = h
+	c.frameLeft = h.length
+	c.maskPos = 0
+	c.rs.inMessage = !h.fin
+	return nil
+}
+
+// endMessageLocked checks a message that was read to its end.
+func (c *Conn) endMessageLocked() error {
+	if c.msgType == MessageText && !c.utf8.complete() {
+		return c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence"))
+	}
+	return nil
+}
+
+// discardMessageLocked reads the rest of the current message and drops it.
+func (c *Conn) discardMessageLocked(ctx context.Context) error {
+	bp := readBufPool.Get().(*[]byte)
+	defer readBufPool.Put(bp)
+	for {
+		for c.frameLeft > 0 {
+			if _, err := c.readPayloadLocked(ctx, *bp); err != nil {
+				return err
+			}
+		}
+		if c.frame.fin {
+			return c.endMessageLocked()
+		}
+		if err := c.nextFrameLocked(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// readRestLocked appends the rest of the current message to dst.
+func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
+	for {
+		for c.frameLeft > 0 {
+			if len(dst) == cap(dst) {
+				dst = c.growLocked(dst)
+			}
+			n, err := c.readPayloadLocked(ctx, dst[len(dst):cap(dst)])
+			if err != nil {
+				return nil, err
+			}
+			dst = dst[:len(dst)+n]
+		}
+		if c.frame.fin {
+			if err := c.endMessageLocked(); err != nil {
+				return nil, err
+			}
+			if dst == nil {
+				dst = []byte{}
+			}
+			return dst, nil
+		}
+		if err := c.nextFrameLocked(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// growLocked makes room in dst for the message being read. It doubles
+// dst, which only what already arrived justifies, or makes room for the
+// rest of the current frame up to maxUpfrontAlloc, whichever is more: a
+// peer that claims a large frame and sends little costs little. It never
+// grows dst past the read limit.
+func (c *Conn) growLocked(dst []byte) []byte {
+	extra := max(int64(len(dst)), int64(c.rb.len()), min(c.frameLeft, maxUpfrontAlloc), 512)
+	if limit := c.readLimit.Load(); limit >= 0 {
+		extra = min(extra, max(limit-int64(len(dst)), c.frameLeft))
+	}
+	nd := make([]byte, len(dst), int64(len(dst))+extra)
+	copy(nd, dst)
+	return nd
+}
+
+// readPayloadLocked reads payload bytes of the current frame into p,
+// unmasks them and checks text, returning how many it read (at least one).
+func (c *Conn) readPayloadLocked(ctx context.Context, p []byte) (int, error) {
+	if int64(len(p)) > c.frameLeft {
+		p = p[:c.frameLeft]
+	}
+	var n int
+	switch {
+	case !c.rb.isEmpty():
+		n = copy(p, c.rb.bytes())
+		c.rb.consume(n)
+	case len(p) >= directReadMin:
+		c.readWatch.watch(ctx)
+		var err error
+		for n == 0 {
+			n, err = c.tr.r.Read(p)
+			if n == 0 && err != nil {
+				return 0, c.readErrLocked(ctx, err, true)
+			}
+		}
+	default:
+		c.readWatch.watch(ctx)
+		if err := c.rb.fill(c.tr.r, false); err != nil {
+			return 0, c.readErrLocked(ctx, err, true)
+		}
+		n = copy(p, c.rb.bytes())
+		c.rb.consume(n)
+	}
+	p = p[:n]
+	if c.frame.masked {
+		c.maskPos = maskBytes(c.frame.key, c.maskPos, p)
+	}
+	c.frameLeft -= int64(n)
+	if c.msgType == MessageText && !c.utf8.write(p) {
+		return 0, c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message is not valid UTF-8"))
+	}
+	return n, nil
+}
+
+// readFrameLocked reads frames up to the header of the next data frame,
+// which it returns checked and consumed. On the way it answers pings,
+// notes pongs and takes in a close frame, returned as the error. A frame
+// that breaks the protocol is left unconsumed and reported as a
+// *ProtocolError. Control frames are consumed only once whole, so an
+// interrupted call leaves the stream where it found it.
+func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
+	for {
+		h, n, err := parseHeader(c.rb.bytes())
+		if err != nil {
+			return h, err
+		}
+		if n == 0 {
+			if err := c.fillLocked(ctx, c.rb.isEmpty()); err != nil {
+				return h, err
+			}
+			continue
+		}
+		if err := checkHeader(h, c.rs); err != nil {
+			return h, err
+		}
+		if !h.op.isControl() {
+			c.rb.consume(n)
+			return h, nil
+		}
+		size := n + int(h.length)
+		if c.rb.len() < size {
+			if err := c.fillLocked(ctx, false); err != nil {
+				return h, err
+			}
+			continue
+		}
+		payload := c.rb.bytes()[n:size]
+		c.rb.consume(size)
+		if h.masked {
+			maskBytes(h.key, 0, payload)
+		}
+		if err := c.controlLocked(ctx, h.op, payload); err != nil {
+			return h, err
+		}
+	}
+}
+
+func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
+	c.readWatch.watch(ctx)
+	return c.rb.fill(c.tr.r, idle)
+}
+
+// controlLocked acts on a control frame (RFC 6455 §5.5).
+func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) error {
+	switch op {
+	case opPing:
+		// §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
+		// Pong frame in response, unless it already received a Close
+		// frame." Once our close is sent, no frame may follow it.
+		err := c.writeControl(ctx, opPong, payload, "pong")
+		if err != nil && !errors.Is(err, ErrClosed) {
+			return err
+		}
+		return nil
+	case opPong:
+		c.gotPong(payload)
+		return nil
+	default:
+		return c.gotCloseLocked(payload)
+	}
+}
+
+// readErrLocked turns an error met while reading into what the caller
+// gets, failing or closing the connection as the error requires. mid says
+// whether part of the message being read was already consumed.
+func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
+	var pe *ProtocolError
+	var ce CloseError
+	switch {
+	case errors.As(err, &pe):
+		return c.failLocked(pe)
+	case errors.As(err, &ce):
+		return c.peerClosedLocked(ce)
+	case c.isClosed():
+		return c.closedErr("read")
+	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || c.isClosed()):
+		if !mid {
+			return fmt.Errorf("websocket: read: %w", ctx.Err())
+		}
+		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
+		pe.err = ctx.Err()
+		return c.failLocked(pe)
+	default:
+		lost := &lostError{err}
+		c.closeTransport(lost)
+		return lost
+	}
+}
