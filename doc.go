@@ -1,0 +1,94 @@
+// Package websocket implements the WebSocket protocol of RFC 6455 for
+// servers and clients, on the standard library alone.
+//
+// # Overview
+//
+// A server accepts connections in an http.Handler with Accept; a client
+// opens them with Dial. Both give a *Conn, which reads and writes whole
+// messages (Read, Write) or streams them (Reader, Writer). Control frames
+// are handled inside reads: pings are answered, pongs wake Ping, and the
+// peer's close frame ends reading with a CloseError.
+//
+//	func handler(w http.ResponseWriter, r *http.Request) {
+//		c, err := websocket.Accept(w, r, nil)
+//		if err != nil {
+//			return // Accept has answered with an HTTP error
+//		}
+//		defer c.CloseNow()
+//		for {
+//			typ, p, err := c.Read(r.Context())
+//			if err != nil {
+//				return
+//			}
+//			if err := c.Write(r.Context(), typ, p); err != nil {
+//				return
+//			}
+//		}
+//	}
+//
+// The connection checks everything the peer sends: frames that break the
+// protocol fail the connection with StatusProtocolError, text that is not
+// UTF-8 with StatusInvalidFramePayloadData (at the first bad byte, before
+// the rest of the message arrives), and messages over the read limit with
+// StatusMessageTooBig. The read returns a *ProtocolError saying what went
+// wrong; CloseStatus reports the code sent.
+//
+// # Concurrency
+//
+// One goroutine at a time may read: Read, Reader and the reader Reader
+// returns. Any number may write concurrently: Write, Writer, and Ping are
+// safe for concurrent use, and messages never interleave, since a message
+// writer holds the connection's message lock until it is closed. Control
+// frames (pongs, pings, the close frame) take only the frame lock, so they
+// may go out between the frames of a long message, as RFC 6455 §5.4
+// allows. Close, CloseWrite and CloseNow may be called from any goroutine,
+// at any time.
+//
+// Every blocking method takes a context. If it ends while the call waits,
+// the call returns the context's error and the connection stays usable,
+// unless the protocol state no longer allows it: a read whose context ends
+// after part of a message was consumed fails the connection with
+// StatusPolicyViolation, and a write whose context ends while a frame is
+// partly written closes the connection, since nothing can follow a cut
+// frame. On a transport without deadlines, the end of a context during
+// blocked I/O closes the connection.
+//
+// Ping needs a reader: the pong arrives through a concurrent Read or
+// Reader.
+//
+// # Close handshake
+//
+// Close sends a close frame, reads until the peer's close frame arrives,
+// delivering nothing more to readers, and closes the connection: a server
+// closes TCP at once, a client waits for the server to close it first
+// (RFC 6455 §7.1.1). CloseWrite sends the close frame and leaves reading to
+// the caller, so messages the peer sent before it saw the close are not
+// lost; the next read after the peer's close frame returns it as a
+// CloseError. Both are bounded by the close timeout (5 seconds unless
+// AcceptOptions.CloseTimeout or DialOptions.CloseTimeout says otherwise).
+// CloseNow closes without a handshake.
+//
+// When the peer closes first, the read that meets its close frame answers
+// it with the same status code, completes the handshake and returns the
+// peer's CloseError. Once a close frame has been sent, writes return an
+// error wrapping ErrClosed and the CloseError that ended the connection.
+//
+// # Limits
+//
+// A message may hold at most 32 MiB unless SetReadLimit says otherwise; the
+// limit is checked against each frame's declared length before the frame is
+// read, so the excess is never buffered. Read grows its buffer as bytes
+// arrive, at most doubling what came or reaching 64 KiB past it, never to
+// what a peer merely claims. Control
+// frames carry at most 125 bytes, close reasons at most 123.
+//
+// An idle connection holds no buffer: reads take pooled buffers while
+// frames arrive and return them when the connection falls quiet, and
+// writes take one per frame.
+//
+// # Compression
+//
+// Compression (RFC 7692, permessage-deflate) is not negotiated: a server
+// answers no extension offer, and a client offers none and refuses a
+// response that names one.
+package websocket

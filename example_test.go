@@ -1,0 +1,125 @@
+package websocket_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"time"
+
+	"github.com/rfc6455/websocket"
+)
+
+// An echo server and a client that talks to it.
+func Example() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, p, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, p); err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte("hello")); err != nil {
+		log.Fatal(err)
+	}
+	typ, p, err := c.Read(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(typ, string(p))
+	fmt.Println(c.Close(websocket.StatusNormalClosure, "done"))
+	// Output:
+	// text hello
+	// <nil>
+}
+
+// A server that closes the connection: the client's read returns the
+// server's close frame as a CloseError.
+func ExampleCloseStatus() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		c.Close(websocket.StatusGoingAway, "restarting")
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	_, _, err = c.Read(ctx)
+	var ce websocket.CloseError
+	fmt.Println(websocket.CloseStatus(err), errors.As(err, &ce), ce.Reason)
+	// Output:
+	// 1001 (going away) true restarting
+}
+
+// Streaming a message: the writer sends a frame per 4 KiB gathered, and
+// the reader delivers the payload as it arrives.
+func ExampleConn_Writer() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		typ, rd, err := c.Reader(r.Context())
+		if err != nil {
+			return
+		}
+		n, _ := io.Copy(io.Discard, rd)
+		c.Write(r.Context(), typ, fmt.Appendf(nil, "got %d bytes", n))
+		c.Close(websocket.StatusNormalClosure, "")
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	w, err := c.Writer(ctx, websocket.MessageText)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 1000 {
+		io.WriteString(w, "0123456789")
+	}
+	if err := w.Close(); err != nil {
+		log.Fatal(err)
+	}
+	_, p, err := c.Read(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(p))
+	// Output:
+	// got 10000 bytes
+}

@@ -1,0 +1,210 @@
+// Command echo serves a WebSocket echo endpoint at /ws and, at /, a page
+// from which a person can open a connection, send messages, watch them
+// come back and close the connection again.
+//
+//	go run ./examples/echo -addr 127.0.0.1:8080
+//
+// Stop it with Ctrl-C: open connections are closed with 1001 (going away).
+package main
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rfc6455/websocket"
+)
+
+//go:embed index.html
+var indexHTML []byte
+
+// writeTimeout bounds each echo write, so that a peer that stops reading
+// cannot hold a handler forever.
+const writeTimeout = 10 * time.Second
+
+// shutdownReason is sent with StatusGoingAway to the connections still
+// open when the server stops.
+const shutdownReason = "server shutting down"
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, *addr, log.Printf, func(url string) {
+		fmt.Printf("echo server: open %s in a browser\n", url)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+}
+
+// run serves on addr until ctx ends, then shuts down: it stops accepting,
+// waits for HTTP requests in flight, and closes the WebSocket connections
+// with StatusGoingAway. ready is called with the page's URL once the
+// listener is open. logf reports connections as they come and go.
+func run(ctx context.Context, addr string, logf func(format string, args ...any), ready func(url string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	s := &server{logf: logf}
+	hs := &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	ready(pageURL(ln.Addr()))
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Shutdown neither knows about nor waits for hijacked connections:
+	// the registry closes those.
+	err = hs.Shutdown(shutdownCtx)
+	s.conns.closeAll(websocket.StatusGoingAway, shutdownReason)
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// pageURL is the URL a browser should open to reach a server listening on
+// a. A wildcard address is reached through localhost.
+func pageURL(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return "http://" + a.String() + "/"
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
+}
+
+// server serves the page and the echo endpoint.
+type server struct {
+	logf  func(format string, args ...any) // immutable
+	conns registry
+}
+
+func (s *server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", servePage)
+	// Any method: Accept answers the wrong ones with 405.
+	mux.HandleFunc("/ws", s.serveEcho)
+	return mux
+}
+
+func servePage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Write(indexHTML)
+}
+
+// serveEcho accepts a WebSocket connection from the same origin (the
+// default policy) and sends every message back as it came.
+func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		// Accept has answered with the HTTP error already.
+		s.logf("echo: refused %s: %v", r.RemoteAddr, err)
+		return
+	}
+	if !s.conns.add(c) {
+		c.Close(websocket.StatusGoingAway, shutdownReason)
+		return
+	}
+	s.logf("echo: %s connected", r.RemoteAddr)
+	err = echo(c)
+	c.CloseNow()
+	s.conns.remove(c)
+	s.logf("echo: %s gone: %v", r.RemoteAddr, err)
+}
+
+// echo sends each message back until reading or writing fails, and
+// returns why it stopped.
+func echo(c *websocket.Conn) error {
+	for {
+		typ, p, err := c.Read(context.Background())
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		err = c.Write(ctx, typ, p)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// registry tracks the WebSocket connections being served, so that
+// shutdown can close them and wait for their handlers.
+type registry struct {
+	mu       sync.Mutex
+	conns    map[*websocket.Conn]struct{} // guarded by mu
+	shutdown bool                         // guarded by mu; once set, add refuses
+	handlers sync.WaitGroup               // one count per registered connection
+}
+
+// add registers c and reports whether it may be served; after closeAll
+// it may not.
+func (r *registry) add(c *websocket.Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutdown {
+		return false
+	}
+	if r.conns == nil {
+		r.conns = make(map[*websocket.Conn]struct{})
+	}
+	r.conns[c] = struct{}{}
+	r.handlers.Add(1)
+	return true
+}
+
+// remove unregisters c once its handler is done with it.
+func (r *registry) remove(c *websocket.Conn) {
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.mu.Unlock()
+	r.handlers.Done()
+}
+
+// closeAll refuses further connections, runs the closing handshake with
+// code and reason on every registered connection at once, and waits for
+// their handlers to finish. Each handshake is bounded by the connection's
+// close timeout.
+func (r *registry) closeAll(code websocket.StatusCode, reason string) {
+	r.mu.Lock()
+	r.shutdown = true
+	conns := make([]*websocket.Conn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+
+	var closing sync.WaitGroup
+	for _, c := range conns {
+		closing.Go(func() { c.Close(code, reason) })
+	}
+	closing.Wait()
+	r.handlers.Wait()
+}

@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket"
+)
+
+// TestMain fails the run when goroutines outlive the tests: every server,
+// connection and browser a test starts must be gone when it ends.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if leaked := leakedGoroutines(5 * time.Second); len(leaked) > 0 {
+			fmt.Fprintf(os.Stderr, "leaked goroutines:\n\n%s\n", strings.Join(leaked, "\n\n"))
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// leakedGoroutines waits up to wait for every goroutine but the test
+// runner's to end, and returns the stacks of those left.
+func leakedGoroutines(wait time.Duration) []string {
+	deadline := time.Now().Add(wait)
+	for {
+		var leaked []string
+		buf := make([]byte, 2<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		for g := range strings.SplitSeq(string(buf), "\n\n") {
+			if !runnerGoroutine(g) {
+				leaked = append(leaked, strings.TrimSpace(g))
+			}
+		}
+		if len(leaked) == 0 || time.Now().After(deadline) {
+			slices.Sort(leaked)
+			return leaked
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runnerGoroutine reports whether the goroutine dump g belongs to the
+// testing package or the runtime rather than to a test.
+func runnerGoroutine(g string) bool {
+	_, stack, _ := strings.Cut(g, "\n")
+	for _, s := range []string{
+		"testing.(*M).Run",
+		"testing.(*T).Run",
+		"testing.tRunner.func1",
+		"testing.runTests",
+		"leakedGoroutines",
+		"os/signal.signal_recv",
+		"runtime.ensureSigM",
+	} {
+		if strings.Contains(stack, s) {
+			return true
+		}
+	}
+	return stack == ""
+}
+
+// startServer runs the example on a free loopback port and returns its
+// page URL and a function that stops it and returns run's error. The
+// server is stopped when the test ends if it was not before.
+func startServer(t *testing.T) (url string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	urls := make(chan string, 1)
+	done := make(chan error, 1)
+	logf := func(format string, args ...any) { t.Logf(format, args...) }
+	go func() {
+		done <- run(ctx, "127.0.0.1:0", logf, func(url string) { urls <- url })
+	}()
+	select {
+	case url = <-urls:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run: %v", err)
+	}
+	var stopped bool
+	var err error
+	stop = func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			err = <-done
+		}
+		return err
+	}
+	t.Cleanup(func() {
+		if err := stop(); err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return url, stop
+}
+
+func wsURL(pageURL string) string {
+	return "ws" + strings.TrimPrefix(pageURL, "http") + "ws"
+}
+
+func dial(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("Dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func TestEchoEndpoint(t *testing.T) {
+	t.Parallel()
+	page, _ := startServer(t)
+	c := dial(t, wsURL(page), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msgs := []struct {
+		typ websocket.MessageType
+		p   string
+	}{
+		{websocket.MessageText, "hello"},
+		{websocket.MessageText, "héllo wörld ✓"},
+		{websocket.MessageText, ""},
+		{websocket.MessageBinary, "\x00\x01\xfe\xff"},
+		{websocket.MessageBinary, strings.Repeat("\xa5", 70000)},
+	}
+	for _, m := range msgs {
+		if err := c.Write(ctx, m.typ, []byte(m.p)); err != nil {
+			t.Fatalf("Write %v %d bytes: %v", m.typ, len(m.p), err)
+		}
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if typ != m.typ || !bytes.Equal(p, []byte(m.p)) {
+			t.Errorf("echo of %v %.20q (%d bytes): got %v %.20q (%d bytes)", m.typ, m.p, len(m.p), typ, p, len(p))
+		}
+	}
+	if err := c.Close(websocket.StatusNormalClosure, "done"); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func TestEchoRefusesOtherOrigin(t *testing.T) {
+	t.Parallel()
+	page, _ := startServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, wsURL(page), &websocket.DialOptions{
+		Header: http.Header{"Origin": {"http://evil.example"}},
+	})
+	if err == nil {
+		c.CloseNow()
+		t.Fatal("Dial from another origin succeeded, want 403")
+	}
+	if !errors.Is(err, websocket.ErrHandshake) {
+		t.Errorf("Dial error %v does not wrap ErrHandshake", err)
+	}
+	if resp == nil {
+		t.Fatalf("Dial returned no response: %v", err)
+	}
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("status %d, want %d", resp.StatusCode, http.StatusForbidden)
+	}
+
+	// The page's own origin is welcome.
+	c = dial(t, wsURL(page), &websocket.DialOptions{
+		Header: http.Header{"Origin": {strings.TrimSuffix(page, "/")}},
+	})
+	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+func TestServesPage(t *testing.T) {
+	t.Parallel()
+	page, _ := startServer(t)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	get := func(url string) (*http.Response, string) {
+		t.Helper()
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, string(b)
+	}
+
+	resp, body := get(page)
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET %s: status %d, want 200", page, resp.StatusCode)
+	}
+	if got, want := resp.Header.Get("Content-Type"), "text/html; charset=utf-8"; got != want {
+		t.Errorf("GET %s: Content-Type %q, want %q", page, got, want)
+	}
+	if body != string(indexHTML) {
+		t.Errorf("GET %s: body is not index.html (%d bytes, want %d)", page, len(body), len(indexHTML))
+	}
+
+	if resp, _ := get(page + "nothing-here"); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET an unknown path: status %d, want 404", resp.StatusCode)
+	}
+	// A plain GET of the endpoint is not a handshake.
+	if resp, _ := get(page + "ws"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("plain GET /ws: status %d, want 400", resp.StatusCode)
+	}
+}
+
+func TestShutdownClosesConnections(t *testing.T) {
+	t.Parallel()
+	page, stop := startServer(t)
+	conns := []*websocket.Conn{dial(t, wsURL(page), nil), dial(t, wsURL(page), nil)}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A round trip on each makes sure its handler has registered it.
+	for _, c := range conns {
+		if err := c.Write(ctx, websocket.MessageText, []byte("ping")); err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+		if _, _, err := c.Read(ctx); err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+	}
+
+	// Read concurrently with stop: each connection's closing handshake
+	// needs its client to read the close frame and answer it.
+	errs := make(chan error, len(conns))
+	for _, c := range conns {
+		go func() {
+			_, _, err := c.Read(ctx)
+			errs <- err
+		}()
+	}
+	if err := stop(); err != nil {
+		t.Errorf("run after shutdown: %v", err)
+	}
+	want := websocket.CloseError{Code: websocket.StatusGoingAway, Reason: shutdownReason}
+	for range conns {
+		err := <-errs
+		var ce websocket.CloseError
+		if !errors.As(err, &ce) || ce != want {
+			t.Errorf("Read during shutdown: %v, want %v", err, want)
+		}
+	}
+
+	// The listener is gone too.
+	if _, _, err := websocket.Dial(ctx, wsURL(page), nil); err == nil {
+		t.Error("Dial after shutdown succeeded")
+	}
+}
+
+func TestPageURL(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ addr, want string }{
+		{"127.0.0.1:8080", "http://127.0.0.1:8080/"},
+		{"0.0.0.0:8080", "http://localhost:8080/"},
+		{"[::]:8080", "http://localhost:8080/"},
+		{"[::1]:9", "http://[::1]:9/"},
+	} {
+		if got := pageURL(fakeAddr(tt.addr)); got != tt.want {
+			t.Errorf("pageURL(%s) = %q, want %q", tt.addr, got, tt.want)
+		}
+	}
+}
+
+type fakeAddr string
+
+func (a fakeAddr) Network() string { return "tcp" }
+func (a fakeAddr) String() string  { return string(a) }
