@@ -51,8 +51,8 @@ func main() {
 }
 
 // run serves on addr until ctx ends, then shuts down: it stops accepting,
-// waits for HTTP requests in flight, and closes the WebSocket connections
-// with StatusGoingAway. ready is called with the page's URL once the
+// closes the WebSocket connections with StatusGoingAway, and waits for
+// HTTP requests in flight. ready is called with the page's URL once the
 // listener is open. logf reports connections as they come and go.
 func run(ctx context.Context, addr string, logf func(format string, args ...any), ready func(url string)) error {
 	ln, err := net.Listen("tcp", addr)
@@ -73,12 +73,16 @@ func run(ctx context.Context, addr string, logf func(format string, args ...any)
 		return err
 	case <-ctx.Done():
 	}
+	// Shutdown neither knows about nor waits for hijacked connections:
+	// the registry closes those, meanwhile. Shutdown itself may take a few
+	// seconds: it gives connections on which no request has arrived yet
+	// (browsers open some ahead of need) 5 seconds before closing them.
+	var closing sync.WaitGroup
+	closing.Go(func() { s.conns.closeAll(websocket.StatusGoingAway, shutdownReason) })
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// Shutdown neither knows about nor waits for hijacked connections:
-	// the registry closes those.
 	err = hs.Shutdown(shutdownCtx)
-	s.conns.closeAll(websocket.StatusGoingAway, shutdownReason)
+	closing.Wait()
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -72,8 +73,9 @@ func runnerGoroutine(g string) bool {
 }
 
 // startServer runs the example on a free loopback port and returns its
-// page URL and a function that stops it and returns run's error. The
-// server is stopped when the test ends if it was not before.
+// page URL and a function that stops it and returns run's error; stop may
+// be called more than once, from any goroutine. The server is stopped when
+// the test ends if it was not before.
 func startServer(t *testing.T) (url string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,16 +91,10 @@ func startServer(t *testing.T) (url string, stop func() error) {
 		cancel()
 		t.Fatalf("run: %v", err)
 	}
-	var stopped bool
-	var err error
-	stop = func() error {
-		if !stopped {
-			stopped = true
-			cancel()
-			err = <-done
-		}
-		return err
-	}
+	stop = sync.OnceValue(func() error {
+		cancel()
+		return <-done
+	})
 	t.Cleanup(func() {
 		if err := stop(); err != nil {
 			t.Errorf("run: %v", err)
