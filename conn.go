@@ -351,6 +351,15 @@ func (w *ctxWatch) unwatchLocked() {
 	}
 }
 
+// release ends a call's watch on a transport without deadlines, where a
+// context that ends after the call must not close the connection. With
+// deadlines, the watch stays for the next call with the same context.
+func (w *ctxWatch) release() {
+	if w.setDeadline == nil {
+		w.pause()
+	}
+}
+
 // pause stops watching, so that the caller may set deadlines of its own.
 func (w *ctxWatch) pause() {
 	w.mu.Lock()

@@ -184,9 +184,13 @@ func checkResponse(resp *http.Response, key string, offered []string) (string, e
 }
 
 // keepBody replaces the body of a refused handshake with up to 1 KiB of it,
-// and closes the connection.
+// and closes the connection. The body of a 101 response is the connection
+// itself, where nothing more is to be read.
 func keepBody(resp *http.Response) {
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	var b []byte
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		b, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	}
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 }

@@ -169,6 +169,7 @@ func (c *Conn) readUnlock() {
 	if c.rb.isEmpty() {
 		c.rb.release()
 	}
+	c.readWatch.release()
 	unlock(c.readMu)
 }
 

@@ -93,6 +93,7 @@ func (c *Conn) writeFrameLocked(ctx context.Context, h header, p []byte) error {
 		return fmt.Errorf("websocket: write: %w", err)
 	}
 	c.writeWatch.watch(ctx)
+	defer c.writeWatch.release()
 	h.length = int64(len(p))
 	if c.client {
 		h.masked = true

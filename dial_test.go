@@ -1,0 +1,849 @@
+package websocket
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// tcpServer is a loopback listener that runs serve on every connection it
+// accepts. When the test ends, the listener and every connection are
+// closed and every serve has returned.
+type tcpServer struct {
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	conns []net.Conn
+	done  bool
+}
+
+func startTCPServer(t *testing.T, serve func(net.Conn)) *tcpServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &tcpServer{ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			if s.done {
+				s.mu.Unlock()
+				nc.Close()
+				return
+			}
+			s.conns = append(s.conns, nc)
+			s.wg.Add(1)
+			s.mu.Unlock()
+			go func() {
+				defer s.wg.Done()
+				defer nc.Close()
+				serve(nc)
+			}()
+		}
+	}()
+	t.Cleanup(s.close)
+	return s
+}
+
+func (s *tcpServer) addr() string { return s.ln.Addr().String() }
+
+// closeConns closes the connections accepted so far.
+func (s *tcpServer) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, nc := range s.conns {
+		nc.Close()
+	}
+}
+
+func (s *tcpServer) close() {
+	s.mu.Lock()
+	s.done = true
+	s.mu.Unlock()
+	s.ln.Close()
+	s.closeConns()
+	s.wg.Wait()
+}
+
+// scriptedHandshake returns a serve function that reads a handshake
+// request, sends it on reqs (when not nil), writes what respond makes of
+// the Sec-WebSocket-Accept the request calls for (nothing when it returns
+// ""), and then reads until the client goes away, as a server waiting for
+// frames would.
+func scriptedHandshake(reqs chan<- *http.Request, respond func(accept string) string) func(net.Conn) {
+	return func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		if reqs != nil {
+			reqs <- req
+		}
+		if resp := respond(acceptKey(req.Header.Get("Sec-WebSocket-Key"))); resp != "" {
+			if _, err := io.WriteString(nc, resp); err != nil {
+				return
+			}
+		}
+		io.Copy(io.Discard, br)
+	}
+}
+
+// response101 is a valid handshake response with accept and extra header
+// lines.
+func response101(accept string, extra ...string) string {
+	var b strings.Builder
+	b.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+	b.WriteString("Sec-WebSocket-Accept: " + accept + "\r\n")
+	for _, line := range extra {
+		b.WriteString(line + "\r\n")
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// dialResult is what Dial returned.
+type dialResult struct {
+	c    *Conn
+	resp *http.Response
+	err  error
+}
+
+// dialAsync runs Dial in a goroutine.
+func dialAsync(ctx context.Context, rawURL string, opts *DialOptions) <-chan dialResult {
+	done := make(chan dialResult, 1)
+	go func() {
+		c, resp, err := Dial(ctx, rawURL, opts)
+		done <- dialResult{c, resp, err}
+	}()
+	return done
+}
+
+// awaitDial waits for a Dial started by dialAsync. If it is still blocked
+// when limit is closed, the test fails, and the server's connections are
+// closed to let it return.
+func awaitDial(t *testing.T, s *tcpServer, done <-chan dialResult, limit <-chan struct{}) dialResult {
+	t.Helper()
+	var r dialResult
+	select {
+	case r = <-done:
+	default:
+		select {
+		case r = <-done:
+		case <-limit:
+			t.Errorf("Dial still blocked after 10s")
+			s.closeConns()
+			r = <-done
+		}
+	}
+	if r.c != nil {
+		t.Cleanup(func() { r.c.CloseNow() })
+	}
+	return r
+}
+
+// dialBounded runs Dial against s and waits at most 10 seconds for it.
+func dialBounded(t *testing.T, s *tcpServer, ctx context.Context, rawURL string, opts *DialOptions) dialResult {
+	t.Helper()
+	limit, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return awaitDial(t, s, dialAsync(ctx, rawURL, opts), limit.Done())
+}
+
+// nextRequest returns the next request the server read.
+func nextRequest(t *testing.T, reqs <-chan *http.Request) *http.Request {
+	t.Helper()
+	select {
+	case r := <-reqs:
+		return r
+	case <-time.After(10 * time.Second):
+		t.Fatal("the server read no request within 10s")
+		return nil
+	}
+}
+
+func TestDialRequest(t *testing.T) {
+	t.Parallel()
+	reqs := make(chan *http.Request, 2)
+	s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string {
+		return response101(accept, "Sec-WebSocket-Protocol: superchat")
+	}))
+	opts := &DialOptions{
+		Header: http.Header{
+			"Authorization": {"Bearer token"},
+			"X-Multi":       {"one", "two"},
+			"Origin":        {"https://example.com"},
+		},
+		Host:         "chat.example.com",
+		Subprotocols: []string{"chat", "superchat"},
+	}
+	var keys []string
+	for i := range 2 {
+		r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/chat?room=1", opts)
+		if r.err != nil {
+			t.Fatalf("Dial: %v", r.err)
+		}
+		if r.resp.StatusCode != 101 {
+			t.Errorf("response status %d", r.resp.StatusCode)
+		}
+		if got := r.c.Subprotocol(); got != "superchat" {
+			t.Errorf("Subprotocol() = %q, want superchat", got)
+		}
+		req := nextRequest(t, reqs)
+		if req.Method != "GET" || req.RequestURI != "/chat?room=1" || req.Proto != "HTTP/1.1" {
+			t.Errorf("request line %s %s %s, want GET /chat?room=1 HTTP/1.1", req.Method, req.RequestURI, req.Proto)
+		}
+		if req.Host != "chat.example.com" {
+			t.Errorf("Host %q, want chat.example.com", req.Host)
+		}
+		for name, want := range map[string][]string{
+			"Upgrade":                {"websocket"},
+			"Connection":             {"Upgrade"},
+			"Sec-Websocket-Version":  {"13"},
+			"Sec-Websocket-Protocol": {"chat, superchat"},
+			"Authorization":          {"Bearer token"},
+			"X-Multi":                {"one", "two"},
+			"Origin":                 {"https://example.com"},
+		} {
+			if got := req.Header.Values(name); !slices.Equal(got, want) {
+				t.Errorf("dial %d: %s %q, want %q", i, name, got, want)
+			}
+		}
+		if got := req.Header.Values("Sec-WebSocket-Extensions"); len(got) != 0 {
+			t.Errorf("dial %d: Sec-WebSocket-Extensions %q offered", i, got)
+		}
+		k := req.Header.Values("Sec-WebSocket-Key")
+		if len(k) != 1 {
+			t.Fatalf("dial %d: Sec-WebSocket-Key %q", i, k)
+		}
+		if b, err := base64.StdEncoding.Strict().DecodeString(k[0]); err != nil || len(b) != 16 {
+			t.Errorf("dial %d: Sec-WebSocket-Key %q is not base64 of 16 bytes", i, k[0])
+		}
+		keys = append(keys, k[0])
+		r.c.CloseNow()
+	}
+	if keys[0] == keys[1] {
+		t.Errorf("two dials sent the same key %q", keys[0])
+	}
+}
+
+func TestDialNoSubprotocol(t *testing.T) {
+	t.Parallel()
+	reqs := make(chan *http.Request, 1)
+	s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string { return response101(accept) }))
+	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), &DialOptions{Subprotocols: []string{"chat"}})
+	if r.err != nil {
+		t.Fatalf("Dial: %v", r.err)
+	}
+	if got := r.c.Subprotocol(); got != "" {
+		t.Errorf("Subprotocol() = %q, want \"\"", got)
+	}
+	if req := nextRequest(t, reqs); req.RequestURI != "/" {
+		t.Errorf("request target %q, want /", req.RequestURI)
+	}
+}
+
+// countingTransport returns a transport whose dials are counted in n.
+func countingTransport(n *atomic.Int32) *http.Transport {
+	var d net.Dialer
+	return &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		n.Add(1)
+		return d.DialContext(ctx, network, addr)
+	}}
+}
+
+func TestDialReservedHeader(t *testing.T) {
+	t.Parallel()
+	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string { return response101(accept) }))
+	for _, name := range []string{
+		"Upgrade", "Connection", "Sec-WebSocket-Key", "Sec-WebSocket-Version",
+		"Sec-WebSocket-Protocol", "Sec-WebSocket-Extensions", "Sec-WebSocket-Accept",
+		"sec-websocket-key", "CONNECTION",
+	} {
+		var dials atomic.Int32
+		r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), &DialOptions{
+			HTTPClient: &http.Client{Transport: countingTransport(&dials)},
+			Header:     http.Header{name: {"x"}},
+		})
+		if r.err == nil {
+			t.Errorf("Dial with %s in Header succeeded", name)
+			continue
+		}
+		if !strings.Contains(strings.ToLower(r.err.Error()), strings.ToLower(name)) {
+			t.Errorf("Dial with %s in Header: error %q does not name it", name, r.err)
+		}
+		if n := dials.Load(); n != 0 {
+			t.Errorf("Dial with %s in Header dialed %d times", name, n)
+		}
+	}
+}
+
+func TestDialResponseRefused(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("0123456789abcdef", 128) // 2 KiB
+	tests := []struct {
+		name     string
+		offered  []string
+		respond  func(accept string) string
+		status   int
+		keyword  string // the error must contain it
+		wantBody string
+	}{
+		{
+			name:     "200",
+			respond:  func(string) string { return "HTTP/1.1 200 OK\r\nContent-Length: 22\r\n\r\nnot a websocket server" },
+			status:   200,
+			keyword:  "200 OK",
+			wantBody: "not a websocket server",
+		},
+		{
+			name: "403 with a long body",
+			respond: func(string) string {
+				return fmt.Sprintf("HTTP/1.1 403 Forbidden\r\nContent-Length: %d\r\n\r\n%s", len(long), long)
+			},
+			status:   403,
+			keyword:  "403 Forbidden",
+			wantBody: long[:1024],
+		},
+		{
+			name:     "404",
+			respond:  func(string) string { return "HTTP/1.1 404 Not Found\r\nContent-Length: 17\r\n\r\nno such endpoint\n" },
+			status:   404,
+			keyword:  "404 Not Found",
+			wantBody: "no such endpoint\n",
+		},
+		{
+			name: "Upgrade missing",
+			respond: func(accept string) string {
+				return "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: "Upgrade header",
+		},
+		{
+			name: "Upgrade not websocket",
+			respond: func(accept string) string {
+				return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: "Upgrade header",
+		},
+		{
+			name: "Connection missing",
+			respond: func(accept string) string {
+				return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: "Connection header",
+		},
+		{
+			name:    "accept of another key",
+			respond: func(string) string { return response101(sampleAccept) },
+			status:  101,
+			keyword: "Sec-WebSocket-Accept",
+		},
+		{
+			name: "accept missing",
+			respond: func(string) string {
+				return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+			},
+			status:  101,
+			keyword: "Sec-WebSocket-Accept",
+		},
+		{
+			name:    "accept twice",
+			respond: func(accept string) string { return response101(accept, "Sec-WebSocket-Accept: "+accept) },
+			status:  101,
+			keyword: "Sec-WebSocket-Accept",
+		},
+		{
+			name:    "subprotocol not offered",
+			offered: []string{"chat"},
+			respond: func(accept string) string { return response101(accept, "Sec-WebSocket-Protocol: superchat") },
+			status:  101,
+			keyword: "subprotocol",
+		},
+		{
+			name:    "subprotocol when none offered",
+			respond: func(accept string) string { return response101(accept, "Sec-WebSocket-Protocol: chat") },
+			status:  101,
+			keyword: "subprotocol",
+		},
+		{
+			name:    "two subprotocols in one header",
+			offered: []string{"a", "b"},
+			respond: func(accept string) string { return response101(accept, "Sec-WebSocket-Protocol: a, b") },
+			status:  101,
+			keyword: "subprotocol",
+		},
+		{
+			name:    "two subprotocol headers",
+			offered: []string{"a", "b"},
+			respond: func(accept string) string {
+				return response101(accept, "Sec-WebSocket-Protocol: a", "Sec-WebSocket-Protocol: b")
+			},
+			status:  101,
+			keyword: "Sec-WebSocket-Protocol",
+		},
+		{
+			name:    "permessage-deflate",
+			respond: func(accept string) string { return response101(accept, "Sec-WebSocket-Extensions: permessage-deflate") },
+			status:  101,
+			keyword: "extension",
+		},
+		{
+			name:    "unknown extension",
+			respond: func(accept string) string { return response101(accept, "Sec-WebSocket-Extensions: x-foo") },
+			status:  101,
+			keyword: "extension",
+		},
+	}
+	// All the dials run at once, under one time limit.
+	servers := make([]*tcpServer, len(tests))
+	dials := make([]<-chan dialResult, len(tests))
+	for i, tt := range tests {
+		servers[i] = startTCPServer(t, scriptedHandshake(nil, tt.respond))
+		dials[i] = dialAsync(context.Background(), "ws://"+servers[i].addr(), &DialOptions{Subprotocols: tt.offered})
+	}
+	limit, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := awaitDial(t, servers[i], dials[i], limit.Done())
+			if r.err == nil {
+				t.Fatal("Dial succeeded")
+			}
+			if !errors.Is(r.err, ErrHandshake) {
+				t.Errorf("error %v does not wrap ErrHandshake", r.err)
+			}
+			if !strings.Contains(r.err.Error(), tt.keyword) {
+				t.Errorf("error %q does not mention %q", r.err, tt.keyword)
+			}
+			if r.resp == nil {
+				t.Fatal("no response returned")
+			}
+			if r.resp.StatusCode != tt.status {
+				t.Errorf("response status %d, want %d", r.resp.StatusCode, tt.status)
+			}
+			if tt.status != 101 {
+				body, err := io.ReadAll(r.resp.Body)
+				if err != nil {
+					t.Errorf("reading the body: %v", err)
+				}
+				if string(body) != tt.wantBody {
+					t.Errorf("body %q (%d bytes), want %q (%d bytes)", body, len(body), tt.wantBody, len(tt.wantBody))
+				}
+			}
+		})
+	}
+}
+
+func TestDialURL(t *testing.T) {
+	t.Parallel()
+	plain := echoServer(t, nil, nil)
+	secure := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	}))
+	t.Cleanup(secure.Close)
+	plainAddr := plain.Listener.Addr().String()
+	secureAddr := secure.Listener.Addr().String()
+
+	for _, u := range []string{
+		"ws://" + plainAddr,
+		"ws://" + plainAddr + "/path?q=1",
+		"http://" + plainAddr,
+		"WS://" + plainAddr,
+		"wss://" + secureAddr,
+		"https://" + secureAddr + "/path",
+	} {
+		c, _, err := Dial(context.Background(), u, &DialOptions{HTTPClient: secure.Client()})
+		if err != nil {
+			t.Errorf("Dial(%q): %v", u, err)
+			continue
+		}
+		handshakeEcho(t, c, u)
+		c.CloseNow()
+	}
+
+	for _, u := range []string{
+		"ftp://" + plainAddr,
+		"wss+unix://" + plainAddr,
+		plainAddr,
+		"ws://" + plainAddr + "/#frag",
+		"ws://" + plainAddr + "/#",
+		"ws:///path",
+		"ws://",
+		"ws://%zz",
+	} {
+		var dials atomic.Int32
+		c, resp, err := Dial(context.Background(), u, &DialOptions{HTTPClient: &http.Client{Transport: countingTransport(&dials)}})
+		if err == nil {
+			c.CloseNow()
+			t.Errorf("Dial(%q) succeeded", u)
+			continue
+		}
+		if resp != nil {
+			t.Errorf("Dial(%q) returned a response", u)
+		}
+		if n := dials.Load(); n != 0 {
+			t.Errorf("Dial(%q) dialed %d times", u, n)
+		}
+	}
+}
+
+// silentServer reads requests and never answers.
+func silentServer(t *testing.T) *tcpServer {
+	return startTCPServer(t, scriptedHandshake(nil, func(string) string { return "" }))
+}
+
+func TestDialContextEnds(t *testing.T) {
+	t.Parallel()
+	s := silentServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	r := dialBounded(t, s, ctx, "ws://"+s.addr(), nil)
+	if !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Errorf("Dial: %v, want an error wrapping context.DeadlineExceeded", r.err)
+	}
+	if r.resp != nil {
+		t.Errorf("Dial returned a response")
+	}
+}
+
+func TestDialClientTimeoutBoundsHandshake(t *testing.T) {
+	t.Parallel()
+	s := silentServer(t)
+	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), &DialOptions{
+		HTTPClient: &http.Client{Timeout: 200 * time.Millisecond},
+	})
+	if !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Errorf("Dial: %v, want an error wrapping context.DeadlineExceeded", r.err)
+	}
+}
+
+func TestDialContextCanceledAfterDial(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	c, _, err := Dial(ctx, wsURL(s), nil)
+	if err != nil {
+		cancel()
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.CloseNow()
+	handshakeEcho(t, c, "before cancel")
+	cancel()
+	time.Sleep(50 * time.Millisecond)
+	handshakeEcho(t, c, "after cancel")
+}
+
+func TestDialHTTPClientTransport(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, nil)
+	var dials atomic.Int32
+	client := &http.Client{Transport: countingTransport(&dials)}
+	for i := range 3 {
+		c := dialT(t, wsURL(s), &DialOptions{HTTPClient: client})
+		handshakeEcho(t, c, "counted")
+		if n := dials.Load(); n != int32(i+1) {
+			t.Errorf("after %d dials the transport dialed %d times", i+1, n)
+		}
+	}
+}
+
+func TestDialHTTPClientTimeoutLongLived(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, nil)
+	c := dialT(t, wsURL(s), &DialOptions{HTTPClient: &http.Client{Timeout: 300 * time.Millisecond}})
+	handshakeEcho(t, c, "within the timeout")
+	time.Sleep(500 * time.Millisecond)
+	handshakeEcho(t, c, "after the timeout")
+
+	// A read blocked across the client's timeout is not cut either.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, p, err := c.Read(ctx)
+		if err == nil && string(p) != "late" {
+			err = fmt.Errorf("got %q, want late", p)
+		}
+		done <- err
+	}()
+	time.Sleep(400 * time.Millisecond)
+	if err := c.Write(ctx, MessageText, []byte("late")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if err := <-done; err != nil {
+		t.Errorf("Read: %v", err)
+	}
+}
+
+// countingRoundTripper is a RoundTripper that is not an *http.Transport.
+type countingRoundTripper struct {
+	n  atomic.Int32
+	rt http.RoundTripper
+}
+
+func (c *countingRoundTripper) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.n.Add(1)
+	return c.rt.RoundTrip(r)
+}
+
+func TestDialCustomRoundTripper(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, nil)
+	rt := &countingRoundTripper{rt: http.DefaultTransport}
+	c := dialT(t, wsURL(s), &DialOptions{HTTPClient: &http.Client{Transport: rt}})
+	if n := rt.n.Load(); n != 1 {
+		t.Errorf("RoundTrip called %d times, want 1", n)
+	}
+	handshakeEcho(t, c, "round tripper")
+	handshakeEcho(t, c, "again")
+	if err := c.Close(StatusNormalClosure, ""); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+}
+
+// A context that ends after the calls that used it returned must not touch
+// the connection, whatever carries it.
+func TestDialContextEndsAfterCall(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name   string
+		client *http.Client
+	}{
+		{name: "http.Transport", client: nil},
+		{name: "custom RoundTripper", client: &http.Client{Transport: &countingRoundTripper{rt: http.DefaultTransport}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := echoServer(t, nil, nil)
+			c := dialT(t, wsURL(s), &DialOptions{HTTPClient: tt.client})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if err := c.Write(ctx, MessageText, []byte("first")); err != nil {
+				cancel()
+				t.Fatalf("Write: %v", err)
+			}
+			_, p, err := c.Read(ctx)
+			cancel()
+			if err != nil || string(p) != "first" {
+				t.Fatalf("Read: %q, %v", p, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			handshakeEcho(t, c, "second, with another context")
+		})
+	}
+}
+
+func TestDialRedirect(t *testing.T) {
+	t.Parallel()
+	mux := http.NewServeMux()
+	mux.Handle("/old", http.RedirectHandler("/new", http.StatusFound))
+	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	c := dialT(t, wsURL(s)+"/old", nil)
+	handshakeEcho(t, c, "redirected")
+}
+
+// Frames the server sends right behind its 101 response, in the same
+// write, are read as the first message.
+func TestDialFrameWithResponse(t *testing.T) {
+	t.Parallel()
+	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
+		return response101(accept) + "\x81\x05Hello" + "\x82\x02\x01\x02"
+	}))
+	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), nil)
+	if r.err != nil {
+		t.Fatalf("Dial: %v", r.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	for _, want := range []struct {
+		typ MessageType
+		p   string
+	}{{MessageText, "Hello"}, {MessageBinary, "\x01\x02"}} {
+		typ, p, err := r.c.Read(ctx)
+		if err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		if typ != want.typ || string(p) != want.p {
+			t.Errorf("Read: %v %q, want %v %q", typ, p, want.typ, want.p)
+		}
+	}
+}
+
+func TestDialTLS(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{Subprotocols: []string{"chat"}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	}))
+	// The dial that distrusts the certificate makes the server log.
+	s.Config.ErrorLog = log.New(io.Discard, "", 0)
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	c, resp, err := Dial(context.Background(), "wss"+strings.TrimPrefix(s.URL, "https"), &DialOptions{
+		HTTPClient:   s.Client(),
+		Subprotocols: []string{"chat"},
+	})
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.CloseNow()
+	if resp.TLS == nil {
+		t.Error("response has no TLS state")
+	}
+	if c.Subprotocol() != "chat" {
+		t.Errorf("Subprotocol() = %q", c.Subprotocol())
+	}
+	handshakeEcho(t, c, "over TLS")
+	if err := c.Close(StatusNormalClosure, "done"); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+
+	// Without the server's certificate, the handshake fails.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, _, err := Dial(ctx, "wss"+strings.TrimPrefix(s.URL, "https"), nil); err == nil {
+		c.CloseNow()
+		t.Error("Dial trusted an unknown certificate")
+	}
+}
+
+// startProxy starts an HTTP proxy on loopback that tunnels CONNECT
+// requests and forwards others, and reports each request line it reads.
+func startProxy(t *testing.T) (*url.URL, <-chan string) {
+	t.Helper()
+	seen := make(chan string, 8)
+	s := startTCPServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		seen <- req.Method + " " + req.RequestURI
+		var d net.Dialer
+		if req.Method == http.MethodConnect {
+			up, err := d.Dial("tcp", req.RequestURI)
+			if err != nil {
+				io.WriteString(nc, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+				return
+			}
+			if _, err := io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+				up.Close()
+				return
+			}
+			splice(nc, br, up)
+			return
+		}
+		up, err := d.Dial("tcp", req.URL.Host)
+		if err != nil {
+			io.WriteString(nc, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		if err := req.Write(up); err != nil {
+			up.Close()
+			return
+		}
+		splice(nc, br, up)
+	})
+	return &url.URL{Scheme: "http", Host: s.addr()}, seen
+}
+
+// splice copies between a client connection (read through cr) and an
+// upstream connection until either side ends, and closes both.
+func splice(client net.Conn, cr io.Reader, up net.Conn) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		io.Copy(up, cr)
+		up.Close()
+		client.Close()
+	}()
+	io.Copy(client, up)
+	client.Close()
+	up.Close()
+	wg.Wait()
+}
+
+func TestDialProxy(t *testing.T) {
+	t.Parallel()
+	t.Run("wss through CONNECT", func(t *testing.T) {
+		t.Parallel()
+		s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			echo(c)
+		}))
+		t.Cleanup(s.Close)
+		proxy, seen := startProxy(t)
+		tr := s.Client().Transport.(*http.Transport).Clone()
+		tr.Proxy = http.ProxyURL(proxy)
+		addr := s.Listener.Addr().String()
+		c := dialT(t, "wss://"+addr+"/tunnel", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		if got, want := <-seen, "CONNECT "+addr; got != want {
+			t.Errorf("proxy saw %q, want %q", got, want)
+		}
+		handshakeEcho(t, c, "through the tunnel")
+		if err := c.Close(StatusNormalClosure, ""); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	t.Run("ws forwarded", func(t *testing.T) {
+		t.Parallel()
+		s := echoServer(t, nil, nil)
+		proxy, seen := startProxy(t)
+		addr := s.Listener.Addr().String()
+		c := dialT(t, "ws://"+addr+"/forward", &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}})
+		if got, want := <-seen, "GET http://"+addr+"/forward"; got != want {
+			t.Errorf("proxy saw %q, want %q", got, want)
+		}
+		handshakeEcho(t, c, "through the proxy")
+		if err := c.Close(StatusNormalClosure, ""); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+}

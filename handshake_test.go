@@ -1,0 +1,692 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sampleKey and sampleAccept are the example of RFC 6455 §1.3.
+const (
+	sampleKey    = "dGhlIHNhbXBsZSBub25jZQ=="
+	sampleAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+)
+
+// sample101 is the whole response to a request with sampleKey when no
+// subprotocol is chosen and no extra header is set.
+const sample101 = "HTTP/1.1 101 Switching Protocols\r\n" +
+	"Upgrade: websocket\r\n" +
+	"Connection: Upgrade\r\n" +
+	"Sec-WebSocket-Accept: " + sampleAccept + "\r\n" +
+	"\r\n"
+
+// acceptServer starts a server whose handler wraps the ResponseWriter with
+// wrap (when not nil), calls Accept with opts, reports Accept's error on
+// the returned channel, and echoes on success. Handlers, hijacked or not,
+// have ended when the test's cleanups are done.
+func acceptServer(t *testing.T, opts *AcceptOptions, wrap func(http.ResponseWriter) http.ResponseWriter) (*httptest.Server, <-chan error) {
+	t.Helper()
+	s := httptest.NewUnstartedServer(nil)
+	errc := startAcceptServer(t, s, opts, wrap)
+	return s, errc
+}
+
+// startAcceptServer installs acceptServer's handler in s and starts it.
+func startAcceptServer(t *testing.T, s *httptest.Server, opts *AcceptOptions, wrap func(http.ResponseWriter) http.ResponseWriter) <-chan error {
+	t.Helper()
+	errc := make(chan error, 16)
+	var handlers sync.WaitGroup
+	s.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handlers.Add(1)
+		defer handlers.Done()
+		if wrap != nil {
+			w = wrap(w)
+		}
+		c, err := Accept(w, r, opts)
+		errc <- err
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	})
+	s.Start()
+	t.Cleanup(func() {
+		s.Close()
+		handlers.Wait()
+	})
+	return errc
+}
+
+// acceptErr returns the error of the next Accept call on errc.
+func acceptErr(t *testing.T, errc <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(10 * time.Second):
+		t.Fatal("Accept was not called within 10s")
+		return nil
+	}
+}
+
+// tcpDial connects to addr; the connection is closed when the test ends
+// and reads and writes on it fail after 10 seconds.
+func tcpDial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	return nc
+}
+
+// handshakeRequest returns a request for target with the header lines of a
+// valid opening handshake (key sampleKey), changed by changes: a line
+// "Name: value" replaces every line of that name (several lines with one
+// name give several lines), "-Name" removes it.
+func handshakeRequest(method, target, proto, host string, changes ...string) string {
+	base := []string{
+		"Upgrade: websocket",
+		"Connection: Upgrade",
+		"Sec-WebSocket-Key: " + sampleKey,
+		"Sec-WebSocket-Version: 13",
+	}
+	lineName := func(line string) string {
+		if name, ok := strings.CutPrefix(line, "-"); ok {
+			return strings.ToLower(name)
+		}
+		name, _, _ := strings.Cut(line, ":")
+		return strings.ToLower(name)
+	}
+	changed := map[string]bool{}
+	for _, line := range changes {
+		changed[lineName(line)] = true
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s %s\r\nHost: %s\r\n", method, target, proto, host)
+	for _, line := range base {
+		if !changed[lineName(line)] {
+			b.WriteString(line + "\r\n")
+		}
+	}
+	for _, line := range changes {
+		if !strings.HasPrefix(line, "-") {
+			b.WriteString(line + "\r\n")
+		}
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// getRequest is handshakeRequest for GET / over HTTP/1.1.
+func getRequest(host string, changes ...string) string {
+	return handshakeRequest("GET", "/", "HTTP/1.1", host, changes...)
+}
+
+// rawExchange writes req on a new connection to s and reads the response
+// head and its whole body. The connection is returned for what follows a
+// 101 response.
+func rawExchange(t *testing.T, s *httptest.Server, req string) (*http.Response, string, net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc := tcpDial(t, s.Listener.Addr().String())
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatalf("writing the request: %v", err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("reading the response: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("reading the response body: %v", err)
+	}
+	return resp, string(body), nc, br
+}
+
+// readHead reads from nc up to and including the blank line that ends a
+// response head, and nothing beyond it unless the peer sent more at once.
+func readHead(t *testing.T, nc net.Conn) string {
+	t.Helper()
+	var got []byte
+	buf := make([]byte, 512)
+	for !bytes.Contains(got, []byte("\r\n\r\n")) {
+		n, err := nc.Read(buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			t.Fatalf("reading the response head: %v; got %q", err, got)
+		}
+	}
+	return string(got)
+}
+
+func TestAcceptStatus(t *testing.T) {
+	t.Parallel()
+	key15 := base64.StdEncoding.EncodeToString(make([]byte, 15))
+	key17 := base64.StdEncoding.EncodeToString(make([]byte, 17))
+	tests := []struct {
+		name    string
+		method  string // GET when empty
+		target  string // "/" when empty
+		proto   string // HTTP/1.1 when empty
+		changes []string
+		status  int
+		header  string // "Name: value" the response must carry
+		keyword string // the body must mention it (ignoring case)
+	}{
+		{name: "valid", status: 101},
+		{name: "POST", method: "POST", status: 405, header: "Allow: GET", keyword: "method"},
+		{name: "PUT", method: "PUT", status: 405, header: "Allow: GET", keyword: "method"},
+		{name: "DELETE", method: "DELETE", status: 405, header: "Allow: GET", keyword: "method"},
+		{name: "CONNECT", method: "CONNECT", target: "example.com:443", status: 405, header: "Allow: GET", keyword: "method"},
+		{name: "HTTP/1.0", proto: "HTTP/1.0", status: 400, keyword: "HTTP/1.0"},
+
+		{name: "Connection missing", changes: []string{"-Connection"}, status: 400, keyword: "Connection"},
+		{name: "Connection keep-alive", changes: []string{"Connection: keep-alive"}, status: 400, keyword: "Connection"},
+		{name: "Connection Upgraded", changes: []string{"Connection: Upgraded"}, status: 400, keyword: "Connection"},
+		{name: "Connection keep-alive, Upgrade", changes: []string{"Connection: keep-alive, Upgrade"}, status: 101},
+		{name: "Connection upgrade", changes: []string{"Connection: upgrade"}, status: 101},
+		{name: "Connection UPGRADE", changes: []string{"Connection: UPGRADE"}, status: 101},
+		{name: "Connection on two lines", changes: []string{"Connection: keep-alive", "Connection: Upgrade"}, status: 101},
+
+		{name: "Upgrade missing", changes: []string{"-Upgrade"}, status: 400, keyword: "Upgrade"},
+		{name: "Upgrade foo", changes: []string{"Upgrade: foo"}, status: 400, keyword: "Upgrade"},
+		{name: "Upgrade websocketx", changes: []string{"Upgrade: websocketx"}, status: 400, keyword: "Upgrade"},
+		{name: "Upgrade WebSocket", changes: []string{"Upgrade: WebSocket"}, status: 101},
+		{name: "Upgrade websocket, foo", changes: []string{"Upgrade: websocket, foo"}, status: 101},
+		{name: "Upgrade foo, websocket", changes: []string{"Upgrade: foo, websocket"}, status: 101},
+
+		{name: "version missing", changes: []string{"-Sec-WebSocket-Version"}, status: 426, header: "Sec-WebSocket-Version: 13", keyword: "Sec-WebSocket-Version"},
+		{name: "version 8", changes: []string{"Sec-WebSocket-Version: 8"}, status: 426, header: "Sec-WebSocket-Version: 13", keyword: "Sec-WebSocket-Version"},
+		{name: "version 13, 8", changes: []string{"Sec-WebSocket-Version: 13, 8"}, status: 426, header: "Sec-WebSocket-Version: 13", keyword: "Sec-WebSocket-Version"},
+		{name: "version 14", changes: []string{"Sec-WebSocket-Version: 14"}, status: 426, header: "Sec-WebSocket-Version: 13", keyword: "Sec-WebSocket-Version"},
+
+		{name: "key missing", changes: []string{"-Sec-WebSocket-Key"}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key empty", changes: []string{"Sec-WebSocket-Key: "}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key not base64", changes: []string{"Sec-WebSocket-Key: not*base64*at*all!"}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key of 15 bytes", changes: []string{"Sec-WebSocket-Key: " + key15}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key of 17 bytes", changes: []string{"Sec-WebSocket-Key: " + key17}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "two keys", changes: []string{"Sec-WebSocket-Key: " + sampleKey, "Sec-WebSocket-Key: " + sampleKey}, status: 400, keyword: "Sec-WebSocket-Key"},
+
+		{name: "other origin", changes: []string{"Origin: https://evil.example"}, status: 403, keyword: "origin"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, errc := acceptServer(t, nil, nil)
+			method, target, proto := tt.method, tt.target, tt.proto
+			if method == "" {
+				method = "GET"
+			}
+			if target == "" {
+				target = "/"
+			}
+			if proto == "" {
+				proto = "HTTP/1.1"
+			}
+			req := handshakeRequest(method, target, proto, s.Listener.Addr().String(), tt.changes...)
+			resp, body, _, _ := rawExchange(t, s, req)
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %q, want %d; body %q", resp.Status, tt.status, body)
+			}
+			err := acceptErr(t, errc)
+			if tt.status == 101 {
+				if err != nil {
+					t.Fatalf("Accept: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrHandshake) {
+				t.Errorf("Accept error %v does not wrap ErrHandshake", err)
+			}
+			if !strings.Contains(strings.ToLower(body), strings.ToLower(tt.keyword)) {
+				t.Errorf("body %q does not mention %q", body, tt.keyword)
+			}
+			if tt.header != "" {
+				name, value, _ := strings.Cut(tt.header, ": ")
+				if got := resp.Header.Values(name); len(got) != 1 || got[0] != value {
+					t.Errorf("%s: %q, want [%q]", name, got, value)
+				}
+			}
+		})
+	}
+}
+
+func TestAcceptResponseBytes(t *testing.T) {
+	t.Parallel()
+	const withChat = "HTTP/1.1 101 Switching Protocols\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + sampleAccept + "\r\n" +
+		"Sec-WebSocket-Protocol: chat\r\n" +
+		"\r\n"
+	for _, tt := range []struct {
+		name    string
+		opts    *AcceptOptions
+		changes []string
+		want    string
+	}{
+		{name: "plain", want: sample101},
+		{name: "permessage-deflate offered", changes: []string{"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits"}, want: sample101},
+		{name: "subprotocol offered, none spoken", changes: []string{"Sec-WebSocket-Protocol: chat"}, want: sample101},
+		{name: "subprotocol chosen", opts: &AcceptOptions{Subprotocols: []string{"chat"}}, changes: []string{"Sec-WebSocket-Protocol: superchat, chat"}, want: withChat},
+		{name: "key with surrounding blanks", changes: []string{"Sec-WebSocket-Key:   " + sampleKey + "  "}, want: sample101},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, errc := acceptServer(t, tt.opts, nil)
+			nc := tcpDial(t, s.Listener.Addr().String())
+			if _, err := io.WriteString(nc, getRequest(s.Listener.Addr().String(), tt.changes...)); err != nil {
+				t.Fatal(err)
+			}
+			if got := readHead(t, nc); got != tt.want {
+				t.Errorf("response\n%q\nwant\n%q", got, tt.want)
+			}
+			if err := acceptErr(t, errc); err != nil {
+				t.Errorf("Accept: %v", err)
+			}
+		})
+	}
+}
+
+func TestAcceptPipelinedFrame(t *testing.T) {
+	t.Parallel()
+	s, errc := acceptServer(t, nil, nil)
+	// The masked "Hello" of RFC 6455 §5.7, in the same write as the request.
+	const frame = "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+	resp, _, _, br := rawExchange(t, s, getRequest(s.Listener.Addr().String())+frame)
+	if resp.StatusCode != 101 {
+		t.Fatalf("status %q, want 101", resp.Status)
+	}
+	if err := acceptErr(t, errc); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	got := make([]byte, 7)
+	if _, err := io.ReadFull(br, got); err != nil {
+		t.Fatalf("reading the echo: %v", err)
+	}
+	if want := "\x81\x05Hello"; string(got) != want {
+		t.Errorf("echo %q, want %q", got, want)
+	}
+}
+
+func TestAcceptOrigin(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		opts   *AcceptOptions
+		host   string   // Host header sent; the server's address when empty
+		origin []string // Origin header lines; "SELF" stands for http://<server address>
+		status int
+	}{
+		{name: "no Origin", status: 101},
+		{name: "same host", origin: []string{"SELF"}, status: 101},
+		{name: "same host ignoring case", host: "Example.COM", origin: []string{"https://example.com"}, status: 101},
+		{name: "other host", origin: []string{"https://evil.example"}, status: 403},
+		{name: "same host other port", host: "example.com:8080", origin: []string{"http://example.com:8081"}, status: 403},
+		{name: "two Origin headers", origin: []string{"SELF", "SELF"}, status: 403},
+		{name: "null", origin: []string{"null"}, status: 403},
+		{name: "not a URL", origin: []string{"%zz"}, status: 403},
+
+		{name: "pattern matches", opts: &AcceptOptions{OriginPatterns: []string{"*.example.com"}}, origin: []string{"https://a.example.com"}, status: 101},
+		{name: "pattern matches ignoring case", opts: &AcceptOptions{OriginPatterns: []string{"*.example.com"}}, origin: []string{"https://A.Example.COM"}, status: 101},
+		{name: "pattern does not match", opts: &AcceptOptions{OriginPatterns: []string{"*.example.com"}}, origin: []string{"https://example.org"}, status: 403},
+		{name: "pattern does not match the bare domain", opts: &AcceptOptions{OriginPatterns: []string{"*.example.com"}}, origin: []string{"https://example.com"}, status: 403},
+		{name: "second pattern matches", opts: &AcceptOptions{OriginPatterns: []string{"example.net", "*.example.com"}}, origin: []string{"https://a.example.com"}, status: 101},
+		{name: "pattern with port", opts: &AcceptOptions{OriginPatterns: []string{"localhost:*"}}, origin: []string{"http://localhost:3000"}, status: 101},
+		{name: "pattern with scheme matches", opts: &AcceptOptions{OriginPatterns: []string{"https://*.example.com"}}, origin: []string{"https://a.example.com"}, status: 101},
+		{name: "pattern with scheme, other scheme", opts: &AcceptOptions{OriginPatterns: []string{"https://*.example.com"}}, origin: []string{"http://a.example.com"}, status: 403},
+		{name: "null with pattern", opts: &AcceptOptions{OriginPatterns: []string{"*"}}, origin: []string{"null"}, status: 403},
+		{name: "malformed pattern", opts: &AcceptOptions{OriginPatterns: []string{"["}}, origin: []string{"https://a.example.com"}, status: 500},
+
+		{name: "skip check, other host", opts: &AcceptOptions{InsecureSkipOriginCheck: true}, origin: []string{"https://evil.example"}, status: 101},
+		{name: "skip check, null", opts: &AcceptOptions{InsecureSkipOriginCheck: true}, origin: []string{"null"}, status: 101},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, errc := acceptServer(t, tt.opts, nil)
+			addr := s.Listener.Addr().String()
+			host := tt.host
+			if host == "" {
+				host = addr
+			}
+			var changes []string
+			for _, o := range tt.origin {
+				if o == "SELF" {
+					o = "http://" + addr
+				}
+				changes = append(changes, "Origin: "+o)
+			}
+			resp, body, _, _ := rawExchange(t, s, getRequest(host, changes...))
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %q, want %d; body %q", resp.Status, tt.status, body)
+			}
+			err := acceptErr(t, errc)
+			switch tt.status {
+			case 101:
+				if err != nil {
+					t.Errorf("Accept: %v", err)
+				}
+			case 403:
+				if !errors.Is(err, ErrHandshake) {
+					t.Errorf("Accept error %v does not wrap ErrHandshake", err)
+				}
+				if !strings.Contains(strings.ToLower(body), "origin") {
+					t.Errorf("body %q does not mention the origin", body)
+				}
+			default:
+				if err == nil {
+					t.Error("Accept succeeded")
+				}
+				if !strings.Contains(body, "misconfigured") && !strings.Contains(body, "pattern") {
+					t.Errorf("body %q says nothing of the bad pattern", body)
+				}
+			}
+		})
+	}
+}
+
+func TestAcceptOriginDial(t *testing.T) {
+	t.Parallel()
+	s, errc := acceptServer(t, &AcceptOptions{OriginPatterns: []string{"*.example.com"}}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	c, _, err := Dial(ctx, wsURL(s), &DialOptions{Header: http.Header{"Origin": {"https://chat.example.com"}}})
+	if err != nil {
+		t.Fatalf("Dial from an allowed origin: %v", err)
+	}
+	defer c.CloseNow()
+	if err := acceptErr(t, errc); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	handshakeEcho(t, c, "allowed")
+
+	_, resp, err := Dial(ctx, wsURL(s), &DialOptions{Header: http.Header{"Origin": {"https://evil.example"}}})
+	if !errors.Is(err, ErrHandshake) {
+		t.Fatalf("Dial from a refused origin: %v, want ErrHandshake", err)
+	}
+	if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("response %v, want 403", resp)
+	}
+	if err := acceptErr(t, errc); !errors.Is(err, ErrHandshake) {
+		t.Errorf("Accept error %v does not wrap ErrHandshake", err)
+	}
+}
+
+// handshakeEcho sends msg as text and checks that it comes back.
+func handshakeEcho(t *testing.T, c *Conn, msg string) {
+	t.Helper()
+	// The context outlives the exchange: cancelling a context after the
+	// calls that used it returned is the subject of its own test.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	if err := c.Write(ctx, MessageText, []byte(msg)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	typ, p, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if typ != MessageText || string(p) != msg {
+		t.Fatalf("echo: %v %q, want text %q", typ, p, msg)
+	}
+}
+
+func TestAcceptSubprotocol(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		server  []string
+		offered []string // Sec-WebSocket-Protocol lines
+		want    string
+	}{
+		{name: "server preference", server: []string{"b", "a"}, offered: []string{"a, b"}, want: "b"},
+		{name: "one in common", server: []string{"b", "a"}, offered: []string{"c, a"}, want: "a"},
+		{name: "none in common", server: []string{"b", "a"}, offered: []string{"c"}},
+		{name: "nothing offered", server: []string{"b", "a"}},
+		{name: "server speaks none", offered: []string{"a"}},
+		{name: "offers on two lines", server: []string{"b", "a"}, offered: []string{"a", "b"}, want: "b"},
+		{name: "offers without spaces", server: []string{"b"}, offered: []string{"a,b"}, want: "b"},
+		{name: "case matters", server: []string{"chat"}, offered: []string{"Chat"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := make(chan string, 1)
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, &AcceptOptions{Subprotocols: tt.server})
+				if err != nil {
+					got <- "Accept: " + err.Error()
+					return
+				}
+				got <- c.Subprotocol()
+				c.CloseNow()
+			}))
+			t.Cleanup(s.Close)
+			var changes []string
+			for _, o := range tt.offered {
+				changes = append(changes, "Sec-WebSocket-Protocol: "+o)
+			}
+			resp, _, _, _ := rawExchange(t, s, getRequest(s.Listener.Addr().String(), changes...))
+			if resp.StatusCode != 101 {
+				t.Fatalf("status %q, want 101", resp.Status)
+			}
+			var want []string
+			if tt.want != "" {
+				want = []string{tt.want}
+			}
+			if h := resp.Header.Values("Sec-WebSocket-Protocol"); !slices.Equal(h, want) {
+				t.Errorf("Sec-WebSocket-Protocol %q, want %q", h, want)
+			}
+			select {
+			case p := <-got:
+				if p != tt.want {
+					t.Errorf("Subprotocol() = %q, want %q", p, tt.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("handler did not run")
+			}
+		})
+	}
+}
+
+func TestAcceptSubprotocolDial(t *testing.T) {
+	t.Parallel()
+	s, errc := acceptServer(t, &AcceptOptions{Subprotocols: []string{"b", "a"}}, nil)
+	for _, tt := range []struct {
+		offered []string
+		want    string
+	}{
+		{offered: []string{"a", "b"}, want: "b"},
+		{offered: []string{"c"}, want: ""},
+	} {
+		c, resp, err := Dial(context.Background(), wsURL(s), &DialOptions{Subprotocols: tt.offered})
+		if err != nil {
+			t.Fatalf("Dial offering %q: %v", tt.offered, err)
+		}
+		if err := acceptErr(t, errc); err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		if got := c.Subprotocol(); got != tt.want {
+			t.Errorf("offering %q: Subprotocol() = %q, want %q", tt.offered, got, tt.want)
+		}
+		if _, ok := resp.Header["Sec-Websocket-Protocol"]; tt.want == "" && ok {
+			t.Errorf("offering %q: response has Sec-WebSocket-Protocol %q", tt.offered, resp.Header.Values("Sec-WebSocket-Protocol"))
+		}
+		handshakeEcho(t, c, "sub")
+		c.CloseNow()
+	}
+}
+
+func TestAcceptResponseHeader(t *testing.T) {
+	t.Parallel()
+	s, errc := acceptServer(t, &AcceptOptions{ResponseHeader: http.Header{
+		"Set-Cookie":  {"session=abc; Path=/; HttpOnly", "theme=dark"},
+		"X-Served-By": {"test\tserver"},
+	}}, nil)
+	nc := tcpDial(t, s.Listener.Addr().String())
+	if _, err := io.WriteString(nc, getRequest(s.Listener.Addr().String())); err != nil {
+		t.Fatal(err)
+	}
+	want := "HTTP/1.1 101 Switching Protocols\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + sampleAccept + "\r\n" +
+		"Set-Cookie: session=abc; Path=/; HttpOnly\r\n" +
+		"Set-Cookie: theme=dark\r\n" +
+		"X-Served-By: test\tserver\r\n" +
+		"\r\n"
+	if got := readHead(t, nc); got != want {
+		t.Errorf("response\n%q\nwant\n%q", got, want)
+	}
+	if err := acceptErr(t, errc); err != nil {
+		t.Errorf("Accept: %v", err)
+	}
+
+	// The same through Dial.
+	c, resp, err := Dial(context.Background(), wsURL(s), nil)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	defer c.CloseNow()
+	if err := acceptErr(t, errc); err != nil {
+		t.Errorf("Accept: %v", err)
+	}
+	if got := resp.Header.Values("Set-Cookie"); !slices.Equal(got, []string{"session=abc; Path=/; HttpOnly", "theme=dark"}) {
+		t.Errorf("Set-Cookie %q", got)
+	}
+	handshakeEcho(t, c, "cookie")
+}
+
+func TestAcceptResponseHeaderRefused(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		header http.Header
+	}{
+		{name: "CRLF in value", header: http.Header{"X-Evil": {"a\r\nInjected: yes"}}},
+		{name: "LF in value", header: http.Header{"X-Evil": {"a\nInjected: yes"}}},
+		{name: "CR in value", header: http.Header{"X-Evil": {"a\rInjected: yes"}}},
+		{name: "NUL in value", header: http.Header{"X-Evil": {"a\x00b"}}},
+		{name: "DEL in value", header: http.Header{"X-Evil": {"a\x7fb"}}},
+		{name: "CRLF in second value", header: http.Header{"X-Evil": {"fine", "a\r\nInjected: yes"}}},
+		{name: "space in name", header: http.Header{"X Evil": {"a"}}},
+		{name: "colon in name", header: http.Header{"X-Evil:": {"a"}}},
+		{name: "CRLF in name", header: http.Header{"X-Evil\r\nInjected": {"yes"}}},
+		{name: "empty name", header: http.Header{"": {"a"}}},
+		{name: "Sec-WebSocket-Accept", header: http.Header{"Sec-Websocket-Accept": {sampleAccept}}},
+		{name: "Sec-WebSocket-Protocol", header: http.Header{"Sec-Websocket-Protocol": {"chat"}}},
+		{name: "Sec-WebSocket-Extensions", header: http.Header{"Sec-Websocket-Extensions": {"permessage-deflate"}}},
+		{name: "Upgrade", header: http.Header{"Upgrade": {"websocket"}}},
+		{name: "Connection", header: http.Header{"Connection": {"close"}}},
+		{name: "Content-Length", header: http.Header{"Content-Length": {"0"}}},
+		{name: "non-canonical reserved name", header: http.Header{"sec-websocket-accept": {sampleAccept}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, errc := acceptServer(t, &AcceptOptions{ResponseHeader: tt.header}, nil)
+			nc := tcpDial(t, s.Listener.Addr().String())
+			if _, err := io.WriteString(nc, getRequest(s.Listener.Addr().String())); err != nil {
+				t.Fatal(err)
+			}
+			var raw bytes.Buffer
+			resp, err := http.ReadResponse(bufio.NewReader(io.TeeReader(nc, &raw)), nil)
+			if err != nil {
+				t.Fatalf("reading the response: %v", err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != 500 {
+				t.Errorf("status %q, want 500", resp.Status)
+			}
+			if err := acceptErr(t, errc); err == nil {
+				t.Error("Accept succeeded")
+			}
+			for _, bad := range []string{"Injected", "Evil", "101", "Sec-WebSocket-Accept", sampleAccept} {
+				if strings.Contains(raw.String(), bad) {
+					t.Errorf("response %q holds %q", raw.String(), bad)
+				}
+			}
+			if !strings.Contains(string(body), "websocket") {
+				t.Errorf("body %q", body)
+			}
+		})
+	}
+}
+
+func TestAcceptServerTimeoutsCleared(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewUnstartedServer(nil)
+	s.Config.ReadTimeout = 100 * time.Millisecond
+	s.Config.WriteTimeout = 100 * time.Millisecond
+	errc := startAcceptServer(t, s, nil, nil)
+	c := dialT(t, wsURL(s), nil)
+	if err := acceptErr(t, errc); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	handshakeEcho(t, c, "before")
+	time.Sleep(300 * time.Millisecond)
+	handshakeEcho(t, c, "after the server's timeouts")
+}
+
+// unwrapWriter is middleware's ResponseWriter: it hides the Hijacker of
+// the one it wraps, but gives it back through Unwrap.
+type unwrapWriter struct{ http.ResponseWriter }
+
+func (w unwrapWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// opaqueWriter hides the ResponseWriter it wraps entirely.
+type opaqueWriter struct{ http.ResponseWriter }
+
+func TestAcceptWrappedResponseWriter(t *testing.T) {
+	t.Parallel()
+	t.Run("Unwrap", func(t *testing.T) {
+		t.Parallel()
+		s, errc := acceptServer(t, nil, func(w http.ResponseWriter) http.ResponseWriter { return unwrapWriter{w} })
+		c := dialT(t, wsURL(s), nil)
+		if err := acceptErr(t, errc); err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		handshakeEcho(t, c, "through middleware")
+	})
+	t.Run("two layers", func(t *testing.T) {
+		t.Parallel()
+		s, errc := acceptServer(t, nil, func(w http.ResponseWriter) http.ResponseWriter { return unwrapWriter{unwrapWriter{w}} })
+		c := dialT(t, wsURL(s), nil)
+		if err := acceptErr(t, errc); err != nil {
+			t.Fatalf("Accept: %v", err)
+		}
+		handshakeEcho(t, c, "through two layers")
+	})
+	t.Run("no Unwrap", func(t *testing.T) {
+		t.Parallel()
+		s, errc := acceptServer(t, nil, func(w http.ResponseWriter) http.ResponseWriter { return opaqueWriter{w} })
+		resp, body, _, _ := rawExchange(t, s, getRequest(s.Listener.Addr().String()))
+		if resp.StatusCode != 500 {
+			t.Errorf("status %q, want 500", resp.Status)
+		}
+		if !strings.Contains(body, "websocket") {
+			t.Errorf("body %q", body)
+		}
+		if err := acceptErr(t, errc); !errors.Is(err, http.ErrNotSupported) {
+			t.Errorf("Accept error %v, want one wrapping http.ErrNotSupported", err)
+		}
+	})
+}
