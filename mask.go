@@ -10,37 +10,38 @@ import (
 // pos of the key's 4-byte cycle, and returns the position after b, so a
 // payload can be masked or unmasked in pieces as it arrives.
 //
-// It works 32 and then 8 bytes at a time on the key repeated to 64 bits.
+// It works on the key repeated to 64 bits, 64 bytes a round, then 8, then
+// 4; indexing capped subslices lets the compiler drop bounds checks.
 func maskBytes(key [4]byte, pos int, b []byte) int {
 	pos &= 3
-	if len(b) < 8 {
-		for i := range b {
-			b[i] ^= key[(pos+i)&3]
-		}
-		return (pos + len(b)) & 3
-	}
+	n := len(b)
 	// Rotate the key so that its byte pos comes first: in little-endian
 	// order, the first byte of b meets the low byte of k.
 	k32 := bits.RotateLeft32(binary.LittleEndian.Uint32(key[:]), -8*pos)
 	k := uint64(k32) | uint64(k32)<<32
-	n := len(b)
-	for len(b) >= 32 {
-		v0 := binary.LittleEndian.Uint64(b[0:])
-		v1 := binary.LittleEndian.Uint64(b[8:])
-		v2 := binary.LittleEndian.Uint64(b[16:])
-		v3 := binary.LittleEndian.Uint64(b[24:])
-		binary.LittleEndian.PutUint64(b[0:], v0^k)
-		binary.LittleEndian.PutUint64(b[8:], v1^k)
-		binary.LittleEndian.PutUint64(b[16:], v2^k)
-		binary.LittleEndian.PutUint64(b[24:], v3^k)
-		b = b[32:]
+	i := 0
+	for ; i+64 <= n; i += 64 {
+		w := b[i : i+64 : i+64]
+		binary.LittleEndian.PutUint64(w[0:], binary.LittleEndian.Uint64(w[0:])^k)
+		binary.LittleEndian.PutUint64(w[8:], binary.LittleEndian.Uint64(w[8:])^k)
+		binary.LittleEndian.PutUint64(w[16:], binary.LittleEndian.Uint64(w[16:])^k)
+		binary.LittleEndian.PutUint64(w[24:], binary.LittleEndian.Uint64(w[24:])^k)
+		binary.LittleEndian.PutUint64(w[32:], binary.LittleEndian.Uint64(w[32:])^k)
+		binary.LittleEndian.PutUint64(w[40:], binary.LittleEndian.Uint64(w[40:])^k)
+		binary.LittleEndian.PutUint64(w[48:], binary.LittleEndian.Uint64(w[48:])^k)
+		binary.LittleEndian.PutUint64(w[56:], binary.LittleEndian.Uint64(w[56:])^k)
 	}
-	for len(b) >= 8 {
-		binary.LittleEndian.PutUint64(b, binary.LittleEndian.Uint64(b)^k)
-		b = b[8:]
+	for ; i+8 <= n; i += 8 {
+		w := b[i : i+8 : i+8]
+		binary.LittleEndian.PutUint64(w, binary.LittleEndian.Uint64(w)^k)
 	}
-	for i := range b {
-		b[i] ^= byte(k >> (8 * i))
+	if i+4 <= n {
+		w := b[i : i+4 : i+4]
+		binary.LittleEndian.PutUint32(w, binary.LittleEndian.Uint32(w)^k32)
+		i += 4
+	}
+	for j := range b[i:] {
+		b[i+j] ^= byte(k32 >> (8 * j))
 	}
 	return (pos + n) & 3
 }

@@ -1,6 +1,9 @@
 package websocket
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // utf8Validator checks a text message as it arrives, in pieces of any size
 // (RFC 6455 §8.1). It rejects at the first byte that no continuation could
@@ -111,13 +114,25 @@ var utf8Next = func() (t [utf8States][utf8Classes]uint8) {
 
 // write feeds p to the validator. It returns false as soon as p makes the
 // text invalid, whatever follows.
+//
+// Between characters, a long p is checked with utf8.Valid up to its last
+// complete character, and only a character cut off at its end goes through
+// the automaton; refusal stays per call, the finest grain the reads use.
 func (v *utf8Validator) write(p []byte) bool {
 	s := v.state
 	for len(p) > 0 {
 		if s == utf8Accept {
-			// Skip ASCII 8 bytes at a time.
-			for len(p) >= 8 && binary.LittleEndian.Uint64(p)&0x8080808080808080 == 0 {
-				p = p[8:]
+			if len(p) >= 64 {
+				cut := len(p) - utf8Unfinished(p)
+				if !utf8.Valid(p[:cut]) {
+					v.state = utf8Reject
+					return false
+				}
+				p = p[cut:]
+			} else {
+				for len(p) >= 8 && binary.LittleEndian.Uint64(p)&0x8080808080808080 == 0 {
+					p = p[8:]
+				}
 			}
 			if len(p) == 0 {
 				break
@@ -132,6 +147,35 @@ func (v *utf8Validator) write(p []byte) bool {
 	}
 	v.state = s
 	return true
+}
+
+// utf8Unfinished returns how many bytes at the end of p are a character
+// still missing continuation bytes: a lead byte followed by fewer than it
+// announces. It is 0 when p ends between characters, or on bytes that are
+// invalid anyway.
+func utf8Unfinished(p []byte) int {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-3; i-- {
+		c := p[i]
+		if c < 0x80 {
+			return 0
+		}
+		if c >= 0xC0 {
+			need := 2
+			switch {
+			case c >= 0xF8:
+				need = 1
+			case c >= 0xF0:
+				need = 4
+			case c >= 0xE0:
+				need = 3
+			}
+			if len(p)-i < need {
+				return len(p) - i
+			}
+			return 0
+		}
+	}
+	return 0
 }
 
 // complete reports whether the text so far ends between characters.
