@@ -208,13 +208,14 @@ func TestReadContextInsideMessageFails(t *testing.T) {
 	if _, err := w.Write(make([]byte, writeBufferSize)); err != nil { // one frame goes out
 		t.Fatal(err)
 	}
+	// The server's Read returns once the client answered its close.
+	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusPolicyViolation {
+		t.Fatalf("client Read: %v, want the server's close 1008", err)
+	}
 	r := <-result
 	var pe *ProtocolError
 	if !errors.As(r.err, &pe) || pe.Code != StatusPolicyViolation || !errors.Is(r.err, context.DeadlineExceeded) {
 		t.Fatalf("server Read: %v, want a *ProtocolError 1008 wrapping DeadlineExceeded", r.err)
-	}
-	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusPolicyViolation {
-		t.Fatalf("client Read: %v, want the server's close 1008", err)
 	}
 	w.Close()
 }
@@ -242,9 +243,9 @@ func TestWriteContextEndsInsideFrameClosesConnection(t *testing.T) {
 	s := echoServer(t, nil, func(c *Conn) { <-release }) // never reads
 	defer close(release)
 	c := dialT(t, wsURL(s), nil)
+	big := make([]byte, 64<<20) // more than the socket buffers hold
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	big := make([]byte, 64<<20) // more than the socket buffers hold
 	err := c.Write(ctx, MessageBinary, big)
 	if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) {
 		t.Fatalf("blocked Write: %v, want DeadlineExceeded and ErrClosed", err)
@@ -368,13 +369,13 @@ func TestReadLimit(t *testing.T) {
 	if err := c.Write(ctx, MessageBinary, make([]byte, 1001)); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusMessageTooBig {
+		t.Fatalf("client Read: %v, want the server's close 1009", err)
+	}
 	r := <-result
 	var pe *ProtocolError
 	if !errors.As(r.err, &pe) || pe.Code != StatusMessageTooBig || !errors.Is(r.err, ErrMessageTooBig) {
 		t.Fatalf("server Read: %v, want a *ProtocolError 1009 wrapping ErrMessageTooBig", r.err)
-	}
-	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusMessageTooBig {
-		t.Fatalf("client Read: %v, want the server's close 1009", err)
 	}
 }
 

@@ -92,7 +92,7 @@ type Conn struct {
 	closeRcvd *CloseError // the peer's close frame, once received
 
 	peerClosed chan struct{} // closed once the peer's close frame is received
-	closed     chan struct{} // closed once the transport is closed
+	closed     chan struct{} // closed when the transport is closed
 	closeOnce  sync.Once
 	closeTimer atomic.Pointer[time.Timer] // bounds a close handshake started by CloseWrite
 }
@@ -273,8 +273,10 @@ func (c *Conn) closeTransport(cause error) bool {
 		}
 		c.readWatch.kill()
 		c.writeWatch.kill()
-		c.tr.c.Close()
+		// Closed before the transport, so that a call the transport's
+		// closing wakes up finds the connection closed.
 		close(c.closed)
+		c.tr.c.Close()
 	})
 	return closed
 }

@@ -31,7 +31,8 @@
 // UTF-8 with StatusInvalidFramePayloadData (at the first bad byte, before
 // the rest of the message arrives), and messages over the read limit with
 // StatusMessageTooBig. The read returns a *ProtocolError saying what went
-// wrong; CloseStatus reports the code sent.
+// wrong; CloseStatus reports the code sent. That read returns once the peer
+// has closed its side, or when the close timeout passes.
 //
 // # Concurrency
 //
