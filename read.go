@@ -191,6 +191,9 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 	for c.frameLeft == 0 {
 		if c.frame.fin {
 			c.msgOpen = false
+			if err := c.endMessageLocked(); err != nil {
+				return 0, err
+			}
 			return 0, io.EOF
 		}
 		if err := c.nextFrameLocked(mr.ctx); err != nil {
