@@ -4,73 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/internal/leakcheck"
 )
 
 // TestMain fails the run when goroutines outlive the tests: every server,
 // connection and browser a test starts must be gone when it ends.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); len(leaked) > 0 {
-			fmt.Fprintf(os.Stderr, "leaked goroutines:\n\n%s\n", strings.Join(leaked, "\n\n"))
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// leakedGoroutines waits up to wait for every goroutine but the test
-// runner's to end, and returns the stacks of those left.
-func leakedGoroutines(wait time.Duration) []string {
-	deadline := time.Now().Add(wait)
-	for {
-		var leaked []string
-		buf := make([]byte, 2<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		for g := range strings.SplitSeq(string(buf), "\n\n") {
-			if !runnerGoroutine(g) {
-				leaked = append(leaked, strings.TrimSpace(g))
-			}
-		}
-		if len(leaked) == 0 || time.Now().After(deadline) {
-			slices.Sort(leaked)
-			return leaked
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// runnerGoroutine reports whether the goroutine dump g belongs to the
-// testing package or the runtime rather than to a test.
-func runnerGoroutine(g string) bool {
-	_, stack, _ := strings.Cut(g, "\n")
-	for _, s := range []string{
-		"testing.(*M).Run",
-		"testing.(*T).Run",
-		"testing.tRunner.func1",
-		"testing.runTests",
-		"leakedGoroutines",
-		"os/signal.signal_recv",
-		"runtime.ensureSigM",
-	} {
-		if strings.Contains(stack, s) {
-			return true
-		}
-	}
-	return stack == ""
-}
+func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 
 // startServer runs the example on a free loopback port and returns its
 // page URL and a function that stops it and returns run's error; stop may
