@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/echo"
+)
+
+// TestMain lets the test binary be the server processes that the tests
+// start, as wsbench is its own servers.
+func TestMain(m *testing.M) {
+	switch lib := os.Getenv(envServe); lib {
+	case "":
+		os.Exit(m.Run())
+	case "mute":
+		exitOn(serveMute())
+	default:
+		exitOn(serve(lib))
+	}
+}
+
+// serveMute is a server that completes handshakes, then reads and never
+// answers: a server that stopped echoing.
+func serveMute() error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr())
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := ours.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			if _, _, err := c.Read(r.Context()); err != nil {
+				return
+			}
+		}
+	}))
+}
+
+// TestRun runs a short wsbench against every library, without pinning, and
+// checks that every run measured something and the report shows it.
+func TestRun(t *testing.T) {
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "results.json")
+	var out, log bytes.Buffer
+	args := []string{"-pin=false", "-write=false", "-duration", "100ms", "-rounds", "1",
+		"-scenarios", "16B-1x64,1M-1x2,rtt,idle", "-idle", "50", "-settle", "50ms", "-json", jsonPath}
+	if err := run(args, &out, &log, false); err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var results []result
+	if err := json.Unmarshal(b, &results); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(map[string]bool)
+	for _, r := range results {
+		seen[r.Scenario+" "+r.Lib] = true
+		switch r.Scenario {
+		case "idle50":
+			if r.Conns != 50 {
+				t.Errorf("%s %s: %d idle connections, want 50", r.Scenario, r.Lib, r.Conns)
+			}
+		case "rtt":
+			if !(r.P50 > 0 && r.P50 <= r.P99 && r.P99 <= r.P999) {
+				t.Errorf("%s %s: percentiles p50 %v, p99 %v, p99.9 %v out of order", r.Scenario, r.Lib, r.P50, r.P99, r.P999)
+			}
+			fallthrough
+		default:
+			if r.Messages <= 0 || r.Seconds <= 0 {
+				t.Errorf("%s %s: %d messages in %v s", r.Scenario, r.Lib, r.Messages, r.Seconds)
+			}
+		}
+	}
+	for _, sc := range []string{"16B-1x64", "1M-1x2", "rtt", "idle50"} {
+		for _, lib := range echo.Libs {
+			if !seen[sc+" "+lib] {
+				t.Errorf("no result for %s against %s", sc, lib)
+			}
+		}
+	}
+	for _, want := range []string{
+		"### Throughput", "| 16 B, 1 conn, 64 in flight |", "### Round-trip latency", "| p99 |",
+		"| 50 idle conns, RSS per conn |", "best peer | ours vs best | ours-stream vs best |",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if len(children.m) != 0 {
+		t.Errorf("%d server processes left running", len(children.m))
+	}
+}
+
+// TestStall shows that a server that stops echoing fails the run, within
+// the stall time, and is ended.
+func TestStall(t *testing.T) {
+	cfg, err := parseFlags([]string{"-pin=false", "-write=false", "-duration", "10s", "-stall", "300ms"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bench{cfg: cfg, self: self, tick: clockTick(), log: os.Stderr}
+	_, err = b.runOne(loadScenarios[0], "mute", 1)
+	if err == nil || !strings.Contains(err.Error(), "STALLED: no echo for 300ms") {
+		t.Errorf("runOne against a mute server: %v, want a stall", err)
+	}
+	if len(children.m) != 0 {
+		t.Errorf("%d server processes left running", len(children.m))
+	}
+}
+
+func TestPickScenarios(t *testing.T) {
+	names := func(scs []scenario) string {
+		var n []string
+		for _, sc := range scs {
+			n = append(n, sc.Name)
+		}
+		return strings.Join(n, ",")
+	}
+	tests := []struct{ flag, want, err string }{
+		{"", "16B-1x64,16B-100x8,1K-100x8,16K-1x16,16K-100x2,1M-1x2,1M-100x1,rtt,idle10000,idle50000", ""},
+		{"rtt,16B-1x64", "16B-1x64,rtt", ""},
+		{"idle", "idle10000,idle50000", ""},
+		{"idle50000", "idle50000", ""},
+		{"bogus", "", `unknown scenario "bogus"`},
+	}
+	for _, tt := range tests {
+		got, err := pickScenarios(tt.flag, []int{10000, 50000})
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("pickScenarios(%q): %v, want error %q", tt.flag, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || names(got) != tt.want {
+			t.Errorf("pickScenarios(%q) = %s, %v; want %s", tt.flag, names(got), err, tt.want)
+		}
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		in   []float64
+		want float64
+	}{{[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}}
+	for _, tt := range tests {
+		if got := median(tt.in); got != tt.want {
+			t.Errorf("median(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestFactor checks the best peer and the ratios, for measures where
+// higher is better and where lower is.
+func TestFactor(t *testing.T) {
+	r := &report{ours: []string{"ours"}, peers: []string{"gorilla", "gws", "coder"}}
+	tput := row{higher: true, vals: map[string]float64{"ours": 150, "gorilla": 100, "gws": 120, "coder": 0}}
+	cost := row{higher: false, vals: map[string]float64{"ours": 5, "gorilla": 7.5, "gws": 10}}
+	if b, _ := r.best(tput); b != "gws" {
+		t.Errorf("best for throughput = %s, want gws", b)
+	}
+	if b, _ := r.best(cost); b != "gorilla" {
+		t.Errorf("best for a cost = %s, want gorilla", b)
+	}
+	if f := r.factor(tput, "ours"); f != 1.25 {
+		t.Errorf("throughput factor = %v, want 1.25", f)
+	}
+	if f := r.factor(cost, "ours"); f != 1.5 {
+		t.Errorf("cost factor = %v, want 1.5", f)
+	}
+	if f := r.factor(row{vals: map[string]float64{"ours": 1}}, "ours"); !math.IsNaN(f) {
+		t.Errorf("factor without peers = %v, want NaN", f)
+	}
+}
+
+// TestReadme checks that the results replace only the marked part of the
+// README, and that the chart is well-formed XML.
+func TestReadme(t *testing.T) {
+	cfg := config{libs: []string{"ours", "gws"}, scenarios: []scenario{loadScenarios[0]}, rounds: 1, duration: time.Second,
+		args: []string{"-duration", "1s", "-json", "/tmp/x.json", "-profile=/tmp/p", "-libs", "ours,gws"}}
+	rep := newReport(cfg, []result{
+		{Scenario: "16B-1x64", Lib: "ours", Round: 1, Seconds: 1, Messages: 200000, MsgPerSec: 200000, ServerCPU: 0.5, CPUPerMsg: 2.5e-6},
+		{Scenario: "16B-1x64", Lib: "gws", Round: 1, Seconds: 1, Messages: 100000, MsgPerSec: 100000, ServerCPU: 0.5, CPUPerMsg: 5e-6},
+	}, time.Minute)
+	path := filepath.Join(t.TempDir(), "README.md")
+	before, after := "# Title\n\nHand-written.\n\n", "\n## Afterwards\n"
+	if err := os.WriteFile(path, []byte(before+beginMark+"\nold results\n"+endMark+"\n"+after), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := rep.writeReadme(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	if !strings.HasPrefix(text, before+beginMark) || !strings.HasSuffix(text, endMark+"\n"+after) || strings.Contains(text, "old results") {
+		t.Errorf("README not rewritten between the marks only:\n%s", text)
+	}
+	for _, want := range []string{"`go run ./cmd/wsbench -duration 1s -libs ours,gws`", "| 16 B, 1 conn, 64 in flight | 200k msg/s | 100k msg/s | gws | 2.00× |", "| 16 B, 1 conn, 64 in flight | 2.5 µs | 5 µs | gws | 2.00× |"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("README lacks %q:\n%s", want, text)
+		}
+	}
+	svg, err := os.ReadFile(filepath.Join(filepath.Dir(path), chartFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := xml.NewDecoder(bytes.NewReader(svg))
+	for {
+		_, err := d.Token()
+		if err != nil {
+			if err.Error() != "EOF" {
+				t.Errorf("chart is not well-formed: %v", err)
+			}
+			break
+		}
+	}
+	if !bytes.Contains(svg, []byte(">2.00×</text>")) {
+		t.Errorf("chart lacks the 2.00× bar:\n%s", svg)
+	}
+}

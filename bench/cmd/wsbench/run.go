@@ -1,0 +1,453 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rfc6455/websocket/bench/loadgen"
+)
+
+// A scenario is one workload: binary messages of Size bytes echoed on
+// Conns connections with InFlight messages in flight on each, or Idle
+// connections opened and left idle.
+type scenario struct {
+	Name     string
+	Title    string
+	Size     int
+	Conns    int
+	InFlight int
+	Latency  bool // keep each message's round-trip time
+	Idle     int
+	Optional bool // run only when named
+}
+
+// loadScenarios are the load workloads, in table order; the idle ones
+// follow, one per -idle count.
+var loadScenarios = []scenario{
+	{Name: "16B-1x64", Title: "16 B, 1 conn, 64 in flight", Size: 16, Conns: 1, InFlight: 64},
+	{Name: "16B-100x8", Title: "16 B, 100 conns × 8 in flight", Size: 16, Conns: 100, InFlight: 8},
+	{Name: "1K-100x8", Title: "1 KiB, 100 conns × 8 in flight", Size: 1 << 10, Conns: 100, InFlight: 8},
+	{Name: "16K-1x16", Title: "16 KiB, 1 conn, 16 in flight", Size: 16 << 10, Conns: 1, InFlight: 16},
+	{Name: "16K-100x2", Title: "16 KiB, 100 conns × 2 in flight", Size: 16 << 10, Conns: 100, InFlight: 2},
+	{Name: "1M-1x2", Title: "1 MiB, 1 conn, 2 in flight", Size: 1 << 20, Conns: 1, InFlight: 2},
+	{Name: "1M-100x1", Title: "1 MiB, 100 conns × 1 in flight", Size: 1 << 20, Conns: 100, InFlight: 1},
+	{Name: "rtt", Title: "16 B round trip, 1 in flight", Size: 16, Conns: 1, InFlight: 1, Latency: true},
+}
+
+func idleScenario(n int) scenario {
+	return scenario{Name: fmt.Sprintf("idle%d", n), Title: thousands(n) + " idle conns", Idle: n}
+}
+
+func scenarioNames() string {
+	var names []string
+	for _, sc := range loadScenarios {
+		names = append(names, sc.Name)
+	}
+	return strings.Join(append(names, "idle (every -idle count)"), ",")
+}
+
+// pickScenarios returns the scenarios a -scenarios flag names, in table
+// order.
+func pickScenarios(flag string, idles []int) ([]scenario, error) {
+	all := slices.Clone(loadScenarios)
+	for _, n := range idles {
+		all = append(all, idleScenario(n))
+	}
+	if flag == "" || flag == "all" {
+		var out []scenario
+		for _, sc := range all {
+			if flag == "all" || !sc.Optional {
+				out = append(out, sc)
+			}
+		}
+		return out, nil
+	}
+	want := strings.Split(flag, ",")
+	var out []scenario
+	for _, sc := range all {
+		if slices.Contains(want, sc.Name) || (sc.Idle > 0 && slices.Contains(want, "idle")) {
+			out = append(out, sc)
+		}
+	}
+	for _, w := range want {
+		if !slices.ContainsFunc(all, func(sc scenario) bool { return sc.Name == w || (sc.Idle > 0 && w == "idle") }) {
+			return nil, fmt.Errorf("-scenarios: unknown scenario %q (want some of %s)", w, scenarioNames())
+		}
+	}
+	return out, nil
+}
+
+// result is what one run of one scenario against one library measured.
+// Times are in seconds, sizes in bytes.
+type result struct {
+	Scenario string
+	Lib      string
+	Round    int
+
+	// Load runs, over the measured window.
+	Seconds     float64 `json:",omitempty"`
+	Messages    int64   `json:",omitempty"` // echoes received
+	MsgPerSec   float64 `json:",omitempty"`
+	BytesPerSec float64 `json:",omitempty"` // payload bytes echoed, one way
+	ServerCPU   float64 `json:",omitempty"` // server CPU time, user + system
+	GenCPU      float64 `json:",omitempty"` // load generator CPU time
+	CPUPerMsg   float64 `json:",omitempty"` // server CPU time per message
+	SoftirqCPU  float64 `json:",omitempty"` // softirq time on all CPUs, charged to no process
+	OtherCPU    float64 `json:",omitempty"` // CPU time of other processes (and the kernel's threads)
+	// Idle time of the server's CPU and of the load generator's, when
+	// pinned: near zero, that CPU was saturated.
+	ServerCoreIdle float64 `json:",omitempty"`
+	GenCoreIdle    float64 `json:",omitempty"`
+	P50            float64 `json:",omitempty"` // round-trip times, latency runs
+	P99            float64 `json:",omitempty"`
+	P999           float64 `json:",omitempty"`
+
+	// Idle runs.
+	Conns        int     `json:",omitempty"`
+	RSSPerConn   float64 `json:",omitempty"` // VmRSS growth per connection
+	RSSPerConnGC float64 `json:",omitempty"` // the same after a forced GC
+	CPUPerConn   float64 `json:",omitempty"` // handshake and one echo
+}
+
+func (r result) summary(sc scenario, pinned bool) string {
+	switch {
+	case sc.Idle > 0:
+		return fmt.Sprintf("%s/conn, %s/conn after GC, %s CPU/conn",
+			fmtBytes(r.RSSPerConn), fmtBytes(r.RSSPerConnGC), fmtSeconds(r.CPUPerConn))
+	case sc.Latency:
+		return fmt.Sprintf("p50 %s, p99 %s, p99.9 %s, %s CPU/msg", fmtSeconds(r.P50), fmtSeconds(r.P99), fmtSeconds(r.P999), fmtSeconds(r.CPUPerMsg))
+	}
+	pct := func(s float64) float64 { return 100 * s / r.Seconds }
+	line := fmt.Sprintf("%s, %s CPU/msg; CPU: server %.0f%%, generator %.0f%%, softirq %.0f%%, others %.0f%%",
+		fmtRate(r.MsgPerSec, sc.Size), fmtSeconds(r.CPUPerMsg), pct(r.ServerCPU), pct(r.GenCPU), pct(r.SoftirqCPU), pct(r.OtherCPU))
+	if pinned {
+		line += fmt.Sprintf("; idle: server's CPU %.0f%%, generator's %.0f%%", pct(r.ServerCoreIdle), pct(r.GenCoreIdle))
+	}
+	return line
+}
+
+// messages holds one prepared message per scenario, shared by every run
+// of it.
+var messages sync.Map // scenario name -> *loadgen.Message
+
+func message(sc scenario) *loadgen.Message {
+	if m, ok := messages.Load(sc.Name); ok {
+		return m.(*loadgen.Message)
+	}
+	p := make([]byte, sc.Size)
+	rand.NewChaCha8([32]byte{1}).Read(p)
+	m, _ := messages.LoadOrStore(sc.Name, loadgen.NewMessage(p, sc.InFlight))
+	return m.(*loadgen.Message)
+}
+
+// runLoad drives the server with sc's load through a warm-up and the
+// measured window.
+func (b *bench) runLoad(sc scenario, s *server, r *result) error {
+	m := message(sc)
+	// Room for every frame in flight, within 4 KiB to 256 KiB.
+	bufSize := min(max(4<<10, (sc.Size+14)*sc.InFlight), 256<<10)
+	var progress atomic.Int64 // connections, then echoes
+	conns, err := b.dialAll(s, sc.Conns, bufSize, 0, nil, &progress)
+	if err != nil {
+		for _, c := range conns {
+			c.Close()
+		}
+		return err
+	}
+
+	total := b.cfg.warmup + b.cfg.duration
+	// The count bound: 5 million messages a second on one connection is
+	// more than loopback can carry, so the time bound ends every run.
+	maxMsgs := int64(total.Seconds()*5e6) + 1000
+	done := make(chan struct{})
+	errc := make(chan error, len(conns))
+	var wg sync.WaitGroup
+	var echoed atomic.Int64
+	var rtts []time.Duration
+	if sc.Latency {
+		rtts = make([]time.Duration, 0, min(maxMsgs, 1<<20))
+	}
+	for _, c := range conns {
+		c.SetDeadline(time.Now().Add(total + b.cfg.stall + 10*time.Second))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var err error
+			if sc.Latency {
+				err = c.RoundTrips(m, done, &echoed, maxMsgs, &rtts)
+			} else {
+				err = c.Pipeline(m, done, &echoed, maxMsgs)
+			}
+			if err != nil {
+				errc <- err
+			}
+		}()
+	}
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		close(done)
+		s.stop()
+		for _, c := range conns {
+			c.Close()
+		}
+		return waitTimeout(&wg, 10*time.Second, "the load generator's connections")
+	}
+	defer stop()
+
+	if err := b.watch(s, &echoed, errc, time.Now().Add(b.cfg.warmup), 0, nil, "echo"); err != nil {
+		return err
+	}
+	s0, err := b.sample(s, &echoed)
+	if err != nil {
+		return err
+	}
+	// The window lasts until at least one echo arrived in it.
+	if err := b.watch(s, &echoed, errc, s0.at.Add(b.cfg.duration), s0.echoed+1, nil, "echo"); err != nil {
+		return err
+	}
+	s1, err := b.sample(s, &echoed)
+	if err != nil {
+		return err
+	}
+	if err := stop(); err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+	}
+
+	r.Seconds = s1.at.Sub(s0.at).Seconds()
+	r.Messages = s1.echoed - s0.echoed
+	r.MsgPerSec = float64(r.Messages) / r.Seconds
+	r.BytesPerSec = r.MsgPerSec * float64(sc.Size)
+	r.ServerCPU = s1.server - s0.server
+	r.GenCPU = s1.gen - s0.gen
+	r.CPUPerMsg = r.ServerCPU / float64(r.Messages)
+	all := s1.cpus["cpu"].sub(s0.cpus["cpu"])
+	r.SoftirqCPU = all.softirq
+	r.OtherCPU = max(0, all.busy-r.ServerCPU-r.GenCPU)
+	if b.cfg.pin {
+		srv, gen := fmt.Sprintf("cpu%d", b.cfg.serverCPU), fmt.Sprintf("cpu%d", b.cfg.genCPU)
+		r.ServerCoreIdle = s1.cpus[srv].sub(s0.cpus[srv]).idle
+		r.GenCoreIdle = s1.cpus[gen].sub(s0.cpus[gen]).idle
+	}
+	if sc.Latency {
+		// Message i's time is rtts[i], so the window's are those between
+		// the two samples' counts.
+		w := slices.Clone(rtts[min(int(s0.echoed), len(rtts)):min(int(s1.echoed), len(rtts))])
+		if len(w) == 0 {
+			return fmt.Errorf("no round-trip times recorded")
+		}
+		slices.Sort(w)
+		r.P50, r.P99, r.P999 = percentile(w, 0.50), percentile(w, 0.99), percentile(w, 0.999)
+	}
+	return nil
+}
+
+// A sample holds the counters a window starts and ends with.
+type sample struct {
+	at          time.Time
+	echoed      int64
+	server, gen float64 // CPU time of the server and of this process
+	cpus        map[string]cpuTimes
+}
+
+func (b *bench) sample(s *server, echoed *atomic.Int64) (sample, error) {
+	x := sample{at: time.Now(), echoed: echoed.Load(), gen: selfCPU()}
+	var err1, err2 error
+	x.server, err1 = s.cpu(b.tick)
+	x.cpus, err2 = systemCPU(b.tick)
+	return x, errors.Join(err1, err2)
+}
+
+// percentile returns the p-quantile of sorted durations, in seconds
+// (nearest rank).
+func percentile(sorted []time.Duration, p float64) float64 {
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)].Seconds()
+}
+
+// runIdle opens sc.Idle connections, each echoing one 16-byte message, and
+// measures how much the server's resident memory grew per connection once
+// they are idle.
+func (b *bench) runIdle(sc scenario, s *server, r *result) error {
+	// Let the server finish starting before taking its measure.
+	time.Sleep(200 * time.Millisecond)
+	rss0, err := s.rss()
+	if err != nil {
+		return err
+	}
+	cpu0, err := s.cpu(b.tick)
+	if err != nil {
+		return err
+	}
+	m := message(scenario{Name: "idle-echo", Size: 16, InFlight: 1})
+	once := func(c *loadgen.Conn) error {
+		c.SetDeadline(time.Now().Add(b.cfg.stall + 10*time.Second))
+		if err := c.Send(m, 1); err != nil {
+			return err
+		}
+		if err := c.ReadEcho(m.Payload); err != nil {
+			return err
+		}
+		c.Release()
+		return c.SetDeadline(time.Time{})
+	}
+	var progress atomic.Int64
+	conns, err := b.dialAll(s, sc.Idle, 512, 8, once, &progress)
+	defer func() {
+		s.stop() // the server goes first, so no client port lingers in TIME_WAIT
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if err := b.watch(s, &progress, nil, time.Now().Add(b.cfg.settle), 0, nil, ""); err != nil {
+		return err
+	}
+	rss1, err := s.rss()
+	if err != nil {
+		return err
+	}
+	cpu1, err := s.cpu(b.tick)
+	if err != nil {
+		return err
+	}
+	if err := s.freeMemory(); err != nil {
+		return err
+	}
+	rss2, err := s.rss()
+	if err != nil {
+		return err
+	}
+	n := float64(len(conns))
+	r.Conns = len(conns)
+	r.RSSPerConn = float64(rss1-rss0) / n
+	r.RSSPerConnGC = float64(rss2-rss0) / n
+	r.CPUPerConn = (cpu1 - cpu0) / n
+	return nil
+}
+
+// dialAll opens n connections to s, a few at a time, each with a read
+// buffer of bufSize bytes, and runs each one through then, if not nil.
+// With spread > 0 the connections come from spread source addresses,
+// 127.0.0.2 onwards, so that many connections do not run out of ports.
+// It counts each connection in progress, and fails if the server makes
+// none for the stall time.
+func (b *bench) dialAll(s *server, n, bufSize, spread int, then func(*loadgen.Conn) error, progress *atomic.Int64) ([]*loadgen.Conn, error) {
+	conns := make([]*loadgen.Conn, n)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var next atomic.Int64
+	errc := make(chan error, 64)
+	var wg sync.WaitGroup
+	for range min(n, 64) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				d := &net.Dialer{}
+				if spread > 0 {
+					d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%spread))}
+				}
+				dctx, dcancel := context.WithTimeout(ctx, b.cfg.stall+10*time.Second)
+				c, err := loadgen.Dial(dctx, d, s.addr, bufSize)
+				dcancel()
+				if err == nil && then != nil {
+					if err = then(c); err != nil {
+						c.Close()
+					}
+				}
+				if err != nil {
+					errc <- fmt.Errorf("connection %d: %w", i, err)
+					cancel()
+					return
+				}
+				conns[i] = c
+				progress.Add(1)
+			}
+		}()
+	}
+	finished := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(finished)
+	}()
+	err := b.watch(s, progress, errc, time.Time{}, 0, finished, "connection")
+	cancel()
+	<-finished
+	conns = slices.DeleteFunc(conns, func(c *loadgen.Conn) bool { return c == nil })
+	if err == nil {
+		select {
+		case err = <-errc:
+		default:
+		}
+	}
+	return conns, err
+}
+
+// watch waits until the time end (if not zero) has passed and progress has
+// reached atLeast, or until finished is closed (if not nil), failing if a
+// load loop reports an error on errc, if the server exits, or if progress
+// (named what; "" for none expected) stands still for the stall time.
+func (b *bench) watch(s *server, progress *atomic.Int64, errc <-chan error, end time.Time, atLeast int64, finished <-chan struct{}, what string) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	last, lastAt := progress.Load(), time.Now()
+	for {
+		select {
+		case err := <-errc:
+			return err
+		case <-s.exited:
+			return fmt.Errorf("the server exited: %v", s.err)
+		case <-finished:
+			return nil
+		case now := <-tick.C:
+			if what != "" {
+				if n := progress.Load(); n != last {
+					last, lastAt = n, now
+				} else if now.Sub(lastAt) >= b.cfg.stall {
+					return fmt.Errorf("STALLED: no %s for %v (%d so far)", what, b.cfg.stall, n)
+				}
+			}
+			if !end.IsZero() && !now.Before(end) && progress.Load() >= atLeast {
+				return nil
+			}
+		}
+	}
+}
+
+func waitTimeout(wg *sync.WaitGroup, d time.Duration, what string) error {
+	c := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(c)
+	}()
+	select {
+	case <-c:
+		return nil
+	case <-time.After(d):
+		return fmt.Errorf("%s did not end within %v", what, d)
+	}
+}
