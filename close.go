@@ -124,20 +124,26 @@ func (c *Conn) setCloseTimer(t *time.Timer) {
 	}
 }
 
-// writeClose sends a close frame, once.
+// writeClose sends a close frame, once, after any frames queued before it.
 func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	if err := c.lock(ctx, c.frameMu, "close"); err != nil {
 		return err
 	}
 	defer unlock(c.frameMu)
+	c.pendMu.Lock()
 	if c.isClosed() {
+		c.pendMu.Unlock()
 		return c.closedErr("close")
 	}
 	if c.closeSent {
+		c.pendMu.Unlock()
 		return errCloseAlreadySent
 	}
 	c.closeSent = true
-	return c.writeFrameLocked(ctx, header{fin: true, op: opClose}, payload)
+	h := c.keyLocked(header{fin: true, op: opClose})
+	pend := c.takePendLocked()
+	c.pendMu.Unlock()
+	return c.writeFrameLocked(ctx, pend, h, payload)
 }
 
 func (c *Conn) peerCloseReceived() bool {

@@ -18,10 +18,14 @@ import (
 // (read.go) parses headers straight out of readBuffer, which holds what the
 // transport delivered; it answers pings, notes pongs and handles a close
 // frame in place, and returns at the first data frame header, checked by
-// checkHeader (frame.go) and against the read limit. readPayloadLocked then
+// checkHeader (frame.go) and against the read limit. readRawLocked then
 // copies the payload out of readBuffer, or reads a large payload straight
-// into the caller's slice, unmasks it there (mask.go), and feeds text to the
-// UTF-8 validator (utf8.go) before the caller sees a byte. While waiting for
+// into the caller's slice, and unmasks it there (mask.go); text goes to the
+// UTF-8 validator (utf8.go) before the caller sees a byte. A compressed
+// message (compress.go) is read through compress/flate instead, whose
+// input, inflateSource, is that same raw payload followed by the
+// 00 00 ff ff tail that RFC 7692 has the sender strip; the read limit and
+// the UTF-8 check then apply to what it inflates to. While waiting for
 // a message on an empty buffer, the connection reads into a small array of
 // its own, so an idle connection holds no pooled buffer.
 //
@@ -30,10 +34,15 @@ import (
 // Write and Writer take msgMu for the whole message, so messages never
 // interleave; each frame then takes frameMu, which pongs, pings and the
 // close frame take too, so control frames can go out between the fragments
-// of a long message. writeFrameLocked (write.go) builds the header in the
-// space reserved at the front of a pooled buffer, behind which the payload
-// is copied (and masked, for a client); a large server payload goes out
-// with its header in one writev instead, without a copy.
+// of a long message. A frame is encoded (header, then the payload copied
+// and, by a client, masked) into a pooled buffer; a large server payload
+// goes out with its header in one writev instead, without a copy. A small
+// frame that finds another write in progress, or the reader holding input
+// it has yet to hand out, joins a queue instead of waiting: the writer in
+// progress, or the reader before it waits for input, writes the queue in
+// one system call, so a burst of small messages costs one write. A compressed
+// message goes through the message writer, which runs it through the
+// deflater (deflate.go) and sends the output in frames as it accumulates.
 //
 // Contexts: a call whose context ends while it is blocked on the transport
 // is interrupted by moving the transport's deadline into the past (ctxWatch);
@@ -46,41 +55,57 @@ type Conn struct {
 	// Immutable after construction.
 	client       bool
 	subprotocol  string
+	deflate      *deflateParams // negotiated compression, nil when none
 	tr           transport
 	closeTimeout time.Duration
 
 	// readMu is the read lock: held by Read, Reader's reads, and the close
 	// handshake while they read from the transport. Fields below it up to
 	// writing are guarded by it.
-	readMu    chan struct{}
-	rb        readBuffer
-	rs        readState
-	frame     header        // the data frame being read
-	frameLeft int64         // payload bytes of frame not yet read
-	maskPos   int           // position in frame.key of the next payload byte
-	msgType   MessageType   // type of the message being read
-	msgSize   int64         // declared payload bytes of the message so far
-	msgOpen   bool          // a message was returned by Reader and not read to its end
-	utf8      utf8Validator // state of the text message being read
-	mr        messageReader
-	readWatch ctxWatch
-	readLimit atomic.Int64
+	readMu        chan struct{}
+	rb            readBuffer
+	rs            readState
+	frame         header        // the data frame being read
+	frameLeft     int64         // payload bytes of frame not yet read
+	maskPos       int           // position in frame.key of the next payload byte
+	msgType       MessageType   // type of the message being read
+	msgSize       int64         // declared payload bytes of the message so far
+	msgOpen       bool          // a message has started and not been read to its end
+	msgCompressed bool          // the message being read is compressed (RSV1)
+	inflate       inflater      // the peer's compression, when negotiated
+	utf8          utf8Validator // state of the text message being read
+	mr            messageReader
+	readWatch     ctxWatch
+	readLimit     atomic.Int64
 	// discard is set once Close starts: reads then deliver nothing more.
 	discard atomic.Bool
 
 	// msgMu is held by a message writer from its first frame to its last.
+	// Fields below it up to frameMu are guarded by it.
 	msgMu chan struct{}
-	mw    messageWriter // guarded by msgMu
+	mw    messageWriter
+	def   *deflater // our compressor, kept across messages with context takeover
 
-	// frameMu is held while one frame is written. Fields below it up to
-	// pings are guarded by it.
+	// frameMu is held while frames are written to the transport. Fields
+	// below it up to pendMu are guarded by it.
 	frameMu    chan struct{}
-	closeSent  bool
-	keys       maskKeys // client only
 	writeWatch ctxWatch
 	hdr        [maxHeaderSize]byte // header of a frame sent with writev
-	iov        [2][]byte
+	iov        [3][]byte
 	bufs       net.Buffers
+
+	// pendMu guards the frames queued to join the next write (see
+	// write.go), and the fields below it up to inputPending.
+	pendMu    sync.Mutex
+	pend      *[]byte     // encoded frames not yet written, nil when none
+	flusher   bool        // a frameMu holder writes pend before letting go
+	closeSent bool        // a close frame was sent: nothing may follow it
+	keys      maskKeys    // client only
+	pendTimer *time.Timer // writes pend that no reader or writer did
+	// inputPending is set while the reader holds input it has not
+	// consumed: the caller will soon read again, and the reader writes
+	// queued frames before it waits for more.
+	inputPending atomic.Bool
 
 	pingMu  sync.Mutex
 	pingSeq uint64
@@ -155,6 +180,7 @@ func netTransport(nc net.Conn) transport {
 type connConfig struct {
 	client       bool
 	subprotocol  string
+	deflate      *deflateParams // nil without compression
 	tr           transport
 	buffered     []byte // bytes read past the handshake
 	closeTimeout time.Duration
@@ -169,6 +195,7 @@ func newConn(cfg connConfig) *Conn {
 	c := &Conn{
 		client:       cfg.client,
 		subprotocol:  cfg.subprotocol,
+		deflate:      cfg.deflate,
 		tr:           cfg.tr,
 		closeTimeout: cfg.closeTimeout,
 		readMu:       make(chan struct{}, 1),
@@ -181,6 +208,11 @@ func newConn(cfg connConfig) *Conn {
 		c.closeTimeout = defaultCloseTimeout
 	}
 	c.rs.client = c.client
+	if c.deflate != nil {
+		// RFC 7692 §6: RSV1 marks the first frame of a compressed message.
+		c.rs.rsvOK = rsv1
+		c.inflate.src.c = c
+	}
 	c.readLimit.Store(defaultReadLimit)
 	c.mr.c = c
 	c.mw.c = c
@@ -271,6 +303,11 @@ func (c *Conn) closeTransport(cause error) bool {
 		if t := c.closeTimer.Load(); t != nil {
 			t.Stop()
 		}
+		c.pendMu.Lock()
+		if c.pendTimer != nil {
+			c.pendTimer.Stop()
+		}
+		c.pendMu.Unlock()
 		c.readWatch.kill()
 		c.writeWatch.kill()
 		// Closed before the transport, so that a call the transport's

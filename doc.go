@@ -89,7 +89,25 @@
 //
 // # Compression
 //
-// Compression (RFC 7692, permessage-deflate) is not negotiated: a server
-// answers no extension offer, and a client offers none and refuses a
-// response that names one.
+// Compression (RFC 7692, permessage-deflate) is off unless
+// AcceptOptions.Compression or DialOptions.Compression ask for it, and
+// then only used when the peer agrees. CompressionNoContextTakeover
+// compresses each message on its own, so an idle connection keeps no
+// compression state at all; CompressionContextTakeover lets each side
+// refer back to earlier messages, which shrinks small, similar messages
+// far better, for one window per direction per connection. Messages
+// shorter than CompressionThreshold go out uncompressed.
+//
+// Window sizes are honoured both ways: CompressionWindowBits (8 to 15)
+// bounds our compressor's window, and asks the peer to bound its own where
+// the negotiation allows; when the peer limits our window, no
+// back-reference we emit reaches further. The compressor is the package's
+// own (compress/flate always uses a 32 KiB window); decompression uses
+// compress/flate. Servers built on zlib cannot keep an 8-bit window and
+// decline (or, sometimes, fail) a client that asks for one.
+//
+// The read limit applies to what a message inflates to, counted as it
+// inflates: a small message that would inflate past it fails the
+// connection with StatusMessageTooBig before the excess exists. Corrupt
+// compressed data fails it with StatusInvalidFramePayloadData.
 package websocket

@@ -137,7 +137,6 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		return 0, nil, err
 	}
 	c.mr.ctx = ctx
-	c.msgOpen = true
 	return typ, &c.mr, nil
 }
 
@@ -150,24 +149,45 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 // message was consumed, the connection is failed with
 // StatusPolicyViolation.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
+	return c.ReadAppend(ctx, nil)
+}
+
+// ReadAppend reads the next message as Read does, appending its payload to
+// dst and returning the extended slice. Passing the previous result
+// resliced to zero length reuses its memory, so a steady stream of messages
+// is read without allocating:
+//
+//	buf := make([]byte, 0, 4096)
+//	for {
+//		typ, msg, err := c.ReadAppend(ctx, buf[:0])
+//		...
+//		buf = msg
+//	}
+//
+// On error it returns dst as given.
+func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
 	if err := c.lock(ctx, c.readMu, "read"); err != nil {
-		return 0, nil, err
+		return 0, dst, err
 	}
 	defer c.readUnlock()
 	typ, err := c.nextMessageLocked(ctx)
 	if err != nil {
-		return 0, nil, err
+		return 0, dst, err
 	}
-	p, err := c.readRestLocked(ctx, nil)
+	p, err := c.readRestLocked(ctx, dst)
 	if err != nil {
-		return 0, nil, err
+		return 0, dst, err
 	}
 	return typ, p, nil
 }
 
 func (c *Conn) readUnlock() {
-	if c.rb.isEmpty() {
+	pending := !c.rb.isEmpty()
+	if !pending {
 		c.rb.release()
+	}
+	if c.inputPending.Load() != pending {
+		c.inputPending.Store(pending)
 	}
 	c.readWatch.release()
 	unlock(c.readMu)
@@ -182,39 +202,42 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 	if !c.msgOpen {
 		return 0, io.EOF
 	}
-	if c.isClosed() {
+	if c.isClosed() || c.discard.Load() {
 		return 0, c.closedErr("read")
 	}
-	if c.discard.Load() {
-		return 0, c.closedErr("read")
+	n, err := c.readMessageLocked(mr.ctx, p)
+	if err != nil {
+		c.msgOpen = false
+	}
+	return n, err
+}
+
+// readMessageLocked reads the next bytes of the current message into p,
+// returning io.EOF at its end.
+func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
+	if c.msgCompressed {
+		return c.inflateLocked(ctx, p)
 	}
 	for c.frameLeft == 0 {
 		if c.frame.fin {
-			c.msgOpen = false
-			if err := c.endMessageLocked(); err != nil {
-				return 0, err
-			}
-			return 0, io.EOF
+			return 0, c.endMessageLocked()
 		}
-		if err := c.nextFrameLocked(mr.ctx); err != nil {
-			c.msgOpen = false
+		if err := c.nextFrameLocked(ctx); err != nil {
 			return 0, err
 		}
 	}
 	if len(p) == 0 {
 		return 0, nil
 	}
-	n, err := c.readPayloadLocked(mr.ctx, p)
+	n, err := c.readRawLocked(ctx, p)
 	if err != nil {
-		c.msgOpen = false
+		return 0, err
+	}
+	if err := c.checkTextLocked(p[:n]); err != nil {
 		return 0, err
 	}
 	if c.frameLeft == 0 && c.frame.fin {
-		if err := c.endMessageLocked(); err != nil {
-			return 0, err
-		}
-		c.msgOpen = false
-		return n, io.EOF
+		return n, c.endMessageLocked()
 	}
 	return n, nil
 }
@@ -226,7 +249,6 @@ func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
 		return 0, c.closedErr("read")
 	}
 	if c.msgOpen {
-		c.msgOpen = false
 		if err := c.discardMessageLocked(ctx); err != nil {
 			return 0, err
 		}
@@ -237,7 +259,9 @@ func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
 			return 0, c.readErrLocked(ctx, err, false)
 		}
 		c.msgType = MessageType(h.op)
+		c.msgCompressed = h.rsv&rsv1 != 0
 		c.msgSize = 0
+		c.msgOpen = true
 		c.utf8.reset()
 		if err := c.startFrameLocked(h); err != nil {
 			return 0, err
@@ -264,7 +288,13 @@ func (c *Conn) nextFrameLocked(ctx context.Context) error {
 // startFrameLocked makes h the data frame being read, once the message it
 // belongs to stays within the read limit.
 func (c *Conn) startFrameLocked(h header) error {
-	if limit := c.readLimit.Load(); limit >= 0 && h.length > limit-c.msgSize {
+	limit := c.readLimit.Load()
+	if c.msgCompressed && limit >= 0 {
+		// The limit is on what the message inflates to, checked as it
+		// does; this only bounds the input.
+		limit = compressedLimit(limit)
+	}
+	if limit >= 0 && h.length > limit-c.msgSize {
 		pe := protocolErr(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", limit))
 		pe.err = ErrMessageTooBig
 		return c.failLocked(pe)
@@ -277,28 +307,35 @@ func (c *Conn) startFrameLocked(h header) error {
 	return nil
 }
 
-// endMessageLocked checks a message that was read to its end.
+// endMessageLocked checks a message that was read to its end and returns
+// io.EOF, or the error that failed the connection.
 func (c *Conn) endMessageLocked() error {
+	c.msgOpen = false
 	if c.msgType == MessageText && !c.utf8.complete() {
 		return c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence"))
+	}
+	return io.EOF
+}
+
+// checkTextLocked feeds delivered bytes of a text message to the UTF-8
+// validator, failing the connection at the first invalid byte.
+func (c *Conn) checkTextLocked(p []byte) error {
+	if c.msgType == MessageText && !c.utf8.write(p) {
+		return c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message is not valid UTF-8"))
 	}
 	return nil
 }
 
-// discardMessageLocked reads the rest of the current message and drops it.
+// discardMessageLocked reads the rest of the current message and drops it,
+// checking it all the same.
 func (c *Conn) discardMessageLocked(ctx context.Context) error {
 	bp := readBufPool.Get().(*[]byte)
 	defer readBufPool.Put(bp)
 	for {
-		for c.frameLeft > 0 {
-			if _, err := c.readPayloadLocked(ctx, *bp); err != nil {
-				return err
+		if _, err := c.readMessageLocked(ctx, *bp); err != nil {
+			if err == io.EOF {
+				return nil
 			}
-		}
-		if c.frame.fin {
-			return c.endMessageLocked()
-		}
-		if err := c.nextFrameLocked(ctx); err != nil {
 			return err
 		}
 	}
@@ -307,49 +344,46 @@ func (c *Conn) discardMessageLocked(ctx context.Context) error {
 // readRestLocked appends the rest of the current message to dst.
 func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 	for {
-		for c.frameLeft > 0 {
-			if len(dst) == cap(dst) {
-				dst = c.growLocked(dst)
-			}
-			n, err := c.readPayloadLocked(ctx, dst[len(dst):cap(dst)])
-			if err != nil {
-				return nil, err
-			}
-			dst = dst[:len(dst)+n]
+		if len(dst) == cap(dst) && (c.frameLeft > 0 || !c.frame.fin || c.msgCompressed) {
+			dst = c.growLocked(dst)
 		}
-		if c.frame.fin {
-			if err := c.endMessageLocked(); err != nil {
-				return nil, err
-			}
+		n, err := c.readMessageLocked(ctx, dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		switch {
+		case err == io.EOF:
 			if dst == nil {
 				dst = []byte{}
 			}
 			return dst, nil
-		}
-		if err := c.nextFrameLocked(ctx); err != nil {
+		case err != nil:
 			return nil, err
 		}
 	}
 }
 
-// growLocked makes room in dst for the message being read. It doubles
-// dst, which only what already arrived justifies, or makes room for the
-// rest of the current frame up to maxUpfrontAlloc, whichever is more: a
-// peer that claims a large frame and sends little costs little. It never
-// grows dst past the read limit.
+// growLocked makes room in dst for more of the message being read. The
+// last frame of a message gets room for exactly its rest, up to
+// maxUpfrontAlloc; past that, and for a message still in fragments or
+// compressed, dst doubles, which only bytes that already arrived justify: a
+// peer that claims a large frame and sends little costs little. dst never
+// grows past the read limit but for one byte, enough to see it crossed.
 func (c *Conn) growLocked(dst []byte) []byte {
-	extra := max(int64(len(dst)), int64(c.rb.len()), min(c.frameLeft, maxUpfrontAlloc), 512)
+	extra := min(c.frameLeft, maxUpfrontAlloc)
+	if c.msgCompressed || !c.frame.fin || c.frameLeft > maxUpfrontAlloc {
+		extra = max(extra, int64(len(dst)), 512)
+	}
 	if limit := c.readLimit.Load(); limit >= 0 {
 		extra = min(extra, max(limit-int64(len(dst)), c.frameLeft))
 	}
+	extra = max(extra, 1)
 	nd := make([]byte, len(dst), int64(len(dst))+extra)
 	copy(nd, dst)
 	return nd
 }
 
-// readPayloadLocked reads payload bytes of the current frame into p,
-// unmasks them and checks text, returning how many it read (at least one).
-func (c *Conn) readPayloadLocked(ctx context.Context, p []byte) (int, error) {
+// readRawLocked reads payload bytes of the current frame into p and
+// unmasks them, returning how many it read (at least one).
+func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 	if int64(len(p)) > c.frameLeft {
 		p = p[:c.frameLeft]
 	}
@@ -359,6 +393,7 @@ func (c *Conn) readPayloadLocked(ctx context.Context, p []byte) (int, error) {
 		n = copy(p, c.rb.bytes())
 		c.rb.consume(n)
 	case len(p) >= directReadMin:
+		c.beforeWaitLocked(ctx)
 		c.readWatch.watch(ctx)
 		var err error
 		for n == 0 {
@@ -368,6 +403,7 @@ func (c *Conn) readPayloadLocked(ctx context.Context, p []byte) (int, error) {
 			}
 		}
 	default:
+		c.beforeWaitLocked(ctx)
 		c.readWatch.watch(ctx)
 		if err := c.rb.fill(c.tr.r, false); err != nil {
 			return 0, c.readErrLocked(ctx, err, true)
@@ -380,9 +416,6 @@ func (c *Conn) readPayloadLocked(ctx context.Context, p []byte) (int, error) {
 		c.maskPos = maskBytes(c.frame.key, c.maskPos, p)
 	}
 	c.frameLeft -= int64(n)
-	if c.msgType == MessageText && !c.utf8.write(p) {
-		return 0, c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message is not valid UTF-8"))
-	}
 	return n, nil
 }
 
@@ -430,6 +463,7 @@ func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
 }
 
 func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
+	c.beforeWaitLocked(ctx)
 	c.readWatch.watch(ctx)
 	return c.rb.fill(c.tr.r, idle)
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 )
 
 const (
@@ -18,13 +19,23 @@ const (
 	// a client, masked) through, a piece at a time.
 	largeWriteBufferSize = 64 << 10
 	// writevMin is the smallest server payload sent straight from the
-	// caller's slice, with its header, in one writev.
-	writevMin = 1 << 10
+	// caller's slice, with its header, in one writev, when it does not
+	// join a queue.
+	writevMin = 2 << 10
+	// maxQueuedPayload is the largest payload that joins the frame queue
+	// (it is copied there); larger frames wait for the frame lock.
+	maxQueuedPayload = 64 << 10
+	// maxQueued bounds the queue; past it, writers wait their turn.
+	maxQueued = 512 << 10
+	// queueFlushDelay bounds how long queued frames wait for a reader
+	// that holds input but does not come back to read it.
+	queueFlushDelay = 500 * time.Microsecond
 )
 
 var (
 	writeBufPool      = sync.Pool{New: func() any { b := make([]byte, writeBufferSize); return &b }}
 	largeWriteBufPool = sync.Pool{New: func() any { b := make([]byte, largeWriteBufferSize); return &b }}
+	pendPool          = sync.Pool{New: func() any { b := make([]byte, 0, writeBufferSize); return &b }}
 )
 
 func getWriteBuf(n int) *[]byte {
@@ -39,6 +50,13 @@ func putWriteBuf(bp *[]byte) {
 		writeBufPool.Put(bp)
 	} else {
 		largeWriteBufPool.Put(bp)
+	}
+}
+
+func putPend(bp *[]byte) {
+	if cap(*bp) <= 2*maxQueued {
+		*bp = (*bp)[:0]
+		pendPool.Put(bp)
 	}
 }
 
@@ -63,20 +81,172 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := c.lock(ctx, c.msgMu, "write"); err != nil {
 		return err
 	}
+	if c.deflate != nil && len(p) >= c.deflate.threshold {
+		w := &c.mw
+		w.start(ctx, typ)
+		w.startDeflate()
+		err := w.deflate(p)
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	}
 	defer unlock(c.msgMu)
 	return c.writeFrame(ctx, header{fin: true, op: opcode(typ)}, p, "write")
 }
 
-// writeFrame sends one frame under the frame lock.
+// writeFrame sends one frame, or queues it to join the next write.
+//
+// A frame of at most maxQueuedPayload bytes joins the queue when another
+// writer holds the frame lock (it writes the queue before letting go), or
+// when the reader holds input not yet consumed (it writes the queue before
+// waiting for more, and a timer bounds the wait). Such a frame is copied,
+// and the call returns before it is written; a failure to write it later
+// closes the connection, which the next call reports. Otherwise the frame
+// is written under the frame lock, together with whatever was queued.
 func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) error {
+	if len(p) <= maxQueuedPayload {
+		if queued, err := c.queueFrame(h, p, op); queued {
+			return err
+		}
+	}
 	if err := c.lock(ctx, c.frameMu, op); err != nil {
 		return err
 	}
-	defer unlock(c.frameMu)
+	c.pendMu.Lock()
 	if c.closeSent || c.isClosed() {
+		c.pendMu.Unlock()
+		unlock(c.frameMu)
 		return c.closedErr(op)
 	}
-	return c.writeFrameLocked(ctx, h, p)
+	c.flusher = true
+	h = c.keyLocked(h)
+	pend := c.takePendLocked()
+	c.pendMu.Unlock()
+	err := c.writeFrameLocked(ctx, pend, h, p)
+	c.flushUnlock(ctx)
+	c.flushQueue(ctx) // in case a frame queued as we let go
+	return err
+}
+
+// queueFrame appends the frame to the queue if a write is in progress or
+// the reader holds input, reporting whether it did.
+func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	if c.closeSent || c.isClosed() {
+		return true, c.closedErr(op)
+	}
+	if !c.flusher && !c.inputPending.Load() {
+		return false, nil
+	}
+	if c.pend != nil && len(*c.pend)+len(p)+maxHeaderSize > maxQueued {
+		return false, nil
+	}
+	if c.pend == nil {
+		c.pend = pendPool.Get().(*[]byte)
+		if !c.flusher {
+			c.armFlushTimerLocked()
+		}
+	}
+	*c.pend = appendFrame(*c.pend, c.keyLocked(h), p)
+	return true, nil
+}
+
+// keyLocked completes h for this side: a client masks every frame.
+func (c *Conn) keyLocked(h header) header {
+	if c.client {
+		h.masked = true
+		h.key = c.keys.next()
+	}
+	return h
+}
+
+func (c *Conn) takePendLocked() *[]byte {
+	pend := c.pend
+	c.pend = nil
+	return pend
+}
+
+func (c *Conn) armFlushTimerLocked() {
+	if c.pendTimer == nil {
+		c.pendTimer = time.AfterFunc(queueFlushDelay, c.flushQueueLater)
+		return
+	}
+	c.pendTimer.Reset(queueFlushDelay)
+}
+
+// flushQueueLater writes queued frames that waited too long for the reader.
+func (c *Conn) flushQueueLater() {
+	c.flushQueue(context.Background())
+}
+
+// flushQueue writes the queued frames, if any. It never waits for the
+// frame lock: whoever holds it writes the queue before letting go.
+func (c *Conn) flushQueue(ctx context.Context) {
+	for {
+		c.pendMu.Lock()
+		if c.pend == nil || c.flusher {
+			c.pendMu.Unlock()
+			return
+		}
+		select {
+		case c.frameMu <- struct{}{}:
+		default:
+			c.pendMu.Unlock()
+			return
+		}
+		c.flusher = true
+		c.pendMu.Unlock()
+		if c.flushUnlock(ctx) != nil {
+			return
+		}
+	}
+}
+
+// flushUnlock writes the frames that queued while the caller held the
+// frame lock, then releases it.
+func (c *Conn) flushUnlock(ctx context.Context) error {
+	var err error
+	for {
+		c.pendMu.Lock()
+		pend := c.takePendLocked()
+		if pend == nil || err != nil {
+			c.flusher = false
+			c.pendMu.Unlock()
+			if pend != nil {
+				putPend(pend)
+			}
+			break
+		}
+		c.pendMu.Unlock()
+		err = c.writeQueueLocked(ctx, pend)
+	}
+	unlock(c.frameMu)
+	return err
+}
+
+// beforeWaitLocked runs before the reader waits for input: from now on
+// writes go out at once, and what queued behind the input goes now.
+func (c *Conn) beforeWaitLocked(ctx context.Context) {
+	if c.inputPending.Load() {
+		c.inputPending.Store(false)
+	}
+	c.flushQueue(ctx)
+}
+
+// writeQueueLocked writes encoded frames.
+func (c *Conn) writeQueueLocked(ctx context.Context, pend *[]byte) error {
+	defer putPend(pend)
+	if err := ctx.Err(); err != nil {
+		return c.writeErrLocked(ctx, err, true)
+	}
+	c.writeWatch.watch(ctx)
+	defer c.writeWatch.release()
+	if _, err := c.tr.w.Write(*pend); err != nil {
+		return c.writeErrLocked(ctx, err, true)
+	}
+	return nil
 }
 
 // writeControl sends a ping or pong frame.
@@ -84,31 +254,66 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte, name
 	return c.writeFrame(ctx, header{fin: true, op: op}, payload, name)
 }
 
-// writeFrameLocked writes the frame h with payload p, which it never
-// modifies. The payload is copied behind the header in a pooled buffer and
-// masked there by a client; a large server payload goes out with its
-// header in one writev instead.
-func (c *Conn) writeFrameLocked(ctx context.Context, h header, p []byte) error {
+// appendFrame appends the frame h with payload p to b, masked if h is.
+func appendFrame(b []byte, h header, p []byte) []byte {
+	h.length = int64(len(p))
+	b = appendHeader(b, h)
+	n := len(b)
+	b = append(b, p...)
+	if h.masked {
+		maskBytes(h.key, 0, b[n:])
+	}
+	return b
+}
+
+// writeFrameLocked writes the queued frames pend, if any, then the frame h
+// with payload p, which it never modifies. A small frame is encoded behind
+// the queued ones and both go out in one write; a large server payload
+// goes out with the queue and its header in one writev; a large client
+// payload is masked through a pooled buffer, a piece at a time.
+func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p []byte) error {
 	if err := ctx.Err(); err != nil {
+		if pend != nil {
+			// Queued frames were promised; they cannot go now.
+			return c.writeErrLocked(ctx, err, true)
+		}
 		return fmt.Errorf("websocket: write: %w", err)
+	}
+	queued := pend != nil
+	if len(p) <= maxQueuedPayload && (queued || !c.tr.writev || h.masked || len(p) < writevMin) {
+		if pend == nil {
+			pend = pendPool.Get().(*[]byte)
+		}
+		*pend = appendFrame(*pend, h, p)
+		if !queued {
+			defer putPend(pend)
+			return c.writeBufLocked(ctx, *pend, false)
+		}
+		return c.writeQueueLocked(ctx, pend)
 	}
 	c.writeWatch.watch(ctx)
 	defer c.writeWatch.release()
 	h.length = int64(len(p))
-	if c.client {
-		h.masked = true
-		h.key = c.keys.next()
-	}
-	if !h.masked && c.tr.writev && len(p) >= writevMin {
-		c.iov[0] = appendHeader(c.hdr[:0], h)
-		c.iov[1] = p
-		c.bufs = c.iov[:]
+	if !h.masked && c.tr.writev {
+		c.bufs = c.iov[:0]
+		if pend != nil {
+			c.bufs = append(c.bufs, *pend)
+		}
+		c.bufs = append(c.bufs, appendHeader(c.hdr[:0], h), p)
 		n, err := c.bufs.WriteTo(c.tr.w)
-		c.iov[1] = nil
+		c.iov = [3][]byte{}
+		if pend != nil {
+			putPend(pend)
+		}
 		if err != nil {
-			return c.writeErrLocked(ctx, err, n > 0)
+			return c.writeErrLocked(ctx, err, queued || n > 0)
 		}
 		return nil
+	}
+	if pend != nil {
+		if err := c.writeQueueLocked(ctx, pend); err != nil {
+			return err
+		}
 	}
 	bp := getWriteBuf(maxHeaderSize + len(p))
 	defer putWriteBuf(bp)
@@ -124,13 +329,25 @@ func (c *Conn) writeFrameLocked(ctx context.Context, h header, p []byte) error {
 		}
 		m, err := c.tr.w.Write(buf[start : off+n])
 		if err != nil {
-			return c.writeErrLocked(ctx, err, !first || m > 0)
+			return c.writeErrLocked(ctx, err, queued || !first || m > 0)
 		}
 		if len(p) == 0 {
 			return nil
 		}
 		start, off, first = 0, 0, false
 	}
+}
+
+// writeBufLocked writes one encoded frame; torn says whether anything
+// before it was promised to the peer already.
+func (c *Conn) writeBufLocked(ctx context.Context, b []byte, torn bool) error {
+	c.writeWatch.watch(ctx)
+	defer c.writeWatch.release()
+	n, err := c.tr.w.Write(b)
+	if err != nil {
+		return c.writeErrLocked(ctx, err, torn || n > 0)
+	}
+	return nil
 }
 
 // writeErrLocked turns a failed write into what the caller gets. torn says
@@ -159,18 +376,29 @@ type messageWriter struct {
 	c    *Conn
 	ctx  context.Context
 	op   opcode  // opcode of the next frame: the message's, then continuation
+	rsv  byte    // RSV bits of the next frame: RSV1 opens a compressed message
 	bp   *[]byte // pooled buffer of payload not yet sent, or nil
 	n    int     // bytes in bp
+	d    *deflater
+	out  *[]byte // compressed output not yet sent, while d is set
 	open bool
 }
 
 var errWriterClosed = errors.New("websocket: write to a closed message writer")
 
+// compressedFrameSize is how much compressed output a message writer
+// gathers before it sends a frame.
+const compressedFrameSize = 16 << 10
+
+var deflateOutPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*compressedFrameSize); return &b }}
+
 // Writer starts a message of type typ and returns a writer of its payload;
 // closing the writer ends the message. Until then other messages wait, but
 // pongs and close frames may go out between its frames. The writer sends a
 // frame whenever it has gathered 4 KiB, or at once for a write of at least
-// that much; Close sends the last one.
+// that much; Close sends the last one. With compression negotiated, a
+// message that reaches 4 KiB, or the compression threshold by Close, is
+// compressed, its frames going out as the compressed output gathers.
 //
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
@@ -182,8 +410,12 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err := c.lock(ctx, c.msgMu, "write"); err != nil {
 		return nil, err
 	}
-	c.mw.ctx, c.mw.op, c.mw.open = ctx, opcode(typ), true
+	c.mw.start(ctx, typ)
 	return &c.mw, nil
+}
+
+func (w *messageWriter) start(ctx context.Context, typ MessageType) {
+	w.ctx, w.op, w.rsv, w.open = ctx, opcode(typ), 0, true
 }
 
 func (w *messageWriter) Write(p []byte) (int, error) {
@@ -191,10 +423,14 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		return 0, errWriterClosed
 	}
 	total := len(p)
-	for len(p) > 0 {
+	for len(p) > 0 && w.d == nil {
 		if w.n == 0 && len(p) >= writeBufferSize {
+			if w.c.deflate != nil {
+				w.startDeflate()
+				break
+			}
 			if err := w.frame(false, p); err != nil {
-				return total - len(p), err
+				return 0, err
 			}
 			return total, nil
 		}
@@ -205,10 +441,19 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 		w.n += n
 		p = p[n:]
 		if w.n == len(*w.bp) {
+			if w.c.deflate != nil {
+				w.startDeflate()
+				break
+			}
 			if err := w.frame(false, *w.bp); err != nil {
 				return total - len(p), err
 			}
 			w.n = 0
+		}
+	}
+	if len(p) > 0 {
+		if err := w.deflate(p); err != nil {
+			return total - len(p), err
 		}
 	}
 	return total, nil
@@ -219,11 +464,28 @@ func (w *messageWriter) Close() error {
 	if !w.open {
 		return errWriterClosed
 	}
-	var p []byte
-	if w.bp != nil {
-		p = (*w.bp)[:w.n]
+	if w.d == nil && w.c.deflate != nil && w.n >= w.c.deflate.threshold {
+		w.startDeflate()
 	}
-	err := w.frame(true, p)
+	var err error
+	if w.d != nil {
+		// RFC 7692 §7.2.1: end the output with a sync flush and strip the
+		// 00 00 ff ff it ends with.
+		out := w.d.flush(*w.out)
+		*w.out = out[:0]
+		err = w.frame(true, out[:len(out)-len(deflateTail)])
+		w.c.releaseDeflater(w.d)
+		if cap(*w.out) <= 8*compressedFrameSize {
+			deflateOutPool.Put(w.out)
+		}
+		w.d, w.out = nil, nil
+	} else {
+		var p []byte
+		if w.bp != nil {
+			p = (*w.bp)[:w.n]
+		}
+		err = w.frame(true, p)
+	}
 	if w.bp != nil {
 		writeBufPool.Put(w.bp)
 		w.bp, w.n = nil, 0
@@ -233,13 +495,42 @@ func (w *messageWriter) Close() error {
 	return err
 }
 
+// startDeflate turns the message into a compressed one, compressing what
+// was gathered so far.
+func (w *messageWriter) startDeflate() {
+	w.d = w.c.takeDeflater()
+	w.out = deflateOutPool.Get().(*[]byte)
+	w.rsv = rsv1
+	if w.n > 0 {
+		*w.out = w.d.write((*w.out)[:0], (*w.bp)[:w.n])
+		w.n = 0
+	}
+}
+
+// deflate compresses p, sending frames as the output gathers.
+func (w *messageWriter) deflate(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), 4*compressedFrameSize)
+		*w.out = w.d.write(*w.out, p[:n])
+		p = p[n:]
+		if len(*w.out) >= compressedFrameSize {
+			if err := w.frame(false, *w.out); err != nil {
+				return err
+			}
+			*w.out = (*w.out)[:0]
+		}
+	}
+	return nil
+}
+
 func (w *messageWriter) frame(fin bool, p []byte) error {
-	err := w.c.writeFrame(w.ctx, header{fin: fin, op: w.op}, p, "write")
-	if err != nil && w.op == opContinuation {
-		// The peer is inside the message; no other message can follow.
+	err := w.c.writeFrame(w.ctx, header{fin: fin, rsv: w.rsv, op: w.op}, p, "write")
+	if err != nil && (w.op == opContinuation || w.d != nil) {
+		// The peer is inside the message, or our compressor has moved on
+		// without it: no other message can follow.
 		w.c.closeTransport(fmt.Errorf("websocket: message cut short: %w", err))
 	}
-	w.op = opContinuation
+	w.op, w.rsv = opContinuation, 0
 	return err
 }
 

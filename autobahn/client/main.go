@@ -21,7 +21,10 @@ import (
 func main() {
 	base := flag.String("url", envOr("AUTOBAHN_URL", "ws://127.0.0.1:9001"), "fuzzing server URL")
 	agent := flag.String("agent", "rfc6455-websocket", "agent name in the reports")
+	var mode websocket.CompressionMode
+	flag.TextVar(&mode, "compression", websocket.CompressionDisabled, "permessage-deflate: off, no-takeover or takeover")
 	flag.Parse()
+	opts := &websocket.DialOptions{Compression: mode}
 
 	ctx := context.Background()
 	n, err := caseCount(ctx, *base)
@@ -31,7 +34,7 @@ func main() {
 	log.Printf("%d cases", n)
 	for i := 1; i <= n; i++ {
 		u := fmt.Sprintf("%s/runCase?case=%d&agent=%s", *base, i, url.QueryEscape(*agent))
-		if err := runCase(ctx, u); err != nil {
+		if err := runCase(ctx, u, opts); err != nil {
 			log.Printf("case %d: %v", i, err)
 		}
 	}
@@ -64,9 +67,9 @@ func caseCount(ctx context.Context, base string) (int, error) {
 }
 
 // runCase echoes every message until the connection ends.
-func runCase(ctx context.Context, u string) error {
+func runCase(ctx context.Context, u string, opts *websocket.DialOptions) error {
 	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	c, _, err := websocket.Dial(dctx, u, nil)
+	c, _, err := websocket.Dial(dctx, u, opts)
 	cancel()
 	if err != nil {
 		return err

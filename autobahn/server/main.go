@@ -19,9 +19,11 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9001", "address to listen on")
 	origin := flag.String("origin", "", "comma-separated host patterns for AcceptOptions.OriginPatterns (default: same origin only)")
+	var mode websocket.CompressionMode
+	flag.TextVar(&mode, "compression", websocket.CompressionDisabled, "permessage-deflate: off, no-takeover or takeover")
 	flag.Parse()
 
-	opts := &websocket.AcceptOptions{}
+	opts := &websocket.AcceptOptions{Compression: mode}
 	if *origin != "" {
 		opts.OriginPatterns = strings.Split(*origin, ",")
 	}

@@ -23,13 +23,14 @@ const chromiumPath = "/usr/bin/chromium"
 const waitLimit = 10 * time.Second
 
 // TestBrowser has headless Chromium use the page as a person would: open
-// a connection, send messages with the Send button and with Enter, close
-// it, open again and see the server go away. It checks only what the page
+// a connection, send messages with the Send button and with Enter (one of
+// them long), close it, open again and see the server go away; then the
+// same with a server that does not compress. It checks only what the page
 // shows. The DevTools protocol is spoken over a connection from Dial.
 func TestBrowser(t *testing.T) {
 	t.Parallel()
 	b := startChromium(t)
-	url, stopServer := startServer(t)
+	url, stopServer := startServer(t, websocket.CompressionContextTakeover)
 	p := b.open(url)
 
 	p.wantText("#state", "closed")
@@ -37,11 +38,14 @@ func TestBrowser(t *testing.T) {
 	p.wantEnabled("#send", false)
 	p.wantEnabled("#close", false)
 
+	p.wantText("#extensions", "(hidden)")
 	p.click("#open")
 	p.waitText("#state", "open")
 	p.wantEnabled("#open", false)
 	p.wantEnabled("#send", true)
 	p.wantEnabled("#close", true)
+	// Chromium offers permessage-deflate; the server takes it.
+	p.wantText("#extensions", "permessage-deflate")
 
 	// Type into the input and press the Send button.
 	p.click("#message")
@@ -56,6 +60,14 @@ func TestBrowser(t *testing.T) {
 	p.typeText(accented)
 	p.pressEnter()
 	p.waitLog("received: " + accented)
+
+	// A long, repetitive message (it shrinks a hundredfold compressed)
+	// comes back intact.
+	long := strings.Repeat("all work and no play makes jack a dull boy. ", 2500) + "the end"
+	p.click("#message")
+	p.typeText(long)
+	p.click("#send")
+	p.waitLog("received: " + long)
 
 	p.click("#close")
 	p.waitText("#state", "closed")
@@ -73,10 +85,12 @@ func TestBrowser(t *testing.T) {
 		"received: hello, browser",
 		"sent: " + accented,
 		"received: " + accented,
+		"sent: " + long,
+		"received: " + long,
 		"info: closed",
 	}
 	if got := p.log(); !slices.Equal(got, wantLog) {
-		t.Errorf("log shows\n\t%q\nwant\n\t%q", got, wantLog)
+		t.Errorf("log shows\n\t%q\nwant\n\t%q", abbreviate(got), abbreviate(wantLog))
 	}
 
 	// Open again, then stop the server: the page sees it go away cleanly,
@@ -93,6 +107,20 @@ func TestBrowser(t *testing.T) {
 	if err := <-stopped; err != nil {
 		t.Errorf("run: %v", err)
 	}
+
+	// Without compression on the server, the page says so.
+	url, _ = startServer(t, websocket.CompressionDisabled)
+	p = b.open(url)
+	p.click("#open")
+	p.waitText("#state", "open")
+	p.wantText("#extensions", "none")
+	p.click("#message")
+	p.typeText(long)
+	p.pressEnter()
+	p.waitLog("received: " + long)
+	p.click("#close")
+	p.waitText("#state", "closed")
+	p.wantText("#close-code", "1000")
 
 	// Chromium's DevTools server answers a closing handshake too. Close
 	// ends the connection whatever happens.
@@ -445,10 +473,22 @@ func (p *page) waitText(selector, want string) {
 
 func (p *page) waitLog(line string) {
 	p.t.Helper()
-	p.waitFor(fmt.Sprintf("the log to show %q", line), func() (bool, string) {
+	p.waitFor(fmt.Sprintf("the log to show %q", abbreviate([]string{line})[0]), func() (bool, string) {
 		lines := p.log()
-		return slices.Contains(lines, line), strings.Join(lines, " | ")
+		return slices.Contains(lines, line), strings.Join(abbreviate(lines), " | ")
 	})
+}
+
+// abbreviate shortens long lines, for messages.
+func abbreviate(lines []string) []string {
+	out := make([]string, len(lines))
+	for i, l := range lines {
+		if len(l) > 80 {
+			l = fmt.Sprintf("%s... (%d bytes)", l[:60], len(l))
+		}
+		out[i] = l
+	}
+	return out
 }
 
 // click presses and releases the left mouse button at the centre of the

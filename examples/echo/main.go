@@ -2,7 +2,11 @@
 // from which a person can open a connection, send messages, watch them
 // come back and close the connection again.
 //
-//	go run ./examples/echo -addr 127.0.0.1:8080
+//	go run ./examples/echo -addr 127.0.0.1:8080 -compression takeover
+//
+// -compression sets how the server answers a client's offer of
+// permessage-deflate (RFC 7692): off, no-takeover or takeover (the
+// default). Browsers always offer it; the page shows what was settled.
 //
 // Stop it with Ctrl-C: open connections are closed with 1001 (going away).
 package main
@@ -38,11 +42,13 @@ const shutdownReason = "server shutting down"
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
+	compression := websocket.CompressionContextTakeover
+	flag.TextVar(&compression, "compression", compression, "permessage-deflate: off, no-takeover or takeover")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, *addr, log.Printf, func(url string) {
+	err := run(ctx, *addr, compression, log.Printf, func(url string) {
 		fmt.Printf("echo server: open %s in a browser\n", url)
 	})
 	if err != nil {
@@ -50,16 +56,17 @@ func main() {
 	}
 }
 
-// run serves on addr until ctx ends, then shuts down: it stops accepting,
-// closes the WebSocket connections with StatusGoingAway, and waits for
-// HTTP requests in flight. ready is called with the page's URL once the
-// listener is open. logf reports connections as they come and go.
-func run(ctx context.Context, addr string, logf func(format string, args ...any), ready func(url string)) error {
+// run serves on addr, with the compression given, until ctx ends, then
+// shuts down: it stops accepting, closes the WebSocket connections with
+// StatusGoingAway, and waits for HTTP requests in flight. ready is called
+// with the page's URL once the listener is open. logf reports connections
+// as they come and go.
+func run(ctx context.Context, addr string, compression websocket.CompressionMode, logf func(format string, args ...any), ready func(url string)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	s := &server{logf: logf}
+	s := &server{logf: logf, compression: compression}
 	hs := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -104,8 +111,9 @@ func pageURL(a net.Addr) string {
 
 // server serves the page and the echo endpoint.
 type server struct {
-	logf  func(format string, args ...any) // immutable
-	conns registry
+	logf        func(format string, args ...any) // immutable
+	compression websocket.CompressionMode        // immutable
+	conns       registry
 }
 
 func (s *server) handler() http.Handler {
@@ -125,7 +133,7 @@ func servePage(w http.ResponseWriter, r *http.Request) {
 // serveEcho accepts a WebSocket connection from the same origin (the
 // default policy) and sends every message back as it came.
 func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
-	c, err := websocket.Accept(w, r, nil)
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Compression: s.compression})
 	if err != nil {
 		// Accept has answered with the HTTP error already.
 		s.logf("echo: refused %s: %v", r.RemoteAddr, err)
@@ -138,8 +146,10 @@ func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
 	s.logf("echo: %s connected", r.RemoteAddr)
 	err = echo(c)
 	c.CloseNow()
-	s.conns.remove(c)
+	// Log before remove: once the last handler is removed, run may
+	// return, and logf may no longer be usable.
 	s.logf("echo: %s gone: %v", r.RemoteAddr, err)
+	s.conns.remove(c)
 }
 
 // echo sends each message back until reading or writing fails, and

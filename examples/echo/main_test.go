@@ -20,18 +20,19 @@ import (
 // connection and browser a test starts must be gone when it ends.
 func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 
-// startServer runs the example on a free loopback port and returns its
-// page URL and a function that stops it and returns run's error; stop may
-// be called more than once, from any goroutine. The server is stopped when
-// the test ends if it was not before.
-func startServer(t *testing.T) (url string, stop func() error) {
+// startServer runs the example on a free loopback port with the
+// compression given and returns its page URL and a function that stops it
+// and returns run's error; stop may be called more than once, from any
+// goroutine. The server is stopped when the test ends if it was not
+// before.
+func startServer(t *testing.T, compression websocket.CompressionMode) (url string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	logf := func(format string, args ...any) { t.Logf(format, args...) }
 	go func() {
-		done <- run(ctx, "127.0.0.1:0", logf, func(url string) { urls <- url })
+		done <- run(ctx, "127.0.0.1:0", compression, logf, func(url string) { urls <- url })
 	}()
 	select {
 	case url = <-urls:
@@ -69,7 +70,7 @@ func dial(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn
 
 func TestEchoEndpoint(t *testing.T) {
 	t.Parallel()
-	page, _ := startServer(t)
+	page, _ := startServer(t, websocket.CompressionContextTakeover)
 	c := dial(t, wsURL(page), nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -100,9 +101,64 @@ func TestEchoEndpoint(t *testing.T) {
 	}
 }
 
+// TestEchoCompression checks that the server answers an offer of
+// permessage-deflate as its -compression mode says, and that compressed
+// messages come back intact.
+func TestEchoCompression(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		flag string // the -compression value
+		want string // the Sec-WebSocket-Extensions answer to a client's offer
+	}{
+		{"off", ""},
+		{"no-takeover", "permessage-deflate; server_no_context_takeover; client_no_context_takeover"},
+		{"takeover", "permessage-deflate"},
+	} {
+		t.Run(tt.flag, func(t *testing.T) {
+			t.Parallel()
+			var mode websocket.CompressionMode
+			if err := mode.UnmarshalText([]byte(tt.flag)); err != nil {
+				t.Fatal(err)
+			}
+			page, _ := startServer(t, mode)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, resp, err := websocket.Dial(ctx, wsURL(page), &websocket.DialOptions{
+				Compression: websocket.CompressionContextTakeover,
+			})
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer c.CloseNow()
+			if got := resp.Header.Get("Sec-WebSocket-Extensions"); got != tt.want {
+				t.Errorf("Sec-WebSocket-Extensions: %q, want %q", got, tt.want)
+			}
+			for _, msg := range []string{
+				strings.Repeat("all work and no play makes jack a dull boy. ", 2500),
+				"short",
+				strings.Repeat("all work and no play makes jack a dull boy. ", 2500) + "again",
+			} {
+				if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+					t.Fatalf("Write: %v", err)
+				}
+				_, p, err := c.Read(ctx)
+				if err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				if string(p) != msg {
+					t.Errorf("echo of %.20q (%d bytes): got %.20q (%d bytes)", msg, len(msg), p, len(p))
+				}
+			}
+			if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+}
+
 func TestEchoRefusesOtherOrigin(t *testing.T) {
 	t.Parallel()
-	page, _ := startServer(t)
+	page, _ := startServer(t, websocket.CompressionContextTakeover)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, resp, err := websocket.Dial(ctx, wsURL(page), &websocket.DialOptions{
@@ -133,7 +189,7 @@ func TestEchoRefusesOtherOrigin(t *testing.T) {
 
 func TestServesPage(t *testing.T) {
 	t.Parallel()
-	page, _ := startServer(t)
+	page, _ := startServer(t, websocket.CompressionContextTakeover)
 	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
 	get := func(url string) (*http.Response, string) {
 		t.Helper()
@@ -171,7 +227,7 @@ func TestServesPage(t *testing.T) {
 
 func TestShutdownClosesConnections(t *testing.T) {
 	t.Parallel()
-	page, stop := startServer(t)
+	page, stop := startServer(t, websocket.CompressionContextTakeover)
 	conns := []*websocket.Conn{dial(t, wsURL(page), nil), dial(t, wsURL(page), nil)}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

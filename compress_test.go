@@ -1,0 +1,379 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func extHeader(lines ...string) http.Header {
+	h := http.Header{}
+	for _, l := range lines {
+		h.Add("Sec-WebSocket-Extensions", l)
+	}
+	return h
+}
+
+func TestParseExtensions(t *testing.T) {
+	t.Parallel()
+	pd := func(params ...extensionParam) extension { return extension{name: "permessage-deflate", params: params} }
+	flagP := func(name string) extensionParam { return extensionParam{name: name} }
+	valP := func(name, v string) extensionParam { return extensionParam{name: name, value: v, hasValue: true} }
+	for _, tc := range []struct {
+		lines []string
+		want  []extension
+		bad   bool
+	}{
+		{lines: nil, want: nil},
+		{lines: []string{"permessage-deflate"}, want: []extension{pd()}},
+		{lines: []string{"permessage-deflate; client_max_window_bits"}, want: []extension{pd(flagP("client_max_window_bits"))}},
+		{lines: []string{"permessage-deflate;server_max_window_bits=10 ;\tclient_no_context_takeover"},
+			want: []extension{pd(valP("server_max_window_bits", "10"), flagP("client_no_context_takeover"))}},
+		{lines: []string{`permessage-deflate; server_max_window_bits="10"`}, want: []extension{pd(valP("server_max_window_bits", "10"))}},
+		{lines: []string{`permessage-deflate; server_max_window_bits="1\0"`}, want: []extension{pd(valP("server_max_window_bits", "10"))}},
+		{lines: []string{"x-foo, permessage-deflate", "bar; a=b"},
+			want: []extension{{name: "x-foo"}, pd(), {name: "bar", params: []extensionParam{valP("a", "b")}}}},
+		{lines: []string{", ,permessage-deflate,"}, want: []extension{pd()}},
+		{lines: []string{"permessage-deflate;"}, bad: true},
+		{lines: []string{"permessage-deflate; ="}, bad: true},
+		{lines: []string{"permessage-deflate; a="}, bad: true},
+		{lines: []string{`permessage-deflate; a="unterminated`}, bad: true},
+		{lines: []string{`permessage-deflate; a="not a token"`}, bad: true},
+		{lines: []string{"permessage-deflate x"}, bad: true},
+		{lines: []string{"per{message"}, bad: true},
+	} {
+		got, err := parseExtensions(extHeader(tc.lines...))
+		if tc.bad {
+			if err == nil {
+				t.Errorf("parseExtensions(%q) = %v, want a syntax error", tc.lines, got)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("parseExtensions(%q): %v", tc.lines, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(extension{}, extensionParam{})); diff != "" {
+			t.Errorf("parseExtensions(%q) mismatch (-want +got):\n%s", tc.lines, diff)
+		}
+	}
+}
+
+// TestServerNegotiation: offer -> response (or decline), per RFC 7692 §7.1.
+func TestServerNegotiation(t *testing.T) {
+	t.Parallel()
+	type want struct {
+		resp   string // "" means declined
+		params deflateParams
+	}
+	full := func(sendT bool, sendBits int, recvT bool, recvBits int) deflateParams {
+		return deflateParams{threshold: defaultCompressionThreshold, sendTakeover: sendT, sendBits: sendBits, recvTakeover: recvT, recvBits: recvBits}
+	}
+	for _, tc := range []struct {
+		mode  CompressionMode
+		bits  int
+		offer []string
+		want  want
+	}{
+		{CompressionContextTakeover, 0, []string{"permessage-deflate"},
+			want{"permessage-deflate", full(true, 15, true, 15)}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits"},
+			want{"permessage-deflate", full(true, 15, true, 15)}},
+		{CompressionNoContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits"},
+			want{"permessage-deflate; server_no_context_takeover; client_no_context_takeover", full(false, 15, false, 15)}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover"},
+			want{"permessage-deflate; server_no_context_takeover", full(false, 15, true, 15)}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_no_context_takeover"},
+			want{"permessage-deflate; client_no_context_takeover", full(true, 15, false, 15)}},
+		// server_max_window_bits: answered with the same value, and kept.
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits=9"},
+			want{"permessage-deflate; server_max_window_bits=9", full(true, 9, true, 15)}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits=8"},
+			want{"permessage-deflate; server_max_window_bits=8", full(true, 8, true, 15)}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits=15"},
+			want{"permessage-deflate; server_max_window_bits=15", full(true, 15, true, 15)}},
+		// Our own smaller window: named unasked, and asked of the client
+		// only when it offered client_max_window_bits.
+		{CompressionContextTakeover, 10, []string{"permessage-deflate"},
+			want{"permessage-deflate; server_max_window_bits=10", full(true, 10, true, 15)}},
+		{CompressionContextTakeover, 10, []string{"permessage-deflate; client_max_window_bits"},
+			want{"permessage-deflate; server_max_window_bits=10; client_max_window_bits=10", full(true, 10, true, 10)}},
+		{CompressionContextTakeover, 10, []string{"permessage-deflate; client_max_window_bits=9; server_max_window_bits=12"},
+			want{"permessage-deflate; server_max_window_bits=10; client_max_window_bits=9", full(true, 10, true, 9)}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits=11"},
+			want{"permessage-deflate; client_max_window_bits=11", full(true, 15, true, 11)}},
+		// Bad offers are declined and the next one considered.
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits=7, permessage-deflate"},
+			want{"permessage-deflate", full(true, 15, true, 15)}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits=16"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits=010"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits=0"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover=1"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover; server_no_context_takeover"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; x_unknown"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; x_unknown", "permessage-deflate; server_max_window_bits=12"},
+			want{"permessage-deflate; server_max_window_bits=12", full(true, 12, true, 15)}},
+		{CompressionContextTakeover, 0, []string{"x-webkit-deflate-frame"}, want{}},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate;"}, want{}}, // syntax error: nothing accepted
+		{CompressionDisabled, 0, []string{"permessage-deflate"}, want{}},
+	} {
+		comp, err := newCompression(tc.mode, 0, tc.bits)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, resp := comp.accept(extHeader(tc.offer...))
+		if resp != tc.want.resp {
+			t.Errorf("%v bits %d, offer %q: response %q, want %q", tc.mode, tc.bits, tc.offer, resp, tc.want.resp)
+			continue
+		}
+		if (p == nil) != (tc.want.resp == "") {
+			t.Errorf("%v, offer %q: params %v with response %q", tc.mode, tc.offer, p, resp)
+			continue
+		}
+		if p != nil && *p != tc.want.params {
+			t.Errorf("%v bits %d, offer %q: params %+v, want %+v", tc.mode, tc.bits, tc.offer, *p, tc.want.params)
+		}
+	}
+}
+
+func TestClientOffer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		mode CompressionMode
+		bits int
+		want string
+	}{
+		{CompressionDisabled, 0, ""},
+		{CompressionContextTakeover, 0, "permessage-deflate; client_max_window_bits"},
+		{CompressionContextTakeover, 10, "permessage-deflate; server_max_window_bits=10; client_max_window_bits"},
+		{CompressionNoContextTakeover, 0, "permessage-deflate; server_no_context_takeover; client_no_context_takeover; client_max_window_bits"},
+	} {
+		comp, _ := newCompression(tc.mode, 0, tc.bits)
+		if got := comp.offer(); got != tc.want {
+			t.Errorf("%v bits %d: offer %q, want %q", tc.mode, tc.bits, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		mode      CompressionMode
+		threshold int
+		bits      int
+	}{{CompressionMode(7), 0, 0}, {CompressionContextTakeover, 0, 7}, {CompressionContextTakeover, 0, 16}} {
+		if _, err := newCompression(tc.mode, tc.threshold, tc.bits); err == nil {
+			t.Errorf("newCompression(%v, %d, %d) accepted", tc.mode, tc.threshold, tc.bits)
+		}
+	}
+}
+
+// TestClientNegotiation: response -> settled parameters, or a handshake
+// failure that names the problem.
+func TestClientNegotiation(t *testing.T) {
+	t.Parallel()
+	full := func(sendT bool, sendBits int, recvT bool, recvBits int) *deflateParams {
+		return &deflateParams{threshold: defaultCompressionThreshold, sendTakeover: sendT, sendBits: sendBits, recvTakeover: recvT, recvBits: recvBits}
+	}
+	for _, tc := range []struct {
+		mode    CompressionMode
+		bits    int
+		resp    []string
+		want    *deflateParams
+		wantErr string
+	}{
+		{CompressionContextTakeover, 0, nil, nil, ""}, // declined
+		{CompressionContextTakeover, 0, []string{"permessage-deflate"}, full(true, 15, true, 15), ""},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover"}, full(true, 15, false, 15), ""},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_no_context_takeover"}, full(false, 15, true, 15), ""},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits=9"}, full(true, 9, true, 15), ""},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_max_window_bits=12"}, full(true, 15, true, 12), ""},
+		{CompressionContextTakeover, 10, []string{"permessage-deflate; server_max_window_bits=10"}, full(true, 10, true, 10), ""},
+		{CompressionContextTakeover, 10, []string{"permessage-deflate; server_max_window_bits=8"}, full(true, 10, true, 8), ""},
+		{CompressionNoContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover; client_no_context_takeover"}, full(false, 15, false, 15), ""},
+		{CompressionNoContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover"}, full(false, 15, false, 15), ""},
+		{CompressionNoContextTakeover, 0, []string{"permessage-deflate"}, nil, "lacks server_no_context_takeover"},
+		{CompressionContextTakeover, 10, []string{"permessage-deflate"}, nil, "lacks server_max_window_bits"},
+		{CompressionContextTakeover, 10, []string{"permessage-deflate; server_max_window_bits=11"}, nil, "above the 10 offered"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits"}, nil, "without a value"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits=16"}, nil, "not in 8..15"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; foo"}, nil, "unknown parameter foo"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover; server_no_context_takeover"}, nil, "repeated"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate", "permessage-deflate"}, nil, "2 extensions"},
+		{CompressionContextTakeover, 0, []string{"x-foo"}, nil, `"x-foo", which was not offered`},
+		{CompressionDisabled, 0, []string{"permessage-deflate"}, nil, "which was not offered"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate;;"}, nil, "parameter name expected"},
+	} {
+		comp, _ := newCompression(tc.mode, 0, tc.bits)
+		p, err := comp.check(extHeader(tc.resp...))
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%v bits %d, response %q: err %v, want one saying %q", tc.mode, tc.bits, tc.resp, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%v, response %q: %v", tc.mode, tc.resp, err)
+			continue
+		}
+		if diff := cmp.Diff(tc.want, p, cmp.AllowUnexported(deflateParams{})); diff != "" {
+			t.Errorf("%v bits %d, response %q (-want +got):\n%s", tc.mode, tc.bits, tc.resp, diff)
+		}
+	}
+}
+
+func TestCompressionModeText(t *testing.T) {
+	t.Parallel()
+	for _, m := range []CompressionMode{CompressionDisabled, CompressionNoContextTakeover, CompressionContextTakeover} {
+		b, err := m.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got CompressionMode
+		if err := got.UnmarshalText(b); err != nil || got != m {
+			t.Errorf("round trip of %v through %q: %v, %v", m, b, got, err)
+		}
+	}
+	var m CompressionMode
+	if err := m.UnmarshalText([]byte("on")); err == nil {
+		t.Error(`UnmarshalText("on") accepted`)
+	}
+}
+
+// compressedPair connects a client and an echo server that negotiated
+// compression with the given options.
+func compressedPair(t *testing.T, server *AcceptOptions, client *DialOptions) *Conn {
+	t.Helper()
+	s := echoServer(t, server, nil)
+	c := dialT(t, wsURL(s), client)
+	if c.deflate == nil {
+		t.Fatal("compression was not negotiated")
+	}
+	return c
+}
+
+func wirePayloads() map[string][]byte {
+	text := bytes.Repeat([]byte(`{"event":"tick","symbol":"ABC","price":101.25,"volume":3000}`+"\n"), 2000)
+	random := make([]byte, 100000)
+	var x uint32 = 1
+	for i := range random {
+		x = x*1664525 + 1013904223
+		random[i] = byte(x >> 24)
+	}
+	return map[string][]byte{
+		"empty":  {},
+		"small":  []byte("hi"),
+		"text":   text,
+		"random": random,
+		"runs":   bytes.Repeat([]byte{'a'}, 70000),
+	}
+}
+
+// TestCompressedRoundTrips sends every payload kind through every window
+// size and both takeover modes, as whole messages and streamed, in both
+// directions (the server echoes).
+func TestCompressedRoundTrips(t *testing.T) {
+	t.Parallel()
+	payloads := wirePayloads()
+	for _, mode := range []CompressionMode{CompressionNoContextTakeover, CompressionContextTakeover} {
+		for bits := minWindowBits; bits <= maxWindowBits; bits++ {
+			t.Run(fmt.Sprintf("%v/%d", mode, bits), func(t *testing.T) {
+				t.Parallel()
+				c := compressedPair(t,
+					&AcceptOptions{Compression: mode, CompressionWindowBits: bits},
+					&DialOptions{Compression: mode, CompressionWindowBits: bits})
+				if c.deflate.sendBits != bits || c.deflate.recvBits != bits {
+					t.Fatalf("negotiated %+v, want %d-bit windows", *c.deflate, bits)
+				}
+				ctx := context.Background()
+				for round := range 2 {
+					for name, p := range payloads {
+						if err := c.Write(ctx, MessageBinary, p); err != nil {
+							t.Fatalf("%s: Write: %v", name, err)
+						}
+						if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, p) {
+							t.Fatalf("round %d, %s: Read: %d bytes, %v", round, name, len(got), err)
+						}
+						w, err := c.Writer(ctx, MessageBinary)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for i := 0; i < len(p); i += 1000 + round {
+							w.Write(p[i:min(len(p), i+1000+round)])
+						}
+						if err := w.Close(); err != nil {
+							t.Fatalf("%s: Writer.Close: %v", name, err)
+						}
+						_, r, err := c.Reader(ctx)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got, err := io.ReadAll(io.LimitReader(r, 1<<30))
+						if err != nil || !bytes.Equal(got, p) {
+							t.Fatalf("round %d, %s streamed: %d bytes, %v", round, name, len(got), err)
+						}
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestCompressedReadLimit: the limit applies to what a message inflates
+// to, so a small compressed message that inflates past it fails the
+// connection with 1009 (a bomb costs nothing past the limit).
+func TestCompressedReadLimit(t *testing.T) {
+	t.Parallel()
+	result := make(chan error, 1)
+	s := echoServer(t, &AcceptOptions{Compression: CompressionContextTakeover}, func(c *Conn) {
+		c.SetReadLimit(1 << 20)
+		_, _, err := c.Read(context.Background())
+		result <- err
+	})
+	c := dialT(t, wsURL(s), &DialOptions{Compression: CompressionContextTakeover})
+	ctx := context.Background()
+	bomb := make([]byte, 8<<20) // zeros: about 8 KiB compressed
+	if err := c.Write(ctx, MessageBinary, bomb); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusMessageTooBig {
+		t.Fatalf("client Read: %v, want the server's close 1009", err)
+	}
+	err := <-result
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig || !errors.Is(err, ErrMessageTooBig) {
+		t.Fatalf("server Read: %v, want a *ProtocolError 1009", err)
+	}
+}
+
+func TestCompressionThreshold(t *testing.T) {
+	t.Parallel()
+	rsvSeen := make(chan bool, 4)
+	s := echoServer(t, &AcceptOptions{Compression: CompressionContextTakeover}, func(c *Conn) {
+		for {
+			typ, p, err := c.Read(context.Background())
+			if err != nil {
+				return
+			}
+			rsvSeen <- c.msgCompressed
+			c.Write(context.Background(), typ, p)
+		}
+	})
+	c := dialT(t, wsURL(s), &DialOptions{Compression: CompressionContextTakeover, CompressionThreshold: 100})
+	ctx := context.Background()
+	for _, n := range []int{99, 100} {
+		if err := c.Write(ctx, MessageText, bytes.Repeat([]byte("x"), n)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.Read(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := <-rsvSeen, n >= 100; got != want {
+			t.Errorf("%d-byte message sent compressed: %v, want %v", n, got, want)
+		}
+	}
+}
