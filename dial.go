@@ -38,6 +38,20 @@ type DialOptions struct {
 
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
 	CloseTimeout time.Duration
+
+	// Compression offers permessage-deflate (RFC 7692); off by default.
+	// The server may decline, leaving the connection uncompressed.
+	Compression CompressionMode
+
+	// CompressionThreshold is the smallest message, in bytes, sent
+	// compressed; 0 means 128.
+	CompressionThreshold int
+
+	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
+	// (0 means 15): our compressor's, and the server's, which the offer
+	// asks for with server_max_window_bits. A server that cannot keep it
+	// declines the offer.
+	CompressionWindowBits int
 }
 
 // Dial opens a WebSocket connection to rawURL (ws, wss, http or https)
@@ -59,6 +73,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)) {
 			return nil, nil, fmt.Errorf("websocket: DialOptions.Header may not set %s", name)
 		}
+	}
+	comp, err := newCompression(opts.Compression, opts.CompressionThreshold, opts.CompressionWindowBits)
+	if err != nil {
+		return nil, nil, err
 	}
 	var nonce [16]byte
 	rand.Read(nonce[:])
@@ -95,12 +113,15 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if len(opts.Subprotocols) > 0 {
 		req.Header.Set("Sec-WebSocket-Protocol", strings.Join(opts.Subprotocols, ", "))
 	}
+	if offer := comp.offer(); offer != "" {
+		req.Header.Set("Sec-WebSocket-Extensions", offer)
+	}
 
 	resp, err := client.Do(req)
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 	}
-	subprotocol, err := checkResponse(resp, key, opts.Subprotocols)
+	subprotocol, deflate, err := checkResponse(resp, key, opts.Subprotocols, comp)
 	if err != nil {
 		keepBody(resp)
 		return nil, resp, err
@@ -117,6 +138,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	return newConn(connConfig{
 		client:       true,
 		subprotocol:  subprotocol,
+		deflate:      deflate,
 		tr:           tr,
 		closeTimeout: opts.CloseTimeout,
 	}), resp, nil
@@ -149,10 +171,10 @@ func dialURL(rawURL string) (*url.URL, error) {
 }
 
 // checkResponse checks the server's handshake response (RFC 6455 §4.1)
-// and returns the subprotocol it chose.
-func checkResponse(resp *http.Response, key string, offered []string) (string, error) {
-	fail := func(format string, args ...any) (string, error) {
-		return "", fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
+// and returns the subprotocol and compression it chose.
+func checkResponse(resp *http.Response, key string, offered []string, comp compression) (string, *deflateParams, error) {
+	fail := func(format string, args ...any) (string, *deflateParams, error) {
+		return "", nil, fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return fail("server answered %q, not 101 Switching Protocols", resp.Status)
@@ -177,10 +199,11 @@ func checkResponse(resp *http.Response, key string, offered []string) (string, e
 	default:
 		return fail("server sent %d Sec-WebSocket-Protocol headers", len(p))
 	}
-	if ext := headerTokens(resp.Header, "Sec-WebSocket-Extensions"); len(ext) > 0 {
-		return fail("server accepted extension %q, which was not offered", ext[0])
+	deflate, err := comp.check(resp.Header)
+	if err != nil {
+		return fail("%v", err)
 	}
-	return subprotocol, nil
+	return subprotocol, deflate, nil
 }
 
 // keepBody replaces the body of a refused handshake with up to 1 KiB of it,

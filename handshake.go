@@ -41,6 +41,20 @@ type AcceptOptions struct {
 
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
 	CloseTimeout time.Duration
+
+	// Compression accepts a client's permessage-deflate offer (RFC 7692),
+	// the first one that can be honoured; off by default.
+	Compression CompressionMode
+
+	// CompressionThreshold is the smallest message, in bytes, sent
+	// compressed; 0 means 128. Smaller ones rarely shrink.
+	CompressionThreshold int
+
+	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
+	// (0 means 15): our compressor's, and the client's when its offer lets
+	// the server ask. Smaller windows cost less memory per connection with
+	// context takeover, and compress less.
+	CompressionWindowBits int
 }
 
 // websocketGUID is the value RFC 6455 §1.3 appends to the key.
@@ -96,7 +110,13 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, herr
 	}
 	subprotocol := chooseSubprotocol(r.Header, opts.Subprotocols)
-	resp, err := responseHead(key, subprotocol, opts.ResponseHeader)
+	comp, err := newCompression(opts.Compression, opts.CompressionThreshold, opts.CompressionWindowBits)
+	if err != nil {
+		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
+		return nil, err
+	}
+	deflate, extensions := comp.accept(r.Header)
+	resp, err := responseHead(key, subprotocol, extensions, opts.ResponseHeader)
 	if err != nil {
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
 		return nil, err
@@ -119,6 +139,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	return newConn(connConfig{
 		subprotocol:  subprotocol,
+		deflate:      deflate,
 		tr:           netTransport(nc),
 		buffered:     buffered,
 		closeTimeout: opts.CloseTimeout,
@@ -217,7 +238,7 @@ var reservedHeaders = []string{
 
 // responseHead builds the 101 response. Extra headers are checked so that
 // none can split the response or override the handshake's own.
-func responseHead(key, subprotocol string, extra http.Header) ([]byte, error) {
+func responseHead(key, subprotocol, extensions string, extra http.Header) ([]byte, error) {
 	b := make([]byte, 0, 160)
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = append(b, acceptKey(key)...)
@@ -225,6 +246,11 @@ func responseHead(key, subprotocol string, extra http.Header) ([]byte, error) {
 	if subprotocol != "" {
 		b = append(b, "Sec-WebSocket-Protocol: "...)
 		b = append(b, subprotocol...)
+		b = append(b, "\r\n"...)
+	}
+	if extensions != "" {
+		b = append(b, "Sec-WebSocket-Extensions: "...)
+		b = append(b, extensions...)
 		b = append(b, "\r\n"...)
 	}
 	names := make([]string, 0, len(extra))
