@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // CompressionMode selects permessage-deflate (RFC 7692), negotiated in the
@@ -516,7 +517,7 @@ func (s *inflateSource) ReadByte() (byte, error) {
 // p, returning io.EOF at its end. The read limit and the UTF-8 check apply
 // to the inflated bytes as they come out.
 func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
-	in := &c.inflate
+	in := c.inflate
 	if in.fr == nil {
 		c.startInflateLocked()
 	}
@@ -582,7 +583,7 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 // startInflateLocked borrows a flate reader for a new message, primed with
 // the window of earlier messages under context takeover.
 func (c *Conn) startInflateLocked() {
-	in := &c.inflate
+	in := c.inflate
 	in.src.tail, in.src.err, in.out = 0, nil, 0
 	var dict []byte
 	var bp *[]byte
@@ -614,7 +615,7 @@ var idleSource = &inflateSource{}
 
 // endInflateLocked returns the flate reader of a message that ended.
 func (c *Conn) endInflateLocked() {
-	in := &c.inflate
+	in := c.inflate
 	if in.fr != nil {
 		in.fr.(flate.Resetter).Reset(idleSource, nil)
 		flateReaderPool.Put(in.fr)
@@ -645,12 +646,20 @@ func (in *inflater) remember(p []byte) {
 	}
 }
 
-// deflaterPools hold idle deflaters without history, one pool per window
-// size, for connections that compress without context takeover.
+// deflaterPools hold deflaters without history, one pool per window size,
+// for connections that compress without context takeover. A pooled
+// deflater keeps its scratch, so that the next message pays nothing to
+// set up.
 var deflaterPools [maxWindowBits - minWindowBits + 1]sync.Pool
 
+// deflateIdleDelay is how long a connection with context takeover goes
+// without sending a compressed message before its compressor lets go of
+// everything but its window. Setting up again costs a few microseconds
+// and more, so a busy connection keeps it.
+const deflateIdleDelay = 100 * time.Millisecond
+
 // takeDeflater returns the compressor for a message: the connection's own
-// with context takeover, a pooled one without.
+// with context takeover, a pooled one without. The caller holds msgMu.
 func (c *Conn) takeDeflater() *deflater {
 	p := c.deflate
 	if c.def != nil {
@@ -666,14 +675,31 @@ func (c *Conn) takeDeflater() *deflater {
 	return newDeflater(p.sendBits)
 }
 
-// releaseDeflater puts away the compressor of a message that ended: an
-// idle deflater keeps no more than its window, and none without takeover.
+// releaseDeflater puts away the compressor of a message that ended. The
+// caller holds msgMu.
 func (c *Conn) releaseDeflater(d *deflater) {
-	if c.deflate.sendTakeover {
-		d.idle()
+	if !c.deflate.sendTakeover {
+		d.reset()
+		deflaterPools[c.deflate.sendBits-minWindowBits].Put(d)
 		return
 	}
-	d.reset()
-	d.idle()
-	deflaterPools[c.deflate.sendBits-minWindowBits].Put(d)
+	if c.defTimer == nil {
+		c.defTimer = time.AfterFunc(deflateIdleDelay, c.idleDeflater)
+	} else {
+		c.defTimer.Reset(deflateIdleDelay)
+	}
+}
+
+// idleDeflater shrinks the compressor of a connection that has gone quiet
+// to its window. If a message is being written, its end rearms the timer.
+func (c *Conn) idleDeflater() {
+	select {
+	case c.msgMu <- struct{}{}:
+	default:
+		return
+	}
+	if c.def != nil {
+		c.def.idle()
+	}
+	unlock(c.msgMu)
 }

@@ -72,7 +72,7 @@ type Conn struct {
 	msgSize       int64         // declared payload bytes of the message so far
 	msgOpen       bool          // a message has started and not been read to its end
 	msgCompressed bool          // the message being read is compressed (RSV1)
-	inflate       inflater      // the peer's compression, when negotiated
+	inflate       *inflater     // the peer's compression, when negotiated
 	utf8          utf8Validator // state of the text message being read
 	mr            messageReader
 	readWatch     ctxWatch
@@ -82,9 +82,10 @@ type Conn struct {
 
 	// msgMu is held by a message writer from its first frame to its last.
 	// Fields below it up to frameMu are guarded by it.
-	msgMu chan struct{}
-	mw    messageWriter
-	def   *deflater // our compressor, kept across messages with context takeover
+	msgMu    chan struct{}
+	mw       messageWriter
+	def      *deflater   // our compressor, kept across messages with context takeover
+	defTimer *time.Timer // lets def shrink once the connection goes quiet
 
 	// frameMu is held while frames are written to the transport. Fields
 	// below it up to pendMu are guarded by it.
@@ -156,6 +157,9 @@ type transport struct {
 	writev bool
 	// closeWrite half-closes the stream, nil when it cannot.
 	closeWrite func() error
+	// raw is the socket, when the stream is a plain one whose input Serve
+	// can await without reading (wait_unix.go); nil otherwise.
+	raw syscall.RawConn
 }
 
 type deadliner interface {
@@ -170,6 +174,7 @@ func netTransport(nc net.Conn) transport {
 	if _, ok := nc.(syscall.Conn); ok {
 		t.writev = true
 	}
+	t.raw = rawConn(nc)
 	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
 		t.closeWrite = cw.CloseWrite
 	}
@@ -211,13 +216,14 @@ func newConn(cfg connConfig) *Conn {
 	if c.deflate != nil {
 		// RFC 7692 §6: RSV1 marks the first frame of a compressed message.
 		c.rs.rsvOK = rsv1
-		c.inflate.src.c = c
+		c.inflate = &inflater{src: inflateSource{c: c}}
 	}
 	c.readLimit.Store(defaultReadLimit)
 	c.mr.c = c
 	c.mw.c = c
 	if len(cfg.buffered) > 0 {
 		c.rb.preload(cfg.buffered)
+		c.inputPending.Store(true)
 	}
 	kill := func() { c.closeTransport(errContextClosed) }
 	if c.tr.dl != nil {

@@ -390,10 +390,10 @@ func (pp *peerProc) rest() []peerEvent {
 }
 
 // countingConn counts the bytes that cross a connection, to measure what
-// messages weigh on the wire.
+// messages weigh on the wire, and the writes that carry them.
 type countingConn struct {
 	net.Conn
-	read, written atomic.Int64
+	read, written, writes atomic.Int64
 }
 
 func (c *countingConn) Read(p []byte) (int, error) {
@@ -405,6 +405,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
+	c.writes.Add(1)
 	return n, err
 }
 

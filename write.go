@@ -70,6 +70,15 @@ func checkMessageType(typ MessageType) error {
 // Write sends p as one message of type typ, in one frame. It is safe to
 // call concurrently with other writes; messages never interleave.
 //
+// Writes coalesce: a message of up to 64 KiB that finds another write in
+// progress, or the connection holding received input not yet read, joins
+// a queue that goes out in one system call, written by the writer in
+// progress, or by the reader before it waits for more input, or within
+// half a millisecond at most. Write then returns once p is copied, before
+// it reaches the network; if writing it fails later, the connection is
+// closed and the next call reports it. A message with nothing in its way
+// goes out at once.
+//
 // If ctx ends before any byte of the frame was written, Write returns ctx's
 // error and the connection stays usable. If it ends while the frame is
 // partly written, nothing more can follow on the connection: it is closed.

@@ -29,7 +29,8 @@ import (
 
 // The library names, as flags and tables spell them.
 const (
-	Ours       = "ours"        // Accept, then Read and Write
+	Ours       = "ours"        // Accept, then Serve with a callback that writes each message back
+	OursLoop   = "ours-loop"   // Accept, then ReadAppend and Write in a loop
 	OursStream = "ours-stream" // Accept, then Reader, Writer and io.CopyBuffer
 	Gorilla    = "gorilla"     // Upgrader, then ReadMessage and WriteMessage
 	Coder      = "coder"       // Accept, then Reader, Writer and io.CopyBuffer
@@ -38,11 +39,11 @@ const (
 )
 
 // Libs lists every server, ours first, in the order tables show them.
-var Libs = []string{Ours, OursStream, Gorilla, Coder, Gobwas, Gws}
+var Libs = []string{Ours, OursLoop, OursStream, Gorilla, Coder, Gobwas, Gws}
 
 // IsOurs reports whether lib is one of this project's own servers, as
 // opposed to a peer it is compared with.
-func IsOurs(lib string) bool { return lib == Ours || lib == OursStream }
+func IsOurs(lib string) bool { return lib == Ours || lib == OursLoop || lib == OursStream }
 
 // Server is an echo server started by Start.
 type Server struct {
@@ -128,6 +129,8 @@ func (s *Server) goroutine(f func()) {
 func (s *Server) run(lib string) error {
 	switch lib {
 	case Ours:
+		return s.serveHTTP(oursServeHandler)
+	case OursLoop:
 		return s.serveHTTP(oursHandler)
 	case OursStream:
 		return s.serveHTTP(oursStreamHandler)
@@ -185,6 +188,22 @@ func copyMessage(w io.Writer, r io.Reader) error {
 	_, err := io.CopyBuffer(w, r, *buf)
 	copyBufs.Put(buf)
 	return err
+}
+
+// oursServeHandler hands the connection to Serve and returns, so that
+// net/http lets go of the request, and an idle connection holds only a
+// small parked goroutine.
+func oursServeHandler(w http.ResponseWriter, r *http.Request) {
+	c, err := ours.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	ctx := context.Background()
+	c.Serve(func(typ ours.MessageType, p []byte) {
+		if err := c.Write(ctx, typ, p); err != nil {
+			c.CloseNow()
+		}
+	}, func(error) { c.CloseNow() })
 }
 
 func oursHandler(w http.ResponseWriter, r *http.Request) {

@@ -100,7 +100,7 @@ func TestRun(t *testing.T) {
 	}
 	for _, want := range []string{
 		"### Throughput", "| 16 B, 1 conn, 64 in flight |", "### Round-trip latency", "| p99 |",
-		"| 50 idle conns, RSS per conn |", "best peer | ours vs best | ours-stream vs best |",
+		"| 50 idle conns, RSS per conn |", "best peer | ours vs best | ours-loop vs best | ours-stream vs best |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())

@@ -1,0 +1,142 @@
+package websocket
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Serve hands each message the connection receives to onMessage, one at a
+// time and in order, from a goroutine of its own, and returns at once. When
+// reading ends, onClose gets the error that ended it (a CloseError when the
+// peer closed) and serving is over. p is valid only until onMessage
+// returns.
+//
+// Serve is for servers that keep many connections open. While no message
+// is arriving, a connection served this way holds no buffer and, on a
+// plain TCP connection, once it has been quiet for a few milliseconds, no
+// goroutine but a small one parked until input comes: the goroutine that
+// ran onMessage hands over to a fresh one and ends, letting its stack go.
+// An http.Handler that calls Serve and returns also lets net/http drop all
+// it held for the request (whose context then ends: do not use it in
+// onMessage).
+//
+// onMessage may write, ping and close, and so may other goroutines, as
+// always; nothing else may read the connection. While onMessage runs, the
+// connection reads nothing more, so a slow onMessage slows its own peer,
+// not other connections.
+func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) {
+	s := &server{c: c, onMessage: onMessage, onClose: onClose}
+	s.timer = time.AfterFunc(serveLinger, s.look)
+	s.timer.Stop()
+	go s.run()
+}
+
+const (
+	// serveBufSize is the size of the pooled buffers Serve reads messages
+	// into; larger messages grow them, and buffers past maxServeBuf are
+	// left to the garbage collector rather than pooled.
+	serveBufSize = 4 << 10
+	maxServeBuf  = 8 << 20
+	// serveLinger is how long a served connection stays quiet before the
+	// goroutine waiting on its grown stack hands the waiting over to a
+	// small one. The check runs on a timer that fires once per period
+	// while the connection is busy, so it costs nothing per message.
+	serveLinger = 20 * time.Millisecond
+)
+
+var serveBufPool = sync.Pool{New: func() any { b := make([]byte, 0, serveBufSize); return &b }}
+
+// server is the state of a Serve call.
+type server struct {
+	c         *Conn
+	onMessage func(MessageType, []byte)
+	onClose   func(error)
+
+	timer       *time.Timer   // looks for a long wait once per serveLinger; set before run
+	armed       atomic.Bool   // timer is pending
+	waits       atomic.Uint64 // counts the waits for input
+	waiting     atomic.Bool   // the serving goroutine waits for input
+	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
+	seen        uint64        // waits, when the timer last looked; the timer's own
+}
+
+// run reads and hands out messages until the connection ends, waiting for
+// input between them, until a wait goes on long enough for the timer to
+// cut it short; then it starts a fresh goroutine that waits on and carries
+// on, and returns.
+func (s *server) run() {
+	c := s.c
+	ctx := context.Background()
+	for {
+		if c.tr.raw != nil && !c.inputPending.Load() {
+			// Nothing buffered: what onMessage wrote goes out now.
+			c.flushQueue(ctx)
+			if !s.wait() {
+				go s.await()
+				return
+			}
+		}
+		bp := serveBufPool.Get().(*[]byte)
+		typ, p, err := c.ReadAppend(ctx, (*bp)[:0])
+		if err != nil {
+			serveBufPool.Put(bp)
+			s.timer.Stop()
+			s.onClose(err)
+			return
+		}
+		s.onMessage(typ, p)
+		if cap(p) <= maxServeBuf {
+			*bp = p[:0]
+			serveBufPool.Put(bp)
+		}
+	}
+}
+
+// wait waits for input on the serving goroutine, reporting false when the
+// timer cut the wait short.
+func (s *server) wait() bool {
+	s.waits.Add(1)
+	if s.armed.CompareAndSwap(false, true) {
+		s.timer.Reset(serveLinger)
+	}
+	s.waiting.Store(true)
+	got := s.c.awaitInput()
+	s.waiting.Store(false)
+	if s.interrupted.Load() {
+		s.c.setRawDeadline(time.Time{})
+		s.interrupted.Store(false)
+	}
+	return got
+}
+
+// look runs on the timer: a wait that has lasted a whole period is cut
+// short; otherwise it looks again a period later while the connection is
+// busy.
+func (s *server) look() {
+	n := s.waits.Load()
+	if n != s.seen || !s.waiting.Load() {
+		s.seen = n
+		s.timer.Reset(serveLinger)
+		return
+	}
+	s.armed.Store(false)
+	// Under the read lock, so as not to disturb a close handshake.
+	select {
+	case s.c.readMu <- struct{}{}:
+	default:
+		return
+	}
+	if s.waiting.Load() && s.waits.Load() == n {
+		s.interrupted.Store(true)
+		s.c.tr.dl.SetReadDeadline(longAgo)
+	}
+	unlock(s.c.readMu)
+}
+
+// await waits until the socket has input (or fails), then serves.
+func (s *server) await() {
+	s.c.awaitInput()
+	s.run()
+}

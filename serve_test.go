@@ -1,0 +1,309 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// serveServer starts a server whose handler accepts and returns after
+// handing the connection to Serve, which echoes; closed receives what
+// onClose got.
+func serveServer(t *testing.T, tlsServer bool, opts *AcceptOptions) (url string, closed chan error, client *http.Client) {
+	t.Helper()
+	closed = make(chan error, 8)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		c.Serve(func(typ MessageType, p []byte) {
+			if string(p) == "close please" {
+				c.Close(StatusGoingAway, "asked to")
+				return
+			}
+			c.Write(context.Background(), typ, p)
+		}, func(err error) {
+			c.CloseNow()
+			closed <- err
+		})
+	})
+	var s *httptest.Server
+	if tlsServer {
+		s = httptest.NewTLSServer(h)
+		client = s.Client()
+	} else {
+		s = httptest.NewServer(h)
+	}
+	t.Cleanup(s.Close)
+	return "ws" + strings.TrimPrefix(s.URL, "http"), closed, client
+}
+
+func TestServeEcho(t *testing.T) {
+	t.Parallel()
+	for _, tlsServer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tlsServer), func(t *testing.T) {
+			t.Parallel()
+			url, closed, client := serveServer(t, tlsServer, nil)
+			c := dialT(t, url, &DialOptions{HTTPClient: client})
+			ctx := context.Background()
+			for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20} {
+				msg := bytes.Repeat([]byte{'s'}, n)
+				if err := c.Write(ctx, MessageBinary, msg); err != nil {
+					t.Fatal(err)
+				}
+				if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("echo of %d bytes: %d bytes, %v", n, len(got), err)
+				}
+			}
+			if err := c.Close(StatusNormalClosure, "bye"); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			if err := <-closed; CloseStatus(err) != StatusNormalClosure {
+				t.Fatalf("onClose got %v, want the client's close 1000", err)
+			}
+		})
+	}
+}
+
+// TestServeIdleHandsOver: once a served connection has been quiet for a
+// while, no goroutine is left in the serving loop: a small one waits for
+// input, and serving goes on when it comes.
+func TestServeIdleHandsOver(t *testing.T) {
+	t.Parallel()
+	url, closed, _ := serveServer(t, false, nil)
+	c := dialT(t, url, nil)
+	ctx := context.Background()
+	for round := range 3 {
+		if err := c.Write(ctx, MessageText, []byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || string(p) != "ping" {
+			t.Fatalf("round %d: %q, %v", round, p, err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !servedIdle(t) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the serving goroutine did not hand over while idle", round)
+			}
+			time.Sleep(serveLinger)
+		}
+	}
+	c.CloseNow()
+	if err := <-closed; err == nil {
+		t.Fatal("onClose got nil")
+	}
+}
+
+// servedIdle reports whether some goroutine waits in (*server).await and
+// none is parked in the serving loop's own wait.
+func servedIdle(t *testing.T) bool {
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	return strings.Contains(stacks, "(*server).await") && !strings.Contains(stacks, "(*server).wait(")
+}
+
+func TestServeCloseFromHandler(t *testing.T) {
+	t.Parallel()
+	url, closed, _ := serveServer(t, false, nil)
+	c := dialT(t, url, nil)
+	ctx := context.Background()
+	if err := c.Write(ctx, MessageText, []byte("close please")); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusGoingAway {
+		t.Fatalf("client Read: %v, want the server's close 1001", err)
+	}
+	if err := <-closed; !errors.Is(err, ErrClosed) {
+		t.Fatalf("onClose got %v, want ErrClosed", err)
+	}
+}
+
+// TestServeCloseWhileParked: Close and CloseNow from another goroutine
+// while the connection waits for input end serving.
+func TestServeCloseWhileParked(t *testing.T) {
+	t.Parallel()
+	for _, handshake := range []bool{true, false} {
+		t.Run(fmt.Sprintf("handshake=%v", handshake), func(t *testing.T) {
+			t.Parallel()
+			served := make(chan *Conn, 1)
+			closed := make(chan error, 1)
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, &AcceptOptions{CloseTimeout: 2 * time.Second})
+				if err != nil {
+					return
+				}
+				c.Serve(func(MessageType, []byte) {}, func(err error) { closed <- err })
+				served <- c
+			}))
+			t.Cleanup(s.Close)
+			client := dialT(t, wsURL(s), nil)
+			readErr := make(chan error, 1)
+			go func() {
+				_, _, err := client.Read(context.Background())
+				readErr <- err
+			}()
+			sc := <-served
+			time.Sleep(3 * serveLinger) // let the serving goroutine hand over; the test holds either way
+			if handshake {
+				if err := sc.Close(StatusGoingAway, ""); err != nil {
+					t.Fatalf("Close: %v", err)
+				}
+				if err := <-readErr; CloseStatus(err) != StatusGoingAway {
+					t.Fatalf("client Read: %v, want 1001", err)
+				}
+			} else {
+				sc.CloseNow()
+				if err := <-readErr; CloseStatus(err) != StatusAbnormalClosure {
+					t.Fatalf("client Read: %v, want 1006", err)
+				}
+			}
+			// Either the serving goroutine read the client's answer to the
+			// close (CloseStatus 1001) or it found the connection closed.
+			if err := <-closed; !errors.Is(err, ErrClosed) && !(handshake && CloseStatus(err) == StatusGoingAway) {
+				t.Fatalf("onClose got %v, want the end of the connection", err)
+			}
+		})
+	}
+}
+
+// TestServePipelinedWithHandshake: frames sent in the same write as the
+// handshake request are served.
+func TestServePipelinedWithHandshake(t *testing.T) {
+	t.Parallel()
+	url, closed, _ := serveServer(t, false, nil)
+	nc, err := net.Dial("tcp", strings.TrimPrefix(url, "ws://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	frames := "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58" + "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
+	if _, err := nc.Write([]byte(req + frames)); err != nil {
+		t.Fatal(err)
+	}
+	const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+	want := head + "\x81\x05Hello\x81\x05Hello"
+	got := make([]byte, len(want))
+	if _, err := ioReadFull(nc, got); err != nil || string(got) != want {
+		t.Fatalf("got %q, %v; want %q", got, err, want)
+	}
+	nc.Close()
+	<-closed
+}
+
+func ioReadFull(nc net.Conn, b []byte) (int, error) {
+	n := 0
+	for n < len(b) {
+		m, err := nc.Read(b[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// recordingListener hands out the countingConn of each connection it
+// accepts.
+type recordingListener struct {
+	countingListener
+	conns chan *countingConn
+}
+
+func (l recordingListener) Accept() (net.Conn, error) {
+	nc, err := l.countingListener.Accept()
+	if err == nil {
+		l.conns <- nc.(*countingConn)
+	}
+	return nc, err
+}
+
+// TestWritesCoalesce: replies to a burst of messages the server read in
+// one go leave in few writes, not one each.
+func TestWritesCoalesce(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	}))
+	conns := make(chan *countingConn, 1)
+	s.Listener = recordingListener{countingListener{s.Listener}, conns}
+	s.Start()
+	t.Cleanup(s.Close)
+	nc, err := net.Dial("tcp", s.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := nc.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+	got := make([]byte, len(head))
+	if _, err := ioReadFull(nc, got); err != nil || string(got) != head {
+		t.Fatalf("handshake: %q, %v", got, err)
+	}
+	sc := <-conns
+	handshakeWrites := sc.writes.Load()
+	const n = 100
+	burst := strings.Repeat("\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58", n)
+	if _, err := nc.Write([]byte(burst)); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Repeat("\x81\x05Hello", n)
+	got = make([]byte, len(want))
+	if _, err := ioReadFull(nc, got); err != nil || string(got) != want {
+		t.Fatalf("echoes: %q, %v", got, err)
+	}
+	if w := sc.writes.Load() - handshakeWrites; w > n/10 {
+		t.Errorf("%d echoes took %d writes, want them coalesced into at most %d", n, w, n/10)
+	}
+}
+
+// TestQueuedWriteGoesOutWithoutReader: a reply queued behind input the
+// reader holds goes out even if the reader does not come back.
+func TestQueuedWriteGoesOutWithoutReader(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	s := echoServer(t, nil, func(c *Conn) {
+		ctx := context.Background()
+		typ, p, err := c.Read(ctx) // the second message stays buffered
+		if err != nil {
+			return
+		}
+		c.Write(ctx, typ, p)
+		<-release // no more reads until the test has the reply
+	})
+	defer close(release)
+	c := dialT(t, wsURL(s), nil)
+	w, err := c.Writer(context.Background(), MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // an empty first message...
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// ...then a second one, sent right after so that both arrive together.
+	c.Write(ctx, MessageText, []byte("second"))
+	if _, p, err := c.Read(ctx); err != nil || len(p) != 0 {
+		t.Fatalf("reply: %q, %v; want the empty echo before the server reads again", p, err)
+	}
+}

@@ -1,0 +1,85 @@
+//go:build unix
+
+package websocket
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+)
+
+// rawConn returns the socket under nc, or nil when nc is not a plain
+// socket (a TLS connection, say, may hold decrypted input the socket no
+// longer shows), for tryInput.
+func rawConn(nc net.Conn) syscall.RawConn {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return rc
+}
+
+// rawReader reads a non-blocking socket directly.
+type rawReader struct{ fd int }
+
+func (r rawReader) Read(p []byte) (int, error) {
+	n, err := syscall.Read(r.fd, p)
+	switch {
+	case n > 0:
+		return n, nil
+	case err == nil:
+		return 0, io.EOF
+	}
+	return 0, err
+}
+
+// awaitInput reads what the socket holds into the read buffer, which
+// must be empty, waiting for input if there is none. It reports whether
+// input came (or an end or error, which the next read reports), false when
+// a read deadline cut the wait short. It waits in the runtime's network
+// poller, holding no buffer.
+func (c *Conn) awaitInput() bool {
+	got := false
+	err := c.tr.raw.Read(func(fd uintptr) bool {
+		select {
+		case c.readMu <- struct{}{}:
+		default:
+			// A close handshake is reading; the next read waits for it.
+			got = true
+			return true
+		}
+		err := c.rb.fill(rawReader{int(fd)}, true)
+		if err == syscall.EAGAIN || err == syscall.EINTR {
+			unlock(c.readMu)
+			return false
+		}
+		if err == nil {
+			c.inputPending.Store(true)
+		}
+		unlock(c.readMu)
+		got = true
+		return true
+	})
+	return got || !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// setRawDeadline sets the read deadline that awaitInput waits with, under
+// the read lock, so as never to disturb a close handshake's; it reports
+// false when someone else holds the lock.
+func (c *Conn) setRawDeadline(t time.Time) bool {
+	select {
+	case c.readMu <- struct{}{}:
+	default:
+		return false
+	}
+	c.tr.dl.SetReadDeadline(t)
+	unlock(c.readMu)
+	return true
+}
