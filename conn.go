@@ -117,8 +117,9 @@ type Conn struct {
 	endErr    error       // why the connection ended or is ending; set once
 	closeRcvd *CloseError // the peer's close frame, once received
 
-	peerClosed chan struct{} // closed once the peer's close frame is received
-	closed     chan struct{} // closed when the transport is closed
+	srv        atomic.Pointer[server] // set by Serve
+	peerClosed chan struct{}          // closed once the peer's close frame is received
+	closed     chan struct{}          // closed when the transport is closed
 	closeOnce  sync.Once
 	closeTimer atomic.Pointer[time.Timer] // bounds a close handshake started by CloseWrite
 }
@@ -319,6 +320,9 @@ func (c *Conn) closeTransport(cause error) bool {
 		// Closed before the transport, so that a call the transport's
 		// closing wakes up finds the connection closed.
 		close(c.closed)
+		if s := c.srv.Load(); s != nil {
+			s.unpark()
+		}
 		c.tr.c.Close()
 	})
 	return closed

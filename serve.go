@@ -16,8 +16,11 @@ import (
 // Serve is for servers that keep many connections open. While no message
 // is arriving, a connection served this way holds no buffer and, on a
 // plain TCP connection, once it has been quiet for a few milliseconds, no
-// goroutine but a small one parked until input comes: the goroutine that
-// ran onMessage hands over to a fresh one and ends, letting its stack go.
+// goroutine either: on Linux the connection is parked in an epoll set that
+// one goroutine watches for all such connections (elsewhere, a small
+// goroutine waits for its input), and the goroutine that ran onMessage
+// ends, letting its stack go. When input comes, a fresh goroutine serves
+// it.
 // An http.Handler that calls Serve and returns also lets net/http drop all
 // it held for the request (whose context then ends: do not use it in
 // onMessage).
@@ -30,6 +33,7 @@ func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err
 	s := &server{c: c, onMessage: onMessage, onClose: onClose}
 	s.timer = time.AfterFunc(serveLinger, s.look)
 	s.timer.Stop()
+	c.srv.Store(s)
 	go s.run()
 }
 
@@ -60,6 +64,11 @@ type server struct {
 	waiting     atomic.Bool   // the serving goroutine waits for input
 	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
 	seen        uint64        // waits, when the timer last looked; the timer's own
+
+	// Parking (park_linux.go), guarded by the parker's lock.
+	fd         int  // the socket, once registered
+	registered bool // the socket is in the parker's epoll set
+	parked     bool // the parker holds the connection and no goroutine serves it
 }
 
 // run reads and hands out messages until the connection ends, waiting for
@@ -74,7 +83,11 @@ func (s *server) run() {
 			// Nothing buffered: what onMessage wrote goes out now.
 			c.flushQueue(ctx)
 			if !s.wait() {
-				go s.await()
+				// Quiet for a while: park the connection, or leave the
+				// waiting to a small goroutine, and let this stack go.
+				if !s.park() {
+					go s.await()
+				}
 				return
 			}
 		}
@@ -105,8 +118,14 @@ func (s *server) wait() bool {
 	got := s.c.awaitInput()
 	s.waiting.Store(false)
 	if s.interrupted.Load() {
-		s.c.setRawDeadline(time.Time{})
-		s.interrupted.Store(false)
+		// Clear the timer's deadline before anything reads again.
+		select {
+		case s.c.readMu <- struct{}{}:
+			s.c.tr.dl.SetReadDeadline(time.Time{})
+			s.interrupted.Store(false)
+			unlock(s.c.readMu)
+		case <-s.c.closed:
+		}
 	}
 	return got
 }

@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"time"
 )
 
 // rawConn returns the socket under nc, or nil when nc is not a plain
@@ -68,18 +67,4 @@ func (c *Conn) awaitInput() bool {
 		return true
 	})
 	return got || !errors.Is(err, os.ErrDeadlineExceeded)
-}
-
-// setRawDeadline sets the read deadline that awaitInput waits with, under
-// the read lock, so as never to disturb a close handshake's; it reports
-// false when someone else holds the lock.
-func (c *Conn) setRawDeadline(t time.Time) bool {
-	select {
-	case c.readMu <- struct{}{}:
-	default:
-		return false
-	}
-	c.tr.dl.SetReadDeadline(t)
-	unlock(c.readMu)
-	return true
 }
