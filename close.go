@@ -211,7 +211,7 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason))
 	cancel()
 	switch {
-	case c.client:
+	case c.rs.client:
 	case c.tr.closeWrite != nil:
 		c.tr.closeWrite()
 		c.drainRawLocked(deadline)
@@ -268,7 +268,7 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 // peer reads the end of the stream rather than a reset, and both roles
 // wait for the peer to close.
 func (c *Conn) brokenLocked(deadline time.Time) {
-	if !c.client && c.tr.closeWrite != nil {
+	if !c.rs.client && c.tr.closeWrite != nil {
 		c.tr.closeWrite()
 	}
 	c.drainRawLocked(deadline)
@@ -279,7 +279,7 @@ func (c *Conn) brokenLocked(deadline time.Time) {
 // most normal cases, SHOULD be closed first by the server", so a client
 // waits, until deadline, for the server to close.
 func (c *Conn) finishLocked(deadline time.Time) {
-	if c.client {
+	if c.rs.client {
 		c.drainRawLocked(deadline)
 	}
 	c.closeTransport(nil)

@@ -53,7 +53,6 @@ import (
 // See the package documentation for what may be called concurrently.
 type Conn struct {
 	// Immutable after construction.
-	client       bool
 	subprotocol  string
 	deflate      *deflateParams // negotiated compression, nil when none
 	tr           transport
@@ -64,36 +63,33 @@ type Conn struct {
 	// writing are guarded by it.
 	readMu        chan struct{}
 	rb            readBuffer
-	rs            readState
-	frame         header        // the data frame being read
-	frameLeft     int64         // payload bytes of frame not yet read
-	maskPos       int           // position in frame.key of the next payload byte
-	msgType       MessageType   // type of the message being read
-	msgSize       int64         // declared payload bytes of the message so far
-	msgOpen       bool          // a message has started and not been read to its end
-	msgCompressed bool          // the message being read is compressed (RSV1)
-	inflate       *inflater     // the peer's compression, when negotiated
-	utf8          utf8Validator // state of the text message being read
+	frame         header    // the data frame being read
+	frameLeft     int64     // payload bytes of frame not yet read
+	maskPos       int       // position in frame.key of the next payload byte
+	msgSize       int64     // declared payload bytes of the message so far
+	inflate       *inflater // the peer's compression, when negotiated
 	mr            messageReader
 	readWatch     ctxWatch
 	readLimit     atomic.Int64
+	rs            readState
+	msgOp         opcode        // opcode of the message being read
+	msgOpen       bool          // a message has started and not been read to its end
+	msgCompressed bool          // the message being read is compressed (RSV1)
+	utf8          utf8Validator // state of the text message being read
 	// discard is set once Close starts: reads then deliver nothing more.
 	discard atomic.Bool
 
 	// msgMu is held by a message writer from its first frame to its last.
 	// Fields below it up to frameMu are guarded by it.
 	msgMu    chan struct{}
-	mw       messageWriter
-	def      *deflater   // our compressor, kept across messages with context takeover
-	defTimer *time.Timer // lets def shrink once the connection goes quiet
+	mw       *messageWriter // made on first use
+	def      *deflater      // our compressor, kept across messages with context takeover
+	defTimer *time.Timer    // lets def shrink once the connection goes quiet
 
 	// frameMu is held while frames are written to the transport. Fields
 	// below it up to pendMu are guarded by it.
 	frameMu    chan struct{}
 	writeWatch ctxWatch
-	hdr        [maxHeaderSize]byte // header of a frame sent with writev
-	iov        [3][]byte
-	bufs       net.Buffers
 
 	// pendMu guards the frames queued to join the next write (see
 	// write.go), and the fields below it up to inputPending.
@@ -101,7 +97,7 @@ type Conn struct {
 	pend      *[]byte     // encoded frames not yet written, nil when none
 	flusher   bool        // a frameMu holder writes pend before letting go
 	closeSent bool        // a close frame was sent: nothing may follow it
-	keys      maskKeys    // client only
+	keys      *maskKeys   // client only
 	pendTimer *time.Timer // writes pend that no reader or writer did
 	// inputPending is set while the reader holds input it has not
 	// consumed: the caller will soon read again, and the reader writes
@@ -199,7 +195,6 @@ const (
 
 func newConn(cfg connConfig) *Conn {
 	c := &Conn{
-		client:       cfg.client,
 		subprotocol:  cfg.subprotocol,
 		deflate:      cfg.deflate,
 		tr:           cfg.tr,
@@ -213,7 +208,7 @@ func newConn(cfg connConfig) *Conn {
 	if c.closeTimeout <= 0 {
 		c.closeTimeout = defaultCloseTimeout
 	}
-	c.rs.client = c.client
+	c.rs.client = cfg.client // immutable: read without readMu
 	if c.deflate != nil {
 		// RFC 7692 §6: RSV1 marks the first frame of a compressed message.
 		c.rs.rsvOK = rsv1
@@ -221,19 +216,15 @@ func newConn(cfg connConfig) *Conn {
 	}
 	c.readLimit.Store(defaultReadLimit)
 	c.mr.c = c
-	c.mw.c = c
+	if cfg.client {
+		c.keys = new(maskKeys)
+	}
 	if len(cfg.buffered) > 0 {
 		c.rb.preload(cfg.buffered)
 		c.inputPending.Store(true)
 	}
-	kill := func() { c.closeTransport(errContextClosed) }
-	if c.tr.dl != nil {
-		c.readWatch.init(c.tr.dl.SetReadDeadline, kill)
-		c.writeWatch.init(c.tr.dl.SetWriteDeadline, kill)
-	} else {
-		c.readWatch.init(nil, kill)
-		c.writeWatch.init(nil, kill)
-	}
+	c.readWatch.c = c
+	c.writeWatch.c, c.writeWatch.write = c, true
 	return c
 }
 
@@ -334,19 +325,25 @@ func (c *Conn) closeTransport(cause error) bool {
 // context across calls, so a long-lived context costs one registration,
 // not one per message.
 type ctxWatch struct {
-	mu          sync.Mutex
-	setDeadline func(time.Time) error // nil when the transport has none
-	closeConn   func()                // closes the connection
-	done        <-chan struct{}       // Done of the context watched, nil when none
-	stop        func() bool
-	gen         uint64 // counts registrations, so a late callback can tell it is stale
-	fired       bool   // the deadline was moved into the past
-	dead        bool   // the connection is closed: watch nothing more
+	mu    sync.Mutex
+	c     *Conn
+	done  <-chan struct{} // Done of the context watched, nil when none
+	stop  func() bool
+	gen   uint64 // counts registrations, so a late callback can tell it is stale
+	write bool   // the watch interrupts writes, not reads
+	fired bool   // the deadline was moved into the past
+	dead  bool   // the connection is closed: watch nothing more
 }
 
-func (w *ctxWatch) init(setDeadline func(time.Time) error, closeConn func()) {
-	w.setDeadline = setDeadline
-	w.closeConn = closeConn
+// hasDeadline reports whether the transport has deadlines to move.
+func (w *ctxWatch) hasDeadline() bool { return w.c.tr.dl != nil }
+
+func (w *ctxWatch) setDeadline(t time.Time) {
+	if w.write {
+		w.c.tr.dl.SetWriteDeadline(t)
+	} else {
+		w.c.tr.dl.SetReadDeadline(t)
+	}
 }
 
 var longAgo = time.Unix(1, 0)
@@ -375,13 +372,13 @@ func (w *ctxWatch) fire(gen uint64) {
 		return
 	}
 	w.fired = true
-	if w.setDeadline != nil {
+	if w.hasDeadline() {
 		w.setDeadline(longAgo)
 		w.mu.Unlock()
 		return
 	}
 	w.mu.Unlock()
-	w.closeConn()
+	w.c.closeTransport(errContextClosed)
 }
 
 // unwatchLocked drops the registration and clears a deadline it set.
@@ -394,7 +391,7 @@ func (w *ctxWatch) unwatchLocked() {
 	w.done = nil
 	if w.fired {
 		w.fired = false
-		if w.setDeadline != nil {
+		if w.hasDeadline() {
 			w.setDeadline(time.Time{})
 		}
 	}
@@ -404,7 +401,7 @@ func (w *ctxWatch) unwatchLocked() {
 // context that ends after the call must not close the connection. With
 // deadlines, the watch stays for the next call with the same context.
 func (w *ctxWatch) release() {
-	if w.setDeadline == nil {
+	if !w.hasDeadline() {
 		w.pause()
 	}
 }

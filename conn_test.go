@@ -9,7 +9,19 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
+
+// TestConnSize keeps the per-connection struct within the 704-byte
+// allocation size class: a server holding many idle connections pays for
+// every byte of it (buffers and goroutines are not held while idle, so the
+// struct is most of what remains). Growing past it costs 64 bytes or more
+// per connection; move rarely used state behind a pointer instead.
+func TestConnSize(t *testing.T) {
+	if size := unsafe.Sizeof(Conn{}); size > 704 && unsafe.Sizeof(uintptr(0)) == 8 {
+		t.Errorf("Conn is %d bytes, want at most 704", size)
+	}
+}
 
 // echoServer starts an httptest server whose handler accepts with opts and
 // runs handle; it is closed when the test ends.

@@ -196,7 +196,7 @@ func appendHeader(b []byte, h header) []byte {
 
 // readState is what checkHeader needs to know of the connection.
 type readState struct {
-	client    bool // we are the client: frames must arrive unmasked
+	client    bool // we are the client: frames must arrive unmasked; never changes, so Conn reads it without readMu
 	rsvOK     byte // RSV bits a negotiated extension gave meaning to (first data frame only)
 	inMessage bool // a fragmented data message has started and not finished
 }

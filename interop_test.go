@@ -478,7 +478,7 @@ func exchange(c *Conn, cc *countingConn, msgs []interopMsg, cl closeSpec) ourRes
 	}
 	for i := range msgs {
 		var ok bool
-		if c.client {
+		if c.rs.client {
 			ok = write(i) && read(i)
 		} else {
 			ok = read(i) && write(i)

@@ -258,7 +258,7 @@ func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
 		if err != nil {
 			return 0, c.readErrLocked(ctx, err, false)
 		}
-		c.msgType = MessageType(h.op)
+		c.msgOp = h.op
 		c.msgCompressed = h.rsv&rsv1 != 0
 		c.msgSize = 0
 		c.msgOpen = true
@@ -267,7 +267,7 @@ func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
 			return 0, err
 		}
 		if !c.discard.Load() {
-			return c.msgType, nil
+			return MessageType(c.msgOp), nil
 		}
 		// Close has started: deliver nothing more.
 		if err := c.discardMessageLocked(ctx); err != nil {
@@ -311,7 +311,7 @@ func (c *Conn) startFrameLocked(h header) error {
 // io.EOF, or the error that failed the connection.
 func (c *Conn) endMessageLocked() error {
 	c.msgOpen = false
-	if c.msgType == MessageText && !c.utf8.complete() {
+	if c.msgOp == opText && !c.utf8.complete() {
 		return c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message ends inside a UTF-8 sequence"))
 	}
 	return io.EOF
@@ -320,7 +320,7 @@ func (c *Conn) endMessageLocked() error {
 // checkTextLocked feeds delivered bytes of a text message to the UTF-8
 // validator, failing the connection at the first invalid byte.
 func (c *Conn) checkTextLocked(p []byte) error {
-	if c.msgType == MessageText && !c.utf8.write(p) {
+	if c.msgOp == opText && !c.utf8.write(p) {
 		return c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message is not valid UTF-8"))
 	}
 	return nil

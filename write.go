@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -91,7 +92,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		return err
 	}
 	if c.deflate != nil && len(p) >= c.deflate.threshold {
-		w := &c.mw
+		w := c.writer()
 		w.start(ctx, typ)
 		w.startDeflate()
 		err := w.deflate(p)
@@ -164,7 +165,7 @@ func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
 
 // keyLocked completes h for this side: a client masks every frame.
 func (c *Conn) keyLocked(h header) header {
-	if c.client {
+	if c.rs.client {
 		h.masked = true
 		h.key = c.keys.next()
 	}
@@ -304,13 +305,15 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 	defer c.writeWatch.release()
 	h.length = int64(len(p))
 	if !h.masked && c.tr.writev {
-		c.bufs = c.iov[:0]
+		v := vecPool.Get().(*vec)
+		v.bufs = v.iov[:0]
 		if pend != nil {
-			c.bufs = append(c.bufs, *pend)
+			v.bufs = append(v.bufs, *pend)
 		}
-		c.bufs = append(c.bufs, appendHeader(c.hdr[:0], h), p)
-		n, err := c.bufs.WriteTo(c.tr.w)
-		c.iov = [3][]byte{}
+		v.bufs = append(v.bufs, appendHeader(v.hdr[:0], h), p)
+		n, err := v.bufs.WriteTo(c.tr.w)
+		v.iov, v.bufs = [3][]byte{}, nil
+		vecPool.Put(v)
 		if pend != nil {
 			putPend(pend)
 		}
@@ -346,6 +349,16 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 		start, off, first = 0, 0, false
 	}
 }
+
+// vec is the scratch of one writev: the queued frames, a header and a
+// payload. Pooled rather than kept in every Conn.
+type vec struct {
+	hdr  [maxHeaderSize]byte
+	iov  [3][]byte
+	bufs net.Buffers
+}
+
+var vecPool = sync.Pool{New: func() any { return new(vec) }}
 
 // writeBufLocked writes one encoded frame; torn says whether anything
 // before it was promised to the peer already.
@@ -419,8 +432,19 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err := c.lock(ctx, c.msgMu, "write"); err != nil {
 		return nil, err
 	}
-	c.mw.start(ctx, typ)
-	return &c.mw, nil
+	w := c.writer()
+	w.start(ctx, typ)
+	return w, nil
+}
+
+// writer returns the connection's message writer, made on first use so
+// that a connection that never needs one does not carry it. The caller
+// holds msgMu.
+func (c *Conn) writer() *messageWriter {
+	if c.mw == nil {
+		c.mw = &messageWriter{c: c}
+	}
+	return c.mw
 }
 
 func (w *messageWriter) start(ctx context.Context, typ MessageType) {
