@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -375,5 +378,90 @@ func TestCompressionThreshold(t *testing.T) {
 		if got, want := <-rsvSeen, n >= 100; got != want {
 			t.Errorf("%d-byte message sent compressed: %v, want %v", n, got, want)
 		}
+	}
+}
+
+// BenchmarkCompressionMemory reports the heap a connection holds for
+// compression, for each mode and window size: "idle-B/conn" once the
+// connection has been quiet past the compressor's idle delay (what a
+// server with many mostly quiet connections pays for each), and
+// "active-B/conn" right after messages went both ways (each side
+// compressing and decompressing), before the pooled scratch went back. Both are measured over pairs of connections in this process
+// (each pair a client and a served connection, one compressor and one
+// decompressor each) and counted per connection, the TCP sockets and the
+// Conn itself included; "off" is the same without compression, for
+// reference.
+func BenchmarkCompressionMemory(b *testing.B) {
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	msgs := benchCorpus("json", 4<<10)[:4]
+	type config struct {
+		mode CompressionMode
+		bits int
+	}
+	configs := []config{{CompressionDisabled, 0}}
+	for _, mode := range []CompressionMode{CompressionNoContextTakeover, CompressionContextTakeover} {
+		for _, bits := range []int{8, 10, 12, 15} {
+			configs = append(configs, config{mode, bits})
+		}
+	}
+	for _, cfg := range configs {
+		name := cfg.mode.String()
+		if cfg.bits != 0 {
+			name += fmt.Sprintf("/w%d", cfg.bits)
+		}
+		b.Run(name, func(b *testing.B) {
+			const pairs = 64
+			ctx := context.Background()
+			// The handler returns once Serve has the connection, as a
+			// server holding many connections would.
+			aopts := &AcceptOptions{Compression: cfg.mode, CompressionWindowBits: cfg.bits}
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, aopts)
+				if err != nil {
+					return
+				}
+				c.Serve(func(typ MessageType, p []byte) { c.Write(ctx, typ, p) }, func(error) {})
+			}))
+			defer s.Close()
+			opts := &DialOptions{Compression: cfg.mode, CompressionWindowBits: cfg.bits}
+			// Warm the pools and the HTTP machinery before the baseline.
+			warm := dialT(b, wsURL(s), opts)
+			warm.Write(ctx, MessageText, msgs[0])
+			warm.Read(ctx)
+			time.Sleep(3 * deflateIdleDelay) // its compressors idle too
+			before := heap()
+			conns := make([]*Conn, pairs)
+			for i := range conns {
+				c := dialT(b, wsURL(s), opts)
+				if (cfg.mode == CompressionDisabled) != (c.deflate == nil) {
+					b.Fatalf("compression negotiated: %v, want %v", c.deflate != nil, cfg.mode != CompressionDisabled)
+				}
+				for _, m := range msgs {
+					if err := c.Write(ctx, MessageText, m); err != nil {
+						b.Fatal(err)
+					}
+					if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, m) {
+						b.Fatalf("echo: %v", err)
+					}
+				}
+				conns[i] = c
+			}
+			active := heap()
+			time.Sleep(3 * deflateIdleDelay)
+			idle := heap()
+			for b.Loop() {
+			}
+			b.ReportMetric(float64(active-before)/(2*pairs), "active-B/conn")
+			b.ReportMetric(float64(idle-before)/(2*pairs), "idle-B/conn")
+			for _, c := range append(conns, warm) {
+				c.Close(StatusNormalClosure, "")
+			}
+		})
 	}
 }
