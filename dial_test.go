@@ -183,13 +183,28 @@ func nextRequest(t *testing.T, reqs <-chan *http.Request) *http.Request {
 	}
 }
 
+// TestDialRequest checks the handshake request, sent by Dial itself (nil
+// HTTPClient, a ws:// URL, no proxy) and through an HTTP client.
 func TestDialRequest(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+	}{{"direct", nil}, {"client", &http.Client{}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			testDialRequest(t, tc.client)
+		})
+	}
+}
+
+func testDialRequest(t *testing.T, client *http.Client) {
 	reqs := make(chan *http.Request, 2)
 	s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string {
 		return response101(accept, "Sec-WebSocket-Protocol: superchat")
 	}))
 	opts := &DialOptions{
+		HTTPClient: client,
 		Header: http.Header{
 			"Authorization": {"Bearer token"},
 			"X-Multi":       {"one", "two"},
@@ -225,6 +240,7 @@ func TestDialRequest(t *testing.T) {
 			"Authorization":          {"Bearer token"},
 			"X-Multi":                {"one", "two"},
 			"Origin":                 {"https://example.com"},
+			"User-Agent":             {"Go-http-client/1.1"},
 		} {
 			if got := req.Header.Values(name); !slices.Equal(got, want) {
 				t.Errorf("dial %d: %s %q, want %q", i, name, got, want)

@@ -80,12 +80,29 @@
 // limit is checked against each frame's declared length before the frame is
 // read, so the excess is never buffered. Read grows its buffer as bytes
 // arrive, at most doubling what came or reaching 64 KiB past it, never to
-// what a peer merely claims. Control
-// frames carry at most 125 bytes, close reasons at most 123.
+// what a peer merely claims. Control frames carry at most 125 bytes, close
+// reasons at most 123.
 //
 // An idle connection holds no buffer: reads take pooled buffers while
 // frames arrive and return them when the connection falls quiet, and
 // writes take one per frame.
+//
+// # Many connections, many messages
+//
+// Read allocates each message it returns; ReadAppend appends it to a slice
+// of the caller's instead, so a loop that reuses its slice reads without
+// allocating. Serve goes further for servers holding many connections: it
+// calls a function for each message, from a goroutine of its own, and
+// while a connection is quiet holds neither a buffer nor (on Linux, where
+// quiet connections wait together in one epoll set) a goroutine for it,
+// so an idle connection costs little more than the Conn itself.
+//
+// Small writes are coalesced: a frame written while another write is in
+// progress, or while the reader holds messages not yet handed out, joins a
+// queue that goes out in one system call with the write in progress, or
+// before the reader next waits for input (a short timer sends it should no
+// read come). A write with nothing ahead of it goes out at once, so
+// coalescing adds no latency to a lone message.
 //
 // # Compression
 //
