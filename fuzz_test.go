@@ -628,8 +628,9 @@ func fuzzParseWritten(out []byte, client bool) (fuzzWritten, error) {
 var fuzzReadLimits = []int64{1 << 16, 125, 0, 1, 4096, -1}
 
 // fuzzAllocSlack is what reading a message may allocate beyond the
-// message: error values and pooled buffers allocated afresh.
-const fuzzAllocSlack = 32 << 10
+// message: error values and pooled buffers allocated afresh (a read
+// buffer among them).
+const fuzzAllocSlack = readBufferSize + 24<<10
 
 // fuzzAllocated returns the bytes allocated while f ran, exactly, if
 // measure is set. runtime.ReadMemStats stops the world, which costs more
