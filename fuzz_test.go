@@ -628,9 +628,11 @@ func fuzzParseWritten(out []byte, client bool) (fuzzWritten, error) {
 var fuzzReadLimits = []int64{1 << 16, 125, 0, 1, 4096, -1}
 
 // fuzzAllocSlack is what reading a message may allocate beyond the
-// message: error values and pooled buffers allocated afresh (a read
-// buffer among them).
-const fuzzAllocSlack = readBufferSize + 24<<10
+// message: error values and pooled buffers allocated afresh, among them up
+// to two read buffers (one is released when the reader catches up with the
+// input and another taken when more arrives; a collection in between
+// empties the pool), more under the race detector.
+const fuzzAllocSlack = (2+raceReadBuffers)*readBufferSize + 24<<10
 
 // fuzzAllocated returns the bytes allocated while f ran, exactly, if
 // measure is set. runtime.ReadMemStats stops the world, which costs more

@@ -31,6 +31,7 @@ import (
 // not other connections.
 func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) {
 	s := &server{c: c, onMessage: onMessage, onClose: onClose}
+	s.readable = s.onReadable
 	s.timer = time.AfterFunc(serveLinger, s.look)
 	s.timer.Stop()
 	c.srv.Store(s)
@@ -64,6 +65,11 @@ type server struct {
 	waiting     atomic.Bool   // the serving goroutine waits for input
 	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
 	seen        uint64        // waits, when the timer last looked; the timer's own
+
+	// The waiting goroutine's own: awaitInput's callback, and whether it
+	// took in input.
+	readable func(fd uintptr) bool
+	got      bool
 
 	// Parking (park_linux.go), guarded by the parker's lock.
 	fd         int  // the socket, once registered
@@ -115,7 +121,7 @@ func (s *server) wait() bool {
 		s.timer.Reset(serveLinger)
 	}
 	s.waiting.Store(true)
-	got := s.c.awaitInput()
+	got := s.awaitInput()
 	s.waiting.Store(false)
 	if s.interrupted.Load() {
 		// Clear the timer's deadline before anything reads again.
@@ -156,6 +162,6 @@ func (s *server) look() {
 
 // await waits until the socket has input (or fails), then serves.
 func (s *server) await() {
-	s.c.awaitInput()
+	s.awaitInput()
 	s.run()
 }

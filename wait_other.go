@@ -10,4 +10,5 @@ import (
 // rawConn returns nil: on these systems Serve waits for input in a read.
 func rawConn(net.Conn) syscall.RawConn { return nil }
 
-func (c *Conn) awaitInput() bool { return true }
+func (s *server) awaitInput() bool           { return true }
+func (s *server) onReadable(fd uintptr) bool { return true }

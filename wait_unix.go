@@ -44,27 +44,32 @@ func (r rawReader) Read(p []byte) (int, error) {
 // input came (or an end or error, which the next read reports), false when
 // a read deadline cut the wait short. It waits in the runtime's network
 // poller, holding no buffer.
-func (c *Conn) awaitInput() bool {
-	got := false
-	err := c.tr.raw.Read(func(fd uintptr) bool {
-		select {
-		case c.readMu <- struct{}{}:
-		default:
-			// A close handshake is reading; the next read waits for it.
-			got = true
-			return true
-		}
-		err := c.rb.fill(rawReader{int(fd)}, true)
-		if err == syscall.EAGAIN || err == syscall.EINTR {
-			unlock(c.readMu)
-			return false
-		}
-		if err == nil {
-			c.inputPending.Store(true)
-		}
-		unlock(c.readMu)
-		got = true
+func (s *server) awaitInput() bool {
+	s.got = false
+	err := s.c.tr.raw.Read(s.readable)
+	return s.got || !errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// onReadable is awaitInput's callback, made into s.readable once, so that
+// a wait allocates nothing.
+func (s *server) onReadable(fd uintptr) bool {
+	c := s.c
+	select {
+	case c.readMu <- struct{}{}:
+	default:
+		// A close handshake is reading; the next read waits for it.
+		s.got = true
 		return true
-	})
-	return got || !errors.Is(err, os.ErrDeadlineExceeded)
+	}
+	err := c.rb.fill(rawReader{int(fd)}, true)
+	if err == syscall.EAGAIN || err == syscall.EINTR {
+		unlock(c.readMu)
+		return false
+	}
+	if err == nil {
+		c.inputPending.Store(true)
+	}
+	unlock(c.readMu)
+	s.got = true
+	return true
 }

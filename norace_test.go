@@ -1,0 +1,6 @@
+//go:build !race
+
+package websocket
+
+// raceReadBuffers: see race_test.go.
+const raceReadBuffers = 0
