@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -386,19 +385,12 @@ func TestCompressionThreshold(t *testing.T) {
 // connection has been quiet past the compressor's idle delay (what a
 // server with many mostly quiet connections pays for each), and
 // "active-B/conn" right after messages went both ways (each side
-// compressing and decompressing), before the pooled scratch went back. Both are measured over pairs of connections in this process
-// (each pair a client and a served connection, one compressor and one
-// decompressor each) and counted per connection, the TCP sockets and the
-// Conn itself included; "off" is the same without compression, for
-// reference.
+// compressing and decompressing), before the pooled scratch went back.
+// Both are measured over pairs of connections in this process (each pair
+// a client and a served connection, one compressor and one decompressor
+// each) and counted per connection, the TCP sockets and the Conn itself
+// included; "disabled" is the same without compression, for reference.
 func BenchmarkCompressionMemory(b *testing.B) {
-	heap := func() int64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
 	msgs := benchCorpus("json", 4<<10)[:4]
 	type config struct {
 		mode CompressionMode
@@ -435,7 +427,7 @@ func BenchmarkCompressionMemory(b *testing.B) {
 			warm.Write(ctx, MessageText, msgs[0])
 			warm.Read(ctx)
 			time.Sleep(3 * deflateIdleDelay) // its compressors idle too
-			before := heap()
+			before := liveHeap()
 			conns := make([]*Conn, pairs)
 			for i := range conns {
 				c := dialT(b, wsURL(s), opts)
@@ -452,9 +444,9 @@ func BenchmarkCompressionMemory(b *testing.B) {
 				}
 				conns[i] = c
 			}
-			active := heap()
+			active := liveHeap()
 			time.Sleep(3 * deflateIdleDelay)
-			idle := heap()
+			idle := liveHeap()
 			for b.Loop() {
 			}
 			b.ReportMetric(float64(active-before)/(2*pairs), "active-B/conn")

@@ -1294,18 +1294,21 @@ func benchIdle(b *testing.B, msgs [][]byte, bits int, takeover bool, n int) {
 	b.ReportMetric(float64(out)/float64(in), "ratio")
 }
 
+// liveHeap returns the bytes of live heap objects, after two collections
+// (the second empties the pools the first left as victims).
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
+}
+
 // BenchmarkDeflaterMemory measures, with the runtime's own count, the heap
 // that deflaters hold after compressing a 4 KiB message: "active-B/op" while
 // they keep their scratch, "idle-B/op" after idle (the pool emptied by two
 // collections). Each figure is per deflater, over 64 of them.
 func BenchmarkDeflaterMemory(b *testing.B) {
-	heap := func() int64 {
-		runtime.GC()
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
 	msg := benchCorpus("json", 4<<10)[0]
 	for _, bits := range []int{8, 10, 12, 15} {
 		for _, takeover := range []bool{true, false} {
@@ -1316,7 +1319,7 @@ func BenchmarkDeflaterMemory(b *testing.B) {
 			b.Run(fmt.Sprintf("w%d/%s", bits, mode), func(b *testing.B) {
 				const n = 64
 				ds := make([]*deflater, n)
-				before := heap()
+				before := liveHeap()
 				for i := range ds {
 					ds[i] = newDeflater(bits)
 					ds[i].flush(ds[i].write(nil, msg))
@@ -1324,11 +1327,11 @@ func BenchmarkDeflaterMemory(b *testing.B) {
 						ds[i].reset()
 					}
 				}
-				active := heap()
+				active := liveHeap()
 				for _, d := range ds {
 					d.idle()
 				}
-				idle := heap()
+				idle := liveHeap()
 				runtime.KeepAlive(ds)
 				for b.Loop() {
 				}
