@@ -130,7 +130,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		if err != nil {
 			return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 		}
-		if resp != nil {
+		if nc != nil {
 			tr = netTransport(nc)
 		}
 	}
@@ -202,9 +202,11 @@ func directDial(opts *DialOptions, req *http.Request) (dialFunc, bool) {
 }
 
 // handshakeDirect sends req on a connection of its own and reads the
-// response, bounded by ctx. It returns the connection with the response,
-// and the bytes that came after the response's header; or, for a
-// redirect, which the HTTP client knows how to follow, nothing at all.
+// response, bounded by ctx. For a 101 it returns the response, the
+// connection and the bytes that came after the response's header; for a
+// refusal, the response alone, its body kept (keepBody) and the
+// connection closed; for a redirect, which the HTTP client knows how to
+// follow, nothing at all.
 func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*http.Response, net.Conn, []byte, error) {
 	addr := req.URL.Host
 	if req.URL.Port() == "" {
@@ -229,14 +231,7 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	}
 	refused := err == nil && resp.StatusCode != http.StatusSwitchingProtocols
 	if refused {
-		// Up to 1 KiB of the body is kept for the caller (see keepBody),
-		// read while ctx still bounds the exchange.
-		var b []byte
-		b, err = io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		resp.Body = io.NopCloser(bytes.NewReader(b))
-		if err != nil && ctx.Err() == nil {
-			err = nil // a body cut short is still worth reporting
-		}
+		keepBody(resp) // while ctx still bounds the exchange
 	}
 	if !stop() || ctx.Err() != nil {
 		err = ctx.Err()
@@ -259,7 +254,7 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	if resp.Header.Get("Location") != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return nil, nil, nil, nil
 	}
-	return resp, nc, nil, nil
+	return resp, nil, nil, nil
 }
 
 // dialURL checks a WebSocket URL (RFC 6455 §3) and maps it to the HTTP URL

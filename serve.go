@@ -31,7 +31,6 @@ import (
 // not other connections.
 func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) {
 	s := &server{c: c, onMessage: onMessage, onClose: onClose}
-	s.readable = s.onReadable
 	s.timer = time.AfterFunc(serveLinger, s.look)
 	s.timer.Stop()
 	c.srv.Store(s)
@@ -66,8 +65,8 @@ type server struct {
 	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
 	seen        uint64        // waits, when the timer last looked; the timer's own
 
-	// The waiting goroutine's own: awaitInput's callback, and whether it
-	// took in input.
+	// The waiting goroutine's own: awaitInput's callback (made on the
+	// first wait), and whether it took in input.
 	readable func(fd uintptr) bool
 	got      bool
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -191,33 +192,27 @@ func TestServePipelinedWithHandshake(t *testing.T) {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 	frames := "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58" + "\x81\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58"
-	if _, err := nc.Write([]byte(req + frames)); err != nil {
+	if _, err := nc.Write([]byte(rawUpgradeRequest + frames)); err != nil {
 		t.Fatal(err)
 	}
-	const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-	want := head + "\x81\x05Hello\x81\x05Hello"
+	want := rawUpgradeResponse + "\x81\x05Hello\x81\x05Hello"
 	got := make([]byte, len(want))
-	if _, err := ioReadFull(nc, got); err != nil || string(got) != want {
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != want {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
 	}
 	nc.Close()
 	<-closed
 }
 
-func ioReadFull(nc net.Conn, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := nc.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
+// rawUpgradeRequest is an opening handshake for a raw client to send, and
+// rawUpgradeResponse the exact answer it gets.
+const (
+	rawUpgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	rawUpgradeResponse = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + sampleAccept + "\r\n\r\n"
+)
 
 // recordingListener hands out the countingConn of each connection it
 // accepts.
@@ -256,14 +251,11 @@ func TestWritesCoalesce(t *testing.T) {
 	}
 	defer nc.Close()
 	nc.SetDeadline(time.Now().Add(5 * time.Second))
-	req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := nc.Write([]byte(req)); err != nil {
+	if _, err := nc.Write([]byte(rawUpgradeRequest)); err != nil {
 		t.Fatal(err)
 	}
-	const head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
-	got := make([]byte, len(head))
-	if _, err := ioReadFull(nc, got); err != nil || string(got) != head {
+	got := make([]byte, len(rawUpgradeResponse))
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != rawUpgradeResponse {
 		t.Fatalf("handshake: %q, %v", got, err)
 	}
 	sc := <-conns
@@ -275,7 +267,7 @@ func TestWritesCoalesce(t *testing.T) {
 	}
 	want := strings.Repeat("\x81\x05Hello", n)
 	got = make([]byte, len(want))
-	if _, err := ioReadFull(nc, got); err != nil || string(got) != want {
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != want {
 		t.Fatalf("echoes: %q, %v", got, err)
 	}
 	if w := sc.writes.Load() - handshakeWrites; w > n/10 {

@@ -10,5 +10,4 @@ import (
 // rawConn returns nil: on these systems Serve waits for input in a read.
 func rawConn(net.Conn) syscall.RawConn { return nil }
 
-func (s *server) awaitInput() bool           { return true }
-func (s *server) onReadable(fd uintptr) bool { return true }
+func (s *server) awaitInput() bool { return true }

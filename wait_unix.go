@@ -45,13 +45,16 @@ func (r rawReader) Read(p []byte) (int, error) {
 // a read deadline cut the wait short. It waits in the runtime's network
 // poller, holding no buffer.
 func (s *server) awaitInput() bool {
+	if s.readable == nil {
+		s.readable = s.onReadable
+	}
 	s.got = false
 	err := s.c.tr.raw.Read(s.readable)
 	return s.got || !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // onReadable is awaitInput's callback, made into s.readable once, so that
-// a wait allocates nothing.
+// later waits allocate nothing.
 func (s *server) onReadable(fd uintptr) bool {
 	c := s.c
 	select {

@@ -191,8 +191,8 @@ func copyMessage(w io.Writer, r io.Reader) error {
 }
 
 // oursServeHandler hands the connection to Serve and returns, so that
-// net/http lets go of the request, and an idle connection holds only a
-// small parked goroutine.
+// net/http lets go of the request, and an idle connection holds no
+// goroutine of its own (Serve parks it).
 func oursServeHandler(w http.ResponseWriter, r *http.Request) {
 	c, err := ours.Accept(w, r, nil)
 	if err != nil {
