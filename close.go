@@ -44,33 +44,22 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		c.closeTransport(nil)
 		return err
 	}
-	for {
-		select {
-		case <-c.closed:
-			return c.closeResult()
-		case <-c.peerClosed:
-			// A reader got the peer's close and is finishing the handshake.
-			select {
-			case <-c.closed:
-				return c.closeResult()
-			case <-ctx.Done():
-				c.closeTransport(errCloseTimeout)
-				return c.closeResult()
+	// A reader busy with the connection finishes the handshake itself when
+	// the peer's close comes (and closes the connection, waking this wait);
+	// otherwise the peer's close is read here.
+	switch c.readMu.lock(ctx.Done()) {
+	case lockCanceled:
+		c.closeTransport(errCloseTimeout)
+	case lockTaken:
+		if !c.isClosed() {
+			if !c.peerCloseReceived() {
+				c.drainUntilCloseLocked(deadline)
 			}
-		case c.readMu <- struct{}{}:
-			// Nobody is reading: read the peer's close here.
-			if !c.isClosed() {
-				if !c.peerCloseReceived() {
-					c.drainUntilCloseLocked(deadline)
-				}
-				c.finishLocked(deadline)
-			}
-			c.readUnlock()
-		case <-ctx.Done():
-			c.closeTransport(errCloseTimeout)
-			return c.closeResult()
+			c.finishLocked(deadline)
 		}
+		c.readUnlock()
 	}
+	return c.closeResult()
 }
 
 // closeResult is what Close returns once the connection is closed.
@@ -126,10 +115,10 @@ func (c *Conn) setCloseTimer(t *time.Timer) {
 
 // writeClose sends a close frame, once, after any frames queued before it.
 func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
-	if err := c.lock(ctx, c.frameMu, "close"); err != nil {
+	if err := c.lock(ctx, &c.frameMu, "close"); err != nil {
 		return err
 	}
-	defer unlock(c.frameMu)
+	defer c.frameMu.unlock()
 	c.pendMu.Lock()
 	if c.isClosed() {
 		c.pendMu.Unlock()
@@ -157,14 +146,10 @@ func (c *Conn) peerCloseReceived() bool {
 func (c *Conn) gotCloseLocked(payload []byte) error {
 	ce, err := parseClosePayload(payload)
 	c.mu.Lock()
-	first := c.closeRcvd == nil
-	if first {
+	if c.closeRcvd == nil {
 		c.closeRcvd = &ce
 	}
 	c.mu.Unlock()
-	if first {
-		close(c.peerClosed)
-	}
 	if err != nil {
 		return err
 	}
@@ -230,7 +215,7 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 	for {
 		for c.frameLeft > 0 {
 			if c.rb.isEmpty() {
-				if err := c.rb.fill(c.tr.r, false); err != nil {
+				if err := c.rb.fill(c.tr.rw, false); err != nil {
 					return
 				}
 			}
@@ -244,7 +229,7 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 			return
 		}
 		if n == 0 || (h.op == opClose && c.rb.len() < n+int(h.length)) {
-			if err := c.rb.fill(c.tr.r, false); err != nil {
+			if err := c.rb.fill(c.tr.rw, false); err != nil {
 				return
 			}
 			continue
@@ -291,7 +276,7 @@ func (c *Conn) drainRawLocked(deadline time.Time) {
 	c.setReadDeadline(deadline)
 	for {
 		c.rb.consume(c.rb.len())
-		if err := c.rb.fill(c.tr.r, false); err != nil {
+		if err := c.rb.fill(c.tr.rw, false); err != nil {
 			return
 		}
 	}

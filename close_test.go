@@ -410,3 +410,26 @@ func TestReaderDiscardsUnreadRest(t *testing.T) {
 		t.Fatalf("stale reader: %d, %v; want 0, EOF", n, err)
 	}
 }
+
+func TestPingEndsWhenConnectionCloses(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	s := echoServer(t, nil, func(c *Conn) { <-release }) // never reads: no pong
+	defer close(release)
+	c := dialT(t, wsURL(s), nil)
+	pingErr := make(chan error, 1)
+	go func() { pingErr <- c.Ping(context.Background()) }()
+	time.Sleep(20 * time.Millisecond) // let the ping go out
+	c.CloseNow()
+	select {
+	case err := <-pingErr:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Ping: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Ping still waiting after CloseNow")
+	}
+	if err := c.Ping(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Ping after CloseNow: %v, want ErrClosed", err)
+	}
+}

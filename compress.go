@@ -693,13 +693,11 @@ func (c *Conn) releaseDeflater(d *deflater) {
 // idleDeflater shrinks the compressor of a connection that has gone quiet
 // to its window. If a message is being written, its end rearms the timer.
 func (c *Conn) idleDeflater() {
-	select {
-	case c.msgMu <- struct{}{}:
-	default:
+	if !c.msgMu.tryLock() {
 		return
 	}
 	if c.def != nil {
 		c.def.idle()
 	}
-	unlock(c.msgMu)
+	c.msgMu.unlock()
 }

@@ -61,7 +61,7 @@ type Conn struct {
 	// readMu is the read lock: held by Read, Reader's reads, and the close
 	// handshake while they read from the transport. Fields below it up to
 	// writing are guarded by it.
-	readMu        chan struct{}
+	readMu        ctxMutex
 	rb            readBuffer
 	frame         header    // the data frame being read
 	frameLeft     int64     // payload bytes of frame not yet read
@@ -81,14 +81,14 @@ type Conn struct {
 
 	// msgMu is held by a message writer from its first frame to its last.
 	// Fields below it up to frameMu are guarded by it.
-	msgMu    chan struct{}
+	msgMu    ctxMutex
 	mw       *messageWriter // made on first use
 	def      *deflater      // our compressor, kept across messages with context takeover
 	defTimer *time.Timer    // lets def shrink once the connection goes quiet
 
 	// frameMu is held while frames are written to the transport. Fields
 	// below it up to pendMu are guarded by it.
-	frameMu    chan struct{}
+	frameMu    ctxMutex
 	writeWatch ctxWatch
 
 	// pendMu guards the frames queued to join the next write (see
@@ -104,18 +104,14 @@ type Conn struct {
 	// queued frames before it waits for more.
 	inputPending atomic.Bool
 
-	pingMu  sync.Mutex
-	pingSeq uint64
-	pings   map[uint64]chan struct{} // guarded by pingMu
-
-	// mu guards endErr and closeRcvd.
+	// mu guards endErr, closeRcvd and pings.
 	mu        sync.Mutex
 	endErr    error       // why the connection ended or is ending; set once
 	closeRcvd *CloseError // the peer's close frame, once received
+	pings     *pingWaits  // made by the first Ping
 
 	srv        atomic.Pointer[server] // set by Serve
-	peerClosed chan struct{}          // closed once the peer's close frame is received
-	closed     chan struct{}          // closed when the transport is closed
+	closed     atomic.Bool            // set when the transport is closed
 	closeOnce  sync.Once
 	closeTimer atomic.Pointer[time.Timer] // bounds a close handshake started by CloseWrite
 }
@@ -143,9 +139,7 @@ func (t MessageType) String() string {
 // transport is the byte stream a Conn runs over: a hijacked net.Conn, the
 // body of a client's 101 response, or any other full-duplex stream.
 type transport struct {
-	r io.Reader
-	w io.Writer
-	c io.Closer
+	rw io.ReadWriteCloser
 	// dl sets deadlines, nil when the transport has none; then the end of a
 	// context interrupts a blocked call by closing the connection.
 	dl deadliner
@@ -167,7 +161,7 @@ type deadliner interface {
 // netTransport is the transport of a net.Conn; r, when not nil, holds
 // bytes already read from it.
 func netTransport(nc net.Conn) transport {
-	t := transport{r: nc, w: nc, c: nc, dl: nc}
+	t := transport{rw: nc, dl: nc}
 	if _, ok := nc.(syscall.Conn); ok {
 		t.writev = true
 	}
@@ -199,11 +193,6 @@ func newConn(cfg connConfig) *Conn {
 		deflate:      cfg.deflate,
 		tr:           cfg.tr,
 		closeTimeout: cfg.closeTimeout,
-		readMu:       make(chan struct{}, 1),
-		msgMu:        make(chan struct{}, 1),
-		frameMu:      make(chan struct{}, 1),
-		peerClosed:   make(chan struct{}),
-		closed:       make(chan struct{}),
 	}
 	if c.closeTimeout <= 0 {
 		c.closeTimeout = defaultCloseTimeout
@@ -241,25 +230,151 @@ func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
 
-// lock takes a lock channel for op, giving up when ctx ends or the
-// connection closes.
-func (c *Conn) lock(ctx context.Context, mu chan struct{}, op string) error {
-	select {
-	case mu <- struct{}{}:
+// lock takes mu for op, giving up when ctx ends or the connection closes.
+func (c *Conn) lock(ctx context.Context, mu *ctxMutex, op string) error {
+	switch mu.lock(ctx.Done()) {
+	case lockTaken:
 		return nil
-	default:
-	}
-	select {
-	case mu <- struct{}{}:
-		return nil
-	case <-ctx.Done():
+	case lockCanceled:
 		return fmt.Errorf("websocket: %s: %w", op, ctx.Err())
-	case <-c.closed:
-		return c.closedErr(op)
 	}
+	return c.closedErr(op)
 }
 
-func unlock(mu chan struct{}) { <-mu }
+// ctxMutex is a lock whose waiters give up when their context ends or the
+// connection closes. It is three words while nobody waits; a waiter takes
+// a pooled entry in a queue, and unlock hands the lock to the first one.
+type ctxMutex struct {
+	mu     sync.Mutex
+	held   bool
+	closed bool // the connection closed: waiters give up
+	// last is the newest waiter, nil when none wait; the queue is a ring,
+	// last.next being the oldest.
+	last *lockWaiter
+}
+
+// lockWaiter is a goroutine waiting in a ctxMutex's queue. ch receives
+// exactly one value while the entry is queued: true when the lock is handed
+// over, false when the connection closed.
+type lockWaiter struct {
+	ch   chan bool
+	next *lockWaiter
+}
+
+var lockWaiters = sync.Pool{New: func() any { return &lockWaiter{ch: make(chan bool, 1)} }}
+
+// Results of ctxMutex.lock.
+const (
+	lockTaken = iota
+	lockCanceled
+	lockClosed
+)
+
+// tryLock takes the lock if it is free.
+func (l *ctxMutex) tryLock() bool {
+	l.mu.Lock()
+	ok := !l.held
+	l.held = true
+	l.mu.Unlock()
+	return ok
+}
+
+// lock takes the lock, waiting until it is free, done is closed, or the
+// connection closes. A free lock is taken even once the connection closed.
+func (l *ctxMutex) lock(done <-chan struct{}) int {
+	l.mu.Lock()
+	if !l.held {
+		l.held = true
+		l.mu.Unlock()
+		return lockTaken
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return lockClosed
+	}
+	w := lockWaiters.Get().(*lockWaiter)
+	if l.last == nil {
+		w.next = w
+	} else {
+		w.next, l.last.next = l.last.next, w
+	}
+	l.last = w
+	l.mu.Unlock()
+	result := lockClosed
+	select {
+	case taken := <-w.ch:
+		if taken {
+			result = lockTaken
+		}
+	case <-done:
+		result = lockCanceled
+		l.mu.Lock()
+		queued := l.remove(w)
+		l.mu.Unlock()
+		if !queued && <-w.ch {
+			// Handed the lock as done closed: pass it on.
+			l.unlock()
+		}
+	}
+	lockWaiters.Put(w)
+	return result
+}
+
+// remove takes w out of the queue, reporting whether it was there.
+func (l *ctxMutex) remove(w *lockWaiter) bool {
+	if l.last == nil {
+		return false
+	}
+	prev := l.last
+	for {
+		p := prev.next
+		if p == w {
+			break
+		}
+		if p == l.last {
+			return false
+		}
+		prev = p
+	}
+	switch {
+	case w.next == w:
+		l.last = nil
+	case w == l.last:
+		l.last = prev
+		fallthrough
+	default:
+		prev.next = w.next
+	}
+	w.next = nil
+	return true
+}
+
+// unlock releases the lock, or hands it to the first waiter.
+func (l *ctxMutex) unlock() {
+	l.mu.Lock()
+	if l.last == nil {
+		l.held = false
+		l.mu.Unlock()
+		return
+	}
+	w := l.last.next
+	l.remove(w)
+	l.mu.Unlock()
+	w.ch <- true
+}
+
+// close wakes every waiter with lockClosed and makes later waits fail at
+// once.
+func (l *ctxMutex) close() {
+	l.mu.Lock()
+	l.closed = true
+	for l.last != nil {
+		w := l.last.next
+		l.remove(w)
+		w.ch <- false
+	}
+	l.mu.Unlock()
+}
 
 // setEnd records why the connection ends, if nothing has yet.
 func (c *Conn) setEnd(err error) {
@@ -278,14 +393,7 @@ func (c *Conn) closedErr(op string) error {
 	return &closedError{op: op, cause: err}
 }
 
-func (c *Conn) isClosed() bool {
-	select {
-	case <-c.closed:
-		return true
-	default:
-		return false
-	}
-}
+func (c *Conn) isClosed() bool { return c.closed.Load() }
 
 // closeTransport closes the transport once, recording cause if the
 // connection had no end recorded yet. It reports whether this call closed
@@ -308,13 +416,23 @@ func (c *Conn) closeTransport(cause error) bool {
 		c.pendMu.Unlock()
 		c.readWatch.kill()
 		c.writeWatch.kill()
-		// Closed before the transport, so that a call the transport's
-		// closing wakes up finds the connection closed.
-		close(c.closed)
+		// Marked closed before the transport, so that a call the
+		// transport's closing wakes up finds the connection closed.
+		c.closed.Store(true)
+		c.readMu.close()
+		c.msgMu.close()
+		c.frameMu.close()
+		c.mu.Lock()
+		if c.pings != nil {
+			for _, ch := range c.pings.waiting {
+				close(ch)
+			}
+		}
+		c.mu.Unlock()
 		if s := c.srv.Load(); s != nil {
 			s.unpark()
 		}
-		c.tr.c.Close()
+		c.tr.rw.Close()
 	})
 	return closed
 }

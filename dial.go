@@ -144,7 +144,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 		}
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
-			tr = transport{r: rwc, w: rwc, c: rwc}
+			tr = transport{rw: rwc}
 			if nc := conns.last(); nc != nil {
 				tr.dl = nc
 			}
@@ -155,7 +155,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		keepBody(resp)
 		return nil, resp, err
 	}
-	if tr.c == nil {
+	if tr.rw == nil {
 		resp.Body.Close()
 		return nil, resp, fmt.Errorf("websocket: the HTTP client's response body (%T) is not writable", resp.Body)
 	}

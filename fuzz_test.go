@@ -688,7 +688,7 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 	peer := fuzzParsePeer(stream)
 
 	ft := &fuzzTransport{plan: plan, in: stream}
-	tr := transport{r: ft, w: ft, c: ft}
+	tr := transport{rw: ft}
 	if options&1 != 0 {
 		tr.closeWrite = ft.closeWrite
 	}

@@ -132,7 +132,7 @@ type messageReader struct {
 // message cannot be delivered, and the connection is failed with
 // StatusPolicyViolation.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	if err := c.lock(ctx, c.readMu, "read"); err != nil {
+	if err := c.lock(ctx, &c.readMu, "read"); err != nil {
 		return 0, nil, err
 	}
 	defer c.readUnlock()
@@ -170,7 +170,7 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 //
 // On error it returns dst as given.
 func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
-	if err := c.lock(ctx, c.readMu, "read"); err != nil {
+	if err := c.lock(ctx, &c.readMu, "read"); err != nil {
 		return 0, dst, err
 	}
 	defer c.readUnlock()
@@ -194,12 +194,12 @@ func (c *Conn) readUnlock() {
 		c.inputPending.Store(pending)
 	}
 	c.readWatch.release()
-	unlock(c.readMu)
+	c.readMu.unlock()
 }
 
 func (mr *messageReader) Read(p []byte) (int, error) {
 	c := mr.c
-	if err := c.lock(mr.ctx, c.readMu, "read"); err != nil {
+	if err := c.lock(mr.ctx, &c.readMu, "read"); err != nil {
 		return 0, err
 	}
 	defer c.readUnlock()
@@ -401,7 +401,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		c.readWatch.watch(ctx)
 		var err error
 		for n == 0 {
-			n, err = c.tr.r.Read(p)
+			n, err = c.tr.rw.Read(p)
 			if n == 0 && err != nil {
 				return 0, c.readErrLocked(ctx, err, true)
 			}
@@ -409,7 +409,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 	default:
 		c.beforeWaitLocked(ctx)
 		c.readWatch.watch(ctx)
-		if err := c.rb.fill(c.tr.r, false); err != nil {
+		if err := c.rb.fill(c.tr.rw, false); err != nil {
 			return 0, c.readErrLocked(ctx, err, true)
 		}
 		n = copy(p, c.rb.bytes())
@@ -469,7 +469,7 @@ func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
 func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 	c.beforeWaitLocked(ctx)
 	c.readWatch.watch(ctx)
-	return c.rb.fill(c.tr.r, idle)
+	return c.rb.fill(c.tr.rw, idle)
 }
 
 // controlLocked acts on a control frame (RFC 6455 §5.5).

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,8 +32,6 @@ import (
 // not other connections.
 func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) {
 	s := &server{c: c, onMessage: onMessage, onClose: onClose}
-	s.timer = time.AfterFunc(serveLinger, s.look)
-	s.timer.Stop()
 	c.srv.Store(s)
 	go s.run()
 }
@@ -58,7 +57,11 @@ type server struct {
 	onMessage func(MessageType, []byte)
 	onClose   func(error)
 
-	timer       *time.Timer   // looks for a long wait once per serveLinger; set before run
+	// timer looks for a long wait once per serveLinger while armed. It is
+	// made by the first wait and dropped when the connection parks
+	// unarmed, so a parked connection holds none; only the serving
+	// goroutine sets it, and look uses it only while armed.
+	timer       *time.Timer
 	armed       atomic.Bool   // timer is pending
 	waits       atomic.Uint64 // counts the waits for input
 	waiting     atomic.Bool   // the serving goroutine waits for input
@@ -89,7 +92,12 @@ func (s *server) run() {
 			c.flushQueue(ctx)
 			if !s.wait() {
 				// Quiet for a while: park the connection, or leave the
-				// waiting to a small goroutine, and let this stack go.
+				// waiting to a small goroutine, and let this stack go,
+				// and the timer too unless it is still armed (a close
+				// handshake's deadline, not the timer, cut the wait).
+				if !s.armed.Load() {
+					s.timer = nil
+				}
 				if !s.park() {
 					go s.await()
 				}
@@ -100,7 +108,9 @@ func (s *server) run() {
 		typ, p, err := c.ReadAppend(ctx, (*bp)[:0])
 		if err != nil {
 			serveBufPool.Put(bp)
-			s.timer.Stop()
+			if s.armed.Load() {
+				s.timer.Stop()
+			}
 			s.onClose(err)
 			return
 		}
@@ -117,6 +127,11 @@ func (s *server) run() {
 func (s *server) wait() bool {
 	s.waits.Add(1)
 	if s.armed.CompareAndSwap(false, true) {
+		if s.timer == nil {
+			// Started far off and reset below, so that look, which
+			// reads s.timer, cannot run before it is set.
+			s.timer = time.AfterFunc(math.MaxInt64, s.look)
+		}
 		s.timer.Reset(serveLinger)
 	}
 	s.waiting.Store(true)
@@ -124,12 +139,10 @@ func (s *server) wait() bool {
 	s.waiting.Store(false)
 	if s.interrupted.Load() {
 		// Clear the timer's deadline before anything reads again.
-		select {
-		case s.c.readMu <- struct{}{}:
+		if s.c.readMu.lock(nil) == lockTaken {
 			s.c.tr.dl.SetReadDeadline(time.Time{})
 			s.interrupted.Store(false)
-			unlock(s.c.readMu)
-		case <-s.c.closed:
+			s.c.readMu.unlock()
 		}
 	}
 	return got
@@ -147,16 +160,14 @@ func (s *server) look() {
 	}
 	s.armed.Store(false)
 	// Under the read lock, so as not to disturb a close handshake.
-	select {
-	case s.c.readMu <- struct{}{}:
-	default:
+	if !s.c.readMu.tryLock() {
 		return
 	}
 	if s.waiting.Load() && s.waits.Load() == n {
 		s.interrupted.Store(true)
 		s.c.tr.dl.SetReadDeadline(longAgo)
 	}
-	unlock(s.c.readMu)
+	s.c.readMu.unlock()
 }
 
 // await waits until the socket has input (or fails), then serves.

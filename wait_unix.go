@@ -57,22 +57,20 @@ func (s *server) awaitInput() bool {
 // later waits allocate nothing.
 func (s *server) onReadable(fd uintptr) bool {
 	c := s.c
-	select {
-	case c.readMu <- struct{}{}:
-	default:
+	if !c.readMu.tryLock() {
 		// A close handshake is reading; the next read waits for it.
 		s.got = true
 		return true
 	}
 	err := c.rb.fill(rawReader{int(fd)}, true)
 	if err == syscall.EAGAIN || err == syscall.EINTR {
-		unlock(c.readMu)
+		c.readMu.unlock()
 		return false
 	}
 	if err == nil {
 		c.inputPending.Store(true)
 	}
-	unlock(c.readMu)
+	c.readMu.unlock()
 	s.got = true
 	return true
 }

@@ -88,7 +88,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := checkMessageType(typ); err != nil {
 		return err
 	}
-	if err := c.lock(ctx, c.msgMu, "write"); err != nil {
+	if err := c.lock(ctx, &c.msgMu, "write"); err != nil {
 		return err
 	}
 	if c.deflate != nil && len(p) >= c.deflate.threshold {
@@ -101,7 +101,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		}
 		return err
 	}
-	defer unlock(c.msgMu)
+	defer c.msgMu.unlock()
 	return c.writeFrame(ctx, header{fin: true, op: opcode(typ)}, p, "write")
 }
 
@@ -120,13 +120,13 @@ func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) er
 			return err
 		}
 	}
-	if err := c.lock(ctx, c.frameMu, op); err != nil {
+	if err := c.lock(ctx, &c.frameMu, op); err != nil {
 		return err
 	}
 	c.pendMu.Lock()
 	if c.closeSent || c.isClosed() {
 		c.pendMu.Unlock()
-		unlock(c.frameMu)
+		c.frameMu.unlock()
 		return c.closedErr(op)
 	}
 	c.flusher = true
@@ -200,9 +200,7 @@ func (c *Conn) flushQueue(ctx context.Context) {
 			c.pendMu.Unlock()
 			return
 		}
-		select {
-		case c.frameMu <- struct{}{}:
-		default:
+		if !c.frameMu.tryLock() {
 			c.pendMu.Unlock()
 			return
 		}
@@ -232,7 +230,7 @@ func (c *Conn) flushUnlock(ctx context.Context) error {
 		c.pendMu.Unlock()
 		err = c.writeQueueLocked(ctx, pend)
 	}
-	unlock(c.frameMu)
+	c.frameMu.unlock()
 	return err
 }
 
@@ -253,7 +251,7 @@ func (c *Conn) writeQueueLocked(ctx context.Context, pend *[]byte) error {
 	}
 	c.writeWatch.watch(ctx)
 	defer c.writeWatch.release()
-	if _, err := c.tr.w.Write(*pend); err != nil {
+	if _, err := c.tr.rw.Write(*pend); err != nil {
 		return c.writeErrLocked(ctx, err, true)
 	}
 	return nil
@@ -311,7 +309,7 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 			v.bufs = append(v.bufs, *pend)
 		}
 		v.bufs = append(v.bufs, appendHeader(v.hdr[:0], h), p)
-		n, err := v.bufs.WriteTo(c.tr.w)
+		n, err := v.bufs.WriteTo(c.tr.rw)
 		v.iov, v.bufs = [3][]byte{}, nil
 		vecPool.Put(v)
 		if pend != nil {
@@ -339,7 +337,7 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 		if h.masked {
 			pos = maskBytes(h.key, pos, buf[off:off+n])
 		}
-		m, err := c.tr.w.Write(buf[start : off+n])
+		m, err := c.tr.rw.Write(buf[start : off+n])
 		if err != nil {
 			return c.writeErrLocked(ctx, err, queued || !first || m > 0)
 		}
@@ -365,7 +363,7 @@ var vecPool = sync.Pool{New: func() any { return new(vec) }}
 func (c *Conn) writeBufLocked(ctx context.Context, b []byte, torn bool) error {
 	c.writeWatch.watch(ctx)
 	defer c.writeWatch.release()
-	n, err := c.tr.w.Write(b)
+	n, err := c.tr.rw.Write(b)
 	if err != nil {
 		return c.writeErrLocked(ctx, err, torn || n > 0)
 	}
@@ -429,7 +427,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err := checkMessageType(typ); err != nil {
 		return nil, err
 	}
-	if err := c.lock(ctx, c.msgMu, "write"); err != nil {
+	if err := c.lock(ctx, &c.msgMu, "write"); err != nil {
 		return nil, err
 	}
 	w := c.writer()
@@ -524,7 +522,7 @@ func (w *messageWriter) Close() error {
 		w.bp, w.n = nil, 0
 	}
 	w.open, w.ctx = false, nil
-	unlock(w.c.msgMu)
+	w.c.msgMu.unlock()
 	return err
 }
 
@@ -572,33 +570,52 @@ func (w *messageWriter) frame(fin bool, p []byte) error {
 // in Read or Reader. If ctx ends first, Ping returns its error and the
 // connection stays usable.
 func (c *Conn) Ping(ctx context.Context) error {
-	c.pingMu.Lock()
-	if c.pings == nil {
-		c.pings = make(map[uint64]chan struct{})
+	c.mu.Lock()
+	if c.isClosed() {
+		// closeTransport has woken the Pings it found waiting.
+		c.mu.Unlock()
+		return c.closedErr("ping")
 	}
-	c.pingSeq++
-	id := c.pingSeq
+	if c.pings == nil {
+		c.pings = &pingWaits{waiting: make(map[uint64]chan struct{})}
+	}
+	c.pings.seq++
+	id := c.pings.seq
 	ch := make(chan struct{})
-	c.pings[id] = ch
-	c.pingMu.Unlock()
-	defer func() {
-		c.pingMu.Lock()
-		delete(c.pings, id)
-		c.pingMu.Unlock()
-	}()
+	c.pings.waiting[id] = ch
+	c.mu.Unlock()
+	// forget reports whether the pong came: gotPong takes the entry out
+	// before waking Ping, closeTransport leaves it in.
+	forget := func() bool {
+		c.mu.Lock()
+		_, waiting := c.pings.waiting[id]
+		delete(c.pings.waiting, id)
+		c.mu.Unlock()
+		return !waiting
+	}
 	var payload [8]byte
 	binary.BigEndian.PutUint64(payload[:], id)
 	if err := c.writeControl(ctx, opPing, payload[:], "ping"); err != nil {
+		forget()
 		return err
 	}
 	select {
 	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("websocket: ping: %w", ctx.Err())
-	case <-c.closed:
+		if forget() {
+			return nil
+		}
 		return c.closedErr("ping")
+	case <-ctx.Done():
+		forget()
+		return fmt.Errorf("websocket: ping: %w", ctx.Err())
 	}
+}
+
+// pingWaits are the Pings waiting for their pongs, by the number each sent
+// as its payload.
+type pingWaits struct {
+	seq     uint64
+	waiting map[uint64]chan struct{} // closed by gotPong, or by closeTransport
 }
 
 // gotPong wakes the Ping that sent the payload p, if any.
@@ -607,10 +624,12 @@ func (c *Conn) gotPong(p []byte) {
 		return
 	}
 	id := binary.BigEndian.Uint64(p)
-	c.pingMu.Lock()
-	if ch, ok := c.pings[id]; ok {
-		delete(c.pings, id)
-		close(ch)
+	c.mu.Lock()
+	if c.pings != nil {
+		if ch, ok := c.pings.waiting[id]; ok {
+			delete(c.pings.waiting, id)
+			close(ch)
+		}
 	}
-	c.pingMu.Unlock()
+	c.mu.Unlock()
 }
