@@ -91,19 +91,37 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // handler wrappers that implement Unwrap work. Deadlines the server set on
 // the connection are cleared. The request's context is not tied to the
 // returned Conn.
+//
+// Over HTTP/2, Accept takes an extended CONNECT (RFC 8441) instead, answers
+// it with 200, and the Conn runs over the request's stream, which ends
+// when the handler returns: the handler must keep running (reading, or in
+// Serve) until it is done with the Conn. Go's HTTP/2 server offers
+// extended CONNECT when the program runs with GODEBUG=http2xconnect=1. A
+// context that ends during a blocked call over HTTP/2 closes the
+// connection, since the stream has no deadlines to interrupt the call
+// with.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &AcceptOptions{}
 	}
-	key, herr := checkRequest(r)
+	overHTTP2 := r.ProtoMajor == 2
+	var key string
+	var herr *handshakeError
+	if overHTTP2 {
+		herr = checkConnectRequest(r)
+	} else {
+		key, herr = checkRequest(r)
+	}
 	if herr == nil {
 		herr = checkOrigin(r, opts)
 	}
 	if herr != nil {
-		switch herr.status {
-		case http.StatusMethodNotAllowed:
+		switch {
+		case herr.status == http.StatusMethodNotAllowed && overHTTP2:
+			w.Header().Set("Allow", http.MethodConnect)
+		case herr.status == http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", http.MethodGet)
-		case http.StatusUpgradeRequired:
+		case herr.status == http.StatusUpgradeRequired:
 			w.Header().Set("Sec-WebSocket-Version", "13")
 		}
 		http.Error(w, herr.Error(), herr.status)
@@ -116,6 +134,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, err
 	}
 	deflate, extensions := comp.accept(r.Header)
+	if overHTTP2 {
+		return acceptStream(w, r, subprotocol, deflate, extensions, opts)
+	}
 	resp, err := responseHead(key, subprotocol, extensions, opts.ResponseHeader)
 	if err != nil {
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
@@ -253,6 +274,24 @@ func responseHead(key, subprotocol, extensions string, extra http.Header) ([]byt
 		b = append(b, extensions...)
 		b = append(b, "\r\n"...)
 	}
+	names, err := extraHeaderNames(extra)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		for _, v := range extra[name] {
+			b = append(b, name...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, "\r\n"...)
+		}
+	}
+	return append(b, "\r\n"...), nil
+}
+
+// extraHeaderNames checks AcceptOptions.ResponseHeader and returns its
+// names in order.
+func extraHeaderNames(extra http.Header) ([]string, error) {
 	names := make([]string, 0, len(extra))
 	for name := range extra {
 		names = append(names, name)
@@ -269,13 +308,9 @@ func responseHead(key, subprotocol, extensions string, extra http.Header) ([]byt
 			if !validHeaderValue(v) {
 				return nil, fmt.Errorf("websocket: ResponseHeader %s has a value with control characters", name)
 			}
-			b = append(b, name...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
 		}
 	}
-	return append(b, "\r\n"...), nil
+	return names, nil
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.

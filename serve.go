@@ -30,9 +30,17 @@ import (
 // always; nothing else may read the connection. While onMessage runs, the
 // connection reads nothing more, so a slow onMessage slows its own peer,
 // not other connections.
+//
+// A connection accepted over HTTP/2 (RFC 8441) lives only as long as its
+// handler runs: Serve then serves from the calling goroutine and returns
+// once onClose has returned.
 func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) {
 	s := &server{c: c, onMessage: onMessage, onClose: onClose}
 	c.srv.Store(s)
+	if _, ok := c.tr.rw.(*stream); ok {
+		s.run()
+		return
+	}
 	go s.run()
 }
 

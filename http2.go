@@ -1,0 +1,125 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// WebSockets over HTTP/2 (RFC 8441): the client opens a stream with an
+// extended CONNECT whose :protocol is "websocket", the server answers 200,
+// and the frames of RFC 6455 then travel in the stream's DATA frames: the
+// request body in, the response body out. There is no key and no
+// Sec-WebSocket-Accept (§5); subprotocols, extensions and origins are
+// negotiated as over HTTP/1.1.
+//
+// Go's HTTP/2 server announces extended CONNECT only when the program
+// runs with GODEBUG=http2xconnect=1 (Go 1.24 and later); browsers then
+// open WebSockets on the HTTP/2 connection that served the page.
+
+// checkConnectRequest checks an opening handshake over HTTP/2 (RFC 8441
+// §4, §5).
+func checkConnectRequest(r *http.Request) *handshakeError {
+	if r.Method != http.MethodConnect {
+		return refuse(http.StatusMethodNotAllowed, "handshake over %s is an extended CONNECT (RFC 8441), not %s", r.Proto, r.Method)
+	}
+	// §4: "a new pseudo-header field :protocol [...] The value of the
+	// :protocol pseudo-header field [is] websocket".
+	if p := r.Header.Get(":protocol"); p != "websocket" {
+		return refuse(http.StatusBadRequest, "CONNECT with :protocol %q, not websocket", p)
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
+	}
+	return nil
+}
+
+// acceptStream answers an extended CONNECT that passed the checks and
+// returns the Conn over its stream.
+func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, deflate *deflateParams, extensions string, opts *AcceptOptions) (*Conn, error) {
+	names, err := extraHeaderNames(opts.ResponseHeader)
+	if err != nil {
+		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
+		return nil, err
+	}
+	h := w.Header()
+	for _, name := range names {
+		for _, v := range opts.ResponseHeader[name] {
+			h.Add(name, v)
+		}
+	}
+	if subprotocol != "" {
+		h.Set("Sec-WebSocket-Protocol", subprotocol)
+	}
+	if extensions != "" {
+		h.Set("Sec-WebSocket-Extensions", extensions)
+	}
+	rc := http.NewResponseController(w)
+	// Server.ReadTimeout and WriteTimeout were meant for the request, not
+	// the connection; over HTTP/2 they apply per stream.
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
+	w.WriteHeader(http.StatusOK)
+	if err := rc.Flush(); err != nil {
+		return nil, fmt.Errorf("websocket: sending the handshake response: %w", err)
+	}
+	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context(), done: make(chan struct{})}
+	return newConn(connConfig{
+		subprotocol:  subprotocol,
+		deflate:      deflate,
+		tr:           transport{rw: s},
+		closeTimeout: opts.CloseTimeout,
+	}), nil
+}
+
+// errStreamEnded is the error of a write to a stream whose handler has
+// returned.
+var errStreamEnded = errors.New("the HTTP/2 stream ended: its handler returned")
+
+// stream is the transport of a server's WebSocket over an HTTP/2 stream:
+// the request body in, the response writer out, each write flushed. It
+// has no deadlines to offer: the HTTP/2 server's read and write deadlines
+// end the stream when they pass, so a context that ends during a blocked
+// call closes the connection. The stream lives as long as the handler
+// that accepted it runs; done is closed when the Conn closes the stream,
+// and the handler's return then ends it on the wire.
+type stream struct {
+	body      io.ReadCloser
+	w         http.ResponseWriter
+	rc        *http.ResponseController
+	ctx       context.Context // the request's: ends when the handler returns
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func (s *stream) Read(p []byte) (int, error) { return s.body.Read(p) }
+
+func (s *stream) Write(p []byte) (n int, err error) {
+	if s.ctx.Err() != nil {
+		return 0, errStreamEnded
+	}
+	// net/http panics on a write after the handler returned; the check
+	// above leaves a window for a handler that returns while another
+	// goroutine writes.
+	defer func() {
+		if recover() != nil {
+			n, err = 0, errStreamEnded
+		}
+	}()
+	if n, err = s.w.Write(p); err == nil {
+		err = s.rc.Flush()
+	}
+	return n, err
+}
+
+func (s *stream) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.body.Close()
+	})
+	return nil
+}

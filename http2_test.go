@@ -1,0 +1,429 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// xconnect is the GODEBUG setting under which Go's HTTP/2 server offers
+// extended CONNECT (RFC 8441); net/http reads it once, at start.
+const xconnect = "http2xconnect=1"
+
+// TestHTTP2 runs TestOverHTTP2 in a child process started with
+// GODEBUG=http2xconnect=1, and fails unless every case there passed.
+func TestHTTP2(t *testing.T) {
+	if strings.Contains(os.Getenv("GODEBUG"), xconnect) {
+		t.Skip("in the child, TestOverHTTP2 runs the cases")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestOverHTTP2$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+","+xconnect, ","))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte("--- PASS: TestOverHTTP2 ")) {
+		t.Fatalf("TestOverHTTP2 with GODEBUG=%s: %v\n%s", xconnect, err, out)
+	}
+}
+
+// TestOverHTTP2 checks Accept over HTTP/2 streams with a client of Go's
+// HTTP/2 transport, exact bytes where it matters. TestHTTP2 runs it.
+func TestOverHTTP2(t *testing.T) {
+	if !strings.Contains(os.Getenv("GODEBUG"), xconnect) {
+		t.Skip("needs GODEBUG=" + xconnect + "; TestHTTP2 runs it so")
+	}
+	t.Run("echo", testHTTP2Echo)
+	t.Run("exact bytes", testHTTP2Bytes)
+	t.Run("protocol error", testHTTP2ProtocolError)
+	t.Run("refusals", testHTTP2Refusals)
+	t.Run("serve", testHTTP2Serve)
+	t.Run("compression", testHTTP2Compression)
+}
+
+// h2Server starts a TLS server speaking HTTP/2 whose handler is h.
+func h2Server(t *testing.T, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	s := httptest.NewUnstartedServer(h)
+	s.EnableHTTP2 = true
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// h2Peer is Node.js's HTTP/2 client, bridging a stream to TCP
+// (testdata/interop/node_h2.js).
+var h2Peer = interopPeer{"node-http2", "/usr/bin/node", "testdata/interop/node_h2.js"}
+
+// h2Response is what node_h2.js reports of the response.
+type h2Response struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers"` // names in lower case
+	Body    string            `json:"body"`
+	Port    int               `json:"port"`
+	Error   string            `json:"error"`
+}
+
+// h2Request sends a request to s through node_h2.js: an extended CONNECT
+// for a WebSocket when method is CONNECT. For a 2xx response it returns
+// the TCP connection bridged to the stream.
+func h2Request(t *testing.T, s *httptest.Server, method string, header map[string]string) (h2Response, net.Conn) {
+	t.Helper()
+	requirePeer(t, h2Peer)
+	if header == nil {
+		header = map[string]string{}
+	}
+	if _, ok := header["sec-websocket-version"]; !ok {
+		header["sec-websocket-version"] = "13"
+	}
+	// A ":protocol" entry replaces the extended CONNECT's "websocket".
+	protocol := header[":protocol"]
+	delete(header, ":protocol")
+	cfg, err := json.Marshal(map[string]any{"url": s.URL + "/ws", "method": method, "protocol": protocol, "headers": header})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), interopWait)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, h2Peer.prog, h2Peer.script, string(cfg))
+	cmd.WaitDelay = interopWait
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadBytes('\n')
+	if err != nil {
+		t.Fatalf("node_h2.js reported nothing: %v; stderr: %s", err, stderr.Bytes())
+	}
+	var resp h2Response
+	if err := json.Unmarshal(line, &resp); err != nil || resp.Error != "" {
+		t.Fatalf("node_h2.js: %s (%v); stderr: %s", line, err, stderr.Bytes())
+	}
+	if resp.Port == 0 {
+		return resp, nil
+	}
+	nc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", resp.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(interopWait))
+	t.Cleanup(func() { nc.Close() })
+	return resp, nc
+}
+
+// h2Client opens a WebSocket stream to s and returns our client Conn over
+// it, with the compression the response agreed to under mode.
+func h2Client(t *testing.T, s *httptest.Server, header map[string]string, mode CompressionMode) (*Conn, h2Response) {
+	t.Helper()
+	comp, err := newCompression(mode, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offer := comp.offer(); offer != "" {
+		if header == nil {
+			header = map[string]string{}
+		}
+		header["sec-websocket-extensions"] = offer
+	}
+	resp, nc := h2Request(t, s, http.MethodConnect, header)
+	if resp.Status != http.StatusOK || nc == nil {
+		t.Fatalf("status %d (%s), want 200", resp.Status, resp.Body)
+	}
+	h := http.Header{}
+	for k, v := range resp.Headers {
+		h.Set(k, v)
+	}
+	deflate, err := comp.check(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Time{})
+	c := newConn(connConfig{client: true, deflate: deflate, tr: netTransport(nc)})
+	t.Cleanup(func() { c.CloseNow() })
+	return c, resp
+}
+
+// h2Echo is a handler that echoes messages until the connection ends and
+// sends the error that ended it to ended.
+func h2Echo(opts *AcceptOptions, ended chan<- error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, p, err := c.Read(context.Background())
+			if err == nil {
+				err = c.Write(context.Background(), typ, p)
+			}
+			if err != nil {
+				ended <- err
+				return
+			}
+		}
+	}
+}
+
+func testHTTP2Echo(t *testing.T) {
+	ended := make(chan error, 1)
+	s := h2Server(t, h2Echo(&AcceptOptions{Subprotocols: []string{"chat"}}, ended))
+	c, resp := h2Client(t, s, map[string]string{"sec-websocket-protocol": "other, chat"}, CompressionDisabled)
+	if got := resp.Headers["sec-websocket-protocol"]; got != "chat" {
+		t.Errorf("Sec-WebSocket-Protocol %q, want chat", got)
+	}
+	if got, ok := resp.Headers["sec-websocket-accept"]; ok {
+		t.Errorf("Sec-WebSocket-Accept %q over HTTP/2, want none (RFC 8441 §5)", got)
+	}
+	ctx := context.Background()
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20} {
+		msg := bytes.Repeat([]byte{byte(n)}, n)
+		if err := c.Write(ctx, MessageBinary, msg); err != nil {
+			t.Fatalf("Write %d bytes: %v", n, err)
+		}
+		typ, p, err := c.Read(ctx)
+		if err != nil || typ != MessageBinary || !bytes.Equal(p, msg) {
+			t.Fatalf("echo of %d bytes: %v %d bytes, %v", n, typ, len(p), err)
+		}
+	}
+	if err := c.Write(ctx, MessageText, []byte("héllo")); err != nil {
+		t.Fatal(err)
+	}
+	if typ, p, err := c.Read(ctx); err != nil || typ != MessageText || string(p) != "héllo" {
+		t.Fatalf("text echo: %v %q %v", typ, p, err)
+	}
+	if err := c.Close(StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-ended:
+		var ce CloseError
+		if !errors.As(err, &ce) || ce != (CloseError{StatusNormalClosure, "bye"}) {
+			t.Fatalf("server's read ended with %v, want the close frame 1000 bye", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("handler still running after the close handshake")
+	}
+}
+
+// readFull reads exactly n bytes from r, within the test's patience.
+func readFull(t *testing.T, r io.Reader, n int) []byte {
+	t.Helper()
+	type result struct {
+		b   []byte
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		b := make([]byte, n)
+		_, err := io.ReadFull(r, b)
+		done <- result{b, err}
+	}()
+	select {
+	case res := <-done:
+		if res.err != nil {
+			t.Fatalf("reading %d bytes: %v", n, res.err)
+		}
+		return res.b
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %d bytes within 5s", n)
+	}
+	return nil
+}
+
+// expectEnd checks that the stream ends (END_STREAM) within 5 seconds,
+// with nothing more on it.
+func expectEnd(t *testing.T, r io.Reader) {
+	t.Helper()
+	done := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(r)
+		done <- b
+	}()
+	select {
+	case b := <-done:
+		if len(b) != 0 {
+			t.Fatalf("% x after the close frame, want the end of the stream", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream still open 5s after the close handshake")
+	}
+}
+
+func testHTTP2Bytes(t *testing.T) {
+	ended := make(chan error, 1)
+	s := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if err := c.Write(context.Background(), MessageText, []byte("hi")); err != nil {
+			ended <- err
+			return
+		}
+		_, _, err = c.Read(context.Background())
+		ended <- err
+	})
+	resp, nc := h2Request(t, s, http.MethodConnect, nil)
+	if resp.Status != http.StatusOK || nc == nil {
+		t.Fatalf("status %d (%s), want 200", resp.Status, resp.Body)
+	}
+	if got, want := readFull(t, nc, 4), []byte{0x81, 0x02, 'h', 'i'}; !bytes.Equal(got, want) {
+		t.Fatalf("server sent % x, want % x", got, want)
+	}
+	// A masked close frame with code 1000 and mask key 01 02 03 04.
+	if _, err := nc.Write([]byte{0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xe8 ^ 2}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readFull(t, nc, 4), []byte{0x88, 0x02, 0x03, 0xe8}; !bytes.Equal(got, want) {
+		t.Fatalf("close answered with % x, want % x", got, want)
+	}
+	expectEnd(t, nc)
+	if err := <-ended; CloseStatus(err) != StatusNormalClosure {
+		t.Fatalf("server's Read: %v, want close 1000", err)
+	}
+}
+
+func testHTTP2ProtocolError(t *testing.T) {
+	s := h2Server(t, h2Echo(nil, make(chan error, 1)))
+	resp, nc := h2Request(t, s, http.MethodConnect, nil)
+	if resp.Status != http.StatusOK || nc == nil {
+		t.Fatalf("status %d (%s), want 200", resp.Status, resp.Body)
+	}
+	// An unmasked frame from a client: RFC 6455 §5.1 fails the connection.
+	if _, err := nc.Write([]byte{0x81, 0x01, 'x'}); err != nil {
+		t.Fatal(err)
+	}
+	head := readFull(t, nc, 4)
+	if head[0] != 0x88 || head[1] < 2 || head[1] > 125 || head[2] != 0x03 || head[3] != 0xea {
+		t.Fatalf("answered with % x, want a close frame with code 1002", head)
+	}
+	readFull(t, nc, int(head[1])-2) // the reason
+	// The server waits for our close or the end of our side.
+	nc.(*net.TCPConn).CloseWrite()
+	expectEnd(t, nc)
+}
+
+func testHTTP2Refusals(t *testing.T) {
+	s := h2Server(t, h2Echo(nil, make(chan error, 1)))
+	tests := []struct {
+		name     string
+		method   string
+		protocol string
+		header   map[string]string
+		status   int
+		check    string // a response header that must be set, as name: value
+	}{
+		{"GET", http.MethodGet, "", nil, http.StatusMethodNotAllowed, "allow: CONNECT"},
+		{"other protocol", http.MethodConnect, "websocket2", nil, http.StatusBadRequest, ""},
+		{"version 8", http.MethodConnect, "", map[string]string{"sec-websocket-version": "8"}, http.StatusUpgradeRequired, "sec-websocket-version: 13"},
+		{"other origin", http.MethodConnect, "", map[string]string{"origin": "https://elsewhere.example"}, http.StatusForbidden, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			header := tt.header
+			if tt.protocol != "" {
+				header = map[string]string{":protocol": tt.protocol}
+			}
+			resp, nc := h2Request(t, s, tt.method, header)
+			if nc != nil || resp.Status != tt.status {
+				t.Fatalf("status %d (%s), want %d", resp.Status, resp.Body, tt.status)
+			}
+			if name, value, ok := strings.Cut(tt.check, ": "); ok && resp.Headers[name] != value {
+				t.Errorf("%s: %q, want %q", name, resp.Headers[name], value)
+			}
+			if !strings.HasPrefix(resp.Body, "websocket: ") {
+				t.Errorf("body %q does not say why", resp.Body)
+			}
+		})
+	}
+}
+
+func testHTTP2Serve(t *testing.T) {
+	returned := make(chan error, 1)
+	s := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		var end error
+		c.Serve(func(typ MessageType, p []byte) {
+			c.Write(context.Background(), typ, p)
+		}, func(err error) { end = err })
+		returned <- end // Serve returned: onClose has run
+	})
+	c, _ := h2Client(t, s, nil, CompressionDisabled)
+	ctx := context.Background()
+	for i := range 3 {
+		msg := bytes.Repeat([]byte("ab"), 1000*i)
+		if err := c.Write(ctx, MessageBinary, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("echo %d: %d bytes, %v", i, len(p), err)
+		}
+	}
+	select {
+	case err := <-returned:
+		t.Fatalf("handler returned while the connection was open: %v", err)
+	default:
+	}
+	if err := c.Close(StatusGoingAway, ""); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	select {
+	case err := <-returned:
+		if CloseStatus(err) != StatusGoingAway {
+			t.Fatalf("onClose got %v, want close 1001", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after the close handshake")
+	}
+}
+
+func testHTTP2Compression(t *testing.T) {
+	ended := make(chan error, 1)
+	s := h2Server(t, h2Echo(&AcceptOptions{Compression: CompressionContextTakeover}, ended))
+	c, resp := h2Client(t, s, nil, CompressionContextTakeover)
+	if ext := resp.Headers["sec-websocket-extensions"]; !strings.HasPrefix(ext, "permessage-deflate") {
+		t.Fatalf("Sec-WebSocket-Extensions %q, want permessage-deflate", ext)
+	}
+	ctx := context.Background()
+	msg := bytes.Repeat([]byte(`{"event":"tick","n":12345}`), 400)
+	for range 3 {
+		if err := c.Write(ctx, MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("compressed echo: %d bytes, %v", len(p), err)
+		}
+	}
+	if err := c.Close(StatusNormalClosure, ""); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-ended; CloseStatus(err) != StatusNormalClosure {
+		t.Fatalf("server's read ended with %v", err)
+	}
+}
