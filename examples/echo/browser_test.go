@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -130,6 +131,92 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
+// TestBrowserHTTP2 runs TestBrowserOverHTTP2 in a child process started
+// with GODEBUG=http2xconnect=1, under which Go's HTTP/2 server offers
+// WebSockets over HTTP/2, and fails unless it passed there.
+func TestBrowserHTTP2(t *testing.T) {
+	if strings.Contains(os.Getenv("GODEBUG"), xconnect) {
+		t.Skip("in the child, TestBrowserOverHTTP2 runs")
+	}
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBrowserOverHTTP2$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), "GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+","+xconnect, ","))
+	out, err := cmd.CombinedOutput()
+	if err == nil && strings.Contains(string(out), "--- SKIP: TestBrowserOverHTTP2 ") {
+		t.Skipf("skipped in the child:\n%s", out)
+	}
+	if err != nil || !strings.Contains(string(out), "--- PASS: TestBrowserOverHTTP2 ") {
+		t.Fatalf("TestBrowserOverHTTP2 with GODEBUG=%s: %v\n%s", xconnect, err, out)
+	}
+}
+
+// TestBrowserOverHTTP2 has headless Chromium load the page over HTTP/2
+// (from the server with -tls) and use the echo endpoint, which Chromium
+// then reaches over the same HTTP/2 connection (RFC 8441): the server's
+// log must say so. TestBrowserHTTP2 runs it.
+func TestBrowserOverHTTP2(t *testing.T) {
+	if !strings.Contains(os.Getenv("GODEBUG"), xconnect) {
+		t.Skip("needs GODEBUG=" + xconnect + "; TestBrowserHTTP2 runs it so")
+	}
+	b := startChromium(t, "--ignore-certificate-errors")
+	var mu sync.Mutex
+	var logged []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		logged = append(logged, fmt.Sprintf(format, args...))
+		mu.Unlock()
+		t.Logf(format, args...)
+	}
+	url, stop := startServerWith(t, options{compression: websocket.CompressionContextTakeover, tls: true}, logf)
+	if !strings.HasPrefix(url, "https://") {
+		t.Fatalf("page at %s, want https", url)
+	}
+	p := b.open(url)
+	p.click("#open")
+	p.waitText("#state", "open")
+	p.wantText("#extensions", "permessage-deflate")
+	long := strings.Repeat("over one stream of many. ", 3000)
+	for _, msg := range []string{"hello over h2", "héllo ✓", long} {
+		p.click("#message")
+		p.typeText(msg)
+		p.click("#send")
+		p.waitLog("received: " + msg)
+	}
+	p.click("#close")
+	p.waitText("#state", "closed")
+	p.wantText("#close-code", "1000")
+	p.wantText("#was-clean", "true")
+
+	// Open again and stop the server: the page sees it go away cleanly.
+	p.click("#open")
+	p.waitText("#state", "open")
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	p.waitText("#state", "closed")
+	p.wantText("#close-code", "1001")
+	p.wantText("#was-clean", "true")
+	if err := <-stopped; err != nil {
+		t.Errorf("run: %v", err)
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	connected := 0
+	for _, line := range logged {
+		if strings.Contains(line, " connected over ") {
+			connected++
+			if !strings.HasSuffix(line, " connected over HTTP/2.0") {
+				t.Errorf("log: %q, want the connection over HTTP/2.0", line)
+			}
+		}
+	}
+	if connected != 2 {
+		t.Errorf("%d connections logged, want 2:\n%s", connected, strings.Join(logged, "\n"))
+	}
+}
+
 // browser is a headless Chromium driven over the DevTools protocol.
 type browser struct {
 	t      *testing.T
@@ -142,7 +229,7 @@ type browser struct {
 // to it. Chromium is told to quit, and killed if it does not, when the test
 // ends. Without Chromium the test is skipped, unless
 // WEBSOCKET_REQUIRE_BROWSER=1 says it must run.
-func startChromium(t *testing.T) *browser {
+func startChromium(t *testing.T, flags ...string) *browser {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("WEBSOCKET_REQUIRE_BROWSER") == "1" {
@@ -167,8 +254,8 @@ func startChromium(t *testing.T) *browser {
 		"--disable-sync",
 		"--user-data-dir="+profile,
 		"--remote-debugging-port=0",
-		"about:blank",
 	)
+	cmd.Args = append(append(cmd.Args, flags...), "about:blank")
 	// A file, not a pipe: no goroutine copies it, and Chromium's helper
 	// processes holding it open cannot keep Wait from returning.
 	cmd.Stdout = logFile

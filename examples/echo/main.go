@@ -8,20 +8,35 @@
 // permessage-deflate (RFC 7692): off, no-takeover or takeover (the
 // default). Browsers always offer it; the page shows what was settled.
 //
+// -tls serves HTTPS with a certificate made up at start (browsers warn
+// about it), and HTTP/2 with it: a browser that loaded the page over
+// HTTP/2 opens its WebSocket on the same connection, as a stream (RFC
+// 8441). Go's HTTP/2 server offers that only under
+// GODEBUG=http2xconnect=1, which the command sets for itself by starting
+// again with it; the log says which protocol each connection came over.
+//
 // Stop it with Ctrl-C: open connections are closed with 1001 (going away).
 package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	_ "embed"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,14 +56,24 @@ const writeTimeout = 10 * time.Second
 const shutdownReason = "server shutting down"
 
 func main() {
-	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on")
-	compression := websocket.CompressionContextTakeover
-	flag.TextVar(&compression, "compression", compression, "permessage-deflate: off, no-takeover or takeover")
+	opts := options{compression: websocket.CompressionContextTakeover}
+	flag.StringVar(&opts.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	flag.TextVar(&opts.compression, "compression", opts.compression, "permessage-deflate: off, no-takeover or takeover")
+	flag.BoolVar(&opts.tls, "tls", false, "serve HTTPS and HTTP/2, with a certificate made up at start")
 	flag.Parse()
+	if opts.tls && !strings.Contains(os.Getenv("GODEBUG"), xconnect) {
+		// net/http reads the setting once, as the program starts.
+		env := append(os.Environ(), "GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+","+xconnect, ","))
+		exe, err := os.Executable()
+		if err == nil {
+			err = syscall.Exec(exe, os.Args, env)
+		}
+		log.Fatalf("starting again with GODEBUG=%s: %v", xconnect, err)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, *addr, compression, log.Printf, func(url string) {
+	err := run(ctx, opts, log.Printf, func(url string) {
 		fmt.Printf("echo server: open %s in a browser\n", url)
 	})
 	if err != nil {
@@ -56,24 +81,53 @@ func main() {
 	}
 }
 
-// run serves on addr, with the compression given, until ctx ends, then
-// shuts down: it stops accepting, closes the WebSocket connections with
-// StatusGoingAway, and waits for HTTP requests in flight. ready is called
-// with the page's URL once the listener is open. logf reports connections
-// as they come and go.
-func run(ctx context.Context, addr string, compression websocket.CompressionMode, logf func(format string, args ...any), ready func(url string)) error {
-	ln, err := net.Listen("tcp", addr)
+// xconnect is the GODEBUG setting under which Go's HTTP/2 server offers
+// WebSockets over HTTP/2 (extended CONNECT, RFC 8441).
+const xconnect = "http2xconnect=1"
+
+// options are the command's settings.
+type options struct {
+	addr        string
+	compression websocket.CompressionMode
+	tls         bool // HTTPS and HTTP/2, with a made-up certificate
+}
+
+// run serves as opts say until ctx ends, then shuts down: it stops
+// accepting, closes the WebSocket connections with StatusGoingAway, and
+// waits for HTTP requests in flight. ready is called with the page's URL
+// once the listener is open. logf reports connections as they come and
+// go.
+func run(ctx context.Context, opts options, logf func(format string, args ...any), ready func(url string)) error {
+	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
 		return err
 	}
-	s := &server{logf: logf, compression: compression}
+	s := &server{logf: logf, compression: opts.compression}
 	hs := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	scheme := "http"
+	if opts.tls {
+		cert, err := madeUpCertificate()
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		// With a TLSConfig of its own, the server still offers h2 and
+		// http/1.1 by ALPN.
+		hs.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		scheme = "https"
+	}
 	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
-	ready(pageURL(ln.Addr()))
+	go func() {
+		if opts.tls {
+			served <- hs.ServeTLS(ln, "", "")
+		} else {
+			served <- hs.Serve(ln)
+		}
+	}()
+	ready(pageURL(scheme, ln.Addr()))
 
 	select {
 	case err := <-served:
@@ -98,15 +152,39 @@ func run(ctx context.Context, addr string, compression websocket.CompressionMode
 
 // pageURL is the URL a browser should open to reach a server listening on
 // a. A wildcard address is reached through localhost.
-func pageURL(a net.Addr) string {
+func pageURL(scheme string, a net.Addr) string {
 	host, port, err := net.SplitHostPort(a.String())
 	if err != nil {
-		return "http://" + a.String() + "/"
+		return scheme + "://" + a.String() + "/"
 	}
 	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port) + "/"
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
+}
+
+// madeUpCertificate makes a self-signed certificate for localhost and the
+// loopback addresses, valid for a day.
+func madeUpCertificate() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "echo example"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 // server serves the page and the echo endpoint.
@@ -143,7 +221,7 @@ func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusGoingAway, shutdownReason)
 		return
 	}
-	s.logf("echo: %s connected", r.RemoteAddr)
+	s.logf("echo: %s connected over %s", r.RemoteAddr, r.Proto)
 	err = echo(c)
 	c.CloseNow()
 	// Log before remove: once the last handler is removed, run may

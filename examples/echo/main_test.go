@@ -27,12 +27,19 @@ func TestMain(m *testing.M) { os.Exit(leakcheck.Run(m)) }
 // before.
 func startServer(t *testing.T, compression websocket.CompressionMode) (url string, stop func() error) {
 	t.Helper()
+	return startServerWith(t, options{compression: compression}, func(format string, args ...any) { t.Logf(format, args...) })
+}
+
+// startServerWith is startServer with all options and a log of the
+// caller's.
+func startServerWith(t *testing.T, opts options, logf func(format string, args ...any)) (url string, stop func() error) {
+	t.Helper()
+	opts.addr = "127.0.0.1:0"
 	ctx, cancel := context.WithCancel(context.Background())
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
-	logf := func(format string, args ...any) { t.Logf(format, args...) }
 	go func() {
-		done <- run(ctx, "127.0.0.1:0", compression, logf, func(url string) { urls <- url })
+		done <- run(ctx, opts, logf, func(url string) { urls <- url })
 	}()
 	select {
 	case url = <-urls:
@@ -276,7 +283,7 @@ func TestPageURL(t *testing.T) {
 		{"[::]:8080", "http://localhost:8080/"},
 		{"[::1]:9", "http://[::1]:9/"},
 	} {
-		if got := pageURL(fakeAddr(tt.addr)); got != tt.want {
+		if got := pageURL("http", fakeAddr(tt.addr)); got != tt.want {
 			t.Errorf("pageURL(%s) = %q, want %q", tt.addr, got, tt.want)
 		}
 	}
