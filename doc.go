@@ -127,4 +127,18 @@
 // inflates: a small message that would inflate past it fails the
 // connection with StatusMessageTooBig before the excess exists. Corrupt
 // compressed data fails it with StatusInvalidFramePayloadData.
+//
+// # HTTP/2
+//
+// Accept also takes WebSockets over HTTP/2 (RFC 8441): a request on an
+// HTTP/2 connection that is an extended CONNECT with :protocol websocket
+// is answered with 200, and the Conn runs over that stream, the frames of
+// RFC 6455 in its DATA frames. Browsers do this for a page they loaded over
+// HTTP/2 when the server offers it, which Go's HTTP/2 server does when the
+// program runs with GODEBUG=http2xconnect=1 (the echo example with -tls
+// sets it for itself). The stream ends when the handler returns, so the
+// handler must keep running while the Conn is in use; Serve, over HTTP/2,
+// serves from the handler's goroutine and returns at the end. HTTP/2
+// streams have no deadlines to interrupt a blocked call with, so a context
+// that ends during one closes the connection. Dial speaks HTTP/1.1 only.
 package websocket
