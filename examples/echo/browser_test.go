@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/internal/godebugtest"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -135,21 +136,8 @@ func TestBrowser(t *testing.T) {
 // with GODEBUG=http2xconnect=1, under which Go's HTTP/2 server offers
 // WebSockets over HTTP/2, and fails unless it passed there.
 func TestBrowserHTTP2(t *testing.T) {
-	if strings.Contains(os.Getenv("GODEBUG"), xconnect) {
-		t.Skip("in the child, TestBrowserOverHTTP2 runs")
-	}
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestBrowserOverHTTP2$", "-test.v", "-test.count=1")
-	cmd.Env = append(os.Environ(), "GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+","+xconnect, ","))
-	out, err := cmd.CombinedOutput()
-	if err == nil && strings.Contains(string(out), "--- SKIP: TestBrowserOverHTTP2 ") {
-		t.Skipf("skipped in the child:\n%s", out)
-	}
-	if err != nil || !strings.Contains(string(out), "--- PASS: TestBrowserOverHTTP2 ") {
-		t.Fatalf("TestBrowserOverHTTP2 with GODEBUG=%s: %v\n%s", xconnect, err, out)
-	}
+	godebugtest.Run(t, xconnect, "TestBrowserOverHTTP2")
 }
 
 // TestBrowserOverHTTP2 has headless Chromium load the page over HTTP/2
@@ -157,7 +145,7 @@ func TestBrowserHTTP2(t *testing.T) {
 // then reaches over the same HTTP/2 connection (RFC 8441): the server's
 // log must say so. TestBrowserHTTP2 runs it.
 func TestBrowserOverHTTP2(t *testing.T) {
-	if !strings.Contains(os.Getenv("GODEBUG"), xconnect) {
+	if !godebugtest.Has(xconnect) {
 		t.Skip("needs GODEBUG=" + xconnect + "; TestBrowserHTTP2 runs it so")
 	}
 	b := startChromium(t, "--ignore-certificate-errors")
