@@ -158,8 +158,7 @@ type deadliner interface {
 	SetWriteDeadline(t time.Time) error
 }
 
-// netTransport is the transport of a net.Conn; r, when not nil, holds
-// bytes already read from it.
+// netTransport is the transport of a net.Conn.
 func netTransport(nc net.Conn) transport {
 	t := transport{rw: nc, dl: nc}
 	if _, ok := nc.(syscall.Conn); ok {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -67,7 +66,7 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	if err := rc.Flush(); err != nil {
 		return nil, fmt.Errorf("websocket: sending the handshake response: %w", err)
 	}
-	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context(), done: make(chan struct{})}
+	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context()}
 	return newConn(connConfig{
 		subprotocol:  subprotocol,
 		deflate:      deflate,
@@ -85,15 +84,13 @@ var errStreamEnded = errors.New("the HTTP/2 stream ended: its handler returned")
 // has no deadlines to offer: the HTTP/2 server's read and write deadlines
 // end the stream when they pass, so a context that ends during a blocked
 // call closes the connection. The stream lives as long as the handler
-// that accepted it runs; done is closed when the Conn closes the stream,
-// and the handler's return then ends it on the wire.
+// that accepted it runs: closing it closes the request body, which ends
+// the handler's reads, and the handler's return ends it on the wire.
 type stream struct {
-	body      io.ReadCloser
-	w         http.ResponseWriter
-	rc        *http.ResponseController
-	ctx       context.Context // the request's: ends when the handler returns
-	done      chan struct{}
-	closeOnce sync.Once
+	body io.ReadCloser
+	w    http.ResponseWriter
+	rc   *http.ResponseController
+	ctx  context.Context // the request's: ends when the handler returns
 }
 
 func (s *stream) Read(p []byte) (int, error) { return s.body.Read(p) }
@@ -116,10 +113,5 @@ func (s *stream) Write(p []byte) (n int, err error) {
 	return n, err
 }
 
-func (s *stream) Close() error {
-	s.closeOnce.Do(func() {
-		close(s.done)
-		s.body.Close()
-	})
-	return nil
-}
+// Close is called once, by the Conn's closeTransport.
+func (s *stream) Close() error { return s.body.Close() }

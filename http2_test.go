@@ -219,47 +219,28 @@ func testHTTP2Echo(t *testing.T) {
 	}
 }
 
-// readFull reads exactly n bytes from r, within the test's patience.
-func readFull(t *testing.T, r io.Reader, n int) []byte {
+// readFull reads exactly n bytes from nc within 5 seconds.
+func readFull(t *testing.T, nc net.Conn, n int) []byte {
 	t.Helper()
-	type result struct {
-		b   []byte
-		err error
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, n)
+	if _, err := io.ReadFull(nc, b); err != nil {
+		t.Fatalf("reading %d bytes: %v", n, err)
 	}
-	done := make(chan result, 1)
-	go func() {
-		b := make([]byte, n)
-		_, err := io.ReadFull(r, b)
-		done <- result{b, err}
-	}()
-	select {
-	case res := <-done:
-		if res.err != nil {
-			t.Fatalf("reading %d bytes: %v", n, res.err)
-		}
-		return res.b
-	case <-time.After(5 * time.Second):
-		t.Fatalf("no %d bytes within 5s", n)
-	}
-	return nil
+	return b
 }
 
-// expectEnd checks that the stream ends (END_STREAM) within 5 seconds,
-// with nothing more on it.
-func expectEnd(t *testing.T, r io.Reader) {
+// expectEnd checks that the stream ends (END_STREAM, which the bridge
+// passes on as the end of nc) within 5 seconds, with nothing more on it.
+func expectEnd(t *testing.T, nc net.Conn) {
 	t.Helper()
-	done := make(chan []byte, 1)
-	go func() {
-		b, _ := io.ReadAll(r)
-		done <- b
-	}()
-	select {
-	case b := <-done:
-		if len(b) != 0 {
-			t.Fatalf("% x after the close frame, want the end of the stream", b)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream still open 5s after the close handshake")
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b, err := io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("stream not ended within 5s after the close handshake: %v (read % x)", err, b)
+	}
+	if len(b) != 0 {
+		t.Fatalf("% x after the close frame, want the end of the stream", b)
 	}
 }
 

@@ -95,20 +95,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("log shows\n\t%q\nwant\n\t%q", abbreviate(got), abbreviate(wantLog))
 	}
 
-	// Open again, then stop the server: the page sees it go away cleanly,
-	// before the server is done stopping.
-	p.click("#open")
-	p.waitText("#state", "open")
-	stopped := make(chan error, 1)
-	go func() { stopped <- stopServer() }()
-	p.waitText("#state", "closed")
-	p.wantText("#close-code", "1001")
-	p.wantText("#close-reason", shutdownReason)
-	p.wantText("#was-clean", "true")
-	p.wantEnabled("#open", true)
-	if err := <-stopped; err != nil {
-		t.Errorf("run: %v", err)
-	}
+	p.seeServerGoAway(stopServer)
 
 	// Without compression on the server, the page says so.
 	url, _ = startServer(t, websocket.CompressionDisabled)
@@ -177,17 +164,7 @@ func TestBrowserOverHTTP2(t *testing.T) {
 	p.wantText("#close-code", "1000")
 	p.wantText("#was-clean", "true")
 
-	// Open again and stop the server: the page sees it go away cleanly.
-	p.click("#open")
-	p.waitText("#state", "open")
-	stopped := make(chan error, 1)
-	go func() { stopped <- stop() }()
-	p.waitText("#state", "closed")
-	p.wantText("#close-code", "1001")
-	p.wantText("#was-clean", "true")
-	if err := <-stopped; err != nil {
-		t.Errorf("run: %v", err)
-	}
+	p.seeServerGoAway(stop)
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -392,6 +369,25 @@ type page struct {
 	b       *browser
 	t       *testing.T
 	session string
+}
+
+// seeServerGoAway opens a connection, then stops the server with stop: the
+// page must see it go away cleanly, with 1001 and the shutdown reason,
+// before the server is done stopping.
+func (p *page) seeServerGoAway(stop func() error) {
+	p.t.Helper()
+	p.click("#open")
+	p.waitText("#state", "open")
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	p.waitText("#state", "closed")
+	p.wantText("#close-code", "1001")
+	p.wantText("#close-reason", shutdownReason)
+	p.wantText("#was-clean", "true")
+	p.wantEnabled("#open", true)
+	if err := <-stopped; err != nil {
+		p.t.Errorf("run: %v", err)
+	}
 }
 
 // open opens a new tab at url and waits for it to load.
