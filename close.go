@@ -9,8 +9,12 @@ import (
 	"unicode/utf8"
 )
 
-// errCloseAlreadySent tells Close that another call sent the close frame.
-var errCloseAlreadySent = errors.New("websocket: close frame already sent")
+// isCloseSent reports whether err says that our close frame went out
+// before, by another call.
+func isCloseSent(err error) bool {
+	_, ok := err.(*closeSentError)
+	return ok
+}
 
 // Close performs the closing handshake (RFC 6455 §7.1.2): it sends a close
 // frame with code and reason, reads until the peer's close frame arrives
@@ -37,7 +41,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	c.setEnd(CloseError{code, reason})
-	if err := c.writeClose(ctx, payload); err != nil && err != errCloseAlreadySent {
+	if err := c.writeClose(ctx, payload); err != nil && !isCloseSent(err) {
 		if c.isClosed() {
 			return c.closedErr("close")
 		}
@@ -86,9 +90,6 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	defer cancel()
 	c.setEnd(CloseError{code, reason})
 	if err := c.writeClose(ctx, payload); err != nil {
-		if err == errCloseAlreadySent {
-			return c.closedErr("close")
-		}
 		return err
 	}
 	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(errCloseTimeout) }))
@@ -120,13 +121,9 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	}
 	defer c.frameMu.unlock()
 	c.pendMu.Lock()
-	if c.isClosed() {
+	if err := c.writableLocked("close"); err != nil {
 		c.pendMu.Unlock()
-		return c.closedErr("close")
-	}
-	if c.closeSent {
-		c.pendMu.Unlock()
-		return errCloseAlreadySent
+		return err
 	}
 	c.closeSent = true
 	h := c.keyLocked(header{fin: true, op: opClose})
@@ -143,6 +140,8 @@ func (c *Conn) peerCloseReceived() bool {
 
 // gotCloseLocked takes in the peer's close frame. It returns the frame as a
 // CloseError, or the *ProtocolError its payload breaks.
+//
+// The caller holds readMu.
 func (c *Conn) gotCloseLocked(payload []byte) error {
 	ce, err := parseClosePayload(payload)
 	c.mu.Lock()
@@ -158,6 +157,8 @@ func (c *Conn) gotCloseLocked(payload []byte) error {
 
 // peerClosedLocked completes a closing handshake once the peer's close
 // frame ce arrived, and returns ce for the reader.
+//
+// The caller holds readMu.
 func (c *Conn) peerClosedLocked(ce CloseError) error {
 	c.setEnd(ce)
 	deadline := time.Now().Add(c.closeTimeout)
@@ -186,6 +187,8 @@ func (c *Conn) peerClosedLocked(ce CloseError) error {
 // by the end of the stream, and then waits for the peer to close rather
 // than for its close frame. A client waits for the server to close, as
 // always.
+//
+// The caller holds readMu.
 func (c *Conn) failLocked(pe *ProtocolError) error {
 	if c.isClosed() {
 		return pe
@@ -210,6 +213,8 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 // drainUntilCloseLocked reads and drops frames until the peer's close frame
 // arrives, the transport fails, or deadline passes. It checks nothing but
 // the framing: our close frame is sent, nothing more is delivered.
+//
+// The caller holds readMu.
 func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 	c.setReadDeadline(deadline)
 	for {
@@ -252,6 +257,8 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 // after our close frame went out: a server half-closes if it can, so the
 // peer reads the end of the stream rather than a reset, and both roles
 // wait for the peer to close.
+//
+// The caller holds readMu.
 func (c *Conn) brokenLocked(deadline time.Time) {
 	if !c.rs.client && c.tr.closeWrite != nil {
 		c.tr.closeWrite()
@@ -263,6 +270,8 @@ func (c *Conn) brokenLocked(deadline time.Time) {
 // (or given up on). RFC 6455 §7.1.1: "the underlying TCP connection, in
 // most normal cases, SHOULD be closed first by the server", so a client
 // waits, until deadline, for the server to close.
+//
+// The caller holds readMu.
 func (c *Conn) finishLocked(deadline time.Time) {
 	if c.rs.client {
 		c.drainRawLocked(deadline)
@@ -272,6 +281,8 @@ func (c *Conn) finishLocked(deadline time.Time) {
 
 // drainRawLocked reads and drops bytes until the transport reports an
 // error (normally the end of the stream) or deadline passes.
+//
+// The caller holds readMu.
 func (c *Conn) drainRawLocked(deadline time.Time) {
 	c.setReadDeadline(deadline)
 	for {

@@ -8,11 +8,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/google/go-cmp/cmp"
 )
 
 func extHeader(lines ...string) http.Header {
@@ -62,8 +61,8 @@ func TestParseExtensions(t *testing.T) {
 			t.Errorf("parseExtensions(%q): %v", tc.lines, err)
 			continue
 		}
-		if diff := cmp.Diff(tc.want, got, cmp.AllowUnexported(extension{}, extensionParam{})); diff != "" {
-			t.Errorf("parseExtensions(%q) mismatch (-want +got):\n%s", tc.lines, diff)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("parseExtensions(%q) =\n%+v\nwant\n%+v", tc.lines, got, tc.want)
 		}
 	}
 }
@@ -222,8 +221,8 @@ func TestClientNegotiation(t *testing.T) {
 			t.Errorf("%v, response %q: %v", tc.mode, tc.resp, err)
 			continue
 		}
-		if diff := cmp.Diff(tc.want, p, cmp.AllowUnexported(deflateParams{})); diff != "" {
-			t.Errorf("%v bits %d, response %q (-want +got):\n%s", tc.mode, tc.bits, tc.resp, diff)
+		if !reflect.DeepEqual(p, tc.want) {
+			t.Errorf("%v bits %d, response %q: settled %+v, want %+v", tc.mode, tc.bits, tc.resp, p, tc.want)
 		}
 	}
 }

@@ -1,119 +1,136 @@
 package websocket
 
 import (
-	"context"
-	"fmt"
-	"io"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
-// Life of a Read
+// Life of a Read, the functions a message passes through, in order:
 //
-// Read and Reader take readMu, a lock a context can cancel. readFrameLocked
-// (read.go) parses headers straight out of readBuffer, which holds what the
-// transport delivered; it answers pings, notes pongs and handles a close
-// frame in place, and returns at the first data frame header, checked by
-// checkHeader (frame.go) and against the read limit. readRawLocked then
-// copies the payload out of readBuffer, or reads a large payload straight
-// into the caller's slice, and unmasks it there (mask.go); text goes to the
-// UTF-8 validator (utf8.go) before the caller sees a byte. A compressed
-// message (compress.go) is read through compress/flate instead, whose
-// input, inflateSource, is that same raw payload followed by the
-// 00 00 ff ff tail that RFC 7692 has the sender strip; the read limit and
-// the UTF-8 check then apply to what it inflates to. While waiting for
-// a message on an empty buffer, the connection reads into a small array of
-// its own, so an idle connection holds no pooled buffer.
+//  1. Conn.Read, ReadAppend or Reader (read.go) takes readMu, a lock a
+//     context can cancel (context.go), and calls nextMessageLocked.
+//  2. readFrameLocked (read.go) parses frame headers out of readBuffer
+//     (readbuf.go), filling it from the transport (transport.go) when it
+//     runs dry; while it waits with nothing buffered it reads into a small
+//     array of the Conn's own, so an idle connection holds no pooled buffer.
+//     Before it waits, beforeWaitLocked writes the frames queued behind the
+//     input (queue.go).
+//  3. parseHeader and checkHeader (frame.go) decode and check each header
+//     against RFC 6455; controlLocked (control.go) answers a ping, wakes the
+//     Ping its pong answers, or takes in a close frame (close.go) in place.
+//  4. startFrameLocked (read.go) checks the first data frame against the
+//     read limit, and readRestLocked or messageReader.Read pull its payload
+//     through readMessageLocked and readRawLocked, which copies it out of
+//     readBuffer, or reads a large payload straight into the caller's
+//     slice, and unmasks it there (mask.go).
+//  5. checkTextLocked feeds text to the UTF-8 validator (utf8.go) before the
+//     caller sees a byte; endMessageLocked checks the message's end.
+//  6. A compressed message takes inflateLocked (inflate.go) instead of
+//     readRawLocked: compress/flate reads the same raw payload through
+//     inflateSource, followed by the 00 00 ff ff tail RFC 7692 has the
+//     sender strip, and the read limit and the UTF-8 check apply to what
+//     it inflates to.
+//  7. A protocol violation anywhere on the way goes to failLocked
+//     (close.go), which sends the close code and tears the connection down.
 //
-// Life of a Write
+// Life of a Write:
 //
-// Write and Writer take msgMu for the whole message, so messages never
-// interleave; each frame then takes frameMu, which pongs, pings and the
-// close frame take too, so control frames can go out between the fragments
-// of a long message. A frame is encoded (header, then the payload copied
-// and, by a client, masked) into a pooled buffer; a large server payload
-// goes out with its header in one writev instead, without a copy. A small
-// frame that finds another write in progress, or the reader holding input
-// it has yet to hand out, joins a queue instead of waiting: the writer in
-// progress, or the reader before it waits for input, writes the queue in
-// one system call, so a burst of small messages costs one write. A compressed
-// message goes through the message writer, which runs it through the
-// deflater (deflate.go) and sends the output in frames as it accumulates.
+//  1. Conn.Write (write.go) or Conn.Writer (writer.go) takes msgMu for the
+//     whole message, so messages never interleave.
+//  2. writeFrame (write.go) sends each frame. A small frame that finds the
+//     frame lock taken, or the reader holding input it has yet to hand out,
+//     joins the queue instead (queueFrame, queue.go): the holder of frameMu,
+//     the reader before it waits, or a timer writes the queue in one system
+//     call.
+//  3. Otherwise writeFrame takes frameMu, which pongs, pings (control.go)
+//     and the close frame (close.go) take too, so control frames can go out
+//     between the fragments of a long message, and writeFrameLocked
+//     encodes the frame (appendFrame, frame.go; masked by a client,
+//     mask.go) behind the queued ones into a pooled buffer, or sends a
+//     large server payload with its header in one writev, without a copy.
+//  4. flushUnlock (queue.go) writes what queued meanwhile and lets frameMu go.
+//  5. A compressed message goes through the message writer (writer.go),
+//     which runs it through the encoder of internal/flate and sends the
+//     output in frames as it accumulates (compress.go holds the encoders
+//     between messages).
+//  6. A write that fails or is cut short by its context goes to
+//     writeErrLocked, which closes the connection if part of a frame
+//     went out.
 //
 // Contexts: a call whose context ends while it is blocked on the transport
-// is interrupted by moving the transport's deadline into the past (ctxWatch);
-// on transports without deadlines the connection is closed instead.
+// is interrupted by moving the transport's deadline into the past (ctxWatch,
+// context.go); on transports without deadlines the connection is closed
+// instead.
 
 // Conn is a WebSocket connection, from Accept or Dial.
 //
 // See the package documentation for what may be called concurrently.
+//
+// Every field says what guards it: immutable (set by newConn, never
+// changed), atomic, its own lock, or one of the Conn's locks: readMu (the
+// reader), msgMu (the message being written), frameMu (the frame being
+// written), pendMu (the write queue) and mu (the end of the connection).
+// The fields are ordered for size, not by lock.
 type Conn struct {
-	// Immutable after construction.
-	subprotocol  string
-	deflate      *deflateParams // negotiated compression, nil when none
-	tr           transport
-	closeTimeout time.Duration
+	subprotocol  string         // immutable
+	deflate      *deflateParams // immutable: negotiated compression, nil when none
+	tr           transport      // immutable
+	closeTimeout time.Duration  // immutable
 
 	// readMu is the read lock: held by Read, Reader's reads, and the close
-	// handshake while they read from the transport. Fields below it up to
-	// writing are guarded by it.
+	// handshake while they read from the transport.
 	readMu        ctxMutex
-	rb            readBuffer
-	frame         header    // the data frame being read
-	frameLeft     int64     // payload bytes of frame not yet read
-	maskPos       int       // position in frame.key of the next payload byte
-	msgSize       int64     // declared payload bytes of the message so far
-	inflate       *inflater // the peer's compression, when negotiated
-	mr            messageReader
-	readWatch     ctxWatch
-	readLimit     atomic.Int64
-	rs            readState
-	msgOp         opcode        // opcode of the message being read
-	msgOpen       bool          // a message has started and not been read to its end
-	msgCompressed bool          // the message being read is compressed (RSV1)
-	utf8          utf8Validator // state of the text message being read
-	// discard is set once Close starts: reads then deliver nothing more.
-	discard atomic.Bool
+	rb            readBuffer    // readMu
+	frame         header        // readMu: the data frame being read
+	frameLeft     int64         // readMu: payload bytes of frame not yet read
+	maskPos       int           // readMu: position in frame.key of the next payload byte
+	msgSize       int64         // readMu: declared payload bytes of the message so far
+	inflate       *inflater     // pointer immutable, contents readMu: the peer's compression, when negotiated
+	mr            messageReader // readMu
+	readWatch     ctxWatch      // its own lock
+	readLimit     atomic.Int64  // atomic
+	rs            readState     // client and rsvOK immutable, inMessage readMu
+	msgOp         opcode        // readMu: opcode of the message being read
+	msgOpen       bool          // readMu: a message has started and not been read to its end
+	msgCompressed bool          // readMu: the message being read is compressed (RSV1)
+	utf8          utf8Validator // readMu: state of the text message being read
+	discard       atomic.Bool   // atomic: set once Close starts; reads then deliver nothing more
 
 	// msgMu is held by a message writer from its first frame to its last.
-	// Fields below it up to frameMu are guarded by it.
 	msgMu    ctxMutex
-	mw       *messageWriter // made on first use
-	def      *deflater      // our compressor, kept across messages with context takeover
-	defTimer *time.Timer    // lets def shrink once the connection goes quiet
+	mw       *messageWriter // msgMu; made on first use
+	def      *deflater      // msgMu: our compressor, kept across messages with context takeover
+	defTimer *time.Timer    // msgMu: lets def shrink once the connection goes quiet
 
-	// frameMu is held while frames are written to the transport. Fields
-	// below it up to pendMu are guarded by it.
+	// frameMu is held while frames are written to the transport.
 	frameMu    ctxMutex
-	writeWatch ctxWatch
+	writeWatch ctxWatch // its own lock
 
-	// pendMu guards the frames queued to join the next write (see
-	// write.go), and the fields below it up to inputPending.
+	// pendMu guards the write queue (queue.go) and what a frame needs
+	// when it is encoded.
 	pendMu    sync.Mutex
-	pend      *[]byte     // encoded frames not yet written, nil when none
-	flusher   bool        // a frameMu holder writes pend before letting go
-	closeSent bool        // a close frame was sent: nothing may follow it
-	keys      *maskKeys   // client only
-	pendTimer *time.Timer // writes pend that no reader or writer did
-	// inputPending is set while the reader holds input it has not
-	// consumed: the caller will soon read again, and the reader writes
-	// queued frames before it waits for more.
+	pend      *[]byte     // pendMu: encoded frames not yet written, nil when none
+	flusher   bool        // pendMu: a frameMu holder writes pend before letting go
+	closeSent bool        // pendMu: a close frame was sent; nothing may follow it
+	keys      *maskKeys   // pendMu: mask keys, client only
+	pendTimer *time.Timer // pendMu: writes pend that no reader or writer did
+	// inputPending (atomic) is set while the reader holds input it has
+	// not consumed: the caller will soon read again, and the reader
+	// writes queued frames before it waits for more.
 	inputPending atomic.Bool
 
-	// mu guards endErr, closeRcvd and pings.
+	// mu guards the end of the connection.
 	mu        sync.Mutex
-	endErr    error       // why the connection ended or is ending; set once
-	closeRcvd *CloseError // the peer's close frame, once received
-	pings     *pingWaits  // made by the first Ping
+	endErr    error       // mu: why the connection ended or is ending; set once
+	closeRcvd *CloseError // mu: the peer's close frame, once received
+	pings     *pingWaits  // mu: made by the first Ping
 
-	srv        atomic.Pointer[server] // set by Serve
-	closed     atomic.Bool            // set when the transport is closed
-	closeOnce  sync.Once
-	closeTimer atomic.Pointer[time.Timer] // bounds a close handshake started by CloseWrite
+	srv        atomic.Pointer[server]     // atomic: set by Serve
+	closed     atomic.Bool                // atomic: set when the transport is closed
+	closeOnce  sync.Once                  // runs closeTransport's work once
+	closeTimer atomic.Pointer[time.Timer] // atomic: bounds a close handshake started by CloseWrite
 }
 
 // MessageType is the type of a data message (RFC 6455 §5.6).
@@ -121,9 +138,9 @@ type MessageType int
 
 const (
 	// MessageText is a message of UTF-8 text, checked on arrival.
-	MessageText MessageType = MessageType(opText)
+	MessageText MessageType = 1 // the opcode of a text frame
 	// MessageBinary is a message of bytes.
-	MessageBinary MessageType = MessageType(opBinary)
+	MessageBinary MessageType = 2 // the opcode of a binary frame
 )
 
 func (t MessageType) String() string {
@@ -137,41 +154,7 @@ func (t MessageType) String() string {
 }
 
 // transport is the byte stream a Conn runs over: a hijacked net.Conn, the
-// body of a client's 101 response, or any other full-duplex stream.
-type transport struct {
-	rw io.ReadWriteCloser
-	// dl sets deadlines, nil when the transport has none; then the end of a
-	// context interrupts a blocked call by closing the connection.
-	dl deadliner
-	// writev is set when w is a socket that net.Buffers writes with one
-	// system call.
-	writev bool
-	// closeWrite half-closes the stream, nil when it cannot.
-	closeWrite func() error
-	// raw is the socket, when the stream is a plain one whose input Serve
-	// can await without reading (wait_unix.go); nil otherwise.
-	raw syscall.RawConn
-}
 
-type deadliner interface {
-	SetReadDeadline(t time.Time) error
-	SetWriteDeadline(t time.Time) error
-}
-
-// netTransport is the transport of a net.Conn.
-func netTransport(nc net.Conn) transport {
-	t := transport{rw: nc, dl: nc}
-	if _, ok := nc.(syscall.Conn); ok {
-		t.writev = true
-	}
-	t.raw = rawConn(nc)
-	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
-		t.closeWrite = cw.CloseWrite
-	}
-	return t
-}
-
-// connConfig is what Accept and Dial settle before a Conn starts.
 type connConfig struct {
 	client       bool
 	subprotocol  string
@@ -227,152 +210,6 @@ func (c *Conn) Subprotocol() string { return c.subprotocol }
 // the limit it started with only for frames already accepted.
 func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
-}
-
-// lock takes mu for op, giving up when ctx ends or the connection closes.
-func (c *Conn) lock(ctx context.Context, mu *ctxMutex, op string) error {
-	switch mu.lock(ctx.Done()) {
-	case lockTaken:
-		return nil
-	case lockCanceled:
-		return fmt.Errorf("websocket: %s: %w", op, ctx.Err())
-	}
-	return c.closedErr(op)
-}
-
-// ctxMutex is a lock whose waiters give up when their context ends or the
-// connection closes. It is three words while nobody waits; a waiter takes
-// a pooled entry in a queue, and unlock hands the lock to the first one.
-type ctxMutex struct {
-	mu     sync.Mutex
-	held   bool
-	closed bool // the connection closed: waiters give up
-	// last is the newest waiter, nil when none wait; the queue is a ring,
-	// last.next being the oldest.
-	last *lockWaiter
-}
-
-// lockWaiter is a goroutine waiting in a ctxMutex's queue. ch receives
-// exactly one value while the entry is queued: true when the lock is handed
-// over, false when the connection closed.
-type lockWaiter struct {
-	ch   chan bool
-	next *lockWaiter
-}
-
-var lockWaiters = sync.Pool{New: func() any { return &lockWaiter{ch: make(chan bool, 1)} }}
-
-// Results of ctxMutex.lock.
-const (
-	lockTaken = iota
-	lockCanceled
-	lockClosed
-)
-
-// tryLock takes the lock if it is free.
-func (l *ctxMutex) tryLock() bool {
-	l.mu.Lock()
-	ok := !l.held
-	l.held = true
-	l.mu.Unlock()
-	return ok
-}
-
-// lock takes the lock, waiting until it is free, done is closed, or the
-// connection closes. A free lock is taken even once the connection closed.
-func (l *ctxMutex) lock(done <-chan struct{}) int {
-	l.mu.Lock()
-	if !l.held {
-		l.held = true
-		l.mu.Unlock()
-		return lockTaken
-	}
-	if l.closed {
-		l.mu.Unlock()
-		return lockClosed
-	}
-	w := lockWaiters.Get().(*lockWaiter)
-	if l.last == nil {
-		w.next = w
-	} else {
-		w.next, l.last.next = l.last.next, w
-	}
-	l.last = w
-	l.mu.Unlock()
-	result := lockClosed
-	select {
-	case taken := <-w.ch:
-		if taken {
-			result = lockTaken
-		}
-	case <-done:
-		result = lockCanceled
-		l.mu.Lock()
-		queued := l.remove(w)
-		l.mu.Unlock()
-		if !queued && <-w.ch {
-			// Handed the lock as done closed: pass it on.
-			l.unlock()
-		}
-	}
-	lockWaiters.Put(w)
-	return result
-}
-
-// remove takes w out of the queue, reporting whether it was there.
-func (l *ctxMutex) remove(w *lockWaiter) bool {
-	if l.last == nil {
-		return false
-	}
-	prev := l.last
-	for {
-		p := prev.next
-		if p == w {
-			break
-		}
-		if p == l.last {
-			return false
-		}
-		prev = p
-	}
-	switch {
-	case w.next == w:
-		l.last = nil
-	case w == l.last:
-		l.last = prev
-		fallthrough
-	default:
-		prev.next = w.next
-	}
-	w.next = nil
-	return true
-}
-
-// unlock releases the lock, or hands it to the first waiter.
-func (l *ctxMutex) unlock() {
-	l.mu.Lock()
-	if l.last == nil {
-		l.held = false
-		l.mu.Unlock()
-		return
-	}
-	w := l.last.next
-	l.remove(w)
-	l.mu.Unlock()
-	w.ch <- true
-}
-
-// close wakes every waiter with lockClosed and makes later waits fail at
-// once.
-func (l *ctxMutex) close() {
-	l.mu.Lock()
-	l.closed = true
-	for l.last != nil {
-		w := l.last.next
-		l.remove(w)
-		w.ch <- false
-	}
-	l.mu.Unlock()
 }
 
 // setEnd records why the connection ends, if nothing has yet.
@@ -439,107 +276,3 @@ func (c *Conn) closeTransport(cause error) bool {
 // ctxWatch lets the end of a context interrupt a blocked read or write:
 // it moves the transport's deadline into the past, or, on a transport
 // without deadlines, closes the connection. It keeps watching the same
-// context across calls, so a long-lived context costs one registration,
-// not one per message.
-type ctxWatch struct {
-	mu    sync.Mutex
-	c     *Conn
-	done  <-chan struct{} // Done of the context watched, nil when none
-	stop  func() bool
-	gen   uint64 // counts registrations, so a late callback can tell it is stale
-	write bool   // the watch interrupts writes, not reads
-	fired bool   // the deadline was moved into the past
-	dead  bool   // the connection is closed: watch nothing more
-}
-
-// hasDeadline reports whether the transport has deadlines to move.
-func (w *ctxWatch) hasDeadline() bool { return w.c.tr.dl != nil }
-
-func (w *ctxWatch) setDeadline(t time.Time) {
-	if w.write {
-		w.c.tr.dl.SetWriteDeadline(t)
-	} else {
-		w.c.tr.dl.SetReadDeadline(t)
-	}
-}
-
-var longAgo = time.Unix(1, 0)
-
-// watch arranges for the end of ctx to interrupt the transport.
-func (w *ctxWatch) watch(ctx context.Context) {
-	d := ctx.Done()
-	w.mu.Lock()
-	if d == w.done || w.dead {
-		w.mu.Unlock()
-		return
-	}
-	w.unwatchLocked()
-	if d != nil {
-		w.done = d
-		gen := w.gen
-		w.stop = context.AfterFunc(ctx, func() { w.fire(gen) })
-	}
-	w.mu.Unlock()
-}
-
-func (w *ctxWatch) fire(gen uint64) {
-	w.mu.Lock()
-	if w.gen != gen || w.dead {
-		w.mu.Unlock()
-		return
-	}
-	w.fired = true
-	if w.hasDeadline() {
-		w.setDeadline(longAgo)
-		w.mu.Unlock()
-		return
-	}
-	w.mu.Unlock()
-	w.c.closeTransport(errContextClosed)
-}
-
-// unwatchLocked drops the registration and clears a deadline it set.
-func (w *ctxWatch) unwatchLocked() {
-	if w.stop != nil {
-		w.stop()
-		w.stop = nil
-	}
-	w.gen++
-	w.done = nil
-	if w.fired {
-		w.fired = false
-		if w.hasDeadline() {
-			w.setDeadline(time.Time{})
-		}
-	}
-}
-
-// release ends a call's watch on a transport without deadlines, where a
-// context that ends after the call must not close the connection. With
-// deadlines, the watch stays for the next call with the same context.
-func (w *ctxWatch) release() {
-	if !w.hasDeadline() {
-		w.pause()
-	}
-}
-
-// pause stops watching, so that the caller may set deadlines of its own.
-func (w *ctxWatch) pause() {
-	w.mu.Lock()
-	w.unwatchLocked()
-	w.mu.Unlock()
-}
-
-// kill stops watching for good; called when the connection closes.
-func (w *ctxWatch) kill() {
-	w.mu.Lock()
-	if !w.dead {
-		w.dead = true
-		if w.stop != nil {
-			w.stop()
-			w.stop = nil
-		}
-		w.gen++
-	}
-	w.mu.Unlock()
-}

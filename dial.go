@@ -128,7 +128,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		var nc net.Conn
 		resp, nc, buffered, err = handshakeDirect(ctx, dial, req)
 		if err != nil {
-			return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
+			return nil, nil, opErr("dial "+u.Redacted(), err)
 		}
 		if nc != nil {
 			tr = netTransport(nc)
@@ -141,7 +141,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		}
 		resp, err = client.Do(req)
 		if err != nil {
-			return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
+			return nil, nil, opErr("dial "+u.Redacted(), err)
 		}
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
 			tr = transport{rw: rwc}

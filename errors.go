@@ -3,6 +3,7 @@ package websocket
 import (
 	"errors"
 	"strconv"
+	"strings"
 )
 
 // Sentinel errors. Each is wrapped, never returned bare, so test with errors.Is.
@@ -17,8 +18,10 @@ var (
 	// connection was failed with StatusMessageTooBig.
 	ErrMessageTooBig = errors.New("websocket: message exceeds read limit")
 
-	// ErrCloseSent is wrapped by Write, Writer and Ping once a close frame
-	// has been sent: RFC 6455 §5.5.1 forbids data frames after it.
+	// ErrCloseSent is wrapped, together with ErrClosed, by Write, Writer,
+	// Ping, Close and CloseWrite once a close frame has been sent (by Close,
+	// CloseWrite, or a failure) while the connection is still open for
+	// reading: RFC 6455 §5.5.1 forbids any frame after it.
 	ErrCloseSent = errors.New("websocket: close frame already sent")
 
 	// ErrHandshake is wrapped by the errors Dial and Accept return when the
@@ -130,7 +133,7 @@ type ProtocolError struct {
 }
 
 func (e *ProtocolError) Error() string {
-	return "websocket: " + e.Reason + " (failed the connection with " + e.Code.String() + ")"
+	return "websocket: " + e.Reason + ": connection failed with " + e.Code.String()
 }
 
 // Unwrap returns the close frame sent and the cause, if any.
@@ -158,7 +161,7 @@ func (e *closedError) Error() string {
 	if e.cause == nil {
 		return "websocket: " + e.op + ": connection closed"
 	}
-	return "websocket: " + e.op + ": connection closed: " + e.cause.Error()
+	return "websocket: " + e.op + ": connection closed: " + errText(e.cause)
 }
 
 func (e *closedError) Unwrap() []error {
@@ -174,7 +177,7 @@ func (e *closedError) Unwrap() []error {
 // StatusAbnormalClosure.
 type lostError struct{ err error }
 
-func (e *lostError) Error() string { return "websocket: connection lost: " + e.err.Error() }
+func (e *lostError) Error() string { return "websocket: connection lost: " + errText(e.err) }
 
 func (e *lostError) Unwrap() []error {
 	return []error{e.err, CloseError{Code: StatusAbnormalClosure}}
@@ -185,3 +188,30 @@ var (
 	errContextClosed = errors.New("a context ended during I/O on a transport without deadlines")
 	errCloseTimeout  = errors.New("the closing handshake timed out")
 )
+
+// closeSentError is returned by an operation that would send a frame after
+// our close frame, while the connection is still open for reading.
+type closeSentError struct{ op string }
+
+func (e *closeSentError) Error() string {
+	return "websocket: " + e.op + ": close frame already sent"
+}
+
+func (e *closeSentError) Unwrap() []error { return []error{ErrCloseSent, ErrClosed} }
+
+// opError reports a failed operation, its message the cause's after the
+// operation's name: "websocket: write: context canceled".
+type opError struct {
+	op  string
+	err error
+}
+
+func (e *opError) Error() string       { return "websocket: " + e.op + ": " + errText(e.err) }
+func (e *opError) Unwrap() error       { return e.err }
+func opErr(op string, err error) error { return &opError{op: op, err: err} }
+
+// errText is err's message without our prefix, for use inside a message
+// that has it already.
+func errText(err error) string {
+	return strings.TrimPrefix(err.Error(), "websocket: ")
+}

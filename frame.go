@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"encoding/binary"
-	"io"
 	"math"
 )
 
@@ -136,23 +135,6 @@ func parseHeader(b []byte) (h header, n int, err error) {
 	return h, n, nil
 }
 
-// readHeader reads one frame header from r.
-func readHeader(r io.Reader) (header, error) {
-	var b [maxHeaderSize]byte
-	if _, err := io.ReadFull(r, b[:2]); err != nil {
-		return header{}, err
-	}
-	n := headerSize(b[1])
-	if _, err := io.ReadFull(r, b[2:n]); err != nil {
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return header{}, err
-	}
-	h, _, err := parseHeader(b[:n])
-	return h, err
-}
-
 // size returns the encoded size of h.
 func (h header) size() int {
 	n := 2
@@ -264,4 +246,16 @@ func checkHeader(h header, s readState) error {
 		}
 	}
 	return nil
+}
+
+// appendFrame appends the frame h with payload p to b, masked if h is.
+func appendFrame(b []byte, h header, p []byte) []byte {
+	h.length = int64(len(p))
+	b = appendHeader(b, h)
+	n := len(b)
+	b = append(b, p...)
+	if h.masked {
+		maskBytes(h.key, 0, b[n:])
+	}
+	return b
 }

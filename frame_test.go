@@ -567,3 +567,21 @@ func BenchmarkAppendHeader(b *testing.B) {
 		buf = appendHeader(buf[:0], h)
 	}
 }
+
+// readHeader reads one frame header from r: the codec parses headers out
+// of a buffer, and the tests read them from streams.
+func readHeader(r io.Reader) (header, error) {
+	var b [maxHeaderSize]byte
+	if _, err := io.ReadFull(r, b[:2]); err != nil {
+		return header{}, err
+	}
+	n := headerSize(b[1])
+	if _, err := io.ReadFull(r, b[2:n]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return header{}, err
+	}
+	h, _, err := parseHeader(b[:n])
+	return h, err
+}

@@ -145,7 +145,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
-		return nil, fmt.Errorf("websocket: hijack: %w", err)
+		return nil, opErr("hijack", err)
 	}
 	// net/http may have set deadlines from Server.ReadTimeout and
 	// WriteTimeout; they were meant for the request, not the connection.
@@ -156,7 +156,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	if _, err := nc.Write(resp); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("websocket: writing the handshake response: %w", err)
+		return nil, opErr("writing the handshake response", err)
 	}
 	return newConn(connConfig{
 		subprotocol:  subprotocol,

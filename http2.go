@@ -3,7 +3,6 @@ package websocket
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -64,7 +63,7 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	rc.SetWriteDeadline(time.Time{})
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
-		return nil, fmt.Errorf("websocket: sending the handshake response: %w", err)
+		return nil, opErr("sending the handshake response", err)
 	}
 	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context()}
 	return newConn(connConfig{

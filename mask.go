@@ -48,7 +48,7 @@ func maskBytes(key [4]byte, pos int, b []byte) int {
 
 // maskKeys hands out masking keys drawn from crypto/rand, as RFC 6455 §5.3
 // asks ("derived from a strong source of entropy"), fetched 16 keys at a time.
-// It is used under the connection's write lock.
+// It is not safe for concurrent use: a Conn draws keys under its pendMu.
 type maskKeys struct {
 	buf  [64]byte
 	left int // unused bytes at the end of buf

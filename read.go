@@ -6,20 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 )
 
 const (
-	// idleReadSize is the array a connection reads into while it waits for a
-	// message with nothing buffered, so that idle connections hold no pooled
-	// buffer. It fits a small message whole.
-	idleReadSize = 128
-	// readBufferSize is the size of the pooled buffers a connection reads
-	// into while frames are arriving. One read takes in several medium
-	// messages when that many are waiting; the reader then holds input,
-	// and the replies written meanwhile join one write (see write.go).
-	// At 16 KiB messages, that cut the server CPU per echo by 40%.
-	readBufferSize = 32 << 10
 	// directReadMin is the smallest caller slice that a payload is read into
 	// straight from the transport, skipping the read buffer: past a read
 	// buffer's worth, the copy saved matters more than the calls.
@@ -28,91 +17,6 @@ const (
 	// bytes arrive; beyond it, the message buffer grows as they do.
 	maxUpfrontAlloc = 64 << 10
 )
-
-var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufferSize); return &b }}
-
-// readBuffer holds bytes read from the transport and not yet consumed:
-// buf[r:w]. buf is the connection's idle array, a pooled buffer, or nil.
-type readBuffer struct {
-	buf    []byte
-	r, w   int
-	pooled *[]byte // buf's pool entry, when buf is pooled
-	inIdle bool    // buf is idle[:]
-	idle   [idleReadSize]byte
-}
-
-func (b *readBuffer) bytes() []byte { return b.buf[b.r:b.w] }
-func (b *readBuffer) len() int      { return b.w - b.r }
-func (b *readBuffer) consume(n int) { b.r += n }
-func (b *readBuffer) isEmpty() bool { return b.r == b.w }
-
-// preload makes p, bytes read past the opening handshake, the first to be
-// consumed.
-func (b *readBuffer) preload(p []byte) {
-	if len(p) <= readBufferSize {
-		b.takePooled()
-		b.w = copy(b.buf, p)
-		return
-	}
-	b.buf = append([]byte(nil), p...)
-	b.w = len(p)
-}
-
-// takePooled moves the unread bytes into a pooled buffer.
-func (b *readBuffer) takePooled() {
-	bp := readBufPool.Get().(*[]byte)
-	n := copy(*bp, b.bytes())
-	b.buf, b.pooled, b.inIdle = *bp, bp, false
-	b.r, b.w = 0, n
-}
-
-// release drops the buffer when it holds nothing unread.
-func (b *readBuffer) release() {
-	if b.r != b.w {
-		return
-	}
-	if b.pooled != nil {
-		readBufPool.Put(b.pooled)
-		b.pooled = nil
-	}
-	b.buf, b.inIdle = nil, false
-	b.r, b.w = 0, 0
-}
-
-// fill reads from src once, adding at least one byte unless it fails. An
-// idle fill, made while waiting for a frame with nothing buffered, reads
-// into the idle array; others read into a pooled buffer.
-func (b *readBuffer) fill(src io.Reader, idle bool) error {
-	if b.r == b.w {
-		b.r, b.w = 0, 0
-		if idle && !b.inIdle {
-			b.release()
-			b.buf, b.inIdle = b.idle[:], true
-		}
-	}
-	switch {
-	case b.buf == nil || (b.inIdle && !idle):
-		b.takePooled()
-	case b.w == len(b.buf):
-		if b.r == 0 {
-			// Only headers and control frames are gathered in the buffer,
-			// and both fit; payloads are consumed as they arrive.
-			return errors.New("websocket: read buffer full")
-		}
-		b.w = copy(b.buf, b.bytes())
-		b.r = 0
-	}
-	for {
-		n, err := src.Read(b.buf[b.w:])
-		b.w += n
-		if n > 0 {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
-}
 
 // messageReader reads one message; see Conn.Reader. The Conn reuses it
 // for every message.
@@ -218,6 +122,8 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 
 // readMessageLocked reads the next bytes of the current message into p,
 // returning io.EOF at its end.
+//
+// The caller holds readMu.
 func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
 	if c.msgCompressed {
 		return c.inflateLocked(ctx, p)
@@ -248,6 +154,8 @@ func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
 
 // nextMessageLocked discards what is left of the previous message, then
 // reads up to the first data frame of the next one.
+//
+// The caller holds readMu.
 func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
 	if c.isClosed() {
 		return 0, c.closedErr("read")
@@ -281,6 +189,8 @@ func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
 }
 
 // nextFrameLocked reads the next frame of the message being read.
+//
+// The caller holds readMu.
 func (c *Conn) nextFrameLocked(ctx context.Context) error {
 	h, err := c.readFrameLocked(ctx)
 	if err != nil {
@@ -291,6 +201,8 @@ func (c *Conn) nextFrameLocked(ctx context.Context) error {
 
 // startFrameLocked makes h the data frame being read, once the message it
 // belongs to stays within the read limit.
+//
+// The caller holds readMu.
 func (c *Conn) startFrameLocked(h header) error {
 	limit := c.readLimit.Load()
 	if c.msgCompressed && limit >= 0 {
@@ -313,6 +225,8 @@ func (c *Conn) startFrameLocked(h header) error {
 
 // endMessageLocked checks a message that was read to its end and returns
 // io.EOF, or the error that failed the connection.
+//
+// The caller holds readMu.
 func (c *Conn) endMessageLocked() error {
 	c.msgOpen = false
 	if c.msgOp == opText && !c.utf8.complete() {
@@ -323,6 +237,8 @@ func (c *Conn) endMessageLocked() error {
 
 // checkTextLocked feeds delivered bytes of a text message to the UTF-8
 // validator, failing the connection at the first invalid byte.
+//
+// The caller holds readMu.
 func (c *Conn) checkTextLocked(p []byte) error {
 	if c.msgOp == opText && !c.utf8.write(p) {
 		return c.failLocked(protocolErr(StatusInvalidFramePayloadData, "text message is not valid UTF-8"))
@@ -332,6 +248,8 @@ func (c *Conn) checkTextLocked(p []byte) error {
 
 // discardMessageLocked reads the rest of the current message and drops it,
 // checking it all the same.
+//
+// The caller holds readMu.
 func (c *Conn) discardMessageLocked(ctx context.Context) error {
 	bp := readBufPool.Get().(*[]byte)
 	defer readBufPool.Put(bp)
@@ -346,6 +264,8 @@ func (c *Conn) discardMessageLocked(ctx context.Context) error {
 }
 
 // readRestLocked appends the rest of the current message to dst.
+//
+// The caller holds readMu.
 func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 	for {
 		if len(dst) == cap(dst) && (c.frameLeft > 0 || !c.frame.fin || c.msgCompressed) {
@@ -371,6 +291,8 @@ func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 // compressed, dst doubles, which only bytes that already arrived justify: a
 // peer that claims a large frame and sends little costs little. dst never
 // grows past the read limit but for one byte, enough to see it crossed.
+//
+// The caller holds readMu.
 func (c *Conn) growLocked(dst []byte) []byte {
 	extra := min(c.frameLeft, maxUpfrontAlloc)
 	if c.msgCompressed || !c.frame.fin || c.frameLeft > maxUpfrontAlloc {
@@ -387,6 +309,8 @@ func (c *Conn) growLocked(dst []byte) []byte {
 
 // readRawLocked reads payload bytes of the current frame into p and
 // unmasks them, returning how many it read (at least one).
+//
+// The caller holds readMu.
 func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 	if int64(len(p)) > c.frameLeft {
 		p = p[:c.frameLeft]
@@ -429,6 +353,8 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 // that breaks the protocol is left unconsumed and reported as a
 // *ProtocolError. Control frames are consumed only once whole, so an
 // interrupted call leaves the stream where it found it.
+//
+// The caller holds readMu.
 func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
 	for {
 		h, n, err := parseHeader(c.rb.bytes())
@@ -466,35 +392,18 @@ func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
 	}
 }
 
+// fillLocked needs readMu held.
 func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 	c.beforeWaitLocked(ctx)
 	c.readWatch.watch(ctx)
 	return c.rb.fill(c.tr.rw, idle)
 }
 
-// controlLocked acts on a control frame (RFC 6455 §5.5).
-func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) error {
-	switch op {
-	case opPing:
-		// §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
-		// Pong frame in response, unless it already received a Close
-		// frame." Once our close is sent, no frame may follow it.
-		err := c.writeControl(ctx, opPong, payload, "pong")
-		if err != nil && !errors.Is(err, ErrClosed) {
-			return err
-		}
-		return nil
-	case opPong:
-		c.gotPong(payload)
-		return nil
-	default:
-		return c.gotCloseLocked(payload)
-	}
-}
-
 // readErrLocked turns an error met while reading into what the caller
 // gets, failing or closing the connection as the error requires. mid says
 // whether part of the message being read was already consumed.
+//
+// The caller holds readMu.
 func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 	var pe *ProtocolError
 	var ce CloseError
@@ -507,7 +416,7 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 		return c.closedErr("read")
 	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || c.isClosed()):
 		if !mid {
-			return fmt.Errorf("websocket: read: %w", ctx.Err())
+			return opErr("read", ctx.Err())
 		}
 		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
 		pe.err = ctx.Err()

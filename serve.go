@@ -81,7 +81,7 @@ type server struct {
 	readable func(fd uintptr) bool
 	got      bool
 
-	// Parking (park_linux.go), guarded by the parker's lock.
+	// Parking (serve_park_linux.go), guarded by the parker's lock.
 	fd         int  // the socket, once registered
 	registered bool // the socket is in the parker's epoll set
 	parked     bool // the parker holds the connection and no goroutine serves it

@@ -1,0 +1,264 @@
+package websocket
+
+// This file holds the two primitives that let a context end a blocked call
+// without ending the connection: ctxMutex, a lock whose waiters give up when
+// their context ends or the connection closes, and ctxWatch, which
+// interrupts a blocked read or write on the transport.
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// lock takes mu for op, giving up when ctx ends or the connection closes.
+func (c *Conn) lock(ctx context.Context, mu *ctxMutex, op string) error {
+	switch mu.lock(ctx.Done()) {
+	case lockTaken:
+		return nil
+	case lockCanceled:
+		return opErr(op, ctx.Err())
+	}
+	return c.closedErr(op)
+}
+
+// ctxMutex is a lock whose waiters give up when their context ends or the
+// connection closes. It is three words while nobody waits; a waiter takes
+// a pooled entry in a queue, and unlock hands the lock to the first one.
+type ctxMutex struct {
+	mu     sync.Mutex
+	held   bool
+	closed bool // the connection closed: waiters give up
+	// last is the newest waiter, nil when none wait; the queue is a ring,
+	// last.next being the oldest.
+	last *lockWaiter
+}
+
+// lockWaiter is a goroutine waiting in a ctxMutex's queue. ch receives
+// exactly one value while the entry is queued: true when the lock is handed
+// over, false when the connection closed.
+type lockWaiter struct {
+	ch   chan bool
+	next *lockWaiter
+}
+
+var lockWaiters = sync.Pool{New: func() any { return &lockWaiter{ch: make(chan bool, 1)} }}
+
+// Results of ctxMutex.lock.
+const (
+	lockTaken = iota
+	lockCanceled
+	lockClosed
+)
+
+// tryLock takes the lock if it is free.
+func (l *ctxMutex) tryLock() bool {
+	l.mu.Lock()
+	ok := !l.held
+	l.held = true
+	l.mu.Unlock()
+	return ok
+}
+
+// lock takes the lock, waiting until it is free, done is closed, or the
+// connection closes. A free lock is taken even once the connection closed.
+func (l *ctxMutex) lock(done <-chan struct{}) int {
+	l.mu.Lock()
+	if !l.held {
+		l.held = true
+		l.mu.Unlock()
+		return lockTaken
+	}
+	if l.closed {
+		l.mu.Unlock()
+		return lockClosed
+	}
+	w := lockWaiters.Get().(*lockWaiter)
+	if l.last == nil {
+		w.next = w
+	} else {
+		w.next, l.last.next = l.last.next, w
+	}
+	l.last = w
+	l.mu.Unlock()
+	result := lockClosed
+	select {
+	case taken := <-w.ch:
+		if taken {
+			result = lockTaken
+		}
+	case <-done:
+		result = lockCanceled
+		l.mu.Lock()
+		queued := l.remove(w)
+		l.mu.Unlock()
+		if !queued && <-w.ch {
+			// Handed the lock as done closed: pass it on.
+			l.unlock()
+		}
+	}
+	lockWaiters.Put(w)
+	return result
+}
+
+// remove takes w out of the queue, reporting whether it was there.
+func (l *ctxMutex) remove(w *lockWaiter) bool {
+	if l.last == nil {
+		return false
+	}
+	prev := l.last
+	for {
+		p := prev.next
+		if p == w {
+			break
+		}
+		if p == l.last {
+			return false
+		}
+		prev = p
+	}
+	switch {
+	case w.next == w:
+		l.last = nil
+	case w == l.last:
+		l.last = prev
+		fallthrough
+	default:
+		prev.next = w.next
+	}
+	w.next = nil
+	return true
+}
+
+// unlock releases the lock, or hands it to the first waiter.
+func (l *ctxMutex) unlock() {
+	l.mu.Lock()
+	if l.last == nil {
+		l.held = false
+		l.mu.Unlock()
+		return
+	}
+	w := l.last.next
+	l.remove(w)
+	l.mu.Unlock()
+	w.ch <- true
+}
+
+// close wakes every waiter with lockClosed and makes later waits fail at
+// once.
+func (l *ctxMutex) close() {
+	l.mu.Lock()
+	l.closed = true
+	for l.last != nil {
+		w := l.last.next
+		l.remove(w)
+		w.ch <- false
+	}
+	l.mu.Unlock()
+}
+
+// not one per message.
+type ctxWatch struct {
+	mu    sync.Mutex
+	c     *Conn
+	done  <-chan struct{} // Done of the context watched, nil when none
+	stop  func() bool
+	gen   uint64 // counts registrations, so a late callback can tell it is stale
+	write bool   // the watch interrupts writes, not reads
+	fired bool   // the deadline was moved into the past
+	dead  bool   // the connection is closed: watch nothing more
+}
+
+// hasDeadline reports whether the transport has deadlines to move.
+func (w *ctxWatch) hasDeadline() bool { return w.c.tr.dl != nil }
+
+func (w *ctxWatch) setDeadline(t time.Time) {
+	if w.write {
+		w.c.tr.dl.SetWriteDeadline(t)
+	} else {
+		w.c.tr.dl.SetReadDeadline(t)
+	}
+}
+
+var longAgo = time.Unix(1, 0)
+
+// watch arranges for the end of ctx to interrupt the transport.
+func (w *ctxWatch) watch(ctx context.Context) {
+	d := ctx.Done()
+	w.mu.Lock()
+	if d == w.done || w.dead {
+		w.mu.Unlock()
+		return
+	}
+	w.unwatchLocked()
+	if d != nil {
+		w.done = d
+		gen := w.gen
+		w.stop = context.AfterFunc(ctx, func() { w.fire(gen) })
+	}
+	w.mu.Unlock()
+}
+
+func (w *ctxWatch) fire(gen uint64) {
+	w.mu.Lock()
+	if w.gen != gen || w.dead {
+		w.mu.Unlock()
+		return
+	}
+	w.fired = true
+	if w.hasDeadline() {
+		w.setDeadline(longAgo)
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	w.c.closeTransport(errContextClosed)
+}
+
+// unwatchLocked drops the registration and clears a deadline it set.
+//
+// The caller holds w.mu.
+func (w *ctxWatch) unwatchLocked() {
+	if w.stop != nil {
+		w.stop()
+		w.stop = nil
+	}
+	w.gen++
+	w.done = nil
+	if w.fired {
+		w.fired = false
+		if w.hasDeadline() {
+			w.setDeadline(time.Time{})
+		}
+	}
+}
+
+// release ends a call's watch on a transport without deadlines, where a
+// context that ends after the call must not close the connection. With
+// deadlines, the watch stays for the next call with the same context.
+func (w *ctxWatch) release() {
+	if !w.hasDeadline() {
+		w.pause()
+	}
+}
+
+// pause stops watching, so that the caller may set deadlines of its own.
+func (w *ctxWatch) pause() {
+	w.mu.Lock()
+	w.unwatchLocked()
+	w.mu.Unlock()
+}
+
+// kill stops watching for good; called when the connection closes.
+func (w *ctxWatch) kill() {
+	w.mu.Lock()
+	if !w.dead {
+		w.dead = true
+		if w.stop != nil {
+			w.stop()
+			w.stop = nil
+		}
+		w.gen++
+	}
+	w.mu.Unlock()
+}

@@ -1,0 +1,125 @@
+package websocket
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+)
+
+// extension is one element of a Sec-WebSocket-Extensions list.
+type extension struct {
+	name   string
+	params []extensionParam
+}
+
+type extensionParam struct {
+	name     string
+	value    string
+	hasValue bool
+}
+
+// parseExtensions parses every Sec-WebSocket-Extensions line of h by the
+// grammar of RFC 6455 §9.1:
+//
+//	extension-list = 1#extension
+//	extension = extension-token *( ";" extension-param )
+//	extension-param = token [ "=" (token | quoted-string) ]
+//
+// A quoted value, once unescaped, must be a token too.
+func parseExtensions(h http.Header) ([]extension, error) {
+	var exts []extension
+	for _, line := range h.Values("Sec-WebSocket-Extensions") {
+		p := extParser{s: line}
+		for {
+			p.skipSpace()
+			if p.done() {
+				break
+			}
+			if p.peek() == ',' { // empty list elements are allowed
+				p.i++
+				continue
+			}
+			name, ok := p.token()
+			if !ok {
+				return nil, p.errorf("extension name expected")
+			}
+			ext := extension{name: name}
+			for {
+				p.skipSpace()
+				if p.done() || p.peek() == ',' {
+					break
+				}
+				if p.peek() != ';' {
+					return nil, p.errorf("';' or ',' expected")
+				}
+				p.i++
+				p.skipSpace()
+				var prm extensionParam
+				if prm.name, ok = p.token(); !ok {
+					return nil, p.errorf("parameter name expected")
+				}
+				p.skipSpace()
+				if !p.done() && p.peek() == '=' {
+					p.i++
+					p.skipSpace()
+					if prm.value, ok = p.value(); !ok {
+						return nil, p.errorf("parameter value expected")
+					}
+					prm.hasValue = true
+				}
+				ext.params = append(ext.params, prm)
+			}
+			exts = append(exts, ext)
+		}
+	}
+	return exts, nil
+}
+
+type extParser struct {
+	s string
+	i int
+}
+
+func (p *extParser) done() bool { return p.i >= len(p.s) }
+func (p *extParser) peek() byte { return p.s[p.i] }
+
+func (p *extParser) skipSpace() {
+	for !p.done() && (p.s[p.i] == ' ' || p.s[p.i] == '\t') {
+		p.i++
+	}
+}
+
+func (p *extParser) token() (string, bool) {
+	start := p.i
+	for !p.done() && isTokenChar(p.s[p.i]) {
+		p.i++
+	}
+	return p.s[start:p.i], p.i > start
+}
+
+// value reads a token or a quoted string whose content is a token.
+func (p *extParser) value() (string, bool) {
+	if p.done() || p.peek() != '"' {
+		return p.token()
+	}
+	p.i++
+	var b strings.Builder
+	for !p.done() {
+		c := p.s[p.i]
+		p.i++
+		switch {
+		case c == '"':
+			v := b.String()
+			return v, validHeaderName(v)
+		case c == '\\' && !p.done():
+			c = p.s[p.i]
+			p.i++
+		}
+		b.WriteByte(c)
+	}
+	return "", false // unterminated
+}
+
+func (p *extParser) errorf(msg string) error {
+	return fmt.Errorf("websocket: Sec-WebSocket-Extensions %q: %s at byte %d", p.s, msg, p.i)
+}

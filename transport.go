@@ -1,0 +1,41 @@
+package websocket
+
+import (
+	"io"
+	"net"
+	"syscall"
+	"time"
+)
+
+type transport struct {
+	rw io.ReadWriteCloser
+	// dl sets deadlines, nil when the transport has none; then the end of a
+	// context interrupts a blocked call by closing the connection.
+	dl deadliner
+	// writev is set when w is a socket that net.Buffers writes with one
+	// system call.
+	writev bool
+	// closeWrite half-closes the stream, nil when it cannot.
+	closeWrite func() error
+	// raw is the socket, when the stream is a plain one whose input Serve
+	// can await without reading (serve_wait_unix.go); nil otherwise.
+	raw syscall.RawConn
+}
+
+type deadliner interface {
+	SetReadDeadline(t time.Time) error
+	SetWriteDeadline(t time.Time) error
+}
+
+// netTransport is the transport of a net.Conn.
+func netTransport(nc net.Conn) transport {
+	t := transport{rw: nc, dl: nc}
+	if _, ok := nc.(syscall.Conn); ok {
+		t.writev = true
+	}
+	t.raw = rawConn(nc)
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		t.closeWrite = cw.CloseWrite
+	}
+	return t
+}

@@ -1,0 +1,192 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+)
+
+// messageWriter writes one message in frames; see Conn.Writer. The Conn
+// reuses it for every message.
+type messageWriter struct {
+	c    *Conn
+	ctx  context.Context
+	op   opcode  // opcode of the next frame: the message's, then continuation
+	rsv  byte    // RSV bits of the next frame: RSV1 opens a compressed message
+	bp   *[]byte // pooled buffer of payload not yet sent, or nil
+	n    int     // bytes in bp
+	d    *deflater
+	out  *[]byte // compressed output not yet sent, while d is set
+	open bool
+}
+
+var errWriterClosed = errors.New("websocket: write to a closed message writer")
+
+// compressedFrameSize is how much compressed output a message writer
+// gathers before it sends a frame.
+const compressedFrameSize = 16 << 10
+
+var deflateOutPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*compressedFrameSize); return &b }}
+
+// Writer starts a message of type typ and returns a writer of its payload;
+// closing the writer ends the message. Until then other messages wait, but
+// pongs and close frames may go out between its frames. The writer sends a
+// frame whenever it has gathered 4 KiB, or at once for a write of at least
+// that much; Close sends the last one. With compression negotiated, a
+// message that reaches 4 KiB, or the compression threshold by Close, is
+// compressed, its frames going out as the compressed output gathers.
+//
+// ctx governs every write of the message. If a write fails after a frame of
+// the message went out, the message cannot be completed and the connection
+// is closed.
+func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
+	if err := checkMessageType(typ); err != nil {
+		return nil, err
+	}
+	if err := c.lock(ctx, &c.msgMu, "write"); err != nil {
+		return nil, err
+	}
+	c.pendMu.Lock()
+	err := c.writableLocked("write")
+	c.pendMu.Unlock()
+	if err != nil {
+		c.msgMu.unlock()
+		return nil, err
+	}
+	w := c.writer()
+	w.start(ctx, typ)
+	return w, nil
+}
+
+// writer returns the connection's message writer, made on first use so
+// that a connection that never needs one does not carry it. The caller
+// holds msgMu.
+func (c *Conn) writer() *messageWriter {
+	if c.mw == nil {
+		c.mw = &messageWriter{c: c}
+	}
+	return c.mw
+}
+
+func (w *messageWriter) start(ctx context.Context, typ MessageType) {
+	w.ctx, w.op, w.rsv, w.open = ctx, opcode(typ), 0, true
+}
+
+func (w *messageWriter) Write(p []byte) (int, error) {
+	if !w.open {
+		return 0, errWriterClosed
+	}
+	total := len(p)
+	for len(p) > 0 && w.d == nil {
+		if w.n == 0 && len(p) >= writeBufferSize {
+			if w.c.deflate != nil {
+				w.startDeflate()
+				break
+			}
+			if err := w.frame(false, p); err != nil {
+				return 0, err
+			}
+			return total, nil
+		}
+		if w.bp == nil {
+			w.bp = writeBufPool.Get().(*[]byte)
+		}
+		n := copy((*w.bp)[w.n:], p)
+		w.n += n
+		p = p[n:]
+		if w.n == len(*w.bp) {
+			if w.c.deflate != nil {
+				w.startDeflate()
+				break
+			}
+			if err := w.frame(false, *w.bp); err != nil {
+				return total - len(p), err
+			}
+			w.n = 0
+		}
+	}
+	if len(p) > 0 {
+		if err := w.deflate(p); err != nil {
+			return total - len(p), err
+		}
+	}
+	return total, nil
+}
+
+// Close sends the last frame of the message and lets the next message go.
+func (w *messageWriter) Close() error {
+	if !w.open {
+		return errWriterClosed
+	}
+	if w.d == nil && w.c.deflate != nil && w.n >= w.c.deflate.threshold {
+		w.startDeflate()
+	}
+	var err error
+	if w.d != nil {
+		// RFC 7692 §7.2.1: end the output with a sync flush and strip the
+		// 00 00 ff ff it ends with.
+		out := w.d.flush(*w.out)
+		*w.out = out[:0]
+		err = w.frame(true, out[:len(out)-len(deflateTail)])
+		w.c.releaseDeflater(w.d)
+		if cap(*w.out) <= 8*compressedFrameSize {
+			deflateOutPool.Put(w.out)
+		}
+		w.d, w.out = nil, nil
+	} else {
+		var p []byte
+		if w.bp != nil {
+			p = (*w.bp)[:w.n]
+		}
+		err = w.frame(true, p)
+	}
+	if w.bp != nil {
+		writeBufPool.Put(w.bp)
+		w.bp, w.n = nil, 0
+	}
+	w.open, w.ctx = false, nil
+	w.c.msgMu.unlock()
+	return err
+}
+
+// startDeflate turns the message into a compressed one, compressing what
+// was gathered so far.
+func (w *messageWriter) startDeflate() {
+	w.d = w.c.takeDeflater()
+	w.out = deflateOutPool.Get().(*[]byte)
+	w.rsv = rsv1
+	if w.n > 0 {
+		*w.out = w.d.write((*w.out)[:0], (*w.bp)[:w.n])
+		w.n = 0
+	}
+}
+
+// deflate compresses p, sending frames as the output gathers.
+func (w *messageWriter) deflate(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), 4*compressedFrameSize)
+		*w.out = w.d.write(*w.out, p[:n])
+		p = p[n:]
+		if len(*w.out) >= compressedFrameSize {
+			if err := w.frame(false, *w.out); err != nil {
+				return err
+			}
+			*w.out = (*w.out)[:0]
+		}
+	}
+	return nil
+}
+
+func (w *messageWriter) frame(fin bool, p []byte) error {
+	err := w.c.writeFrame(w.ctx, header{fin: fin, rsv: w.rsv, op: w.op}, p, "write")
+	if err != nil && !isCloseSent(err) && (w.op == opContinuation || w.d != nil) {
+		// The peer is inside the message, or our compressor has moved on
+		// without it: no other message can follow. (After our close
+		// frame none can anyway, and the connection stays open for
+		// reading.)
+		w.c.closeTransport(opErr("message cut short", err))
+	}
+	w.op, w.rsv = opContinuation, 0
+	return err
+}
