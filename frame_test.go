@@ -437,60 +437,60 @@ func TestCheckHeader(t *testing.T) {
 		name string
 		h    header
 		s    readState // client is set by the loop below, masked to match it
-		ok   bool
+		rule string    // the rule that must fire, "" when the header is valid
 	}
 	rows := []row{
-		{"FIN text", header{fin: true, op: opText, length: 5}, readState{}, true},
-		{"FIN binary 2^63-1", header{fin: true, op: opBinary, length: math.MaxInt64}, readState{}, true},
-		{"first fragment", header{op: opBinary, length: 1}, readState{}, true},
-		{"continuation inside message", header{op: opContinuation, length: 1}, readState{inMessage: true}, true},
-		{"final continuation", header{fin: true, op: opContinuation}, readState{inMessage: true}, true},
-		{"close len=0", header{fin: true, op: opClose}, readState{}, true},
-		{"close len=125", header{fin: true, op: opClose, length: 125}, readState{}, true},
-		{"ping len=125", header{fin: true, op: opPing, length: 125}, readState{}, true},
-		{"pong len=125", header{fin: true, op: opPong, length: 125}, readState{}, true},
-		{"ping inside message", header{fin: true, op: opPing}, readState{inMessage: true}, true},
-		{"close inside message", header{fin: true, op: opClose, length: 2}, readState{inMessage: true}, true},
-		{"RSV1 text with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opText}, readState{rsvOK: rsv1}, true},
-		{"RSV1 first fragment with rsvOK=RSV1", header{rsv: rsv1, op: opBinary}, readState{rsvOK: rsv1}, true},
-		{"RSV1|RSV2 with rsvOK=RSV1|RSV2", header{fin: true, rsv: rsv1 | rsv2, op: opBinary}, readState{rsvOK: rsv1 | rsv2}, true},
-		{"RSV3 with rsvOK=all", header{fin: true, rsv: rsv3, op: opText}, readState{rsvOK: rsv1 | rsv2 | rsv3}, true},
+		{"FIN text", header{fin: true, op: opText, length: 5}, readState{}, ""},
+		{"FIN binary 2^63-1", header{fin: true, op: opBinary, length: math.MaxInt64}, readState{}, ""},
+		{"first fragment", header{op: opBinary, length: 1}, readState{}, ""},
+		{"continuation inside message", header{op: opContinuation, length: 1}, readState{inMessage: true}, ""},
+		{"final continuation", header{fin: true, op: opContinuation}, readState{inMessage: true}, ""},
+		{"close len=0", header{fin: true, op: opClose}, readState{}, ""},
+		{"close len=125", header{fin: true, op: opClose, length: 125}, readState{}, ""},
+		{"ping len=125", header{fin: true, op: opPing, length: 125}, readState{}, ""},
+		{"pong len=125", header{fin: true, op: opPong, length: 125}, readState{}, ""},
+		{"ping inside message", header{fin: true, op: opPing}, readState{inMessage: true}, ""},
+		{"close inside message", header{fin: true, op: opClose, length: 2}, readState{inMessage: true}, ""},
+		{"RSV1 text with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opText}, readState{rsvOK: rsv1}, ""},
+		{"RSV1 first fragment with rsvOK=RSV1", header{rsv: rsv1, op: opBinary}, readState{rsvOK: rsv1}, ""},
+		{"RSV1|RSV2 with rsvOK=RSV1|RSV2", header{fin: true, rsv: rsv1 | rsv2, op: opBinary}, readState{rsvOK: rsv1 | rsv2}, ""},
+		{"RSV3 with rsvOK=all", header{fin: true, rsv: rsv3, op: opText}, readState{rsvOK: rsv1 | rsv2 | rsv3}, ""},
 
-		{"RSV1 text", header{fin: true, rsv: rsv1, op: opText}, readState{}, false},
-		{"RSV2 text", header{fin: true, rsv: rsv2, op: opText}, readState{}, false},
-		{"RSV3 binary", header{fin: true, rsv: rsv3, op: opBinary}, readState{}, false},
-		{"RSV1-3 binary", header{fin: true, rsv: rsv1 | rsv2 | rsv3, op: opBinary}, readState{}, false},
-		{"RSV2 with rsvOK=RSV1", header{fin: true, rsv: rsv2, op: opText}, readState{rsvOK: rsv1}, false},
-		{"RSV1|RSV2 with rsvOK=RSV1", header{fin: true, rsv: rsv1 | rsv2, op: opText}, readState{rsvOK: rsv1}, false},
-		{"RSV1 continuation with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opContinuation}, readState{rsvOK: rsv1, inMessage: true}, false},
-		{"RSV1 close with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opClose}, readState{rsvOK: rsv1}, false},
-		{"RSV1 ping with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opPing}, readState{rsvOK: rsv1}, false},
-		{"RSV1 pong with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opPong}, readState{rsvOK: rsv1}, false},
-		{"RSV1 ping inside message with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opPing}, readState{rsvOK: rsv1, inMessage: true}, false},
-		{"RSV2 close", header{fin: true, rsv: rsv2, op: opClose}, readState{}, false},
+		{"RSV1 text", header{fin: true, rsv: rsv1, op: opText}, readState{}, ruleRSV},
+		{"RSV2 text", header{fin: true, rsv: rsv2, op: opText}, readState{}, ruleRSV},
+		{"RSV3 binary", header{fin: true, rsv: rsv3, op: opBinary}, readState{}, ruleRSV},
+		{"RSV1-3 binary", header{fin: true, rsv: rsv1 | rsv2 | rsv3, op: opBinary}, readState{}, ruleRSV},
+		{"RSV2 with rsvOK=RSV1", header{fin: true, rsv: rsv2, op: opText}, readState{rsvOK: rsv1}, ruleRSV},
+		{"RSV1|RSV2 with rsvOK=RSV1", header{fin: true, rsv: rsv1 | rsv2, op: opText}, readState{rsvOK: rsv1}, ruleRSV},
+		{"RSV1 continuation with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opContinuation}, readState{rsvOK: rsv1, inMessage: true}, ruleRSV},
+		{"RSV1 close with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opClose}, readState{rsvOK: rsv1}, ruleRSV},
+		{"RSV1 ping with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opPing}, readState{rsvOK: rsv1}, ruleRSV},
+		{"RSV1 pong with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opPong}, readState{rsvOK: rsv1}, ruleRSV},
+		{"RSV1 ping inside message with rsvOK=RSV1", header{fin: true, rsv: rsv1, op: opPing}, readState{rsvOK: rsv1, inMessage: true}, ruleRSV},
+		{"RSV2 close", header{fin: true, rsv: rsv2, op: opClose}, readState{}, ruleRSV},
 
-		{"fragmented close", header{op: opClose}, readState{}, false},
-		{"fragmented ping", header{op: opPing, length: 1}, readState{}, false},
-		{"fragmented pong", header{op: opPong}, readState{inMessage: true}, false},
-		{"close len=126", header{fin: true, op: opClose, length: 126}, readState{}, false},
-		{"ping len=126", header{fin: true, op: opPing, length: 126}, readState{}, false},
-		{"pong len=126", header{fin: true, op: opPong, length: 126}, readState{}, false},
-		{"ping len=65536", header{fin: true, op: opPing, length: 65536}, readState{}, false},
-		{"close len=2^63-1", header{fin: true, op: opClose, length: math.MaxInt64}, readState{}, false},
+		{"fragmented close", header{op: opClose}, readState{}, ruleFragmentedControl},
+		{"fragmented ping", header{op: opPing, length: 1}, readState{}, ruleFragmentedControl},
+		{"fragmented pong", header{op: opPong}, readState{inMessage: true}, ruleFragmentedControl},
+		{"close len=126", header{fin: true, op: opClose, length: 126}, readState{}, ruleControlLength},
+		{"ping len=126", header{fin: true, op: opPing, length: 126}, readState{}, ruleControlLength},
+		{"pong len=126", header{fin: true, op: opPong, length: 126}, readState{}, ruleControlLength},
+		{"ping len=65536", header{fin: true, op: opPing, length: 65536}, readState{}, ruleControlLength},
+		{"close len=2^63-1", header{fin: true, op: opClose, length: math.MaxInt64}, readState{}, ruleControlLength},
 
-		{"continuation outside message", header{op: opContinuation, length: 1}, readState{}, false},
-		{"final continuation outside message", header{fin: true, op: opContinuation}, readState{}, false},
-		{"text inside message", header{fin: true, op: opText}, readState{inMessage: true}, false},
-		{"binary inside message", header{op: opBinary}, readState{inMessage: true}, false},
+		{"continuation outside message", header{op: opContinuation, length: 1}, readState{}, ruleContinuation},
+		{"final continuation outside message", header{fin: true, op: opContinuation}, readState{}, ruleContinuation},
+		{"text inside message", header{fin: true, op: opText}, readState{inMessage: true}, ruleInterleaved},
+		{"binary inside message", header{op: opBinary}, readState{inMessage: true}, ruleInterleaved},
 	}
 	for op := opcode(0x3); op <= 0xF; op++ {
 		if op >= 0x8 && op <= 0xA {
 			continue
 		}
 		rows = append(rows,
-			row{fmt.Sprintf("reserved opcode 0x%X", byte(op)), header{fin: true, op: op}, readState{}, false},
-			row{fmt.Sprintf("reserved opcode 0x%X inside message", byte(op)), header{fin: true, op: op}, readState{inMessage: true}, false},
-			row{fmt.Sprintf("reserved opcode 0x%X with rsvOK", byte(op)), header{fin: true, op: op}, readState{rsvOK: rsv1 | rsv2 | rsv3}, false},
+			row{fmt.Sprintf("reserved opcode 0x%X", byte(op)), header{fin: true, op: op}, readState{}, ruleOpcode},
+			row{fmt.Sprintf("reserved opcode 0x%X inside message", byte(op)), header{fin: true, op: op}, readState{inMessage: true}, ruleOpcode},
+			row{fmt.Sprintf("reserved opcode 0x%X with rsvOK", byte(op)), header{fin: true, op: op}, readState{rsvOK: rsv1 | rsv2 | rsv3}, ruleOpcode},
 		)
 	}
 	for _, tt := range rows {
@@ -504,7 +504,7 @@ func TestCheckHeader(t *testing.T) {
 			if !client {
 				h.masked, h.key = true, rfcKey
 			}
-			checkHeaderResult(t, role+"/"+tt.name, h, s, tt.ok)
+			checkHeaderResult(t, role+"/"+tt.name, h, s, tt.rule)
 		}
 	}
 
@@ -513,25 +513,39 @@ func TestCheckHeader(t *testing.T) {
 		name string
 		h    header
 		s    readState
-		ok   bool
+		rule string
 	}{
-		{"server, unmasked text", header{fin: true, op: opText, length: 1}, readState{}, false},
-		{"server, unmasked close", header{fin: true, op: opClose}, readState{}, false},
-		{"server, unmasked continuation", header{fin: true, op: opContinuation}, readState{inMessage: true}, false},
-		{"server, masked with zero key", header{fin: true, op: opText, masked: true}, readState{}, true},
-		{"client, masked text", header{fin: true, op: opText, masked: true, key: rfcKey}, readState{client: true}, false},
-		{"client, masked ping", header{fin: true, op: opPing, masked: true, key: rfcKey}, readState{client: true}, false},
-		{"client, masked with zero key", header{fin: true, op: opBinary, masked: true}, readState{client: true}, false},
-		{"client, masked continuation", header{op: opContinuation, masked: true}, readState{client: true, inMessage: true}, false},
+		{"server, unmasked text", header{fin: true, op: opText, length: 1}, readState{}, ruleUnmasked},
+		{"server, unmasked close", header{fin: true, op: opClose}, readState{}, ruleUnmasked},
+		{"server, unmasked continuation", header{fin: true, op: opContinuation}, readState{inMessage: true}, ruleUnmasked},
+		{"server, masked with zero key", header{fin: true, op: opText, masked: true}, readState{}, ""},
+		{"client, masked text", header{fin: true, op: opText, masked: true, key: rfcKey}, readState{client: true}, ruleMasked},
+		{"client, masked ping", header{fin: true, op: opPing, masked: true, key: rfcKey}, readState{client: true}, ruleMasked},
+		{"client, masked with zero key", header{fin: true, op: opBinary, masked: true}, readState{client: true}, ruleMasked},
+		{"client, masked continuation", header{op: opContinuation, masked: true}, readState{client: true, inMessage: true}, ruleMasked},
 	} {
-		checkHeaderResult(t, tt.name, tt.h, tt.s, tt.ok)
+		checkHeaderResult(t, tt.name, tt.h, tt.s, tt.rule)
 	}
 }
 
-func checkHeaderResult(t *testing.T, name string, h header, s readState, ok bool) {
+// The rules of checkHeader, each named by the words its reason carries.
+const (
+	ruleRSV               = "reserved bits set"
+	ruleOpcode            = "reserved opcode"
+	ruleFragmentedControl = "fragmented "
+	ruleControlLength     = "payload over 125 bytes"
+	ruleUnmasked          = "unmasked frame from the client"
+	ruleMasked            = "masked frame from the server"
+	ruleContinuation      = "continuation frame outside a fragmented message"
+	ruleInterleaved       = "new data frame inside a fragmented message"
+)
+
+// checkHeaderResult checks that checkHeader accepts h when rule is "", and
+// otherwise fails it with 1002 for that rule.
+func checkHeaderResult(t *testing.T, name string, h header, s readState, rule string) {
 	t.Helper()
 	err := checkHeader(h, s)
-	if ok {
+	if rule == "" {
 		if err != nil {
 			t.Errorf("%s: checkHeader(%+v, %+v) = %v, want nil", name, h, s, err)
 		}
@@ -542,8 +556,8 @@ func checkHeaderResult(t *testing.T, name string, h header, s readState, ok bool
 		t.Errorf("%s: checkHeader(%+v, %+v) = %v, want *ProtocolError with 1002", name, h, s, err)
 		return
 	}
-	if pe.Reason == "" {
-		t.Errorf("%s: checkHeader error has no reason", name)
+	if !strings.Contains(pe.Reason, rule) {
+		t.Errorf("%s: checkHeader failed with %q, want the rule %q", name, pe.Reason, rule)
 	}
 }
 

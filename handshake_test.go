@@ -430,25 +430,6 @@ func TestAcceptOriginDial(t *testing.T) {
 	}
 }
 
-// handshakeEcho sends msg as text and checks that it comes back.
-func handshakeEcho(t *testing.T, c *Conn, msg string) {
-	t.Helper()
-	// The context outlives the exchange: cancelling a context after the
-	// calls that used it returned is the subject of its own test.
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	t.Cleanup(cancel)
-	if err := c.Write(ctx, MessageText, []byte(msg)); err != nil {
-		t.Fatalf("Write: %v", err)
-	}
-	typ, p, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("Read: %v", err)
-	}
-	if typ != MessageText || string(p) != msg {
-		t.Fatalf("echo: %v %q, want text %q", typ, p, msg)
-	}
-}
-
 func TestAcceptSubprotocol(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -387,33 +386,6 @@ func (pp *peerProc) rest() []peerEvent {
 		pp.t.Errorf("%s: %v; its stderr:\n%s", pp.name, pp.waitErr, pp.stderrText())
 	}
 	return evs
-}
-
-// countingConn counts the bytes that cross a connection, to measure what
-// messages weigh on the wire, and the writes that carry them.
-type countingConn struct {
-	net.Conn
-	read, written, writes atomic.Int64
-}
-
-func (c *countingConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.read.Add(int64(n))
-	return n, err
-}
-
-func (c *countingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.written.Add(int64(n))
-	c.writes.Add(1)
-	return n, err
-}
-
-func (c *countingConn) CloseWrite() error {
-	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
-		return cw.CloseWrite()
-	}
-	return errors.New("cannot half-close")
 }
 
 type countingListener struct{ net.Listener }

@@ -196,7 +196,7 @@ func TestServePipelinedWithHandshake(t *testing.T) {
 	if _, err := nc.Write([]byte(rawUpgradeRequest + frames)); err != nil {
 		t.Fatal(err)
 	}
-	want := rawUpgradeResponse + "\x81\x05Hello\x81\x05Hello"
+	want := sample101 + "\x81\x05Hello\x81\x05Hello"
 	got := make([]byte, len(want))
 	if _, err := io.ReadFull(nc, got); err != nil || string(got) != want {
 		t.Fatalf("got %q, %v; want %q", got, err, want)
@@ -205,14 +205,10 @@ func TestServePipelinedWithHandshake(t *testing.T) {
 	<-closed
 }
 
-// rawUpgradeRequest is an opening handshake for a raw client to send, and
-// rawUpgradeResponse the exact answer it gets.
-const (
-	rawUpgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	rawUpgradeResponse = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + sampleAccept + "\r\n\r\n"
-)
+// rawUpgradeRequest is an opening handshake for a raw client to send; the
+// exact answer it gets is sample101.
+const rawUpgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
 
 // recordingListener hands out the countingConn of each connection it
 // accepts.
@@ -254,8 +250,8 @@ func TestWritesCoalesce(t *testing.T) {
 	if _, err := nc.Write([]byte(rawUpgradeRequest)); err != nil {
 		t.Fatal(err)
 	}
-	got := make([]byte, len(rawUpgradeResponse))
-	if _, err := io.ReadFull(nc, got); err != nil || string(got) != rawUpgradeResponse {
+	got := make([]byte, len(sample101))
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != sample101 {
 		t.Fatalf("handshake: %q, %v", got, err)
 	}
 	sc := <-conns

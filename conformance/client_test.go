@@ -1,4 +1,4 @@
-package websocket
+package conformance_test
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rfc6455/websocket"
 )
 
 // The client role of the conformance suite: the library dials and echoes,
@@ -27,7 +29,7 @@ func cfStartClientRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
 	go func() {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), cfWait)
-		c, _, err := Dial(ctx, "ws://"+ln.Addr().String()+"/chat", &DialOptions{CloseTimeout: cfLibCloseTimeout})
+		c, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/chat", &websocket.DialOptions{CloseTimeout: cfLibCloseTimeout})
 		cancel()
 		if err != nil {
 			ends <- cfEnd{"dial", err}
@@ -71,7 +73,7 @@ func cfStartClientRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
 	return p, ends
 }
 
-// cfAcceptKey computes Sec-WebSocket-Accept (RFC 6455 §4.2.2).
+// cfAcceptKey computes Sec-WebSocket-websocket.Accept (RFC 6455 §4.2.2).
 func cfAcceptKey(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])

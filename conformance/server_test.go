@@ -1,4 +1,4 @@
-package websocket
+package conformance_test
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rfc6455/websocket"
 )
 
 // The server role of the conformance suite: the library accepts and
@@ -21,7 +23,7 @@ func cfStartServerRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
 	done := make(chan struct{})
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		defer close(done)
-		c, err := Accept(w, r, &AcceptOptions{CloseTimeout: cfLibCloseTimeout})
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CloseTimeout: cfLibCloseTimeout})
 		if err != nil {
 			ends <- cfEnd{"accept", err}
 			return

@@ -1,4 +1,4 @@
-package websocket
+package conformance_test
 
 import (
 	"bufio"
@@ -11,13 +11,15 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/rfc6455/websocket"
 )
 
 // This file is the raw peer of the conformance suite: a hand-driven
 // endpoint that writes exact bytes and checks exact bytes, close codes and
 // TCP closes, and the small script language its cases are written in. The
 // cases and the runner are in conformance_test.go, the two roles' setup in
-// conformance_server_test.go and conformance_client_test.go. The peer
+// server_test.go and client_test.go. The peer
 // shares no code with the library: it frames, masks and handshakes on its
 // own, so that a bug in the library's codec cannot hide itself.
 //
@@ -385,8 +387,8 @@ func (p *cfPeer) teardown() error {
 
 // cfLibEnd is how the library's read loop must end.
 type cfLibEnd struct {
-	code   StatusCode
-	failed bool   // the library failed the connection: a *ProtocolError
+	code   websocket.StatusCode
+	failed bool   // the library failed the connection: a *websocket.ProtocolError
 	reason string // the peer's close reason, when !failed
 }
 
@@ -486,7 +488,7 @@ func expectBytes(want string) cfStep {
 // expectClose reads one frame and checks it is a close frame with code
 // (StatusNoStatusRcvd: with no payload), and a reason of at most 123 bytes
 // of UTF-8.
-func expectClose(code StatusCode) cfStep {
+func expectClose(code websocket.StatusCode) cfStep {
 	return cfStep{what: fmt.Sprintf("expect close %d", code), do: func(p *cfPeer) error {
 		f, err := p.readLibFrame()
 		if err != nil {
@@ -496,12 +498,12 @@ func expectClose(code StatusCode) cfStep {
 	}}
 }
 
-func cfCheckClose(f string, code StatusCode) error {
+func cfCheckClose(f string, code websocket.StatusCode) error {
 	if f[0] != 0x88 {
 		return fmt.Errorf("got %s, want a close frame with code %d", cfDescribe(f), code)
 	}
 	payload := f[cfHeaderLen(f):]
-	if code == StatusNoStatusRcvd {
+	if code == websocket.StatusNoStatusRcvd {
 		if payload != "" {
 			return fmt.Errorf("got close payload %q, want none", payload)
 		}
@@ -510,7 +512,7 @@ func cfCheckClose(f string, code StatusCode) error {
 	if len(payload) < 2 {
 		return fmt.Errorf("got close payload %q, want code %d", payload, code)
 	}
-	if got := StatusCode(binary.BigEndian.Uint16([]byte(payload))); got != code {
+	if got := websocket.StatusCode(binary.BigEndian.Uint16([]byte(payload))); got != code {
 		return fmt.Errorf("got close code %d (reason %q), want %d", got, payload[2:], code)
 	}
 	if reason := payload[2:]; len(reason) > 123 || !utf8.ValidString(reason) {
@@ -547,20 +549,20 @@ func pause(d time.Duration) cfStep {
 
 // peerCloses sends a close frame with code and reason, expects the library
 // to answer with code, and tears the connection down; the library's read
-// must return CloseError{code, reason}.
-func peerCloses(code StatusCode, reason string) cfStep {
+// must return websocket.CloseError{code, reason}.
+func peerCloses(code websocket.StatusCode, reason string) cfStep {
 	return peerClosesWith(frClose(uint16(code), reason), code, reason)
 }
 
 // peerClosesEmpty does as peerCloses with a close frame without payload,
 // which the library must answer in kind.
 func peerClosesEmpty() cfStep {
-	return peerClosesWith(frCloseEmpty, StatusNoStatusRcvd, "")
+	return peerClosesWith(frCloseEmpty, websocket.StatusNoStatusRcvd, "")
 }
 
 // peerClosesWith sends the frames of close (ending with a close frame),
 // expects a close frame with code in reply, then the TCP teardown.
-func peerClosesWith(close string, code StatusCode, reason string) cfStep {
+func peerClosesWith(close string, code websocket.StatusCode, reason string) cfStep {
 	return cfStep{
 		what: fmt.Sprintf("close handshake: send %s, expect close %d, TCP close", cfDescribe(close), code),
 		do: func(p *cfPeer) error {
@@ -584,9 +586,9 @@ func peerClosesWith(close string, code StatusCode, reason string) cfStep {
 }
 
 // libFails expects the library to fail the connection: a close frame with
-// code, then the TCP teardown; its read must return a *ProtocolError
+// code, then the TCP teardown; its read must return a *websocket.ProtocolError
 // with code.
-func libFails(code StatusCode) cfStep {
+func libFails(code websocket.StatusCode) cfStep {
 	return cfStep{
 		what: fmt.Sprintf("library fails: expect close %d, TCP close", code),
 		do: func(p *cfPeer) error {

@@ -1,4 +1,4 @@
-package websocket
+package conformance_test
 
 import (
 	"context"
@@ -7,11 +7,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rfc6455/websocket"
 )
 
 // The conformance suite: scripts for the raw peer of rawpeer_test.go, run
 // against the library as a server (an httptest handler that accepts and
-// echoes) and as a client (Dial and the same echo loop), covering the
+// echoes) and as a client (websocket.Dial and the same echo loop), covering the
 // behaviours RFC 6455 requires of an endpoint section by section: framing,
 // pings, reserved bits and opcodes, fragmentation, UTF-8, the close
 // handshake, large messages, and the encoding and size limits. Every case
@@ -143,7 +145,7 @@ type cfEnd struct {
 }
 
 // cfEchoLoop sends every message back until a read or write fails.
-func cfEchoLoop(c *Conn, limit int64) cfEnd {
+func cfEchoLoop(c *websocket.Conn, limit int64) cfEnd {
 	if limit != 0 {
 		c.SetReadLimit(limit)
 	}
@@ -207,21 +209,21 @@ func cfCheckEnd(t *testing.T, got cfEnd, want cfLibEnd) {
 	if got.op != "read" {
 		t.Fatalf("the library's loop ended in %s: %v; want Read to end it", got.op, got.err)
 	}
-	var pe *ProtocolError
+	var pe *websocket.ProtocolError
 	isPE := errors.As(got.err, &pe)
 	if want.failed {
 		if !isPE || pe.Code != want.code {
 			t.Fatalf("Read returned %v (%T); want a *ProtocolError with code %d", got.err, got.err, want.code)
 		}
-		if st := CloseStatus(got.err); st != want.code {
+		if st := websocket.CloseStatus(got.err); st != want.code {
 			t.Errorf("CloseStatus = %d, want %d", st, want.code)
 		}
-		if want.code == StatusMessageTooBig && !errors.Is(got.err, ErrMessageTooBig) {
+		if want.code == websocket.StatusMessageTooBig && !errors.Is(got.err, websocket.ErrMessageTooBig) {
 			t.Errorf("Read returned %v; want it to wrap ErrMessageTooBig", got.err)
 		}
 		return
 	}
-	var ce CloseError
+	var ce websocket.CloseError
 	if isPE || !errors.As(got.err, &ce) {
 		t.Fatalf("Read returned %v (%T); want the peer's CloseError{%d, %q}", got.err, got.err, want.code, want.reason)
 	}
@@ -231,7 +233,7 @@ func cfCheckEnd(t *testing.T, got cfEnd, want cfLibEnd) {
 }
 
 // cfBye is the usual end of a case: a normal close from the peer.
-func cfBye() cfStep { return peerCloses(StatusNormalClosure, "") }
+func cfBye() cfStep { return peerCloses(websocket.StatusNormalClosure, "") }
 
 // cfPattern is n bytes that are not all alike, so that a byte out of place
 // shows.
@@ -249,7 +251,7 @@ func cfEcho(name string, echo string, send ...cfStep) cfCase {
 }
 
 // cfFails is a case whose steps end with the library failing with code.
-func cfFails(name string, code StatusCode, steps ...cfStep) cfCase {
+func cfFails(name string, code websocket.StatusCode, steps ...cfStep) cfCase {
 	return cfCase{name: name, steps: append(steps, libFails(code))}
 }
 
@@ -316,7 +318,7 @@ func cfPingCases() []cfCase {
 		cfEcho("ping with text payload", frPong("Hello, world!"), sendFrames(frPing("Hello, world!"))),
 		cfEcho("ping with binary payload", frPong(bin), sendFrames(frPing(bin))),
 		cfEcho("ping of 125 bytes", frPong(long), sendFrames(frPing(long))),
-		cfFails("ping of 126 bytes", StatusProtocolError, sendFrames(frPing(long+"\xfe"))),
+		cfFails("ping of 126 bytes", websocket.StatusProtocolError, sendFrames(frPing(long+"\xfe"))),
 		cfEcho("ping of 125 bytes bytewise", frPong(long), sendChopped(1, frPing(long))),
 		// Nothing answers a pong: the next frame is the close reply.
 		{name: "unsolicited empty pong", steps: []cfStep{sendFrames(frPong("")), cfBye()}},
@@ -349,18 +351,18 @@ func cfReservedBitCases() []cfCase {
 			steps = append(steps, sendChopped(chop, frames...))
 		}
 		// The echo goes out; the ping after the bad frame is not answered.
-		return cfFails(name, StatusProtocolError, append(steps, expectFrame(frText(hello)))...)
+		return cfFails(name, websocket.StatusProtocolError, append(steps, expectFrame(frText(hello)))...)
 	}
 	return []cfCase{
-		cfFails("text with RSV1", StatusProtocolError, sendFrames(frBuild(true, 0x40, 0x1, hello))),
+		cfFails("text with RSV1", websocket.StatusProtocolError, sendFrames(frBuild(true, 0x40, 0x1, hello))),
 		afterEcho("RSV2 after an echoed message", 0x20, 0, true),
 		afterEcho("RSV3 after an echoed message, one write", 0x10, 0, false),
 		afterEcho("RSV1|RSV3 after an echoed message, bytewise", 0x50, 1, false),
-		cfFails("binary with RSV1|RSV3", StatusProtocolError, sendFrames(frBuild(true, 0x50, 0x2, "\x00\xff\xfe\xfd\xfc\xfb\x00\xff"))),
-		cfFails("ping with RSV1|RSV2", StatusProtocolError, sendFrames(frBuild(true, 0x60, 0x9, hello))),
-		cfFails("pong with RSV2", StatusProtocolError, sendFrames(frBuild(true, 0x20, 0xA, hello))),
-		cfFails("close with all RSV bits", StatusProtocolError, sendFrames(frBuild(true, 0x70, 0x8, "\x03\xe8"))),
-		cfFails("continuation with RSV1", StatusProtocolError,
+		cfFails("binary with RSV1|RSV3", websocket.StatusProtocolError, sendFrames(frBuild(true, 0x50, 0x2, "\x00\xff\xfe\xfd\xfc\xfb\x00\xff"))),
+		cfFails("ping with RSV1|RSV2", websocket.StatusProtocolError, sendFrames(frBuild(true, 0x60, 0x9, hello))),
+		cfFails("pong with RSV2", websocket.StatusProtocolError, sendFrames(frBuild(true, 0x20, 0xA, hello))),
+		cfFails("close with all RSV bits", websocket.StatusProtocolError, sendFrames(frBuild(true, 0x70, 0x8, "\x03\xe8"))),
+		cfFails("continuation with RSV1", websocket.StatusProtocolError,
 			sendFrames(frFirst(0x1, "frag"), frBuild(true, 0x40, 0x0, "ment"))),
 	}
 }
@@ -370,8 +372,8 @@ func cfReservedOpcodeCases() []cfCase {
 	var cs []cfCase
 	for _, op := range []byte{0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF} {
 		cs = append(cs,
-			cfFails(fmt.Sprintf("opcode %X", op), StatusProtocolError, sendFrames(frBuild(true, 0, op, ""))),
-			cfFails(fmt.Sprintf("opcode %X after an echoed message", op), StatusProtocolError,
+			cfFails(fmt.Sprintf("opcode %X", op), websocket.StatusProtocolError, sendFrames(frBuild(true, 0, op, ""))),
+			cfFails(fmt.Sprintf("opcode %X after an echoed message", op), websocket.StatusProtocolError,
 				sendFrames(frText("Hello, world!"), frBuild(true, 0, op, "reserved"), frPing("")),
 				expectFrame(frText("Hello, world!"))),
 		)
@@ -408,9 +410,9 @@ func cfFragmentationCases() []cfCase {
 		return []cfStep{sendChopped(chop, frCont(fin, "non-continuation payload"), frText("Hello, world!"))}
 	}
 	return []cfCase{
-		cfFails("fragmented ping", StatusProtocolError, sendFrames(frBuild(false, 0, 0x9, "fragment1"), frCont(true, "fragment2"))),
-		cfFails("fragmented pong", StatusProtocolError, sendFrames(frBuild(false, 0, 0xA, "fragment1"), frCont(true, "fragment2"))),
-		cfFails("fragmented close", StatusProtocolError, sendFrames(frBuild(false, 0, 0x8, "\x03\xe8"), frCont(true, "bye"))),
+		cfFails("fragmented ping", websocket.StatusProtocolError, sendFrames(frBuild(false, 0, 0x9, "fragment1"), frCont(true, "fragment2"))),
+		cfFails("fragmented pong", websocket.StatusProtocolError, sendFrames(frBuild(false, 0, 0xA, "fragment1"), frCont(true, "fragment2"))),
+		cfFails("fragmented close", websocket.StatusProtocolError, sendFrames(frBuild(false, 0, 0x8, "\x03\xe8"), frCont(true, "bye"))),
 		cfEcho("text in 2 fragments", whole, sendFrames(text2...)),
 		cfEcho("text in 2 fragments, separate writes", whole, sendFrames(text2[0]), sendFrames(text2[1])),
 		cfEcho("text in 2 fragments, bytewise", whole, sendChopped(1, text2...)),
@@ -436,19 +438,19 @@ func cfFragmentationCases() []cfCase {
 			expectFrame(whole),
 			cfBye(),
 		}},
-		cfFails("final continuation with nothing to continue", StatusProtocolError, noStart(true, 0)...),
-		cfFails("final continuation with nothing to continue, bytewise", StatusProtocolError, noStart(true, 1)...),
-		cfFails("continuation with nothing to continue", StatusProtocolError, noStart(false, 0)...),
-		cfFails("continuation with nothing to continue, bytewise", StatusProtocolError, noStart(false, 1)...),
-		cfFails("continuation after a finished fragmented message", StatusProtocolError,
+		cfFails("final continuation with nothing to continue", websocket.StatusProtocolError, noStart(true, 0)...),
+		cfFails("final continuation with nothing to continue, bytewise", websocket.StatusProtocolError, noStart(true, 1)...),
+		cfFails("continuation with nothing to continue", websocket.StatusProtocolError, noStart(false, 0)...),
+		cfFails("continuation with nothing to continue, bytewise", websocket.StatusProtocolError, noStart(false, 1)...),
+		cfFails("continuation after a finished fragmented message", websocket.StatusProtocolError,
 			sendFrames(frFirst(0x1, "fragment1"), frCont(true, "fragment2"), frCont(false, "fragment3"), frText("fragment4")),
 			expectFrame(frText("fragment1fragment2"))),
-		cfFails("repeated: continuation, then a fragmented text", StatusProtocolError,
+		cfFails("repeated: continuation, then a fragmented text", websocket.StatusProtocolError,
 			sendFrames(frCont(true, "fragment1"), frFirst(0x1, "fragment2"), frCont(true, "fragment3"),
 				frCont(true, "fragment1"), frFirst(0x1, "fragment2"), frCont(true, "fragment3"))),
-		cfFails("text frame inside a fragmented text", StatusProtocolError,
+		cfFails("text frame inside a fragmented text", websocket.StatusProtocolError,
 			sendFrames(frFirst(0x1, "fragment1"), frText("fragment2"))),
-		cfFails("binary frame inside a fragmented text", StatusProtocolError,
+		cfFails("binary frame inside a fragmented text", websocket.StatusProtocolError,
 			sendFrames(frFirst(0x1, "fragment1"), frBuild(false, 0, 0x2, "fragment2"))),
 		{name: "pings inside a 5-fragment text", steps: pingsInside(0)},
 		{name: "pings inside a 5-fragment text, bytewise", steps: pingsInside(1)},
@@ -483,25 +485,25 @@ func cfUTF8Cases() []cfCase {
 		cfEcho("multi-byte text in 1-byte frames", frText(kosme), sendFrames(oneByteFrames(kosme)...)),
 		cfEcho("character split across fragments", frText("\xce\xba"), sendFrames(frFirst(0x1, "\xce"), frCont(true, "\xba"))),
 		cfEcho("binary is not checked", frBinary("\xff\xfe\xc0\x80\xed\xa0\x80"), sendFrames(frBinary("\xff\xfe\xc0\x80\xed\xa0\x80"))),
-		cfFails("surrogate in one frame", StatusInvalidFramePayloadData,
+		cfFails("surrogate in one frame", websocket.StatusInvalidFramePayloadData,
 			sendFrames(frText(kosme+"\xed\xa0\x80edited"))),
-		cfFails("surrogate in 1-byte frames", StatusInvalidFramePayloadData,
+		cfFails("surrogate in 1-byte frames", websocket.StatusInvalidFramePayloadData,
 			sendFrames(oneByteFrames(kosme+"\xed\xa0\x80edited")...)),
 		// Fail fast: the frame that breaks the text goes out, the rest is
 		// held back, and the close must come without it. A ping after the
 		// valid part shows the library had not failed before.
-		cfFails("fail fast: frame with code point above U+10FFFF", StatusInvalidFramePayloadData,
+		cfFails("fail fast: frame with code point above U+10FFFF", websocket.StatusInvalidFramePayloadData,
 			sendFrames(frFirst(0x1, kosme), frPing("alive")),
 			expectFrame(frPong("alive")),
 			sendFrames(frCont(false, "\xf4\x90\x80\x80"))),
-		cfFails("fail fast: frame with the byte after F4", StatusInvalidFramePayloadData,
+		cfFails("fail fast: frame with the byte after F4", websocket.StatusInvalidFramePayloadData,
 			sendFrames(frFirst(0x1, kosme+"\xf4"), frPing("alive")),
 			expectFrame(frPong("alive")),
 			sendFrames(frCont(false, "\x90"))),
-		cfFails("fail fast: mid-frame, code point above U+10FFFF", StatusInvalidFramePayloadData,
+		cfFails("fail fast: mid-frame, code point above U+10FFFF", websocket.StatusInvalidFramePayloadData,
 			sendPiece(frText(kosme+"\xf4\x90\x80\x80edited"), 0, len(kosme)),
 			sendPiece(frText(kosme+"\xf4\x90\x80\x80edited"), len(kosme), len(kosme)+4)),
-		cfFails("fail fast: mid-frame, the byte after F4", StatusInvalidFramePayloadData,
+		cfFails("fail fast: mid-frame, the byte after F4", websocket.StatusInvalidFramePayloadData,
 			sendPiece(frText(kosme+"\xf4\x90\x80\x80edited"), 0, len(kosme)+1),
 			sendPiece(frText(kosme+"\xf4\x90\x80\x80edited"), len(kosme)+1, len(kosme)+2)),
 	}
@@ -547,7 +549,7 @@ func cfUTF8Cases() []cfCase {
 		{"4-byte lead then a lead", "", "\xf0\x9f\xf0"},
 	} {
 		f := frText(v.good + v.bad + "\x80\x80 and more text that is never sent")
-		cs = append(cs, cfFails("fail fast: "+v.name, StatusInvalidFramePayloadData,
+		cs = append(cs, cfFails("fail fast: "+v.name, websocket.StatusInvalidFramePayloadData,
 			sendPiece(f, 0, len(v.good)+len(v.bad))))
 	}
 	// A sequence cut short by the end of the message.
@@ -557,8 +559,8 @@ func cfUTF8Cases() []cfCase {
 		{"4-byte sequence", kosme + "\xf0\x9f\x98"},
 	} {
 		cs = append(cs,
-			cfFails("message ends inside a "+v.name, StatusInvalidFramePayloadData, sendFrames(frText(v.s))),
-			cfFails("fragmented message ends inside a "+v.name, StatusInvalidFramePayloadData,
+			cfFails("message ends inside a "+v.name, websocket.StatusInvalidFramePayloadData, sendFrames(frText(v.s))),
+			cfFails("fragmented message ends inside a "+v.name, websocket.StatusInvalidFramePayloadData,
 				sendFrames(frFirst(0x1, v.s), frCont(true, ""))),
 		)
 	}
@@ -570,58 +572,58 @@ func cfCloseCases() []cfCase {
 	cs := []cfCase{
 		cfEcho("message then close", frText("Hello World!"), sendFrames(frText("Hello World!"))),
 		{name: "close twice", steps: []cfStep{
-			peerClosesWith(frClose(1000, "")+frClose(1000, ""), StatusNormalClosure, ""),
+			peerClosesWith(frClose(1000, "")+frClose(1000, ""), websocket.StatusNormalClosure, ""),
 		}},
 		{name: "ping after close is not answered", steps: []cfStep{
-			peerClosesWith(frClose(1000, "")+frPing("Hello World!"), StatusNormalClosure, ""),
+			peerClosesWith(frClose(1000, "")+frPing("Hello World!"), websocket.StatusNormalClosure, ""),
 		}},
 		{name: "text after close is not echoed", steps: []cfStep{
-			peerClosesWith(frClose(1000, "")+frText("Hello World!"), StatusNormalClosure, ""),
+			peerClosesWith(frClose(1000, "")+frText("Hello World!"), websocket.StatusNormalClosure, ""),
 		}},
 		{name: "close after a fragment, then the last fragment", steps: []cfStep{
-			peerClosesWith(frFirst(0x1, "fragment1")+frClose(1000, "")+frCont(true, "fragment2"), StatusNormalClosure, ""),
+			peerClosesWith(frFirst(0x1, "fragment1")+frClose(1000, "")+frCont(true, "fragment2"), websocket.StatusNormalClosure, ""),
 		}},
 		// The message before the close is echoed; the ping after it is not
 		// answered.
 		{name: "message, close and ping in one write", steps: []cfStep{
 			sendFrames(frText("Hello World!"), frClose(1000, ""), frPing("")),
 			expectFrame(frText("Hello World!")),
-			expectClose(StatusNormalClosure),
-			tcpClose(cfLibEnd{code: StatusNormalClosure}),
+			expectClose(websocket.StatusNormalClosure),
+			tcpClose(cfLibEnd{code: websocket.StatusNormalClosure}),
 		}},
 		{name: "empty close", steps: []cfStep{peerClosesEmpty()}},
 		{name: "close 1000 answered byte for byte", steps: []cfStep{
 			sendFrames(frClose(1000, "")),
 			expectFrame("\x88\x02\x03\xe8"),
-			tcpClose(cfLibEnd{code: StatusNormalClosure}),
+			tcpClose(cfLibEnd{code: websocket.StatusNormalClosure}),
 		}},
-		cfFails("close payload of 1 byte", StatusProtocolError, sendFrames(frBuild(true, 0, 0x8, "a"))),
-		{name: "close 1000 with reason", steps: []cfStep{peerCloses(StatusNormalClosure, "Hello World!")}},
-		{name: "close with 125-byte payload", steps: []cfStep{peerCloses(StatusNormalClosure, strings.Repeat("*", 123))}},
-		cfFails("close with 126-byte payload", StatusProtocolError, sendFrames(frClose(1000, strings.Repeat("*", 124)))),
-		cfFails("close reason not UTF-8", StatusInvalidFramePayloadData,
+		cfFails("close payload of 1 byte", websocket.StatusProtocolError, sendFrames(frBuild(true, 0, 0x8, "a"))),
+		{name: "close 1000 with reason", steps: []cfStep{peerCloses(websocket.StatusNormalClosure, "Hello World!")}},
+		{name: "close with 125-byte payload", steps: []cfStep{peerCloses(websocket.StatusNormalClosure, strings.Repeat("*", 123))}},
+		cfFails("close with 126-byte payload", websocket.StatusProtocolError, sendFrames(frClose(1000, strings.Repeat("*", 124)))),
+		cfFails("close reason not UTF-8", websocket.StatusInvalidFramePayloadData,
 			sendFrames(frClose(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64"))),
 		// RFC 6455 §7.1.1: the client waits for the server to close TCP;
 		// the raw server stays silent first, then closes, and the library
 		// must close in turn.
 		{name: "client waits for the server's TCP close", only: cfClient, steps: []cfStep{
 			sendFrames(frClose(1000, "")),
-			expectClose(StatusNormalClosure),
+			expectClose(websocket.StatusNormalClosure),
 			expectSilence(100 * time.Millisecond),
-			tcpClose(cfLibEnd{code: StatusNormalClosure}),
+			tcpClose(cfLibEnd{code: websocket.StatusNormalClosure}),
 		}},
 		{name: "failing client waits for the server's TCP close", only: cfClient, steps: []cfStep{
 			sendFrames(frBuild(true, 0, 0x3, "")),
-			expectClose(StatusProtocolError),
+			expectClose(websocket.StatusProtocolError),
 			expectSilence(100 * time.Millisecond),
-			tcpClose(cfLibEnd{code: StatusProtocolError, failed: true}),
+			tcpClose(cfLibEnd{code: websocket.StatusProtocolError, failed: true}),
 		}},
 	}
-	for _, code := range []StatusCode{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
+	for _, code := range []websocket.StatusCode{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {
 		cs = append(cs, cfCase{name: fmt.Sprintf("valid code %d", code), steps: []cfStep{peerCloses(code, "")}})
 	}
 	for _, code := range []uint16{0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535} {
-		cs = append(cs, cfFails(fmt.Sprintf("invalid code %d", code), StatusProtocolError, sendFrames(frClose(code, ""))))
+		cs = append(cs, cfFails(fmt.Sprintf("invalid code %d", code), websocket.StatusProtocolError, sendFrames(frClose(code, ""))))
 	}
 	return cs
 }
@@ -648,24 +650,24 @@ func cfLargeMessageCases() []cfCase {
 // Masking, length encodings and the read limit.
 func cfEncodingCases() []cfCase {
 	return []cfCase{
-		cfFails("frame masked wrongly for the role", StatusProtocolError, sendMismasked(frText("Hello"))),
-		cfFails("ping masked wrongly for the role", StatusProtocolError, sendMismasked(frPing("Hello"))),
-		cfFails("mis-masked frame after an echoed message", StatusProtocolError,
+		cfFails("frame masked wrongly for the role", websocket.StatusProtocolError, sendMismasked(frText("Hello"))),
+		cfFails("ping masked wrongly for the role", websocket.StatusProtocolError, sendMismasked(frPing("Hello"))),
+		cfFails("mis-masked frame after an echoed message", websocket.StatusProtocolError,
 			sendFrames(frText("Hello")),
 			expectFrame(frText("Hello")),
 			sendMismasked(frBinary("world"))),
-		cfFails("16-bit length of 5", StatusProtocolError, sendFrames("\x82\x7e\x00\x05hello")),
-		cfFails("16-bit length of 125", StatusProtocolError, sendFrames(frHead(0x82, 126, 125)+cfPattern(125))),
-		cfFails("64-bit length of 126", StatusProtocolError, sendFrames(frHead(0x82, 127, 126)+cfPattern(126))),
-		cfFails("64-bit length of 65535, header only", StatusProtocolError, sendFrames(frHead(0x82, 127, 65535))),
-		cfFails("64-bit length of 5 on a ping", StatusProtocolError, sendFrames(frHead(0x89, 127, 5)+"hello")),
-		cfFails("64-bit length with its top bit set", StatusProtocolError,
+		cfFails("16-bit length of 5", websocket.StatusProtocolError, sendFrames("\x82\x7e\x00\x05hello")),
+		cfFails("16-bit length of 125", websocket.StatusProtocolError, sendFrames(frHead(0x82, 126, 125)+cfPattern(125))),
+		cfFails("64-bit length of 126", websocket.StatusProtocolError, sendFrames(frHead(0x82, 127, 126)+cfPattern(126))),
+		cfFails("64-bit length of 65535, header only", websocket.StatusProtocolError, sendFrames(frHead(0x82, 127, 65535))),
+		cfFails("64-bit length of 5 on a ping", websocket.StatusProtocolError, sendFrames(frHead(0x89, 127, 5)+"hello")),
+		cfFails("64-bit length with its top bit set", websocket.StatusProtocolError,
 			sendFrames("\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00")),
-		cfFails("64-bit length of all ones", StatusProtocolError,
+		cfFails("64-bit length of all ones", websocket.StatusProtocolError,
 			sendFrames("\x82\x7f\xff\xff\xff\xff\xff\xff\xff\xff")),
 		// 2^62 bytes fits the encoding but no memory: the default limit
 		// must refuse it on the header, before allocating anything.
-		cfFails("declared length of 2^62", StatusMessageTooBig,
+		cfFails("declared length of 2^62", websocket.StatusMessageTooBig,
 			sendFrames("\x82\x7f\x40\x00\x00\x00\x00\x00\x00\x00")),
 		{name: "message at the read limit", limit: 1000, steps: []cfStep{
 			sendFrames(frBinary(cfPattern(1000))),
@@ -681,11 +683,11 @@ func cfEncodingCases() []cfCase {
 		// refuse the frame before its payload arrives.
 		{name: "frame over the read limit", limit: 1000, steps: []cfStep{
 			sendFrames(frHead(0x82, 0, 1001)),
-			libFails(StatusMessageTooBig),
+			libFails(websocket.StatusMessageTooBig),
 		}},
 		{name: "fragments over the read limit", limit: 1000, steps: []cfStep{
 			sendFrames(frFirst(0x1, cfPattern(600)), frHead(0x80, 0, 600)),
-			libFails(StatusMessageTooBig),
+			libFails(websocket.StatusMessageTooBig),
 		}},
 		{name: "limit applies per message", limit: 1000, steps: []cfStep{
 			sendFrames(frBinary(cfPattern(800)), frBinary(cfPattern(800))),

@@ -1,0 +1,109 @@
+package websocket
+
+// Helpers shared by the tests of several files: servers, dialing, and
+// connections that count what crosses them.
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// handshakeEcho sends msg as text and checks that it comes back.
+func handshakeEcho(t *testing.T, c *Conn, msg string) {
+	t.Helper()
+	// The context outlives the exchange: cancelling a context after the
+	// calls that used it returned is the subject of its own test.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	t.Cleanup(cancel)
+	if err := c.Write(ctx, MessageText, []byte(msg)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	typ, p, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("Read: %v", err)
+	}
+	if typ != MessageText || string(p) != msg {
+		t.Fatalf("echo: %v %q, want text %q", typ, p, msg)
+	}
+}
+
+// countingConn counts the bytes that cross a connection, to measure what
+// messages weigh on the wire, and the writes that carry them.
+type countingConn struct {
+	net.Conn
+	read, written, writes atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.written.Add(int64(n))
+	c.writes.Add(1)
+	return n, err
+}
+
+func (c *countingConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.New("cannot half-close")
+}
+
+// echoServer starts an httptest server whose handler accepts with opts and
+// runs handle; it is closed when the test ends.
+func echoServer(t testing.TB, opts *AcceptOptions, handle func(*Conn)) *httptest.Server {
+	t.Helper()
+	if handle == nil {
+		handle = echo
+	}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		handle(c)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// echo sends every message back until the connection ends.
+func echo(c *Conn) {
+	ctx := context.Background()
+	for {
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.Write(ctx, typ, p); err != nil {
+			return
+		}
+	}
+}
+
+func wsURL(s *httptest.Server) string { return "ws" + strings.TrimPrefix(s.URL, "http") }
+
+func dialT(t testing.TB, url string, opts *DialOptions) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}

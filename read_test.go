@@ -1,0 +1,125 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+)
+
+func TestReadContextWhileIdleKeepsConnection(t *testing.T) {
+	t.Parallel()
+	result := make(chan handlerResult, 2)
+	s := echoServer(t, nil, func(c *Conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, _, err := c.Read(ctx)
+		cancel()
+		result <- handlerResult{err: err}
+		_, p, err := c.Read(context.Background())
+		result <- handlerResult{err: err, msg: p}
+	})
+	c := dialT(t, wsURL(s), nil)
+	if r := <-result; !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("idle Read with a timeout: %v, want DeadlineExceeded", r.err)
+	}
+	if err := c.Write(context.Background(), MessageText, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-result; r.err != nil || string(r.msg) != "after" {
+		t.Fatalf("Read after the timeout: %q, %v", r.msg, r.err)
+	}
+}
+
+func TestReadContextInsideMessageFails(t *testing.T) {
+	t.Parallel()
+	result := make(chan handlerResult, 1)
+	s := echoServer(t, nil, func(c *Conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		_, _, err := c.Read(ctx)
+		result <- handlerResult{err: err}
+	})
+	c := dialT(t, wsURL(s), nil)
+	ctx := context.Background()
+	w, err := c.Writer(ctx, MessageBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, writeBufferSize)); err != nil { // one frame goes out
+		t.Fatal(err)
+	}
+	// The server's Read returns once the client answered its close.
+	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusPolicyViolation {
+		t.Fatalf("client Read: %v, want the server's close 1008", err)
+	}
+	r := <-result
+	var pe *ProtocolError
+	if !errors.As(r.err, &pe) || pe.Code != StatusPolicyViolation || !errors.Is(r.err, context.DeadlineExceeded) {
+		t.Fatalf("server Read: %v, want a *ProtocolError 1008 wrapping DeadlineExceeded", r.err)
+	}
+	w.Close()
+}
+
+func TestReadLimit(t *testing.T) {
+	t.Parallel()
+	result := make(chan handlerResult, 1)
+	s := echoServer(t, nil, func(c *Conn) {
+		c.SetReadLimit(1000)
+		ctx := context.Background()
+		_, p, err := c.Read(ctx)
+		if err == nil {
+			_, p, err = c.Read(ctx)
+		}
+		result <- handlerResult{err: err, msg: p}
+	})
+	c := dialT(t, wsURL(s), nil)
+	ctx := context.Background()
+	if err := c.Write(ctx, MessageBinary, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(ctx, MessageBinary, make([]byte, 1001)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); CloseStatus(err) != StatusMessageTooBig {
+		t.Fatalf("client Read: %v, want the server's close 1009", err)
+	}
+	r := <-result
+	var pe *ProtocolError
+	if !errors.As(r.err, &pe) || pe.Code != StatusMessageTooBig || !errors.Is(r.err, ErrMessageTooBig) {
+		t.Fatalf("server Read: %v, want a *ProtocolError 1009 wrapping ErrMessageTooBig", r.err)
+	}
+}
+
+func TestReaderDiscardsUnreadRest(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, nil)
+	c := dialT(t, wsURL(s), nil)
+	ctx := context.Background()
+	first := bytes.Repeat([]byte("1"), 100000)
+	for _, p := range [][]byte{first, []byte("second")} {
+		if err := c.Write(ctx, MessageText, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, r, err := c.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 10)
+	if _, err := io.ReadFull(r, buf); err != nil || string(buf) != "1111111111" {
+		t.Fatalf("partial read: %q, %v", buf, err)
+	}
+	typ, r2, err := c.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := io.ReadAll(r2)
+	if typ != MessageText || err != nil || string(p) != "second" {
+		t.Fatalf("next message: %v %q %v", typ, p, err)
+	}
+	if n, err := r.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("stale reader: %d, %v; want 0, EOF", n, err)
+	}
+}
