@@ -36,14 +36,11 @@ type messageReader struct {
 // message cannot be delivered, and the connection is failed with
 // StatusPolicyViolation.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	if err := c.lock(ctx, &c.readMu, "read"); err != nil {
-		return 0, nil, err
-	}
-	defer c.readUnlock()
-	typ, err := c.nextMessageLocked(ctx)
+	typ, err := c.beginRead(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
+	defer c.readUnlock()
 	c.mr.ctx = ctx
 	return typ, &c.mr, nil
 }
@@ -74,14 +71,11 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 //
 // On error it returns dst as given.
 func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
-	if err := c.lock(ctx, &c.readMu, "read"); err != nil {
-		return 0, dst, err
-	}
-	defer c.readUnlock()
-	typ, err := c.nextMessageLocked(ctx)
+	typ, err := c.beginRead(ctx)
 	if err != nil {
 		return 0, dst, err
 	}
+	defer c.readUnlock()
 	p, err := c.readRestLocked(ctx, dst)
 	if err != nil {
 		return 0, dst, err
@@ -89,6 +83,22 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	return typ, p, nil
 }
 
+// beginRead takes the read lock and reads up to the next message. When it
+// succeeds, the caller holds readMu and lets it go with readUnlock.
+func (c *Conn) beginRead(ctx context.Context) (MessageType, error) {
+	if err := c.lock(ctx, &c.readMu, "read"); err != nil {
+		return 0, err
+	}
+	typ, err := c.nextMessageLocked(ctx)
+	if err != nil {
+		c.readUnlock()
+		return 0, err
+	}
+	return typ, nil
+}
+
+// readUnlock lets the read lock go, dropping the read buffer if it holds
+// nothing unread.
 func (c *Conn) readUnlock() {
 	pending := !c.rb.isEmpty()
 	if !pending {
