@@ -1,7 +1,7 @@
 package websocket
 
 import (
-	"compress/flate"
+	stdflate "compress/flate"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // CompressionMode selects permessage-deflate (RFC 7692), negotiated in the
@@ -75,8 +77,8 @@ func (m CompressionMode) String() string {
 
 const (
 	defaultCompressionThreshold = 128
-	minWindowBits               = 8
-	maxWindowBits               = 15
+	minWindowBits               = flate.MinWindowBits
+	maxWindowBits               = flate.MaxWindowBits
 )
 
 // compression is the compression a side asks for, from its options.
@@ -435,10 +437,6 @@ func compressedLimit(limit int64) int64 {
 	return limit + limit/256 + 1024
 }
 
-// deflateTail ends every compressed message; RFC 7692 §7.2.1 has the
-// sender strip it and §7.2.2 the receiver append it again.
-var deflateTail = [4]byte{0x00, 0x00, 0xff, 0xff}
-
 var flateReaderPool sync.Pool
 
 // inflater holds the state of the peer's compression between messages.
@@ -453,12 +451,13 @@ type inflater struct {
 }
 
 // inflateSource feeds compress/flate the raw payload of the message being
-// read, frame after frame, then the 00 00 ff ff tail, then io.EOF. It is
-// an io.ByteReader, so that flate reads no further than it needs.
+// read, frame after frame, then the 00 00 ff ff tail that the sender
+// stripped (RFC 7692 §7.2.2), then io.EOF. It is an io.ByteReader, so that
+// flate reads no further than it needs.
 type inflateSource struct {
 	c    *Conn
 	ctx  context.Context
-	tail int   // bytes of deflateTail handed out
+	tail int   // bytes of flate.FlushTail handed out
 	err  error // the error that stopped a frame read, already handled
 }
 
@@ -472,10 +471,10 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		if s.tail == len(deflateTail) {
+		if s.tail == len(flate.FlushTail) {
 			return 0, io.EOF
 		}
-		n := copy(p, deflateTail[s.tail:])
+		n := copy(p, flate.FlushTail[s.tail:])
 		s.tail += n
 		return n, nil
 	}
@@ -555,7 +554,7 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 		err = in.src.err
 		c.endInflateLocked()
 		return 0, err
-	case err == io.EOF || (err == io.ErrUnexpectedEOF && in.src.tail == len(deflateTail)):
+	case err == io.EOF || (err == io.ErrUnexpectedEOF && in.src.tail == len(flate.FlushTail)):
 		// The stream ended where the message did (or with a final block,
 		// after which what is left of the message is dropped).
 		if err == io.EOF {
@@ -599,10 +598,10 @@ func (c *Conn) startInflateLocked() {
 		}
 	}
 	if fr, ok := flateReaderPool.Get().(io.ReadCloser); ok {
-		fr.(flate.Resetter).Reset(&in.src, dict)
+		fr.(stdflate.Resetter).Reset(&in.src, dict)
 		in.fr = fr
 	} else {
-		in.fr = flate.NewReaderDict(&in.src, dict)
+		in.fr = stdflate.NewReaderDict(&in.src, dict)
 	}
 	if bp != nil {
 		putWriteBuf(bp)
@@ -617,7 +616,7 @@ var idleSource = &inflateSource{}
 func (c *Conn) endInflateLocked() {
 	in := c.inflate
 	if in.fr != nil {
-		in.fr.(flate.Resetter).Reset(idleSource, nil)
+		in.fr.(stdflate.Resetter).Reset(idleSource, nil)
 		flateReaderPool.Put(in.fr)
 		in.fr = nil
 	}
@@ -660,26 +659,26 @@ const deflateIdleDelay = 100 * time.Millisecond
 
 // takeDeflater returns the compressor for a message: the connection's own
 // with context takeover, a pooled one without. The caller holds msgMu.
-func (c *Conn) takeDeflater() *deflater {
+func (c *Conn) takeDeflater() *flate.Writer {
 	p := c.deflate
 	if c.def != nil {
 		return c.def
 	}
 	if p.sendTakeover {
-		c.def = newDeflater(p.sendBits)
+		c.def = flate.NewWriter(p.sendBits)
 		return c.def
 	}
-	if d, ok := deflaterPools[p.sendBits-minWindowBits].Get().(*deflater); ok {
+	if d, ok := deflaterPools[p.sendBits-minWindowBits].Get().(*flate.Writer); ok {
 		return d
 	}
-	return newDeflater(p.sendBits)
+	return flate.NewWriter(p.sendBits)
 }
 
 // releaseDeflater puts away the compressor of a message that ended. The
 // caller holds msgMu.
-func (c *Conn) releaseDeflater(d *deflater) {
+func (c *Conn) releaseDeflater(d *flate.Writer) {
 	if !c.deflate.sendTakeover {
-		d.reset()
+		d.Reset()
 		deflaterPools[c.deflate.sendBits-minWindowBits].Put(d)
 		return
 	}
@@ -697,7 +696,7 @@ func (c *Conn) idleDeflater() {
 		return
 	}
 	if c.def != nil {
-		c.def.idle()
+		c.def.Idle()
 	}
 	c.msgMu.unlock()
 }

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // Life of a Read
@@ -42,7 +44,7 @@ import (
 // progress, or the reader before it waits for input, writes the queue in
 // one system call, so a burst of small messages costs one write. A compressed
 // message goes through the message writer, which runs it through the
-// deflater (deflate.go) and sends the output in frames as it accumulates.
+// deflater (internal/flate) and sends the output in frames as it accumulates.
 //
 // Contexts: a call whose context ends while it is blocked on the transport
 // is interrupted by moving the transport's deadline into the past (ctxWatch);
@@ -83,7 +85,7 @@ type Conn struct {
 	// Fields below it up to frameMu are guarded by it.
 	msgMu    ctxMutex
 	mw       *messageWriter // made on first use
-	def      *deflater      // our compressor, kept across messages with context takeover
+	def      *flate.Writer  // our compressor, kept across messages with context takeover
 	defTimer *time.Timer    // lets def shrink once the connection goes quiet
 
 	// frameMu is held while frames are written to the transport. Fields
