@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // CompressionMode selects permessage-deflate (RFC 7692), negotiated in the
@@ -66,10 +68,6 @@ func (m CompressionMode) String() string {
 	return "CompressionMode(" + strconv.Itoa(int(m)) + ")"
 }
 
-// deflateTail ends every compressed message; RFC 7692 §7.2.1 has the
-// sender strip it and §7.2.2 the receiver append it again.
-var deflateTail = [4]byte{0x00, 0x00, 0xff, 0xff}
-
 // deflaterPools hold deflaters without history, one pool per window size,
 // for connections that compress without context takeover. A pooled
 // deflater keeps its scratch, so that the next message pays nothing to
@@ -84,26 +82,26 @@ const deflateIdleDelay = 100 * time.Millisecond
 
 // takeDeflater returns the compressor for a message: the connection's own
 // with context takeover, a pooled one without. The caller holds msgMu.
-func (c *Conn) takeDeflater() *deflater {
+func (c *Conn) takeDeflater() *flate.Writer {
 	p := c.deflate
 	if c.def != nil {
 		return c.def
 	}
 	if p.sendTakeover {
-		c.def = newDeflater(p.sendBits)
+		c.def = flate.NewWriter(p.sendBits)
 		return c.def
 	}
-	if d, ok := deflaterPools[p.sendBits-minWindowBits].Get().(*deflater); ok {
+	if d, ok := deflaterPools[p.sendBits-minWindowBits].Get().(*flate.Writer); ok {
 		return d
 	}
-	return newDeflater(p.sendBits)
+	return flate.NewWriter(p.sendBits)
 }
 
 // releaseDeflater puts away the compressor of a message that ended. The
 // caller holds msgMu.
-func (c *Conn) releaseDeflater(d *deflater) {
+func (c *Conn) releaseDeflater(d *flate.Writer) {
 	if !c.deflate.sendTakeover {
-		d.reset()
+		d.Reset()
 		deflaterPools[c.deflate.sendBits-minWindowBits].Put(d)
 		return
 	}
@@ -121,7 +119,7 @@ func (c *Conn) idleDeflater() {
 		return
 	}
 	if c.def != nil {
-		c.def.idle()
+		c.def.Idle()
 	}
 	c.msgMu.unlock()
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rfc6455/websocket/internal/flate/flatetest"
 )
 
 func extHeader(lines ...string) http.Header {
@@ -390,7 +392,7 @@ func TestCompressionThreshold(t *testing.T) {
 // each) and counted per connection, the TCP sockets and the Conn itself
 // included; "disabled" is the same without compression, for reference.
 func BenchmarkCompressionMemory(b *testing.B) {
-	msgs := benchCorpus("json", 4<<10)[:4]
+	msgs := flatetest.Corpus("json", 4<<10)[:4]
 	type config struct {
 		mode CompressionMode
 		bits int
@@ -426,7 +428,7 @@ func BenchmarkCompressionMemory(b *testing.B) {
 			warm.Write(ctx, MessageText, msgs[0])
 			warm.Read(ctx)
 			time.Sleep(3 * deflateIdleDelay) // its compressors idle too
-			before := liveHeap()
+			before := flatetest.LiveHeap()
 			conns := make([]*Conn, pairs)
 			for i := range conns {
 				c := dialT(b, wsURL(s), opts)
@@ -443,9 +445,9 @@ func BenchmarkCompressionMemory(b *testing.B) {
 				}
 				conns[i] = c
 			}
-			active := liveHeap()
+			active := flatetest.LiveHeap()
 			time.Sleep(3 * deflateIdleDelay)
-			idle := liveHeap()
+			idle := flatetest.LiveHeap()
 			for b.Loop() {
 			}
 			b.ReportMetric(float64(active-before)/(2*pairs), "active-B/conn")

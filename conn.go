@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // Life of a Read, the functions a message passes through, in order:
@@ -101,7 +103,7 @@ type Conn struct {
 	// msgMu is held by a message writer from its first frame to its last.
 	msgMu    ctxMutex
 	mw       *messageWriter // msgMu; made on first use
-	def      *deflater      // msgMu: our compressor, kept across messages with context takeover
+	def      *flate.Writer  // msgMu: our compressor, kept across messages with context takeover
 	defTimer *time.Timer    // msgMu: lets def shrink once the connection goes quiet
 
 	// frameMu is held while frames are written to the transport.

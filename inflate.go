@@ -1,12 +1,14 @@
 package websocket
 
 import (
-	"compress/flate"
+	stdflate "compress/flate"
 	"context"
 	"fmt"
 	"io"
 	"math"
 	"sync"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // compressedLimit bounds the compressed size of a message whose inflated
@@ -39,7 +41,7 @@ type inflater struct {
 type inflateSource struct {
 	c    *Conn
 	ctx  context.Context
-	tail int   // bytes of deflateTail handed out
+	tail int   // bytes of flate.FlushTail handed out
 	err  error // the error that stopped a frame read, already handled
 }
 
@@ -53,10 +55,10 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 			}
 			continue
 		}
-		if s.tail == len(deflateTail) {
+		if s.tail == len(flate.FlushTail) {
 			return 0, io.EOF
 		}
-		n := copy(p, deflateTail[s.tail:])
+		n := copy(p, flate.FlushTail[s.tail:])
 		s.tail += n
 		return n, nil
 	}
@@ -137,7 +139,7 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 		err = in.src.err
 		c.endInflateLocked()
 		return 0, err
-	case err == io.EOF || (err == io.ErrUnexpectedEOF && in.src.tail == len(deflateTail)):
+	case err == io.EOF || (err == io.ErrUnexpectedEOF && in.src.tail == len(flate.FlushTail)):
 		// The stream ended where the message did (or with a final block,
 		// after which what is left of the message is dropped).
 		if err == io.EOF {
@@ -183,10 +185,10 @@ func (c *Conn) startInflateLocked() {
 		}
 	}
 	if fr, ok := flateReaderPool.Get().(io.ReadCloser); ok {
-		fr.(flate.Resetter).Reset(&in.src, dict)
+		fr.(stdflate.Resetter).Reset(&in.src, dict)
 		in.fr = fr
 	} else {
-		in.fr = flate.NewReaderDict(&in.src, dict)
+		in.fr = stdflate.NewReaderDict(&in.src, dict)
 	}
 	if bp != nil {
 		putWriteBuf(bp)
@@ -203,7 +205,7 @@ var idleSource = &inflateSource{}
 func (c *Conn) endInflateLocked() {
 	in := c.inflate
 	if in.fr != nil {
-		in.fr.(flate.Resetter).Reset(idleSource, nil)
+		in.fr.(stdflate.Resetter).Reset(idleSource, nil)
 		flateReaderPool.Put(in.fr)
 		in.fr = nil
 	}

@@ -6,12 +6,14 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 const (
 	defaultCompressionThreshold = 128
-	minWindowBits               = 8
-	maxWindowBits               = 15
+	minWindowBits               = flate.MinWindowBits
+	maxWindowBits               = flate.MaxWindowBits
 )
 
 // compression is the compression a side asks for, from its options.

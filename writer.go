@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // messageWriter writes one message in frames; see Conn.Writer. The Conn
@@ -16,7 +18,7 @@ type messageWriter struct {
 	rsv  byte    // RSV bits of the next frame: RSV1 opens a compressed message
 	bp   *[]byte // pooled buffer of payload not yet sent, or nil
 	n    int     // bytes in bp
-	d    *deflater
+	d    *flate.Writer
 	out  *[]byte // compressed output not yet sent, while d is set
 	open bool
 }
@@ -126,9 +128,9 @@ func (w *messageWriter) Close() error {
 	if w.d != nil {
 		// RFC 7692 §7.2.1: end the output with a sync flush and strip the
 		// 00 00 ff ff it ends with.
-		out := w.d.flush(*w.out)
+		out := w.d.Flush(*w.out)
 		*w.out = out[:0]
-		err = w.frame(true, out[:len(out)-len(deflateTail)])
+		err = w.frame(true, out[:len(out)-len(flate.FlushTail)])
 		w.c.releaseDeflater(w.d)
 		if cap(*w.out) <= 8*compressedFrameSize {
 			deflateOutPool.Put(w.out)
@@ -157,7 +159,7 @@ func (w *messageWriter) startDeflate() {
 	w.out = deflateOutPool.Get().(*[]byte)
 	w.rsv = rsv1
 	if w.n > 0 {
-		*w.out = w.d.write((*w.out)[:0], (*w.bp)[:w.n])
+		*w.out = w.d.Append((*w.out)[:0], (*w.bp)[:w.n])
 		w.n = 0
 	}
 }
@@ -166,7 +168,7 @@ func (w *messageWriter) startDeflate() {
 func (w *messageWriter) deflate(p []byte) error {
 	for len(p) > 0 {
 		n := min(len(p), 4*compressedFrameSize)
-		*w.out = w.d.write(*w.out, p[:n])
+		*w.out = w.d.Append(*w.out, p[:n])
 		p = p[n:]
 		if len(*w.out) >= compressedFrameSize {
 			if err := w.frame(false, *w.out); err != nil {
