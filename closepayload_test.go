@@ -1,6 +1,8 @@
 package websocket
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -195,4 +197,91 @@ func TestCloseStatusCodeString(t *testing.T) {
 			t.Errorf("StatusCode(%d).String() = %q, want %q", int(tt.code), got, tt.want)
 		}
 	}
+}
+
+// fuzzValidCloseCode restates RFC 6455 §7.4: the codes a close frame may
+// carry are 1000-1003, 1007-1011, those registered since (1012-1014), and
+// 3000-4999.
+func fuzzValidCloseCode(code StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014, code >= 3000 && code <= 4999:
+		return true
+	}
+	return false
+}
+
+func FuzzParseClosePayload(f *testing.F) {
+	for _, s := range []string{
+		"", "\x03", "\x03\xe8", "\x03\xe8bye", "\x03\xed", "\x03\xee", "\x0b\xb8", "\x13\x88",
+		"\x03\xe8\xff", "\x03\xe9\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		ce, err := parseClosePayload(p)
+		var pe *ProtocolError
+		switch {
+		case len(p) == 0:
+			if err != nil || ce != (CloseError{Code: StatusNoStatusRcvd}) {
+				t.Fatalf("empty payload: %+v, %v; want code 1005", ce, err)
+			}
+			if q, err := closePayload(ce.Code, ce.Reason); len(q) != 0 || err != nil {
+				t.Fatalf("closePayload(1005, \"\") = %q, %v; want empty", q, err)
+			}
+			return
+		case len(p) == 1, !fuzzValidCloseCode(StatusCode(binary.BigEndian.Uint16(p))):
+			if !errors.As(err, &pe) || pe.Code != StatusProtocolError {
+				t.Fatalf("payload %q: %+v, %v; want a *ProtocolError with 1002", p, ce, err)
+			}
+			return
+		case !utf8.Valid(p[2:]):
+			if !errors.As(err, &pe) || pe.Code != StatusInvalidFramePayloadData {
+				t.Fatalf("payload %q: %+v, %v; want a *ProtocolError with 1007", p, ce, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("valid payload %q: %v", p, err)
+		}
+		if want := (CloseError{StatusCode(binary.BigEndian.Uint16(p)), string(p[2:])}); ce != want {
+			t.Fatalf("payload %q: %+v, want %+v", p, ce, want)
+		}
+		q, err := closePayload(ce.Code, ce.Reason)
+		if len(p) > maxControlPayload {
+			if err == nil {
+				t.Fatalf("closePayload accepted a reason of %d bytes", len(ce.Reason))
+			}
+			return
+		}
+		if err != nil || !bytes.Equal(q, p) {
+			t.Fatalf("closePayload(%d, %q) = %q, %v; want %q", ce.Code, ce.Reason, q, err, p)
+		}
+	})
+}
+
+func FuzzClosePayload(f *testing.F) {
+	f.Add(1000, "")
+	f.Add(1005, "")
+	f.Add(1005, "why")
+	f.Add(1006, "")
+	f.Add(4999, strings.Repeat("é", 61)+"x")
+	f.Add(3000, strings.Repeat("x", 124))
+	f.Add(1001, "\xff")
+	f.Add(-64536, "")
+	f.Fuzz(func(t *testing.T, code int, reason string) {
+		c := StatusCode(code)
+		p, err := closePayload(c, reason)
+		ok := (fuzzValidCloseCode(c) || c == StatusNoStatusRcvd && reason == "") &&
+			len(reason) <= 123 && utf8.ValidString(reason)
+		if (err == nil) != ok {
+			t.Fatalf("closePayload(%d, %q) = %q, %v; want ok=%v", code, reason, p, err, ok)
+		}
+		if !ok {
+			return
+		}
+		ce, err := parseClosePayload(p)
+		if err != nil || ce != (CloseError{c, reason}) {
+			t.Fatalf("parseClosePayload(closePayload(%d, %q)) = %+v, %v", code, reason, ce, err)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -598,4 +599,137 @@ func readHeader(r io.Reader) (header, error) {
 	}
 	h, _, err := parseHeader(b[:n])
 	return h, err
+}
+
+func FuzzReadHeader(f *testing.F) {
+	for _, s := range []string{
+		"\x81\x05",                 // text, 5 bytes, unmasked
+		"\x81\x85\x37\xfa\x21\x3d", // text, 5 bytes, masked (RFC 6455 §5.7)
+		"\x82\x7e\x01\x00",         // binary, 256 bytes
+		"\x82\x7f\x00\x00\x00\x00\x00\x01\x00\x00", // binary, 65536 bytes
+		"\x82\x7e\x00\x7d",                         // 125 in the 16-bit form: not minimal
+		"\x82\x7f\x00\x00\x00\x00\x00\x00\xff\xff", // 65535 in the 64-bit form: not minimal
+		"\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00", // most significant bit set
+		"\x89", // cut short
+		"",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := bytes.NewReader(data)
+		h, err := readHeader(r)
+		n := len(data) - r.Len()
+
+		// Reading a byte at a time changes nothing.
+		h1, err1 := readHeader(iotest.OneByteReader(bytes.NewReader(data)))
+		if h1 != h || fmt.Sprint(err1) != fmt.Sprint(err) {
+			t.Fatalf("one byte at a time: %+v, %v; at once: %+v, %v", h1, err1, h, err)
+		}
+
+		// The header size and length field, restated from RFC 6455 §5.2.
+		want := 2
+		var length uint64
+		if len(data) >= 2 {
+			switch data[1] & 0x7F {
+			case 126:
+				want += 2
+				if len(data) >= 4 {
+					length = uint64(binary.BigEndian.Uint16(data[2:]))
+				}
+			case 127:
+				want += 8
+				if len(data) >= 10 {
+					length = binary.BigEndian.Uint64(data[2:])
+				}
+			default:
+				length = uint64(data[1] & 0x7F)
+			}
+			if data[1]&0x80 != 0 {
+				want += 4
+			}
+		}
+		switch {
+		case len(data) == 0:
+			if err != io.EOF {
+				t.Fatalf("empty input: error %v, want io.EOF", err)
+			}
+			return
+		case len(data) < want:
+			if err != io.ErrUnexpectedEOF {
+				t.Fatalf("%d of %d header bytes: error %v, want io.ErrUnexpectedEOF", len(data), want, err)
+			}
+			return
+		}
+		if n != want {
+			t.Fatalf("consumed %d bytes, want %d", n, want)
+		}
+		wellFormed := data[1]&0x7F < 126 ||
+			(data[1]&0x7F == 126 && length >= 126) ||
+			(data[1]&0x7F == 127 && length > math.MaxUint16 && length <= math.MaxInt64)
+		if !wellFormed {
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || pe.Code != StatusProtocolError {
+				t.Fatalf("length %d in %d header bytes: error %v, want a *ProtocolError with 1002", length, n, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("well-formed header % x: %v", data[:n], err)
+		}
+		if h.length < 0 || uint64(h.length) != length {
+			t.Fatalf("length %d, want %d", h.length, length)
+		}
+		if got := appendHeader(nil, h); !bytes.Equal(got, data[:n]) {
+			t.Fatalf("appendHeader(%+v) = % x, want the bytes read, % x", h, got, data[:n])
+		}
+		if h.size() != n {
+			t.Fatalf("size() = %d, want %d", h.size(), n)
+		}
+		if ph, pn, perr := parseHeader(data); ph != h || pn != n || perr != nil {
+			t.Fatalf("parseHeader = %+v, %d, %v; readHeader read %+v in %d bytes", ph, pn, perr, h, n)
+		}
+		if _, pn, perr := parseHeader(data[:n-1]); pn != 0 || perr != nil {
+			t.Fatalf("parseHeader of %d of %d bytes = %d, %v, want 0, nil", n-1, n, pn, perr)
+		}
+
+		// checkHeader agrees with the rules of RFC 6455 §5, restated.
+		for _, s := range []readState{
+			{}, {client: true}, {inMessage: true}, {client: true, inMessage: true},
+			{rsvOK: rsv1}, {client: true, rsvOK: rsv1, inMessage: true},
+		} {
+			err := checkHeader(h, s)
+			if want := fuzzHeaderOK(h, s); (err == nil) != want {
+				t.Fatalf("checkHeader(%+v, %+v) = %v, want ok=%v", h, s, err, want)
+			}
+			var pe *ProtocolError
+			if err != nil && (!errors.As(err, &pe) || pe.Code != StatusProtocolError) {
+				t.Fatalf("checkHeader(%+v, %+v) = %v, want a *ProtocolError with 1002", h, s, err)
+			}
+		}
+	})
+}
+
+// fuzzHeaderOK restates the header rules of RFC 6455 §5.1, §5.2, §5.4 and
+// §5.5.
+func fuzzHeaderOK(h header, s readState) bool {
+	op := byte(h.op)
+	control := op >= 8
+	switch op {
+	case 0, 1, 2, 8, 9, 10:
+	default:
+		return false // reserved opcode
+	}
+	if h.rsv != 0 && (control || op == 0 || h.rsv&^s.rsvOK != 0) {
+		return false
+	}
+	if control && (!h.fin || h.length > 125) {
+		return false
+	}
+	if h.masked == s.client {
+		return false // servers read masked frames, clients unmasked ones
+	}
+	if op == 0 && !s.inMessage || (op == 1 || op == 2) && s.inMessage {
+		return false
+	}
+	return true
 }

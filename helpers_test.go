@@ -107,3 +107,47 @@ func dialT(t testing.TB, url string, opts *DialOptions) *Conn {
 	t.Cleanup(func() { c.CloseNow() })
 	return c
 }
+
+// Fuzz targets stand beside the tests of what they fuzz. Where a property
+// needs a reference, it is restated from RFC 6455 or built on unicode/utf8,
+// not taken from the code under test. Seed corpora live in
+// testdata/fuzz/<FuzzName>; run a target with
+//
+//	go test -run='^$' -fuzz='^FuzzServerConn$' -fuzztime=60s
+
+// fuzzPlan hands out the bytes of a fuzz input one at a time, cyclically,
+// to drive choices such as chunk sizes. An empty plan gives zeros.
+type fuzzPlan struct {
+	p []byte
+	i int
+}
+
+func (p *fuzzPlan) next() byte {
+	if len(p.p) == 0 {
+		return 0
+	}
+	b := p.p[p.i%len(p.p)]
+	p.i++
+	return b
+}
+
+// fuzzChunks cuts data into pieces whose sizes come from sizes, cyclically.
+// A size of zero makes an empty piece, but never two in a row.
+func fuzzChunks(sizes, data []byte) [][]byte {
+	plan := fuzzPlan{p: sizes}
+	var chunks [][]byte
+	empty := false
+	for len(data) > 0 {
+		n := int(plan.next())
+		if n == 0 && !empty {
+			chunks = append(chunks, data[:0])
+			empty = true
+			continue
+		}
+		n = min(max(n, 1), len(data))
+		chunks = append(chunks, data[:n])
+		data = data[n:]
+		empty = false
+	}
+	return chunks
+}

@@ -2,8 +2,10 @@ package websocket
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -186,4 +188,43 @@ func BenchmarkMaskKeys(b *testing.B) {
 	for b.Loop() {
 		m.next()
 	}
+}
+
+func FuzzMask(f *testing.F) {
+	f.Add(uint32(0x37fa213d), byte(0), []byte{1}, []byte("Hello"))
+	f.Add(uint32(0x01020304), byte(3), []byte{0, 7, 1, 33, 8}, bytes.Repeat([]byte("abcdefgh"), 20))
+	f.Add(uint32(0xffffffff), byte(2), []byte{64}, make([]byte, 200))
+	f.Fuzz(func(t *testing.T, k uint32, start byte, sizes, data []byte) {
+		var key [4]byte
+		binary.BigEndian.PutUint32(key[:], k)
+		want := bytes.Clone(data)
+		for i := range want {
+			want[i] ^= key[(int(start)+i)%4]
+		}
+
+		// Mask in place inside a larger buffer, whose guard bytes must stay.
+		const guard = 9
+		buf := make([]byte, guard+len(data)+guard)
+		for i := range buf {
+			buf[i] = 0xA5
+		}
+		got := buf[guard : guard+len(data)]
+		copy(got, data)
+		pos, off := int(start), 0
+		for _, c := range fuzzChunks(sizes, got) {
+			next := maskBytes(key, pos, c)
+			if wantPos := (pos + len(c)) % 4; next != wantPos {
+				t.Fatalf("maskBytes(pos %d, %d bytes at %d) returned %d, want %d", pos, len(c), off, next, wantPos)
+			}
+			pos, off = next, off+len(c)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("masked in pieces:\n% x\nwant\n% x", got, want)
+		}
+		for i, b := range slices.Concat(buf[:guard], buf[guard+len(data):]) {
+			if b != 0xA5 {
+				t.Fatalf("guard byte %d changed to %#x", i, b)
+			}
+		}
+	})
 }

@@ -390,3 +390,41 @@ func BenchmarkUTF8(b *testing.B) {
 		}
 	}
 }
+
+func FuzzUTF8Validator(f *testing.F) {
+	f.Add([]byte{1}, []byte("κόσμε"))
+	f.Add([]byte{3, 0, 1}, []byte("\xf0\x9f\x98\x80 ok \xed\xa0\x80"))      // a surrogate after an emoji
+	f.Add([]byte{2}, []byte("abc\xf4\x90\x80\x80"))                         // above U+10FFFF
+	f.Add([]byte{9}, []byte("12345678\xe0\x80\xaf"))                        // overlong
+	f.Add([]byte{5, 1}, []byte("\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce")) // ends inside a character
+	f.Fuzz(func(t *testing.T, sizes, data []byte) {
+		bad := firstBad(data)
+		if bad >= 0 && utf8.Valid(data) {
+			t.Fatalf("reference finds byte %d of valid UTF-8 %q bad", bad, data)
+		}
+		var v utf8Validator
+		for round := range 2 {
+			chunks := fuzzChunks(sizes, data)
+			if round == 1 {
+				// After reset, the same text in one piece.
+				v.reset()
+				chunks = [][]byte{data}
+			}
+			off := 0
+			for _, c := range chunks {
+				ok := v.write(c)
+				if holdsBad := bad >= off && bad < off+len(c); ok == holdsBad {
+					t.Fatalf("round %d: write of bytes %d..%d of %q = %v; first bad byte is %d",
+						round, off, off+len(c), data, ok, bad)
+				}
+				if !ok {
+					break
+				}
+				off += len(c)
+			}
+			if got, want := v.complete(), utf8.Valid(data); got != want {
+				t.Fatalf("round %d: complete() = %v after %q, want %v", round, got, data, want)
+			}
+		}
+	})
+}

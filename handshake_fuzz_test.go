@@ -1,0 +1,204 @@
+package websocket
+
+// Opening handshakes fed arbitrary requests: FuzzAcceptRequest.
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fuzzHijacker is an http.ResponseWriter whose connection can be hijacked.
+type fuzzHijacker struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+	br     *bufio.Reader // what the server read the request from
+	conn   *fuzzNetConn  // set once hijacked
+}
+
+func (w *fuzzHijacker) Header() http.Header { return w.header }
+
+func (w *fuzzHijacker) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
+func (w *fuzzHijacker) Write(p []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.body.Write(p)
+}
+
+func (w *fuzzHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.status != 0 || w.conn != nil {
+		return nil, nil, errors.New("hijack after the response started")
+	}
+	w.conn = &fuzzNetConn{}
+	return w.conn, bufio.NewReadWriter(w.br, bufio.NewWriter(w.conn)), nil
+}
+
+// fuzzNetConn is a net.Conn that records writes and reads nothing.
+type fuzzNetConn struct {
+	out    bytes.Buffer
+	closed bool
+}
+
+func (c *fuzzNetConn) Read([]byte) (int, error)         { return 0, io.EOF }
+func (c *fuzzNetConn) Write(p []byte) (int, error)      { return c.out.Write(p) }
+func (c *fuzzNetConn) Close() error                     { c.closed = true; return nil }
+func (c *fuzzNetConn) LocalAddr() net.Addr              { return &net.TCPAddr{} }
+func (c *fuzzNetConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
+func (c *fuzzNetConn) SetDeadline(time.Time) error      { return nil }
+func (c *fuzzNetConn) SetReadDeadline(time.Time) error  { return nil }
+func (c *fuzzNetConn) SetWriteDeadline(time.Time) error { return nil }
+
+// fuzzHasToken reports whether a header's comma-separated values hold
+// token, ignoring case.
+func fuzzHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.Trim(t, " \t"), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// fuzzRefusals restates RFC 6455 §4.2.1 and the origin policy of Accept: it
+// returns every HTTP status that some failed check of r would answer with.
+func fuzzRefusals(r *http.Request, skipOrigin bool) []int {
+	var statuses []int
+	if r.Method != http.MethodGet {
+		statuses = append(statuses, http.StatusMethodNotAllowed)
+	}
+	if r.ProtoMajor < 1 || r.ProtoMajor == 1 && r.ProtoMinor < 1 {
+		statuses = append(statuses, http.StatusBadRequest)
+	}
+	if !fuzzHasToken(r.Header, "Connection", "Upgrade") || !fuzzHasToken(r.Header, "Upgrade", "websocket") {
+		statuses = append(statuses, http.StatusBadRequest)
+	}
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		statuses = append(statuses, http.StatusUpgradeRequired)
+	}
+	keys := r.Header.Values("Sec-WebSocket-Key")
+	if len(keys) != 1 {
+		statuses = append(statuses, http.StatusBadRequest)
+	} else if nonce, err := base64.StdEncoding.DecodeString(keys[0]); err != nil || len(nonce) != 16 ||
+		base64.StdEncoding.EncodeToString(nonce) != keys[0] {
+		statuses = append(statuses, http.StatusBadRequest)
+	}
+	if origins := r.Header.Values("Origin"); !skipOrigin && len(origins) > 0 {
+		u, err := url.Parse(origins[0])
+		if len(origins) > 1 || err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			statuses = append(statuses, http.StatusForbidden)
+		}
+	}
+	return statuses
+}
+
+// fuzzSubprotocols are the subprotocols the server under fuzzing speaks.
+var fuzzSubprotocols = []string{"chat.v2", "chat"}
+
+func FuzzAcceptRequest(f *testing.F) {
+	const valid = "GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	for _, s := range []string{
+		valid + "\r\n",
+		valid + "Origin: http://server.example.com\r\nSec-WebSocket-Protocol: chat, chat.v2\r\n\r\n",
+		valid + "Origin: http://evil.example\r\n\r\n",
+		strings.Replace(valid, "GET", "POST", 1) + "\r\n",
+		strings.Replace(valid, "HTTP/1.1", "HTTP/1.0", 1) + "\r\n",
+		strings.Replace(valid, "Version: 13", "Version: 8", 1) + "\r\n",
+		strings.Replace(valid, "Upgrade\r\n", "keep-alive\r\n", 1) + "\r\n",
+		strings.Replace(valid, "==", "=", 1) + "\r\n",
+		valid + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+	} {
+		f.Add([]byte(s), false)
+	}
+	f.Add([]byte(valid+"Origin: http://evil.example\r\n\r\n"), true)
+	f.Fuzz(func(t *testing.T, raw []byte, skipOrigin bool) {
+		br := bufio.NewReader(bytes.NewReader(raw))
+		r, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		w := &fuzzHijacker{header: http.Header{}, br: br}
+		c, err := Accept(w, r, &AcceptOptions{Subprotocols: fuzzSubprotocols, InsecureSkipOriginCheck: skipOrigin})
+		refusals := fuzzRefusals(r, skipOrigin)
+		if err != nil {
+			switch {
+			case c != nil:
+				t.Fatalf("Accept returned a Conn and %v", err)
+			case !errors.Is(err, ErrHandshake):
+				t.Fatalf("Accept: %v, want an error wrapping ErrHandshake", err)
+			case w.conn != nil:
+				t.Fatalf("Accept hijacked the connection, then failed: %v", err)
+			case !slices.Contains(refusals, w.status):
+				t.Fatalf("Accept answered %d (%v); the request fails checks answered with %v", w.status, err, refusals)
+			case w.body.Len() == 0:
+				t.Fatalf("Accept answered %d without saying why", w.status)
+			case w.status == http.StatusMethodNotAllowed && w.header.Get("Allow") != http.MethodGet:
+				t.Fatalf("405 with Allow %q, want GET", w.header.Get("Allow"))
+			case w.status == http.StatusUpgradeRequired && w.header.Get("Sec-WebSocket-Version") != "13":
+				t.Fatalf("426 with Sec-WebSocket-Version %q, want 13", w.header.Get("Sec-WebSocket-Version"))
+			}
+			return
+		}
+		defer c.CloseNow()
+		if len(refusals) > 0 {
+			t.Fatalf("Accept took a request that fails checks answered with %v:\n%q", refusals, raw)
+		}
+		if w.conn == nil || w.status != 0 || w.body.Len() != 0 {
+			t.Fatalf("Accept succeeded with hijacked=%v, status %d, body %q", w.conn != nil, w.status, w.body.String())
+		}
+		rbr := bufio.NewReader(bytes.NewReader(w.conn.out.Bytes()))
+		resp, err := http.ReadResponse(rbr, r)
+		if err != nil {
+			t.Fatalf("handshake response %q: %v", w.conn.out.String(), err)
+		}
+		sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+		wantAccept := base64.StdEncoding.EncodeToString(sum[:])
+		switch {
+		case resp.StatusCode != http.StatusSwitchingProtocols:
+			t.Fatalf("status %d, want 101", resp.StatusCode)
+		case rbr.Buffered() > 0:
+			t.Fatalf("bytes after the handshake response in %q", w.conn.out.String())
+		case !fuzzHasToken(resp.Header, "Upgrade", "websocket") || !fuzzHasToken(resp.Header, "Connection", "Upgrade"):
+			t.Fatalf("response lacks the upgrade tokens: %v", resp.Header)
+		case resp.Header.Get("Sec-WebSocket-Accept") != wantAccept:
+			t.Fatalf("Sec-WebSocket-Accept %q, want %q", resp.Header.Get("Sec-WebSocket-Accept"), wantAccept)
+		}
+		offered := map[string]bool{}
+		for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+			for _, p := range strings.Split(v, ",") {
+				offered[strings.Trim(p, " \t")] = true
+			}
+		}
+		want := ""
+		for _, p := range fuzzSubprotocols {
+			if offered[p] {
+				want = p
+				break
+			}
+		}
+		if got := resp.Header.Values("Sec-WebSocket-Protocol"); c.Subprotocol() != want || want == "" && len(got) > 0 ||
+			want != "" && (len(got) != 1 || got[0] != want) {
+			t.Fatalf("offered %q: chose %q, response says %q; want %q", r.Header.Values("Sec-WebSocket-Protocol"), c.Subprotocol(), got, want)
+		}
+		if c.CloseNow(); !w.conn.closed {
+			t.Fatal("CloseNow left the hijacked connection open")
+		}
+	})
+}
