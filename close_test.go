@@ -102,11 +102,7 @@ func TestCloseWhileReading(t *testing.T) {
 	t.Parallel()
 	s := echoServer(t, nil, nil)
 	c := dialT(t, wsURL(s), nil)
-	readErr := make(chan error, 1)
-	go func() {
-		_, _, err := c.Read(context.Background())
-		readErr <- err
-	}()
+	readErr := readAsync(c)
 	time.Sleep(20 * time.Millisecond) // let the reader block; the test holds either way
 	if err := c.Close(StatusNormalClosure, "bye"); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -120,11 +116,7 @@ func TestCloseNowUnblocksRead(t *testing.T) {
 	t.Parallel()
 	s := echoServer(t, nil, nil)
 	c := dialT(t, wsURL(s), nil)
-	readErr := make(chan error, 1)
-	go func() {
-		_, _, err := c.Read(context.Background())
-		readErr <- err
-	}()
+	readErr := readAsync(c)
 	if err := c.CloseNow(); err != nil {
 		t.Fatalf("CloseNow: %v", err)
 	}

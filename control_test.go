@@ -11,11 +11,7 @@ func TestPing(t *testing.T) {
 	t.Parallel()
 	s := echoServer(t, nil, nil)
 	c := dialT(t, wsURL(s), nil)
-	readErr := make(chan error, 1)
-	go func() {
-		_, _, err := c.Read(context.Background())
-		readErr <- err
-	}()
+	readErr := readAsync(c)
 	for range 3 {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		err := c.Ping(ctx)

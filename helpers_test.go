@@ -108,6 +108,17 @@ func dialT(t testing.TB, url string, opts *DialOptions) *Conn {
 	return c
 }
 
+// readAsync reads c in a goroutine of its own, handing the error that ends
+// the read to the channel.
+func readAsync(c *Conn) <-chan error {
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := c.Read(context.Background())
+		readErr <- err
+	}()
+	return readErr
+}
+
 // Fuzz targets stand beside the tests of what they fuzz. Where a property
 // needs a reference, it is restated from RFC 6455 or built on unicode/utf8,
 // not taken from the code under test. Seed corpora live in
