@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -204,6 +205,26 @@ func newConn(cfg connConfig) *Conn {
 // Subprotocol returns the subprotocol chosen in the opening handshake, or ""
 // if none was.
 func (c *Conn) Subprotocol() string { return c.subprotocol }
+
+// LocalAddr returns the local address of the connection the WebSocket runs
+// over (over HTTP/2, the address of the HTTP/2 connection), or nil when
+// the transport does not say.
+func (c *Conn) LocalAddr() net.Addr {
+	if a := c.tr.addrs(); a != nil {
+		return a.LocalAddr()
+	}
+	return nil
+}
+
+// RemoteAddr returns the peer's address, as LocalAddr returns ours. Behind
+// a proxy it is the proxy's: the client's own address is for the proxy to
+// report, in a header such as Forwarded.
+func (c *Conn) RemoteAddr() net.Addr {
+	if a := c.tr.addrs(); a != nil {
+		return a.RemoteAddr()
+	}
+	return nil
+}
 
 // SetReadLimit sets the largest message, in bytes, that reads accept
 // (default 32 MiB). A message that would exceed it fails the connection with

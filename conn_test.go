@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"testing"
 	"unsafe"
 )
@@ -48,5 +50,32 @@ func TestEchoRoundTrip(t *testing.T) {
 	}
 	if err := c.Write(ctx, MessageText, []byte("x")); !errors.Is(err, ErrClosed) || CloseStatus(err) != StatusNormalClosure {
 		t.Fatalf("Write after Close: %v (status %v), want ErrClosed with 1000", err, CloseStatus(err))
+	}
+}
+
+// TestAddrs: both ends report the addresses of the TCP connection, whether
+// Dial sent the handshake itself or through an HTTP client.
+func TestAddrs(t *testing.T) {
+	t.Parallel()
+	for _, client := range []*http.Client{nil, {Transport: &http.Transport{}}} {
+		served := make(chan [2]net.Addr, 1)
+		s := echoServer(t, nil, func(c *Conn) {
+			served <- [2]net.Addr{c.LocalAddr(), c.RemoteAddr()}
+			echo(c)
+		})
+		c := dialT(t, wsURL(s), &DialOptions{HTTPClient: client})
+		srv := <-served
+		if srv[0] == nil || srv[0].String() != s.Listener.Addr().String() {
+			t.Errorf("server LocalAddr %v, want %v", srv[0], s.Listener.Addr())
+		}
+		if c.RemoteAddr() == nil || c.RemoteAddr().String() != s.Listener.Addr().String() {
+			t.Errorf("client RemoteAddr %v, want %v", c.RemoteAddr(), s.Listener.Addr())
+		}
+		if c.LocalAddr() == nil || srv[1] == nil || c.LocalAddr().String() != srv[1].String() {
+			t.Errorf("client LocalAddr %v, server RemoteAddr %v: want the same", c.LocalAddr(), srv[1])
+		}
+		if _, ok := c.RemoteAddr().(*net.TCPAddr); !ok {
+			t.Errorf("client RemoteAddr is %T, want *net.TCPAddr", c.RemoteAddr())
+		}
 	}
 }

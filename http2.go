@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"net/netip"
 	"time"
 )
 
@@ -65,7 +67,7 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	if err := rc.Flush(); err != nil {
 		return nil, opErr("sending the handshake response", err)
 	}
-	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context()}
+	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context(), remote: streamRemote(r.RemoteAddr)}
 	return newConn(connConfig{
 		subprotocol:  subprotocol,
 		deflate:      deflate,
@@ -86,11 +88,36 @@ var errStreamEnded = errors.New("the HTTP/2 stream ended: its handler returned")
 // that accepted it runs: closing it closes the request body, which ends
 // the handler's reads, and the handler's return ends it on the wire.
 type stream struct {
-	body io.ReadCloser
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	ctx  context.Context // the request's: ends when the handler returns
+	body   io.ReadCloser
+	w      http.ResponseWriter
+	rc     *http.ResponseController
+	ctx    context.Context // the request's: ends when the handler returns
+	remote net.Addr        // the HTTP/2 connection's peer
 }
+
+// LocalAddr returns the address the HTTP/2 connection was accepted on.
+func (s *stream) LocalAddr() net.Addr {
+	a, _ := s.ctx.Value(http.LocalAddrContextKey).(net.Addr)
+	return a
+}
+
+// RemoteAddr returns the HTTP/2 connection's peer.
+func (s *stream) RemoteAddr() net.Addr { return s.remote }
+
+// streamRemote turns a request's RemoteAddr into a *net.TCPAddr, as a
+// socket's would be, or keeps the text when it is not an IP and a port.
+func streamRemote(s string) net.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return streamAddr(s)
+}
+
+// streamAddr is an address known only as the text net/http gives for it.
+type streamAddr string
+
+func (a streamAddr) Network() string { return "tcp" }
+func (a streamAddr) String() string  { return string(a) }
 
 func (s *stream) Read(p []byte) (int, error) { return s.body.Read(p) }
 

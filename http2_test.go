@@ -43,6 +43,29 @@ func TestOverHTTP2(t *testing.T) {
 	t.Run("refusals", testHTTP2Refusals)
 	t.Run("serve", testHTTP2Serve)
 	t.Run("compression", testHTTP2Compression)
+	t.Run("addresses", testHTTP2Addrs)
+}
+
+// testHTTP2Addrs: a WebSocket over HTTP/2 reports the HTTP/2 connection's
+// addresses.
+func testHTTP2Addrs(t *testing.T) {
+	addrs := make(chan [2]net.Addr, 1)
+	s := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		addrs <- [2]net.Addr{c.LocalAddr(), c.RemoteAddr()}
+		c.Close(StatusNormalClosure, "")
+	})
+	h2Client(t, s, nil, CompressionDisabled)
+	got := <-addrs
+	if got[0] == nil || got[0].String() != s.Listener.Addr().String() {
+		t.Errorf("LocalAddr %v, want the listener's %v", got[0], s.Listener.Addr())
+	}
+	if ra, ok := got[1].(*net.TCPAddr); !ok || !ra.IP.IsLoopback() || ra.Port == 0 {
+		t.Errorf("RemoteAddr %#v, want a loopback *net.TCPAddr", got[1])
+	}
 }
 
 // h2Server starts a TLS server speaking HTTP/2 whose handler is h.

@@ -22,6 +22,25 @@ type transport struct {
 	raw syscall.RawConn
 }
 
+// addrSource is what a transport that knows its addresses offers: a
+// net.Conn, or an HTTP/2 stream.
+type addrSource interface {
+	LocalAddr() net.Addr
+	RemoteAddr() net.Addr
+}
+
+// addrs returns the addresses of the connection under the transport: the
+// stream itself, or the socket it sets deadlines on.
+func (t *transport) addrs() addrSource {
+	if a, ok := t.rw.(addrSource); ok {
+		return a
+	}
+	if a, ok := t.dl.(addrSource); ok {
+		return a
+	}
+	return nil
+}
+
 type deadliner interface {
 	SetReadDeadline(t time.Time) error
 	SetWriteDeadline(t time.Time) error
