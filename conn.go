@@ -81,6 +81,7 @@ type Conn struct {
 	deflate      *deflateParams // immutable: negotiated compression, nil when none
 	tr           transport      // immutable
 	closeTimeout time.Duration  // immutable
+	ka           *keepalive     // immutable: nil when keepalive is off
 
 	// readMu is the read lock: held by Read, Reader's reads, and the close
 	// handshake while they read from the transport.
@@ -165,6 +166,8 @@ type connConfig struct {
 	tr           transport
 	buffered     []byte // bytes read past the handshake
 	closeTimeout time.Duration
+	// keepalive's interval (negative: off) and timeout, 0 for the defaults
+	keepaliveInterval, keepaliveTimeout time.Duration
 }
 
 const (
@@ -199,6 +202,10 @@ func newConn(cfg connConfig) *Conn {
 	}
 	c.readWatch.c = c
 	c.writeWatch.c, c.writeWatch.write = c, true
+	c.ka = newKeepalive(c, cfg.keepaliveInterval, cfg.keepaliveTimeout)
+	if c.ka != nil {
+		c.ka.start()
+	}
 	return c
 }
 
@@ -275,6 +282,7 @@ func (c *Conn) closeTransport(cause error) bool {
 		c.pendMu.Unlock()
 		c.readWatch.kill()
 		c.writeWatch.kill()
+		c.stopKeepalive()
 		// Marked closed before the transport, so that a call the
 		// transport's closing wakes up finds the connection closed.
 		c.closed.Store(true)

@@ -33,10 +33,21 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte, name
 	return c.writeFrame(ctx, header{fin: true, op: op}, payload, name)
 }
 
-// Ping sends a ping and waits for its pong. A pong arrives only while
-// something reads the connection, so call Ping while another goroutine is
-// in Read or Reader. If ctx ends first, Ping returns its error and the
-// connection stays usable.
+// Ping sends a ping and waits for its pong. If ctx ends first, Ping
+// returns its error and the connection stays usable.
+//
+// The pong is read by whatever reads the connection: a Read in progress,
+// or Serve. When nothing does, Ping reads it itself, acting on the control
+// frames that come first, and leaving a data message that comes before the
+// pong for the next Read; it then waits for that Read to see the pong.
+// Under Serve, a Ping called from onMessage finds the connection's reading
+// paused; it reads the pong itself likewise, but a message that comes
+// before the pong can only be read once onMessage returns, so Ping then
+// fails at once, with an error that says so, rather than wait for ctx.
+//
+// Keepalive (AcceptOptions.KeepaliveInterval) pings on its own; Ping is
+// for measuring a round trip, or checking the peer at a moment of the
+// caller's choosing.
 func (c *Conn) Ping(ctx context.Context) error {
 	c.mu.Lock()
 	if c.isClosed() {
@@ -67,6 +78,10 @@ func (c *Conn) Ping(ctx context.Context) error {
 		forget()
 		return err
 	}
+	if err := c.awaitPong(ctx, ch); err != nil {
+		forget()
+		return err
+	}
 	select {
 	case <-ch:
 		if forget() {
@@ -77,6 +92,42 @@ func (c *Conn) Ping(ctx context.Context) error {
 		forget()
 		return opErr("ping", ctx.Err())
 	}
+}
+
+// errPingBehindMessage fails a Ping made while Serve's onMessage runs,
+// when a message came before the pong.
+var errPingBehindMessage = errors.New("websocket: ping: a message came before the pong, and Serve reads it only once onMessage returns")
+
+// awaitPong reads the answer to a Ping when nothing else reads the
+// connection, until ch is closed by the pong, or a data message is next.
+func (c *Conn) awaitPong(ctx context.Context, ch <-chan struct{}) error {
+	if !c.readMu.tryLock() {
+		return nil // a reader is at work: it will see the pong
+	}
+	var err error
+	if !c.msgOpen && !c.isClosed() {
+		err = c.awaitControlLocked(ctx, func() bool {
+			select {
+			case <-ch:
+				return true
+			default:
+				return false
+			}
+		})
+	}
+	c.readUnlock()
+	if err == errScanData {
+		if s := c.srv.Load(); s != nil && s.inCallback.Load() {
+			return errPingBehindMessage
+		}
+		return nil
+	}
+	if err != nil && ctx.Err() != nil {
+		return opErr("ping", ctx.Err())
+	}
+	// Otherwise the read ended the connection (the peer's close, or a
+	// violation), which closed ch: the caller reports it.
+	return nil
 }
 
 // pingWaits are the Pings waiting for their pongs, by the number each sent

@@ -45,6 +45,20 @@ type DialOptions struct {
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
 	CloseTimeout time.Duration
 
+	// KeepaliveInterval is how long the connection may receive nothing
+	// before it sends a ping; KeepaliveTimeout, how long it then waits for
+	// anything at all (the pong, or any other frame) before it fails the
+	// connection with StatusInternalError, every call returning an error
+	// that wraps ErrKeepaliveTimeout. 0 means 20 seconds each: a peer that
+	// vanished is noticed within 40 seconds, and a quiet connection sends
+	// a frame every 20, inside the 60-second idle timeouts common among
+	// load balancers, proxies and NATs. A negative KeepaliveInterval turns
+	// keepalive off. It costs a timer per connection, no goroutine, and
+	// works whether the connection is read by Read, by Serve, or not at
+	// all (see the package documentation, Keepalive).
+	KeepaliveInterval time.Duration
+	KeepaliveTimeout  time.Duration
+
 	// Compression offers permessage-deflate (RFC 7692); off by default.
 	// The server may decline, leaving the connection uncompressed.
 	Compression CompressionMode
@@ -160,12 +174,14 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		return nil, resp, fmt.Errorf("websocket: the HTTP client's response body (%T) is not writable", resp.Body)
 	}
 	return newConn(connConfig{
-		client:       true,
-		subprotocol:  subprotocol,
-		deflate:      deflate,
-		tr:           tr,
-		buffered:     buffered,
-		closeTimeout: opts.CloseTimeout,
+		client:            true,
+		subprotocol:       subprotocol,
+		deflate:           deflate,
+		tr:                tr,
+		buffered:          buffered,
+		closeTimeout:      opts.CloseTimeout,
+		keepaliveInterval: opts.KeepaliveInterval,
+		keepaliveTimeout:  opts.KeepaliveTimeout,
 	}), resp, nil
 }
 

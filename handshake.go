@@ -42,6 +42,20 @@ type AcceptOptions struct {
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
 	CloseTimeout time.Duration
 
+	// KeepaliveInterval is how long the connection may receive nothing
+	// before it sends a ping; KeepaliveTimeout, how long it then waits for
+	// anything at all (the pong, or any other frame) before it fails the
+	// connection with StatusInternalError, every call returning an error
+	// that wraps ErrKeepaliveTimeout. 0 means 20 seconds each: a peer that
+	// vanished is noticed within 40 seconds, and a quiet connection sends
+	// a frame every 20, inside the 60-second idle timeouts common among
+	// load balancers, proxies and NATs. A negative KeepaliveInterval turns
+	// keepalive off. It costs a timer per connection, no goroutine, and
+	// works whether the connection is read by Read, by Serve, or not at
+	// all (see the package documentation, Keepalive).
+	KeepaliveInterval time.Duration
+	KeepaliveTimeout  time.Duration
+
 	// Compression accepts a client's permessage-deflate offer (RFC 7692),
 	// the first one that can be honoured; off by default.
 	Compression CompressionMode
@@ -159,11 +173,13 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, opErr("writing the handshake response", err)
 	}
 	return newConn(connConfig{
-		subprotocol:  subprotocol,
-		deflate:      deflate,
-		tr:           netTransport(nc),
-		buffered:     buffered,
-		closeTimeout: opts.CloseTimeout,
+		subprotocol:       subprotocol,
+		deflate:           deflate,
+		tr:                netTransport(nc),
+		buffered:          buffered,
+		closeTimeout:      opts.CloseTimeout,
+		keepaliveInterval: opts.KeepaliveInterval,
+		keepaliveTimeout:  opts.KeepaliveTimeout,
 	}), nil
 }
 

@@ -6,6 +6,8 @@ package websocket
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -161,4 +163,53 @@ func fuzzChunks(sizes, data []byte) [][]byte {
 		empty = false
 	}
 	return chunks
+}
+
+// rawUpgradeRequest is an opening handshake for a raw client to send; the
+// exact answer it gets is sample101.
+const rawUpgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+	"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
+
+// rawClient opens a connection to the server at addr as a raw client: it
+// sends rawUpgradeRequest and checks the 101. Every read and write of the
+// connection has a 10 s deadline; it is closed when the test ends.
+func rawClient(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := nc.Write([]byte(rawUpgradeRequest)); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(sample101))
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != sample101 {
+		t.Fatalf("handshake: %q, %v", got, err)
+	}
+	return nc
+}
+
+// readServerFrame reads one unmasked frame of at most 125 bytes of
+// payload, as a server sends it, and returns it whole, in wire form.
+func readServerFrame(nc net.Conn) (string, error) {
+	var b [2 + 125]byte
+	if _, err := io.ReadFull(nc, b[:2]); err != nil {
+		return "", err
+	}
+	n := int(b[1])
+	if n > 125 {
+		return "", fmt.Errorf("frame header %x: not a small unmasked frame", b[:2])
+	}
+	if _, err := io.ReadFull(nc, b[2:2+n]); err != nil {
+		return "", err
+	}
+	return string(b[:2+n]), nil
+}
+
+// clientFrame is the wire form of a frame from a client whose first byte
+// is b0, masked with the key 0 (which leaves the payload as it is).
+func clientFrame(b0 byte, payload string) string {
+	return string([]byte{b0, 0x80 | byte(len(payload)), 0, 0, 0, 0}) + payload
 }

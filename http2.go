@@ -69,10 +69,12 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	}
 	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context(), remote: streamRemote(r.RemoteAddr)}
 	return newConn(connConfig{
-		subprotocol:  subprotocol,
-		deflate:      deflate,
-		tr:           transport{rw: s},
-		closeTimeout: opts.CloseTimeout,
+		subprotocol:       subprotocol,
+		deflate:           deflate,
+		tr:                transport{rw: s},
+		closeTimeout:      opts.CloseTimeout,
+		keepaliveInterval: opts.KeepaliveInterval,
+		keepaliveTimeout:  opts.KeepaliveTimeout,
 	}), nil
 }
 

@@ -36,6 +36,9 @@ type messageReader struct {
 // message cannot be delivered, and the connection is failed with
 // StatusPolicyViolation.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
+	if c.srv.Load() != nil {
+		return 0, nil, errServed
+	}
 	typ, err := c.beginRead(ctx)
 	if err != nil {
 		return 0, nil, err
@@ -71,6 +74,17 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 //
 // On error it returns dst as given.
 func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
+	if c.srv.Load() != nil {
+		return 0, dst, errServed
+	}
+	return c.readAppend(ctx, dst)
+}
+
+// errServed is what the reading methods return on a served connection.
+var errServed = errors.New("websocket: read: the connection is served by Serve, which alone reads it")
+
+// readAppend is ReadAppend, for Serve too.
+func (c *Conn) readAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
 	typ, err := c.beginRead(ctx)
 	if err != nil {
 		return 0, dst, err
@@ -340,10 +354,9 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 				return 0, c.readErrLocked(ctx, err, true)
 			}
 		}
+		c.gotInput()
 	default:
-		c.beforeWaitLocked(ctx)
-		c.readWatch.watch(ctx)
-		if err := c.rb.fill(c.tr.rw, false); err != nil {
+		if err := c.fillLocked(ctx, false); err != nil {
 			return 0, c.readErrLocked(ctx, err, true)
 		}
 		n = copy(p, c.rb.bytes())
@@ -366,6 +379,22 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 //
 // The caller holds readMu.
 func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
+	return c.scanFramesLocked(ctx, nil)
+}
+
+// Why scanFramesLocked stopped, when it was given a stop function.
+var (
+	errScanStopped = errors.New("websocket: frame scan stopped")
+	errScanData    = errors.New("websocket: data frame next")
+)
+
+// scanFramesLocked is readFrameLocked, but with stop set, it asks stop
+// after each control frame whether to go on (ending with errScanStopped
+// when not), and leaves the header of a data frame unconsumed (ending
+// with errScanData), for a reader to come.
+//
+// The caller holds readMu.
+func (c *Conn) scanFramesLocked(ctx context.Context, stop func() bool) (header, error) {
 	for {
 		h, n, err := parseHeader(c.rb.bytes())
 		if err != nil {
@@ -381,6 +410,9 @@ func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
 			return h, err
 		}
 		if !h.op.isControl() {
+			if stop != nil {
+				return h, errScanData
+			}
 			c.rb.consume(n)
 			return h, nil
 		}
@@ -399,14 +431,46 @@ func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
 		if err := c.controlLocked(ctx, h.op, payload); err != nil {
 			return h, err
 		}
+		if stop != nil && stop() {
+			return h, errScanStopped
+		}
 	}
+}
+
+// awaitControlLocked reads and acts on control frames between messages,
+// for a Ping or keepalive waiting for an answer that no reader would read,
+// until done reports true, a data frame is next (left for a reader; it
+// returns errScanData), or ctx ends. A close frame or a protocol violation
+// on the way ends the connection as a read would.
+//
+// The caller holds readMu, and no message is open.
+func (c *Conn) awaitControlLocked(ctx context.Context, done func() bool) error {
+	if done() {
+		return nil
+	}
+	_, err := c.scanFramesLocked(ctx, done)
+	// ctx is the caller's for this wait alone: stop watching it, so that
+	// its end cannot cut short a later wait (Serve's, which reads the
+	// socket without a watch of its own).
+	c.readWatch.pause()
+	switch err {
+	case errScanStopped:
+		return nil
+	case errScanData:
+		return err
+	}
+	return c.readErrLocked(ctx, err, false)
 }
 
 // fillLocked needs readMu held.
 func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 	c.beforeWaitLocked(ctx)
 	c.readWatch.watch(ctx)
-	return c.rb.fill(c.tr.rw, idle)
+	if err := c.rb.fill(c.tr.rw, idle); err != nil {
+		return err
+	}
+	c.gotInput()
+	return nil
 }
 
 // readErrLocked turns an error met while reading into what the caller

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"errors"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -26,23 +27,40 @@ import (
 // it held for the request (whose context then ends: do not use it in
 // onMessage).
 //
-// onMessage may write, ping and close, and so may other goroutines, as
-// always; nothing else may read the connection. While onMessage runs, the
-// connection reads nothing more, so a slow onMessage slows its own peer,
-// not other connections.
+// onMessage may write and close, and so may other goroutines, as always.
+// Nothing else may read the connection: once Serve is called, Read,
+// ReadAppend, Reader and a second Serve return an error; call Serve when
+// no Read is in progress. While onMessage runs, the connection reads
+// nothing more, so a slow onMessage slows its own peer, not other
+// connections; and keepalive, whose pong is read by Serve, fails the
+// connection if onMessage holds it past KeepaliveTimeout. A Ping from
+// onMessage reads its own pong, and fails at once if a message comes
+// first (see Ping); keepalive is the way to watch a served peer.
+//
+// Serve owns the connection until onClose: an http.Handler calls Serve and
+// returns, without closing the connection on its way out (no defer
+// CloseNow), and onClose need not close it either.
 //
 // A connection accepted over HTTP/2 (RFC 8441) lives only as long as its
 // handler runs: Serve then serves from the calling goroutine and returns
 // once onClose has returned.
-func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) {
+func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) error {
 	s := &server{c: c, onMessage: onMessage, onClose: onClose}
-	c.srv.Store(s)
+	if !c.srv.CompareAndSwap(nil, s) {
+		return errServeTwice
+	}
+	// An earlier Read's context must not reach Serve's waits, which read
+	// the socket without a watch of their own.
+	c.readWatch.pause()
 	if _, ok := c.tr.rw.(*stream); ok {
 		s.run()
-		return
+		return nil
 	}
 	go s.run()
+	return nil
 }
+
+var errServeTwice = errors.New("websocket: serve: the connection is served already")
 
 const (
 	// serveBufSize is the size of the pooled buffers Serve reads messages
@@ -74,6 +92,7 @@ type server struct {
 	waits       atomic.Uint64 // counts the waits for input
 	waiting     atomic.Bool   // the serving goroutine waits for input
 	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
+	inCallback  atomic.Bool   // onMessage runs
 	seen        uint64        // waits, when the timer last looked; the timer's own
 
 	// The waiting goroutine's own: awaitInput's callback (made on the
@@ -113,7 +132,7 @@ func (s *server) run() {
 			}
 		}
 		bp := serveBufPool.Get().(*[]byte)
-		typ, p, err := c.ReadAppend(ctx, (*bp)[:0])
+		typ, p, err := c.readAppend(ctx, (*bp)[:0])
 		if err != nil {
 			serveBufPool.Put(bp)
 			if s.armed.Load() {
@@ -122,7 +141,9 @@ func (s *server) run() {
 			s.onClose(err)
 			return
 		}
+		s.inCallback.Store(true)
 		s.onMessage(typ, p)
+		s.inCallback.Store(false)
 		if cap(p) <= maxServeBuf {
 			*bp = p[:0]
 			serveBufPool.Put(bp)

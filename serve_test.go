@@ -205,11 +205,6 @@ func TestServePipelinedWithHandshake(t *testing.T) {
 	<-closed
 }
 
-// rawUpgradeRequest is an opening handshake for a raw client to send; the
-// exact answer it gets is sample101.
-const rawUpgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-	"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n\r\n"
-
 // recordingListener hands out the countingConn of each connection it
 // accepts.
 type recordingListener struct {
@@ -299,4 +294,42 @@ func TestQueuedWriteGoesOutWithoutReader(t *testing.T) {
 	if _, p, err := c.Read(ctx); err != nil || len(p) != 0 {
 		t.Fatalf("reply: %q, %v; want the empty echo before the server reads again", p, err)
 	}
+}
+
+// TestServeAfterReadWithContext: a context that an earlier Read used, and
+// that ends once Serve has started, does not disturb Serve.
+func TestServeAfterReadWithContext(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 2)
+	s := echoServer(t, nil, func(c *Conn) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, p, err := c.Read(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		got <- string(p)
+		done := make(chan struct{})
+		c.Serve(func(_ MessageType, p []byte) { got <- string(p) }, func(error) { close(done) })
+		cancel()
+		<-done
+	})
+	c := dialT(t, wsURL(s), nil)
+	ctx := context.Background()
+	c.Write(ctx, MessageText, []byte("hello"))
+	if p := <-got; p != "hello" {
+		t.Fatal(p)
+	}
+	time.Sleep(50 * time.Millisecond) // Serve waits, its context long gone
+	c.Write(ctx, MessageText, []byte("served"))
+	select {
+	case p := <-got:
+		if p != "served" {
+			t.Fatal(p)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve never delivered the message sent after the first Read's context ended")
+	}
+	c.Close(StatusNormalClosure, "")
 }

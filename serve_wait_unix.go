@@ -69,6 +69,7 @@ func (s *server) onReadable(fd uintptr) bool {
 	}
 	if err == nil {
 		c.inputPending.Store(true)
+		c.gotInput()
 	}
 	c.readMu.unlock()
 	s.got = true

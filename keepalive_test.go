@@ -1,0 +1,402 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	kaInterval = 100 * time.Millisecond
+	kaTimeout  = 150 * time.Millisecond
+	// pingFrame is a server's keepalive ping; closeKeepalive its close
+	// frame for a silent peer: 1011, "keepalive timeout".
+	pingFrame      = "\x89\x00"
+	closeKeepalive = "\x88\x13\x03\xf3keepalive timeout"
+)
+
+// kaServer starts a server whose connections have keepalive at kaInterval
+// and kaTimeout, and hands each to handle.
+func kaServer(t *testing.T, handle func(*Conn)) *httptest.Server {
+	return kaServerEvery(t, kaInterval, handle)
+}
+
+// kaServerEvery is kaServer with another interval.
+func kaServerEvery(t *testing.T, interval time.Duration, handle func(*Conn)) *httptest.Server {
+	t.Helper()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: interval, KeepaliveTimeout: kaTimeout})
+		if err != nil {
+			return
+		}
+		handle(c)
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+// expectFrame reads one server frame and checks it is want.
+func expectFrame(t *testing.T, nc net.Conn, want string) {
+	t.Helper()
+	got, err := readServerFrame(nc)
+	if err != nil || got != want {
+		t.Fatalf("frame %q, %v; want %q", got, err, want)
+	}
+}
+
+// TestKeepaliveAnswered: a quiet connection is pinged once per interval;
+// a peer that answers keeps it open, whatever reads it on our side.
+func TestKeepaliveAnswered(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"Read", "Serve", "no reader"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ended := make(chan error, 1)
+			s := kaServer(t, func(c *Conn) {
+				switch mode {
+				case "Read":
+					_, _, err := c.Read(context.Background())
+					ended <- err
+				case "Serve":
+					c.Serve(func(MessageType, []byte) {}, func(err error) { ended <- err })
+				default:
+					<-c.ctxDone() // nothing reads: keepalive reads its pongs
+					ended <- c.closedErr("read")
+				}
+			})
+			nc := rawClient(t, s.Listener.Addr().String())
+			start := time.Now()
+			for i := range 4 {
+				expectFrame(t, nc, pingFrame)
+				if d := time.Since(start); d < kaInterval*time.Duration(i+1)*9/10 {
+					t.Fatalf("ping %d after %v, want one per %v of quiet", i, d, kaInterval)
+				}
+				if _, err := nc.Write([]byte(clientFrame(0x8A, ""))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case err := <-ended:
+				t.Fatalf("connection ended while the peer answered: %v", err)
+			default:
+			}
+			if mode == "no reader" {
+				// Nothing would read a close frame: drop the connection,
+				// which the next keepalive ping finds.
+				nc.Close()
+				if err := <-ended; !errors.Is(err, ErrClosed) {
+					t.Fatalf("end: %v, want the connection closed", err)
+				}
+				return
+			}
+			nc.Write([]byte(clientFrame(0x88, "\x03\xe8")))
+			expectFrame(t, nc, "\x88\x02\x03\xe8")
+			if err := <-ended; CloseStatus(err) != StatusNormalClosure {
+				t.Fatalf("end: %v, want the peer's close 1000", err)
+			}
+		})
+	}
+}
+
+// ctxDone returns a channel closed once the connection has ended, for tests
+// that hold a connection without reading it.
+func (c *Conn) ctxDone() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		for !c.isClosed() {
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(ch)
+	}()
+	return ch
+}
+
+// TestKeepaliveSilentPeer: a peer that answers no ping is sent a close
+// frame with 1011 and dropped within interval + timeout, and every call on
+// the connection says why.
+func TestKeepaliveSilentPeer(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"Read", "Serve", "no reader"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			ended := make(chan error, 1)
+			s := kaServer(t, func(c *Conn) {
+				switch mode {
+				case "Read":
+					_, _, err := c.Read(context.Background())
+					ended <- err
+				case "Serve":
+					c.Serve(func(MessageType, []byte) {}, func(err error) { ended <- err })
+				default:
+					<-c.ctxDone()
+					ended <- c.Write(context.Background(), MessageText, []byte("x"))
+				}
+			})
+			nc := rawClient(t, s.Listener.Addr().String())
+			start := time.Now()
+			expectFrame(t, nc, pingFrame)
+			expectFrame(t, nc, closeKeepalive)
+			if _, err := readServerFrame(nc); err == nil {
+				t.Fatal("the connection stayed open after the keepalive close")
+			}
+			gone := time.Since(start)
+			// The server's clock started as it answered the handshake,
+			// a little before ours.
+			if gone < (kaInterval+kaTimeout)*9/10 || gone > kaInterval+kaTimeout+time.Second {
+				t.Errorf("dropped after %v, want about %v", gone, kaInterval+kaTimeout)
+			}
+			err := <-ended
+			if !errors.Is(err, ErrKeepaliveTimeout) || CloseStatus(err) != StatusInternalError {
+				t.Fatalf("%s: %v, want ErrKeepaliveTimeout with 1011", mode, err)
+			}
+			if n := strings.Count(err.Error(), "websocket:"); n != 1 || !strings.Contains(err.Error(), "keepalive timeout: nothing from the peer for") {
+				t.Errorf("error %q does not say why once", err)
+			}
+		})
+	}
+}
+
+// TestKeepaliveAnyInput: messages count as signs of life; no ping goes out
+// while they arrive more often than the interval.
+func TestKeepaliveAnyInput(t *testing.T) {
+	t.Parallel()
+	got := make(chan string, 100)
+	const interval = time.Second // long beside the gaps, however slow the machine
+	s := kaServerEvery(t, interval, func(c *Conn) {
+		c.Serve(func(_ MessageType, p []byte) { got <- string(p) }, func(error) { close(got) })
+	})
+	nc := rawClient(t, s.Listener.Addr().String())
+	start := time.Now()
+	for range 8 {
+		if _, err := nc.Write([]byte(clientFrame(0x81, "hi"))); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(interval / 5)
+	}
+	if time.Since(start) < interval {
+		t.Fatal("the messages took less than an interval: nothing was shown")
+	}
+	nc.Write([]byte(clientFrame(0x88, "\x03\xe8")))
+	// The first frame back must be the close echo: no ping came between.
+	expectFrame(t, nc, "\x88\x02\x03\xe8")
+	n := 0
+	for range got {
+		n++
+	}
+	if n != 8 {
+		t.Errorf("served %d messages, want 8", n)
+	}
+}
+
+// TestKeepaliveLeavesMessage: with nobody reading, keepalive reads its
+// pong but leaves a message that came before it for the next Read.
+func TestKeepaliveLeavesMessage(t *testing.T) {
+	t.Parallel()
+	read := make(chan string, 1)
+	proceed := make(chan struct{})
+	s := kaServer(t, func(c *Conn) {
+		<-proceed
+		_, p, err := c.Read(context.Background())
+		if err != nil {
+			read <- err.Error()
+			return
+		}
+		read <- string(p)
+		c.Close(StatusNormalClosure, "")
+	})
+	nc := rawClient(t, s.Listener.Addr().String())
+	expectFrame(t, nc, pingFrame)
+	nc.Write([]byte(clientFrame(0x81, "first") + clientFrame(0x8A, "")))
+	time.Sleep(kaInterval / 2)
+	close(proceed)
+	if p := <-read; p != "first" {
+		t.Fatalf("Read %q, want the message sent before the pong", p)
+	}
+}
+
+// TestDialKeepalive: a client pings a silent server and fails the
+// connection with a masked close 1011.
+func TestDialKeepalive(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	frames := make(chan []byte, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		req := make([]byte, 4096)
+		n, _ := nc.Read(req)
+		key := ""
+		for _, line := range strings.Split(string(req[:n]), "\r\n") {
+			if name, value, ok := strings.Cut(line, ": "); ok && strings.EqualFold(name, "Sec-WebSocket-Key") {
+				key = value
+			}
+		}
+		nc.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptKey(key) + "\r\n\r\n"))
+		var all []byte
+		buf := make([]byte, 512)
+		for {
+			n, err := nc.Read(buf)
+			all = append(all, buf[:n]...)
+			if err != nil {
+				frames <- all
+				return
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := Dial(ctx, "ws://"+ln.Addr().String(), &DialOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = c.Read(context.Background())
+	if !errors.Is(err, ErrKeepaliveTimeout) {
+		t.Fatalf("Read: %v, want ErrKeepaliveTimeout", err)
+	}
+	got := <-frames
+	// A masked ping, then a masked close: 1011 "keepalive timeout".
+	if len(got) != 6+6+19 || got[0] != 0x89 || got[1] != 0x80 || got[6] != 0x88 || got[7] != 0x80|19 {
+		t.Fatalf("client sent % x, want a masked empty ping and a masked close of 19 bytes", got)
+	}
+	var key [4]byte
+	copy(key[:], got[8:12])
+	payload := got[12:]
+	maskBytes(key, 0, payload)
+	if string(payload) != "\x03\xf3keepalive timeout" {
+		t.Fatalf("close payload %q", payload)
+	}
+}
+
+// TestKeepaliveOff: a negative interval sends no ping.
+func TestKeepaliveOff(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: -1})
+		if err != nil {
+			return
+		}
+		if c.ka != nil {
+			t.Error("keepalive armed with a negative interval")
+		}
+		c.Read(context.Background())
+	}))
+	defer s.Close()
+	nc := rawClient(t, s.Listener.Addr().String())
+	nc.SetReadDeadline(time.Now().Add(3 * kaInterval))
+	if f, err := readServerFrame(nc); err == nil {
+		t.Fatalf("got %q with keepalive off", f)
+	}
+	c := newConn(connConfig{tr: netTransport(nc)})
+	if c.ka == nil || c.ka.interval != defaultKeepaliveInterval || c.ka.timeout != defaultKeepaliveTimeout {
+		t.Error("keepalive is not on by default at 20 s and 20 s")
+	}
+	c.CloseNow()
+}
+
+// TestPingWithoutReader: Ping reads its own pong when nothing else reads,
+// and leaves a message that comes first for Read.
+func TestPingWithoutReader(t *testing.T) {
+	t.Parallel()
+	greet := make(chan bool, 1)
+	s := echoServer(t, nil, func(c *Conn) {
+		if <-greet {
+			c.Write(context.Background(), MessageText, []byte("hello"))
+		}
+		echo(c)
+	})
+	c := dialT(t, wsURL(s), &DialOptions{KeepaliveInterval: -1})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	greet <- false
+	for range 3 {
+		if err := c.Ping(ctx); err != nil {
+			t.Fatalf("Ping with no reader: %v", err)
+		}
+	}
+
+	c2 := dialT(t, wsURL(s), &DialOptions{KeepaliveInterval: -1})
+	greet <- true
+	time.Sleep(50 * time.Millisecond) // let the message arrive before the pong
+	pinged := make(chan error, 1)
+	go func() { pinged <- c2.Ping(ctx) }()
+	_, p, err := c2.Read(ctx)
+	if err != nil || string(p) != "hello" {
+		t.Fatalf("Read %q, %v; want the message that came before the pong", p, err)
+	}
+	readErr := readAsync(c2) // this Read sees the pong
+	if err := <-pinged; err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	c2.CloseNow()
+	<-readErr
+}
+
+// TestServeContract: a served connection refuses the other ways of reading
+// it, and a second Serve; a Ping from onMessage reads its own pong, and
+// fails at once when a message comes first.
+func TestServeContract(t *testing.T) {
+	t.Parallel()
+	results := make(chan string, 10)
+	s := echoServer(t, nil, func(c *Conn) {
+		done := make(chan struct{})
+		err := c.Serve(func(_ MessageType, p []byte) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if string(p) == "ping" || string(p) == "ping behind" {
+				if err := c.Ping(ctx); err != nil {
+					results <- err.Error()
+				} else {
+					results <- "pong"
+				}
+			}
+		}, func(error) { close(done) })
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+		if err := c.Serve(nil, nil); err == nil || err.Error() != "websocket: serve: the connection is served already" {
+			t.Errorf("second Serve: %v", err)
+		}
+		if _, _, err := c.Read(context.Background()); err != errServed {
+			t.Errorf("Read during Serve: %v", err)
+		}
+		if _, _, err := c.ReadAppend(context.Background(), nil); err != errServed {
+			t.Errorf("ReadAppend during Serve: %v", err)
+		}
+		if _, _, err := c.Reader(context.Background()); err != errServed {
+			t.Errorf("Reader during Serve: %v", err)
+		}
+		results <- "checked"
+		<-done
+	})
+	c := dialT(t, wsURL(s), &DialOptions{KeepaliveInterval: -1})
+	if r := <-results; r != "checked" {
+		t.Fatal(r)
+	}
+	ctx := context.Background()
+	readErr := readAsync(c) // answers pings
+	c.Write(ctx, MessageText, []byte("ping"))
+	if r := <-results; r != "pong" {
+		t.Fatalf("Ping in onMessage: %s", r)
+	}
+	c.Write(ctx, MessageText, []byte("ping behind"))
+	c.Write(ctx, MessageText, []byte("in the way"))
+	r := <-results
+	if r != "pong" && r != errPingBehindMessage.Error() {
+		t.Fatalf("Ping in onMessage with a message behind: %s", r)
+	}
+	c.Close(StatusNormalClosure, "")
+	<-readErr
+}
