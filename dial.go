@@ -202,6 +202,7 @@ func directDial(opts *DialOptions, req *http.Request) (dialFunc, bool) {
 		return nil, false
 	}
 	t, ok := http.DefaultTransport.(*http.Transport)
+	//lint:ignore SA1019 a program may still set the deprecated Dial, and the transport would use it
 	if !ok || t.Dial != nil || t.OnProxyConnectResponse != nil || t.GetProxyConnectHeader != nil {
 		return nil, false
 	}
@@ -396,11 +397,12 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 			return nc, err
 		}
 	}
+	//lint:ignore SA1019 the caller's transport may still set the deprecated hooks, which it would use
+	dial, dialTLS := t.Dial, t.DialTLS
 	switch {
 	case t.DialContext != nil:
 		t.DialContext = record(t.DialContext)
-	case t.Dial != nil:
-		dial := t.Dial
+	case dial != nil:
 		t.DialContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
 			return dial(network, addr)
 		})
@@ -410,10 +412,9 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 	}
 	if t.DialTLSContext != nil {
 		t.DialTLSContext = record(t.DialTLSContext)
-	} else if t.DialTLS != nil {
-		dial := t.DialTLS
+	} else if dialTLS != nil {
 		t.DialTLSContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
-			return dial(network, addr)
+			return dialTLS(network, addr)
 		})
 	}
 	client.Transport = t

@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -590,6 +591,49 @@ func TestDialHTTPClientTransport(t *testing.T) {
 		if n := dials.Load(); n != int32(i+1) {
 			t.Errorf("after %d dials the transport dialed %d times", i+1, n)
 		}
+	}
+}
+
+// TestDialHTTPClientDeprecatedDial: a transport that sets only the
+// deprecated Dial and DialTLS hooks dials through them, and the connection
+// they return is known to the Conn, so that a Read its context cuts short
+// moves a deadline and leaves the connection open.
+func TestDialHTTPClientDeprecatedDial(t *testing.T) {
+	t.Parallel()
+	plain := echoServer(t, nil, nil)
+	secure := httptest.NewTLSServer(plain.Config.Handler)
+	t.Cleanup(secure.Close)
+	tlsConfig := secure.Client().Transport.(*http.Transport).TLSClientConfig
+	d := &net.Dialer{Timeout: 5 * time.Second}
+	var dials, tlsDials atomic.Int32
+	tr := &http.Transport{}
+	//lint:ignore SA1019 the deprecated hooks are what this test is about
+	tr.Dial, tr.DialTLS = func(network, addr string) (net.Conn, error) {
+		dials.Add(1)
+		return d.Dial(network, addr)
+	}, func(network, addr string) (net.Conn, error) {
+		tlsDials.Add(1)
+		return tls.DialWithDialer(d, network, addr, tlsConfig)
+	}
+	client := &http.Client{Transport: tr}
+	for _, tt := range []struct {
+		url                string
+		wantDials, wantTLS int32
+	}{
+		{wsURL(plain), 1, 0},
+		{wsURL(secure), 1, 1},
+	} {
+		c := dialT(t, tt.url, &DialOptions{HTTPClient: client})
+		if n, m := dials.Load(), tlsDials.Load(); n != tt.wantDials || m != tt.wantTLS {
+			t.Errorf("%s: Dial called %d times, DialTLS %d, want %d and %d", tt.url, n, m, tt.wantDials, tt.wantTLS)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		_, _, err := c.Read(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed) {
+			t.Fatalf("%s: Read with a timeout: %v, want DeadlineExceeded without ErrClosed", tt.url, err)
+		}
+		handshakeEcho(t, c, "after the timeout")
 	}
 }
 

@@ -82,6 +82,10 @@ func TestServeIdleHandsOver(t *testing.T) {
 	t.Parallel()
 	url, closed, _ := serveServer(t, false, nil)
 	c := dialT(t, url, nil)
+	if c.tr.raw == nil {
+		// The server's socket is as plain as the client's.
+		t.Skip("Serve cannot await input without reading here (wait_other.go): the serving goroutine stays")
+	}
 	ctx := context.Background()
 	for round := range 3 {
 		if err := c.Write(ctx, MessageText, []byte("ping")); err != nil {
