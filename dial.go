@@ -123,15 +123,15 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		resp     *http.Response
 		tr       transport
 		buffered []byte
+		direct   net.Conn // the connection of a 101 that Dial read itself
 	)
 	if dial, ok := directDial(opts, req); ok {
-		var nc net.Conn
-		resp, nc, buffered, err = handshakeDirect(ctx, dial, req)
+		resp, direct, buffered, err = handshakeDirect(ctx, dial, req)
 		if err != nil {
 			return nil, nil, fmt.Errorf("websocket: dial %s: %w", u.Redacted(), err)
 		}
-		if nc != nil {
-			tr = netTransport(nc)
+		if direct != nil {
+			tr = netTransport(direct)
 		}
 	}
 	if resp == nil {
@@ -152,7 +152,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	subprotocol, deflate, err := checkResponse(resp, key, opts.Subprotocols, comp)
 	if err != nil {
-		keepBody(resp)
+		keepBody(resp) // closes the HTTP client's connection, the body of its 101
+		if direct != nil {
+			direct.Close()
+		}
 		return nil, resp, err
 	}
 	if tr.rw == nil {
