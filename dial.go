@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -28,7 +29,9 @@ type DialOptions struct {
 	// With nil, a ws:// handshake that no proxy applies to is sent by Dial
 	// itself over a connection from http.DefaultTransport's dial function,
 	// as the default client would send it, only cheaper; a redirect in
-	// answer is then followed by the default client.
+	// answer is then followed by the default client. Dial then reads at most
+	// 1 MiB of response header (http.DefaultMaxHeaderBytes), where the
+	// default client reads up to 10.
 	HTTPClient *http.Client
 
 	// Header holds extra request headers, such as Authorization or Origin.
@@ -137,15 +140,18 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		resp     *http.Response
 		tr       transport
 		buffered []byte
+		direct   net.Conn // the connection of a 101 that Dial read itself
 	)
 	if dial, ok := directDial(opts, req); ok {
-		var nc net.Conn
-		resp, nc, buffered, err = handshakeDirect(ctx, dial, req)
+		resp, direct, buffered, err = handshakeDirect(ctx, dial, req)
+		if errors.Is(err, ErrHandshake) {
+			return nil, nil, err
+		}
 		if err != nil {
 			return nil, nil, opErr("dial "+u.Redacted(), err)
 		}
-		if nc != nil {
-			tr = netTransport(nc)
+		if direct != nil {
+			tr = netTransport(direct)
 		}
 	}
 	if resp == nil {
@@ -166,7 +172,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	subprotocol, deflate, err := checkResponse(resp, key, opts.Subprotocols, comp)
 	if err != nil {
-		keepBody(resp)
+		keepBody(resp) // closes the HTTP client's connection, the body of its 101
+		if direct != nil {
+			direct.Close()
+		}
 		return nil, resp, err
 	}
 	if tr.rw == nil {
@@ -218,8 +227,14 @@ func directDial(opts *DialOptions, req *http.Request) (dialFunc, bool) {
 	return d.DialContext, true
 }
 
+// maxResponseHeader bounds the response header that handshakeDirect
+// reads: as much as a net/http server reads of a request's header. A 101
+// takes a few hundred bytes; a server that sends header lines without end
+// must not have Dial keep them all until ctx ends.
+const maxResponseHeader = http.DefaultMaxHeaderBytes
+
 // handshakeDirect sends req on a connection of its own and reads the
-// response, bounded by ctx. For a 101 it returns the response, the
+// response, bounded by ctx and maxResponseHeader. For a 101 it returns the response, the
 // connection and the bytes that came after the response's header; for a
 // refusal, the response alone, its body kept (keepBody) and the
 // connection closed; for a redirect, which the HTTP client knows how to
@@ -242,9 +257,13 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 		err = bw.Flush()
 	}
 	var resp *http.Response
-	br := bufio.NewReaderSize(nc, 1024)
+	head := &io.LimitedReader{R: nc, N: maxResponseHeader}
+	br := bufio.NewReaderSize(head, 1024)
 	if err == nil {
 		resp, err = http.ReadResponse(br, req)
+		if err != nil && head.N == 0 {
+			err = fmt.Errorf("%w: response header exceeds %d bytes", ErrHandshake, maxResponseHeader)
+		}
 	}
 	refused := err == nil && resp.StatusCode != http.StatusSwitchingProtocols
 	if refused {
