@@ -1,0 +1,299 @@
+// Command client talks to a WebSocket server from a terminal: it sends
+// each line of standard input as a text message and prints each message
+// that arrives on a line of standard output, binary ones as
+// "binary (N bytes): <hex>".
+//
+//	go run ./examples/client [flags] ws://127.0.0.1:8080/ws
+//
+// At the end of input, or on SIGINT (Ctrl-C) or SIGTERM, it closes the
+// connection with 1000 (normal closure) and waits, at most 5 seconds, for
+// the server's close frame; a second signal ends it at once. What ended
+// the connection is written on standard error.
+//
+// Flags:
+//
+//	-H 'Name: value'      a request header; repeat for more
+//	-origin URL           the Origin header
+//	-subprotocol NAME     a subprotocol to offer; repeat for more, in order of preference
+//	-compression MODE     offer permessage-deflate: off (the default), no-takeover or takeover
+//	-insecure             skip the verification of the server's TLS certificate (wss://)
+//	-handshake-timeout D  give up on a handshake not done within D (default 10s)
+//	-interval D           send the time every D instead of reading standard input
+//	-reconnect            after a connection ends abnormally, dial again, waiting
+//	                      longer after each failure (up to a minute), until the input ends;
+//	                      a line read meanwhile is sent once the connection is back
+//
+// The exit code says how it ended:
+//
+//	0  the closing handshake completed with 1000 (normal closure) or 1001
+//	   (going away), whichever side began it
+//	1  the handshake failed or timed out, the server broke the protocol,
+//	   closed with another code or did not answer our close, or the
+//	   connection was lost
+//	2  the command line is wrong
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rfc6455/websocket"
+)
+
+const (
+	// writeTimeout bounds each message sent, so that a server that stops
+	// reading ends the session instead of blocking it.
+	writeTimeout = 10 * time.Second
+
+	// closeTimeout bounds the wait for the server's close frame.
+	closeTimeout = 5 * time.Second
+
+	// maxHeaderBytes bounds the server's handshake response header; a
+	// WebSocket handshake needs far less.
+	maxHeaderBytes = 64 << 10
+
+	// maxLine is the longest line read from standard input.
+	maxLine = 1 << 20
+
+	// firstRetry and lastRetry bound the waits between redials.
+	firstRetry = 500 * time.Millisecond
+	lastRetry  = time.Minute
+)
+
+// config is what the command line asks for.
+type config struct {
+	url              string
+	opts             *websocket.DialOptions
+	handshakeTimeout time.Duration
+	interval         time.Duration // 0: read standard input
+	reconnect        bool
+}
+
+func main() {
+	log.SetFlags(0)
+	cfg := config{opts: &websocket.DialOptions{Header: http.Header{}, CloseTimeout: closeTimeout}}
+	flag.Usage = func() {
+		fmt.Fprintln(flag.CommandLine.Output(), "usage: client [flags] URL")
+		flag.PrintDefaults()
+	}
+	flag.Func("H", "request header `Name: value` (repeatable)", func(s string) error {
+		name, value, ok := strings.Cut(s, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return errors.New(`want "Name: value"`)
+		}
+		cfg.opts.Header.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		return nil
+	})
+	origin := flag.String("origin", "", "Origin header")
+	flag.Func("subprotocol", "subprotocol to offer (repeatable, in order of preference)", func(s string) error {
+		cfg.opts.Subprotocols = append(cfg.opts.Subprotocols, s)
+		return nil
+	})
+	flag.TextVar(&cfg.opts.Compression, "compression", websocket.CompressionDisabled, "offer permessage-deflate: off, no-takeover or takeover")
+	insecure := flag.Bool("insecure", false, "skip the verification of the server's TLS certificate")
+	flag.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a handshake not done within this time")
+	flag.DurationVar(&cfg.interval, "interval", 0, "send the time at this interval instead of reading standard input")
+	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, until the input ends")
+	flag.Parse()
+	if flag.NArg() != 1 || cfg.interval < 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	cfg.url = flag.Arg(0)
+	if *origin != "" {
+		cfg.opts.Header.Set("Origin", *origin)
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxResponseHeaderBytes = maxHeaderBytes
+	if *insecure {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
+	}
+	cfg.opts.HTTPClient = &http.Client{Transport: t}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop) // a second signal kills at once
+	os.Exit(run(ctx, cfg))
+}
+
+// run connects, and reconnects if asked to, until the input ends or ctx
+// does, and returns the exit code.
+func run(ctx context.Context, cfg config) int {
+	lines, inputDone := input(cfg.interval)
+	c, err := dial(ctx, cfg)
+	for err == nil {
+		err = converse(ctx, c, lines, inputDone)
+		log.Print(err)
+		if cleanClose(err) {
+			return 0
+		}
+		if !cfg.reconnect {
+			return 1
+		}
+		c, err = redial(ctx, cfg, inputDone)
+	}
+	log.Print(err)
+	return 1
+}
+
+// input returns the lines to send and a channel closed once they are all
+// taken: the lines of standard input, or the time every interval, in
+// which case they never end.
+func input(interval time.Duration) (<-chan string, <-chan struct{}) {
+	lines := make(chan string)
+	if interval > 0 {
+		go func() {
+			for t := range time.Tick(interval) {
+				lines <- t.Format(time.RFC3339Nano)
+			}
+		}()
+		return lines, nil
+	}
+	done := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		sc.Buffer(nil, maxLine)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		if err := sc.Err(); err != nil {
+			log.Printf("reading standard input: %v", err)
+		}
+		close(done)
+	}()
+	return lines, done
+}
+
+// dial opens a connection, giving up after the handshake timeout.
+func dial(ctx context.Context, cfg config) (*websocket.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.handshakeTimeout)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, cfg.url, cfg.opts)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil, fmt.Errorf("no handshake within %v: %w", cfg.handshakeTimeout, err)
+	}
+	if err != nil {
+		// A refusal comes with the start of the server's explanation.
+		if resp != nil {
+			if body, _ := io.ReadAll(resp.Body); len(body) > 0 {
+				err = fmt.Errorf("%w: %q", err, body)
+			}
+		}
+		return nil, err
+	}
+	connected := "connected to " + cfg.url
+	if p := c.Subprotocol(); p != "" {
+		connected += ", subprotocol " + p
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		connected += ", extensions " + ext
+	}
+	log.Print(connected)
+	return c, nil
+}
+
+// redial dials again after a growing wait, with jitter so that clients
+// dropped together do not return together, until it connects or the
+// input or ctx ends.
+func redial(ctx context.Context, cfg config, inputDone <-chan struct{}) (*websocket.Conn, error) {
+	wait := firstRetry
+	for {
+		d := wait/2 + rand.N(wait/2)
+		log.Printf("reconnecting in %v", d.Round(time.Millisecond))
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, errors.New("not reconnected: interrupted")
+		case <-inputDone:
+			return nil, errors.New("not reconnected: end of input")
+		}
+		c, err := dial(ctx, cfg)
+		if err == nil {
+			return c, nil
+		}
+		log.Print(err)
+		wait = min(2*wait, lastRetry)
+	}
+}
+
+// converse sends the lines and prints the messages that arrive until the
+// connection ends, and returns the error that ended it. At the end of the
+// input or of ctx it closes the connection normally first.
+func converse(ctx context.Context, c *websocket.Conn, lines <-chan string, inputDone <-chan struct{}) error {
+	defer c.CloseNow()
+	ended := make(chan error, 1)
+	go func() { ended <- printMessages(c) }()
+loop:
+	for {
+		select {
+		case err := <-ended:
+			return err
+		case <-inputDone:
+			break loop
+		case <-ctx.Done():
+			break loop
+		case line := <-lines:
+			wctx, cancel := context.WithTimeout(ctx, writeTimeout)
+			err := c.Write(wctx, websocket.MessageText, []byte(line))
+			cancel()
+			switch {
+			case err == nil:
+			case ctx.Err() != nil:
+				break loop
+			case errors.Is(err, websocket.ErrClosed):
+				return <-ended // the reader tells why
+			default:
+				c.CloseNow()
+				<-ended
+				return err
+			}
+		}
+	}
+	// The messages the server sent before it saw our close frame are
+	// still printed, up to its own close frame.
+	if err := c.CloseWrite(websocket.StatusNormalClosure, ""); err != nil {
+		return <-ended // it had ended already: the reader says how
+	}
+	err := <-ended
+	if errors.Is(err, websocket.ErrClosed) {
+		// Only the close timeout closes the connection under the reader now.
+		return fmt.Errorf("no answer to our close frame within %v", closeTimeout)
+	}
+	return err
+}
+
+// printMessages prints the messages that arrive until reading fails, and
+// returns why it did.
+func printMessages(c *websocket.Conn) error {
+	for {
+		typ, p, err := c.Read(context.Background())
+		if err != nil {
+			return err
+		}
+		if typ == websocket.MessageBinary {
+			fmt.Printf("binary (%d bytes): %x\n", len(p), p)
+		} else {
+			fmt.Printf("%s\n", p)
+		}
+	}
+}
+
+// cleanClose reports whether err is the server's close frame with 1000 or
+// 1001. An error that wraps ErrClosed may hold a close frame of ours.
+func cleanClose(err error) bool {
+	code := websocket.CloseStatus(err)
+	return !errors.Is(err, websocket.ErrClosed) &&
+		(code == websocket.StatusNormalClosure || code == websocket.StatusGoingAway)
+}
