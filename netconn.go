@@ -51,12 +51,13 @@ import (
 // always, pings are answered and pongs noticed only while a read is
 // pending.
 //
-// Read and Write may be called concurrently, as net.Conn allows; Reads
-// take turns, and so do Writes, each written whole.
+// Read and Write may be called concurrently, as net.Conn allows: Reads
+// take turns, and concurrent Writes each go out whole, never interleaved.
 func NetConn(c *Conn, typ MessageType) net.Conn {
 	nc := &netConn{c: c, typ: typ, results: make(chan netRead, 1)}
-	nc.ctx, nc.cancel = context.WithCancel(context.Background())
-	nc.rdl.parent, nc.wdl.parent = nc.ctx, nc.ctx
+	var ctx context.Context
+	ctx, nc.cancel = context.WithCancel(context.Background())
+	nc.rdl.parent, nc.wdl.parent = ctx, ctx
 	return nc
 }
 
@@ -73,9 +74,10 @@ type netConn struct {
 	c   *Conn       // immutable
 	typ MessageType // immutable
 
-	closed atomic.Bool        // atomic: set by Close, before ctx ends
-	ctx    context.Context    // immutable: ends when Close is called
-	cancel context.CancelFunc // immutable
+	closed atomic.Bool // atomic: set by Close, before it calls cancel
+	// cancel (immutable) ends the context the deadlines' contexts derive
+	// from, so that Close interrupts whatever waits on them.
+	cancel context.CancelFunc
 	// peerClosed (atomic) is set when a read met the peer's close frame,
 	// so the closing handshake is complete.
 	peerClosed atomic.Bool
