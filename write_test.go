@@ -105,3 +105,44 @@ func TestConcurrentWritersNeverInterleave(t *testing.T) {
 		t.Fatalf("writer: %v", err)
 	}
 }
+
+// TestWriterFirstFrameFails: a message whose first frame never went out
+// (its context had ended) sends nothing more, not even from Close, and
+// the connection goes on.
+func TestWriterFirstFrameFails(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, func(c *Conn) {
+		ctx := context.Background()
+		c.Write(ctx, MessageText, []byte("one"))
+		c.Write(ctx, MessageText, []byte("two"))
+		echo(c)
+	})
+	c := dialT(t, wsURL(s), nil)
+	ctx := context.Background()
+	if _, p, err := c.Read(ctx); err != nil || string(p) != "one" {
+		t.Fatalf("Read %q, %v", p, err)
+	}
+	canceled, cancel := context.WithCancel(ctx)
+	cancel()
+	w, err := c.Writer(canceled, MessageBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 100<<10)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Write with a canceled context: %v", err)
+	}
+	if _, err := w.Write([]byte("more")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("second Write of the failed message: %v", err)
+	}
+	if err := w.Close(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Close of the failed message: %v", err)
+	}
+	if err := c.Write(ctx, MessageText, []byte("after")); err != nil {
+		t.Fatalf("Write after the failed message: %v", err)
+	}
+	for _, want := range []string{"two", "after"} {
+		if _, p, err := c.Read(ctx); err != nil || string(p) != want {
+			t.Fatalf("Read %q, %v; want %q (a stray frame would have failed the connection)", p, err, want)
+		}
+	}
+}

@@ -21,6 +21,9 @@ type messageWriter struct {
 	d    *flate.Writer
 	out  *[]byte // compressed output not yet sent, while d is set
 	open bool
+	// failed is the error of a frame that could not be sent: the message
+	// ends there, and Close sends nothing more.
+	failed error
 }
 
 var errWriterClosed = errors.New("websocket: write to a closed message writer")
@@ -79,6 +82,9 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.open {
 		return 0, errWriterClosed
 	}
+	if w.failed != nil {
+		return 0, w.failed
+	}
 	total := len(p)
 	for len(p) > 0 && w.d == nil {
 		if w.n == 0 && len(p) >= writeBufferSize {
@@ -121,11 +127,18 @@ func (w *messageWriter) Close() error {
 	if !w.open {
 		return errWriterClosed
 	}
-	if w.d == nil && w.c.deflate != nil && w.n >= w.c.deflate.threshold {
+	if w.d == nil && w.c.deflate != nil && w.n >= w.c.deflate.threshold && w.failed == nil {
 		w.startDeflate()
 	}
-	var err error
-	if w.d != nil {
+	err := w.failed
+	switch {
+	case err != nil:
+		if w.d != nil {
+			w.c.releaseDeflater(w.d)
+			deflateOutPool.Put(w.out)
+			w.d, w.out = nil, nil
+		}
+	case w.d != nil:
 		// RFC 7692 §7.2.1: end the output with a sync flush and strip the
 		// 00 00 ff ff it ends with.
 		out := w.d.Flush(*w.out)
@@ -136,7 +149,7 @@ func (w *messageWriter) Close() error {
 			deflateOutPool.Put(w.out)
 		}
 		w.d, w.out = nil, nil
-	} else {
+	default:
 		var p []byte
 		if w.bp != nil {
 			p = (*w.bp)[:w.n]
@@ -147,7 +160,7 @@ func (w *messageWriter) Close() error {
 		writeBufPool.Put(w.bp)
 		w.bp, w.n = nil, 0
 	}
-	w.open, w.ctx = false, nil
+	w.open, w.ctx, w.failed = false, nil, nil
 	w.c.msgMu.unlock()
 	return err
 }
@@ -189,6 +202,12 @@ func (w *messageWriter) frame(fin bool, p []byte) error {
 		// reading.)
 		w.c.closeTransport(opErr("message cut short", err))
 	}
+	if err != nil {
+		// Nothing of this frame went out (or the connection is closed):
+		// the message cannot go on.
+		w.failed = err
+		return err
+	}
 	w.op, w.rsv = opContinuation, 0
-	return err
+	return nil
 }

@@ -85,33 +85,33 @@ func TestHostileServers(t *testing.T) {
 		{
 			name:   "invalid UTF-8",
 			serve:  upgrade("", "\x81\x05ok\xc3\x28!", websocket.StatusInvalidFramePayloadData),
-			stderr: "websocket: text message is not valid UTF-8 (failed the connection with 1007 (invalid frame payload data))",
+			stderr: "websocket: text message is not valid UTF-8: connection failed with 1007 (invalid frame payload data)",
 		},
 		{
 			name:   "close frame of 1 byte",
 			serve:  upgrade("", "\x88\x01\x03", websocket.StatusProtocolError),
-			stderr: "websocket: close frame payload of 1 byte (failed the connection with 1002 (protocol error))",
+			stderr: "websocket: close frame payload of 1 byte: connection failed with 1002 (protocol error)",
 		},
 		{
 			name:   "close code 1005 sent",
 			serve:  upgrade("", "\x88\x02\x03\xed", websocket.StatusProtocolError),
-			stderr: "websocket: invalid close code 1005 (failed the connection with 1002 (protocol error))",
+			stderr: "websocket: invalid close code 1005: connection failed with 1002 (protocol error)",
 		},
 		{
 			name:   "close code 999",
 			serve:  upgrade("", "\x88\x02\x03\xe7", websocket.StatusProtocolError),
-			stderr: "websocket: invalid close code 999 (failed the connection with 1002 (protocol error))",
+			stderr: "websocket: invalid close code 999: connection failed with 1002 (protocol error)",
 		},
 		{
 			name:   "2^40-byte frame",
 			serve:  upgrade("", "\x81\x02hi"+hugeFrame, websocket.StatusMessageTooBig),
 			stdout: "hi\n",
-			stderr: "websocket: message exceeds the read limit of 33554432 bytes (failed the connection with 1009 (message too big))",
+			stderr: "websocket: message exceeds the read limit of 33554432 bytes: connection failed with 1009 (message too big)",
 		},
 		{
 			name:   "masked frame",
 			serve:  upgrade("", maskedFrame, websocket.StatusProtocolError),
-			stderr: "websocket: masked frame from the server (failed the connection with 1002 (protocol error))",
+			stderr: "websocket: masked frame from the server: connection failed with 1002 (protocol error)",
 		},
 		{
 			name: "close not answered",
