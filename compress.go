@@ -121,5 +121,5 @@ func (c *Conn) idleDeflater() {
 	if c.def != nil {
 		c.def.Idle()
 	}
-	c.msgMu.unlock()
+	c.unlockMsg()
 }

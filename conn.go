@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"math"
 	"net"
 	"strconv"
 	"sync"
@@ -114,16 +115,23 @@ type Conn struct {
 
 	// pendMu guards the write queue (queue.go) and what a frame needs
 	// when it is encoded.
-	pendMu    sync.Mutex
-	pend      *[]byte     // pendMu: encoded frames not yet written, nil when none
-	flusher   bool        // pendMu: a frameMu holder writes pend before letting go
-	closeSent bool        // pendMu: a close frame was sent; nothing may follow it
-	keys      *maskKeys   // pendMu: mask keys, client only
-	pendTimer *time.Timer // pendMu: writes pend that no reader or writer did
+	pendMu     sync.Mutex
+	pend       *[]byte     // pendMu: encoded frames not yet written, nil when none
+	flusher    bool        // pendMu: a frameMu holder writes pend before letting go
+	closeSent  bool        // pendMu: a close frame was sent; nothing may follow it
+	closeFull  bool        // immutable: a full queue fails the connection with 1008
+	queueLimit int32       // immutable: the most bytes Buffered may reach
+	keys       *maskKeys   // pendMu: mask keys, client only
+	pendTimer  *time.Timer // pendMu: writes pend that no reader or writer did
+	// backlog (pendMu; atomic, so that letting msgMu go checks it without
+	// pendMu) holds the messages queued by Enqueue while another message
+	// was being written: they join pend when msgMu is let go.
+	backlog atomic.Pointer[[]byte]
 	// inputPending (atomic) is set while the reader holds input it has
 	// not consumed: the caller will soon read again, and the reader
 	// writes queued frames before it waits for more.
 	inputPending atomic.Bool
+	inflight     int32 // pendMu: bytes of queued frames being written now
 
 	// mu guards the end of the connection.
 	mu        sync.Mutex
@@ -166,6 +174,8 @@ type connConfig struct {
 	tr           transport
 	buffered     []byte // bytes read past the handshake
 	closeTimeout time.Duration
+	queueLimit   int  // 0 for the default
+	closeOnFull  bool // a full queue fails the connection with 1008
 	// keepalive's interval (negative: off) and timeout, 0 for the defaults
 	keepaliveInterval, keepaliveTimeout time.Duration
 }
@@ -185,6 +195,11 @@ func newConn(cfg connConfig) *Conn {
 	if c.closeTimeout <= 0 {
 		c.closeTimeout = defaultCloseTimeout
 	}
+	c.queueLimit = defaultQueueLimit
+	if cfg.queueLimit > 0 {
+		c.queueLimit = int32(min(cfg.queueLimit, math.MaxInt32))
+	}
+	c.closeFull = cfg.closeOnFull
 	c.rs.client = cfg.client // immutable: read without readMu
 	if c.deflate != nil {
 		// RFC 7692 §6: RSV1 marks the first frame of a compressed message.

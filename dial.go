@@ -62,6 +62,17 @@ type DialOptions struct {
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
 
+	// WriteQueueLimit bounds, in bytes, what the connection holds of
+	// messages written but not yet handed to the network (Buffered): the
+	// queue where small writes gather to go out together, and what Enqueue
+	// and Broadcast leave there. 0 means 512 KiB. Past it, Write waits for
+	// the network (until its context ends) and Enqueue refuses the message
+	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
+	// with StatusPolicyViolation. So a peer that stops reading costs at
+	// most this much memory, besides what the kernel's socket buffers hold.
+	WriteQueueLimit  int
+	CloseOnQueueFull bool
+
 	// Compression offers permessage-deflate (RFC 7692); off by default.
 	// The server may decline, leaving the connection uncompressed.
 	Compression CompressionMode
@@ -191,6 +202,8 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		closeTimeout:      opts.CloseTimeout,
 		keepaliveInterval: opts.KeepaliveInterval,
 		keepaliveTimeout:  opts.KeepaliveTimeout,
+		queueLimit:        opts.WriteQueueLimit,
+		closeOnFull:       opts.CloseOnQueueFull,
 	}), resp, nil
 }
 

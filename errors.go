@@ -24,6 +24,14 @@ var (
 	// reading: RFC 6455 §5.5.1 forbids any frame after it.
 	ErrCloseSent = errors.New("websocket: close frame already sent")
 
+	// ErrQueueFull is wrapped by the error of Enqueue, EnqueuePrepared and
+	// Broadcast when the connection's write queue has no room for the
+	// message (AcceptOptions.WriteQueueLimit): the peer reads more slowly
+	// than it is sent to. The message was not queued; with
+	// AcceptOptions.CloseOnQueueFull the connection is being failed with
+	// StatusPolicyViolation instead, and the error wraps ErrClosed too.
+	ErrQueueFull = errors.New("websocket: write queue full")
+
 	// ErrHandshake is wrapped by the errors Dial and Accept return when the
 	// opening handshake itself is refused or malformed.
 	ErrHandshake = errors.New("websocket: handshake failed")

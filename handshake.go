@@ -56,6 +56,17 @@ type AcceptOptions struct {
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
 
+	// WriteQueueLimit bounds, in bytes, what the connection holds of
+	// messages written but not yet handed to the network (Buffered): the
+	// queue where small writes gather to go out together, and what Enqueue
+	// and Broadcast leave there. 0 means 512 KiB. Past it, Write waits for
+	// the network (until its context ends) and Enqueue refuses the message
+	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
+	// with StatusPolicyViolation. So a peer that stops reading costs at
+	// most this much memory, besides what the kernel's socket buffers hold.
+	WriteQueueLimit  int
+	CloseOnQueueFull bool
+
 	// Compression accepts a client's permessage-deflate offer (RFC 7692),
 	// the first one that can be honoured; off by default.
 	Compression CompressionMode
@@ -180,6 +191,8 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		closeTimeout:      opts.CloseTimeout,
 		keepaliveInterval: opts.KeepaliveInterval,
 		keepaliveTimeout:  opts.KeepaliveTimeout,
+		queueLimit:        opts.WriteQueueLimit,
+		closeOnFull:       opts.CloseOnQueueFull,
 	}), nil
 }
 

@@ -193,7 +193,7 @@ func rawClient(t *testing.T, addr string) net.Conn {
 
 // readServerFrame reads one unmasked frame of at most 125 bytes of
 // payload, as a server sends it, and returns it whole, in wire form.
-func readServerFrame(nc net.Conn) (string, error) {
+func readServerFrame(nc io.Reader) (string, error) {
 	var b [2 + 125]byte
 	if _, err := io.ReadFull(nc, b[:2]); err != nil {
 		return "", err

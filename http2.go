@@ -75,6 +75,8 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 		closeTimeout:      opts.CloseTimeout,
 		keepaliveInterval: opts.KeepaliveInterval,
 		keepaliveTimeout:  opts.KeepaliveTimeout,
+		queueLimit:        opts.WriteQueueLimit,
+		closeOnFull:       opts.CloseOnQueueFull,
 	}), nil
 }
 

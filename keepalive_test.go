@@ -23,14 +23,14 @@ const (
 // kaServer starts a server whose connections have keepalive at kaInterval
 // and kaTimeout, and hands each to handle.
 func kaServer(t *testing.T, handle func(*Conn)) *httptest.Server {
-	return kaServerEvery(t, kaInterval, handle)
+	return kaServerEvery(t, kaInterval, kaTimeout, handle)
 }
 
-// kaServerEvery is kaServer with another interval.
-func kaServerEvery(t *testing.T, interval time.Duration, handle func(*Conn)) *httptest.Server {
+// kaServerEvery is kaServer with another interval and timeout.
+func kaServerEvery(t *testing.T, interval, timeout time.Duration, handle func(*Conn)) *httptest.Server {
 	t.Helper()
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: interval, KeepaliveTimeout: kaTimeout})
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: interval, KeepaliveTimeout: timeout})
 		if err != nil {
 			return
 		}
@@ -57,7 +57,8 @@ func TestKeepaliveAnswered(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			t.Parallel()
 			ended := make(chan error, 1)
-			s := kaServer(t, func(c *Conn) {
+			// A timeout long enough for a loaded machine to read the pong.
+			s := kaServerEvery(t, kaInterval, 2*time.Second, func(c *Conn) {
 				switch mode {
 				case "Read":
 					_, _, err := c.Read(context.Background())
@@ -167,7 +168,7 @@ func TestKeepaliveAnyInput(t *testing.T) {
 	t.Parallel()
 	got := make(chan string, 100)
 	const interval = time.Second // long beside the gaps, however slow the machine
-	s := kaServerEvery(t, interval, func(c *Conn) {
+	s := kaServerEvery(t, interval, kaTimeout, func(c *Conn) {
 		c.Serve(func(_ MessageType, p []byte) { got <- string(p) }, func(error) { close(got) })
 	})
 	nc := rawClient(t, s.Listener.Addr().String())

@@ -15,8 +15,10 @@ const (
 	// maxQueuedPayload is the largest payload that joins the frame queue
 	// (it is copied there); larger frames wait for the frame lock.
 	maxQueuedPayload = 64 << 10
-	// maxQueued bounds the queue; past it, writers wait their turn.
-	maxQueued = 512 << 10
+	// defaultQueueLimit bounds the queue unless the options say otherwise
+	// (AcceptOptions.WriteQueueLimit): past it, Write waits its turn and
+	// Enqueue refuses.
+	defaultQueueLimit = 512 << 10
 	// queueFlushDelay bounds how long queued frames wait for a reader
 	// that holds input but does not come back to read it.
 	queueFlushDelay = 500 * time.Microsecond
@@ -25,7 +27,7 @@ const (
 var pendPool = sync.Pool{New: func() any { b := make([]byte, 0, writeBufferSize); return &b }}
 
 func putPend(bp *[]byte) {
-	if cap(*bp) <= 2*maxQueued {
+	if cap(*bp) <= 2*defaultQueueLimit {
 		*bp = (*bp)[:0]
 		pendPool.Put(bp)
 	}
@@ -42,33 +44,189 @@ func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
 	if !c.flusher && !c.inputPending.Load() {
 		return false, nil
 	}
-	if c.pend != nil && len(*c.pend)+len(p)+maxHeaderSize > maxQueued {
+	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
 		return false, nil
 	}
 	if c.pend == nil {
 		c.pend = pendPool.Get().(*[]byte)
 		if !c.flusher {
-			c.armFlushTimerLocked()
+			c.armFlushTimerLocked(queueFlushDelay)
 		}
 	}
 	*c.pend = appendFrame(*c.pend, c.keyLocked(h), p)
 	return true, nil
 }
 
-// takePendLocked needs pendMu held.
+// Buffered returns how many bytes of messages written to the connection
+// it holds without having handed them to the network: the write queue,
+// messages that Enqueue holds back while another message is being
+// written, and queued frames being written right now. While the peer
+// reads, it stays near zero; a peer that stops reading makes it grow up to
+// the queue limit (AcceptOptions.WriteQueueLimit), past which Write waits
+// and Enqueue refuses. A Write blocked on the network with a large
+// message holds the caller's slice, which does not count.
+func (c *Conn) Buffered() int {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	return c.bufferedLocked()
+}
+
+// bufferedLocked needs pendMu held.
+func (c *Conn) bufferedLocked() int {
+	n := int(c.inflight)
+	if c.pend != nil {
+		n += len(*c.pend)
+	}
+	if b := c.backlog.Load(); b != nil {
+		n += len(*b)
+	}
+	return n
+}
+
+// takePendLocked takes the queue for the caller to write.
+//
+// The caller holds pendMu.
 func (c *Conn) takePendLocked() *[]byte {
 	pend := c.pend
 	c.pend = nil
+	c.inflight = 0
+	if pend != nil {
+		c.inflight = int32(len(*pend))
+	}
 	return pend
 }
 
-// armFlushTimerLocked needs pendMu held.
-func (c *Conn) armFlushTimerLocked() {
+// armFlushTimerLocked has the queue written after d, by a goroutine of
+// the timer's, unless a writer or the reader writes it first.
+//
+// The caller holds pendMu.
+func (c *Conn) armFlushTimerLocked(d time.Duration) {
 	if c.pendTimer == nil {
-		c.pendTimer = time.AfterFunc(queueFlushDelay, c.flushQueueLater)
+		c.pendTimer = time.AfterFunc(d, c.flushQueueLater)
 		return
 	}
-	c.pendTimer.Reset(queueFlushDelay)
+	c.pendTimer.Reset(d)
+}
+
+// lockMsg takes msgMu for a message, first moving into the queue what
+// Enqueue held back behind the previous one, so that it goes out before
+// this message.
+func (c *Conn) lockMsg(ctx context.Context, op string) error {
+	if err := c.lock(ctx, &c.msgMu, op); err != nil {
+		return err
+	}
+	if c.backlog.Load() != nil {
+		c.pendMu.Lock()
+		c.joinBacklogLocked()
+		c.pendMu.Unlock()
+	}
+	return nil
+}
+
+// unlockMsg lets msgMu go, first moving into the queue what Enqueue held
+// back behind the message, and having it written.
+func (c *Conn) unlockMsg() {
+	if c.backlog.Load() != nil {
+		c.pendMu.Lock()
+		c.joinBacklogLocked()
+		if c.pend != nil && !c.flusher {
+			c.armFlushTimerLocked(0)
+		}
+		c.pendMu.Unlock()
+	}
+	c.msgMu.unlock()
+}
+
+// joinBacklogLocked moves the backlog to the end of the queue.
+//
+// The caller holds pendMu, and msgMu.
+func (c *Conn) joinBacklogLocked() {
+	b := c.backlog.Swap(nil)
+	if b == nil {
+		return
+	}
+	if c.pend == nil {
+		c.pend = b
+		return
+	}
+	*c.pend = append(*c.pend, *b...)
+	putPend(b)
+}
+
+// enqueueFrame appends the frame of a whole message to the queue, never
+// waiting: to the queue itself when the caller holds msgMu, else to the
+// backlog, which joins the queue when msgMu is let go. Past the queue
+// limit it refuses the frame, or fails the connection, as the connection
+// was set up to do.
+func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool) error {
+	c.pendMu.Lock()
+	if err := c.writableLocked("write"); err != nil {
+		c.pendMu.Unlock()
+		return err
+	}
+	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
+		if c.closeFull {
+			return c.failFullLocked()
+		}
+		c.pendMu.Unlock()
+		return errQueueFull
+	}
+	if holdsMsgMu {
+		if c.pend == nil {
+			c.pend = pendPool.Get().(*[]byte)
+		}
+		*c.pend = appendFrame(*c.pend, c.keyLocked(h), p)
+		if !c.flusher {
+			c.armFlushTimerLocked(0)
+		}
+		c.pendMu.Unlock()
+		return nil
+	}
+	b := c.backlog.Load()
+	if b == nil {
+		b = pendPool.Get().(*[]byte)
+	}
+	*b = appendFrame(*b, c.keyLocked(h), p)
+	c.backlog.Store(b)
+	c.pendMu.Unlock()
+	// The holder of msgMu may have let it go before the backlog was set:
+	// then nobody would move it.
+	if c.msgMu.tryLock() {
+		c.unlockMsg()
+	}
+	return nil
+}
+
+// errQueueFull is what Enqueue returns when the queue has no room.
+var errQueueFull = opErr("write", ErrQueueFull)
+
+// queueFullReason is the reason of the close frame a full queue sends.
+const queueFullReason = "write queue full: the peer reads too slowly"
+
+// failFullLocked fails a connection whose queue is full: its close frame,
+// 1008, goes behind what is queued, and the connection is closed once it
+// is written or the close timeout passes. It unlocks pendMu.
+//
+// The caller holds pendMu.
+func (c *Conn) failFullLocked() error {
+	pe := protocolErr(StatusPolicyViolation, queueFullReason)
+	pe.err = ErrQueueFull
+	c.pendMu.Unlock()
+	c.setEnd(pe)
+	c.pendMu.Lock()
+	if !c.closeSent {
+		c.closeSent = true
+		if c.pend == nil {
+			c.pend = pendPool.Get().(*[]byte)
+		}
+		*c.pend = appendFrame(*c.pend, c.keyLocked(header{fin: true, op: opClose}), mustClosePayload(pe.Code, pe.Reason))
+		if !c.flusher {
+			c.armFlushTimerLocked(0)
+		}
+	}
+	c.pendMu.Unlock()
+	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(pe) }))
+	return &closedError{op: "write", cause: pe}
 }
 
 // flushQueueLater writes queued frames that waited too long for the reader.

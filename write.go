@@ -69,7 +69,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := checkMessageType(typ); err != nil {
 		return err
 	}
-	if err := c.lock(ctx, &c.msgMu, "write"); err != nil {
+	if err := c.lockMsg(ctx, "write"); err != nil {
 		return err
 	}
 	if c.deflate != nil && len(p) >= c.deflate.threshold {
@@ -82,7 +82,7 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		}
 		return err
 	}
-	defer c.msgMu.unlock()
+	defer c.unlockMsg()
 	return c.writeFrame(ctx, header{fin: true, op: opcode(typ)}, p, "write")
 }
 

@@ -34,6 +34,12 @@ const compressedFrameSize = 16 << 10
 
 var deflateOutPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*compressedFrameSize); return &b }}
 
+func putDeflateOut(bp *[]byte) {
+	if cap(*bp) <= 8*compressedFrameSize {
+		deflateOutPool.Put(bp)
+	}
+}
+
 // Writer starts a message of type typ and returns a writer of its payload;
 // closing the writer ends the message. Until then other messages wait, but
 // pongs and close frames may go out between its frames. The writer sends a
@@ -49,14 +55,14 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	if err := checkMessageType(typ); err != nil {
 		return nil, err
 	}
-	if err := c.lock(ctx, &c.msgMu, "write"); err != nil {
+	if err := c.lockMsg(ctx, "write"); err != nil {
 		return nil, err
 	}
 	c.pendMu.Lock()
 	err := c.writableLocked("write")
 	c.pendMu.Unlock()
 	if err != nil {
-		c.msgMu.unlock()
+		c.unlockMsg()
 		return nil, err
 	}
 	w := c.writer()
@@ -135,7 +141,7 @@ func (w *messageWriter) Close() error {
 	case err != nil:
 		if w.d != nil {
 			w.c.releaseDeflater(w.d)
-			deflateOutPool.Put(w.out)
+			putDeflateOut(w.out)
 			w.d, w.out = nil, nil
 		}
 	case w.d != nil:
@@ -145,9 +151,7 @@ func (w *messageWriter) Close() error {
 		*w.out = out[:0]
 		err = w.frame(true, out[:len(out)-len(flate.FlushTail)])
 		w.c.releaseDeflater(w.d)
-		if cap(*w.out) <= 8*compressedFrameSize {
-			deflateOutPool.Put(w.out)
-		}
+		putDeflateOut(w.out)
 		w.d, w.out = nil, nil
 	default:
 		var p []byte
@@ -161,7 +165,7 @@ func (w *messageWriter) Close() error {
 		w.bp, w.n = nil, 0
 	}
 	w.open, w.ctx, w.failed = false, nil, nil
-	w.c.msgMu.unlock()
+	w.c.unlockMsg()
 	return err
 }
 

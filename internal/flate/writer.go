@@ -218,6 +218,44 @@ func (w *Writer) Reset() {
 	w.bits, w.nbits = 0, 0
 }
 
+// Remember adds p to the history without compressing it: for a message
+// that reached the decoder by other means (compressed by another Writer
+// from no history, say), whose text the decoder now holds in its window
+// as this Writer's next messages may refer to it. Call it between
+// messages, after Flush.
+func (w *Writer) Remember(p []byte) {
+	if len(p) > w.window {
+		p = p[len(p)-w.window:]
+	}
+	if len(p) == 0 {
+		return
+	}
+	if w.sc == nil {
+		// Idle: the history is kept in hist. The scratch in the pool no
+		// longer matches it, so the next activation rebuilds.
+		if w.hist == nil {
+			w.hist = make([]byte, 0, w.window)
+		}
+		if drop := len(w.hist) + len(p) - w.window; drop > 0 {
+			w.hist = append(w.hist[:0], w.hist[drop:]...)
+		}
+		w.hist = append(w.hist, p...)
+		w.gen++
+		return
+	}
+	for len(p) > 0 {
+		if len(w.buf) == cap(w.buf) {
+			w.slide()
+		}
+		n := min(cap(w.buf)-len(w.buf), len(p))
+		from := len(w.buf)
+		w.buf = append(w.buf, p[:n]...)
+		p = p[n:]
+		w.index(max(from-3, w.lo), len(w.buf), 1)
+		w.start = len(w.buf)
+	}
+}
+
 // Idle gives the Writer's working memory back to a pool shared with other
 // Writers of its window size, keeping only the history that the next
 // message may refer to: at most 2^windowBits bytes, none after Reset. It

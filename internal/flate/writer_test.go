@@ -534,3 +534,59 @@ func FuzzWriter(f *testing.F) {
 		checkInflate(t, windowBits, takeover, msgs, outs)
 	})
 }
+
+// TestWriterRemember: a message compressed by another Writer from no
+// history, then remembered, is history the next message refers to, as
+// the decoder that received both sees it; whether the Writer is active or
+// idle, and for messages longer than the window.
+func TestWriterRemember(t *testing.T) {
+	t.Parallel()
+	rng := flatetest.RNG(7)
+	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+		for _, idle := range []bool{false, true} {
+			for _, size := range []int{200, 1<<bits + 100} {
+				m1 := flatetest.Text(rng, 300)
+				m2 := flatetest.Text(rng, size)
+				m3 := m2[len(m2)-min(len(m2), 1<<bits)+50:] // refers back into m2 only
+				z := &testInflater{window: 1 << bits}
+				w := NewWriter(bits)
+				out := w.Flush(w.Append(nil, m1))
+				if got, err := z.message(out); err != nil || !bytes.Equal(got, m1) {
+					t.Fatalf("bits %d: first message: %v", bits, err)
+				}
+				p := NewWriter(bits) // compresses m2 from no history, for everyone
+				if got, err := z.message(p.Flush(p.Append(nil, m2))); err != nil || !bytes.Equal(got, m2) {
+					t.Fatalf("bits %d: prepared message: %v", bits, err)
+				}
+				if idle {
+					w.Idle()
+				}
+				w.Remember(m2)
+				out = w.Flush(w.Append(nil, m3))
+				got, err := z.message(out)
+				if err != nil || !bytes.Equal(got, m3) {
+					t.Fatalf("bits %d idle %v size %d: message after Remember decodes to %d bytes, %v", bits, idle, size, len(got), err)
+				}
+				// As small as when the Writer compressed m2 itself; after
+				// idle, Remember makes the next message rebuild the hash
+				// table from the history (a sparser index of its older
+				// part), where the Writer's own scratch may come back
+				// untouched: up to twice as big.
+				ref := NewWriter(bits)
+				ref.Flush(ref.Append(nil, m1))
+				ref.Flush(ref.Append(nil, m2))
+				if idle {
+					ref.Idle()
+				}
+				want := len(ref.Flush(ref.Append(nil, m3)))
+				limit := want + want/10 + 4
+				if idle {
+					limit = 2*want + 4
+				}
+				if len(out) > limit || len(out) > len(m3)/4 {
+					t.Errorf("bits %d idle %v size %d: %d bytes of remembered text took %d bytes, want about %d as with m2 compressed by the Writer", bits, idle, size, len(m3), len(out), want)
+				}
+			}
+		}
+	}
+}

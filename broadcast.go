@@ -1,0 +1,164 @@
+package websocket
+
+import (
+	"context"
+	"sync"
+
+	"github.com/rfc6455/websocket/internal/flate"
+)
+
+// Sending without waiting: Enqueue and EnqueuePrepared put a whole message
+// in the connection's write queue and return; a goroutine of the queue's
+// timer writes it. A PreparedMessage is encoded once for many
+// connections, compressed once per window size however many receive it,
+// with context takeover or without: a connection that keeps its
+// compression context adds the message's text to its window (the peer's
+// decoder holds it too) rather than compressing it again.
+
+// Enqueue sends p as one message of type typ without waiting: it copies p
+// into the connection's write queue and returns, the message going out as
+// soon as the connection can write it, after the messages written before
+// it. If the queue has no room for it (see Buffered and
+// AcceptOptions.WriteQueueLimit), Enqueue drops it and returns an error
+// wrapping ErrQueueFull, or, with AcceptOptions.CloseOnQueueFull, fails
+// the connection with StatusPolicyViolation: its close frame goes behind
+// what is queued, and the connection is closed once that is written or the
+// close timeout passes.
+//
+// With compression negotiated, the message is compressed when the
+// connection is not writing another message at that moment, and sent
+// uncompressed otherwise, as RFC 7692 allows for any message. If writing
+// fails later, the connection is closed, and its next call reports it.
+func (c *Conn) Enqueue(typ MessageType, p []byte) error {
+	if err := checkMessageType(typ); err != nil {
+		return err
+	}
+	h := header{fin: true, op: opcode(typ)}
+	if !c.msgMu.tryLock() {
+		return c.enqueueFrame(h, p, false)
+	}
+	if c.deflate == nil || len(p) < c.deflate.threshold {
+		defer c.unlockMsg()
+		return c.enqueueFrame(h, p, true)
+	}
+	d := c.takeDeflater()
+	out := deflateOutPool.Get().(*[]byte)
+	z := d.Flush(d.Append((*out)[:0], p))
+	c.releaseDeflater(d)
+	h.rsv = rsv1
+	err := c.enqueueFrame(h, z[:len(z)-len(flate.FlushTail)], true)
+	if err != nil && c.deflate.sendTakeover {
+		// The compressor took in p, the peer never will: start afresh
+		// (a message that refers to no history decodes whatever history
+		// the peer holds).
+		c.def.Reset()
+	}
+	*out = z[:0]
+	putDeflateOut(out)
+	c.unlockMsg()
+	return err
+}
+
+// PreparedMessage is a message encoded once for sending to many
+// connections (see Broadcast): its payload, and its compressed form for
+// each window size that the connections it is sent on compress with, made
+// on first use. It is safe for concurrent use.
+type PreparedMessage struct {
+	typ  MessageType
+	data []byte
+	comp [maxWindowBits - minWindowBits + 1]struct {
+		once sync.Once
+		p    []byte // the compressed payload, without the 00 00 ff ff tail
+	}
+}
+
+// NewPreparedMessage prepares a message of type typ with payload data,
+// which it copies.
+func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) {
+	if err := checkMessageType(typ); err != nil {
+		return nil, err
+	}
+	return &PreparedMessage{typ: typ, data: append([]byte(nil), data...)}, nil
+}
+
+// compressed returns the payload compressed from no history with windows
+// of 2^bits bytes, as any connection that compresses with those windows
+// may send it, taking over its context or not.
+func (pm *PreparedMessage) compressed(bits int) []byte {
+	e := &pm.comp[bits-minWindowBits]
+	e.once.Do(func() {
+		w := flate.NewWriter(bits)
+		z := w.Flush(w.Append(nil, pm.data))
+		e.p = z[:len(z)-len(flate.FlushTail)]
+	})
+	return e.p
+}
+
+// frameFor returns the header and payload pm goes out with on c, and
+// whether c's compressor must remember its text. The caller holds msgMu
+// when compress is set.
+func (pm *PreparedMessage) frameFor(c *Conn, compress bool) (header, []byte, bool) {
+	h := header{fin: true, op: opcode(pm.typ)}
+	p := c.deflate
+	if !compress || p == nil || len(pm.data) < p.threshold {
+		return h, pm.data, false
+	}
+	h.rsv = rsv1
+	return h, pm.compressed(p.sendBits), p.sendTakeover
+}
+
+// remember adds the text of a prepared message that went out compressed
+// to the connection's compression context. The caller holds msgMu.
+func (c *Conn) remember(data []byte) {
+	d := c.takeDeflater()
+	d.Remember(data)
+	c.releaseDeflater(d)
+}
+
+// WritePrepared sends pm, as Write would send its payload, with the
+// compression prepared once for every connection. It waits as Write does.
+func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
+	if err := c.lockMsg(ctx, "write"); err != nil {
+		return err
+	}
+	defer c.unlockMsg()
+	h, p, remember := pm.frameFor(c, true)
+	err := c.writeFrame(ctx, h, p, "write")
+	if remember && err == nil {
+		// An error means nothing went out, or the connection closed.
+		c.remember(pm.data)
+	}
+	return err
+}
+
+// EnqueuePrepared sends pm without waiting, as Enqueue does.
+func (c *Conn) EnqueuePrepared(pm *PreparedMessage) error {
+	if !c.msgMu.tryLock() {
+		h, p, _ := pm.frameFor(c, false)
+		return c.enqueueFrame(h, p, false)
+	}
+	defer c.unlockMsg()
+	h, p, remember := pm.frameFor(c, true)
+	if err := c.enqueueFrame(h, p, true); err != nil {
+		return err
+	}
+	if remember {
+		c.remember(pm.data)
+	}
+	return nil
+}
+
+// Broadcast sends pm to every connection of conns without waiting for any
+// (EnqueuePrepared), so that a slow or stalled receiver never holds up the
+// others: a connection whose queue is full misses the message (or, with
+// AcceptOptions.CloseOnQueueFull, is failed), and a closed one is skipped.
+// It returns how many connections took the message.
+func (pm *PreparedMessage) Broadcast(conns ...*Conn) int {
+	n := 0
+	for _, c := range conns {
+		if c.EnqueuePrepared(pm) == nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,354 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// acceptOne starts a server that accepts one connection with opts and
+// hands it to the test.
+func acceptOne(t *testing.T, opts *AcceptOptions) (*httptest.Server, <-chan *Conn) {
+	t.Helper()
+	conns := make(chan *Conn, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		conns <- c
+	}))
+	t.Cleanup(s.Close)
+	return s, conns
+}
+
+// TestEnqueueDelivers: messages enqueued in a burst, and mixed with
+// Writes from the same goroutine, arrive exactly once and in order, the
+// close frame after them.
+func TestEnqueueDelivers(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []CompressionMode{CompressionDisabled, CompressionNoContextTakeover, CompressionContextTakeover} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			s, conns := acceptOne(t, &AcceptOptions{Compression: mode, WriteQueueLimit: 8 << 20})
+			c := dialT(t, wsURL(s), &DialOptions{Compression: mode})
+			sc := <-conns
+			defer sc.CloseNow()
+			const n = 1000
+			go func() {
+				ctx := context.Background()
+				for i := range n {
+					msg := fmt.Sprintf("message %d %s", i, strings.Repeat("x", i%300))
+					var err error
+					if i%10 == 9 {
+						err = sc.Write(ctx, MessageText, []byte(msg))
+					} else {
+						err = sc.Enqueue(MessageText, []byte(msg))
+					}
+					if err != nil {
+						t.Errorf("message %d: %v", i, err)
+						return
+					}
+				}
+				sc.Close(StatusNormalClosure, "done")
+			}()
+			ctx := context.Background()
+			for i := range n {
+				_, p, err := c.Read(ctx)
+				want := fmt.Sprintf("message %d %s", i, strings.Repeat("x", i%300))
+				if err != nil || string(p) != want {
+					t.Fatalf("Read %d: %.40q, %v; want %.40q", i, p, err, want)
+				}
+			}
+			if _, _, err := c.Read(ctx); CloseStatus(err) != StatusNormalClosure {
+				t.Fatalf("after the messages: %v, want the close", err)
+			}
+		})
+	}
+}
+
+// stalledClient is a raw client that reads nothing until told.
+func stalledClient(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc := rawClient(t, addr)
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	return nc
+}
+
+// fillQueue enqueues 100-byte messages numbered from 0 until the queue
+// refuses one, and returns how many it took and the refusal.
+func fillQueue(t *testing.T, c *Conn) (int, error) {
+	t.Helper()
+	for i := range 1 << 20 {
+		msg := fmt.Sprintf("%-100d", i)
+		if err := c.Enqueue(MessageBinary, []byte(msg)); err != nil {
+			return i, err
+		}
+	}
+	t.Fatal("the queue took a million messages from a peer that reads nothing")
+	return 0, nil
+}
+
+// TestEnqueueQueueFull: against a peer that stops reading, Enqueue never
+// waits, the queue stays within its limit, the message that finds it full
+// is refused with ErrQueueFull, and every message that was taken arrives
+// once the peer reads again.
+func TestEnqueueQueueFull(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	s, conns := acceptOne(t, &AcceptOptions{WriteQueueLimit: limit})
+	nc := stalledClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	defer sc.CloseNow()
+	start := time.Now()
+	taken, err := fillQueue(t, sc)
+	if !errors.Is(err, ErrQueueFull) || errors.Is(err, ErrClosed) {
+		t.Fatalf("refusal: %v, want ErrQueueFull alone", err)
+	}
+	if err.Error() != "websocket: write: write queue full" {
+		t.Errorf("refusal says %q", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("filling the queue took %v: Enqueue waited", d)
+	}
+	if b := sc.Buffered(); b > limit || b < limit-200 {
+		t.Errorf("Buffered %d with the queue full, want just under %d", b, limit)
+	}
+	br := bufio.NewReaderSize(nc, 64<<10)
+	for i := range taken {
+		got, err := readServerFrame(br)
+		if want := "\x82\x64" + fmt.Sprintf("%-100d", i); err != nil || got != want {
+			t.Fatalf("message %d of %d: %q, %v", i, taken, got, err)
+		}
+	}
+	// The connection goes on.
+	if err := sc.Enqueue(MessageText, []byte("more")); err != nil {
+		t.Fatalf("Enqueue once drained: %v", err)
+	}
+	if got, err := readServerFrame(br); err != nil || got != "\x81\x04more" {
+		t.Fatalf("after the refusal: %q, %v", got, err)
+	}
+	// The writer lets go of its count just after its write returns.
+	for deadline := time.Now().Add(5 * time.Second); sc.Buffered() != 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("Buffered %d once all was read, want 0", sc.Buffered())
+		}
+	}
+}
+
+// TestEnqueueCloseOnFull: with CloseOnQueueFull, a full queue fails the
+// connection with 1008; the close frame follows every message taken, and
+// the connection is closed within the close timeout.
+func TestEnqueueCloseOnFull(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{WriteQueueLimit: 32 << 10, CloseOnQueueFull: true, CloseTimeout: time.Second})
+	nc := stalledClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	defer sc.CloseNow()
+	taken, err := fillQueue(t, sc)
+	if !errors.Is(err, ErrQueueFull) || !errors.Is(err, ErrClosed) || CloseStatus(err) != StatusPolicyViolation {
+		t.Fatalf("refusal: %v, want ErrQueueFull, ErrClosed and 1008", err)
+	}
+	if err := sc.Enqueue(MessageText, []byte("late")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Enqueue after the failure: %v", err)
+	}
+	br := bufio.NewReaderSize(nc, 64<<10)
+	for i := range taken {
+		if got, err := readServerFrame(br); err != nil || got[2:] != fmt.Sprintf("%-100d", i) {
+			t.Fatalf("message %d of %d: %q, %v", i, taken, got, err)
+		}
+	}
+	want := "\x88" + string(rune(2+len(queueFullReason))) + "\x03\xf0" + queueFullReason
+	if got, err := readServerFrame(br); err != nil || got != want {
+		t.Fatalf("after the messages: %q, %v; want the close frame %q", got, err, want)
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the close frame: %v, want the end of the stream", err)
+	}
+}
+
+const broadcastLimit = 64 << 10
+
+// TestBroadcast: one prepared message goes to connections with every kind
+// of compression, compressed once per window size; a connection that
+// reads nothing does not hold the others up; and a connection that keeps
+// its compression context can refer back to the broadcast text.
+func TestBroadcast(t *testing.T) {
+	t.Parallel()
+	type peer struct {
+		name string
+		opts *DialOptions
+	}
+	peers := []peer{
+		{"plain", nil},
+		{"no takeover", &DialOptions{Compression: CompressionNoContextTakeover}},
+		{"takeover", &DialOptions{Compression: CompressionContextTakeover}},
+		{"takeover 10 bits", &DialOptions{Compression: CompressionContextTakeover, CompressionWindowBits: 10}},
+	}
+	var mu sync.Mutex
+	var served []*Conn
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{Compression: CompressionContextTakeover, WriteQueueLimit: broadcastLimit})
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		served = append(served, c)
+		mu.Unlock()
+	}))
+	defer s.Close()
+	var clients []*Conn
+	var wire []*countingConn
+	for _, p := range peers {
+		opts := p.opts
+		if opts == nil {
+			opts = &DialOptions{}
+		}
+		cc := make(chan *countingConn, 1)
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			c := &countingConn{Conn: nc}
+			cc <- c
+			return c, nil
+		}}}
+		clients = append(clients, dialT(t, wsURL(s), opts))
+		wire = append(wire, <-cc)
+	}
+	waitServed := func(n int) {
+		for {
+			mu.Lock()
+			got := len(served)
+			mu.Unlock()
+			if got == n {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitServed(len(peers))
+	stalled := stalledClient(t, s.Listener.Addr().String())
+	waitServed(len(peers) + 1)
+	defer func() {
+		for _, c := range served {
+			c.CloseNow()
+		}
+	}()
+	stalledConn := served[len(peers)] // accepted last
+	// Random hex: it compresses to about half by its letters alone, and
+	// holds no repeats, so that the same text again shrinks to a few bytes
+	// only by referring to the broadcast copy.
+	raw := make([]byte, 4300)
+	rand.Read(raw)
+	text := []byte(hex.EncodeToString(raw))
+	pm, err := NewPreparedMessage(MessageText, text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 500
+	// The readers read as the broadcasts go out; the stalled peer never.
+	var readers sync.WaitGroup
+	perMessage := make([]int64, len(peers))
+	for i, p := range peers {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			before := wire[i].read.Load()
+			for r := range rounds {
+				_, got, err := clients[i].Read(context.Background())
+				if err != nil || !bytes.Equal(got, text) {
+					t.Errorf("%s: broadcast %d: %d bytes, %v", p.name, r, len(got), err)
+					return
+				}
+			}
+			perMessage[i] = (wire[i].read.Load() - before) / rounds
+		}()
+	}
+	start := time.Now()
+	full := 0
+	for range rounds {
+		if n := pm.Broadcast(served...); n < len(peers) {
+			t.Fatalf("Broadcast reached %d connections, want at least the %d readers", n, len(peers))
+		} else if n == len(peers) {
+			full++
+		}
+		// Flow control, as a server would do it: the readers' queues
+		// drain before the next message; the stalled one's never does.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Microsecond) {
+			drained := true
+			for _, c := range served {
+				if c != stalledConn && c.Buffered() > broadcastLimit/2 {
+					drained = false
+				}
+			}
+			if drained {
+				break
+			}
+		}
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("%d broadcasts took %v: one waited for the stalled peer", rounds, d)
+	}
+	if full == 0 {
+		t.Error("the stalled peer's queue never filled")
+	}
+	readers.Wait()
+	for i, p := range peers {
+		compressed := p.opts != nil
+		if compressed && perMessage[i] > int64(len(text))*6/10 {
+			t.Errorf("%s: %d bytes a message on the wire for %d of text, want it compressed", p.name, perMessage[i], len(text))
+		}
+		if !compressed && perMessage[i] < int64(len(text)) {
+			t.Errorf("%s: %d bytes a message on the wire, want the text whole", p.name, perMessage[i])
+		}
+	}
+	if pm.comp[15-minWindowBits].p == nil || pm.comp[10-minWindowBits].p == nil {
+		t.Error("the 15- and 10-bit compressed forms were not made")
+	}
+	for bits := minWindowBits; bits <= maxWindowBits; bits++ {
+		if bits != 15 && bits != 10 && pm.comp[bits-minWindowBits].p != nil {
+			t.Errorf("a %d-bit compressed form was made that no connection uses", bits)
+		}
+	}
+	// With takeover, the broadcast text is in the connection's window:
+	// the same text written on its own refers back to it (as much of it
+	// as the window holds).
+	for i, p := range peers {
+		if p.opts == nil || p.opts.Compression != CompressionContextTakeover {
+			continue
+		}
+		again := text
+		if bits := p.opts.CompressionWindowBits; bits != 0 {
+			again = text[len(text)-(1<<bits)+100:]
+		}
+		sc := served[i]
+		before := wire[i].read.Load()
+		if err := sc.Write(context.Background(), MessageText, again); err != nil {
+			t.Fatal(err)
+		}
+		if _, got, err := clients[i].Read(context.Background()); err != nil || !bytes.Equal(got, again) {
+			t.Fatalf("%s: Write after the broadcasts: %d bytes, %v", p.name, len(got), err)
+		}
+		// 258 bytes at most a back-reference, a few bits each, and a
+		// block header.
+		if n := wire[i].read.Load() - before; n > int64(len(again))/50+20 {
+			t.Errorf("%s: %d bytes of broadcast text again took %d bytes on the wire, want back-references", p.name, len(again), n)
+		}
+	}
+	stalled.Close()
+}
