@@ -328,17 +328,23 @@ func closePayload(code StatusCode, reason string) ([]byte, error) {
 // mustClosePayload encodes a close frame for a failure, cutting the reason
 // to fit at a character boundary.
 func mustClosePayload(code StatusCode, reason string) []byte {
+	b, err := closePayload(code, fitReason(reason))
+	if err != nil {
+		b = binary.BigEndian.AppendUint16(nil, uint16(StatusInternalError))
+	}
+	return b
+}
+
+// fitReason cuts a close reason to the 123 bytes a close frame holds, at a
+// character boundary.
+func fitReason(reason string) string {
 	if len(reason) > maxCloseReasonBytes {
 		reason = reason[:maxCloseReasonBytes]
 		for len(reason) > 0 && !utf8.ValidString(reason) {
 			reason = reason[:len(reason)-1]
 		}
 	}
-	b, err := closePayload(code, reason)
-	if err != nil {
-		b = binary.BigEndian.AppendUint16(nil, uint16(StatusInternalError))
-	}
-	return b
+	return reason
 }
 
 // parseClosePayload decodes the payload of a received close frame

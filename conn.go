@@ -141,7 +141,8 @@ type Conn struct {
 
 	srv        atomic.Pointer[server]     // atomic: set by Serve
 	closed     atomic.Bool                // atomic: set when the transport is closed
-	closeOnce  sync.Once                  // runs closeTransport's work once
+	closing    atomic.Bool                // atomic: closeTransport has begun
+	reg        *Registry                  // immutable: the registry of an accepted connection, or nil
 	closeTimer atomic.Pointer[time.Timer] // atomic: bounds a close handshake started by CloseWrite
 }
 
@@ -176,6 +177,7 @@ type connConfig struct {
 	closeTimeout time.Duration
 	queueLimit   int  // 0 for the default
 	closeOnFull  bool // a full queue fails the connection with 1008
+	reg          *Registry
 	// keepalive's interval (negative: off) and timeout, 0 for the defaults
 	keepaliveInterval, keepaliveTimeout time.Duration
 }
@@ -200,6 +202,7 @@ func newConn(cfg connConfig) *Conn {
 		c.queueLimit = int32(min(cfg.queueLimit, math.MaxInt32))
 	}
 	c.closeFull = cfg.closeOnFull
+	c.reg = cfg.reg
 	c.rs.client = cfg.client // immutable: read without readMu
 	if c.deflate != nil {
 		// RFC 7692 §6: RSV1 marks the first frame of a compressed message.
@@ -280,43 +283,45 @@ func (c *Conn) isClosed() bool { return c.closed.Load() }
 // connection had no end recorded yet. It reports whether this call closed
 // it.
 func (c *Conn) closeTransport(cause error) bool {
-	closed := false
-	c.closeOnce.Do(func() {
-		closed = true
-		if cause != nil {
-			c.setEnd(cause)
+	if !c.closing.CompareAndSwap(false, true) {
+		return false
+	}
+	if cause != nil {
+		c.setEnd(cause)
+	}
+	c.setEnd(errClosedLocally)
+	if t := c.closeTimer.Load(); t != nil {
+		t.Stop()
+	}
+	c.pendMu.Lock()
+	if c.pendTimer != nil {
+		c.pendTimer.Stop()
+	}
+	c.pendMu.Unlock()
+	c.readWatch.kill()
+	c.writeWatch.kill()
+	c.stopKeepalive()
+	// Marked closed before the transport, so that a call the
+	// transport's closing wakes up finds the connection closed.
+	c.closed.Store(true)
+	c.readMu.close()
+	c.msgMu.close()
+	c.frameMu.close()
+	c.mu.Lock()
+	if c.pings != nil {
+		for _, ch := range c.pings.waiting {
+			close(ch)
 		}
-		c.setEnd(errClosedLocally)
-		if t := c.closeTimer.Load(); t != nil {
-			t.Stop()
-		}
-		c.pendMu.Lock()
-		if c.pendTimer != nil {
-			c.pendTimer.Stop()
-		}
-		c.pendMu.Unlock()
-		c.readWatch.kill()
-		c.writeWatch.kill()
-		c.stopKeepalive()
-		// Marked closed before the transport, so that a call the
-		// transport's closing wakes up finds the connection closed.
-		c.closed.Store(true)
-		c.readMu.close()
-		c.msgMu.close()
-		c.frameMu.close()
-		c.mu.Lock()
-		if c.pings != nil {
-			for _, ch := range c.pings.waiting {
-				close(ch)
-			}
-		}
-		c.mu.Unlock()
-		if s := c.srv.Load(); s != nil {
-			s.unpark()
-		}
-		c.tr.rw.Close()
-	})
-	return closed
+	}
+	c.mu.Unlock()
+	if s := c.srv.Load(); s != nil {
+		s.unpark()
+	}
+	c.tr.rw.Close()
+	if c.reg != nil {
+		c.reg.remove(c)
+	}
+	return true
 }
 
 // ctxWatch lets the end of a context interrupt a blocked read or write:

@@ -159,7 +159,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			return nil, nil, err
 		}
 		if err != nil {
-			return nil, nil, opErr("dial "+u.Redacted(), err)
+			return nil, nil, dialErr(rawURL, err)
 		}
 		if direct != nil {
 			tr = netTransport(direct)
@@ -172,7 +172,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		}
 		resp, err = client.Do(req)
 		if err != nil {
-			return nil, nil, opErr("dial "+u.Redacted(), err)
+			return nil, nil, dialErr(rawURL, err)
 		}
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
 			tr = transport{rw: rwc}
@@ -183,9 +183,13 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	}
 	subprotocol, deflate, err := checkResponse(resp, key, opts.Subprotocols, comp)
 	if err != nil {
-		keepBody(resp) // closes the HTTP client's connection, the body of its 101
+		body := keepBody(resp) // closes the HTTP client's connection, the body of its 101
 		if direct != nil {
 			direct.Close()
+		}
+		if line, _, _ := strings.Cut(string(body), "\n"); strings.TrimSpace(line) != "" {
+			// The server's own words on why it refused, when it gave any.
+			err = fmt.Errorf("%w: %q", err, strings.TrimSpace(line))
 		}
 		return nil, resp, err
 	}
@@ -371,13 +375,28 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 // keepBody replaces the body of a refused handshake with up to 1 KiB of it,
 // and closes the connection. The body of a 101 response is the connection
 // itself, where nothing more is to be read.
-func keepBody(resp *http.Response) {
+func keepBody(resp *http.Response) []byte {
 	var b []byte
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		b, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<10))
 	}
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return b
+}
+
+// dialErr reports a failure to reach the server, naming the URL as the
+// caller gave it (net/http's *url.Error names the http:// URL the
+// handshake went to, and is dropped from the chain for that).
+func dialErr(rawURL string, err error) error {
+	shown := rawURL
+	if u, perr := url.Parse(rawURL); perr == nil {
+		shown = u.Redacted()
+	}
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err
+	}
+	return opErr("dial "+shown, err)
 }
 
 // dialedConns records the connections a handshake's transport dials, so

@@ -42,6 +42,11 @@ type AcceptOptions struct {
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
 	CloseTimeout time.Duration
 
+	// Registry, if set, takes in every connection accepted, so that
+	// Registry.Shutdown can close them all; while it shuts down, Accept
+	// refuses with 503 Service Unavailable.
+	Registry *Registry
+
 	// KeepaliveInterval is how long the connection may receive nothing
 	// before it sends a ping; KeepaliveTimeout, how long it then waits for
 	// anything at all (the pong, or any other frame) before it fails the
@@ -115,7 +120,13 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // Accept hijacks the connection through http.ResponseController, so
 // handler wrappers that implement Unwrap work. Deadlines the server set on
 // the connection are cleared. The request's context is not tied to the
-// returned Conn.
+// returned Conn. Call Accept before anything is written to w: net/http
+// sends a response already written when the connection is hijacked, and
+// gives no way to tell that it was, so the client would get that response
+// and then the 101.
+//
+// With AcceptOptions.Registry set, a handshake that comes while the
+// registry shuts down is refused with 503 Service Unavailable.
 //
 // Over HTTP/2, Accept takes an extended CONNECT (RFC 8441) instead, answers
 // it with 200, and the Conn runs over the request's stream, which ends
@@ -140,6 +151,9 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	if herr == nil {
 		herr = checkOrigin(r, opts)
 	}
+	if herr == nil && opts.Registry != nil && opts.Registry.shuttingDown() {
+		herr = refuse(http.StatusServiceUnavailable, "server shutting down")
+	}
 	if herr != nil {
 		switch {
 		case herr.status == http.StatusMethodNotAllowed && overHTTP2:
@@ -160,7 +174,11 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	}
 	deflate, extensions := comp.accept(r.Header)
 	if overHTTP2 {
-		return acceptStream(w, r, subprotocol, deflate, extensions, opts)
+		c, err := acceptStream(w, r, subprotocol, deflate, extensions, opts)
+		if err != nil {
+			return nil, err
+		}
+		return opts.register(c)
 	}
 	resp, err := responseHead(key, subprotocol, extensions, opts.ResponseHeader)
 	if err != nil {
@@ -183,7 +201,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		nc.Close()
 		return nil, opErr("writing the handshake response", err)
 	}
-	return newConn(connConfig{
+	return opts.register(newConn(connConfig{
 		subprotocol:       subprotocol,
 		deflate:           deflate,
 		tr:                netTransport(nc),
@@ -193,7 +211,20 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		keepaliveTimeout:  opts.KeepaliveTimeout,
 		queueLimit:        opts.WriteQueueLimit,
 		closeOnFull:       opts.CloseOnQueueFull,
-	}), nil
+		reg:               opts.Registry,
+	}))
+}
+
+// register adds an accepted connection to the options' registry. A
+// shutdown that began during the handshake closes it at once, as it would
+// have, had it come a moment earlier.
+func (opts *AcceptOptions) register(c *Conn) (*Conn, error) {
+	reg := opts.Registry
+	if reg == nil || reg.add(c) {
+		return c, nil
+	}
+	go c.Close(StatusGoingAway, reg.reason())
+	return nil, refuse(http.StatusServiceUnavailable, "server shutting down")
 }
 
 // checkRequest checks an opening handshake (RFC 6455 §4.2.1) and returns

@@ -77,6 +77,7 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 		keepaliveTimeout:  opts.KeepaliveTimeout,
 		queueLimit:        opts.WriteQueueLimit,
 		closeOnFull:       opts.CloseOnQueueFull,
+		reg:               opts.Registry,
 	}), nil
 }
 

@@ -1,0 +1,141 @@
+package websocket
+
+import (
+	"context"
+	"sync"
+)
+
+// Registry keeps the connections a server accepted, so that it can close
+// them all when it shuts down: http.Server.Shutdown knows nothing of
+// hijacked connections, nor of WebSockets over HTTP/2 streams, whose
+// handlers it would wait for without telling the peers anything. Set
+// AcceptOptions.Registry, and shut down with:
+//
+//	reg := new(websocket.Registry)
+//	srv.RegisterOnShutdown(func() { reg.Shutdown(context.Background()) })
+//	...
+//	srv.Shutdown(ctx) // refuses new connections; starts reg's shutdown
+//	reg.Shutdown(ctx) // waits for it: every WebSocket told and closed
+//
+// The zero value is ready to use. It is safe for concurrent use.
+type Registry struct {
+	// Reason is sent with StatusGoingAway in the close frames of a
+	// shutdown; "" means "server shutting down".
+	Reason string
+
+	mu       sync.Mutex
+	conns    map[*Conn]struct{}
+	shutting bool          // Shutdown began: Accept refuses with 503
+	empty    chan struct{} // closed once shutting and no connection is left
+}
+
+const defaultShutdownReason = "server shutting down"
+
+// reason is what the close frames of a shutdown say, cut to fit.
+func (r *Registry) reason() string {
+	if r.Reason == "" {
+		return defaultShutdownReason
+	}
+	return fitReason(r.Reason)
+}
+
+// Len returns how many connections the registry holds: accepted and not
+// yet closed.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.conns)
+}
+
+// shuttingDown reports whether Accept must refuse.
+func (r *Registry) shuttingDown() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.shutting
+}
+
+// add takes in a connection Accept made, reporting false when a shutdown
+// began meanwhile: the caller then closes it.
+func (r *Registry) add(c *Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.shutting {
+		return false
+	}
+	if r.conns == nil {
+		r.conns = make(map[*Conn]struct{})
+	}
+	r.conns[c] = struct{}{}
+	return true
+}
+
+// remove lets go of a connection that closed.
+func (r *Registry) remove(c *Conn) {
+	r.mu.Lock()
+	delete(r.conns, c)
+	r.signalLocked()
+	r.mu.Unlock()
+}
+
+// signalLocked closes empty once a shutdown has nothing left to wait for.
+//
+// The caller holds r.mu.
+func (r *Registry) signalLocked() {
+	if r.shutting && len(r.conns) == 0 {
+		select {
+		case <-r.empty:
+		default:
+			close(r.empty)
+		}
+	}
+}
+
+// Shutdown closes every connection of the registry gracefully: from the
+// moment it is called, Accept refuses new WebSockets with 503 Service
+// Unavailable; each connection is sent a close frame with
+// StatusGoingAway and Reason, behind what was written to it before, and
+// is closed once its peer answers, as CloseWrite would have it (a Read in
+// progress, or Serve, returns the peer's close; a connection nobody reads
+// is closed when its close timeout passes). Shutdown waits for all of
+// them, or until ctx ends: it then closes the rest without waiting and
+// returns ctx's error. It returns nil once every connection has closed.
+// Calling it again waits again.
+func (r *Registry) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	first := !r.shutting
+	if first {
+		r.shutting = true
+		r.empty = make(chan struct{})
+	}
+	conns := make([]*Conn, 0, len(r.conns))
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.signalLocked()
+	empty := r.empty
+	r.mu.Unlock()
+	if first {
+		reason := r.reason()
+		for _, c := range conns {
+			// CloseWrite waits for room in the socket only as long as
+			// the close timeout: a stalled peer holds up its own
+			// goroutine, not the others.
+			go c.CloseWrite(StatusGoingAway, reason)
+		}
+	}
+	select {
+	case <-empty:
+		return nil
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	conns = conns[:0]
+	for c := range r.conns {
+		conns = append(conns, c)
+	}
+	r.mu.Unlock()
+	for _, c := range conns {
+		c.CloseNow()
+	}
+	return ctx.Err()
+}

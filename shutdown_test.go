@@ -1,0 +1,150 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRegistryShutdown: connections read in a loop, served, and not read
+// at all are each sent 1001 with the reason and closed; the shutdown
+// returns once all are; new handshakes get 503 meanwhile.
+func TestRegistryShutdown(t *testing.T) {
+	t.Parallel()
+	reg := &Registry{Reason: "maintenance"}
+	ended := make(chan error, 10)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: 500 * time.Millisecond})
+		if err != nil {
+			return
+		}
+		switch r.URL.Path {
+		case "/loop":
+			echo(c)
+			ended <- c.closedErr("read")
+		case "/serve":
+			c.Serve(func(typ MessageType, p []byte) { c.Write(context.Background(), typ, p) }, func(err error) { ended <- err })
+		default: // nobody reads: the close timeout ends it
+		}
+	}))
+	defer s.Close()
+	var clients []*Conn
+	for _, path := range []string{"/loop", "/loop", "/serve", "/serve", "/idle"} {
+		c := dialT(t, wsURL(s)+path, nil)
+		clients = append(clients, c)
+		if path != "/idle" {
+			// A round trip: the connection is accepted and registered.
+			handshakeEcho(t, c, "hello")
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); reg.Len() != 5; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("registry holds %d connections, want 5", reg.Len())
+		}
+	}
+	// The clients read, answering the close.
+	results := make(chan error, len(clients))
+	for _, c := range clients {
+		go func() {
+			_, _, err := c.Read(context.Background())
+			results <- err
+		}()
+	}
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- reg.Shutdown(context.Background()) }()
+	for range clients {
+		var ce CloseError
+		if err := <-results; !errors.As(err, &ce) || ce != (CloseError{StatusGoingAway, "maintenance"}) {
+			t.Errorf("client Read: %v, want close 1001 maintenance", err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	if n := reg.Len(); n != 0 {
+		t.Errorf("registry holds %d after Shutdown", n)
+	}
+	for range 4 {
+		if err := <-ended; CloseStatus(err) != StatusGoingAway {
+			t.Errorf("server side ended with %v, want its own 1001", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := Dial(ctx, wsURL(s)+"/loop", nil)
+	if !errors.Is(err, ErrHandshake) || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("Dial during shutdown: %v, want 503", err)
+	}
+	if !strings.HasSuffix(err.Error(), `: "websocket: server shutting down"`) {
+		t.Errorf("Dial during shutdown says %q, want the server's reason", err)
+	}
+}
+
+// TestRegistryShutdownDeadline: a peer that never answers the close is
+// dropped when the shutdown's context ends.
+func TestRegistryShutdownDeadline(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: time.Minute})
+		if err != nil {
+			return
+		}
+		c.Serve(func(MessageType, []byte) {}, func(error) {})
+	}))
+	defer s.Close()
+	nc := rawClient(t, s.Listener.Addr().String()) // never answers
+	for deadline := time.Now().Add(5 * time.Second); reg.Len() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection was not registered")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := reg.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown: %v, want the context's end", err)
+	}
+	expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")
+	if _, err := readServerFrame(nc); err == nil {
+		t.Fatal("the connection stayed open after the shutdown's deadline")
+	}
+	if n := reg.Len(); n != 0 {
+		t.Errorf("registry holds %d after Shutdown", n)
+	}
+}
+
+// TestDialRefusalSaysWhy: a refused handshake's error carries the first
+// line of what the server said, and names the URL as given.
+func TestDialRefusalSaysWhy(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "token expired\nsecond line", http.StatusForbidden)
+	}))
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, client := range []*http.Client{nil, {}} {
+		_, resp, err := Dial(ctx, wsURL(s), &DialOptions{HTTPClient: client})
+		want := `websocket: handshake failed: server answered "403 Forbidden", not 101 Switching Protocols: "token expired"`
+		if err == nil || err.Error() != want || !errors.Is(err, ErrHandshake) {
+			t.Errorf("Dial: %v, want %q", err, want)
+		}
+		if b, _ := io.ReadAll(resp.Body); string(b) != "token expired\nsecond line\n" {
+			t.Errorf("response body %q", b)
+		}
+	}
+	url := "ws://127.0.0.1:1/path"
+	_, _, err := Dial(ctx, url, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "websocket: dial "+url+": ") || strings.Contains(err.Error(), "http://") {
+		t.Errorf("Dial of a closed port: %v, want the ws:// URL named once", err)
+	}
+}
