@@ -54,8 +54,78 @@
 // frame. On a transport without deadlines, the end of a context during
 // blocked I/O closes the connection.
 //
-// Ping needs a reader: the pong arrives through a concurrent Read or
-// Reader.
+// Ping reads its own pong when nothing else reads the connection, and
+// otherwise lets the reader at work see it.
+//
+// # Keepalive
+//
+// Every connection pings a quiet peer and drops one that has gone silent:
+// after KeepaliveInterval (20 seconds) with nothing received, it sends a
+// ping, and if nothing at all arrives within KeepaliveTimeout (20 seconds)
+// it fails the connection with StatusInternalError; every call then
+// returns an error wrapping ErrKeepaliveTimeout. Any frame counts as a sign
+// of life, so a busy connection never pings. It runs on one timer per
+// connection, with no goroutine, whether the connection is read by a Read
+// loop, by Serve (a parked connection wakes for the pong as for any
+// input), or not at all (the timer then reads the control frames that
+// answer it, leaving messages for the next Read). A negative
+// KeepaliveInterval turns it off.
+//
+// # Backpressure and broadcast
+//
+// What a connection holds of messages written and not yet handed to the
+// network is bounded by WriteQueueLimit (512 KiB), and Buffered reports
+// it. When a peer stops reading, the kernel's socket buffers fill first,
+// then the queue; past the limit, Write waits for the network until its
+// context ends, and Enqueue, which never waits, refuses the message with
+// ErrQueueFull, or, with CloseOnQueueFull, fails the connection with
+// StatusPolicyViolation, its close frame queued behind what was taken.
+//
+// A PreparedMessage is encoded once for many connections: framed once,
+// compressed once for each window size its receivers use, and sent on a
+// connection that keeps its compression context without compressing it
+// again (the connection adds the text to its window, as the peer's
+// decoder does). PreparedMessage.Broadcast enqueues it on every
+// connection given, so a stalled receiver costs at most its queue limit
+// and never delays the others.
+//
+// # Shutdown
+//
+// net/http's Server.Shutdown knows nothing of hijacked connections. A
+// Registry set in AcceptOptions keeps every connection accepted, and its
+// Shutdown refuses new handshakes with 503, sends StatusGoingAway to every
+// connection, waits for the closing handshakes until its context ends and
+// closes the rest. Tie it to the HTTP server with
+//
+//	srv.RegisterOnShutdown(func() { reg.Shutdown(context.Background()) })
+//
+// and call reg.Shutdown(ctx) after srv.Shutdown(ctx) to wait for it.
+//
+// # Adapters
+//
+// NetConn turns a Conn whose messages are of one type into a net.Conn, for
+// protocols written against byte streams, with deadlines that interrupt
+// blocked calls and leave the connection usable. The wsjson package reads
+// and writes messages as JSON.
+//
+// # Coming from gorilla/websocket
+//
+//	gorilla/websocket                      this package
+//	Upgrader.Upgrade                       Accept, AcceptOptions
+//	Upgrader.CheckOrigin                   same origin by default; AcceptOptions.OriginPatterns
+//	Dialer.Dial                            Dial, DialOptions
+//	ReadMessage, WriteMessage              Read (or ReadAppend), Write, with a context
+//	NextReader, NextWriter                 Reader, Writer
+//	SetReadLimit                           SetReadLimit (32 MiB by default, not unlimited)
+//	SetReadDeadline + SetPongHandler       keepalive, on by default
+//	a goroutine that owns all writes       none: writes are safe concurrently
+//	WriteControl(PingMessage)              Ping, which waits for the pong
+//	PreparedMessage                        PreparedMessage, also with context takeover
+//	a hub with a channel per client        PreparedMessage.Broadcast, WriteQueueLimit
+//	NetConn (gorilla has none; coder's)    NetConn
+//	EnableCompression                      AcceptOptions.Compression
+//	WriteJSON, ReadJSON                    wsjson.Write, wsjson.Read
+//	CloseHandler                           the read returns the peer's CloseError
 //
 // # Close handshake
 //
@@ -71,8 +141,9 @@
 //
 // When the peer closes first, the read that meets its close frame answers
 // it with the same status code, completes the handshake and returns the
-// peer's CloseError. Once a close frame has been sent, writes return an
-// error wrapping ErrClosed and the CloseError that ended the connection.
+// peer's CloseError. Once our close frame has been sent, writes return an
+// error wrapping ErrCloseSent and ErrClosed; once the connection has
+// ended, an error wrapping ErrClosed and what ended it.
 //
 // # Limits
 //
@@ -85,7 +156,11 @@
 //
 // An idle connection holds no buffer: reads take pooled buffers while
 // frames arrive and return them when the connection falls quiet, and
-// writes take one per frame.
+// writes take one per frame. The write queue is bounded by
+// WriteQueueLimit (see Backpressure), the closing handshake by the close
+// timeout, a silent peer by keepalive, and the opening handshake by the
+// http.Server's ReadHeaderTimeout (set it: net/http's default is none) on
+// the server and Dial's context on the client.
 //
 // # Many connections, many messages
 //
@@ -141,4 +216,10 @@
 // serves from the handler's goroutine and returns at the end. HTTP/2
 // streams have no deadlines to interrupt a blocked call with, so a context
 // that ends during one closes the connection. Dial speaks HTTP/1.1 only.
+//
+// # Browsers
+//
+// Built for GOOS=js, Dial opens the browser's own WebSocket and returns a
+// Conn with the same methods; what a browser does not let a page control
+// (request headers, pings, compression, keepalive) is left to it.
 package websocket
