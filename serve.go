@@ -19,10 +19,12 @@ import (
 // is arriving, a connection served this way holds no buffer and, on a
 // plain TCP connection, once it has been quiet for a few milliseconds, no
 // goroutine either: on Linux the connection is parked in an epoll set that
-// one goroutine watches for all such connections (elsewhere, a small
-// goroutine waits for its input), and the goroutine that ran onMessage
-// ends, letting its stack go. When input comes, a fresh goroutine serves
-// it.
+// one goroutine watches for all such connections, and the goroutine that
+// ran onMessage ends, letting its stack go; when input comes, a fresh
+// goroutine serves it. On other Unix systems a small goroutine waits for
+// the input instead; elsewhere (Windows), the serving goroutine waits in
+// a read, as a Read loop would.
+//
 // An http.Handler that calls Serve and returns also lets net/http drop all
 // it held for the request (whose context then ends: do not use it in
 // onMessage).
@@ -95,15 +97,10 @@ type server struct {
 	inCallback  atomic.Bool   // onMessage runs
 	seen        uint64        // waits, when the timer last looked; the timer's own
 
-	// The waiting goroutine's own: awaitInput's callback (made on the
-	// first wait), and whether it took in input.
-	readable func(fd uintptr) bool
-	got      bool
-
-	// Parking (serve_park_linux.go), guarded by the parker's lock.
-	fd         int  // the socket, once registered
-	registered bool // the socket is in the parker's epoll set
-	parked     bool // the parker holds the connection and no goroutine serves it
+	//lint:ignore U1000 empty on systems that wait in a read
+	waitState // how the serving goroutine waits (serve_wait_*.go)
+	//lint:ignore U1000 empty on systems without epoll
+	parkState // how a quiet connection is parked (serve_park_*.go)
 }
 
 // run reads and hands out messages until the connection ends, waiting for

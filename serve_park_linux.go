@@ -6,6 +6,13 @@ import (
 	"syscall"
 )
 
+// parkState is a served connection's parking, guarded by the parker's lock.
+type parkState struct {
+	fd         int  // the socket, once registered
+	registered bool // the socket is in the parker's epoll set
+	parked     bool // the parker holds the connection and no goroutine serves it
+}
+
 // parker keeps served connections that have gone quiet in an epoll set of
 // its own, so that an idle connection holds no goroutine at all: one
 // goroutine waits on the set for every parked connection and starts a

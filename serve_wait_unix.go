@@ -25,6 +25,13 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
+// waitState is the waiting goroutine's own: awaitInput's callback (made on
+// the first wait), and whether it took in input.
+type waitState struct {
+	readable func(fd uintptr) bool
+	got      bool
+}
+
 // rawReader reads a non-blocking socket directly.
 type rawReader struct{ fd int }
 
