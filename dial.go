@@ -48,30 +48,14 @@ type DialOptions struct {
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
 	CloseTimeout time.Duration
 
-	// KeepaliveInterval is how long the connection may receive nothing
-	// before it sends a ping; KeepaliveTimeout, how long it then waits for
-	// anything at all (the pong, or any other frame) before it fails the
-	// connection with StatusInternalError, every call returning an error
-	// that wraps ErrKeepaliveTimeout. 0 means 20 seconds each: a peer that
-	// vanished is noticed within 40 seconds, and a quiet connection sends
-	// a frame every 20, inside the 60-second idle timeouts common among
-	// load balancers, proxies and NATs. A negative KeepaliveInterval turns
-	// keepalive off. It costs a timer per connection, no goroutine, and
-	// works whether the connection is read by Read, by Serve, or not at
-	// all (see the package documentation, Keepalive).
+	// KeepaliveInterval, KeepaliveTimeout, WriteQueueLimit and
+	// CloseOnQueueFull work as in AcceptOptions: keepalive pings a quiet
+	// server every 20 seconds by default and drops a silent one, and the
+	// write queue holds at most 512 KiB unsent.
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
-
-	// WriteQueueLimit bounds, in bytes, what the connection holds of
-	// messages written but not yet handed to the network (Buffered): the
-	// queue where small writes gather to go out together, and what Enqueue
-	// and Broadcast leave there. 0 means 512 KiB. Past it, Write waits for
-	// the network (until its context ends) and Enqueue refuses the message
-	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
-	// with StatusPolicyViolation. So a peer that stops reading costs at
-	// most this much memory, besides what the kernel's socket buffers hold.
-	WriteQueueLimit  int
-	CloseOnQueueFull bool
+	WriteQueueLimit   int
+	CloseOnQueueFull  bool
 
 	// Compression offers permessage-deflate (RFC 7692); off by default.
 	// The server may decline, leaving the connection uncompressed.

@@ -202,17 +202,21 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		return nil, opErr("writing the handshake response", err)
 	}
 	return opts.register(newConn(connConfig{
-		subprotocol:       subprotocol,
-		deflate:           deflate,
-		tr:                netTransport(nc),
-		buffered:          buffered,
-		closeTimeout:      opts.CloseTimeout,
-		keepaliveInterval: opts.KeepaliveInterval,
-		keepaliveTimeout:  opts.KeepaliveTimeout,
-		queueLimit:        opts.WriteQueueLimit,
-		closeOnFull:       opts.CloseOnQueueFull,
-		reg:               opts.Registry,
-	}))
+		subprotocol: subprotocol,
+		deflate:     deflate,
+		tr:          netTransport(nc),
+		buffered:    buffered,
+	}.with(opts)))
+}
+
+// with completes a server's connConfig with what opts say of the
+// connection.
+func (cfg connConfig) with(opts *AcceptOptions) connConfig {
+	cfg.closeTimeout = opts.CloseTimeout
+	cfg.keepaliveInterval, cfg.keepaliveTimeout = opts.KeepaliveInterval, opts.KeepaliveTimeout
+	cfg.queueLimit, cfg.closeOnFull = opts.WriteQueueLimit, opts.CloseOnQueueFull
+	cfg.reg = opts.Registry
+	return cfg
 }
 
 // register adds an accepted connection to the options' registry. A

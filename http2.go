@@ -69,16 +69,10 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	}
 	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context(), remote: streamRemote(r.RemoteAddr)}
 	return newConn(connConfig{
-		subprotocol:       subprotocol,
-		deflate:           deflate,
-		tr:                transport{rw: s},
-		closeTimeout:      opts.CloseTimeout,
-		keepaliveInterval: opts.KeepaliveInterval,
-		keepaliveTimeout:  opts.KeepaliveTimeout,
-		queueLimit:        opts.WriteQueueLimit,
-		closeOnFull:       opts.CloseOnQueueFull,
-		reg:               opts.Registry,
-	}), nil
+		subprotocol: subprotocol,
+		deflate:     deflate,
+		tr:          transport{rw: s},
+	}.with(opts)), nil
 }
 
 // errStreamEnded is the error of a write to a stream whose handler has
