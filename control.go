@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
 // controlLocked acts on a control frame (RFC 6455 §5.5).
@@ -48,7 +49,13 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte, name
 // Keepalive (AcceptOptions.KeepaliveInterval) pings on its own; Ping is
 // for measuring a round trip, or checking the peer at a moment of the
 // caller's choosing.
+//
+// In a browser (GOOS=js), Ping fails at once with an error wrapping
+// errors.ErrUnsupported: a page cannot send pings.
 func (c *Conn) Ping(ctx context.Context) error {
+	if c.tr.noPing {
+		return errNoPing
+	}
 	c.mu.Lock()
 	if c.isClosed() {
 		// closeTransport has woken the Pings it found waiting.
@@ -93,6 +100,9 @@ func (c *Conn) Ping(ctx context.Context) error {
 		return opErr("ping", ctx.Err())
 	}
 }
+
+// errNoPing is what Ping returns on a transport that cannot send pings.
+var errNoPing = fmt.Errorf("websocket: ping: a browser's WebSocket cannot send pings; the browser answers the server's pings itself (%w)", errors.ErrUnsupported)
 
 // errPingBehindMessage fails a Ping made while Serve's onMessage runs,
 // when a message came before the pong.

@@ -1,3 +1,5 @@
+//go:build !js
+
 package websocket
 
 import (
@@ -11,66 +13,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 )
-
-// DialOptions configures Dial. The zero value (or nil) dials as
-// http.DefaultClient would, offers no subprotocol, and bounds the closing
-// handshake at 5 seconds.
-type DialOptions struct {
-	// HTTPClient sends the opening handshake, so that its proxies, TLS
-	// configuration, cookie jar and redirect policy apply. nil means
-	// http.DefaultClient. Its Timeout, if set, bounds the handshake only.
-	//
-	// With nil, a ws:// handshake that no proxy applies to is sent by Dial
-	// itself over a connection from http.DefaultTransport's dial function,
-	// as the default client would send it, only cheaper; a redirect in
-	// answer is then followed by the default client. Dial then reads at most
-	// 1 MiB of response header (http.DefaultMaxHeaderBytes), where the
-	// default client reads up to 10.
-	HTTPClient *http.Client
-
-	// Header holds extra request headers, such as Authorization or Origin.
-	// The headers the handshake sets itself (Upgrade, Connection,
-	// Sec-WebSocket-*) may not appear; offer subprotocols with Subprotocols.
-	Header http.Header
-
-	// Host, if set, is sent as the Host header instead of the URL's host.
-	Host string
-
-	// Subprotocols to offer, in order of preference.
-	Subprotocols []string
-
-	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
-	CloseTimeout time.Duration
-
-	// KeepaliveInterval, KeepaliveTimeout, WriteQueueLimit and
-	// CloseOnQueueFull work as in AcceptOptions: keepalive pings a quiet
-	// server every 20 seconds by default and drops a silent one, and the
-	// write queue holds at most 512 KiB unsent.
-	KeepaliveInterval time.Duration
-	KeepaliveTimeout  time.Duration
-	WriteQueueLimit   int
-	CloseOnQueueFull  bool
-
-	// Compression offers permessage-deflate (RFC 7692); off by default.
-	// The server may decline, leaving the connection uncompressed.
-	Compression CompressionMode
-
-	// CompressionThreshold is the smallest message, in bytes, sent
-	// compressed; 0 means 128.
-	CompressionThreshold int
-
-	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
-	// (0 means 15): our compressor's, and the server's, which the offer
-	// asks for with server_max_window_bits. A server that cannot keep it
-	// declines the offer.
-	CompressionWindowBits int
-}
 
 // Dial opens a WebSocket connection to rawURL (ws, wss, http or https)
 // with the opening handshake of RFC 6455 §4.1, sent through net/http.
@@ -294,32 +241,6 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	return resp, nil, nil, nil
 }
 
-// dialURL checks a WebSocket URL (RFC 6455 §3) and maps it to the HTTP URL
-// the handshake is sent to.
-func dialURL(rawURL string) (*url.URL, error) {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return nil, fmt.Errorf("websocket: %w", err)
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "ws", "http":
-		u.Scheme = "http"
-	case "wss", "https":
-		u.Scheme = "https"
-	default:
-		return nil, fmt.Errorf("websocket: URL scheme %q is not ws, wss, http or https", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, fmt.Errorf("websocket: URL %q has no host", rawURL)
-	}
-	// §3: "Fragment identifiers are meaningless in the context of WebSocket
-	// URIs and MUST NOT be used on these URIs."
-	if u.Fragment != "" || strings.Contains(rawURL, "#") {
-		return nil, fmt.Errorf("websocket: URL %q has a fragment", rawURL)
-	}
-	return u, nil
-}
-
 // checkResponse checks the server's handshake response (RFC 6455 §4.1)
 // and returns the subprotocol and compression it chose.
 func checkResponse(resp *http.Response, key string, offered []string, comp compression) (string, *deflateParams, error) {
@@ -367,20 +288,6 @@ func keepBody(resp *http.Response) []byte {
 	resp.Body.Close()
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	return b
-}
-
-// dialErr reports a failure to reach the server, naming the URL as the
-// caller gave it (net/http's *url.Error names the http:// URL the
-// handshake went to, and is dropped from the chain for that).
-func dialErr(rawURL string, err error) error {
-	shown := rawURL
-	if u, perr := url.Parse(rawURL); perr == nil {
-		shown = u.Redacted()
-	}
-	if ue, ok := err.(*url.Error); ok {
-		err = ue.Err
-	}
-	return opErr("dial "+shown, err)
 }
 
 // dialedConns records the connections a handshake's transport dials, so

@@ -219,7 +219,33 @@
 //
 // # Browsers
 //
-// Built for GOOS=js, Dial opens the browser's own WebSocket and returns a
-// Conn with the same methods; what a browser does not let a page control
-// (request headers, pings, compression, keepalive) is left to it.
+// A program built with GOOS=js GOARCH=wasm and run in a browser dials with
+// the browser's own WebSocket: Dial there returns a Conn with the same
+// methods, which behave the same way (Read, ReadAppend, Reader, Write,
+// Writer, Close, CloseWrite, CloseNow, Serve, NetConn; a context that ends
+// interrupts the call and leaves the connection usable; CloseStatus
+// reports the peer's code and reason). The browser speaks the protocol
+// itself, and some of it stays out of reach:
+//
+//   - Of DialOptions, only Subprotocols, CloseTimeout and the write queue's
+//     options apply. The browser sends its own request headers (Origin,
+//     cookies) and its own offer of compression, which it runs unseen, so
+//     HTTPClient, Header, Host and the Compression options are ignored.
+//     Keepalive is off: the browser answers the server's pings itself.
+//   - Ping fails at once with an error wrapping errors.ErrUnsupported.
+//   - A page may send close codes 1000 and 3000-4999 only; a close frame
+//     with another code goes out as 1000 with its reason. CloseNow sends a
+//     close frame without a status code, and the browser finishes the
+//     handshake on its own.
+//   - Dial cannot say why a connection could not be opened (the browser
+//     keeps that to its console); its response holds only the status 101
+//     and the subprotocol and extensions the browser reports.
+//   - Each message is received whole before it is read: the read limit
+//     applies once it arrived, before it is copied. What the browser
+//     buffers for sending is neither bounded nor counted by Buffered.
+//     Messages the server sends after CloseWrite are dropped by the
+//     browser. Invalid UTF-8 in a text message arrives as U+FFFD.
+//     LocalAddr and RemoteAddr return nil.
+//
+// Accept and the rest of the server side are not for browsers.
 package websocket

@@ -263,12 +263,12 @@ func checkNetConnType(typ MessageType) error {
 	return nil
 }
 
-// netDeadline is a NetConn's read or write deadline as a context, which
-// ends when the deadline passes. Calls take the current context when they
-// start and wait on it; moving the deadline re-arms the timer that ends
-// that same context, so a blocked call follows the deadline wherever it
-// moves, and a context that ended is replaced by a new one for the calls
-// that follow.
+// netDeadline is a read or write deadline as a context (a NetConn's, or
+// the browser transport's), which ends when the deadline passes. Calls
+// take the current context when they start and wait on it; moving the
+// deadline re-arms the timer that ends that same context, so a blocked
+// call follows the deadline wherever it moves, and a context that ended
+// is replaced by a new one for the calls that follow.
 type netDeadline struct {
 	parent context.Context // immutable: the NetConn's, which Close ends
 	mu     sync.Mutex

@@ -15,6 +15,9 @@ type transport struct {
 	// writev is set when w is a socket that net.Buffers writes with one
 	// system call.
 	writev bool
+	// noPing is set when no ping can be sent over the transport (a
+	// browser's WebSocket sends none): Ping fails at once.
+	noPing bool
 	// closeWrite half-closes the stream, nil when it cannot.
 	closeWrite func() error
 	// raw is the socket, when the stream is a plain one whose input Serve

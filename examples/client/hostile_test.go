@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -156,8 +155,7 @@ func TestHostileServers(t *testing.T) {
 			if got := cl.stdout.String(); got != tt.stdout {
 				t.Errorf("stdout %q, want %q", got, tt.stdout)
 			}
-			// Maxrss is in KiB on Linux.
-			rss := cl.cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+			rss := peakRSS(cl.cmd.ProcessState)
 			if limit := maxRSS(); rss > limit {
 				t.Errorf("client's peak memory %d MiB, want at most %d MiB", rss>>20, limit>>20)
 			}

@@ -1,0 +1,111 @@
+package websocket
+
+// What Dial takes, in every build: the options, the check of the URL and
+// the form of its errors. Dial itself is in dial.go, and in dial_js.go for
+// browsers.
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DialOptions configures Dial. The zero value (or nil) dials as
+// http.DefaultClient would, offers no subprotocol, and bounds the closing
+// handshake at 5 seconds.
+//
+// In a browser (GOOS=js), where Dial uses the browser's WebSocket, only
+// Subprotocols, CloseTimeout and the write queue's options apply (see the
+// package documentation, Browsers).
+type DialOptions struct {
+	// HTTPClient sends the opening handshake, so that its proxies, TLS
+	// configuration, cookie jar and redirect policy apply. nil means
+	// http.DefaultClient. Its Timeout, if set, bounds the handshake only.
+	//
+	// With nil, a ws:// handshake that no proxy applies to is sent by Dial
+	// itself over a connection from http.DefaultTransport's dial function,
+	// as the default client would send it, only cheaper; a redirect in
+	// answer is then followed by the default client. Dial then reads at most
+	// 1 MiB of response header (http.DefaultMaxHeaderBytes), where the
+	// default client reads up to 10.
+	HTTPClient *http.Client
+
+	// Header holds extra request headers, such as Authorization or Origin.
+	// The headers the handshake sets itself (Upgrade, Connection,
+	// Sec-WebSocket-*) may not appear; offer subprotocols with Subprotocols.
+	Header http.Header
+
+	// Host, if set, is sent as the Host header instead of the URL's host.
+	Host string
+
+	// Subprotocols to offer, in order of preference.
+	Subprotocols []string
+
+	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
+	CloseTimeout time.Duration
+
+	// KeepaliveInterval, KeepaliveTimeout, WriteQueueLimit and
+	// CloseOnQueueFull work as in AcceptOptions: keepalive pings a quiet
+	// server every 20 seconds by default and drops a silent one, and the
+	// write queue holds at most 512 KiB unsent.
+	KeepaliveInterval time.Duration
+	KeepaliveTimeout  time.Duration
+	WriteQueueLimit   int
+	CloseOnQueueFull  bool
+
+	// Compression offers permessage-deflate (RFC 7692); off by default.
+	// The server may decline, leaving the connection uncompressed.
+	Compression CompressionMode
+
+	// CompressionThreshold is the smallest message, in bytes, sent
+	// compressed; 0 means 128.
+	CompressionThreshold int
+
+	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
+	// (0 means 15): our compressor's, and the server's, which the offer
+	// asks for with server_max_window_bits. A server that cannot keep it
+	// declines the offer.
+	CompressionWindowBits int
+}
+
+// dialURL checks a WebSocket URL (RFC 6455 §3) and maps it to the HTTP URL
+// the handshake is sent to.
+func dialURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("websocket: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "http":
+		u.Scheme = "http"
+	case "wss", "https":
+		u.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("websocket: URL scheme %q is not ws, wss, http or https", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("websocket: URL %q has no host", rawURL)
+	}
+	// §3: "Fragment identifiers are meaningless in the context of WebSocket
+	// URIs and MUST NOT be used on these URIs."
+	if u.Fragment != "" || strings.Contains(rawURL, "#") {
+		return nil, fmt.Errorf("websocket: URL %q has a fragment", rawURL)
+	}
+	return u, nil
+}
+
+// dialErr reports a failure to reach the server, naming the URL as the
+// caller gave it (net/http's *url.Error names the http:// URL the
+// handshake went to, and is dropped from the chain for that).
+func dialErr(rawURL string, err error) error {
+	shown := rawURL
+	if u, perr := url.Parse(rawURL); perr == nil {
+		shown = u.Redacted()
+	}
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err
+	}
+	return opErr("dial "+shown, err)
+}

@@ -1,0 +1,334 @@
+//go:build js && wasm
+
+// Command wasmtest is the browser half of TestBrowserDial: built with
+// GOOS=js GOARCH=wasm and run by index.html in a browser, it dials the
+// test's server with the package's Dial, over the browser's WebSocket,
+// and reports what it sees, one line per check, in the page's list and
+// on the console. The test knows what each line must say, and what the
+// server must have seen.
+//
+// The server echoes every message, but for three commands: "close CODE
+// REASON" has it close the connection with that code and reason, "drop"
+// has it drop the connection without a close frame, and "send N" has it
+// send N bytes of binary. The query's name tells the
+// server which connection is which.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"syscall/js"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rfc6455/websocket"
+)
+
+// wait bounds every call.
+const wait = 10 * time.Second
+
+func main() {
+	r := &run{host: js.Global().Get("location").Get("host").String()}
+	r.sizes()
+	r.peerEnds()
+	r.closeCodes()
+	r.closeWrite()
+	r.keepalive()
+	r.deflate()
+	r.dialErrors()
+	r.report("done")
+}
+
+type run struct {
+	host string // the page's host and port, which the server listens on
+}
+
+// report shows a line in the page's list and on the console.
+func (r *run) report(format string, args ...any) {
+	line := fmt.Sprintf(format, args...)
+	doc := js.Global().Get("document")
+	li := doc.Call("createElement", "li")
+	li.Set("textContent", line)
+	doc.Call("getElementById", "log").Call("appendChild", li)
+	fmt.Println(line)
+}
+
+// dial dials the echo endpoint as the connection called name, through a
+// URL of scheme, reporting a failure.
+func (r *run) dial(scheme, name string, opts *websocket.DialOptions) *websocket.Conn {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, scheme+"://"+r.host+"/echo?name="+name, opts)
+	if err != nil {
+		r.report("%s: dial: %v", name, err)
+	}
+	return c
+}
+
+// sizes sends messages of every length class both ways, whole and in
+// fragments, from two goroutines, with a context that ends in between,
+// tries Ping, and closes.
+func (r *run) sizes() {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+r.host+"/echo?name=sizes", &websocket.DialOptions{
+		Subprotocols: []string{"chat", "echo"},
+	})
+	if err != nil {
+		r.report("sizes: dial: %v", err)
+		return
+	}
+	defer c.CloseNow()
+	r.report("dial: subprotocol %q; response %q, Sec-WebSocket-Protocol %q", c.Subprotocol(), resp.Status, resp.Header.Get("Sec-WebSocket-Protocol"))
+
+	for _, typ := range []websocket.MessageType{websocket.MessageText, websocket.MessageBinary} {
+		for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20} {
+			r.report("%v %d: %s", typ, n, echo(ctx, c, typ, payload(typ, n)))
+		}
+	}
+
+	// A 4-byte character straddles the Writer's first frame boundary (at
+	// 4 KiB), and the writes cut characters too: the text is whole only
+	// once its frames are put together.
+	text := []byte(strings.Repeat("a", 4094) + "🌍" + string(payload(websocket.MessageText, 6000)))
+	r.report("Writer, text of %d bytes in writes of 1000: %s", len(text), echoWriter(ctx, c, websocket.MessageText, text, 1000))
+	bin := payload(websocket.MessageBinary, 200000)
+	r.report("Writer, binary of %d bytes in writes of 50000: %s", len(bin), echoWriter(ctx, c, websocket.MessageBinary, bin, 50000))
+
+	// Messages written by one goroutine while another reads them back.
+	const count = 100
+	wrote := make(chan error, 1)
+	go func() {
+		for i := range count {
+			if err := c.Write(ctx, websocket.MessageBinary, payload(websocket.MessageBinary, i*100)); err != nil {
+				wrote <- err
+				return
+			}
+		}
+		wrote <- nil
+	}()
+	result := fmt.Sprintf("%d messages, in order and intact", count)
+	for i := range count {
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			result = fmt.Sprintf("message %d: read: %v", i, err)
+			break
+		}
+		if s := compare(websocket.MessageBinary, payload(websocket.MessageBinary, i*100), typ, p); s != "echoed intact" {
+			result = fmt.Sprintf("message %d: %s", i, s)
+			break
+		}
+	}
+	if err := <-wrote; err != nil {
+		result += fmt.Sprintf("; write: %v", err)
+	}
+	r.report("written by one goroutine, read by another: %s", result)
+
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	_, _, err = c.Read(short)
+	cancelShort()
+	r.report("read with a context that ends: %v; then: %s", err, echo(ctx, c, websocket.MessageText, []byte("still open")))
+
+	err = c.Ping(ctx)
+	r.report("ping: %v; errors.Is(err, errors.ErrUnsupported): %v; then: %s", err, errors.Is(err, errors.ErrUnsupported), echo(ctx, c, websocket.MessageText, []byte("still open")))
+
+	r.report("close: %v", c.Close(websocket.StatusNormalClosure, "done"))
+	err = c.Write(ctx, websocket.MessageText, []byte("too late"))
+	r.report("write after close: %v; errors.Is(err, websocket.ErrClosed): %v", err, errors.Is(err, websocket.ErrClosed))
+}
+
+// peerEnds has the server end the connection: close it, drop it without
+// a close frame, or send a message over the read limit.
+func (r *run) peerEnds() {
+	for _, e := range []struct {
+		name, command string
+		limit         int64 // the read limit; 0 leaves the default
+	}{
+		{"server-close", "close 4001 going, going, gone", 0},
+		{"drop", "drop", 0},
+		{"read-limit", "send 2000", 1000},
+	} {
+		c := r.dial("ws", e.name, nil)
+		if c == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		if e.limit > 0 {
+			c.SetReadLimit(e.limit)
+		}
+		err := c.Write(ctx, websocket.MessageText, []byte(e.command))
+		if err == nil {
+			_, _, err = c.Read(ctx)
+		}
+		r.report("%s: %v; CloseStatus %d", e.name, err, websocket.CloseStatus(err))
+		r.report("%s: then write: %v", e.name, c.Write(ctx, websocket.MessageText, []byte("too late")))
+		cancel()
+		c.CloseNow()
+	}
+}
+
+// closeCodes closes with codes a browser may send and one it may not,
+// with CloseNow, and through an http:// URL.
+func (r *run) closeCodes() {
+	for _, cl := range []struct {
+		scheme, name string
+		code         websocket.StatusCode
+		reason       string
+	}{
+		{"http", "going-away", websocket.StatusGoingAway, "leaving"},
+		{"ws", "private", 4000, "private"},
+		{"ws", "no-code", websocket.StatusNoStatusRcvd, ""},
+		{"ws", "close-now", 0, ""},
+	} {
+		c := r.dial(cl.scheme, cl.name, nil)
+		if c == nil {
+			continue
+		}
+		if cl.code == 0 {
+			r.report("%s: CloseNow: %v", cl.name, c.CloseNow())
+			continue
+		}
+		r.report("%s: Close(%d, %q): %v", cl.name, int(cl.code), cl.reason, c.Close(cl.code, cl.reason))
+	}
+}
+
+// closeWrite closes for writing, then reads the server's answer.
+func (r *run) closeWrite() {
+	c := r.dial("ws", "close-write", nil)
+	if c == nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	err := c.CloseWrite(websocket.StatusNormalClosure, "bye")
+	_, _, rerr := c.Read(ctx)
+	r.report("close-write: CloseWrite: %v; read: %v", err, rerr)
+}
+
+// keepalive stays quiet for 1.5 s while the server pings after 100 ms of
+// quiet and gives up 500 ms later without an answer: the browser answers
+// the pings itself.
+func (r *run) keepalive() {
+	c := r.dial("ws", "keepalive", nil)
+	if c == nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	time.Sleep(1500 * time.Millisecond)
+	r.report("keepalive: after 1.5 s of quiet: %s", echo(ctx, c, websocket.MessageText, []byte("still here")))
+	r.report("keepalive: close: %v", c.Close(websocket.StatusNormalClosure, ""))
+}
+
+// deflate talks to a server that takes the browser's offer of
+// compression, which the browser then runs unseen.
+func (r *run) deflate() {
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+r.host+"/echo?name=deflate", nil)
+	if err != nil {
+		r.report("deflate: dial: %v", err)
+		return
+	}
+	defer c.CloseNow()
+	r.report("deflate: Sec-WebSocket-Extensions %q", resp.Header.Get("Sec-WebSocket-Extensions"))
+	text := []byte(strings.Repeat("compressible, very compressible. ", 3000))
+	r.report("deflate: text of %d bytes: %s", len(text), echo(ctx, c, websocket.MessageText, text))
+	r.report("deflate: close: %v", c.Close(websocket.StatusNormalClosure, ""))
+}
+
+// dialErrors dials what cannot be dialed.
+func (r *run) dialErrors() {
+	for _, d := range []struct {
+		url     string
+		opts    *websocket.DialOptions
+		timeout time.Duration
+	}{
+		{"ws://" + r.host + "/missing", nil, wait},
+		{"ws://" + r.host + "/hang", nil, 200 * time.Millisecond},
+		{"ftp://" + r.host + "/echo", nil, wait},
+		{"ws://" + r.host + "/echo?name=bad-subprotocol", &websocket.DialOptions{Subprotocols: []string{"two words"}}, wait},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
+		c, resp, err := websocket.Dial(ctx, d.url, d.opts)
+		cancel()
+		if c != nil {
+			c.CloseNow()
+		}
+		r.report("dial %s: conn %v, response %v: %v", d.url, c != nil, resp != nil, err)
+	}
+}
+
+// echo writes p as a message of type typ and says whether it came back.
+func echo(ctx context.Context, c *websocket.Conn, typ websocket.MessageType, p []byte) string {
+	if err := c.Write(ctx, typ, p); err != nil {
+		return "write: " + err.Error()
+	}
+	return readBack(ctx, c, typ, p)
+}
+
+// echoWriter writes p through Writer, in writes of size bytes, and says
+// whether it came back.
+func echoWriter(ctx context.Context, c *websocket.Conn, typ websocket.MessageType, p []byte, size int) string {
+	w, err := c.Writer(ctx, typ)
+	if err != nil {
+		return "Writer: " + err.Error()
+	}
+	for rest := p; len(rest) > 0; {
+		n := min(size, len(rest))
+		if _, err := w.Write(rest[:n]); err != nil {
+			return "write: " + err.Error()
+		}
+		rest = rest[n:]
+	}
+	if err := w.Close(); err != nil {
+		return "close: " + err.Error()
+	}
+	return readBack(ctx, c, typ, p)
+}
+
+func readBack(ctx context.Context, c *websocket.Conn, typ websocket.MessageType, p []byte) string {
+	got, q, err := c.Read(ctx)
+	if err != nil {
+		return "read: " + err.Error()
+	}
+	return compare(typ, p, got, q)
+}
+
+func compare(typ websocket.MessageType, p []byte, got websocket.MessageType, q []byte) string {
+	if got != typ {
+		return fmt.Sprintf("came back as %v", got)
+	}
+	if len(q) != len(p) {
+		return fmt.Sprintf("came back with %d bytes", len(q))
+	}
+	for i := range p {
+		if p[i] != q[i] {
+			return fmt.Sprintf("came back changed at byte %d", i)
+		}
+	}
+	return "echoed intact"
+}
+
+// payload returns n bytes to send as a message of type typ: for text,
+// characters of one to four bytes, cut at a character, padded with "x".
+func payload(typ websocket.MessageType, n int) []byte {
+	if typ == websocket.MessageText {
+		const s = "héllo, wörld ✓ 🌍 "
+		full := strings.Repeat(s, n/len(s)+1)
+		i := n
+		for i > 0 && !utf8.RuneStart(full[i]) {
+			i--
+		}
+		return []byte(full[:i] + strings.Repeat("x", n-i))
+	}
+	p := make([]byte, n)
+	for i := range p {
+		p[i] = byte(i) ^ byte(i>>8)*7
+	}
+	return p
+}
