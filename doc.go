@@ -147,20 +147,53 @@
 //
 // # Limits
 //
-// A message may hold at most 32 MiB unless SetReadLimit says otherwise; the
-// limit is checked against each frame's declared length before the frame is
-// read, so the excess is never buffered. Read grows its buffer as bytes
-// arrive, at most doubling what came or reaching 64 KiB past it, never to
-// what a peer merely claims. Control frames carry at most 125 bytes, close
-// reasons at most 123.
+// Every resource a peer can make a connection spend is bounded. The
+// defaults, and what each costs a server holding 100,000 connections:
 //
-// An idle connection holds no buffer: reads take pooled buffers while
-// frames arrive and return them when the connection falls quiet, and
-// writes take one per frame. The write queue is bounded by
-// WriteQueueLimit (see Backpressure), the closing handshake by the close
-// timeout, a silent peer by keepalive, and the opening handshake by the
-// http.Server's ReadHeaderTimeout (set it: net/http's default is none) on
-// the server and Dial's context on the client.
+//	limit               default           set with                        cost at 100,000 connections
+//	message size        32 MiB            SetReadLimit                    up to 32 MiB each, only while a message
+//	                                                                      arrives and only as its bytes come
+//	inflated size       the read limit    SetReadLimit                    the same, counted on inflated bytes
+//	control frame       125 bytes         RFC 6455                        nothing held
+//	unsent data         512 KiB           WriteQueueLimit                 up to 50 GiB if every peer stops
+//	                                                                      reading: lower it for many peers
+//	opening handshake   none in net/http  http.Server.ReadHeaderTimeout,  a goroutine per slow handshake
+//	                                      Dial's context                  until the timeout
+//	closing handshake   5 s               CloseTimeout                    a timer per closing connection
+//	silent peer         20 s + 20 s       KeepaliveInterval and Timeout   a timer each; 5,000 pings a second
+//	idle connection                                                       3.5 KiB each with Serve, about
+//	                                                                      14 KiB with a Read loop
+//
+// The read limit is checked against each frame's declared length before
+// the frame is read, so the excess is never buffered, and against what a
+// compressed message inflates to as it inflates. Read grows its buffer as
+// bytes arrive, at most doubling what came or reaching 64 KiB past it,
+// never to what a peer merely claims. Close reasons hold at most 123
+// bytes. Set http.Server.ReadHeaderTimeout (and MaxHeaderBytes): net/http
+// waits for a request's header forever by default, and a handshake
+// trickled a byte at a time would hold a goroutine as long; Dial reads at
+// most 1 MiB of response header itself, and its context bounds the whole
+// handshake.
+//
+// An idle connection holds no buffer: reads take pooled 32 KiB buffers
+// while frames arrive and return them when the connection falls quiet,
+// and writes take one per frame. With Serve it holds no goroutine either.
+//
+// # Security
+//
+// Accept takes only same-origin requests from browsers unless
+// AcceptOptions.OriginPatterns names other origins: a WebSocket is not
+// subject to the browser's same-origin policy, so without that check any
+// page a user visits could open a connection to the server carrying the
+// user's cookies and act as the user (cross-site WebSocket hijacking).
+// InsecureSkipOriginCheck turns the check off; prefer OriginPatterns, or
+// authenticate with something a foreign page cannot send, such as a token
+// in a header or the first message.
+//
+// A client masks every frame with a key from crypto/rand, as RFC 6455
+// §5.3 asks: a key an attacker can predict would let a page shape the
+// bytes a proxy between it and the server sees, and poison the proxy's
+// cache (the reason masking exists, §10.3).
 //
 // # Many connections, many messages
 //
