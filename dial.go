@@ -86,6 +86,10 @@ type DialOptions struct {
 	// asks for with server_max_window_bits. A server that cannot keep it
 	// declines the offer.
 	CompressionWindowBits int
+
+	// HTTP2 asks for the WebSocket over HTTP/2 (RFC 8441) rather than
+	// HTTP/1.1: see HTTP2Mode, and the package documentation, HTTP/2.
+	HTTP2 HTTP2Mode
 }
 
 // Dial opens a WebSocket connection to rawURL (ws, wss, http or https)
@@ -111,6 +115,11 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	comp, err := newCompression(opts.Compression, opts.CompressionThreshold, opts.CompressionWindowBits)
 	if err != nil {
 		return nil, nil, err
+	}
+	if opts.HTTP2 != HTTP2Disabled {
+		if c, resp, err, done := dialHTTP2(ctx, rawURL, u, opts, comp); done {
+			return c, resp, err
+		}
 	}
 	var nonce [16]byte
 	rand.Read(nonce[:])
@@ -354,8 +363,17 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 	if got, want := resp.Header.Values("Sec-WebSocket-Accept"), acceptKey(key); len(got) != 1 || got[0] != want {
 		return fail("Sec-WebSocket-Accept %q, want %q", got, want)
 	}
+	return checkNegotiated(resp.Header, offered, comp)
+}
+
+// checkNegotiated checks the subprotocol and extensions a server chose,
+// over HTTP/1.1 or HTTP/2, and returns them.
+func checkNegotiated(h http.Header, offered []string, comp compression) (string, *deflateParams, error) {
+	fail := func(format string, args ...any) (string, *deflateParams, error) {
+		return "", nil, fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
+	}
 	var subprotocol string
-	switch p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) {
+	switch p := h.Values("Sec-WebSocket-Protocol"); len(p) {
 	case 0:
 	case 1:
 		if !slices.Contains(offered, p[0]) {
@@ -365,7 +383,7 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 	default:
 		return fail("server sent %d Sec-WebSocket-Protocol headers", len(p))
 	}
-	deflate, err := comp.check(resp.Header)
+	deflate, err := comp.check(h)
 	if err != nil {
 		return fail("%v", err)
 	}

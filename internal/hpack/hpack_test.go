@@ -70,8 +70,8 @@ func TestHuffmanErrors(t *testing.T) {
 		in   string
 		err  error
 	}{
-		{"EOS", "ff ff ff ff", ErrHuffmanEOS},           // 30 ones: EOS
-		{"padding of 8 ones", "ff", ErrHuffmanPadding},  // a whole byte of padding
+		{"EOS", "ff ff ff ff", ErrHuffmanEOS},            // 30 ones: EOS
+		{"padding of 8 ones", "ff", ErrHuffmanPadding},   // a whole byte of padding
 		{"padding with a zero", "1e", ErrHuffmanPadding}, // '0' (00000), then 110
 		{"a code cut short", "fe", ErrHuffmanPadding},    // 1111111 then 0: no symbol
 	} {
@@ -230,7 +230,7 @@ func TestAppendField(t *testing.T) {
 	}{
 		{Field{":method", "GET"}, "82"},
 		{Field{":status", "200"}, "88"},
-		{Field{":method", "CONNECT"}, "0207434f4e4e454354"},        // name index 2, value literal
+		{Field{":method", "CONNECT"}, "0207434f4e4e454354"}, // name index 2, value literal
 		{Field{"x", "y"}, "0001780179"},
 		{Field{"sec-websocket-version", "13"}, "008f 4148 b782 c683 93a9 52b7 72d8 831e af" + "02 3133"}, // the name Huffman-coded in 15 bytes; "13" would take 2 either way
 	} {
