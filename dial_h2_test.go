@@ -42,6 +42,7 @@ func TestDialOverHTTP2(t *testing.T) {
 			t.Run("reset by the server", func(t *testing.T) { testDialH2Reset(t, tls) })
 			t.Run("context", func(t *testing.T) { testDialH2Context(t, tls) })
 			t.Run("refused", func(t *testing.T) { testDialH2Refused(t, tls) })
+			t.Run("ServeMux patterns", func(t *testing.T) { testDialH2Mux(t, tls) })
 		})
 	}
 }
@@ -368,5 +369,45 @@ func TestDialHTTP2Unavailable(t *testing.T) {
 			handshakeEcho(t, c, "over HTTP/1.1")
 			c.Close(StatusNormalClosure, "")
 		})
+	}
+}
+
+// testDialH2Mux: which ServeMux patterns an extended CONNECT matches. "GET
+// /ws" does not (CONNECT is another method): register "/ws", or "GET /ws"
+// and "CONNECT /ws" both.
+func testDialH2Mux(t *testing.T, tls bool) {
+	accept := func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/any", accept)
+	mux.HandleFunc("GET /get", accept)
+	mux.HandleFunc("GET /both", accept)
+	mux.HandleFunc("CONNECT /both", accept)
+	o := newH2Origin(t, tls, mux.ServeHTTP)
+	for _, tt := range []struct {
+		path   string
+		status int
+	}{
+		{"/any", http.StatusOK},
+		{"/get", http.StatusMethodNotAllowed},
+		{"/both", http.StatusOK},
+	} {
+		opts := o.opts
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, resp, err := Dial(ctx, o.url+tt.path, &opts)
+		cancel()
+		if resp == nil || resp.StatusCode != tt.status {
+			t.Errorf("%s: %v, %v; want status %d", tt.path, resp, err, tt.status)
+		}
+		if c != nil {
+			handshakeEcho(t, c, "via "+tt.path)
+			c.Close(StatusNormalClosure, "")
+		}
 	}
 }
