@@ -3,7 +3,6 @@ package h2
 import (
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
@@ -67,17 +66,6 @@ func (s *rawServer) write(typ, flags uint8, id uint32, payload []byte) {
 	s.t.Helper()
 	b := appendFrameHeader(nil, len(payload), typ, flags, id)
 	if _, err := s.nc.Write(append(b, payload...)); err != nil {
-		s.t.Fatal(err)
-	}
-}
-
-func (s *rawServer) writeRaw(hexed string) {
-	s.t.Helper()
-	b, err := hex.DecodeString(strings.ReplaceAll(hexed, " ", ""))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if _, err := s.nc.Write(b); err != nil {
 		s.t.Fatal(err)
 	}
 }
