@@ -171,14 +171,7 @@ func testDialH2Handshake(t *testing.T, tls bool) {
 // testDialH2Many: 100 WebSockets dialed at once share one connection, and
 // each gets back its own sequence of messages.
 func testDialH2Many(t *testing.T, tls bool) {
-	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		echo(c)
-	})
+	o := newH2Origin(t, tls, acceptEcho)
 	const conns, msgs = 100, 20
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
@@ -272,14 +265,7 @@ func testDialH2Reset(t *testing.T, tls bool) {
 // testDialH2Context: a context that ends during a blocked Read cancels
 // the Read alone; the stream, and the Conn, go on.
 func testDialH2Context(t *testing.T, tls bool) {
-	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		echo(c)
-	})
+	o := newH2Origin(t, tls, acceptEcho)
 	c, _ := o.dial(t, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
@@ -333,14 +319,7 @@ func TestDialHTTP2Unavailable(t *testing.T) {
 		{"HTTP/1.1 only", false, false, "does not speak HTTP/2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			h := func(w http.ResponseWriter, r *http.Request) {
-				c, err := Accept(w, r, nil)
-				if err != nil {
-					return
-				}
-				defer c.CloseNow()
-				echo(c)
-			}
+			h := acceptEcho
 			var o *h2Origin
 			if tt.h2c || tt.tls {
 				o = newH2Origin(t, tt.tls, h)
@@ -376,14 +355,7 @@ func TestDialHTTP2Unavailable(t *testing.T) {
 // /ws" does not (CONNECT is another method): register "/ws", or "GET /ws"
 // and "CONNECT /ws" both.
 func testDialH2Mux(t *testing.T, tls bool) {
-	accept := func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		echo(c)
-	}
+	accept := acceptEcho
 	mux := http.NewServeMux()
 	mux.HandleFunc("/any", accept)
 	mux.HandleFunc("GET /get", accept)
@@ -410,4 +382,15 @@ func testDialH2Mux(t *testing.T, tls bool) {
 			c.Close(StatusNormalClosure, "")
 		}
 	}
+}
+
+// acceptEcho is a handler that accepts with the default options and
+// echoes until the connection ends.
+func acceptEcho(w http.ResponseWriter, r *http.Request) {
+	c, err := Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	echo(c)
 }
