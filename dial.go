@@ -43,6 +43,11 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err != nil {
 		return nil, nil, err
 	}
+	if opts.HTTP2 != HTTP2Disabled {
+		if c, resp, err, done := dialHTTP2(ctx, rawURL, u, opts, comp); done {
+			return c, resp, err
+		}
+	}
 	var nonce [16]byte
 	rand.Read(nonce[:])
 	key := base64.StdEncoding.EncodeToString(nonce[:])
@@ -259,8 +264,17 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 	if got, want := resp.Header.Values("Sec-WebSocket-Accept"), acceptKey(key); len(got) != 1 || got[0] != want {
 		return fail("Sec-WebSocket-Accept %q, want %q", got, want)
 	}
+	return checkNegotiated(resp.Header, offered, comp)
+}
+
+// checkNegotiated checks the subprotocol and extensions a server chose,
+// over HTTP/1.1 or HTTP/2, and returns them.
+func checkNegotiated(h http.Header, offered []string, comp compression) (string, *deflateParams, error) {
+	fail := func(format string, args ...any) (string, *deflateParams, error) {
+		return "", nil, fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
+	}
 	var subprotocol string
-	switch p := resp.Header.Values("Sec-WebSocket-Protocol"); len(p) {
+	switch p := h.Values("Sec-WebSocket-Protocol"); len(p) {
 	case 0:
 	case 1:
 		if !slices.Contains(offered, p[0]) {
@@ -270,7 +284,7 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 	default:
 		return fail("server sent %d Sec-WebSocket-Protocol headers", len(p))
 	}
-	deflate, err := comp.check(resp.Header)
+	deflate, err := comp.check(h)
 	if err != nil {
 		return fail("%v", err)
 	}

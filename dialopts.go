@@ -68,6 +68,10 @@ type DialOptions struct {
 	// asks for with server_max_window_bits. A server that cannot keep it
 	// declines the offer.
 	CompressionWindowBits int
+
+	// HTTP2 asks for the WebSocket over HTTP/2 (RFC 8441) rather than
+	// HTTP/1.1: see HTTP2Mode, and the package documentation, HTTP/2.
+	HTTP2 HTTP2Mode
 }
 
 // dialURL checks a WebSocket URL (RFC 6455 §3) and maps it to the HTTP URL
@@ -109,3 +113,19 @@ func dialErr(rawURL string, err error) error {
 	}
 	return opErr("dial "+shown, err)
 }
+
+// HTTP2Mode says whether Dial opens its WebSocket over HTTP/2 (RFC 8441).
+type HTTP2Mode int
+
+const (
+	// HTTP2Disabled dials over HTTP/1.1, the default.
+	HTTP2Disabled HTTP2Mode = iota
+	// HTTP2Preferred dials over HTTP/2 when the server offers WebSockets
+	// there, and over HTTP/1.1 when it does not: it does not choose h2 by
+	// ALPN (wss://), does not answer HTTP/2 with prior knowledge (ws://),
+	// or does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL.
+	HTTP2Preferred
+	// HTTP2Required dials over HTTP/2 or fails with an error wrapping
+	// ErrHTTP2Unavailable that says why not.
+	HTTP2Required
+)

@@ -238,17 +238,49 @@
 //
 // # HTTP/2
 //
-// Accept also takes WebSockets over HTTP/2 (RFC 8441): a request on an
-// HTTP/2 connection that is an extended CONNECT with :protocol websocket
-// is answered with 200, and the Conn runs over that stream, the frames of
-// RFC 6455 in its DATA frames. Browsers do this for a page they loaded over
-// HTTP/2 when the server offers it, which Go's HTTP/2 server does when the
-// program runs with GODEBUG=http2xconnect=1 (the echo example with -tls
-// sets it for itself). The stream ends when the handler returns, so the
-// handler must keep running while the Conn is in use; Serve, over HTTP/2,
-// serves from the handler's goroutine and returns at the end. HTTP/2
-// streams have no deadlines to interrupt a blocked call with, so a context
-// that ends during one closes the connection. Dial speaks HTTP/1.1 only.
+// Both roles speak WebSockets over HTTP/2 (RFC 8441): the client opens a
+// stream with an extended CONNECT whose :protocol is websocket, the server
+// answers 200, and the frames of RFC 6455 travel in the stream's DATA
+// frames. There is no Sec-WebSocket-Key and no Sec-WebSocket-Accept (RFC
+// 8441 §5); subprotocols, extensions, origins and other headers are
+// negotiated as over HTTP/1.1.
+//
+// Accept takes such a stream with the same handler, over TLS or over
+// cleartext HTTP/2 (h2c: http.Server.Protocols with SetUnencryptedHTTP2).
+// Go's HTTP/2 server offers extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL)
+// only when the program starts with GODEBUG=http2xconnect=1 in its
+// environment, in Go 1.24 to 1.26 at least: net/http reads the variable
+// once as it starts, so setting it later, or with a //go:debug directive,
+// does nothing (the echo example with -tls re-runs itself with it). A
+// release of Go that gains a server setting for it (planned as
+// HTTP2Config.EnableConnectProtocol) turns it on there instead; the
+// package's tests fail the day a Go release changes what the variable
+// does. Without it, browsers and this package's Dial fall back to HTTP/1.1
+// (or, with HTTP2Required, fail). The request's method is CONNECT, so a
+// ServeMux pattern "GET /ws" does not match it: register "/ws", or both
+// "GET /ws" and "CONNECT /ws". The stream ends when the handler returns,
+// so the handler must keep running while the Conn is in use; Serve, over
+// HTTP/2, serves from the handler's goroutine and returns at the end.
+//
+// Dial with DialOptions.HTTP2 set opens the stream itself: over TLS with
+// ALPN h2 for wss://, over h2c with prior knowledge for ws://. WebSockets
+// to the same origin, dialed with the same HTTP client transport, share
+// one HTTP/2 connection, as many as the server's
+// SETTINGS_MAX_CONCURRENT_STREAMS allows (further connections are dialed
+// past it); Close ends the WebSocket's stream alone, and the connection
+// closes with its last stream. A stream the server resets ends its Conn
+// alone. The transport's TLS configuration and dial functions apply;
+// a proxy, a custom RoundTripper or DialTLSContext without ALPN h2 rule
+// HTTP/2 out. HTTP2Preferred falls back to HTTP/1.1 when the server does
+// not take WebSockets over HTTP/2; HTTP2Required fails with an error
+// wrapping ErrHTTP2Unavailable that says why.
+//
+// Contexts: on the client, HTTP/2 streams have deadlines of their own, so
+// a context that ends during a blocked call cancels that call alone, as
+// over TCP. On the server they cannot: Go's HTTP/2 server ends the
+// request body for good when a read deadline passes and resets the stream
+// when a write deadline does, so there a context that ends during a
+// blocked call closes the connection.
 //
 // # Browsers
 //

@@ -35,6 +35,14 @@ var (
 	// ErrHandshake is wrapped by the errors Dial and Accept return when the
 	// opening handshake itself is refused or malformed.
 	ErrHandshake = errors.New("websocket: handshake failed")
+
+	// ErrHTTP2Unavailable is wrapped by the error of Dial with
+	// DialOptions.HTTP2 set to HTTP2Required when the server cannot take
+	// the WebSocket over HTTP/2: it did not choose h2 by ALPN, did not
+	// answer HTTP/2 over cleartext, or did not announce extended CONNECT
+	// (RFC 8441 §3); or the HTTP client's transport or proxy rules out
+	// HTTP/2. The error says which.
+	ErrHTTP2Unavailable = errors.New("websocket: HTTP/2 unavailable")
 )
 
 // StatusCode is the status code of a close frame (RFC 6455 §7.4).

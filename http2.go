@@ -19,7 +19,8 @@ import (
 //
 // Go's HTTP/2 server announces extended CONNECT only when the program
 // runs with GODEBUG=http2xconnect=1 (Go 1.24 and later); browsers then
-// open WebSockets on the HTTP/2 connection that served the page.
+// open WebSockets on the HTTP/2 connection that served the page. The
+// client's side is dial_h2.go.
 
 // checkConnectRequest checks an opening handshake over HTTP/2 (RFC 8441
 // §4, §5).
@@ -81,11 +82,12 @@ var errStreamEnded = errors.New("the HTTP/2 stream ended: its handler returned")
 
 // stream is the transport of a server's WebSocket over an HTTP/2 stream:
 // the request body in, the response writer out, each write flushed. It
-// has no deadlines to offer: the HTTP/2 server's read and write deadlines
-// end the stream when they pass, so a context that ends during a blocked
-// call closes the connection. The stream lives as long as the handler
-// that accepted it runs: closing it closes the request body, which ends
-// the handler's reads, and the handler's return ends it on the wire.
+// has no deadlines to offer: Go's HTTP/2 server closes the request body
+// for good when a read deadline passes and resets the stream when a write
+// deadline does, so a context that ends during a blocked call closes the
+// connection. The stream lives as long as the handler that accepted it
+// runs: closing it closes the request body, which ends the handler's
+// reads, and the handler's return ends it on the wire.
 type stream struct {
 	body   io.ReadCloser
 	w      http.ResponseWriter

@@ -17,6 +17,8 @@
 //	-subprotocol NAME     a subprotocol to offer; repeat for more, in order of preference
 //	-compression MODE     offer permessage-deflate: off (the default), no-takeover or takeover
 //	-insecure             skip the verification of the server's TLS certificate (wss://)
+//	-http2                open the WebSocket over HTTP/2 (RFC 8441): h2 by ALPN for wss://,
+//	                      h2c with prior knowledge for ws://; fail if the server does not offer it
 //	-handshake-timeout D  give up on a handshake not done within D (default 10s)
 //	-interval D           send the time every D instead of reading standard input
 //	-reconnect            after a connection ends abnormally, dial again, waiting
@@ -104,6 +106,10 @@ func main() {
 	})
 	flag.TextVar(&cfg.opts.Compression, "compression", websocket.CompressionDisabled, "offer permessage-deflate: off, no-takeover or takeover")
 	insecure := flag.Bool("insecure", false, "skip the verification of the server's TLS certificate")
+	flag.BoolFunc("http2", "open the WebSocket over HTTP/2: h2 for wss://, h2c for ws://", func(string) error {
+		cfg.opts.HTTP2 = websocket.HTTP2Required
+		return nil
+	})
 	flag.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a handshake not done within this time")
 	flag.DurationVar(&cfg.interval, "interval", 0, "send the time at this interval instead of reading standard input")
 	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, until the input ends")
@@ -194,6 +200,9 @@ func dial(ctx context.Context, cfg config) (*websocket.Conn, error) {
 		return nil, err
 	}
 	connected := "connected to " + cfg.url
+	if resp.ProtoMajor == 2 {
+		connected += " over HTTP/2"
+	}
 	if p := c.Subprotocol(); p != "" {
 		connected += ", subprotocol " + p
 	}

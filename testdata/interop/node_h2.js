@@ -75,6 +75,7 @@ function request() {
 
 function bridge(stream, status, headers) {
   const server = net.createServer((sock) => {
+    sock.setNoDelay(true); // no Nagle delay on small writes through the bridge
     server.close();
     sock.pipe(stream); // the socket's FIN ends the stream
     stream.pipe(sock); // END_STREAM half-closes the socket

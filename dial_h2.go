@@ -1,0 +1,384 @@
+//go:build !js
+
+package websocket
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/rfc6455/websocket/internal/h2"
+	"github.com/rfc6455/websocket/internal/hpack"
+)
+
+// WebSockets over HTTP/2, the client's side: Dial opens a stream with an
+// extended CONNECT (RFC 8441 §4) on an HTTP/2 connection to the origin,
+// over TLS with ALPN h2 for wss:// and over cleartext with prior
+// knowledge (h2c) for ws://. WebSockets to one origin, dialed with the
+// same HTTP client transport, share one connection as far as the
+// server's SETTINGS_MAX_CONCURRENT_STREAMS allows; the connection closes
+// when its last WebSocket ends. The HTTP/2 client is internal/h2, for the
+// reasons its package documentation gives.
+
+// h2Conns holds the HTTP/2 connections that Dial shares between
+// WebSockets, as http.DefaultTransport holds its idle connections. A
+// connection leaves it, and closes, when its last stream ends.
+var h2Conns = h2Pool{conns: map[h2Key][]*h2.ClientConn{}, dialing: map[h2Key]*h2Dial{}}
+
+// h2Key names the connections one Dial may share: the same origin,
+// reached through the same transport (its TLS configuration and dialer).
+type h2Key struct {
+	scheme, addr string
+	tr           *http.Transport
+}
+
+type h2Pool struct {
+	mu      sync.Mutex
+	conns   map[h2Key][]*h2.ClientConn // mu
+	dialing map[h2Key]*h2Dial          // mu: the dial under way for a key
+}
+
+// h2Dial is a connection being dialed, which other Dials to the key wait
+// for rather than dialing their own.
+type h2Dial struct {
+	done chan struct{}
+	err  error // set before done is closed
+}
+
+// get returns a connection for key with a stream reserved on it (see
+// h2.ClientConn.Reserve), dialing one with dial when none has room.
+func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) (net.Conn, error)) (*h2.ClientConn, error) {
+	for {
+		p.mu.Lock()
+		live := p.conns[key][:0]
+		var found *h2.ClientConn
+		for _, cc := range p.conns[key] {
+			if cc.Err() != nil {
+				continue
+			}
+			live = append(live, cc)
+			if found == nil && cc.Reserve() {
+				found = cc
+			}
+		}
+		if len(live) == 0 {
+			delete(p.conns, key)
+		} else {
+			p.conns[key] = live
+		}
+		if found != nil {
+			p.mu.Unlock()
+			return found, nil
+		}
+		if d := p.dialing[key]; d != nil {
+			p.mu.Unlock()
+			select {
+			case <-d.done:
+				if d.err != nil && !errors.Is(d.err, context.Canceled) && !errors.Is(d.err, context.DeadlineExceeded) {
+					return nil, d.err
+				}
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		d := &h2Dial{done: make(chan struct{})}
+		p.dialing[key] = d
+		p.mu.Unlock()
+		cc, err := p.dial(ctx, key, dial)
+		p.mu.Lock()
+		delete(p.dialing, key)
+		if err == nil {
+			p.conns[key] = append(p.conns[key], cc)
+		}
+		d.err = err
+		close(d.done)
+		p.mu.Unlock()
+		return cc, err
+	}
+}
+
+// dial opens a connection for key and waits for the server's SETTINGS,
+// which must offer extended CONNECT.
+func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context) (net.Conn, error)) (*h2.ClientConn, error) {
+	nc, err := dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var cc *h2.ClientConn
+	cc, err = h2.NewClientConn(nc, func() { p.idle(key, cc) })
+	if err != nil {
+		return nil, err
+	}
+	if !cc.Reserve() {
+		err = cc.Err()
+	} else {
+		err = cc.WaitSettings(ctx)
+	}
+	if err != nil {
+		cc.Close()
+		var ce *h2.ConnError
+		switch {
+		case errors.Is(err, h2.ErrNotHTTP2):
+			return nil, fmt.Errorf("%w: %v", ErrHTTP2Unavailable, errText(err))
+		case key.scheme == "http" && errors.As(err, &ce) && ce.Remote:
+			// Without TLS, nothing said the server speaks HTTP/2.
+			return nil, fmt.Errorf("%w: the server does not speak HTTP/2 over cleartext: %v", ErrHTTP2Unavailable, err)
+		}
+		return nil, err
+	}
+	if !cc.ExtendedConnect() {
+		cc.Close()
+		return nil, fmt.Errorf("%w: the server does not offer extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL)", ErrHTTP2Unavailable)
+	}
+	return cc, nil
+}
+
+// idle takes cc out of the pool and closes it, if it is still idle.
+func (p *h2Pool) idle(key h2Key, cc *h2.ClientConn) {
+	p.mu.Lock()
+	if cc == nil || !cc.Idle() {
+		p.mu.Unlock()
+		return
+	}
+	conns := p.conns[key]
+	for i, c := range conns {
+		if c == cc {
+			p.conns[key] = append(conns[:i:i], conns[i+1:]...)
+			break
+		}
+	}
+	if len(p.conns[key]) == 0 {
+		delete(p.conns, key)
+	}
+	p.mu.Unlock()
+	go cc.Close()
+}
+
+// dialHTTP2 dials a WebSocket over HTTP/2. done is false when Dial is to
+// go on over HTTP/1.1 instead: opts.HTTP2 is HTTP2Preferred and the
+// server does not take WebSockets over HTTP/2.
+func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions, comp compression) (c *Conn, resp *http.Response, err error, done bool) {
+	fail := func(err error) (*Conn, *http.Response, error, bool) {
+		if errors.Is(err, ErrHTTP2Unavailable) && opts.HTTP2 == HTTP2Preferred {
+			return nil, nil, nil, false
+		}
+		return nil, nil, err, true
+	}
+	base := opts.HTTPClient
+	if base == nil {
+		base = http.DefaultClient
+	}
+	if base.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, base.Timeout)
+		defer cancel()
+	}
+	rt := base.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return fail(fmt.Errorf("%w: the HTTP client's transport is a %T, not an *http.Transport", ErrHTTP2Unavailable, rt))
+	}
+	if t.Proxy != nil {
+		if p, err := t.Proxy(&http.Request{Method: http.MethodConnect, URL: u, Header: http.Header{}, Host: u.Host}); err != nil || p != nil {
+			return fail(fmt.Errorf("%w: a proxy applies to %s", ErrHTTP2Unavailable, u.Host))
+		}
+	}
+	fields, req, err := connectFields(u, opts, comp, base.Jar)
+	if err != nil {
+		return nil, nil, err, true
+	}
+	key := h2Key{scheme: u.Scheme, addr: hostPort(u), tr: t}
+	cc, err := h2Conns.get(ctx, key, func(ctx context.Context) (net.Conn, error) { return dialH2(ctx, t, key, u.Hostname()) })
+	if err != nil {
+		if errors.Is(err, ErrHTTP2Unavailable) {
+			return fail(err)
+		}
+		return nil, nil, dialErr(rawURL, err), true
+	}
+	s, err := cc.OpenStream(ctx, fields, true)
+	if err != nil {
+		return nil, nil, dialErr(rawURL, err), true
+	}
+	// The end of ctx cancels the handshake and resets the stream.
+	status, respFields, err := s.Response(ctx)
+	if err != nil {
+		s.Close()
+		return nil, nil, dialErr(rawURL, err), true
+	}
+	resp = &http.Response{
+		Status:     strconv.Itoa(status) + " " + http.StatusText(status),
+		StatusCode: status,
+		Proto:      "HTTP/2.0",
+		ProtoMajor: 2,
+		Header:     http.Header{},
+		Body:       http.NoBody,
+		Request:    req,
+	}
+	for _, f := range respFields {
+		resp.Header.Add(f.Name, f.Value)
+	}
+	if base.Jar != nil {
+		if rc := resp.Cookies(); len(rc) > 0 {
+			base.Jar.SetCookies(u, rc)
+		}
+	}
+	// RFC 8441 §5: the server accepts with a 2xx, and there is no
+	// Sec-WebSocket-Accept to check.
+	if status < 200 || status > 299 {
+		body := streamBody(ctx, s)
+		s.Close()
+		resp.Body = io.NopCloser(strings.NewReader(body))
+		err := fmt.Errorf("%w: server answered %q, not 200", ErrHandshake, resp.Status)
+		if line, _, _ := strings.Cut(body, "\n"); strings.TrimSpace(line) != "" {
+			err = fmt.Errorf("%w: %q", err, strings.TrimSpace(line))
+		}
+		return nil, resp, err, true
+	}
+	subprotocol, deflate, err := checkNegotiated(resp.Header, opts.Subprotocols, comp)
+	if err != nil {
+		s.Close()
+		return nil, resp, err, true
+	}
+	return newConn(connConfig{
+		client:            true,
+		subprotocol:       subprotocol,
+		deflate:           deflate,
+		tr:                transport{rw: s, dl: s},
+		closeTimeout:      opts.CloseTimeout,
+		keepaliveInterval: opts.KeepaliveInterval,
+		keepaliveTimeout:  opts.KeepaliveTimeout,
+		queueLimit:        opts.WriteQueueLimit,
+		closeOnFull:       opts.CloseOnQueueFull,
+	}), resp, nil, true
+}
+
+// connectFields returns the header list of the extended CONNECT (RFC 8441
+// §4, §5) and the request it stands for, for the response's Request.
+func connectFields(u *url.URL, opts *DialOptions, comp compression, jar http.CookieJar) ([]hpack.Field, *http.Request, error) {
+	authority := u.Host
+	if opts.Host != "" {
+		authority = opts.Host
+	}
+	path := u.RequestURI()
+	fields := []hpack.Field{
+		{Name: ":method", Value: http.MethodConnect},
+		{Name: ":protocol", Value: "websocket"},
+		{Name: ":scheme", Value: u.Scheme},
+		{Name: ":authority", Value: authority},
+		{Name: ":path", Value: path},
+	}
+	header := http.Header{}
+	for name, values := range opts.Header {
+		name = strings.ToLower(name)
+		if name == "host" {
+			continue // opts.Host sets :authority
+		}
+		for _, v := range values {
+			f := hpack.Field{Name: name, Value: v}
+			if err := h2.CheckRequestField(f); err != nil {
+				return nil, nil, fmt.Errorf("websocket: DialOptions.Header cannot go over HTTP/2: %v", errText(err))
+			}
+			fields = append(fields, f)
+			header.Add(name, v)
+		}
+	}
+	add := func(name, value string) {
+		fields = append(fields, hpack.Field{Name: name, Value: value})
+		header.Set(name, value)
+	}
+	// §5: no Sec-WebSocket-Key; the version, subprotocols and extensions
+	// go as over HTTP/1.1.
+	add("sec-websocket-version", "13")
+	if len(opts.Subprotocols) > 0 {
+		add("sec-websocket-protocol", strings.Join(opts.Subprotocols, ", "))
+	}
+	if offer := comp.offer(); offer != "" {
+		add("sec-websocket-extensions", offer)
+	}
+	if jar != nil {
+		var cookies []string
+		for _, c := range jar.Cookies(u) {
+			cookies = append(cookies, c.Name+"="+c.Value)
+		}
+		if len(cookies) > 0 {
+			add("cookie", strings.Join(cookies, "; "))
+		}
+	}
+	req := &http.Request{Method: http.MethodConnect, URL: u, Proto: "HTTP/2.0", ProtoMajor: 2, Header: header, Host: authority}
+	return fields, req, nil
+}
+
+// hostPort returns u's host with the scheme's port when it has none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
+}
+
+// dialH2 dials a connection for HTTP/2 with t's dialer and TLS
+// configuration: TLS with ALPN h2 for https, plain TCP for h2c.
+func dialH2(ctx context.Context, t *http.Transport, key h2Key, host string) (net.Conn, error) {
+	if key.scheme == "https" && t.DialTLSContext != nil {
+		nc, err := t.DialTLSContext(ctx, "tcp", key.addr)
+		if err != nil {
+			return nil, err
+		}
+		cs, ok := nc.(interface{ ConnectionState() tls.ConnectionState })
+		if !ok || cs.ConnectionState().NegotiatedProtocol != "h2" {
+			nc.Close()
+			return nil, fmt.Errorf("%w: the transport's DialTLSContext gave a connection without ALPN h2", ErrHTTP2Unavailable)
+		}
+		return nc, nil
+	}
+	dial := t.DialContext
+	if dial == nil {
+		var d net.Dialer
+		dial = d.DialContext
+	}
+	nc, err := dial(ctx, "tcp", key.addr)
+	if err != nil || key.scheme == "http" {
+		return nc, err
+	}
+	cfg := &tls.Config{}
+	if t.TLSClientConfig != nil {
+		cfg = t.TLSClientConfig.Clone()
+	}
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"h2", "http/1.1"}
+	tc := tls.Client(nc, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
+		tc.Close()
+		return nil, fmt.Errorf("%w: the server chose %q by ALPN, not h2", ErrHTTP2Unavailable, p)
+	}
+	return tc, nil
+}
+
+// streamBody reads up to 1 KiB of a refusal's body, within ctx.
+func streamBody(ctx context.Context, s *h2.Stream) string {
+	stop := context.AfterFunc(ctx, func() { s.SetReadDeadline(longAgo) })
+	defer stop()
+	b, _ := io.ReadAll(io.LimitReader(s, 1<<10))
+	return string(b)
+}

@@ -1,0 +1,398 @@
+//go:build !js
+
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket/internal/godebugtest"
+)
+
+// TestDialHTTP2 runs TestDialOverHTTP2 in a child process whose HTTP/2
+// server offers extended CONNECT (GODEBUG=http2xconnect=1).
+func TestDialHTTP2(t *testing.T) {
+	t.Parallel()
+	godebugtest.Run(t, xconnect, "TestDialOverHTTP2")
+}
+
+// TestDialOverHTTP2: Dial over HTTP/2 against Go's HTTP/2 server, over
+// TLS and h2c. TestDialHTTP2 runs it.
+func TestDialOverHTTP2(t *testing.T) {
+	if !godebugtest.Has(xconnect) {
+		t.Skip("needs GODEBUG=" + xconnect + "; TestDialHTTP2 runs it so")
+	}
+	for _, tls := range []bool{true, false} {
+		name := "h2c"
+		if tls {
+			name = "h2"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Run("handshake", func(t *testing.T) { testDialH2Handshake(t, tls) })
+			t.Run("100 on one connection", func(t *testing.T) { testDialH2Many(t, tls) })
+			t.Run("reset by the server", func(t *testing.T) { testDialH2Reset(t, tls) })
+			t.Run("context", func(t *testing.T) { testDialH2Context(t, tls) })
+			t.Run("refused", func(t *testing.T) { testDialH2Refused(t, tls) })
+			t.Run("ServeMux patterns", func(t *testing.T) { testDialH2Mux(t, tls) })
+		})
+	}
+}
+
+// h2Origin is a Go HTTP/2 server for Dial: over TLS with a certificate
+// made for the test, or cleartext (h2c) beside HTTP/1.1. conns counts the
+// TCP connections it accepted.
+type h2Origin struct {
+	*httptest.Server
+	url   string
+	opts  DialOptions
+	conns atomic.Int32
+}
+
+func newH2Origin(t *testing.T, tls bool, h http.HandlerFunc) *h2Origin {
+	t.Helper()
+	o := &h2Origin{Server: httptest.NewUnstartedServer(h)}
+	o.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			o.conns.Add(1)
+		}
+	}
+	if tls {
+		o.EnableHTTP2 = true
+		o.StartTLS()
+		o.url = "wss" + strings.TrimPrefix(o.URL, "https")
+		o.opts.HTTPClient = o.Client()
+	} else {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		o.Config.Protocols = &p
+		o.Start()
+		o.url = wsURL(o.Server)
+	}
+	o.opts.HTTP2 = HTTP2Required
+	t.Cleanup(o.Close)
+	return o
+}
+
+// dial dials the origin with its options and the changes of edit.
+func (o *h2Origin) dial(t *testing.T, edit func(*DialOptions)) (*Conn, *http.Response) {
+	t.Helper()
+	opts := o.opts
+	if edit != nil {
+		edit(&opts)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := Dial(ctx, o.url+"/ws", &opts)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c, resp
+}
+
+func testDialH2Handshake(t *testing.T, tls bool) {
+	got := make(chan *http.Request, 1)
+	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
+		got <- r
+		c, err := Accept(w, r, &AcceptOptions{
+			Subprotocols:   []string{"chat"},
+			Compression:    CompressionContextTakeover,
+			OriginPatterns: []string{"app.example"},
+		})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	})
+	c, resp := o.dial(t, func(opts *DialOptions) {
+		opts.Subprotocols = []string{"other", "chat"}
+		opts.Compression = CompressionContextTakeover
+		opts.Header = http.Header{"Origin": {"https://app.example"}, "X-Token": {"abc"}}
+	})
+	r := <-got
+	if r.ProtoMajor != 2 || r.Method != http.MethodConnect || r.Header.Get(":protocol") != "websocket" {
+		t.Errorf("server got %s %s with :protocol %q, want an extended CONNECT over HTTP/2", r.Proto, r.Method, r.Header.Get(":protocol"))
+	}
+	if k, ok := r.Header["Sec-Websocket-Key"]; ok {
+		t.Errorf("Sec-WebSocket-Key %q sent over HTTP/2 (RFC 8441 §5 drops it)", k)
+	}
+	for name, want := range map[string]string{
+		"Sec-Websocket-Version":    "13",
+		"Sec-Websocket-Protocol":   "other, chat",
+		"Sec-Websocket-Extensions": "permessage-deflate; client_max_window_bits",
+		"Origin":                   "https://app.example",
+		"X-Token":                  "abc",
+	} {
+		if v := r.Header.Values(name); len(v) != 1 || v[0] != want {
+			t.Errorf("server got %s %q, want %q", name, v, want)
+		}
+	}
+	if r.URL.Path != "/ws" {
+		t.Errorf("server got path %q, want /ws", r.URL.Path)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Proto != "HTTP/2.0" {
+		t.Errorf("response %q %s, want 200 over HTTP/2.0", resp.Status, resp.Proto)
+	}
+	if c.Subprotocol() != "chat" {
+		t.Errorf("subprotocol %q, want chat", c.Subprotocol())
+	}
+	if !strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		t.Errorf("extensions %q, want permessage-deflate", resp.Header.Get("Sec-WebSocket-Extensions"))
+	}
+	ctx := context.Background()
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 1 << 20} {
+		msg := bytes.Repeat([]byte("ab"), n/2)
+		if err := c.Write(ctx, MessageBinary, msg); err != nil {
+			t.Fatalf("Write %d bytes: %v", len(msg), err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("echo of %d bytes: %d bytes, %v", len(msg), len(p), err)
+		}
+	}
+	if err := c.Close(StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if n := o.conns.Load(); n != 1 {
+		t.Errorf("%d TCP connections, want 1", n)
+	}
+}
+
+// testDialH2Many: 100 WebSockets dialed at once share one connection, and
+// each gets back its own sequence of messages.
+func testDialH2Many(t *testing.T, tls bool) {
+	o := newH2Origin(t, tls, acceptEcho)
+	const conns, msgs = 100, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	for i := range conns {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			opts := o.opts
+			c, _, err := Dial(ctx, o.url, &opts)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.CloseNow()
+			for j := range msgs {
+				msg := fmt.Sprintf("conn %d message %d %s", i, j, strings.Repeat("x", j*100))
+				if err := c.Write(ctx, MessageText, []byte(msg)); err != nil {
+					errs <- err
+					return
+				}
+				_, p, err := c.Read(ctx)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if string(p) != msg {
+					errs <- fmt.Errorf("conn %d got %.40q, want %.40q", i, p, msg)
+					return
+				}
+			}
+			if err := c.Close(StatusNormalClosure, ""); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := o.conns.Load(); n != 1 {
+		t.Errorf("%d TCP connections for %d WebSockets, want 1", n, conns)
+	}
+}
+
+// testDialH2Reset: a stream the server resets ends that Conn alone.
+func testDialH2Reset(t *testing.T, tls bool) {
+	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		if r.URL.Query().Get("reset") == "" {
+			echo(c)
+			return
+		}
+		c.Read(context.Background())
+		panic(http.ErrAbortHandler) // resets the stream
+	})
+	keep, _ := o.dial(t, nil)
+	opts := o.opts
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	doomed, _, err := Dial(ctx, o.url+"/?reset=1", &opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer doomed.CloseNow()
+	if err := doomed.Write(ctx, MessageText, []byte("reset me")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = doomed.Read(ctx)
+	if err == nil || !strings.Contains(err.Error(), "reset the stream") || CloseStatus(err) != StatusAbnormalClosure {
+		t.Errorf("Read of the reset stream: %v, want the reset and 1006", err)
+	}
+	for i := range 3 {
+		msg := fmt.Sprint("still here ", i)
+		if err := keep.Write(ctx, MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := keep.Read(ctx); err != nil || string(p) != msg {
+			t.Fatalf("the other stream: %q, %v", p, err)
+		}
+	}
+	if n := o.conns.Load(); n != 1 {
+		t.Errorf("%d TCP connections, want 1", n)
+	}
+}
+
+// testDialH2Context: a context that ends during a blocked Read cancels
+// the Read alone; the stream, and the Conn, go on.
+func testDialH2Context(t *testing.T, tls bool) {
+	o := newH2Origin(t, tls, acceptEcho)
+	c, _ := o.dial(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := c.Read(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Read with an ending context: %v, want DeadlineExceeded", err)
+	}
+	bg := context.Background()
+	if err := c.Write(bg, MessageText, []byte("after")); err != nil {
+		t.Fatalf("Write after a canceled Read: %v", err)
+	}
+	if _, p, err := c.Read(bg); err != nil || string(p) != "after" {
+		t.Fatalf("Read after a canceled Read: %q, %v", p, err)
+	}
+}
+
+// testDialH2Refused: a refusal is ErrHandshake with the server's status
+// and words; the connection stays for others.
+func testDialH2Refused(t *testing.T, tls bool) {
+	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
+		Accept(w, r, nil)
+	})
+	opts := o.opts
+	opts.Header = http.Header{"Origin": {"https://elsewhere.example"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := Dial(ctx, o.url, &opts)
+	if !errors.Is(err, ErrHandshake) || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("Dial: %v, %v; want ErrHandshake and a 403 response", err, resp)
+	}
+	if !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), `"websocket: `) {
+		t.Errorf("error %q does not give the status and the server's words", err)
+	}
+}
+
+// TestDialHTTP2Unavailable: a server that does not offer extended
+// CONNECT (Go's, without GODEBUG=http2xconnect=1; or one without h2c)
+// gives an error with HTTP2Required, HTTP/1.1 with HTTP2Preferred.
+func TestDialHTTP2Unavailable(t *testing.T) {
+	t.Parallel()
+	if godebugtest.Has(xconnect) || strings.Contains(os.Getenv("GODEBUG"), "http2xconnect=1") {
+		t.Skip("the server offers extended CONNECT here")
+	}
+	for _, tt := range []struct {
+		name string
+		tls  bool
+		h2c  bool
+		why  string
+	}{
+		{"h2 without extended CONNECT", true, true, "does not offer extended CONNECT"},
+		{"h2c without extended CONNECT", false, true, "does not offer extended CONNECT"},
+		{"HTTP/1.1 only", false, false, "does not speak HTTP/2"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := acceptEcho
+			var o *h2Origin
+			if tt.h2c || tt.tls {
+				o = newH2Origin(t, tt.tls, h)
+			} else {
+				o = &h2Origin{Server: httptest.NewServer(http.HandlerFunc(h))}
+				o.url = wsURL(o.Server)
+				t.Cleanup(o.Close)
+			}
+			opts := o.opts
+			opts.HTTP2 = HTTP2Required
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _, err := Dial(ctx, o.url, &opts)
+			if !errors.Is(err, ErrHTTP2Unavailable) || !strings.Contains(err.Error(), tt.why) {
+				t.Fatalf("HTTP2Required: %v, want ErrHTTP2Unavailable saying %q", err, tt.why)
+			}
+			opts.HTTP2 = HTTP2Preferred
+			c, resp, err := Dial(ctx, o.url, &opts)
+			if err != nil {
+				t.Fatalf("HTTP2Preferred: %v", err)
+			}
+			defer c.CloseNow()
+			if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Errorf("fell back to %s %q, want HTTP/1.1 101", resp.Proto, resp.Status)
+			}
+			handshakeEcho(t, c, "over HTTP/1.1")
+			c.Close(StatusNormalClosure, "")
+		})
+	}
+}
+
+// testDialH2Mux: which ServeMux patterns an extended CONNECT matches. "GET
+// /ws" does not (CONNECT is another method): register "/ws", or "GET /ws"
+// and "CONNECT /ws" both.
+func testDialH2Mux(t *testing.T, tls bool) {
+	accept := acceptEcho
+	mux := http.NewServeMux()
+	mux.HandleFunc("/any", accept)
+	mux.HandleFunc("GET /get", accept)
+	mux.HandleFunc("GET /both", accept)
+	mux.HandleFunc("CONNECT /both", accept)
+	o := newH2Origin(t, tls, mux.ServeHTTP)
+	for _, tt := range []struct {
+		path   string
+		status int
+	}{
+		{"/any", http.StatusOK},
+		{"/get", http.StatusMethodNotAllowed},
+		{"/both", http.StatusOK},
+	} {
+		opts := o.opts
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, resp, err := Dial(ctx, o.url+tt.path, &opts)
+		cancel()
+		if resp == nil || resp.StatusCode != tt.status {
+			t.Errorf("%s: %v, %v; want status %d", tt.path, resp, err, tt.status)
+		}
+		if c != nil {
+			handshakeEcho(t, c, "via "+tt.path)
+			c.Close(StatusNormalClosure, "")
+		}
+	}
+}
+
+// acceptEcho is a handler that accepts with the default options and
+// echoes until the connection ends.
+func acceptEcho(w http.ResponseWriter, r *http.Request) {
+	c, err := Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	echo(c)
+}

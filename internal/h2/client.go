@@ -1,0 +1,825 @@
+package h2
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rfc6455/websocket/internal/hpack"
+)
+
+// What we announce in our SETTINGS, and the windows we keep.
+const (
+	// StreamWindow is each stream's receive window: the most a stream
+	// holds of what the server sent and its reader has not read.
+	StreamWindow = 256 << 10
+	// connWindow is the connection's receive window. It is credited back
+	// as data arrives, not as it is read: the stream windows bound what
+	// is held, so a stream whose reader stalls does not stall the others.
+	connWindow = 16 << 20
+	// MaxHeaderList bounds a response's header list (names, values and 32
+	// bytes per field), and maxHeaderBlock the encoded block that carries
+	// it, HEADERS and CONTINUATION frames together.
+	MaxHeaderList  = 1 << 20
+	maxHeaderBlock = MaxHeaderList
+	// headerTableSize is the HPACK dynamic table the server may use,
+	// the initial value.
+	headerTableSize = 4096
+)
+
+// ClientConn is an HTTP/2 connection from the client side. Two goroutines
+// serve it: readLoop reads and dispatches every frame, and ctrlLoop writes
+// the frames readLoop and readers owe the server (acknowledgements,
+// WINDOW_UPDATE, RST_STREAM), so that neither waits on a blocked socket.
+type ClientConn struct {
+	nc net.Conn // immutable
+
+	// wlock is the write lock, a channel so that a writer can give up
+	// when its deadline passes: held while frames go into bw and out.
+	wlock chan struct{}
+	bw    *bufio.Writer // wlock
+	wbuf  []byte        // wlock: frame headers being encoded
+
+	ctrlMu   sync.Mutex
+	ctrl     []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
+	ctrlKick chan struct{} // signaled when ctrl gains frames
+
+	mu            sync.Mutex
+	streams       map[uint32]*Stream // mu: open streams by ID
+	nextID        uint32             // mu: the ID of the next stream
+	reserved      int                // mu: streams promised by Reserve, not yet opened
+	maxStreams    uint32             // mu: the server's SETTINGS_MAX_CONCURRENT_STREAMS
+	sendWindow    int64              // mu: the connection's send window
+	initialWindow int64              // mu: the server's SETTINGS_INITIAL_WINDOW_SIZE
+	maxFrame      int                // mu: the server's SETTINGS_MAX_FRAME_SIZE
+	maxHeaderList uint32             // mu: the server's SETTINGS_MAX_HEADER_LIST_SIZE, 0 if none
+	xconnect      bool               // mu: the server allows extended CONNECT (RFC 8441 §3)
+	goAway        bool               // mu: the server sent GOAWAY, or we are closing: no new streams
+	closing       bool               // mu: Close has begun
+	err           error              // mu: why the connection ended, once done is closed
+	onIdle        func()             // mu: called, without mu, when the last stream ends
+
+	settings chan struct{} // closed when the server's first SETTINGS arrive
+	done     chan struct{} // closed when the connection has ended
+
+	// Fields of readLoop alone.
+	dec        *hpack.Decoder
+	recvUnsent uint32 // connection window credit not yet sent
+	block      []byte // the header block being assembled
+	blockID    uint32 // its stream, 0 when none
+	blockEnd   bool   // its HEADERS frame had END_STREAM
+}
+
+// NewClientConn starts HTTP/2 on nc, a connection on which the client
+// speaks first (TLS with ALPN h2, or cleartext with prior knowledge): it
+// sends the preface and our SETTINGS and starts serving the connection.
+// The server's SETTINGS arrive later; WaitSettings waits for them.
+// onIdle, if not nil, is called each time the connection's last stream
+// ends with no Reserve outstanding.
+func NewClientConn(nc net.Conn, onIdle func()) (*ClientConn, error) {
+	cc := &ClientConn{
+		nc:            nc,
+		wlock:         make(chan struct{}, 1),
+		bw:            bufio.NewWriterSize(nc, 16<<10),
+		ctrlKick:      make(chan struct{}, 1),
+		streams:       map[uint32]*Stream{},
+		nextID:        1,
+		maxStreams:    1<<32 - 1, // §6.5.2: "Initially, there is no limit"
+		sendWindow:    defaultWindow,
+		initialWindow: defaultWindow,
+		maxFrame:      defaultMaxFrame,
+		onIdle:        onIdle,
+		settings:      make(chan struct{}),
+		done:          make(chan struct{}),
+		dec:           hpack.NewDecoder(headerTableSize),
+	}
+	b := append([]byte(preface), appendSettings(nil,
+		settingEnablePush, 0,
+		settingInitialWindowSize, StreamWindow,
+		settingMaxHeaderListSize, MaxHeaderList,
+	)...)
+	b = appendWindowUpdate(b, 0, connWindow-defaultWindow)
+	if _, err := nc.Write(b); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	go cc.readLoop()
+	go cc.ctrlLoop()
+	return cc, nil
+}
+
+// WaitSettings waits for the server's first SETTINGS frame, which must
+// open its side of the connection (§3.4).
+func (cc *ClientConn) WaitSettings(ctx context.Context) error {
+	select {
+	case <-cc.settings:
+		return nil
+	case <-cc.done:
+		return cc.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ExtendedConnect reports whether the server has announced
+// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 §3).
+func (cc *ClientConn) ExtendedConnect() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.xconnect
+}
+
+// Err returns why the connection ended, or nil while it lives.
+func (cc *ClientConn) Err() error {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.err
+}
+
+// Done is closed when the connection has ended.
+func (cc *ClientConn) Done() <-chan struct{} { return cc.done }
+
+// Reserve promises a stream to a caller about to open one, reporting
+// false when the connection cannot take it. A reservation holds the
+// connection open until OpenStream uses it or Unreserve returns it.
+func (cc *ClientConn) Reserve() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if !cc.availableLocked() {
+		return false
+	}
+	cc.reserved++
+	return true
+}
+
+// Unreserve returns a reservation that will not be used.
+func (cc *ClientConn) Unreserve() {
+	cc.mu.Lock()
+	cc.reserved--
+	idle := cc.idleLocked()
+	cc.mu.Unlock()
+	if idle {
+		cc.onIdle()
+	}
+}
+
+func (cc *ClientConn) availableLocked() bool {
+	return cc.err == nil && !cc.goAway && !cc.closing &&
+		uint64(len(cc.streams)+cc.reserved) < uint64(cc.maxStreams) &&
+		cc.nextID < maxWindow-2*uint32(cc.reserved)
+}
+
+// Idle reports whether the connection has no stream and no reservation.
+func (cc *ClientConn) Idle() bool {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return len(cc.streams) == 0 && cc.reserved == 0
+}
+
+func (cc *ClientConn) idleLocked() bool {
+	return cc.onIdle != nil && len(cc.streams) == 0 && cc.reserved == 0
+}
+
+// Close sends GOAWAY, if the socket takes it within a second, and closes
+// the connection, ending every stream.
+func (cc *ClientConn) Close() error {
+	cc.mu.Lock()
+	if cc.closing || cc.err != nil {
+		cc.mu.Unlock()
+		<-cc.done
+		return nil
+	}
+	cc.closing = true
+	cc.mu.Unlock()
+	t := time.NewTimer(time.Second)
+	select {
+	case cc.wlock <- struct{}{}:
+		cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		cc.writeCtrlLocked()
+		cc.bw.Write(appendGoAway(nil, 0, ErrCodeNo, ""))
+		cc.bw.Flush()
+		<-cc.wlock
+	case <-t.C:
+	case <-cc.done:
+	}
+	t.Stop()
+	cc.fail(net.ErrClosed)
+	<-cc.done
+	return nil
+}
+
+// fail ends the connection with err: every stream ends with it, the
+// socket closes, and readLoop returns.
+func (cc *ClientConn) fail(err error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	cc.err = err
+	streams := cc.streams
+	cc.streams = map[uint32]*Stream{}
+	cc.mu.Unlock()
+	cc.nc.Close()
+	for _, s := range streams {
+		s.end(err, err)
+	}
+	close(cc.done)
+}
+
+// failWith reports a connection error of ours to the server in a GOAWAY
+// (§5.4.1), as far as the socket takes it at once, and ends the
+// connection.
+func (cc *ClientConn) failWith(ce *ConnError) {
+	select {
+	case cc.wlock <- struct{}{}:
+		cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		cc.bw.Write(appendGoAway(nil, 0, ce.Code, ce.Reason))
+		cc.bw.Flush()
+		<-cc.wlock
+	default:
+	}
+	cc.fail(ce)
+}
+
+// queueCtrl queues a frame for ctrlLoop, or the next writer, to send.
+func (cc *ClientConn) queueCtrl(frame []byte) {
+	cc.ctrlMu.Lock()
+	cc.ctrl = append(cc.ctrl, frame...)
+	cc.ctrlMu.Unlock()
+	select {
+	case cc.ctrlKick <- struct{}{}:
+	default:
+	}
+}
+
+// writeCtrlLocked puts the queued control frames in bw.
+//
+// The caller holds wlock.
+func (cc *ClientConn) writeCtrlLocked() {
+	cc.ctrlMu.Lock()
+	if len(cc.ctrl) > 0 {
+		cc.bw.Write(cc.ctrl)
+		cc.ctrl = cc.ctrl[:0]
+	}
+	cc.ctrlMu.Unlock()
+}
+
+// ctrlLoop writes the control frames queued, until the connection ends.
+func (cc *ClientConn) ctrlLoop() {
+	for {
+		select {
+		case <-cc.ctrlKick:
+		case <-cc.done:
+			return
+		}
+		select {
+		case cc.wlock <- struct{}{}:
+		case <-cc.done:
+			return
+		}
+		cc.writeCtrlLocked()
+		err := cc.bw.Flush()
+		<-cc.wlock
+		if err != nil {
+			cc.fail(err)
+			return
+		}
+	}
+}
+
+// readLoop reads frames until the connection fails.
+func (cc *ClientConn) readLoop() {
+	br := bufio.NewReaderSize(cc.nc, 32<<10)
+	buf := make([]byte, headerLen+defaultMaxFrame)
+	first := true
+	for {
+		hb := buf[:headerLen]
+		if _, err := io.ReadFull(br, hb); err != nil {
+			cc.fail(readErr(err))
+			return
+		}
+		if first && string(hb[:5]) == "HTTP/" {
+			cc.fail(fmt.Errorf("%w: it answered %q", ErrNotHTTP2, firstLine(hb, br)))
+			return
+		}
+		h := parseFrameHeader(hb)
+		if first && (h.typ != frameSettings || h.flags&flagAck != 0) {
+			// §3.4: "The server connection preface consists of a
+			// potentially empty SETTINGS frame that MUST be the first
+			// frame the server sends".
+			cc.failWith(connError(ErrCodeProtocol, "first frame of type %d, not SETTINGS", h.typ))
+			return
+		}
+		first = false
+		// §4.2: "An endpoint MUST send an error code of FRAME_SIZE_ERROR
+		// if a frame exceeds the size defined in SETTINGS_MAX_FRAME_SIZE".
+		if h.length > defaultMaxFrame {
+			cc.failWith(connError(ErrCodeFrameSize, "frame of %d bytes, past %d", h.length, defaultMaxFrame))
+			return
+		}
+		p := buf[headerLen : headerLen+int(h.length)]
+		if _, err := io.ReadFull(br, p); err != nil {
+			cc.fail(readErr(err))
+			return
+		}
+		err := cc.dispatch(h, p)
+		var se *StreamError
+		switch {
+		case err == nil:
+		case errors.As(err, &se):
+			cc.resetStream(h.streamID, se)
+		default:
+			var ce *ConnError
+			if !errors.As(err, &ce) {
+				ce = connError(ErrCodeInternal, "%v", err)
+			}
+			if ce.Remote {
+				cc.fail(ce)
+			} else {
+				cc.failWith(ce)
+			}
+			return
+		}
+	}
+}
+
+// readErr names the end of the socket.
+func readErr(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return &ConnError{Code: ErrCodeNo, Reason: "connection closed", Remote: true}
+	}
+	return err
+}
+
+// firstLine returns the start of a server's HTTP/1.x answer.
+func firstLine(head []byte, br *bufio.Reader) string {
+	rest, _ := br.Peek(min(br.Buffered(), 100))
+	line, _, _ := strings.Cut(string(head)+string(rest), "\r\n")
+	return line
+}
+
+// dispatch handles one frame; an error it returns is a *StreamError for
+// h.streamID or a *ConnError.
+func (cc *ClientConn) dispatch(h frameHeader, p []byte) error {
+	if cc.blockID != 0 && h.typ != frameContinuation {
+		// §6.10: a header block's frames must be contiguous.
+		return connError(ErrCodeProtocol, "frame of type %d inside a header block", h.typ)
+	}
+	switch h.typ {
+	case frameData:
+		return cc.onData(h, p)
+	case frameHeaders:
+		return cc.onHeaders(h, p)
+	case frameContinuation:
+		return cc.onContinuation(h, p)
+	case framePriority:
+		if h.streamID == 0 {
+			return connError(ErrCodeProtocol, "PRIORITY on stream 0")
+		}
+		if h.length != 5 {
+			return streamError(ErrCodeFrameSize, "PRIORITY of %d bytes", h.length)
+		}
+		return nil
+	case frameRSTStream:
+		return cc.onRSTStream(h, p)
+	case frameSettings:
+		return cc.onSettings(h, p)
+	case framePushPromise:
+		// §8.4: a client that disabled push treats PUSH_PROMISE as a
+		// connection error.
+		return connError(ErrCodeProtocol, "PUSH_PROMISE with push disabled")
+	case framePing:
+		if h.streamID != 0 {
+			return connError(ErrCodeProtocol, "PING on stream %d", h.streamID)
+		}
+		if h.length != 8 {
+			return connError(ErrCodeFrameSize, "PING of %d bytes", h.length)
+		}
+		if h.flags&flagAck == 0 {
+			cc.queueCtrl(append(appendFrameHeader(nil, 8, framePing, flagAck, 0), p...))
+		}
+		return nil
+	case frameGoAway:
+		return cc.onGoAway(h, p)
+	case frameWindowUpdate:
+		return cc.onWindowUpdate(h, p)
+	}
+	return nil // §4.1: unknown frame types are ignored
+}
+
+// stream returns the open stream id, or nil. A frame for a stream that
+// was never opened (§5.1, idle) is a connection error.
+func (cc *ClientConn) stream(id uint32, typ string) (*Stream, error) {
+	if id == 0 {
+		return nil, connError(ErrCodeProtocol, "%s on stream 0", typ)
+	}
+	cc.mu.Lock()
+	s := cc.streams[id]
+	next := cc.nextID
+	cc.mu.Unlock()
+	if s == nil && (id >= next || id%2 == 0) {
+		return nil, connError(ErrCodeProtocol, "%s on stream %d, which was not opened", typ, id)
+	}
+	return s, nil
+}
+
+func (cc *ClientConn) onData(h frameHeader, p []byte) error {
+	s, err := cc.stream(h.streamID, "DATA")
+	if err != nil {
+		return err
+	}
+	// The whole frame counts against the windows (§6.9.1), padding
+	// included; the connection's is credited back at once.
+	cc.recvUnsent += h.length
+	if cc.recvUnsent >= connWindow/4 {
+		cc.queueCtrl(appendWindowUpdate(nil, 0, cc.recvUnsent))
+		cc.recvUnsent = 0
+	}
+	data, err := unpad(h, p)
+	if err != nil {
+		return err
+	}
+	if s == nil {
+		// A stream we closed or reset: §5.1 allows frames in flight.
+		return nil
+	}
+	return s.receive(data, h.length-uint32(len(data)), h.flags&flagEndStream != 0)
+}
+
+func (cc *ClientConn) onHeaders(h frameHeader, p []byte) error {
+	if h.streamID == 0 {
+		return connError(ErrCodeProtocol, "HEADERS on stream 0")
+	}
+	frag, err := unpad(h, p)
+	if err != nil {
+		return err
+	}
+	if h.flags&flagPriority != 0 {
+		if len(frag) < 5 {
+			return connError(ErrCodeFrameSize, "HEADERS too short for its priority")
+		}
+		frag = frag[5:]
+	}
+	cc.block = append(cc.block[:0], frag...)
+	cc.blockID = h.streamID
+	cc.blockEnd = h.flags&flagEndStream != 0
+	if h.flags&flagEndHeaders == 0 {
+		return nil
+	}
+	return cc.endBlock()
+}
+
+func (cc *ClientConn) onContinuation(h frameHeader, p []byte) error {
+	if cc.blockID == 0 || h.streamID != cc.blockID {
+		return connError(ErrCodeProtocol, "CONTINUATION outside a header block")
+	}
+	if len(cc.block)+len(p) > maxHeaderBlock {
+		return connError(ErrCodeEnhanceYourCalm, "header block past %d bytes", maxHeaderBlock)
+	}
+	cc.block = append(cc.block, p...)
+	if h.flags&flagEndHeaders == 0 {
+		return nil
+	}
+	return cc.endBlock()
+}
+
+// endBlock decodes a complete header block, always, so that the dynamic
+// table stays in step with the server's encoder, and hands the fields to
+// their stream.
+func (cc *ClientConn) endBlock() error {
+	id, end := cc.blockID, cc.blockEnd
+	block := cc.block
+	cc.blockID = 0
+	if cap(cc.block) > 64<<10 {
+		cc.block = nil
+	}
+	var fields []hpack.Field
+	err := cc.dec.Decode(block, MaxHeaderList, func(f hpack.Field) { fields = append(fields, f) })
+	if err != nil && !errors.Is(err, hpack.ErrListTooLarge) {
+		// §4.3: "A decoding error in a header block MUST be treated as a
+		// connection error of type COMPRESSION_ERROR."
+		return connError(ErrCodeCompression, "%v", err)
+	}
+	s, serr := cc.stream(id, "HEADERS")
+	if serr != nil {
+		return serr
+	}
+	if s == nil {
+		return nil
+	}
+	if err != nil {
+		return streamError(ErrCodeProtocol, "response header list past %d bytes", MaxHeaderList)
+	}
+	return s.receiveHeaders(fields, end)
+}
+
+func (cc *ClientConn) onRSTStream(h frameHeader, p []byte) error {
+	if h.length != 4 {
+		return connError(ErrCodeFrameSize, "RST_STREAM of %d bytes", h.length)
+	}
+	s, err := cc.stream(h.streamID, "RST_STREAM")
+	if err != nil || s == nil {
+		return err
+	}
+	se := &StreamError{Code: ErrCode(binary.BigEndian.Uint32(p)), Remote: true}
+	cc.removeStream(s)
+	s.end(se, se)
+	return nil
+}
+
+func (cc *ClientConn) onSettings(h frameHeader, p []byte) error {
+	if h.streamID != 0 {
+		return connError(ErrCodeProtocol, "SETTINGS on stream %d", h.streamID)
+	}
+	if h.flags&flagAck != 0 {
+		if h.length != 0 {
+			return connError(ErrCodeFrameSize, "SETTINGS ACK with a payload")
+		}
+		return nil
+	}
+	if h.length%6 != 0 {
+		return connError(ErrCodeFrameSize, "SETTINGS of %d bytes", h.length)
+	}
+	cc.mu.Lock()
+	var grown []*Stream
+	for ; len(p) > 0; p = p[6:] {
+		id, v := binary.BigEndian.Uint16(p), binary.BigEndian.Uint32(p[2:])
+		switch id {
+		case settingEnablePush:
+			// §6.5.2: "A client MUST treat receipt of a SETTINGS frame
+			// with SETTINGS_ENABLE_PUSH set to 1 as a connection error".
+			if v != 0 {
+				cc.mu.Unlock()
+				return connError(ErrCodeProtocol, "SETTINGS_ENABLE_PUSH %d from a server", v)
+			}
+		case settingMaxConcurrentStreams:
+			cc.maxStreams = v
+		case settingInitialWindowSize:
+			if v > maxWindow {
+				cc.mu.Unlock()
+				return connError(ErrCodeFlowControl, "SETTINGS_INITIAL_WINDOW_SIZE %d", v)
+			}
+			// §6.9.2: the change applies to every open stream's window.
+			delta := int64(v) - cc.initialWindow
+			cc.initialWindow = int64(v)
+			for _, s := range cc.streams {
+				s.sendWindow += delta
+				if s.sendWindow > maxWindow {
+					cc.mu.Unlock()
+					return connError(ErrCodeFlowControl, "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream's window")
+				}
+				if delta > 0 {
+					grown = append(grown, s)
+				}
+			}
+		case settingMaxFrameSize:
+			if v < defaultMaxFrame || v > maxFrameLimit {
+				cc.mu.Unlock()
+				return connError(ErrCodeProtocol, "SETTINGS_MAX_FRAME_SIZE %d", v)
+			}
+			cc.maxFrame = int(v)
+		case settingMaxHeaderListSize:
+			cc.maxHeaderList = v
+		case settingEnableConnectProtocol:
+			// RFC 8441 §3: values other than 0 and 1 are a
+			// PROTOCOL_ERROR, and so is 0 after 1.
+			if v > 1 || (v == 0 && cc.xconnect) {
+				cc.mu.Unlock()
+				return connError(ErrCodeProtocol, "SETTINGS_ENABLE_CONNECT_PROTOCOL %d", v)
+			}
+			cc.xconnect = v == 1
+		}
+	}
+	cc.mu.Unlock()
+	for _, s := range grown {
+		s.kickSend()
+	}
+	cc.queueCtrl(appendFrameHeader(nil, 0, frameSettings, flagAck, 0))
+	select {
+	case <-cc.settings:
+	default:
+		close(cc.settings)
+	}
+	return nil
+}
+
+func (cc *ClientConn) onGoAway(h frameHeader, p []byte) error {
+	if h.streamID != 0 {
+		return connError(ErrCodeProtocol, "GOAWAY on stream %d", h.streamID)
+	}
+	if h.length < 8 {
+		return connError(ErrCodeFrameSize, "GOAWAY of %d bytes", h.length)
+	}
+	last := binary.BigEndian.Uint32(p) & maxWindow
+	code := ErrCode(binary.BigEndian.Uint32(p[4:]))
+	debug := string(p[8:min(len(p), 8+200)])
+	cc.mu.Lock()
+	cc.goAway = true
+	var refused []*Stream
+	for id, s := range cc.streams {
+		// §6.8: streams past the last one the server processed were not
+		// processed, and may be retried elsewhere.
+		if id > last {
+			refused = append(refused, s)
+			delete(cc.streams, id)
+		}
+	}
+	idle := cc.idleLocked()
+	cc.mu.Unlock()
+	ce := &ConnError{Code: code, Reason: debug, Remote: true}
+	for _, s := range refused {
+		s.end(ce, ce)
+	}
+	if code != ErrCodeNo {
+		return ce
+	}
+	if idle {
+		cc.onIdle()
+	}
+	return nil
+}
+
+func (cc *ClientConn) onWindowUpdate(h frameHeader, p []byte) error {
+	if h.length != 4 {
+		return connError(ErrCodeFrameSize, "WINDOW_UPDATE of %d bytes", h.length)
+	}
+	incr := int64(binary.BigEndian.Uint32(p) & maxWindow)
+	if h.streamID == 0 {
+		if incr == 0 {
+			return connError(ErrCodeProtocol, "WINDOW_UPDATE of 0 for the connection")
+		}
+		cc.mu.Lock()
+		cc.sendWindow += incr
+		over := cc.sendWindow > maxWindow
+		var all []*Stream
+		if !over {
+			for _, s := range cc.streams {
+				all = append(all, s)
+			}
+		}
+		cc.mu.Unlock()
+		if over {
+			return connError(ErrCodeFlowControl, "connection window past 2^31-1")
+		}
+		for _, s := range all {
+			s.kickSend()
+		}
+		return nil
+	}
+	s, err := cc.stream(h.streamID, "WINDOW_UPDATE")
+	if err != nil || s == nil {
+		return err
+	}
+	if incr == 0 {
+		return streamError(ErrCodeProtocol, "WINDOW_UPDATE of 0")
+	}
+	cc.mu.Lock()
+	s.sendWindow += incr
+	over := s.sendWindow > maxWindow
+	cc.mu.Unlock()
+	if over {
+		return streamError(ErrCodeFlowControl, "stream window past 2^31-1")
+	}
+	s.kickSend()
+	return nil
+}
+
+// resetStream ends stream id with our RST_STREAM for se.
+func (cc *ClientConn) resetStream(id uint32, se *StreamError) {
+	cc.queueCtrl(appendRSTStream(nil, id, se.Code))
+	cc.mu.Lock()
+	s := cc.streams[id]
+	cc.mu.Unlock()
+	if s != nil {
+		cc.removeStream(s)
+		s.end(se, se)
+	}
+}
+
+// removeStream takes s out of the open streams, calling onIdle if it was
+// the last.
+func (cc *ClientConn) removeStream(s *Stream) {
+	cc.mu.Lock()
+	_, ok := cc.streams[s.id]
+	delete(cc.streams, s.id)
+	idle := ok && cc.idleLocked()
+	cc.mu.Unlock()
+	if idle {
+		cc.onIdle()
+	}
+}
+
+// OpenStream sends a HEADERS frame with fields, pseudo-header fields
+// first, and returns the stream it opens, which the caller must Close. It
+// uses a reservation when reserved is true. ctx bounds the wait for the
+// write lock.
+func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, reserved bool) (*Stream, error) {
+	var block []byte
+	var listSize uint64
+	for _, f := range fields {
+		block = hpack.AppendField(block, f)
+		listSize += uint64(len(f.Name) + len(f.Value) + 32)
+	}
+	select {
+	case cc.wlock <- struct{}{}:
+	case <-cc.done:
+		if reserved {
+			cc.Unreserve()
+		}
+		return nil, cc.Err()
+	case <-ctx.Done():
+		if reserved {
+			cc.Unreserve()
+		}
+		return nil, ctx.Err()
+	}
+	defer func() { <-cc.wlock }()
+	cc.mu.Lock()
+	if reserved {
+		cc.reserved--
+	}
+	if cc.maxHeaderList != 0 && listSize > uint64(cc.maxHeaderList) {
+		idle := cc.idleLocked()
+		cc.mu.Unlock()
+		if idle {
+			cc.onIdle()
+		}
+		return nil, fmt.Errorf("http2: request header list of %d bytes, past the server's limit of %d", listSize, cc.maxHeaderList)
+	}
+	if !cc.availableLocked() {
+		err := cc.err
+		idle := cc.idleLocked()
+		cc.mu.Unlock()
+		if idle {
+			cc.onIdle()
+		}
+		if err == nil {
+			err = ErrUnavailable
+		}
+		return nil, err
+	}
+	s := newStream(cc, cc.nextID, cc.initialWindow)
+	cc.nextID += 2
+	cc.streams[s.id] = s
+	maxFrame := cc.maxFrame
+	cc.mu.Unlock()
+
+	// §4.3: a header block goes out as one HEADERS frame and as many
+	// CONTINUATION frames as the server's frame size requires, in a row.
+	cc.writeCtrlLocked()
+	typ, rest := uint8(frameHeaders), block
+	for {
+		n := min(len(rest), maxFrame)
+		var flags uint8
+		if n == len(rest) {
+			flags = flagEndHeaders
+		}
+		cc.wbuf = appendFrameHeader(cc.wbuf[:0], n, typ, flags, s.id)
+		cc.bw.Write(cc.wbuf)
+		cc.bw.Write(rest[:n])
+		rest = rest[n:]
+		typ = frameContinuation
+		if len(rest) == 0 {
+			break
+		}
+	}
+	if err := cc.bw.Flush(); err != nil {
+		go cc.fail(err)
+		return nil, err
+	}
+	return s, nil
+}
+
+// writeData sends p in DATA frames on stream id, endStream on the last.
+//
+// The caller holds wlock.
+func (cc *ClientConn) writeDataLocked(id uint32, p []byte, endStream bool, maxFrame int) error {
+	cc.writeCtrlLocked()
+	for {
+		n := min(len(p), maxFrame)
+		var flags uint8
+		if endStream && n == len(p) {
+			flags = flagEndStream
+		}
+		cc.wbuf = appendFrameHeader(cc.wbuf[:0], n, frameData, flags, id)
+		cc.bw.Write(cc.wbuf)
+		cc.bw.Write(p[:n])
+		p = p[n:]
+		if len(p) == 0 {
+			break
+		}
+	}
+	return cc.bw.Flush()
+}
+
+// Addresses of the connection.
+func (cc *ClientConn) LocalAddr() net.Addr  { return cc.nc.LocalAddr() }
+func (cc *ClientConn) RemoteAddr() net.Addr { return cc.nc.RemoteAddr() }

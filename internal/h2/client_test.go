@@ -1,0 +1,402 @@
+package h2
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket/internal/hpack"
+)
+
+// rawServer is the server's end of a connection, driven by the test frame
+// by frame.
+type rawServer struct {
+	t  *testing.T
+	nc net.Conn
+}
+
+// start connects a ClientConn to a rawServer, reads the client's preface,
+// SETTINGS and WINDOW_UPDATE, and checks their exact bytes.
+func start(t *testing.T) (*ClientConn, *rawServer) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	snc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snc.SetDeadline(time.Now().Add(10 * time.Second))
+	s := &rawServer{t, snc}
+	t.Cleanup(func() { snc.Close() })
+	cc, err := NewClientConn(nc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	want := preface +
+		"\x00\x00\x12\x04\x00\x00\x00\x00\x00" + // SETTINGS, 3 settings
+		"\x00\x02\x00\x00\x00\x00" + // ENABLE_PUSH 0
+		"\x00\x04\x00\x04\x00\x00" + // INITIAL_WINDOW_SIZE 262144
+		"\x00\x06\x00\x10\x00\x00" + // MAX_HEADER_LIST_SIZE 1048576
+		"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\xff\x00\x01" // WINDOW_UPDATE 0, 16 MiB - 65535
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(snc, got); err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatalf("client preface\n% x\nwant\n% x", got, want)
+	}
+	return cc, s
+}
+
+func (s *rawServer) write(typ, flags uint8, id uint32, payload []byte) {
+	s.t.Helper()
+	b := appendFrameHeader(nil, len(payload), typ, flags, id)
+	if _, err := s.nc.Write(append(b, payload...)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// read returns the next frame from the client.
+func (s *rawServer) read() (frameHeader, []byte) {
+	s.t.Helper()
+	hb := make([]byte, headerLen)
+	if _, err := io.ReadFull(s.nc, hb); err != nil {
+		s.t.Fatalf("reading a frame: %v", err)
+	}
+	h := parseFrameHeader(hb)
+	p := make([]byte, h.length)
+	if _, err := io.ReadFull(s.nc, p); err != nil {
+		s.t.Fatal(err)
+	}
+	return h, p
+}
+
+// expect reads frames until one of type typ, skipping SETTINGS ACK and
+// WINDOW_UPDATE, and returns it.
+func (s *rawServer) expect(typ uint8) (frameHeader, []byte) {
+	s.t.Helper()
+	for {
+		h, p := s.read()
+		if h.typ == typ {
+			return h, p
+		}
+		if h.typ != frameWindowUpdate && !(h.typ == frameSettings && h.flags&flagAck != 0) {
+			s.t.Fatalf("frame of type %d (% x), want type %d", h.typ, p, typ)
+		}
+	}
+}
+
+// settings sends the server's SETTINGS with extended CONNECT on.
+func (s *rawServer) settings(pairs ...uint32) {
+	s.t.Helper()
+	s.nc.Write(appendSettings(nil, append([]uint32{settingEnableConnectProtocol, 1}, pairs...)...))
+}
+
+// expectGoAway reads frames until a GOAWAY and checks its code.
+func (s *rawServer) expectGoAway(code ErrCode) {
+	s.t.Helper()
+	_, p := s.expect(frameGoAway)
+	if got := ErrCode(binary.BigEndian.Uint32(p[4:])); got != code {
+		s.t.Fatalf("GOAWAY %v (%q), want %v", got, p[8:], code)
+	}
+}
+
+func connectFields() []hpack.Field {
+	return []hpack.Field{
+		{Name: ":method", Value: "CONNECT"}, {Name: ":protocol", Value: "websocket"},
+		{Name: ":scheme", Value: "http"}, {Name: ":authority", Value: "example.com"},
+		{Name: ":path", Value: "/ws"}, {Name: "sec-websocket-version", Value: "13"},
+	}
+}
+
+// open opens stream 1 and answers it 200.
+func open(t *testing.T, cc *ClientConn, s *rawServer) *Stream {
+	t.Helper()
+	s.settings()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cc.WaitSettings(ctx); err != nil || !cc.ExtendedConnect() {
+		t.Fatalf("WaitSettings: %v, extended CONNECT %v", err, cc.ExtendedConnect())
+	}
+	st, err := cc.OpenStream(ctx, connectFields(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h, block := s.expect(frameHeaders)
+	if h.streamID != 1 || h.flags != flagEndHeaders {
+		t.Fatalf("HEADERS on stream %d with flags %#x, want 1 and END_HEADERS alone", h.streamID, h.flags)
+	}
+	var got []hpack.Field
+	if err := hpack.NewDecoder(4096).Decode(block, 1<<20, func(f hpack.Field) { got = append(got, f) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(connectFields()) {
+		t.Fatalf("request fields %q", got)
+	}
+	for i, f := range connectFields() {
+		if got[i] != f {
+			t.Fatalf("request field %d: %q, want %q", i, got[i], f)
+		}
+	}
+	s.write(frameHeaders, flagEndHeaders, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	status, _, err := st.Response(ctx)
+	if err != nil || status != 200 {
+		t.Fatalf("Response: %d, %v", status, err)
+	}
+	return st
+}
+
+func TestStreamData(t *testing.T) {
+	cc, s := start(t)
+	st := open(t, cc, s)
+	if _, err := st.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	h, p := s.expect(frameData)
+	if h.streamID != 1 || h.flags != 0 || string(p) != "hello" {
+		t.Fatalf("DATA %+v %q", h, p)
+	}
+	// Padded DATA: the padding is dropped.
+	s.write(frameData, flagPadded, 1, []byte("\x03abc\x00\x00\x00"))
+	buf := make([]byte, 10)
+	if n, err := st.Read(buf); err != nil || string(buf[:n]) != "abc" {
+		t.Fatalf("Read: %q, %v", buf[:n], err)
+	}
+	// A deadline interrupts a blocked Read and leaves the stream usable.
+	st.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := st.Read(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Read past its deadline: %v", err)
+	}
+	st.SetReadDeadline(time.Time{})
+	s.write(frameData, flagEndStream, 1, []byte("bye"))
+	if n, err := st.Read(buf); err != nil || string(buf[:n]) != "bye" {
+		t.Fatalf("Read after the deadline: %q, %v", buf[:n], err)
+	}
+	if _, err := st.Read(buf); err != io.EOF {
+		t.Fatalf("Read after END_STREAM: %v, want EOF", err)
+	}
+	// The server ended its side: Close ends ours with END_STREAM.
+	st.Close()
+	h, p = s.expect(frameData)
+	if h.streamID != 1 || h.flags != flagEndStream || len(p) != 0 {
+		t.Fatalf("Close sent %+v % x, want an empty DATA with END_STREAM", h, p)
+	}
+}
+
+// TestWriteFlowControl: a write waits for the window, a deadline ends
+// the wait with nothing sent, and WINDOW_UPDATE lets it go on.
+func TestWriteFlowControl(t *testing.T) {
+	cc, s := start(t)
+	s.settings(settingInitialWindowSize, 3)
+	st := open(t, cc, s)
+	st.SetWriteDeadline(time.Now().Add(50 * time.Millisecond))
+	n, err := st.Write([]byte("abcdef"))
+	if n != 3 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write past the window: %d, %v; want 3 and the deadline", n, err)
+	}
+	if h, p := s.expect(frameData); string(p) != "abc" || h.streamID != 1 {
+		t.Fatalf("DATA %q, want the window's 3 bytes", p)
+	}
+	st.SetWriteDeadline(time.Time{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Write([]byte("def"))
+		done <- err
+	}()
+	s.write(frameWindowUpdate, 0, 1, []byte{0, 0, 0, 2})
+	if _, p := s.expect(frameData); string(p) != "de" {
+		t.Fatalf("DATA %q after a window of 2, want de", p)
+	}
+	s.write(frameWindowUpdate, 0, 1, []byte{0, 0, 0, 5})
+	if _, p := s.expect(frameData); string(p) != "f" {
+		t.Fatalf("DATA %q, want f", p)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPing(t *testing.T) {
+	_, s := start(t)
+	s.settings()
+	s.write(framePing, 0, 0, []byte("12345678"))
+	h, p := s.expect(framePing)
+	if h.flags != flagAck || string(p) != "12345678" {
+		t.Fatalf("PING answered with flags %#x % x", h.flags, p)
+	}
+}
+
+// TestResetByServer: RST_STREAM ends the stream's reads and writes with
+// the server's code, and the connection takes new streams.
+func TestResetByServer(t *testing.T) {
+	cc, s := start(t)
+	st := open(t, cc, s)
+	s.write(frameRSTStream, 0, 1, []byte{0, 0, 0, byte(ErrCodeCancel)})
+	var se *StreamError
+	if _, err := st.Read(make([]byte, 1)); !errors.As(err, &se) || se.Code != ErrCodeCancel || !se.Remote {
+		t.Fatalf("Read of a reset stream: %v", err)
+	}
+	if _, err := st.Write([]byte("x")); !errors.As(err, &se) {
+		t.Fatalf("Write on a reset stream: %v", err)
+	}
+	st2, err := cc.OpenStream(context.Background(), connectFields(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st2.Close()
+	if h, _ := s.expect(frameHeaders); h.streamID != 3 {
+		t.Fatalf("next stream %d, want 3", h.streamID)
+	}
+}
+
+// TestStreamErrors: a server's mistakes on one stream reset that stream.
+func TestStreamErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		send func(s *rawServer)
+		code ErrCode
+	}{
+		{"DATA past the window", func(s *rawServer) {
+			big := make([]byte, defaultMaxFrame)
+			for range StreamWindow / defaultMaxFrame {
+				s.write(frameData, 0, 1, big)
+			}
+			s.write(frameData, 0, 1, []byte("x"))
+		}, ErrCodeFlowControl},
+		{"WINDOW_UPDATE of 0", func(s *rawServer) { s.write(frameWindowUpdate, 0, 1, []byte{0, 0, 0, 0}) }, ErrCodeProtocol},
+		{"trailers without END_STREAM", func(s *rawServer) {
+			s.write(frameHeaders, flagEndHeaders, 1, hpack.AppendField(nil, hpack.Field{Name: "x", Value: "y"}))
+		}, ErrCodeProtocol},
+		{"DATA after END_STREAM", func(s *rawServer) {
+			s.write(frameData, flagEndStream, 1, nil)
+			s.write(frameData, 0, 1, []byte("x"))
+		}, ErrCodeStreamClosed},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, s := start(t)
+			open(t, cc, s)
+			tt.send(s)
+			h, p := s.expect(frameRSTStream)
+			if h.streamID != 1 || ErrCode(binary.BigEndian.Uint32(p)) != tt.code {
+				t.Fatalf("RST_STREAM %d %v, want 1 %v", h.streamID, ErrCode(binary.BigEndian.Uint32(p)), tt.code)
+			}
+			if cc.Err() != nil {
+				t.Fatalf("connection ended: %v", cc.Err())
+			}
+		})
+	}
+}
+
+// TestConnErrors: the server's mistakes that end the connection, each
+// with the GOAWAY code RFC 9113 (or RFC 8441) gives it.
+func TestConnErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		send func(s *rawServer)
+		code ErrCode
+	}{
+		{"first frame not SETTINGS", func(s *rawServer) { s.write(framePing, 0, 0, []byte("12345678")) }, ErrCodeProtocol},
+		{"SETTINGS_ENABLE_PUSH 1", func(s *rawServer) { s.nc.Write(appendSettings(nil, settingEnablePush, 1)) }, ErrCodeProtocol},
+		{"SETTINGS of 5 bytes", func(s *rawServer) { s.write(frameSettings, 0, 0, []byte{0, 1, 0, 0, 0}) }, ErrCodeFrameSize},
+		{"MAX_FRAME_SIZE too small", func(s *rawServer) { s.nc.Write(appendSettings(nil, settingMaxFrameSize, 100)) }, ErrCodeProtocol},
+		{"INITIAL_WINDOW_SIZE past 2^31-1", func(s *rawServer) { s.nc.Write(appendSettings(nil, settingInitialWindowSize, 1<<31)) }, ErrCodeFlowControl},
+		{"ENABLE_CONNECT_PROTOCOL 1 then 0", func(s *rawServer) {
+			s.settings()
+			s.nc.Write(appendSettings(nil, settingEnableConnectProtocol, 0))
+		}, ErrCodeProtocol},
+		{"frame past 16384 bytes", func(s *rawServer) {
+			s.settings()
+			s.write(frameData, 0, 1, make([]byte, defaultMaxFrame+1))
+		}, ErrCodeFrameSize},
+		{"PUSH_PROMISE", func(s *rawServer) {
+			s.settings()
+			s.write(framePushPromise, flagEndHeaders, 1, []byte{0, 0, 0, 2})
+		}, ErrCodeProtocol},
+		{"HEADERS on a stream never opened", func(s *rawServer) {
+			s.settings()
+			s.write(frameHeaders, flagEndHeaders, 5, []byte{0x88})
+		}, ErrCodeProtocol},
+		{"undecodable header block", func(s *rawServer) {
+			s.settings()
+			s.write(frameHeaders, flagEndHeaders, 1, []byte{0x80}) // index 0
+		}, ErrCodeCompression},
+		{"CONTINUATION alone", func(s *rawServer) {
+			s.settings()
+			s.write(frameContinuation, flagEndHeaders, 1, []byte{0x88})
+		}, ErrCodeProtocol},
+		{"connection window overflow", func(s *rawServer) {
+			s.settings()
+			s.write(frameWindowUpdate, 0, 0, []byte{0x7f, 0xff, 0xff, 0xff})
+		}, ErrCodeFlowControl},
+		{"PING of 7 bytes", func(s *rawServer) {
+			s.settings()
+			s.write(framePing, 0, 0, []byte("1234567"))
+		}, ErrCodeFrameSize},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cc, s := start(t)
+			tt.send(s)
+			s.expectGoAway(tt.code)
+			select {
+			case <-cc.Done():
+			case <-time.After(5 * time.Second):
+				t.Fatal("connection still open after the GOAWAY")
+			}
+			var ce *ConnError
+			if err := cc.Err(); !errors.As(err, &ce) || ce.Code != tt.code || ce.Remote {
+				t.Fatalf("Err: %v, want our connection error %v", err, tt.code)
+			}
+		})
+	}
+}
+
+// TestNotHTTP2: an HTTP/1.1 answer to the preface says so.
+func TestNotHTTP2(t *testing.T) {
+	cc, s := start(t)
+	s.nc.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n"))
+	err := cc.WaitSettings(context.Background())
+	if !errors.Is(err, ErrNotHTTP2) || !strings.Contains(err.Error(), `"HTTP/1.1 400 Bad Request"`) {
+		t.Fatalf("WaitSettings: %v, want ErrNotHTTP2 with the status line", err)
+	}
+}
+
+// TestGoAway: a GOAWAY refuses new streams; streams past its last ID end,
+// those before it go on.
+func TestGoAway(t *testing.T) {
+	cc, s := start(t)
+	st := open(t, cc, s)
+	st3, err := cc.OpenStream(context.Background(), connectFields(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	s.expect(frameHeaders)
+	s.write(frameGoAway, 0, 0, []byte{0, 0, 0, 1, 0, 0, 0, 0})
+	var ce *ConnError
+	if _, _, err := st3.Response(context.Background()); !errors.As(err, &ce) || !ce.Remote {
+		t.Fatalf("stream 3 past the GOAWAY: %v", err)
+	}
+	if _, err := cc.OpenStream(context.Background(), connectFields(), false); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("OpenStream after GOAWAY: %v", err)
+	}
+	s.write(frameData, 0, 1, []byte("still"))
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "still" {
+		t.Fatalf("stream 1: %q, %v", buf, err)
+	}
+}

@@ -1,0 +1,58 @@
+package h2
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ConnError is the end of a whole connection: an error of ours that we
+// reported in a GOAWAY, or the peer's GOAWAY or disappearance.
+type ConnError struct {
+	Code   ErrCode
+	Reason string
+	Remote bool // the server ended the connection
+}
+
+func (e *ConnError) Error() string {
+	if e.Remote {
+		if e.Reason != "" {
+			return fmt.Sprintf("http2: the server ended the connection with %v: %q", e.Code, e.Reason)
+		}
+		return fmt.Sprintf("http2: the server ended the connection with %v", e.Code)
+	}
+	return fmt.Sprintf("http2: connection error %v: %s", e.Code, e.Reason)
+}
+
+func connError(code ErrCode, format string, args ...any) *ConnError {
+	return &ConnError{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+// StreamError is the end of one stream by RST_STREAM: the server's, or
+// ours when the server broke the rules on that stream alone.
+type StreamError struct {
+	Code   ErrCode
+	Reason string
+	Remote bool // the server reset the stream
+}
+
+func (e *StreamError) Error() string {
+	if e.Remote {
+		return fmt.Sprintf("http2: the server reset the stream with %v", e.Code)
+	}
+	return fmt.Sprintf("http2: stream error %v: %s", e.Code, e.Reason)
+}
+
+func streamError(code ErrCode, format string, args ...any) *StreamError {
+	return &StreamError{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+var (
+	// ErrNotHTTP2 is returned by NewClientConn when the server answers
+	// the connection preface with something other than HTTP/2 SETTINGS,
+	// typically an HTTP/1.1 response to what it read as a bad request.
+	ErrNotHTTP2 = errors.New("http2: the server does not speak HTTP/2 on this connection")
+	// ErrUnavailable is returned by OpenStream on a connection that
+	// takes no new streams: it is closed, the server sent GOAWAY, or its
+	// stream limit or stream IDs are used up. Another connection may.
+	ErrUnavailable = errors.New("http2: connection takes no new streams")
+)
