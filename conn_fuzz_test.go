@@ -298,8 +298,6 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 	plan := &fuzzPlan{p: planBytes}
 	limit := fuzzReadLimits[int(plan.next())%len(fuzzReadLimits)]
 	options := plan.next()
-	peer := fuzzParsePeer(stream)
-
 	ft := &fuzzTransport{plan: plan, in: stream}
 	tr := transport{rw: ft}
 	if options&1 != 0 {
@@ -308,9 +306,28 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 	if options&2 != 0 {
 		tr.dl = ft
 	}
-	measure := options&4 != 0
 	// The close timeout never passes: the transport never blocks.
 	c := newConn(connConfig{client: client, tr: tr, closeTimeout: time.Minute})
+	return fuzzReadSession(c, ft, fuzzSession{client: client, limit: limit, measure: options&4 != 0}, stream)
+}
+
+// fuzzSession is how a Conn under fuzzing is read and judged.
+type fuzzSession struct {
+	client  bool
+	limit   int64 // the read limit
+	measure bool  // measure what reading each message allocates
+	// writesFailed, when set, reports whether the transport failed
+	// writes of the Conn on purpose: then close frames may be missing,
+	// and the connection may end lost, with errStreamEnded.
+	writesFailed func() bool
+}
+
+// fuzzReadSession reads c, whose transport ft serves stream as the peer's
+// bytes, message after message until reading fails, with read calls and
+// chunk sizes chosen by ft's plan, and returns the first property broken.
+func fuzzReadSession(c *Conn, ft *fuzzTransport, s fuzzSession, stream []byte) error {
+	plan, client, limit, measure := ft.plan, s.client, s.limit, s.measure
+	peer := fuzzParsePeer(stream)
 	defer c.CloseNow()
 	c.SetReadLimit(limit)
 
@@ -390,11 +407,13 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 		}
 	}
 
-	// The end is one the protocol allows, and the close frame sent fits it.
+	// The end is one the protocol allows, and the close frame sent fits it
+	// (or, when writes failed, is missing).
 	var (
 		pe *ProtocolError
 		ce CloseError
 	)
+	failed := s.writesFailed != nil && s.writesFailed()
 	switch {
 	case errors.As(err, &pe):
 		if pe.Code != StatusProtocolError && pe.Code != StatusInvalidFramePayloadData && pe.Code != StatusMessageTooBig {
@@ -403,13 +422,13 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 		if pe.Code == StatusMessageTooBig && !errors.Is(err, ErrMessageTooBig) {
 			return fmt.Errorf("failed with 1009 without ErrMessageTooBig: %v", err)
 		}
-		if !w.hasClose || len(w.close) < 2 || StatusCode(binary.BigEndian.Uint16(w.close)) != pe.Code ||
-			!strings.HasPrefix(pe.Reason, string(w.close[2:])) {
+		if (w.hasClose || !failed) && (!w.hasClose || len(w.close) < 2 || StatusCode(binary.BigEndian.Uint16(w.close)) != pe.Code ||
+			!strings.HasPrefix(pe.Reason, string(w.close[2:]))) {
 			return fmt.Errorf("failed with %v but sent close payload %q", err, w.close)
 		}
 	case CloseStatus(err) == StatusAbnormalClosure:
 		// Lost: no close frame can carry 1006.
-		if !errors.Is(err, io.EOF) {
+		if !errors.Is(err, io.EOF) && !(failed && errors.Is(err, errStreamEnded)) {
 			return fmt.Errorf("read ended with %v (status %v), want io.EOF with 1006", err, CloseStatus(err))
 		}
 		if w.hasClose {
@@ -430,7 +449,7 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 		if ce.Code != StatusNoStatusRcvd {
 			echo = binary.BigEndian.AppendUint16(nil, uint16(ce.Code))
 		}
-		if !w.hasClose || !bytes.Equal(w.close, echo) {
+		if (w.hasClose || !failed) && (!w.hasClose || !bytes.Equal(w.close, echo)) {
 			return fmt.Errorf("peer closed with %v; we sent close payload %q (sent=%v), want %q", ce, w.close, w.hasClose, echo)
 		}
 		for i, m := range peer.msgs {
@@ -447,9 +466,15 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 // fuzzConn runs fuzzConnSession and fails t if it breaks a property or
 // does not finish.
 func fuzzConn(t *testing.T, client bool, plan, stream []byte) {
+	fuzzBounded(t, func() error { return fuzzConnSession(client, plan, stream) })
+}
+
+// fuzzBounded runs session and fails t if it returns an error or does
+// not finish.
+func fuzzBounded(t *testing.T, session func() error) {
 	const bound = 10 * time.Second // for what takes microseconds
 	done := make(chan error, 1)
-	go func() { done <- fuzzConnSession(client, plan, stream) }()
+	go func() { done <- session() }()
 	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	select {
@@ -464,13 +489,20 @@ func fuzzConn(t *testing.T, client bool, plan, stream []byte) {
 
 // fuzzFrame encodes a frame, masked with a fixed key if masked.
 func fuzzFrame(fin bool, op opcode, masked bool, payload string) string {
-	h := header{fin: fin, op: op, masked: masked, key: [4]byte{0x37, 0xfa, 0x21, 0x3d}, length: int64(len(payload))}
-	b := appendHeader(nil, h)
-	p := []byte(payload)
+	return string(fuzzAppendFrame(nil, fin, 0, op, masked, []byte(payload)))
+}
+
+// fuzzAppendFrame appends a frame with RSV bits rsv to b, masked with a
+// fixed key if masked.
+func fuzzAppendFrame(b []byte, fin bool, rsv byte, op opcode, masked bool, payload []byte) []byte {
+	h := header{fin: fin, rsv: rsv, op: op, masked: masked, key: [4]byte{0x37, 0xfa, 0x21, 0x3d}, length: int64(len(payload))}
+	b = appendHeader(b, h)
+	n := len(b)
+	b = append(b, payload...)
 	if masked {
-		maskBytes(h.key, 0, p)
+		maskBytes(h.key, 0, b[n:])
 	}
-	return string(append(b, p...))
+	return b
 }
 
 // fuzzConnSeeds are peer streams for both roles: well-formed traffic and
