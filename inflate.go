@@ -112,9 +112,11 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	if limit >= 0 && int64(len(p)) > limit-in.out+1 {
 		p = p[:limit-in.out+1] // one byte past the limit shows it crossed
 	}
+	// The source reads with ctx until this call returns: the frames left
+	// after a final block are read below.
 	in.src.ctx = ctx
+	defer func() { in.src.ctx = nil }()
 	n, err := in.fr.Read(p)
-	in.src.ctx = nil
 	if n > 0 {
 		in.out += int64(n)
 		if limit >= 0 && in.out > limit {
