@@ -488,11 +488,13 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 // The caller holds readMu.
 func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 	var pe *ProtocolError
-	var ce CloseError
+	// The peer's close frame comes as a CloseError itself; a lost
+	// connection only wraps one, for CloseStatus.
+	ce, peerClosed := err.(CloseError)
 	switch {
 	case errors.As(err, &pe):
 		return c.failLocked(pe)
-	case errors.As(err, &ce):
+	case peerClosed:
 		return c.peerClosedLocked(ce)
 	case c.isClosed():
 		return c.closedErr("read")
