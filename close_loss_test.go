@@ -85,7 +85,6 @@ var lossTail = []byte{0, 0, 0xff, 0xff}
 // compression it has negotiated permessage-deflate with context takeover
 // and 32 KiB windows both ways.
 type lossPeer struct {
-	t      *testing.T
 	nc     net.Conn
 	br     *bufio.Reader
 	client bool   // the peer is the client: it masks, ours does not
@@ -317,7 +316,7 @@ func lossPair(t *testing.T, ourServer, deflate bool, early func(*lossPeer) []byt
 	if deflate {
 		mode = CompressionContextTakeover
 	}
-	p := &lossPeer{t: t, client: ourServer, deflate: deflate}
+	p := &lossPeer{client: ourServer, deflate: deflate}
 	if deflate {
 		p.fw, _ = flate.NewWriter(&p.fout, flate.DefaultCompression)
 	}

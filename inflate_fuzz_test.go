@@ -6,7 +6,6 @@ package websocket
 import (
 	"bytes"
 	stdflate "compress/flate"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -153,19 +152,16 @@ func fuzzInflateSession(planBytes, msgs []byte) error {
 	defer c.CloseNow()
 	c.SetReadLimit(limit)
 
-	allowed := uint64(fuzzAllocSlack + fuzzInflateSlack + 3*limit)
-	scratch := make([]byte, 256)
-	msg := make([]byte, 0, limit+int64(len(scratch))+1)
+	r := fuzzReader{
+		c: c, plan: plan, measure: measure, allowed: uint64(fuzzAllocSlack + fuzzInflateSlack + 3*limit),
+		limit: limit, scratch: make([]byte, 256), msg: make([]byte, 0, limit+257),
+	}
 	started := 0
 	var err error
 	for ; err == nil; started++ {
-		var (
-			typ  MessageType
-			done bool
-		)
-		choice := plan.next()
-		if a := fuzzAllocated(measure, func() { typ, msg, done, err = fuzzReadMessage(c, choice, plan, scratch, msg[:0]) }); a > allowed {
-			return fmt.Errorf("reading message %d allocated %d bytes; read limit %d, allowed %d", started, a, limit, allowed)
+		typ, msg, done, rerr, broken := r.next(started)
+		if err = rerr; broken != nil {
+			return broken
 		}
 		if err != nil && typ == 0 {
 			break // the read ended before a message started
@@ -177,36 +173,15 @@ func fuzzInflateSession(planBytes, msgs []byte) error {
 		switch {
 		case typ != w.typ:
 			return fmt.Errorf("message %d: type %v, want %v", started, typ, w.typ)
-		case int64(len(msg)) > limit:
-			return fmt.Errorf("message %d: delivered %d bytes, over the read limit %d", started, len(msg), limit)
 		case !bytes.HasPrefix(w.out, msg):
 			return fmt.Errorf("message %d: delivered %q, which does not start %q", started, msg, w.out)
 		case done && (len(w.fails) > 0 || len(msg) != len(w.out)):
 			return fmt.Errorf("message %d: delivered %q whole; it inflates to %q, and may fail with %v", started, msg, w.out, w.fails)
 		}
 	}
-
-	_, _, err2 := c.Read(context.Background())
-	if !errors.Is(err2, ErrClosed) || CloseStatus(err2) != CloseStatus(err) {
-		return fmt.Errorf("Read after %v returned %v, want ErrClosed with the same status", err, err2)
-	}
-	ft.mu.Lock()
-	closed, misuse, out := ft.closed, ft.misuse, ft.out
-	ft.mu.Unlock()
-	if !closed || len(misuse) > 0 {
-		return fmt.Errorf("after %v: transport closed=%v, misused: %v", err, closed, misuse)
-	}
-	written, werr := fuzzParseWritten(out, client)
+	written, werr := fuzzAfterEnd(c, ft, client, err, pings)
 	if werr != nil {
-		return fmt.Errorf("after %v: %v", err, werr)
-	}
-	if len(written.pongs) > len(pings) {
-		return fmt.Errorf("%d pongs for %d pings", len(written.pongs), len(pings))
-	}
-	for i, p := range written.pongs {
-		if !bytes.Equal(p, pings[i]) {
-			return fmt.Errorf("pong %d carries %q, want the ping's %q", i, p, pings[i])
-		}
+		return werr
 	}
 
 	// Every message is delivered, and the peer's close, or the message
