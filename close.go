@@ -216,6 +216,9 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 //
 // The caller holds readMu.
 func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
+	if c.isClosed() {
+		return // writing our close frame failed, and closed the connection
+	}
 	c.setReadDeadline(deadline)
 	for {
 		for c.frameLeft > 0 {
@@ -284,6 +287,9 @@ func (c *Conn) finishLocked(deadline time.Time) {
 //
 // The caller holds readMu.
 func (c *Conn) drainRawLocked(deadline time.Time) {
+	if c.isClosed() {
+		return
+	}
 	c.setReadDeadline(deadline)
 	for {
 		c.rb.consume(c.rb.len())

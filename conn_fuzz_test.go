@@ -298,8 +298,6 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 	plan := &fuzzPlan{p: planBytes}
 	limit := fuzzReadLimits[int(plan.next())%len(fuzzReadLimits)]
 	options := plan.next()
-	peer := fuzzParsePeer(stream)
-
 	ft := &fuzzTransport{plan: plan, in: stream}
 	tr := transport{rw: ft}
 	if options&1 != 0 {
@@ -308,9 +306,88 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 	if options&2 != 0 {
 		tr.dl = ft
 	}
-	measure := options&4 != 0
 	// The close timeout never passes: the transport never blocks.
 	c := newConn(connConfig{client: client, tr: tr, closeTimeout: time.Minute})
+	return fuzzReadSession(c, ft, fuzzSession{client: client, limit: limit, measure: options&4 != 0}, stream)
+}
+
+// fuzzSession is how a Conn under fuzzing is read and judged.
+type fuzzSession struct {
+	client  bool
+	limit   int64 // the read limit
+	measure bool  // measure what reading each message allocates
+	// writesFailed, when set, reports whether the transport failed
+	// writes of the Conn on purpose: then close frames may be missing,
+	// and the connection may end lost, with errStreamEnded.
+	writesFailed func() bool
+}
+
+// fuzzReader reads the messages of a Conn under fuzzing, each as
+// fuzzReadMessage does with the plan's next choice, checking what reading
+// it allocates (when measure is set) and that it stays within the read
+// limit (negative: none).
+type fuzzReader struct {
+	c       *Conn
+	plan    *fuzzPlan
+	measure bool
+	allowed uint64 // bytes reading a message may allocate
+	limit   int64
+	scratch []byte
+	msg     []byte // has room for any message delivered
+}
+
+// next reads message i: its type, what was delivered of it, whether it
+// was read to its end, and the error the read ended with; broken is the
+// property reading it broke, if any.
+func (r *fuzzReader) next(i int) (typ MessageType, msg []byte, done bool, err, broken error) {
+	choice := r.plan.next()
+	if a := fuzzAllocated(r.measure, func() { typ, r.msg, done, err = fuzzReadMessage(r.c, choice, r.plan, r.scratch, r.msg[:0]) }); a > r.allowed {
+		broken = fmt.Errorf("reading message %d allocated %d bytes; read limit %d, allowed %d", i, a, r.limit, r.allowed)
+	} else if r.limit >= 0 && int64(len(r.msg)) > r.limit {
+		broken = fmt.Errorf("message %d: delivered %d bytes over the read limit %d", i, len(r.msg), r.limit)
+	}
+	return typ, r.msg, done, err, broken
+}
+
+// fuzzAfterEnd checks a Conn whose reading ended with err: reading again
+// says so, with the same status; its transport ft is closed and was
+// never misused; and what it wrote parses (fuzzParseWritten), pongs
+// answering pings, in order. It returns what was written.
+func fuzzAfterEnd(c *Conn, ft *fuzzTransport, client bool, err error, pings [][]byte) (fuzzWritten, error) {
+	_, _, err2 := c.Read(context.Background())
+	if !errors.Is(err2, ErrClosed) || CloseStatus(err2) != CloseStatus(err) {
+		return fuzzWritten{}, fmt.Errorf("Read after %v returned %v (status %v), want ErrClosed with the same status", err, err2, CloseStatus(err2))
+	}
+	ft.mu.Lock()
+	closed, misuse, out := ft.closed, ft.misuse, ft.out
+	ft.mu.Unlock()
+	switch {
+	case !closed:
+		return fuzzWritten{}, fmt.Errorf("transport left open after %v", err)
+	case len(misuse) > 0:
+		return fuzzWritten{}, fmt.Errorf("transport misused: %v", misuse)
+	}
+	w, werr := fuzzParseWritten(out, client)
+	if werr != nil {
+		return w, fmt.Errorf("after %v: %v", err, werr)
+	}
+	if len(w.pongs) > len(pings) {
+		return w, fmt.Errorf("%d pongs for %d pings", len(w.pongs), len(pings))
+	}
+	for i, p := range w.pongs {
+		if !bytes.Equal(p, pings[i]) {
+			return w, fmt.Errorf("pong %d carries %q, want the ping's %q", i, p, pings[i])
+		}
+	}
+	return w, nil
+}
+
+// fuzzReadSession reads c, whose transport ft serves stream as the peer's
+// bytes, message after message until reading fails, with read calls and
+// chunk sizes chosen by ft's plan, and returns the first property broken.
+func fuzzReadSession(c *Conn, ft *fuzzTransport, s fuzzSession, stream []byte) error {
+	plan, client, limit, measure := ft.plan, s.client, s.limit, s.measure
+	peer := fuzzParsePeer(stream)
 	defer c.CloseNow()
 	c.SetReadLimit(limit)
 
@@ -321,21 +398,16 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 	if limit < 0 {
 		allowed = uint64(fuzzAllocSlack + maxUpfrontAlloc + 3*len(stream))
 	}
-	scratch := make([]byte, 256)
-	msg := make([]byte, 0, len(stream))
+	r := fuzzReader{c: c, plan: plan, measure: measure, allowed: allowed, limit: limit, scratch: make([]byte, 256), msg: make([]byte, 0, len(stream))}
 	started := 0
 	var err error
 	for ; err == nil; started++ {
 		if started > len(stream) {
 			return fmt.Errorf("more messages than bytes in the stream")
 		}
-		var (
-			typ  MessageType
-			done bool
-		)
-		choice := plan.next()
-		if a := fuzzAllocated(measure, func() { typ, msg, done, err = fuzzReadMessage(c, choice, plan, scratch, msg[:0]) }); a > allowed {
-			return fmt.Errorf("reading message %d allocated %d bytes; read limit %d, allowed %d", started, a, limit, allowed)
+		typ, msg, done, rerr, broken := r.next(started)
+		if err = rerr; broken != nil {
+			return broken
 		}
 		if err != nil && typ == 0 {
 			break // the read ended before a message started
@@ -351,8 +423,6 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 			return fmt.Errorf("message %d: delivered %q, which does not start %q", started, msg, want.payload)
 		case done && (!want.complete || len(msg) != len(want.payload)):
 			return fmt.Errorf("message %d: delivered %q whole; the stream holds %q (complete=%v)", started, msg, want.payload, want.complete)
-		case limit >= 0 && int64(len(msg)) > limit:
-			return fmt.Errorf("message %d: delivered %d bytes over the read limit %d", started, len(msg), limit)
 		case typ == MessageText && firstBad(msg) >= 0:
 			return fmt.Errorf("message %d: delivered invalid UTF-8 %q", started, msg)
 		case typ == MessageText && done && !utf8.Valid(msg):
@@ -360,41 +430,24 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 		}
 	}
 
-	// The connection has ended, and says so again, with the same status.
-	_, _, err2 := c.Read(context.Background())
-	if !errors.Is(err2, ErrClosed) || CloseStatus(err2) != CloseStatus(err) {
-		return fmt.Errorf("Read after %v returned %v (status %v), want ErrClosed with the same status", err, err2, CloseStatus(err2))
+	w, werr := fuzzAfterEnd(c, ft, client, err, peer.pings)
+	if werr != nil {
+		return werr
 	}
 	ft.mu.Lock()
-	closed, halfClosed, misuse, out := ft.closed, ft.halfClosed, ft.misuse, ft.out
+	halfClosed := ft.halfClosed
 	ft.mu.Unlock()
-	switch {
-	case !closed:
-		return fmt.Errorf("transport left open after %v", err)
-	case len(misuse) > 0:
-		return fmt.Errorf("transport misused: %v", misuse)
-	case halfClosed > 1 || halfClosed > 0 && client:
+	if halfClosed > 1 || halfClosed > 0 && client {
 		return fmt.Errorf("client=%v half-closed the transport %d times", client, halfClosed)
 	}
 
-	w, werr := fuzzParseWritten(out, client)
-	if werr != nil {
-		return fmt.Errorf("after %v: %v", err, werr)
-	}
-	if len(w.pongs) > len(peer.pings) {
-		return fmt.Errorf("%d pongs for %d pings", len(w.pongs), len(peer.pings))
-	}
-	for i, p := range w.pongs {
-		if !bytes.Equal(p, peer.pings[i]) {
-			return fmt.Errorf("pong %d carries %q, want the ping's %q", i, p, peer.pings[i])
-		}
-	}
-
-	// The end is one the protocol allows, and the close frame sent fits it.
+	// The end is one the protocol allows, and the close frame sent fits it
+	// (or, when writes failed, is missing).
 	var (
 		pe *ProtocolError
 		ce CloseError
 	)
+	failed := s.writesFailed != nil && s.writesFailed()
 	switch {
 	case errors.As(err, &pe):
 		if pe.Code != StatusProtocolError && pe.Code != StatusInvalidFramePayloadData && pe.Code != StatusMessageTooBig {
@@ -403,13 +456,13 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 		if pe.Code == StatusMessageTooBig && !errors.Is(err, ErrMessageTooBig) {
 			return fmt.Errorf("failed with 1009 without ErrMessageTooBig: %v", err)
 		}
-		if !w.hasClose || len(w.close) < 2 || StatusCode(binary.BigEndian.Uint16(w.close)) != pe.Code ||
-			!strings.HasPrefix(pe.Reason, string(w.close[2:])) {
+		if (w.hasClose || !failed) && (!w.hasClose || len(w.close) < 2 || StatusCode(binary.BigEndian.Uint16(w.close)) != pe.Code ||
+			!strings.HasPrefix(pe.Reason, string(w.close[2:]))) {
 			return fmt.Errorf("failed with %v but sent close payload %q", err, w.close)
 		}
 	case CloseStatus(err) == StatusAbnormalClosure:
 		// Lost: no close frame can carry 1006.
-		if !errors.Is(err, io.EOF) {
+		if !errors.Is(err, io.EOF) && !(failed && errors.Is(err, errStreamEnded)) {
 			return fmt.Errorf("read ended with %v (status %v), want io.EOF with 1006", err, CloseStatus(err))
 		}
 		if w.hasClose {
@@ -430,7 +483,7 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 		if ce.Code != StatusNoStatusRcvd {
 			echo = binary.BigEndian.AppendUint16(nil, uint16(ce.Code))
 		}
-		if !w.hasClose || !bytes.Equal(w.close, echo) {
+		if (w.hasClose || !failed) && (!w.hasClose || !bytes.Equal(w.close, echo)) {
 			return fmt.Errorf("peer closed with %v; we sent close payload %q (sent=%v), want %q", ce, w.close, w.hasClose, echo)
 		}
 		for i, m := range peer.msgs {
@@ -447,9 +500,15 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 // fuzzConn runs fuzzConnSession and fails t if it breaks a property or
 // does not finish.
 func fuzzConn(t *testing.T, client bool, plan, stream []byte) {
+	fuzzBounded(t, func() error { return fuzzConnSession(client, plan, stream) })
+}
+
+// fuzzBounded runs session and fails t if it returns an error or does
+// not finish.
+func fuzzBounded(t *testing.T, session func() error) {
 	const bound = 10 * time.Second // for what takes microseconds
 	done := make(chan error, 1)
-	go func() { done <- fuzzConnSession(client, plan, stream) }()
+	go func() { done <- session() }()
 	timer := time.NewTimer(bound)
 	defer timer.Stop()
 	select {
@@ -464,13 +523,20 @@ func fuzzConn(t *testing.T, client bool, plan, stream []byte) {
 
 // fuzzFrame encodes a frame, masked with a fixed key if masked.
 func fuzzFrame(fin bool, op opcode, masked bool, payload string) string {
-	h := header{fin: fin, op: op, masked: masked, key: [4]byte{0x37, 0xfa, 0x21, 0x3d}, length: int64(len(payload))}
-	b := appendHeader(nil, h)
-	p := []byte(payload)
+	return string(fuzzAppendFrame(nil, fin, 0, op, masked, []byte(payload)))
+}
+
+// fuzzAppendFrame appends a frame with RSV bits rsv to b, masked with a
+// fixed key if masked.
+func fuzzAppendFrame(b []byte, fin bool, rsv byte, op opcode, masked bool, payload []byte) []byte {
+	h := header{fin: fin, rsv: rsv, op: op, masked: masked, key: [4]byte{0x37, 0xfa, 0x21, 0x3d}, length: int64(len(payload))}
+	b = appendHeader(b, h)
+	n := len(b)
+	b = append(b, payload...)
 	if masked {
-		maskBytes(h.key, 0, p)
+		maskBytes(h.key, 0, b[n:])
 	}
-	return string(append(b, p...))
+	return b
 }
 
 // fuzzConnSeeds are peer streams for both roles: well-formed traffic and

@@ -8,6 +8,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -99,13 +100,66 @@ func fuzzRefusals(r *http.Request, skipOrigin bool) []int {
 		base64.StdEncoding.EncodeToString(nonce) != keys[0] {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
-	if origins := r.Header.Values("Origin"); !skipOrigin && len(origins) > 0 {
-		u, err := url.Parse(origins[0])
-		if len(origins) > 1 || err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
-			statuses = append(statuses, http.StatusForbidden)
-		}
+	if fuzzOriginRefused(r, skipOrigin) {
+		statuses = append(statuses, http.StatusForbidden)
 	}
 	return statuses
+}
+
+// fuzzOriginRefused restates the default origin policy of Accept: a
+// request with an Origin header is refused unless it holds one origin
+// whose host is the request's.
+func fuzzOriginRefused(r *http.Request, skipOrigin bool) bool {
+	origins := r.Header.Values("Origin")
+	if skipOrigin || len(origins) == 0 {
+		return false
+	}
+	u, err := url.Parse(origins[0])
+	return len(origins) > 1 || err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
+}
+
+// fuzzCheckRefused checks a refused handshake: an error wrapping
+// ErrHandshake and no Conn, a status that some failed check calls for,
+// a body that says why, and the headers that 405 and 426 call for.
+func fuzzCheckRefused(c *Conn, err error, status int, header http.Header, body []byte, refusals []int, allow string) error {
+	switch {
+	case c != nil:
+		return fmt.Errorf("Accept returned a Conn and %v", err)
+	case !errors.Is(err, ErrHandshake):
+		return fmt.Errorf("Accept: %v, want an error wrapping ErrHandshake", err)
+	case !slices.Contains(refusals, status):
+		return fmt.Errorf("Accept answered %d (%v); the request fails checks answered with %v", status, err, refusals)
+	case len(body) == 0:
+		return fmt.Errorf("Accept answered %d without saying why", status)
+	case status == http.StatusMethodNotAllowed && header.Get("Allow") != allow:
+		return fmt.Errorf("405 with Allow %q, want %s", header.Get("Allow"), allow)
+	case status == http.StatusUpgradeRequired && header.Get("Sec-WebSocket-Version") != "13":
+		return fmt.Errorf("426 with Sec-WebSocket-Version %q, want 13", header.Get("Sec-WebSocket-Version"))
+	}
+	return nil
+}
+
+// fuzzCheckSubprotocol checks the subprotocol chosen for r, and the
+// Sec-WebSocket-Protocol values of the response that says so: the first of
+// fuzzSubprotocols that r offers, or none.
+func fuzzCheckSubprotocol(r *http.Request, chosen string, got []string) error {
+	offered := map[string]bool{}
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			offered[strings.Trim(p, " \t")] = true
+		}
+	}
+	want := ""
+	for _, p := range fuzzSubprotocols {
+		if offered[p] {
+			want = p
+			break
+		}
+	}
+	if chosen != want || want == "" && len(got) > 0 || want != "" && (len(got) != 1 || got[0] != want) {
+		return fmt.Errorf("offered %q: chose %q, response says %q; want %q", r.Header.Values("Sec-WebSocket-Protocol"), chosen, got, want)
+	}
+	return nil
 }
 
 // fuzzSubprotocols are the subprotocols the server under fuzzing speaks.
@@ -138,21 +192,11 @@ func FuzzAcceptRequest(f *testing.F) {
 		c, err := Accept(w, r, &AcceptOptions{Subprotocols: fuzzSubprotocols, InsecureSkipOriginCheck: skipOrigin})
 		refusals := fuzzRefusals(r, skipOrigin)
 		if err != nil {
-			switch {
-			case c != nil:
-				t.Fatalf("Accept returned a Conn and %v", err)
-			case !errors.Is(err, ErrHandshake):
-				t.Fatalf("Accept: %v, want an error wrapping ErrHandshake", err)
-			case w.conn != nil:
+			if w.conn != nil {
 				t.Fatalf("Accept hijacked the connection, then failed: %v", err)
-			case !slices.Contains(refusals, w.status):
-				t.Fatalf("Accept answered %d (%v); the request fails checks answered with %v", w.status, err, refusals)
-			case w.body.Len() == 0:
-				t.Fatalf("Accept answered %d without saying why", w.status)
-			case w.status == http.StatusMethodNotAllowed && w.header.Get("Allow") != http.MethodGet:
-				t.Fatalf("405 with Allow %q, want GET", w.header.Get("Allow"))
-			case w.status == http.StatusUpgradeRequired && w.header.Get("Sec-WebSocket-Version") != "13":
-				t.Fatalf("426 with Sec-WebSocket-Version %q, want 13", w.header.Get("Sec-WebSocket-Version"))
+			}
+			if err := fuzzCheckRefused(c, err, w.status, w.header, w.body.Bytes(), refusals, http.MethodGet); err != nil {
+				t.Fatal(err)
 			}
 			return
 		}
@@ -180,22 +224,8 @@ func FuzzAcceptRequest(f *testing.F) {
 		case resp.Header.Get("Sec-WebSocket-Accept") != wantAccept:
 			t.Fatalf("Sec-WebSocket-Accept %q, want %q", resp.Header.Get("Sec-WebSocket-Accept"), wantAccept)
 		}
-		offered := map[string]bool{}
-		for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
-			for _, p := range strings.Split(v, ",") {
-				offered[strings.Trim(p, " \t")] = true
-			}
-		}
-		want := ""
-		for _, p := range fuzzSubprotocols {
-			if offered[p] {
-				want = p
-				break
-			}
-		}
-		if got := resp.Header.Values("Sec-WebSocket-Protocol"); c.Subprotocol() != want || want == "" && len(got) > 0 ||
-			want != "" && (len(got) != 1 || got[0] != want) {
-			t.Fatalf("offered %q: chose %q, response says %q; want %q", r.Header.Values("Sec-WebSocket-Protocol"), c.Subprotocol(), got, want)
+		if err := fuzzCheckSubprotocol(r, c.Subprotocol(), resp.Header.Values("Sec-WebSocket-Protocol")); err != nil {
+			t.Fatal(err)
 		}
 		if c.CloseNow(); !w.conn.closed {
 			t.Fatal("CloseNow left the hijacked connection open")

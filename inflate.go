@@ -112,9 +112,18 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	if limit >= 0 && int64(len(p)) > limit-in.out+1 {
 		p = p[:limit-in.out+1] // one byte past the limit shows it crossed
 	}
+	// The source reads with ctx until this call returns: the frames left
+	// after a final block are read below.
 	in.src.ctx = ctx
+	defer func() { in.src.ctx = nil }()
 	n, err := in.fr.Read(p)
-	in.src.ctx = nil
+	if in.src.err != nil {
+		// Reading a frame failed, and failed or closed the connection:
+		// that is the end, whatever was inflated before it.
+		err = in.src.err
+		c.endInflateLocked()
+		return 0, err
+	}
 	if n > 0 {
 		in.out += int64(n)
 		if limit >= 0 && in.out > limit {
@@ -134,11 +143,6 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	switch {
 	case err == nil:
 		return n, nil
-	case in.src.err != nil:
-		// Reading a frame failed; the connection was failed or closed.
-		err = in.src.err
-		c.endInflateLocked()
-		return 0, err
 	case err == io.EOF || (err == io.ErrUnexpectedEOF && in.src.tail == len(flate.FlushTail)):
 		// The stream ended where the message did (or with a final block,
 		// after which what is left of the message is dropped).

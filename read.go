@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 )
 
@@ -346,6 +347,9 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		c.rb.consume(n)
 	case len(p) >= directReadMin:
 		c.beforeWaitLocked(ctx)
+		if c.isClosed() {
+			return 0, c.readErrLocked(ctx, net.ErrClosed, true)
+		}
 		c.readWatch.watch(ctx)
 		var err error
 		for n == 0 {
@@ -465,6 +469,10 @@ func (c *Conn) awaitControlLocked(ctx context.Context, done func() bool) error {
 // fillLocked needs readMu held.
 func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 	c.beforeWaitLocked(ctx)
+	if c.isClosed() {
+		// Writing the queue failed, and closed the connection.
+		return net.ErrClosed
+	}
 	c.readWatch.watch(ctx)
 	if err := c.rb.fill(c.tr.rw, idle); err != nil {
 		return err
@@ -480,11 +488,13 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 // The caller holds readMu.
 func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 	var pe *ProtocolError
-	var ce CloseError
+	// The peer's close frame comes as a CloseError itself; a lost
+	// connection only wraps one, for CloseStatus.
+	ce, peerClosed := err.(CloseError)
 	switch {
 	case errors.As(err, &pe):
 		return c.failLocked(pe)
-	case errors.As(err, &ce):
+	case peerClosed:
 		return c.peerClosedLocked(ce)
 	case c.isClosed():
 		return c.closedErr("read")
