@@ -563,9 +563,12 @@ func TestNetConnCloseInterrupts(t *testing.T) {
 		wrote := writeUntilError(nc, 400)
 		time.Sleep(300 * time.Millisecond) // long enough to fill the buffers
 		start := time.Now()
-		nc.Close() // the blocked Write is cut short: no handshake
-		if d := time.Since(start); d > time.Second {
-			t.Fatalf("Close took %v, want it at once", d)
+		nc.Close() // the blocked Write is cut short
+		// If the cut Write had sent nothing, the connection is still whole
+		// and Close tries the handshake, which the stalled peer bounds by
+		// the close timeout; if it had, Close returns at once.
+		if d := time.Since(start); d > defaultCloseTimeout+time.Second {
+			t.Fatalf("Close took %v, want it within the close timeout", d)
 		}
 		r := await(t, wrote, "a failed Write")
 		if !errors.Is(r.err, net.ErrClosed) || r.at.Sub(start) > time.Second {
