@@ -9,17 +9,15 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rfc6455/websocket"
-	"github.com/rfc6455/websocket/internal/leakcheck"
+	"github.com/rfc6455/websocket/examples/internal/cmdtest"
 )
 
 // clientPath is the client, built once for all the tests, which run it
@@ -28,27 +26,7 @@ var clientPath string
 
 // TestMain builds the client (with the race detector when the tests have
 // it) and fails the run when goroutines outlive the tests.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "client-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	clientPath = filepath.Join(dir, "client")
-	args := []string{"build", "-o", clientPath}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-	code := 1
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "building the client: %v\n%s", err, out)
-	} else {
-		code = leakcheck.Run(m)
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { cmdtest.Main(m, raceEnabled, &clientPath) }
 
 // wait bounds every wait of the tests.
 const wait = 10 * time.Second
@@ -57,7 +35,7 @@ const wait = 10 * time.Second
 type client struct {
 	cmd            *exec.Cmd
 	stdin          io.WriteCloser
-	stdout, stderr output
+	stdout, stderr cmdtest.Output
 	exited         chan struct{} // closed once the process has exited
 }
 
@@ -109,7 +87,7 @@ func (cl *client) exitCode(t *testing.T, d time.Duration) int {
 }
 
 // waitFor waits until s appears in o, which the client writes to.
-func (cl *client) waitFor(t *testing.T, o *output, s string) {
+func (cl *client) waitFor(t *testing.T, o *cmdtest.Output, s string) {
 	t.Helper()
 	deadline := time.Now().Add(wait)
 	for !strings.Contains(o.String(), s) {
@@ -124,24 +102,6 @@ func (cl *client) waitFor(t *testing.T, o *output, s string) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-}
-
-// output collects what a process writes.
-type output struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
 }
 
 // startServer serves WebSocket connections on a loopback port, accepted

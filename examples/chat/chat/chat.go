@@ -1,0 +1,464 @@
+// Package chat serves chat rooms over WebSocket, with a page to join them
+// from a browser. The rooms' events travel over a Bus: a LocalBus when one
+// process serves the chat (examples/chat), Redis Streams when several do
+// (examples/chat-redis).
+//
+// A member connects to /ws?room=NAME&name=NICK (room "lobby" and name
+// "anonymous" when absent; each at most 64 bytes). Every text message it
+// sends is a chat message, delivered to every member of the room, the
+// sender included, and to no one else. It receives JSON objects, one per
+// text message:
+//
+//	{"type":"join","name":"bob","members":["alice","bob"]}
+//	{"type":"leave","name":"bob","members":["alice"]}
+//	{"type":"members","members":["alice","bob","carol"]}
+//	{"type":"message","from":"alice","text":"hello"}
+//	{"type":"error","text":"not sent: the message bus is unreachable"}
+//
+// members lists the names of the room's members, sorted, a name as many
+// times as members bear it. The first object a member receives is its own
+// join; from then on it receives every event of the room in the room's
+// one order, the same for every member: joins and leaves, "members" when
+// another server reports the members it has there, and the messages, each
+// with its text exactly as sent. "error" says that a message of this
+// member's was not taken.
+//
+// Each member's messages go out through its connection's write queue,
+// bounded at QueueLimit, by PreparedMessage.Broadcast: the room never
+// waits for a member, and one whose queue fills because it stopped
+// reading is disconnected with 1008. Keepalive pings a quiet member and
+// drops one that answers nothing. A binary message is answered with 1003.
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"flag"
+	"log"
+	"maps"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rfc6455/websocket"
+)
+
+//go:embed index.html
+var indexHTML []byte
+
+const (
+	// QueueLimit bounds what a member's connection holds unsent; a member
+	// whose queue is full is disconnected with 1008.
+	QueueLimit = 1 << 20
+	// MaxMessage is the longest message a member may send, in bytes;
+	// longer ones close its connection with 1009.
+	MaxMessage = 64 << 10
+	// maxName is the longest room or member name, in bytes.
+	maxName = 64
+)
+
+// Options configure a Server.
+type Options struct {
+	// PingInterval and PongTimeout are the connections' keepalive: a
+	// member that sends nothing for PingInterval is pinged, and dropped if
+	// nothing comes within PongTimeout. 0 means 20 seconds each.
+	PingInterval, PongTimeout time.Duration
+	// Logf reports members as they come and go; nil means no log.
+	Logf func(format string, args ...any)
+}
+
+// Server serves the page and the rooms of one process, the rooms' events
+// going over its bus.
+type Server struct {
+	bus     Bus     // immutable
+	origin  string  // immutable: this server's ID in the events it publishes
+	opts    Options // immutable
+	reg     websocket.Registry
+	serving sync.WaitGroup // one count per member, from before its handshake to its leave
+
+	lastID atomic.Uint64 // the last member ID given out on this server
+	mu     sync.Mutex
+	rooms  map[string]*room // guarded by mu: the rooms this server has members in
+}
+
+// Flags defines the flags of a chat command on fs: -addr, and
+// -ping-interval and -pong-timeout for the returned options, which log
+// with log.Printf.
+func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
+	opts = &Options{Logf: log.Printf}
+	addr = fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	fs.DurationVar(&opts.PingInterval, "ping-interval", 20*time.Second, "ping a member silent for this long")
+	fs.DurationVar(&opts.PongTimeout, "pong-timeout", 20*time.Second, "disconnect a pinged member that answers nothing within this")
+	return addr, opts
+}
+
+// NewServer returns a server whose rooms' events go over bus.
+func NewServer(bus Bus, opts *Options) *Server {
+	s := &Server{bus: bus, origin: rand.Text(), rooms: make(map[string]*room)}
+	if opts != nil {
+		s.opts = *opts
+	}
+	if s.opts.Logf == nil {
+		s.opts.Logf = func(string, ...any) {}
+	}
+	return s
+}
+
+// Handler serves the page at / and the members' WebSocket at /ws.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		w.Write(indexHTML)
+	})
+	mux.HandleFunc("/ws", s.serveMember)
+	return mux
+}
+
+// Shutdown sends 1001 to every member, and waits until each has closed and
+// left its room, or until ctx ends (the connections left are then closed
+// at once). New members are refused meanwhile with 503.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.reg.Shutdown(ctx)
+	left := make(chan struct{})
+	go func() {
+		s.serving.Wait()
+		close(left)
+	}()
+	select {
+	case <-left:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	return err
+}
+
+// Run serves s on addr until ctx ends, then shuts down: the listener
+// closes, every member is sent 1001 and given 10 seconds to close. ready
+// is called with the page's URL once the listener is open.
+func Run(ctx context.Context, addr string, s *Server, ready func(url string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs.RegisterOnShutdown(func() { s.reg.Shutdown(context.Background()) })
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "localhost"
+	}
+	ready("http://" + net.JoinHostPort(host, port) + "/")
+
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdownCtx); err != nil {
+		s.opts.Logf("chat: http shutdown: %v", err)
+	}
+	if err := s.Shutdown(shutdownCtx); err != nil {
+		s.opts.Logf("chat: members not closed within 10 s: %v", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// validName reports whether a room or member name may be used.
+func validName(s string) bool {
+	return len(s) <= maxName && utf8.ValidString(s)
+}
+
+// serveMember takes a member into its room until it leaves.
+func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	roomName, name := q.Get("room"), q.Get("name")
+	if roomName == "" {
+		roomName = "lobby"
+	}
+	if name == "" {
+		name = "anonymous"
+	}
+	if !validName(roomName) || !validName(name) {
+		http.Error(w, "room and name: at most 64 bytes of UTF-8 each", http.StatusBadRequest)
+		return
+	}
+	// Counted before Accept: once http.Server.Shutdown has returned,
+	// every member is counted.
+	s.serving.Add(1)
+	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Registry:          &s.reg,
+		KeepaliveInterval: s.opts.PingInterval,
+		KeepaliveTimeout:  s.opts.PongTimeout,
+		WriteQueueLimit:   QueueLimit,
+		CloseOnQueueFull:  true,
+		Compression:       websocket.CompressionNoContextTakeover,
+	})
+	if err != nil {
+		s.opts.Logf("chat: refused %s: %v", r.RemoteAddr, err)
+		s.serving.Done()
+		return
+	}
+	c.SetReadLimit(MaxMessage)
+	m := &member{id: strconv.FormatUint(s.lastID.Add(1), 10), name: name, c: c}
+	rm := s.enter(roomName)
+	if err := rm.join(m); err != nil {
+		s.opts.Logf("chat: %s could not join %q: %v", name, roomName, err)
+		c.Close(websocket.StatusTryAgainLater, "the message bus is unreachable")
+		s.exit(rm)
+		s.serving.Done()
+		return
+	}
+	s.opts.Logf("chat: %s joined %q from %s", name, roomName, r.RemoteAddr)
+	c.Serve(func(typ websocket.MessageType, p []byte) {
+		rm.say(m, typ, p)
+	}, func(err error) {
+		rm.leave(m)
+		s.exit(rm)
+		s.opts.Logf("chat: %s left %q: %v", name, roomName, err)
+		s.serving.Done()
+	})
+}
+
+// enter returns the room called name, following it on the bus if no
+// member of this server is in it yet, and counts one more member in it.
+func (s *Server) enter(name string) *room {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.rooms[name]
+	if r == nil {
+		r = &room{s: s, name: name, local: make(map[string]string), waiting: make(map[string]*member), roster: make(map[string]map[string]string)}
+		r.cancel = s.bus.Subscribe(name, r.deliver)
+		s.rooms[name] = r
+	}
+	r.users++
+	return r
+}
+
+// exit counts one member less in r, and stops following it once it has
+// none.
+func (s *Server) exit(r *room) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r.users--
+	if r.users == 0 {
+		delete(s.rooms, r.name)
+		r.cancel()
+	}
+}
+
+// member is a connection in a room.
+type member struct {
+	id   string // immutable: unique on this server
+	name string // immutable
+	c    *websocket.Conn
+}
+
+// room is a room as one server sees it: its own members, and the room's
+// events as the bus delivers them.
+type room struct {
+	s      *Server // immutable
+	name   string  // immutable
+	cancel func()  // immutable: stops following the room on the bus
+	users  int     // guarded by s.mu: members of this server entered and not exited
+
+	// pubMu is held across every Publish to the room, so that this
+	// server's events go out in order and a "here" lists the members of
+	// the joins and leaves published before it.
+	pubMu  sync.Mutex
+	local  map[string]string // guarded by pubMu: members whose join went out and leave did not, ID to name
+	called bool              // guarded by pubMu: the first join went out, with the roll call
+
+	mu      sync.Mutex
+	waiting map[string]*member           // guarded by mu: joined, their join not yet delivered, by ID
+	conns   []*websocket.Conn            // guarded by mu: members whose join was delivered: they get the room's events
+	roster  map[string]map[string]string // guarded by mu: every server's members, as the events tell: origin to ID to name
+}
+
+// publishLocked sends ev from this server to the room.
+//
+// The caller holds r.pubMu.
+func (r *room) publishLocked(ev Event) error {
+	ev.Origin = r.s.origin
+	return r.s.bus.Publish(r.name, ev)
+}
+
+// join publishes m's join. m gets the room's events from the moment it
+// is delivered.
+func (r *room) join(m *member) error {
+	r.mu.Lock()
+	r.waiting[m.id] = m
+	r.mu.Unlock()
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	err := r.publishLocked(Event{Type: "join", Member: m.id, Name: m.name, Call: !r.called})
+	if err != nil {
+		r.mu.Lock()
+		delete(r.waiting, m.id)
+		r.mu.Unlock()
+		return err
+	}
+	r.called = true
+	r.local[m.id] = m.name
+	return nil
+}
+
+// leave stops sending m the room's events and publishes its leave.
+func (r *room) leave(m *member) {
+	r.mu.Lock()
+	delete(r.waiting, m.id)
+	if i := slices.Index(r.conns, m.c); i >= 0 {
+		r.conns = slices.Delete(r.conns, i, i+1)
+	}
+	r.mu.Unlock()
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	delete(r.local, m.id)
+	if err := r.publishLocked(Event{Type: "leave", Member: m.id, Name: m.name}); err != nil {
+		r.s.opts.Logf("chat: the leave of %s from %q is lost: %v", m.name, r.name, err)
+	}
+}
+
+// say publishes what m sent.
+func (r *room) say(m *member, typ websocket.MessageType, p []byte) {
+	if typ != websocket.MessageText {
+		m.c.CloseWrite(websocket.StatusUnsupportedData, "text messages only")
+		return
+	}
+	r.pubMu.Lock()
+	err := r.publishLocked(Event{Type: "message", Member: m.id, Name: m.name, Text: string(p)})
+	r.pubMu.Unlock()
+	if err != nil {
+		m.c.Enqueue(websocket.MessageText, encode(struct {
+			Type string `json:"type"`
+			Text string `json:"text"`
+		}{"error", "not sent: " + err.Error()}))
+	}
+}
+
+// answerCall publishes the members this server has in the room, for a
+// server that has just begun following it.
+func (r *room) answerCall() {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	if len(r.local) == 0 {
+		return
+	}
+	if err := r.publishLocked(Event{Type: "here", Members: maps.Clone(r.local)}); err != nil {
+		r.s.opts.Logf("chat: the members in %q are not reported: %v", r.name, err)
+	}
+}
+
+// deliver takes the room's next event: it updates the roster and sends the
+// event to this server's members.
+func (r *room) deliver(ev Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch ev.Type {
+	case "join":
+		r.setMemberLocked(ev.Origin, ev.Member, ev.Name)
+		if m := r.waiting[ev.Member]; m != nil && ev.Origin == r.s.origin {
+			delete(r.waiting, ev.Member)
+			r.conns = append(r.conns, m.c)
+		}
+		if ev.Call && ev.Origin != r.s.origin {
+			go r.answerCall()
+		}
+		r.sendLocked(presence{Type: "join", Name: ev.Name, Members: r.namesLocked()})
+	case "leave":
+		r.setMemberLocked(ev.Origin, ev.Member, "")
+		r.sendLocked(presence{Type: "leave", Name: ev.Name, Members: r.namesLocked()})
+	case "here":
+		delete(r.roster, ev.Origin)
+		for id, name := range ev.Members {
+			r.setMemberLocked(ev.Origin, id, name)
+		}
+		r.sendLocked(presence{Type: "members", Members: r.namesLocked()})
+	case "message":
+		r.sendLocked(message{Type: "message", From: ev.Name, Text: ev.Text})
+	}
+}
+
+// setMemberLocked records a member of the server origin, or its absence
+// when name is "".
+//
+// The caller holds r.mu.
+func (r *room) setMemberLocked(origin, id, name string) {
+	members := r.roster[origin]
+	if name == "" {
+		delete(members, id)
+		if len(members) == 0 {
+			delete(r.roster, origin)
+		}
+		return
+	}
+	if members == nil {
+		members = make(map[string]string)
+		r.roster[origin] = members
+	}
+	members[id] = name
+}
+
+// namesLocked returns the names of the room's members, sorted.
+//
+// The caller holds r.mu.
+func (r *room) namesLocked() []string {
+	names := []string{}
+	for _, members := range r.roster {
+		for _, name := range members {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// sendLocked sends v, as JSON, to this server's members in the room,
+// waiting for none of them.
+//
+// The caller holds r.mu.
+func (r *room) sendLocked(v any) {
+	pm, err := websocket.NewPreparedMessage(websocket.MessageText, encode(v))
+	if err != nil {
+		panic(err) // only for a bad message type
+	}
+	pm.Broadcast(r.conns...)
+}
+
+// presence is a join, a leave, or a new list of members, as members
+// receive it.
+type presence struct {
+	Type    string   `json:"type"`
+	Name    string   `json:"name,omitempty"`
+	Members []string `json:"members"`
+}
+
+// message is a chat message as members receive it.
+type message struct {
+	Type string `json:"type"`
+	From string `json:"from"`
+	Text string `json:"text"`
+}
+
+func encode(v any) []byte {
+	p, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // strings and slices of them always encode
+	}
+	return p
+}

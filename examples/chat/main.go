@@ -1,0 +1,39 @@
+// Command chat serves chat rooms: a page at / from which a person joins a
+// room with a name, sees who is there, and sends and reads messages; and
+// the members' WebSocket at /ws?room=NAME&name=NICK. The package
+// github.com/rfc6455/websocket/examples/chat/chat documents the messages.
+//
+//	go run ./examples/chat -addr 127.0.0.1:8080
+//
+// -ping-interval and -pong-timeout set the keepalive: a member silent for
+// the interval is pinged, and disconnected if it answers nothing within
+// the timeout. A member that stops reading is disconnected with 1008 once
+// 1 MiB waits for it. SIGINT or SIGTERM closes every connection with 1001
+// and exits once they have closed, or after 10 seconds.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rfc6455/websocket/examples/chat/chat"
+)
+
+func main() {
+	addr, opts := chat.Flags(flag.CommandLine)
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := chat.Run(ctx, *addr, chat.NewServer(new(chat.LocalBus), opts), func(url string) {
+		fmt.Printf("chat server: open %s in a browser\n", url)
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/chat/chat"
+	"github.com/rfc6455/websocket/examples/internal/chattest"
+	"github.com/rfc6455/websocket/examples/internal/cmdtest"
+)
+
+// chatPath is the chat server, built once for all the tests, which run it
+// as a process.
+var chatPath string
+
+// TestMain builds the chat server (with the race detector when the tests
+// have it) and fails the run when goroutines outlive the tests.
+func TestMain(m *testing.M) { cmdtest.Main(m, raceEnabled, &chatPath) }
+
+// TestRooms has 20 members in each of 5 rooms send 50 messages each, all
+// at once: every member must receive exactly the 1,000 messages of its
+// room, each sender's in the order sent, in the same order as every other
+// member of the room.
+func TestRooms(t *testing.T) {
+	t.Parallel()
+	const rooms, perRoom, each = 5, 20, 50
+	s := chattest.Start(t, chatPath)
+	members := make([][]*chattest.Member, rooms)
+	for r := range rooms {
+		for i := range perRoom {
+			members[r] = append(members[r], chattest.Join(t, s.WS(fmt.Sprint("room", r), fmt.Sprintf("m%d-%d", r, i)), fmt.Sprintf("m%d-%d", r, i)))
+		}
+	}
+	// The last to join saw the whole room in its own join.
+	for r := range rooms {
+		last := members[r][perRoom-1]
+		if n := len(last.Messages()[0].Members); n != perRoom {
+			t.Errorf("%s joined a room of %d members, want %d", last.Name, n, perRoom)
+		}
+	}
+
+	start := time.Now()
+	var sending sync.WaitGroup
+	for r := range rooms {
+		for _, m := range members[r] {
+			sending.Go(func() {
+				for i := range each {
+					m.Send(t, fmt.Sprintf("%s says %d", m.Name, i))
+				}
+			})
+		}
+	}
+	sending.Wait()
+	for r := range rooms {
+		for _, m := range members[r] {
+			m.WaitForWithin(t, time.Minute, "every message of the room", func(got []chattest.Message) bool {
+				return count(got, "message") >= perRoom*each
+			})
+		}
+	}
+	t.Logf("%d messages to %d members in %v", rooms*perRoom*each, rooms*perRoom, time.Since(start))
+
+	for r := range rooms {
+		first := members[r][0].Texts()
+		for _, m := range members[r] {
+			texts := m.Texts()
+			if len(texts) != perRoom*each {
+				t.Errorf("%s got %d messages, want %d", m.Name, len(texts), perRoom*each)
+			}
+			next := make(map[string]int) // sender to the number expected next
+			for _, text := range texts {
+				var from, sender string
+				var i int
+				if _, err := fmt.Sscanf(text, "%s %s says %d", &from, &sender, &i); err != nil || from != sender+":" {
+					t.Fatalf("%s got %q", m.Name, text)
+				}
+				if !strings.HasPrefix(sender, fmt.Sprintf("m%d-", r)) {
+					t.Fatalf("%s, in room%d, got %q from another room", m.Name, r, text)
+				}
+				if i != next[sender] {
+					t.Fatalf("%s got %q after message %d of %s", m.Name, text, next[sender]-1, sender)
+				}
+				next[sender]++
+			}
+			if !slices.Equal(texts, first) {
+				t.Errorf("%s and %s got the messages of room%d in different orders", m.Name, members[r][0].Name, r)
+			}
+		}
+	}
+}
+
+func count(got []chattest.Message, typ string) int {
+	n := 0
+	for _, m := range got {
+		if m.Type == typ {
+			n++
+		}
+	}
+	return n
+}
+
+// TestStalledMember has a member stop reading while another sends 16 KiB
+// messages: once its queue is full the server drops it, and the room,
+// which never waited for it, gets every message.
+func TestStalledMember(t *testing.T) {
+	t.Parallel()
+	s := chattest.Start(t, chatPath)
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	b := chattest.Join(t, s.WS("lobby", "b"), "b")
+	chattest.JoinRaw(t, s.WS("lobby", "stalled"), 4096) // and never reads
+	b.WaitFor(t, "the join of stalled", func(got []chattest.Message) bool {
+		return slices.ContainsFunc(got, func(m chattest.Message) bool { return m.Type == "join" && m.Name == "stalled" })
+	})
+
+	// At most 2000 messages (32 MiB), or 30 s: the queue holds 1 MiB, the
+	// kernel's socket buffers some more. a and b keep up: a sends a
+	// message once both have all but the last 16 it sent.
+	start := time.Now()
+	pad := strings.Repeat("x", 16<<10)
+	sent := 0
+	for ; sent < 2000 && time.Since(start) < 30*time.Second; sent++ {
+		if chattest.HasLeave("stalled")(b.Messages()) {
+			break
+		}
+		for _, m := range []*chattest.Member{a, b} {
+			m.WaitFor(t, "all but 16 of the messages sent", func(got []chattest.Message) bool { return count(got, "message") >= sent-16 })
+		}
+		a.Send(t, fmt.Sprintf("%d %s", sent, pad))
+	}
+	b.WaitForWithin(t, 20*time.Second, "the leave of stalled", chattest.HasLeave("stalled"))
+	dropped := time.Since(start)
+	t.Logf("stalled dropped after %d messages (%d MiB), %v", sent, sent*len(pad)>>20, dropped)
+	if dropped > 25*time.Second {
+		t.Errorf("stalled dropped %v after the first message, want within 25 s", dropped)
+	}
+	a.Send(t, "after")
+	sent++
+
+	for _, m := range []*chattest.Member{a, b} {
+		m.WaitFor(t, "every message", func(got []chattest.Message) bool { return count(got, "message") >= sent })
+		texts := m.Texts()
+		if len(texts) != sent {
+			t.Errorf("%s got %d messages, want %d", m.Name, len(texts), sent)
+		}
+		for i, text := range texts[:len(texts)-1] {
+			if want := fmt.Sprintf("a: %d %s", i, pad); text != want {
+				t.Fatalf("%s: message %d is %.20q, want %.20q", m.Name, i, text, want)
+			}
+		}
+		if texts[len(texts)-1] != "a: after" {
+			t.Errorf("%s: last message %q", m.Name, texts[len(texts)-1])
+		}
+	}
+	if log := s.Log(); !strings.Contains(log, `stalled left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: connection failed with 1008 (policy violation)`) {
+		t.Errorf("the server's log does not say why stalled left:\n%s", log)
+	}
+}
+
+// TestSilentMember has a member that reads but answers no ping: with a
+// ping after 300 ms of silence and 300 ms for the answer, it is dropped
+// with 1011 600 ms after it last sent anything, while a member that
+// answers stays.
+func TestSilentMember(t *testing.T) {
+	t.Parallel()
+	const interval, timeout = 300 * time.Millisecond, 300 * time.Millisecond
+	s := chattest.Start(t, chatPath, "-ping-interval", interval.String(), "-pong-timeout", timeout.String())
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	silent := chattest.JoinRaw(t, s.WS("lobby", "silent"), 0)
+	joined := time.Now()
+
+	silent.Conn.SetReadDeadline(time.Now().Add(chattest.Wait))
+	var pings int
+	var closeFrame []byte
+	for closeFrame == nil {
+		f, err := silent.ReadFrame()
+		if err != nil {
+			t.Fatalf("silent: %v, before a close frame", err)
+		}
+		switch f.Op {
+		case 9:
+			pings++
+		case 8:
+			closeFrame = f.Payload
+		}
+	}
+	elapsed := time.Since(joined)
+	if _, err := silent.ReadFrame(); err != io.EOF {
+		t.Errorf("silent: after the close frame, %v, want EOF", err)
+	}
+	if pings != 1 {
+		t.Errorf("silent got %d pings, want 1", pings)
+	}
+	if len(closeFrame) < 2 || closeFrame[0] != 0x03 || closeFrame[1] != 0xf3 {
+		t.Errorf("silent: close frame %q, want code 1011", closeFrame)
+	}
+	// From the handshake, the last thing it sent; the race detector slows
+	// the server.
+	if elapsed < interval+timeout-50*time.Millisecond || elapsed > interval+timeout+2*time.Second {
+		t.Errorf("silent dropped %v after joining, want %v", elapsed, interval+timeout)
+	}
+	t.Logf("silent dropped %v after joining: %q", elapsed, closeFrame)
+	a.WaitFor(t, "the leave of silent", chattest.HasLeave("silent"))
+
+	// a answers pings: three times as long later, it is still there.
+	time.Sleep(3 * (interval + timeout))
+	a.Send(t, "still here")
+	a.WaitFor(t, "its message", func(got []chattest.Message) bool { return count(got, "message") == 1 })
+	if got := a.Texts(); !slices.Equal(got, []string{"a: still here"}) {
+		t.Errorf("a got %q", got)
+	}
+}
+
+// TestShutdown stops the server with SIGINT and with SIGTERM: every member
+// gets 1001 and the server exits 0.
+func TestShutdown(t *testing.T) {
+	t.Parallel()
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			t.Parallel()
+			s := chattest.Start(t, chatPath)
+			var members []*chattest.Member
+			for _, room := range []string{"one", "two"} {
+				for _, name := range []string{"a", "b", "c"} {
+					members = append(members, chattest.Join(t, s.WS(room, name), name))
+				}
+			}
+			start := time.Now()
+			s.Signal(t, sig)
+			want := websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "server shutting down"}
+			for _, m := range members {
+				var ce websocket.CloseError
+				if err := m.Closed(t); !errors.As(err, &ce) || ce != want {
+					t.Errorf("%s: %v, want %v", m.Name, err, want)
+				}
+			}
+			if code := s.ExitCode(t, 15*time.Second); code != 0 {
+				t.Errorf("exit code %d, want 0; log:\n%s", code, s.Log())
+			}
+			t.Logf("exited %v after %v", time.Since(start), sig)
+		})
+	}
+}
+
+// TestRequests covers the page, bad names, and messages members may not
+// send.
+func TestRequests(t *testing.T) {
+	t.Parallel()
+	s := chattest.Start(t, chatPath)
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.Wait)
+	defer cancel()
+
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.URL, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" || !strings.Contains(string(page), "<title>WebSocket chat</title>") {
+		t.Errorf("GET /: %s %q, %.40q", resp.Status, resp.Header.Get("Content-Type"), page)
+	}
+
+	for _, url := range []string{
+		s.WS(strings.Repeat("r", 65), "a"),
+		s.WS("lobby", strings.Repeat("n", 65)),
+		s.WS("lobby", "\xff"),
+	} {
+		_, resp, err := websocket.Dial(ctx, url, nil)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %v, want 400", url, err)
+		}
+	}
+
+	// Without a room, the lobby; without a name, anonymous.
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	chattest.Join(t, strings.TrimSuffix(s.WS("", ""), "?room=&name="), "anonymous")
+	a.WaitFor(t, "anonymous's join", func(got []chattest.Message) bool { return len(got) == 2 })
+	if got := a.Messages()[1]; got.Type != "join" || !slices.Equal(got.Members, []string{"a", "anonymous"}) {
+		t.Errorf("a got %+v, want the join of anonymous", got)
+	}
+
+	for _, tt := range []struct {
+		name string
+		typ  websocket.MessageType
+		p    []byte
+		want websocket.StatusCode
+	}{
+		{"binary", websocket.MessageBinary, []byte("hi"), websocket.StatusUnsupportedData},
+		{"long", websocket.MessageText, []byte(strings.Repeat("x", chat.MaxMessage+1)), websocket.StatusMessageTooBig},
+	} {
+		m := chattest.Join(t, s.WS("lobby", tt.name), tt.name)
+		if err := m.Write(ctx, tt.typ, tt.p); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		var ce websocket.CloseError
+		if err := m.Closed(t); !errors.As(err, &ce) || ce.Code != tt.want {
+			t.Errorf("%s: %v, want a close with %v", tt.name, err, tt.want)
+		}
+	}
+	// And the room heard none of it.
+	a.WaitFor(t, "the leave of long", chattest.HasLeave("long"))
+	if got := a.Texts(); len(got) != 0 {
+		t.Errorf("a got %q", got)
+	}
+}
