@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,53 +49,11 @@ func TestRooms(t *testing.T) {
 	}
 
 	start := time.Now()
-	var sending sync.WaitGroup
+	chattest.Say(t, slices.Concat(members...), each, 0, nil)
 	for r := range rooms {
-		for _, m := range members[r] {
-			sending.Go(func() {
-				for i := range each {
-					m.Send(t, fmt.Sprintf("%s says %d", m.Name, i))
-				}
-			})
-		}
-	}
-	sending.Wait()
-	for r := range rooms {
-		for _, m := range members[r] {
-			m.WaitForWithin(t, time.Minute, "every message of the room", func(got []chattest.Message) bool {
-				return count(got, "message") >= perRoom*each
-			})
-		}
+		chattest.CheckRoom(t, members[r], each, time.Minute)
 	}
 	t.Logf("%d messages to %d members in %v", rooms*perRoom*each, rooms*perRoom, time.Since(start))
-
-	for r := range rooms {
-		first := members[r][0].Texts()
-		for _, m := range members[r] {
-			texts := m.Texts()
-			if len(texts) != perRoom*each {
-				t.Errorf("%s got %d messages, want %d", m.Name, len(texts), perRoom*each)
-			}
-			next := make(map[string]int) // sender to the number expected next
-			for _, text := range texts {
-				var from, sender string
-				var i int
-				if _, err := fmt.Sscanf(text, "%s %s says %d", &from, &sender, &i); err != nil || from != sender+":" {
-					t.Fatalf("%s got %q", m.Name, text)
-				}
-				if !strings.HasPrefix(sender, fmt.Sprintf("m%d-", r)) {
-					t.Fatalf("%s, in room%d, got %q from another room", m.Name, r, text)
-				}
-				if i != next[sender] {
-					t.Fatalf("%s got %q after message %d of %s", m.Name, text, next[sender]-1, sender)
-				}
-				next[sender]++
-			}
-			if !slices.Equal(texts, first) {
-				t.Errorf("%s and %s got the messages of room%d in different orders", m.Name, members[r][0].Name, r)
-			}
-		}
-	}
 }
 
 func count(got []chattest.Message, typ string) int {

@@ -16,8 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -205,9 +207,12 @@ func (m *Member) Messages() []Message {
 
 // Texts returns the chat messages the member has received so far, each as
 // "from: text".
-func (m *Member) Texts() []string {
+func (m *Member) Texts() []string { return Texts(m.Messages()) }
+
+// Texts returns the chat messages of got, each as "from: text".
+func Texts(got []Message) []string {
 	var texts []string
-	for _, msg := range m.Messages() {
+	for _, msg := range got {
 		if msg.Type == "message" {
 			texts = append(texts, msg.From+": "+msg.Text)
 		}
@@ -216,7 +221,7 @@ func (m *Member) Texts() []string {
 }
 
 // WaitFor waits until cond holds for what the member has received, for
-// at most Wait.
+// at most Wait. cond must not call the member's methods.
 func (m *Member) WaitFor(t *testing.T, what string, cond func([]Message) bool) {
 	t.Helper()
 	m.WaitForWithin(t, Wait, what, cond)
@@ -240,7 +245,8 @@ func (m *Member) WaitForWithin(t *testing.T, d time.Duration, what string, cond 
 		select {
 		case <-changed:
 		case <-timer.C:
-			t.Fatalf("%s: no %s after %v; got %d messages", m.Name, what, d, n)
+			got := m.Messages()
+			t.Fatalf("%s: no %s after %v; got %d messages, the last: %.300v", m.Name, what, d, n, got[max(0, len(got)-5):])
 		}
 	}
 }
@@ -261,6 +267,71 @@ func (m *Member) Closed(t *testing.T) error {
 // Close closes the member's connection with 1000.
 func (m *Member) Close() error {
 	return m.c.Close(websocket.StatusNormalClosure, "")
+}
+
+// Say has every member send each messages "NAME says I", I counting from
+// 0, all members at once, each pausing pause between its messages; sent,
+// if not nil, counts the messages sent. It returns once all are sent.
+func Say(t *testing.T, members []*Member, each int, pause time.Duration, sent *atomic.Int64) {
+	t.Helper()
+	var sending sync.WaitGroup
+	for _, m := range members {
+		sending.Go(func() {
+			for i := range each {
+				if i > 0 {
+					time.Sleep(pause)
+				}
+				m.Send(t, fmt.Sprintf("%s says %d", m.Name, i))
+				if sent != nil {
+					sent.Add(1)
+				}
+			}
+		})
+	}
+	sending.Wait()
+}
+
+// CheckRoom waits, for at most d, until every member of a room has
+// received each messages from each of them (as Say sends them), and
+// checks that it received those exactly: from no one else, none twice,
+// each sender's in order, and all members in the same order.
+func CheckRoom(t *testing.T, room []*Member, each int, d time.Duration) {
+	t.Helper()
+	want := len(room) * each
+	for _, m := range room {
+		m.WaitForWithin(t, d, fmt.Sprintf("%d messages", want), func(got []Message) bool {
+			return len(Texts(got)) >= want
+		})
+	}
+	inRoom := make(map[string]bool)
+	for _, m := range room {
+		inRoom[m.Name] = true
+	}
+	first := room[0].Texts()
+	for _, m := range room {
+		texts := m.Texts()
+		if len(texts) != want {
+			t.Errorf("%s got %d messages, want %d", m.Name, len(texts), want)
+		}
+		next := make(map[string]int) // sender to the number expected next
+		for _, text := range texts {
+			var from, sender string
+			var i int
+			if _, err := fmt.Sscanf(text, "%s %s says %d", &from, &sender, &i); err != nil || from != sender+":" {
+				t.Fatalf("%s got %q", m.Name, text)
+			}
+			if !inRoom[sender] {
+				t.Fatalf("%s got %q from another room", m.Name, text)
+			}
+			if i != next[sender] {
+				t.Fatalf("%s got %q after message %d of %s", m.Name, text, next[sender]-1, sender)
+			}
+			next[sender]++
+		}
+		if !slices.Equal(texts, first) {
+			t.Errorf("%s and %s got the room's messages in different orders", m.Name, room[0].Name)
+		}
+	}
 }
 
 // HasLeave reports whether got holds the leave of name.

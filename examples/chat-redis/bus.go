@@ -1,0 +1,449 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rfc6455/websocket/examples/chat/chat"
+)
+
+const (
+	// streamPrefix names a room's stream: chat:room:NAME.
+	streamPrefix = "chat:room:"
+	// streamLimit is about how many entries a stream keeps (XADD MAXLEN
+	// ~): a server that falls further behind than this loses the oldest.
+	streamLimit = 10000
+	// holdLimit is how long events are held while Redis is unreachable:
+	// once the oldest has waited this long, Publish refuses new ones.
+	holdLimit = 10 * time.Second
+	// heldBytes bounds the events held, in bytes.
+	heldBytes = 16 << 20
+	// batchSize is the most operations written in one transaction.
+	batchSize = 256
+	// seedCount is how many of a stream's last entries a server reads when
+	// it begins following the stream, to know which messages came before
+	// (see redisBus).
+	seedCount = 100
+	// opTimeout bounds each call to Redis but the reader's XREAD.
+	opTimeout = 2 * time.Second
+	// readBlock is how long the reader's XREAD waits for entries.
+	readBlock = 5 * time.Second
+)
+
+// redisBus carries rooms' events over Redis Streams, one stream per room.
+//
+// Publish only queues an event; one goroutine, the writer, writes the
+// queue in order, in transactions (MULTI/EXEC) of up to batchSize
+// entries, and retries a transaction that failed until it succeeds. Each
+// entry carries, besides the event, an ID made of this bus's writer ID
+// and a sequence number. A transaction retried after a timeout may
+// already have been applied: its entries are then in the stream twice.
+// Since a transaction is applied whole or not at all, and the writer
+// moves on only once one has succeeded, each writer's sequence numbers
+// first appear in a stream in increasing order, so a reader delivers an
+// entry only if its number is above the last one it delivered from that
+// writer, and drops repeats.
+//
+// Another goroutine, the reader, follows the streams of the rooms
+// subscribed with one XREAD BLOCK from the last entry ID it has read in
+// each. Subscribe has the writer read, in the queue's order, the
+// stream's last seedCount entries: the last one's ID is where reading
+// starts, after everything published before Subscribe and before
+// everything published after, and the writer IDs and numbers in them are
+// where dropping repeats starts, so that a message written before is not
+// delivered when a retried copy of it comes after.
+//
+// When Redis is unreachable both retry; the reader resumes where it
+// stopped, so nothing published meanwhile is missed unless the stream
+// has been trimmed past it.
+type redisBus struct {
+	rdb    *redis.Client                    // immutable
+	writer string                           // immutable: this bus's writer ID
+	logf   func(format string, args ...any) // immutable
+
+	mu     sync.Mutex
+	queue  []op            // guarded by mu: what the writer has yet to do, in order
+	held   int             // guarded by mu: bytes of the events in queue
+	seq    uint64          // guarded by mu: the last sequence number given out
+	subs   map[string]*sub // guarded by mu: the rooms followed
+	gen    uint64          // guarded by mu: counts changes to where reading starts
+	closed bool            // guarded by mu: Close was called: Publish refuses
+
+	queued   chan struct{} // has a value when the writer has work
+	wake     chan struct{} // has a value when the reader has rooms to read again
+	stop     chan struct{} // closed when the writer has emptied the queue for Close
+	readerID atomic.Int64  // the CLIENT ID of the reader's connection, 0 if none
+	readGen  atomic.Uint64 // the gen of the rooms the reader reads
+	done     sync.WaitGroup
+}
+
+// sub is a room followed.
+type sub struct {
+	room    string           // immutable
+	deliver func(chat.Event) // immutable
+
+	// Used by the reader, and set once by the writer (under mu) before
+	// the reader reads the room:
+	pos  string            // the ID of the last entry read; "" until the writer sets it
+	last map[string]uint64 // writer ID to the last sequence number delivered or seen before pos
+}
+
+// op is what the writer does next: write an event, or find where a
+// subscription starts.
+type op struct {
+	room  string
+	at    time.Time // when Publish or Subscribe queued it
+	id    string    // an event's: writer ID and sequence number
+	event []byte    // an event, as JSON
+	sub   *sub      // a subscription whose start to find
+}
+
+// quiet drops what go-redis logs: a failed dial on each try while Redis
+// is down. The bus says when it stops and starts reaching Redis.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func newRedisBus(addr string, logf func(format string, args ...any)) *redisBus {
+	b := &redisBus{
+		rdb: redis.NewClient(&redis.Options{
+			Addr:                  addr,
+			MaxRetries:            -1, // the writer and reader retry
+			DialTimeout:           opTimeout,
+			ReadTimeout:           opTimeout,
+			WriteTimeout:          opTimeout,
+			ContextTimeoutEnabled: true,
+			DisableIdentity:       true, // CLIENT SETINFO is Redis 7.2's
+		}),
+		writer: rand.Text(),
+		logf:   logf,
+		subs:   make(map[string]*sub),
+		queued: make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+	}
+	b.done.Add(2)
+	go b.write()
+	go b.read()
+	return b
+}
+
+// notify leaves a value in ch unless one is there.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Subscribe implements chat.Bus.
+func (b *redisBus) Subscribe(room string, deliver func(chat.Event)) (cancel func()) {
+	s := &sub{room: room, deliver: deliver, last: make(map[string]uint64)}
+	b.mu.Lock()
+	b.subs[room] = s
+	b.queue = append(b.queue, op{room: room, at: time.Now(), sub: s})
+	b.mu.Unlock()
+	notify(b.queued)
+	return func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.subs[room] == s {
+			delete(b.subs, room)
+		}
+	}
+}
+
+var (
+	errClosed      = errors.New("the server is shutting down")
+	errUnreachable = fmt.Errorf("the message bus (Redis) has been unreachable for %v", holdLimit)
+	errHeldFull    = errors.New("too much waiting for Redis")
+)
+
+// Publish implements chat.Bus: it queues ev for the writer, unless the
+// queue has waited for Redis for holdLimit or holds heldBytes already.
+func (b *redisBus) Publish(room string, ev chat.Event) error {
+	p, err := json.Marshal(ev)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case b.closed:
+		return errClosed
+	case len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit:
+		return errUnreachable
+	case b.held+len(p) > heldBytes:
+		return errHeldFull
+	}
+	b.seq++
+	b.queue = append(b.queue, op{room: room, at: time.Now(), id: b.writer + "-" + strconv.FormatUint(b.seq, 10), event: p})
+	b.held += len(p)
+	notify(b.queued)
+	return nil
+}
+
+// Close writes what is queued, until ctx ends, then stops the writer and
+// the reader and closes the connections to Redis.
+func (b *redisBus) Close(ctx context.Context) error {
+	b.mu.Lock()
+	b.closed = true
+	b.gen++
+	gen := b.gen
+	b.mu.Unlock()
+	notify(b.queued)
+	var err error
+	select {
+	case <-b.stop:
+	case <-ctx.Done():
+		b.mu.Lock()
+		err = fmt.Errorf("%d events not written to Redis: %w", len(b.queue), ctx.Err())
+		b.queue = nil
+		b.mu.Unlock()
+		notify(b.queued)
+		<-b.stop
+	}
+	notify(b.wake)
+	b.unblockReader(gen)
+	b.done.Wait()
+	return errors.Join(err, b.rdb.Close())
+}
+
+// write is the writer.
+func (b *redisBus) write() {
+	defer b.done.Done()
+	defer close(b.stop)
+	var failing time.Time // since when writes fail
+	backoff := 50 * time.Millisecond
+	for {
+		b.mu.Lock()
+		batch := b.queue[:min(len(b.queue), batchSize)]
+		closed := b.closed
+		b.mu.Unlock()
+		if len(batch) == 0 {
+			if closed {
+				return
+			}
+			<-b.queued
+			continue
+		}
+		marks, err := b.writeBatch(batch)
+		if err != nil {
+			if failing.IsZero() {
+				failing = time.Now()
+				b.logf("redis: writing: %v; holding what comes, and trying again", err)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-b.queued: // Close may have dropped the queue
+			}
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		if !failing.IsZero() {
+			b.logf("redis: writing again after %v", time.Since(failing).Round(time.Millisecond))
+			failing = time.Time{}
+		}
+		backoff = 50 * time.Millisecond
+		b.mu.Lock()
+		if len(b.queue) >= len(batch) { // Close may have dropped the queue
+			for _, o := range batch {
+				b.held -= len(o.event)
+			}
+			b.queue = b.queue[len(batch):]
+		}
+		if len(marks) > 0 {
+			b.gen++
+		}
+		for s, entries := range marks {
+			s.pos = "0-0"
+			if len(entries) > 0 {
+				s.pos = entries[0].ID
+			}
+			for _, e := range entries {
+				if w, n, ok := entryID(e); ok && n > s.last[w] {
+					s.last[w] = n
+				}
+			}
+		}
+		gen := b.gen
+		b.mu.Unlock()
+		if len(marks) > 0 {
+			// The reader has rooms to read from new places.
+			notify(b.wake)
+			b.unblockReader(gen)
+		}
+	}
+}
+
+// writeBatch runs batch in one transaction, and returns the last entries
+// of the streams whose subscriptions it starts.
+func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	cmds, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for _, o := range batch {
+			if o.sub != nil {
+				p.XRevRangeN(ctx, streamPrefix+o.room, "+", "-", seedCount)
+				continue
+			}
+			p.XAdd(ctx, &redis.XAddArgs{
+				Stream: streamPrefix + o.room,
+				MaxLen: streamLimit,
+				Approx: true,
+				Values: []any{"id", o.id, "event", o.event},
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	marks := make(map[*sub][]redis.XMessage)
+	for i, o := range batch {
+		if o.sub != nil {
+			marks[o.sub] = cmds[i].(*redis.XMessageSliceCmd).Val()
+		}
+	}
+	return marks, nil
+}
+
+// entryID returns the writer ID and sequence number an entry carries.
+func entryID(e redis.XMessage) (writer string, n uint64, ok bool) {
+	id, _ := e.Values["id"].(string)
+	i := strings.LastIndexByte(id, '-')
+	if i < 0 {
+		return "", 0, false
+	}
+	n, err := strconv.ParseUint(id[i+1:], 10, 64)
+	return id[:i], n, err == nil
+}
+
+// unblockReader interrupts the reader's XREAD until it reads the rooms of
+// gen or later, for at most a second: it may be about to block when
+// asked.
+func (b *redisBus) unblockReader(gen uint64) {
+	for range 200 {
+		if b.readGen.Load() >= gen {
+			return
+		}
+		if id := b.readerID.Load(); id != 0 {
+			ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+			n, err := b.rdb.ClientUnblock(ctx, id).Result()
+			cancel()
+			if err == nil && n == 1 {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// read is the reader.
+func (b *redisBus) read() {
+	defer b.done.Done()
+	var failing time.Time // since when reads fail
+	backoff := 50 * time.Millisecond
+	for {
+		err := b.readOn(&failing)
+		b.mu.Lock()
+		closed := b.closed
+		b.mu.Unlock()
+		if err == nil || closed {
+			return
+		}
+		if failing.IsZero() {
+			failing = time.Now()
+			backoff = 50 * time.Millisecond
+			b.logf("redis: reading: %v; trying again", err)
+		}
+		select {
+		case <-time.After(backoff):
+		case <-b.wake:
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// readOn reads the rooms' streams on a connection of its own, until
+// Close (it then returns nil) or an error.
+func (b *redisBus) readOn(failing *time.Time) error {
+	ctx := context.Background()
+	conn := b.rdb.Conn()
+	defer conn.Close()
+	id, err := conn.ClientID(ctx).Result()
+	if err != nil {
+		return err
+	}
+	b.readerID.Store(id)
+	defer b.readerID.Store(0)
+	for {
+		b.mu.Lock()
+		closed, gen := b.closed, b.gen
+		var keys, ids []string
+		byKey := make(map[string]*sub)
+		for _, s := range b.subs {
+			if s.pos != "" {
+				keys = append(keys, streamPrefix+s.room)
+				ids = append(ids, s.pos)
+				byKey[streamPrefix+s.room] = s
+			}
+		}
+		b.mu.Unlock()
+		b.readGen.Store(gen)
+		if closed {
+			return nil
+		}
+		if len(keys) == 0 {
+			<-b.wake
+			continue
+		}
+		streams, err := conn.XRead(ctx, &redis.XReadArgs{Streams: append(keys, ids...), Count: 1000, Block: readBlock}).Result()
+		if err != nil && !errors.Is(err, redis.Nil) { // Nil: nothing came, or unblocked
+			return err
+		}
+		if !failing.IsZero() {
+			b.logf("redis: reading again after %v", time.Since(*failing).Round(time.Millisecond))
+			*failing = time.Time{}
+		}
+		for _, st := range streams {
+			if s := byKey[st.Stream]; s != nil {
+				b.deliver(s, st.Messages)
+			}
+		}
+	}
+}
+
+// deliver hands s the events of entries it has not had, in order.
+func (b *redisBus) deliver(s *sub, entries []redis.XMessage) {
+	var events []chat.Event
+	b.mu.Lock()
+	current := b.subs[s.room] == s
+	for _, e := range entries {
+		s.pos = e.ID
+		w, n, ok := entryID(e)
+		if !ok || n <= s.last[w] {
+			continue // a repeat, or not an entry of ours
+		}
+		s.last[w] = n
+		var ev chat.Event
+		if data, ok := e.Values["event"].(string); ok && json.Unmarshal([]byte(data), &ev) == nil {
+			events = append(events, ev)
+		}
+	}
+	b.mu.Unlock()
+	if current {
+		for _, ev := range events {
+			s.deliver(ev)
+		}
+	}
+}

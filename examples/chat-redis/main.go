@@ -1,0 +1,54 @@
+// Command chat-redis serves the chat of examples/chat from any number of
+// processes that share its rooms through Redis Streams: the same page at
+// /, the same WebSocket at /ws?room=NAME&name=NICK, the same flags, and
+// -redis host:port (127.0.0.1:6379 by default). README.md tells how to run
+// two of them against one Redis, and which Redis settings losing nothing
+// takes.
+//
+//	go run . -addr 127.0.0.1:8080 -redis 127.0.0.1:6379
+//
+// Each room's events go into a stream, which every server that has
+// members in the room reads from where it last stopped: members on every
+// server see a room's messages in one order, the stream's. While Redis is
+// unreachable, a server holds what its members send, for up to 10
+// seconds, and writes it once Redis is back; after that it refuses
+// messages until Redis answers again.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rfc6455/websocket/examples/chat/chat"
+)
+
+func main() {
+	addr, opts := chat.Flags(flag.CommandLine)
+	redisAddr := flag.String("redis", "127.0.0.1:6379", "the Redis server, host:port")
+	flag.Parse()
+
+	redis.SetLogger(quiet{})
+	bus := newRedisBus(*redisAddr, log.Printf)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := chat.Run(ctx, *addr, chat.NewServer(bus, opts), func(url string) {
+		fmt.Printf("chat server: open %s in a browser\n", url)
+	})
+	// The members' leaves, published as they closed, go out before the
+	// end.
+	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if cerr := bus.Close(closeCtx); cerr != nil {
+		log.Print(cerr)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+}

@@ -1,0 +1,345 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/internal/chattest"
+	"github.com/rfc6455/websocket/examples/internal/cmdtest"
+)
+
+// chatPath is the chat server, built once for all the tests, which run it
+// as a process.
+var chatPath string
+
+// TestMain builds the chat server (with the race detector when the tests
+// have it) and fails the run when goroutines outlive the tests.
+func TestMain(m *testing.M) { cmdtest.Main(m, raceEnabled, &chatPath) }
+
+// redisServer is a redis-server process on a loopback port, with its
+// data in a directory of the test's, written to its append-only file and
+// synced on every write.
+type redisServer struct {
+	path   string // of redis-server
+	dir    string
+	port   int
+	cmd    *exec.Cmd
+	out    *cmdtest.Output
+	exited chan struct{}
+}
+
+// startRedis starts redis-server. Without it on PATH the test is
+// skipped, or fails when CI=true.
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	path, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but no redis-server: %v", err)
+		}
+		t.Skipf("no redis-server (on Debian, apt-get install redis-server): %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	r := &redisServer{path: path, dir: t.TempDir(), port: port}
+	r.start(t)
+	t.Cleanup(func() {
+		r.cmd.Process.Kill()
+		<-r.exited
+		if t.Failed() {
+			t.Logf("redis-server's log:\n%s", r.out.String())
+		}
+	})
+	return r
+}
+
+func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+
+// start starts redis-server on r's port and directory, and waits until it
+// has loaded its data and takes connections.
+func (r *redisServer) start(t *testing.T) {
+	t.Helper()
+	r.cmd = exec.Command(r.path,
+		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "")
+	r.out = new(cmdtest.Output)
+	r.cmd.Stdout = r.out
+	r.cmd.Stderr = r.out
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	r.exited = exited
+	go func() {
+		r.cmd.Wait()
+		close(exited)
+	}()
+	deadline := time.Now().Add(chattest.Wait)
+	for !strings.Contains(r.out.String(), "Ready to accept connections") {
+		select {
+		case <-exited:
+			t.Fatalf("redis-server exited: %s", r.out.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server not ready after %v: %s", chattest.Wait, r.out.String())
+		}
+	}
+}
+
+// kill kills redis-server with SIGKILL and waits for it to exit.
+func (r *redisServer) kill(t *testing.T) {
+	t.Helper()
+	if err := r.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.exited
+}
+
+// client returns a client of r's, closed when the test ends.
+func (r *redisServer) client(t *testing.T) *redis.Client {
+	c := redis.NewClient(&redis.Options{Addr: r.addr(), DisableIdentity: true})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// startTwo starts Redis, and two chat servers against it.
+func startTwo(t *testing.T) (*redisServer, *chattest.Server, *chattest.Server) {
+	t.Helper()
+	r := startRedis(t)
+	return r, chattest.Start(t, chatPath, "-redis", r.addr()), chattest.Start(t, chatPath, "-redis", r.addr())
+}
+
+// joinAll joins, for each room, three members to each server, and waits
+// until each sees all six in the room.
+func joinAll(t *testing.T, servers []*chattest.Server, rooms ...string) [][]*chattest.Member {
+	t.Helper()
+	members := make([][]*chattest.Member, len(rooms))
+	for i, room := range rooms {
+		for j, s := range servers {
+			for k := range 3 {
+				name := fmt.Sprintf("%s-s%d-%d", room, j+1, k)
+				members[i] = append(members[i], chattest.Join(t, s.WS(room, name), name))
+			}
+		}
+	}
+	for _, room := range members {
+		for _, m := range room {
+			m.WaitFor(t, "the room's members", func(got []chattest.Message) bool {
+				return len(lastMembers(got)) == len(room)
+			})
+		}
+	}
+	return members
+}
+
+// lastMembers returns the room's members as the last message about them
+// said.
+func lastMembers(got []chattest.Message) []string {
+	for i := len(got) - 1; i >= 0; i-- {
+		if got[i].Type != "message" {
+			return got[i].Members
+		}
+	}
+	return nil
+}
+
+// TestRedisRestart runs two chat servers against one Redis, three
+// members of each in each of two rooms, all sending 30 messages, 50 ms
+// apart; Redis is killed (SIGKILL) after a third are sent and restarted
+// once two thirds are: every member receives every message of its room
+// exactly once, and all in the same order, on both servers.
+func TestRedisRestart(t *testing.T) {
+	t.Parallel()
+	r, s1, s2 := startTwo(t)
+	rooms := joinAll(t, []*chattest.Server{s1, s2}, "one", "two")
+	all := slices.Concat(rooms...)
+
+	const each = 30
+	total := int64(len(all) * each)
+	var sent atomic.Int64
+	said := make(chan struct{})
+	go func() {
+		defer close(said)
+		chattest.Say(t, all, each, 50*time.Millisecond, &sent)
+	}()
+	waitSent := func(n int64) {
+		t.Helper()
+		deadline := time.Now().Add(chattest.Wait)
+		for sent.Load() < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d messages sent after %v, want %d", sent.Load(), chattest.Wait, n)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	waitSent(total / 3)
+	r.kill(t)
+	killed := time.Now()
+	waitSent(2 * total / 3)
+	r.start(t)
+	t.Logf("Redis was down %v; %d messages sent meanwhile", time.Since(killed).Round(time.Millisecond), 2*total/3-total/3)
+	<-said
+
+	for _, room := range rooms {
+		chattest.CheckRoom(t, room, each, 30*time.Second)
+		for _, m := range room {
+			if slices.ContainsFunc(m.Messages(), func(msg chattest.Message) bool { return msg.Type == "error" }) {
+				t.Errorf("%s was told a message was not sent", m.Name)
+			}
+		}
+	}
+}
+
+// TestRepeatedEntry writes into a room's stream copies of a message, as
+// a write retried after a timeout may: no member receives it twice, nor
+// does one that joined between the original and a copy receive it.
+func TestRepeatedEntry(t *testing.T) {
+	t.Parallel()
+	r, s1, s2 := startTwo(t)
+	a := chattest.Join(t, s1.WS("lobby", "a"), "a")
+	b := chattest.Join(t, s2.WS("lobby", "b"), "b")
+	a.Send(t, "first")
+	for _, m := range []*chattest.Member{a, b} {
+		m.WaitFor(t, "the first message", func(got []chattest.Message) bool { return len(chattest.Texts(got)) == 1 })
+	}
+
+	rdb := r.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.Wait)
+	defer cancel()
+	entries, err := rdb.XRange(ctx, streamPrefix+"lobby", "-", "+").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first *redis.XMessage
+	for _, e := range entries {
+		if strings.Contains(e.Values["event"].(string), `"text":"first"`) {
+			first = &e
+		}
+	}
+	if first == nil {
+		t.Fatalf("no entry of the first message among %v", entries)
+	}
+	repeat := func() {
+		t.Helper()
+		err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: streamPrefix + "lobby", Values: []any{"id", first.Values["id"], "event", first.Values["event"]}}).Err()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Right after the original, as a retry would write it.
+	repeat()
+
+	// Then a's server goes, and c's, new, begins following the room; a
+	// copy after that is not for c.
+	s1.Signal(t, syscall.SIGTERM)
+	b.WaitFor(t, "the leave of a", chattest.HasLeave("a"))
+	s3 := chattest.Start(t, chatPath, "-redis", r.addr())
+	c := chattest.Join(t, s3.WS("lobby", "c"), "c")
+	repeat()
+
+	b.Send(t, "second")
+	for _, tt := range []struct {
+		m    *chattest.Member
+		want []string
+	}{
+		{b, []string{"a: first", "b: second"}},
+		{c, []string{"b: second"}},
+	} {
+		tt.m.WaitFor(t, "the second message", func(got []chattest.Message) bool {
+			return slices.Contains(chattest.Texts(got), "b: second")
+		})
+		if got := tt.m.Texts(); !slices.Equal(got, tt.want) {
+			t.Errorf("%s got %q, want %q", tt.m.Name, got, tt.want)
+		}
+	}
+	if got, want := a.Texts(), []string{"a: first"}; !slices.Equal(got, want) {
+		t.Errorf("a got %q, want %q", got, want)
+	}
+}
+
+// TestRedisDownTooLong stops Redis for more than 10 seconds: a message
+// sent at once is held and delivered once Redis is back; one sent after
+// 10 seconds is refused, and its sender told so.
+func TestRedisDownTooLong(t *testing.T) {
+	t.Parallel()
+	r, s1, s2 := startTwo(t)
+	a := chattest.Join(t, s1.WS("lobby", "a"), "a")
+	b := chattest.Join(t, s2.WS("lobby", "b"), "b")
+	b.WaitFor(t, "the join of a", func(got []chattest.Message) bool { return len(lastMembers(got)) == 2 })
+
+	r.kill(t)
+	a.Send(t, "held")
+	time.Sleep(holdLimit + 500*time.Millisecond)
+	a.Send(t, "refused")
+	a.WaitFor(t, "an error", func(got []chattest.Message) bool {
+		return slices.ContainsFunc(got, func(m chattest.Message) bool { return m.Type == "error" })
+	})
+	r.start(t)
+	// Redis is back for the servers once they have written what they held.
+	for _, m := range []*chattest.Member{a, b} {
+		m.WaitFor(t, "the message held", func(got []chattest.Message) bool { return slices.Contains(chattest.Texts(got), "a: held") })
+	}
+	a.Send(t, "after")
+
+	for _, m := range []*chattest.Member{a, b} {
+		m.WaitFor(t, "the message after", func(got []chattest.Message) bool { return slices.Contains(chattest.Texts(got), "a: after") })
+		if got, want := m.Texts(), []string{"a: held", "a: after"}; !slices.Equal(got, want) {
+			t.Errorf("%s got %q, want %q", m.Name, got, want)
+		}
+	}
+	var errs []string
+	for _, m := range a.Messages() {
+		if m.Type == "error" {
+			errs = append(errs, m.Text)
+		}
+	}
+	if want := []string{"not sent: " + errUnreachable.Error()}; !slices.Equal(errs, want) {
+		t.Errorf("a was told %q, want %q", errs, want)
+	}
+}
+
+// TestShutdownLeaves stops one of two servers with SIGTERM: its members
+// get 1001, it exits 0, and the members of the other see them leave.
+func TestShutdownLeaves(t *testing.T) {
+	t.Parallel()
+	_, s1, s2 := startTwo(t)
+	rooms := joinAll(t, []*chattest.Server{s1, s2}, "one")
+
+	s1.Signal(t, syscall.SIGTERM)
+	want := websocket.CloseError{Code: websocket.StatusGoingAway, Reason: "server shutting down"}
+	for _, m := range rooms[0][:3] {
+		var ce websocket.CloseError
+		if err := m.Closed(t); !errors.As(err, &ce) || ce != want {
+			t.Errorf("%s: %v, want %v", m.Name, err, want)
+		}
+	}
+	if code := s1.ExitCode(t, 15*time.Second); code != 0 {
+		t.Errorf("exit code %d, want 0; log:\n%s", code, s1.Log())
+	}
+	for _, m := range rooms[0][3:] {
+		m.WaitFor(t, "the others leave", func(got []chattest.Message) bool {
+			return len(lastMembers(got)) == 3 && got[len(got)-1].Type == "leave"
+		})
+		if got, want := lastMembers(m.Messages()), []string{"one-s2-0", "one-s2-1", "one-s2-2"}; !slices.Equal(got, want) {
+			t.Errorf("%s sees %q, want %q", m.Name, got, want)
+		}
+	}
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package main
+
+// raceEnabled builds the chat server under test with the race detector too.
+const raceEnabled = true
