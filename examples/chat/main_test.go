@@ -124,16 +124,19 @@ func TestStalledMember(t *testing.T) {
 }
 
 // TestSilentMember has a member that reads but answers no ping: with a
-// ping after 300 ms of silence and 300 ms for the answer, it is dropped
-// with 1011 600 ms after it last sent anything, while a member that
-// answers stays.
+// ping after 250 ms of silence and 1 s for the answer, it is dropped with
+// 1011 1.25 s after it last sent anything, while a member that answers
+// stays. (The answer has a second, not less: a test machine under load
+// may keep the member that answers from running for a few hundred
+// milliseconds.)
 func TestSilentMember(t *testing.T) {
 	t.Parallel()
-	const interval, timeout = 300 * time.Millisecond, 300 * time.Millisecond
+	const interval, timeout = 250 * time.Millisecond, time.Second
 	s := chattest.Start(t, chatPath, "-ping-interval", interval.String(), "-pong-timeout", timeout.String())
 	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	// Before the handshake, the last thing it sends.
+	joining := time.Now()
 	silent := chattest.JoinRaw(t, s.WS("lobby", "silent"), 0)
-	joined := time.Now()
 
 	silent.Conn.SetReadDeadline(time.Now().Add(chattest.Wait))
 	var pings int
@@ -150,7 +153,7 @@ func TestSilentMember(t *testing.T) {
 			closeFrame = f.Payload
 		}
 	}
-	elapsed := time.Since(joined)
+	elapsed := time.Since(joining)
 	if _, err := silent.ReadFrame(); err != io.EOF {
 		t.Errorf("silent: after the close frame, %v, want EOF", err)
 	}
@@ -160,12 +163,11 @@ func TestSilentMember(t *testing.T) {
 	if len(closeFrame) < 2 || closeFrame[0] != 0x03 || closeFrame[1] != 0xf3 {
 		t.Errorf("silent: close frame %q, want code 1011", closeFrame)
 	}
-	// From the handshake, the last thing it sent; the race detector slows
-	// the server.
-	if elapsed < interval+timeout-50*time.Millisecond || elapsed > interval+timeout+2*time.Second {
-		t.Errorf("silent dropped %v after joining, want %v", elapsed, interval+timeout)
+	// The race detector slows the server.
+	if elapsed < interval+timeout || elapsed > interval+timeout+2*time.Second {
+		t.Errorf("silent dropped %v after it began joining, want %v", elapsed, interval+timeout)
 	}
-	t.Logf("silent dropped %v after joining: %q", elapsed, closeFrame)
+	t.Logf("silent dropped %v after it began joining: %q", elapsed, closeFrame)
 	a.WaitFor(t, "the leave of silent", chattest.HasLeave("silent"))
 
 	// a answers pings: three times as long later, it is still there.
