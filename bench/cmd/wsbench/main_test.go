@@ -272,8 +272,8 @@ func TestHold(t *testing.T) {
 			t.Fatalf("keepalive %s: %d results, want 2", keepalive, len(results))
 		}
 		for _, r := range results {
-			if r.HoldSeconds < hold.Seconds() || r.HoldCPU < 0 {
-				t.Errorf("keepalive %s, %s: held %v s with %v s of CPU, want at least %v", keepalive, r.Lib, r.HoldSeconds, r.HoldCPU, hold)
+			if r.HoldSeconds < hold.Seconds() || r.HoldCPU < 0 || r.HoldRSSPerConn <= 0 {
+				t.Errorf("keepalive %s, %s: held %v s with %v s of CPU, then %v bytes per connection; want at least %v, and memory", keepalive, r.Lib, r.HoldSeconds, r.HoldCPU, r.HoldRSSPerConn, hold)
 			}
 			// Each connection pings once an interval after its echo, and
 			// again an interval after each pong: several times in the hold.

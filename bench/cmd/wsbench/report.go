@@ -115,11 +115,12 @@ func newReport(cfg config, results []result, elapsed time.Duration) *report {
 				t.rows = append(t.rows,
 					r.row(sc.Title+", CPU per conn per idle minute", sc, false, func(x result) float64 { return x.holdPerConnMinute(x.HoldCPU) }, fmtSeconds),
 					r.row(sc.Title+", pings answered per conn per minute", sc, false, func(x result) float64 { return x.holdPerConnMinute(float64(x.Pings)) },
-						func(v float64) string { return fmt.Sprintf("%.2f", v) }))
+						func(v float64) string { return fmt.Sprintf("%.2f", v) }),
+					r.row(sc.Title+", RSS per conn after the hold", sc, false, func(x result) float64 { return x.HoldRSSPerConn }, fmtBytes))
 			}
 		}
 		if cfg.hold > 0 {
-			t.note += fmt.Sprintf(" With -hold, the connections then stayed idle for %v, answering pings, while the server's CPU time was measured.", cfg.hold)
+			t.note += fmt.Sprintf(" With -hold, the connections then stayed idle for %v, answering pings, while the server's CPU time was measured; then its VmRSS growth per connection was read again.", cfg.hold)
 		}
 		r.tables = append(r.tables, t)
 	}

@@ -116,11 +116,12 @@ type result struct {
 	RSSPerConn   float64 `json:",omitempty"` // VmRSS growth per connection
 	RSSPerConnGC float64 `json:",omitempty"` // the same after a forced GC
 	CPUPerConn   float64 `json:",omitempty"` // handshake and one echo
-	// With -hold: the server's CPU time over the hold, and the pings the
-	// connections answered.
-	HoldSeconds float64 `json:",omitempty"`
-	HoldCPU     float64 `json:",omitempty"`
-	Pings       int64   `json:",omitempty"`
+	// With -hold: the server's CPU time over the hold, the pings the
+	// connections answered, and the VmRSS growth per connection at its end.
+	HoldSeconds    float64 `json:",omitempty"`
+	HoldCPU        float64 `json:",omitempty"`
+	Pings          int64   `json:",omitempty"`
+	HoldRSSPerConn float64 `json:",omitempty"`
 }
 
 // holdPerConnMinute returns a measure of the hold per connection and
@@ -135,8 +136,8 @@ func (r result) summary(sc scenario, pinned bool) string {
 		line := fmt.Sprintf("%s/conn, %s/conn after GC, %s CPU/conn",
 			fmtBytes(r.RSSPerConn), fmtBytes(r.RSSPerConnGC), fmtSeconds(r.CPUPerConn))
 		if r.HoldSeconds > 0 {
-			line += fmt.Sprintf("; held %.0f s: %s CPU, %.2f pings per conn-minute, %s CPU per conn-minute",
-				r.HoldSeconds, fmtSeconds(r.HoldCPU), r.holdPerConnMinute(float64(r.Pings)), fmtSeconds(r.holdPerConnMinute(r.HoldCPU)))
+			line += fmt.Sprintf("; held %.0f s: %s CPU, %.2f pings per conn-minute, %s CPU per conn-minute, then %s/conn",
+				r.HoldSeconds, fmtSeconds(r.HoldCPU), r.holdPerConnMinute(float64(r.Pings)), fmtSeconds(r.holdPerConnMinute(r.HoldCPU)), fmtBytes(r.HoldRSSPerConn))
 		}
 		return line
 	case sc.Latency:
@@ -370,14 +371,15 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	r.RSSPerConnGC = float64(rss2-rss0) / n
 	r.CPUPerConn = (cpu1 - cpu0) / n
 	if b.cfg.hold > 0 {
-		return b.hold(s, answer, r)
+		return b.hold(s, answer, rss0, r)
 	}
 	return nil
 }
 
 // hold keeps the idle connections for the hold time and records the
-// server's CPU time over it and how many pings were answered in it.
-func (b *bench) hold(s *server, answer *pingAnswerers, r *result) error {
+// server's CPU time over it, how many pings were answered in it, and the
+// server's VmRSS growth since rss0 at its end.
+func (b *bench) hold(s *server, answer *pingAnswerers, rss0 int64, r *result) error {
 	cpu0, err := s.cpu(b.tick)
 	if err != nil {
 		return err
@@ -393,7 +395,9 @@ func (b *bench) hold(s *server, answer *pingAnswerers, r *result) error {
 	r.HoldSeconds = time.Since(t0).Seconds()
 	r.HoldCPU = cpu1 - cpu0
 	r.Pings = answer.pings.Load() - pings0
-	return nil
+	rss, err := s.rss()
+	r.HoldRSSPerConn = float64(rss-rss0) / float64(r.Conns)
+	return err
 }
 
 // pingAnswerers runs AnswerPings on idle connections until done is
