@@ -47,8 +47,9 @@ func IsOurs(lib string) bool { return lib == Ours || lib == OursLoop || lib == O
 
 // Server is an echo server started by Start.
 type Server struct {
-	ln net.Listener
-	wg sync.WaitGroup // the server's goroutines
+	ln     net.Listener
+	accept *ours.AcceptOptions // our servers' options; nil for the defaults
+	wg     sync.WaitGroup      // the server's goroutines
 
 	mu    sync.Mutex
 	close func()                // stops an http.Server; guarded by mu
@@ -57,8 +58,10 @@ type Server struct {
 
 // Serve runs lib's echo server on ln until ln fails; it is the body of a
 // server process, which ends by exiting. Connections are not tracked.
-func Serve(lib string, ln net.Listener) error {
-	s := &Server{ln: ln}
+// Our servers accept with accept (nil for the defaults); the other
+// libraries ignore it.
+func Serve(lib string, ln net.Listener, accept *ours.AcceptOptions) error {
+	s := &Server{ln: ln, accept: accept}
 	return s.run(lib)
 }
 
@@ -129,11 +132,11 @@ func (s *Server) goroutine(f func()) {
 func (s *Server) run(lib string) error {
 	switch lib {
 	case Ours:
-		return s.serveHTTP(oursServeHandler)
+		return s.serveHTTP(s.oursServeHandler)
 	case OursLoop:
-		return s.serveHTTP(oursHandler)
+		return s.serveHTTP(s.oursHandler)
 	case OursStream:
-		return s.serveHTTP(oursStreamHandler)
+		return s.serveHTTP(s.oursStreamHandler)
 	case Gorilla:
 		return s.serveHTTP(gorillaHandler)
 	case Coder:
@@ -193,8 +196,8 @@ func copyMessage(w io.Writer, r io.Reader) error {
 // oursServeHandler hands the connection to Serve and returns, so that
 // net/http lets go of the request, and an idle connection holds no
 // goroutine of its own (Serve parks it).
-func oursServeHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := ours.Accept(w, r, nil)
+func (s *Server) oursServeHandler(w http.ResponseWriter, r *http.Request) {
+	c, err := ours.Accept(w, r, s.accept)
 	if err != nil {
 		return
 	}
@@ -206,8 +209,8 @@ func oursServeHandler(w http.ResponseWriter, r *http.Request) {
 	}, func(error) { c.CloseNow() })
 }
 
-func oursHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := ours.Accept(w, r, nil)
+func (s *Server) oursHandler(w http.ResponseWriter, r *http.Request) {
+	c, err := ours.Accept(w, r, s.accept)
 	if err != nil {
 		return
 	}
@@ -226,8 +229,8 @@ func oursHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func oursStreamHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := ours.Accept(w, r, nil)
+func (s *Server) oursStreamHandler(w http.ResponseWriter, r *http.Request) {
+	c, err := ours.Accept(w, r, s.accept)
 	if err != nil {
 		return
 	}

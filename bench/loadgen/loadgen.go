@@ -6,7 +6,8 @@
 //
 // It is a measuring instrument, not a general client: it speaks only the
 // part of RFC 6455 an echo needs, and treats anything else the server sends
-// (a ping, a close frame, a masked or compressed frame) as a failure.
+// (a ping, a close frame, a masked or compressed frame) as a failure,
+// except an idle connection's pings, which AnswerPings answers.
 package loadgen
 
 import (
@@ -421,4 +422,49 @@ func (c *Conn) RoundTrips(m *Message, done <-chan struct{}, echoed *atomic.Int64
 		echoed.Add(1)
 	}
 	return nil
+}
+
+// pongKey masks every pong.
+var pongKey = [4]byte{0x5a, 0x17, 0xc3, 0x2e}
+
+// AnswerPings reads until done is closed or the connection fails,
+// answering every ping with a pong that carries its payload (RFC 6455
+// §5.5.3), as an idle client does for a server that checks it is still
+// there. It counts the pings answered in pings. Anything but a ping is an
+// error; a failure after done was closed (the connection closed under it)
+// is not reported.
+func (c *Conn) AnswerPings(done <-chan struct{}, pings *atomic.Int64) error {
+	var pong []byte
+	err := func() error {
+		for {
+			if err := c.need(2); err != nil {
+				return err
+			}
+			b0, b1 := c.buf[c.r], c.buf[c.r+1]
+			op, n := b0&0x0f, int64(b1&0x7f)
+			if b1&0x80 != 0 {
+				return errors.New("server sent a masked frame")
+			}
+			c.r += 2
+			if op != 9 || b0&0xf0 != 0x80 || n > 125 {
+				if op < 8 {
+					return fmt.Errorf("unexpected frame, opcode %d, on an idle connection", op)
+				}
+				return c.control(op, n)
+			}
+			if err := c.need(int(n)); err != nil {
+				return err
+			}
+			pong = AppendFrame(pong[:0], 10, c.buf[c.r:c.r+int(n)], pongKey)
+			c.r += int(n)
+			if _, err := c.nc.Write(pong); err != nil {
+				return err
+			}
+			pings.Add(1)
+		}
+	}()
+	if isDone(done) {
+		return nil
+	}
+	return err
 }

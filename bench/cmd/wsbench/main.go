@@ -82,6 +82,8 @@ type config struct {
 	warmup     time.Duration // load before the window opens
 	rounds     int
 	settle     time.Duration // wait before reading an idle server's memory
+	hold       time.Duration // how long idle connections stay, answering pings, while the server's CPU is measured; 0 for not at all
+	keepalive  string        // our servers' keepalive: "" (default), "off" or "interval/timeout"
 	stall      time.Duration // no progress for this long fails the run
 	pin        bool
 	serverCPU  int
@@ -187,6 +189,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	rounds := fs.Int("rounds", 3, "interleaved rounds; the tables show medians")
 	settle := fs.Duration("settle", 0, "wait before reading an idle server's memory (default duration/2, at most 1s)")
 	stall := fs.Duration("stall", 2*time.Second, "fail the run if a server makes no progress for this long")
+	hold := fs.Duration("hold", 0, "after an idle run's memory is read, keep its connections this long, answering pings, and measure the server's CPU (0: not at all)")
+	keepalive := fs.String("keepalive", "", "our servers' keepalive: off, or interval/timeout (5s/5s); default the library's")
 	pin := fs.Bool("pin", true, "pin servers and load generator to CPUs with taskset")
 	serverCPU := fs.Int("server-cpu", 0, "CPU of the servers")
 	genCPU := fs.Int("gen-cpu", 1, "CPU of the load generator")
@@ -201,7 +205,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	cfg := config{
-		duration: *duration, warmup: *warmup, rounds: *rounds, settle: *settle, stall: *stall,
+		duration: *duration, warmup: *warmup, rounds: *rounds, settle: *settle, stall: *stall, hold: *hold, keepalive: *keepalive,
 		pin: *pin, serverCPU: *serverCPU, genCPU: *genCPU, jsonOut: *jsonOut, profile: *profile, genProfile: *genProfile,
 		args: args,
 	}
@@ -225,8 +229,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if cfg.scenarios, err = pickScenarios(*scens, idles); err != nil {
 		return config{}, err
 	}
-	if cfg.rounds < 1 || cfg.duration <= 0 || cfg.stall <= 0 {
-		return config{}, errors.New("-rounds, -duration and -stall must be positive")
+	if cfg.rounds < 1 || cfg.duration <= 0 || cfg.stall <= 0 || cfg.hold < 0 {
+		return config{}, errors.New("-rounds, -duration and -stall must be positive, -hold not negative")
+	}
+	if _, err := keepaliveOptions(cfg.keepalive); err != nil {
+		return config{}, fmt.Errorf("-keepalive: %v", err)
 	}
 	if cfg.warmup <= 0 {
 		cfg.warmup = min(time.Second, cfg.duration/5)
@@ -311,7 +318,7 @@ func (b *bench) estimate() time.Duration {
 	var per time.Duration
 	for _, sc := range b.cfg.scenarios {
 		if sc.Idle > 0 {
-			per += b.cfg.settle + time.Duration(sc.Idle)*300*time.Microsecond + 1500*time.Millisecond
+			per += b.cfg.settle + b.cfg.hold + time.Duration(sc.Idle)*300*time.Microsecond + 1500*time.Millisecond
 		} else {
 			per += b.cfg.warmup + b.cfg.duration + 300*time.Millisecond
 		}

@@ -246,3 +246,46 @@ func TestReadme(t *testing.T) {
 		t.Errorf("chart lacks the 2.00× bar:\n%s", svg)
 	}
 }
+
+// TestHold keeps idle connections to our servers with a short keepalive
+// and checks that every connection answered pings while the server's CPU
+// was measured, then that keepalive off sends none.
+func TestHold(t *testing.T) {
+	const conns, hold = 20, time.Second
+	for _, keepalive := range []string{"300ms/300ms", "off"} {
+		path := filepath.Join(t.TempDir(), "results.json")
+		args := []string{"-pin=false", "-write=false", "-rounds", "1", "-libs", "ours,ours-loop", "-scenarios", "idle",
+			"-idle", fmt.Sprint(conns), "-settle", "50ms", "-hold", hold.String(), "-keepalive", keepalive, "-json", path}
+		var out, log bytes.Buffer
+		if err := run(args, &out, &log, false); err != nil {
+			t.Fatalf("keepalive %s: run: %v\n%s", keepalive, err, log.String())
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var results []result
+		if err := json.Unmarshal(b, &results); err != nil {
+			t.Fatal(err)
+		}
+		if len(results) != 2 {
+			t.Fatalf("keepalive %s: %d results, want 2", keepalive, len(results))
+		}
+		for _, r := range results {
+			if r.HoldSeconds < hold.Seconds() || r.HoldCPU < 0 || r.HoldRSSPerConn <= 0 {
+				t.Errorf("keepalive %s, %s: held %v s with %v s of CPU, then %v bytes per connection; want at least %v, and memory", keepalive, r.Lib, r.HoldSeconds, r.HoldCPU, r.HoldRSSPerConn, hold)
+			}
+			// Each connection pings once an interval after its echo, and
+			// again an interval after each pong: several times in the hold.
+			if keepalive == "off" && r.Pings != 0 {
+				t.Errorf("keepalive off, %s: %d pings answered, want none", r.Lib, r.Pings)
+			}
+			if keepalive != "off" && r.Pings < conns {
+				t.Errorf("keepalive %s, %s: %d pings answered, want at least one per connection (%d)", keepalive, r.Lib, r.Pings, conns)
+			}
+		}
+		if !strings.Contains(out.String(), "| 20 idle conns, pings answered per conn per minute |") {
+			t.Errorf("keepalive %s: report lacks the pings row:\n%s", keepalive, out.String())
+		}
+	}
+}

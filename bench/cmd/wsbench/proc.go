@@ -44,8 +44,8 @@ func (b *bench) startServer(lib, profile string) (*server, error) {
 	}
 	argv = append(argv, b.self)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(withoutEnv(os.Environ(), "GOMAXPROCS", envServe, envProfile),
-		"GOMAXPROCS=1", envServe+"="+lib)
+	cmd.Env = append(withoutEnv(os.Environ(), "GOMAXPROCS", envServe, envProfile, envKeepalive),
+		"GOMAXPROCS=1", envServe+"="+lib, envKeepalive+"="+b.cfg.keepalive)
 	if profile != "" {
 		cmd.Env = append(cmd.Env, envProfile+"="+profile)
 	}

@@ -111,6 +111,16 @@ func newReport(cfg config, results []result, elapsed time.Duration) *report {
 				r.row(sc.Title+", RSS per conn", sc, false, func(x result) float64 { return x.RSSPerConn }, fmtBytes),
 				r.row(sc.Title+", RSS per conn after GC", sc, false, func(x result) float64 { return x.RSSPerConnGC }, fmtBytes),
 				r.row(sc.Title+", CPU per conn", sc, false, func(x result) float64 { return x.CPUPerConn }, fmtSeconds))
+			if cfg.hold > 0 {
+				t.rows = append(t.rows,
+					r.row(sc.Title+", CPU per conn per idle minute", sc, false, func(x result) float64 { return x.holdPerConnMinute(x.HoldCPU) }, fmtSeconds),
+					r.row(sc.Title+", pings answered per conn per minute", sc, false, func(x result) float64 { return x.holdPerConnMinute(float64(x.Pings)) },
+						func(v float64) string { return fmt.Sprintf("%.2f", v) }),
+					r.row(sc.Title+", RSS per conn after the hold", sc, false, func(x result) float64 { return x.HoldRSSPerConn }, fmtBytes))
+			}
+		}
+		if cfg.hold > 0 {
+			t.note += fmt.Sprintf(" With -hold, the connections then stayed idle for %v, answering pings, while the server's CPU time was measured; then its VmRSS growth per connection was read again.", cfg.hold)
 		}
 		r.tables = append(r.tables, t)
 	}
@@ -343,8 +353,16 @@ func (r *report) setup() string {
 	if r.cfg.pin {
 		pin = fmt.Sprintf("each server alone on CPU %d, the load generator on CPU %d", r.cfg.serverCPU, r.cfg.genCPU)
 	}
-	return fmt.Sprintf("Servers with GOMAXPROCS=1, %s; loopback TCP. %d interleaved round(s); load runs measured for %v after %v of warm-up; idle runs read after %v. Medians over the rounds.",
-		pin, r.cfg.rounds, r.cfg.duration, r.cfg.warmup, r.cfg.settle)
+	ka := "their default keepalive"
+	switch r.cfg.keepalive {
+	case "":
+	case "off":
+		ka = "keepalive off"
+	default:
+		ka = "keepalive interval/timeout " + r.cfg.keepalive
+	}
+	return fmt.Sprintf("Servers with GOMAXPROCS=1, %s; loopback TCP; our servers with %s. %d interleaved round(s); load runs measured for %v after %v of warm-up; idle runs read after %v. Medians over the rounds.",
+		pin, ka, r.cfg.rounds, r.cfg.duration, r.cfg.warmup, r.cfg.settle)
 }
 
 // million works out, from the idle runs, what one million idle

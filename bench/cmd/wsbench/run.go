@@ -116,13 +116,30 @@ type result struct {
 	RSSPerConn   float64 `json:",omitempty"` // VmRSS growth per connection
 	RSSPerConnGC float64 `json:",omitempty"` // the same after a forced GC
 	CPUPerConn   float64 `json:",omitempty"` // handshake and one echo
+	// With -hold: the server's CPU time over the hold, the pings the
+	// connections answered, and the VmRSS growth per connection at its end.
+	HoldSeconds    float64 `json:",omitempty"`
+	HoldCPU        float64 `json:",omitempty"`
+	Pings          int64   `json:",omitempty"`
+	HoldRSSPerConn float64 `json:",omitempty"`
+}
+
+// holdPerConnMinute returns a measure of the hold per connection and
+// minute.
+func (r result) holdPerConnMinute(v float64) float64 {
+	return v / float64(r.Conns) / (r.HoldSeconds / 60)
 }
 
 func (r result) summary(sc scenario, pinned bool) string {
 	switch {
 	case sc.Idle > 0:
-		return fmt.Sprintf("%s/conn, %s/conn after GC, %s CPU/conn",
+		line := fmt.Sprintf("%s/conn, %s/conn after GC, %s CPU/conn",
 			fmtBytes(r.RSSPerConn), fmtBytes(r.RSSPerConnGC), fmtSeconds(r.CPUPerConn))
+		if r.HoldSeconds > 0 {
+			line += fmt.Sprintf("; held %.0f s: %s CPU, %.2f pings per conn-minute, %s CPU per conn-minute, then %s/conn",
+				r.HoldSeconds, fmtSeconds(r.HoldCPU), r.holdPerConnMinute(float64(r.Pings)), fmtSeconds(r.holdPerConnMinute(r.HoldCPU)), fmtBytes(r.HoldRSSPerConn))
+		}
+		return line
 	case sc.Latency:
 		return fmt.Sprintf("p50 %s, p99 %s, p99.9 %s, %s CPU/msg", fmtSeconds(r.P50), fmtSeconds(r.P99), fmtSeconds(r.P999), fmtSeconds(r.CPUPerMsg))
 	}
@@ -284,7 +301,9 @@ func percentile(sorted []time.Duration, p float64) float64 {
 
 // runIdle opens sc.Idle connections, each echoing one 16-byte message, and
 // measures how much the server's resident memory grew per connection once
-// they are idle.
+// they are idle; with -hold, it then keeps them and measures the server's
+// CPU time. From its echo on, each connection answers the server's pings,
+// so that a server's keepalive never finds it gone.
 func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	// Let the server finish starting before taking its measure.
 	time.Sleep(200 * time.Millisecond)
@@ -297,6 +316,7 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 		return err
 	}
 	m := message(scenario{Name: "idle-echo", Size: 16, InFlight: 1})
+	answer := newPingAnswerers(sc.Idle)
 	once := func(c *loadgen.Conn) error {
 		c.SetDeadline(time.Now().Add(b.cfg.stall + 10*time.Second))
 		if err := c.Send(m, 1); err != nil {
@@ -306,20 +326,28 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 			return err
 		}
 		c.Release()
-		return c.SetDeadline(time.Time{})
+		if err := c.SetDeadline(time.Time{}); err != nil {
+			return err
+		}
+		answer.start(c)
+		return nil
 	}
 	var progress atomic.Int64
 	conns, err := b.dialAll(s, sc.Idle, 512, 8, once, &progress)
 	defer func() {
+		close(answer.done)
 		s.stop() // the server goes first, so no client port lingers in TIME_WAIT
 		for _, c := range conns {
 			c.Close()
+		}
+		if err := waitTimeout(&answer.wg, 10*time.Second, "the idle connections' readers"); err != nil {
+			fmt.Fprintf(b.log, "wsbench: %v\n", err)
 		}
 	}()
 	if err != nil {
 		return err
 	}
-	if err := b.watch(s, &progress, nil, time.Now().Add(b.cfg.settle), 0, nil, ""); err != nil {
+	if err := b.watch(s, &progress, answer.errc, time.Now().Add(b.cfg.settle), 0, nil, ""); err != nil {
 		return err
 	}
 	rss1, err := s.rss()
@@ -342,7 +370,60 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	r.RSSPerConn = float64(rss1-rss0) / n
 	r.RSSPerConnGC = float64(rss2-rss0) / n
 	r.CPUPerConn = (cpu1 - cpu0) / n
+	if b.cfg.hold > 0 {
+		return b.hold(s, answer, rss0, r)
+	}
 	return nil
+}
+
+// hold keeps the idle connections for the hold time and records the
+// server's CPU time over it, how many pings were answered in it, and the
+// server's VmRSS growth since rss0 at its end.
+func (b *bench) hold(s *server, answer *pingAnswerers, rss0 int64, r *result) error {
+	cpu0, err := s.cpu(b.tick)
+	if err != nil {
+		return err
+	}
+	t0, pings0 := time.Now(), answer.pings.Load()
+	if err := b.watch(s, &answer.pings, answer.errc, t0.Add(b.cfg.hold), 0, nil, ""); err != nil {
+		return err
+	}
+	cpu1, err := s.cpu(b.tick)
+	if err != nil {
+		return err
+	}
+	r.HoldSeconds = time.Since(t0).Seconds()
+	r.HoldCPU = cpu1 - cpu0
+	r.Pings = answer.pings.Load() - pings0
+	rss, err := s.rss()
+	r.HoldRSSPerConn = float64(rss-rss0) / float64(r.Conns)
+	return err
+}
+
+// pingAnswerers runs AnswerPings on idle connections until done is
+// closed, reporting the first failures on errc.
+type pingAnswerers struct {
+	done  chan struct{}
+	errc  chan error
+	pings atomic.Int64 // pings answered on every connection
+	wg    sync.WaitGroup
+}
+
+func newPingAnswerers(n int) *pingAnswerers {
+	return &pingAnswerers{done: make(chan struct{}), errc: make(chan error, min(n, 64))}
+}
+
+func (a *pingAnswerers) start(c *loadgen.Conn) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := c.AnswerPings(a.done, &a.pings); err != nil {
+			select {
+			case a.errc <- fmt.Errorf("idle connection: %w", err):
+			default:
+			}
+		}
+	}()
 }
 
 // dialAll opens n connections to s, a few at a time, each with a read

@@ -9,16 +9,39 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"syscall"
+	"time"
 
+	ours "github.com/rfc6455/websocket"
 	"github.com/rfc6455/websocket/bench/echo"
 )
 
 // The environment a server process is started with.
 const (
-	envServe   = "WSBENCH_SERVE"      // the library whose echo server to run
-	envProfile = "WSBENCH_CPUPROFILE" // a file for the server's CPU profile
+	envServe     = "WSBENCH_SERVE"      // the library whose echo server to run
+	envProfile   = "WSBENCH_CPUPROFILE" // a file for the server's CPU profile
+	envKeepalive = "WSBENCH_KEEPALIVE"  // our servers' keepalive, as -keepalive says it
 )
+
+// keepaliveOptions returns the accept options for a -keepalive setting:
+// "" for the library's default (nil), "off", or "interval/timeout" as
+// two durations ("5s/5s").
+func keepaliveOptions(v string) (*ours.AcceptOptions, error) {
+	switch v {
+	case "":
+		return nil, nil
+	case "off":
+		return &ours.AcceptOptions{KeepaliveInterval: -1}, nil
+	}
+	i, t, ok := strings.Cut(v, "/")
+	interval, err1 := time.ParseDuration(i)
+	timeout, err2 := time.ParseDuration(t)
+	if !ok || err1 != nil || err2 != nil || interval <= 0 || timeout <= 0 {
+		return nil, fmt.Errorf("keepalive %q is not off or interval/timeout, two positive durations (5s/5s)", v)
+	}
+	return &ours.AcceptOptions{KeepaliveInterval: interval, KeepaliveTimeout: timeout}, nil
+}
 
 // serve is the body of a server process: lib's echo server on a loopback
 // port, which it prints on the first line of its standard output. It exits
@@ -26,6 +49,10 @@ const (
 // CPU profile first if asked to. On SIGUSR1 it collects garbage, returns
 // free memory to the system, and prints "freed".
 func serve(lib string) error {
+	accept, err := keepaliveOptions(os.Getenv(envKeepalive))
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -57,5 +84,5 @@ func serve(lib string) error {
 		pprof.StopCPUProfile()
 		os.Exit(0)
 	}()
-	return echo.Serve(lib, ln)
+	return echo.Serve(lib, ln, accept)
 }
