@@ -87,8 +87,9 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 func (pm *PreparedMessage) compressed(bits int) []byte {
 	e := &pm.comp[bits-minWindowBits]
 	e.once.Do(func() {
-		w := flate.NewWriter(bits)
-		z := w.Flush(w.Append(nil, pm.data))
+		d := pooledDeflater(bits)
+		z := d.Flush(d.Append(nil, pm.data))
+		poolDeflater(d, bits)
 		e.p = z[:len(z)-len(flate.FlushTail)]
 	})
 	return e.p

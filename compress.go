@@ -91,18 +91,28 @@ func (c *Conn) takeDeflater() *flate.Writer {
 		c.def = flate.NewWriter(p.sendBits)
 		return c.def
 	}
-	if d, ok := deflaterPools[p.sendBits-minWindowBits].Get().(*flate.Writer); ok {
+	return pooledDeflater(p.sendBits)
+}
+
+// pooledDeflater returns a deflater without history for windows of 2^bits
+// bytes; poolDeflater puts it back.
+func pooledDeflater(bits int) *flate.Writer {
+	if d, ok := deflaterPools[bits-minWindowBits].Get().(*flate.Writer); ok {
 		return d
 	}
-	return flate.NewWriter(p.sendBits)
+	return flate.NewWriter(bits)
+}
+
+func poolDeflater(d *flate.Writer, bits int) {
+	d.Reset()
+	deflaterPools[bits-minWindowBits].Put(d)
 }
 
 // releaseDeflater puts away the compressor of a message that ended. The
 // caller holds msgMu.
 func (c *Conn) releaseDeflater(d *flate.Writer) {
 	if !c.deflate.sendTakeover {
-		d.Reset()
-		deflaterPools[c.deflate.sendBits-minWindowBits].Put(d)
+		poolDeflater(d, c.deflate.sendBits)
 		return
 	}
 	if c.defTimer == nil {

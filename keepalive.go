@@ -134,7 +134,7 @@ func (k *keepalive) fire() {
 		k.ping()
 		k.fireAgain()
 	case now-k.pingAt < k.timeout:
-		k.timer.Reset(k.timeout - (now - k.pingAt))
+		k.awaitAnswer(now)
 	default:
 		c.failKeepalive(now - last)
 	}
@@ -148,7 +148,15 @@ func (k *keepalive) fireAgain() {
 		k.timer.Reset(0)
 		return
 	}
-	k.timer.Reset(max(k.timeout-(now-k.pingAt), 0))
+	k.awaitAnswer(now)
+}
+
+// awaitAnswer rearms the timer while the ping is unanswered: for the rest
+// of the timeout, but no longer than an interval, so that when the answer
+// comes the next ping still goes out an interval after it, however long
+// the timeout.
+func (k *keepalive) awaitAnswer(now time.Duration) {
+	k.timer.Reset(max(min(k.timeout-(now-k.pingAt), k.interval), 0))
 }
 
 // ping sends the keepalive ping, and reads its answer when no reader

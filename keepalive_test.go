@@ -74,8 +74,14 @@ func TestKeepaliveAnswered(t *testing.T) {
 			start := time.Now()
 			for i := range 4 {
 				expectFrame(t, nc, pingFrame)
-				if d := time.Since(start); d < kaInterval*time.Duration(i+1)*9/10 {
+				d := time.Since(start)
+				if d < kaInterval*time.Duration(i+1)*9/10 {
 					t.Fatalf("ping %d after %v, want one per %v of quiet", i, d, kaInterval)
+				}
+				// An answered ping brings the next an interval later,
+				// not when its timeout would have ended.
+				if d > kaInterval*time.Duration(i+1)+time.Second {
+					t.Fatalf("ping %d after %v, want one per %v of quiet, the timeout (2s) aside", i, d, kaInterval)
 				}
 				if _, err := nc.Write([]byte(clientFrame(0x8A, ""))); err != nil {
 					t.Fatal(err)

@@ -40,7 +40,7 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if c.srv.Load() != nil {
 		return 0, nil, errServed
 	}
-	typ, err := c.beginRead(ctx)
+	typ, err := c.beginRead(ctx, false)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -78,15 +78,18 @@ func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	if c.srv.Load() != nil {
 		return 0, dst, errServed
 	}
-	return c.readAppend(ctx, dst)
+	return c.readAppend(ctx, dst, false)
 }
 
 // errServed is what the reading methods return on a served connection.
 var errServed = errors.New("websocket: read: the connection is served by Serve, which alone reads it")
 
-// readAppend is ReadAppend, for Serve too.
-func (c *Conn) readAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
-	typ, err := c.beginRead(ctx)
+// readAppend is ReadAppend, and Serve's read when untilIdle is set: then
+// it ends with errScanStopped, having read no message, once the control
+// frames it acted on leave no input buffered, so that Serve waits for more
+// as it does between messages rather than in a read.
+func (c *Conn) readAppend(ctx context.Context, dst []byte, untilIdle bool) (MessageType, []byte, error) {
+	typ, err := c.beginRead(ctx, untilIdle)
 	if err != nil {
 		return 0, dst, err
 	}
@@ -98,13 +101,14 @@ func (c *Conn) readAppend(ctx context.Context, dst []byte) (MessageType, []byte,
 	return typ, p, nil
 }
 
-// beginRead takes the read lock and reads up to the next message. When it
-// succeeds, the caller holds readMu and lets it go with readUnlock.
-func (c *Conn) beginRead(ctx context.Context) (MessageType, error) {
+// beginRead takes the read lock and reads up to the next message (see
+// readAppend for untilIdle). When it succeeds, the caller holds readMu and
+// lets it go with readUnlock.
+func (c *Conn) beginRead(ctx context.Context, untilIdle bool) (MessageType, error) {
 	if err := c.lock(ctx, &c.readMu, "read"); err != nil {
 		return 0, err
 	}
-	typ, err := c.nextMessageLocked(ctx)
+	typ, err := c.nextMessageLocked(ctx, untilIdle)
 	if err != nil {
 		c.readUnlock()
 		return 0, err
@@ -178,10 +182,12 @@ func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
 }
 
 // nextMessageLocked discards what is left of the previous message, then
-// reads up to the first data frame of the next one.
+// reads up to the first data frame of the next one; with untilIdle, it
+// stops with errScanStopped instead when a control frame leaves nothing
+// buffered.
 //
 // The caller holds readMu.
-func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
+func (c *Conn) nextMessageLocked(ctx context.Context, untilIdle bool) (MessageType, error) {
 	if c.isClosed() {
 		return 0, c.closedErr("read")
 	}
@@ -191,7 +197,16 @@ func (c *Conn) nextMessageLocked(ctx context.Context) (MessageType, error) {
 		}
 	}
 	for {
-		h, err := c.readFrameLocked(ctx)
+		var h header
+		var err error
+		if untilIdle {
+			h, err = c.scanFramesLocked(ctx, c.rb.isEmpty, false)
+			if err == errScanStopped {
+				return 0, err
+			}
+		} else {
+			h, err = c.readFrameLocked(ctx)
+		}
 		if err != nil {
 			return 0, c.readErrLocked(ctx, err, false)
 		}
@@ -383,7 +398,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 //
 // The caller holds readMu.
 func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
-	return c.scanFramesLocked(ctx, nil)
+	return c.scanFramesLocked(ctx, nil, false)
 }
 
 // Why scanFramesLocked stopped, when it was given a stop function.
@@ -394,11 +409,11 @@ var (
 
 // scanFramesLocked is readFrameLocked, but with stop set, it asks stop
 // after each control frame whether to go on (ending with errScanStopped
-// when not), and leaves the header of a data frame unconsumed (ending
-// with errScanData), for a reader to come.
+// when not); with leaveData, it leaves the header of a data frame
+// unconsumed (ending with errScanData), for a reader to come.
 //
 // The caller holds readMu.
-func (c *Conn) scanFramesLocked(ctx context.Context, stop func() bool) (header, error) {
+func (c *Conn) scanFramesLocked(ctx context.Context, stop func() bool, leaveData bool) (header, error) {
 	for {
 		h, n, err := parseHeader(c.rb.bytes())
 		if err != nil {
@@ -414,7 +429,7 @@ func (c *Conn) scanFramesLocked(ctx context.Context, stop func() bool) (header, 
 			return h, err
 		}
 		if !h.op.isControl() {
-			if stop != nil {
+			if leaveData {
 				return h, errScanData
 			}
 			c.rb.consume(n)
@@ -452,7 +467,7 @@ func (c *Conn) awaitControlLocked(ctx context.Context, done func() bool) error {
 	if done() {
 		return nil
 	}
-	_, err := c.scanFramesLocked(ctx, done)
+	_, err := c.scanFramesLocked(ctx, done, true)
 	// ctx is the caller's for this wait alone: stop watching it, so that
 	// its end cannot cut short a later wait (Serve's, which reads the
 	// socket without a watch of its own).

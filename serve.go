@@ -129,7 +129,12 @@ func (s *server) run() {
 			}
 		}
 		bp := serveBufPool.Get().(*[]byte)
-		typ, p, err := c.readAppend(ctx, (*bp)[:0])
+		typ, p, err := c.readAppend(ctx, (*bp)[:0], c.tr.raw != nil)
+		if err == errScanStopped {
+			// Pings or pongs, and nothing after them: wait again.
+			serveBufPool.Put(bp)
+			continue
+		}
 		if err != nil {
 			serveBufPool.Put(bp)
 			if s.armed.Load() {
@@ -178,6 +183,11 @@ func (s *server) wait() bool {
 // short; otherwise it looks again a period later while the connection is
 // busy.
 func (s *server) look() {
+	if s.c.isClosed() {
+		// Serving is over, or about to be: look no more, so that
+		// nothing keeps the connection from being freed.
+		return
+	}
 	n := s.waits.Load()
 	if n != s.seen || !s.waiting.Load() {
 		s.seen = n

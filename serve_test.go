@@ -77,7 +77,7 @@ func TestServeEcho(t *testing.T) {
 
 // TestServeIdleHandsOver: once a served connection has been quiet for a
 // while, no goroutine is left serving it, and serving goes on when input
-// comes.
+// comes, a message or a ping alone.
 func TestServeIdleHandsOver(t *testing.T) {
 	t.Parallel()
 	url, closed, _ := serveServer(t, false, nil)
@@ -87,12 +87,18 @@ func TestServeIdleHandsOver(t *testing.T) {
 		t.Skip("Serve cannot await input without reading here (wait_other.go): the serving goroutine stays")
 	}
 	ctx := context.Background()
-	for round := range 3 {
-		if err := c.Write(ctx, MessageText, []byte("ping")); err != nil {
-			t.Fatal(err)
-		}
-		if _, p, err := c.Read(ctx); err != nil || string(p) != "ping" {
-			t.Fatalf("round %d: %q, %v", round, p, err)
+	for round := range 4 {
+		if round%2 == 0 {
+			if err := c.Write(ctx, MessageText, []byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			if _, p, err := c.Read(ctx); err != nil || string(p) != "ping" {
+				t.Fatalf("round %d: %q, %v", round, p, err)
+			}
+		} else if err := c.Ping(ctx); err != nil {
+			// Answered by the serving goroutine, which must then wait
+			// for input again, not in a read for a message.
+			t.Fatalf("round %d: Ping: %v", round, err)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for !servedIdle(t) {

@@ -34,7 +34,11 @@ const compressedFrameSize = 16 << 10
 
 var deflateOutPool = sync.Pool{New: func() any { b := make([]byte, 0, 2*compressedFrameSize); return &b }}
 
+// putDeflateOut gives a compressed output buffer back, emptied: what a
+// failed message left in it must not reach the next message, on any
+// connection.
 func putDeflateOut(bp *[]byte) {
+	*bp = (*bp)[:0]
 	if cap(*bp) <= 8*compressedFrameSize {
 		deflateOutPool.Put(bp)
 	}

@@ -235,19 +235,23 @@ func (cc *ClientConn) fail(err error) {
 }
 
 // failWith reports a connection error of ours to the server in a GOAWAY
-// (§5.4.1), as far as the socket takes it at once, and ends the
-// connection.
+// (§5.4.1) and ends the connection. A writer in the middle of a frame is
+// given up to goAwayWait to finish it, and the GOAWAY as long to go out.
 func (cc *ClientConn) failWith(ce *ConnError) {
+	t := time.NewTimer(goAwayWait)
+	defer t.Stop()
 	select {
 	case cc.wlock <- struct{}{}:
-		cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		cc.nc.SetWriteDeadline(time.Now().Add(goAwayWait))
 		cc.bw.Write(appendGoAway(nil, 0, ce.Code, ce.Reason))
 		cc.bw.Flush()
 		<-cc.wlock
-	default:
+	case <-t.C:
 	}
 	cc.fail(ce)
 }
+
+const goAwayWait = time.Second
 
 // queueCtrl queues a frame for ctrlLoop, or the next writer, to send.
 func (cc *ClientConn) queueCtrl(frame []byte) {
