@@ -178,8 +178,10 @@ func (cl *client) session(ctx context.Context) bool {
 			}
 			st.pings.Add(1)
 		case x < 4:
-			// Short of the keepalive interval: the connection must survive.
-			d := 200*time.Millisecond + rand.N(800*time.Millisecond)
+			// Half the keepalive interval at most: the connection must
+			// survive.
+			ka := cl.s.cfg.keepalive
+			d := ka/10 + rand.N(max(ka*2/5, 1))
 			if !cl.stall(cc, d) {
 				return false
 			}

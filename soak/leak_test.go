@@ -21,7 +21,8 @@ import (
 // has ended; in the soak, the peer had reset the connection) must leave
 // nothing behind for the next compressed message, on any connection. Each
 // round, connection A fails to send 40 KiB of incompressible bytes, then
-// connection B sends a short text, which the server must receive exactly.
+// connection B sends a short message, which the server must receive
+// exactly.
 func TestFailedCompressedWriteLeaksNothing(t *testing.T) {
 	type result struct {
 		p   []byte
@@ -63,30 +64,31 @@ func TestFailedCompressedWriteLeaksNothing(t *testing.T) {
 	// sync.Pool gives back what was put only on the same P, and under the
 	// race detector drops a quarter of it: a few rounds make sure.
 	for round := range 20 {
-		a, b := dial("?a"), dial("?b")
-		if err := a.Write(ended, websocket.MessageBinary, secret); !errors.Is(err, context.Canceled) {
-			t.Fatalf("round %d: A's write with an ended context returned %v, want context.Canceled", round, err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := b.Write(ctx, websocket.MessageBinary, msg)
-		cancel()
-		if err != nil {
-			t.Fatalf("round %d: B's write: %v", round, err)
-		}
-		select {
-		case got := <-received:
-			if got.err != nil {
-				t.Fatalf("round %d: the server's read of B's message: %v", round, got.err)
+		func() {
+			a, b := dial("?a"), dial("?b")
+			defer a.CloseNow()
+			defer b.CloseNow()
+			if err := a.Write(ended, websocket.MessageBinary, secret); !errors.Is(err, context.Canceled) {
+				t.Fatalf("round %d: A's write with an ended context returned %v, want context.Canceled", round, err)
 			}
-			if !bytes.Equal(got.p, msg) {
-				t.Fatalf("round %d: the server received %d bytes from B, which sent %d: %q...%q",
-					round, len(got.p), len(msg), got.p[:min(len(got.p), 16)], got.p[max(0, len(got.p)-16):])
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := b.Write(ctx, websocket.MessageBinary, msg); err != nil {
+				t.Fatalf("round %d: B's write: %v", round, err)
 			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("round %d: nothing from B within 10s", round)
-		}
-		a.CloseNow()
-		b.CloseNow()
+			select {
+			case got := <-received:
+				if got.err != nil {
+					t.Fatalf("round %d: the server's read of B's message: %v", round, got.err)
+				}
+				if !bytes.Equal(got.p, msg) {
+					t.Fatalf("round %d: the server received %d bytes from B, which sent %d: %q...%q",
+						round, len(got.p), len(msg), got.p[:min(len(got.p), 16)], got.p[max(0, len(got.p)-16):])
+				}
+			case <-ctx.Done():
+				t.Fatalf("round %d: nothing from B within 10s", round)
+			}
+		}()
 	}
 }
 

@@ -41,7 +41,7 @@ func TestSoak(t *testing.T) {
 	if !r.ok() {
 		t.Fatalf("soak failed: %s", strings.Join(r.problems, "; "))
 	}
-	if r.ran != cfg.duration {
+	if r.ran < cfg.duration {
 		t.Errorf("ran %v, want %v", r.ran, cfg.duration)
 	}
 	for _, c := range []struct {
