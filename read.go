@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 )
 
 const (
@@ -15,9 +16,13 @@ const (
 	// buffer's worth, the copy saved matters more than the calls.
 	directReadMin = readBufferSize
 	// maxUpfrontAlloc bounds what Read allocates for a frame before its
-	// bytes arrive; beyond it, the message buffer grows as they do.
+	// bytes arrive; beyond it, the message is gathered in pooled chunks
+	// of readChunkSize until enough has arrived (readWholeLocked).
 	maxUpfrontAlloc = 64 << 10
+	readChunkSize   = 64 << 10
 )
+
+var readChunkPool = sync.Pool{New: func() any { b := make([]byte, readChunkSize); return &b }}
 
 // messageReader reads one message; see Conn.Reader. The Conn reuses it
 // for every message.
@@ -94,7 +99,12 @@ func (c *Conn) readAppend(ctx context.Context, dst []byte, untilIdle bool) (Mess
 		return 0, dst, err
 	}
 	defer c.readUnlock()
-	p, err := c.readRestLocked(ctx, dst)
+	var p []byte
+	if dst == nil {
+		p, err = c.readWholeLocked(ctx)
+	} else {
+		p, err = c.readRestLocked(ctx, dst)
+	}
 	if err != nil {
 		return 0, dst, err
 	}
@@ -322,6 +332,56 @@ func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 		case err != nil:
 			return nil, err
 		}
+	}
+}
+
+// readWholeLocked reads the rest of the current message into a new slice
+// of exactly its size, at the cost of that one allocation: Read's way. A
+// message small enough, whose single frame says its size, is read straight
+// into it. Another is gathered in pooled chunks until it ends, or until
+// its last frame is uncompressed and at least half of the message has
+// arrived, which justifies allocating the whole: then what arrived is
+// copied once and the rest read in place. Nothing is allocated on the
+// peer's claim alone, and nothing is copied as the message grows.
+//
+// The caller holds readMu.
+func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
+	var stack [32]*[]byte // 2 MiB of chunks before the list itself is allocated
+	chunks := stack[:0]
+	defer func() {
+		for _, bp := range chunks {
+			readChunkPool.Put(bp)
+		}
+	}()
+	arrived := 0
+	for {
+		if c.frame.fin && !c.msgCompressed && (int64(arrived) >= c.frameLeft || arrived == 0 && c.frameLeft <= maxUpfrontAlloc) {
+			p := make([]byte, arrived, int64(arrived)+c.frameLeft)
+			gatherChunks(p, chunks)
+			return c.readRestLocked(ctx, p)
+		}
+		off := arrived % readChunkSize
+		if off == 0 {
+			chunks = append(chunks, readChunkPool.Get().(*[]byte))
+		}
+		n, err := c.readMessageLocked(ctx, (*chunks[len(chunks)-1])[off:])
+		arrived += n
+		switch {
+		case err == io.EOF:
+			p := make([]byte, arrived)
+			gatherChunks(p, chunks)
+			return p, nil
+		case err != nil:
+			return nil, err
+		}
+	}
+}
+
+// gatherChunks copies into p the first len(p) bytes held in chunks.
+func gatherChunks(p []byte, chunks []*[]byte) {
+	off := 0
+	for _, bp := range chunks {
+		off += copy(p[off:], *bp)
 	}
 }
 

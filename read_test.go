@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"testing"
 	"time"
 )
@@ -123,3 +124,63 @@ func TestReaderDiscardsUnreadRest(t *testing.T) {
 		t.Fatalf("stale reader: %d, %v; want 0, EOF", n, err)
 	}
 }
+
+// TestReadAllocatesOnce: Read returns a large message at the cost of one
+// allocation of its size, whether it comes in one frame or in fragments:
+// no allocation per growth step, nothing allocated ahead of the bytes.
+func TestReadAllocatesOnce(t *testing.T) {
+	const size = 1 << 20
+	payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+	for _, tc := range []struct {
+		name      string
+		fragments int
+	}{{"one frame", 1}, {"16 fragments", 16}, {"1000 fragments", 1000}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var in []byte
+			for i, rest := 0, payload; i < tc.fragments; i++ {
+				n := len(rest) / (tc.fragments - i)
+				op := opContinuation
+				if i == 0 {
+					op = opBinary
+				}
+				in = appendFrame(in, header{fin: i == tc.fragments-1, op: op, masked: true, key: [4]byte{1, 2, 3, 4}}, rest[:n])
+				rest = rest[n:]
+			}
+			// The least of a few rounds: a collection may empty the
+			// chunks' pool, or the race detector drop what was put.
+			least := uint64(math.MaxUint64)
+			for range 5 {
+				c := newConn(connConfig{tr: transport{rw: &trickle{in: in, most: 16 << 10}}, closeTimeout: time.Second})
+				var p []byte
+				var err error
+				allocated := fuzzAllocated(true, func() { _, p, err = c.Read(context.Background()) })
+				if err != nil || !bytes.Equal(p, payload) {
+					t.Fatalf("Read: %d bytes, %v", len(p), err)
+				}
+				least = min(least, allocated)
+			}
+			if least > size+fuzzAllocSlack {
+				t.Errorf("reading a message of %d bytes allocated %d bytes, want about its size", size, least)
+			}
+		})
+	}
+}
+
+// trickle is a transport that gives in away in reads of at most most
+// bytes, as a socket does, and takes every write.
+type trickle struct {
+	in   []byte
+	most int
+}
+
+func (t *trickle) Read(p []byte) (int, error) {
+	if len(t.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), t.most)], t.in)
+	t.in = t.in[n:]
+	return n, nil
+}
+
+func (t *trickle) Write(p []byte) (int, error) { return len(p), nil }
+func (t *trickle) Close() error                { return nil }
