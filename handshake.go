@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
@@ -201,12 +202,23 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		nc.Close()
 		return nil, opErr("writing the handshake response", err)
 	}
-	return opts.register(newConn(connConfig{
+	c := newConn(connConfig{
 		subprotocol: subprotocol,
 		deflate:     deflate,
 		tr:          netTransport(nc),
 		buffered:    buffered,
-	}.with(opts)))
+	}.with(opts))
+	dropBuffers(brw)
+	return opts.register(c)
+}
+
+// dropBuffers lets go of the buffers of a hijacked connection, once their
+// bytes are copied: net/http keeps them referenced for as long as the
+// handler runs, which for a handler that reads in a loop is the life of
+// the WebSocket, 8 KiB per connection that nothing will use again.
+func dropBuffers(brw *bufio.ReadWriter) {
+	*brw.Reader = bufio.Reader{}
+	*brw.Writer = bufio.Writer{}
 }
 
 // with completes a server's connConfig with what opts say of the

@@ -26,6 +26,7 @@ type fuzzHijacker struct {
 	body   bytes.Buffer
 	br     *bufio.Reader // what the server read the request from
 	conn   *fuzzNetConn  // set once hijacked
+	bw     *bufio.Writer // the writer handed over with the connection
 }
 
 func (w *fuzzHijacker) Header() http.Header { return w.header }
@@ -46,7 +47,8 @@ func (w *fuzzHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("hijack after the response started")
 	}
 	w.conn = &fuzzNetConn{}
-	return w.conn, bufio.NewReadWriter(w.br, bufio.NewWriter(w.conn)), nil
+	w.bw = bufio.NewWriter(w.conn)
+	return w.conn, bufio.NewReadWriter(w.br, w.bw), nil
 }
 
 // fuzzNetConn is a net.Conn that records writes and reads nothing.

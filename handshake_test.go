@@ -671,3 +671,35 @@ func TestAcceptWrappedResponseWriter(t *testing.T) {
 		}
 	})
 }
+
+// TestAcceptLetsBuffersGo: the hijacked connection's buffers, which
+// net/http keeps referenced while the handler runs, are emptied once Accept
+// has taken the bytes read past the request: a frame sent right behind it
+// is still read.
+func TestAcceptLetsBuffersGo(t *testing.T) {
+	raw := "GET / HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" +
+		clientFrame(0x81, "early")
+	br := bufio.NewReader(strings.NewReader(raw))
+	r, err := http.ReadRequest(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if br.Buffered() != len(clientFrame(0x81, "early")) {
+		t.Fatalf("%d bytes buffered behind the request, want the frame's %d", br.Buffered(), len(clientFrame(0x81, "early")))
+	}
+	w := &fuzzHijacker{header: http.Header{}, br: br}
+	c, err := Accept(w, r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if br.Size() != 0 || w.bw.Size() != 0 {
+		t.Errorf("after Accept, the hijacked reader holds a buffer of %d bytes and the writer %d, want none", br.Size(), w.bw.Size())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, p, err := c.Read(ctx); err != nil || string(p) != "early" {
+		t.Fatalf("Read: %q, %v; want the frame sent behind the request", p, err)
+	}
+}
