@@ -152,6 +152,7 @@ func TestKeepaliveSilentPeer(t *testing.T) {
 				t.Fatal("the connection stayed open after the keepalive close")
 			}
 			gone := time.Since(start)
+			t.Logf("silent peer dropped %v after its handshake (interval %v + timeout %v)", gone.Round(time.Millisecond), kaInterval, kaTimeout)
 			// The server's clock started as it answered the handshake,
 			// a little before ours.
 			if gone < (kaInterval+kaTimeout)*9/10 || gone > kaInterval+kaTimeout+time.Second {

@@ -55,8 +55,10 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 }
 
 // Read waits for the next data message and returns it whole, in a new
-// slice. Reading a message into a buffer of the caller's is done with
-// Reader.
+// slice allocated once, at the message's size, when enough of the message
+// has arrived to justify it (a large one is gathered in pooled buffers
+// until then). Reading messages into a buffer of the caller's is done with
+// ReadAppend or Reader.
 //
 // If ctx ends while Read waits for a message, Read returns ctx's error and
 // the connection stays usable. If ctx ends after the first frame of the
