@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/sha1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -108,6 +109,9 @@ type handshakeError struct {
 func (e *handshakeError) Error() string { return "websocket: " + e.msg }
 func (e *handshakeError) Unwrap() error { return ErrHandshake }
 
+// errResponseWritten is Accept's error when the handler already answered.
+var errResponseWritten = errors.New("websocket: accept: a response was already written to the ResponseWriter; call Accept before writing anything")
+
 func refuse(status int, format string, args ...any) *handshakeError {
 	return &handshakeError{status: status, msg: fmt.Sprintf(format, args...)}
 }
@@ -121,10 +125,12 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // Accept hijacks the connection through http.ResponseController, so
 // handler wrappers that implement Unwrap work. Deadlines the server set on
 // the connection are cleared. The request's context is not tied to the
-// returned Conn. Call Accept before anything is written to w: net/http
-// sends a response already written when the connection is hijacked, and
-// gives no way to tell that it was, so the client would get that response
-// and then the 101.
+// returned Conn. Call Accept before anything is written to w: once a
+// status or body was written, the client has its answer, and Accept
+// returns an error without touching the connection. (It can tell for
+// net/http's own ResponseWriters, through wrappers that implement Unwrap;
+// with another writer, the client would get that response and then the
+// 101.)
 //
 // With AcceptOptions.Registry set, a handshake that comes while the
 // registry shuts down is refused with 503 Service Unavailable.
@@ -140,6 +146,9 @@ func refuse(status int, format string, args ...any) *handshakeError {
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &AcceptOptions{}
+	}
+	if responseStarted(w) {
+		return nil, errResponseWritten
 	}
 	overHTTP2 := r.ProtoMajor == 2
 	var key string

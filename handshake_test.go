@@ -703,3 +703,50 @@ func TestAcceptLetsBuffersGo(t *testing.T) {
 		t.Fatalf("Read: %q, %v; want the frame sent behind the request", p, err)
 	}
 }
+
+// TestAcceptAfterResponse: Accept refuses a request whose handler already
+// wrote a response, which the client then gets as it was, with nothing of
+// the handshake after it.
+func TestAcceptAfterResponse(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		answer func(w http.ResponseWriter)
+		status int
+		body   string
+	}{
+		{"status", func(w http.ResponseWriter) { w.WriteHeader(http.StatusTeapot) }, http.StatusTeapot, ""},
+		{"body", func(w http.ResponseWriter) { io.WriteString(w, "already answered") }, http.StatusOK, "already answered"},
+	} {
+		for _, wrapped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/wrapped=%v", tc.name, wrapped), func(t *testing.T) {
+				t.Parallel()
+				s, errc := acceptServer(t, nil, func(w http.ResponseWriter) http.ResponseWriter {
+					tc.answer(w)
+					if wrapped {
+						return unwrapWriter{w}
+					}
+					return w
+				})
+				resp, body, nc, br := rawExchange(t, s, getRequest(s.Listener.Addr().String()))
+				if resp.StatusCode != tc.status || body != tc.body {
+					t.Errorf("response %q with body %q, want %d with %q", resp.Status, body, tc.status, tc.body)
+				}
+				if err := acceptErr(t, errc); err != errResponseWritten {
+					t.Errorf("Accept error %v, want %v", err, errResponseWritten)
+				}
+				// The connection stays net/http's: a second request on it
+				// is answered, so nothing was hijacked.
+				if _, err := io.WriteString(nc, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				again, err := http.ReadResponse(br, nil)
+				if err != nil || again.StatusCode != tc.status {
+					t.Fatalf("second request on the connection: %v, %v; want status %d", again, err, tc.status)
+				}
+				again.Body.Close()
+				acceptErr(t, errc)
+			})
+		}
+	}
+}

@@ -41,6 +41,7 @@ func TestOverHTTP2(t *testing.T) {
 	t.Run("exact bytes", testHTTP2Bytes)
 	t.Run("protocol error", testHTTP2ProtocolError)
 	t.Run("refusals", testHTTP2Refusals)
+	t.Run("after a response", testHTTP2AfterResponse)
 	t.Run("serve", testHTTP2Serve)
 	t.Run("compression", testHTTP2Compression)
 	t.Run("addresses", testHTTP2Addrs)
@@ -354,6 +355,25 @@ func testHTTP2Refusals(t *testing.T) {
 				t.Errorf("body %q does not say why", resp.Body)
 			}
 		})
+	}
+}
+
+// testHTTP2AfterResponse: over HTTP/2 too, Accept refuses a stream whose
+// handler already answered, and the client gets that answer.
+func testHTTP2AfterResponse(t *testing.T) {
+	errc := make(chan error, 1)
+	s := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, "already answered")
+		_, err := Accept(w, r, nil)
+		errc <- err
+	})
+	resp, nc := h2Request(t, s, http.MethodConnect, nil)
+	if nc != nil || resp.Status != http.StatusTeapot || resp.Body != "already answered" {
+		t.Errorf("status %d with body %q, want the handler's 418 and its body", resp.Status, resp.Body)
+	}
+	if err := <-errc; err != errResponseWritten {
+		t.Errorf("Accept error %v, want %v", err, errResponseWritten)
 	}
 }
 
