@@ -33,7 +33,10 @@ func TestSoak(t *testing.T) {
 		duration:    45 * time.Second,
 		rate:        testRate,
 		compression: 0.25,
-		keepalive:   2 * time.Second,
+		// Longer than the command's 2 s: CI runs this beside the other
+		// packages' tests under the race detector, where a client may
+		// wait over 2 s for a core, and be taken for a dead peer.
+		keepalive: 5 * time.Second,
 	}
 	var out lockedBuffer
 	r := run(context.Background(), cfg, &out)
