@@ -159,6 +159,7 @@ func TestReadAllocatesOnce(t *testing.T) {
 				}
 				least = min(least, allocated)
 			}
+			t.Logf("reading a message of %d bytes allocated %d bytes", size, least)
 			if least > size+fuzzAllocSlack {
 				t.Errorf("reading a message of %d bytes allocated %d bytes, want about its size", size, least)
 			}
