@@ -161,14 +161,17 @@
 //	                                      Dial's context                  until the timeout
 //	closing handshake   5 s               CloseTimeout                    a timer per closing connection
 //	silent peer         20 s + 20 s       KeepaliveInterval and Timeout   a timer each; 5,000 pings a second
-//	idle connection                                                       3.5 KiB each with Serve, about
-//	                                                                      14 KiB with a Read loop
+//	idle connection                                                       3.5 KiB each with Serve, 9 to
+//	                                                                      13 KiB with a Read loop
 //
 // The read limit is checked against each frame's declared length before
 // the frame is read, so the excess is never buffered, and against what a
-// compressed message inflates to as it inflates. Read grows its buffer as
-// bytes arrive, at most doubling what came or reaching 64 KiB past it,
-// never to what a peer merely claims. Close reasons hold at most 123
+// compressed message inflates to as it inflates. Read allocates a
+// message's slice once enough of it has arrived (the whole of a small
+// frame; half of a large message, gathered meanwhile in pooled 64 KiB
+// chunks), and ReadAppend grows the caller's slice as bytes arrive, at
+// most doubling what came or reaching 64 KiB past it: never to what a
+// peer merely claims. Close reasons hold at most 123
 // bytes. Set http.Server.ReadHeaderTimeout (and MaxHeaderBytes): net/http
 // waits for a request's header forever by default, and a handshake
 // trickled a byte at a time would hold a goroutine as long; Dial reads at
