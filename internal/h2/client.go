@@ -797,6 +797,9 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 	}
 	if err := cc.bw.Flush(); err != nil {
 		go cc.fail(err)
+		if cerr := cc.Err(); cerr != nil {
+			err = cerr // the connection ended, closing the socket
+		}
 		return nil, err
 	}
 	return s, nil

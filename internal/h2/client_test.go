@@ -400,3 +400,31 @@ func TestGoAway(t *testing.T) {
 		t.Fatalf("stream 1: %q, %v", buf, err)
 	}
 }
+
+// TestWriteWhenConnectionEnds: a Write under way when the server ends
+// the connection returns the connection's error, not the closed socket's.
+func TestWriteWhenConnectionEnds(t *testing.T) {
+	cc, s := start(t)
+	s.settings(settingInitialWindowSize, maxWindow)
+	st := open(t, cc, s)
+	s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
+	done := make(chan error, 1)
+	go func() {
+		// Past what the sockets buffer: the write waits for the server,
+		// which reads no more.
+		_, err := st.Write(make([]byte, 32<<20))
+		done <- err
+	}()
+	s.expect(frameData)
+	time.Sleep(50 * time.Millisecond)
+	s.write(frameGoAway, 0, 0, []byte{0, 0, 0, 1, 0, 0, 0, byte(ErrCodeProtocol)})
+	select {
+	case err := <-done:
+		var ce *ConnError
+		if !errors.As(err, &ce) || ce.Code != ErrCodeProtocol || !ce.Remote {
+			t.Fatalf("Write: %v, want the server's GOAWAY with PROTOCOL_ERROR", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still under way 5 s after the connection ended")
+	}
+}

@@ -353,8 +353,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 		err := cc.writeDataLocked(s.id, p[:n], false, maxFrame)
 		<-cc.wlock
 		if err != nil {
+			// A write cut by the end of the connection reports that
+			// end, not the closed socket's error.
 			cc.fail(err)
-			return written, err
+			return written, cc.Err()
 		}
 		written += int(n)
 		p = p[n:]
