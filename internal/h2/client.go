@@ -698,13 +698,15 @@ func (cc *ClientConn) onWindowUpdate(h frameHeader, p []byte) error {
 
 // resetStream ends stream id with our RST_STREAM for se.
 func (cc *ClientConn) resetStream(id uint32, se *StreamError) {
-	cc.queueCtrl(appendRSTStream(nil, id, se.Code))
 	cc.mu.Lock()
 	s := cc.streams[id]
 	cc.mu.Unlock()
 	if s != nil {
+		s.end(se, se) // before the RST_STREAM is queued: see writeDataLocked
+	}
+	cc.queueCtrl(appendRSTStream(nil, id, se.Code))
+	if s != nil {
 		cc.removeStream(s)
-		s.end(se, se)
 	}
 }
 
@@ -805,18 +807,21 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 	return s, nil
 }
 
-// writeData sends p in DATA frames on stream id, endStream on the last.
+// writeDataLocked sends the control frames queued, then p in DATA frames
+// on stream s unless s has ended; it reports whether p went out.
 //
 // The caller holds wlock.
-func (cc *ClientConn) writeDataLocked(id uint32, p []byte, endStream bool, maxFrame int) error {
+func (cc *ClientConn) writeDataLocked(s *Stream, p []byte, maxFrame int) (bool, error) {
 	cc.writeCtrlLocked()
-	for {
+	// §5.1: no DATA may follow our RST_STREAM or END_STREAM. A stream is
+	// marked ended before its last frame is queued, so if that frame is
+	// among those just written, the mark is seen here.
+	s.mu.Lock()
+	ended := s.endSent
+	s.mu.Unlock()
+	for !ended {
 		n := min(len(p), maxFrame)
-		var flags uint8
-		if endStream && n == len(p) {
-			flags = flagEndStream
-		}
-		cc.wbuf = appendFrameHeader(cc.wbuf[:0], n, frameData, flags, id)
+		cc.wbuf = appendFrameHeader(cc.wbuf[:0], n, frameData, 0, s.id)
 		cc.bw.Write(cc.wbuf)
 		cc.bw.Write(p[:n])
 		p = p[n:]
@@ -824,7 +829,7 @@ func (cc *ClientConn) writeDataLocked(id uint32, p []byte, endStream bool, maxFr
 			break
 		}
 	}
-	return cc.bw.Flush()
+	return !ended, cc.bw.Flush()
 }
 
 // Addresses of the connection.

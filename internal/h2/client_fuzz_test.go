@@ -418,10 +418,12 @@ func fuzzSession(ops uint8, stream []byte) error {
 // arbitrary bytes (see fuzzSession). Seeds hold whole exchanges, each
 // kind of frame, and frames cut short or past their limits.
 //
-// Regression seed in testdata/fuzz: write-cut-by-goaway (a Write under
-// way when the server's GOAWAY ended the connection returned the closed
-// socket's error, not the connection's; it depends on timing, and
-// TestWriteWhenConnectionEnds holds it for certain).
+// Regression seeds in testdata/fuzz, which depend on timing (the tests
+// named hold them for certain): write-cut-by-goaway (a Write under way
+// when the server's GOAWAY ended the connection returned the closed
+// socket's error, not the connection's; TestWriteWhenConnectionEnds) and
+// data-after-reset (a Write that took its window before its stream was
+// reset sent DATA after the RST_STREAM; TestNoDataAfterReset).
 func FuzzClientConn(f *testing.F) {
 	frame := func(typ, flags uint8, id uint32, payload ...byte) []byte {
 		return append(appendFrameHeader(nil, len(payload), typ, flags, id), payload...)

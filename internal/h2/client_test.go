@@ -428,3 +428,59 @@ func TestWriteWhenConnectionEnds(t *testing.T) {
 		t.Fatal("Write still under way 5 s after the connection ended")
 	}
 }
+
+// TestNoDataAfterReset: a Write that took its window before its stream
+// was reset sends nothing after the RST_STREAM (RFC 9113 §5.1), and
+// reports the reset.
+func TestNoDataAfterReset(t *testing.T) {
+	cc, s := start(t)
+	st := open(t, cc, s)
+	cc.wlock <- struct{}{} // the Write waits for this, past its checks
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Write([]byte("x"))
+		done <- err
+	}()
+	waitFor(t, "the Write to take its window", func() bool {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return st.sendWindow == defaultWindow-1
+	})
+	s.write(frameWindowUpdate, 0, 1, []byte{0, 0, 0, 0}) // a stream error
+	waitFor(t, "the reset", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.werr != nil
+	})
+	<-cc.wlock
+	var se *StreamError
+	if err := <-done; !errors.As(err, &se) || se.Code != ErrCodeProtocol || se.Remote {
+		t.Fatalf("Write: %v, want our reset", err)
+	}
+	s.write(framePing, 0, 0, []byte("12345678"))
+	reset := false
+	for {
+		h, p := s.read()
+		switch {
+		case h.typ == frameRSTStream:
+			reset = true
+		case h.typ == frameData:
+			t.Fatalf("DATA %q on stream %d (after the RST_STREAM: %v)", p, h.streamID, reset)
+		case h.typ == framePing && h.flags&flagAck != 0:
+			if !reset {
+				t.Fatal("no RST_STREAM before the PING's answer")
+			}
+			return
+		}
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s", what)
+		}
+	}
+}
