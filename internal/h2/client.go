@@ -50,6 +50,7 @@ type ClientConn struct {
 	ctrlMu   sync.Mutex
 	ctrl     []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
 	ctrlKick chan struct{} // signaled when ctrl gains frames
+	ctrlOut  []byte        // wlock: the queue's other buffer, last written
 
 	mu            sync.Mutex
 	streams       map[uint32]*Stream // mu: open streams by ID
@@ -253,7 +254,12 @@ func (cc *ClientConn) failWith(ce *ConnError) {
 
 const goAwayWait = time.Second
 
-// queueCtrl queues a frame for ctrlLoop, or the next writer, to send.
+// maxCtrlQueue bounds the control frames queued and not yet written,
+// which grow while a server that does not read asks for answers.
+const maxCtrlQueue = 64 << 10
+
+// queueCtrl queues a frame for ctrlLoop, or the next writer, to send. It
+// never waits for the socket.
 func (cc *ClientConn) queueCtrl(frame []byte) {
 	cc.ctrlMu.Lock()
 	cc.ctrl = append(cc.ctrl, frame...)
@@ -264,16 +270,29 @@ func (cc *ClientConn) queueCtrl(frame []byte) {
 	}
 }
 
-// writeCtrlLocked puts the queued control frames in bw.
+// ctrlQueued returns how many bytes of control frames are queued.
+func (cc *ClientConn) ctrlQueued() int {
+	cc.ctrlMu.Lock()
+	defer cc.ctrlMu.Unlock()
+	return len(cc.ctrl)
+}
+
+// writeCtrlLocked puts the queued control frames in bw. It takes them
+// from the queue first, so that queueCtrl never waits while they go out.
 //
 // The caller holds wlock.
 func (cc *ClientConn) writeCtrlLocked() {
 	cc.ctrlMu.Lock()
-	if len(cc.ctrl) > 0 {
-		cc.bw.Write(cc.ctrl)
-		cc.ctrl = cc.ctrl[:0]
-	}
+	out := cc.ctrl
+	cc.ctrl = cc.ctrlOut[:0]
 	cc.ctrlMu.Unlock()
+	if len(out) > 0 {
+		cc.bw.Write(out)
+	}
+	if cap(out) > 4<<10 {
+		out = nil // left by a burst: not kept for the connection's life
+	}
+	cc.ctrlOut = out
 }
 
 // ctrlLoop writes the control frames queued, until the connection ends.
@@ -335,6 +354,11 @@ func (cc *ClientConn) readLoop() {
 			return
 		}
 		err := cc.dispatch(h, p)
+		// §10.5: a server that asks for answers (PING, SETTINGS) and
+		// does not read them would have them queue without end.
+		if err == nil && cc.ctrlQueued() > maxCtrlQueue {
+			err = connError(ErrCodeEnhanceYourCalm, "over %d bytes of answers queued for a server that does not read them", maxCtrlQueue)
+		}
 		var se *StreamError
 		switch {
 		case err == nil:

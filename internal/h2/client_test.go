@@ -429,6 +429,43 @@ func TestWriteWhenConnectionEnds(t *testing.T) {
 	}
 }
 
+// TestControlFlood: a server that sends PINGs and reads nothing has its
+// answers queue up to maxCtrlQueue, then loses the connection with
+// ENHANCE_YOUR_CALM.
+func TestControlFlood(t *testing.T) {
+	cc, s := start(t)
+	open(t, cc, s)
+	var burst []byte
+	for range 1000 {
+		burst = append(burst, appendFrameHeader(nil, 8, framePing, 0, 0)...)
+		burst = append(burst, "12345678"...)
+	}
+	flooded := make(chan int, 1)
+	go func() {
+		// Until the client closes the connection, or the deadline that
+		// start set passes.
+		n := 0
+		for {
+			m, err := s.nc.Write(burst)
+			n += m
+			if err != nil {
+				flooded <- n
+				return
+			}
+		}
+	}()
+	select {
+	case <-cc.Done():
+	case <-time.After(8 * time.Second):
+		t.Fatal("connection still open after 8 s of PINGs")
+	}
+	var ce *ConnError
+	if err := cc.Err(); !errors.As(err, &ce) || ce.Code != ErrCodeEnhanceYourCalm || ce.Remote {
+		t.Fatalf("Err: %v, want our ENHANCE_YOUR_CALM", err)
+	}
+	t.Logf("the server sent %d bytes of PING", <-flooded)
+}
+
 // TestNoDataAfterReset: a Write that took its window before its stream
 // was reset sends nothing after the RST_STREAM (RFC 9113 §5.1), and
 // reports the reset.
