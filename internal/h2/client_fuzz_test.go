@@ -388,7 +388,7 @@ func fuzzSession(ops uint8, stream []byte) error {
 	switch {
 	case !bytes.HasPrefix(payload, c.data) || len(c.data) < written:
 		problems = append(problems, fmt.Sprintf("server received %d bytes of DATA, Write wrote %d of %d", len(c.data), written, len(payload)))
-	case writeErr == nil && len(c.data) != len(payload):
+	case st != nil && writeErr == nil && len(c.data) != len(payload):
 		problems = append(problems, fmt.Sprintf("Write succeeded; the server received %d bytes of %d", len(c.data), len(payload)))
 	}
 	if sent := int64(len(c.data)); sent > defaultWindow+m.connCredit || sent > m.maxInitial+m.streamCredit {
