@@ -50,6 +50,7 @@ type ClientConn struct {
 	ctrlMu   sync.Mutex
 	ctrl     []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
 	ctrlKick chan struct{} // signaled when ctrl gains frames
+	ctrlOut  []byte        // wlock: the queue's other buffer, last written
 
 	mu            sync.Mutex
 	streams       map[uint32]*Stream // mu: open streams by ID
@@ -253,7 +254,12 @@ func (cc *ClientConn) failWith(ce *ConnError) {
 
 const goAwayWait = time.Second
 
-// queueCtrl queues a frame for ctrlLoop, or the next writer, to send.
+// maxCtrlQueue bounds the control frames queued and not yet written,
+// which grow while a server that does not read asks for answers.
+const maxCtrlQueue = 64 << 10
+
+// queueCtrl queues a frame for ctrlLoop, or the next writer, to send. It
+// never waits for the socket.
 func (cc *ClientConn) queueCtrl(frame []byte) {
 	cc.ctrlMu.Lock()
 	cc.ctrl = append(cc.ctrl, frame...)
@@ -264,16 +270,29 @@ func (cc *ClientConn) queueCtrl(frame []byte) {
 	}
 }
 
-// writeCtrlLocked puts the queued control frames in bw.
+// ctrlQueued returns how many bytes of control frames are queued.
+func (cc *ClientConn) ctrlQueued() int {
+	cc.ctrlMu.Lock()
+	defer cc.ctrlMu.Unlock()
+	return len(cc.ctrl)
+}
+
+// writeCtrlLocked puts the queued control frames in bw. It takes them
+// from the queue first, so that queueCtrl never waits while they go out.
 //
 // The caller holds wlock.
 func (cc *ClientConn) writeCtrlLocked() {
 	cc.ctrlMu.Lock()
-	if len(cc.ctrl) > 0 {
-		cc.bw.Write(cc.ctrl)
-		cc.ctrl = cc.ctrl[:0]
-	}
+	out := cc.ctrl
+	cc.ctrl = cc.ctrlOut[:0]
 	cc.ctrlMu.Unlock()
+	if len(out) > 0 {
+		cc.bw.Write(out)
+	}
+	if cap(out) > 4<<10 {
+		out = nil // left by a burst: not kept for the connection's life
+	}
+	cc.ctrlOut = out
 }
 
 // ctrlLoop writes the control frames queued, until the connection ends.
@@ -335,6 +354,11 @@ func (cc *ClientConn) readLoop() {
 			return
 		}
 		err := cc.dispatch(h, p)
+		// §10.5: a server that asks for answers (PING, SETTINGS) and
+		// does not read them would have them queue without end.
+		if err == nil && cc.ctrlQueued() > maxCtrlQueue {
+			err = connError(ErrCodeEnhanceYourCalm, "over %d bytes of answers queued for a server that does not read them", maxCtrlQueue)
+		}
 		var se *StreamError
 		switch {
 		case err == nil:
@@ -698,13 +722,15 @@ func (cc *ClientConn) onWindowUpdate(h frameHeader, p []byte) error {
 
 // resetStream ends stream id with our RST_STREAM for se.
 func (cc *ClientConn) resetStream(id uint32, se *StreamError) {
-	cc.queueCtrl(appendRSTStream(nil, id, se.Code))
 	cc.mu.Lock()
 	s := cc.streams[id]
 	cc.mu.Unlock()
 	if s != nil {
+		s.end(se, se) // before the RST_STREAM is queued: see writeDataLocked
+	}
+	cc.queueCtrl(appendRSTStream(nil, id, se.Code))
+	if s != nil {
 		cc.removeStream(s)
-		s.end(se, se)
 	}
 }
 
@@ -797,23 +823,29 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 	}
 	if err := cc.bw.Flush(); err != nil {
 		go cc.fail(err)
+		if cerr := cc.Err(); cerr != nil {
+			err = cerr // the connection ended, closing the socket
+		}
 		return nil, err
 	}
 	return s, nil
 }
 
-// writeData sends p in DATA frames on stream id, endStream on the last.
+// writeDataLocked sends the control frames queued, then p in DATA frames
+// on stream s unless s has ended; it reports whether p went out.
 //
 // The caller holds wlock.
-func (cc *ClientConn) writeDataLocked(id uint32, p []byte, endStream bool, maxFrame int) error {
+func (cc *ClientConn) writeDataLocked(s *Stream, p []byte, maxFrame int) (bool, error) {
 	cc.writeCtrlLocked()
-	for {
+	// §5.1: no DATA may follow our RST_STREAM or END_STREAM. A stream is
+	// marked ended before its last frame is queued, so if that frame is
+	// among those just written, the mark is seen here.
+	s.mu.Lock()
+	ended := s.endSent
+	s.mu.Unlock()
+	for !ended {
 		n := min(len(p), maxFrame)
-		var flags uint8
-		if endStream && n == len(p) {
-			flags = flagEndStream
-		}
-		cc.wbuf = appendFrameHeader(cc.wbuf[:0], n, frameData, flags, id)
+		cc.wbuf = appendFrameHeader(cc.wbuf[:0], n, frameData, 0, s.id)
 		cc.bw.Write(cc.wbuf)
 		cc.bw.Write(p[:n])
 		p = p[n:]
@@ -821,7 +853,7 @@ func (cc *ClientConn) writeDataLocked(id uint32, p []byte, endStream bool, maxFr
 			break
 		}
 	}
-	return cc.bw.Flush()
+	return !ended, cc.bw.Flush()
 }
 
 // Addresses of the connection.

@@ -400,3 +400,124 @@ func TestGoAway(t *testing.T) {
 		t.Fatalf("stream 1: %q, %v", buf, err)
 	}
 }
+
+// TestWriteWhenConnectionEnds: a Write under way when the server ends
+// the connection returns the connection's error, not the closed socket's.
+func TestWriteWhenConnectionEnds(t *testing.T) {
+	cc, s := start(t)
+	s.settings(settingInitialWindowSize, maxWindow)
+	st := open(t, cc, s)
+	s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
+	done := make(chan error, 1)
+	go func() {
+		// Past what the sockets buffer: the write waits for the server,
+		// which reads no more.
+		_, err := st.Write(make([]byte, 32<<20))
+		done <- err
+	}()
+	s.expect(frameData)
+	time.Sleep(50 * time.Millisecond)
+	s.write(frameGoAway, 0, 0, []byte{0, 0, 0, 1, 0, 0, 0, byte(ErrCodeProtocol)})
+	select {
+	case err := <-done:
+		var ce *ConnError
+		if !errors.As(err, &ce) || ce.Code != ErrCodeProtocol || !ce.Remote {
+			t.Fatalf("Write: %v, want the server's GOAWAY with PROTOCOL_ERROR", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still under way 5 s after the connection ended")
+	}
+}
+
+// TestControlFlood: a server that sends PINGs and reads nothing has its
+// answers queue up to maxCtrlQueue, then loses the connection with
+// ENHANCE_YOUR_CALM.
+func TestControlFlood(t *testing.T) {
+	cc, s := start(t)
+	open(t, cc, s)
+	var burst []byte
+	for range 1000 {
+		burst = append(burst, appendFrameHeader(nil, 8, framePing, 0, 0)...)
+		burst = append(burst, "12345678"...)
+	}
+	flooded := make(chan int, 1)
+	go func() {
+		// Until the client closes the connection, or the deadline that
+		// start set passes.
+		n := 0
+		for {
+			m, err := s.nc.Write(burst)
+			n += m
+			if err != nil {
+				flooded <- n
+				return
+			}
+		}
+	}()
+	select {
+	case <-cc.Done():
+	case <-time.After(8 * time.Second):
+		t.Fatal("connection still open after 8 s of PINGs")
+	}
+	var ce *ConnError
+	if err := cc.Err(); !errors.As(err, &ce) || ce.Code != ErrCodeEnhanceYourCalm || ce.Remote {
+		t.Fatalf("Err: %v, want our ENHANCE_YOUR_CALM", err)
+	}
+	t.Logf("the server sent %d bytes of PING", <-flooded)
+}
+
+// TestNoDataAfterReset: a Write that took its window before its stream
+// was reset sends nothing after the RST_STREAM (RFC 9113 §5.1), and
+// reports the reset.
+func TestNoDataAfterReset(t *testing.T) {
+	cc, s := start(t)
+	st := open(t, cc, s)
+	cc.wlock <- struct{}{} // the Write waits for this, past its checks
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Write([]byte("x"))
+		done <- err
+	}()
+	waitFor(t, "the Write to take its window", func() bool {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return st.sendWindow == defaultWindow-1
+	})
+	s.write(frameWindowUpdate, 0, 1, []byte{0, 0, 0, 0}) // a stream error
+	waitFor(t, "the reset", func() bool {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		return st.werr != nil
+	})
+	<-cc.wlock
+	var se *StreamError
+	if err := <-done; !errors.As(err, &se) || se.Code != ErrCodeProtocol || se.Remote {
+		t.Fatalf("Write: %v, want our reset", err)
+	}
+	s.write(framePing, 0, 0, []byte("12345678"))
+	reset := false
+	for {
+		h, p := s.read()
+		switch {
+		case h.typ == frameRSTStream:
+			reset = true
+		case h.typ == frameData:
+			t.Fatalf("DATA %q on stream %d (after the RST_STREAM: %v)", p, h.streamID, reset)
+		case h.typ == framePing && h.flags&flagAck != 0:
+			if !reset {
+				t.Fatal("no RST_STREAM before the PING's answer")
+			}
+			return
+		}
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 5 s for %s", what)
+		}
+	}
+}

@@ -31,7 +31,7 @@ type Stream struct {
 	unacked    int64         // mu: bytes read (or padding) not yet credited back
 	rerr       error         // mu: the end of the input: io.EOF, or why the stream ended
 	werr       error         // mu: why writes fail, once they do
-	endSent    bool          // mu: END_STREAM or RST_STREAM went out
+	endSent    bool          // mu: the stream ended: END_STREAM or RST_STREAM went out or is queued, or none is needed
 	closed     bool          // mu: Close was called
 	status     int           // mu: the response's status, 0 before it
 	header     []hpack.Field // mu: the response's fields
@@ -350,11 +350,19 @@ func (s *Stream) Write(p []byte) (int, error) {
 		case <-cc.done:
 			continue
 		}
-		err := cc.writeDataLocked(s.id, p[:n], false, maxFrame)
+		sent, err := cc.writeDataLocked(s, p[:n], maxFrame)
 		<-cc.wlock
 		if err != nil {
+			// A write cut by the end of the connection reports that
+			// end, not the closed socket's error.
 			cc.fail(err)
-			return written, err
+			return written, cc.Err()
+		}
+		if !sent {
+			// The stream ended meanwhile, with werr set or closed:
+			// the loop's next turn says which.
+			s.giveBack(n)
+			continue
 		}
 		written += int(n)
 		p = p[n:]

@@ -176,6 +176,35 @@ func TestDecodeRFC(t *testing.T) {
 	}
 }
 
+// rfcC5 are the responses of RFC 7541 C.5, one connection's, with a
+// dynamic table of 256 bytes.
+var rfcC5 = []string{
+	"4803 3330 3258 0770 7269 7661 7465 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3120 474d 546e 1768 7474 7073 3a2f 2f77 7777 2e65 7861 6d70 6c65 2e63 6f6d",
+	"4803 3330 37c1 c0bf",
+	"88c1 611d 4d6f 6e2c 2032 3120 4f63 7420 3230 3133 2032 303a 3133 3a32 3220 474d 54c0 5a04 677a 6970 7738 666f 6f3d 4153 444a 4b48 514b 425a 584f 5157 454f 5049 5541 5851 5745 4f49 553b 206d 6178 2d61 6765 3d33 3630 303b 2076 6572 7369 6f6e 3d31",
+}
+
+// TestDecodeRFCResponses decodes RFC 7541 C.5, whose table evicts.
+func TestDecodeRFCResponses(t *testing.T) {
+	d := NewDecoder(256)
+	checkFields(t, decodeAll(t, d, unhex(t, rfcC5[0])), ":status: 302", "cache-control: private",
+		"date: Mon, 21 Oct 2013 20:13:21 GMT", "location: https://www.example.com")
+	if d.size != 222 || d.n != 4 {
+		t.Errorf("after C.5.1: table of %d entries, %d bytes; want 4, 222", d.n, d.size)
+	}
+	checkFields(t, decodeAll(t, d, unhex(t, rfcC5[1])), ":status: 307", "cache-control: private",
+		"date: Mon, 21 Oct 2013 20:13:21 GMT", "location: https://www.example.com")
+	if d.size != 222 || d.n != 4 {
+		t.Errorf("after C.5.2: table of %d entries, %d bytes; want 4, 222", d.n, d.size)
+	}
+	checkFields(t, decodeAll(t, d, unhex(t, rfcC5[2])), ":status: 200", "cache-control: private",
+		"date: Mon, 21 Oct 2013 20:13:22 GMT", "location: https://www.example.com", "content-encoding: gzip",
+		"set-cookie: foo=ASDJKHQKBZXOQWEOPIUAXQWEOIU; max-age=3600; version=1")
+	if d.size != 215 || d.n != 3 {
+		t.Errorf("after C.5.3: table of %d entries, %d bytes; want 3, 215", d.n, d.size)
+	}
+}
+
 // TestEviction: entries leave the table oldest first when it fills, and a
 // size update shrinks it.
 func TestEviction(t *testing.T) {
