@@ -185,8 +185,9 @@ func (c *Conn) peerClosedLocked(ce CloseError) error {
 // frame, and the peer may answer before finishing it), so a server that
 // can half-close does so, letting the peer read our close frame followed
 // by the end of the stream, and then waits for the peer to close rather
-// than for its close frame. A client waits for the server to close, as
-// always.
+// than for its close frame. A server whose transport closes in order
+// (an HTTP/2 stream) closes at once: nothing the peer still sends can
+// reset what we wrote. A client waits for the server to close, as always.
 //
 // The caller holds readMu.
 func (c *Conn) failLocked(pe *ProtocolError) error {
@@ -199,7 +200,7 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason))
 	cancel()
 	switch {
-	case c.rs.client:
+	case c.rs.client, c.tr.closeInOrder:
 	case c.tr.closeWrite != nil:
 		c.tr.closeWrite()
 		c.drainRawLocked(deadline)

@@ -265,6 +265,13 @@
 // so the handler must keep running while the Conn is in use; Serve, over
 // HTTP/2, serves from the handler's goroutine and returns at the end.
 //
+// A stream's END_STREAM stands for the close of a TCP connection (RFC 8441
+// §5). A server's Conn closes as soon as the close frames are exchanged,
+// or at once after its own close frame when it fails the connection, and
+// the handler's return puts END_STREAM on the wire; the client waits for
+// it and ends its own side with END_STREAM in turn, or resets the stream
+// (RST_STREAM CANCEL) if its close timeout passes first.
+//
 // Dial with DialOptions.HTTP2 set opens the stream itself: over TLS with
 // ALPN h2 for wss://, over h2c with prior knowledge for ws://. WebSockets
 // to the same origin, dialed with the same HTTP client transport, share

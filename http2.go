@@ -72,7 +72,7 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	return newConn(connConfig{
 		subprotocol: subprotocol,
 		deflate:     deflate,
-		tr:          transport{rw: s},
+		tr:          transport{rw: s, closeInOrder: true},
 	}.with(opts)), nil
 }
 

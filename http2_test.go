@@ -304,7 +304,11 @@ func testHTTP2Bytes(t *testing.T) {
 }
 
 func testHTTP2ProtocolError(t *testing.T) {
-	s := h2Server(t, h2Echo(nil, make(chan error, 1)))
+	ended := make(chan error, 1)
+	// A close timeout far past expectEnd's wait: the stream must end
+	// because the server failed the connection, not because it gave up
+	// waiting for the client.
+	s := h2Server(t, h2Echo(&AcceptOptions{CloseTimeout: time.Minute}, ended))
 	resp, nc := h2Request(t, s, http.MethodConnect, nil)
 	if resp.Status != http.StatusOK || nc == nil {
 		t.Fatalf("status %d (%s), want 200", resp.Status, resp.Body)
@@ -318,9 +322,19 @@ func testHTTP2ProtocolError(t *testing.T) {
 		t.Fatalf("answered with % x, want a close frame with code 1002", head)
 	}
 	readFull(t, nc, int(head[1])-2) // the reason
-	// The server waits for our close or the end of our side.
-	nc.(*net.TCPConn).CloseWrite()
+	// Failing the connection, the server ends its stream at once after
+	// its close frame, waiting neither for our close frame nor for the end
+	// of our side (RFC 6455 §7.1.7): END_STREAM cannot reset what it
+	// wrote, as closing a socket with input unread would.
 	expectEnd(t, nc)
+	select {
+	case err := <-ended:
+		if CloseStatus(err) != StatusProtocolError {
+			t.Errorf("the handler's Read returned %v, want a protocol error 1002", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("the handler's Read had not returned 5s after the stream ended")
+	}
 }
 
 func testHTTP2Refusals(t *testing.T) {

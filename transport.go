@@ -18,6 +18,11 @@ type transport struct {
 	// noPing is set when no ping can be sent over the transport (a
 	// browser's WebSocket sends none): Ping fails at once.
 	noPing bool
+	// closeInOrder is set when closing ends the stream in order after
+	// all that was written, whatever the peer sends meanwhile, as a
+	// server's HTTP/2 stream ends with END_STREAM (RFC 8441 §5), where
+	// closing a socket with input unread would reset it.
+	closeInOrder bool
 	// closeWrite half-closes the stream, nil when it cannot.
 	closeWrite func() error
 	// raw is the socket, when the stream is a plain one whose input Serve

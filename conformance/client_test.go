@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha1"
+	"crypto/tls"
 	"encoding/base64"
 	"net"
 	"net/http"
@@ -17,19 +18,29 @@ import (
 // The client role of the conformance suite: the library dials and echoes,
 // the raw peer is its server.
 
-// cfStartClientRole listens on loopback, has the library dial it and run
-// an echo loop, and answers the handshake as the raw peer's server.
-func cfStartClientRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
+// cfStartClientRole listens on loopback, has the library dial it over tr
+// and run an echo loop, and answers the handshake as the raw peer's
+// server.
+func cfStartClientRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-chan cfEnd) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	url := "ws://" + ln.Addr().String() + "/chat"
+	opts := &websocket.DialOptions{CloseTimeout: cfLibCloseTimeout}
+	if tr.http2 {
+		opts.HTTP2 = websocket.HTTP2Required
+	}
+	if tr.tls {
+		url = "wss://" + ln.Addr().String() + "/chat"
+		opts.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: cfClientTLS(t)}}
 	}
 	ends := make(chan cfEnd, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), cfWait)
-		c, _, err := websocket.Dial(ctx, "ws://"+ln.Addr().String()+"/chat", &websocket.DialOptions{CloseTimeout: cfLibCloseTimeout})
+		c, _, err := websocket.Dial(ctx, url, opts)
 		cancel()
 		if err != nil {
 			ends <- cfEnd{"dial", err}
@@ -46,6 +57,25 @@ func cfStartClientRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
 	nc, err := ln.Accept()
 	if err != nil {
 		t.Fatalf("accepting the library's connection: %v", err)
+	}
+	if tr.http2 {
+		if tr.tls {
+			tc := tls.Server(nc, cfServerTLS(t))
+			tc.SetDeadline(time.Now().Add(cfWait))
+			if err := tc.Handshake(); err != nil {
+				nc.Close()
+				t.Fatalf("TLS handshake: %v", err)
+			}
+			tc.SetDeadline(time.Time{})
+			nc = tc
+			cfCheckALPN(t, tc)
+		}
+		hs, err := h2Accept(nc, tr.scheme())
+		if err != nil {
+			t.Fatalf("accepting the WebSocket stream: %v", err)
+		}
+		t.Cleanup(func() { hs.Close() })
+		return &cfPeer{conn: hs, br: bufio.NewReader(hs)}, ends
 	}
 	t.Cleanup(func() { nc.Close() })
 	p := &cfPeer{conn: nc.(*net.TCPConn), br: bufio.NewReader(nc)}
@@ -73,7 +103,7 @@ func cfStartClientRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
 	return p, ends
 }
 
-// cfAcceptKey computes Sec-WebSocket-websocket.Accept (RFC 6455 §4.2.2).
+// cfAcceptKey computes Sec-WebSocket-Accept (RFC 6455 §4.2.2).
 func cfAcceptKey(key string) string {
 	h := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	return base64.StdEncoding.EncodeToString(h[:])

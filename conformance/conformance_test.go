@@ -13,12 +13,14 @@ import (
 
 // The conformance suite: scripts for the raw peer of rawpeer_test.go, run
 // against the library as a server (an httptest handler that accepts and
-// echoes) and as a client (websocket.Dial and the same echo loop), covering the
-// behaviours RFC 6455 requires of an endpoint section by section: framing,
-// pings, reserved bits and opcodes, fragmentation, UTF-8, the close
-// handshake, large messages, and the encoding and size limits. Every case
-// checks exact frames, exact close codes, who closes TCP, and the error
-// the library's Read returned.
+// echoes) and as a client (websocket.Dial and the same echo loop), over
+// each transport of transport_test.go (HTTP/1.1, and HTTP/2 streams in
+// cleartext and over TLS), covering the behaviours RFC 6455 requires of
+// an endpoint section by section: framing, pings, reserved bits and
+// opcodes, fragmentation, UTF-8, the close handshake, large messages, and
+// the encoding and size limits. Every case checks exact frames, exact
+// close codes, who ends the connection and how, and the error the
+// library's Read returned.
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
@@ -36,61 +38,73 @@ func TestConformance(t *testing.T) {
 		{"10-large-messages", cfLargeMessageCases()},
 		{"encoding-and-limits", cfEncodingCases()},
 	}
-	for _, role := range []cfRole{cfServer, cfClient} {
-		t.Run(role.String(), func(t *testing.T) {
-			t.Parallel()
-			for _, sec := range sections {
-				t.Run(sec.name, func(t *testing.T) {
-					t.Parallel()
-					for _, c := range sec.cases {
-						if c.only != cfBoth && c.only != role {
-							continue
-						}
-						t.Run(c.name, func(t *testing.T) {
-							t.Parallel()
-							runConformanceCase(t, role, c)
-						})
+	cfForEachTransport(t, func(t *testing.T, tr cfTransport) {
+		for _, role := range []cfRole{cfServer, cfClient} {
+			t.Run(role.String(), func(t *testing.T) {
+				t.Parallel()
+				for _, sec := range sections {
+					if !tr.runs(sec.name) {
+						continue
 					}
-				})
-			}
-		})
-	}
+					t.Run(sec.name, func(t *testing.T) {
+						t.Parallel()
+						for _, c := range sec.cases {
+							if c.only != cfBoth && c.only != role {
+								continue
+							}
+							t.Run(c.name, func(t *testing.T) {
+								t.Parallel()
+								runConformanceCase(t, tr, role, c)
+							})
+						}
+					})
+				}
+			})
+		}
+	})
 }
 
 // TestConformanceBoundarySweep sends payloads of the lengths where the
 // length encoding changes, written whole, one byte at a time (through the
 // header and the first and last 512 payload bytes, see cfDribble) and in
-// halves, and checks the exact echo, in both roles.
+// halves, and checks the exact echo, in both roles, over each transport.
+// Over HTTP/2 each write of the peer is a DATA frame of its own, so the
+// bytewise sweep also sends a frame in one-byte DATA frames.
 func TestConformanceBoundarySweep(t *testing.T) {
 	t.Parallel()
 	writes := []struct {
 		name string
 		chop int
 	}{{"whole", 0}, {"bytewise", cfDribble}, {"halves", cfHalving}}
-	for _, role := range []cfRole{cfServer, cfClient} {
-		t.Run(role.String(), func(t *testing.T) {
-			t.Parallel()
-			for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 65537} {
-				for _, w := range writes {
-					for _, op := range []byte{0x1, 0x2} {
-						if op == 0x1 && w.chop != 0 {
-							continue // text is swept whole; binary every way
+	cfForEachTransport(t, func(t *testing.T, tr cfTransport) {
+		if !tr.runs(cfSweep) {
+			t.Skipf("the sweep is not in the sample of %s", tr.name)
+		}
+		for _, role := range []cfRole{cfServer, cfClient} {
+			t.Run(role.String(), func(t *testing.T) {
+				t.Parallel()
+				for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 65537} {
+					for _, w := range writes {
+						for _, op := range []byte{0x1, 0x2} {
+							if op == 0x1 && w.chop != 0 {
+								continue // text is swept whole; binary every way
+							}
+							f := frBuild(true, 0, op, cfPattern(n))
+							name := fmt.Sprintf("op%d/%d/%s", op, n, w.name)
+							t.Run(name, func(t *testing.T) {
+								t.Parallel()
+								runConformanceCase(t, tr, role, cfCase{steps: []cfStep{
+									sendChopped(w.chop, f),
+									expectFrame(f),
+									cfBye(),
+								}})
+							})
 						}
-						f := frBuild(true, 0, op, cfPattern(n))
-						name := fmt.Sprintf("op%d/%d/%s", op, n, w.name)
-						t.Run(name, func(t *testing.T) {
-							t.Parallel()
-							runConformanceCase(t, role, cfCase{steps: []cfStep{
-								sendChopped(w.chop, f),
-								expectFrame(f),
-								cfBye(),
-							}})
-						})
 					}
 				}
-			}
-		})
-	}
+			})
+		}
+	})
 }
 
 // TestConformancePeerSelfCheck checks the raw peer's own codec against the
@@ -117,6 +131,10 @@ func TestConformancePeerSelfCheck(t *testing.T) {
 			"\x8a\x85\x37\xfa\x21\x3d\x7f\x9f\x4d\x51\x58",
 		},
 		{"accept key", cfAcceptKey("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="},
+		// RFC 7541 C.2.1's field, as a literal without indexing (§6.2.2).
+		{"HPACK literal", string(h2Literal(nil, "custom-key", "custom-header")), "\x00\x0acustom-key\x0dcustom-header"},
+		{"SETTINGS", string(h2SettingsFrame(h2SettingEnableConnect, 1)), "\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x08\x00\x00\x00\x01"},
+		{"DATA header", string(h2FrameHeader(nil, 16384, h2Data, h2FlagEndStream, 1)), "\x00\x40\x00\x00\x01\x00\x00\x00\x01"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -169,9 +187,9 @@ func cfWaitDone(t *testing.T, done <-chan struct{}, what string) {
 	}
 }
 
-// runConformanceCase plays c against the library in role and checks how
-// the library's loop ended.
-func runConformanceCase(t *testing.T, role cfRole, c cfCase) {
+// runConformanceCase plays c against the library in role over tr and
+// checks how the library's loop ended.
+func runConformanceCase(t *testing.T, tr cfTransport, role cfRole, c cfCase) {
 	var want *cfLibEnd
 	for _, s := range c.steps {
 		if s.end != nil {
@@ -184,9 +202,9 @@ func runConformanceCase(t *testing.T, role cfRole, c cfCase) {
 	var p *cfPeer
 	var ends <-chan cfEnd
 	if role == cfServer {
-		p, ends = cfStartServerRole(t, c.limit)
+		p, ends = cfStartServerRole(t, tr, c.limit)
 	} else {
-		p, ends = cfStartClientRole(t, c.limit)
+		p, ends = cfStartClientRole(t, tr, c.limit)
 	}
 	for i, s := range c.steps {
 		if err := s.do(p); err != nil {
@@ -589,13 +607,13 @@ func cfCloseCases() []cfCase {
 			sendFrames(frText("Hello World!"), frClose(1000, ""), frPing("")),
 			expectFrame(frText("Hello World!")),
 			expectClose(websocket.StatusNormalClosure),
-			tcpClose(cfLibEnd{code: websocket.StatusNormalClosure}),
+			teardownStep(cfLibEnd{code: websocket.StatusNormalClosure}),
 		}},
 		{name: "empty close", steps: []cfStep{peerClosesEmpty()}},
 		{name: "close 1000 answered byte for byte", steps: []cfStep{
 			sendFrames(frClose(1000, "")),
 			expectFrame("\x88\x02\x03\xe8"),
-			tcpClose(cfLibEnd{code: websocket.StatusNormalClosure}),
+			teardownStep(cfLibEnd{code: websocket.StatusNormalClosure}),
 		}},
 		cfFails("close payload of 1 byte", websocket.StatusProtocolError, sendFrames(frBuild(true, 0, 0x8, "a"))),
 		{name: "close 1000 with reason", steps: []cfStep{peerCloses(websocket.StatusNormalClosure, "Hello World!")}},
@@ -603,20 +621,21 @@ func cfCloseCases() []cfCase {
 		cfFails("close with 126-byte payload", websocket.StatusProtocolError, sendFrames(frClose(1000, strings.Repeat("*", 124)))),
 		cfFails("close reason not UTF-8", websocket.StatusInvalidFramePayloadData,
 			sendFrames(frClose(1000, "\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5\xed\xa0\x80\x65\x64\x69\x74\x65\x64"))),
-		// RFC 6455 §7.1.1: the client waits for the server to close TCP;
-		// the raw server stays silent first, then closes, and the library
-		// must close in turn.
-		{name: "client waits for the server's TCP close", only: cfClient, steps: []cfStep{
+		// RFC 6455 §7.1.1: the client waits for the server to close TCP
+		// (over HTTP/2, to end its stream with END_STREAM); the raw server
+		// stays silent first, then closes, and the library must close in
+		// turn.
+		{name: "client waits for the server to close first", only: cfClient, steps: []cfStep{
 			sendFrames(frClose(1000, "")),
 			expectClose(websocket.StatusNormalClosure),
 			expectSilence(100 * time.Millisecond),
-			tcpClose(cfLibEnd{code: websocket.StatusNormalClosure}),
+			teardownStep(cfLibEnd{code: websocket.StatusNormalClosure}),
 		}},
-		{name: "failing client waits for the server's TCP close", only: cfClient, steps: []cfStep{
+		{name: "failing client waits for the server to close first", only: cfClient, steps: []cfStep{
 			sendFrames(frBuild(true, 0, 0x3, "")),
 			expectClose(websocket.StatusProtocolError),
 			expectSilence(100 * time.Millisecond),
-			tcpClose(cfLibEnd{code: websocket.StatusProtocolError, failed: true}),
+			teardownStep(cfLibEnd{code: websocket.StatusProtocolError, failed: true}),
 		}},
 	}
 	for _, code := range []websocket.StatusCode{1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999} {

@@ -1,6 +1,6 @@
 // Package conformance_test is the conformance suite: a raw peer that writes
 // and checks exact bytes plays each role against the library, through its
-// public API alone.
+// public API alone, over HTTP/1.1 and over HTTP/2 streams.
 package conformance_test
 
 import (

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"strings"
 	"time"
@@ -17,9 +16,10 @@ import (
 
 // This file is the raw peer of the conformance suite: a hand-driven
 // endpoint that writes exact bytes and checks exact bytes, close codes and
-// TCP closes, and the small script language its cases are written in. The
-// cases and the runner are in conformance_test.go, the two roles' setup in
-// server_test.go and client_test.go. The peer
+// the ends of connections, and the small script language its cases are
+// written in. The cases and the runner are in conformance_test.go, the two
+// roles' setup in server_test.go and client_test.go, the transports in
+// transport_test.go and the peer's HTTP/2 in h2peer_test.go. The peer
 // shares no code with the library: it frames, masks and handshakes on its
 // own, so that a bug in the library's codec cannot hide itself.
 //
@@ -32,8 +32,9 @@ import (
 const cfWait = 5 * time.Second
 
 // cfLibCloseTimeout is the library's close timeout, longer than the peer
-// waits, so that a library that closes TCP only when its close timeout
-// runs out fails the TCP close checks instead of passing them late.
+// waits, so that a library that ends the connection only when its close
+// timeout runs out fails the checks of its end instead of passing them
+// late.
 const cfLibCloseTimeout = 2 * cfWait
 
 // cfRole names the role the library plays in a run.
@@ -227,7 +228,7 @@ func cfFirstDiff(got, want string) string {
 
 // cfPeer is the raw end of a connection to the library.
 type cfPeer struct {
-	conn   *net.TCPConn
+	conn   cfConn        // a TCP connection, or an HTTP/2 stream
 	br     *bufio.Reader // reads conn; it may hold bytes past the handshake
 	client bool          // the peer plays the client: it masks what it sends
 	keys   int           // frames masked so far, to vary the key
@@ -294,7 +295,7 @@ func (p *cfPeer) readFull(b []byte) error {
 	p.conn.SetReadDeadline(time.Now().Add(cfWait))
 	_, err := io.ReadFull(p.br, b)
 	if err == io.EOF {
-		err = errors.New("the library closed the connection (EOF)")
+		err = errors.New("the library ended the connection (EOF)")
 	}
 	return err
 }
@@ -354,7 +355,10 @@ func (p *cfPeer) libRole() cfRole {
 }
 
 // expectEOF reads the end of the stream: the library closed TCP, or
-// half-closed it, and sent nothing more.
+// half-closed it, and sent nothing more. Over HTTP/2 the end is the
+// library's END_STREAM (RFC 8441 §5: "Orderly TCP-level closures are
+// represented as END_STREAM flags"); an RST_STREAM in its place, the form
+// of a TCP reset, fails the check, as would a reset TCP connection.
 func (p *cfPeer) expectEOF() error {
 	p.conn.SetReadDeadline(time.Now().Add(cfWait))
 	b, err := p.br.ReadByte()
@@ -366,7 +370,7 @@ func (p *cfPeer) expectEOF() error {
 	case err == io.EOF:
 		return nil
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return fmt.Errorf("the library did not close the connection within %v", cfWait)
+		return fmt.Errorf("the library did not end the connection within %v", cfWait)
 	}
 	return fmt.Errorf("want the end of the stream, got %w", err)
 }
@@ -375,7 +379,8 @@ func (p *cfPeer) expectEOF() error {
 // §7.1.1: the server closes TCP first. Playing the client, the peer
 // expects the library (the server) to close or half-close; playing the
 // server, the peer half-closes and expects the library (the client) to
-// close in turn.
+// close in turn. Over HTTP/2 each end of the stream is END_STREAM: the
+// server's first, then the client's.
 func (p *cfPeer) teardown() error {
 	if !p.client {
 		if err := p.conn.CloseWrite(); err != nil {
@@ -531,7 +536,7 @@ func expectSilence(d time.Duration) cfStep {
 		case err == nil:
 			return fmt.Errorf("got byte %#x", b)
 		case err == io.EOF:
-			return errors.New("the library closed the connection")
+			return errors.New("the library ended the connection")
 		case !errors.Is(err, os.ErrDeadlineExceeded):
 			return err
 		}
@@ -561,10 +566,10 @@ func peerClosesEmpty() cfStep {
 }
 
 // peerClosesWith sends the frames of close (ending with a close frame),
-// expects a close frame with code in reply, then the TCP teardown.
+// expects a close frame with code in reply, then the teardown.
 func peerClosesWith(close string, code websocket.StatusCode, reason string) cfStep {
 	return cfStep{
-		what: fmt.Sprintf("close handshake: send %s, expect close %d, TCP close", cfDescribe(close), code),
+		what: fmt.Sprintf("close handshake: send %s, expect close %d, teardown", cfDescribe(close), code),
 		do: func(p *cfPeer) error {
 			if err := p.write(p.outgoing(close, false), 0); err != nil {
 				return fmt.Errorf("sending close: %w", err)
@@ -577,7 +582,7 @@ func peerClosesWith(close string, code websocket.StatusCode, reason string) cfSt
 				return err
 			}
 			if err := p.teardown(); err != nil {
-				return fmt.Errorf("TCP close: %w", err)
+				return fmt.Errorf("teardown: %w", err)
 			}
 			return nil
 		},
@@ -586,11 +591,11 @@ func peerClosesWith(close string, code websocket.StatusCode, reason string) cfSt
 }
 
 // libFails expects the library to fail the connection: a close frame with
-// code, then the TCP teardown; its read must return a *websocket.ProtocolError
+// code, then the teardown; its read must return a *websocket.ProtocolError
 // with code.
 func libFails(code websocket.StatusCode) cfStep {
 	return cfStep{
-		what: fmt.Sprintf("library fails: expect close %d, TCP close", code),
+		what: fmt.Sprintf("library fails: expect close %d, teardown", code),
 		do: func(p *cfPeer) error {
 			f, err := p.readLibFrame()
 			if err != nil {
@@ -600,7 +605,7 @@ func libFails(code websocket.StatusCode) cfStep {
 				return err
 			}
 			if err := p.teardown(); err != nil {
-				return fmt.Errorf("TCP close: %w", err)
+				return fmt.Errorf("teardown: %w", err)
 			}
 			return nil
 		},
@@ -608,8 +613,8 @@ func libFails(code websocket.StatusCode) cfStep {
 	}
 }
 
-// tcpClose is the teardown alone, for scripts that exchanged the close
-// frames step by step; end is how the library's read must end.
-func tcpClose(end cfLibEnd) cfStep {
-	return cfStep{what: "TCP close", do: (*cfPeer).teardown, end: &end}
+// teardownStep is the teardown alone, for scripts that exchanged the
+// close frames step by step; end is how the library's read must end.
+func teardownStep(end cfLibEnd) cfStep {
+	return cfStep{what: "teardown", do: (*cfPeer).teardown, end: &end}
 }

@@ -2,6 +2,7 @@ package conformance_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,12 +17,14 @@ import (
 // echoes in an httptest handler, the raw peer is its client.
 
 // cfStartServerRole starts an httptest server whose handler accepts and
-// echoes, and connects the raw peer to it as a client. It returns the peer
-// and the channel on which the handler reports how its loop ended.
-func cfStartServerRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
+// echoes, and connects the raw peer to it as a client over tr. It returns
+// the peer and the channel on which the handler reports how its loop
+// ended.
+func cfStartServerRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-chan cfEnd) {
 	ends := make(chan cfEnd, 1)
-	done := make(chan struct{})
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	started, done := make(chan struct{}), make(chan struct{})
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
 		defer close(done)
 		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CloseTimeout: cfLibCloseTimeout})
 		if err != nil {
@@ -31,20 +34,59 @@ func cfStartServerRole(t *testing.T, limit int64) (*cfPeer, <-chan cfEnd) {
 		defer c.CloseNow()
 		ends <- cfEchoLoop(c, limit)
 	}))
+	switch {
+	case tr.tls:
+		s.EnableHTTP2 = true
+		s.TLS = cfServerTLS(t)
+		s.StartTLS()
+	case tr.http2:
+		s.Config.Protocols = new(http.Protocols)
+		s.Config.Protocols.SetHTTP1(true)
+		s.Config.Protocols.SetUnencryptedHTTP2(true)
+		s.Start()
+	default:
+		s.Start()
+	}
 	// Cleanups run last first: close the peer, wait for the handler, then
 	// close the server.
 	t.Cleanup(s.Close)
-	nc, err := net.DialTimeout("tcp", s.Listener.Addr().String(), cfWait)
+	addr := s.Listener.Addr().String()
+	nc, err := net.DialTimeout("tcp", addr, cfWait)
 	if err != nil {
 		t.Fatalf("dialing the server: %v", err)
 	}
-	t.Cleanup(func() { cfWaitDone(t, done, "server handler") })
+	t.Cleanup(func() {
+		select {
+		case <-started:
+			cfWaitDone(t, done, "server handler")
+		default: // the handshake failed before the handler ran
+		}
+	})
+	if tr.http2 {
+		if tr.tls {
+			tc := tls.Client(nc, cfClientTLS(t))
+			tc.SetDeadline(time.Now().Add(cfWait))
+			if err := tc.Handshake(); err != nil {
+				nc.Close()
+				t.Fatalf("TLS handshake: %v", err)
+			}
+			tc.SetDeadline(time.Time{})
+			nc = tc
+			cfCheckALPN(t, tc)
+		}
+		hs, err := h2Dial(nc, tr.scheme(), addr)
+		if err != nil {
+			t.Fatalf("opening the WebSocket stream: %v", err)
+		}
+		t.Cleanup(func() { hs.Close() })
+		return &cfPeer{conn: hs, br: bufio.NewReader(hs), client: true}, ends
+	}
 	t.Cleanup(func() { nc.Close() })
 	p := &cfPeer{conn: nc.(*net.TCPConn), br: bufio.NewReader(nc), client: true}
 
 	const key = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455 §1.3
 	req := "GET /chat HTTP/1.1\r\n" +
-		"Host: " + s.Listener.Addr().String() + "\r\n" +
+		"Host: " + addr + "\r\n" +
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: " + key + "\r\n" +
