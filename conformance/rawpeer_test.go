@@ -29,7 +29,7 @@ import (
 // one script serves both roles.
 
 // cfWait bounds every wait of the raw peer and of the harness.
-const cfWait = 5 * time.Second
+const cfWait = 10 * time.Second
 
 // cfLibCloseTimeout is the library's close timeout, longer than the peer
 // waits, so that a library that ends the connection only when its close
