@@ -27,6 +27,7 @@ type Inflater struct {
 	MaxDist int    // the longest distance seen
 	Matched int    // bytes decoded from back-references
 	Blocks  [3]int // blocks seen, by type: stored, fixed, dynamic
+	Max     int    // with Lax, stop once a message decodes to more (0: no limit)
 
 	in  []byte
 	bit int // position in in, in bits
@@ -35,6 +36,10 @@ type Inflater struct {
 // ErrBeyondWindow is what the error of Message wraps for a back-reference
 // further back than the window.
 var ErrBeyondWindow = errors.New("distance beyond the window")
+
+// ErrMax is what Message returns when a message decodes to more than Max
+// bytes.
+var ErrMax = errors.New("flatetest: message longer than the most asked for")
 
 // errInflate marks the errors of Message, carried up by a panic.
 var errInflate = errors.New("flatetest: inflate")
@@ -146,7 +151,8 @@ func (z *Inflater) decode(h *huffman) int {
 // a stored length that does not match its complement, code lengths that
 // overrun or repeat nothing) or where the data refers back before the
 // start of Out or beyond the window (wrapping ErrBeyondWindow); on those
-// it returns what it decoded before them.
+// it returns what it decoded before them. Past Max bytes, if set, it
+// stops with ErrMax.
 func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 	z.in, z.bit = p, 0
 	start := len(z.Out)
@@ -156,8 +162,11 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 			if !ok || !errors.Is(e, errInflate) {
 				panic(r)
 			}
-			if errors.Is(e, io.ErrUnexpectedEOF) {
+			switch {
+			case errors.Is(e, io.ErrUnexpectedEOF):
 				e = io.ErrUnexpectedEOF
+			case errors.Is(e, ErrMax):
+				e = ErrMax
 			}
 			msg, err = z.Out[start:], e
 		}
@@ -179,6 +188,7 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 				for range n {
 					z.Out = append(z.Out, byte(z.bits(8)))
 				}
+				z.checkMax(start)
 			} else {
 				if z.bit>>3+n > len(z.in) {
 					z.corrupt("stored block runs past the input")
@@ -209,7 +219,7 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 				dl[i] = 5
 			}
 			z.Blocks[1]++
-			z.symbols(z.code(lens, "fixed literal", false), z.code(dl, "fixed distance", false))
+			z.symbols(start, z.code(lens, "fixed literal", false), z.code(dl, "fixed distance", false))
 		case 2:
 			nlit, ndist, ncl := z.bits(5)+257, z.bits(5)+1, z.bits(4)+4
 			if nlit > 286 || ndist > 30 {
@@ -247,7 +257,7 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 				z.corrupt("no end-of-block code")
 			}
 			z.Blocks[2]++
-			z.symbols(z.code(lens[:nlit], "literal/length", false), z.code(lens[nlit:], "distance", true))
+			z.symbols(start, z.code(lens[:nlit], "literal/length", false), z.code(lens[nlit:], "distance", true))
 		default:
 			z.corrupt("block type 3")
 		}
@@ -257,8 +267,16 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 	}
 }
 
-func (z *Inflater) symbols(lit, dist *huffman) {
+// checkMax stops a Lax message that grew past Max.
+func (z *Inflater) checkMax(start int) {
+	if z.Max > 0 && len(z.Out)-start > z.Max {
+		z.fail(ErrMax, "%d bytes", len(z.Out)-start)
+	}
+}
+
+func (z *Inflater) symbols(start int, lit, dist *huffman) {
 	for {
+		z.checkMax(start)
 		s := z.decode(lit)
 		switch {
 		case s < 256:
