@@ -719,10 +719,10 @@ func TestBuildTable(t *testing.T) {
 // FuzzReader decodes messages with a Reader and checks them against
 // compress/flate and the reference inflater. bits picks the window
 // (8 + bits%8); mode bit 0 sets context takeover, bit 1 a round trip.
-// cuts cuts data into messages, each byte b making one of b bytes (b*b/2
-// in a round trip) while data lasts, the rest of data the last; the same
-// bytes, in turn, set the size of each Read and of each read of the
-// source.
+// The first 15 bytes of cuts cut data into messages, each byte b making
+// one of b bytes (b*b/2 in a round trip) while data lasts, the rest of
+// data the last; all the bytes of cuts, in turn, set the size of each
+// Read and of each read of the source.
 //
 // Raw (bit 1 clear): each message is input as a receiver has it, for any
 // bytes. The Reader must deliver what compress/flate delivers from the
@@ -741,113 +741,133 @@ func FuzzReader(f *testing.F) {
 	for _, seed := range readerSeeds() {
 		f.Add(seed.bits, seed.mode, seed.cuts, seed.data)
 	}
-	// Made once: inputs run one at a time.
-	var fws [4]*stdflate.Writer
-	for i, level := range []int{stdflate.BestSpeed, stdflate.DefaultCompression, stdflate.BestCompression, stdflate.HuffmanOnly} {
-		fws[i], _ = stdflate.NewWriter(io.Discard, level)
-	}
-	fr := stdflate.NewReader(bytes.NewReader(nil))
-	buf := make([]byte, 1<<16)
+	fz := newReaderFuzz()
 	f.Fuzz(func(t *testing.T, bits, mode uint8, cuts, data []byte) {
-		windowBits := MinWindowBits + int(bits%8)
-		takeover, roundTrip := mode&1 != 0, mode&2 != 0
-		var msgs [][]byte
-		for _, b := range cuts {
-			n := int(b)
-			if roundTrip {
-				n = n * n / 2
-			}
-			n = min(n, len(data))
-			msgs, data = append(msgs, data[:n]), data[n:]
-		}
-		msgs = append(msgs, data)
-		turn := 0
-		next := func() int {
-			if len(cuts) == 0 {
-				return 1 << 16
-			}
-			b := int(cuts[turn%len(cuts)])
-			turn++
-			if b%5 == 0 {
-				return 1 << 16
-			}
-			return 1 + b%61
-		}
-		src := &msgSource{chunk: next}
-		r := NewReader(src, windowBits, takeover)
-		if roundTrip {
-			var outs [][]byte
-			if windowBits == MaxWindowBits {
-				var b bytes.Buffer
-				fw := fws[mode>>2&3]
-				fw.Reset(&b)
-				for _, m := range msgs {
-					b.Reset()
-					if !takeover {
-						fw.Reset(&b)
-					}
-					fw.Write(m)
-					fw.Flush()
-					outs = append(outs, bytes.Clone(b.Bytes()))
-				}
-			} else {
-				outs = compressMessages(windowBits, takeover, msgs, nil, 0)
-			}
-			for i, out := range outs {
-				src.next(bytes.TrimSuffix(out, []byte(FlushTail)), true)
-				got, err := readStream(r, next, buf)
-				if err != io.ErrUnexpectedEOF || !bytes.Equal(got, msgs[i]) {
-					t.Fatalf("message %d: %d bytes, %v; want the %d bytes compressed", i, len(got), err, len(msgs[i]))
-				}
-			}
-			return
-		}
-		// A bomb would take long to decode thrice: the first maxOut bytes
-		// are compared.
-		const maxOut = 256 << 10
-		var hist []byte
-		for i, m := range msgs {
-			var dict []byte
-			if takeover {
-				dict = hist[max(0, len(hist)-1<<MaxWindowBits):]
-			}
-			fr.(stdflate.Resetter).Reset(bytes.NewReader(m), dict)
-			want, wantErr := io.ReadAll(io.LimitReader(fr, maxOut+1))
-			if wantErr == nil {
-				wantErr = io.EOF
-			}
-			class := errorClass(wantErr)
-			if len(want) > maxOut {
-				want, class = want[:maxOut], "cut"
-			}
-			if windowBits < MaxWindowBits {
-				z := &flatetest.Inflater{Window: 1 << windowBits, Lax: true, Out: bytes.Clone(dict), Max: maxOut}
-				if lax, err := z.Message(m); errors.Is(err, flatetest.ErrBeyondWindow) && len(lax) <= len(want) {
-					want, class = want[:len(lax)], "corrupt"
-				}
-			}
-			src.next(m, false)
-			var got []byte
-			var err error
-			if class == "cut" {
-				got = make([]byte, maxOut)
-				_, err = io.ReadFull(r, got)
-				r.Reset()
-			} else {
-				got, err = readStream(r, next, buf)
-			}
-			if !bytes.Equal(got, want) || class != "cut" && errorClass(err) != class {
-				t.Fatalf("message %d: %d bytes, %v; want %d bytes, %s", i, len(got), err, len(want), class)
-			}
-			if r.d != nil {
-				t.Fatalf("message %d ended; the Reader still holds its working state", i)
-			}
-			if class == "corrupt" || class == "cut" {
-				return
-			}
-			hist = append(hist, got...)
+		if err := fz.run(bits, mode, cuts, data); err != nil {
+			t.Fatal(err)
 		}
 	})
+}
+
+// readerFuzz holds what FuzzReader's inputs share, made once (inputs run
+// one at a time).
+type readerFuzz struct {
+	fws [4]*stdflate.Writer
+	fr  io.ReadCloser
+	buf []byte
+}
+
+func newReaderFuzz() *readerFuzz {
+	fz := &readerFuzz{fr: stdflate.NewReader(bytes.NewReader(nil)), buf: make([]byte, 1<<16)}
+	for i, level := range []int{stdflate.BestSpeed, stdflate.DefaultCompression, stdflate.BestCompression, stdflate.HuffmanOnly} {
+		fz.fws[i], _ = stdflate.NewWriter(io.Discard, level)
+	}
+	return fz
+}
+
+// run checks one input of FuzzReader, returning the first property it
+// breaks.
+func (fz *readerFuzz) run(bits, mode uint8, cuts, data []byte) error {
+	fws, fr, buf := fz.fws, fz.fr, fz.buf
+	windowBits := MinWindowBits + int(bits%8)
+	takeover, roundTrip := mode&1 != 0, mode&2 != 0
+	var msgs [][]byte
+	for _, b := range cuts[:min(len(cuts), 15)] {
+		n := int(b)
+		if roundTrip {
+			n = n * n / 2
+		}
+		n = min(n, len(data))
+		msgs, data = append(msgs, data[:n]), data[n:]
+	}
+	msgs = append(msgs, data)
+	turn := 0
+	next := func() int {
+		if len(cuts) == 0 {
+			return 1 << 16
+		}
+		b := int(cuts[turn%len(cuts)])
+		turn++
+		if b%5 == 0 {
+			return 1 << 16
+		}
+		return 1 + b%61
+	}
+	src := &msgSource{chunk: next}
+	r := NewReader(src, windowBits, takeover)
+	if roundTrip {
+		var outs [][]byte
+		if windowBits == MaxWindowBits {
+			var b bytes.Buffer
+			fw := fws[mode>>2&3]
+			fw.Reset(&b)
+			for _, m := range msgs {
+				b.Reset()
+				if !takeover {
+					fw.Reset(&b)
+				}
+				fw.Write(m)
+				fw.Flush()
+				outs = append(outs, bytes.Clone(b.Bytes()))
+			}
+		} else {
+			outs = compressMessages(windowBits, takeover, msgs, nil, 0)
+		}
+		for i, out := range outs {
+			src.next(bytes.TrimSuffix(out, []byte(FlushTail)), true)
+			got, err := readStream(r, next, buf)
+			if err != io.ErrUnexpectedEOF || !bytes.Equal(got, msgs[i]) {
+				return fmt.Errorf("message %d: %d bytes, %v; want the %d bytes compressed", i, len(got), err, len(msgs[i]))
+			}
+		}
+		return nil
+	}
+	// A bomb would take long to decode thrice: the first maxOut bytes
+	// are compared.
+	const maxOut = 256 << 10
+	var hist []byte
+	for i, m := range msgs {
+		var dict []byte
+		if takeover {
+			dict = hist[max(0, len(hist)-1<<MaxWindowBits):]
+		}
+		fr.(stdflate.Resetter).Reset(bytes.NewReader(m), dict)
+		want, wantErr := io.ReadAll(io.LimitReader(fr, maxOut+1))
+		if wantErr == nil {
+			wantErr = io.EOF
+		}
+		class := errorClass(wantErr)
+		if len(want) > maxOut {
+			want, class = want[:maxOut], "cut"
+		}
+		if windowBits < MaxWindowBits {
+			z := &flatetest.Inflater{Window: 1 << windowBits, Lax: true, Out: bytes.Clone(dict), Max: maxOut}
+			if lax, err := z.Message(m); errors.Is(err, flatetest.ErrBeyondWindow) && len(lax) <= len(want) {
+				want, class = want[:len(lax)], "corrupt"
+			}
+		}
+		src.next(m, false)
+		var got []byte
+		var err error
+		if class == "cut" {
+			got = make([]byte, maxOut)
+			_, err = io.ReadFull(r, got)
+			r.Reset()
+		} else {
+			got, err = readStream(r, next, buf)
+		}
+		if !bytes.Equal(got, want) || class != "cut" && errorClass(err) != class {
+			return fmt.Errorf("message %d: %d bytes, %v; want %d bytes, %s", i, len(got), err, len(want), class)
+		}
+		if r.d != nil {
+			return fmt.Errorf("message %d ended; the Reader still holds its working state", i)
+		}
+		if class == "corrupt" || class == "cut" {
+			return nil
+		}
+		hist = append(hist, got...)
+	}
+	return nil
 }
 
 type readerSeed struct {
@@ -899,11 +919,13 @@ func readerSeeds() []readerSeed {
 	)
 	for _, bits := range []uint8{0, 2, 4, 7} {
 		seeds = append(seeds,
-			readerSeed{bits, 3, []byte{60, 0, 255}, flatetest.Text(rng, 40000)},
+			readerSeed{bits, 3, []byte{60, 0, 90}, flatetest.Text(rng, 6000)},
 			readerSeed{bits, 2, []byte{30, 30, 30}, flatetest.JSON(rng, 3000)},
-			readerSeed{bits, 3 | 4, []byte{10, 250}, flatetest.Random(rng, 3000)},
-			readerSeed{bits, 3 | 8, []byte{90}, bytes.Repeat([]byte("abc"), 5000)},
+			readerSeed{bits, 3 | 4, []byte{10, 70}, flatetest.Random(rng, 3000)},
+			readerSeed{bits, 3 | 8, []byte{90}, bytes.Repeat([]byte("abc"), 2000)},
 		)
 	}
+	// Back-references across the whole of the largest window.
+	seeds = append(seeds, readerSeed{7, 3, []byte{255, 255}, flatetest.Text(rng, 70000)})
 	return seeds
 }
