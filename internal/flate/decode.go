@@ -443,10 +443,10 @@ func (d *decoder) slow(r *Reader, p []byte, n int) (int, error) {
 // Read's output, lies in the window and after the start of the history.
 func (d *decoder) checkDist(r *Reader, dist, n int) error {
 	switch {
-	case dist > r.window:
-		return d.corrupt("distance %d beyond the window of %d bytes", dist, r.window)
-	case dist > n+r.hlen:
-		return d.corrupt("distance %d before the start of the output (%d bytes)", dist, n+r.hlen)
+	case dist > r.window():
+		return d.corrupt("distance %d beyond the window of %d bytes", dist, r.window())
+	case dist > n+int(r.hlen):
+		return d.corrupt("distance %d before the start of the output (%d bytes)", dist, n+int(r.hlen))
 	}
 	return nil
 }
@@ -460,7 +460,7 @@ func (d *decoder) fast(r *Reader, p []byte, n int) (int, error) {
 	ip := d.ip
 	bits, nb := d.bits, d.nb
 	lit, dist := d.lit, d.dist
-	hlen, window := r.hlen, r.window
+	hlen, window := int(r.hlen), r.window()
 	var fault string // what could not be decoded
 	var far int      // or the distance out of reach
 	for ip+8 <= len(in) && n < len(p) {

@@ -32,21 +32,19 @@ var ringPools [MaxWindowBits - MinWindowBits + 1]sync.Pool
 // stream may refer back into those before it; without, each decodes on
 // its own. A Reader is not safe for concurrent use.
 type Reader struct {
-	src       io.Reader
-	window    int  // 2^windowBits; immutable
-	windowIdx int  // windowBits - MinWindowBits, the ring pool index; immutable
-	takeover  bool // history outlives a stream; immutable
+	src io.Reader
 
-	// hist is a ring holding the last hlen bytes of output before the
-	// current Read, the oldest at hpos once it is full; its length is the
-	// window. nil until needed. With takeover it is the Reader's own;
-	// without, borrowed from ringPools (then pooled points to it) for a
-	// stream read in several Reads.
-	hist       []byte
-	pooled     *[]byte
-	hpos, hlen int
+	// ring holds the last hlen bytes of output before the current Read,
+	// the oldest at hpos once it is full; its length is the window. nil
+	// until needed. With takeover it is the Reader's own; without, it is
+	// borrowed from ringPools for a stream read in several Reads.
+	ring       *[]byte
+	hpos, hlen int32
 
 	d *decoder // the working state while a stream is being read
+
+	windowBits uint8 // immutable
+	takeover   bool  // history outlives a stream; immutable
 }
 
 // NewReader returns a Reader of the streams src yields, in which no
@@ -61,8 +59,11 @@ type Reader struct {
 // still decode.
 func NewReader(src io.Reader, windowBits int, takeover bool) *Reader {
 	windowBits = min(max(windowBits, MinWindowBits), MaxWindowBits)
-	return &Reader{src: src, window: 1 << windowBits, windowIdx: windowBits - MinWindowBits, takeover: takeover}
+	return &Reader{src: src, windowBits: uint8(windowBits), takeover: takeover}
 }
+
+// window returns the window's size, 2^windowBits.
+func (r *Reader) window() int { return 1 << r.windowBits }
 
 // Read decodes the next bytes of the current stream into p. It reads src
 // only for input it needs to go on, so it may return fewer bytes than p
@@ -106,9 +107,9 @@ func (r *Reader) endStream() {
 		r.d = nil
 	}
 	if !r.takeover {
-		if r.pooled != nil {
-			ringPools[r.windowIdx].Put(r.pooled)
-			r.hist, r.pooled = nil, nil
+		if r.ring != nil {
+			ringPools[r.windowBits-MinWindowBits].Put(r.ring)
+			r.ring = nil
 		}
 		r.hpos, r.hlen = 0, 0
 	}
@@ -119,29 +120,27 @@ func (r *Reader) remember(p []byte) {
 	if len(p) == 0 {
 		return
 	}
-	if r.hist == nil {
-		if r.takeover {
-			r.hist = make([]byte, r.window)
-		} else {
-			bp, _ := ringPools[r.windowIdx].Get().(*[]byte)
-			if bp == nil {
-				b := make([]byte, r.window)
-				bp = &b
-			}
-			r.hist, r.pooled = *bp, bp
+	if r.ring == nil {
+		if !r.takeover {
+			r.ring, _ = ringPools[r.windowBits-MinWindowBits].Get().(*[]byte)
+		}
+		if r.ring == nil {
+			b := make([]byte, r.window())
+			r.ring = &b
 		}
 	}
-	w := len(r.hist)
+	hist := *r.ring
+	w := len(hist)
 	if len(p) >= w {
-		copy(r.hist, p[len(p)-w:])
-		r.hpos, r.hlen = 0, w
+		copy(hist, p[len(p)-w:])
+		r.hpos, r.hlen = 0, int32(w)
 		return
 	}
-	if n := copy(r.hist[r.hpos:], p); n < len(p) {
-		copy(r.hist, p[n:])
+	if n := copy(hist[r.hpos:], p); n < len(p) {
+		copy(hist, p[n:])
 	}
-	r.hpos = (r.hpos + len(p)) & (w - 1)
-	r.hlen = min(r.hlen+len(p), w)
+	r.hpos = int32((int(r.hpos) + len(p)) & (w - 1))
+	r.hlen = int32(min(int(r.hlen)+len(p), w))
 }
 
 // copyMatch copies up to length bytes of a match at distance dist into
@@ -153,10 +152,11 @@ func (r *Reader) copyMatch(p []byte, n, dist, length int) (int, int) {
 	end := n + min(length, len(p)-n)
 	left := length - (end - n)
 	if dist > n {
+		hist := *r.ring
 		back := dist - n // bytes before p[0]
-		from := (r.hpos - back) & (len(r.hist) - 1)
+		from := (int(r.hpos) - back) & (len(hist) - 1)
 		for back > 0 && n < end {
-			c := copy(p[n:min(end, n+back)], r.hist[from:])
+			c := copy(p[n:min(end, n+back)], hist[from:])
 			n += c
 			back -= c
 			from = 0 // the rest, if any, is at the start of the ring

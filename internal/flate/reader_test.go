@@ -514,10 +514,12 @@ func TestReaderAllocs(t *testing.T) {
 // the working state and ring it has borrowed.
 func readerBytes(r *Reader) (own, borrowed int) {
 	own = int(reflect.TypeFor[Reader]().Size())
-	if r.pooled == nil {
-		own += cap(r.hist)
-	} else {
-		borrowed += cap(r.hist)
+	if r.ring != nil {
+		if r.takeover {
+			own += 24 + cap(*r.ring)
+		} else {
+			borrowed += cap(*r.ring)
+		}
 	}
 	if r.d != nil {
 		borrowed += int(reflect.TypeFor[decoder]().Size())
@@ -526,7 +528,7 @@ func readerBytes(r *Reader) (own, borrowed int) {
 }
 
 // TestReaderMemory checks what a Reader holds between messages: with
-// context takeover its window and a small struct, without it the struct
+// context takeover its window and a few words, without it a few words
 // alone; while a message is read in several Reads, the working state
 // (16 KiB at most) and, without takeover, a borrowed window.
 func TestReaderMemory(t *testing.T) {
@@ -535,7 +537,7 @@ func TestReaderMemory(t *testing.T) {
 	if size := reflect.TypeFor[decoder]().Size(); size > 16<<10 {
 		t.Errorf("the working state is %d bytes, more than 16 KiB", size)
 	}
-	const small = 128 // the Reader struct
+	const small = 48 // the Reader struct
 	for _, bits := range []int{8, 10, 12, 15} {
 		for _, takeover := range []bool{true, false} {
 			outs := compressMessages(bits, takeover, msgs, nil, 0)
@@ -550,7 +552,7 @@ func TestReaderMemory(t *testing.T) {
 					t.Fatal(err)
 				}
 				own, borrowed := readerBytes(r)
-				want := small + 1<<bits
+				want := small + 24 + 1<<bits // and the ring's slice header
 				wantBorrowed := int(reflect.TypeFor[decoder]().Size())
 				if !takeover {
 					want, wantBorrowed = small, wantBorrowed+1<<bits
@@ -564,7 +566,7 @@ func TestReaderMemory(t *testing.T) {
 				own, borrowed = readerBytes(r)
 				want = small
 				if takeover {
-					want += 1 << bits
+					want += 24 + 1<<bits
 				}
 				if own > want || borrowed != 0 {
 					t.Errorf("window bits %d, takeover %t, message %d: between messages, the Reader holds %d bytes (want at most %d) and has borrowed %d", bits, takeover, i, own, want, borrowed)
