@@ -1,11 +1,13 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rfc6455/websocket/internal/flate"
 	"github.com/rfc6455/websocket/internal/flate/flatetest"
 )
 
@@ -350,6 +353,106 @@ func TestCompressedReadLimit(t *testing.T) {
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig || !errors.Is(err, ErrMessageTooBig) {
 		t.Fatalf("server Read: %v, want a *ProtocolError 1009", err)
+	}
+}
+
+// TestCompressedWindowLimit: a server that asked the client to keep to a
+// window of 2^bits bytes (client_max_window_bits) inflates a message
+// whose back-references reach exactly that far, and fails the connection
+// with 1007 at one that reaches a byte further, with and without context
+// takeover.
+func TestCompressedWindowLimit(t *testing.T) {
+	t.Parallel()
+	for _, bits := range []int{8, 10, 12} {
+		for _, mode := range []CompressionMode{CompressionContextTakeover, CompressionNoContextTakeover} {
+			t.Run(fmt.Sprintf("%d/%s", bits, mode), func(t *testing.T) {
+				t.Parallel()
+				window := 1 << bits
+				rng := flatetest.RNG(uint64(bits))
+				// Random bytes repeating every window bytes, compressed
+				// within the window; then every window+1 bytes, compressed
+				// with a window twice as large: each copy is a
+				// back-reference one byte too far.
+				atWindow := bytes.Repeat(flatetest.Random(rng, window), 3)
+				past := bytes.Repeat(flatetest.Random(rng, window+1), 3)
+				compress := func(bits int, p []byte) []byte {
+					w := flate.NewWriter(bits)
+					return bytes.TrimSuffix(w.Flush(w.Append(nil, p)), []byte(flate.FlushTail))
+				}
+				got := make(chan []byte, 2)
+				ended := make(chan error, 1)
+				s := echoServer(t, &AcceptOptions{Compression: mode, CompressionWindowBits: bits}, func(c *Conn) {
+					for {
+						_, p, err := c.Read(context.Background())
+						if err != nil {
+							ended <- err
+							return
+						}
+						got <- p
+					}
+				})
+				nc, err := net.Dial("tcp", s.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer nc.Close()
+				nc.SetDeadline(time.Now().Add(10 * time.Second))
+				req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+					"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n" +
+					"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+				if _, err := nc.Write([]byte(req)); err != nil {
+					t.Fatal(err)
+				}
+				br := bufio.NewReader(nc)
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ext, want := resp.Header.Get("Sec-WebSocket-Extensions"), fmt.Sprintf("client_max_window_bits=%d", bits); resp.StatusCode != 101 || !strings.Contains(ext, want) {
+					t.Fatalf("handshake: %d, extensions %q; want 101 and %s", resp.StatusCode, ext, want)
+				}
+				// Binary, compressed, masked with the key 0.
+				frame := func(payload []byte) []byte {
+					b := []byte{0xc2, 0x80 | 126, byte(len(payload) >> 8), byte(len(payload)), 0, 0, 0, 0}
+					return append(b, payload...)
+				}
+				z := &flatetest.Inflater{Window: window}
+				if _, err := z.Message(append(compress(bits, atWindow), flate.FlushTail...)); err != nil || z.MaxDist != window {
+					t.Fatalf("the message to refer back %d bytes refers back %d at most (%v)", window, z.MaxDist, err)
+				}
+				if _, err := nc.Write(frame(compress(bits, atWindow))); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case p := <-got:
+					if !bytes.Equal(p, atWindow) {
+						t.Fatalf("the message referring back %d bytes inflated to %d bytes, not the %d sent", window, len(p), len(atWindow))
+					}
+				case err := <-ended:
+					t.Fatalf("the message referring back %d bytes: %v", window, err)
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the message referring back %d bytes: not delivered in 10 s", window)
+				}
+				if _, err := nc.Write(frame(compress(bits+1, past))); err != nil {
+					t.Fatal(err)
+				}
+				cf, err := readServerFrame(br)
+				want := fmt.Sprintf("beyond the window of %d bytes", window)
+				if err != nil || len(cf) < 4 || cf[0] != 0x88 || cf[2:4] != "\x03\xef" || !strings.Contains(cf[4:], want) {
+					t.Fatalf("the server sent %q, %v; want a close frame with 1007 saying %q", cf, err, want)
+				}
+				nc.Close() // the server drains until the TCP connection ends
+				var pe *ProtocolError
+				select {
+				case err := <-ended:
+					if !errors.As(err, &pe) || pe.Code != StatusInvalidFramePayloadData {
+						t.Fatalf("the message referring back %d bytes: %v, want a *ProtocolError 1007", window+1, err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatalf("the message referring back %d bytes: Read still going after 10 s", window+1)
+				}
+			})
+		}
 	}
 }
 

@@ -32,10 +32,10 @@ import (
 //  5. checkTextLocked feeds text to the UTF-8 validator (utf8.go) before the
 //     caller sees a byte; endMessageLocked checks the message's end.
 //  6. A compressed message takes inflateLocked (inflate.go) instead of
-//     readRawLocked: compress/flate reads the same raw payload through
-//     inflateSource, followed by the 00 00 ff ff tail RFC 7692 has the
-//     sender strip, and the read limit and the UTF-8 check apply to what
-//     it inflates to.
+//     readRawLocked: the decoder of internal/flate reads the same raw
+//     payload through inflateSource, followed by the 00 00 ff ff tail RFC
+//     7692 has the sender strip, and the read limit and the UTF-8 check
+//     apply to what it inflates to.
 //  7. A protocol violation anywhere on the way goes to failLocked
 //     (close.go), which sends the close code and tears the connection down.
 //
@@ -207,7 +207,9 @@ func newConn(cfg connConfig) *Conn {
 	if c.deflate != nil {
 		// RFC 7692 §6: RSV1 marks the first frame of a compressed message.
 		c.rs.rsvOK = rsv1
-		c.inflate = &inflater{src: inflateSource{c: c}}
+		in := &inflater{src: inflateSource{c: c}}
+		in.fr = flate.NewReader(&in.src, c.deflate.recvBits, c.deflate.recvTakeover)
+		c.inflate = in
 	}
 	c.readLimit.Store(defaultReadLimit)
 	c.mr.c = c

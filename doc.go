@@ -229,10 +229,15 @@
 // Window sizes are honoured both ways: CompressionWindowBits (8 to 15)
 // bounds our compressor's window, and asks the peer to bound its own where
 // the negotiation allows; when the peer limits our window, no
-// back-reference we emit reaches further. The compressor is the package's
-// own (compress/flate always uses a 32 KiB window); decompression uses
-// compress/flate. Servers built on zlib cannot keep an 8-bit window and
-// decline (or, sometimes, fail) a client that asks for one.
+// back-reference we emit reaches further. The compressor and the
+// decompressor are the package's own (compress/flate compresses with a
+// 32 KiB window, and keeps 32 KiB of history to decompress, whatever was
+// negotiated): the decompressor keeps the window the peer agreed to and no
+// more, and a back-reference of the peer's beyond it fails the connection
+// with StatusInvalidFramePayloadData. Servers built on zlib cannot keep an
+// 8-bit window and decline (or, sometimes, fail) a client that asks for
+// one; a zlib client told to keep to 8 bits compresses with 9, whose
+// back-references still reach less than 256 bytes.
 //
 // The read limit applies to what a message inflates to, counted as it
 // inflates: a small message that would inflate past it fails the

@@ -36,13 +36,6 @@ func (b *readBuffer) len() int      { return b.w - b.r }
 func (b *readBuffer) consume(n int) { b.r += n }
 func (b *readBuffer) isEmpty() bool { return b.r == b.w }
 
-// readByte consumes the next byte; the buffer must not be empty.
-func (b *readBuffer) readByte() byte {
-	c := b.buf[b.r]
-	b.r++
-	return c
-}
-
 // preload makes p, bytes read past the opening handshake, the first to be
 // consumed.
 func (b *readBuffer) preload(p []byte) {

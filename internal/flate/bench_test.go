@@ -4,6 +4,7 @@ import (
 	"bytes"
 	stdflate "compress/flate"
 	"fmt"
+	"io"
 	"runtime"
 	"testing"
 
@@ -162,6 +163,107 @@ func BenchmarkWriterMemory(b *testing.B) {
 				b.ReportMetric(float64(active-before)/n, "active-B/op")
 				b.ReportMetric(float64(idle-before)/n, "idle-B/op")
 			})
+		}
+	}
+}
+
+// readerMessages returns consecutive JSON-like messages of size bytes,
+// about 2 MiB of them, and each compressed as a peer would send it, by
+// compress/flate at its default level: one stream with context takeover
+// (each message ending with a sync flush), or a stream per message.
+func readerMessages(size int, takeover bool) (msgs, outs [][]byte) {
+	data := flatetest.JSON(flatetest.RNG(9), max(2<<20, 4*size))
+	var buf bytes.Buffer
+	fw, _ := stdflate.NewWriter(&buf, stdflate.DefaultCompression)
+	for p := data; len(p) >= size; p = p[size:] {
+		buf.Reset()
+		if !takeover {
+			fw.Reset(&buf)
+		}
+		fw.Write(p[:size])
+		fw.Flush()
+		msgs = append(msgs, p[:size])
+		outs = append(outs, bytes.Clone(buf.Bytes()))
+	}
+	return msgs, outs
+}
+
+// BenchmarkReader decodes one message per iteration, side by side with
+// compress/flate used as a connection would use it: a pooled reader reset
+// for each message, with the last 32 KiB of the earlier messages as its
+// dictionary under context takeover. The throughput is of decoded bytes;
+// "cpu-MB/s" is the same per second of the process's CPU time (run with
+// -cpu 1 for it to be the benchmark's alone), which other work on the
+// machine disturbs less than the clock.
+func BenchmarkReader(b *testing.B) {
+	for _, size := range []int{1 << 10, 16 << 10, 1 << 20} {
+		for _, takeover := range []bool{true, false} {
+			mode := "takeover"
+			if !takeover {
+				mode = "no-takeover"
+			}
+			msgs, outs := readerMessages(size, takeover)
+			prefix := fmt.Sprintf("json/%d/%s/", size, mode)
+			b.Run(prefix+"flate", func(b *testing.B) {
+				var src bytes.Reader
+				fr := stdflate.NewReader(&src)
+				dst := make([]byte, size)
+				hist := make([]byte, 0, 64<<10)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				defer reportCPU(b, size)()
+				for i := 0; b.Loop(); i++ {
+					k := i % len(msgs)
+					if k == 0 {
+						hist = hist[:0]
+					}
+					src.Reset(outs[k])
+					var dict []byte
+					if takeover {
+						dict = hist[max(0, len(hist)-32<<10):]
+					}
+					fr.(stdflate.Resetter).Reset(&src, dict)
+					if _, err := io.ReadFull(fr, dst); err != nil {
+						b.Fatal(err)
+					}
+					if takeover {
+						hist = append(hist, dst...)
+						if len(hist) > 32<<10 {
+							hist = append(hist[:0], hist[len(hist)-32<<10:]...)
+						}
+					}
+				}
+			})
+			b.Run(prefix+"ours", func(b *testing.B) {
+				var src bytes.Reader
+				r := NewReader(&src, 15, takeover)
+				dst := make([]byte, size+1)
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				defer reportCPU(b, size)()
+				for i := 0; b.Loop(); i++ {
+					k := i % len(msgs)
+					if k == 0 {
+						r.Reset()
+					}
+					src.Reset(outs[k])
+					n, err := io.ReadFull(r, dst)
+					if n != size || err != io.ErrUnexpectedEOF {
+						b.Fatalf("message %d: %d bytes, %v", k, n, err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// reportCPU starts measuring the CPU time of a benchmark that handles
+// size bytes per operation; the function it returns reports it.
+func reportCPU(b *testing.B, size int) func() {
+	start := processCPU()
+	return func() {
+		if cpu := processCPU() - start; cpu > 0 && b.N > 0 {
+			b.ReportMetric(float64(size)*float64(b.N)/cpu.Seconds()/1e6, "cpu-MB/s")
 		}
 	}
 }

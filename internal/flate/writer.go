@@ -1,9 +1,13 @@
-// Package flate is a DEFLATE encoder (RFC 1951) whose back-references
-// reach no further than a window of 2^MinWindowBits to 2^MaxWindowBits
-// bytes, for decoders that keep less than 32 KiB of history (the encoder
-// of compress/flate always reaches back 32 KiB). It compresses a stream of
-// messages, each ended by a sync flush. Decoding is left to
-// compress/flate, which reads any window.
+// Package flate is a DEFLATE encoder and decoder (RFC 1951) for windows
+// of 2^MinWindowBits to 2^MaxWindowBits bytes, as permessage-deflate
+// (RFC 7692) negotiates them: the Writer's back-references reach no
+// further than its window (the encoder of compress/flate always reaches
+// back 32 KiB), and the Reader keeps exactly its window of history and
+// refuses a stream that reaches further (the decoder of compress/flate
+// keeps 32 KiB whatever the stream needs). Both handle a stream of
+// messages, each ended by a sync flush, with or without context takeover,
+// and borrow their working memory from pools for as long as they are
+// busy.
 package flate
 
 import (

@@ -41,28 +41,28 @@ func compressMessages(windowBits int, takeover bool, msgs [][]byte, chunk func()
 	return outs
 }
 
-// checkInflate decodes outs with the checking inflater and with
+// checkInflate decodes outs with the reference inflater and with
 // compress/flate, both as one stream and message by message from a
 // dictionary of exactly the window, and compares with msgs.
 func checkInflate(t *testing.T, windowBits int, takeover bool, msgs, outs [][]byte) {
 	t.Helper()
 	window := 1 << windowBits
-	z := &testInflater{window: window}
+	z := &flatetest.Inflater{Window: window}
 	var stream, history []byte
 	for i, out := range outs {
 		if !bytes.HasSuffix(out, []byte("\x00\x00\xff\xff")) {
 			t.Fatalf("message %d: output %x does not end with a sync flush", i, out)
 		}
 		if !takeover {
-			z.out = z.out[:0]
+			z.Out = z.Out[:0]
 			history = history[:0]
 		}
-		got, err := z.message(out)
+		got, err := z.Message(out)
 		if err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 		if !bytes.Equal(got, msgs[i]) {
-			t.Fatalf("message %d: checking inflater decoded %d bytes %.40q, want %d bytes %.40q", i, len(got), got, len(msgs[i]), msgs[i])
+			t.Fatalf("message %d: reference inflater decoded %d bytes %.40q, want %d bytes %.40q", i, len(got), got, len(msgs[i]), msgs[i])
 		}
 
 		// As a receiver of RFC 7692 §7.2.2 would: the tail stripped and
@@ -247,12 +247,12 @@ func TestWriterWindowLimit(t *testing.T) {
 					outs := compressMessages(bits, takeover, msgs, nil, 0)
 					checkInflate(t, bits, takeover, msgs, outs)
 
-					z := &testInflater{window: window}
+					z := &flatetest.Inflater{Window: window}
 					for i, out := range outs {
 						if !takeover {
-							z.out = z.out[:0]
+							z.Out = z.Out[:0]
 						}
-						if _, err := z.message(out); err != nil {
+						if _, err := z.Message(out); err != nil {
 							t.Fatalf("message %d: %v", i, err)
 						}
 					}
@@ -262,17 +262,17 @@ func TestWriterWindowLimit(t *testing.T) {
 						in -= p
 					}
 					if p == window {
-						if z.maxDist != window {
-							t.Errorf("period %d, takeover %t: longest distance %d, want %d", p, takeover, z.maxDist, window)
+						if z.MaxDist != window {
+							t.Errorf("period %d, takeover %t: longest distance %d, want %d", p, takeover, z.MaxDist, window)
 						}
 						// Most, not all: at 2^15 the hash table has half as
 						// many slots as the window has positions, and a slot
 						// keeps only the newest of them.
-						if z.matched < in/2 {
-							t.Errorf("period %d, takeover %t: %d bytes matched of %d; the repetitions were not found", p, takeover, z.matched, in)
+						if z.Matched < in/2 {
+							t.Errorf("period %d, takeover %t: %d bytes matched of %d; the repetitions were not found", p, takeover, z.Matched, in)
 						}
-					} else if z.matched > in/100 {
-						t.Errorf("period %d, takeover %t: %d bytes matched of %d; random data has no copy in reach", p, takeover, z.matched, in)
+					} else if z.Matched > in/100 {
+						t.Errorf("period %d, takeover %t: %d bytes matched of %d; random data has no copy in reach", p, takeover, z.Matched, in)
 					}
 				}
 			}
@@ -298,12 +298,12 @@ func TestWriterBlockTypes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		out := compressMessages(15, true, [][]byte{tt.msg}, nil, 0)
-		z := &testInflater{window: 1 << 15}
-		if _, err := z.message(out[0]); err != nil {
+		z := &flatetest.Inflater{Window: 1 << 15}
+		if _, err := z.Message(out[0]); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if z.blocks != tt.want {
-			t.Errorf("%s: blocks (stored, fixed, dynamic) %v, want %v", tt.name, z.blocks, tt.want)
+		if z.Blocks != tt.want {
+			t.Errorf("%s: blocks (stored, fixed, dynamic) %v, want %v", tt.name, z.Blocks, tt.want)
 		}
 	}
 }
@@ -496,7 +496,7 @@ func TestWriterMemory(t *testing.T) {
 }
 
 // FuzzWriter compresses arbitrary messages with an arbitrary window and
-// checks that compress/flate and the checking inflater decode them, every
+// checks that compress/flate and the reference inflater decode them, every
 // back-reference within the window. lens cuts data into messages: each of
 // its bytes b makes a message of b*b/2 bytes (less if data runs out),
 // written in pieces of 1+b%61 bytes; the Writer idles after the message
@@ -548,14 +548,14 @@ func TestWriterRemember(t *testing.T) {
 				m1 := flatetest.Text(rng, 300)
 				m2 := flatetest.Text(rng, size)
 				m3 := m2[len(m2)-min(len(m2), 1<<bits)+50:] // refers back into m2 only
-				z := &testInflater{window: 1 << bits}
+				z := &flatetest.Inflater{Window: 1 << bits}
 				w := NewWriter(bits)
 				out := w.Flush(w.Append(nil, m1))
-				if got, err := z.message(out); err != nil || !bytes.Equal(got, m1) {
+				if got, err := z.Message(out); err != nil || !bytes.Equal(got, m1) {
 					t.Fatalf("bits %d: first message: %v", bits, err)
 				}
 				p := NewWriter(bits) // compresses m2 from no history, for everyone
-				if got, err := z.message(p.Flush(p.Append(nil, m2))); err != nil || !bytes.Equal(got, m2) {
+				if got, err := z.Message(p.Flush(p.Append(nil, m2))); err != nil || !bytes.Equal(got, m2) {
 					t.Fatalf("bits %d: prepared message: %v", bits, err)
 				}
 				if idle {
@@ -563,7 +563,7 @@ func TestWriterRemember(t *testing.T) {
 				}
 				w.Remember(m2)
 				out = w.Flush(w.Append(nil, m3))
-				got, err := z.message(out)
+				got, err := z.Message(out)
 				if err != nil || !bytes.Equal(got, m3) {
 					t.Fatalf("bits %d idle %v size %d: message after Remember decodes to %d bytes, %v", bits, idle, size, len(got), err)
 				}

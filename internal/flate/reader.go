@@ -1,0 +1,183 @@
+package flate
+
+import (
+	"io"
+	"strconv"
+	"sync"
+)
+
+// Decoding: a Reader decodes straight into the caller's slice. A
+// back-reference reaches into what the same Read produced, or, further
+// back, into the history: a ring of the last 2^windowBits bytes of output
+// from earlier Reads, brought up to date as each Read returns. The
+// working state (the input buffer, the bit buffer, the Huffman tables,
+// where in a block decoding stands) comes from a pool when a stream
+// starts and goes back when it ends, so that between streams a Reader
+// holds its history alone, and without context takeover not even that:
+// its ring is borrowed from a pool of its window size while a stream is
+// read in several Reads, and given back with the rest.
+
+// decoderPool holds the working state of Readers between streams.
+var decoderPool sync.Pool
+
+// ringPools hold the history rings of Readers without context takeover,
+// one pool per window size.
+var ringPools [MaxWindowBits - MinWindowBits + 1]sync.Pool
+
+// A Reader decodes a sequence of raw DEFLATE streams (RFC 1951) read from
+// one source, such as the messages of a permessage-deflate connection
+// (RFC 7692), none of whose back-references may reach more than
+// 2^windowBits bytes back. A stream ends when Read returns an error: the
+// next Read starts another, at a block header. With context takeover a
+// stream may refer back into those before it; without, each decodes on
+// its own. A Reader is not safe for concurrent use.
+type Reader struct {
+	src io.Reader
+
+	// ring holds the last hlen bytes of output before the current Read,
+	// the oldest at hpos once it is full; its length is the window. nil
+	// until needed. With takeover it is the Reader's own; without, it is
+	// borrowed from ringPools for a stream read in several Reads.
+	ring       *[]byte
+	hpos, hlen int32
+
+	d *decoder // the working state while a stream is being read
+
+	windowBits uint8 // immutable
+	takeover   bool  // history outlives a stream; immutable
+}
+
+// NewReader returns a Reader of the streams src yields, in which no
+// back-reference reaches further than 2^windowBits bytes: one that does
+// is an error. windowBits outside MinWindowBits..MaxWindowBits is clamped
+// into that range. With takeover, a stream may refer back into the output
+// of earlier ones. The Reader takes its working memory at the first Read.
+//
+// A peer that agreed to 8-bit windows but compresses with zlib, which
+// does not write 8-bit windows, uses 9 bits instead; zlib never refers
+// back further than the window less 262 bytes, though, so its streams
+// still decode.
+func NewReader(src io.Reader, windowBits int, takeover bool) *Reader {
+	windowBits = min(max(windowBits, MinWindowBits), MaxWindowBits)
+	return &Reader{src: src, windowBits: uint8(windowBits), takeover: takeover}
+}
+
+// window returns the window's size, 2^windowBits.
+func (r *Reader) window() int { return 1 << r.windowBits }
+
+// Read decodes the next bytes of the current stream into p. It reads src
+// only for input it needs to go on, so it may return fewer bytes than p
+// holds only when the stream ends. Read returns io.EOF after the last
+// byte of a final block, and io.ErrUnexpectedEOF when src ends (returns
+// io.EOF) before one: a message of RFC 7692 ends that way, after its
+// empty stored block. An error of src is returned as it is; input that
+// is not DEFLATE, or refers back beyond the window or the start of the
+// history, makes a *CorruptInputError. Whatever the error, the bytes
+// decoded before it are in p[:n].
+func (r *Reader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if r.d == nil {
+		r.d = newDecoder()
+	}
+	n, err := r.d.decode(r, p)
+	if err != nil {
+		r.endStream()
+	}
+	if err == nil || r.takeover {
+		r.remember(p[:n])
+	}
+	return n, err
+}
+
+// Reset forgets the history, and ends any stream being read, so that the
+// next Read starts a stream that decodes on its own.
+func (r *Reader) Reset() {
+	r.endStream()
+	r.hpos, r.hlen = 0, 0
+}
+
+// endStream gives back the working state; without context takeover, the
+// history too.
+func (r *Reader) endStream() {
+	if r.d != nil {
+		r.d.release()
+		decoderPool.Put(r.d)
+		r.d = nil
+	}
+	if !r.takeover {
+		if r.ring != nil {
+			ringPools[r.windowBits-MinWindowBits].Put(r.ring)
+			r.ring = nil
+		}
+		r.hpos, r.hlen = 0, 0
+	}
+}
+
+// remember adds p, the output of a Read, to the history.
+func (r *Reader) remember(p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	if r.ring == nil {
+		if !r.takeover {
+			r.ring, _ = ringPools[r.windowBits-MinWindowBits].Get().(*[]byte)
+		}
+		if r.ring == nil {
+			b := make([]byte, r.window())
+			r.ring = &b
+		}
+	}
+	hist := *r.ring
+	w := len(hist)
+	if len(p) >= w {
+		copy(hist, p[len(p)-w:])
+		r.hpos, r.hlen = 0, int32(w)
+		return
+	}
+	if n := copy(hist[r.hpos:], p); n < len(p) {
+		copy(hist, p[n:])
+	}
+	r.hpos = int32((int(r.hpos) + len(p)) & (w - 1))
+	r.hlen = int32(min(int(r.hlen)+len(p), w))
+}
+
+// copyMatch copies up to length bytes of a match at distance dist into
+// p[n:], as far as p has room, and returns the new n and how many bytes
+// of the match are left for the next Read. The match starts in p itself
+// or, when dist > n, in the history (the caller checked that it holds
+// dist-n bytes).
+func (r *Reader) copyMatch(p []byte, n, dist, length int) (int, int) {
+	end := n + min(length, len(p)-n)
+	left := length - (end - n)
+	if dist > n {
+		hist := *r.ring
+		back := dist - n // bytes before p[0]
+		from := (int(r.hpos) - back) & (len(hist) - 1)
+		for back > 0 && n < end {
+			c := copy(p[n:min(end, n+back)], hist[from:])
+			n += c
+			back -= c
+			from = 0 // the rest, if any, is at the start of the ring
+		}
+	}
+	// The rest repeats what lies dist bytes back, all in p now; each copy
+	// doubles what the next can take.
+	from := n - dist
+	for n < end {
+		n += copy(p[n:end], p[from:n])
+	}
+	return n, left
+}
+
+// A CorruptInputError reports input that is not a DEFLATE stream, or one
+// that refers back further than the window or the start of the history.
+type CorruptInputError struct {
+	Offset int64  // the input bytes read before the fault was found
+	Reason string // what is wrong
+}
+
+func (e *CorruptInputError) Error() string {
+	return "flate: " + e.Reason + " (at input byte " + strconv.FormatInt(e.Offset, 10) + ")"
+}
