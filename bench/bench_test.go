@@ -39,8 +39,8 @@ func BenchmarkEcho(b *testing.B) {
 	for _, size := range echoSizes {
 		for _, lib := range echo.Libs {
 			b.Run(size.name+"/"+lib, func(b *testing.B) {
-				s := startEcho(b, lib)
-				c := dial(b, s, 64<<10)
+				s := startEcho(b, lib, nil)
+				c := dial(b, s, 64<<10, loadgen.Uncompressed)
 				m := loadgen.NewMessage(payload(size.n), 1)
 				// A warm-up message, so the server's first-message costs are
 				// not averaged in when b.N is small.
@@ -111,7 +111,7 @@ func BenchmarkHandshake(b *testing.B) {
 	}
 	for _, d := range dials {
 		b.Run(d.lib, func(b *testing.B) {
-			s := startEcho(b, d.lib)
+			s := startEcho(b, d.lib, nil)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			b.ReportAllocs()

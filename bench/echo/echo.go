@@ -4,7 +4,9 @@
 //
 // The servers differ only in the library; none of them is tuned beyond what
 // the library's documentation suggests, and all accept messages of at least
-// 16 MiB.
+// 16 MiB. With Options.Compression, those that can negotiate
+// permessage-deflate in that mode (Supports) do; each compresses as its
+// defaults say.
 package echo
 
 import (
@@ -23,6 +25,9 @@ import (
 	coder "github.com/coder/websocket"
 	"github.com/gobwas/ws"
 	gorilla "github.com/gorilla/websocket"
+	"github.com/lesismal/nbio/logging"
+	"github.com/lesismal/nbio/nbhttp"
+	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/lxzan/gws"
 	ours "github.com/rfc6455/websocket"
 )
@@ -31,24 +36,85 @@ import (
 const (
 	Ours       = "ours"        // Accept, then Serve with a callback that writes each message back
 	OursLoop   = "ours-loop"   // Accept, then ReadAppend and Write in a loop
+	OursRead   = "ours-read"   // Accept, then Read and Write in a loop, as the README shows
 	OursStream = "ours-stream" // Accept, then Reader, Writer and io.CopyBuffer
 	Gorilla    = "gorilla"     // Upgrader, then ReadMessage and WriteMessage
 	Coder      = "coder"       // Accept, then Reader, Writer and io.CopyBuffer
 	Gobwas     = "gobwas"      // Upgrade, then ReadHeader and WriteHeader over 4 KiB bufio
 	Gws        = "gws"         // Server with an OnMessage callback
+	Nbio       = "nbio"        // nbhttp engine (non-blocking), Upgrader with an OnMessage callback
 )
 
 // Libs lists every server, ours first, in the order tables show them.
-var Libs = []string{Ours, OursLoop, OursStream, Gorilla, Coder, Gobwas, Gws}
+var Libs = []string{Ours, OursLoop, OursRead, OursStream, Gorilla, Coder, Gobwas, Gws, Nbio}
 
 // IsOurs reports whether lib is one of this project's own servers, as
 // opposed to a peer it is compared with.
-func IsOurs(lib string) bool { return lib == Ours || lib == OursLoop || lib == OursStream }
+func IsOurs(lib string) bool {
+	return lib == Ours || lib == OursLoop || lib == OursRead || lib == OursStream
+}
+
+// UsesNetHTTP reports whether lib's server reads the opening handshake
+// with net/http (an http.Handler), as opposed to an HTTP parser of its own.
+func UsesNetHTTP(lib string) bool {
+	return IsOurs(lib) || lib == Gorilla || lib == Coder
+}
+
+// Supports reports whether lib's echo server negotiates permessage-deflate
+// in mode. gorilla and nbio compress without context takeover only (they
+// answer an offer of takeover with server_no_context_takeover and
+// client_no_context_takeover); the gobwas server here is the library's
+// low-level frame loop, which does not compress.
+func Supports(lib string, mode ours.CompressionMode) bool {
+	switch mode {
+	case ours.CompressionDisabled:
+		return true
+	case ours.CompressionNoContextTakeover:
+		return lib != Gobwas
+	case ours.CompressionContextTakeover:
+		return lib != Gobwas && lib != Gorilla && lib != Nbio
+	}
+	return false
+}
+
+// Options configure an echo server; nil means the defaults.
+type Options struct {
+	// Accept holds our servers' options (keepalive, say); the other
+	// libraries ignore it. Its Compression is overridden by the field
+	// below.
+	Accept *ours.AcceptOptions
+
+	// Compression is the permessage-deflate mode every server accepts
+	// offers in, off by default. A server that does not support the mode
+	// (Supports) runs without compression.
+	Compression ours.CompressionMode
+}
+
+func (o *Options) compression() ours.CompressionMode {
+	if o == nil {
+		return ours.CompressionDisabled
+	}
+	return o.Compression
+}
+
+// acceptOptions returns the options our servers accept with.
+func (o *Options) acceptOptions() *ours.AcceptOptions {
+	if o == nil {
+		return nil
+	}
+	var a ours.AcceptOptions
+	if o.Accept != nil {
+		a = *o.Accept
+	}
+	a.Compression = o.Compression
+	return &a
+}
 
 // Server is an echo server started by Start.
 type Server struct {
 	ln     net.Listener
-	accept *ours.AcceptOptions // our servers' options; nil for the defaults
+	opts   *Options            // immutable
+	accept *ours.AcceptOptions // our servers' options, from opts; immutable
 	wg     sync.WaitGroup      // the server's goroutines
 
 	mu    sync.Mutex
@@ -56,23 +122,22 @@ type Server struct {
 	conns map[net.Conn]struct{} // every accepted connection still open; guarded by mu
 }
 
-// Serve runs lib's echo server on ln until ln fails; it is the body of a
-// server process, which ends by exiting. Connections are not tracked.
-// Our servers accept with accept (nil for the defaults); the other
-// libraries ignore it.
-func Serve(lib string, ln net.Listener, accept *ours.AcceptOptions) error {
-	s := &Server{ln: ln, accept: accept}
+// Serve runs lib's echo server on ln with opts (nil for the defaults)
+// until ln fails; it is the body of a server process, which ends by
+// exiting. Connections are not tracked.
+func Serve(lib string, ln net.Listener, opts *Options) error {
+	s := &Server{ln: ln, opts: opts, accept: opts.acceptOptions()}
 	return s.run(lib)
 }
 
-// Start runs lib's echo server on ln in the background, tracking its
-// connections so that Close can end them. Tests and in-process benchmarks
-// use it.
-func Start(lib string, ln net.Listener) (*Server, error) {
+// Start runs lib's echo server on ln with opts (nil for the defaults) in
+// the background, tracking its connections so that Close can end them.
+// Tests and in-process benchmarks use it.
+func Start(lib string, ln net.Listener, opts *Options) (*Server, error) {
 	if !slices.Contains(Libs, lib) {
 		return nil, fmt.Errorf("echo: unknown library %q (want one of %v)", lib, Libs)
 	}
-	s := &Server{ln: ln, conns: make(map[net.Conn]struct{})}
+	s := &Server{ln: ln, opts: opts, accept: opts.acceptOptions(), conns: make(map[net.Conn]struct{})}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -135,16 +200,20 @@ func (s *Server) run(lib string) error {
 		return s.serveHTTP(s.oursServeHandler)
 	case OursLoop:
 		return s.serveHTTP(s.oursHandler)
+	case OursRead:
+		return s.serveHTTP(s.oursReadHandler)
 	case OursStream:
 		return s.serveHTTP(s.oursStreamHandler)
 	case Gorilla:
-		return s.serveHTTP(gorillaHandler)
+		return s.serveHTTP(s.gorillaHandler())
 	case Coder:
-		return s.serveHTTP(coderHandler)
+		return s.serveHTTP(s.coderHandler)
 	case Gobwas:
 		return s.serveGobwas()
 	case Gws:
 		return s.serveGws()
+	case Nbio:
+		return s.serveNbio()
 	}
 	return fmt.Errorf("echo: unknown library %q (want one of %v)", lib, Libs)
 }
@@ -229,6 +298,25 @@ func (s *Server) oursHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// oursReadHandler is the loop the library's README shows first: Read
+// returns each message in a slice of its own, which Write sends back.
+func (s *Server) oursReadHandler(w http.ResponseWriter, r *http.Request) {
+	c, err := ours.Accept(w, r, s.accept)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, p, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		if err := c.Write(r.Context(), typ, p); err != nil {
+			return
+		}
+	}
+}
+
 func (s *Server) oursStreamHandler(w http.ResponseWriter, r *http.Request) {
 	c, err := ours.Accept(w, r, s.accept)
 	if err != nil {
@@ -254,12 +342,19 @@ func (s *Server) oursStreamHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// gorillaUpgrader is the zero Upgrader, which reads and writes through the
-// buffers net/http had for the connection.
-var gorillaUpgrader = gorilla.Upgrader{}
+// gorillaHandler upgrades with the zero Upgrader, which reads and writes
+// through the buffers net/http had for the connection, or with
+// EnableCompression, which compresses without context takeover only.
+func (s *Server) gorillaHandler() http.HandlerFunc {
+	u := &gorilla.Upgrader{}
+	if Supports(Gorilla, s.opts.compression()) && s.opts.compression() != ours.CompressionDisabled {
+		u.EnableCompression = true
+	}
+	return func(w http.ResponseWriter, r *http.Request) { gorillaEcho(u, w, r) }
+}
 
-func gorillaHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := gorillaUpgrader.Upgrade(w, r, nil)
+func gorillaEcho(u *gorilla.Upgrader, w http.ResponseWriter, r *http.Request) {
+	c, err := u.Upgrade(w, r, nil)
 	if err != nil {
 		return
 	}
@@ -275,8 +370,15 @@ func gorillaHandler(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func coderHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := coder.Accept(w, r, nil)
+func (s *Server) coderHandler(w http.ResponseWriter, r *http.Request) {
+	var opts *coder.AcceptOptions
+	switch s.opts.compression() {
+	case ours.CompressionNoContextTakeover:
+		opts = &coder.AcceptOptions{CompressionMode: coder.CompressionNoContextTakeover}
+	case ours.CompressionContextTakeover:
+		opts = &coder.AcceptOptions{CompressionMode: coder.CompressionContextTakeover}
+	}
+	c, err := coder.Accept(w, r, opts)
 	if err != nil {
 		return
 	}
@@ -375,9 +477,19 @@ func (gwsEcho) OnMessage(c *gws.Conn, m *gws.Message) {
 func (gwsEcho) OnPing(c *gws.Conn, p []byte) { _ = c.WritePong(p) }
 
 // serveGws runs the library's own server, which reads the HTTP request
-// itself and calls back per message.
+// itself and calls back per message. With context takeover its windows
+// default to 2^12 bytes; they are set to 2^15 here, the size every other
+// server uses, so that all compress with the same parameters.
 func (s *Server) serveGws() error {
-	srv := gws.NewServer(gwsEcho{}, nil)
+	var opt gws.ServerOption
+	switch mode := s.opts.compression(); mode {
+	case ours.CompressionNoContextTakeover, ours.CompressionContextTakeover:
+		takeover := mode == ours.CompressionContextTakeover
+		opt.PermessageDeflate = gws.PermessageDeflate{Enabled: true,
+			ServerContextTakeover: takeover, ClientContextTakeover: takeover,
+			ServerMaxWindowBits: 15, ClientMaxWindowBits: 15}
+	}
+	srv := gws.NewServer(gwsEcho{}, &opt)
 	srv.OnError = func(net.Conn, error) {}
 	upgrade := srv.OnRequest
 	srv.OnRequest = func(nc net.Conn, br *bufio.Reader, r *http.Request) {
@@ -393,6 +505,68 @@ func (s *Server) serveGws() error {
 	// RunListener retries a failed Accept forever; endListener ends its
 	// goroutine instead once Close has closed the listener.
 	return srv.RunListener(endListener{s.ln})
+}
+
+// nbioQuiet silences nbio's logging, which writes to standard output,
+// where a server process reports to wsbench.
+var nbioQuiet sync.Once
+
+// serveNbio runs an nbhttp engine, nbio's own HTTP server on its
+// non-blocking poller (no goroutine per connection), on ln, with the
+// library's Upgrader and an OnMessage callback that writes each message
+// back, as its examples do. Payloads go back to the engine's pool after
+// each callback (ReleaseWebsocketPayload, as in its benchmarks).
+func (s *Server) serveNbio() error {
+	nbioQuiet.Do(func() { logging.SetLevel(logging.LevelNone) })
+	u := nbws.NewUpgrader()
+	u.MessageLengthLimit = 64 << 20
+	if Supports(Nbio, s.opts.compression()) && s.opts.compression() != ours.CompressionDisabled {
+		u.EnableCompression(true)
+	}
+	u.OnMessage(func(c *nbws.Conn, typ nbws.MessageType, p []byte) {
+		_ = c.WriteMessage(typ, p)
+	})
+	ended := make(chan error, 1)
+	ln := &signalListener{Listener: s.ln, ended: ended}
+	engine := nbhttp.NewEngine(nbhttp.Config{
+		Network: "tcp",
+		Addrs:   []string{s.ln.Addr().String()},
+		Listen:  func(string, string) (net.Listener, error) { return ln, nil },
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = u.Upgrade(w, r, nil)
+		}),
+		ReleaseWebsocketPayload: true,
+	})
+	if err := engine.Start(); err != nil {
+		return err
+	}
+	// The engine stops once, here or in Close, whichever comes first;
+	// stopping closes every connection.
+	stop := sync.OnceFunc(engine.Stop)
+	s.mu.Lock()
+	s.close = stop
+	s.mu.Unlock()
+	err := <-ended
+	stop()
+	if s.conns != nil {
+		return nil // Close ended it
+	}
+	return err
+}
+
+// signalListener reports its first failed Accept on ended.
+type signalListener struct {
+	net.Listener
+	ended chan error
+	once  sync.Once
+}
+
+func (l *signalListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		l.once.Do(func() { l.ended <- err })
+	}
+	return c, err
 }
 
 type endListener struct{ net.Listener }

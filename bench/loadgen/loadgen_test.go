@@ -2,6 +2,8 @@ package loadgen
 
 import (
 	"bytes"
+	"compress/flate"
+	"encoding/json"
 	"io"
 	"net"
 	"strings"
@@ -41,12 +43,12 @@ func TestAppendFrame(t *testing.T) {
 func TestNewMessage(t *testing.T) {
 	t.Parallel()
 	m := NewMessage([]byte("abc"), 3)
-	if m.InFlight() != 3 || len(m.batch) != 3*(2+4+3) {
-		t.Fatalf("InFlight %d, batch of %d bytes; want 3 and 27", m.InFlight(), len(m.batch))
+	if m.InFlight() != 3 || len(m.frames) != 3*(2+4+3) || m.first != 0 {
+		t.Fatalf("InFlight %d, frames of %d bytes, first pass %d; want 3, 27 and 0", m.InFlight(), len(m.frames), m.first)
 	}
 	// Each copy unmasks to the payload.
 	for i := range 3 {
-		f := m.batch[9*i : 9*i+9]
+		f := m.frames[9*i : 9*i+9]
 		if f[0] != 0x82 || f[1] != 0x83 {
 			t.Errorf("copy %d header %q, want \"\\x82\\x83\"", i, f[:2])
 		}
@@ -130,4 +132,123 @@ func TestAnswerPingsDone(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("AnswerPings did not return within 10s of its connection's close")
 	}
+}
+
+// TestNewMessagesCompressed unmasks and inflates, with compress/flate and
+// the history a server would hold, every frame a connection sends for
+// three passes through a cycle, in each mode, and checks each is the
+// payload of its turn; Send writes them in that order.
+func TestNewMessagesCompressed(t *testing.T) {
+	t.Parallel()
+	// 15,000 bytes: from the second pass on, with context takeover, each
+	// text is in the window already.
+	payloads := JSONMessages(5, 3000, 7)
+	for _, comp := range []Compression{Deflate, DeflateTakeover} {
+		const inFlight = 3
+		m, err := NewMessages(1, payloads, comp, inFlight)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantFirst := map[Compression]int{Deflate: 0, DeflateTakeover: 5}[comp]; m.first != wantFirst {
+			t.Errorf("%s: first pass of %d frames, want %d", comp, m.first, wantFirst)
+		}
+		client, server := net.Pipe()
+		client.SetDeadline(time.Now().Add(10 * time.Second))
+		server.SetDeadline(time.Now().Add(10 * time.Second))
+		c := &Conn{nc: client, size: 512, comp: comp}
+		const n = 15
+		go func() {
+			for range n / inFlight {
+				if err := c.Send(m, inFlight); err != nil {
+					t.Errorf("%s: Send: %v", comp, err)
+					return
+				}
+			}
+		}()
+		var history []byte
+		for i := range n {
+			var h [4]byte
+			if _, err := io.ReadFull(server, h[:2]); err != nil {
+				t.Fatalf("%s: message %d: %v", comp, i, err)
+			}
+			if h[0] != 0xc1 || h[1]&0x80 == 0 || h[1] == 0xff {
+				t.Fatalf("%s: message %d starts %q, want a masked final compressed text frame under 64 KiB", comp, i, h[:2])
+			}
+			size := int(h[1] & 0x7f)
+			if size == 126 {
+				if _, err := io.ReadFull(server, h[2:4]); err != nil {
+					t.Fatal(err)
+				}
+				size = int(h[2])<<8 | int(h[3])
+			}
+			z := make([]byte, size)
+			var key [4]byte
+			if _, err := io.ReadFull(server, key[:]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(server, z); err != nil {
+				t.Fatal(err)
+			}
+			for j := range z {
+				z[j] ^= key[j&3]
+			}
+			var dict []byte
+			if comp == DeflateTakeover {
+				dict = history[max(0, len(history)-32768):]
+			}
+			got, err := io.ReadAll(flate.NewReaderDict(io.MultiReader(bytes.NewReader(z), strings.NewReader(deflateTail)), dict))
+			if err != nil {
+				t.Fatalf("%s: message %d inflates with an error: %v", comp, i, err)
+			}
+			if want := payloads[i%len(payloads)]; !bytes.Equal(got, want) {
+				t.Fatalf("%s: message %d inflates to %d bytes %.40q..., want payload %d, %.40q...", comp, i, len(got), got, i%len(payloads), want)
+			}
+			if len(z) >= len(got)/2 {
+				t.Errorf("%s: message %d compressed to %d bytes from %d, want less than half", comp, i, len(z), len(got))
+			}
+			history = append(history, got...)
+		}
+		client.Close()
+		server.Close()
+	}
+}
+
+// TestJSONMessages checks the texts' sizes, that they are JSON, the same
+// for the same seed, and how well they compress, on their own and after
+// one another.
+func TestJSONMessages(t *testing.T) {
+	t.Parallel()
+	for _, size := range []int{64, 100, 1 << 10, 16 << 10} {
+		a, b := JSONMessages(16, size, 1), JSONMessages(16, size, 1)
+		var total, alone, after int
+		var history []byte
+		for i, p := range a {
+			if len(p) != size || !json.Valid(p) {
+				t.Fatalf("%d bytes: text %d is %d bytes, valid JSON %v: %q", size, i, len(p), json.Valid(p), p)
+			}
+			if !bytes.Equal(p, b[i]) {
+				t.Fatalf("%d bytes: text %d differs between two calls", size, i)
+			}
+			if i > 0 && bytes.Equal(p, a[i-1]) {
+				t.Fatalf("%d bytes: text %d is the same as the one before", size, i)
+			}
+			total += len(p)
+			alone += deflatedSize(p, nil)
+			after += deflatedSize(p, history[max(0, len(history)-32768):])
+			history = append(history, p...)
+		}
+		ratio, ratioAfter := float64(total)/float64(alone), float64(total)/float64(after)
+		t.Logf("%d bytes: compress %.2f× alone, %.2f× after one another", size, ratio, ratioAfter)
+		if size >= 1<<10 && (ratio < 2 || ratio > 6 || ratioAfter < 4 || ratioAfter > 8) {
+			t.Errorf("%d bytes: compress %.2f× alone and %.2f× after one another, want 2-6× and 4-8×", size, ratio, ratioAfter)
+		}
+	}
+}
+
+func deflatedSize(p, dict []byte) int {
+	var b bytes.Buffer
+	w, _ := flate.NewWriterDict(&b, flate.DefaultCompression, dict)
+	w.Write(p)
+	w.Flush()
+	return b.Len() - 4
 }

@@ -48,7 +48,7 @@ func (r *report) chart() string {
 	rowH := 8 + barH*len(r.ours)
 	height := head + rowH*len(bars) + 40
 	x := func(f float64) float64 { return plotX + plotW*min(f, scale)/scale }
-	colors := []string{"#1f5fa8", "#7fb0e0"}
+	colors := []string{"#1f5fa8", "#7fb0e0", "#e08a2f"}
 
 	var s strings.Builder
 	fmt.Fprintf(&s, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	ours "github.com/rfc6455/websocket"
-	"github.com/rfc6455/websocket/bench/echo"
 )
 
 // TestMain lets the test binary be the server processes that the tests
@@ -53,14 +52,16 @@ func serveMute() error {
 	}))
 }
 
-// TestRun runs a short wsbench against every library, without pinning, and
-// checks that every run measured something and the report shows it.
+// TestRun runs a short wsbench against every library of a default run,
+// without pinning, and checks that every run measured something, that
+// each scenario ran against the libraries it should, and that the report
+// shows it.
 func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "results.json")
 	var out, log bytes.Buffer
 	args := []string{"-pin=false", "-write=false", "-duration", "100ms", "-rounds", "1",
-		"-scenarios", "16B-1x64,1M-1x2,rtt,idle", "-idle", "50", "-settle", "50ms", "-json", jsonPath}
+		"-scenarios", "16B-1x64,1M-1x2,deflate-1K,takeover-16K,rtt,handshake,idle", "-idle", "50", "-settle", "50ms", "-json", jsonPath}
 	if err := run(args, &out, &log, false); err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
 	}
@@ -80,27 +81,55 @@ func TestRun(t *testing.T) {
 			if r.Conns != 50 {
 				t.Errorf("%s %s: %d idle connections, want 50", r.Scenario, r.Lib, r.Conns)
 			}
+			continue
 		case "rtt":
 			if !(r.P50 > 0 && r.P50 <= r.P99 && r.P99 <= r.P999) {
 				t.Errorf("%s %s: percentiles p50 %v, p99 %v, p99.9 %v out of order", r.Scenario, r.Lib, r.P50, r.P99, r.P999)
 			}
-			fallthrough
-		default:
-			if r.Messages <= 0 || r.Seconds <= 0 {
-				t.Errorf("%s %s: %d messages in %v s", r.Scenario, r.Lib, r.Messages, r.Seconds)
+		case "deflate-1K", "takeover-16K":
+			// Compressed, and less than the payload.
+			if r.EchoWirePerMsg <= 0 || r.EchoWirePerMsg >= r.PayloadPerMsg || r.SentWirePerMsg >= r.PayloadPerMsg {
+				t.Errorf("%s %s: echoes of %v bytes and messages of %v bytes on the wire per %v-byte payload, want fewer", r.Scenario, r.Lib, r.EchoWirePerMsg, r.SentWirePerMsg, r.PayloadPerMsg)
+			}
+			if !strings.HasPrefix(r.Extensions, "permessage-deflate") {
+				t.Errorf("%s %s: negotiated %q", r.Scenario, r.Lib, r.Extensions)
+			}
+		case "handshake":
+			// Each side allocates something per handshake.
+			if r.ServerAllocs < float64(r.Messages) || r.ServerAllocBytes <= 0 || r.ClientAllocs < float64(r.Messages) || r.ClientAllocBytes <= 0 {
+				t.Errorf("%s %s: %d handshakes, server %v allocations of %v bytes, client %v of %v", r.Scenario, r.Lib, r.Messages, r.ServerAllocs, r.ServerAllocBytes, r.ClientAllocs, r.ClientAllocBytes)
 			}
 		}
+		if r.Messages <= 0 || r.Seconds <= 0 {
+			t.Errorf("%s %s: %d messages in %v s", r.Scenario, r.Lib, r.Messages, r.Seconds)
+		}
 	}
-	for _, sc := range []string{"16B-1x64", "1M-1x2", "rtt", "idle50"} {
-		for _, lib := range echo.Libs {
+	want := map[string][]string{
+		"16B-1x64":     {"ours", "ours-loop", "ours-read", "gorilla", "coder", "gobwas", "gws", "nbio"},
+		"1M-1x2":       {"ours", "ours-loop", "ours-read", "gorilla", "coder", "gobwas", "gws", "nbio"},
+		"rtt":          {"ours", "ours-loop", "ours-read", "gorilla", "coder", "gobwas", "gws", "nbio"},
+		"idle50":       {"ours", "ours-loop", "ours-read", "gorilla", "coder", "gobwas", "gws", "nbio"},
+		"deflate-1K":   {"ours", "ours-loop", "ours-read", "gorilla", "coder", "gws", "nbio"},
+		"takeover-16K": {"ours", "ours-loop", "ours-read", "coder", "gws"},
+		"handshake":    {"ours", "ours-loop", "ours-read", "gorilla", "coder"},
+	}
+	n := 0
+	for sc, libs := range want {
+		for _, lib := range libs {
 			if !seen[sc+" "+lib] {
 				t.Errorf("no result for %s against %s", sc, lib)
 			}
+			n++
 		}
+	}
+	if len(results) != n {
+		t.Errorf("%d results, want %d", len(results), n)
 	}
 	for _, want := range []string{
 		"### Throughput", "| 16 B, 1 conn, 64 in flight |", "### Round-trip latency", "| p99 |",
-		"| 50 idle conns, RSS per conn |", "best peer | ours vs best | ours-loop vs best | ours-stream vs best |",
+		"| 50 idle conns, RSS per conn |", "best peer | ours vs best | ours-loop vs best | ours-read vs best |",
+		"### Compression", "| deflate takeover, 16 KiB JSON, 100 conns × 2 |", "offered `permessage-deflate; server_no_context_takeover; client_no_context_takeover`",
+		"### Opening handshake", "| client allocs per handshake |",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
@@ -141,7 +170,7 @@ func TestPickScenarios(t *testing.T) {
 		return strings.Join(n, ",")
 	}
 	tests := []struct{ flag, want, err string }{
-		{"", "16B-1x64,16B-100x8,1K-100x8,16K-1x16,16K-100x2,1M-1x2,1M-100x1,rtt,idle10000,idle50000", ""},
+		{"", "16B-1x64,16B-100x8,1K-100x8,16K-1x16,16K-100x2,1M-1x2,1M-100x1,deflate-1K,deflate-16K,takeover-1K,takeover-16K,rtt,handshake,idle10000,idle50000", ""},
 		{"rtt,16B-1x64", "16B-1x64,rtt", ""},
 		{"idle", "idle10000,idle50000", ""},
 		{"idle50000", "idle50000", ""},

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	ours "github.com/rfc6455/websocket"
 )
 
 // server is an echo server running in a process of its own.
@@ -37,15 +39,19 @@ var children struct {
 // startServer starts lib's echo server as a child process, pinned to the
 // server CPU with GOMAXPROCS=1 unless pinning is off, and waits for its
 // address.
-func (b *bench) startServer(lib, profile string) (*server, error) {
+func (b *bench) startServer(lib, profile string, comp ours.CompressionMode) (*server, error) {
 	var argv []string
 	if b.cfg.pin {
 		argv = append(argv, b.taskset, "-c", strconv.Itoa(b.cfg.serverCPU))
 	}
 	argv = append(argv, b.self)
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(withoutEnv(os.Environ(), "GOMAXPROCS", envServe, envProfile, envKeepalive),
-		"GOMAXPROCS=1", envServe+"="+lib, envKeepalive+"="+b.cfg.keepalive)
+	mode, err := comp.MarshalText()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Env = append(withoutEnv(os.Environ(), "GOMAXPROCS", envServe, envProfile, envKeepalive, envCompression),
+		"GOMAXPROCS=1", envServe+"="+lib, envKeepalive+"="+b.cfg.keepalive, envCompression+"="+string(mode))
 	if profile != "" {
 		cmd.Env = append(cmd.Env, envProfile+"="+profile)
 	}
@@ -111,16 +117,41 @@ func killChildren() {
 // freeMemory asks the server to collect garbage and return free memory to
 // the system, and waits until it has.
 func (s *server) freeMemory() error {
-	if err := s.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		return err
+	_, err := s.ask(syscall.SIGUSR1, "freed")
+	return err
+}
+
+// allocs returns the heap objects and bytes the server has allocated so
+// far.
+func (s *server) allocs() (objects, bytes float64, err error) {
+	line, err := s.ask(syscall.SIGUSR2, "allocs ")
+	if err != nil {
+		return 0, 0, err
 	}
-	select {
-	case <-s.lines:
-		return nil
-	case <-s.exited:
-		return fmt.Errorf("the %s server exited: %v", s.lib, s.err)
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("the %s server did not free its memory within 10s", s.lib)
+	if _, err := fmt.Sscanf(line, "allocs %g %g", &objects, &bytes); err != nil {
+		return 0, 0, fmt.Errorf("the %s server's allocations: %q: %v", s.lib, line, err)
+	}
+	return objects, bytes, nil
+}
+
+// ask sends the server sig and returns the line it answers with, which
+// starts with prefix; it skips other lines.
+func (s *server) ask(sig os.Signal, prefix string) (string, error) {
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		return "", err
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case line := <-s.lines:
+			if strings.HasPrefix(line, prefix) {
+				return line, nil
+			}
+		case <-s.exited:
+			return "", fmt.Errorf("the %s server exited: %v", s.lib, s.err)
+		case <-timeout:
+			return "", fmt.Errorf("the %s server did not answer %v within 10s", s.lib, sig)
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket/bench/echo"
+	"github.com/rfc6455/websocket/bench/loadgen"
 )
 
 // chartFile is the chart of ratios, written beside README.md.
@@ -65,16 +66,21 @@ func newReport(cfg config, results []result, elapsed time.Duration) *report {
 			r.peers = append(r.peers, l)
 		}
 	}
-	var load, idle []scenario
-	var rtt *scenario
+	var load, compressed, idle []scenario
+	var rtt, hs *scenario
 	for _, sc := range cfg.scenarios {
 		switch {
 		case sc.Idle > 0:
 			idle = append(idle, sc)
 		case sc.Latency:
 			rtt = &sc
+		case sc.Handshake:
+			hs = &sc
 		default:
 			load = append(load, sc)
+			if sc.Compression != loadgen.Uncompressed {
+				compressed = append(compressed, sc)
+			}
 		}
 	}
 	if len(load) > 0 {
@@ -103,6 +109,37 @@ func newReport(cfg config, results []result, elapsed time.Duration) *report {
 			r.row("p99.9", *rtt, false, func(x result) float64 { return x.P999 }, fmtSeconds))
 		r.tables = append(r.tables, t)
 	}
+	if len(compressed) > 0 {
+		t := table{title: "Compression", short: "wire", ratios: true,
+			note: "Bytes on the wire per echoed message (frame headers included), and in parentheses the payload's size over them, the compression ratio; the CPU each server spent is in the table above. " +
+				"The load generator sends a cycle of " + fmt.Sprint(jsonCycle) + " different JSON texts (chat events) per scenario, compressed ahead of time at compress/flate's default level with 2^15-byte windows, " +
+				"each on its own (deflate) or with the texts before it as history (takeover), and inflates every echo to check it. Lower is better." + r.negotiated(compressed)}
+		for _, sc := range compressed {
+			size := float64(sc.Size)
+			t.rows = append(t.rows, r.row(sc.Title, sc, false, func(x result) float64 { return x.EchoWirePerMsg },
+				func(v float64) string { return fmt.Sprintf("%s (%.2f×)", fmtBytes(v), size/v) }))
+		}
+		r.tables = append(r.tables, t)
+	}
+	if hs != nil {
+		sc := *hs
+		per := func(f func(x result) float64) func(x result) float64 {
+			return func(x result) float64 { return f(x) / float64(x.Messages) }
+		}
+		count := func(v float64) string { return fmt.Sprintf("%.1f", v) }
+		t := table{title: "Opening handshake", short: "handshake", ratios: true,
+			note: fmt.Sprintf("Each library's own client (nil options) dials its own server, %d at a time, and drops the connection as soon as it is open; for our servers, Dial. "+
+				"The server's CPU time (/proc/PID/stat) and heap allocations (runtime.MemStats Mallocs and TotalAlloc, read in the server process), and the client's, which is the load generator's process, per handshake; the servers that read the request with net/http only. Lower is better, but for the rate.", sc.Conns)}
+		t.rows = append(t.rows,
+			r.row("handshakes per second", sc, true, func(x result) float64 { return x.MsgPerSec }, func(v float64) string { return fmt.Sprintf("%.0f/s", v) }),
+			r.row("server CPU per handshake", sc, false, func(x result) float64 { return x.CPUPerMsg }, fmtSeconds),
+			r.row("server allocs per handshake", sc, false, per(func(x result) float64 { return x.ServerAllocs }), count),
+			r.row("server bytes per handshake", sc, false, per(func(x result) float64 { return x.ServerAllocBytes }), fmtBytes),
+			r.row("client CPU per handshake", sc, false, per(func(x result) float64 { return x.GenCPU }), fmtSeconds),
+			r.row("client allocs per handshake", sc, false, per(func(x result) float64 { return x.ClientAllocs }), count),
+			r.row("client bytes per handshake", sc, false, per(func(x result) float64 { return x.ClientAllocBytes }), fmtBytes))
+		r.tables = append(r.tables, t)
+	}
 	if len(idle) > 0 {
 		t := table{title: "Idle connections", short: "idle", ratios: true,
 			note: "Growth of the server's VmRSS per connection, each connection having echoed one 16 B message; then the same after the server collected garbage and returned free memory (debug.FreeOSMemory); and the server's CPU time per connection for its handshake and that echo. Lower is better."}
@@ -128,7 +165,7 @@ func newReport(cfg config, results []result, elapsed time.Duration) *report {
 		t := table{title: "CPU use during the window",
 			note: "Percent of one CPU used by the server process / by the load generator (the whole wsbench process), and in parentheses the idle time of the server's CPU / of the load generator's CPU. " +
 				"The server's CPU idle near 0 means the server was the bottleneck, as it should be. Softirq time (the kernel's loopback delivery, charged to no process) is in the JSON output."}
-		for _, sc := range append(slices.Clone(load), scenariosOf(rtt)...) {
+		for _, sc := range append(append(slices.Clone(load), scenariosOf(rtt)...), scenariosOf(hs)...) {
 			pct := func(f func(x result) float64) map[string]float64 {
 				return r.median(sc, func(x result) float64 { return 100 * f(x) / x.Seconds })
 			}
@@ -147,6 +184,37 @@ func newReport(cfg config, results []result, elapsed time.Duration) *report {
 		r.tables = append(r.tables, t)
 	}
 	return r
+}
+
+// negotiated says which parameters each server chose in each compressed
+// scenario, the same for all its connections.
+func (r *report) negotiated(scs []scenario) string {
+	var b strings.Builder
+	for _, sc := range scs {
+		libs := make(map[string][]string)
+		var exts []string
+		for _, lib := range r.cfg.libs {
+			for _, x := range r.results {
+				if x.Scenario == sc.Name && x.Lib == lib {
+					if _, ok := libs[x.Extensions]; !ok {
+						exts = append(exts, x.Extensions)
+					}
+					libs[x.Extensions] = append(libs[x.Extensions], lib)
+					break
+				}
+			}
+		}
+		fmt.Fprintf(&b, " %s: the load generator offered `%s`", sc.Title, sc.Compression.Offer())
+		for i, e := range exts {
+			sep := ", "
+			if i == 0 {
+				sep = "; "
+			}
+			fmt.Fprintf(&b, "%s%s answered `%s`", sep, strings.Join(libs[e], ", "), e)
+		}
+		b.WriteString(".")
+	}
+	return b.String()
 }
 
 func scenariosOf(sc *scenario) []scenario {

@@ -13,25 +13,31 @@ import (
 	"sync/atomic"
 	"time"
 
+	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/echo"
 	"github.com/rfc6455/websocket/bench/loadgen"
 )
 
 // A scenario is one workload: binary messages of Size bytes echoed on
-// Conns connections with InFlight messages in flight on each, or Idle
-// connections opened and left idle.
+// Conns connections with InFlight messages in flight on each; or JSON
+// texts of Size bytes, compressed, a cycle of different ones; or opening
+// handshakes, Conns at a time, each library's own client against its
+// server; or Idle connections opened and left idle.
 type scenario struct {
-	Name     string
-	Title    string
-	Size     int
-	Conns    int
-	InFlight int
-	Latency  bool // keep each message's round-trip time
-	Idle     int
-	Optional bool // run only when named
+	Name        string
+	Title       string
+	Size        int
+	Conns       int
+	InFlight    int
+	Latency     bool                // keep each message's round-trip time
+	Compression loadgen.Compression // permessage-deflate, with JSON texts
+	Handshake   bool
+	Idle        int
+	Optional    bool // run only when named
 }
 
-// loadScenarios are the load workloads, in table order; the idle ones
-// follow, one per -idle count.
+// loadScenarios are the workloads, in table order; the idle ones follow,
+// one per -idle count.
 var loadScenarios = []scenario{
 	{Name: "16B-1x64", Title: "16 B, 1 conn, 64 in flight", Size: 16, Conns: 1, InFlight: 64},
 	{Name: "16B-100x8", Title: "16 B, 100 conns × 8 in flight", Size: 16, Conns: 100, InFlight: 8},
@@ -40,7 +46,39 @@ var loadScenarios = []scenario{
 	{Name: "16K-100x2", Title: "16 KiB, 100 conns × 2 in flight", Size: 16 << 10, Conns: 100, InFlight: 2},
 	{Name: "1M-1x2", Title: "1 MiB, 1 conn, 2 in flight", Size: 1 << 20, Conns: 1, InFlight: 2},
 	{Name: "1M-100x1", Title: "1 MiB, 100 conns × 1 in flight", Size: 1 << 20, Conns: 100, InFlight: 1},
+	{Name: "deflate-1K", Title: "deflate, 1 KiB JSON, 100 conns × 8", Size: 1 << 10, Conns: 100, InFlight: 8, Compression: loadgen.Deflate},
+	{Name: "deflate-16K", Title: "deflate, 16 KiB JSON, 100 conns × 2", Size: 16 << 10, Conns: 100, InFlight: 2, Compression: loadgen.Deflate},
+	{Name: "takeover-1K", Title: "deflate takeover, 1 KiB JSON, 100 conns × 8", Size: 1 << 10, Conns: 100, InFlight: 8, Compression: loadgen.DeflateTakeover},
+	{Name: "takeover-16K", Title: "deflate takeover, 16 KiB JSON, 100 conns × 2", Size: 16 << 10, Conns: 100, InFlight: 2, Compression: loadgen.DeflateTakeover},
 	{Name: "rtt", Title: "16 B round trip, 1 in flight", Size: 16, Conns: 1, InFlight: 1, Latency: true},
+	{Name: "handshake", Title: "opening handshakes, 4 at a time", Conns: 4, Handshake: true},
+}
+
+// jsonCycle is how many different JSON texts a compressed scenario sends
+// in turn: 64 KiB of them at 1 KiB, more than a 32 KiB window holds, so
+// that no message is ever a copy of one in the window.
+const jsonCycle = 64
+
+// mode returns the permessage-deflate mode servers accept in for sc.
+func (sc scenario) mode() ours.CompressionMode {
+	switch sc.Compression {
+	case loadgen.Deflate:
+		return ours.CompressionNoContextTakeover
+	case loadgen.DeflateTakeover:
+		return ours.CompressionContextTakeover
+	}
+	return ours.CompressionDisabled
+}
+
+// runs reports whether sc is measured against lib: compressed scenarios
+// against the servers that compress in their mode, handshakes against
+// the servers that read them with net/http (whose clients are measured
+// too).
+func (sc scenario) runs(lib string) bool {
+	if sc.Handshake {
+		return echo.UsesNetHTTP(lib)
+	}
+	return echo.Supports(lib, sc.mode())
 }
 
 func idleScenario(n int) scenario {
@@ -111,6 +149,21 @@ type result struct {
 	P99            float64 `json:",omitempty"`
 	P999           float64 `json:",omitempty"`
 
+	// Compressed runs: the server's Sec-WebSocket-Extensions, and the mean
+	// bytes per message of the echoes' frames, of the load generator's
+	// frames, and of the payloads.
+	Extensions     string  `json:",omitempty"`
+	EchoWirePerMsg float64 `json:",omitempty"`
+	SentWirePerMsg float64 `json:",omitempty"`
+	PayloadPerMsg  float64 `json:",omitempty"`
+
+	// Handshake runs, where Messages counts handshakes: the server's and
+	// the client's heap allocations over the window, objects and bytes.
+	ServerAllocs     float64 `json:",omitempty"`
+	ServerAllocBytes float64 `json:",omitempty"`
+	ClientAllocs     float64 `json:",omitempty"`
+	ClientAllocBytes float64 `json:",omitempty"`
+
 	// Idle runs.
 	Conns        int     `json:",omitempty"`
 	RSSPerConn   float64 `json:",omitempty"` // VmRSS growth per connection
@@ -142,12 +195,20 @@ func (r result) summary(sc scenario, pinned bool) string {
 		return line
 	case sc.Latency:
 		return fmt.Sprintf("p50 %s, p99 %s, p99.9 %s, %s CPU/msg", fmtSeconds(r.P50), fmtSeconds(r.P99), fmtSeconds(r.P999), fmtSeconds(r.CPUPerMsg))
+	case sc.Handshake:
+		n := float64(r.Messages)
+		return fmt.Sprintf("%.0f handshakes/s; server %s CPU, %.1f allocs, %s each; client %s CPU, %.1f allocs, %s each",
+			r.MsgPerSec, fmtSeconds(r.CPUPerMsg), r.ServerAllocs/n, fmtBytes(r.ServerAllocBytes/n),
+			fmtSeconds(r.GenCPU/n), r.ClientAllocs/n, fmtBytes(r.ClientAllocBytes/n))
 	}
 	pct := func(s float64) float64 { return 100 * s / r.Seconds }
 	line := fmt.Sprintf("%s, %s CPU/msg; CPU: server %.0f%%, generator %.0f%%, softirq %.0f%%, others %.0f%%",
 		fmtRate(r.MsgPerSec, sc.Size), fmtSeconds(r.CPUPerMsg), pct(r.ServerCPU), pct(r.GenCPU), pct(r.SoftirqCPU), pct(r.OtherCPU))
 	if pinned {
 		line += fmt.Sprintf("; idle: server's CPU %.0f%%, generator's %.0f%%", pct(r.ServerCoreIdle), pct(r.GenCoreIdle))
+	}
+	if sc.Compression != loadgen.Uncompressed {
+		line += fmt.Sprintf("; echoes %s on the wire per %s message (%.2f×), %q", fmtBytes(r.EchoWirePerMsg), fmtBytes(r.PayloadPerMsg), r.PayloadPerMsg/r.EchoWirePerMsg, r.Extensions)
 	}
 	return line
 }
@@ -156,29 +217,57 @@ func (r result) summary(sc scenario, pinned bool) string {
 // of it.
 var messages sync.Map // scenario name -> *loadgen.Message
 
-func message(sc scenario) *loadgen.Message {
+func message(sc scenario) (*loadgen.Message, error) {
 	if m, ok := messages.Load(sc.Name); ok {
-		return m.(*loadgen.Message)
+		return m.(*loadgen.Message), nil
 	}
-	p := make([]byte, sc.Size)
-	rand.NewChaCha8([32]byte{1}).Read(p)
-	m, _ := messages.LoadOrStore(sc.Name, loadgen.NewMessage(p, sc.InFlight))
-	return m.(*loadgen.Message)
+	var m *loadgen.Message
+	if sc.Compression != loadgen.Uncompressed {
+		var err error
+		m, err = loadgen.NewMessages(1, loadgen.JSONMessages(jsonCycle, sc.Size, 1), sc.Compression, sc.InFlight)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		p := make([]byte, sc.Size)
+		rand.NewChaCha8([32]byte{1}).Read(p)
+		m = loadgen.NewMessage(p, sc.InFlight)
+	}
+	got, _ := messages.LoadOrStore(sc.Name, m)
+	return got.(*loadgen.Message), nil
 }
 
 // runLoad drives the server with sc's load through a warm-up and the
 // measured window.
 func (b *bench) runLoad(sc scenario, s *server, r *result) error {
-	m := message(sc)
+	m, err := message(sc)
+	if err != nil {
+		return err
+	}
 	// Room for every frame in flight, within 4 KiB to 256 KiB.
 	bufSize := min(max(4<<10, (sc.Size+14)*sc.InFlight), 256<<10)
 	var progress atomic.Int64 // connections, then echoes
-	conns, err := b.dialAll(s, sc.Conns, bufSize, 0, nil, &progress)
+	conns, err := b.dialAll(s, sc.Conns, bufSize, 0, sc.Compression, nil, &progress)
+	if err == nil {
+		// Every connection must have agreed to the same parameters.
+		r.Extensions = conns[0].Extensions()
+		for _, c := range conns {
+			if c.Extensions() != r.Extensions {
+				err = fmt.Errorf("connections negotiated %q and %q", r.Extensions, c.Extensions())
+			}
+		}
+	}
 	if err != nil {
 		for _, c := range conns {
 			c.Close()
 		}
 		return err
+	}
+	wire := func() (n int64) {
+		for _, c := range conns {
+			n += c.EchoBytes()
+		}
+		return n
 	}
 
 	total := b.cfg.warmup + b.cfg.duration
@@ -231,6 +320,7 @@ func (b *bench) runLoad(sc scenario, s *server, r *result) error {
 	if err != nil {
 		return err
 	}
+	wire0 := wire()
 	// The window lasts until at least one echo arrived in it.
 	if err := b.watch(s, &echoed, errc, s0.at.Add(b.cfg.duration), s0.echoed+1, nil, "echo"); err != nil {
 		return err
@@ -239,6 +329,7 @@ func (b *bench) runLoad(sc scenario, s *server, r *result) error {
 	if err != nil {
 		return err
 	}
+	wire1 := wire()
 	if err := stop(); err != nil {
 		return err
 	}
@@ -248,20 +339,12 @@ func (b *bench) runLoad(sc scenario, s *server, r *result) error {
 	default:
 	}
 
-	r.Seconds = s1.at.Sub(s0.at).Seconds()
-	r.Messages = s1.echoed - s0.echoed
-	r.MsgPerSec = float64(r.Messages) / r.Seconds
+	b.window(r, s0, s1)
 	r.BytesPerSec = r.MsgPerSec * float64(sc.Size)
-	r.ServerCPU = s1.server - s0.server
-	r.GenCPU = s1.gen - s0.gen
-	r.CPUPerMsg = r.ServerCPU / float64(r.Messages)
-	all := s1.cpus["cpu"].sub(s0.cpus["cpu"])
-	r.SoftirqCPU = all.softirq
-	r.OtherCPU = max(0, all.busy-r.ServerCPU-r.GenCPU)
-	if b.cfg.pin {
-		srv, gen := fmt.Sprintf("cpu%d", b.cfg.serverCPU), fmt.Sprintf("cpu%d", b.cfg.genCPU)
-		r.ServerCoreIdle = s1.cpus[srv].sub(s0.cpus[srv]).idle
-		r.GenCoreIdle = s1.cpus[gen].sub(s0.cpus[gen]).idle
+	if sc.Compression != loadgen.Uncompressed {
+		r.EchoWirePerMsg = float64(wire1-wire0) / float64(r.Messages)
+		r.SentWirePerMsg = m.FrameBytes()
+		r.PayloadPerMsg = m.PayloadBytes()
 	}
 	if sc.Latency {
 		// Message i's time is rtts[i], so the window's are those between
@@ -274,6 +357,27 @@ func (b *bench) runLoad(sc scenario, s *server, r *result) error {
 		r.P50, r.P99, r.P999 = percentile(w, 0.50), percentile(w, 0.99), percentile(w, 0.999)
 	}
 	return nil
+}
+
+// window records in r what happened between two samples: the messages
+// (or handshakes) and their rate, and the CPU time of the server, of the
+// load generator, of softirqs and of other processes, and how idle the
+// two CPUs were.
+func (b *bench) window(r *result, s0, s1 sample) {
+	r.Seconds = s1.at.Sub(s0.at).Seconds()
+	r.Messages = s1.echoed - s0.echoed
+	r.MsgPerSec = float64(r.Messages) / r.Seconds
+	r.ServerCPU = s1.server - s0.server
+	r.GenCPU = s1.gen - s0.gen
+	r.CPUPerMsg = r.ServerCPU / float64(r.Messages)
+	all := s1.cpus["cpu"].sub(s0.cpus["cpu"])
+	r.SoftirqCPU = all.softirq
+	r.OtherCPU = max(0, all.busy-r.ServerCPU-r.GenCPU)
+	if b.cfg.pin {
+		srv, gen := fmt.Sprintf("cpu%d", b.cfg.serverCPU), fmt.Sprintf("cpu%d", b.cfg.genCPU)
+		r.ServerCoreIdle = s1.cpus[srv].sub(s0.cpus[srv]).idle
+		r.GenCoreIdle = s1.cpus[gen].sub(s0.cpus[gen]).idle
+	}
 }
 
 // A sample holds the counters a window starts and ends with.
@@ -315,14 +419,17 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	if err != nil {
 		return err
 	}
-	m := message(scenario{Name: "idle-echo", Size: 16, InFlight: 1})
+	m, err := message(scenario{Name: "idle-echo", Size: 16, InFlight: 1})
+	if err != nil {
+		return err
+	}
 	answer := newPingAnswerers(sc.Idle)
 	once := func(c *loadgen.Conn) error {
 		c.SetDeadline(time.Now().Add(b.cfg.stall + 10*time.Second))
 		if err := c.Send(m, 1); err != nil {
 			return err
 		}
-		if err := c.ReadEcho(m.Payload); err != nil {
+		if err := c.ReadEcho(m); err != nil {
 			return err
 		}
 		c.Release()
@@ -333,7 +440,7 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 		return nil
 	}
 	var progress atomic.Int64
-	conns, err := b.dialAll(s, sc.Idle, 512, 8, once, &progress)
+	conns, err := b.dialAll(s, sc.Idle, 512, 8, loadgen.Uncompressed, once, &progress)
 	defer func() {
 		close(answer.done)
 		s.stop() // the server goes first, so no client port lingers in TIME_WAIT
@@ -427,12 +534,13 @@ func (a *pingAnswerers) start(c *loadgen.Conn) {
 }
 
 // dialAll opens n connections to s, a few at a time, each with a read
-// buffer of bufSize bytes, and runs each one through then, if not nil.
+// buffer of bufSize bytes and offering comp, and runs each one through
+// then, if not nil.
 // With spread > 0 the connections come from spread source addresses,
 // 127.0.0.2 onwards, so that many connections do not run out of ports.
 // It counts each connection in progress, and fails if the server makes
 // none for the stall time.
-func (b *bench) dialAll(s *server, n, bufSize, spread int, then func(*loadgen.Conn) error, progress *atomic.Int64) ([]*loadgen.Conn, error) {
+func (b *bench) dialAll(s *server, n, bufSize, spread int, comp loadgen.Compression, then func(*loadgen.Conn) error, progress *atomic.Int64) ([]*loadgen.Conn, error) {
 	conns := make([]*loadgen.Conn, n)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -453,7 +561,7 @@ func (b *bench) dialAll(s *server, n, bufSize, spread int, then func(*loadgen.Co
 					d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%spread))}
 				}
 				dctx, dcancel := context.WithTimeout(ctx, b.cfg.stall+10*time.Second)
-				c, err := loadgen.Dial(dctx, d, s.addr, bufSize)
+				c, err := loadgen.Dial(dctx, d, s.addr, bufSize, comp)
 				dcancel()
 				if err == nil && then != nil {
 					if err = then(c); err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
@@ -19,9 +20,10 @@ import (
 
 // The environment a server process is started with.
 const (
-	envServe     = "WSBENCH_SERVE"      // the library whose echo server to run
-	envProfile   = "WSBENCH_CPUPROFILE" // a file for the server's CPU profile
-	envKeepalive = "WSBENCH_KEEPALIVE"  // our servers' keepalive, as -keepalive says it
+	envServe       = "WSBENCH_SERVE"       // the library whose echo server to run
+	envProfile     = "WSBENCH_CPUPROFILE"  // a file for the server's CPU profile
+	envKeepalive   = "WSBENCH_KEEPALIVE"   // our servers' keepalive, as -keepalive says it
+	envCompression = "WSBENCH_COMPRESSION" // the permessage-deflate mode: off (or unset), no-takeover, takeover
 )
 
 // keepaliveOptions returns the accept options for a -keepalive setting:
@@ -47,11 +49,19 @@ func keepaliveOptions(v string) (*ours.AcceptOptions, error) {
 // port, which it prints on the first line of its standard output. It exits
 // when its standard input ends (the parent closed it, or died), writing the
 // CPU profile first if asked to. On SIGUSR1 it collects garbage, returns
-// free memory to the system, and prints "freed".
+// free memory to the system, and prints "freed"; on SIGUSR2 it prints
+// "allocs N B", the heap objects and bytes it has allocated so far
+// (runtime.MemStats Mallocs and TotalAlloc, which go test -benchmem counts).
 func serve(lib string) error {
 	accept, err := keepaliveOptions(os.Getenv(envKeepalive))
 	if err != nil {
 		return err
+	}
+	opts := &echo.Options{Accept: accept}
+	if v := os.Getenv(envCompression); v != "" {
+		if err := opts.Compression.UnmarshalText([]byte(v)); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -70,12 +80,18 @@ func serve(lib string) error {
 	fmt.Fprintln(out, ln.Addr())
 	out.Flush()
 
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	go func() {
-		for range usr1 {
-			debug.FreeOSMemory()
-			fmt.Fprintln(out, "freed")
+		for sig := range sigs {
+			if sig == syscall.SIGUSR1 {
+				debug.FreeOSMemory()
+				fmt.Fprintln(out, "freed")
+			} else {
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				fmt.Fprintf(out, "allocs %d %d\n", ms.Mallocs, ms.TotalAlloc)
+			}
 			out.Flush()
 		}
 	}()
@@ -84,5 +100,5 @@ func serve(lib string) error {
 		pprof.StopCPUProfile()
 		os.Exit(0)
 	}()
-	return echo.Serve(lib, ln, accept)
+	return echo.Serve(lib, ln, opts)
 }
