@@ -161,7 +161,7 @@
 //	                                      Dial's context                  until the timeout
 //	closing handshake   5 s               CloseTimeout                    a timer per closing connection
 //	silent peer         20 s + 20 s       KeepaliveInterval and Timeout   a timer each; 5,000 pings a second
-//	idle connection                                                       3.5 KiB each with Serve, 9 to
+//	idle connection                                                       3.9 KiB each with Serve, about
 //	                                                                      13 KiB with a Read loop
 //
 // The read limit is checked against each frame's declared length before
