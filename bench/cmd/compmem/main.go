@@ -25,6 +25,7 @@
 //
 //	go run ./cmd/compmem                      # every cell, 3 runs each
 //	go run ./cmd/compmem -servers ours -windows 10 -modes takeover -runs 1
+//	go run ./cmd/compmem -servers ours -runs 1 -heapprofile /tmp/heap  # what the heap holds
 //
 // With COMPMEM_SERVE in its environment it is one of our servers instead.
 package main
@@ -39,6 +40,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
@@ -134,6 +136,7 @@ type config struct {
 	parallel int           // runs at once
 	python   string
 	jsonOut  string
+	profiles string // directory for our servers' heap profiles; "" for none
 	args     []string
 }
 
@@ -152,6 +155,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.parallel, "parallel", 1, "runs at once (each measures its own server process)")
 	fs.StringVar(&cfg.python, "python", "/usr/bin/python3", "python with the websockets package (Debian's python3-websockets)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write every run's raw figures to this file")
+	fs.StringVar(&cfg.profiles, "heapprofile", "", "write our servers' heap profiles, taken after the last collection, into this directory")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
@@ -351,7 +355,12 @@ func (b *bench) measureInto(r *result) error {
 		srv, err = start("the python server", []string{cfg.python, "-c", serverPy,
 			strconv.Itoa(c.Window), c.Mode, strconv.Itoa(int(lifetime.Seconds()))})
 	} else {
-		srv, err = start("the "+c.Server+" server", []string{b.self}, envServe+"="+serverSpec(c, lifetime))
+		env := []string{envServe + "=" + serverSpec(c, lifetime)}
+		if cfg.profiles != "" {
+			name := strings.ReplaceAll(c.String(), "/", "-") + "-run" + strconv.Itoa(r.Run) + ".pb.gz"
+			env = append(env, envHeapProfile+"="+filepath.Join(cfg.profiles, name))
+		}
+		srv, err = start("the "+c.Server+" server", []string{b.self}, env...)
 	}
 	if err != nil {
 		return err

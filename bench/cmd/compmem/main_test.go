@@ -67,10 +67,11 @@ func TestCells(t *testing.T) {
 func TestRun(t *testing.T) {
 	needPython(t)
 	const conns = 20
-	jsonPath := filepath.Join(t.TempDir(), "results.json")
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "results.json")
 	var stdout, stderr bytes.Buffer
 	err := run([]string{"-conns", fmt.Sprint(conns), "-runs", "1", "-settle", "100ms", "-quiet", "100ms",
-		"-windows", "10,8", "-parallel", "4", "-json", jsonPath}, &stdout, &stderr)
+		"-windows", "10,8", "-parallel", "4", "-json", jsonPath, "-heapprofile", dir}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.String())
 	}
@@ -103,6 +104,16 @@ func TestRun(t *testing.T) {
 			t.Errorf("%v: VmRSS %d, %d, %d", r.cell, r.RSSBefore, r.RSSSettled, r.RSSQuiet)
 		case (r.Server == serverPython) != (r.HeapAfter < 0 || r.StackAfter < 0 || r.RSSFreed < 0):
 			t.Errorf("%v: heap %d, stacks %d, VmRSS after GC %d", r.cell, r.HeapAfter, r.StackAfter, r.RSSFreed)
+		}
+	}
+	// A heap profile of each of our servers' runs, none of python's.
+	profiles, _ := filepath.Glob(filepath.Join(dir, "*.pb.gz"))
+	if len(profiles) != 10 {
+		t.Errorf("heap profiles %q, want one for each of the 10 runs of our servers", profiles)
+	}
+	for _, p := range profiles {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 || strings.HasPrefix(filepath.Base(p), "python") {
+			t.Errorf("heap profile %s: %v", p, err)
 		}
 	}
 	table := stdout.String()
