@@ -11,8 +11,9 @@
 // open and silent (no ping, no close). Once every connection is idle it
 // reads the server's VmRSS after -settle and again after -quiet more,
 // without making the server collect garbage; then, for our servers, it
-// makes the server collect garbage and return free memory (SIGUSR1) and
-// reads its live heap, goroutine stacks and VmRSS. Each figure is the
+// makes the server collect garbage twice and return free memory (SIGUSR1),
+// and reads its live heap (and what sync.Pool alone kept through the first
+// collection), goroutine stacks and VmRSS. Each figure is the
 // growth over the server before the clients, per connection; the table
 // shows the median over the runs.
 //
@@ -220,8 +221,10 @@ type result struct {
 	RSSSettled  int64  `json:"rss_settled"`  // -settle after every connection went idle
 	RSSQuiet    int64  `json:"rss_quiet"`    // -quiet later
 	RSSFreed    int64  `json:"rss_freed"`    // after the server collected garbage and returned free memory
-	HeapBefore  int64  `json:"heap_before"`  // live heap after a collection, before the clients
+	HeapBefore  int64  `json:"heap_before"`  // live heap after two collections, before the clients
 	HeapAfter   int64  `json:"heap_after"`   // the same after -quiet
+	PoolBefore  int64  `json:"pool_before"`  // heap that only sync.Pool kept through the first collection, before the clients
+	PoolAfter   int64  `json:"pool_after"`   // the same after -quiet
 	StackBefore int64  `json:"stack_before"` // goroutine stacks in use, before the clients
 	StackAfter  int64  `json:"stack_after"`  // the same after -quiet
 	Echoes      int    `json:"echoes"`       // echoes the clients checked
@@ -326,7 +329,8 @@ func (r result) summary(conns int) string {
 	s := fmt.Sprintf("%s run %d: RSS per conn %s settled, %s quiet", r.cell, r.Run,
 		kib(r.RSSSettled-r.RSSBefore, conns), kib(r.RSSQuiet-r.RSSBefore, conns))
 	if r.HeapAfter >= 0 {
-		s += fmt.Sprintf(", heap %s, stacks %s, %s after GC", kib(r.HeapAfter-r.HeapBefore, conns),
+		s += fmt.Sprintf(", heap %s (and %s pooled), stacks %s, %s after GC", kib(r.HeapAfter-r.HeapBefore, conns),
+			kib(r.PoolAfter-r.PoolBefore, conns),
 			kib(r.StackAfter-r.StackBefore, conns), kib(r.RSSFreed-r.RSSBefore, conns))
 	}
 	return s + fmt.Sprintf("; %d/%d echoes compressed, %d B on the wire", r.Compressed, r.Echoes, r.Wire)
@@ -338,7 +342,7 @@ func kib(total int64, conns int) string {
 
 // measure runs cell c once.
 func (b *bench) measure(c cell, run int) result {
-	r := result{cell: c, Run: run, HeapBefore: -1, HeapAfter: -1, StackBefore: -1, StackAfter: -1, RSSFreed: -1}
+	r := result{cell: c, Run: run, HeapBefore: -1, HeapAfter: -1, PoolBefore: -1, PoolAfter: -1, StackBefore: -1, StackAfter: -1, RSSFreed: -1}
 	if err := b.measureInto(&r); err != nil {
 		r.Error = err.Error()
 	}
@@ -372,9 +376,11 @@ func (b *bench) measureInto(r *result) error {
 	}
 	ours := c.Server != serverPython
 	if ours {
-		if r.HeapBefore, r.StackBefore, err = srv.gc(); err != nil {
+		g, err := srv.gc()
+		if err != nil {
 			return err
 		}
+		r.HeapBefore, r.PoolBefore, r.StackBefore = g.heap, g.pooled, g.stacks
 	}
 	if r.RSSBefore, err = srv.rss(); err != nil {
 		return err
@@ -419,9 +425,11 @@ func (b *bench) measureInto(r *result) error {
 		return err
 	}
 	if ours {
-		if r.HeapAfter, r.StackAfter, err = srv.gc(); err != nil {
+		g, err := srv.gc()
+		if err != nil {
 			return err
 		}
+		r.HeapAfter, r.PoolAfter, r.StackAfter = g.heap, g.pooled, g.stacks
 		if r.RSSFreed, err = srv.rss(); err != nil {
 			return err
 		}
@@ -433,8 +441,8 @@ func (b *bench) measureInto(r *result) error {
 // writeTable writes the medians of results, cell by cell, as a Markdown
 // table: growth per connection, in KiB.
 func writeTable(w io.Writer, cells []cell, results []result, cfg config) {
-	fmt.Fprintf(w, "| server | window, server's / clients' | context takeover | RSS per conn, %v after idle | RSS per conn after %v more of quiet | Go heap per conn after GC | goroutine stacks per conn after GC | RSS per conn after GC | bytes per compressed echo |\n", cfg.settle, cfg.quiet)
-	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|")
+	fmt.Fprintf(w, "| server | window, server's / clients' | context takeover | RSS per conn, %v after idle | RSS per conn after %v more of quiet | Go heap per conn after GC | more in sync.Pool per conn, freed by a second GC | goroutine stacks per conn after GC | RSS per conn after GC | bytes per compressed echo |\n", cfg.settle, cfg.quiet)
+	fmt.Fprintln(w, "|---|---|---|--:|--:|--:|--:|--:|--:|--:|")
 	for _, c := range cells {
 		var rs []result
 		for _, r := range results {
@@ -454,7 +462,7 @@ func writeTable(w io.Writer, cells []cell, results []result, cfg config) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s |", c.Server, window, takeover)
 		if len(rs) == 0 {
-			fmt.Fprintln(w, " failed | | | | | | |")
+			fmt.Fprintln(w, " failed | | | | | | | |")
 			continue
 		}
 		// col is the median growth per connection of a figure that
@@ -470,10 +478,11 @@ func writeTable(w io.Writer, cells []cell, results []result, cfg config) {
 			return spread(v)
 		}
 		rssBefore := func(r result) int64 { return r.RSSBefore }
-		fmt.Fprintf(w, " %s | %s | %s | %s | %s |",
+		fmt.Fprintf(w, " %s | %s | %s | %s | %s | %s |",
 			col(rssBefore, func(r result) int64 { return r.RSSSettled }),
 			col(rssBefore, func(r result) int64 { return r.RSSQuiet }),
 			col(func(r result) int64 { return r.HeapBefore }, func(r result) int64 { return r.HeapAfter }),
+			col(func(r result) int64 { return r.PoolBefore }, func(r result) int64 { return r.PoolAfter }),
 			col(func(r result) int64 { return r.StackBefore }, func(r result) int64 { return r.StackAfter }),
 			col(func(r result) int64 {
 				if r.RSSFreed < 0 {

@@ -102,7 +102,7 @@ func TestRun(t *testing.T) {
 			t.Errorf("%v: %d compressed echoes took %d bytes, not under half their 4 KiB each", r.cell, r.Compressed, r.Wire)
 		case r.RSSBefore <= 0 || r.RSSSettled <= 0 || r.RSSQuiet <= 0:
 			t.Errorf("%v: VmRSS %d, %d, %d", r.cell, r.RSSBefore, r.RSSSettled, r.RSSQuiet)
-		case (r.Server == serverPython) != (r.HeapAfter < 0 || r.StackAfter < 0 || r.RSSFreed < 0):
+		case (r.Server == serverPython) != (r.HeapAfter < 0 || r.PoolAfter < 0 || r.StackAfter < 0 || r.RSSFreed < 0):
 			t.Errorf("%v: heap %d, stacks %d, VmRSS after GC %d", r.cell, r.HeapAfter, r.StackAfter, r.RSSFreed)
 		}
 	}

@@ -129,20 +129,28 @@ func killChildren() {
 	}
 }
 
+// gcStats is what one of our servers reports after collecting garbage.
+type gcStats struct {
+	heap   int64 // live heap after two collections
+	pooled int64 // more live after the first, held by sync.Pool only
+	stacks int64 // goroutine stacks in use
+}
+
 // gc asks one of our servers to collect garbage and return free memory,
-// and returns the live heap and the goroutine stacks it then reports.
-func (p *child) gc() (heap, stacks int64, err error) {
+// and returns what it then reports.
+func (p *child) gc() (gcStats, error) {
+	var g gcStats
 	if err := p.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
-		return 0, 0, err
+		return g, err
 	}
 	l, err := p.line(30 * time.Second)
 	if err != nil {
-		return 0, 0, err
+		return g, err
 	}
-	if _, err := fmt.Sscanf(l, "gc heap=%d stacks=%d", &heap, &stacks); err != nil {
-		return 0, 0, fmt.Errorf("%s answered %q to SIGUSR1", p.name, l)
+	if _, err := fmt.Sscanf(l, "gc heap=%d pooled=%d stacks=%d", &g.heap, &g.pooled, &g.stacks); err != nil {
+		return g, fmt.Errorf("%s answered %q to SIGUSR1", p.name, l)
 	}
-	return heap, stacks, nil
+	return g, nil
 }
 
 // rss returns the child's resident set size in bytes (VmRSS in

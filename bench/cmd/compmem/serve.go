@@ -39,10 +39,12 @@ func serverSpec(c cell, lifetime time.Duration) string {
 // serve is the body of a server process: our echo server, as spec says,
 // on a loopback port, which it prints on the first line of its standard
 // output. It exits when its standard input ends (the parent closed it, or
-// died), or after its lifetime. On SIGUSR1 it collects garbage, returns
-// free memory to the system, writes a heap profile if envHeapProfile asks
-// for one, and prints "gc heap=H stacks=S": the bytes of live heap objects
-// and of goroutine stacks in use.
+// died), or after its lifetime. On SIGUSR1 it collects garbage twice,
+// returning free memory to the system, writes a heap profile if
+// envHeapProfile asks for one, and prints "gc heap=H pooled=P stacks=S":
+// the bytes of live heap objects after the second collection, of those
+// the first left only because sync.Pool held them, and of goroutine
+// stacks in use.
 func serve(spec string) error {
 	f := strings.Fields(spec)
 	if len(f) != 4 {
@@ -90,25 +92,30 @@ func serve(spec string) error {
 		fmt.Printf(format+"\n", args...)
 		out.Unlock()
 	}
-	// Registered before the address goes out: until then SIGUSR1 would be
-	// ignored, and the parent's first request lost.
 	profile := os.Getenv(envHeapProfile)
 	if profile != "" {
 		runtime.MemProfileRate = 4096 // every connection's objects show, not one in a hundred
 	}
+	// Registered before the address goes out: until then SIGUSR1 would be
+	// ignored, and the parent's first request lost.
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
 	go func() {
 		for range usr1 {
+			var ms runtime.MemStats
 			debug.FreeOSMemory()
+			runtime.ReadMemStats(&ms)
+			once := ms.HeapAlloc
+			// sync.Pool keeps what was pooled before a collection
+			// until the next one: the second empties the pools.
+			debug.FreeOSMemory()
+			runtime.ReadMemStats(&ms)
 			if profile != "" {
 				if err := writeHeapProfile(profile); err != nil {
 					fmt.Fprintf(os.Stderr, "compmem server: %v\n", err)
 				}
 			}
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			say("gc heap=%d stacks=%d", ms.HeapAlloc, ms.StackInuse)
+			say("gc heap=%d pooled=%d stacks=%d", ms.HeapAlloc, int64(once)-int64(ms.HeapAlloc), ms.StackInuse)
 		}
 	}()
 	say("%s", ln.Addr())
