@@ -138,6 +138,7 @@ type config struct {
 	python   string
 	jsonOut  string
 	profiles string // directory for our servers' heap profiles; "" for none
+	from     string // a -json file to make the table from, instead of measuring
 	args     []string
 }
 
@@ -156,6 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.parallel, "parallel", 1, "runs at once (each measures its own server process)")
 	fs.StringVar(&cfg.python, "python", "/usr/bin/python3", "python with the websockets package (Debian's python3-websockets)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "write every run's raw figures to this file")
+	fs.StringVar(&cfg.from, "from", "", "measure nothing: print the table of a -json file (give the same -conns and cell flags)")
 	fs.StringVar(&cfg.profiles, "heapprofile", "", "write our servers' heap profiles, taken after the last collection, into this directory")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
@@ -213,7 +215,7 @@ func (cfg config) cells() []cell {
 }
 
 // result is what one run of a cell measured, in bytes for the whole
-// server; -1 where a figure does not apply (the python server's heap).
+// server. The figures from RSSFreed to StackAfter are our servers' only.
 type result struct {
 	cell
 	Run         int    `json:"run"`
@@ -250,6 +252,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.from != "" {
+		raw, err := os.ReadFile(cfg.from)
+		if err != nil {
+			return err
+		}
+		var results []result
+		if err := json.Unmarshal(raw, &results); err != nil {
+			return fmt.Errorf("%s: %v", cfg.from, err)
+		}
+		writeTable(stdout, cfg.cells(), results, cfg)
+		return nil
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -328,7 +342,7 @@ func (r result) summary(conns int) string {
 	}
 	s := fmt.Sprintf("%s run %d: RSS per conn %s settled, %s quiet", r.cell, r.Run,
 		kib(r.RSSSettled-r.RSSBefore, conns), kib(r.RSSQuiet-r.RSSBefore, conns))
-	if r.HeapAfter >= 0 {
+	if r.Server != serverPython {
 		s += fmt.Sprintf(", heap %s (and %s pooled), stacks %s, %s after GC", kib(r.HeapAfter-r.HeapBefore, conns),
 			kib(r.PoolAfter-r.PoolBefore, conns),
 			kib(r.StackAfter-r.StackBefore, conns), kib(r.RSSFreed-r.RSSBefore, conns))
@@ -342,7 +356,7 @@ func kib(total int64, conns int) string {
 
 // measure runs cell c once.
 func (b *bench) measure(c cell, run int) result {
-	r := result{cell: c, Run: run, HeapBefore: -1, HeapAfter: -1, PoolBefore: -1, PoolAfter: -1, StackBefore: -1, StackAfter: -1, RSSFreed: -1}
+	r := result{cell: c, Run: run}
 	if err := b.measureInto(&r); err != nil {
 		r.Error = err.Error()
 	}
@@ -465,31 +479,25 @@ func writeTable(w io.Writer, cells []cell, results []result, cfg config) {
 			fmt.Fprintln(w, " failed | | | | | | | |")
 			continue
 		}
-		// col is the median growth per connection of a figure that
-		// before and after read, "–" where it does not apply.
-		col := func(before, after func(r result) int64) string {
+		// col is the median growth per connection of a figure, "–" for
+		// one that only our servers report.
+		col := func(oursOnly bool, growth func(r result) int64) string {
+			if oursOnly && c.Server == serverPython {
+				return "–"
+			}
 			var v []float64
 			for _, r := range rs {
-				if before(r) < 0 {
-					return "–"
-				}
-				v = append(v, float64(after(r)-before(r))/float64(cfg.conns)/1024)
+				v = append(v, float64(growth(r))/float64(cfg.conns)/1024)
 			}
 			return spread(v)
 		}
-		rssBefore := func(r result) int64 { return r.RSSBefore }
 		fmt.Fprintf(w, " %s | %s | %s | %s | %s | %s |",
-			col(rssBefore, func(r result) int64 { return r.RSSSettled }),
-			col(rssBefore, func(r result) int64 { return r.RSSQuiet }),
-			col(func(r result) int64 { return r.HeapBefore }, func(r result) int64 { return r.HeapAfter }),
-			col(func(r result) int64 { return r.PoolBefore }, func(r result) int64 { return r.PoolAfter }),
-			col(func(r result) int64 { return r.StackBefore }, func(r result) int64 { return r.StackAfter }),
-			col(func(r result) int64 {
-				if r.RSSFreed < 0 {
-					return -1 // the python server: not asked to collect
-				}
-				return r.RSSBefore
-			}, func(r result) int64 { return r.RSSFreed }))
+			col(false, func(r result) int64 { return r.RSSSettled - r.RSSBefore }),
+			col(false, func(r result) int64 { return r.RSSQuiet - r.RSSBefore }),
+			col(true, func(r result) int64 { return r.HeapAfter - r.HeapBefore }),
+			col(true, func(r result) int64 { return r.PoolAfter - r.PoolBefore }),
+			col(true, func(r result) int64 { return r.StackAfter - r.StackBefore }),
+			col(true, func(r result) int64 { return r.RSSFreed - r.RSSBefore }))
 		if c.Mode == modePlain {
 			fmt.Fprintln(w, " – |")
 		} else {
