@@ -13,9 +13,9 @@
 // without making the server collect garbage; then, for our servers, it
 // makes the server collect garbage twice and return free memory (SIGUSR1),
 // and reads its live heap (and what sync.Pool alone kept through the first
-// collection), goroutine stacks and VmRSS. Each figure is the
-// growth over the server before the clients, per connection; the table
-// shows the median over the runs.
+// collection), goroutine stacks and VmRSS. Each figure is the growth over
+// the server before the clients, per connection; the table shows the
+// median over the runs.
 //
 // The servers: "ours" (Accept, then Serve echoing each message), "ours-read"
 // (Accept, then Read and Write in a loop), and "python" (python-websockets'
