@@ -21,6 +21,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"time"
 
 	coder "github.com/coder/websocket"
 	"github.com/gobwas/ws"
@@ -195,6 +196,7 @@ func (s *Server) goroutine(f func()) {
 }
 
 func (s *Server) run(lib string) error {
+	dropNbioDefaultEngine.Do(stopNbioDefaultEngine)
 	switch lib {
 	case Ours:
 		return s.serveHTTP(s.oursServeHandler)
@@ -511,6 +513,41 @@ func (s *Server) serveGws() error {
 // where a server process reports to wsbench.
 var nbioQuiet sync.Once
 
+// dropNbioDefaultEngine frees the engine that nbio's websocket package
+// builds when it is initialized, in every process that links it. Its two
+// task queues are 64K-entry channels of funcs, 1 MiB of pointers that
+// every garbage collection scanned: in a server that allocates per
+// message, ours-read and gorilla for instance, that cost 0.3-0.6 ms per
+// collection, a third of the server's CPU at 1 MiB, charged to nbio's
+// presence in the binary and not to the library measured. serveNbio gives
+// its Upgrader the engine it runs instead.
+var dropNbioDefaultEngine sync.Once
+
+// stopNbioDefaultEngine starts and stops nbws.DefaultEngine, since only
+// its stop ends the task queues' goroutines, and forgets it. nbio panics
+// when an engine that never started is stopped, and its poller clears the
+// stop flag when it begins, so the engine gets time to start; if its stop
+// still hangs, the server goes on with the queues, and says so.
+func stopNbioDefaultEngine() {
+	nbioQuiet.Do(func() { logging.SetLevel(logging.LevelNone) })
+	e := nbws.DefaultEngine
+	nbws.DefaultEngine = nil
+	if e == nil || e.Start() != nil {
+		return
+	}
+	time.Sleep(50 * time.Millisecond)
+	stopped := make(chan struct{})
+	go func() {
+		e.Stop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(2 * time.Second):
+		log.Print("echo: nbio's default engine did not stop; its task queues stay in the heap")
+	}
+}
+
 // serveNbio runs an nbhttp engine, nbio's own HTTP server on its
 // non-blocking poller (no goroutine per connection), on ln, with the
 // library's Upgrader and an OnMessage callback that writes each message
@@ -537,6 +574,7 @@ func (s *Server) serveNbio() error {
 		}),
 		ReleaseWebsocketPayload: true,
 	})
+	u.Engine = engine
 	if err := engine.Start(); err != nil {
 		return err
 	}
