@@ -80,6 +80,17 @@ var deflaterPools [maxWindowBits - minWindowBits + 1]sync.Pool
 // and more, so a busy connection keeps it.
 const deflateIdleDelay = 100 * time.Millisecond
 
+// deflateIdleAtOnceBits is the largest window whose compressor idles at
+// the end of every message instead. A window that small is chosen to
+// save memory, and restoring it costs little: 3 us more per message at
+// 2^10 when connections take turns with one scratch, against 23 us at
+// 2^15 (BenchmarkWriterIdle in internal/flate, the /rebuild rows). Busy
+// connections would otherwise each hold a scratch of about 90 KiB, which
+// a quiet server keeps in its pool until a collection it may never run:
+// 500 connections with a 2^10 window grew the server by 25.5 KiB each,
+// and by 12.8 KiB once they idled at once (bench/cmd/compmem).
+const deflateIdleAtOnceBits = 10
+
 // takeDeflater returns the compressor for a message: the connection's own
 // with context takeover, a pooled one without. The caller holds msgMu.
 func (c *Conn) takeDeflater() *flate.Writer {
@@ -113,6 +124,10 @@ func poolDeflater(d *flate.Writer, bits int) {
 func (c *Conn) releaseDeflater(d *flate.Writer) {
 	if !c.deflate.sendTakeover {
 		poolDeflater(d, c.deflate.sendBits)
+		return
+	}
+	if c.deflate.sendBits <= deflateIdleAtOnceBits {
+		d.Idle()
 		return
 	}
 	if c.defTimer == nil {

@@ -484,6 +484,66 @@ func TestCompressionThreshold(t *testing.T) {
 	}
 }
 
+// TestSmallWindowIdlesAtOnce checks when a compressor with context
+// takeover lets go of its working memory: at the end of each message for
+// windows up to 2^deflateIdleAtOnceBits, and only after deflateIdleDelay
+// of quiet for larger ones.
+func TestSmallWindowIdlesAtOnce(t *testing.T) {
+	ctx := context.Background()
+	msg := bytes.Repeat([]byte("a compressible message "), 40)
+	for _, bits := range []int{8, deflateIdleAtOnceBits, deflateIdleAtOnceBits + 1, 15} {
+		s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			c, err := Accept(w, r, &AcceptOptions{Compression: CompressionContextTakeover})
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}))
+		c := dialT(t, wsURL(s), &DialOptions{Compression: CompressionContextTakeover, CompressionWindowBits: bits})
+		if c.deflate == nil || c.deflate.sendBits != bits || !c.deflate.sendTakeover {
+			t.Fatalf("window 2^%d: negotiated %+v", bits, c.deflate)
+		}
+		for i := range 3 {
+			if err := c.Write(ctx, MessageText, msg); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.lockMsg(ctx, "test"); err != nil {
+				t.Fatal(err)
+			}
+			active := c.def != nil && c.def.Active()
+			c.unlockMsg()
+			if want := bits > deflateIdleAtOnceBits; active != want {
+				t.Errorf("window 2^%d, after message %d: compressor active %v, want %v", bits, i+1, active, want)
+			}
+		}
+		if bits > deflateIdleAtOnceBits {
+			deadline := time.Now().Add(20 * deflateIdleDelay)
+			for {
+				if err := c.lockMsg(ctx, "test"); err != nil {
+					t.Fatal(err)
+				}
+				active := c.def.Active()
+				c.unlockMsg()
+				if !active {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("window 2^%d: compressor still active %v after the last message", bits, 20*deflateIdleDelay)
+					break
+				}
+				time.Sleep(deflateIdleDelay / 4)
+			}
+		}
+		c.Close(StatusNormalClosure, "")
+		s.Close()
+	}
+}
+
 // BenchmarkCompressionMemory reports the heap a connection holds for
 // compression, for each mode and window size: "idle-B/conn" once the
 // connection has been quiet past the compressor's idle delay (what a

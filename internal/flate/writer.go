@@ -282,6 +282,10 @@ func (w *Writer) Idle() {
 	w.sc, w.buf = nil, nil
 }
 
+// Active reports whether the Writer holds working memory: from an Append
+// until the next Idle.
+func (w *Writer) Active() bool { return w.sc != nil }
+
 // activate takes a scratch if the Writer is idle. If the pool gives back
 // the Writer's own scratch untouched, all is still in place. Otherwise the
 // kept history goes in front of the buffer and its positions into the hash
