@@ -40,7 +40,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -48,8 +47,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
 //go:embed clients.py
@@ -77,28 +77,10 @@ func main() {
 		exitOn(serve(spec))
 		return
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		killChildren()
-		fmt.Fprintf(os.Stderr, "compmem: %v\n", s)
-		os.Exit(1)
-	}()
-	err := run(os.Args[1:], os.Stdout, os.Stderr)
-	killChildren()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
-	}
-	exitOn(err)
+	proc.Main("compmem", func() error { return run(os.Args[1:], os.Stdout, os.Stderr) })
 }
 
-func exitOn(err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "compmem: FAIL: %v\n", err)
-		os.Exit(1)
-	}
-}
+func exitOn(err error) { proc.ExitOn("compmem", err) }
 
 // cell is one configuration measured.
 type cell struct {
@@ -367,47 +349,47 @@ func (b *bench) measureInto(r *result) error {
 	c := r.cell
 	cfg := b.cfg
 	lifetime := cfg.timeout + cfg.settle + cfg.quiet + 2*time.Minute
-	var srv *child
+	var srv *proc.Child
 	var err error
 	if c.Server == serverPython {
-		srv, err = start("the python server", []string{cfg.python, "-c", serverPy,
-			strconv.Itoa(c.Window), c.Mode, strconv.Itoa(int(lifetime.Seconds()))})
+		srv, err = proc.Start("the python server", []string{cfg.python, "-c", serverPy,
+			strconv.Itoa(c.Window), c.Mode, strconv.Itoa(int(lifetime.Seconds()))}, nil, nil)
 	} else {
 		env := []string{envServe + "=" + serverSpec(c, lifetime)}
 		if cfg.profiles != "" {
 			name := strings.ReplaceAll(c.String(), "/", "-") + "-run" + strconv.Itoa(r.Run) + ".pb.gz"
 			env = append(env, envHeapProfile+"="+filepath.Join(cfg.profiles, name))
 		}
-		srv, err = start("the "+c.Server+" server", []string{b.self}, env...)
+		srv, err = proc.Start("the "+c.Server+" server", []string{b.self}, env, nil)
 	}
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
-	addr, err := srv.line(30 * time.Second)
+	defer srv.Stop()
+	addr, err := srv.Line(30 * time.Second)
 	if err != nil {
 		return err
 	}
 	ours := c.Server != serverPython
 	if ours {
-		g, err := srv.gc()
+		g, err := gc(srv)
 		if err != nil {
 			return err
 		}
 		r.HeapBefore, r.PoolBefore, r.StackBefore = g.heap, g.pooled, g.stacks
 	}
-	if r.RSSBefore, err = srv.rss(); err != nil {
+	if r.RSSBefore, err = srv.RSS(); err != nil {
 		return err
 	}
 
-	cl, err := start("the clients", []string{cfg.python, "-c", clientsPy, "ws://" + addr + "/",
+	cl, err := proc.Start("the clients", []string{cfg.python, "-c", clientsPy, "ws://" + addr + "/",
 		strconv.Itoa(cfg.conns), strconv.Itoa(c.Window), strconv.Itoa(c.clientWindow()), c.Mode,
-		strconv.Itoa(int(lifetime.Seconds()))})
+		strconv.Itoa(int(lifetime.Seconds()))}, nil, nil)
 	if err != nil {
 		return err
 	}
-	defer cl.stop()
-	l, err := cl.line(cfg.timeout)
+	defer cl.Stop()
+	l, err := cl.Line(cfg.timeout)
 	if err != nil {
 		return err
 	}
@@ -426,30 +408,30 @@ func (b *bench) measureInto(r *result) error {
 		return fmt.Errorf("%d echoes came compressed, want %d", r.Compressed, want)
 	}
 
-	if err := srv.sleep(cfg.settle); err != nil {
+	if err := srv.Sleep(cfg.settle); err != nil {
 		return err
 	}
-	if r.RSSSettled, err = srv.rss(); err != nil {
+	if r.RSSSettled, err = srv.RSS(); err != nil {
 		return err
 	}
-	if err := srv.sleep(cfg.quiet); err != nil {
+	if err := srv.Sleep(cfg.quiet); err != nil {
 		return err
 	}
-	if r.RSSQuiet, err = srv.rss(); err != nil {
+	if r.RSSQuiet, err = srv.RSS(); err != nil {
 		return err
 	}
 	if ours {
-		g, err := srv.gc()
+		g, err := gc(srv)
 		if err != nil {
 			return err
 		}
 		r.HeapAfter, r.PoolAfter, r.StackAfter = g.heap, g.pooled, g.stacks
-		if r.RSSFreed, err = srv.rss(); err != nil {
+		if r.RSSFreed, err = srv.RSS(); err != nil {
 			return err
 		}
 	}
 	// The connections must still have been there when memory was read.
-	return cl.alive()
+	return cl.Alive()
 }
 
 // writeTable writes the medians of results, cell by cell, as a Markdown

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
 // envServe, in a process's environment, makes it one of our echo servers
@@ -126,6 +127,27 @@ func serve(spec string) error {
 	time.AfterFunc(lifetime, func() { os.Exit(0) })
 	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0)}
 	return srv.Serve(ln)
+}
+
+// gcStats is what one of our servers reports after collecting garbage.
+type gcStats struct {
+	heap   int64 // live heap after two collections
+	pooled int64 // more live after the first, held by sync.Pool only
+	stacks int64 // goroutine stacks in use
+}
+
+// gc asks one of our servers to collect garbage and return free memory,
+// and returns what it then reports.
+func gc(srv *proc.Child) (gcStats, error) {
+	var g gcStats
+	l, err := srv.Ask(syscall.SIGUSR1, "gc ", 30*time.Second)
+	if err != nil {
+		return g, err
+	}
+	if _, err := fmt.Sscanf(l, "gc heap=%d pooled=%d stacks=%d", &g.heap, &g.pooled, &g.stacks); err != nil {
+		return g, fmt.Errorf("%v answered %q to SIGUSR1", srv, l)
+	}
+	return g, nil
 }
 
 // writeHeapProfile writes the live heap as of the last collection to path.

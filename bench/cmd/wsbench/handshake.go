@@ -92,7 +92,7 @@ func (b *bench) runHandshakes(sc scenario, s *server, r *result) error {
 		stopped = true
 		close(done)
 		err := waitTimeout(&wg, 10*time.Second, "the handshaking clients")
-		s.stop()
+		s.Stop()
 		return err
 	}
 	defer stop()

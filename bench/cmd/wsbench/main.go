@@ -33,7 +33,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
@@ -43,6 +42,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket/bench/echo"
+	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
 func main() {
@@ -54,28 +54,10 @@ func main() {
 		exitOn(serve(os.Args[2]))
 		return
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		s := <-sig
-		killChildren()
-		fmt.Fprintf(os.Stderr, "wsbench: %v\n", s)
-		os.Exit(1)
-	}()
-	err := run(os.Args[1:], os.Stdout, os.Stderr, true)
-	killChildren()
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
-	}
-	exitOn(err)
+	proc.Main("wsbench", func() error { return run(os.Args[1:], os.Stdout, os.Stderr, true) })
 }
 
-func exitOn(err error) {
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "wsbench: FAIL: %v\n", err)
-		os.Exit(1)
-	}
-}
+func exitOn(err error) { proc.ExitOn("wsbench", err) }
 
 type config struct {
 	libs       []string
@@ -315,7 +297,7 @@ func (b *bench) runOne(sc scenario, lib string, round int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	defer s.stop()
+	defer s.Stop()
 	r := result{Scenario: sc.Name, Lib: lib, Round: round}
 	switch {
 	case sc.Idle > 0:

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
 // TestMain lets the test binary be the server processes that the tests
@@ -135,8 +136,8 @@ func TestRun(t *testing.T) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
 	}
-	if len(children.m) != 0 {
-		t.Errorf("%d server processes left running", len(children.m))
+	if n := proc.Running(); n != 0 {
+		t.Errorf("%d server processes left running", n)
 	}
 }
 
@@ -156,8 +157,8 @@ func TestStall(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "STALLED: no echo for 300ms") {
 		t.Errorf("runOne against a mute server: %v, want a stall", err)
 	}
-	if len(children.m) != 0 {
-		t.Errorf("%d server processes left running", len(children.m))
+	if n := proc.Running(); n != 0 {
+		t.Errorf("%d server processes left running", n)
 	}
 }
 

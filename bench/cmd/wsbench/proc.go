@@ -5,35 +5,21 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
 // server is an echo server running in a process of its own.
 type server struct {
-	lib    string
-	cmd    *exec.Cmd
-	pid    int
-	addr   string
-	stdin  io.WriteCloser
-	lines  chan string   // lines of its standard output after the address
-	exited chan struct{} // closed once the process has ended
-	err    error         // how it ended, valid once exited is closed
-}
-
-// children holds every server process that is running, so that a failure
-// or an interrupt can end them all.
-var children struct {
-	sync.Mutex
-	m map[*server]struct{}
+	*proc.Child
+	lib  string
+	addr string
 }
 
 // startServer starts lib's echo server as a child process, pinned to the
@@ -45,86 +31,36 @@ func (b *bench) startServer(lib, profile string, comp ours.CompressionMode) (*se
 		argv = append(argv, b.taskset, "-c", strconv.Itoa(b.cfg.serverCPU))
 	}
 	argv = append(argv, b.self)
-	cmd := exec.Command(argv[0], argv[1:]...)
 	mode, err := comp.MarshalText()
 	if err != nil {
 		return nil, err
 	}
-	cmd.Env = append(withoutEnv(os.Environ(), "GOMAXPROCS", envServe, envProfile, envKeepalive, envCompression),
-		"GOMAXPROCS=1", envServe+"="+lib, envKeepalive+"="+b.cfg.keepalive, envCompression+"="+string(mode))
-	if profile != "" {
-		cmd.Env = append(cmd.Env, envProfile+"="+profile)
-	}
-	stdin, err := cmd.StdinPipe()
+	// An empty envProfile, as an unset one, asks for no profile.
+	env := []string{"GOMAXPROCS=1", envServe + "=" + lib, envKeepalive + "=" + b.cfg.keepalive,
+		envCompression + "=" + string(mode), envProfile + "=" + profile}
+	c, err := proc.Start("the "+lib+" server", argv, env, os.Stderr)
 	if err != nil {
 		return nil, err
 	}
-	lines := &lineWriter{c: make(chan string, 16)}
-	cmd.Stdout = lines
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting the %s server: %w", lib, err)
+	addr, err := c.Line(10 * time.Second)
+	if err != nil {
+		c.Stop()
+		return nil, err
 	}
-	s := &server{lib: lib, cmd: cmd, pid: cmd.Process.Pid, stdin: stdin, lines: lines.c, exited: make(chan struct{})}
-	children.Lock()
-	if children.m == nil {
-		children.m = make(map[*server]struct{})
-	}
-	children.m[s] = struct{}{}
-	children.Unlock()
-	go func() {
-		s.err = cmd.Wait()
-		close(s.exited)
-	}()
-	select {
-	case s.addr = <-s.lines:
-		return s, nil
-	case <-s.exited:
-		s.stop()
-		return nil, fmt.Errorf("the %s server exited before listening: %v", lib, s.err)
-	case <-time.After(10 * time.Second):
-		s.stop()
-		return nil, fmt.Errorf("the %s server did not print its address within 10s", lib)
-	}
-}
-
-// stop ends the server: it closes its standard input, which makes it exit
-// (writing its profile), and kills it if it has not exited within 5 s.
-func (s *server) stop() {
-	s.stdin.Close()
-	select {
-	case <-s.exited:
-	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
-	children.Lock()
-	delete(children.m, s)
-	children.Unlock()
-}
-
-// killChildren kills every server process still running.
-func killChildren() {
-	children.Lock()
-	defer children.Unlock()
-	for s := range children.m {
-		s.cmd.Process.Kill()
-		<-s.exited
-		delete(children.m, s)
-	}
+	return &server{Child: c, lib: lib, addr: addr}, nil
 }
 
 // freeMemory asks the server to collect garbage and return free memory to
 // the system, and waits until it has.
 func (s *server) freeMemory() error {
-	_, err := s.ask(syscall.SIGUSR1, "freed")
+	_, err := s.Ask(syscall.SIGUSR1, "freed", 10*time.Second)
 	return err
 }
 
 // allocs returns the heap objects and bytes the server has allocated so
 // far.
 func (s *server) allocs() (objects, bytes float64, err error) {
-	line, err := s.ask(syscall.SIGUSR2, "allocs ")
+	line, err := s.Ask(syscall.SIGUSR2, "allocs ", 10*time.Second)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -134,31 +70,10 @@ func (s *server) allocs() (objects, bytes float64, err error) {
 	return objects, bytes, nil
 }
 
-// ask sends the server sig and returns the line it answers with, which
-// starts with prefix; it skips other lines.
-func (s *server) ask(sig os.Signal, prefix string) (string, error) {
-	if err := s.cmd.Process.Signal(sig); err != nil {
-		return "", err
-	}
-	timeout := time.After(10 * time.Second)
-	for {
-		select {
-		case line := <-s.lines:
-			if strings.HasPrefix(line, prefix) {
-				return line, nil
-			}
-		case <-s.exited:
-			return "", fmt.Errorf("the %s server exited: %v", s.lib, s.err)
-		case <-timeout:
-			return "", fmt.Errorf("the %s server did not answer %v within 10s", s.lib, sig)
-		}
-	}
-}
-
 // cpu returns the CPU time the server has used, user and system, in
 // seconds (/proc/PID/stat, in clock ticks).
 func (s *server) cpu(tick float64) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.Pid()))
 	if err != nil {
 		return 0, err
 	}
@@ -180,22 +95,6 @@ func (s *server) cpu(tick float64) (float64, error) {
 		return 0, err
 	}
 	return float64(utime+stime) / tick, nil
-}
-
-// rss returns the server's resident set size in bytes (VmRSS in
-// /proc/PID/status).
-func (s *server) rss() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmRSS in /proc/PID/status")
 }
 
 // cpuTimes holds the time a CPU, or all of them ("cpu" in /proc/stat),
@@ -311,27 +210,4 @@ next:
 		out = append(out, kv)
 	}
 	return out
-}
-
-// lineWriter passes on the lines written to it, dropping them if nobody
-// takes them.
-type lineWriter struct {
-	c   chan string
-	buf []byte
-}
-
-func (w *lineWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	for {
-		i := bytes.IndexByte(w.buf, '\n')
-		if i < 0 {
-			break
-		}
-		select {
-		case w.c <- string(w.buf[:i]):
-		default:
-		}
-		w.buf = w.buf[i+1:]
-	}
-	return len(p), nil
 }

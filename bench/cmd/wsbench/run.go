@@ -305,7 +305,7 @@ func (b *bench) runLoad(sc scenario, s *server, r *result) error {
 		}
 		stopped = true
 		close(done)
-		s.stop()
+		s.Stop()
 		for _, c := range conns {
 			c.Close()
 		}
@@ -411,7 +411,7 @@ func percentile(sorted []time.Duration, p float64) float64 {
 func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	// Let the server finish starting before taking its measure.
 	time.Sleep(200 * time.Millisecond)
-	rss0, err := s.rss()
+	rss0, err := s.RSS()
 	if err != nil {
 		return err
 	}
@@ -443,7 +443,7 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	conns, err := b.dialAll(s, sc.Idle, 512, 8, loadgen.Uncompressed, once, &progress)
 	defer func() {
 		close(answer.done)
-		s.stop() // the server goes first, so no client port lingers in TIME_WAIT
+		s.Stop() // the server goes first, so no client port lingers in TIME_WAIT
 		for _, c := range conns {
 			c.Close()
 		}
@@ -457,7 +457,7 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	if err := b.watch(s, &progress, answer.errc, time.Now().Add(b.cfg.settle), 0, nil, ""); err != nil {
 		return err
 	}
-	rss1, err := s.rss()
+	rss1, err := s.RSS()
 	if err != nil {
 		return err
 	}
@@ -468,7 +468,7 @@ func (b *bench) runIdle(sc scenario, s *server, r *result) error {
 	if err := s.freeMemory(); err != nil {
 		return err
 	}
-	rss2, err := s.rss()
+	rss2, err := s.RSS()
 	if err != nil {
 		return err
 	}
@@ -502,7 +502,7 @@ func (b *bench) hold(s *server, answer *pingAnswerers, rss0 int64, r *result) er
 	r.HoldSeconds = time.Since(t0).Seconds()
 	r.HoldCPU = cpu1 - cpu0
 	r.Pings = answer.pings.Load() - pings0
-	rss, err := s.rss()
+	rss, err := s.RSS()
 	r.HoldRSSPerConn = float64(rss-rss0) / float64(r.Conns)
 	return err
 }
@@ -608,8 +608,8 @@ func (b *bench) watch(s *server, progress *atomic.Int64, errc <-chan error, end 
 		select {
 		case err := <-errc:
 			return err
-		case <-s.exited:
-			return fmt.Errorf("the server exited: %v", s.err)
+		case <-s.Exited():
+			return fmt.Errorf("the server exited: %v", s.Wait())
 		case <-finished:
 			return nil
 		case now := <-tick.C:
