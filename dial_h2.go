@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rfc6455/websocket/internal/h2"
 	"github.com/rfc6455/websocket/internal/hpack"
@@ -32,6 +33,55 @@ import (
 // WebSockets, as http.DefaultTransport holds its idle connections. A
 // connection leaves it, and closes, when its last stream ends.
 var h2Conns = h2Pool{conns: map[h2Key][]*h2.ClientConn{}, dialing: map[h2Key]*h2Dial{}}
+
+// h2Refusals remembers, for h2RefusalTTL, the origins that did not take
+// WebSockets over HTTP/2 when asked (no h2 by ALPN, no HTTP/2 over
+// cleartext, no extended CONNECT), so that HTTP2Preferred dials to them
+// go straight to HTTP/1.1 instead of paying for a connection that cannot
+// serve each time. HTTP2Required asks again every time, and a success
+// forgets the refusal.
+var h2Refusals = refusals{until: map[h2Key]time.Time{}}
+
+// h2RefusalTTL is how long a refusal is believed: long enough to spare a
+// client that dials often the probe, short enough that a server that
+// gains HTTP/2 support is noticed within minutes.
+const h2RefusalTTL = 5 * time.Minute
+
+type refusals struct {
+	mu    sync.Mutex
+	until map[h2Key]time.Time // mu
+}
+
+// refused reports whether key refused less than h2RefusalTTL ago.
+func (r *refusals) refused(key h2Key) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	until, ok := r.until[key]
+	if ok && time.Now().After(until) {
+		delete(r.until, key)
+		ok = false
+	}
+	return ok
+}
+
+// set records a refusal by key, or forgets it (refused false). Expired
+// entries go on the way, so that a program dialing many origins through
+// many transports does not accumulate them.
+func (r *refusals) set(key h2Key, refused bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !refused {
+		delete(r.until, key)
+		return
+	}
+	now := time.Now()
+	for k, until := range r.until {
+		if now.After(until) {
+			delete(r.until, k)
+		}
+	}
+	r.until[key] = now.Add(h2RefusalTTL)
+}
 
 // h2Key names the connections one Dial may share: the same origin,
 // reached through the same transport (its TLS configuration and dialer).
@@ -200,13 +250,18 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		return nil, nil, err, true
 	}
 	key := h2Key{scheme: u.Scheme, addr: hostPort(u), tr: t}
+	if opts.HTTP2 == HTTP2Preferred && h2Refusals.refused(key) {
+		return nil, nil, nil, false
+	}
 	cc, err := h2Conns.get(ctx, key, func(ctx context.Context) (net.Conn, error) { return dialH2(ctx, t, key, u.Hostname()) })
 	if err != nil {
 		if errors.Is(err, ErrHTTP2Unavailable) {
+			h2Refusals.set(key, true)
 			return fail(err)
 		}
 		return nil, nil, dialErr(rawURL, err), true
 	}
+	h2Refusals.set(key, false)
 	s, err := cc.OpenStream(ctx, fields, true)
 	if err != nil {
 		return nil, nil, dialErr(rawURL, err), true

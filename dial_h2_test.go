@@ -326,29 +326,79 @@ func TestDialHTTP2Unavailable(t *testing.T) {
 			if tt.h2c || tt.tls {
 				o = newH2Origin(t, tt.tls, h)
 			} else {
-				o = &h2Origin{Server: httptest.NewServer(http.HandlerFunc(h))}
+				o = &h2Origin{Server: httptest.NewUnstartedServer(http.HandlerFunc(h))}
+				o.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+					if st == http.StateNew {
+						o.conns.Add(1)
+					}
+				}
+				o.Start()
 				o.url = wsURL(o.Server)
 				t.Cleanup(o.Close)
 			}
+			// Each origin has a transport of its own: the HTTP client of
+			// the TLS server, a fresh one for the others, so that the
+			// refusals other tests meet are not this one's.
 			opts := o.opts
-			opts.HTTP2 = HTTP2Required
+			if opts.HTTPClient == nil {
+				opts.HTTPClient = &http.Client{Transport: &http.Transport{}}
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_, _, err := Dial(ctx, o.url, &opts)
-			if !errors.Is(err, ErrHTTP2Unavailable) || !strings.Contains(err.Error(), tt.why) {
-				t.Fatalf("HTTP2Required: %v, want ErrHTTP2Unavailable saying %q", err, tt.why)
+			conns := func(step string, want int32) {
+				t.Helper()
+				// The server counts a connection when it accepts it,
+				// which may come after the client gave up on it.
+				deadline := time.Now().Add(2 * time.Second)
+				for o.conns.Load() < want && time.Now().Before(deadline) {
+					time.Sleep(time.Millisecond)
+				}
+				if got := o.conns.Load(); got != want {
+					t.Errorf("%s: the server accepted %d connections in all, want %d", step, got, want)
+				}
 			}
-			opts.HTTP2 = HTTP2Preferred
-			c, resp, err := Dial(ctx, o.url, &opts)
-			if err != nil {
-				t.Fatalf("HTTP2Preferred: %v", err)
+			preferred := func(step string) {
+				t.Helper()
+				opts.HTTP2 = HTTP2Preferred
+				c, resp, err := Dial(ctx, o.url, &opts)
+				if err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+				defer c.CloseNow()
+				if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusSwitchingProtocols {
+					t.Errorf("%s: fell back to %s %q, want HTTP/1.1 101", step, resp.Proto, resp.Status)
+				}
+				handshakeEcho(t, c, "over HTTP/1.1")
+				c.Close(StatusNormalClosure, "")
 			}
-			defer c.CloseNow()
-			if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusSwitchingProtocols {
-				t.Errorf("fell back to %s %q, want HTTP/1.1 101", resp.Proto, resp.Status)
+			required := func(step string) {
+				t.Helper()
+				opts.HTTP2 = HTTP2Required
+				_, _, err := Dial(ctx, o.url, &opts)
+				if !errors.Is(err, ErrHTTP2Unavailable) || !strings.Contains(err.Error(), tt.why) {
+					t.Fatalf("%s: %v, want ErrHTTP2Unavailable saying %q", step, err, tt.why)
+				}
 			}
-			handshakeEcho(t, c, "over HTTP/1.1")
-			c.Close(StatusNormalClosure, "")
+			// The first dial asks, and falls back on a second connection.
+			preferred("HTTP2Preferred, first")
+			conns("HTTP2Preferred, first", 2)
+			// The refusal is remembered: HTTP/1.1 at once.
+			preferred("HTTP2Preferred, again")
+			conns("HTTP2Preferred, again", 3)
+			// HTTP2Required asks every time.
+			required("HTTP2Required")
+			conns("HTTP2Required", 4)
+			// Once the refusal is old, HTTP2Preferred asks again.
+			h2Refusals.mu.Lock()
+			for k := range h2Refusals.until {
+				if k.tr == opts.HTTPClient.Transport {
+					h2Refusals.until[k] = time.Now().Add(-time.Second)
+				}
+			}
+			h2Refusals.mu.Unlock()
+			preferred("HTTP2Preferred, refusal expired")
+			conns("HTTP2Preferred, refusal expired", 6)
+			opts.HTTPClient.CloseIdleConnections()
 		})
 	}
 }

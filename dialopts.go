@@ -123,7 +123,9 @@ const (
 	// HTTP2Preferred dials over HTTP/2 when the server offers WebSockets
 	// there, and over HTTP/1.1 when it does not: it does not choose h2 by
 	// ALPN (wss://), does not answer HTTP/2 with prior knowledge (ws://),
-	// or does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL.
+	// or does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL. Such a refusal
+	// is remembered for five minutes per origin and HTTP client
+	// transport, in which Dial goes straight to HTTP/1.1.
 	HTTP2Preferred
 	// HTTP2Required dials over HTTP/2 or fails with an error wrapping
 	// ErrHTTP2Unavailable that says why not.
