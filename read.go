@@ -339,8 +339,9 @@ func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 
 // readWholeLocked reads the rest of the current message into a new slice
 // of exactly its size, at the cost of that one allocation: Read's way. A
-// message small enough, whose single frame says its size, is read straight
-// into it. Another is gathered in pooled chunks until it ends, or until
+// message whose last frame is all buffered is copied out of the buffer; one
+// small enough, whose single frame says its size, is read straight into
+// it. Another is gathered in pooled chunks until it ends, or until
 // its last frame is uncompressed and at least half of the message has
 // arrived, which justifies allocating the whole: then what arrived is
 // copied once and the rest read in place. Nothing is allocated on the
@@ -356,6 +357,9 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 		}
 	}()
 	arrived := 0
+	if c.frame.fin && !c.msgCompressed && c.frameLeft > 0 && int64(c.rb.len()) >= c.frameLeft {
+		return c.readBufferedLocked()
+	}
 	for {
 		if c.frame.fin && !c.msgCompressed && (int64(arrived) >= c.frameLeft || arrived == 0 && c.frameLeft <= maxUpfrontAlloc) {
 			p := make([]byte, arrived, int64(arrived)+c.frameLeft)
@@ -377,6 +381,28 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 			return nil, err
 		}
 	}
+}
+
+// readBufferedLocked returns the rest of the message in a new slice when
+// all of it is in the read buffer, as the last frame of an uncompressed
+// message: the slice is allocated by copying those bytes, which spares
+// zeroing it first.
+//
+// The caller holds readMu.
+func (c *Conn) readBufferedLocked() ([]byte, error) {
+	p := append([]byte(nil), c.rb.bytes()[:c.frameLeft]...)
+	c.rb.consume(len(p))
+	if c.frame.masked {
+		c.maskPos = maskBytes(c.frame.key, c.maskPos, p)
+	}
+	c.frameLeft = 0
+	if err := c.checkTextLocked(p); err != nil {
+		return nil, err
+	}
+	if err := c.endMessageLocked(); err != io.EOF {
+		return nil, err
+	}
+	return p, nil
 }
 
 // gatherChunks copies into p the first len(p) bytes held in chunks.

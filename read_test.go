@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"testing"
@@ -185,3 +186,56 @@ func (t *trickle) Read(p []byte) (int, error) {
 
 func (t *trickle) Write(p []byte) (int, error) { return len(p), nil }
 func (t *trickle) Close() error                { return nil }
+
+// BenchmarkRead measures Read and ReadAppend on a server's connection
+// whose frames are already buffered, 64 masked binary messages repeated
+// from memory: the library's own cost per message, without the kernel's.
+func BenchmarkRead(b *testing.B) {
+	for _, size := range []int{16, 1 << 10, 16 << 10} {
+		payload := make([]byte, size)
+		var stream []byte
+		for range 64 {
+			stream = appendFrame(stream, header{fin: true, op: opBinary, masked: true, key: [4]byte{1, 2, 3, 4}, length: int64(size)}, payload)
+		}
+		for _, api := range []string{"Read", "ReadAppend"} {
+			b.Run(fmt.Sprintf("%s/%d", api, size), func(b *testing.B) {
+				c := newConn(connConfig{tr: transport{rw: &repeatReader{data: stream}}})
+				ctx := context.Background()
+				var buf []byte
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					var p []byte
+					var err error
+					if api == "Read" {
+						_, p, err = c.Read(ctx)
+					} else {
+						_, p, err = c.ReadAppend(ctx, buf[:0])
+						buf = p
+					}
+					if err != nil || len(p) != size {
+						b.Fatalf("%d bytes, %v", len(p), err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// repeatReader reads data over and over, and discards what is written.
+type repeatReader struct {
+	data []byte
+	off  int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	if r.off == len(r.data) {
+		r.off = 0
+	}
+	n := copy(p, r.data[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *repeatReader) Write(p []byte) (int, error) { return len(p), nil }
+func (r *repeatReader) Close() error                { return nil }
