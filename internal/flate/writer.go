@@ -17,13 +17,14 @@ import (
 )
 
 // Matching: one hash table of stream offsets, indexed by a multiplicative
-// hash of the next 4 bytes, one entry per slot, the newest position
+// hash of the next 5 bytes, one entry per slot, the newest position
 // winning. A candidate is used only when it lies inside the history we
-// still hold and at most 2^windowBits bytes back, and its 4 bytes are equal;
-// the match is then grown backwards over pending literals and forwards up
-// to 258 bytes, and the positions it covers enter the table too. After a
-// run of misses the scan steps over more and more bytes (up to 16 at a
-// time), so incompressible input costs little.
+// still hold and at most 2^windowBits bytes back, and its first 4 bytes
+// are equal; the match is then grown backwards over pending literals and
+// forwards up to 258 bytes, and three of the positions it covers enter the
+// table too (the second and the last two): entering all of them costs
+// time for next to no gain on JSON and text. After a run of misses the scan steps over more and more bytes (up
+// to 16 at a time), so incompressible input costs little.
 //
 // Blocks (block.go): each block covers at most blockSize bytes of input.
 // Its matches are kept as sequences (literal count, match length,
@@ -61,6 +62,7 @@ const (
 	blockSize = 32 << 10
 
 	minMatch  = 4
+	hashLen   = 5 // bytes that select a hash table slot
 	maxMatch  = 258
 	maxStored = 1<<16 - 1 // longest stored block (LEN is 16 bits)
 
@@ -98,7 +100,7 @@ var scratchPools [MaxWindowBits - MinWindowBits + 1]sync.Pool
 type Writer struct {
 	window    int  // 2^windowBits: the furthest a back-reference may reach; immutable
 	windowIdx int  // windowBits - MinWindowBits, the pool index; immutable
-	hashShift uint // 32 - log2 of the hash table size; immutable
+	hashShift uint // 64 - log2 of the hash table size; immutable
 
 	// sc is the borrowed scratch, nil while idle.
 	sc *scratch
@@ -131,7 +133,7 @@ type scratch struct {
 	owner *byte    // id of the Writer that used it last
 	gen   uint64   // that Writer's gen when it went idle
 	buf   []byte   // capacity window + blockSize
-	table []uint32 // hash of 4 bytes -> stream offset of their latest position
+	table []uint32 // hash of hashLen bytes -> stream offset of their latest position
 	seqs  []lzSeq  // the current block, as LZ77 sequences
 	huff  huffScratch
 }
@@ -154,7 +156,7 @@ func NewWriter(windowBits int) *Writer {
 	return &Writer{
 		window:    1 << windowBits,
 		windowIdx: windowBits - MinWindowBits,
-		hashShift: uint(32 - tableBits),
+		hashShift: uint(64 - tableBits),
 	}
 }
 
@@ -251,12 +253,10 @@ func (w *Writer) Remember(p []byte) {
 		if len(w.buf) == cap(w.buf) {
 			w.slide()
 		}
-		n := min(cap(w.buf)-len(w.buf), len(p))
-		from := len(w.buf)
+		n := min(cap(w.buf)-len(w.buf), len(p), blockSize)
 		w.buf = append(w.buf, p[:n]...)
 		p = p[n:]
-		w.index(max(from-3, w.lo), len(w.buf), 1)
-		w.start = len(w.buf)
+		w.skim()
 	}
 }
 
@@ -301,7 +301,7 @@ func (w *Writer) activate() {
 		return
 	}
 	if sc == nil {
-		sc = newScratch(w.window, 32-w.hashShift)
+		sc = newScratch(w.window, 64-w.hashShift)
 	} else {
 		// Stale entries could not produce a wrong match (candidates are
 		// checked byte for byte), but they would make the output depend
@@ -319,11 +319,18 @@ func (w *Writer) activate() {
 	w.index(mid, len(w.buf), 1)
 }
 
+// skim enters the positions of the pending input in the hash table as
+// compressing it would, and makes it history without output.
+func (w *Writer) skim() {
+	w.findMatches()
+	w.start = len(w.buf)
+}
+
 // index enters every step-th position of buf[from:to] in the hash table.
 func (w *Writer) index(from, to, step int) {
 	buf, table, shift := w.buf, w.sc.table, w.hashShift
-	for i := from; i+4 <= to; i += step {
-		h := (binary.LittleEndian.Uint32(buf[i:]) * 0x9e3779b1) >> shift
+	for i := from; i < to && i+hashLen <= len(buf); i += step {
+		h := hash(load(buf, i), shift)
 		table[h&uint32(len(table)-1)] = w.base + uint32(i)
 	}
 }
@@ -366,12 +373,16 @@ func (w *Writer) findMatches() {
 	mask := uint32(len(table) - 1)
 	shift := w.hashShift
 	lo, window, base := w.lo, w.window, w.base
-	for s+minMatch <= end {
-		cv := binary.LittleEndian.Uint32(buf[s:])
-		h := ((cv * 0x9e3779b1) >> shift) & mask
+	// The last positions before the input could not be hashed until now.
+	for i := max(lo, s-hashLen+1); i < s; i++ {
+		table[hash(load(buf, i), shift)&mask] = base + uint32(i)
+	}
+	for s+hashLen <= end {
+		x := load(buf, s)
+		h := hash(x, shift) & mask
 		cand := int(int32(table[h] - base))
 		table[h] = base + uint32(s)
-		if cand < lo || uint(s-cand-1) >= uint(window) || binary.LittleEndian.Uint32(buf[cand:]) != cv {
+		if cand < lo || uint(s-cand-1) >= uint(window) || binary.LittleEndian.Uint32(buf[cand:]) != uint32(x) {
 			s += min(1+(s-nextEmit)>>skipLog, maxSkip)
 			continue
 		}
@@ -381,22 +392,20 @@ func (w *Writer) findMatches() {
 			cand--
 			s--
 		}
-		n := matchLen(buf[s:min(end, s+maxMatch)], buf[cand:])
+		// The first 4 bytes are known to be equal.
+		n := minMatch + matchLen(buf[s+minMatch:min(end, s+maxMatch)], buf[cand+minMatch:])
 		seqs = append(seqs, lzSeq{lit: uint16(s - nextEmit), length: uint16(n), dist: uint16(s - cand)})
-		// Enter the positions inside the match, which the scan skips:
-		// more candidates, and the newest ones, make better matches,
-		// the more so the smaller the window.
-		i, stop := s+1, min(s+n, end-3)
-		for ; i+4 <= stop && i+8 <= end; i += 4 { // four positions a load
-			x := binary.LittleEndian.Uint64(buf[i:])
-			table[((uint32(x)*0x9e3779b1)>>shift)&mask] = base + uint32(i)
-			table[((uint32(x>>8)*0x9e3779b1)>>shift)&mask] = base + uint32(i+1)
-			table[((uint32(x>>16)*0x9e3779b1)>>shift)&mask] = base + uint32(i+2)
-			table[((uint32(x>>24)*0x9e3779b1)>>shift)&mask] = base + uint32(i+3)
-		}
-		for ; i < stop; i++ {
-			h := ((binary.LittleEndian.Uint32(buf[i:]) * 0x9e3779b1) >> shift) & mask
-			table[h] = base + uint32(i)
+		// Enter a few of the positions that the match covers, which the
+		// scan skips: the one after its start and the last two, which
+		// the input that follows is most likely to repeat.
+		if stop := min(s+n, end-hashLen+1); s+3 < stop {
+			table[hash(load(buf, s+1), shift)&mask] = base + uint32(s+1)
+			table[hash(load(buf, stop-2), shift)&mask] = base + uint32(stop-2)
+			table[hash(load(buf, stop-1), shift)&mask] = base + uint32(stop-1)
+		} else {
+			for i := s + 1; i < stop; i++ {
+				table[hash(load(buf, i), shift)&mask] = base + uint32(i)
+			}
 		}
 		s += n
 		nextEmit = s
@@ -405,6 +414,29 @@ func (w *Writer) findMatches() {
 		seqs = append(seqs, lzSeq{lit: uint16(end - nextEmit)})
 	}
 	w.sc.seqs = seqs
+}
+
+// hash maps the hashLen bytes that lead x (loaded little-endian) to a
+// slot of a table of 2^(64-shift) entries.
+func hash(x uint64, shift uint) uint32 {
+	return uint32((x << (64 - 8*hashLen)) * 0x9e3779b97f4a7c15 >> shift)
+}
+
+// load returns the 8 bytes of b from i on, little-endian; near the end of
+// b, those there are, with zeros after them.
+func load(b []byte, i int) uint64 {
+	if len(b)-i >= 8 {
+		return binary.LittleEndian.Uint64(b[i:])
+	}
+	return loadTail(b[i:])
+}
+
+func loadTail(b []byte) uint64 {
+	x := uint64(0)
+	for j := len(b) - 1; j >= 0; j-- {
+		x = x<<8 | uint64(b[j])
+	}
+	return x
 }
 
 // matchLen returns how many leading bytes a and b share, at most len(a);
