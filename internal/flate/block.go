@@ -257,16 +257,32 @@ func (bw *bitWriter) writeSeqs(in []byte, seqs []lzSeq, lit *[numLitSyms + 2]uin
 	acc, nb := bw.bits, bw.nbits
 	p := 0
 	for _, q := range seqs {
-		for _, c := range in[p : p+int(q.lit)] {
-			e := lit[c]
+		// Two literals at a time: with fewer than 32 bits pending, two
+		// codes of at most 15 bits fit.
+		if nb >= 32 {
+			binary.LittleEndian.PutUint32(out[n:], uint32(acc))
+			n += 4
+			acc >>= 32
+			nb -= 32
+		}
+		lits := in[p : p+int(q.lit)]
+		for ; len(lits) >= 2; lits = lits[2:] {
+			e0, e1 := lit[lits[0]], lit[lits[1]]
+			acc |= uint64(e0&0xffff) << nb
+			nb += uint(e0 >> 16)
+			acc |= uint64(e1&0xffff) << nb
+			nb += uint(e1 >> 16)
+			if nb >= 32 {
+				binary.LittleEndian.PutUint32(out[n:], uint32(acc))
+				n += 4
+				acc >>= 32
+				nb -= 32
+			}
+		}
+		if len(lits) > 0 {
+			e := lit[lits[0]]
 			acc |= uint64(e&0xffff) << nb
 			nb += uint(e >> 16)
-			if nb >= 48 {
-				binary.LittleEndian.PutUint64(out[n:], acc)
-				n += 6
-				acc >>= 48
-				nb -= 48
-			}
 		}
 		p += int(q.lit)
 		if q.length == 0 {
