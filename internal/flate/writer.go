@@ -377,14 +377,21 @@ func (w *Writer) findMatches() {
 	for i := max(lo, s-hashLen+1); i < s; i++ {
 		table[hash(load(buf, i), shift)&mask] = base + uint32(i)
 	}
-	for s+hashLen <= end {
-		x := load(buf, s)
-		h := hash(x, shift) & mask
-		cand := int(int32(table[h] - base))
-		table[h] = base + uint32(s)
-		if cand < lo || uint(s-cand-1) >= uint(window) || binary.LittleEndian.Uint32(buf[cand:]) != uint32(x) {
+	for {
+		// Step over the input until a candidate matches.
+		cand := 0
+		for {
+			if s+hashLen > end {
+				goto done
+			}
+			x := load(buf, s)
+			h := hash(x, shift)
+			cand = int(int32(table[h] - base))
+			table[h] = base + uint32(s)
+			if cand >= lo && uint(s-cand-1) < uint(window) && binary.LittleEndian.Uint32(buf[cand:]) == uint32(x) {
+				break
+			}
 			s += min(1+(s-nextEmit)>>skipLog, maxSkip)
-			continue
 		}
 		// Grow the match backwards over literals not yet emitted; the
 		// distance stays the same.
@@ -410,6 +417,7 @@ func (w *Writer) findMatches() {
 		s += n
 		nextEmit = s
 	}
+done:
 	if nextEmit < end {
 		seqs = append(seqs, lzSeq{lit: uint16(end - nextEmit)})
 	}
