@@ -130,9 +130,13 @@ type Writer struct {
 // scratch is the state of an active Writer that can be rebuilt: it goes
 // back to a pool while the Writer is idle.
 type scratch struct {
-	owner *byte    // id of the Writer that used it last
-	gen   uint64   // that Writer's gen when it went idle
-	buf   []byte   // capacity window + blockSize
+	owner *byte  // id of the Writer that used it last
+	gen   uint64 // that Writer's gen when it went idle
+	buf   []byte // capacity window + blockSize
+	// full is buf's array with 8 bytes more, so that an 8-byte load at any
+	// position that has hashLen bytes of input stays inside it. What the
+	// load reads past the input is ignored (hash keeps hashLen bytes).
+	full  []byte
 	table []uint32 // hash of hashLen bytes -> stream offset of their latest position
 	seqs  []lzSeq  // the current block, as LZ77 sequences
 	huff  huffScratch
@@ -161,8 +165,10 @@ func NewWriter(windowBits int) *Writer {
 }
 
 func newScratch(window int, tableBits uint) *scratch {
+	full := make([]byte, window+blockSize+8)
 	return &scratch{
-		buf:   make([]byte, 0, window+blockSize),
+		buf:   full[: 0 : window+blockSize],
+		full:  full,
 		table: make([]uint32, 1<<tableBits),
 		// A sequence other than the last holds a match of 4 bytes or more.
 		seqs: make([]lzSeq, 0, blockSize/minMatch+1),
@@ -328,9 +334,9 @@ func (w *Writer) skim() {
 
 // index enters every step-th position of buf[from:to] in the hash table.
 func (w *Writer) index(from, to, step int) {
-	buf, table, shift := w.buf, w.sc.table, w.hashShift
+	buf, full, table, shift := w.buf, w.sc.full, w.sc.table, w.hashShift
 	for i := from; i < to && i+hashLen <= len(buf); i += step {
-		h := hash(load(buf, i), shift)
+		h := hash(binary.LittleEndian.Uint64(full[i:]), shift)
 		table[h&uint32(len(table)-1)] = w.base + uint32(i)
 	}
 }
@@ -364,7 +370,7 @@ func (w *Writer) compress(dst []byte) []byte {
 // 4 bytes at s. A stale entry that passes is therefore a true match inside
 // the window all the same.
 func (w *Writer) findMatches() {
-	buf := w.buf
+	buf, full := w.buf, w.sc.full
 	end := len(buf)
 	s := w.start
 	nextEmit := s
@@ -374,8 +380,8 @@ func (w *Writer) findMatches() {
 	shift := w.hashShift
 	lo, window, base := w.lo, w.window, w.base
 	// The last positions before the input could not be hashed until now.
-	for i := max(lo, s-hashLen+1); i < s; i++ {
-		table[hash(load(buf, i), shift)&mask] = base + uint32(i)
+	for i := max(lo, s-hashLen+1); i < s && i+hashLen <= end; i++ {
+		table[hash(binary.LittleEndian.Uint64(full[i:]), shift)&mask] = base + uint32(i)
 	}
 	for {
 		// Step over the input until a candidate matches.
@@ -384,7 +390,7 @@ func (w *Writer) findMatches() {
 			if s+hashLen > end {
 				goto done
 			}
-			x := load(buf, s)
+			x := binary.LittleEndian.Uint64(full[s:])
 			h := hash(x, shift)
 			cand = int(int32(table[h] - base))
 			table[h] = base + uint32(s)
@@ -406,12 +412,12 @@ func (w *Writer) findMatches() {
 		// scan skips: the one after its start and the last two, which
 		// the input that follows is most likely to repeat.
 		if stop := min(s+n, end-hashLen+1); s+3 < stop {
-			table[hash(load(buf, s+1), shift)&mask] = base + uint32(s+1)
-			table[hash(load(buf, stop-2), shift)&mask] = base + uint32(stop-2)
-			table[hash(load(buf, stop-1), shift)&mask] = base + uint32(stop-1)
+			table[hash(binary.LittleEndian.Uint64(full[s+1:]), shift)&mask] = base + uint32(s+1)
+			table[hash(binary.LittleEndian.Uint64(full[stop-2:]), shift)&mask] = base + uint32(stop-2)
+			table[hash(binary.LittleEndian.Uint64(full[stop-1:]), shift)&mask] = base + uint32(stop-1)
 		} else {
 			for i := s + 1; i < stop; i++ {
-				table[hash(load(buf, i), shift)&mask] = base + uint32(i)
+				table[hash(binary.LittleEndian.Uint64(full[i:]), shift)&mask] = base + uint32(i)
 			}
 		}
 		s += n
@@ -428,23 +434,6 @@ done:
 // slot of a table of 2^(64-shift) entries.
 func hash(x uint64, shift uint) uint32 {
 	return uint32((x << (64 - 8*hashLen)) * 0x9e3779b97f4a7c15 >> shift)
-}
-
-// load returns the 8 bytes of b from i on, little-endian; near the end of
-// b, those there are, with zeros after them.
-func load(b []byte, i int) uint64 {
-	if len(b)-i >= 8 {
-		return binary.LittleEndian.Uint64(b[i:])
-	}
-	return loadTail(b[i:])
-}
-
-func loadTail(b []byte) uint64 {
-	x := uint64(0)
-	for j := len(b) - 1; j >= 0; j-- {
-		x = x<<8 | uint64(b[j])
-	}
-	return x
 }
 
 // matchLen returns how many leading bytes a and b share, at most len(a);

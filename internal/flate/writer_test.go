@@ -456,7 +456,7 @@ func writerBytes(d *Writer) (own, borrowed int) {
 		own++
 	}
 	if sc := d.sc; sc != nil {
-		borrowed = int(reflect.TypeFor[scratch]().Size()) + cap(sc.buf) +
+		borrowed = int(reflect.TypeFor[scratch]().Size()) + len(sc.full) +
 			cap(sc.table)*int(reflect.TypeOf(sc.table).Elem().Size()) + int(reflect.TypeFor[lzSeq]().Size())*cap(sc.seqs) + 2*cap(sc.huff.clSyms)
 	}
 	return own, borrowed
