@@ -405,8 +405,7 @@ func (w *Writer) findMatches() {
 			cand--
 			s--
 		}
-		// The first 4 bytes are known to be equal.
-		n := minMatch + matchLen(buf[s+minMatch:min(end, s+maxMatch)], buf[cand+minMatch:])
+		n := matchLen(full, s, cand, min(end-s, maxMatch))
 		seqs = append(seqs, lzSeq{lit: uint16(s - nextEmit), length: uint16(n), dist: uint16(s - cand)})
 		// Enter a few of the positions that the match covers, which the
 		// scan skips: the one after its start and the last two, which
@@ -436,19 +435,20 @@ func hash(x uint64, shift uint) uint32 {
 	return uint32((x << (64 - 8*hashLen)) * 0x9e3779b97f4a7c15 >> shift)
 }
 
-// matchLen returns how many leading bytes a and b share, at most len(a);
-// b must be at least as long as a.
-func matchLen(a, b []byte) int {
-	n := 0
-	for len(a)-n >= 8 {
-		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
+// matchLen returns how many bytes at s equal those at cand < s, at most
+// limit, s+limit within the input; the first minMatch are known to be
+// equal. It compares 8 bytes at a time, reading up to 7 bytes past the
+// limit, into the slack at the end of full, and then caps the count: what
+// lies past the input can make it run on, never stop short.
+func matchLen(full []byte, s, cand, limit int) int {
+	n := minMatch
+	for n < limit {
+		x := binary.LittleEndian.Uint64(full[s+n:]) ^ binary.LittleEndian.Uint64(full[cand+n:])
 		if x != 0 {
-			return n + bits.TrailingZeros64(x)>>3
+			n += bits.TrailingZeros64(x) >> 3
+			break
 		}
 		n += 8
 	}
-	for n < len(a) && a[n] == b[n] {
-		n++
-	}
-	return n
+	return min(n, limit)
 }
