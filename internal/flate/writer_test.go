@@ -416,6 +416,51 @@ func TestWriterIdleMidMessage(t *testing.T) {
 	}
 }
 
+// TestWriterStaleBytes checks that what a scratch's buffer holds past the
+// input (bytes of earlier messages or of other Writers, and the slack that
+// 8-byte loads read into) does not change the output: the same messages
+// give the same bytes from a buffer of zeros and from one of noise.
+func TestWriterStaleBytes(t *testing.T) {
+	t.Parallel()
+	rng := flatetest.RNG(11)
+	var msgs [][]byte
+	for _, n := range []int{5, 1, 6, 7, 8, 9, 300, 4, 2000, 12, blockSize + 7} {
+		msgs = append(msgs, flatetest.JSON(rng, n))
+	}
+	// Short messages, shorter than a hash, of a few letters: the
+	// positions before each are hashed once it arrives.
+	for range 200 {
+		m := make([]byte, 1+rng.IntN(6))
+		for i := range m {
+			m[i] = "ab"[rng.IntN(2)]
+		}
+		msgs = append(msgs, m)
+	}
+	for bits := MinWindowBits; bits <= MaxWindowBits; bits++ {
+		for _, takeover := range []bool{true, false} {
+			var outs [2][]byte
+			for k, fill := range []func([]byte){func(b []byte) { clear(b) }, func(b []byte) { copy(b, flatetest.Random(rng, len(b))) }} {
+				d := NewWriter(bits)
+				d.activate()
+				fill(d.sc.full)
+				clear(d.sc.table)
+				for _, m := range msgs {
+					for p := m; len(p) > 0; p = p[min(3, len(p)):] { // the end of the input moves
+						outs[k] = d.Append(outs[k], p[:min(3, len(p))])
+					}
+					outs[k] = d.Flush(outs[k])
+					if !takeover {
+						d.Reset()
+					}
+				}
+			}
+			if !bytes.Equal(outs[0], outs[1]) {
+				t.Errorf("window bits %d, takeover %t: the output depends on the stale bytes of the buffer", bits, takeover)
+			}
+		}
+	}
+}
+
 // TestWriterAllocs checks that a Writer in use allocates nothing per
 // message once it has its scratch and the caller's buffer is big enough.
 func TestWriterAllocs(t *testing.T) {
