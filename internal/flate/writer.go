@@ -79,6 +79,10 @@ const (
 	// of it to be found.
 	skipLog = 5
 	maxSkip = 16
+
+	// Windows up to denseWindow bytes get every position a match covers
+	// in the hash table, larger ones three (see findMatches).
+	denseWindow = 1 << 12
 )
 
 // A block must fit in one stored block, and its literal runs in an lzSeq.
@@ -379,6 +383,7 @@ func (w *Writer) findMatches() {
 	mask := uint32(len(table) - 1)
 	shift := w.hashShift
 	lo, window, base := w.lo, w.window, w.base
+	dense := window <= denseWindow
 	// The last positions before the input could not be hashed until now.
 	for i := max(lo, s-hashLen+1); i < s && i+hashLen <= end; i++ {
 		table[hash(binary.LittleEndian.Uint64(full[i:]), shift)&mask] = base + uint32(i)
@@ -407,10 +412,11 @@ func (w *Writer) findMatches() {
 		}
 		n := matchLen(full, s, cand, min(end-s, maxMatch))
 		seqs = append(seqs, lzSeq{lit: uint16(s - nextEmit), length: uint16(n), dist: uint16(s - cand)})
-		// Enter a few of the positions that the match covers, which the
-		// scan skips: the one after its start and the last two, which
-		// the input that follows is most likely to repeat.
-		if stop := min(s+n, end-hashLen+1); s+3 < stop {
+		// Enter positions that the match covers, which the scan skips:
+		// in a large window a few, the one after its start and the last
+		// two, which the input that follows is most likely to repeat;
+		// in a small one all, as the newest candidates matter most there.
+		if stop := min(s+n, end-hashLen+1); s+3 < stop && !dense {
 			table[hash(binary.LittleEndian.Uint64(full[s+1:]), shift)&mask] = base + uint32(s+1)
 			table[hash(binary.LittleEndian.Uint64(full[stop-2:]), shift)&mask] = base + uint32(stop-2)
 			table[hash(binary.LittleEndian.Uint64(full[stop-1:]), shift)&mask] = base + uint32(stop-1)
