@@ -62,7 +62,7 @@ const (
 	blockSize = 32 << 10
 
 	minMatch  = 4
-	hashLen   = 5 // bytes that select a hash table slot
+	hashLen   = 5 // bytes that select a hash table slot (at most; see NewWriter)
 	maxMatch  = 258
 	maxStored = 1<<16 - 1 // longest stored block (LEN is 16 bits)
 
@@ -83,6 +83,8 @@ const (
 	// Windows up to denseWindow bytes get every position a match covers
 	// in the hash table, larger ones three (see findMatches).
 	denseWindow = 1 << 12
+	// Windows of up to 2^smallHashBits bytes hash 4 bytes, not hashLen.
+	smallHashBits = 9
 )
 
 // A block must fit in one stored block, and its literal runs in an lzSeq.
@@ -105,6 +107,7 @@ type Writer struct {
 	window    int  // 2^windowBits: the furthest a back-reference may reach; immutable
 	windowIdx int  // windowBits - MinWindowBits, the pool index; immutable
 	hashShift uint // 64 - log2 of the hash table size; immutable
+	hashDrop  uint // 64 - 8 * the bytes hashed, at most hashLen; immutable
 
 	// sc is the borrowed scratch, nil while idle.
 	sc *scratch
@@ -161,10 +164,17 @@ func NewWriter(windowBits int) *Writer {
 	// Twice as many slots as window positions, between 2^10 and 2^14:
 	// beyond that, more slots only cost clearing time.
 	tableBits := min(max(windowBits+1, 10), 14)
+	// Hash 4 bytes instead of hashLen in the smallest windows, where
+	// short matches are most of what there is to find.
+	hashDrop := uint(64 - 8*hashLen)
+	if windowBits <= smallHashBits {
+		hashDrop = 64 - 8*4
+	}
 	return &Writer{
 		window:    1 << windowBits,
 		windowIdx: windowBits - MinWindowBits,
 		hashShift: uint(64 - tableBits),
+		hashDrop:  hashDrop,
 	}
 }
 
@@ -340,7 +350,7 @@ func (w *Writer) skim() {
 func (w *Writer) index(from, to, step int) {
 	buf, full, table, shift := w.buf, w.sc.full, w.sc.table, w.hashShift
 	for i := from; i < to && i+hashLen <= len(buf); i += step {
-		h := hash(binary.LittleEndian.Uint64(full[i:]), shift)
+		h := hash(binary.LittleEndian.Uint64(full[i:]), w.hashDrop, shift)
 		table[h&uint32(len(table)-1)] = w.base + uint32(i)
 	}
 }
@@ -381,12 +391,12 @@ func (w *Writer) findMatches() {
 	seqs := w.sc.seqs[:0]
 	table := w.sc.table
 	mask := uint32(len(table) - 1)
-	shift := w.hashShift
+	shift, drop := w.hashShift, w.hashDrop
 	lo, window, base := w.lo, w.window, w.base
 	dense := window <= denseWindow
 	// The last positions before the input could not be hashed until now.
 	for i := max(lo, s-hashLen+1); i < s && i+hashLen <= end; i++ {
-		table[hash(binary.LittleEndian.Uint64(full[i:]), shift)&mask] = base + uint32(i)
+		table[hash(binary.LittleEndian.Uint64(full[i:]), drop, shift)&mask] = base + uint32(i)
 	}
 	for {
 		// Step over the input until a candidate matches.
@@ -396,7 +406,7 @@ func (w *Writer) findMatches() {
 				goto done
 			}
 			x := binary.LittleEndian.Uint64(full[s:])
-			h := hash(x, shift)
+			h := hash(x, drop, shift)
 			cand = int(int32(table[h] - base))
 			table[h] = base + uint32(s)
 			if cand >= lo && uint(s-cand-1) < uint(window) && binary.LittleEndian.Uint32(buf[cand:]) == uint32(x) {
@@ -417,12 +427,12 @@ func (w *Writer) findMatches() {
 		// two, which the input that follows is most likely to repeat;
 		// in a small one all, as the newest candidates matter most there.
 		if stop := min(s+n, end-hashLen+1); s+3 < stop && !dense {
-			table[hash(binary.LittleEndian.Uint64(full[s+1:]), shift)&mask] = base + uint32(s+1)
-			table[hash(binary.LittleEndian.Uint64(full[stop-2:]), shift)&mask] = base + uint32(stop-2)
-			table[hash(binary.LittleEndian.Uint64(full[stop-1:]), shift)&mask] = base + uint32(stop-1)
+			table[hash(binary.LittleEndian.Uint64(full[s+1:]), drop, shift)&mask] = base + uint32(s+1)
+			table[hash(binary.LittleEndian.Uint64(full[stop-2:]), drop, shift)&mask] = base + uint32(stop-2)
+			table[hash(binary.LittleEndian.Uint64(full[stop-1:]), drop, shift)&mask] = base + uint32(stop-1)
 		} else {
 			for i := s + 1; i < stop; i++ {
-				table[hash(binary.LittleEndian.Uint64(full[i:]), shift)&mask] = base + uint32(i)
+				table[hash(binary.LittleEndian.Uint64(full[i:]), drop, shift)&mask] = base + uint32(i)
 			}
 		}
 		s += n
@@ -435,10 +445,10 @@ done:
 	w.sc.seqs = seqs
 }
 
-// hash maps the hashLen bytes that lead x (loaded little-endian) to a
+// hash maps the 8-drop/8 bytes that lead x (loaded little-endian) to a
 // slot of a table of 2^(64-shift) entries.
-func hash(x uint64, shift uint) uint32 {
-	return uint32((x << (64 - 8*hashLen)) * 0x9e3779b97f4a7c15 >> shift)
+func hash(x uint64, drop, shift uint) uint32 {
+	return uint32((x << drop) * 0x9e3779b97f4a7c15 >> shift)
 }
 
 // matchLen returns how many bytes at s equal those at cand < s, at most
