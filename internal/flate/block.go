@@ -29,24 +29,41 @@ var codeLenOrder = [numCodeLenSyms]uint8{16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4
 // a match length (RFC 1951 §3.2.5); v is the length less 3. The extra bits
 // are the low bits of v.
 func lengthCode(v uint) (code, extra uint) {
-	switch {
-	case v < 8:
-		return v, 0
-	case v == 255: // length 258 has a symbol of its own
-		return 28, 0
-	}
-	extra = uint(bits.Len(v)) - 3
-	return 4*extra + 4 + (v>>extra)&3, extra
+	c := lengthCodes[uint8(v)]
+	return uint(c & 31), uint(c >> 5)
 }
+
+// lengthCodes holds, for each length less 3, its symbol less 257 in the
+// low 5 bits and its extra bit count above: a lookup costs less than the
+// branches that length 258 and the short lengths would take.
+var lengthCodes = func() (t [256]uint8) {
+	for i := range t {
+		v := uint(i)
+		code, extra := v, uint(0)
+		switch {
+		case v == 255: // length 258 has a symbol of its own
+			code = 28
+		case v >= 8:
+			// Each count of extra bits serves four symbols; the two
+			// bits of v after its leading one pick among them.
+			extra = uint(bits.Len(v)) - 3
+			code = 4*extra + v>>extra
+		}
+		t[i] = uint8(code | extra<<5)
+	}
+	return t
+}()
 
 // distCode returns the symbol and extra bit count that code a distance;
 // v is the distance less 1. The extra bits are the low bits of v.
+//
+// Past the first four, each count of extra bits serves two symbols, and
+// the bit after the leading one of v picks between them: the symbol is
+// 2*extra plus v's top two bits. Or-ing 3 into v makes the same formula
+// give v itself for v < 4, without a branch.
 func distCode(v uint) (code, extra uint) {
-	if v < 4 {
-		return v, 0
-	}
-	extra = uint(bits.Len(v)) - 2
-	return 2*extra + 2 + (v>>extra)&1, extra
+	extra = uint(bits.Len(v|3)) - 2
+	return 2*extra + v>>extra, extra
 }
 
 // writeBlock writes the pending input, parsed into sequences, as one
@@ -257,16 +274,32 @@ func (bw *bitWriter) writeSeqs(in []byte, seqs []lzSeq, lit *[numLitSyms + 2]uin
 	acc, nb := bw.bits, bw.nbits
 	p := 0
 	for _, q := range seqs {
-		for _, c := range in[p : p+int(q.lit)] {
-			e := lit[c]
+		// Two literals at a time: with fewer than 32 bits pending, two
+		// codes of at most 15 bits fit.
+		if nb >= 32 {
+			binary.LittleEndian.PutUint32(out[n:], uint32(acc))
+			n += 4
+			acc >>= 32
+			nb -= 32
+		}
+		lits := in[p : p+int(q.lit)]
+		for ; len(lits) >= 2; lits = lits[2:] {
+			e0, e1 := lit[lits[0]], lit[lits[1]]
+			acc |= uint64(e0&0xffff) << nb
+			nb += uint(e0 >> 16)
+			acc |= uint64(e1&0xffff) << nb
+			nb += uint(e1 >> 16)
+			if nb >= 32 {
+				binary.LittleEndian.PutUint32(out[n:], uint32(acc))
+				n += 4
+				acc >>= 32
+				nb -= 32
+			}
+		}
+		if len(lits) > 0 {
+			e := lit[lits[0]]
 			acc |= uint64(e&0xffff) << nb
 			nb += uint(e >> 16)
-			if nb >= 48 {
-				binary.LittleEndian.PutUint64(out[n:], acc)
-				n += 6
-				acc >>= 48
-				nb -= 48
-			}
 		}
 		p += int(q.lit)
 		if q.length == 0 {

@@ -17,13 +17,14 @@ import (
 )
 
 // Matching: one hash table of stream offsets, indexed by a multiplicative
-// hash of the next 4 bytes, one entry per slot, the newest position
+// hash of the next 5 bytes, one entry per slot, the newest position
 // winning. A candidate is used only when it lies inside the history we
-// still hold and at most 2^windowBits bytes back, and its 4 bytes are equal;
-// the match is then grown backwards over pending literals and forwards up
-// to 258 bytes, and the positions it covers enter the table too. After a
-// run of misses the scan steps over more and more bytes (up to 16 at a
-// time), so incompressible input costs little.
+// still hold and at most 2^windowBits bytes back, and its first 4 bytes
+// are equal; the match is then grown backwards over pending literals and
+// forwards up to 258 bytes, and three of the positions it covers enter the
+// table too (the second and the last two): entering all of them costs
+// time for next to no gain on JSON and text. After a run of misses the scan steps over more and more bytes (up
+// to 16 at a time), so incompressible input costs little.
 //
 // Blocks (block.go): each block covers at most blockSize bytes of input.
 // Its matches are kept as sequences (literal count, match length,
@@ -61,6 +62,7 @@ const (
 	blockSize = 32 << 10
 
 	minMatch  = 4
+	hashLen   = 5 // bytes that select a hash table slot (at most; see NewWriter)
 	maxMatch  = 258
 	maxStored = 1<<16 - 1 // longest stored block (LEN is 16 bits)
 
@@ -77,6 +79,12 @@ const (
 	// of it to be found.
 	skipLog = 5
 	maxSkip = 16
+
+	// Windows up to denseWindow bytes get every position a match covers
+	// in the hash table, larger ones three (see findMatches).
+	denseWindow = 1 << 12
+	// Windows of up to 2^smallHashBits bytes hash 4 bytes, not hashLen.
+	smallHashBits = 9
 )
 
 // A block must fit in one stored block, and its literal runs in an lzSeq.
@@ -98,7 +106,8 @@ var scratchPools [MaxWindowBits - MinWindowBits + 1]sync.Pool
 type Writer struct {
 	window    int  // 2^windowBits: the furthest a back-reference may reach; immutable
 	windowIdx int  // windowBits - MinWindowBits, the pool index; immutable
-	hashShift uint // 32 - log2 of the hash table size; immutable
+	hashShift uint // 64 - log2 of the hash table size; immutable
+	hashDrop  uint // 64 - 8 * the bytes hashed, at most hashLen; immutable
 
 	// sc is the borrowed scratch, nil while idle.
 	sc *scratch
@@ -128,10 +137,14 @@ type Writer struct {
 // scratch is the state of an active Writer that can be rebuilt: it goes
 // back to a pool while the Writer is idle.
 type scratch struct {
-	owner *byte    // id of the Writer that used it last
-	gen   uint64   // that Writer's gen when it went idle
-	buf   []byte   // capacity window + blockSize
-	table []uint32 // hash of 4 bytes -> stream offset of their latest position
+	owner *byte  // id of the Writer that used it last
+	gen   uint64 // that Writer's gen when it went idle
+	buf   []byte // capacity window + blockSize
+	// full is buf's array with 8 bytes more, so that an 8-byte load at any
+	// position that has hashLen bytes of input stays inside it. What the
+	// load reads past the input is ignored (hash keeps hashLen bytes).
+	full  []byte
+	table []uint32 // hash of hashLen bytes -> stream offset of their latest position
 	seqs  []lzSeq  // the current block, as LZ77 sequences
 	huff  huffScratch
 }
@@ -151,16 +164,25 @@ func NewWriter(windowBits int) *Writer {
 	// Twice as many slots as window positions, between 2^10 and 2^14:
 	// beyond that, more slots only cost clearing time.
 	tableBits := min(max(windowBits+1, 10), 14)
+	// Hash 4 bytes instead of hashLen in the smallest windows, where
+	// short matches are most of what there is to find.
+	hashDrop := uint(64 - 8*hashLen)
+	if windowBits <= smallHashBits {
+		hashDrop = 64 - 8*4
+	}
 	return &Writer{
 		window:    1 << windowBits,
 		windowIdx: windowBits - MinWindowBits,
-		hashShift: uint(32 - tableBits),
+		hashShift: uint(64 - tableBits),
+		hashDrop:  hashDrop,
 	}
 }
 
 func newScratch(window int, tableBits uint) *scratch {
+	full := make([]byte, window+blockSize+8)
 	return &scratch{
-		buf:   make([]byte, 0, window+blockSize),
+		buf:   full[: 0 : window+blockSize],
+		full:  full,
 		table: make([]uint32, 1<<tableBits),
 		// A sequence other than the last holds a match of 4 bytes or more.
 		seqs: make([]lzSeq, 0, blockSize/minMatch+1),
@@ -251,12 +273,10 @@ func (w *Writer) Remember(p []byte) {
 		if len(w.buf) == cap(w.buf) {
 			w.slide()
 		}
-		n := min(cap(w.buf)-len(w.buf), len(p))
-		from := len(w.buf)
+		n := min(cap(w.buf)-len(w.buf), len(p), blockSize)
 		w.buf = append(w.buf, p[:n]...)
 		p = p[n:]
-		w.index(max(from-3, w.lo), len(w.buf), 1)
-		w.start = len(w.buf)
+		w.skim()
 	}
 }
 
@@ -301,7 +321,7 @@ func (w *Writer) activate() {
 		return
 	}
 	if sc == nil {
-		sc = newScratch(w.window, 32-w.hashShift)
+		sc = newScratch(w.window, 64-w.hashShift)
 	} else {
 		// Stale entries could not produce a wrong match (candidates are
 		// checked byte for byte), but they would make the output depend
@@ -319,11 +339,18 @@ func (w *Writer) activate() {
 	w.index(mid, len(w.buf), 1)
 }
 
+// skim enters the positions of the pending input in the hash table as
+// compressing it would, and makes it history without output.
+func (w *Writer) skim() {
+	w.findMatches()
+	w.start = len(w.buf)
+}
+
 // index enters every step-th position of buf[from:to] in the hash table.
 func (w *Writer) index(from, to, step int) {
-	buf, table, shift := w.buf, w.sc.table, w.hashShift
-	for i := from; i+4 <= to; i += step {
-		h := (binary.LittleEndian.Uint32(buf[i:]) * 0x9e3779b1) >> shift
+	buf, full, table, shift := w.buf, w.sc.full, w.sc.table, w.hashShift
+	for i := from; i < to && i+hashLen <= len(buf); i += step {
+		h := hash(binary.LittleEndian.Uint64(full[i:]), w.hashDrop, shift)
 		table[h&uint32(len(table)-1)] = w.base + uint32(i)
 	}
 }
@@ -357,23 +384,35 @@ func (w *Writer) compress(dst []byte) []byte {
 // 4 bytes at s. A stale entry that passes is therefore a true match inside
 // the window all the same.
 func (w *Writer) findMatches() {
-	buf := w.buf
+	buf, full := w.buf, w.sc.full
 	end := len(buf)
 	s := w.start
 	nextEmit := s
 	seqs := w.sc.seqs[:0]
 	table := w.sc.table
 	mask := uint32(len(table) - 1)
-	shift := w.hashShift
+	shift, drop := w.hashShift, w.hashDrop
 	lo, window, base := w.lo, w.window, w.base
-	for s+minMatch <= end {
-		cv := binary.LittleEndian.Uint32(buf[s:])
-		h := ((cv * 0x9e3779b1) >> shift) & mask
-		cand := int(int32(table[h] - base))
-		table[h] = base + uint32(s)
-		if cand < lo || uint(s-cand-1) >= uint(window) || binary.LittleEndian.Uint32(buf[cand:]) != cv {
+	dense := window <= denseWindow
+	// The last positions before the input could not be hashed until now.
+	for i := max(lo, s-hashLen+1); i < s && i+hashLen <= end; i++ {
+		table[hash(binary.LittleEndian.Uint64(full[i:]), drop, shift)&mask] = base + uint32(i)
+	}
+	for {
+		// Step over the input until a candidate matches.
+		cand := 0
+		for {
+			if s+hashLen > end {
+				goto done
+			}
+			x := binary.LittleEndian.Uint64(full[s:])
+			h := hash(x, drop, shift)
+			cand = int(int32(table[h] - base))
+			table[h] = base + uint32(s)
+			if cand >= lo && uint(s-cand-1) < uint(window) && binary.LittleEndian.Uint32(buf[cand:]) == uint32(x) {
+				break
+			}
 			s += min(1+(s-nextEmit)>>skipLog, maxSkip)
-			continue
 		}
 		// Grow the match backwards over literals not yet emitted; the
 		// distance stays the same.
@@ -381,45 +420,51 @@ func (w *Writer) findMatches() {
 			cand--
 			s--
 		}
-		n := matchLen(buf[s:min(end, s+maxMatch)], buf[cand:])
+		n := matchLen(full, s, cand, min(end-s, maxMatch))
 		seqs = append(seqs, lzSeq{lit: uint16(s - nextEmit), length: uint16(n), dist: uint16(s - cand)})
-		// Enter the positions inside the match, which the scan skips:
-		// more candidates, and the newest ones, make better matches,
-		// the more so the smaller the window.
-		i, stop := s+1, min(s+n, end-3)
-		for ; i+4 <= stop && i+8 <= end; i += 4 { // four positions a load
-			x := binary.LittleEndian.Uint64(buf[i:])
-			table[((uint32(x)*0x9e3779b1)>>shift)&mask] = base + uint32(i)
-			table[((uint32(x>>8)*0x9e3779b1)>>shift)&mask] = base + uint32(i+1)
-			table[((uint32(x>>16)*0x9e3779b1)>>shift)&mask] = base + uint32(i+2)
-			table[((uint32(x>>24)*0x9e3779b1)>>shift)&mask] = base + uint32(i+3)
-		}
-		for ; i < stop; i++ {
-			h := ((binary.LittleEndian.Uint32(buf[i:]) * 0x9e3779b1) >> shift) & mask
-			table[h] = base + uint32(i)
+		// Enter positions that the match covers, which the scan skips:
+		// in a large window a few, the one after its start and the last
+		// two, which the input that follows is most likely to repeat;
+		// in a small one all, as the newest candidates matter most there.
+		if stop := min(s+n, end-hashLen+1); s+3 < stop && !dense {
+			table[hash(binary.LittleEndian.Uint64(full[s+1:]), drop, shift)&mask] = base + uint32(s+1)
+			table[hash(binary.LittleEndian.Uint64(full[stop-2:]), drop, shift)&mask] = base + uint32(stop-2)
+			table[hash(binary.LittleEndian.Uint64(full[stop-1:]), drop, shift)&mask] = base + uint32(stop-1)
+		} else {
+			for i := s + 1; i < stop; i++ {
+				table[hash(binary.LittleEndian.Uint64(full[i:]), drop, shift)&mask] = base + uint32(i)
+			}
 		}
 		s += n
 		nextEmit = s
 	}
+done:
 	if nextEmit < end {
 		seqs = append(seqs, lzSeq{lit: uint16(end - nextEmit)})
 	}
 	w.sc.seqs = seqs
 }
 
-// matchLen returns how many leading bytes a and b share, at most len(a);
-// b must be at least as long as a.
-func matchLen(a, b []byte) int {
-	n := 0
-	for len(a)-n >= 8 {
-		x := binary.LittleEndian.Uint64(a[n:]) ^ binary.LittleEndian.Uint64(b[n:])
+// hash maps the 8-drop/8 bytes that lead x (loaded little-endian) to a
+// slot of a table of 2^(64-shift) entries.
+func hash(x uint64, drop, shift uint) uint32 {
+	return uint32((x << drop) * 0x9e3779b97f4a7c15 >> shift)
+}
+
+// matchLen returns how many bytes at s equal those at cand < s, at most
+// limit, s+limit within the input; the first minMatch are known to be
+// equal. It compares 8 bytes at a time, reading up to 7 bytes past the
+// limit, into the slack at the end of full, and then caps the count: what
+// lies past the input can make it run on, never stop short.
+func matchLen(full []byte, s, cand, limit int) int {
+	n := minMatch
+	for n < limit {
+		x := binary.LittleEndian.Uint64(full[s+n:]) ^ binary.LittleEndian.Uint64(full[cand+n:])
 		if x != 0 {
-			return n + bits.TrailingZeros64(x)>>3
+			n += bits.TrailingZeros64(x) >> 3
+			break
 		}
 		n += 8
 	}
-	for n < len(a) && a[n] == b[n] {
-		n++
-	}
-	return n
+	return min(n, limit)
 }
