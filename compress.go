@@ -85,7 +85,7 @@ const deflateIdleDelay = 100 * time.Millisecond
 // save memory, and restoring it costs little: 3 us more per message at
 // 2^10 when connections take turns with one scratch, against 23 us at
 // 2^15 (BenchmarkWriterIdle in internal/flate, the /rebuild rows). Busy
-// connections would otherwise each hold a scratch of about 90 KiB, which
+// connections would otherwise each hold a scratch of about 100 KiB, which
 // a quiet server keeps in its pool until a collection it may never run:
 // 500 connections with a 2^10 window grew the server by 25.5 KiB each,
 // and by 12.8 KiB once they idled at once (bench/cmd/compmem).
