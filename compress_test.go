@@ -508,28 +508,27 @@ func TestSmallWindowIdlesAtOnce(t *testing.T) {
 		if c.deflate == nil || c.deflate.sendBits != bits || !c.deflate.sendTakeover {
 			t.Fatalf("window 2^%d: negotiated %+v", bits, c.deflate)
 		}
+		// active reports whether the compressor holds its scratch, as
+		// read under msgMu, which idleDeflater takes.
+		active := func() bool {
+			if err := c.lockMsg(ctx, "test"); err != nil {
+				t.Fatal(err)
+			}
+			defer c.unlockMsg()
+			return c.def != nil && c.def.Active()
+		}
 		for i := range 3 {
 			if err := c.Write(ctx, MessageText, msg); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.lockMsg(ctx, "test"); err != nil {
-				t.Fatal(err)
-			}
-			active := c.def != nil && c.def.Active()
-			c.unlockMsg()
-			if want := bits > deflateIdleAtOnceBits; active != want {
-				t.Errorf("window 2^%d, after message %d: compressor active %v, want %v", bits, i+1, active, want)
+			if got, want := active(), bits > deflateIdleAtOnceBits; got != want {
+				t.Errorf("window 2^%d, after message %d: compressor active %v, want %v", bits, i+1, got, want)
 			}
 		}
 		if bits > deflateIdleAtOnceBits {
 			deadline := time.Now().Add(20 * deflateIdleDelay)
 			for {
-				if err := c.lockMsg(ctx, "test"); err != nil {
-					t.Fatal(err)
-				}
-				active := c.def.Active()
-				c.unlockMsg()
-				if !active {
+				if !active() {
 					break
 				}
 				if time.Now().After(deadline) {

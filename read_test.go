@@ -176,18 +176,24 @@ func TestReadAllocatesOnce(t *testing.T) {
 }
 
 // trickle is a transport that gives in away in reads of at most most
-// bytes, as a socket does, and takes every write.
+// bytes, as a socket does, and takes every write. With repeat, it starts
+// over from the beginning of in instead of ending.
 type trickle struct {
-	in   []byte
-	most int
+	in     []byte
+	most   int
+	repeat bool
+	off    int // the next byte of in to read
 }
 
 func (t *trickle) Read(p []byte) (int, error) {
-	if len(t.in) == 0 {
-		return 0, io.EOF
+	if t.off == len(t.in) {
+		if !t.repeat || len(t.in) == 0 {
+			return 0, io.EOF
+		}
+		t.off = 0
 	}
-	n := copy(p[:min(len(p), t.most)], t.in)
-	t.in = t.in[n:]
+	n := copy(p[:min(len(p), t.most)], t.in[t.off:])
+	t.off += n
 	return n, nil
 }
 
@@ -206,7 +212,7 @@ func BenchmarkRead(b *testing.B) {
 		}
 		for _, api := range []string{"Read", "ReadAppend"} {
 			b.Run(fmt.Sprintf("%s/%d", api, size), func(b *testing.B) {
-				c := newConn(connConfig{tr: transport{rw: &repeatReader{data: stream}}})
+				c := newConn(connConfig{tr: transport{rw: &trickle{in: stream, most: len(stream), repeat: true}}})
 				ctx := context.Background()
 				var buf []byte
 				b.SetBytes(int64(size))
@@ -228,21 +234,3 @@ func BenchmarkRead(b *testing.B) {
 		}
 	}
 }
-
-// repeatReader reads data over and over, and discards what is written.
-type repeatReader struct {
-	data []byte
-	off  int
-}
-
-func (r *repeatReader) Read(p []byte) (int, error) {
-	if r.off == len(r.data) {
-		r.off = 0
-	}
-	n := copy(p, r.data[r.off:])
-	r.off += n
-	return n, nil
-}
-
-func (r *repeatReader) Write(p []byte) (int, error) { return len(p), nil }
-func (r *repeatReader) Close() error                { return nil }
