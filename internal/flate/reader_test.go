@@ -149,19 +149,8 @@ func TestReaderRoundTrip(t *testing.T) {
 	}
 	for _, level := range []int{stdflate.HuffmanOnly, stdflate.NoCompression, stdflate.BestSpeed, stdflate.DefaultCompression, stdflate.BestCompression} {
 		cs = append(cs, compressor{fmt.Sprintf("flate level %d", level), 15, func(msgs [][]byte, takeover bool) [][]byte {
-			var b bytes.Buffer
-			fw, _ := stdflate.NewWriter(&b, level)
-			var outs [][]byte
-			for _, m := range msgs {
-				b.Reset()
-				if !takeover {
-					fw.Reset(&b)
-				}
-				fw.Write(m)
-				fw.Flush()
-				outs = append(outs, bytes.Clone(b.Bytes()))
-			}
-			return outs
+			fw, _ := stdflate.NewWriter(io.Discard, level)
+			return stdflateMessages(fw, msgs, takeover)
 		}})
 	}
 	for _, c := range cs {
@@ -800,18 +789,7 @@ func (fz *readerFuzz) run(bits, mode uint8, cuts, data []byte) error {
 	if roundTrip {
 		var outs [][]byte
 		if windowBits == MaxWindowBits {
-			var b bytes.Buffer
-			fw := fws[mode>>2&3]
-			fw.Reset(&b)
-			for _, m := range msgs {
-				b.Reset()
-				if !takeover {
-					fw.Reset(&b)
-				}
-				fw.Write(m)
-				fw.Flush()
-				outs = append(outs, bytes.Clone(b.Bytes()))
-			}
+			outs = stdflateMessages(fws[mode>>2&3], msgs, takeover)
 		} else {
 			outs = compressMessages(windowBits, takeover, msgs, nil, 0)
 		}
@@ -875,6 +853,25 @@ func (fz *readerFuzz) run(bits, mode uint8, cuts, data []byte) error {
 type readerSeed struct {
 	bits, mode uint8
 	cuts, data []byte
+}
+
+// stdflateMessages compresses msgs with fw, reset first, as a peer using
+// compress/flate sends them: each ends with a sync flush, in one stream
+// with context takeover, in a stream of its own without.
+func stdflateMessages(fw *stdflate.Writer, msgs [][]byte, takeover bool) [][]byte {
+	var b bytes.Buffer
+	fw.Reset(&b)
+	outs := make([][]byte, 0, len(msgs))
+	for _, m := range msgs {
+		b.Reset()
+		if !takeover {
+			fw.Reset(&b)
+		}
+		fw.Write(m)
+		fw.Flush()
+		outs = append(outs, bytes.Clone(b.Bytes()))
+	}
+	return outs
 }
 
 // readerSeeds are FuzzReader's seeds made in code (those written by hand
