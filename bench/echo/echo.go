@@ -31,6 +31,7 @@ import (
 	nbws "github.com/lesismal/nbio/nbhttp/websocket"
 	"github.com/lxzan/gws"
 	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/internal/oursecho"
 )
 
 // The library names, as flags and tables spell them.
@@ -199,11 +200,11 @@ func (s *Server) run(lib string) error {
 	dropNbioDefaultEngine.Do(stopNbioDefaultEngine)
 	switch lib {
 	case Ours:
-		return s.serveHTTP(s.oursServeHandler)
+		return s.serveHTTP(oursecho.Serve(s.accept))
 	case OursLoop:
 		return s.serveHTTP(s.oursHandler)
 	case OursRead:
-		return s.serveHTTP(s.oursReadHandler)
+		return s.serveHTTP(oursecho.Read(s.accept))
 	case OursStream:
 		return s.serveHTTP(s.oursStreamHandler)
 	case Gorilla:
@@ -264,22 +265,6 @@ func copyMessage(w io.Writer, r io.Reader) error {
 	return err
 }
 
-// oursServeHandler hands the connection to Serve and returns, so that
-// net/http lets go of the request, and an idle connection holds no
-// goroutine of its own (Serve parks it).
-func (s *Server) oursServeHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := ours.Accept(w, r, s.accept)
-	if err != nil {
-		return
-	}
-	ctx := context.Background()
-	c.Serve(func(typ ours.MessageType, p []byte) {
-		if err := c.Write(ctx, typ, p); err != nil {
-			c.CloseNow()
-		}
-	}, func(error) { c.CloseNow() })
-}
-
 func (s *Server) oursHandler(w http.ResponseWriter, r *http.Request) {
 	c, err := ours.Accept(w, r, s.accept)
 	if err != nil {
@@ -297,25 +282,6 @@ func (s *Server) oursHandler(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		buf = p
-	}
-}
-
-// oursReadHandler is the loop the library's README shows first: Read
-// returns each message in a slice of its own, which Write sends back.
-func (s *Server) oursReadHandler(w http.ResponseWriter, r *http.Request) {
-	c, err := ours.Accept(w, r, s.accept)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	for {
-		typ, p, err := c.Read(r.Context())
-		if err != nil {
-			return
-		}
-		if err := c.Write(r.Context(), typ, p); err != nil {
-			return
-		}
 	}
 }
 

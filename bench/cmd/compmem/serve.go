@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/internal/oursecho"
 	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
@@ -76,9 +76,9 @@ func serve(spec string) error {
 	var h http.HandlerFunc
 	switch f[0] {
 	case serverOurs:
-		h = serveEcho(opts)
+		h = oursecho.Serve(opts)
 	case serverOursRead:
-		h = readLoopEcho(opts)
+		h = oursecho.Read(opts)
 	default:
 		return fmt.Errorf("%s=%q: unknown server %q", envServe, spec, f[0])
 	}
@@ -161,44 +161,4 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// serveEcho is the server "ours": Accept, then Serve with a callback that
-// writes each message back; the handler returns, and a quiet connection
-// holds no goroutine.
-func serveEcho(opts *ours.AcceptOptions) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := ours.Accept(w, r, opts)
-		if err != nil {
-			return
-		}
-		ctx := context.Background()
-		c.Serve(func(typ ours.MessageType, p []byte) {
-			if err := c.Write(ctx, typ, p); err != nil {
-				c.CloseNow()
-			}
-		}, func(error) { c.CloseNow() })
-	}
-}
-
-// readLoopEcho is the server "ours-read": Accept, then Read and Write in a
-// loop, as the project's README shows a server; a quiet connection's
-// goroutine waits in Read.
-func readLoopEcho(opts *ours.AcceptOptions) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		c, err := ours.Accept(w, r, opts)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, p, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, p); err != nil {
-				return
-			}
-		}
-	}
 }
