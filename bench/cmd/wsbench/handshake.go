@@ -62,7 +62,8 @@ func (b *bench) runHandshakes(sc scenario, s *server, r *result) error {
 	total := b.cfg.warmup + b.cfg.duration
 	// The count bound: far more than one CPU can accept in the time.
 	maxHS := int64(total.Seconds()*1e5) + 1000
-	done := make(chan struct{})
+	// stopping ends when stop is called; the dials under way finish.
+	stopping, stopAll := context.WithCancel(context.Background())
 	errc := make(chan error, sc.Conns)
 	var handshakes atomic.Int64
 	var wg sync.WaitGroup
@@ -70,12 +71,12 @@ func (b *bench) runHandshakes(sc scenario, s *server, r *result) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for !isDone(done) && handshakes.Load() < maxHS {
+			for stopping.Err() == nil && handshakes.Load() < maxHS {
 				ctx, cancel := context.WithTimeout(context.Background(), b.cfg.stall+10*time.Second)
 				err := dial(ctx, s.addr)
 				cancel()
 				if err != nil {
-					if !isDone(done) {
+					if stopping.Err() == nil {
 						errc <- err
 					}
 					return
@@ -90,7 +91,7 @@ func (b *bench) runHandshakes(sc scenario, s *server, r *result) error {
 			return nil
 		}
 		stopped = true
-		close(done)
+		stopAll()
 		err := waitTimeout(&wg, 10*time.Second, "the handshaking clients")
 		s.Stop()
 		return err
@@ -142,13 +143,4 @@ func (b *bench) runHandshakes(sc scenario, s *server, r *result) error {
 	r.ServerAllocs, r.ServerAllocBytes = c1.srvObjects-c0.srvObjects, c1.srvBytes-c0.srvBytes
 	r.ClientAllocs, r.ClientAllocBytes = c1.cliObjects-c0.cliObjects, c1.cliBytes-c0.cliBytes
 	return nil
-}
-
-func isDone(done <-chan struct{}) bool {
-	select {
-	case <-done:
-		return true
-	default:
-		return false
-	}
 }
