@@ -349,6 +349,9 @@ func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 //
 // The caller holds readMu.
 func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
+	if c.frame.fin && !c.msgCompressed && c.frameLeft > 0 && int64(c.rb.len()) >= c.frameLeft {
+		return c.readBufferedLocked()
+	}
 	var stack [32]*[]byte // 2 MiB of chunks before the list itself is allocated
 	chunks := stack[:0]
 	defer func() {
@@ -357,9 +360,6 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 		}
 	}()
 	arrived := 0
-	if c.frame.fin && !c.msgCompressed && c.frameLeft > 0 && int64(c.rb.len()) >= c.frameLeft {
-		return c.readBufferedLocked()
-	}
 	for {
 		if c.frame.fin && !c.msgCompressed && (int64(arrived) >= c.frameLeft || arrived == 0 && c.frameLeft <= maxUpfrontAlloc) {
 			p := make([]byte, arrived, int64(arrived)+c.frameLeft)
@@ -392,10 +392,7 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 func (c *Conn) readBufferedLocked() ([]byte, error) {
 	p := append([]byte(nil), c.rb.bytes()[:c.frameLeft]...)
 	c.rb.consume(len(p))
-	if c.frame.masked {
-		c.maskPos = maskBytes(c.frame.key, c.maskPos, p)
-	}
-	c.frameLeft = 0
+	c.tookPayloadLocked(p)
 	if err := c.checkTextLocked(p); err != nil {
 		return nil, err
 	}
@@ -469,12 +466,19 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		n = copy(p, c.rb.bytes())
 		c.rb.consume(n)
 	}
-	p = p[:n]
+	c.tookPayloadLocked(p[:n])
+	return n, nil
+}
+
+// tookPayloadLocked unmasks p, payload bytes of the current frame just
+// taken from the transport or the read buffer, and counts them off.
+//
+// The caller holds readMu.
+func (c *Conn) tookPayloadLocked(p []byte) {
 	if c.frame.masked {
 		c.maskPos = maskBytes(c.frame.key, c.maskPos, p)
 	}
-	c.frameLeft -= int64(n)
-	return n, nil
+	c.frameLeft -= int64(len(p))
 }
 
 // readFrameLocked reads frames up to the header of the next data frame,
