@@ -72,15 +72,15 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if opts.Host != "" {
 		req.Host = opts.Host
 	}
-	req.Header.Set("Upgrade", "websocket")
-	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Sec-WebSocket-Key", key)
-	req.Header.Set("Sec-WebSocket-Version", "13")
+	req.Header["Upgrade"] = []string{"websocket"}
+	req.Header["Connection"] = []string{"Upgrade"}
+	req.Header[hdrKey] = []string{key}
+	req.Header[hdrVersion] = []string{"13"}
 	if len(opts.Subprotocols) > 0 {
-		req.Header.Set("Sec-WebSocket-Protocol", strings.Join(opts.Subprotocols, ", "))
+		req.Header[hdrProtocol] = []string{strings.Join(opts.Subprotocols, ", ")}
 	}
 	if offer := comp.offer(); offer != "" {
-		req.Header.Set("Sec-WebSocket-Extensions", offer)
+		req.Header[hdrExtensions] = []string{offer}
 	}
 
 	var (
@@ -256,12 +256,13 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 		return fail("server answered %q, not 101 Switching Protocols", resp.Status)
 	}
 	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
-		return fail("response Upgrade header %q lacks the websocket token", resp.Header.Values("Upgrade"))
+		return fail("response Upgrade header %q lacks the websocket token", resp.Header["Upgrade"])
 	}
 	if !headerHasToken(resp.Header, "Connection", "upgrade") {
-		return fail("response Connection header %q lacks the upgrade token", resp.Header.Values("Connection"))
+		return fail("response Connection header %q lacks the upgrade token", resp.Header["Connection"])
 	}
-	if got, want := resp.Header.Values("Sec-WebSocket-Accept"), acceptKey(key); len(got) != 1 || got[0] != want {
+	var buf [28]byte
+	if got, want := resp.Header[hdrAccept], appendAcceptKey(buf[:0], key); len(got) != 1 || got[0] != string(want) {
 		return fail("Sec-WebSocket-Accept %q, want %q", got, want)
 	}
 	return checkNegotiated(resp.Header, offered, comp)
@@ -274,7 +275,7 @@ func checkNegotiated(h http.Header, offered []string, comp compression) (string,
 		return "", nil, fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
 	}
 	var subprotocol string
-	switch p := h.Values("Sec-WebSocket-Protocol"); len(p) {
+	switch p := h[hdrProtocol]; len(p) {
 	case 0:
 	case 1:
 		if !slices.Contains(offered, p[0]) {

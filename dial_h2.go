@@ -175,11 +175,11 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 	}
 	if err != nil {
 		cc.Close()
-		var ce *h2.ConnError
+		ce, connErr := errors.AsType[*h2.ConnError](err)
 		switch {
 		case errors.Is(err, h2.ErrNotHTTP2):
 			return nil, fmt.Errorf("%w: %v", ErrHTTP2Unavailable, errText(err))
-		case key.scheme == "http" && errors.As(err, &ce) && ce.Remote:
+		case key.scheme == "http" && connErr && ce.Remote:
 			// Without TLS, nothing said the server speaks HTTP/2.
 			return nil, fmt.Errorf("%w: the server does not speak HTTP/2 over cleartext: %v", ErrHTTP2Unavailable, err)
 		}

@@ -131,8 +131,7 @@ func (e CloseError) Error() string {
 // CloseStatus returns the code of the CloseError in err's chain, or -1 if
 // there is none.
 func CloseStatus(err error) StatusCode {
-	var ce CloseError
-	if errors.As(err, &ce) {
+	if ce, ok := errors.AsType[CloseError](err); ok {
 		return ce.Code
 	}
 	return -1

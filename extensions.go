@@ -28,7 +28,7 @@ type extensionParam struct {
 // A quoted value, once unescaped, must be a token too.
 func parseExtensions(h http.Header) ([]extension, error) {
 	var exts []extension
-	for _, line := range h.Values("Sec-WebSocket-Extensions") {
+	for _, line := range h[hdrExtensions] {
 		p := extParser{s: line}
 		for {
 			p.skipSpace()

@@ -92,11 +92,24 @@ type AcceptOptions struct {
 // websocketGUID is the value RFC 6455 §1.3 appends to the key.
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-// acceptKey computes Sec-WebSocket-Accept for a Sec-WebSocket-Key
-// (RFC 6455 §4.2.2): base64(SHA-1(key + GUID)).
-func acceptKey(key string) string {
-	sum := sha1.Sum([]byte(key + websocketGUID))
-	return base64.StdEncoding.EncodeToString(sum[:])
+// The handshake's header names as net/http's header maps hold them
+// (http.CanonicalHeaderKey of RFC 6455's spelling), so that looking one up
+// converts nothing.
+const (
+	hdrKey        = "Sec-Websocket-Key"
+	hdrVersion    = "Sec-Websocket-Version"
+	hdrAccept     = "Sec-Websocket-Accept"
+	hdrProtocol   = "Sec-Websocket-Protocol"
+	hdrExtensions = "Sec-Websocket-Extensions"
+)
+
+// appendAcceptKey appends Sec-WebSocket-Accept for a Sec-WebSocket-Key
+// (RFC 6455 §4.2.2), base64(SHA-1(key + GUID)), to b. A key of the
+// length a valid one has costs no allocation.
+func appendAcceptKey(b []byte, key string) []byte {
+	var in [24 + len(websocketGUID)]byte
+	sum := sha1.Sum(append(append(in[:0], key...), websocketGUID...))
+	return base64.StdEncoding.AppendEncode(b, sum[:])
 }
 
 // handshakeError is a refused opening handshake: the HTTP status to answer
@@ -171,7 +184,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		case herr.status == http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", http.MethodGet)
 		case herr.status == http.StatusUpgradeRequired:
-			w.Header().Set("Sec-WebSocket-Version", "13")
+			w.Header()[hdrVersion] = []string{"13"}
 		}
 		http.Error(w, herr.Error(), herr.status)
 		return nil, herr
@@ -262,15 +275,15 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 		return "", refuse(http.StatusBadRequest, "handshake over %s, not HTTP/1.1 or later", r.Proto)
 	}
 	if !headerHasToken(r.Header, "Connection", "upgrade") {
-		return "", refuse(http.StatusBadRequest, "Connection header %q lacks the upgrade token", r.Header.Values("Connection"))
+		return "", refuse(http.StatusBadRequest, "Connection header %q lacks the upgrade token", r.Header["Connection"])
 	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		return "", refuse(http.StatusBadRequest, "Upgrade header %q lacks the websocket token", r.Header.Values("Upgrade"))
+		return "", refuse(http.StatusBadRequest, "Upgrade header %q lacks the websocket token", r.Header["Upgrade"])
 	}
-	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+	if v := r.Header[hdrVersion]; len(v) != 1 || v[0] != "13" {
 		return "", refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
 	}
-	keys := r.Header.Values("Sec-WebSocket-Key")
+	keys := r.Header[hdrKey]
 	if len(keys) != 1 {
 		return "", refuse(http.StatusBadRequest, "request has %d Sec-WebSocket-Key headers, want 1", len(keys))
 	}
@@ -278,10 +291,20 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	// |Sec-WebSocket-Key|. The value of this header field MUST be a nonce
 	// consisting of a randomly selected 16-byte value that has been
 	// base64-encoded".
-	if b, err := base64.StdEncoding.Strict().DecodeString(keys[0]); err != nil || len(b) != 16 {
+	if !validKey(keys[0]) {
 		return "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key %q is not base64 of 16 bytes", keys[0])
 	}
 	return keys[0], nil
+}
+
+// validKey reports whether a Sec-WebSocket-Key is base64 of 16 bytes.
+func validKey(key string) bool {
+	if len(key) != 24 { // the length of base64 of 16 bytes, padded
+		return false
+	}
+	var nonce [18]byte // what 24 characters decode to at most
+	n, err := base64.StdEncoding.Strict().Decode(nonce[:], []byte(key))
+	return err == nil && n == 16
 }
 
 // checkOrigin applies the origin policy of AcceptOptions. Requests without
@@ -290,7 +313,7 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 	if opts.InsecureSkipOriginCheck {
 		return nil
 	}
-	origins := r.Header.Values("Origin")
+	origins := r.Header["Origin"]
 	switch len(origins) {
 	case 0:
 		return nil
@@ -326,7 +349,7 @@ func chooseSubprotocol(h http.Header, ours []string) string {
 	if len(ours) == 0 {
 		return ""
 	}
-	offered := headerTokens(h, "Sec-WebSocket-Protocol")
+	offered := headerTokens(h, hdrProtocol)
 	for _, p := range ours {
 		if slices.Contains(offered, p) {
 			return p
@@ -347,7 +370,7 @@ var reservedHeaders = []string{
 func responseHead(key, subprotocol, extensions string, extra http.Header) ([]byte, error) {
 	b := make([]byte, 0, 160)
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	b = append(b, acceptKey(key)...)
+	b = appendAcceptKey(b, key)
 	b = append(b, "\r\n"...)
 	if subprotocol != "" {
 		b = append(b, "Sec-WebSocket-Protocol: "...)
@@ -430,10 +453,11 @@ func validHeaderValue(s string) bool {
 	return true
 }
 
-// headerTokens returns the comma-separated elements of every h[name] line.
+// headerTokens returns the comma-separated elements of every h[name] line;
+// name is in canonical form.
 func headerTokens(h http.Header, name string) []string {
 	var tokens []string
-	for _, v := range h.Values(name) {
+	for _, v := range h[name] {
 		for t := range strings.SplitSeq(v, ",") {
 			if t = strings.Trim(t, " \t"); t != "" {
 				tokens = append(tokens, t)
@@ -444,9 +468,9 @@ func headerTokens(h http.Header, name string) []string {
 }
 
 // headerHasToken reports whether the token list h[name] holds token,
-// ignoring case.
+// ignoring case; name is in canonical form.
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h.Values(name) {
+	for _, v := range h[name] {
 		for t := range strings.SplitSeq(v, ",") {
 			if strings.EqualFold(strings.Trim(t, " \t"), token) {
 				return true

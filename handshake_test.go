@@ -175,10 +175,47 @@ func readHead(t *testing.T, nc net.Conn) string {
 	return string(got)
 }
 
+// TestHandshakeNames checks the header names the handshake looks up
+// directly in header maps against net/http's canonical form, which
+// those maps hold.
+func TestHandshakeNames(t *testing.T) {
+	for rfc, ours := range map[string]string{
+		"Sec-WebSocket-Key":        hdrKey,
+		"Sec-WebSocket-Version":    hdrVersion,
+		"Sec-WebSocket-Accept":     hdrAccept,
+		"Sec-WebSocket-Protocol":   hdrProtocol,
+		"Sec-WebSocket-Extensions": hdrExtensions,
+	} {
+		if want := http.CanonicalHeaderKey(rfc); ours != want {
+			t.Errorf("%s is looked up as %q, but header maps hold %q", rfc, ours, want)
+		}
+	}
+}
+
+// TestHandshakeKeyAllocations checks the key and its answer against RFC
+// 6455's example, and that checking a key and computing its answer into a
+// buffer allocate nothing.
+func TestHandshakeKeyAllocations(t *testing.T) {
+	var buf [28]byte
+	allocs := testing.AllocsPerRun(100, func() {
+		if !validKey(sampleKey) {
+			t.Fatalf("key %q refused", sampleKey)
+		}
+		if got := appendAcceptKey(buf[:0], sampleKey); string(got) != sampleAccept {
+			t.Fatalf("accept key %q, want %q", got, sampleAccept)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per key, want 0", allocs)
+	}
+}
+
 func TestAcceptStatus(t *testing.T) {
 	t.Parallel()
 	key15 := base64.StdEncoding.EncodeToString(make([]byte, 15))
 	key17 := base64.StdEncoding.EncodeToString(make([]byte, 17))
+	key18 := base64.StdEncoding.EncodeToString(make([]byte, 18)) // 24 characters, as a valid key has
+	key1K := base64.StdEncoding.EncodeToString(make([]byte, 1024))
 	tests := []struct {
 		name    string
 		method  string // GET when empty
@@ -221,6 +258,10 @@ func TestAcceptStatus(t *testing.T) {
 		{name: "key not base64", changes: []string{"Sec-WebSocket-Key: not*base64*at*all!"}, status: 400, keyword: "Sec-WebSocket-Key"},
 		{name: "key of 15 bytes", changes: []string{"Sec-WebSocket-Key: " + key15}, status: 400, keyword: "Sec-WebSocket-Key"},
 		{name: "key of 17 bytes", changes: []string{"Sec-WebSocket-Key: " + key17}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key of 18 bytes", changes: []string{"Sec-WebSocket-Key: " + key18}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key of 1 KiB", changes: []string{"Sec-WebSocket-Key: " + key1K}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key unpadded", changes: []string{"Sec-WebSocket-Key: " + strings.TrimRight(sampleKey, "=")}, status: 400, keyword: "Sec-WebSocket-Key"},
+		{name: "key with stray bits", changes: []string{"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZR=="}, status: 400, keyword: "Sec-WebSocket-Key"},
 		{name: "two keys", changes: []string{"Sec-WebSocket-Key: " + sampleKey, "Sec-WebSocket-Key: " + sampleKey}, status: 400, keyword: "Sec-WebSocket-Key"},
 
 		{name: "other origin", changes: []string{"Origin: https://evil.example"}, status: 403, keyword: "origin"},

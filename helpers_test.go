@@ -213,3 +213,6 @@ func readServerFrame(nc io.Reader) (string, error) {
 func clientFrame(b0 byte, payload string) string {
 	return string([]byte{b0, 0x80 | byte(len(payload)), 0, 0, 0, 0}) + payload
 }
+
+// acceptKey is the Sec-WebSocket-Accept answering key.
+func acceptKey(key string) string { return string(appendAcceptKey(nil, key)) }

@@ -33,7 +33,7 @@ func checkConnectRequest(r *http.Request) *handshakeError {
 	if p := r.Header.Get(":protocol"); p != "websocket" {
 		return refuse(http.StatusBadRequest, "CONNECT with :protocol %q, not websocket", p)
 	}
-	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+	if v := r.Header[hdrVersion]; len(v) != 1 || v[0] != "13" {
 		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
 	}
 	return nil
@@ -54,10 +54,10 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 		}
 	}
 	if subprotocol != "" {
-		h.Set("Sec-WebSocket-Protocol", subprotocol)
+		h[hdrProtocol] = []string{subprotocol}
 	}
 	if extensions != "" {
-		h.Set("Sec-WebSocket-Extensions", extensions)
+		h[hdrExtensions] = []string{extensions}
 	}
 	rc := http.NewResponseController(w)
 	// Server.ReadTimeout and WriteTimeout were meant for the request, not

@@ -594,12 +594,12 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 //
 // The caller holds readMu.
 func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
-	var pe *ProtocolError
 	// The peer's close frame comes as a CloseError itself; a lost
 	// connection only wraps one, for CloseStatus.
 	ce, peerClosed := err.(CloseError)
+	pe, violation := errors.AsType[*ProtocolError](err)
 	switch {
-	case errors.As(err, &pe):
+	case violation:
 		return c.failLocked(pe)
 	case peerClosed:
 		return c.peerClosedLocked(ce)
