@@ -43,12 +43,17 @@ const (
 	Gorilla    = "gorilla"     // Upgrader, then ReadMessage and WriteMessage
 	Coder      = "coder"       // Accept, then Reader, Writer and io.CopyBuffer
 	Gobwas     = "gobwas"      // Upgrade, then ReadHeader and WriteHeader over 4 KiB bufio
-	Gws        = "gws"         // Server with an OnMessage callback
-	Nbio       = "nbio"        // nbhttp engine (non-blocking), Upgrader with an OnMessage callback
+	// GobwasFresh is gobwas's loop with a new slice per message, made at
+	// the size the header claims: the least that any API handing out a
+	// slice of its own per message costs, as our Read does (which waits
+	// for bytes before it allocates).
+	GobwasFresh = "gobwas-fresh"
+	Gws         = "gws"  // Server with an OnMessage callback
+	Nbio        = "nbio" // nbhttp engine (non-blocking), Upgrader with an OnMessage callback
 )
 
 // Libs lists every server, ours first, in the order tables show them.
-var Libs = []string{Ours, OursLoop, OursRead, OursStream, Gorilla, Coder, Gobwas, Gws, Nbio}
+var Libs = []string{Ours, OursLoop, OursRead, OursStream, Gorilla, Coder, Gobwas, GobwasFresh, Gws, Nbio}
 
 // IsOurs reports whether lib is one of this project's own servers, as
 // opposed to a peer it is compared with.
@@ -72,9 +77,9 @@ func Supports(lib string, mode ours.CompressionMode) bool {
 	case ours.CompressionDisabled:
 		return true
 	case ours.CompressionNoContextTakeover:
-		return lib != Gobwas
+		return lib != Gobwas && lib != GobwasFresh
 	case ours.CompressionContextTakeover:
-		return lib != Gobwas && lib != Gorilla && lib != Nbio
+		return lib != Gobwas && lib != GobwasFresh && lib != Gorilla && lib != Nbio
 	}
 	return false
 }
@@ -212,7 +217,9 @@ func (s *Server) run(lib string) error {
 	case Coder:
 		return s.serveHTTP(s.coderHandler)
 	case Gobwas:
-		return s.serveGobwas()
+		return s.serveGobwas(false)
+	case GobwasFresh:
+		return s.serveGobwas(true)
 	case Gws:
 		return s.serveGws()
 	case Nbio:
@@ -373,8 +380,9 @@ func (s *Server) coderHandler(w http.ResponseWriter, r *http.Request) {
 
 // serveGobwas accepts raw TCP connections and echoes frame by frame, the
 // library's low-level style: a header, the payload read into a buffer the
-// connection reuses, unmasked, written back behind a header and flushed.
-func (s *Server) serveGobwas() error {
+// connection reuses (or, with fresh, into a new one each time), unmasked,
+// written back behind a header and flushed.
+func (s *Server) serveGobwas(fresh bool) error {
 	for {
 		nc, err := s.ln.Accept()
 		if err != nil {
@@ -384,12 +392,12 @@ func (s *Server) serveGobwas() error {
 		s.goroutine(func() {
 			defer s.untrack(nc)
 			defer nc.Close()
-			gobwasEcho(nc)
+			gobwasEcho(nc, fresh)
 		})
 	}
 }
 
-func gobwasEcho(nc net.Conn) {
+func gobwasEcho(nc net.Conn, fresh bool) {
 	if _, err := ws.Upgrade(nc); err != nil {
 		return
 	}
@@ -401,7 +409,7 @@ func gobwasEcho(nc net.Conn) {
 		if err != nil {
 			return
 		}
-		if int64(cap(buf)) < h.Length {
+		if int64(cap(buf)) < h.Length || fresh {
 			buf = make([]byte, h.Length)
 		}
 		p := buf[:h.Length]
