@@ -201,7 +201,7 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	cancel()
 	switch {
 	case c.rs.client, c.tr.closeInOrder:
-	case c.tr.closeWrite != nil:
+	case c.tr.halfClose:
 		c.tr.closeWrite()
 		c.drainRawLocked(deadline)
 	case !c.peerCloseReceived():
@@ -264,7 +264,7 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 //
 // The caller holds readMu.
 func (c *Conn) brokenLocked(deadline time.Time) {
-	if !c.rs.client && c.tr.closeWrite != nil {
+	if !c.rs.client && c.tr.halfClose {
 		c.tr.closeWrite()
 	}
 	c.drainRawLocked(deadline)

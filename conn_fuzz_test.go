@@ -95,7 +95,7 @@ func (ft *fuzzTransport) Write(p []byte) (int, error) {
 	case ft.closed:
 		ft.misuse = append(ft.misuse, "write after Close")
 	case ft.halfClosed > 0:
-		ft.misuse = append(ft.misuse, "write after closeWrite")
+		ft.misuse = append(ft.misuse, "write after CloseWrite")
 	case fuzzPast(ft.writeDeadline):
 		return 0, os.ErrDeadlineExceeded
 	}
@@ -113,7 +113,7 @@ func (ft *fuzzTransport) Close() error {
 	return nil
 }
 
-func (ft *fuzzTransport) closeWrite() error {
+func (ft *fuzzTransport) CloseWrite() error {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
 	ft.halfClosed++
@@ -301,7 +301,7 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 	ft := &fuzzTransport{plan: plan, in: stream}
 	tr := transport{rw: ft}
 	if options&1 != 0 {
-		tr.closeWrite = ft.closeWrite
+		tr.halfClose = true
 	}
 	if options&2 != 0 {
 		tr.dl = ft

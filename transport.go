@@ -23,12 +23,20 @@ type transport struct {
 	// server's HTTP/2 stream ends with END_STREAM (RFC 8441 §5), where
 	// closing a socket with input unread would reset it.
 	closeInOrder bool
-	// closeWrite half-closes the stream, nil when it cannot.
-	closeWrite func() error
+	// halfClose is set when rw half-closes the stream (halfCloser); a
+	// flag rather than a method value, which would cost an allocation per
+	// connection.
+	halfClose bool
 	// raw is the socket, when the stream is a plain one whose input Serve
 	// can await without reading (serve_wait_unix.go); nil otherwise.
 	raw syscall.RawConn
 }
+
+// halfCloser is a stream that can end its output and go on reading.
+type halfCloser interface{ CloseWrite() error }
+
+// closeWrite half-closes the stream; the caller has checked halfClose.
+func (t *transport) closeWrite() { t.rw.(halfCloser).CloseWrite() }
 
 // addrSource is what a transport that knows its addresses offers: a
 // net.Conn, or an HTTP/2 stream.
@@ -61,8 +69,6 @@ func netTransport(nc net.Conn) transport {
 		t.writev = true
 	}
 	t.raw = rawConn(nc)
-	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
-		t.closeWrite = cw.CloseWrite
-	}
+	_, t.halfClose = nc.(halfCloser)
 	return t
 }
