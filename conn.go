@@ -187,7 +187,7 @@ const (
 	defaultCloseTimeout = 5 * time.Second
 )
 
-func newConn(cfg connConfig) *Conn {
+func newConn(cfg *connConfig) *Conn {
 	c := &Conn{
 		subprotocol:  cfg.subprotocol,
 		deflate:      cfg.deflate,
@@ -223,6 +223,14 @@ func newConn(cfg connConfig) *Conn {
 	c.readWatch.c = c
 	c.writeWatch.c, c.writeWatch.write = c, true
 	c.ka = newKeepalive(c, cfg.keepaliveInterval, cfg.keepaliveTimeout)
+	return c
+}
+
+// started arms the keepalive of a connection newConn made, and returns
+// it. The constructors call it last, from their own frame: arming a timer
+// takes the runtime's timer code, deep on the stack, and a handler's
+// goroutine keeps the stack its peak grew.
+func (c *Conn) started() *Conn {
 	if c.ka != nil {
 		c.ka.start()
 	}

@@ -307,7 +307,7 @@ func fuzzConnSession(client bool, planBytes, stream []byte) error {
 		tr.dl = ft
 	}
 	// The close timeout never passes: the transport never blocks.
-	c := newConn(connConfig{client: client, tr: tr, closeTimeout: time.Minute})
+	c := newConn(&connConfig{client: client, tr: tr, closeTimeout: time.Minute})
 	return fuzzReadSession(c, ft, fuzzSession{client: client, limit: limit, measure: options&4 != 0}, stream)
 }
 

@@ -133,7 +133,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		resp.Body.Close()
 		return nil, resp, fmt.Errorf("websocket: the HTTP client's response body (%T) is not writable", resp.Body)
 	}
-	return newConn(connConfig{
+	return newConn(&connConfig{
 		client:            true,
 		subprotocol:       subprotocol,
 		deflate:           deflate,
@@ -144,7 +144,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		keepaliveTimeout:  opts.KeepaliveTimeout,
 		queueLimit:        opts.WriteQueueLimit,
 		closeOnFull:       opts.CloseOnQueueFull,
-	}), resp, nil
+	}).started(), resp, nil
 }
 
 // directDial returns the dial function for a handshake that Dial can send

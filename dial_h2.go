@@ -306,7 +306,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		s.Close()
 		return nil, resp, err, true
 	}
-	return newConn(connConfig{
+	return newConn(&connConfig{
 		client:            true,
 		subprotocol:       subprotocol,
 		deflate:           deflate,
@@ -316,7 +316,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		keepaliveTimeout:  opts.KeepaliveTimeout,
 		queueLimit:        opts.WriteQueueLimit,
 		closeOnFull:       opts.CloseOnQueueFull,
-	}), resp, nil, true
+	}).started(), resp, nil, true
 }
 
 // connectFields returns the header list of the extended CONNECT (RFC 8441

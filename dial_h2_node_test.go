@@ -100,7 +100,7 @@ func startNodeH2(t *testing.T, useTLS, connect bool) *nodeH2 {
 			if err != nil {
 				return
 			}
-			c := newConn(connConfig{tr: netTransport(nc)})
+			c := newConn(&connConfig{tr: netTransport(nc)})
 			wg.Go(func() {
 				defer c.CloseNow()
 				echo(c)

@@ -81,7 +81,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if ext := s.ws.Get("extensions").String(); ext != "" {
 		resp.Header.Set("Sec-WebSocket-Extensions", ext)
 	}
-	return newConn(connConfig{
+	return newConn(&connConfig{
 		client:            true,
 		subprotocol:       subprotocol,
 		tr:                transport{rw: s, dl: s, noPing: true},

@@ -130,7 +130,7 @@ func TestErrMessageTooBig(t *testing.T) {
 	t.Parallel()
 	a, b := net.Pipe()
 	defer b.Close()
-	c := newConn(connConfig{tr: netTransport(a), closeTimeout: 100 * time.Millisecond})
+	c := newConn(&connConfig{tr: netTransport(a), closeTimeout: 100 * time.Millisecond})
 	defer c.CloseNow()
 	c.SetReadLimit(10)
 	go func() {
@@ -150,7 +150,7 @@ func TestProtocolErrorMessage(t *testing.T) {
 	t.Parallel()
 	a, b := net.Pipe()
 	defer b.Close()
-	c := newConn(connConfig{tr: netTransport(a), closeTimeout: 100 * time.Millisecond})
+	c := newConn(&connConfig{tr: netTransport(a), closeTimeout: 100 * time.Millisecond})
 	defer c.CloseNow()
 	go func() {
 		b.Write([]byte{0x81, 0x80 | 1, 0, 0, 0, 0, 0xff}) // text, not UTF-8

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -158,18 +159,57 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // with.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if opts == nil {
-		opts = &AcceptOptions{}
+		opts = &noAcceptOptions
 	}
+	// Each step is a function of its own, so that the stack holds one
+	// step's locals at a time: a handler that goes on to wait in Read
+	// keeps the stack that Accept's deepest call grew it to, and past 4
+	// KiB that is 8 KiB for as long as it waits (TestAcceptStackRoom).
+	a, err := negotiate(w, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	var c *Conn
+	if r.ProtoMajor == 2 {
+		c, err = acceptStream(w, r, a.subprotocol, a.deflate, a.extensions, opts)
+	} else {
+		var nc net.Conn
+		var brw *bufio.ReadWriter
+		if nc, brw, err = takeOver(w, a, opts); err == nil {
+			c = startConn(nc, brw, a, opts)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return opts.register(c.started())
+}
+
+// noAcceptOptions stands for nil options; nothing writes to it.
+var noAcceptOptions AcceptOptions
+
+// accepted is what negotiate agreed with the client.
+type accepted struct {
+	key         string // Sec-WebSocket-Key, over HTTP/1.1
+	subprotocol string
+	extensions  string // the Sec-WebSocket-Extensions answer
+	deflate     *deflateParams
+}
+
+// negotiate checks the request against RFC 6455 (or RFC 8441 over HTTP/2)
+// and opts and picks the subprotocol and compression, answering a refusal
+// with its HTTP status itself.
+func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (accepted, error) {
+	var a accepted
 	if responseStarted(w) {
-		return nil, errResponseWritten
+		return a, errResponseWritten
 	}
 	overHTTP2 := r.ProtoMajor == 2
-	var key string
 	var herr *handshakeError
 	if overHTTP2 {
 		herr = checkConnectRequest(r)
 	} else {
-		key, herr = checkRequest(r)
+		a.key, herr = checkRequest(r)
 	}
 	if herr == nil {
 		herr = checkOrigin(r, opts)
@@ -187,51 +227,58 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 			w.Header()[hdrVersion] = []string{"13"}
 		}
 		http.Error(w, herr.Error(), herr.status)
-		return nil, herr
+		return a, herr
 	}
-	subprotocol := chooseSubprotocol(r.Header, opts.Subprotocols)
+	a.subprotocol = chooseSubprotocol(r.Header, opts.Subprotocols)
 	comp, err := newCompression(opts.Compression, opts.CompressionThreshold, opts.CompressionWindowBits)
 	if err != nil {
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
-		return nil, err
+		return a, err
 	}
-	deflate, extensions := comp.accept(r.Header)
-	if overHTTP2 {
-		c, err := acceptStream(w, r, subprotocol, deflate, extensions, opts)
-		if err != nil {
-			return nil, err
-		}
-		return opts.register(c)
-	}
-	resp, err := responseHead(key, subprotocol, extensions, opts.ResponseHeader)
+	a.deflate, a.extensions = comp.accept(r.Header)
+	return a, nil
+}
+
+// takeOver answers an HTTP/1.1 handshake with 101 on the hijacked
+// connection, which it returns.
+func takeOver(w http.ResponseWriter, a accepted, opts *AcceptOptions) (net.Conn, *bufio.ReadWriter, error) {
+	resp, err := responseHead(a.key, a.subprotocol, a.extensions, opts.ResponseHeader)
 	if err != nil {
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
-		return nil, err
+		return nil, nil, err
 	}
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
-		return nil, opErr("hijack", err)
+		return nil, nil, opErr("hijack", err)
 	}
 	// net/http may have set deadlines from Server.ReadTimeout and
 	// WriteTimeout; they were meant for the request, not the connection.
 	nc.SetDeadline(time.Time{})
+	if _, err := nc.Write(resp); err != nil {
+		nc.Close()
+		return nil, nil, opErr("writing the handshake response", err)
+	}
+	return nc, brw, nil
+}
+
+// startConn makes the Conn of a hijacked connection, taking over what
+// the client sent past its handshake.
+func startConn(nc net.Conn, brw *bufio.ReadWriter, a accepted, opts *AcceptOptions) *Conn {
 	var buffered []byte
 	if n := brw.Reader.Buffered(); n > 0 {
 		buffered, _ = brw.Reader.Peek(n)
 	}
-	if _, err := nc.Write(resp); err != nil {
-		nc.Close()
-		return nil, opErr("writing the handshake response", err)
-	}
-	c := newConn(connConfig{
-		subprotocol: subprotocol,
-		deflate:     deflate,
+	cfg := connConfig{
+		subprotocol: a.subprotocol,
+		deflate:     a.deflate,
 		tr:          netTransport(nc),
 		buffered:    buffered,
-	}.with(opts))
+	}
+	cfg.apply(opts)
+	c := newConn(&cfg)
 	dropBuffers(brw)
-	return opts.register(c)
+	return c
 }
 
 // dropBuffers lets go of the buffers of a hijacked connection, once their
@@ -243,14 +290,13 @@ func dropBuffers(brw *bufio.ReadWriter) {
 	*brw.Writer = bufio.Writer{}
 }
 
-// with completes a server's connConfig with what opts say of the
+// apply completes a server's connConfig with what opts say of the
 // connection.
-func (cfg connConfig) with(opts *AcceptOptions) connConfig {
+func (cfg *connConfig) apply(opts *AcceptOptions) {
 	cfg.closeTimeout = opts.CloseTimeout
 	cfg.keepaliveInterval, cfg.keepaliveTimeout = opts.KeepaliveInterval, opts.KeepaliveTimeout
 	cfg.queueLimit, cfg.closeOnFull = opts.WriteQueueLimit, opts.CloseOnQueueFull
 	cfg.reg = opts.Registry
-	return cfg
 }
 
 // register adds an accepted connection to the options' registry. A
@@ -297,13 +343,17 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	return keys[0], nil
 }
 
+// strictBase64 is the encoding of Sec-WebSocket-Key, made once: Strict
+// returns a copy of the whole encoding, which would sit on the stack.
+var strictBase64 = base64.StdEncoding.Strict()
+
 // validKey reports whether a Sec-WebSocket-Key is base64 of 16 bytes.
 func validKey(key string) bool {
 	if len(key) != 24 { // the length of base64 of 16 bytes, padded
 		return false
 	}
 	var nonce [18]byte // what 24 characters decode to at most
-	n, err := base64.StdEncoding.Strict().Decode(nonce[:], []byte(key))
+	n, err := strictBase64.Decode(nonce[:], []byte(key))
 	return err == nil && n == 16
 }
 

@@ -69,11 +69,13 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 		return nil, opErr("sending the handshake response", err)
 	}
 	s := &stream{body: r.Body, w: w, rc: rc, ctx: r.Context(), remote: streamRemote(r.RemoteAddr)}
-	return newConn(connConfig{
+	cfg := connConfig{
 		subprotocol: subprotocol,
 		deflate:     deflate,
 		tr:          transport{rw: s, closeInOrder: true},
-	}.with(opts)), nil
+	}
+	cfg.apply(opts)
+	return newConn(&cfg), nil
 }
 
 // errStreamEnded is the error of a write to a stream whose handler has

@@ -175,7 +175,7 @@ func h2Client(t *testing.T, s *httptest.Server, header map[string]string, mode C
 		t.Fatal(err)
 	}
 	nc.SetDeadline(time.Time{})
-	c := newConn(connConfig{client: true, deflate: deflate, tr: netTransport(nc)})
+	c := newConn(&connConfig{client: true, deflate: deflate, tr: netTransport(nc)})
 	t.Cleanup(func() { c.CloseNow() })
 	return c, resp
 }

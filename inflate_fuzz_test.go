@@ -156,7 +156,7 @@ func fuzzInflateSession(planBytes, msgs []byte) error {
 	}
 	stream, want, pings := fuzzInflatePeer(plan, msgs, !client, limit, d.recvTakeover, d.recvBits)
 	ft := &fuzzTransport{plan: plan, in: stream}
-	c := newConn(connConfig{client: client, deflate: d, tr: transport{rw: ft}, closeTimeout: time.Minute})
+	c := newConn(&connConfig{client: client, deflate: d, tr: transport{rw: ft}, closeTimeout: time.Minute})
 	defer c.CloseNow()
 	c.SetReadLimit(limit)
 

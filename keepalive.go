@@ -98,13 +98,16 @@ func newKeepalive(c *Conn, interval, timeout time.Duration) *keepalive {
 	}
 	k := &keepalive{c: c, interval: interval, timeout: timeout}
 	k.lastInput.Store(int64(clock()))
-	// Made far off and reset by start, so that fire, which reads k.timer,
-	// cannot run before it is set.
-	k.timer = time.AfterFunc(math.MaxInt64, k.fire)
 	return k
 }
 
-func (k *keepalive) start() { k.timer.Reset(k.interval) }
+// start makes and arms the timer, once the Conn is made (Conn.started).
+func (k *keepalive) start() {
+	// Made far off and then reset, so that fire, which reads k.timer,
+	// cannot run before it is set.
+	k.timer = time.AfterFunc(math.MaxInt64, k.fire)
+	k.timer.Reset(k.interval)
+}
 
 // gotInput notes that bytes arrived from the peer.
 func (c *Conn) gotInput() {
@@ -193,7 +196,7 @@ func (c *Conn) failKeepalive(silent time.Duration) {
 
 // stopKeepalive stops the timer of a connection that closed.
 func (c *Conn) stopKeepalive() {
-	if k := c.ka; k != nil {
+	if k := c.ka; k != nil && k.timer != nil {
 		k.timer.Stop()
 	}
 }

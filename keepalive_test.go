@@ -307,7 +307,7 @@ func TestKeepaliveOff(t *testing.T) {
 	if f, err := readServerFrame(nc); err == nil {
 		t.Fatalf("got %q with keepalive off", f)
 	}
-	c := newConn(connConfig{tr: netTransport(nc)})
+	c := newConn(&connConfig{tr: netTransport(nc)})
 	if c.ka == nil || c.ka.interval != defaultKeepaliveInterval || c.ka.timeout != defaultKeepaliveTimeout {
 		t.Error("keepalive is not on by default at 20 s and 20 s")
 	}

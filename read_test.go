@@ -155,7 +155,7 @@ func TestReadAllocatesOnce(t *testing.T) {
 			// drop what was put.
 			least := uint64(math.MaxUint64)
 			for range 8 {
-				c := newConn(connConfig{tr: transport{rw: &trickle{in: append(slices.Clip(in), in...), most: 16 << 10}}, closeTimeout: time.Second})
+				c := newConn(&connConfig{tr: transport{rw: &trickle{in: append(slices.Clip(in), in...), most: 16 << 10}}, closeTimeout: time.Second})
 				if _, p, err := c.Read(context.Background()); err != nil || !bytes.Equal(p, payload) {
 					t.Fatalf("Read: %d bytes, %v", len(p), err)
 				}
@@ -212,7 +212,7 @@ func BenchmarkRead(b *testing.B) {
 		}
 		for _, api := range []string{"Read", "ReadAppend"} {
 			b.Run(fmt.Sprintf("%s/%d", api, size), func(b *testing.B) {
-				c := newConn(connConfig{tr: transport{rw: &trickle{in: stream, most: len(stream), repeat: true}}})
+				c := newConn(&connConfig{tr: transport{rw: &trickle{in: stream, most: len(stream), repeat: true}}})
 				ctx := context.Background()
 				var buf []byte
 				b.SetBytes(int64(size))
