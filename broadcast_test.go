@@ -210,6 +210,21 @@ func TestBroadcast(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer s.Close()
+	// The handler records a connection after Accept has answered, so the
+	// next dial waits for it: served[i] is then peers[i]'s.
+	waitServed := func(n int) {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			got := len(served)
+			mu.Unlock()
+			if got == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections accepted in 10s, want %d", got, n)
+			}
+		}
+	}
 	var clients []*Conn
 	var wire []*countingConn
 	for _, p := range peers {
@@ -229,19 +244,8 @@ func TestBroadcast(t *testing.T) {
 		}}}
 		clients = append(clients, dialT(t, wsURL(s), opts))
 		wire = append(wire, <-cc)
+		waitServed(len(clients))
 	}
-	waitServed := func(n int) {
-		for {
-			mu.Lock()
-			got := len(served)
-			mu.Unlock()
-			if got == n {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
-	waitServed(len(peers))
 	stalled := stalledClient(t, s.Listener.Addr().String())
 	waitServed(len(peers) + 1)
 	defer func() {
@@ -268,9 +272,11 @@ func TestBroadcast(t *testing.T) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
 			before := wire[i].read.Load()
 			for r := range rounds {
-				_, got, err := clients[i].Read(context.Background())
+				_, got, err := clients[i].Read(ctx)
 				if err != nil || !bytes.Equal(got, text) {
 					t.Errorf("%s: broadcast %d: %d bytes, %v", p.name, r, len(got), err)
 					return
@@ -341,7 +347,10 @@ func TestBroadcast(t *testing.T) {
 		if err := sc.Write(context.Background(), MessageText, again); err != nil {
 			t.Fatal(err)
 		}
-		if _, got, err := clients[i].Read(context.Background()); err != nil || !bytes.Equal(got, again) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, got, err := clients[i].Read(ctx)
+		cancel()
+		if err != nil || !bytes.Equal(got, again) {
 			t.Fatalf("%s: Write after the broadcasts: %d bytes, %v", p.name, len(got), err)
 		}
 		// 258 bytes at most a back-reference, a few bits each, and a
