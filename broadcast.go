@@ -2,14 +2,18 @@ package websocket
 
 import (
 	"context"
+	"runtime"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // Sending without waiting: Enqueue and EnqueuePrepared put a whole message
 // in the connection's write queue and return; a goroutine of the queue's
-// timer writes it. A PreparedMessage is encoded once for many
+// timer writes it. Broadcast fills many queues and has a few goroutines
+// write them, each queue in one system call that never waits (the timer
+// takes over what a full socket leaves). A PreparedMessage is encoded once for many
 // connections, compressed once per window size however many receive it,
 // with context takeover or without: a connection that keeps its
 // compression context adds the message's text to its window (the peer's
@@ -35,18 +39,18 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 	}
 	h := header{fin: true, op: opcode(typ)}
 	if !c.msgMu.tryLock() {
-		return c.enqueueFrame(h, p, false)
+		return c.enqueueFrame(h, p, false, nil)
 	}
 	if c.deflate == nil || len(p) < c.deflate.threshold {
 		defer c.unlockMsg()
-		return c.enqueueFrame(h, p, true)
+		return c.enqueueFrame(h, p, true, nil)
 	}
 	d := c.takeDeflater()
 	out := deflateOutPool.Get().(*[]byte)
 	z := d.Flush(d.Append((*out)[:0], p))
 	c.releaseDeflater(d)
 	h.rsv = rsv1
-	err := c.enqueueFrame(h, z[:len(z)-len(flate.FlushTail)], true)
+	err := c.enqueueFrame(h, z[:len(z)-len(flate.FlushTail)], true, nil)
 	if err != nil && c.deflate.sendTakeover {
 		// The compressor took in p, the peer never will: start afresh
 		// (a message that refers to no history decodes whatever history
@@ -134,13 +138,20 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 
 // EnqueuePrepared sends pm without waiting, as Enqueue does.
 func (c *Conn) EnqueuePrepared(pm *PreparedMessage) error {
+	return c.enqueuePrepared(pm, nil)
+}
+
+// enqueuePrepared is EnqueuePrepared; with flushes, a connection whose
+// queue now needs writing joins flushes instead of having its timer
+// write it (see enqueueFrame).
+func (c *Conn) enqueuePrepared(pm *PreparedMessage, flushes *[]*Conn) error {
 	if !c.msgMu.tryLock() {
 		h, p, _ := pm.frameFor(c, false)
-		return c.enqueueFrame(h, p, false)
+		return c.enqueueFrame(h, p, false, nil)
 	}
 	defer c.unlockMsg()
 	h, p, remember := pm.frameFor(c, true)
-	if err := c.enqueueFrame(h, p, true); err != nil {
+	if err := c.enqueueFrame(h, p, true, flushes); err != nil {
 		return err
 	}
 	if remember {
@@ -155,11 +166,43 @@ func (c *Conn) EnqueuePrepared(pm *PreparedMessage) error {
 // AcceptOptions.CloseOnQueueFull, is failed), and a closed one is skipped.
 // It returns how many connections took the message.
 func (pm *PreparedMessage) Broadcast(conns ...*Conn) int {
+	bp := flushListPool.Get().(*[]*Conn)
+	flushes := (*bp)[:0]
 	n := 0
 	for _, c := range conns {
-		if c.EnqueuePrepared(pm) == nil {
+		if c.enqueuePrepared(pm, &flushes) == nil {
 			n++
 		}
 	}
+	if len(flushes) == 0 {
+		*bp = flushes
+		flushListPool.Put(bp)
+		return n
+	}
+	// A goroutine per flushPerGoroutine connections, at most one per CPU.
+	workers := min(runtime.GOMAXPROCS(0), (len(flushes)+flushPerGoroutine-1)/flushPerGoroutine)
+	per := (len(flushes) + workers - 1) / workers
+	var left atomic.Int32
+	left.Store(int32((len(flushes) + per - 1) / per))
+	for i := 0; i < len(flushes); i += per {
+		part := flushes[i:min(i+per, len(flushes))]
+		go func() {
+			for _, c := range part {
+				c.flushQueueNow()
+			}
+			if left.Add(-1) == 0 {
+				clear(flushes)
+				*bp = flushes[:0]
+				flushListPool.Put(bp)
+			}
+		}()
+	}
 	return n
 }
+
+// flushPerGoroutine is how many connections' queues a goroutine of
+// Broadcast writes, at least: below it, another goroutine costs more
+// than it saves.
+const flushPerGoroutine = 128
+
+var flushListPool = sync.Pool{New: func() any { return new([]*Conn) }}

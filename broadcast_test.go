@@ -148,6 +148,52 @@ func TestEnqueueQueueFull(t *testing.T) {
 	}
 }
 
+// TestBroadcastQueueFull: Broadcast to a peer that stops reading writes
+// what the socket takes at once and leaves the rest, cut anywhere in a
+// frame, to the queue; once the queue is full the peer misses messages,
+// and when it reads again, every message Broadcast reported taken
+// arrives, whole and in order.
+func TestBroadcastQueueFull(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	s, conns := acceptOne(t, &AcceptOptions{WriteQueueLimit: limit})
+	nc := stalledClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	defer sc.CloseNow()
+	// Small socket buffers fill long before the queue does.
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	var taken []int
+	for i := range 1 << 20 {
+		pm, err := NewPreparedMessage(MessageBinary, []byte(fmt.Sprintf("%-100d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pm.Broadcast(sc) == 1 {
+			taken = append(taken, i)
+		}
+		if i-len(taken) >= 100 {
+			break // the queue has refused 100 messages: it stays full
+		}
+	}
+	if len(taken) == 1<<20 {
+		t.Fatal("a peer that reads nothing took a million messages")
+	}
+	br := bufio.NewReaderSize(nc, 64<<10)
+	for _, i := range taken {
+		got, err := readServerFrame(br)
+		if want := "\x82\x64" + fmt.Sprintf("%-100d", i); err != nil || got != want {
+			t.Fatalf("message %d: %q, %v", i, got, err)
+		}
+	}
+	if err := sc.Enqueue(MessageText, []byte("more")); err != nil {
+		t.Fatalf("Enqueue once drained: %v", err)
+	}
+	if got, err := readServerFrame(br); err != nil || got != "\x81\x04more" {
+		t.Fatalf("after the broadcasts: %q, %v", got, err)
+	}
+}
+
 // TestEnqueueCloseOnFull: with CloseOnQueueFull, a full queue fails the
 // connection with 1008; the close frame follows every message taken, and
 // the connection is closed within the close timeout.

@@ -157,8 +157,10 @@ func (c *Conn) joinBacklogLocked() {
 // waiting: to the queue itself when the caller holds msgMu, else to the
 // backlog, which joins the queue when msgMu is let go. Past the queue
 // limit it refuses the frame, or fails the connection, as the connection
-// was set up to do.
-func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool) error {
+// was set up to do. The queue's timer writes the frame, unless flushes is
+// given: then the connection joins it, for the caller to write its queue
+// (Broadcast, with flushQueueNow).
+func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Conn) error {
 	c.pendMu.Lock()
 	if err := c.writableLocked("write"); err != nil {
 		c.pendMu.Unlock()
@@ -176,7 +178,11 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool) error {
 			c.pend = pendPool.Get().(*[]byte)
 		}
 		*c.pend = appendFrame(*c.pend, c.keyLocked(h), p)
-		if !c.flusher {
+		switch {
+		case c.flusher:
+		case flushes != nil:
+			*flushes = append(*flushes, c)
+		default:
 			c.armFlushTimerLocked(0)
 		}
 		c.pendMu.Unlock()
@@ -275,6 +281,51 @@ func (c *Conn) flushUnlock(ctx context.Context) error {
 	}
 	c.frameMu.unlock()
 	return err
+}
+
+// flushQueueNow writes the queued frames without waiting: on a plain
+// socket, in one non-blocking system call, leaving to the queue's timer
+// what the socket does not take at once; on other transports, it has the
+// timer write them all. A holder of the frame lock writes them itself.
+func (c *Conn) flushQueueNow() {
+	c.pendMu.Lock()
+	switch {
+	case c.pend == nil || c.flusher:
+		// Nothing to write, or a writer writes it.
+		c.pendMu.Unlock()
+		return
+	case c.tr.raw == nil || c.isClosed():
+		c.armFlushTimerLocked(0)
+		c.pendMu.Unlock()
+		return
+	case !c.frameMu.tryLock():
+		// Whoever holds the frame lock writes the queue before letting go.
+		c.pendMu.Unlock()
+		return
+	}
+	c.flusher = true
+	pend := c.takePendLocked()
+	c.pendMu.Unlock()
+	n := writeNow(c.tr.raw, *pend)
+	c.pendMu.Lock()
+	c.inflight = 0
+	if n < len(*pend) {
+		// The rest goes first, before what queued meanwhile.
+		*pend = (*pend)[:copy(*pend, (*pend)[n:])]
+		if c.pend != nil {
+			*pend = append(*pend, *c.pend...)
+			putPend(c.pend)
+		}
+		c.pend = pend
+	} else {
+		putPend(pend)
+	}
+	c.flusher = false
+	if c.pend != nil {
+		c.armFlushTimerLocked(0)
+	}
+	c.pendMu.Unlock()
+	c.frameMu.unlock()
 }
 
 // beforeWaitLocked runs before the reader waits for input: from now on

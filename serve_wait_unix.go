@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 )
 
@@ -80,5 +81,40 @@ func (s *server) onReadable(fd uintptr) bool {
 	}
 	c.readMu.unlock()
 	s.got = true
+	return true
+}
+
+// writeNow writes p to the socket in one non-blocking system call and
+// returns how many bytes the socket took: fewer than len(p), even 0,
+// when its buffer is full or writing fails (the next write, which waits,
+// reports the failure).
+func writeNow(rc syscall.RawConn, p []byte) int {
+	w := nowWriters.Get().(*nowWriter)
+	w.p, w.n = p, 0
+	rc.Write(w.fn)
+	n := w.n
+	w.p = nil
+	nowWriters.Put(w)
+	return n
+}
+
+// nowWriter is writeNow's callback, with its function made once: a
+// closure made per call would be an allocation per call.
+type nowWriter struct {
+	fn func(fd uintptr) bool
+	p  []byte
+	n  int
+}
+
+var nowWriters = sync.Pool{New: func() any {
+	w := new(nowWriter)
+	w.fn = w.write
+	return w
+}}
+
+func (w *nowWriter) write(fd uintptr) bool {
+	if n, err := syscall.Write(int(fd), w.p); err == nil && n > 0 {
+		w.n = n
+	}
 	return true
 }
