@@ -407,3 +407,62 @@ func TestBroadcast(t *testing.T) {
 	}
 	stalled.Close()
 }
+
+// TestEnqueueRaces sends one frame from each of two goroutines at once,
+// round after round for a few seconds, to a peer that reads each round's
+// two frames before the next; a frame left in the queue or the backlog
+// with nobody to write it stalls the round. The races it looks for (a
+// backlog set as the holder of msgMu let it go; Broadcast's writer letting
+// the frame lock go as a timer found it taken) take thousands to a hundred
+// thousand rounds to show: without their fixes, it failed 2 runs of 3.
+func TestEnqueueRaces(t *testing.T) {
+	t.Parallel()
+	pm, err := NewPreparedMessage(MessageText, []byte("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		send func(c *Conn) error
+	}{
+		{"Enqueue", func(c *Conn) error { return c.Enqueue(MessageText, []byte("b")) }},
+		{"Broadcast", func(c *Conn) error {
+			if pm.Broadcast(c) != 1 {
+				return errors.New("Broadcast did not take the message")
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, conns := acceptOne(t, nil)
+			nc := stalledClient(t, s.Listener.Addr().String())
+			sc := <-conns
+			defer sc.CloseNow()
+			br := bufio.NewReader(nc)
+			errc := make(chan error, 1)
+			rounds := 0
+			for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); rounds++ {
+				go func() { errc <- sc.Enqueue(MessageText, []byte("e")) }()
+				if err := tc.send(sc); err != nil {
+					t.Fatal(err)
+				}
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+				nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				got := make(map[string]int)
+				for range 2 {
+					f, err := readServerFrame(br)
+					if err != nil {
+						t.Fatalf("round %d: %d of 2 frames (%v), then %v; %d bytes still buffered", rounds, len(got), got, err, sc.Buffered())
+					}
+					got[f]++
+				}
+				if got["\x81\x01e"] != 1 || got["\x81\x01b"] != 1 {
+					t.Fatalf("round %d: frames %v", rounds, got)
+				}
+			}
+			t.Logf("%d rounds", rounds)
+		})
+	}
+}

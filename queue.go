@@ -126,15 +126,22 @@ func (c *Conn) lockMsg(ctx context.Context, op string) error {
 // unlockMsg lets msgMu go, first moving into the queue what Enqueue held
 // back behind the message, and having it written.
 func (c *Conn) unlockMsg() {
-	if c.backlog.Load() != nil {
-		c.pendMu.Lock()
-		c.joinBacklogLocked()
-		if c.pend != nil && !c.flusher {
-			c.armFlushTimerLocked(0)
+	for {
+		if c.backlog.Load() != nil {
+			c.pendMu.Lock()
+			c.joinBacklogLocked()
+			if c.pend != nil && !c.flusher {
+				c.armFlushTimerLocked(0)
+			}
+			c.pendMu.Unlock()
 		}
-		c.pendMu.Unlock()
+		c.msgMu.unlock()
+		// An Enqueue that set the backlog after the look above found
+		// msgMu still held, and left the backlog to its holder.
+		if c.backlog.Load() == nil || !c.msgMu.tryLock() {
+			return
+		}
 	}
-	c.msgMu.unlock()
 }
 
 // joinBacklogLocked moves the backlog to the end of the queue.
@@ -321,11 +328,18 @@ func (c *Conn) flushQueueNow() {
 		putPend(pend)
 	}
 	c.flusher = false
-	if c.pend != nil {
+	c.pendMu.Unlock()
+	c.frameMu.unlock()
+	// The timer is armed only now that the frame lock is free: one armed
+	// while it was held (by the rest of a partial write, or by a frame
+	// queued once flusher was cleared) may have fired, found the lock
+	// taken and given up, leaving the queue to a holder that was about to
+	// let go.
+	c.pendMu.Lock()
+	if c.pend != nil && !c.flusher {
 		c.armFlushTimerLocked(0)
 	}
 	c.pendMu.Unlock()
-	c.frameMu.unlock()
 }
 
 // beforeWaitLocked runs before the reader waits for input: from now on
