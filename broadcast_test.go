@@ -87,6 +87,18 @@ func stalledClient(t *testing.T, addr string) net.Conn {
 	return nc
 }
 
+// stalledPair accepts a connection with opts from a raw client that reads
+// nothing until the test reads from it, and returns both ends; the
+// accepted Conn is closed at the end of the test.
+func stalledPair(t *testing.T, opts *AcceptOptions) (net.Conn, *Conn) {
+	t.Helper()
+	s, conns := acceptOne(t, opts)
+	nc := stalledClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	t.Cleanup(func() { sc.CloseNow() })
+	return nc, sc
+}
+
 // fillQueue enqueues 100-byte messages numbered from 0 until the queue
 // refuses one, and returns how many it took and the refusal.
 func fillQueue(t *testing.T, c *Conn) (int, error) {
@@ -108,10 +120,7 @@ func fillQueue(t *testing.T, c *Conn) (int, error) {
 func TestEnqueueQueueFull(t *testing.T) {
 	t.Parallel()
 	const limit = 64 << 10
-	s, conns := acceptOne(t, &AcceptOptions{WriteQueueLimit: limit})
-	nc := stalledClient(t, s.Listener.Addr().String())
-	sc := <-conns
-	defer sc.CloseNow()
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit})
 	start := time.Now()
 	taken, err := fillQueue(t, sc)
 	if !errors.Is(err, ErrQueueFull) || errors.Is(err, ErrClosed) {
@@ -156,10 +165,7 @@ func TestEnqueueQueueFull(t *testing.T) {
 func TestBroadcastQueueFull(t *testing.T) {
 	t.Parallel()
 	const limit = 64 << 10
-	s, conns := acceptOne(t, &AcceptOptions{WriteQueueLimit: limit})
-	nc := stalledClient(t, s.Listener.Addr().String())
-	sc := <-conns
-	defer sc.CloseNow()
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit})
 	// Small socket buffers fill long before the queue does.
 	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
@@ -199,10 +205,7 @@ func TestBroadcastQueueFull(t *testing.T) {
 // the connection is closed within the close timeout.
 func TestEnqueueCloseOnFull(t *testing.T) {
 	t.Parallel()
-	s, conns := acceptOne(t, &AcceptOptions{WriteQueueLimit: 32 << 10, CloseOnQueueFull: true, CloseTimeout: time.Second})
-	nc := stalledClient(t, s.Listener.Addr().String())
-	sc := <-conns
-	defer sc.CloseNow()
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 32 << 10, CloseOnQueueFull: true, CloseTimeout: time.Second})
 	taken, err := fillQueue(t, sc)
 	if !errors.Is(err, ErrQueueFull) || !errors.Is(err, ErrClosed) || CloseStatus(err) != StatusPolicyViolation {
 		t.Fatalf("refusal: %v, want ErrQueueFull, ErrClosed and 1008", err)
@@ -434,10 +437,7 @@ func TestEnqueueRaces(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			s, conns := acceptOne(t, nil)
-			nc := stalledClient(t, s.Listener.Addr().String())
-			sc := <-conns
-			defer sc.CloseNow()
+			nc, sc := stalledPair(t, nil)
 			br := bufio.NewReader(nc)
 			errc := make(chan error, 1)
 			rounds := 0
