@@ -411,8 +411,7 @@ func chooseSubprotocol(h http.Header, ours []string) string {
 // reservedHeaders are set by the handshake itself (canonical form).
 var reservedHeaders = []string{
 	"Connection", "Upgrade", "Content-Length", "Transfer-Encoding",
-	"Sec-Websocket-Accept", "Sec-Websocket-Protocol", "Sec-Websocket-Extensions",
-	"Sec-Websocket-Key", "Sec-Websocket-Version",
+	hdrAccept, hdrProtocol, hdrExtensions, hdrKey, hdrVersion,
 }
 
 // responseHead builds the 101 response. Extra headers are checked so that
