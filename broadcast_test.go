@@ -303,6 +303,11 @@ func TestBroadcast(t *testing.T) {
 		}
 	}()
 	stalledConn := served[len(peers)] // accepted last
+	// Small socket buffers, or the kernel could take in all 4.3 MB of the
+	// broadcasts (the send buffer grows up to 4 MiB) and the stalled
+	// peer's queue would never fill.
+	stalled.(*net.TCPConn).SetReadBuffer(16 << 10)
+	stalledConn.tr.rw.(*net.TCPConn).SetWriteBuffer(16 << 10)
 	// Random hex: it compresses to about half by its letters alone, and
 	// holds no repeats, so that the same text again shrinks to a few bytes
 	// only by referring to the broadcast copy.
