@@ -581,7 +581,14 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 		return net.ErrClosed
 	}
 	c.readWatch.watch(ctx)
-	if err := c.rb.fill(c.tr.rw, idle); err != nil {
+	var err error
+	if idle && c.tr.raw != nil && c.rb.isEmpty() {
+		// Wait on the socket itself, holding no buffer.
+		err = awaitRaw(c.tr.rw.(net.Conn), c.tr.raw, &c.rb)
+	} else {
+		err = c.rb.fill(c.tr.rw, idle)
+	}
+	if err != nil {
 		return err
 	}
 	c.gotInput()

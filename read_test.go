@@ -7,7 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"slices"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -232,5 +235,63 @@ func BenchmarkRead(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// TestIdleReadOnSocket: a Read loop on a plain TCP connection waits for
+// each message holding no buffer (not even the small array a wait inside
+// a read needs), reads a burst of small messages that arrived together,
+// and reports a reset in the words of a read of the socket.
+func TestIdleReadOnSocket(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			typ, p, err := sc.Read(context.Background())
+			if err != nil {
+				ended <- err
+				return
+			}
+			if err := sc.Write(context.Background(), typ, p); err != nil {
+				ended <- err
+				return
+			}
+		}
+	}()
+	var burst strings.Builder
+	for i := range 8 {
+		burst.WriteString(clientFrame(0x81, fmt.Sprintf("message %d", i)))
+	}
+	for round := range 3 {
+		if _, err := io.WriteString(nc, burst.String()); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 8 {
+			got, err := readServerFrame(nc)
+			want := string([]byte{0x81, 9}) + fmt.Sprintf("message %d", i)
+			if err != nil || got != want {
+				t.Fatalf("round %d, echo %d: %q, %v; want %q", round, i, got, err, want)
+			}
+		}
+	}
+	local, remote := sc.tr.rw.(net.Conn).LocalAddr(), sc.tr.rw.(net.Conn).RemoteAddr()
+	nc.(*net.TCPConn).SetLinger(0)
+	nc.Close()
+	err := <-ended
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Errorf("Read after the reset: %v, want ECONNRESET", err)
+	}
+	if sc.tr.raw == nil {
+		return // this system waits inside a read (serve_wait_other.go)
+	}
+	want := fmt.Sprintf("websocket: connection lost: read tcp %v->%v: read: connection reset by peer", local, remote)
+	if err.Error() != want {
+		t.Errorf("Read after the reset: %v\nwant %s", err, want)
+	}
+	if sc.rb.idle != nil || sc.rb.pooled != nil {
+		t.Errorf("the connection's read buffer holds an idle array (%t) or a pooled buffer (%t)", sc.rb.idle != nil, sc.rb.pooled != nil)
 	}
 }

@@ -7,9 +7,12 @@ import (
 )
 
 const (
-	// idleReadSize is the array a connection reads into while it waits for a
-	// message with nothing buffered, so that idle connections hold no pooled
-	// buffer. It fits a small message whole.
+	// idleReadSize is the size of the array a connection reads into while
+	// it waits inside a read for a message with nothing buffered, so that
+	// such a wait holds no pooled buffer. It fits a small message whole.
+	// Only a transport without a socket to await waits that way (TLS, an
+	// HTTP/2 stream): on a plain socket, the wait holds no buffer at all
+	// (awaitRaw), and the array is never made.
 	idleReadSize = 128
 	// readBufferSize is the size of the pooled buffers a connection reads
 	// into while frames are arriving. One read takes in several medium
@@ -23,17 +26,18 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, readBufferSize);
 
 // readBuffer holds bytes read from the transport and not yet consumed:
 // buf[r:w]. buf is the connection's idle array, a pooled buffer, or nil.
+// Its size matters: it is part of every Conn.
 type readBuffer struct {
 	buf    []byte
-	r, w   int
-	pooled *[]byte // buf's pool entry, when buf is pooled
-	inIdle bool    // buf is idle[:]
-	idle   [idleReadSize]byte
+	r, w   int32
+	pooled *[]byte             // buf's pool entry, when buf is pooled
+	idle   *[idleReadSize]byte // made by the first idle fill
+	inIdle bool                // buf is idle[:]
 }
 
 func (b *readBuffer) bytes() []byte { return b.buf[b.r:b.w] }
-func (b *readBuffer) len() int      { return b.w - b.r }
-func (b *readBuffer) consume(n int) { b.r += n }
+func (b *readBuffer) len() int      { return int(b.w - b.r) }
+func (b *readBuffer) consume(n int) { b.r += int32(n) }
 func (b *readBuffer) isEmpty() bool { return b.r == b.w }
 
 // preload makes p, bytes read past the opening handshake, the first to be
@@ -41,11 +45,11 @@ func (b *readBuffer) isEmpty() bool { return b.r == b.w }
 func (b *readBuffer) preload(p []byte) {
 	if len(p) <= readBufferSize {
 		b.takePooled()
-		b.w = copy(b.buf, p)
+		b.w = int32(copy(b.buf, p))
 		return
 	}
 	b.buf = append([]byte(nil), p...)
-	b.w = len(p)
+	b.w = int32(len(p))
 }
 
 // takePooled moves the unread bytes into a pooled buffer.
@@ -53,7 +57,7 @@ func (b *readBuffer) takePooled() {
 	bp := readBufPool.Get().(*[]byte)
 	n := copy(*bp, b.bytes())
 	b.buf, b.pooled, b.inIdle = *bp, bp, false
-	b.r, b.w = 0, n
+	b.r, b.w = 0, int32(n)
 }
 
 // release drops the buffer when it holds nothing unread.
@@ -70,31 +74,34 @@ func (b *readBuffer) release() {
 }
 
 // fill reads from src once, adding at least one byte unless it fails. An
-// idle fill, made while waiting for a frame with nothing buffered, reads
-// into the idle array; others read into a pooled buffer.
+// idle fill, made while waiting inside a read for a frame with nothing
+// buffered, reads into the idle array; others read into a pooled buffer.
 func (b *readBuffer) fill(src io.Reader, idle bool) error {
 	if b.r == b.w {
 		b.r, b.w = 0, 0
 		if idle && !b.inIdle {
 			b.release()
+			if b.idle == nil {
+				b.idle = new([idleReadSize]byte)
+			}
 			b.buf, b.inIdle = b.idle[:], true
 		}
 	}
 	switch {
 	case b.buf == nil || (b.inIdle && !idle):
 		b.takePooled()
-	case b.w == len(b.buf):
+	case int(b.w) == len(b.buf):
 		if b.r == 0 {
 			// Only headers and control frames are gathered in the buffer,
 			// and both fit; payloads are consumed as they arrive.
 			return errors.New("websocket: read buffer full")
 		}
-		b.w = copy(b.buf, b.bytes())
+		b.w = int32(copy(b.buf, b.bytes()))
 		b.r = 0
 	}
 	for {
 		n, err := src.Read(b.buf[b.w:])
-		b.w += n
+		b.w += int32(n)
 		if n > 0 {
 			return nil
 		}
