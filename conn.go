@@ -94,7 +94,7 @@ type Conn struct {
 	msgSize       int64         // readMu: declared payload bytes of the message so far
 	inflate       *inflater     // pointer immutable, contents readMu: the peer's compression, when negotiated
 	mr            messageReader // readMu
-	readWatch     ctxWatch      // its own lock
+	watches       ctxWatch      // its own lock: the contexts of the read and write in progress
 	readLimit     atomic.Int64  // atomic
 	rs            readState     // client and rsvOK immutable, inMessage readMu
 	msgOp         opcode        // readMu: opcode of the message being read
@@ -110,8 +110,7 @@ type Conn struct {
 	defTimer *time.Timer    // msgMu: lets def shrink once the connection goes quiet
 
 	// frameMu is held while frames are written to the transport.
-	frameMu    ctxMutex
-	writeWatch ctxWatch // its own lock
+	frameMu ctxMutex
 
 	// pendMu guards the write queue (queue.go) and what a frame needs
 	// when it is encoded.
@@ -220,8 +219,7 @@ func newConn(cfg *connConfig) *Conn {
 		c.rb.preload(cfg.buffered)
 		c.inputPending.Store(true)
 	}
-	c.readWatch.c = c
-	c.writeWatch.c, c.writeWatch.write = c, true
+	c.watches.c = c
 	c.ka = newKeepalive(c, cfg.keepaliveInterval, cfg.keepaliveTimeout)
 	return c
 }
@@ -308,8 +306,7 @@ func (c *Conn) closeTransport(cause error) bool {
 		c.pendTimer.Stop()
 	}
 	c.pendMu.Unlock()
-	c.readWatch.kill()
-	c.writeWatch.kill()
+	c.watches.kill()
 	c.stopKeepalive()
 	// Marked closed before the transport, so that a call the
 	// transport's closing wakes up finds the connection closed.
@@ -333,7 +330,3 @@ func (c *Conn) closeTransport(cause error) bool {
 	}
 	return true
 }
-
-// ctxWatch lets the end of a context interrupt a blocked read or write:
-// it moves the transport's deadline into the past, or, on a transport
-// without deadlines, closes the connection. It keeps watching the same

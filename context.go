@@ -157,23 +157,41 @@ func (l *ctxMutex) close() {
 	l.mu.Unlock()
 }
 
-// not one per message.
+// ctxWatch lets the end of a context interrupt a blocked read or write:
+// it moves the transport's deadline into the past, or, on a transport
+// without deadlines, closes the connection. It keeps watching the same
+// context across calls, so a long-lived context costs one registration,
+// not one per message; and reads and writes with the same context (a
+// handler's r.Context(), say) share one registration, which is a few
+// hundred bytes of the context's.
 type ctxWatch struct {
-	mu    sync.Mutex
-	c     *Conn
-	done  <-chan struct{} // Done of the context watched, nil when none
-	stop  func() bool
-	gen   uint64 // counts registrations, so a late callback can tell it is stale
-	write bool   // the watch interrupts writes, not reads
-	fired bool   // the deadline was moved into the past
-	dead  bool   // the connection is closed: watch nothing more
+	mu   sync.Mutex
+	c    *Conn
+	gen  uint64      // numbers the registrations, so that a late callback can tell it is stale
+	dirs [2]watchDir // watchRead, watchWrite
+	dead bool        // the connection is closed: watch nothing more
+}
+
+// The directions of a ctxWatch.
+const (
+	watchRead  = 0
+	watchWrite = 1
+)
+
+// watchDir is what one direction of a ctxWatch watches.
+type watchDir struct {
+	done   <-chan struct{} // Done of the context watched, nil when none
+	stop   func() bool     // ends the registration this direction holds, nil when none
+	id     uint64          // the number of that registration
+	fired  bool            // the deadline was moved into the past
+	shared bool            // done is the other direction's too, and its registration serves both
 }
 
 // hasDeadline reports whether the transport has deadlines to move.
 func (w *ctxWatch) hasDeadline() bool { return w.c.tr.dl != nil }
 
-func (w *ctxWatch) setDeadline(t time.Time) {
-	if w.write {
+func (w *ctxWatch) setDeadline(dir int, t time.Time) {
+	if dir == watchWrite {
 		w.c.tr.dl.SetWriteDeadline(t)
 	} else {
 		w.c.tr.dl.SetReadDeadline(t)
@@ -182,70 +200,93 @@ func (w *ctxWatch) setDeadline(t time.Time) {
 
 var longAgo = time.Unix(1, 0)
 
-// watch arranges for the end of ctx to interrupt the transport.
-func (w *ctxWatch) watch(ctx context.Context) {
+// watch arranges for the end of ctx to interrupt the transport in the
+// direction dir.
+func (w *ctxWatch) watch(dir int, ctx context.Context) {
 	d := ctx.Done()
 	w.mu.Lock()
-	if d == w.done || w.dead {
+	wd := &w.dirs[dir]
+	if d == wd.done || w.dead {
 		w.mu.Unlock()
 		return
 	}
-	w.unwatchLocked()
+	w.unwatchLocked(dir)
 	if d != nil {
-		w.done = d
-		gen := w.gen
-		w.stop = context.AfterFunc(ctx, func() { w.fire(gen) })
-	}
-	w.mu.Unlock()
-}
-
-func (w *ctxWatch) fire(gen uint64) {
-	w.mu.Lock()
-	if w.gen != gen || w.dead {
-		w.mu.Unlock()
-		return
-	}
-	w.fired = true
-	if w.hasDeadline() {
-		w.setDeadline(longAgo)
-		w.mu.Unlock()
-		return
-	}
-	w.mu.Unlock()
-	w.c.closeTransport(errContextClosed)
-}
-
-// unwatchLocked drops the registration and clears a deadline it set.
-//
-// The caller holds w.mu.
-func (w *ctxWatch) unwatchLocked() {
-	if w.stop != nil {
-		w.stop()
-		w.stop = nil
-	}
-	w.gen++
-	w.done = nil
-	if w.fired {
-		w.fired = false
-		if w.hasDeadline() {
-			w.setDeadline(time.Time{})
+		wd.done = d
+		if o := &w.dirs[1-dir]; o.done == d {
+			// The other direction holds a registration for d: it is
+			// never shared itself, since unwatchLocked hands a shared
+			// registration over.
+			wd.shared = true
+		} else {
+			w.gen++
+			id := w.gen
+			wd.id = id
+			wd.stop = context.AfterFunc(ctx, func() { w.fire(d, id) })
 		}
 	}
+	w.mu.Unlock()
+}
+
+// fire runs when the context of registration id, whose Done is d, ends: it
+// interrupts every direction watching d.
+func (w *ctxWatch) fire(d <-chan struct{}, id uint64) {
+	w.mu.Lock()
+	live := false
+	for i := range w.dirs {
+		live = live || w.dirs[i].stop != nil && w.dirs[i].id == id
+	}
+	if !live || w.dead {
+		w.mu.Unlock()
+		return
+	}
+	for i := range w.dirs {
+		if wd := &w.dirs[i]; wd.done == d {
+			wd.fired = true
+			if w.hasDeadline() {
+				w.setDeadline(i, longAgo)
+			}
+		}
+	}
+	w.mu.Unlock()
+	if !w.hasDeadline() {
+		w.c.closeTransport(errContextClosed)
+	}
+}
+
+// unwatchLocked stops dir's watch, clearing a deadline it set. A
+// registration the other direction shares becomes the other's.
+//
+// The caller holds w.mu.
+func (w *ctxWatch) unwatchLocked(dir int) {
+	wd := &w.dirs[dir]
+	if wd.fired && w.hasDeadline() {
+		w.setDeadline(dir, time.Time{})
+	}
+	if wd.stop != nil {
+		if o := &w.dirs[1-dir]; o.shared {
+			o.stop, o.id, o.shared = wd.stop, wd.id, false
+		} else {
+			wd.stop()
+		}
+	}
+	*wd = watchDir{}
 }
 
 // release ends a call's watch on a transport without deadlines, where a
 // context that ends after the call must not close the connection. With
 // deadlines, the watch stays for the next call with the same context.
-func (w *ctxWatch) release() {
+func (w *ctxWatch) release(dir int) {
 	if !w.hasDeadline() {
-		w.pause()
+		w.pause(dir)
 	}
 }
 
-// pause stops watching, so that the caller may set deadlines of its own.
-func (w *ctxWatch) pause() {
+// pause stops watching in direction dir, so that the caller may set
+// deadlines of its own.
+func (w *ctxWatch) pause(dir int) {
 	w.mu.Lock()
-	w.unwatchLocked()
+	w.unwatchLocked(dir)
 	w.mu.Unlock()
 }
 
@@ -254,11 +295,12 @@ func (w *ctxWatch) kill() {
 	w.mu.Lock()
 	if !w.dead {
 		w.dead = true
-		if w.stop != nil {
-			w.stop()
-			w.stop = nil
+		for i := range w.dirs {
+			if stop := w.dirs[i].stop; stop != nil {
+				stop()
+			}
+			w.dirs[i] = watchDir{}
 		}
-		w.gen++
 	}
 	w.mu.Unlock()
 }

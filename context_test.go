@@ -1,6 +1,9 @@
 package websocket
 
 import (
+	"context"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -159,5 +162,119 @@ func TestCtxMutexCancelInQueue(t *testing.T) {
 	}
 	if !l.tryLock() {
 		t.Fatal("lock still held")
+	}
+}
+
+// deadlineLog records the deadlines a ctxWatch sets.
+type deadlineLog struct {
+	mu          sync.Mutex
+	read, write []time.Time
+}
+
+func (l *deadlineLog) SetReadDeadline(t time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.read = append(l.read, t)
+	return nil
+}
+
+func (l *deadlineLog) SetWriteDeadline(t time.Time) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.write = append(l.write, t)
+	return nil
+}
+
+// wait returns the deadlines set so far once n of them were, or after a
+// while.
+func (l *deadlineLog) wait(t *testing.T, n int) (read, write []time.Time) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.mu.Lock()
+		read, write = slices.Clone(l.read), slices.Clone(l.write)
+		l.mu.Unlock()
+		if len(read)+len(write) >= n || time.Now().After(deadline) {
+			return read, write
+		}
+	}
+}
+
+// watchedConn is a Conn whose transport only records deadlines, for the
+// tests of ctxWatch.
+func watchedConn() (*Conn, *deadlineLog) {
+	l := new(deadlineLog)
+	c := new(Conn)
+	c.tr.dl = l
+	c.watches.c = c
+	return c, l
+}
+
+// TestWatchSharedContext: a read and a write with the same context share
+// one registration, and its end interrupts both.
+func TestWatchSharedContext(t *testing.T) {
+	t.Parallel()
+	c, l := watchedConn()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.watches.watch(watchRead, ctx)
+	c.watches.watch(watchWrite, ctx)
+	if w := c.watches.dirs[watchWrite]; !w.shared || w.stop != nil {
+		t.Fatalf("the write's watch: shared %t, own registration %t; want it sharing the read's", w.shared, w.stop != nil)
+	}
+	cancel()
+	read, write := l.wait(t, 2)
+	if !slices.Equal(read, []time.Time{longAgo}) || !slices.Equal(write, []time.Time{longAgo}) {
+		t.Fatalf("deadlines set: read %v, write %v; want one past deadline each", read, write)
+	}
+	// Each direction clears its own deadline when it stops watching.
+	c.watches.pause(watchRead)
+	c.watches.pause(watchWrite)
+	read, write = l.wait(t, 4)
+	if len(read) != 2 || !read[1].IsZero() || len(write) != 2 || !write[1].IsZero() {
+		t.Fatalf("deadlines set: read %v, write %v; want each cleared after it fired", read, write)
+	}
+}
+
+// TestWatchHandsOver: when the direction that registered the shared
+// context moves to another one, the registration becomes the other
+// direction's, whose call the shared context still interrupts.
+func TestWatchHandsOver(t *testing.T) {
+	t.Parallel()
+	c, l := watchedConn()
+	shared, cancelShared := context.WithCancel(context.Background())
+	other, cancelOther := context.WithCancel(context.Background())
+	defer cancelOther()
+	c.watches.watch(watchRead, shared)
+	c.watches.watch(watchWrite, shared)
+	c.watches.watch(watchRead, other)
+	if w := c.watches.dirs[watchWrite]; w.shared || w.stop == nil {
+		t.Fatalf("the write's watch: shared %t, own registration %t; want the registration handed over", w.shared, w.stop != nil)
+	}
+	cancelShared()
+	read, write := l.wait(t, 1)
+	if len(read) != 0 || !slices.Equal(write, []time.Time{longAgo}) {
+		t.Fatalf("deadlines set: read %v, write %v; want the write's alone", read, write)
+	}
+	c.watches.kill()
+}
+
+// TestWatchRegistrations: a read and a write with the same context cost
+// one registration's allocations, half of what two contexts cost.
+func TestWatchRegistrations(t *testing.T) {
+	c, _ := watchedConn()
+	a, cancelA := context.WithCancel(context.Background())
+	defer cancelA()
+	b, cancelB := context.WithCancel(context.Background())
+	defer cancelB()
+	cycle := func(read, write context.Context) float64 {
+		return testing.AllocsPerRun(100, func() {
+			c.watches.watch(watchRead, read)
+			c.watches.watch(watchWrite, write)
+			c.watches.pause(watchRead)
+			c.watches.pause(watchWrite)
+		})
+	}
+	one, two := cycle(a, a), cycle(a, b)
+	if one == 0 || two != 2*one {
+		t.Fatalf("allocations: %v with one context, %v with two; want twice as many with two", one, two)
 	}
 }

@@ -171,8 +171,8 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 		}
 		return c.writeQueueLocked(ctx, pend)
 	}
-	c.writeWatch.watch(ctx)
-	defer c.writeWatch.release()
+	c.watches.watch(watchWrite, ctx)
+	defer c.watches.release(watchWrite)
 	h.length = int64(len(p))
 	if !h.masked && c.tr.writev {
 		v := vecPool.Get().(*vec)
@@ -235,8 +235,8 @@ var vecPool = sync.Pool{New: func() any { return new(vec) }}
 //
 // The caller holds frameMu.
 func (c *Conn) writeBufLocked(ctx context.Context, b []byte, torn bool) error {
-	c.writeWatch.watch(ctx)
-	defer c.writeWatch.release()
+	c.watches.watch(watchWrite, ctx)
+	defer c.watches.release(watchWrite)
 	n, err := c.tr.rw.Write(b)
 	if err != nil {
 		return c.writeErrLocked(ctx, err, torn || n > 0)
