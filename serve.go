@@ -90,15 +90,13 @@ type server struct {
 	// unarmed, so a parked connection holds none; only the serving
 	// goroutine sets it, and look uses it only while armed.
 	timer       *time.Timer
-	armed       atomic.Bool   // timer is pending
 	waits       atomic.Uint64 // counts the waits for input
+	seen        uint64        // waits, when the timer last looked; the timer's own
+	armed       atomic.Bool   // timer is pending
 	waiting     atomic.Bool   // the serving goroutine waits for input
 	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
 	inCallback  atomic.Bool   // onMessage runs
-	seen        uint64        // waits, when the timer last looked; the timer's own
 
-	//lint:ignore U1000 empty on systems that wait in a read
-	waitState // how the serving goroutine waits (serve_wait_*.go)
 	//lint:ignore U1000 empty on systems without epoll
 	parkState // how a quiet connection is parked (serve_park_*.go)
 }

@@ -7,11 +7,6 @@ import (
 	"syscall"
 )
 
-// waitState is empty: these systems wait in a read.
-//
-//lint:ignore U1000 the server embeds it on every system
-type waitState struct{}
-
 // rawConn returns nil: on these systems Serve waits for input in a read.
 func rawConn(net.Conn) syscall.RawConn { return nil }
 

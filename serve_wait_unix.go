@@ -33,13 +33,6 @@ func rawConn(nc net.Conn) syscall.RawConn {
 	return rc
 }
 
-// waitState is the waiting goroutine's own: awaitInput's callback (made on
-// the first wait), and whether it took in input.
-type waitState struct {
-	readable func(fd uintptr) bool
-	got      bool
-}
-
 // wakeReadSize bounds the first read after a wait for input, made into a
 // pooled read buffer: it takes a burst of small messages whole, and
 // leaves the rest of a larger one to the next read, by which time more
@@ -75,21 +68,34 @@ func (r rawReader) Read(p []byte) (int, error) {
 // a read deadline cut the wait short. It waits in the runtime's network
 // poller, holding no buffer.
 func (s *server) awaitInput() bool {
-	if s.readable == nil {
-		s.readable = s.onReadable
-	}
-	s.got = false
-	err := s.c.tr.raw.Read(s.readable)
-	return s.got || !errors.Is(err, os.ErrDeadlineExceeded)
+	w := serveWaiters.Get().(*serveWaiter)
+	w.s, w.got = s, false
+	err := s.c.tr.raw.Read(w.fn)
+	got := w.got
+	w.s = nil
+	serveWaiters.Put(w)
+	return got || !errors.Is(err, os.ErrDeadlineExceeded)
 }
 
-// onReadable is awaitInput's callback, made into s.readable once, so that
-// later waits allocate nothing.
-func (s *server) onReadable(fd uintptr) bool {
-	c := s.c
+// serveWaiter is awaitInput's callback, with its function made once: a
+// waiting connection holds one from the pool, a parked one none.
+type serveWaiter struct {
+	fn  func(fd uintptr) bool
+	s   *server
+	got bool // input came, or an end or error
+}
+
+var serveWaiters = sync.Pool{New: func() any {
+	w := new(serveWaiter)
+	w.fn = w.readable
+	return w
+}}
+
+func (w *serveWaiter) readable(fd uintptr) bool {
+	c := w.s.c
 	if !c.readMu.tryLock() {
 		// A close handshake is reading; the next read waits for it.
-		s.got = true
+		w.got = true
 		return true
 	}
 	err := c.rb.fill(rawReader{int(fd)}, false)
@@ -105,7 +111,7 @@ func (s *server) onReadable(fd uintptr) bool {
 		c.gotInput()
 	}
 	c.readMu.unlock()
-	s.got = true
+	w.got = true
 	return true
 }
 
