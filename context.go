@@ -218,6 +218,13 @@ func (w *ctxWatch) watch(dir int, ctx context.Context) {
 			// never shared itself, since unwatchLocked hands a shared
 			// registration over.
 			wd.shared = true
+			if o.fired {
+				// d ended already: the registration will not fire again.
+				wd.fired = true
+				if w.hasDeadline() {
+					w.setDeadline(dir, longAgo)
+				}
+			}
 		} else {
 			w.gen++
 			id := w.gen

@@ -278,3 +278,21 @@ func TestWatchRegistrations(t *testing.T) {
 		t.Fatalf("allocations: %v with one context, %v with two; want twice as many with two", one, two)
 	}
 }
+
+// TestWatchJoinsEndedContext: a direction that joins the registration of a
+// context that has already ended is interrupted too: the registration
+// will not fire again.
+func TestWatchJoinsEndedContext(t *testing.T) {
+	t.Parallel()
+	c, l := watchedConn()
+	ctx, cancel := context.WithCancel(context.Background())
+	c.watches.watch(watchRead, ctx)
+	cancel()
+	l.wait(t, 1)
+	c.watches.watch(watchWrite, ctx)
+	read, write := l.wait(t, 2)
+	if !slices.Equal(read, []time.Time{longAgo}) || !slices.Equal(write, []time.Time{longAgo}) {
+		t.Fatalf("deadlines set: read %v, write %v; want one past deadline each", read, write)
+	}
+	c.watches.kill()
+}

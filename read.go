@@ -564,6 +564,8 @@ func (c *Conn) awaitControlLocked(ctx context.Context, done func() bool) error {
 	// its end cannot cut short a later wait (Serve's, which reads the
 	// socket without a watch of its own).
 	c.watches.pause(watchRead)
+	// What is left waits for a reader that may not come soon.
+	c.rb.shrink()
 	switch err {
 	case errScanStopped:
 		return nil

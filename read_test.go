@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -293,5 +294,114 @@ func TestIdleReadOnSocket(t *testing.T) {
 	}
 	if sc.rb.idle != nil || sc.rb.pooled != nil {
 		t.Errorf("the connection's read buffer holds an idle array (%t) or a pooled buffer (%t)", sc.rb.idle != nil, sc.rb.pooled != nil)
+	}
+}
+
+// TestReadAfterWriteContextEnded: a Read with a context whose end a Write
+// already saw returns the context's error at once, without waiting for
+// the peer.
+func TestReadAfterWriteContextEnded(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	defer sc.CloseNow()
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := sc.Write(ctx, MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(50 * time.Millisecond) // the context's callbacks run
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := sc.Read(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Read: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		sc.CloseNow()
+		<-done
+		t.Fatal("Read with an ended context still waited after 5s")
+	}
+}
+
+// TestPingLeavesNoPooledBuffer: a Ping on a connection nobody reads, whose
+// pong comes with a small message behind it, leaves the message for the
+// next reader without holding a pooled read buffer meanwhile.
+func TestPingLeavesNoPooledBuffer(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	defer sc.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	pinged := make(chan error, 1)
+	go func() { pinged <- sc.Ping(ctx) }()
+	ping, err := readServerFrame(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])+clientFrame(0x81, "hello")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pinged; err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.readMu.lock(nil); err != lockTaken {
+		t.Fatal("the read lock:", err)
+	}
+	pooled, held := sc.rb.pooled != nil, string(sc.rb.bytes())
+	sc.readMu.unlock()
+	if want := clientFrame(0x81, "hello"); pooled || held != want {
+		t.Errorf("after the Ping: %q held, in a pooled buffer: %t; want %q in none", held, pooled, want)
+	}
+	if _, p, err := sc.Read(ctx); err != nil || string(p) != "hello" {
+		t.Fatalf("Read after the Ping: %q, %v", p, err)
+	}
+}
+
+// TestAwaitRawErrorWords: a wait on the socket that ends in an error
+// reports it as a read of the socket would.
+func TestAwaitRawErrorWords(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	rc := rawConn(nc)
+	if rc == nil {
+		t.Skip("this system waits inside a read (serve_wait_other.go)")
+	}
+	nc.SetReadDeadline(longAgo)
+	var rb readBuffer
+	got := awaitRaw(nc, rc, &rb)
+	_, want := nc.Read(make([]byte, 1))
+	if got == nil || got.Error() != want.Error() || !errors.Is(got, os.ErrDeadlineExceeded) {
+		t.Errorf("past the deadline, the wait says %v; a read says %v", got, want)
+	}
+	nc.SetReadDeadline(time.Time{})
+	peer.(*net.TCPConn).SetLinger(0)
+	peer.Close()
+	if got := awaitRaw(nc, rc, &rb); !errors.Is(got, syscall.ECONNRESET) {
+		t.Errorf("after a reset, the wait says %v, want ECONNRESET", got)
+	}
+	if rb.pooled != nil || rb.buf != nil {
+		t.Error("the failed waits left a buffer in the read buffer")
 	}
 }

@@ -110,3 +110,18 @@ func (b *readBuffer) fill(src io.Reader, idle bool) error {
 		}
 	}
 }
+
+// shrink moves a few unread bytes out of a pooled buffer into the idle
+// array, for a connection that may stay unread a long while.
+func (b *readBuffer) shrink() {
+	if b.pooled == nil || b.len() > idleReadSize {
+		return
+	}
+	if b.idle == nil {
+		b.idle = new([idleReadSize]byte)
+	}
+	n := copy(b.idle[:], b.bytes())
+	readBufPool.Put(b.pooled)
+	b.pooled = nil
+	b.buf, b.inIdle, b.r, b.w = b.idle[:], true, 0, int32(n)
+}

@@ -129,21 +129,22 @@ func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer) error {
 	}
 	f.rb, f.err = nil, nil
 	rawFillers.Put(f)
-	switch e := err.(type) {
-	case nil:
-		return nil
-	case syscall.Errno:
-		err = os.NewSyscallError("read", e)
-	case *net.OpError:
-		// The wait's own error (closed, or past a deadline), in the
-		// words of a read.
-		err = e.Err
-	default:
-		if err == io.EOF {
-			return err
-		}
+	if err == nil || err == io.EOF {
+		return err
 	}
-	return &net.OpError{Op: "read", Net: nc.LocalAddr().Network(), Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
+	// The error in the words of a read of nc.
+	re := &net.OpError{Op: "read", Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: err}
+	switch e := err.(type) {
+	case syscall.Errno:
+		re.Err = os.NewSyscallError("read", e)
+	case *net.OpError:
+		// The wait's own error: closed, or past a deadline.
+		re.Net, re.Err = e.Net, e.Err
+	}
+	if re.Net == "" && re.Source != nil {
+		re.Net = re.Source.Network()
+	}
+	return re
 }
 
 // rawFiller is awaitRaw's callback, with its function made once: a

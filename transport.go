@@ -65,7 +65,11 @@ type deadliner interface {
 // netTransport is the transport of a net.Conn.
 func netTransport(nc net.Conn) transport {
 	t := transport{rw: nc, dl: nc}
-	if _, ok := nc.(syscall.Conn); ok {
+	switch nc.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		// The net package's own sockets alone: a type that wraps one to
+		// count or shape its bytes, and embeds it, would offer its
+		// writev while its own Write must see every byte.
 		t.writev = true
 	}
 	t.raw = rawConn(nc)

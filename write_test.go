@@ -6,7 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -144,5 +148,82 @@ func TestWriterFirstFrameFails(t *testing.T) {
 		if _, p, err := c.Read(ctx); err != nil || string(p) != want {
 			t.Fatalf("Read %q, %v; want %q (a stray frame would have failed the connection)", p, err, want)
 		}
+	}
+}
+
+// countedConn is a socket wrapped, by embedding, to count the bytes read
+// and written through it.
+type countedConn struct {
+	*net.TCPConn
+	read, written *atomic.Int64
+}
+
+func (c countedConn) Read(p []byte) (int, error) {
+	n, err := c.TCPConn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+
+func (c countedConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+type countedListener struct {
+	net.Listener
+	read, written atomic.Int64
+}
+
+func (l *countedListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return countedConn{nc.(*net.TCPConn), &l.read, &l.written}, nil
+}
+
+// TestWrappedSocketSeesEveryByte: a socket wrapped to count its bytes,
+// which offers the socket's own methods by embedding it, sees every byte
+// a connection reads and writes, the large writes and the waits for
+// input included.
+func TestWrappedSocketSeesEveryByte(t *testing.T) {
+	t.Parallel()
+	conns := make(chan *Conn, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: -1}); err == nil {
+			conns <- c
+		}
+	}))
+	ln := &countedListener{Listener: s.Listener}
+	s.Listener = ln
+	s.Start()
+	defer s.Close()
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	defer sc.CloseNow()
+	read, written := ln.read.Load(), ln.written.Load()
+	msg := make([]byte, 8<<10)
+	echoed := make(chan error, 1)
+	go func() {
+		typ, p, err := sc.Read(context.Background())
+		if err == nil {
+			err = sc.Write(context.Background(), typ, p)
+		}
+		echoed <- err
+	}()
+	time.Sleep(10 * time.Millisecond) // Read waits for the message
+	frame := append([]byte{0x82, 0x80 | 126, byte(len(msg) >> 8), byte(len(msg)), 0, 0, 0, 0}, msg...)
+	if _, err := nc.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-echoed; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(nc, make([]byte, 4+len(msg))); err != nil {
+		t.Fatal(err)
+	}
+	if r, w := ln.read.Load()-read, ln.written.Load()-written; r != int64(len(frame)) || w != int64(4+len(msg)) {
+		t.Errorf("the wrapper saw %d bytes read and %d written; %d came in and %d went out", r, w, len(frame), 4+len(msg))
 	}
 }
