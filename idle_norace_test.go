@@ -1,0 +1,155 @@
+//go:build !race
+
+package websocket
+
+import (
+	"context"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// TestIdleHeap measures the heap an idle connection holds, each having
+// echoed one message, beyond what a handler that hijacks the connection
+// and keeps only the net.Conn holds: with Serve, and with the README's
+// Read/Write loop on the request's context. Both ends are in this
+// process; the client is the same raw socket in every case, so it cancels
+// out. The bounds leave some room over what was measured (873 and 3,748
+// bytes); the Read loop's includes net/http's request state, held while
+// the handler runs.
+func TestIdleHeap(t *testing.T) {
+	const n = 1000
+	bare := func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn) {
+		nc, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		io.WriteString(nc, sample101)
+		var frame [8]byte
+		if _, err := io.ReadFull(nc, frame[:]); err != nil {
+			nc.Close()
+			return
+		}
+		io.WriteString(nc, "\x82\x02"+string(frame[6:]))
+		held <- nc
+	}
+	idleHeap(t, n, bare) // what grows once, the first time, is not counted
+	hijack := idleHeap(t, n, bare)
+	for _, tc := range []struct {
+		name    string
+		bound   int64
+		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
+	}{
+		{"Serve", 1000, func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
+			c, err := Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			c.Serve(func(typ MessageType, p []byte) {
+				c.Write(context.Background(), typ, p)
+			}, func(error) { c.CloseNow() })
+		}},
+		{"Read loop", 4096, func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
+			c, err := Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer c.CloseNow()
+			for {
+				typ, p, err := c.Read(r.Context())
+				if err != nil {
+					return
+				}
+				if err := c.Write(r.Context(), typ, p); err != nil {
+					return
+				}
+			}
+		}},
+	} {
+		// The lower of two runs, as what grows once (pools, the parker's
+		// tables) is counted by the first.
+		got := min(idleHeap(t, n, tc.handler), idleHeap(t, n, tc.handler)) - hijack
+		t.Logf("%s: %d bytes of heap per idle connection beyond a bare hijack (%d)", tc.name, got, hijack)
+		if got > tc.bound {
+			t.Errorf("%s: %d bytes of heap per idle connection beyond a bare hijack, over %d", tc.name, got, tc.bound)
+		}
+	}
+}
+
+// idleHeap opens n connections to a server running handler, each echoing
+// one 2-byte message, and returns the heap held per connection once they
+// are idle, after a collection. A handler that keeps its connection
+// itself sends it on held. It returns once the server and the
+// connections are gone, so that the next measurement starts afresh.
+func idleHeap(t *testing.T, n int, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
+	t.Helper()
+	held := idleConns(t, n, handler)
+	// The server's ends go on their own once the clients close: wait
+	// until the heap stops shrinking.
+	var ms runtime.MemStats
+	last := uint64(math.MaxUint64)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		if ms.HeapAlloc+uint64(n)*8 > last {
+			break
+		}
+		last = ms.HeapAlloc
+	}
+	return held
+}
+
+// idleConns is idleHeap's measurement; it closes the server and the
+// connections before it returns.
+func idleConns(t *testing.T, n int, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
+	t.Helper()
+	held := make(chan net.Conn, n)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		handler(w, r, held)
+	}))
+	defer s.Close()
+	clients := make([]net.Conn, 0, n)
+	defer func() {
+		for _, nc := range clients {
+			nc.Close()
+		}
+		for range len(held) {
+			(<-held).Close()
+		}
+	}()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		// Not rawClient, whose cleanup would keep the client's end.
+		nc, err := net.Dial("tcp", s.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, nc)
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		got := make([]byte, len(sample101))
+		if _, err := io.WriteString(nc, rawUpgradeRequest); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(nc, got); err != nil || string(got) != sample101 {
+			t.Fatalf("handshake: %q, %v", got, err)
+		}
+		if _, err := io.WriteString(nc, clientFrame(0x82, "hi")); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := readServerFrame(nc); err != nil || got != "\x82\x02hi" {
+			t.Fatalf("echo: %q, %v", got, err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // the handlers go idle
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(n)
+}
