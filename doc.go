@@ -161,8 +161,8 @@
 //	                                      Dial's context                  until the timeout
 //	closing handshake   5 s               CloseTimeout                    a timer per closing connection
 //	silent peer         20 s + 20 s       KeepaliveInterval and Timeout   a timer each; 5,000 pings a second
-//	idle connection                                                       3.8 KiB each with Serve, about
-//	                                                                      11.8 KiB with a Read loop
+//	idle connection                                                       3.6 KiB each with Serve, about
+//	                                                                      11.5 KiB with a Read loop
 //
 // The read limit is checked against each frame's declared length before
 // the frame is read, so the excess is never buffered, and against what a
