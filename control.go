@@ -111,6 +111,11 @@ var errPingBehindMessage = errors.New("websocket: ping: a message came before th
 // awaitPong reads the answer to a Ping when nothing else reads the
 // connection, until ch is closed by the pong, or a data message is next.
 func (c *Conn) awaitPong(ctx context.Context, ch <-chan struct{}) error {
+	if s := c.srv.Load(); s != nil && !s.inCallback.Load() {
+		// Serve reads the pong, and what comes with it: a read of ours
+		// could take a message from under a parked connection.
+		return nil
+	}
 	if !c.readMu.tryLock() {
 		return nil // a reader is at work: it will see the pong
 	}

@@ -341,9 +341,28 @@ func TestPingLeavesNoPooledBuffer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	pinged := make(chan error, 1)
+	// A pong alone first: nothing is left, and nothing is kept for it.
 	go func() { pinged <- sc.Ping(ctx) }()
 	ping, err := readServerFrame(nc)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-pinged; err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.readMu.lock(nil); err != lockTaken {
+		t.Fatal("the read lock:", err)
+	}
+	idle, pooled := sc.rb.idle != nil, sc.rb.pooled != nil
+	sc.readMu.unlock()
+	if idle || pooled {
+		t.Errorf("after a Ping answered alone: idle array %t, pooled buffer %t; want neither", idle, pooled)
+	}
+	go func() { pinged <- sc.Ping(ctx) }()
+	if ping, err = readServerFrame(nc); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])+clientFrame(0x81, "hello")); err != nil {

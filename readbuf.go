@@ -114,6 +114,10 @@ func (b *readBuffer) fill(src io.Reader, idle bool) error {
 // shrink moves a few unread bytes out of a pooled buffer into the idle
 // array, for a connection that may stay unread a long while.
 func (b *readBuffer) shrink() {
+	if b.isEmpty() {
+		b.release()
+		return
+	}
 	if b.pooled == nil || b.len() > idleReadSize {
 		return
 	}

@@ -343,3 +343,44 @@ func TestServeAfterReadWithContext(t *testing.T) {
 	}
 	c.Close(StatusNormalClosure, "")
 }
+
+// TestServePingFromElsewhere: a Ping from another goroutine on a served
+// connection, parked or waiting, answered by its pong and a message in one
+// write, leaves the reading to Serve: the Ping ends and onMessage gets the
+// message, every time.
+func TestServePingFromElsewhere(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	got := make(chan string, 1)
+	sc.Serve(func(_ MessageType, p []byte) { got <- string(p) }, func(error) {})
+	for round := range 10 {
+		if round%2 == 0 {
+			time.Sleep(3 * serveLinger) // parked
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		pinged := make(chan error, 1)
+		go func() { pinged <- sc.Ping(ctx) }()
+		ping, err := readServerFrame(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := fmt.Sprintf("message %d", round)
+		if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])+clientFrame(0x81, msg)); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-pinged; err != nil {
+			t.Fatalf("round %d: Ping: %v", round, err)
+		}
+		select {
+		case m := <-got:
+			if m != msg {
+				t.Fatalf("round %d: onMessage got %q, want %q", round, m, msg)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the message behind the pong never reached onMessage", round)
+		}
+		cancel()
+	}
+}

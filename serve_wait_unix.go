@@ -94,7 +94,15 @@ var serveWaiters = sync.Pool{New: func() any {
 func (w *serveWaiter) readable(fd uintptr) bool {
 	c := w.s.c
 	if !c.readMu.tryLock() {
-		// A close handshake is reading; the next read waits for it.
+		// A close handshake or a Ping is reading; the next read waits
+		// for it.
+		w.got = true
+		return true
+	}
+	if !c.rb.isEmpty() {
+		// A Ping or keepalive read ahead of Serve, and left input.
+		c.inputPending.Store(true)
+		c.readMu.unlock()
 		w.got = true
 		return true
 	}
