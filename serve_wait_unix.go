@@ -12,18 +12,10 @@ import (
 )
 
 // rawConn returns the socket under nc, or nil when nc is not a plain
-// socket. Only the net package's own sockets count: a TLS connection may
-// hold decrypted input the socket no longer shows, and a type that wraps
-// a socket to count or shape its bytes may offer it (by embedding
-// *net.TCPConn, say) while its own Read must see every byte.
+// socket (plainSocket).
 func rawConn(nc net.Conn) syscall.RawConn {
-	var sc syscall.Conn
-	switch nc := nc.(type) {
-	case *net.TCPConn:
-		sc = nc
-	case *net.UnixConn:
-		sc = nc
-	default:
+	sc, ok := plainSocket(nc)
+	if !ok {
 		return nil
 	}
 	rc, err := sc.SyscallConn()

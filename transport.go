@@ -65,14 +65,24 @@ type deadliner interface {
 // netTransport is the transport of a net.Conn.
 func netTransport(nc net.Conn) transport {
 	t := transport{rw: nc, dl: nc}
-	switch nc.(type) {
-	case *net.TCPConn, *net.UnixConn:
-		// The net package's own sockets alone: a type that wraps one to
-		// count or shape its bytes, and embeds it, would offer its
-		// writev while its own Write must see every byte.
-		t.writev = true
-	}
+	_, t.writev = plainSocket(nc)
 	t.raw = rawConn(nc)
 	_, t.halfClose = nc.(halfCloser)
 	return t
+}
+
+// plainSocket returns nc as a syscall.Conn when it is one of the net
+// package's own sockets, whose system calls (writev, a wait for input
+// without a read) may stand in for its methods. A type that wraps a socket
+// to count or shape its bytes may offer them too, by embedding
+// *net.TCPConn, while its own Read and Write must see every byte; and a
+// TLS connection may hold decrypted input the socket no longer shows.
+func plainSocket(nc net.Conn) (syscall.Conn, bool) {
+	switch nc := nc.(type) {
+	case *net.TCPConn:
+		return nc, true
+	case *net.UnixConn:
+		return nc, true
+	}
+	return nil, false
 }
