@@ -98,11 +98,8 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 		w.got = true
 		return true
 	}
-	err := c.rb.fill(rawReader{int(fd)}, false)
-	if err != nil {
-		c.rb.release()
-	}
-	if err == syscall.EAGAIN || err == syscall.EINTR {
+	err := c.rb.fillFromSocket(int(fd))
+	if err == syscall.EAGAIN {
 		c.readMu.unlock()
 		return false
 	}
@@ -117,8 +114,7 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 
 // awaitRaw waits for input on the socket under nc, whose stream rb reads
 // and which rc reaches, holding no buffer while it waits, then reads what
-// arrived into a pooled buffer, as much as there is up to its size. rb
-// must be empty. It returns what a read of nc would have: nil once bytes
+// arrived into a pooled buffer (fillFromSocket). rb must be empty. It returns what a read of nc would have: nil once bytes
 // arrived, io.EOF, or nc's error.
 func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer) error {
 	f := rawFillers.Get().(*rawFiller)
@@ -162,19 +158,28 @@ var rawFillers = sync.Pool{New: func() any {
 }}
 
 func (f *rawFiller) fill(fd uintptr) bool {
+	err := f.rb.fillFromSocket(int(fd))
+	if err == syscall.EAGAIN {
+		return false
+	}
+	f.err = err
+	return true
+}
+
+// fillFromSocket reads the non-blocking socket fd into a pooled buffer, at
+// most wakeReadSize bytes, as the first read after a wait; b must be
+// empty. It returns syscall.EAGAIN when the socket has nothing yet, and
+// holds no buffer unless bytes came.
+func (b *readBuffer) fillFromSocket(fd int) error {
 	for {
-		err := f.rb.fill(rawReader{int(fd)}, false)
+		err := b.fill(rawReader{fd}, false)
 		if err == syscall.EINTR {
 			continue
 		}
 		if err != nil {
-			f.rb.release()
+			b.release()
 		}
-		if err == syscall.EAGAIN {
-			return false
-		}
-		f.err = err
-		return true
+		return err
 	}
 }
 
