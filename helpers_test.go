@@ -175,20 +175,46 @@ const rawUpgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nCo
 // connection has a 10 s deadline; it is closed when the test ends.
 func rawClient(t *testing.T, addr string) net.Conn {
 	t.Helper()
+	nc := dialRaw(t, addr)
+	t.Cleanup(func() { nc.Close() })
+	return nc
+}
+
+// dialRaw is rawClient, leaving the connection for the caller to close.
+func dialRaw(t *testing.T, addr string) net.Conn {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { nc.Close() })
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := nc.Write([]byte(rawUpgradeRequest)); err != nil {
+		nc.Close()
 		t.Fatal(err)
 	}
 	got := make([]byte, len(sample101))
 	if _, err := io.ReadFull(nc, got); err != nil || string(got) != sample101 {
+		nc.Close()
 		t.Fatalf("handshake: %q, %v", got, err)
 	}
 	return nc
+}
+
+// answerPing runs sc.Ping with ctx while nc, sc's raw peer, answers its
+// ping with the pong followed, in the same write, by extra; it returns
+// what Ping returned.
+func answerPing(t *testing.T, ctx context.Context, sc *Conn, nc net.Conn, extra string) error {
+	t.Helper()
+	pinged := make(chan error, 1)
+	go func() { pinged <- sc.Ping(ctx) }()
+	ping, err := readServerFrame(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])+extra); err != nil {
+		t.Fatal(err)
+	}
+	return <-pinged
 }
 
 // readServerFrame reads one unmasked frame of at most 125 bytes of

@@ -127,19 +127,8 @@ func idleConns(t *testing.T, n int, handler func(http.ResponseWriter, *http.Requ
 	runtime.ReadMemStats(&before)
 	for range n {
 		// Not rawClient, whose cleanup would keep the client's end.
-		nc, err := net.Dial("tcp", s.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
+		nc := dialRaw(t, s.Listener.Addr().String())
 		clients = append(clients, nc)
-		nc.SetDeadline(time.Now().Add(10 * time.Second))
-		got := make([]byte, len(sample101))
-		if _, err := io.WriteString(nc, rawUpgradeRequest); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(nc, got); err != nil || string(got) != sample101 {
-			t.Fatalf("handshake: %q, %v", got, err)
-		}
 		if _, err := io.WriteString(nc, clientFrame(0x82, "hi")); err != nil {
 			t.Fatal(err)
 		}

@@ -340,17 +340,8 @@ func TestPingLeavesNoPooledBuffer(t *testing.T) {
 	defer sc.CloseNow()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pinged := make(chan error, 1)
 	// A pong alone first: nothing is left, and nothing is kept for it.
-	go func() { pinged <- sc.Ping(ctx) }()
-	ping, err := readServerFrame(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-pinged; err != nil {
+	if err := answerPing(t, ctx, sc, nc, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := sc.readMu.lock(nil); err != lockTaken {
@@ -361,14 +352,7 @@ func TestPingLeavesNoPooledBuffer(t *testing.T) {
 	if idle || pooled {
 		t.Errorf("after a Ping answered alone: idle array %t, pooled buffer %t; want neither", idle, pooled)
 	}
-	go func() { pinged <- sc.Ping(ctx) }()
-	if ping, err = readServerFrame(nc); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])+clientFrame(0x81, "hello")); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-pinged; err != nil {
+	if err := answerPing(t, ctx, sc, nc, clientFrame(0x81, "hello")); err != nil {
 		t.Fatal(err)
 	}
 	if err := sc.readMu.lock(nil); err != lockTaken {

@@ -360,17 +360,8 @@ func TestServePingFromElsewhere(t *testing.T) {
 			time.Sleep(3 * serveLinger) // parked
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		pinged := make(chan error, 1)
-		go func() { pinged <- sc.Ping(ctx) }()
-		ping, err := readServerFrame(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
 		msg := fmt.Sprintf("message %d", round)
-		if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])+clientFrame(0x81, msg)); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-pinged; err != nil {
+		if err := answerPing(t, ctx, sc, nc, clientFrame(0x81, msg)); err != nil {
 			t.Fatalf("round %d: Ping: %v", round, err)
 		}
 		select {
