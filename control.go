@@ -111,13 +111,18 @@ var errPingBehindMessage = errors.New("websocket: ping: a message came before th
 // awaitPong reads the answer to a Ping when nothing else reads the
 // connection, until ch is closed by the pong, or a data message is next.
 func (c *Conn) awaitPong(ctx context.Context, ch <-chan struct{}) error {
-	if s := c.srv.Load(); s != nil && !s.inCallback.Load() {
-		// Serve reads the pong, and what comes with it: a read of ours
-		// could take a message from under a parked connection.
-		return nil
-	}
 	if !c.readMu.tryLock() {
 		return nil // a reader is at work: it will see the pong
+	}
+	if s := c.srv.Load(); s != nil && !s.inCallback.Load() {
+		// Serve reads the pong, and what comes with it: a read of ours
+		// could take a message from under a parked connection. Asked
+		// under the read lock, so that Serve cannot go from onMessage to
+		// its wait between the question and the read: while this read
+		// holds the lock, Serve's wait ends at once and its read waits
+		// for the lock, then serves what was left.
+		c.readMu.unlock()
+		return nil
 	}
 	var err error
 	if !c.msgOpen && !c.isClosed() {

@@ -171,7 +171,12 @@ func (k *keepalive) ping() {
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {
 		return // the connection is closed, or its writes are stuck: the timeout decides
 	}
-	if c.srv.Load() != nil || !c.readMu.tryLock() {
+	if !c.readMu.tryLock() {
+		return
+	}
+	if c.srv.Load() != nil {
+		// Serve reads the pong (asked under the lock, as in awaitPong).
+		c.readMu.unlock()
 		return
 	}
 	if !c.msgOpen && !c.isClosed() {

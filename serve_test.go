@@ -344,6 +344,44 @@ func TestServeAfterReadWithContext(t *testing.T) {
 	c.Close(StatusNormalClosure, "")
 }
 
+// TestServePingAsOnMessageReturns: a Ping from another goroutine, started
+// as onMessage returns, whether it reads for itself or leaves the reading
+// to Serve, never strands the message its pong came with: onMessage gets
+// every message, in order, and every Ping ends with nil or
+// errPingBehindMessage.
+func TestServePingAsOnMessageReturns(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	got := make(chan string, 1)
+	sc.Serve(func(_ MessageType, p []byte) { got <- string(p) }, func(error) {})
+	if _, err := io.WriteString(nc, clientFrame(0x81, "message 0")); err != nil {
+		t.Fatal(err)
+	}
+	const rounds = 200
+	for round := range rounds {
+		var m string
+		select {
+		case m = <-got: // onMessage is returning
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the message behind the pong never reached onMessage", round)
+		}
+		if want := fmt.Sprintf("message %d", round); m != want {
+			t.Fatalf("round %d: onMessage got %q, want %q", round, m, want)
+		}
+		if round == rounds-1 {
+			break
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := answerPing(t, ctx, sc, nc, clientFrame(0x81, fmt.Sprintf("message %d", round+1)))
+		cancel()
+		if err != nil && !errors.Is(err, errPingBehindMessage) {
+			t.Fatalf("round %d: Ping: %v", round, err)
+		}
+	}
+}
+
 // TestServePingFromElsewhere: a Ping from another goroutine on a served
 // connection, parked or waiting, answered by its pong and a message in one
 // write, leaves the reading to Serve: the Ping ends and onMessage gets the
