@@ -303,7 +303,7 @@ func (c *Conn) drainRawLocked(deadline time.Time) {
 // setReadDeadline bounds the reads of a closing handshake.
 func (c *Conn) setReadDeadline(t time.Time) {
 	if c.tr.dl != nil {
-		c.watches.pause(watchRead)
+		c.pauseWatch(watchRead)
 		c.tr.dl.SetReadDeadline(t)
 		return
 	}

@@ -94,7 +94,6 @@ type Conn struct {
 	msgSize       int64         // readMu: declared payload bytes of the message so far
 	inflate       *inflater     // pointer immutable, contents readMu: the peer's compression, when negotiated
 	mr            messageReader // readMu
-	watches       ctxWatch      // its own lock: the contexts of the read and write in progress
 	readLimit     atomic.Int64  // atomic
 	rs            readState     // client and rsvOK immutable, inMessage readMu
 	msgOp         opcode        // readMu: opcode of the message being read
@@ -102,6 +101,10 @@ type Conn struct {
 	msgCompressed bool          // readMu: the message being read is compressed (RSV1)
 	utf8          utf8Validator // readMu: state of the text message being read
 	discard       atomic.Bool   // atomic: set once Close starts; reads then deliver nothing more
+
+	// watches holds the contexts of the read and write in progress, under
+	// its own lock; watch makes it for the first context that can end.
+	watches atomic.Pointer[ctxWatch]
 
 	// msgMu is held by a message writer from its first frame to its last.
 	msgMu    ctxMutex
@@ -219,7 +222,6 @@ func newConn(cfg *connConfig) *Conn {
 		c.rb.preload(cfg.buffered)
 		c.inputPending.Store(true)
 	}
-	c.watches.c = c
 	c.ka = newKeepalive(c, cfg.keepaliveInterval, cfg.keepaliveTimeout)
 	return c
 }
@@ -306,7 +308,7 @@ func (c *Conn) closeTransport(cause error) bool {
 		c.pendTimer.Stop()
 	}
 	c.pendMu.Unlock()
-	c.watches.kill()
+	c.killWatch()
 	c.stopKeepalive()
 	// Marked closed before the transport, so that a call the
 	// transport's closing wakes up finds the connection closed.

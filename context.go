@@ -297,6 +297,51 @@ func (w *ctxWatch) pause(dir int) {
 	w.mu.Unlock()
 }
 
+// watch has the end of ctx interrupt the transport in direction dir
+// (ctxWatch.watch). The connection's ctxWatch is made for the first
+// context that can end: a connection that never sees one, Serve's or one
+// read and written with context.Background, goes without its 96 bytes.
+func (c *Conn) watch(dir int, ctx context.Context) {
+	w := c.watches.Load()
+	if w == nil {
+		if ctx.Done() == nil {
+			return
+		}
+		w = &ctxWatch{c: c}
+		if !c.watches.CompareAndSwap(nil, w) {
+			w = c.watches.Load() // the other direction's, or deadWatch
+		}
+	}
+	w.watch(dir, ctx)
+}
+
+// releaseWatch is ctxWatch.release, for a connection that has a watch.
+func (c *Conn) releaseWatch(dir int) {
+	if w := c.watches.Load(); w != nil && w != deadWatch {
+		w.release(dir)
+	}
+}
+
+// pauseWatch is ctxWatch.pause, for a connection that has a watch.
+func (c *Conn) pauseWatch(dir int) {
+	if w := c.watches.Load(); w != nil && w != deadWatch {
+		w.pause(dir)
+	}
+}
+
+// killWatch stops the connection's watch for good, and has every later
+// watch do nothing: a watch made while it runs is either the one it
+// kills, or finds deadWatch in its place.
+func (c *Conn) killWatch() {
+	if w := c.watches.Swap(deadWatch); w != nil && w != deadWatch {
+		w.kill()
+	}
+}
+
+// deadWatch stands for the watch of every closed connection: it watches
+// nothing.
+var deadWatch = &ctxWatch{dead: true}
+
 // kill stops watching for good; called when the connection closes.
 func (w *ctxWatch) kill() {
 	w.mu.Lock()

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -205,7 +206,6 @@ func watchedConn() (*Conn, *deadlineLog) {
 	l := new(deadlineLog)
 	c := new(Conn)
 	c.tr.dl = l
-	c.watches.c = c
 	return c, l
 }
 
@@ -215,9 +215,9 @@ func TestWatchSharedContext(t *testing.T) {
 	t.Parallel()
 	c, l := watchedConn()
 	ctx, cancel := context.WithCancel(context.Background())
-	c.watches.watch(watchRead, ctx)
-	c.watches.watch(watchWrite, ctx)
-	if w := c.watches.dirs[watchWrite]; !w.shared || w.stop != nil {
+	c.watch(watchRead, ctx)
+	c.watch(watchWrite, ctx)
+	if w := c.watches.Load().dirs[watchWrite]; !w.shared || w.stop != nil {
 		t.Fatalf("the write's watch: shared %t, own registration %t; want it sharing the read's", w.shared, w.stop != nil)
 	}
 	cancel()
@@ -226,8 +226,8 @@ func TestWatchSharedContext(t *testing.T) {
 		t.Fatalf("deadlines set: read %v, write %v; want one past deadline each", read, write)
 	}
 	// Each direction clears its own deadline when it stops watching.
-	c.watches.pause(watchRead)
-	c.watches.pause(watchWrite)
+	c.pauseWatch(watchRead)
+	c.pauseWatch(watchWrite)
 	read, write = l.wait(t, 4)
 	if len(read) != 2 || !read[1].IsZero() || len(write) != 2 || !write[1].IsZero() {
 		t.Fatalf("deadlines set: read %v, write %v; want each cleared after it fired", read, write)
@@ -243,10 +243,10 @@ func TestWatchHandsOver(t *testing.T) {
 	shared, cancelShared := context.WithCancel(context.Background())
 	other, cancelOther := context.WithCancel(context.Background())
 	defer cancelOther()
-	c.watches.watch(watchRead, shared)
-	c.watches.watch(watchWrite, shared)
-	c.watches.watch(watchRead, other)
-	if w := c.watches.dirs[watchWrite]; w.shared || w.stop == nil {
+	c.watch(watchRead, shared)
+	c.watch(watchWrite, shared)
+	c.watch(watchRead, other)
+	if w := c.watches.Load().dirs[watchWrite]; w.shared || w.stop == nil {
 		t.Fatalf("the write's watch: shared %t, own registration %t; want the registration handed over", w.shared, w.stop != nil)
 	}
 	cancelShared()
@@ -254,7 +254,7 @@ func TestWatchHandsOver(t *testing.T) {
 	if len(read) != 0 || !slices.Equal(write, []time.Time{longAgo}) {
 		t.Fatalf("deadlines set: read %v, write %v; want the write's alone", read, write)
 	}
-	c.watches.kill()
+	c.killWatch()
 }
 
 // TestWatchRegistrations: a read and a write with the same context cost
@@ -267,10 +267,10 @@ func TestWatchRegistrations(t *testing.T) {
 	defer cancelB()
 	cycle := func(read, write context.Context) float64 {
 		return testing.AllocsPerRun(100, func() {
-			c.watches.watch(watchRead, read)
-			c.watches.watch(watchWrite, write)
-			c.watches.pause(watchRead)
-			c.watches.pause(watchWrite)
+			c.watch(watchRead, read)
+			c.watch(watchWrite, write)
+			c.pauseWatch(watchRead)
+			c.pauseWatch(watchWrite)
 		})
 	}
 	one, two := cycle(a, a), cycle(a, b)
@@ -286,13 +286,55 @@ func TestWatchJoinsEndedContext(t *testing.T) {
 	t.Parallel()
 	c, l := watchedConn()
 	ctx, cancel := context.WithCancel(context.Background())
-	c.watches.watch(watchRead, ctx)
+	c.watch(watchRead, ctx)
 	cancel()
 	l.wait(t, 1)
-	c.watches.watch(watchWrite, ctx)
+	c.watch(watchWrite, ctx)
 	read, write := l.wait(t, 2)
 	if !slices.Equal(read, []time.Time{longAgo}) || !slices.Equal(write, []time.Time{longAgo}) {
 		t.Fatalf("deadlines set: read %v, write %v; want one past deadline each", read, write)
 	}
-	c.watches.kill()
+	c.killWatch()
+}
+
+// TestWatchMadeOnDemand: a connection read and written with contexts that
+// cannot end holds no watch; the first that can end makes one, which
+// interrupts the read it watches; once the connection is closed, watches
+// do nothing and hold no registration.
+func TestWatchMadeOnDemand(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	c := dialT(t, wsURL(s), nil)
+	sc := <-conns
+	bg := context.Background()
+	if err := c.Write(bg, MessageText, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := sc.Read(bg); err != nil || string(p) != "hello" {
+		t.Fatalf("Read: %q, %v", p, err)
+	}
+	if w := sc.watches.Load(); w != nil {
+		t.Fatal("a connection read with context.Background made a watch")
+	}
+	ctx, cancel := context.WithTimeout(bg, 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := sc.Read(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Read with a context that ends: %v, want its deadline", err)
+	}
+	if w := sc.watches.Load(); w == nil || w == deadWatch {
+		t.Fatal("a Read with a context that can end made no watch")
+	}
+	sc.CloseNow()
+	if w := sc.watches.Load(); w != deadWatch {
+		t.Fatal("a closed connection's watch is not deadWatch")
+	}
+	live, stop := context.WithCancel(bg)
+	defer stop()
+	sc.watch(watchRead, live)
+	sc.watch(watchWrite, live)
+	for i := range deadWatch.dirs {
+		if d := deadWatch.dirs[i]; d.done != nil || d.stop != nil {
+			t.Fatalf("deadWatch direction %d holds a registration", i)
+		}
+	}
 }

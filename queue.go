@@ -361,8 +361,8 @@ func (c *Conn) writeQueueLocked(ctx context.Context, pend *[]byte) error {
 	if err := ctx.Err(); err != nil {
 		return c.writeErrLocked(ctx, err, true)
 	}
-	c.watches.watch(watchWrite, ctx)
-	defer c.watches.release(watchWrite)
+	c.watch(watchWrite, ctx)
+	defer c.releaseWatch(watchWrite)
 	if _, err := c.tr.rw.Write(*pend); err != nil {
 		return c.writeErrLocked(ctx, err, true)
 	}

@@ -138,7 +138,7 @@ func (c *Conn) readUnlock() {
 	if c.inputPending.Load() != pending {
 		c.inputPending.Store(pending)
 	}
-	c.watches.release(watchRead)
+	c.releaseWatch(watchRead)
 	c.readMu.unlock()
 }
 
@@ -450,7 +450,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		if c.isClosed() {
 			return 0, c.readErrLocked(ctx, net.ErrClosed, true)
 		}
-		c.watches.watch(watchRead, ctx)
+		c.watch(watchRead, ctx)
 		var err error
 		for n == 0 {
 			n, err = c.tr.rw.Read(p)
@@ -563,7 +563,7 @@ func (c *Conn) awaitControlLocked(ctx context.Context, done func() bool) error {
 	// ctx is the caller's for this wait alone: stop watching it, so that
 	// its end cannot cut short a later wait (Serve's, which reads the
 	// socket without a watch of its own).
-	c.watches.pause(watchRead)
+	c.pauseWatch(watchRead)
 	// What is left waits for a reader that may not come soon.
 	c.rb.shrink()
 	switch err {
@@ -582,7 +582,7 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 		// Writing the queue failed, and closed the connection.
 		return net.ErrClosed
 	}
-	c.watches.watch(watchRead, ctx)
+	c.watch(watchRead, ctx)
 	var err error
 	if idle && c.tr.raw != nil && c.rb.isEmpty() {
 		// Wait on the socket itself, holding no buffer.

@@ -53,7 +53,7 @@ func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err
 	}
 	// An earlier Read's context must not reach Serve's waits, which read
 	// the socket without a watch of their own.
-	c.watches.pause(watchRead)
+	c.pauseWatch(watchRead)
 	if _, ok := c.tr.rw.(*stream); ok {
 		s.run()
 		return nil

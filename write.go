@@ -171,8 +171,8 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 		}
 		return c.writeQueueLocked(ctx, pend)
 	}
-	c.watches.watch(watchWrite, ctx)
-	defer c.watches.release(watchWrite)
+	c.watch(watchWrite, ctx)
+	defer c.releaseWatch(watchWrite)
 	h.length = int64(len(p))
 	if !h.masked && c.tr.writev {
 		v := vecPool.Get().(*vec)
@@ -235,8 +235,8 @@ var vecPool = sync.Pool{New: func() any { return new(vec) }}
 //
 // The caller holds frameMu.
 func (c *Conn) writeBufLocked(ctx context.Context, b []byte, torn bool) error {
-	c.watches.watch(watchWrite, ctx)
-	defer c.watches.release(watchWrite)
+	c.watch(watchWrite, ctx)
+	defer c.releaseWatch(watchWrite)
 	n, err := c.tr.rw.Write(b)
 	if err != nil {
 		return c.writeErrLocked(ctx, err, torn || n > 0)
