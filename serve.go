@@ -166,11 +166,17 @@ func (s *server) wait() bool {
 	s.waiting.Store(true)
 	got := s.awaitInput()
 	s.waiting.Store(false)
-	if s.interrupted.Load() {
-		// Clear the timer's deadline before anything reads again.
+	if !s.armed.Load() || s.interrupted.Load() {
+		// The timer has given up on this wait, and may be cutting it short
+		// under the read lock even now: it saw the wait before input ended
+		// it (look holding the lock makes the wait end at once). Under the
+		// lock, its deadline is set if it is to be: clear it before
+		// anything reads again, or the next read fails.
 		if s.c.readMu.lock(nil) == lockTaken {
-			s.c.tr.dl.SetReadDeadline(time.Time{})
-			s.interrupted.Store(false)
+			if s.interrupted.Load() {
+				s.c.tr.dl.SetReadDeadline(time.Time{})
+				s.interrupted.Store(false)
+			}
 			s.c.readMu.unlock()
 		}
 	}

@@ -413,3 +413,77 @@ func TestServePingFromElsewhere(t *testing.T) {
 		cancel()
 	}
 }
+
+// TestServeLookMeetsInput: the timer's look, which cuts a long wait
+// short, runs on a goroutine of its own under the read lock. When input
+// ends the wait while look holds that lock (the wait then ends at once,
+// and the serving goroutine's read waits for the lock), look can flag the
+// wait as cut and move the read deadline into the past after the serving
+// goroutine has looked for the flag. The test takes look's place: it
+// gives up the timer and takes the read lock while it sees the goroutine
+// waiting, as look does, lets a message end the wait, and only then flags
+// the wait and moves the deadline. The message must be served, not lost
+// to a read past the deadline that ends the connection (it was, every
+// time).
+func TestServeLookMeetsInput(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	if sc.tr.raw == nil {
+		t.Skip("Serve waits in a read here: there is no look")
+	}
+	got := make(chan string, 1)
+	closed := make(chan error, 1)
+	sc.Serve(func(_ MessageType, p []byte) { got <- string(p) }, func(err error) { closed <- err })
+	srv := sc.srv.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for round := 0; ; round++ {
+		if time.Now().After(deadline) {
+			t.Fatal("never caught the serving goroutine waiting")
+		}
+		msg := fmt.Sprintf("message %d", round)
+		locked := false
+		if srv.waiting.Load() {
+			// As look does: give up the timer, then take the lock.
+			srv.armed.Store(false)
+			locked = sc.readMu.tryLock()
+		}
+		if locked && !srv.waiting.Load() {
+			// The wait ended (the real look cut it): wake it with a message.
+			sc.readMu.unlock()
+			locked = false
+		}
+		if _, err := io.WriteString(nc, clientFrame(0x82, msg)); err != nil {
+			t.Fatal(err)
+		}
+		if locked {
+			for srv.waiting.Load() {
+				if time.Now().After(deadline) {
+					sc.readMu.unlock()
+					t.Fatal("the message never ended the wait")
+				}
+				time.Sleep(time.Millisecond)
+			}
+			// What look does once it has seen the wait under the lock.
+			srv.interrupted.Store(true)
+			sc.tr.dl.SetReadDeadline(longAgo)
+			sc.readMu.unlock()
+		}
+		select {
+		case m := <-got:
+			if m != msg {
+				t.Fatalf("onMessage got %q, want %q", m, msg)
+			}
+		case err := <-closed:
+			t.Fatalf("round %d (look's place taken: %v): serving ended with %v, the message lost", round, locked, err)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: the message never reached onMessage", round)
+		}
+		if locked {
+			break
+		}
+	}
+	sc.CloseNow()
+	<-closed
+}
