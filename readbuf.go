@@ -33,6 +33,10 @@ type readBuffer struct {
 	pooled *[]byte             // buf's pool entry, when buf is pooled
 	idle   *[idleReadSize]byte // made by the first idle fill
 	inIdle bool                // buf is idle[:]
+	// sockErr is the number of a socket error that Serve's wait for input
+	// read, kept for the read that follows, since a socket reports an
+	// error once (serve_wait_unix.go); 0 when none.
+	sockErr int32
 }
 
 func (b *readBuffer) bytes() []byte { return b.buf[b.r:b.w] }

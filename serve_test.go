@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -486,4 +487,43 @@ func TestServeLookMeetsInput(t *testing.T) {
 	}
 	sc.CloseNow()
 	<-closed
+}
+
+// TestServeResetWords: a reset ends serving with the socket's error, as
+// it ends a Read (TestIdleReadOnSocket), whether it finds the connection
+// waiting on its goroutine or parked. The wait for input reads the error,
+// which a socket reports once; the read after it found only the end of
+// the stream, and onClose got "connection lost: EOF" every time.
+func TestServeResetWords(t *testing.T) {
+	t.Parallel()
+	for _, parked := range []bool{false, true} {
+		s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+		nc := rawClient(t, s.Listener.Addr().String())
+		sc := <-conns
+		closed := make(chan error, 1)
+		sc.Serve(func(MessageType, []byte) {}, func(err error) { closed <- err })
+		if parked {
+			time.Sleep(3 * serveLinger)
+		}
+		local, remote := sc.tr.rw.(net.Conn).LocalAddr(), sc.tr.rw.(net.Conn).RemoteAddr()
+		nc.(*net.TCPConn).SetLinger(0)
+		nc.Close()
+		var err error
+		select {
+		case err = <-closed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("parked=%v: serving never ended after the reset", parked)
+		}
+		sc.CloseNow()
+		if !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("parked=%v: onClose got %v, want ECONNRESET", parked, err)
+		}
+		if sc.tr.raw == nil {
+			continue // this system waits inside a read (serve_wait_other.go)
+		}
+		want := fmt.Sprintf("websocket: connection lost: read tcp %v->%v: read: connection reset by peer", local, remote)
+		if err.Error() != want {
+			t.Errorf("parked=%v: onClose got %v\nwant %s", parked, err, want)
+		}
+	}
 }

@@ -106,6 +106,10 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 	if err == nil {
 		c.inputPending.Store(true)
 		c.gotInput()
+	} else if e, ok := err.(syscall.Errno); ok {
+		// A reset, say: the socket reports it once, and the read that
+		// follows would find only the end of the stream.
+		c.rb.sockErr = int32(e)
 	}
 	c.readMu.unlock()
 	w.got = true
@@ -171,6 +175,10 @@ func (f *rawFiller) fill(fd uintptr) bool {
 // empty. It returns syscall.EAGAIN when the socket has nothing yet, and
 // holds no buffer unless bytes came.
 func (b *readBuffer) fillFromSocket(fd int) error {
+	if e := b.sockErr; e != 0 {
+		b.sockErr = 0
+		return syscall.Errno(e)
+	}
 	for {
 		err := b.fill(rawReader{fd}, false)
 		if err == syscall.EINTR {
