@@ -198,11 +198,15 @@ func (s *server) look() {
 		s.timer.Reset(serveLinger)
 		return
 	}
-	s.armed.Store(false)
-	// Under the read lock, so as not to disturb a close handshake.
+	// Under the read lock, so as not to disturb a close handshake. A
+	// lock held for a moment (a Ping asking whether Serve reads its
+	// pong) is tried again a period later: a timer given up on would
+	// leave the goroutine waiting until input came.
 	if !s.c.readMu.tryLock() {
+		s.timer.Reset(serveLinger)
 		return
 	}
+	s.armed.Store(false)
 	if s.waiting.Load() && s.waits.Load() == n {
 		s.interrupted.Store(true)
 		s.c.tr.dl.SetReadDeadline(longAgo)

@@ -421,7 +421,7 @@ func TestServePingFromElsewhere(t *testing.T) {
 // and the serving goroutine's read waits for the lock), look can flag the
 // wait as cut and move the read deadline into the past after the serving
 // goroutine has looked for the flag. The test takes look's place: it
-// gives up the timer and takes the read lock while it sees the goroutine
+// takes the read lock and gives up the timer while it sees the goroutine
 // waiting, as look does, lets a message end the wait, and only then flags
 // the wait and moves the deadline. The message must be served, not lost
 // to a read past the deadline that ends the connection (it was, every
@@ -445,10 +445,10 @@ func TestServeLookMeetsInput(t *testing.T) {
 		}
 		msg := fmt.Sprintf("message %d", round)
 		locked := false
-		if srv.waiting.Load() {
-			// As look does: give up the timer, then take the lock.
+		if srv.waiting.Load() && sc.readMu.tryLock() {
+			// As look does: take the lock, then give up the timer.
 			srv.armed.Store(false)
-			locked = sc.readMu.tryLock()
+			locked = true
 		}
 		if locked && !srv.waiting.Load() {
 			// The wait ended (the real look cut it): wake it with a message.
@@ -525,5 +525,42 @@ func TestServeResetWords(t *testing.T) {
 		if err.Error() != want {
 			t.Errorf("parked=%v: onClose got %v\nwant %s", parked, err, want)
 		}
+	}
+}
+
+// TestServeLookFindsLockTaken: when the timer's look finds the read lock
+// held (by a Ping or keepalive asking whether Serve reads its pong, or
+// here by the test, for longer), it looks again later, and the connection
+// still hands its waiting over once quiet. It used to give the timer up,
+// leaving the serving goroutine waiting until input came (every run).
+func TestServeLookFindsLockTaken(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	if sc.tr.raw == nil {
+		t.Skip("Serve waits in a read here: there is no look")
+	}
+	closed := make(chan error, 1)
+	sc.Serve(func(MessageType, []byte) {}, func(err error) { closed <- err })
+	defer func() {
+		sc.CloseNow()
+		<-closed
+	}()
+	srv := sc.srv.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for !srv.waiting.Load() || !sc.readMu.tryLock() {
+		if time.Now().After(deadline) {
+			t.Fatal("never caught the serving goroutine waiting")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+	time.Sleep(3 * serveLinger) // look finds the lock taken
+	sc.readMu.unlock()
+	for srv.waiting.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the serving goroutine still waits on its own, long after the lock was let go")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
