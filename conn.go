@@ -101,6 +101,7 @@ type Conn struct {
 	msgCompressed bool          // readMu: the message being read is compressed (RSV1)
 	utf8          utf8Validator // readMu: state of the text message being read
 	discard       atomic.Bool   // atomic: set once Close starts; reads then deliver nothing more
+	pingDeferred  atomic.Bool   // atomic, set and cleared under mu: a Ping waits for the reader to let go (deferPing)
 
 	// watches holds the contexts of the read and write in progress, under
 	// its own lock; watch makes it for the first context that can end.

@@ -39,8 +39,10 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte, name
 //
 // The pong is read by whatever reads the connection: a Read in progress,
 // or Serve. When nothing does, Ping reads it itself, acting on the control
-// frames that come first, and leaving a data message that comes before the
-// pong for the next Read; it then waits for that Read to see the pong.
+// frames that come first. A data message that comes before the pong is
+// left for the next Read, and once that Read has taken it, Ping reads on
+// if nothing else does; so does a Ping whose pong a Read in progress did
+// not see before it returned.
 // Under Serve, a Ping called from onMessage finds the connection's reading
 // paused; it reads the pong itself likewise, but a message that comes
 // before the pong can only be read once onMessage returns, so Ping then
@@ -110,10 +112,41 @@ var errPingBehindMessage = errors.New("websocket: ping: a message came before th
 
 // awaitPong reads the answer to a Ping when nothing else reads the
 // connection, until ch is closed by the pong, or a data message is next.
+// The pong is left to a reader at work, and behind a message, to the
+// Read that takes the message; but when that reader lets go of the
+// connection without having seen the pong (a Read that returns the
+// message sent before it, and no Read after), awaitPong tries again.
 func (c *Conn) awaitPong(ctx context.Context, ch <-chan struct{}) error {
-	if !c.readMu.tryLock() {
-		return nil // a reader is at work: it will see the pong
+	var left <-chan struct{}
+	for {
+		if c.readMu.tryLock() {
+			var err error
+			if left, err = c.readPongLocked(ctx, ch); left == nil {
+				return err
+			}
+		} else if left == nil {
+			// A reader is at work. Ask it to wake us when it lets go,
+			// then try once more: it may have let go before it could
+			// see the request.
+			left = c.deferPing()
+			continue
+		}
+		select {
+		case <-ch:
+			return nil
+		case <-ctx.Done():
+			return nil // Ping reports it
+		case <-left:
+			left = nil
+		}
 	}
+}
+
+// readPongLocked is awaitPong's read, made holding readMu, which it lets
+// go. When a message must be read before the pong, by a Read or by the
+// Reader whose message is open, it returns the channel that wakes Ping
+// once that reader lets go of the connection (deferPing).
+func (c *Conn) readPongLocked(ctx context.Context, ch <-chan struct{}) (<-chan struct{}, error) {
 	if s := c.srv.Load(); s != nil && !s.inCallback.Load() {
 		// Serve reads the pong, and what comes with it: a read of ours
 		// could take a message from under a parked connection. Asked
@@ -122,10 +155,14 @@ func (c *Conn) awaitPong(ctx context.Context, ch <-chan struct{}) error {
 		// holds the lock, Serve's wait ends at once and its read waits
 		// for the lock, then serves what was left.
 		c.readMu.unlock()
-		return nil
+		return nil, nil
 	}
-	var err error
-	if !c.msgOpen && !c.isClosed() {
+	if c.isClosed() {
+		c.readUnlock()
+		return nil, nil // closeTransport closed ch
+	}
+	err := errScanData
+	if !c.msgOpen {
 		err = c.awaitControlLocked(ctx, func() bool {
 			select {
 			case <-ch:
@@ -135,26 +172,58 @@ func (c *Conn) awaitPong(ctx context.Context, ch <-chan struct{}) error {
 			}
 		})
 	}
-	c.readUnlock()
 	if err == errScanData {
 		if s := c.srv.Load(); s != nil && s.inCallback.Load() {
-			return errPingBehindMessage
+			c.readUnlock()
+			return nil, errPingBehindMessage
 		}
-		return nil
+		// Asked for before the lock goes, and without waking ourselves,
+		// so that no reader can come and go unseen in between.
+		left := c.deferPing()
+		c.readRelease()
+		return left, nil
 	}
+	c.readUnlock()
 	if err != nil && ctx.Err() != nil {
-		return opErr("ping", ctx.Err())
+		return nil, opErr("ping", ctx.Err())
 	}
-	// Otherwise the read ended the connection (the peer's close, or a
-	// violation), which closed ch: the caller reports it.
-	return nil
+	// Otherwise the pong came, or the read ended the connection (the
+	// peer's close, or a violation), which closed ch: the caller reports
+	// it.
+	return nil, nil
+}
+
+// deferPing returns a channel that readUnlock closes when the reader at
+// work lets go of the connection, for a Ping that leaves its pong to that
+// reader.
+func (c *Conn) deferPing() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pings.readerLeft == nil {
+		c.pings.readerLeft = make(chan struct{})
+	}
+	c.pingDeferred.Store(true)
+	return c.pings.readerLeft
+}
+
+// wakeDeferredPings wakes the Pings that left their pongs to a reader
+// that has now let go (deferPing).
+func (c *Conn) wakeDeferredPings() {
+	c.mu.Lock()
+	if c.pingDeferred.Load() {
+		c.pingDeferred.Store(false)
+		close(c.pings.readerLeft)
+		c.pings.readerLeft = nil
+	}
+	c.mu.Unlock()
 }
 
 // pingWaits are the Pings waiting for their pongs, by the number each sent
 // as its payload.
 type pingWaits struct {
-	seq     uint64
-	waiting map[uint64]chan struct{} // closed by gotPong, or by closeTransport
+	seq        uint64
+	waiting    map[uint64]chan struct{} // closed by gotPong, or by closeTransport
+	readerLeft chan struct{}            // made by deferPing, closed by wakeDeferredPings
 }
 
 // gotPong wakes the Ping that sent the payload p, if any.

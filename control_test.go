@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 )
@@ -57,5 +58,75 @@ func TestPingEndsWhenConnectionCloses(t *testing.T) {
 	}
 	if err := c.Ping(context.Background()); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Ping after CloseNow: %v, want ErrClosed", err)
+	}
+}
+
+// TestPingAfterReaderLetsGo: a Ping whose pong comes after a message, in
+// writes of their own, ends when the pong comes, although the one Read
+// that took the message has returned and no Read follows: whether that
+// Read was in progress when Ping began (Ping left the pong to it), or
+// Ping found the message itself and left it for that Read.
+func TestPingAfterReaderLetsGo(t *testing.T) {
+	t.Parallel()
+	for _, readFirst := range []bool{true, false} {
+		s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+		nc := rawClient(t, s.Listener.Addr().String())
+		sc := <-conns
+		read := make(chan string, 1)
+		startRead := func() {
+			go func() {
+				_, p, err := sc.Read(context.Background())
+				if err != nil {
+					read <- err.Error()
+					return
+				}
+				read <- string(p)
+			}()
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		waitFor := func(what string, cond func() bool) {
+			for !cond() {
+				if time.Now().After(deadline) {
+					t.Fatalf("readFirst=%v: %s never happened", readFirst, what)
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+		if readFirst {
+			startRead()
+			waitFor("the Read taking the read lock", func() bool {
+				if sc.readMu.tryLock() {
+					sc.readMu.unlock()
+					return false
+				}
+				return true
+			})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		pinged := make(chan error, 1)
+		go func() { pinged <- sc.Ping(ctx) }()
+		ping, err := readServerFrame(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(nc, clientFrame(0x81, "hello")); err != nil {
+			t.Fatal(err)
+		}
+		if !readFirst {
+			// Ping reads the message's header, and leaves it to a Read.
+			waitFor("Ping leaving the message to a Read", sc.pingDeferred.Load)
+			startRead()
+		}
+		if m := <-read; m != "hello" {
+			t.Fatalf("readFirst=%v: Read got %q, want hello", readFirst, m)
+		}
+		if _, err := io.WriteString(nc, clientFrame(0x8A, ping[2:])); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-pinged; err != nil {
+			t.Fatalf("readFirst=%v: Ping: %v, want its pong", readFirst, err)
+		}
+		cancel()
+		sc.CloseNow()
 	}
 }

@@ -129,8 +129,16 @@ func (c *Conn) beginRead(ctx context.Context, untilIdle bool) (MessageType, erro
 }
 
 // readUnlock lets the read lock go, dropping the read buffer if it holds
-// nothing unread.
+// nothing unread, and wakes the Pings that wait for the reader to let go.
 func (c *Conn) readUnlock() {
+	c.readRelease()
+	if c.pingDeferred.Load() {
+		c.wakeDeferredPings()
+	}
+}
+
+// readRelease is readUnlock without waking the Pings.
+func (c *Conn) readRelease() {
 	pending := !c.rb.isEmpty()
 	if !pending {
 		c.rb.release()
