@@ -471,3 +471,51 @@ func TestEnqueueRaces(t *testing.T) {
 		})
 	}
 }
+
+// TestBacklogAfterCloseFrame: a message Enqueue held back behind an open
+// Writer never follows the close frame on the wire, whether the close
+// frame came from CloseWrite or from a full queue.
+func TestBacklogAfterCloseFrame(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"CloseWrite", "full"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 4 << 10, CloseOnQueueFull: true})
+			w, err := sc.Writer(context.Background(), MessageBinary)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sc.Enqueue(MessageText, []byte("held back")); err != nil {
+				t.Fatalf("Enqueue: %v", err)
+			}
+			want := "\x88\x02\x03\xe8"
+			if how == "CloseWrite" {
+				if err := sc.CloseWrite(StatusNormalClosure, ""); err != nil {
+					t.Fatalf("CloseWrite: %v", err)
+				}
+			} else {
+				var err error
+				for i := 0; err == nil && i < 1000; i++ {
+					err = sc.Enqueue(MessageBinary, make([]byte, 100))
+				}
+				if CloseStatus(err) != StatusPolicyViolation {
+					t.Fatalf("filling the queue: %v", err)
+				}
+				want = "\x88" + string(rune(2+len(queueFullReason))) + "\x03\xf0" + queueFullReason
+			}
+			if err := w.Close(); err == nil {
+				t.Errorf("Writer.Close after the close frame: nil error")
+			}
+			br := bufio.NewReader(nc)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if got, err := readServerFrame(br); err != nil || got != want {
+				t.Fatalf("first frame: %q, %v; want the close frame %q", got, err, want)
+			}
+			nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+			if b, err := br.ReadByte(); err == nil {
+				rest, _ := br.Peek(br.Buffered())
+				t.Fatalf("after the close frame: %.60q", append([]byte{b}, rest...))
+			}
+		})
+	}
+}

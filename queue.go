@@ -152,6 +152,13 @@ func (c *Conn) joinBacklogLocked() {
 	if b == nil {
 		return
 	}
+	if c.closeSent {
+		// Our close frame went out while the message the backlog waited
+		// behind was open, and nothing may follow a close frame (RFC
+		// 6455 §5.5.1): the backlog is dropped, as the connection ends.
+		putPend(b)
+		return
+	}
 	if c.pend == nil {
 		c.pend = b
 		return
