@@ -79,8 +79,10 @@ func (c *Conn) closeResult() error {
 // Reader go on delivering the messages the peer sent before it saw the
 // close frame; once the peer's close frame arrives they return it as a
 // CloseError, and the connection is closed as Close would. If that takes
-// longer than the close timeout, the connection is closed regardless.
-// Writes fail from the moment CloseWrite is called.
+// longer than the close timeout, the connection is closed regardless; so
+// it is when the close frame cannot be sent within the close timeout, and
+// CloseWrite then returns why. Writes fail from the moment CloseWrite is
+// called.
 func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	payload, err := closePayload(code, reason)
 	if err != nil {
@@ -90,6 +92,13 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	defer cancel()
 	c.setEnd(CloseError{code, reason})
 	if err := c.writeClose(ctx, payload); err != nil {
+		if !isCloseSent(err) {
+			// The close frame could not go out within the close timeout
+			// (a write stuck on a peer that reads nothing holds the frame
+			// lock): the handshake cannot happen, and nothing else would
+			// end the connection.
+			c.closeTransport(nil)
+		}
 		return err
 	}
 	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(errCloseTimeout) }))

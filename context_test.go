@@ -23,6 +23,13 @@ func (l *ctxMutex) queued() int {
 	return n
 }
 
+// taken reports whether l is held.
+func (l *ctxMutex) taken() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.held
+}
+
 // waitQueued waits until l has n waiters.
 func waitQueued(t *testing.T, l *ctxMutex, n int) {
 	t.Helper()

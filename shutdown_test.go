@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -146,5 +147,41 @@ func TestDialRefusalSaysWhy(t *testing.T) {
 	_, _, err := Dial(ctx, url, nil)
 	if err == nil || !strings.HasPrefix(err.Error(), "websocket: dial "+url+": ") || strings.Contains(err.Error(), "http://") {
 		t.Errorf("Dial of a closed port: %v, want the ws:// URL named once", err)
+	}
+}
+
+// TestRegistryShutdownStalledWriter: a connection whose peer reads
+// nothing, with a Write stuck on its full socket, cannot be sent its
+// close frame; it is closed when its close timeout passes, so that the
+// shutdown ends then, not when its context does.
+func TestRegistryShutdownStalledWriter(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 200 * time.Millisecond})
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	wrote := make(chan error, 1)
+	go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 8<<20)) }()
+	for deadline := time.Now().Add(5 * time.Second); !sc.frameMu.taken(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the write never took the frame lock")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := reg.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown: %v after %v, want nil within the close timeout", err, time.Since(start))
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	select {
+	case err := <-wrote:
+		if !errors.Is(err, ErrClosed) {
+			t.Errorf("the stuck Write: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stuck Write never returned")
 	}
 }
