@@ -277,24 +277,55 @@ func (c *Conn) flushQueue(ctx context.Context) {
 
 // flushUnlock writes the frames that queued while the caller held the
 // frame lock, then releases it.
+//
+// A caller whose context ended leaves the queue to the timer, armed once
+// the frame lock is free (see flushQueueNow for why not before).
 func (c *Conn) flushUnlock(ctx context.Context) error {
 	var err error
 	for {
 		c.pendMu.Lock()
+		if err != nil {
+			c.flusher = false
+			if c.pend != nil && c.isClosed() {
+				putPend(c.pend)
+				c.pend = nil
+			}
+			c.pendMu.Unlock()
+			break
+		}
 		pend := c.takePendLocked()
-		if pend == nil || err != nil {
+		if pend == nil {
 			c.flusher = false
 			c.pendMu.Unlock()
-			if pend != nil {
-				putPend(pend)
-			}
 			break
 		}
 		c.pendMu.Unlock()
 		err = c.writeQueueLocked(ctx, pend)
 	}
 	c.frameMu.unlock()
+	if err != nil {
+		c.pendMu.Lock()
+		if c.pend != nil && !c.flusher {
+			c.armFlushTimerLocked(0)
+		}
+		c.pendMu.Unlock()
+	}
 	return err
+}
+
+// requeue puts back at the head of the queue frames taken from it that
+// nothing of went out.
+//
+// The caller holds frameMu.
+func (c *Conn) requeue(pend *[]byte) {
+	c.pendMu.Lock()
+	c.inflight = 0
+	if c.pend != nil {
+		*pend = append(*pend, *c.pend...)
+		putPend(c.pend)
+	}
+	c.pend = pend
+	c.pendMu.Unlock()
 }
 
 // flushQueueNow writes the queued frames without waiting: on a plain
@@ -360,14 +391,25 @@ func (c *Conn) beforeWaitLocked(ctx context.Context) {
 	c.flushQueue(ctx)
 }
 
-// writeQueueLocked writes encoded frames.
+// writeQueueLocked writes frames taken from the queue; when the caller's
+// context has ended, it puts them back instead.
 //
 // The caller holds frameMu.
 func (c *Conn) writeQueueLocked(ctx context.Context, pend *[]byte) error {
-	defer putPend(pend)
 	if err := ctx.Err(); err != nil {
-		return c.writeErrLocked(ctx, err, true)
+		// The caller's context ended before anything went out: the
+		// frames are not the caller's, and wait for another writer.
+		c.requeue(pend)
+		return opErr("write", err)
 	}
+	return c.writePendLocked(ctx, pend)
+}
+
+// writePendLocked writes encoded frames, and gives their buffer back.
+//
+// The caller holds frameMu.
+func (c *Conn) writePendLocked(ctx context.Context, pend *[]byte) error {
+	defer putPend(pend)
 	c.watch(watchWrite, ctx)
 	defer c.releaseWatch(watchWrite)
 	if _, err := c.tr.rw.Write(*pend); err != nil {

@@ -154,8 +154,9 @@ func (c *Conn) keyLocked(h header) header {
 func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p []byte) error {
 	if err := ctx.Err(); err != nil {
 		if pend != nil {
-			// Queued frames were promised; they cannot go now.
-			return c.writeErrLocked(ctx, err, true)
+			// Nothing went out: the queued frames wait for the next
+			// writer, or the timer flushUnlock arms.
+			c.requeue(pend)
 		}
 		return opErr("write", err)
 	}
@@ -169,7 +170,9 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 			defer putPend(pend)
 			return c.writeBufLocked(ctx, *pend, false)
 		}
-		return c.writeQueueLocked(ctx, pend)
+		// ctx was checked above: the frame is ours, and must not be
+		// left in the queue.
+		return c.writePendLocked(ctx, pend)
 	}
 	c.watch(watchWrite, ctx)
 	defer c.releaseWatch(watchWrite)

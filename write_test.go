@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -225,5 +226,57 @@ func TestWrappedSocketSeesEveryByte(t *testing.T) {
 	}
 	if r, w := ln.read.Load()-read, ln.written.Load()-written; r != int64(len(frame)) || w != int64(4+len(msg)) {
 		t.Errorf("the wrapper saw %d bytes read and %d written; %d came in and %d went out", r, w, len(frame), 4+len(msg))
+	}
+}
+
+// TestEndedContextLeavesQueue: a Write or Read whose context ended before
+// it wrote anything, finding frames queued behind input the reader held,
+// returns the context's error and leaves the connection usable, the
+// queued frame going out after all.
+func TestEndedContextLeavesQueue(t *testing.T) {
+	t.Parallel()
+	for _, call := range []string{"Write", "Read"} {
+		t.Run(call, func(t *testing.T) {
+			t.Parallel()
+			s, conns := acceptOne(t, nil)
+			nc := rawClient(t, s.Listener.Addr().String())
+			sc := <-conns
+			defer sc.CloseNow()
+			// A message and the start of another in one write: reading
+			// the first leaves the rest buffered, and writes queue
+			// behind it.
+			if _, err := io.WriteString(nc, clientFrame(0x81, "1")+clientFrame(0x81, "2")[:3]); err != nil {
+				t.Fatal(err)
+			}
+			bg := context.Background()
+			if _, p, err := sc.Read(bg); err != nil || string(p) != "1" {
+				t.Fatalf("Read: %q, %v", p, err)
+			}
+			if err := sc.Write(bg, MessageText, []byte("queued")); err != nil {
+				t.Fatal(err)
+			}
+			ended, cancel := context.WithCancel(bg)
+			cancel()
+			var err error
+			if call == "Write" {
+				err = sc.Write(ended, MessageBinary, make([]byte, 100<<10))
+			} else {
+				_, _, err = sc.Read(ended)
+			}
+			if !errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) {
+				t.Fatalf("%s with an ended context: %v, want Canceled alone", call, err)
+			}
+			br := bufio.NewReader(nc)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if got, err := readServerFrame(br); err != nil || got != "\x81\x06queued" {
+				t.Fatalf("the queued frame: %q, %v", got, err)
+			}
+			if err := sc.Write(bg, MessageText, []byte("after")); err != nil {
+				t.Fatalf("Write after: %v", err)
+			}
+			if got, err := readServerFrame(br); err != nil || got != "\x81\x05after" {
+				t.Fatalf("after: %q, %v", got, err)
+			}
+		})
 	}
 }
