@@ -620,3 +620,40 @@ func BenchmarkCompressionMemory(b *testing.B) {
 		})
 	}
 }
+
+// TestCompressedWriteContextEndedBeforeWriting: a compressed message
+// whose context ended before anything went out, by Write or by Writer,
+// returns the context's error and leaves the connection usable, with
+// context takeover too (the compressor starts afresh).
+func TestCompressedWriteContextEndedBeforeWriting(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []CompressionMode{CompressionNoContextTakeover, CompressionContextTakeover} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			s := echoServer(t, &AcceptOptions{Compression: mode}, nil)
+			c := dialT(t, wsURL(s), &DialOptions{Compression: mode})
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			big := []byte(strings.Repeat("compressible ", 1000))
+			if err := c.Write(ctx, MessageText, big); !errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) {
+				t.Fatalf("Write with a canceled context: %v, want Canceled alone", err)
+			}
+			w, err := c.Writer(ctx, MessageText)
+			if err == nil {
+				_, err = w.Write(big)
+				if cerr := w.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if !errors.Is(err, context.Canceled) || errors.Is(err, ErrClosed) {
+				t.Fatalf("Writer with a canceled context: %v, want Canceled alone", err)
+			}
+			if err := c.Write(context.Background(), MessageText, big); err != nil {
+				t.Fatalf("Write after: %v", err)
+			}
+			if _, p, err := c.Read(context.Background()); err != nil || string(p) != string(big) {
+				t.Fatalf("Read: %d bytes, %v", len(p), err)
+			}
+		})
+	}
+}

@@ -203,12 +203,19 @@ func (w *messageWriter) deflate(p []byte) error {
 
 func (w *messageWriter) frame(fin bool, p []byte) error {
 	err := w.c.writeFrame(w.ctx, header{fin: fin, rsv: w.rsv, op: w.op}, p, "write")
-	if err != nil && !isCloseSent(err) && (w.op == opContinuation || w.d != nil) {
-		// The peer is inside the message, or our compressor has moved on
-		// without it: no other message can follow. (After our close
-		// frame none can anyway, and the connection stays open for
-		// reading.)
-		w.c.closeTransport(opErr("message cut short", err))
+	if err != nil && !isCloseSent(err) && !w.c.isClosed() {
+		switch {
+		case w.op == opContinuation:
+			// The peer is inside the message: no other message can
+			// follow. (After our close frame none can anyway, and the
+			// connection stays open for reading.)
+			w.c.closeTransport(opErr("message cut short", err))
+		case w.d != nil && w.c.deflate.sendTakeover:
+			// Nothing of the message went out, but our compressor has
+			// taken it in: it starts afresh, as a message that refers to
+			// no history decodes whatever history the peer holds.
+			w.d.Reset()
+		}
 	}
 	if err != nil {
 		// Nothing of this frame went out (or the connection is closed):
