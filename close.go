@@ -118,7 +118,9 @@ func (c *Conn) setCloseTimer(t *time.Timer) {
 	if old := c.closeTimer.Swap(t); old != nil {
 		old.Stop()
 	}
-	if c.isClosed() {
+	if c.closing.Load() {
+		// closeTransport has begun, and may have stopped the timer this
+		// one replaced: it would not see this one.
 		t.Stop()
 	}
 }

@@ -118,6 +118,11 @@ func (c *Conn) lockMsg(ctx context.Context, op string) error {
 	if c.backlog.Load() != nil {
 		c.pendMu.Lock()
 		c.joinBacklogLocked()
+		if c.pend != nil && !c.flusher {
+			// As unlockMsg does: this message's frames may only join
+			// the queue, behind input the reader holds.
+			c.armFlushTimerLocked(0)
+		}
 		c.pendMu.Unlock()
 	}
 	return nil
@@ -224,8 +229,9 @@ var errQueueFull = opErr("write", ErrQueueFull)
 const queueFullReason = "write queue full: the peer reads too slowly"
 
 // failFullLocked fails a connection whose queue is full: its close frame,
-// 1008, goes behind what is queued, and the connection is closed once it
-// is written or the close timeout passes. It unlocks pendMu.
+// 1008, goes behind what is queued, and the connection is closed when the
+// peer's close frame answers it, or the close timeout passes. It unlocks
+// pendMu.
 //
 // The caller holds pendMu.
 func (c *Conn) failFullLocked() error {
