@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,14 @@ type ClientConn struct {
 	ctrl     []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
 	ctrlKick chan struct{} // signaled when ctrl gains frames
 	ctrlOut  []byte        // wlock: the queue's other buffer, last written
+
+	// flushMu guards flushing, the stream whose frames are going out to
+	// the socket under wlock, so that a deadline that moves meanwhile
+	// reaches the socket's write deadline (see flushStart).
+	flushMu     sync.Mutex
+	flushing    *Stream // flushMu
+	flushGen    uint64  // flushMu: numbers the flushes, so that a late moveFlushDeadline can tell it is stale
+	flushBounds bool    // flushMu: the socket has a write deadline for it
 
 	mu            sync.Mutex
 	streams       map[uint32]*Stream // mu: open streams by ID
@@ -821,7 +830,18 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 			break
 		}
 	}
-	if err := cc.bw.Flush(); err != nil {
+	// The end of ctx bounds the write too, should the server not read
+	// it (see flushStart).
+	gen := cc.flushStart(s, nil)
+	stop := context.AfterFunc(ctx, func() { cc.moveFlushDeadline(gen, time.Now()) })
+	err := cc.bw.Flush()
+	stop()
+	cc.flushEnd()
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			go cc.fail(errStalled)
+			return nil, ctx.Err()
+		}
 		go cc.fail(err)
 		if cerr := cc.Err(); cerr != nil {
 			err = cerr // the connection ended, closing the socket
@@ -829,6 +849,67 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 		return nil, err
 	}
 	return s, nil
+}
+
+// stallWait is how long the socket may take none of our bytes, past the
+// deadline of the stream whose frames are going out, before the
+// connection is given up: a frame half sent cannot be taken back, so the
+// deadline of one stream can only end the write by ending them all. The
+// wait spares the other streams when the socket was merely slow.
+const stallWait = time.Second
+
+// errStalled ends a connection whose socket stopped taking our bytes.
+var errStalled = errors.New("http2: connection closed: the server took none of our bytes for a second past a write's deadline")
+
+// flushStart marks s as the stream whose frames go out to the socket
+// now, and gives the socket a write deadline from wdl, s's write
+// deadline, if not nil: without one, a server that stops reading would
+// keep the write, and wlock with it, past any deadline. wdl is read under
+// flushMu, as SetWriteDeadline sets it.
+//
+// The caller holds wlock.
+func (cc *ClientConn) flushStart(s *Stream, wdl *deadline) uint64 {
+	cc.flushMu.Lock()
+	defer cc.flushMu.Unlock()
+	cc.flushing = s
+	cc.flushGen++
+	if wdl != nil {
+		cc.setFlushDeadlineLocked(wdl.when())
+	}
+	return cc.flushGen
+}
+
+// flushEnd clears what flushStart set.
+func (cc *ClientConn) flushEnd() {
+	cc.flushMu.Lock()
+	cc.flushing = nil
+	cc.setFlushDeadlineLocked(time.Time{})
+	cc.flushMu.Unlock()
+}
+
+// moveFlushDeadline moves the socket's write deadline to dl, plus
+// stallWait, if the flush that flushStart numbered gen is under way.
+func (cc *ClientConn) moveFlushDeadline(gen uint64, dl time.Time) {
+	cc.flushMu.Lock()
+	if cc.flushing != nil && cc.flushGen == gen {
+		cc.setFlushDeadlineLocked(dl)
+	}
+	cc.flushMu.Unlock()
+}
+
+// The caller holds flushMu.
+func (cc *ClientConn) setFlushDeadlineLocked(dl time.Time) {
+	switch {
+	case !dl.IsZero():
+		if now := time.Now(); dl.Before(now) {
+			dl = now
+		}
+		cc.nc.SetWriteDeadline(dl.Add(stallWait))
+		cc.flushBounds = true
+	case cc.flushBounds:
+		cc.nc.SetWriteDeadline(time.Time{})
+		cc.flushBounds = false
+	}
 }
 
 // writeDataLocked sends the control frames queued, then p in DATA frames

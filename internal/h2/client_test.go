@@ -521,3 +521,28 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 	}
 }
+
+// TestWriteDeadlineOnBlockedSocket: a server that grants every window
+// and stops reading leaves a Write blocked in the socket, not waiting for
+// a window or the write lock; its deadline must still end it.
+func TestWriteDeadlineOnBlockedSocket(t *testing.T) {
+	cc, s := start(t)
+	s.settings(settingInitialWindowSize, maxWindow)
+	st := open(t, cc, s)
+	s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
+	st.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+	done := make(chan error, 1)
+	go func() {
+		// Past what the sockets buffer: the server reads no more.
+		_, err := st.Write(make([]byte, 64<<20))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("Write: %v, want the deadline", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still blocked 5 s after a deadline of 300 ms")
+	}
+}

@@ -350,9 +350,17 @@ func (s *Stream) Write(p []byte) (int, error) {
 		case <-cc.done:
 			continue
 		}
+		cc.flushStart(s, &s.wdl)
 		sent, err := cc.writeDataLocked(s, p[:n], maxFrame)
+		cc.flushEnd()
 		<-cc.wlock
 		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				// The server took nothing for stallWait past the
+				// deadline, with a frame of ours maybe half sent.
+				cc.fail(errStalled)
+				return written, err
+			}
 			// A write cut by the end of the connection reports that
 			// end, not the closed socket's error.
 			cc.fail(err)
@@ -415,9 +423,23 @@ func (s *Stream) Conn() *ClientConn { return s.cc }
 
 // SetReadDeadline and SetWriteDeadline bound blocked calls as a socket's
 // deadlines do: a call past its deadline returns os.ErrDeadlineExceeded
-// and the stream is left as it was.
-func (s *Stream) SetReadDeadline(t time.Time) error  { s.rdl.set(t); return nil }
-func (s *Stream) SetWriteDeadline(t time.Time) error { s.wdl.set(t); return nil }
+// and the stream is left as it was; except that a Write whose frames the
+// socket has not taken stallWait past the deadline ends the connection,
+// which cannot go on with a frame half sent.
+func (s *Stream) SetReadDeadline(t time.Time) error { s.rdl.set(t); return nil }
+
+// SetWriteDeadline also moves the socket's write deadline if s's frames
+// are going out (see ClientConn.flushStart); it sets the deadline under
+// flushMu, where flushStart reads it, so that neither misses the other.
+func (s *Stream) SetWriteDeadline(t time.Time) error {
+	s.cc.flushMu.Lock()
+	defer s.cc.flushMu.Unlock()
+	s.wdl.set(t)
+	if s.cc.flushing == s {
+		s.cc.setFlushDeadlineLocked(t)
+	}
+	return nil
+}
 
 // LocalAddr and RemoteAddr are the connection's.
 func (s *Stream) LocalAddr() net.Addr  { return s.cc.LocalAddr() }
@@ -426,6 +448,7 @@ func (s *Stream) RemoteAddr() net.Addr { return s.cc.RemoteAddr() }
 // deadline is a channel closed when a time passes, which set moves.
 type deadline struct {
 	mu    sync.Mutex
+	at    time.Time // the deadline set, zero for none
 	timer *time.Timer
 	gen   uint64
 	ch    chan struct{}
@@ -442,6 +465,7 @@ func (d *deadline) set(t time.Time) {
 		d.timer = nil
 	}
 	d.gen++
+	d.at = t
 	if d.shut {
 		d.ch, d.shut = make(chan struct{}), false
 	}
@@ -463,6 +487,13 @@ func (d *deadline) set(t time.Time) {
 		}
 		d.mu.Unlock()
 	})
+}
+
+// when returns the deadline set, zero for none.
+func (d *deadline) when() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.at
 }
 
 func (d *deadline) wait() <-chan struct{} {

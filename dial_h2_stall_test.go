@@ -1,0 +1,153 @@
+//go:build !js
+
+package websocket
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket/internal/hpack"
+)
+
+// h2Pipe is the server's end of a net.Pipe that Dial's HTTP/2 client
+// runs on, driven by the test frame by frame. A pipe buffers nothing, so
+// a peer that stops reading blocks the client's next write at once.
+type h2Pipe struct {
+	t  *testing.T
+	nc net.Conn
+}
+
+// h2PipeOptions returns options that dial ws:// over HTTP/2 on a pipe,
+// whose server end comes out of the channel.
+func h2PipeOptions(t *testing.T) (*DialOptions, <-chan *h2Pipe) {
+	peers := make(chan *h2Pipe, 1)
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		c, s := net.Pipe()
+		s.SetDeadline(time.Now().Add(20 * time.Second))
+		t.Cleanup(func() { s.Close() })
+		peers <- &h2Pipe{t, s}
+		return c, nil
+	}}
+	return &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: HTTP2Required}, peers
+}
+
+// frame reads the client's next frame.
+func (p *h2Pipe) frame() (typ, flags uint8, id uint32, payload []byte) {
+	p.t.Helper()
+	var h [9]byte
+	if _, err := io.ReadFull(p.nc, h[:]); err != nil {
+		p.t.Fatalf("reading a frame: %v", err)
+	}
+	payload = make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
+	if _, err := io.ReadFull(p.nc, payload); err != nil {
+		p.t.Fatalf("reading a frame: %v", err)
+	}
+	return h[3], h[4], binary.BigEndian.Uint32(h[5:]) &^ (1 << 31), payload
+}
+
+// until reads the client's frames up to one of type typ.
+func (p *h2Pipe) until(typ uint8) {
+	p.t.Helper()
+	for {
+		if got, _, _, _ := p.frame(); got == typ {
+			return
+		}
+	}
+}
+
+func (p *h2Pipe) write(typ, flags uint8, id uint32, payload []byte) {
+	p.t.Helper()
+	b := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags}
+	b = binary.BigEndian.AppendUint32(b, id)
+	if _, err := p.nc.Write(append(b, payload...)); err != nil {
+		p.t.Fatalf("writing a frame: %v", err)
+	}
+}
+
+// open reads the client's preface and answers it with SETTINGS that
+// offer extended CONNECT.
+func (p *h2Pipe) open() {
+	p.t.Helper()
+	preface := make([]byte, len("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+	if _, err := io.ReadFull(p.nc, preface); err != nil {
+		p.t.Fatal(err)
+	}
+	p.until(0x4) // the client's SETTINGS
+	p.until(0x8) // and WINDOW_UPDATE, in the same write
+	p.write(0x4, 0, 0, []byte{0, 8, 0, 0, 0, 1})
+}
+
+// TestDialH2ContextWhileSocketBlocked: a Dial whose HEADERS the server
+// does not read returns when its context ends.
+func TestDialH2ContextWhileSocketBlocked(t *testing.T) {
+	opts, peers := h2PipeOptions(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		c, _, err := Dial(ctx, "ws://example.com/ws", opts)
+		if c != nil {
+			c.CloseNow()
+		}
+		done <- err
+	}()
+	p := <-peers
+	p.open()
+	p.until(0x4) // the acknowledgement of our SETTINGS; then nothing more is read
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Dial: %v, want the context's end", err)
+		}
+	case <-time.After(5 * time.Second):
+		p.nc.Close()
+		<-done
+		t.Fatal("Dial still under way 5 s after its context of 300 ms ended")
+	}
+}
+
+// TestDialH2WriteContextWhileSocketBlocked: a Write over HTTP/2 whose
+// frames the server does not read returns when its context ends.
+func TestDialH2WriteContextWhileSocketBlocked(t *testing.T) {
+	opts, peers := h2PipeOptions(t)
+	type dialed struct {
+		c   *Conn
+		err error
+	}
+	dc := make(chan dialed, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := Dial(ctx, "ws://example.com/ws", opts)
+		dc <- dialed{c, err}
+	}()
+	p := <-peers
+	p.open()
+	p.until(0x1) // HEADERS
+	p.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	d := <-dc
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	defer d.c.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.c.Write(ctx, MessageBinary, make([]byte, 1000)) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Write: %v, want the context's end", err)
+		}
+	case <-time.After(5 * time.Second):
+		p.nc.Close()
+		<-done
+		t.Fatal("Write still under way 5 s after its context of 300 ms ended")
+	}
+}
