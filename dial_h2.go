@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rfc6455/websocket/internal/h2"
@@ -163,13 +164,20 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 	if err != nil {
 		return nil, err
 	}
-	var cc *h2.ClientConn
-	cc, err = h2.NewClientConn(nc, func() { p.idle(key, cc) })
+	// onIdle may run before NewClientConn returns: a GOAWAY that comes at
+	// once leaves the new connection idle. It finds no connection then,
+	// and the Reserve below fails, which closes it.
+	var made atomic.Pointer[h2.ClientConn]
+	cc, err := h2.NewClientConn(nc, func() { p.idle(key, made.Load()) })
 	if err != nil {
 		return nil, err
 	}
+	made.Store(cc)
 	if !cc.Reserve() {
-		err = cc.Err()
+		// Ended, or a GOAWAY came: no stream to be had.
+		if err = cc.Err(); err == nil {
+			err = h2.ErrUnavailable
+		}
 	} else {
 		err = cc.WaitSettings(ctx)
 	}

@@ -151,3 +151,50 @@ func TestDialH2WriteContextWhileSocketBlocked(t *testing.T) {
 		t.Fatal("Write still under way 5 s after its context of 300 ms ended")
 	}
 }
+
+// TestDialH2GoAwayAtOnce: a server whose first words are SETTINGS and a
+// GOAWAY refuses every Dial, and each Dial closes its connection, however
+// the GOAWAY and the Dial's reservation of a stream fall. The GOAWAY
+// seldom comes first (about 1 in 150 tries here), hence the many tries.
+func TestDialH2GoAwayAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			// SETTINGS with ENABLE_CONNECT_PROTOCOL 1, then GOAWAY NO_ERROR
+			// with last stream 0, sent before the client's preface is read.
+			c.Write([]byte("\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x08\x00\x00\x00\x01" +
+				"\x00\x00\x08\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+			c.SetReadDeadline(time.Now().Add(3 * time.Second))
+			_, err = io.Copy(io.Discard, c) // until the client closes
+			c.Close()
+			closed <- err
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for i := range 600 {
+		if time.Now().After(deadline) {
+			t.Logf("%d tries in 10 s", i)
+			break
+		}
+		opts := &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}, HTTP2: HTTP2Required}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		c, _, err := Dial(ctx, "ws://"+ln.Addr().String()+"/ws", opts)
+		cancel()
+		if err == nil {
+			c.CloseNow()
+			t.Fatalf("try %d: Dial succeeded on a connection the server sent GOAWAY on", i)
+		}
+		if serr := <-closed; serr != nil {
+			t.Fatalf("try %d: Dial returned %q and left its connection open (%v)", i, err, serr)
+		}
+	}
+}
