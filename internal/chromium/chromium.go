@@ -24,8 +24,9 @@ import (
 const Path = "/usr/bin/chromium"
 
 // WaitLimit bounds every wait on the browser: its start, each protocol
-// call, and each poll of the page.
-const WaitLimit = 10 * time.Second
+// call, and each poll of the page. Chromium on a loaded machine has taken
+// more than 10 s to start.
+const WaitLimit = 30 * time.Second
 
 // Browser is a headless Chromium driven over the DevTools protocol.
 type Browser struct {
