@@ -180,6 +180,7 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 		}
 	}
 	if err != nil {
+		opts.release()
 		return nil, err
 	}
 	return opts.register(c.started())
@@ -214,7 +215,7 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 	if herr == nil {
 		herr = checkOrigin(r, opts)
 	}
-	if herr == nil && opts.Registry != nil && opts.Registry.shuttingDown() {
+	if herr == nil && opts.Registry != nil && !opts.Registry.reserve() {
 		herr = refuse(http.StatusServiceUnavailable, "server shutting down")
 	}
 	if herr != nil {
@@ -232,6 +233,7 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 	a.subprotocol = chooseSubprotocol(r.Header, opts.Subprotocols)
 	comp, err := newCompression(opts.Compression, opts.CompressionThreshold, opts.CompressionWindowBits)
 	if err != nil {
+		opts.release()
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
 		return a, err
 	}
@@ -301,7 +303,7 @@ func (cfg *connConfig) apply(opts *AcceptOptions) {
 
 // register adds an accepted connection to the options' registry. A
 // shutdown that began during the handshake closes it at once, as it would
-// have, had it come a moment earlier.
+// have, had it come a moment earlier, and waits for it to close.
 func (opts *AcceptOptions) register(c *Conn) (*Conn, error) {
 	reg := opts.Registry
 	if reg == nil || reg.add(c) {
@@ -309,6 +311,14 @@ func (opts *AcceptOptions) register(c *Conn) (*Conn, error) {
 	}
 	go c.Close(StatusGoingAway, reg.reason())
 	return nil, refuse(http.StatusServiceUnavailable, "server shutting down")
+}
+
+// release ends, in the options' registry, a handshake that negotiate let
+// in and that failed.
+func (opts *AcceptOptions) release() {
+	if opts.Registry != nil {
+		opts.Registry.release()
+	}
 }
 
 // checkRequest checks an opening handshake (RFC 6455 §4.2.1) and returns

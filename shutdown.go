@@ -26,7 +26,8 @@ type Registry struct {
 	mu       sync.Mutex
 	conns    map[*Conn]struct{}
 	shutting bool          // Shutdown began: Accept refuses with 503
-	empty    chan struct{} // closed once shutting and no connection is left
+	pending  int           // handshakes let in (reserve) and not yet registered (add) or failed (release)
+	empty    chan struct{} // closed once shutting and no connection or handshake is left
 }
 
 const defaultShutdownReason = "server shutting down"
@@ -47,26 +48,40 @@ func (r *Registry) Len() int {
 	return len(r.conns)
 }
 
-// shuttingDown reports whether Accept must refuse.
-func (r *Registry) shuttingDown() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.shutting
-}
-
-// add takes in a connection Accept made, reporting false when a shutdown
-// began meanwhile: the caller then closes it.
-func (r *Registry) add(c *Conn) bool {
+// reserve lets a handshake in, reporting false when Accept must refuse
+// it: a shutdown began. A handshake let in is waited for by Shutdown
+// until add or release ends it, so that a connection it makes is told
+// and closed before Shutdown returns.
+func (r *Registry) reserve() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.shutting {
 		return false
 	}
+	r.pending++
+	return true
+}
+
+// release ends a handshake let in by reserve that made no connection.
+func (r *Registry) release() {
+	r.mu.Lock()
+	r.pending--
+	r.signalLocked()
+	r.mu.Unlock()
+}
+
+// add takes in the connection of a handshake let in by reserve,
+// reporting false when a shutdown began meanwhile: the caller then closes
+// it, and the shutdown waits for it as for the others.
+func (r *Registry) add(c *Conn) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.pending--
 	if r.conns == nil {
 		r.conns = make(map[*Conn]struct{})
 	}
 	r.conns[c] = struct{}{}
-	return true
+	return !r.shutting
 }
 
 // remove lets go of a connection that closed.
@@ -81,7 +96,7 @@ func (r *Registry) remove(c *Conn) {
 //
 // The caller holds r.mu.
 func (r *Registry) signalLocked() {
-	if r.shutting && len(r.conns) == 0 {
+	if r.shutting && len(r.conns) == 0 && r.pending == 0 {
 		select {
 		case <-r.empty:
 		default:
@@ -96,7 +111,9 @@ func (r *Registry) signalLocked() {
 // StatusGoingAway and Reason, behind what was written to it before, and
 // is closed once its peer answers, as CloseWrite would have it (a Read in
 // progress, or Serve, returns the peer's close; a connection nobody reads
-// is closed when its close timeout passes). Shutdown waits for all of
+// is closed when its close timeout passes). A handshake already past that
+// refusal completes, and its connection is closed in the same way, Accept
+// returning an error. Shutdown waits for all of
 // them, or until ctx ends: it then closes the rest without waiting and
 // returns ctx's error. It returns nil once every connection has closed.
 // Calling it again waits again.

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -184,4 +185,77 @@ func TestRegistryShutdownStalledWriter(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stuck Write never returned")
 	}
+}
+
+// hijackHook is a ResponseWriter that runs before as Accept takes the
+// connection over, past Accept's check of the registry.
+type hijackHook struct {
+	http.ResponseWriter
+	before func()
+}
+
+func (w *hijackHook) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *hijackHook) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	w.before()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// TestRegistryShutdownDuringHandshake: a shutdown that begins while a
+// handshake is past its check of the registry sends that connection 1001
+// too, and waits for it: Shutdown returns only once the peer has answered
+// and the connection is closed.
+func TestRegistryShutdownDuringHandshake(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	shut := make(chan error, 1)
+	accepted := make(chan error, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hw := &hijackHook{ResponseWriter: w, before: func() {
+			go func() { shut <- reg.Shutdown(context.Background()) }()
+			for deadline := time.Now().Add(5 * time.Second); !shuttingDown(reg) && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}}
+		c, err := Accept(hw, r, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second})
+		if err == nil {
+			c.CloseNow()
+		}
+		accepted <- err
+	}))
+	defer s.Close()
+	nc := rawClient(t, s.Listener.Addr().String())
+	expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")
+	select {
+	case err := <-shut:
+		t.Fatalf("Shutdown returned (%v) before the peer answered the close frame of a connection it let in", err)
+	default:
+	}
+	if err := <-accepted; err == nil {
+		t.Error("Accept took a connection in during the shutdown")
+	}
+	if _, err := io.WriteString(nc, clientFrame(0x88, "\x03\xe9")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-shut:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return once the connection closed")
+	}
+	if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("after Shutdown, the client reads %v, want io.EOF: the connection closed", err)
+	}
+	if n := reg.Len(); n != 0 {
+		t.Errorf("registry holds %d after Shutdown", n)
+	}
+}
+
+// shuttingDown reports whether reg's Shutdown has begun.
+func shuttingDown(reg *Registry) bool {
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	return reg.shutting
 }
