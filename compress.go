@@ -138,11 +138,16 @@ func (c *Conn) releaseDeflater(d *flate.Writer) {
 }
 
 // idleDeflater shrinks the compressor of a connection that has gone quiet
-// to its window. If a message is being written, its end rearms the timer.
+// to its window. If a message is being written, its end rearms the timer:
+// a compressed one as it releases the compressor, any other as it lets
+// msgMu go, seeing defMissed (set before the lock is tried, so that a
+// holder letting go at that moment either sees it or lets tryLock in).
 func (c *Conn) idleDeflater() {
+	c.defMissed.Store(true)
 	if !c.msgMu.tryLock() {
 		return
 	}
+	c.defMissed.Store(false)
 	if c.def != nil {
 		c.def.Idle()
 	}

@@ -657,3 +657,60 @@ func TestCompressedWriteContextEndedBeforeWriting(t *testing.T) {
 		})
 	}
 }
+
+// TestDeflaterIdlesBehindUncompressedMessage: a compressor with context
+// takeover lets go of its scratch once the connection has sent no
+// compressed message for deflateIdleDelay, even when an uncompressed
+// message held the message lock at the moment it was due to: the end of
+// that message, which compresses nothing and so does not rearm the idle
+// timer itself, sees that the timer was missed.
+func TestDeflaterIdlesBehindUncompressedMessage(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := compressedPair(t,
+		&AcceptOptions{Compression: CompressionContextTakeover},
+		&DialOptions{Compression: CompressionContextTakeover, CompressionWindowBits: 15})
+	if !c.deflate.sendTakeover || c.deflate.sendBits <= deflateIdleAtOnceBits {
+		t.Fatalf("negotiated %+v, want takeover with a window over 2^%d", *c.deflate, deflateIdleAtOnceBits)
+	}
+	active := func() bool {
+		if err := c.lockMsg(ctx, "test"); err != nil {
+			t.Fatal(err)
+		}
+		defer c.unlockMsg()
+		return c.def != nil && c.def.Active()
+	}
+	msg := bytes.Repeat([]byte("a compressible message "), 40)
+	if err := c.Write(ctx, MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+		t.Fatalf("echo: %d bytes, %v", len(p), err)
+	}
+	if !active() {
+		t.Fatal("compressor idle right after a compressed message")
+	}
+	// An uncompressed message holds the message lock across the moment
+	// the compressor was due to idle.
+	w, err := c.Writer(ctx, MessageText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * deflateIdleDelay)
+	if _, err := w.Write([]byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Read(ctx); err != nil || string(p) != "small" {
+		t.Fatalf("echo: %q, %v", p, err)
+	}
+	deadline := time.Now().Add(20 * deflateIdleDelay)
+	for active() {
+		if time.Now().After(deadline) {
+			t.Fatalf("compressor still holds its scratch %v after the last compressed message", 20*deflateIdleDelay+3*deflateIdleDelay)
+		}
+		time.Sleep(deflateIdleDelay / 4)
+	}
+}
