@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -712,5 +713,35 @@ func TestDeflaterIdlesBehindUncompressedMessage(t *testing.T) {
 			t.Fatalf("compressor still holds its scratch %v after the last compressed message", 20*deflateIdleDelay+3*deflateIdleDelay)
 		}
 		time.Sleep(deflateIdleDelay / 4)
+	}
+}
+
+// TestCompressedReadLimitMax: a read limit of math.MaxInt64, as good as
+// none, reads compressed messages as any other limit does: the room
+// inflateLocked leaves for one byte past the limit must not overflow.
+func TestCompressedReadLimitMax(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, mode := range []CompressionMode{CompressionNoContextTakeover, CompressionContextTakeover} {
+		c := compressedPair(t, &AcceptOptions{Compression: mode}, &DialOptions{Compression: mode})
+		c.SetReadLimit(math.MaxInt64)
+		msg := bytes.Repeat([]byte("a compressible message "), 40)
+		if err := c.Write(ctx, MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("%v: echo: %d bytes, %v; want the %d sent", mode, len(p), err, len(msg))
+		}
+		if err := c.Write(ctx, MessageText, msg); err != nil {
+			t.Fatal(err)
+		}
+		_, r, err := c.Reader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p, err := io.ReadAll(r); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("%v: echo streamed: %d bytes, %v; want the %d sent", mode, len(p), err, len(msg))
+		}
+		c.Close(StatusNormalClosure, "")
 	}
 }

@@ -80,8 +80,11 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 		return 0, nil
 	}
 	limit := c.readLimit.Load()
-	if limit >= 0 && int64(len(p)) > limit-in.out+1 {
-		p = p[:limit-in.out+1] // one byte past the limit shows it crossed
+	// One byte past the limit shows it crossed. The byte is taken off
+	// len(p) rather than added to the room left, which would overflow
+	// with a limit of math.MaxInt64.
+	if room := limit - in.out; limit >= 0 && int64(len(p))-1 > room {
+		p = p[:room+1]
 	}
 	// The source reads with ctx until this call returns: the frames left
 	// after a final block are read below.
