@@ -82,8 +82,9 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	limit := c.readLimit.Load()
 	// One byte past the limit shows it crossed. The byte is taken off
 	// len(p) rather than added to the room left, which would overflow
-	// with a limit of math.MaxInt64.
-	if room := limit - in.out; limit >= 0 && int64(len(p))-1 > room {
+	// with a limit of math.MaxInt64; and a limit lowered under what the
+	// message inflated to already leaves no room, not less than none.
+	if room := max(limit-in.out, 0); limit >= 0 && int64(len(p))-1 > room {
 		p = p[:room+1]
 	}
 	// The source reads with ctx until this call returns: the frames left

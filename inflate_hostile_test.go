@@ -1,0 +1,189 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	stdflate "compress/flate"
+	"github.com/rfc6455/websocket/internal/flate"
+)
+
+// hostileDeflatePeer is a client Conn with permessage-deflate settled as
+// d, over a pipe whose other end sends stream and keeps what the Conn
+// writes.
+func hostileDeflatePeer(t *testing.T, d *deflateParams, stream []byte) (*Conn, func() []byte) {
+	t.Helper()
+	a, b := net.Pipe()
+	c := newConn(&connConfig{client: true, deflate: d, tr: transport{rw: a}, closeTimeout: time.Second})
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := b.Read(buf)
+			out.Write(buf[:n])
+			if err != nil {
+				return
+			}
+		}
+	}()
+	wdone := make(chan struct{})
+	go func() {
+		defer close(wdone)
+		b.Write(stream)
+	}()
+	t.Cleanup(func() {
+		c.CloseNow()
+		b.Close()
+		<-done
+		<-wdone
+	})
+	return c, func() []byte {
+		c.CloseNow()
+		b.Close()
+		<-done
+		return out.Bytes()
+	}
+}
+
+func deflateRaw(bits int, p []byte) []byte {
+	w := flate.NewWriter(bits)
+	return bytes.TrimSuffix(w.Flush(w.Append(nil, p)), []byte(flate.FlushTail))
+}
+
+func TestHostileDeflateScenarios(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := bytes.Repeat([]byte("hello, hostile peer "), 20)
+	z := deflateRaw(15, msg)
+	takeover := &deflateParams{threshold: 128, sendTakeover: true, sendBits: 15, recvTakeover: true, recvBits: 15}
+
+	t.Run("close between fragments", func(t *testing.T) {
+		var s []byte
+		s = fuzzAppendFrame(s, false, rsv1, opText, false, z[:len(z)/2])
+		s = fuzzAppendFrame(s, true, 0, opClose, false, []byte("\x03\xe8bye"))
+		c, _ := hostileDeflatePeer(t, takeover, s)
+		_, _, err := c.Read(ctx)
+		var ce CloseError
+		if !errors.As(err, &ce) || ce.Code != StatusNormalClosure {
+			t.Fatalf("Read: %v, want the peer's close 1000", err)
+		}
+	})
+	t.Run("empty compressed frame", func(t *testing.T) {
+		var s []byte
+		s = fuzzAppendFrame(s, true, rsv1, opText, false, nil)
+		s = fuzzAppendFrame(s, true, rsv1, opText, false, z)
+		c, _ := hostileDeflatePeer(t, takeover, s)
+		if _, p, err := c.Read(ctx); err != nil || len(p) != 0 {
+			t.Fatalf("Read: %q, %v; want empty", p, err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("Read: %q, %v", p, err)
+		}
+	})
+	t.Run("tail left in", func(t *testing.T) {
+		var s []byte
+		s = fuzzAppendFrame(s, true, rsv1, opText, false, append(bytes.Clone(z), flate.FlushTail...))
+		s = fuzzAppendFrame(s, false, rsv1, opText, false, nil)
+		s = fuzzAppendFrame(s, true, 0, opContinuation, false, z)
+		c, _ := hostileDeflatePeer(t, takeover, s)
+		for i := range 2 {
+			if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+				t.Fatalf("Read %d: %q, %v", i, p, err)
+			}
+		}
+	})
+	t.Run("final block then garbage, then history", func(t *testing.T) {
+		// The first message as one final fixed block, then junk; the
+		// second refers back into the first.
+		var fb bytes.Buffer
+		fw, _ := stdFlateWriter(&fb)
+		fw.Write(msg)
+		fw.Close()
+		var s []byte
+		s = fuzzAppendFrame(s, false, rsv1, opBinary, false, fb.Bytes())
+		s = fuzzAppendFrame(s, true, 0, opContinuation, false, []byte("\xff\xff junk"))
+		w := flate.NewWriter(15)
+		w.Remember(msg)
+		z2 := bytes.TrimSuffix(w.Flush(w.Append(nil, msg)), []byte(flate.FlushTail))
+		if len(z2) > 20 {
+			t.Fatalf("second message %d bytes compressed: does not refer back", len(z2))
+		}
+		s = fuzzAppendFrame(s, true, rsv1, opBinary, false, z2)
+		c, _ := hostileDeflatePeer(t, takeover, s)
+		for i := range 2 {
+			if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+				t.Fatalf("Read %d: %q, %v", i, p, err)
+			}
+		}
+	})
+	t.Run("reader stops midway then reads next", func(t *testing.T) {
+		var s []byte
+		for i := 0; i < len(z); i += 7 {
+			s = fuzzAppendFrame(s, i+7 >= len(z), 0, opContinuation, false, z[i:min(i+7, len(z))])
+		}
+		s[0] = s[0]&^0x0f | byte(opText) | rsv1
+		w := flate.NewWriter(15)
+		w.Remember(msg)
+		z2 := bytes.TrimSuffix(w.Flush(w.Append(nil, msg)), []byte(flate.FlushTail))
+		s = fuzzAppendFrame(s, true, rsv1, opText, false, z2)
+		c, _ := hostileDeflatePeer(t, takeover, s)
+		_, r, err := c.Reader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b [3]byte
+		if _, err := io.ReadFull(r, b[:]); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("Read: %q, %v", p, err)
+		}
+	})
+	t.Run("invalid utf8 text", func(t *testing.T) {
+		var s []byte
+		s = fuzzAppendFrame(s, true, rsv1, opText, false, deflateRaw(15, append(bytes.Clone(msg), 0xff)))
+		c, out := hostileDeflatePeer(t, takeover, s)
+		_, _, err := c.Read(ctx)
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || pe.Code != StatusInvalidFramePayloadData {
+			t.Fatalf("Read: %v, want 1007", err)
+		}
+		if o := out(); len(o) < 8 || o[0] != 0x88 || o[6]^o[2] != 0x03 || o[7]^o[3] != 0xef {
+			t.Fatalf("sent %x, want a masked close frame with 1007", o)
+		}
+	})
+}
+
+func stdFlateWriter(w io.Writer) (io.WriteCloser, error) { return stdflate.NewWriter(w, 6) }
+
+// TestCompressedReadLimitLowered: SetReadLimit may be called at any time;
+// a limit lowered below what the compressed message being read already
+// inflated to fails it with 1009 at its next inflated byte.
+func TestCompressedReadLimitLowered(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	msg := bytes.Repeat([]byte("inflated bytes "), 200)
+	d := &deflateParams{threshold: 128, sendTakeover: true, sendBits: 15, recvTakeover: true, recvBits: 15}
+	c, _ := hostileDeflatePeer(t, d, fuzzAppendFrame(nil, true, rsv1, opBinary, false, deflateRaw(15, msg)))
+	_, r, err := c.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 1000)
+	if _, err := io.ReadFull(r, p); err != nil || !bytes.Equal(p, msg[:1000]) {
+		t.Fatalf("first 1000 bytes: %v", err)
+	}
+	c.SetReadLimit(10)
+	_, err = r.Read(p)
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
+		t.Fatalf("Read after the limit went under what was read: %v, want 1009", err)
+	}
+}
