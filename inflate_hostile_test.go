@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"testing"
 	"time"
 
@@ -185,5 +186,34 @@ func TestCompressedReadLimitLowered(t *testing.T) {
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
 		t.Fatalf("Read after the limit went under what was read: %v, want 1009", err)
+	}
+}
+
+// TestCompressedReadAppendWithinLimit: ReadAppend grows its buffer no
+// further than the read limit and a byte for a compressed message too,
+// however many compressed bytes the frame being inflated still claims: a
+// small bomb in a frame that claims the compressed size the limit allows
+// fails with 1009 having allocated the limit once, not twice.
+func TestCompressedReadAppendWithinLimit(t *testing.T) {
+	const limit = 4 << 20
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bomb := deflateRaw(15, make([]byte, limit+1024))
+	// The frame claims limit bytes; only the bomb's are sent.
+	h := appendHeader(nil, header{fin: true, rsv: rsv1, op: opBinary, length: limit})
+	d := &deflateParams{threshold: 128, sendTakeover: true, sendBits: 15, recvTakeover: true, recvBits: 15}
+	c, _ := hostileDeflatePeer(t, d, append(h, bomb...))
+	c.SetReadLimit(limit)
+	dst := make([]byte, 0, limit)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := c.ReadAppend(ctx, dst)
+	runtime.ReadMemStats(&after)
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig {
+		t.Fatalf("ReadAppend: %v, want 1009", err)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > limit+limit/4 {
+		t.Fatalf("ReadAppend allocated %d bytes into a buffer of the limit's %d; want the limit and a byte, and the decoder's state", got, limit)
 	}
 }

@@ -432,7 +432,13 @@ func (c *Conn) growLocked(dst []byte) []byte {
 		extra = max(extra, int64(len(dst)), 512)
 	}
 	if limit := c.readLimit.Load(); limit >= 0 {
-		extra = min(extra, max(limit-int64(len(dst)), c.frameLeft))
+		// A frame accepted under a larger limit may still be read whole;
+		// a compressed frame's bytes say nothing of what it inflates to.
+		room := limit - int64(len(dst))
+		if !c.msgCompressed {
+			room = max(room, c.frameLeft)
+		}
+		extra = min(extra, room)
 	}
 	extra = max(extra, 1)
 	nd := make([]byte, len(dst), int64(len(dst))+extra)
