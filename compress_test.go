@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,6 +115,14 @@ func TestServerNegotiation(t *testing.T) {
 			want{"permessage-deflate; server_max_window_bits=10; client_max_window_bits=10", full(true, 10, true, 10)}},
 		{CompressionContextTakeover, 10, []string{"permessage-deflate; client_max_window_bits=9; server_max_window_bits=12"},
 			want{"permessage-deflate; server_max_window_bits=10; client_max_window_bits=9", full(true, 10, true, 9)}},
+		// An 8-bit window is asked of a client only when it names 8
+		// itself: zlib cannot compress with one.
+		{CompressionContextTakeover, 8, []string{"permessage-deflate; client_max_window_bits"},
+			want{"permessage-deflate; server_max_window_bits=8; client_max_window_bits=9", full(true, 8, true, 9)}},
+		{CompressionContextTakeover, 8, []string{"permessage-deflate; client_max_window_bits=12"},
+			want{"permessage-deflate; server_max_window_bits=8; client_max_window_bits=9", full(true, 8, true, 9)}},
+		{CompressionContextTakeover, 10, []string{"permessage-deflate; client_max_window_bits=8"},
+			want{"permessage-deflate; server_max_window_bits=10; client_max_window_bits=8", full(true, 10, true, 8)}},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits=11"},
 			want{"permessage-deflate; client_max_window_bits=11", full(true, 15, true, 11)}},
 		// Bad offers are declined and the next one considered.
@@ -358,7 +367,8 @@ func TestCompressedReadLimit(t *testing.T) {
 }
 
 // TestCompressedWindowLimit: a server that asked the client to keep to a
-// window of 2^bits bytes (client_max_window_bits) inflates a message
+// window of 2^bits bytes (client_max_window_bits, which the client names,
+// as the server asks for 8 bits only then) inflates a message
 // whose back-references reach exactly that far, and fails the connection
 // with 1007 at one that reaches a byte further, with and without context
 // takeover.
@@ -400,7 +410,7 @@ func TestCompressedWindowLimit(t *testing.T) {
 				nc.SetDeadline(time.Now().Add(10 * time.Second))
 				req := "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 					"Sec-WebSocket-Key: " + sampleKey + "\r\nSec-WebSocket-Version: 13\r\n" +
-					"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+					"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=" + strconv.Itoa(bits) + "\r\n\r\n"
 				if _, err := nc.Write([]byte(req)); err != nil {
 					t.Fatal(err)
 				}

@@ -236,8 +236,9 @@
 // more, and a back-reference of the peer's beyond it fails the connection
 // with StatusInvalidFramePayloadData. Servers built on zlib cannot keep an
 // 8-bit window and decline (or, sometimes, fail) a client that asks for
-// one; a zlib client told to keep to 8 bits compresses with 9, whose
-// back-references still reach less than 256 bytes.
+// one; a server asks a client for 9 bits where it would ask for 8, as
+// some zlib clients fail when told to keep to 8 bits (python-websockets),
+// unless the client names 8 itself.
 //
 // Compression costs memory mostly with context takeover: each connection
 // keeps its two windows, up to 2^bits bytes each way (64 KiB at 15 bits,

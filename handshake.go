@@ -85,8 +85,9 @@ type AcceptOptions struct {
 
 	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
 	// (0 means 15): our compressor's, and the client's when its offer lets
-	// the server ask. Smaller windows cost less memory per connection with
-	// context takeover, and compress less.
+	// the server ask (9 bits at least, unless the client names 8: zlib
+	// cannot compress with 8). Smaller windows cost less memory per
+	// connection with context takeover, and compress less.
 	CompressionWindowBits int
 }
 

@@ -802,10 +802,9 @@ func TestInteropNode(t *testing.T) {
 		{name: "no-takeover-bits-10/peer-asks-10-10", mode: CompressionNoContextTakeover, bits: 10,
 			deflate: nodeDeflate{"serverMaxWindowBits": 10, "clientMaxWindowBits": 10},
 			want:    settled(128, noTakeover, 10, noTakeover, 10), peerRecvBits: 10},
-		// zlib cannot compress with an 8-bit window and uses 9 instead, but
-		// then never reaches back more than 250 bytes.
+		// zlib cannot compress with an 8-bit window: we ask for 9.
 		{name: "takeover-bits-8", mode: CompressionContextTakeover, bits: 8, deflate: nodeDeflate{},
-			want: settled(128, takeover, 8, takeover, 8), peerRecvBits: 8},
+			want: settled(128, takeover, 8, takeover, 9), peerRecvBits: 8},
 	}
 	// Our offers: no-takeover names both no_context_takeover parameters;
 	// windows under 15 name server_max_window_bits; all name
@@ -863,7 +862,9 @@ func TestInteropPython(t *testing.T) {
 			deflate: pyDeflate{"server_max_window_bits": 10, "client_max_window_bits": 10},
 			want:    settled(128, noTakeover, 10, noTakeover, 10), peerRecvBits: 10},
 		// The package fails the handshake when asked to compress with an
-		// 8-bit window (zlib cannot), so only our compressor uses one.
+		// 8-bit window (zlib cannot), so we ask it for 9.
+		{name: "takeover-bits-8", mode: CompressionContextTakeover, bits: 8, deflate: pyDeflate{},
+			want: settled(128, takeover, 8, takeover, 9), peerRecvBits: 8},
 		{name: "takeover-bits-8/peer-no-client-bits", mode: CompressionContextTakeover, bits: 8,
 			deflate: pyDeflate{"client_max_window_bits": nil},
 			want:    settled(128, takeover, 8, takeover, 15), peerRecvBits: 8},

@@ -169,6 +169,14 @@ func (c compression) accept(h http.Header) (*deflateParams, string) {
 			if o.clientBits > 0 {
 				p.recvBits = min(p.recvBits, o.clientBits)
 			}
+			// zlib cannot compress with an 8-bit window: a client on it
+			// told to keep to 8 bits uses 9, or fails (python-websockets
+			// does). A client that names 8 itself can; any other is
+			// asked for 9 bits at least, which costs our decompressor
+			// 256 bytes more.
+			if o.clientBits != minWindowBits {
+				p.recvBits = max(p.recvBits, minWindowBits+1)
+			}
 			if p.recvBits < maxWindowBits {
 				resp += "; client_max_window_bits=" + strconv.Itoa(p.recvBits)
 			}

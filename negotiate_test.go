@@ -191,7 +191,9 @@ func FuzzNegotiate(f *testing.F) {
 
 // fuzzCheckAccepted checks a server's acceptance p, resp of the offer o:
 // the response honours the offer (RFC 7692 §7.1.1.1, §7.1.2.1, §7.1.2.2)
-// and the server's options, p is what the response says, and a client
+// and the server's options (but for the 8-bit window asked of a client
+// only when it names 8, as zlib cannot compress with one), p is what the
+// response says, and a client
 // that could have made the offer accepts the response in agreement.
 func fuzzCheckAccepted(srv compression, o deflateOffer, p *deflateParams, resp string) error {
 	r, err := fuzzRespOffer(resp)
@@ -216,7 +218,8 @@ func fuzzCheckAccepted(srv compression, o deflateOffer, p *deflateParams, resp s
 	case p.sendTakeover == r.serverNoTakeover || p.recvTakeover == r.clientNoTakeover ||
 		p.sendBits != bitsOr15(r.serverBits) || p.recvBits != bitsOr15(r.clientBits):
 		return fmt.Errorf("settled %+v, but the response says %q", *p, resp)
-	case p.sendBits > srv.bits || p.recvBits > srv.bits && o.clientBitsSeen ||
+	case p.sendBits > srv.bits || p.recvBits > max(srv.bits, minWindowBits+1) && o.clientBitsSeen ||
+		p.recvBits == minWindowBits && o.clientBits != minWindowBits ||
 		srv.mode == CompressionNoContextTakeover && (p.sendTakeover || p.recvTakeover):
 		return fmt.Errorf("settled %+v, beyond the server's options", *p)
 	case p.threshold != srv.threshold:
