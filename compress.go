@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -131,23 +132,25 @@ func (c *Conn) releaseDeflater(d *flate.Writer) {
 		return
 	}
 	if c.defTimer == nil {
-		c.defTimer = time.AfterFunc(deflateIdleDelay, c.idleDeflater)
-	} else {
-		c.defTimer.Reset(deflateIdleDelay)
+		// Started far off and reset below, so that idleDeflater, which
+		// reads c.defTimer, cannot run before it is set.
+		c.defTimer = time.AfterFunc(math.MaxInt64, c.idleDeflater)
 	}
+	c.defTimer.Reset(deflateIdleDelay)
 }
 
 // idleDeflater shrinks the compressor of a connection that has gone quiet
-// to its window. If a message is being written, its end rearms the timer:
-// a compressed one as it releases the compressor, any other as it lets
-// msgMu go, seeing defMissed (set before the lock is tried, so that a
-// holder letting go at that moment either sees it or lets tryLock in).
+// to its window. If a message is being written, it tries again later: a
+// message that compresses nothing would not rearm the timer, and the
+// compressor would keep its working state until the next one that does.
+// Once the connection is closed, it tries no more.
 func (c *Conn) idleDeflater() {
-	c.defMissed.Store(true)
 	if !c.msgMu.tryLock() {
+		if !c.isClosed() {
+			c.defTimer.Reset(deflateIdleDelay)
+		}
 		return
 	}
-	c.defMissed.Store(false)
 	if c.def != nil {
 		c.def.Idle()
 	}

@@ -112,10 +112,6 @@ type Conn struct {
 	mw       *messageWriter // msgMu; made on first use
 	def      *flate.Writer  // msgMu: our compressor, kept across messages with context takeover
 	defTimer *time.Timer    // msgMu: lets def shrink once the connection goes quiet
-	// defMissed is set when defTimer fired while msgMu was held: the
-	// holder rearms the timer as it lets msgMu go (unlockMsg). Accessed
-	// atomically.
-	defMissed atomic.Bool
 
 	// frameMu is held while frames are written to the transport.
 	frameMu ctxMutex

@@ -129,14 +129,9 @@ func (c *Conn) lockMsg(ctx context.Context, op string) error {
 }
 
 // unlockMsg lets msgMu go, first moving into the queue what Enqueue held
-// back behind the message, and having it written, and rearming the
-// compressor's idle timer if it fired meanwhile (idleDeflater).
+// back behind the message, and having it written.
 func (c *Conn) unlockMsg() {
 	for {
-		if c.defMissed.Swap(false) {
-			// The compressor's idle timer fired while msgMu was held.
-			c.defTimer.Reset(deflateIdleDelay)
-		}
 		if c.backlog.Load() != nil {
 			c.pendMu.Lock()
 			c.joinBacklogLocked()
@@ -147,9 +142,8 @@ func (c *Conn) unlockMsg() {
 		}
 		c.msgMu.unlock()
 		// An Enqueue that set the backlog after the look above found
-		// msgMu still held, and left the backlog to its holder; so did
-		// the idle timer with defMissed.
-		if c.backlog.Load() == nil && !c.defMissed.Load() || !c.msgMu.tryLock() {
+		// msgMu still held, and left the backlog to its holder.
+		if c.backlog.Load() == nil || !c.msgMu.tryLock() {
 			return
 		}
 	}
