@@ -36,6 +36,7 @@ type readBuffer struct {
 	// sockErr is the number of a socket error that Serve's wait for input
 	// read, kept for the read that follows, since a socket reports an
 	// error once (serve_wait_unix.go); 0 when none.
+	//lint:ignore U1000 unused where Serve waits inside a read (serve_wait_other.go)
 	sockErr int32
 }
 
