@@ -55,6 +55,10 @@ func putDeflateOut(bp *[]byte) {
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
 // is closed.
+//
+// Do not use the writer once it is closed, Close included: the connection
+// hands the same writer out for its next message, which a late call would
+// write into or end.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	if err := checkMessageType(typ); err != nil {
 		return nil, err
