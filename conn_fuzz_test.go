@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -241,25 +242,49 @@ func fuzzParseWritten(out []byte, client bool) (fuzzWritten, error) {
 var fuzzReadLimits = []int64{1 << 16, 125, 0, 1, 4096, -1}
 
 // fuzzAllocSlack is what reading a message may allocate beyond the
-// message: error values and pooled buffers allocated afresh, among them up
-// to two read buffers (one is released when the reader catches up with the
-// input and another taken when more arrives; a collection in between
-// empties the pool), more under the race detector.
-const fuzzAllocSlack = (2+raceReadBuffers)*readBufferSize + 24<<10
+// message and the buffers its pools make (see fuzzAllocated): error
+// values, smaller pooled objects made afresh, and the like.
+const fuzzAllocSlack = 24 << 10
 
-// fuzzAllocated returns the bytes allocated while f ran, exactly, if
-// measure is set. runtime.ReadMemStats stops the world, which costs more
-// than the rest of a session, so only some sessions measure.
+// pooledMade counts the bytes of the read buffers and message chunks
+// (read.go) that their pools have made. How many reading a message makes
+// depends on the scheduler, not on the peer: a buffer put back on one P
+// is not found from another until a collection moves it, a collection
+// may empty a pool, and the race detector has a pool drop a share of what
+// it is given. They are reused, not held per message, so fuzzAllocated
+// leaves them out; reading a message takes one read buffer at a time and
+// one chunk for every readChunkSize bytes that arrived, and one more.
+var pooledMade atomic.Int64
+
+func init() {
+	for _, p := range []struct {
+		pool *sync.Pool
+		size int64
+	}{{&readBufPool, readBufferSize}, {&readChunkPool, readChunkSize}} {
+		made := p.pool.New
+		p.pool.New = func() any {
+			pooledMade.Add(p.size)
+			return made()
+		}
+	}
+}
+
+// fuzzAllocated returns the bytes allocated while f ran, less the
+// buffers pooledMade counts, if measure is set. runtime.ReadMemStats
+// stops the world, which costs more than the rest of a session, so only
+// some sessions measure.
 func fuzzAllocated(measure bool, f func()) uint64 {
 	if !measure {
 		f()
 		return 0
 	}
 	var before, after runtime.MemStats
+	made := pooledMade.Load()
 	runtime.ReadMemStats(&before)
 	f()
 	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
+	all := after.TotalAlloc - before.TotalAlloc
+	return all - min(all, uint64(pooledMade.Load()-made))
 }
 
 // fuzzReadMessage reads the next message with Read, or with Reader in

@@ -1,6 +1,0 @@
-//go:build !race
-
-package websocket
-
-// raceReadBuffers: see race_test.go.
-const raceReadBuffers = 0
