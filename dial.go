@@ -186,6 +186,10 @@ func directDial(opts *DialOptions, req *http.Request) (dialFunc, bool) {
 // must not have Dial keep them all until ctx ends.
 const maxResponseHeader = http.DefaultMaxHeaderBytes
 
+// maxInterimResponses is how many 1xx responses other than 101 Dial skips
+// before the response to its request.
+const maxInterimResponses = 5
+
 // handshakeDirect sends req on a connection of its own and reads the
 // response, bounded by ctx and maxResponseHeader. For a 101 it returns the response, the
 // connection and the bytes that came after the response's header; for a
@@ -212,10 +216,18 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	var resp *http.Response
 	head := &io.LimitedReader{R: nc, N: maxResponseHeader}
 	br := bufio.NewReaderSize(head, 1024)
-	if err == nil {
+	// Interim responses (100 Continue, 103 Early Hints) may come before
+	// the one that answers; a few are skipped, within the header limit.
+	for interim := 0; err == nil; interim++ {
 		resp, err = http.ReadResponse(br, req)
 		if err != nil && head.N == 0 {
 			err = fmt.Errorf("%w: response header exceeds %d bytes", ErrHandshake, maxResponseHeader)
+		}
+		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			break
+		}
+		if interim == maxInterimResponses {
+			err = fmt.Errorf("%w: server sent more than %d interim responses", ErrHandshake, maxInterimResponses)
 		}
 	}
 	refused := err == nil && resp.StatusCode != http.StatusSwitchingProtocols

@@ -767,6 +767,40 @@ func TestDialFrameWithResponse(t *testing.T) {
 	}
 }
 
+// Interim responses before the 101 are skipped, up to
+// maxInterimResponses, and the frame that follows the 101 is read.
+func TestDialInterimResponses(t *testing.T) {
+	t.Parallel()
+	interim := "HTTP/1.1 100 Continue\r\n\r\n" + strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n", maxInterimResponses-1)
+	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
+		return interim + response101(accept) + "\x81\x02hi"
+	}))
+	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), nil)
+	if r.err != nil {
+		t.Fatalf("Dial: %v", r.err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	if typ, p, err := r.c.Read(ctx); err != nil || typ != MessageText || string(p) != "hi" {
+		t.Fatalf("Read: %v %q %v, want text \"hi\"", typ, p, err)
+	}
+}
+
+func TestDialTooManyInterimResponses(t *testing.T) {
+	t.Parallel()
+	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
+		return strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", maxInterimResponses+1) + response101(accept)
+	}))
+	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), nil)
+	if r.err == nil {
+		r.c.CloseNow()
+		t.Fatal("Dial succeeded after too many interim responses")
+	}
+	if want := "websocket: handshake failed: server sent more than 5 interim responses"; r.err.Error() != want || !errors.Is(r.err, ErrHandshake) {
+		t.Fatalf("Dial: %v, want %q", r.err, want)
+	}
+}
+
 func TestDialTLS(t *testing.T) {
 	t.Parallel()
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
