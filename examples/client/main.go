@@ -114,7 +114,7 @@ func main() {
 	flag.DurationVar(&cfg.interval, "interval", 0, "send the time at this interval instead of reading standard input")
 	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, until the input ends")
 	flag.Parse()
-	if flag.NArg() != 1 || cfg.interval < 0 {
+	if flag.NArg() != 1 || cfg.interval < 0 || cfg.handshakeTimeout <= 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -172,7 +172,9 @@ func input(interval time.Duration) (<-chan string, <-chan struct{}) {
 		sc := bufio.NewScanner(os.Stdin)
 		sc.Buffer(nil, maxLine)
 		for sc.Scan() {
-			lines <- sc.Text()
+			// A text message must be UTF-8: a line that is not, say in
+			// Latin-1, goes with U+FFFD in place of its bad bytes.
+			lines <- strings.ToValidUTF8(sc.Text(), "\uFFFD")
 		}
 		if err := sc.Err(); err != nil {
 			log.Printf("reading standard input: %v", err)
