@@ -768,10 +768,10 @@ func TestDialFrameWithResponse(t *testing.T) {
 }
 
 // Interim responses before the 101 are skipped, up to
-// maxInterimResponses, and the frame that follows the 101 is read.
+// five (maxInterimResponses), and the frame that follows the 101 is read.
 func TestDialInterimResponses(t *testing.T) {
 	t.Parallel()
-	interim := "HTTP/1.1 100 Continue\r\n\r\n" + strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n", maxInterimResponses-1)
+	interim := "HTTP/1.1 100 Continue\r\n\r\n" + strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n", 4)
 	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
 		return interim + response101(accept) + "\x81\x02hi"
 	}))
@@ -789,7 +789,7 @@ func TestDialInterimResponses(t *testing.T) {
 func TestDialTooManyInterimResponses(t *testing.T) {
 	t.Parallel()
 	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
-		return strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", maxInterimResponses+1) + response101(accept)
+		return strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 6) + response101(accept)
 	}))
 	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), nil)
 	if r.err == nil {
