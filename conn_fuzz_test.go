@@ -252,20 +252,22 @@ const fuzzAllocSlack = 24 << 10
 // is not found from another until a collection moves it, a collection
 // may empty a pool, and the race detector has a pool drop a share of what
 // it is given. They are reused, not held per message, so fuzzAllocated
-// leaves them out; reading a message takes one read buffer at a time and
-// one chunk for every readChunkSize bytes that arrived, and one more.
+// leaves them out; reading a message takes one read buffer at a time,
+// and chunks no larger than what arrived before each.
 var pooledMade atomic.Int64
 
 func init() {
-	for _, p := range []struct {
-		pool *sync.Pool
-		size int64
-	}{{&readBufPool, readBufferSize}, {&readChunkPool, readChunkSize}} {
-		made := p.pool.New
-		p.pool.New = func() any {
-			pooledMade.Add(p.size)
-			return made()
+	countMade := func(pool *sync.Pool) {
+		made := pool.New
+		pool.New = func() any {
+			b := made().(*[]byte)
+			pooledMade.Add(int64(len(*b)))
+			return b
 		}
+	}
+	countMade(&readBufPool)
+	for i := range readChunkPools {
+		countMade(&readChunkPools[i])
 	}
 }
 

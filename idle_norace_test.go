@@ -38,42 +38,19 @@ func TestIdleHeap(t *testing.T) {
 		io.WriteString(nc, "\x82\x02"+string(frame[6:]))
 		held <- nc
 	}
-	idleHeap(t, n, bare) // what grows once, the first time, is not counted
-	hijack := idleHeap(t, n, bare)
+	idleHeap(t, n, "", bare) // what grows once, the first time, is not counted
+	hijack := idleHeap(t, n, "", bare)
 	for _, tc := range []struct {
 		name    string
 		bound   int64
 		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
 	}{
-		{"Serve", 900, func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
-			c, err := Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			c.Serve(func(typ MessageType, p []byte) {
-				c.Write(context.Background(), typ, p)
-			}, func(error) { c.CloseNow() })
-		}},
-		{"Read loop", 4096, func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
-			c, err := Accept(w, r, nil)
-			if err != nil {
-				return
-			}
-			defer c.CloseNow()
-			for {
-				typ, p, err := c.Read(r.Context())
-				if err != nil {
-					return
-				}
-				if err := c.Write(r.Context(), typ, p); err != nil {
-					return
-				}
-			}
-		}},
+		{"Serve", 900, serveEcho},
+		{"Read loop", 4096, readLoopEcho},
 	} {
 		// The lower of two runs, as what grows once (pools, the parker's
 		// tables) is counted by the first.
-		got := min(idleHeap(t, n, tc.handler), idleHeap(t, n, tc.handler)) - hijack
+		got := min(idleHeap(t, n, "", tc.handler), idleHeap(t, n, "", tc.handler)) - hijack
 		t.Logf("%s: %d bytes of heap per idle connection beyond a bare hijack (%d)", tc.name, got, hijack)
 		if got > tc.bound {
 			t.Errorf("%s: %d bytes of heap per idle connection beyond a bare hijack, over %d", tc.name, got, tc.bound)
@@ -81,14 +58,73 @@ func TestIdleHeap(t *testing.T) {
 	}
 }
 
+// TestStalledMessageHeap: a peer that starts a message and stops sending
+// has a connection hold at most about twice what it sent beyond an idle
+// connection, whatever the frame claims: not the read buffer, nor a
+// chunk sized for more than arrived. Before the chunks grew with what
+// arrived, a Read loop held 64 KiB more for a 1-byte fragment and 96 KiB
+// more for a 1 MiB frame with 3 bytes sent; Serve 36 KiB more for the
+// latter.
+func TestStalledMessageHeap(t *testing.T) {
+	const n = 500
+	// A 1 MiB binary frame, masked with a zero key, of which 3 bytes come.
+	bigFrame := "\x82\xff\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00abc"
+	for _, h := range []struct {
+		name    string
+		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
+	}{{"Serve", serveEcho}, {"Read loop", readLoopEcho}} {
+		idleHeap(t, n, "", h.handler) // what grows once
+		idle := idleHeap(t, n, "", h.handler)
+		for _, stall := range []struct{ name, after string }{
+			{"1-byte fragment", clientFrame(0x02, "x")},
+			{"3 bytes of a 1 MiB frame", bigFrame},
+		} {
+			got := idleHeap(t, n, stall.after, h.handler) - idle
+			t.Logf("%s, %s: %d bytes of heap per connection beyond an idle one (%d)", h.name, stall.name, got, idle)
+			if got > 2*minReadChunk {
+				t.Errorf("%s, %s: %d bytes of heap per connection beyond an idle one, over %d", h.name, stall.name, got, 2*minReadChunk)
+			}
+		}
+	}
+}
+
+// serveEcho serves the connection, echoing every message.
+func serveEcho(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
+	c, err := Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	c.Serve(func(typ MessageType, p []byte) {
+		c.Write(context.Background(), typ, p)
+	}, func(error) { c.CloseNow() })
+}
+
+// readLoopEcho echoes every message in the README's Read/Write loop.
+func readLoopEcho(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
+	c, err := Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, p, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		if err := c.Write(r.Context(), typ, p); err != nil {
+			return
+		}
+	}
+}
+
 // idleHeap opens n connections to a server running handler, each echoing
-// one 2-byte message, and returns the heap held per connection once they
+// one 2-byte message and then sending after, and returns the heap held per connection once they
 // are idle, after a collection. A handler that keeps its connection
 // itself sends it on held. It returns once the server and the
 // connections are gone, so that the next measurement starts afresh.
-func idleHeap(t *testing.T, n int, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
+func idleHeap(t *testing.T, n int, after string, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
 	t.Helper()
-	held := idleConns(t, n, handler)
+	held := idleConns(t, n, after, handler)
 	// The server's ends go on their own once the clients close: wait
 	// until the heap stops shrinking.
 	var ms runtime.MemStats
@@ -106,7 +142,7 @@ func idleHeap(t *testing.T, n int, handler func(http.ResponseWriter, *http.Reque
 
 // idleConns is idleHeap's measurement; it closes the server and the
 // connections before it returns.
-func idleConns(t *testing.T, n int, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
+func idleConns(t *testing.T, n int, after string, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
 	t.Helper()
 	held := make(chan net.Conn, n)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -122,7 +158,10 @@ func idleConns(t *testing.T, n int, handler func(http.ResponseWriter, *http.Requ
 			(<-held).Close()
 		}
 	}()
-	var before, after runtime.MemStats
+	var before, now runtime.MemStats
+	// Two collections empty the pools, which would otherwise lend what
+	// this run takes from them.
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	for range n {
@@ -135,10 +174,13 @@ func idleConns(t *testing.T, n int, handler func(http.ResponseWriter, *http.Requ
 		if got, err := readServerFrame(nc); err != nil || got != "\x82\x02hi" {
 			t.Fatalf("echo: %q, %v", got, err)
 		}
+		if _, err := io.WriteString(nc, after); err != nil {
+			t.Fatal(err)
+		}
 	}
 	time.Sleep(100 * time.Millisecond) // the handlers go idle
 	runtime.GC()
 	runtime.GC()
-	runtime.ReadMemStats(&after)
-	return (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / int64(n)
+	runtime.ReadMemStats(&now)
+	return (int64(now.HeapAlloc) - int64(before.HeapAlloc)) / int64(n)
 }

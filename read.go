@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"net"
 	"os"
 	"sync"
@@ -17,12 +18,32 @@ const (
 	directReadMin = readBufferSize
 	// maxUpfrontAlloc bounds what Read allocates for a frame before its
 	// bytes arrive; beyond it, the message is gathered in pooled chunks
-	// of readChunkSize until enough has arrived (readWholeLocked).
+	// until enough has arrived (readWholeLocked).
 	maxUpfrontAlloc = 64 << 10
-	readChunkSize   = 64 << 10
+	// A message is gathered in chunks of minReadChunk bytes, then of
+	// twice that, and so on up to maxReadChunk: each new chunk at most as
+	// large as what arrived before it, so that a peer that stops sending
+	// mid-message has the reader hold at most twice what it sent.
+	minReadChunk     = 4 << 10
+	maxReadChunk     = 64 << 10
+	readChunkClasses = 5 // minReadChunk << (readChunkClasses-1) == maxReadChunk
 )
 
-var readChunkPool = sync.Pool{New: func() any { b := make([]byte, readChunkSize); return &b }}
+// readChunkPools holds the chunks of readWholeLocked, a pool a size.
+var readChunkPools [readChunkClasses]sync.Pool
+
+func init() {
+	for i := range readChunkPools {
+		size := minReadChunk << i
+		readChunkPools[i].New = func() any { b := make([]byte, size); return &b }
+	}
+}
+
+// chunkClass returns the index in readChunkPools of the largest chunk
+// size not over max(n, minReadChunk).
+func chunkClass(n int) int {
+	return min(bits.Len(uint(max(n, minReadChunk)/minReadChunk))-1, readChunkClasses-1)
+}
 
 // messageReader reads one message; see Conn.Reader. The Conn reuses it
 // for every message.
@@ -360,26 +381,27 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 	if c.frame.fin && !c.msgCompressed && c.frameLeft > 0 && int64(c.rb.len()) >= c.frameLeft {
 		return c.readBufferedLocked()
 	}
-	var stack [32]*[]byte // 2 MiB of chunks before the list itself is allocated
+	var stack [32]*[]byte // about 1.8 MiB of chunks before the list itself is allocated
 	chunks := stack[:0]
 	defer func() {
 		for _, bp := range chunks {
-			readChunkPool.Put(bp)
+			readChunkPools[chunkClass(len(*bp))].Put(bp)
 		}
 	}()
-	arrived := 0
+	arrived, used := 0, 0 // used: bytes in the last chunk
 	for {
 		if c.frame.fin && !c.msgCompressed && (int64(arrived) >= c.frameLeft || arrived == 0 && c.frameLeft <= maxUpfrontAlloc) {
 			p := make([]byte, arrived, int64(arrived)+c.frameLeft)
 			gatherChunks(p, chunks)
 			return c.readRestLocked(ctx, p)
 		}
-		off := arrived % readChunkSize
-		if off == 0 {
-			chunks = append(chunks, readChunkPool.Get().(*[]byte))
+		if len(chunks) == 0 || used == len(*chunks[len(chunks)-1]) {
+			chunks = append(chunks, readChunkPools[chunkClass(arrived)].Get().(*[]byte))
+			used = 0
 		}
-		n, err := c.readMessageLocked(ctx, (*chunks[len(chunks)-1])[off:])
+		n, err := c.readMessageLocked(ctx, (*chunks[len(chunks)-1])[used:])
 		arrived += n
+		used += n
 		switch {
 		case err == io.EOF:
 			p := make([]byte, arrived)
@@ -460,6 +482,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		n = copy(p, c.rb.bytes())
 		c.rb.consume(n)
 	case len(p) >= directReadMin:
+		c.rb.release() // held by no wait
 		c.beforeWaitLocked(ctx)
 		if c.isClosed() {
 			return 0, c.readErrLocked(ctx, net.ErrClosed, true)
@@ -474,7 +497,9 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		}
 		c.gotInput()
 	default:
-		if err := c.fillLocked(ctx, false); err != nil {
+		// On a socket, a wait for the rest of a frame holds no buffer
+		// either.
+		if err := c.fillLocked(ctx, c.tr.raw != nil); err != nil {
 			return 0, c.readErrLocked(ctx, err, true)
 		}
 		n = copy(p, c.rb.bytes())
