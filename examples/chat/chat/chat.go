@@ -82,7 +82,7 @@ type Server struct {
 	origin  string  // immutable: this server's ID in the events it publishes
 	opts    Options // immutable
 	reg     websocket.Registry
-	serving sync.WaitGroup // one count per member, from before its handshake to its leave
+	serving memberCount
 
 	lastID atomic.Uint64 // the last member ID given out on this server
 	mu     sync.Mutex
@@ -129,17 +129,52 @@ func (s *Server) Handler() http.Handler {
 // at once). New members are refused meanwhile with 503.
 func (s *Server) Shutdown(ctx context.Context) error {
 	err := s.reg.Shutdown(ctx)
-	left := make(chan struct{})
-	go func() {
-		s.serving.Wait()
-		close(left)
-	}()
 	select {
-	case <-left:
+	case <-s.serving.none():
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	return err
+}
+
+// memberCount counts the members being served, each from before its
+// handshake to its leave. A sync.WaitGroup would not do: a member may
+// come (and be refused) while Shutdown waits for the count to reach
+// zero, and a WaitGroup's Add from zero must not run alongside a Wait.
+type memberCount struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n reaches 0; nil when no one waits
+}
+
+func (mc *memberCount) add() {
+	mc.mu.Lock()
+	mc.n++
+	mc.mu.Unlock()
+}
+
+func (mc *memberCount) done() {
+	mc.mu.Lock()
+	if mc.n--; mc.n == 0 && mc.zero != nil {
+		close(mc.zero)
+		mc.zero = nil
+	}
+	mc.mu.Unlock()
+}
+
+// none returns a channel closed once no member is counted.
+func (mc *memberCount) none() <-chan struct{} {
+	mc.mu.Lock()
+	defer mc.mu.Unlock()
+	if mc.n == 0 {
+		ch := make(chan struct{})
+		close(ch)
+		return ch
+	}
+	if mc.zero == nil {
+		mc.zero = make(chan struct{})
+	}
+	return mc.zero
 }
 
 // Run serves s on addr until ctx ends, then shuts down: the listener
@@ -200,7 +235,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	}
 	// Counted before Accept: once http.Server.Shutdown has returned,
 	// every member is counted.
-	s.serving.Add(1)
+	s.serving.add()
 	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		Registry:          &s.reg,
 		KeepaliveInterval: s.opts.PingInterval,
@@ -211,7 +246,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.opts.Logf("chat: refused %s: %v", r.RemoteAddr, err)
-		s.serving.Done()
+		s.serving.done()
 		return
 	}
 	c.SetReadLimit(MaxMessage)
@@ -221,7 +256,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logf("chat: %s could not join %q: %v", name, roomName, err)
 		c.Close(websocket.StatusTryAgainLater, "the message bus is unreachable")
 		s.exit(rm)
-		s.serving.Done()
+		s.serving.done()
 		return
 	}
 	s.opts.Logf("chat: %s joined %q from %s", name, roomName, r.RemoteAddr)
@@ -231,7 +266,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		rm.leave(m)
 		s.exit(rm)
 		s.opts.Logf("chat: %s left %q: %v", name, roomName, err)
-		s.serving.Done()
+		s.serving.done()
 	})
 }
 
