@@ -482,7 +482,6 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		n = copy(p, c.rb.bytes())
 		c.rb.consume(n)
 	case len(p) >= directReadMin:
-		c.rb.release() // held by no wait
 		c.beforeWaitLocked(ctx)
 		if c.isClosed() {
 			return 0, c.readErrLocked(ctx, net.ErrClosed, true)
