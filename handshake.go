@@ -227,6 +227,13 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 			w.Header().Set("Allow", http.MethodGet)
 		case herr.status == http.StatusUpgradeRequired:
 			w.Header()[hdrVersion] = []string{"13"}
+			// RFC 9110 §15.5.22: a 426 names the protocol to upgrade
+			// to, and §7.8 puts the upgrade option in Connection beside
+			// it. HTTP/2 has neither header (RFC 9113 §8.2.2).
+			if !overHTTP2 {
+				w.Header()["Upgrade"] = []string{"websocket"}
+				w.Header()["Connection"] = []string{"Upgrade"}
+			}
 		}
 		http.Error(w, herr.Error(), herr.status)
 		return a, herr

@@ -122,7 +122,9 @@ func fuzzOriginRefused(r *http.Request, skipOrigin bool) bool {
 
 // fuzzCheckRefused checks a refused handshake: an error wrapping
 // ErrHandshake and no Conn, a status that some failed check calls for,
-// a body that says why, and the headers that 405 and 426 call for.
+// a body that says why, and the headers that 405 and 426 call for (allow
+// is the method the handshake takes: GET over HTTP/1.1, CONNECT over
+// HTTP/2).
 func fuzzCheckRefused(c *Conn, err error, status int, header http.Header, body []byte, refusals []int, allow string) error {
 	switch {
 	case c != nil:
@@ -137,6 +139,11 @@ func fuzzCheckRefused(c *Conn, err error, status int, header http.Header, body [
 		return fmt.Errorf("405 with Allow %q, want %s", header.Get("Allow"), allow)
 	case status == http.StatusUpgradeRequired && header.Get("Sec-WebSocket-Version") != "13":
 		return fmt.Errorf("426 with Sec-WebSocket-Version %q, want 13", header.Get("Sec-WebSocket-Version"))
+	case status == http.StatusUpgradeRequired && allow == http.MethodGet &&
+		(header.Get("Upgrade") != "websocket" || header.Get("Connection") != "Upgrade"):
+		return fmt.Errorf("426 over HTTP/1.1 with Upgrade %q and Connection %q, want websocket and Upgrade", header.Get("Upgrade"), header.Get("Connection"))
+	case status == http.StatusUpgradeRequired && allow == http.MethodConnect && (header["Upgrade"] != nil || header["Connection"] != nil):
+		return fmt.Errorf("426 over HTTP/2 with the HTTP/1.1 headers Upgrade %q and Connection %q", header["Upgrade"], header["Connection"])
 	}
 	return nil
 }

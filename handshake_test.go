@@ -304,6 +304,18 @@ func TestAcceptStatus(t *testing.T) {
 					t.Errorf("%s: %q, want [%q]", name, got, value)
 				}
 			}
+			// RFC 9110 §15.5.22: "A server that sends a 426 (Upgrade
+			// Required) response MUST send an Upgrade header field to
+			// indicate the required protocol(s)", and §7.8 wants the
+			// upgrade option in Connection beside it.
+			if tt.status == http.StatusUpgradeRequired {
+				if got := resp.Header.Values("Upgrade"); len(got) != 1 || got[0] != "websocket" {
+					t.Errorf("Upgrade: %q, want [\"websocket\"]", got)
+				}
+				if got := resp.Header.Values("Connection"); len(got) != 1 || got[0] != "Upgrade" {
+					t.Errorf("Connection: %q, want [\"Upgrade\"]", got)
+				}
+			}
 		})
 	}
 }
