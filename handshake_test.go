@@ -378,6 +378,38 @@ func TestAcceptPipelinedFrame(t *testing.T) {
 	}
 }
 
+// TestAcceptRequestContent: a handshake with content is refused. After
+// the 101, whatever follows the request head is read as frames, so the
+// request's content would be taken for the client's first frames.
+func TestAcceptRequestContent(t *testing.T) {
+	t.Parallel()
+	frame := clientFrame(0x81, "x")
+	for _, tt := range []struct {
+		name    string
+		header  string
+		content string
+	}{
+		{"Content-Length", "Content-Length: 5", "hello"},
+		{"chunked", "Transfer-Encoding: chunked", "5\r\nhello\r\n0\r\n\r\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, errc := acceptServer(t, nil, nil)
+			req := getRequest(s.Listener.Addr().String(), tt.header) + tt.content + frame
+			resp, body, _, _ := rawExchange(t, s, req)
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Fatalf("status %q, want 400; body %q", resp.Status, body)
+			}
+			if want := "websocket: handshake request has content\n"; body != want {
+				t.Errorf("body %q, want %q", body, want)
+			}
+			if err := acceptErr(t, errc); !errors.Is(err, ErrHandshake) {
+				t.Errorf("Accept error %v does not wrap ErrHandshake", err)
+			}
+		})
+	}
+}
+
 func TestAcceptOrigin(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
