@@ -340,6 +340,9 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	}
 	// The frames start right after the request head (RFC 6455 §4.2.2),
 	// so content would be taken for frames.
+	if herr := checkHost(r); herr != nil {
+		return "", herr
+	}
 	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		return "", refuse(http.StatusBadRequest, "handshake request has content")
 	}
@@ -364,6 +367,18 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 		return "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key %q is not base64 of 16 bytes", keys[0])
 	}
 	return keys[0], nil
+}
+
+// checkHost refuses a request that names no host: RFC 6455 §4.2.1 wants
+// "A |Host| header field containing the server's authority" (over
+// HTTP/2, :authority), and the origin check compares with it. net/http
+// lets an empty Host through, as RFC 9112 §3.2 allows when the target
+// has no authority.
+func checkHost(r *http.Request) *handshakeError {
+	if r.Host == "" {
+		return refuse(http.StatusBadRequest, "request names no host")
+	}
+	return nil
 }
 
 // strictBase64 is the encoding of Sec-WebSocket-Key, made once: Strict

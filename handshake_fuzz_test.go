@@ -89,7 +89,7 @@ func fuzzRefusals(r *http.Request, skipOrigin bool) []int {
 	if r.ProtoMajor < 1 || r.ProtoMajor == 1 && r.ProtoMinor < 1 {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
-	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
+	if r.Host == "" || r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
 	if !fuzzHasToken(r.Header, "Connection", "Upgrade") || !fuzzHasToken(r.Header, "Upgrade", "websocket") {
@@ -190,6 +190,7 @@ func FuzzAcceptRequest(f *testing.F) {
 		strings.Replace(valid, "Upgrade\r\n", "keep-alive\r\n", 1) + "\r\n",
 		strings.Replace(valid, "==", "=", 1) + "\r\n",
 		valid + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		strings.Replace(valid, "server.example.com", "", 1) + "\r\n",
 		valid + "Content-Length: 5\r\n\r\nhello",
 		valid + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
 	} {

@@ -410,6 +410,43 @@ func TestAcceptRequestContent(t *testing.T) {
 	}
 }
 
+// TestAcceptNoHost: a request with an empty Host (over HTTP/2, no
+// :authority) is refused; it does not name the server.
+func TestAcceptNoHost(t *testing.T) {
+	t.Parallel()
+	const want = "websocket: request names no host\n"
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		t.Parallel()
+		s, errc := acceptServer(t, nil, nil)
+		resp, body, _, _ := rawExchange(t, s, getRequest(""))
+		if resp.StatusCode != http.StatusBadRequest || body != want {
+			t.Errorf("status %q with body %q, want 400 with %q", resp.Status, body, want)
+		}
+		if err := acceptErr(t, errc); !errors.Is(err, ErrHandshake) {
+			t.Errorf("Accept error %v does not wrap ErrHandshake", err)
+		}
+	})
+	t.Run("HTTP/2", func(t *testing.T) {
+		t.Parallel()
+		r := httptest.NewRequest(http.MethodConnect, "/", nil)
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/2.0", 2, 0
+		r.Host = ""
+		r.Header = http.Header{":protocol": {"websocket"}, "Sec-Websocket-Version": {"13"}}
+		w := httptest.NewRecorder()
+		c, err := Accept(w, r, nil)
+		if c != nil {
+			c.CloseNow()
+			t.Fatalf("Accept took the stream, answering %d", w.Code)
+		}
+		if !errors.Is(err, ErrHandshake) {
+			t.Fatalf("Accept error %v does not wrap ErrHandshake", err)
+		}
+		if w.Code != http.StatusBadRequest || w.Body.String() != want {
+			t.Errorf("status %d with body %q, want 400 with %q", w.Code, w.Body, want)
+		}
+	})
+}
+
 func TestAcceptOrigin(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -33,6 +33,9 @@ func checkConnectRequest(r *http.Request) *handshakeError {
 	if p := r.Header.Get(":protocol"); p != "websocket" {
 		return refuse(http.StatusBadRequest, "CONNECT with :protocol %q, not websocket", p)
 	}
+	if herr := checkHost(r); herr != nil {
+		return herr
+	}
 	if v := r.Header[hdrVersion]; len(v) != 1 || v[0] != "13" {
 		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
 	}

@@ -109,7 +109,7 @@ func fuzzStreamRefusals(r *http.Request) []int {
 	if r.Method != http.MethodConnect {
 		statuses = append(statuses, http.StatusMethodNotAllowed)
 	}
-	if r.Header.Get(":protocol") != "websocket" {
+	if r.Header.Get(":protocol") != "websocket" || r.Host == "" {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
 	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
