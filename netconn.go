@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 )
 
 // NetConn returns a net.Conn over c, for code written for net.Conn: a
@@ -23,7 +24,14 @@ import (
 // When the peer closes with StatusNormalClosure or StatusGoingAway, Read
 // returns io.EOF; when the connection ends otherwise, the error that ended
 // it. Write sends p as one message of type typ (an empty p as an empty
-// message). Close closes the connection with StatusNormalClosure, as
+// message). Text is a stream of UTF-8 that Writes may cut anywhere, as
+// bufio.Writer and io.Copy do, while every text message must be UTF-8 of
+// its own (RFC 6455 §8.1): so the first bytes of a character that a Write
+// cuts short at its end (three at most) are held back, counted as
+// written, and sent at the start of the next Write's message; Write sends
+// no message when that leaves nothing of p to send, and Close drops what
+// is held. Text that is not UTF-8 goes as given, and the peer fails the
+// connection. Close closes the connection with StatusNormalClosure, as
 // Conn.Close does, and returns nil once the closing handshake is done,
 // whichever side started it; a blocked Read or Write returns at once,
 // with an error wrapping net.ErrClosed. LocalAddr and RemoteAddr are c's.
@@ -54,7 +62,7 @@ import (
 // Read and Write may be called concurrently, as net.Conn allows: Reads
 // take turns, and concurrent Writes each go out whole, never interleaved.
 func NetConn(c *Conn, typ MessageType) net.Conn {
-	nc := &netConn{c: c, typ: typ, results: make(chan netRead, 1)}
+	nc := &netConn{c: c, typ: typ, results: make(chan netRead, 1), textTurn: make(chan struct{}, 1)}
 	var ctx context.Context
 	ctx, nc.cancel = context.WithCancel(context.Background())
 	nc.rdl.parent, nc.wdl.parent = ctx, ctx
@@ -91,6 +99,15 @@ type netConn struct {
 	pending bool         // readMu: a read is under way, its result coming on results
 	buf     []byte       // readMu while no read is pending; the pending read's while one is
 	results chan netRead // capacity 1: the pending read never waits to hand over
+	// textTurn (capacity 1) lets one Write of a text NetConn in at a
+	// time, taken against the write deadline.
+	textTurn chan struct{}
+	// held is the start of a UTF-8 character that the last Write of a
+	// text NetConn cut short, sent at the start of the next Write's
+	// message; it points into heldBuf. Both belong to textTurn's holder.
+	held    []byte
+	heldBuf [utf8.UTFMax]byte
+
 	// msg is the message being read, nil between messages. It belongs to
 	// the pending read; between reads, to readMu's holder.
 	msg io.Reader
@@ -207,20 +224,62 @@ func (nc *netConn) Write(p []byte) (int, error) {
 	if err := nc.stopped("write", ctx.Done()); err != nil {
 		return 0, err
 	}
+	if nc.typ != MessageText {
+		if err := nc.send(ctx, p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
+	}
+	select {
+	case nc.textTurn <- struct{}{}:
+	case <-ctx.Done():
+		return 0, nc.stopped("write", ctx.Done())
+	}
+	defer func() { <-nc.textTurn }()
+	b := p
+	if len(nc.held) > 0 {
+		b = append(nc.held[:len(nc.held):len(nc.held)], p...)
+	}
+	cut := wholeRunes(b)
+	if cut > 0 || len(p) == 0 {
+		if err := nc.send(ctx, b[:cut]); err != nil {
+			return 0, err
+		}
+	}
+	nc.held = append(nc.heldBuf[:0], b[cut:]...)
+	return len(p), nil
+}
+
+// send writes p as one message, its error the one Write returns.
+func (nc *netConn) send(ctx context.Context, p []byte) error {
 	err := nc.c.Write(ctx, nc.typ, p)
 	switch {
 	case err == nil:
-		return len(p), nil
+		return nil
 	case ctx.Err() == nil || !errors.Is(err, context.Canceled):
-		return 0, err
+		return err
 	case nc.closed.Load():
-		return 0, netClosedErr("write")
+		return netClosedErr("write")
 	}
 	de := &deadlineError{op: "write"}
 	if errors.Is(err, ErrClosed) {
 		de.cut = err
 	}
-	return 0, de
+	return de
+}
+
+// wholeRunes returns the length of b without the first bytes of a UTF-8
+// character that b cuts short at its end.
+func wholeRunes(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i > len(b)-utf8.UTFMax; i-- {
+		if utf8.RuneStart(b[i]) {
+			if !utf8.FullRune(b[i:]) {
+				return i
+			}
+			break
+		}
+	}
+	return len(b)
 }
 
 func (nc *netConn) Close() error {

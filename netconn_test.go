@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -873,5 +874,60 @@ func waitGroup(t *testing.T, wg *sync.WaitGroup, poll func()) {
 				poll()
 			}
 		}
+	}
+}
+
+// TestNetConnTextSplitRune: a text NetConn is a UTF-8 stream that Writes
+// may break anywhere, as bufio.Writer and io.Copy do; every message it
+// sends is whole UTF-8, the bytes of a character cut at the end of a Write
+// going at the start of the next Write's message.
+func TestNetConnTextSplitRune(t *testing.T) {
+	t.Parallel()
+	client, server := connPair(t)
+	nc := NetConn(client, MessageText)
+	writes := []string{
+		"a\xc3",         // é cut after its first byte
+		"\xa9b\xe2\x82", // € cut after two
+		"",              // an empty message; the held bytes wait
+		"\xac",          // the rest of €: a message of its own
+		"\xf0",          // the first byte of 😀, nothing more
+		"\x9f\x98",      // still not whole
+		"\x80!",         // 😀 whole
+	}
+	for _, w := range writes {
+		if n, err := nc.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v; want %d, nil", w, n, err, len(w))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	for _, want := range []string{"a", "éb", "", "€", "😀!"} {
+		typ, p, err := server.Read(ctx)
+		if err != nil || typ != MessageText || string(p) != want {
+			t.Fatalf("server Read: %v %q, %v; want text %q", typ, p, err, want)
+		}
+	}
+
+	// Through bufio on both sides, a long text of two-byte characters
+	// after one ASCII byte: every 4 KiB flush cuts a character.
+	sc := NetConn(server, MessageText)
+	text := "a" + strings.Repeat("é", 10000)
+	sent := make(chan error, 1)
+	go func() {
+		w := bufio.NewWriter(nc)
+		w.WriteString(text)
+		if err := w.Flush(); err != nil {
+			sent <- err
+			return
+		}
+		sent <- nc.Close()
+	}()
+	sc.SetReadDeadline(time.Now().Add(waitLimit))
+	got, err := io.ReadAll(sc)
+	if err != nil || string(got) != text {
+		t.Fatalf("ReadAll: %d bytes, %v; want the %d bytes sent and nil", len(got), err, len(text))
+	}
+	if err := await(t, sent, "the end of the writes"); err != nil {
+		t.Fatalf("writer: %v", err)
 	}
 }
