@@ -23,7 +23,9 @@ import (
 // StatusUnsupportedData, and Read returns the *ProtocolError that says so.
 // When the peer closes with StatusNormalClosure or StatusGoingAway, Read
 // returns io.EOF; when the connection ends otherwise, the error that ended
-// it. Write sends p as one message of type typ (an empty p as an empty
+// it. Messages are read a buffer at a time, however long: the NetConn's
+// reads remove the read limit (SetReadLimit), which bounds only what a
+// whole-message read holds. Write sends p as one message of type typ (an empty p as an empty
 // message). Text is a stream of UTF-8 that Writes may cut anywhere, as
 // bufio.Writer and io.Copy do, while every text message must be UTF-8 of
 // its own (RFC 6455 §8.1): so the first bytes of a character that a Write
@@ -179,6 +181,11 @@ func (nc *netConn) readAhead(p []byte) {
 
 func (nc *netConn) readMessages(p []byte) (int, error) {
 	ctx := context.Background()
+	// A message comes a buffer at a time, however long: the limit on
+	// what a whole-message read holds has nothing to bound here, and
+	// would break the stream at the first Write of the peer's that
+	// exceeds it.
+	nc.c.SetReadLimit(-1)
 	for {
 		if nc.msg == nil {
 			typ, r, err := nc.c.Reader(ctx)

@@ -931,3 +931,22 @@ func TestNetConnTextSplitRune(t *testing.T) {
 		t.Fatalf("writer: %v", err)
 	}
 }
+
+// TestNetConnReadLimit: a NetConn reads a message a buffer at a time, so
+// the read limit, which bounds what a whole-message read holds, does not
+// stop it: a peer's Write larger than the limit comes through whole.
+func TestNetConnReadLimit(t *testing.T) {
+	t.Parallel()
+	client, server := connPair(t)
+	client.SetReadLimit(1000)
+	want := randomBytes(3, 5000)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := server.Write(ctx, MessageBinary, want); err != nil {
+		t.Fatal(err)
+	}
+	nc := NetConn(client, MessageBinary)
+	if got := readFull(t, nc, len(want)); !bytes.Equal(got, want) {
+		t.Fatal("wrong bytes")
+	}
+}
