@@ -21,11 +21,14 @@ import (
 // as one stream: message boundaries are dropped, and an empty message adds
 // nothing. A message of the other type fails the connection with
 // StatusUnsupportedData, and Read returns the *ProtocolError that says so.
-// When the peer closes with StatusNormalClosure or StatusGoingAway, Read
-// returns io.EOF; when the connection ends otherwise, the error that ended
-// it. Messages are read a buffer at a time, however long: the NetConn's
-// reads remove the read limit (SetReadLimit), which bounds only what a
-// whole-message read holds. Write sends p as one message of type typ (an empty p as an empty
+// When the peer closes with StatusNormalClosure or StatusGoingAway, or
+// with a close frame without a code (StatusNoStatusRcvd), Read returns
+// io.EOF; when the connection ends otherwise, the error that ended it.
+// Messages are read a buffer at a time, however long: the NetConn's reads
+// remove the read limit (SetReadLimit), which bounds only what a
+// whole-message read holds.
+//
+// Write sends p as one message of type typ (an empty p as an empty
 // message). Text is a stream of UTF-8 that Writes may cut anywhere, as
 // bufio.Writer and io.Copy do, while every text message must be UTF-8 of
 // its own (RFC 6455 §8.1): so the first bytes of a character that a Write
@@ -33,10 +36,12 @@ import (
 // written, and sent at the start of the next Write's message; Write sends
 // no message when that leaves nothing of p to send, and Close drops what
 // is held. Text that is not UTF-8 goes as given, and the peer fails the
-// connection. Close closes the connection with StatusNormalClosure, as
-// Conn.Close does, and returns nil once the closing handshake is done,
-// whichever side started it; a blocked Read or Write returns at once,
-// with an error wrapping net.ErrClosed. LocalAddr and RemoteAddr are c's.
+// connection.
+//
+// Close closes the connection with StatusNormalClosure, as Conn.Close
+// does, and returns nil once the closing handshake is done, whichever side
+// started it; a blocked Read or Write returns at once, with an error
+// wrapping net.ErrClosed. LocalAddr and RemoteAddr are c's.
 //
 // Deadlines keep net.Conn's promise. When the read or write deadline
 // passes, a Read or Write blocked on it returns an error wrapping
@@ -214,13 +219,14 @@ func (nc *netConn) readMessages(p []byte) (int, error) {
 }
 
 // readEnd turns the error that ended reading into Read's: io.EOF for the
-// peer's normal close.
+// peer's normal close, which a close frame without a code is too (a
+// browser's close() sends one).
 func (nc *netConn) readEnd(err error) error {
 	if _, ok := err.(CloseError); ok {
 		nc.peerClosed.Store(true) // the read answered it: the handshake is done
 	}
 	switch CloseStatus(err) {
-	case StatusNormalClosure, StatusGoingAway:
+	case StatusNormalClosure, StatusGoingAway, StatusNoStatusRcvd:
 		return io.EOF
 	}
 	return err

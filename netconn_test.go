@@ -236,7 +236,7 @@ func TestNetConnBrokenMessage(t *testing.T) {
 	}
 }
 
-// TestNetConnPeerClose: the peer's close 1000 or 1001 ends the stream with
+// TestNetConnPeerClose: the peer's close 1000, 1001 or without a code ends the stream with
 // io.EOF, after the bytes sent before it; any other end is an error.
 func TestNetConnPeerClose(t *testing.T) {
 	t.Parallel()
@@ -248,6 +248,7 @@ func TestNetConnPeerClose(t *testing.T) {
 	}{
 		{"1000", StatusNormalClosure, true, 0},
 		{"1001", StatusGoingAway, true, 0},
+		{"no code", StatusNoStatusRcvd, true, 0}, // as a browser's close()
 		{"1011", StatusInternalError, false, StatusInternalError},
 		{"4000", 4000, false, 4000},
 		{"dropped", 0, false, StatusAbnormalClosure},
@@ -266,7 +267,11 @@ func TestNetConnPeerClose(t *testing.T) {
 					closed <- server.CloseNow()
 					return
 				}
-				closed <- server.Close(tc.code, "bye")
+				reason := "bye"
+				if tc.code == StatusNoStatusRcvd {
+					reason = "" // a close frame without a code has no reason
+				}
+				closed <- server.Close(tc.code, reason)
 			}()
 			nc := NetConn(client, MessageBinary)
 			nc.SetReadDeadline(time.Now().Add(waitLimit))
