@@ -390,15 +390,18 @@ func TestNetConnDeadlineMovedWhileBlocked(t *testing.T) {
 		{"set to now", 0, -1, true},
 		{"set in 50ms", 0, 50 * time.Millisecond, true},
 		{"moved earlier", time.Hour, 50 * time.Millisecond, true},
-		{"removed", 100 * time.Millisecond, 0, false},
-		{"moved later", 100 * time.Millisecond, time.Hour, false},
+		// The first deadline leaves the move, 20ms after the Read began,
+		// a wide margin on a loaded machine.
+		{"removed", 500 * time.Millisecond, 0, false},
+		{"moved later", 500 * time.Millisecond, time.Hour, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			client, server := connPair(t)
 			nc := NetConn(client, MessageBinary)
+			set := time.Now()
 			if tc.initial != 0 {
-				nc.SetReadDeadline(time.Now().Add(tc.initial))
+				nc.SetReadDeadline(set.Add(tc.initial))
 			}
 			read := readBackground(nc, 10)
 			time.Sleep(20 * time.Millisecond) // let Read block
@@ -424,7 +427,7 @@ func TestNetConnDeadlineMovedWhileBlocked(t *testing.T) {
 			select {
 			case r := <-read:
 				t.Fatalf("Read returned %d, %v before any message", r.n, r.err)
-			case <-time.After(200 * time.Millisecond):
+			case <-time.After(time.Until(set.Add(tc.initial + 100*time.Millisecond))):
 			}
 			if err := server.Write(context.Background(), MessageBinary, []byte("late")); err != nil {
 				t.Fatal(err)
