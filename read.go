@@ -623,8 +623,9 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 	c.watch(watchRead, ctx)
 	var err error
 	if idle && c.tr.raw != nil && c.rb.isEmpty() {
-		// Wait on the socket itself, holding no buffer.
-		err = awaitRaw(c.tr.rw.(net.Conn), c.tr.raw, &c.rb)
+		// Wait on the socket itself, holding no buffer; inside a
+		// message, then read all that came.
+		err = awaitRaw(c.tr.rw.(net.Conn), c.tr.raw, &c.rb, c.msgOpen)
 	} else {
 		err = c.rb.fill(c.tr.rw, idle)
 	}

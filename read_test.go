@@ -393,7 +393,7 @@ func TestAwaitRawErrorWords(t *testing.T) {
 	}
 	nc.SetReadDeadline(longAgo)
 	var rb readBuffer
-	got := awaitRaw(nc, rc, &rb)
+	got := awaitRaw(nc, rc, &rb, false)
 	_, want := nc.Read(make([]byte, 1))
 	if got == nil || got.Error() != want.Error() || !errors.Is(got, os.ErrDeadlineExceeded) {
 		t.Errorf("past the deadline, the wait says %v; a read says %v", got, want)
@@ -401,10 +401,69 @@ func TestAwaitRawErrorWords(t *testing.T) {
 	nc.SetReadDeadline(time.Time{})
 	peer.(*net.TCPConn).SetLinger(0)
 	peer.Close()
-	if got := awaitRaw(nc, rc, &rb); !errors.Is(got, syscall.ECONNRESET) {
+	if got := awaitRaw(nc, rc, &rb, false); !errors.Is(got, syscall.ECONNRESET) {
 		t.Errorf("after a reset, the wait says %v, want ECONNRESET", got)
 	}
 	if rb.pooled != nil || rb.buf != nil {
 		t.Error("the failed waits left a buffer in the read buffer")
+	}
+}
+
+// TestRestOfFrameReadWhole: on a socket, a read that waited for the rest
+// of a frame, holding no buffer, then takes all that came, up to the read
+// buffer's size, as a read into the buffer would: not the 512 bytes
+// (wakeReadSize) of a wake between messages, which made a message read
+// through small slices take a system call per 512 bytes.
+func TestRestOfFrameReadWhole(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// A Unix socket: what the peer writes is in the socket when its
+	// write returns.
+	nc, err := net.Dial("unix", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := newConn(&connConfig{tr: netTransport(peer)})
+	defer sc.CloseNow()
+	if sc.tr.raw == nil {
+		t.Skip("this system waits inside a read (serve_wait_other.go)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// A 20,000-byte binary frame masked with a zero key, of which the
+	// first byte comes with the header.
+	if _, err := io.WriteString(nc, "\x82\xfe\x4e\x20\x00\x00\x00\x00a"); err != nil {
+		t.Fatal(err)
+	}
+	typ, rd, err := sc.Reader(ctx)
+	if err != nil || typ != MessageBinary {
+		t.Fatalf("Reader: %v, %v", typ, err)
+	}
+	buf := make([]byte, 100)
+	if n, err := rd.Read(buf); n != 1 || err != nil {
+		t.Fatalf("first Read: %d, %v; want 1 byte", n, err)
+	}
+	if _, err := nc.Write(bytes.Repeat([]byte("b"), 19999)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := rd.Read(buf); n != 100 || err != nil {
+		t.Fatalf("second Read: %d, %v; want 100 bytes", n, err)
+	}
+	if err := sc.readMu.lock(nil); err != lockTaken {
+		t.Fatal("the read lock:", err)
+	}
+	held := sc.rb.len()
+	sc.readMu.unlock()
+	if held != 19899 {
+		t.Errorf("after the wait for the rest of the frame, %d bytes buffered; want 19899", held)
 	}
 }

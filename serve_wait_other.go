@@ -13,7 +13,7 @@ func rawConn(net.Conn) syscall.RawConn { return nil }
 func (s *server) awaitInput() bool { return true }
 
 // awaitRaw is never called: rawConn gives no socket on these systems.
-func awaitRaw(net.Conn, syscall.RawConn, *readBuffer) error { return nil }
+func awaitRaw(net.Conn, syscall.RawConn, *readBuffer, bool) error { return nil }
 
 // writeNow is never called: rawConn gives no socket on these systems.
 func writeNow(syscall.RawConn, []byte) int { return 0 }

@@ -37,11 +37,14 @@ func rawConn(nc net.Conn) syscall.RawConn {
 const wakeReadSize = 512
 
 // rawReader reads a non-blocking socket directly, taking at most
-// wakeReadSize bytes at a time.
-type rawReader struct{ fd int }
+// wakeReadSize bytes at a time unless whole is set.
+type rawReader struct {
+	fd    int
+	whole bool
+}
 
 func (r rawReader) Read(p []byte) (int, error) {
-	if len(p) > wakeReadSize {
+	if len(p) > wakeReadSize && !r.whole {
 		p = p[:wakeReadSize]
 	}
 	n, err := syscall.Read(r.fd, p)
@@ -98,7 +101,7 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 		w.got = true
 		return true
 	}
-	err := c.rb.fillFromSocket(int(fd))
+	err := c.rb.fillFromSocket(int(fd), false)
 	if err == syscall.EAGAIN {
 		c.readMu.unlock()
 		return false
@@ -118,11 +121,13 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 
 // awaitRaw waits for input on the socket under nc, whose stream rb reads
 // and which rc reaches, holding no buffer while it waits, then reads what
-// arrived into a pooled buffer (fillFromSocket). rb must be empty. It returns what a read of nc would have: nil once bytes
-// arrived, io.EOF, or nc's error.
-func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer) error {
+// arrived into a pooled buffer (fillFromSocket): inside a message (whole
+// set), as much as the buffer holds, as a read of nc would; between
+// messages, at most wakeReadSize. rb must be empty. It returns what a read
+// of nc would have: nil once bytes arrived, io.EOF, or nc's error.
+func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer, whole bool) error {
 	f := rawFillers.Get().(*rawFiller)
-	f.rb = rb
+	f.rb, f.whole = rb, whole
 	err := rc.Read(f.fn)
 	if err == nil {
 		err = f.err
@@ -150,9 +155,10 @@ func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer) error {
 // rawFiller is awaitRaw's callback, with its function made once: a
 // closure made per call would be an allocation per wait.
 type rawFiller struct {
-	fn  func(fd uintptr) bool
-	rb  *readBuffer
-	err error
+	fn    func(fd uintptr) bool
+	rb    *readBuffer
+	whole bool
+	err   error
 }
 
 var rawFillers = sync.Pool{New: func() any {
@@ -162,7 +168,7 @@ var rawFillers = sync.Pool{New: func() any {
 }}
 
 func (f *rawFiller) fill(fd uintptr) bool {
-	err := f.rb.fillFromSocket(int(fd))
+	err := f.rb.fillFromSocket(int(fd), f.whole)
 	if err == syscall.EAGAIN {
 		return false
 	}
@@ -171,16 +177,16 @@ func (f *rawFiller) fill(fd uintptr) bool {
 }
 
 // fillFromSocket reads the non-blocking socket fd into a pooled buffer, at
-// most wakeReadSize bytes, as the first read after a wait; b must be
-// empty. It returns syscall.EAGAIN when the socket has nothing yet, and
-// holds no buffer unless bytes came.
-func (b *readBuffer) fillFromSocket(fd int) error {
+// most wakeReadSize bytes unless whole is set, as the first read after a
+// wait; b must be empty. It returns syscall.EAGAIN when the socket has
+// nothing yet, and holds no buffer unless bytes came.
+func (b *readBuffer) fillFromSocket(fd int, whole bool) error {
 	if e := b.sockErr; e != 0 {
 		b.sockErr = 0
 		return syscall.Errno(e)
 	}
 	for {
-		err := b.fill(rawReader{fd}, false)
+		err := b.fill(rawReader{fd, whole}, false)
 		if err == syscall.EINTR {
 			continue
 		}
