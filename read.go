@@ -451,7 +451,7 @@ func gatherChunks(p []byte, chunks []*[]byte) {
 func (c *Conn) growLocked(dst []byte) []byte {
 	extra := min(c.frameLeft, maxUpfrontAlloc)
 	if c.msgCompressed || !c.frame.fin || c.frameLeft > maxUpfrontAlloc {
-		extra = max(extra, int64(len(dst)), 512)
+		extra = max(int64(len(dst)), 512)
 	}
 	if limit := c.readLimit.Load(); limit >= 0 {
 		// A frame accepted under a larger limit may still be read whole;

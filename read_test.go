@@ -467,3 +467,36 @@ func TestRestOfFrameReadWhole(t *testing.T) {
 		t.Errorf("after the wait for the rest of the frame, %d bytes buffered; want 19899", held)
 	}
 }
+
+// TestGrowDoubles: a buffer that a message outgrows doubles, past
+// maxUpfrontAlloc, inside a fragmented message and for a compressed one,
+// rather than taking maxUpfrontAlloc more on the frame's claim; the last
+// frame of a message within maxUpfrontAlloc gets room for exactly its rest.
+// Before, ReadAppend and Serve, whose buffers start at 4 KiB, held 68 KiB
+// for 4 KiB of a frame claiming 1 MiB.
+func TestGrowDoubles(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		fin        bool
+		compressed bool
+		frameLeft  int64
+		have       int
+		wantCap    int
+	}{
+		{"1 MiB frame", true, false, 1 << 20, 4096, 8192},
+		{"1 MiB frame, 64 KiB in", true, false, 1 << 20, 64 << 10, 128 << 10},
+		{"64 KiB fragment", false, false, 64 << 10, 4096, 8192},
+		{"compressed", true, true, 1 << 20, 4096, 8192},
+		{"empty, 1 MiB frame", true, false, 1 << 20, 0, 512},
+		{"last frame, 64 KiB left", true, false, 64 << 10, 4096, 4096 + 64<<10},
+		{"last frame, 100 left", true, false, 100, 4096, 4196},
+	} {
+		c := newConn(&connConfig{tr: transport{rw: &trickle{}}})
+		c.frame.fin, c.msgCompressed, c.frameLeft = tc.fin, tc.compressed, tc.frameLeft
+		dst := make([]byte, tc.have)
+		got := c.growLocked(dst)
+		if len(got) != tc.have || cap(got) != tc.wantCap {
+			t.Errorf("%s: grown to len %d cap %d, want len %d cap %d", tc.name, len(got), cap(got), tc.have, tc.wantCap)
+		}
+	}
+}
