@@ -41,7 +41,9 @@ import (
 // Close closes the connection with StatusNormalClosure, as Conn.Close
 // does, and returns nil once the closing handshake is done, whichever side
 // started it; a blocked Read or Write returns at once, with an error
-// wrapping net.ErrClosed. LocalAddr and RemoteAddr are c's.
+// wrapping net.ErrClosed. LocalAddr and RemoteAddr are c's; where c has
+// none (in a browser), they return an address of network "websocket" and
+// string "unknown", never nil, since users of a net.Conn call its String.
 //
 // Deadlines keep net.Conn's promise. When the read or write deadline
 // passes, a Read or Write blocked on it returns an error wrapping
@@ -309,8 +311,22 @@ func (nc *netConn) Close() error {
 	return err
 }
 
-func (nc *netConn) LocalAddr() net.Addr  { return nc.c.LocalAddr() }
-func (nc *netConn) RemoteAddr() net.Addr { return nc.c.RemoteAddr() }
+func (nc *netConn) LocalAddr() net.Addr  { return knownAddr(nc.c.LocalAddr()) }
+func (nc *netConn) RemoteAddr() net.Addr { return knownAddr(nc.c.RemoteAddr()) }
+
+// knownAddr returns a, or unknownAddr for nil.
+func knownAddr(a net.Addr) net.Addr {
+	if a == nil {
+		return unknownAddr{}
+	}
+	return a
+}
+
+// unknownAddr is the address of a NetConn whose connection has none.
+type unknownAddr struct{}
+
+func (unknownAddr) Network() string { return "websocket" }
+func (unknownAddr) String() string  { return "unknown" }
 
 func (nc *netConn) SetDeadline(t time.Time) error {
 	nc.rdl.set(t)

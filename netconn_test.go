@@ -607,6 +607,24 @@ func TestNetConnAddrs(t *testing.T) {
 	}
 }
 
+// A NetConn over a connection without addresses (a browser's, a bare
+// io.ReadWriter's) returns an address that says so, never nil, since
+// users of a net.Conn, net/http among them, call its String.
+func TestNetConnNoAddrs(t *testing.T) {
+	t.Parallel()
+	c := newConn(&connConfig{tr: transport{rw: &trickle{}}, closeTimeout: time.Second})
+	defer c.CloseNow()
+	if c.LocalAddr() != nil || c.RemoteAddr() != nil {
+		t.Fatalf("the Conn has addresses %v and %v, want none", c.LocalAddr(), c.RemoteAddr())
+	}
+	nc := NetConn(c, MessageBinary)
+	for name, a := range map[string]net.Addr{"LocalAddr": nc.LocalAddr(), "RemoteAddr": nc.RemoteAddr()} {
+		if a == nil || a.Network() != "websocket" || a.String() != "unknown" {
+			t.Errorf("%s: %#v, want network websocket, string unknown", name, a)
+		}
+	}
+}
+
 // TestNetConnInvalidType: a NetConn of a type that is not a data message
 // type fails its calls and leaves the connection alone.
 func TestNetConnInvalidType(t *testing.T) {
