@@ -423,7 +423,7 @@ func fuzzReadSession(c *Conn, ft *fuzzTransport, s fuzzSession, stream []byte) e
 	// allocation made for a frame ahead of its bytes.
 	allowed := uint64(fuzzAllocSlack + 3*limit)
 	if limit < 0 {
-		allowed = uint64(fuzzAllocSlack + maxUpfrontAlloc + 3*len(stream))
+		allowed = uint64(fuzzAllocSlack + minReadChunk + 3*len(stream))
 	}
 	r := fuzzReader{c: c, plan: plan, measure: measure, allowed: allowed, limit: limit, scratch: make([]byte, 256), msg: make([]byte, 0, len(stream))}
 	started := 0

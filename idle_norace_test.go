@@ -64,11 +64,14 @@ func TestIdleHeap(t *testing.T) {
 // chunk sized for more than arrived. Before the chunks grew with what
 // arrived, a Read loop held 64 KiB more for a 1-byte fragment and 96 KiB
 // more for a 1 MiB frame with 3 bytes sent; Serve 36 KiB more for the
-// latter.
+// latter; and before the rest of a frame had to be justified by what
+// arrived, a Read loop held 64 KiB for 3 bytes of a 64 KiB frame.
 func TestStalledMessageHeap(t *testing.T) {
 	const n = 500
 	// A 1 MiB binary frame, masked with a zero key, of which 3 bytes come.
 	bigFrame := "\x82\xff\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00abc"
+	// A 65,535-byte frame, of which 3 bytes come.
+	midFrame := "\x82\xfe\xff\xff\x00\x00\x00\x00abc"
 	for _, h := range []struct {
 		name    string
 		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
@@ -78,6 +81,7 @@ func TestStalledMessageHeap(t *testing.T) {
 		for _, stall := range []struct{ name, after string }{
 			{"1-byte fragment", clientFrame(0x02, "x")},
 			{"3 bytes of a 1 MiB frame", bigFrame},
+			{"3 bytes of a 64 KiB frame", midFrame},
 		} {
 			got := idleHeap(t, n, stall.after, h.handler) - idle
 			t.Logf("%s, %s: %d bytes of heap per connection beyond an idle one (%d)", h.name, stall.name, got, idle)

@@ -16,10 +16,6 @@ const (
 	// straight from the transport, skipping the read buffer: past a read
 	// buffer's worth, the copy saved matters more than the calls.
 	directReadMin = readBufferSize
-	// maxUpfrontAlloc bounds what Read allocates for a frame before its
-	// bytes arrive; beyond it, the message is gathered in pooled chunks
-	// until enough has arrived (readWholeLocked).
-	maxUpfrontAlloc = 64 << 10
 	// A message is gathered in chunks of minReadChunk bytes, then of
 	// twice that, and so on up to maxReadChunk: each new chunk at most as
 	// large as what arrived before it, so that a peer that stops sending
@@ -368,13 +364,13 @@ func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 
 // readWholeLocked reads the rest of the current message into a new slice
 // of exactly its size, at the cost of that one allocation: Read's way. A
-// message whose last frame is all buffered is copied out of the buffer; one
-// small enough, whose single frame says its size, is read straight into
-// it. Another is gathered in pooled chunks until it ends, or until
-// its last frame is uncompressed and at least half of the message has
-// arrived, which justifies allocating the whole: then what arrived is
-// copied once and the rest read in place. Nothing is allocated on the
-// peer's claim alone, and nothing is copied as the message grows.
+// message whose last frame is all buffered is copied out of the buffer.
+// Another is gathered in pooled chunks until it ends, or until its last
+// frame is under way, uncompressed, and at least half of the message has
+// arrived or is buffered (or the rest is a few KiB), which justifies
+// allocating the whole: then what arrived is copied once and the rest
+// read in place. Nothing is allocated on the peer's claim alone, and
+// nothing is copied as the message grows.
 //
 // The caller holds readMu.
 func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
@@ -390,7 +386,7 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 	}()
 	arrived, used := 0, 0 // used: bytes in the last chunk
 	for {
-		if c.frame.fin && !c.msgCompressed && (int64(arrived) >= c.frameLeft || arrived == 0 && c.frameLeft <= maxUpfrontAlloc) {
+		if c.restJustifiedLocked(arrived) {
 			p := make([]byte, arrived, int64(arrived)+c.frameLeft)
 			gatherChunks(p, chunks)
 			return c.readRestLocked(ctx, p)
@@ -441,16 +437,16 @@ func gatherChunks(p []byte, chunks []*[]byte) {
 }
 
 // growLocked makes room in dst for more of the message being read. The
-// last frame of a message gets room for exactly its rest, up to
-// maxUpfrontAlloc; past that, and for a message still in fragments or
-// compressed, dst doubles, which only bytes that already arrived justify: a
-// peer that claims a large frame and sends little costs little. dst never
-// grows past the read limit but for one byte, enough to see it crossed.
+// last frame of a message gets room for exactly its rest when what
+// arrived justifies it (restJustifiedLocked); otherwise, and for a
+// message still in fragments or compressed, dst doubles, which only bytes
+// that already arrived justify. dst never grows past the read limit but
+// for one byte, enough to see it crossed.
 //
 // The caller holds readMu.
 func (c *Conn) growLocked(dst []byte) []byte {
-	extra := min(c.frameLeft, maxUpfrontAlloc)
-	if c.msgCompressed || !c.frame.fin || c.frameLeft > maxUpfrontAlloc {
+	extra := c.frameLeft
+	if !c.restJustifiedLocked(len(dst)) {
 		extra = max(int64(len(dst)), 512)
 	}
 	if limit := c.readLimit.Load(); limit >= 0 {
@@ -466,6 +462,18 @@ func (c *Conn) growLocked(dst []byte) []byte {
 	nd := make([]byte, len(dst), int64(len(dst))+extra)
 	copy(nd, dst)
 	return nd
+}
+
+// restJustifiedLocked reports whether room for all the rest of the
+// message may be allocated at once, held bytes of it having been read:
+// its last frame is under way, uncompressed, and what came (held, and
+// buffered) is at least half of held plus the rest, or the rest is a few
+// KiB at most. A peer that claims a frame and sends little costs little.
+//
+// The caller holds readMu.
+func (c *Conn) restJustifiedLocked(held int) bool {
+	return c.frame.fin && !c.msgCompressed &&
+		(int64(held+2*c.rb.len()) >= c.frameLeft || c.frameLeft <= minReadChunk)
 }
 
 // readRawLocked reads payload bytes of the current frame into p and

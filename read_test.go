@@ -468,12 +468,13 @@ func TestRestOfFrameReadWhole(t *testing.T) {
 	}
 }
 
-// TestGrowDoubles: a buffer that a message outgrows doubles, past
-// maxUpfrontAlloc, inside a fragmented message and for a compressed one,
-// rather than taking maxUpfrontAlloc more on the frame's claim; the last
-// frame of a message within maxUpfrontAlloc gets room for exactly its rest.
-// Before, ReadAppend and Serve, whose buffers start at 4 KiB, held 68 KiB
-// for 4 KiB of a frame claiming 1 MiB.
+// TestGrowDoubles: a buffer that a message outgrows doubles, inside a
+// fragmented message, for a compressed one, and for a last frame whose
+// rest is more than what arrived, rather than growing by the frame's
+// claim; the last frame of a message gets room for exactly its rest when
+// what arrived is as much, or the rest is at most minReadChunk. Before,
+// ReadAppend and Serve, whose buffers start at 4 KiB, held 68 KiB for 4
+// KiB of a frame claiming 1 MiB, and 64 KiB for 3 bytes of a 64 KiB frame.
 func TestGrowDoubles(t *testing.T) {
 	for _, tc := range []struct {
 		name       string
@@ -488,7 +489,10 @@ func TestGrowDoubles(t *testing.T) {
 		{"64 KiB fragment", false, false, 64 << 10, 4096, 8192},
 		{"compressed", true, true, 1 << 20, 4096, 8192},
 		{"empty, 1 MiB frame", true, false, 1 << 20, 0, 512},
-		{"last frame, 64 KiB left", true, false, 64 << 10, 4096, 4096 + 64<<10},
+		{"last frame, 64 KiB left, 4 KiB in", true, false, 64 << 10, 4096, 8192},
+		{"last frame, 64 KiB left, 64 KiB in", true, false, 64 << 10, 64 << 10, 128 << 10},
+		{"last frame, 1 MiB left, 1 MiB in", true, false, 1 << 20, 1 << 20, 2 << 20},
+		{"last frame, 4 KiB left", true, false, 4096, 100, 4196},
 		{"last frame, 100 left", true, false, 100, 4096, 4196},
 	} {
 		c := newConn(&connConfig{tr: transport{rw: &trickle{}}})
