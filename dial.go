@@ -25,7 +25,9 @@ import (
 // ctx bounds the handshake; once Dial returns, it no longer governs the
 // connection. On a refused or malformed handshake, Dial returns an error
 // wrapping ErrHandshake that says which check failed, together with the
-// response, whose Body holds up to 1 KiB of what the server sent.
+// response, whose Body holds up to 1 KiB of what the server sent. On
+// success the response's Body is empty (http.NoBody): the connection it
+// came on belongs to the Conn, and closing the Body does not touch it.
 func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.Response, error) {
 	if opts == nil {
 		opts = &DialOptions{}
@@ -133,6 +135,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		resp.Body.Close()
 		return nil, resp, fmt.Errorf("websocket: the HTTP client's response body (%T) is not writable", resp.Body)
 	}
+	// The HTTP client's 101 has the connection as its Body; a caller who
+	// closes it as any response body must not close the WebSocket.
+	resp.Body = http.NoBody
 	return newConn(&connConfig{
 		client:            true,
 		subprotocol:       subprotocol,

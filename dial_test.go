@@ -941,3 +941,36 @@ func TestDialProxy(t *testing.T) {
 		}
 	})
 }
+
+// TestDialResponseBodyOnSuccess: the response of a successful Dial has an
+// empty Body, whatever sent the handshake, and closing it, as callers do
+// with any response, leaves the connection open.
+func TestDialResponseBodyOnSuccess(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, nil)
+	for _, tt := range []struct {
+		name   string
+		client *http.Client
+	}{
+		{"direct", nil},
+		{"http.Transport", &http.Client{}},
+		{"custom RoundTripper", &http.Client{Transport: &countingRoundTripper{rt: http.DefaultTransport}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, resp, err := Dial(ctx, wsURL(s), &DialOptions{HTTPClient: tt.client})
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer c.CloseNow()
+			if resp.Body != http.NoBody {
+				t.Errorf("response Body is a %T, want http.NoBody", resp.Body)
+			}
+			if err := resp.Body.Close(); err != nil {
+				t.Errorf("closing the response Body: %v", err)
+			}
+			handshakeEcho(t, c, "after the Body was closed")
+		})
+	}
+}
