@@ -36,10 +36,8 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err != nil {
 		return nil, nil, err
 	}
-	for name := range opts.Header {
-		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)) {
-			return nil, nil, fmt.Errorf("websocket: DialOptions.Header may not set %s", name)
-		}
+	if err := checkDialOptions(opts); err != nil {
+		return nil, nil, err
 	}
 	comp, err := newCompression(opts.Compression, opts.CompressionThreshold, opts.CompressionWindowBits)
 	if err != nil {
@@ -150,6 +148,39 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		queueLimit:        opts.WriteQueueLimit,
 		closeOnFull:       opts.CloseOnQueueFull,
 	}).started(), resp, nil
+}
+
+// checkDialOptions checks the request headers and subprotocols the
+// caller gave before anything is sent, so that whatever sends the
+// handshake (Dial itself, which would drop a bad header name and turn CR
+// and LF in a value into spaces, or an HTTP client, which refuses both)
+// Dial fails the same way.
+func checkDialOptions(opts *DialOptions) error {
+	for name, values := range opts.Header {
+		if !validHeaderName(name) {
+			return fmt.Errorf("websocket: DialOptions.Header name %q is not a valid header name", name)
+		}
+		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)) {
+			return fmt.Errorf("websocket: DialOptions.Header may not set %s", name)
+		}
+		for _, v := range values {
+			if !validHeaderValue(v) {
+				return fmt.Errorf("websocket: DialOptions.Header %s has a value with control characters", name)
+			}
+		}
+	}
+	// RFC 6455 §4.1: the subprotocols offered "MUST be non-empty strings
+	// with characters in the range U+0021 to U+007E not including
+	// separator characters ... and MUST all be unique strings."
+	for i, p := range opts.Subprotocols {
+		if !validHeaderName(p) {
+			return fmt.Errorf("websocket: DialOptions.Subprotocols: %q is not a token (RFC 6455 §4.1)", p)
+		}
+		if slices.Contains(opts.Subprotocols[:i], p) {
+			return fmt.Errorf("websocket: DialOptions.Subprotocols names %q twice", p)
+		}
+	}
+	return nil
 }
 
 // directDial returns the dial function for a handshake that Dial can send

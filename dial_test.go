@@ -974,3 +974,51 @@ func TestDialResponseBodyOnSuccess(t *testing.T) {
 		})
 	}
 }
+
+// TestDialOptionsInvalid: a header that cannot be sent as given, or a
+// subprotocol that is not a token or comes twice, fails Dial with the
+// same error before anything is sent, whatever would send the handshake.
+func TestDialOptionsInvalid(t *testing.T) {
+	t.Parallel()
+	reqs := make(chan *http.Request, 16)
+	s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string { return response101(accept) }))
+	for _, tt := range []struct {
+		name string
+		opts DialOptions
+		want string
+	}{
+		{"CRLF in a name", DialOptions{Header: http.Header{"X-A\r\nX-B": {"v"}}},
+			`websocket: DialOptions.Header name "X-A\r\nX-B" is not a valid header name`},
+		{"colon in a name", DialOptions{Header: http.Header{"X-A:": {"v"}}},
+			`websocket: DialOptions.Header name "X-A:" is not a valid header name`},
+		{"empty name", DialOptions{Header: http.Header{"": {"v"}}},
+			`websocket: DialOptions.Header name "" is not a valid header name`},
+		{"CRLF in a value", DialOptions{Header: http.Header{"X-A": {"ok", "v\r\nX-B: w"}}},
+			`websocket: DialOptions.Header X-A has a value with control characters`},
+		{"NUL in a value", DialOptions{Header: http.Header{"X-A": {"v\x00"}}},
+			`websocket: DialOptions.Header X-A has a value with control characters`},
+		{"empty subprotocol", DialOptions{Subprotocols: []string{"chat", ""}},
+			`websocket: DialOptions.Subprotocols: "" is not a token (RFC 6455 §4.1)`},
+		{"comma in a subprotocol", DialOptions{Subprotocols: []string{"a, b"}},
+			`websocket: DialOptions.Subprotocols: "a, b" is not a token (RFC 6455 §4.1)`},
+		{"CRLF in a subprotocol", DialOptions{Subprotocols: []string{"a\r\nX-B: w"}},
+			`websocket: DialOptions.Subprotocols: "a\r\nX-B: w" is not a token (RFC 6455 §4.1)`},
+		{"subprotocol twice", DialOptions{Subprotocols: []string{"chat", "v2", "chat"}},
+			`websocket: DialOptions.Subprotocols names "chat" twice`},
+	} {
+		for _, client := range []*http.Client{nil, {}} {
+			opts := tt.opts
+			opts.HTTPClient = client
+			r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), &opts)
+			if r.err == nil || r.err.Error() != tt.want {
+				t.Errorf("%s, HTTPClient %v: Dial: %v, want %s", tt.name, client, r.err, tt.want)
+			}
+			if r.resp != nil {
+				t.Errorf("%s, HTTPClient %v: Dial returned a response", tt.name, client)
+			}
+		}
+	}
+	if n := len(reqs); n != 0 {
+		t.Errorf("the server read %d requests, want 0", n)
+	}
+}

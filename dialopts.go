@@ -40,7 +40,8 @@ type DialOptions struct {
 	// Host, if set, is sent as the Host header instead of the URL's host.
 	Host string
 
-	// Subprotocols to offer, in order of preference.
+	// Subprotocols to offer, in order of preference: each a token (RFC
+	// 6455 §4.1), none twice.
 	Subprotocols []string
 
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
