@@ -21,6 +21,8 @@ import (
 
 // Dial opens a WebSocket connection to rawURL (ws, wss, http or https)
 // with the opening handshake of RFC 6455 §4.1, sent through net/http.
+// A user and password in the URL go as Basic authorization, unless
+// DialOptions.Header sets Authorization, as net/http's client sends them.
 //
 // ctx bounds the handshake; once Dial returns, it no longer governs the
 // connection. On a refused or malformed handshake, Dial returns an error
@@ -245,7 +247,7 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	// to the connection, so that the error is always ctx's.
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(longAgo) })
 	bw := bufio.NewWriterSize(nc, 512)
-	err = req.Write(bw)
+	err = withURLAuth(req).Write(bw)
 	if err == nil {
 		err = bw.Flush()
 	}
@@ -292,6 +294,21 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 		return nil, nil, nil, nil
 	}
 	return resp, nil, nil, nil
+}
+
+// withURLAuth returns req with the Authorization header that an HTTP
+// client sends for the user and password in the URL (Basic, RFC 7617)
+// when req has none of its own, as Request.Write alone would not.
+func withURLAuth(req *http.Request) *http.Request {
+	u := req.URL.User
+	if u == nil || req.Header.Get("Authorization") != "" {
+		return req
+	}
+	r := *req
+	r.Header = req.Header.Clone()
+	password, _ := u.Password()
+	r.SetBasicAuth(u.Username(), password)
+	return &r
 }
 
 // checkResponse checks the server's handshake response (RFC 6455 §4.1)

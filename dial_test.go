@@ -1022,3 +1022,33 @@ func TestDialOptionsInvalid(t *testing.T) {
 		t.Errorf("the server read %d requests, want 0", n)
 	}
 }
+
+// TestDialURLUserinfo: the user and password in the URL go as Basic
+// Authorization, as an HTTP client sends them, unless Header sets
+// Authorization, whatever sends the handshake.
+func TestDialURLUserinfo(t *testing.T) {
+	t.Parallel()
+	reqs := make(chan *http.Request, 1)
+	s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string { return response101(accept) }))
+	for _, tt := range []struct {
+		userinfo string
+		header   http.Header
+		want     string
+	}{
+		{"user:pa%20ss@", nil, "Basic dXNlcjpwYSBzcw=="}, // user:pa ss
+		{"user@", nil, "Basic dXNlcjo="},                 // user:
+		{"user:pass@", http.Header{"Authorization": {"Bearer token"}}, "Bearer token"},
+		{"", nil, ""},
+	} {
+		for _, client := range []*http.Client{nil, {}} {
+			r := dialBounded(t, s, context.Background(), "ws://"+tt.userinfo+s.addr()+"/", &DialOptions{HTTPClient: client, Header: tt.header})
+			if r.err != nil {
+				t.Fatalf("%s, HTTPClient %v: Dial: %v", tt.userinfo, client, r.err)
+			}
+			r.c.CloseNow()
+			if got := nextRequest(t, reqs).Header.Values("Authorization"); !slices.Equal(got, []string{tt.want}) && (tt.want != "" || len(got) != 0) {
+				t.Errorf("%q, HTTPClient %v: Authorization %q, want %q", tt.userinfo, client, got, tt.want)
+			}
+		}
+	}
+}
