@@ -91,6 +91,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		buffered []byte
 		direct   net.Conn // the connection of a 101 that Dial read itself
 	)
+	var redirect *http.Response
 	if dial, ok := directDial(opts, req); ok {
 		resp, direct, buffered, err = handshakeDirect(ctx, dial, req)
 		if errors.Is(err, ErrHandshake) {
@@ -102,11 +103,19 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		if direct != nil {
 			tr = netTransport(direct)
 		}
+		if isRedirect(resp) {
+			redirect, resp = resp, nil
+		}
 	}
 	if resp == nil {
 		client, conns := handshakeClient(base)
 		if t, ok := client.Transport.(*http.Transport); ok {
 			defer t.CloseIdleConnections()
+		}
+		if redirect != nil {
+			// The client follows the redirect from the response Dial
+			// already has, rather than send the request again.
+			client.Transport = &answered{resp: redirect, next: client.Transport}
 		}
 		resp, err = client.Do(req)
 		if err != nil {
@@ -230,10 +239,10 @@ const maxInterimResponses = 5
 
 // handshakeDirect sends req on a connection of its own and reads the
 // response, bounded by ctx and maxResponseHeader. For a 101 it returns the response, the
-// connection and the bytes that came after the response's header; for a
-// refusal, the response alone, its body kept (keepBody) and the
-// connection closed; for a redirect, which the HTTP client knows how to
-// follow, nothing at all.
+// connection and the bytes that came after the response's header; for
+// anything else, the response alone, its body kept (keepBody) and the
+// connection closed. A redirect among those is for the HTTP client to
+// follow (answered).
 func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*http.Response, net.Conn, []byte, error) {
 	addr := req.URL.Host
 	if req.URL.Port() == "" {
@@ -290,10 +299,34 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 		return resp, nc, buffered, nil
 	}
 	nc.Close()
-	if resp.Header.Get("Location") != "" && resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return nil, nil, nil, nil
-	}
 	return resp, nil, nil, nil
+}
+
+// isRedirect reports whether the HTTP client would follow resp, a
+// refusal handshakeDirect read, as a redirect.
+func isRedirect(resp *http.Response) bool {
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		return resp.Header.Get("Location") != ""
+	}
+	return false
+}
+
+// answered is a RoundTripper whose first round trip returns resp, the
+// answer to a request already sent, and whose others go to next.
+type answered struct {
+	resp *http.Response
+	next http.RoundTripper
+}
+
+func (a *answered) RoundTrip(req *http.Request) (*http.Response, error) {
+	if resp := a.resp; resp != nil {
+		a.resp = nil
+		resp.Request = req
+		return resp, nil
+	}
+	return a.next.RoundTrip(req)
 }
 
 // withURLAuth returns req with the Authorization header that an HTTP

@@ -1052,3 +1052,50 @@ func TestDialURLUserinfo(t *testing.T) {
 		}
 	}
 }
+
+// TestDialRedirectOnce: a redirect is followed from the response to the
+// one request sent, whatever sent it: the server sees the first request
+// once.
+func TestDialRedirectOnce(t *testing.T) {
+	t.Parallel()
+	var old, moved atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+		old.Add(1)
+		http.Redirect(w, r, "/new?from=old", http.StatusFound)
+	})
+	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
+		moved.Add(1)
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		echo(c)
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	for i, client := range []*http.Client{nil, {}} {
+		c, resp := dialTR(t, wsURL(s)+"/old", &DialOptions{HTTPClient: client})
+		handshakeEcho(t, c, "redirected")
+		c.CloseNow()
+		if got, want := resp.Request.URL.RequestURI(), "/new?from=old"; got != want {
+			t.Errorf("HTTPClient %v: response to %s, want %s", client, got, want)
+		}
+		if o, m := old.Load(), moved.Load(); o != int32(i+1) || m != int32(i+1) {
+			t.Errorf("HTTPClient %v: after %d dials the server saw /old %d times and /new %d", client, i+1, o, m)
+		}
+	}
+}
+
+// dialTR dials with a 10-second limit and returns the response too.
+func dialTR(t *testing.T, rawURL string, opts *DialOptions) (*Conn, *http.Response) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := Dial(ctx, rawURL, opts)
+	if err != nil {
+		t.Fatalf("Dial(%s): %v", rawURL, err)
+	}
+	return c, resp
+}
