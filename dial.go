@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -471,6 +472,20 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 		t.DialTLSContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
 			return dialTLS(network, addr)
 		})
+	}
+	// net/http reports a proxy's refusal of CONNECT with the reason phrase
+	// alone ("Forbidden"), which names neither the proxy nor the status.
+	hook := t.OnProxyConnectResponse
+	t.OnProxyConnectResponse = func(ctx context.Context, proxy *url.URL, req *http.Request, resp *http.Response) error {
+		if hook != nil {
+			if err := hook(ctx, proxy, req, resp); err != nil {
+				return err
+			}
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("proxy %s answered CONNECT %s with %q", proxy.Redacted(), req.Host, resp.Status)
+		}
+		return nil
 	}
 	client.Transport = t
 	return &client, conns

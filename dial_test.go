@@ -1099,3 +1099,36 @@ func dialTR(t *testing.T, rawURL string, opts *DialOptions) (*Conn, *http.Respon
 	}
 	return c, resp
 }
+
+// TestDialProxyRefuses: a proxy's refusal of CONNECT fails Dial with an
+// error that names the proxy and its status, body or not.
+func TestDialProxyRefuses(t *testing.T) {
+	t.Parallel()
+	for _, answer := range []string{
+		"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 5\r\n\r\nlogin",
+		"HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\nnot there",
+	} {
+		p := startTCPServer(t, func(nc net.Conn) {
+			br := bufio.NewReader(nc)
+			if _, err := http.ReadRequest(br); err != nil {
+				return
+			}
+			io.WriteString(nc, answer)
+		})
+		tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", User: url.UserPassword("u", "secret"), Host: p.addr()})}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, resp, err := Dial(ctx, "wss://192.0.2.1:8443/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		cancel()
+		if err == nil {
+			c.CloseNow()
+		}
+		status, _, _ := strings.Cut(strings.TrimPrefix(answer, "HTTP/1.1 "), "\r\n")
+		want := fmt.Sprintf("websocket: dial wss://192.0.2.1:8443/x: proxy http://u:xxxxx@%s answered CONNECT 192.0.2.1:8443 with %q", p.addr(), status)
+		if err == nil || err.Error() != want {
+			t.Errorf("Dial: %v, want %s", err, want)
+		}
+		if resp != nil {
+			t.Errorf("Dial returned a response")
+		}
+	}
+}
