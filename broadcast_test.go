@@ -519,3 +519,52 @@ func TestBacklogAfterCloseFrame(t *testing.T) {
 		})
 	}
 }
+
+// TestEnqueueOrderAfterBacklog: messages that one goroutine enqueues one
+// after the other arrive in that order, even when the first was held back
+// behind another message whose writer let msgMu go just after its last
+// look at the backlog, and the second then found msgMu free. The test
+// plays that writer itself, taking msgMu and letting it go as unlockMsg
+// does between its two looks.
+func TestEnqueueOrderAfterBacklog(t *testing.T) {
+	t.Parallel()
+	pm, err := NewPreparedMessage(MessageText, []byte("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		second func(c *Conn) error
+	}{
+		{"Enqueue", func(c *Conn) error { return c.Enqueue(MessageText, []byte("second")) }},
+		{"EnqueuePrepared", func(c *Conn) error { return c.EnqueuePrepared(pm) }},
+		{"Broadcast", func(c *Conn) error {
+			if pm.Broadcast(c) != 1 {
+				return errors.New("Broadcast did not take the message")
+			}
+			return nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, nil)
+			if !sc.msgMu.tryLock() {
+				t.Fatal("msgMu taken on a new connection")
+			}
+			if err := sc.Enqueue(MessageText, []byte("first")); err != nil {
+				t.Fatalf("first Enqueue: %v", err)
+			}
+			sc.msgMu.unlock() // after the holder's last look at the backlog
+			if err := tc.second(sc); err != nil {
+				t.Fatalf("second: %v", err)
+			}
+			br := bufio.NewReader(nc)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for _, want := range []string{"\x81\x05first", "\x81\x06second"} {
+				if got, err := readServerFrame(br); err != nil || got != want {
+					t.Fatalf("got %q, %v; want %q", got, err, want)
+				}
+			}
+		})
+	}
+}

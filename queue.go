@@ -185,6 +185,11 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		c.pendMu.Unlock()
 		return err
 	}
+	if holdsMsgMu {
+		// What Enqueue held back behind the previous holder of msgMu
+		// goes first: that holder may have let go after its last look.
+		c.joinBacklogLocked()
+	}
 	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
 		if c.closeFull {
 			return c.failFullLocked()
