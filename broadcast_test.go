@@ -568,3 +568,36 @@ func TestEnqueueOrderAfterBacklog(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueHeldWithinLimit: what the queue of a connection whose peer
+// reads nothing holds in memory, its buffers' capacity and not only the
+// bytes in them, stays within WriteQueueLimit: neither the growth of a
+// slice nor a pooled buffer that a connection with a higher limit grew
+// takes it past. The pool is primed with such buffers first.
+func TestQueueHeldWithinLimit(t *testing.T) {
+	for _, limit := range []int{16 << 10, 48 << 10, 64 << 10, 100 << 10} {
+		t.Run(fmt.Sprint(limit), func(t *testing.T) {
+			for range 8 {
+				b := make([]byte, 0, 2*defaultQueueLimit)
+				putPend(&b)
+			}
+			_, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit})
+			if _, err := fillQueue(t, sc); !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("filling the queue: %v", err)
+			}
+			sc.pendMu.Lock()
+			held := 0
+			if sc.pend != nil {
+				held += cap(*sc.pend)
+			}
+			if b := sc.backlog.Load(); b != nil {
+				held += cap(*b)
+			}
+			buffered := sc.bufferedLocked()
+			sc.pendMu.Unlock()
+			if held > limit {
+				t.Errorf("the queue holds buffers of %d bytes (%d of them queued), past the limit of %d", held, buffered, limit)
+			}
+		})
+	}
+}

@@ -33,6 +33,43 @@ func putPend(bp *[]byte) {
 	}
 }
 
+// appendQueuedLocked appends the frame h with payload p to the encoded
+// frames *bp, taking a buffer for them when bp is nil, and returns the
+// buffer. No buffer of the queue is taken from the pool, or grown, with
+// room past the queue limit: a peer that stops reading holds its
+// connection's limit in memory, not the slack of a slice's growth, nor a
+// buffer another connection, with a higher limit, grew.
+//
+// The caller holds pendMu.
+func (c *Conn) appendQueuedLocked(bp *[]byte, h header, p []byte) *[]byte {
+	if bp == nil {
+		bp = pendPool.Get().(*[]byte)
+		if cap(*bp) > int(c.queueLimit) {
+			b := make([]byte, 0, min(writeBufferSize, int(c.queueLimit)))
+			bp = &b
+		}
+	}
+	c.growQueuedLocked(bp, maxHeaderSize+len(p))
+	*bp = appendFrame(*bp, c.keyLocked(h), p)
+	return bp
+}
+
+// growQueuedLocked makes room for n more bytes in *bp: twice the room it
+// had, or what n needs, but no more than the queue limit unless n needs
+// it.
+//
+// The caller holds pendMu.
+func (c *Conn) growQueuedLocked(bp *[]byte, n int) {
+	b := *bp
+	if cap(b)-len(b) >= n {
+		return
+	}
+	size := min(max(2*cap(b), len(b)+n), max(int(c.queueLimit), len(b)+n))
+	nb := make([]byte, len(b), size)
+	copy(nb, b)
+	*bp = nb
+}
+
 // queueFrame appends the frame to the queue if a write is in progress or
 // the reader holds input, reporting whether it did.
 func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
@@ -47,13 +84,10 @@ func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
 	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
 		return false, nil
 	}
-	if c.pend == nil {
-		c.pend = pendPool.Get().(*[]byte)
-		if !c.flusher {
-			c.armFlushTimerLocked(queueFlushDelay)
-		}
+	if c.pend == nil && !c.flusher {
+		c.armFlushTimerLocked(queueFlushDelay)
 	}
-	*c.pend = appendFrame(*c.pend, c.keyLocked(h), p)
+	c.pend = c.appendQueuedLocked(c.pend, h, p)
 	return true, nil
 }
 
@@ -168,6 +202,7 @@ func (c *Conn) joinBacklogLocked() {
 		c.pend = b
 		return
 	}
+	c.growQueuedLocked(c.pend, len(*b))
 	*c.pend = append(*c.pend, *b...)
 	putPend(b)
 }
@@ -198,10 +233,7 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		return errQueueFull
 	}
 	if holdsMsgMu {
-		if c.pend == nil {
-			c.pend = pendPool.Get().(*[]byte)
-		}
-		*c.pend = appendFrame(*c.pend, c.keyLocked(h), p)
+		c.pend = c.appendQueuedLocked(c.pend, h, p)
 		switch {
 		case c.flusher:
 		case flushes != nil:
@@ -212,12 +244,7 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		c.pendMu.Unlock()
 		return nil
 	}
-	b := c.backlog.Load()
-	if b == nil {
-		b = pendPool.Get().(*[]byte)
-	}
-	*b = appendFrame(*b, c.keyLocked(h), p)
-	c.backlog.Store(b)
+	c.backlog.Store(c.appendQueuedLocked(c.backlog.Load(), h, p))
 	c.pendMu.Unlock()
 	// The holder of msgMu may have let it go before the backlog was set:
 	// then nobody would move it.
@@ -247,10 +274,7 @@ func (c *Conn) failFullLocked() error {
 	c.pendMu.Lock()
 	if !c.closeSent {
 		c.closeSent = true
-		if c.pend == nil {
-			c.pend = pendPool.Get().(*[]byte)
-		}
-		*c.pend = appendFrame(*c.pend, c.keyLocked(header{fin: true, op: opClose}), mustClosePayload(pe.Code, pe.Reason))
+		c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
 		if !c.flusher {
 			c.armFlushTimerLocked(0)
 		}
