@@ -26,8 +26,9 @@ import (
 // AcceptOptions.WriteQueueLimit), Enqueue drops it and returns an error
 // wrapping ErrQueueFull, or, with AcceptOptions.CloseOnQueueFull, fails
 // the connection with StatusPolicyViolation: its close frame goes behind
-// what is queued, and the connection is closed once that is written or the
-// close timeout passes.
+// what is queued, and the connection is closed once the peer's close frame
+// answers it (read as Close's is, by whatever reads the connection), or
+// the close timeout passes.
 //
 // With compression negotiated, the message is compressed when the
 // connection is not writing another message at that moment, and sent
