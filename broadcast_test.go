@@ -601,3 +601,82 @@ func TestQueueHeldWithinLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestBufferedAfterClose: once the frames a connection held are written,
+// or dropped as the connection closed, Buffered reports 0: after CloseWrite
+// whose close frame took the queue with it and was read, after CloseNow on
+// a queue that nobody was writing yet, and after CloseNow on a queue that a
+// writer was stuck writing to a peer that read nothing. The first two hold
+// the frame lock while the queue fills and stop its timer, so that nobody
+// writes the queue before the close.
+func TestBufferedAfterClose(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"CloseWrite", "CloseNow", "CloseNow while writing"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 64 << 10})
+			nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+			sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+			if how != "CloseNow while writing" {
+				// Nobody writes the queue: the timer finds the frame
+				// lock taken, and is stopped before it is let go.
+				sc.frameMu.tryLock()
+			}
+			taken, err := fillQueue(t, sc)
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("filling the queue: %v", err)
+			}
+			if how != "CloseNow while writing" {
+				sc.pendMu.Lock()
+				sc.pendTimer.Stop()
+				sc.pendMu.Unlock()
+				sc.frameMu.unlock()
+			} else {
+				// Have the queue's timer write it, and get stuck.
+				sc.pendMu.Lock()
+				sc.armFlushTimerLocked(0)
+				sc.pendMu.Unlock()
+				for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+					sc.pendMu.Lock()
+					writing := sc.flusher && sc.inflight > 0
+					sc.pendMu.Unlock()
+					if writing {
+						break
+					}
+					if sc.Buffered() == 0 {
+						// The socket took it all: fill the queue again.
+						fillQueue(t, sc)
+					}
+					if time.Now().After(deadline) {
+						t.Fatal("nobody writes the queue")
+					}
+				}
+			}
+			if how != "CloseWrite" {
+				sc.CloseNow()
+			} else {
+				done := make(chan error, 1)
+				go func() { done <- sc.CloseWrite(StatusNormalClosure, "") }()
+				br := bufio.NewReaderSize(nc, 64<<10)
+				for i := range taken {
+					if _, err := readServerFrame(br); err != nil {
+						t.Fatalf("message %d of %d: %v", i, taken, err)
+					}
+				}
+				if got, err := readServerFrame(br); err != nil || got != "\x88\x02\x03\xe8" {
+					t.Fatalf("after the messages: %q, %v; want the close frame", got, err)
+				}
+				if err := <-done; err != nil {
+					t.Fatalf("CloseWrite: %v", err)
+				}
+			}
+			// A writer stuck on the network lets go of its count as
+			// its write fails, just after CloseNow returns.
+			for deadline := time.Now().Add(5 * time.Second); sc.Buffered() != 0; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("Buffered %d after %s, want 0", sc.Buffered(), how)
+				}
+			}
+		})
+	}
+}

@@ -140,7 +140,14 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	h := c.keyLocked(header{fin: true, op: opClose})
 	pend := c.takePendLocked()
 	c.pendMu.Unlock()
-	return c.writeFrameLocked(ctx, pend, h, payload)
+	err := c.writeFrameLocked(ctx, pend, h, payload)
+	if pend != nil {
+		// The frames taken went, were put back, or were dropped.
+		c.pendMu.Lock()
+		c.inflight = 0
+		c.pendMu.Unlock()
+	}
+	return err
 }
 
 func (c *Conn) peerCloseReceived() bool {

@@ -308,6 +308,13 @@ func (c *Conn) closeTransport(cause error) bool {
 	if c.pendTimer != nil {
 		c.pendTimer.Stop()
 	}
+	if c.pend != nil && !c.flusher {
+		// Nobody is writing the queue, and the timer that would have is
+		// stopped: nothing of it can go out now. (A writer at work drops
+		// what is left when its write fails.)
+		putPend(c.pend)
+		c.pend = nil
+	}
 	c.pendMu.Unlock()
 	c.killWatch()
 	c.stopKeepalive()

@@ -321,6 +321,7 @@ func (c *Conn) flushUnlock(ctx context.Context) error {
 		c.pendMu.Lock()
 		if err != nil {
 			c.flusher = false
+			c.inflight = 0 // the frames taken went, or were dropped
 			if c.pend != nil && c.isClosed() {
 				putPend(c.pend)
 				c.pend = nil
