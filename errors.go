@@ -24,10 +24,11 @@ var (
 	// reading: RFC 6455 §5.5.1 forbids any frame after it.
 	ErrCloseSent = errors.New("websocket: close frame already sent")
 
-	// ErrQueueFull is wrapped by the error of Enqueue, EnqueuePrepared and
-	// Broadcast when the connection's write queue has no room for the
-	// message (AcceptOptions.WriteQueueLimit): the peer reads more slowly
-	// than it is sent to. The message was not queued; with
+	// ErrQueueFull is wrapped by the error of Enqueue and EnqueuePrepared
+	// when the connection's write queue has no room for the message
+	// (AcceptOptions.WriteQueueLimit): the peer reads more slowly than it
+	// is sent to. (Broadcast returns no error: it leaves such a connection
+	// out of the count it returns.) The message was not queued; with
 	// AcceptOptions.CloseOnQueueFull the connection is being failed with
 	// StatusPolicyViolation instead, and the error wraps ErrClosed too.
 	ErrQueueFull = errors.New("websocket: write queue full")
