@@ -680,3 +680,61 @@ func TestBufferedAfterClose(t *testing.T) {
 		})
 	}
 }
+
+// TestBufferedCountsWritersFrame: a Write that finds frames queued copies
+// its own frame behind them and sends both in one write; while that write
+// is stuck on a peer that reads nothing, Buffered counts the copy too (and
+// so does the queue limit, which is checked against Buffered). The test
+// fills the socket's buffers first, and holds the frame lock
+// while a 100-byte message queues and the Write comes to wait for it.
+func TestBufferedCountsWritersFrame(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 128 << 10})
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	tc := sc.tr.rw.(*net.TCPConn)
+	tc.SetWriteBuffer(4 << 10)
+	// Fill the socket's buffers, so that the Write cannot finish.
+	tc.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	for {
+		if _, err := tc.Write(make([]byte, 4<<10)); err != nil {
+			break
+		}
+	}
+	tc.SetWriteDeadline(time.Time{})
+	sc.frameMu.tryLock()
+	if err := sc.Enqueue(MessageBinary, make([]byte, 100)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- sc.Write(context.Background(), MessageBinary, make([]byte, 60000)) }()
+	waiting := func() bool {
+		sc.frameMu.mu.Lock()
+		defer sc.frameMu.mu.Unlock()
+		return sc.frameMu.last != nil
+	}
+	for deadline := time.Now().Add(5 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Write does not wait for the frame lock")
+		}
+	}
+	sc.frameMu.unlock()
+	const want = 2 + 100 + 4 + 60000 // both frames, headers included
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		sc.pendMu.Lock()
+		writing := sc.flusher && sc.inflight > 0
+		sc.pendMu.Unlock()
+		if writing {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Write does not write")
+		}
+	}
+	if got := sc.Buffered(); got != want {
+		t.Errorf("Buffered %d while the Write is stuck, want %d", got, want)
+	}
+	sc.CloseNow()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Errorf("the Write stuck at CloseNow: %v", err)
+	}
+}

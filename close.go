@@ -138,7 +138,7 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	}
 	c.closeSent = true
 	h := c.keyLocked(header{fin: true, op: opClose})
-	pend := c.takePendLocked()
+	pend := c.takePendWithLocked(h, payload)
 	c.pendMu.Unlock()
 	err := c.writeFrameLocked(ctx, pend, h, payload)
 	if pend != nil {

@@ -94,7 +94,8 @@ func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
 // Buffered returns how many bytes of messages written to the connection
 // it holds without having handed them to the network: the write queue,
 // messages that Enqueue holds back while another message is being
-// written, and queued frames being written right now. While the peer
+// written, and queued frames being written right now, with the frame of
+// the writer that copied its own behind them. While the peer
 // reads, it stays near zero; a peer that stops reading makes it grow up to
 // the queue limit (AcceptOptions.WriteQueueLimit), past which Write waits
 // and Enqueue refuses. A Write blocked on the network with a large

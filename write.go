@@ -112,7 +112,7 @@ func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) er
 	}
 	c.flusher = true
 	h = c.keyLocked(h)
-	pend := c.takePendLocked()
+	pend := c.takePendWithLocked(h, p)
 	c.pendMu.Unlock()
 	err := c.writeFrameLocked(ctx, pend, h, p)
 	c.flushUnlock(ctx)
@@ -131,6 +131,20 @@ func (c *Conn) writableLocked(op string) error {
 		return &closeSentError{op: op}
 	}
 	return nil
+}
+
+// takePendWithLocked takes the queue for a writer that sends the frame h
+// with payload p behind it, counting the frame among those being written
+// when writeFrameLocked copies it behind them.
+//
+// The caller holds pendMu.
+func (c *Conn) takePendWithLocked(h header, p []byte) *[]byte {
+	pend := c.takePendLocked()
+	if pend != nil && len(p) <= maxQueuedPayload {
+		h.length = int64(len(p))
+		c.inflight += int32(h.size() + len(p))
+	}
+	return pend
 }
 
 // keyLocked completes h for this side: a client masks every frame.
