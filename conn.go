@@ -169,8 +169,8 @@ func (t MessageType) String() string {
 	return "MessageType(" + strconv.Itoa(int(t)) + ")"
 }
 
-// transport is the byte stream a Conn runs over: a hijacked net.Conn, the
-
+// connConfig is what newConn makes a Conn from: the outcome of a
+// handshake, on either side.
 type connConfig struct {
 	client       bool
 	subprotocol  string

@@ -7,6 +7,8 @@ import (
 	"time"
 )
 
+// transport is the byte stream a Conn runs over: a hijacked net.Conn, a
+// TLS connection, an HTTP/2 stream, or a browser's WebSocket.
 type transport struct {
 	rw io.ReadWriteCloser
 	// dl sets deadlines, nil when the transport has none; then the end of a
