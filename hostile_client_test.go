@@ -404,12 +404,14 @@ func trickle(t *testing.T, ctx context.Context, opts *websocket.DialOptions) {
 		}
 		return errors.New("the whole 101 went out a byte a second")
 	})
+	// Timed from before the deadline is set, so that the deadline's
+	// second is all counted.
+	start := time.Now()
 	if opts.HTTPClient == nil {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Second)
 		defer cancel()
 	}
-	start := time.Now()
 	conn, _, err := websocket.Dial(ctx, url, opts)
 	took := time.Since(start)
 	if err == nil {
