@@ -434,12 +434,7 @@ func TestEnqueueRaces(t *testing.T) {
 		send func(c *Conn) error
 	}{
 		{"Enqueue", func(c *Conn) error { return c.Enqueue(MessageText, []byte("b")) }},
-		{"Broadcast", func(c *Conn) error {
-			if pm.Broadcast(c) != 1 {
-				return errors.New("Broadcast did not take the message")
-			}
-			return nil
-		}},
+		{"Broadcast", broadcastTo(pm)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			nc, sc := stalledPair(t, nil)
@@ -538,12 +533,7 @@ func TestEnqueueOrderAfterBacklog(t *testing.T) {
 	}{
 		{"Enqueue", func(c *Conn) error { return c.Enqueue(MessageText, []byte("second")) }},
 		{"EnqueuePrepared", func(c *Conn) error { return c.EnqueuePrepared(pm) }},
-		{"Broadcast", func(c *Conn) error {
-			if pm.Broadcast(c) != 1 {
-				return errors.New("Broadcast did not take the message")
-			}
-			return nil
-		}},
+		{"Broadcast", broadcastTo(pm)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -736,5 +726,16 @@ func TestBufferedCountsWritersFrame(t *testing.T) {
 	sc.CloseNow()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Errorf("the Write stuck at CloseNow: %v", err)
+	}
+}
+
+// broadcastTo returns a send that broadcasts pm to its connection alone,
+// failing when the connection did not take it.
+func broadcastTo(pm *PreparedMessage) func(c *Conn) error {
+	return func(c *Conn) error {
+		if pm.Broadcast(c) != 1 {
+			return errors.New("Broadcast did not take the message")
+		}
+		return nil
 	}
 }

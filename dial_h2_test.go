@@ -435,14 +435,3 @@ func testDialH2Mux(t *testing.T, tls bool) {
 		}
 	}
 }
-
-// acceptEcho is a handler that accepts with the default options and
-// echoes until the connection ends.
-func acceptEcho(w http.ResponseWriter, r *http.Request) {
-	c, err := Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	echo(c)
-}

@@ -726,14 +726,7 @@ func TestDialRedirect(t *testing.T) {
 	t.Parallel()
 	mux := http.NewServeMux()
 	mux.Handle("/old", http.RedirectHandler("/new", http.StatusFound))
-	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		echo(c)
-	})
+	mux.HandleFunc("/new", acceptEcho)
 	s := httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	c := dialT(t, wsURL(s)+"/old", nil)
@@ -1066,12 +1059,7 @@ func TestDialRedirectOnce(t *testing.T) {
 	})
 	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
 		moved.Add(1)
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		echo(c)
+		acceptEcho(w, r)
 	})
 	s := httptest.NewServer(mux)
 	t.Cleanup(s.Close)

@@ -338,11 +338,11 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	if !r.ProtoAtLeast(1, 1) {
 		return "", refuse(http.StatusBadRequest, "handshake over %s, not HTTP/1.1 or later", r.Proto)
 	}
-	// The frames start right after the request head (RFC 6455 §4.2.2),
-	// so content would be taken for frames.
 	if herr := checkHost(r); herr != nil {
 		return "", herr
 	}
+	// The frames start right after the request head (RFC 6455 §4.2.2),
+	// so content would be taken for frames.
 	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
 		return "", refuse(http.StatusBadRequest, "handshake request has content")
 	}

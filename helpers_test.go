@@ -180,6 +180,28 @@ func rawClient(t *testing.T, addr string) net.Conn {
 	return nc
 }
 
+// socketPair returns both ends of a connection made by listening on
+// network and address; both are closed when the test ends.
+func socketPair(t *testing.T, network, address string) (dialed, accepted net.Conn) {
+	t.Helper()
+	ln, err := net.Listen(network, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dialed, err = net.Dial(network, ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dialed.Close() })
+	accepted, err = ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { accepted.Close() })
+	return dialed, accepted
+}
+
 // dialRaw is rawClient, leaving the connection for the caller to close.
 func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Helper()
@@ -242,3 +264,14 @@ func clientFrame(b0 byte, payload string) string {
 
 // acceptKey is the Sec-WebSocket-Accept answering key.
 func acceptKey(key string) string { return string(appendAcceptKey(nil, key)) }
+
+// acceptEcho is a handler that accepts with the default options and
+// echoes until the connection ends.
+func acceptEcho(w http.ResponseWriter, r *http.Request) {
+	c, err := Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	echo(c)
+}

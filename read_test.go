@@ -372,21 +372,7 @@ func TestPingLeavesNoPooledBuffer(t *testing.T) {
 // reports it as a read of the socket would.
 func TestAwaitRawErrorWords(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp4", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close()
+	nc, peer := socketPair(t, "tcp4", "127.0.0.1:0")
 	rc := rawConn(nc)
 	if rc == nil {
 		t.Skip("this system waits inside a read (serve_wait_other.go)")
@@ -416,22 +402,9 @@ func TestAwaitRawErrorWords(t *testing.T) {
 // through small slices take a system call per 512 bytes.
 func TestRestOfFrameReadWhole(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("unix", t.TempDir()+"/s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	// A Unix socket: what the peer writes is in the socket when its
 	// write returns.
-	nc, err := net.Dial("unix", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, peer := socketPair(t, "unix", t.TempDir()+"/s")
 	sc := newConn(&connConfig{tr: netTransport(peer)})
 	defer sc.CloseNow()
 	if sc.tr.raw == nil {
