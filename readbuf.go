@@ -82,6 +82,26 @@ func (b *readBuffer) release() {
 // idle fill, made while waiting inside a read for a frame with nothing
 // buffered, reads into the idle array; others read into a pooled buffer.
 func (b *readBuffer) fill(src io.Reader, idle bool) error {
+	if err := b.makeRoom(idle); err != nil {
+		return err
+	}
+	for {
+		n, err := src.Read(b.buf[b.w:])
+		b.w += int32(n)
+		if n > 0 {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// makeRoom readies buf for a fill: the idle array or a pooled buffer, as
+// fill says, with room after the unread bytes. The socket's fill
+// (fillFromSocket) reads without fill, since an io.Reader made of a socket
+// escapes to the heap, an allocation per read.
+func (b *readBuffer) makeRoom(idle bool) error {
 	if b.r == b.w {
 		b.r, b.w = 0, 0
 		if idle && !b.inIdle {
@@ -104,16 +124,7 @@ func (b *readBuffer) fill(src io.Reader, idle bool) error {
 		b.w = int32(copy(b.buf, b.bytes()))
 		b.r = 0
 	}
-	for {
-		n, err := src.Read(b.buf[b.w:])
-		b.w += int32(n)
-		if n > 0 {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
+	return nil
 }
 
 // shrink moves a few unread bytes out of a pooled buffer into the idle

@@ -185,14 +185,19 @@ func (b *readBuffer) fillFromSocket(fd int, whole bool) error {
 		b.sockErr = 0
 		return syscall.Errno(e)
 	}
+	if err := b.makeRoom(false); err != nil {
+		return err
+	}
 	for {
-		err := b.fill(rawReader{fd, whole}, false)
-		if err == syscall.EINTR {
+		n, err := rawReader{fd, whole}.Read(b.buf[b.w:])
+		b.w += int32(n)
+		switch {
+		case n > 0:
+			return nil
+		case err == syscall.EINTR:
 			continue
 		}
-		if err != nil {
-			b.release()
-		}
+		b.release()
 		return err
 	}
 }
