@@ -3,12 +3,18 @@
 package websocket
 
 import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -19,73 +25,41 @@ import (
 // README's Read loop. (The race detector drops pooled buffers, hence
 // !race.)
 func TestEchoAllocations(t *testing.T) {
-	readAppendEcho := func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		var buf []byte
-		for {
-			typ, p, err := c.ReadAppend(r.Context(), buf[:0])
-			if err != nil {
-				return
-			}
-			buf = p
-			if err := c.Write(r.Context(), typ, p); err != nil {
-				return
-			}
-		}
-	}
-	handlers := []struct {
+	loops := []struct {
 		name   string
-		handle func(http.ResponseWriter, *http.Request)
 		allocs float64
-	}{
-		{"Serve", func(w http.ResponseWriter, r *http.Request) { serveEcho(w, r, nil) }, 0},
-		{"ReadAppend", readAppendEcho, 0},
-		{"Read", func(w http.ResponseWriter, r *http.Request) { readLoopEcho(w, r, nil) }, 1},
-	}
-	for _, h := range handlers {
+	}{{"Serve", 0}, {"ReadAppend", 0}, {"Read", 1}}
+	for _, loop := range loops {
 		for _, size := range []int{16, 1 << 10, 16 << 10, 60 << 10, 1 << 20} {
-			t.Run(fmt.Sprintf("%s/%d", h.name, size), func(t *testing.T) {
-				s := httptest.NewServer(http.HandlerFunc(h.handle))
+			t.Run(fmt.Sprintf("%s/%d", loop.name, size), func(t *testing.T) {
+				s := httptest.NewServer(echoLoop(loop.name, nil))
 				defer s.Close()
 				nc := rawClient(t, s.Listener.Addr().String())
-				frame := maskedBinaryFrame(size)
-				wantHeader := frameHeader(size)
+				frame := maskedFrame(0x82, make([]byte, size))
+				wantHeader := frameHeader(0x82, size)
 				echo := make([]byte, len(wantHeader)+size)
-				roundTrip := func() {
+				allocs, bytes := echoAllocs(t, func() {
 					if _, err := nc.Write(frame); err != nil {
 						t.Fatal(err)
 					}
 					if _, err := io.ReadFull(nc, echo); err != nil {
 						t.Fatal(err)
 					}
-				}
-				for range 20 { // the pools fill
-					roundTrip()
-				}
-				const runs = 200
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				allocs := testing.AllocsPerRun(runs, roundTrip)
-				runtime.ReadMemStats(&after)
+				})
 				// At 1 MiB a Read loop's allocations bring collections, and a
 				// sync.Pool remakes its per-CPU array after each: a few small
 				// allocations per collection, none per message.
-				if allocs != h.allocs && (size < 1<<20 || h.allocs == 0) {
-					t.Errorf("%v allocations per echo, want %v", allocs, h.allocs)
+				if allocs != loop.allocs && (size < 1<<20 || loop.allocs == 0) {
+					t.Errorf("%v allocations per echo, want %v", allocs, loop.allocs)
 				}
 				// What is allocated is the message's size (rounded up to a
 				// size class), not a copy per growth step; beside it, pooled
 				// buffers a collection emptied are made again, a message
 				// buffer (up to twice the size, grown) or a read buffer, a
 				// few times in a run.
-				want := uint64(h.allocs) * uint64(size)
-				slack := (4*uint64(size) + 128<<10) / (runs + 1)
-				if perEcho := (after.TotalAlloc - before.TotalAlloc) / (runs + 1); perEcho > want+want/8+slack {
-					t.Errorf("%d bytes allocated per echo, want %d", perEcho, want)
+				want := uint64(loop.allocs) * uint64(size)
+				if bytes > want+want/8+(4*uint64(size)+128<<10)/allocRuns {
+					t.Errorf("%d bytes allocated per echo, want %d", bytes, want)
 				}
 				if string(echo[:len(wantHeader)]) != string(wantHeader) {
 					t.Fatalf("echo header %x, want %x", echo[:len(wantHeader)], wantHeader)
@@ -95,26 +69,162 @@ func TestEchoAllocations(t *testing.T) {
 	}
 }
 
-// frameHeader is the header of a server's final binary frame of size
-// bytes.
-func frameHeader(size int) []byte {
-	switch {
-	case size < 126:
-		return []byte{0x82, byte(size)}
-	case size < 1<<16:
-		return binary.BigEndian.AppendUint16([]byte{0x82, 126}, uint16(size))
+// TestCompressedEchoAllocations: with permessage-deflate, with and
+// without context takeover, Serve and a ReadAppend loop allocate nothing
+// per echoed message either; the compressors' working state comes from
+// pools.
+func TestCompressedEchoAllocations(t *testing.T) {
+	for _, mode := range []CompressionMode{CompressionNoContextTakeover, CompressionContextTakeover} {
+		for _, loop := range []string{"Serve", "ReadAppend"} {
+			for _, size := range []int{1 << 10, 16 << 10} {
+				t.Run(fmt.Sprintf("%v/%s/%d", mode, loop, size), func(t *testing.T) {
+					s := httptest.NewServer(echoLoop(loop, &AcceptOptions{Compression: mode}))
+					defer s.Close()
+					nc := deflateClient(t, s.Listener.Addr().String())
+					text := []byte(strings.Repeat(`{"user":"ann","text":"hello there, how are you?"},`, size/40)[:size])
+					// The client compresses each message on its own, which
+					// takeover allows; so one frame serves every round.
+					var z bytes.Buffer
+					fw, _ := flate.NewWriter(&z, flate.BestSpeed)
+					fw.Write(text)
+					fw.Flush()
+					payload := bytes.TrimSuffix(z.Bytes(), []byte{0, 0, 0xff, 0xff})
+					frame := maskedFrame(0xC1, payload)
+					echo := make([]byte, size)
+					allocs, bytes := echoAllocs(t, func() {
+						if _, err := nc.Write(frame); err != nil {
+							t.Fatal(err)
+						}
+						b0, n := readFrameHead(t, nc, echo)
+						if b0 != 0xC1 || n > size {
+							t.Fatalf("echo: first byte %#x, %d bytes of payload; want a compressed final text frame", b0, n)
+						}
+						if _, err := io.ReadFull(nc, echo[:n]); err != nil {
+							t.Fatal(err)
+						}
+					})
+					if allocs != 0 {
+						t.Errorf("%v allocations per echo, want 0", allocs)
+					}
+					// A compressor's or decompressor's state made again after
+					// a collection emptied its pool: a window and tables.
+					if bytes > (512<<10)/allocRuns {
+						t.Errorf("%d bytes allocated per echo, want 0", bytes)
+					}
+				})
+			}
+		}
 	}
-	return binary.BigEndian.AppendUint64([]byte{0x82, 127}, uint64(size))
 }
 
-// maskedBinaryFrame is a client's final binary frame of size bytes,
-// masked with the key 0.
-func maskedBinaryFrame(size int) []byte {
-	f := frameHeader(size)
+const allocRuns = 200
+
+// echoAllocs runs roundTrip 20 times, so that pools fill, then measures
+// it: the allocations per run (testing.AllocsPerRun) and the bytes.
+func echoAllocs(t *testing.T, roundTrip func()) (allocs float64, bytes uint64) {
+	t.Helper()
+	for range 20 {
+		roundTrip()
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	allocs = testing.AllocsPerRun(allocRuns, roundTrip)
+	runtime.ReadMemStats(&after)
+	// AllocsPerRun runs it once more before measuring.
+	return allocs, (after.TotalAlloc - before.TotalAlloc) / (allocRuns + 1)
+}
+
+// echoLoop is a handler that accepts with opts and echoes every message:
+// with Serve, a ReadAppend loop reusing its buffer, or the README's Read
+// loop.
+func echoLoop(loop string, opts *AcceptOptions) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		if loop == "Serve" {
+			c.Serve(func(typ MessageType, p []byte) {
+				c.Write(context.Background(), typ, p)
+			}, func(error) { c.CloseNow() })
+			return
+		}
+		defer c.CloseNow()
+		var buf []byte
+		for {
+			var typ MessageType
+			var p []byte
+			if loop == "Read" {
+				typ, p, err = c.Read(r.Context())
+			} else {
+				typ, p, err = c.ReadAppend(r.Context(), buf[:0])
+				buf = p
+			}
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, p); err != nil {
+				return
+			}
+		}
+	})
+}
+
+// deflateClient is rawClient offering permessage-deflate.
+func deflateClient(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	req := strings.Replace(rawUpgradeRequest, "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", 1)
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	// The server sends nothing after its response until the client does,
+	// so the bufio.Reader takes nothing past it.
+	head, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil || head.StatusCode != 101 || !strings.HasPrefix(head.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		t.Fatalf("handshake: %v, %v", head, err)
+	}
+	return nc
+}
+
+// readFrameHead reads a server's frame header (no mask) from nc, using
+// buf, and returns its first byte and payload length.
+func readFrameHead(t *testing.T, nc net.Conn, buf []byte) (byte, int) {
+	t.Helper()
+	if _, err := io.ReadFull(nc, buf[:2]); err != nil {
+		t.Fatal(err)
+	}
+	b0, n := buf[0], int(buf[1]&127)
+	if n == 126 {
+		if _, err := io.ReadFull(nc, buf[:2]); err != nil {
+			t.Fatal(err)
+		}
+		n = int(binary.BigEndian.Uint16(buf))
+	}
+	return b0, n
+}
+
+// frameHeader is the header of a server's final frame whose first byte
+// is b0, with size bytes of payload.
+func frameHeader(b0 byte, size int) []byte {
+	switch {
+	case size < 126:
+		return []byte{b0, byte(size)}
+	case size < 1<<16:
+		return binary.BigEndian.AppendUint16([]byte{b0, 126}, uint16(size))
+	}
+	return binary.BigEndian.AppendUint64([]byte{b0, 127}, uint64(size))
+}
+
+// maskedFrame is a client's frame whose first byte is b0, carrying
+// payload, masked with the key 0.
+func maskedFrame(b0 byte, payload []byte) []byte {
+	f := frameHeader(b0, len(payload))
 	f[1] |= 0x80
 	f = append(f, 0, 0, 0, 0)
-	for i := range size {
-		f = append(f, byte(i))
-	}
-	return f
+	return append(f, payload...)
 }
