@@ -252,7 +252,7 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 // takeOver answers an HTTP/1.1 handshake with 101 on the hijacked
 // connection, which it returns.
 func takeOver(w http.ResponseWriter, a accepted, opts *AcceptOptions) (net.Conn, *bufio.ReadWriter, error) {
-	resp, err := responseHead(a.key, a.subprotocol, a.extensions, opts.ResponseHeader)
+	names, err := extraHeaderNames(opts.ResponseHeader)
 	if err != nil {
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
 		return nil, nil, err
@@ -265,6 +265,9 @@ func takeOver(w http.ResponseWriter, a accepted, opts *AcceptOptions) (net.Conn,
 	// net/http may have set deadlines from Server.ReadTimeout and
 	// WriteTimeout; they were meant for the request, not the connection.
 	nc.SetDeadline(time.Time{})
+	// The response is built in the hijacked writer's buffer, which net/http
+	// made and nothing else will use.
+	resp := responseHead(brw.Writer.AvailableBuffer(), a, opts.ResponseHeader, names)
 	if _, err := nc.Write(resp); err != nil {
 		nc.Close()
 		return nil, nil, opErr("writing the handshake response", err)
@@ -452,26 +455,22 @@ var reservedHeaders = []string{
 	hdrAccept, hdrProtocol, hdrExtensions, hdrKey, hdrVersion,
 }
 
-// responseHead builds the 101 response. Extra headers are checked so that
-// none can split the response or override the handshake's own.
-func responseHead(key, subprotocol, extensions string, extra http.Header) ([]byte, error) {
-	b := make([]byte, 0, 160)
+// responseHead appends the 101 response to b. The extra headers' names,
+// in order, are those extraHeaderNames checked, so that none can split
+// the response or override the handshake's own.
+func responseHead(b []byte, a accepted, extra http.Header, names []string) []byte {
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	b = appendAcceptKey(b, key)
+	b = appendAcceptKey(b, a.key)
 	b = append(b, "\r\n"...)
-	if subprotocol != "" {
+	if a.subprotocol != "" {
 		b = append(b, "Sec-WebSocket-Protocol: "...)
-		b = append(b, subprotocol...)
+		b = append(b, a.subprotocol...)
 		b = append(b, "\r\n"...)
 	}
-	if extensions != "" {
+	if a.extensions != "" {
 		b = append(b, "Sec-WebSocket-Extensions: "...)
-		b = append(b, extensions...)
+		b = append(b, a.extensions...)
 		b = append(b, "\r\n"...)
-	}
-	names, err := extraHeaderNames(extra)
-	if err != nil {
-		return nil, err
 	}
 	for _, name := range names {
 		for _, v := range extra[name] {
@@ -481,7 +480,7 @@ func responseHead(key, subprotocol, extensions string, extra http.Header) ([]byt
 			b = append(b, "\r\n"...)
 		}
 	}
-	return append(b, "\r\n"...), nil
+	return append(b, "\r\n"...)
 }
 
 // extraHeaderNames checks AcceptOptions.ResponseHeader and returns its
