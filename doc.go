@@ -184,8 +184,10 @@
 //
 // # Security
 //
-// Accept takes only same-origin requests from browsers unless
-// AcceptOptions.OriginPatterns names other origins: a WebSocket is not
+// Accept takes only same-origin requests from browsers (the Origin
+// header's host and port those of the request's Host, a scheme's default
+// port written or not) unless AcceptOptions.OriginPatterns names other
+// origins: a WebSocket is not
 // subject to the browser's same-origin policy, so without that check any
 // page a user visits could open a connection to the server carrying the
 // user's cookies and act as the user (cross-site WebSocket hijacking).

@@ -416,7 +416,7 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 	if err != nil || u.Host == "" {
 		return refuse(http.StatusForbidden, "origin %q not allowed", origins[0])
 	}
-	if strings.EqualFold(u.Host, r.Host) {
+	if sameHost(u, r.Host) {
 		return nil
 	}
 	for _, pattern := range opts.OriginPatterns {
@@ -433,6 +433,33 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 		}
 	}
 	return refuse(http.StatusForbidden, "origin %q not allowed", origins[0])
+}
+
+// sameHost reports whether origin names the host and port of host, the
+// request's Host, ignoring case. A port that is the default of the
+// origin's scheme (80 for http, 443 for https) counts as absent on either
+// side: a browser leaves it out of Origin, and some clients and proxies
+// write it in Host.
+func sameHost(origin *url.URL, host string) bool {
+	if strings.EqualFold(origin.Host, host) {
+		return true
+	}
+	var port string
+	switch strings.ToLower(origin.Scheme) {
+	case "http", "ws":
+		port = ":80"
+	case "https", "wss":
+		port = ":443"
+	default:
+		return false
+	}
+	trim := func(h string) string {
+		if rest, ok := strings.CutSuffix(h, port); ok && !strings.HasSuffix(rest, ":") {
+			return rest
+		}
+		return h
+	}
+	return strings.EqualFold(trim(origin.Host), trim(host))
 }
 
 // chooseSubprotocol picks the first of ours that the client offered.
