@@ -355,8 +355,8 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
 		return "", refuse(http.StatusBadRequest, "Upgrade header %q lacks the websocket token", r.Header["Upgrade"])
 	}
-	if v := r.Header[hdrVersion]; len(v) != 1 || v[0] != "13" {
-		return "", refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
+	if herr := checkVersion(r.Header); herr != nil {
+		return "", herr
 	}
 	keys := r.Header[hdrKey]
 	if len(keys) != 1 {
@@ -380,6 +380,20 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 func checkHost(r *http.Request) *handshakeError {
 	if r.Host == "" {
 		return refuse(http.StatusBadRequest, "request names no host")
+	}
+	return nil
+}
+
+// checkVersion checks Sec-WebSocket-Version, over HTTP/1.1 and HTTP/2.
+// One version other than 13, or none, asks for a version we do not speak:
+// 426 names ours (RFC 6455 §4.4). Several lines are a malformed request,
+// as several keys are.
+func checkVersion(h http.Header) *handshakeError {
+	switch v := h[hdrVersion]; {
+	case len(v) > 1:
+		return refuse(http.StatusBadRequest, "request has %d Sec-WebSocket-Version headers, want 1", len(v))
+	case len(v) == 0 || v[0] != "13":
+		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
 	}
 	return nil
 }

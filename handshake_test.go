@@ -252,6 +252,8 @@ func TestAcceptStatus(t *testing.T) {
 		{name: "version 8", changes: []string{"Sec-WebSocket-Version: 8"}, status: 426, header: "Sec-WebSocket-Version: 13", keyword: "Sec-WebSocket-Version"},
 		{name: "version 13, 8", changes: []string{"Sec-WebSocket-Version: 13, 8"}, status: 426, header: "Sec-WebSocket-Version: 13", keyword: "Sec-WebSocket-Version"},
 		{name: "version 14", changes: []string{"Sec-WebSocket-Version: 14"}, status: 426, header: "Sec-WebSocket-Version: 13", keyword: "Sec-WebSocket-Version"},
+		{name: "version twice", changes: []string{"Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 13"}, status: 400, keyword: "2 Sec-WebSocket-Version headers"},
+		{name: "versions 13 and 8", changes: []string{"Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"}, status: 400, keyword: "2 Sec-WebSocket-Version headers"},
 
 		{name: "key missing", changes: []string{"-Sec-WebSocket-Key"}, status: 400, keyword: "Sec-WebSocket-Key"},
 		{name: "key empty", changes: []string{"Sec-WebSocket-Key: "}, status: 400, keyword: "Sec-WebSocket-Key"},

@@ -36,10 +36,7 @@ func checkConnectRequest(r *http.Request) *handshakeError {
 	if herr := checkHost(r); herr != nil {
 		return herr
 	}
-	if v := r.Header[hdrVersion]; len(v) != 1 || v[0] != "13" {
-		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
-	}
-	return nil
+	return checkVersion(r.Header)
 }
 
 // acceptStream answers an extended CONNECT that passed the checks and
