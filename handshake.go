@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -40,6 +41,9 @@ type AcceptOptions struct {
 	// Set-Cookie. Names must be valid header names, values may not hold
 	// CR, LF or other control characters, and the headers the handshake
 	// sets itself (Upgrade, Connection, Sec-WebSocket-*) may not appear.
+	// Headers a handler or middleware set on the ResponseWriter before
+	// Accept are sent too, before these, but for the handshake's own and
+	// invalid ones, which are left out.
 	ResponseHeader http.Header
 
 	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
@@ -257,6 +261,7 @@ func takeOver(w http.ResponseWriter, a accepted, opts *AcceptOptions) (net.Conn,
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
 		return nil, nil, err
 	}
+	set := w.Header()
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
@@ -267,7 +272,7 @@ func takeOver(w http.ResponseWriter, a accepted, opts *AcceptOptions) (net.Conn,
 	nc.SetDeadline(time.Time{})
 	// The response is built in the hijacked writer's buffer, which net/http
 	// made and nothing else will use.
-	resp := responseHead(brw.Writer.AvailableBuffer(), a, opts.ResponseHeader, names)
+	resp := responseHead(brw.Writer.AvailableBuffer(), a, set, opts.ResponseHeader, names)
 	if _, err := nc.Write(resp); err != nil {
 		nc.Close()
 		return nil, nil, opErr("writing the handshake response", err)
@@ -450,8 +455,8 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 }
 
 // sameHost reports whether origin names the host and port of host, the
-// request's Host, ignoring case. A port that is the default of the
-// origin's scheme (80 for http, 443 for https) counts as absent on either
+// request's Host, ignoring case. A port that is absent stands for the
+// default of the origin's scheme (80 for http, 443 for https) on either
 // side: a browser leaves it out of Origin, and some clients and proxies
 // write it in Host.
 func sameHost(origin *url.URL, host string) bool {
@@ -461,19 +466,20 @@ func sameHost(origin *url.URL, host string) bool {
 	var port string
 	switch strings.ToLower(origin.Scheme) {
 	case "http", "ws":
-		port = ":80"
+		port = "80"
 	case "https", "wss":
-		port = ":443"
+		port = "443"
 	default:
 		return false
 	}
-	trim := func(h string) string {
-		if rest, ok := strings.CutSuffix(h, port); ok && !strings.HasSuffix(rest, ":") {
-			return rest
+	orDefault := func(p string) string {
+		if p == "" {
+			return port
 		}
-		return h
+		return p
 	}
-	return strings.EqualFold(trim(origin.Host), trim(host))
+	h := url.URL{Host: host}
+	return strings.EqualFold(origin.Hostname(), h.Hostname()) && orDefault(origin.Port()) == orDefault(h.Port())
 }
 
 // chooseSubprotocol picks the first of ours that the client offered.
@@ -496,10 +502,13 @@ var reservedHeaders = []string{
 	hdrAccept, hdrProtocol, hdrExtensions, hdrKey, hdrVersion,
 }
 
-// responseHead appends the 101 response to b. The extra headers' names,
-// in order, are those extraHeaderNames checked, so that none can split
-// the response or override the handshake's own.
-func responseHead(b []byte, a accepted, extra http.Header, names []string) []byte {
+// responseHead appends the 101 response to b. The header fields the
+// handler set on its ResponseWriter before Accept come first, as net/http
+// would write them (over HTTP/2 it does), but for those the handshake sets
+// itself and those that are not valid: none may split the response. Then
+// come the extra headers (AcceptOptions.ResponseHeader), whose names, in
+// order, are those extraHeaderNames checked.
+func responseHead(b []byte, a accepted, set, extra http.Header, names []string) []byte {
 	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
 	b = appendAcceptKey(b, a.key)
 	b = append(b, "\r\n"...)
@@ -513,15 +522,36 @@ func responseHead(b []byte, a accepted, extra http.Header, names []string) []byt
 		b = append(b, a.extensions...)
 		b = append(b, "\r\n"...)
 	}
+	appendField := func(name, v string) {
+		b = append(b, name...)
+		b = append(b, ": "...)
+		b = append(b, v...)
+		b = append(b, "\r\n"...)
+	}
+	if len(set) > 0 {
+		for _, name := range slices.Sorted(maps.Keys(set)) {
+			if !validHeaderName(name) || reservedHeader(name) {
+				continue
+			}
+			for _, v := range set[name] {
+				if validHeaderValue(v) {
+					appendField(name, v)
+				}
+			}
+		}
+	}
 	for _, name := range names {
 		for _, v := range extra[name] {
-			b = append(b, name...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, "\r\n"...)
+			appendField(name, v)
 		}
 	}
 	return append(b, "\r\n"...)
+}
+
+// reservedHeader reports whether the handshake sets the header name
+// itself.
+func reservedHeader(name string) bool {
+	return slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name))
 }
 
 // extraHeaderNames checks AcceptOptions.ResponseHeader and returns its
@@ -536,7 +566,7 @@ func extraHeaderNames(extra http.Header) ([]string, error) {
 		if !validHeaderName(name) {
 			return nil, fmt.Errorf("websocket: ResponseHeader name %q is not a valid header name", name)
 		}
-		if slices.Contains(reservedHeaders, http.CanonicalHeaderKey(name)) {
+		if reservedHeader(name) {
 			return nil, fmt.Errorf("websocket: ResponseHeader may not set %s", name)
 		}
 		for _, v := range extra[name] {

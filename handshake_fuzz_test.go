@@ -5,6 +5,7 @@ package websocket
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha1"
 	"encoding/base64"
 	"errors"
@@ -95,7 +96,10 @@ func fuzzRefusals(r *http.Request, skipOrigin bool) []int {
 	if !fuzzHasToken(r.Header, "Connection", "Upgrade") || !fuzzHasToken(r.Header, "Upgrade", "websocket") {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
-	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+	switch v := r.Header.Values("Sec-WebSocket-Version"); {
+	case len(v) > 1:
+		statuses = append(statuses, http.StatusBadRequest)
+	case len(v) == 0 || v[0] != "13":
 		statuses = append(statuses, http.StatusUpgradeRequired)
 	}
 	keys := r.Header.Values("Sec-WebSocket-Key")
@@ -120,7 +124,23 @@ func fuzzOriginRefused(r *http.Request, skipOrigin bool) bool {
 		return false
 	}
 	u, err := url.Parse(origins[0])
-	return len(origins) > 1 || err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
+	return len(origins) > 1 || err != nil || u.Host == "" || !fuzzSameOrigin(u, r.Host)
+}
+
+// fuzzSameOrigin: the same host, ignoring case, and the same port, an
+// absent one being the default of the origin's scheme where it has one.
+func fuzzSameOrigin(u *url.URL, host string) bool {
+	if strings.EqualFold(u.Host, host) {
+		return true
+	}
+	defaults := map[string]string{"http": "80", "ws": "80", "https": "443", "wss": "443"}
+	def, ok := defaults[strings.ToLower(u.Scheme)]
+	if !ok {
+		return false
+	}
+	h := &url.URL{Host: host}
+	port := func(u *url.URL) string { return cmp.Or(u.Port(), def) }
+	return strings.EqualFold(u.Hostname(), h.Hostname()) && port(u) == port(h)
 }
 
 // fuzzCheckRefused checks a refused handshake: an error wrapping
@@ -190,6 +210,10 @@ func FuzzAcceptRequest(f *testing.F) {
 		strings.Replace(valid, "Upgrade\r\n", "keep-alive\r\n", 1) + "\r\n",
 		strings.Replace(valid, "==", "=", 1) + "\r\n",
 		valid + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+		valid + "Sec-WebSocket-Version: 13\r\n\r\n",
+		strings.Replace(valid, "example.com\r\n", "example.com:443\r\n", 1) + "Origin: https://server.example.com\r\n\r\n",
+		valid + "Origin: http://server.example.com:80\r\n\r\n",
+		valid + "Origin: https://server.example.com:80\r\n\r\n",
 		strings.Replace(valid, "server.example.com", "", 1) + "\r\n",
 		valid + "Content-Length: 5\r\n\r\nhello",
 		valid + "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",

@@ -470,7 +470,8 @@ func TestAcceptOrigin(t *testing.T) {
 		{name: "Host with http's default port, https origin", host: "example.com:80", origin: []string{"https://example.com"}, status: 403},
 		{name: "Host with https's default port, http origin", host: "example.com:443", origin: []string{"http://example.com"}, status: 403},
 		{name: "Origin with http's default port on https", host: "example.com", origin: []string{"https://example.com:80"}, status: 403},
-		{name: "Origin with an empty port", host: "example.com:443", origin: []string{"https://example.com:"}, status: 403},
+		{name: "Origin with an empty port", host: "example.com:443", origin: []string{"https://example.com:"}, status: 101}, // the default, as the URL standard has it
+		{name: "Host with an empty port", host: "example.com:", origin: []string{"https://example.com:8443"}, status: 403},
 		{name: "two Origin headers", origin: []string{"SELF", "SELF"}, status: 403},
 		{name: "null", origin: []string{"null"}, status: 403},
 		{name: "not a URL", origin: []string{"%zz"}, status: 403},
@@ -686,6 +687,43 @@ func TestAcceptResponseHeader(t *testing.T) {
 		t.Errorf("Set-Cookie %q", got)
 	}
 	handshakeEcho(t, c, "cookie")
+}
+
+// TestAcceptHandlerHeader: header fields the handler (or a middleware)
+// set on its ResponseWriter before Accept go out in the 101, after the
+// handshake's own and before ResponseHeader's, but for those the
+// handshake sets itself and invalid ones, which are left out.
+func TestAcceptHandlerHeader(t *testing.T) {
+	t.Parallel()
+	s, errc := acceptServer(t, &AcceptOptions{ResponseHeader: http.Header{"Set-Cookie": {"b=2"}}}, func(w http.ResponseWriter) http.ResponseWriter {
+		h := w.Header()
+		h.Set("X-Frame-Options", "DENY")
+		h.Add("Set-Cookie", "a=1")
+		h.Set("Connection", "keep-alive")
+		h.Set("Sec-WebSocket-Protocol", "chat")
+		h.Set("Content-Length", "0")
+		h["Bad Name"] = []string{"x"}
+		h.Set("X-Split", "a\r\nInjected: yes")
+		return w
+	})
+	nc := tcpDial(t, s.Listener.Addr().String())
+	if _, err := io.WriteString(nc, getRequest(s.Listener.Addr().String())); err != nil {
+		t.Fatal(err)
+	}
+	want := "HTTP/1.1 101 Switching Protocols\r\n" +
+		"Upgrade: websocket\r\n" +
+		"Connection: Upgrade\r\n" +
+		"Sec-WebSocket-Accept: " + sampleAccept + "\r\n" +
+		"Set-Cookie: a=1\r\n" +
+		"X-Frame-Options: DENY\r\n" +
+		"Set-Cookie: b=2\r\n" +
+		"\r\n"
+	if got := readHead(t, nc); got != want {
+		t.Errorf("response\n%q\nwant\n%q", got, want)
+	}
+	if err := acceptErr(t, errc); err != nil {
+		t.Errorf("Accept: %v", err)
+	}
 }
 
 func TestAcceptResponseHeaderRefused(t *testing.T) {

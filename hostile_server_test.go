@@ -411,7 +411,7 @@ func handshakeRows(s *hostileServer) []hostileRow {
 	})
 	refused("version 8", http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", with("-Sec-WebSocket-Version", "Sec-WebSocket-Version: 8"))
 	refused("version missing", http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", with("-Sec-WebSocket-Version"))
-	refused("version 13 twice", http.StatusUpgradeRequired, "Sec-WebSocket-Version", "13", with("Sec-WebSocket-Version: 13"))
+	refused("version 13 twice", http.StatusBadRequest, "", "", with("Sec-WebSocket-Version: 13"))
 	refused("key missing", http.StatusBadRequest, "", "", with("-Sec-WebSocket-Key"))
 	refused("key not base64", http.StatusBadRequest, "", "", with("-Sec-WebSocket-Key", "Sec-WebSocket-Key: not*base64*at*all!!"))
 	refused("key of 15 bytes", http.StatusBadRequest, "", "", with("-Sec-WebSocket-Key", "Sec-WebSocket-Key: "+key15))

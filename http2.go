@@ -47,7 +47,14 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
 		return nil, err
 	}
+	// What the handler set goes out as it is, as over HTTP/1.1 (see
+	// responseHead), but for fields the handshake sets itself.
 	h := w.Header()
+	for name := range h {
+		if reservedHeader(name) {
+			delete(h, name)
+		}
+	}
 	for _, name := range names {
 		for _, v := range opts.ResponseHeader[name] {
 			h.Add(name, v)

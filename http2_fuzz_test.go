@@ -112,7 +112,10 @@ func fuzzStreamRefusals(r *http.Request) []int {
 	if r.Header.Get(":protocol") != "websocket" || r.Host == "" {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
-	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+	switch v := r.Header.Values("Sec-WebSocket-Version"); {
+	case len(v) > 1:
+		statuses = append(statuses, http.StatusBadRequest)
+	case len(v) == 0 || v[0] != "13":
 		statuses = append(statuses, http.StatusUpgradeRequired)
 	}
 	if fuzzOriginRefused(r, false) {

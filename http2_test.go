@@ -45,6 +45,36 @@ func TestOverHTTP2(t *testing.T) {
 	t.Run("serve", testHTTP2Serve)
 	t.Run("compression", testHTTP2Compression)
 	t.Run("addresses", testHTTP2Addrs)
+	t.Run("handler header", testHTTP2HandlerHeader)
+}
+
+// testHTTP2HandlerHeader: over HTTP/2 as over HTTP/1.1, what the handler
+// set on its ResponseWriter goes out with the response, but for fields the
+// handshake sets itself.
+func testHTTP2HandlerHeader(t *testing.T) {
+	s := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Frame-Options", "DENY")
+		w.Header().Set("Sec-WebSocket-Protocol", "chat")
+		c, err := Accept(w, r, &AcceptOptions{ResponseHeader: http.Header{"Set-Cookie": {"b=2"}}})
+		if err != nil {
+			return
+		}
+		c.Close(StatusNormalClosure, "")
+	})
+	resp, nc := h2Request(t, s, http.MethodConnect, nil)
+	if nc == nil || resp.Status != http.StatusOK {
+		t.Fatalf("status %d (%s), want 200", resp.Status, resp.Body)
+	}
+	nc.Close()
+	if got := resp.Headers["x-frame-options"]; got != "DENY" {
+		t.Errorf("x-frame-options %q, want DENY", got)
+	}
+	if got := resp.Headers["set-cookie"]; got != "b=2" {
+		t.Errorf("set-cookie %q, want b=2", got)
+	}
+	if got, ok := resp.Headers["sec-websocket-protocol"]; ok {
+		t.Errorf("sec-websocket-protocol %q, want none: no subprotocol was negotiated", got)
+	}
 }
 
 // testHTTP2Addrs: a WebSocket over HTTP/2 reports the HTTP/2 connection's
