@@ -5,6 +5,7 @@ package websocket
 import (
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -360,6 +361,12 @@ func connectFields(u *url.URL, opts *DialOptions, comp compression, jar http.Coo
 	add := func(name, value string) {
 		fields = append(fields, hpack.Field{Name: name, Value: value})
 		header.Set(name, value)
+	}
+	// The user and password in the URL go as Basic authorization, as over
+	// HTTP/1.1 (withURLAuth), unless Header has its own.
+	if ui := u.User; ui != nil && header.Get("Authorization") == "" {
+		password, _ := ui.Password()
+		add("authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(ui.Username()+":"+password)))
 	}
 	// §5: no Sec-WebSocket-Key; the version, subprotocols and extensions
 	// go as over HTTP/1.1.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,7 @@ func TestDialOverHTTP2(t *testing.T) {
 			t.Run("context", func(t *testing.T) { testDialH2Context(t, tls) })
 			t.Run("refused", func(t *testing.T) { testDialH2Refused(t, tls) })
 			t.Run("ServeMux patterns", func(t *testing.T) { testDialH2Mux(t, tls) })
+			t.Run("URL userinfo", func(t *testing.T) { testDialH2Userinfo(t, tls) })
 		})
 	}
 }
@@ -432,6 +434,42 @@ func testDialH2Mux(t *testing.T, tls bool) {
 		if c != nil {
 			handshakeEcho(t, c, "via "+tt.path)
 			c.Close(StatusNormalClosure, "")
+		}
+	}
+}
+
+// testDialH2Userinfo: the user and password in the URL go as Basic
+// Authorization over HTTP/2 too, unless Header sets Authorization (in
+// any case of its name), as over HTTP/1.1 (TestDialURLUserinfo).
+func testDialH2Userinfo(t *testing.T, tls bool) {
+	got := make(chan []string, 1)
+	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Values("Authorization")
+		acceptEcho(w, r)
+	})
+	scheme, host, _ := strings.Cut(o.url, "://")
+	for _, tt := range []struct {
+		userinfo string
+		header   http.Header
+		want     []string
+	}{
+		{"user:pa%20ss@", nil, []string{"Basic dXNlcjpwYSBzcw=="}}, // user:pa ss
+		{"user@", nil, []string{"Basic dXNlcjo="}},                 // user:
+		{"user:pass@", http.Header{"Authorization": {"Bearer token"}}, []string{"Bearer token"}},
+		{"user:pass@", http.Header{"authorization": {"Bearer token"}}, []string{"Bearer token"}},
+		{"", nil, nil},
+	} {
+		opts := o.opts
+		opts.Header = tt.header
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, _, err := Dial(ctx, scheme+"://"+tt.userinfo+host+"/ws", &opts)
+		cancel()
+		if err != nil {
+			t.Fatalf("%q: Dial: %v", tt.userinfo, err)
+		}
+		c.CloseNow()
+		if a := <-got; !slices.Equal(a, tt.want) {
+			t.Errorf("%q, Header %v: server got Authorization %q, want %q", tt.userinfo, tt.header, a, tt.want)
 		}
 	}
 }
