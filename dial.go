@@ -70,10 +70,12 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		return nil, nil, fmt.Errorf("websocket: %w", err)
 	}
 	for name, values := range opts.Header {
-		req.Header[name] = slices.Clone(values)
+		if http.CanonicalHeaderKey(name) != "Host" { // the request's Host, below
+			req.Header[name] = slices.Clone(values)
+		}
 	}
-	if opts.Host != "" {
-		req.Host = opts.Host
+	if host := dialHost(opts); host != "" {
+		req.Host = host
 	}
 	req.Header["Upgrade"] = []string{"websocket"}
 	req.Header["Connection"] = []string{"Upgrade"}
@@ -181,6 +183,18 @@ func checkDialOptions(opts *DialOptions) error {
 			}
 		}
 	}
+	var hosts []string
+	for name, values := range opts.Header {
+		if http.CanonicalHeaderKey(name) == "Host" {
+			hosts = append(hosts, values...)
+		}
+	}
+	switch {
+	case len(hosts) > 1:
+		return fmt.Errorf("websocket: DialOptions.Header has %d Host values", len(hosts))
+	case len(hosts) == 1 && hosts[0] != "" && opts.Host != "" && hosts[0] != opts.Host:
+		return fmt.Errorf("websocket: DialOptions.Header sets Host %q and DialOptions.Host %q", hosts[0], opts.Host)
+	}
 	// RFC 6455 §4.1: the subprotocols offered "MUST be non-empty strings
 	// with characters in the range U+0021 to U+007E not including
 	// separator characters ... and MUST all be unique strings."
@@ -193,6 +207,23 @@ func checkDialOptions(opts *DialOptions) error {
 		}
 	}
 	return nil
+}
+
+// dialHost returns the Host the handshake asks for, "" for the URL's:
+// DialOptions.Host, or else a Host in DialOptions.Header, which net/http
+// would not send (it writes Request.Host, and a Host key not spelled so
+// as a second Host header). checkDialOptions has seen that there is one
+// Host at most.
+func dialHost(opts *DialOptions) string {
+	if opts.Host != "" {
+		return opts.Host
+	}
+	for name, values := range opts.Header {
+		if http.CanonicalHeaderKey(name) == "Host" && len(values) > 0 {
+			return values[0]
+		}
+	}
+	return ""
 }
 
 // directDial returns the dial function for a handshake that Dial can send

@@ -332,8 +332,8 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 // §4, §5) and the request it stands for, for the response's Request.
 func connectFields(u *url.URL, opts *DialOptions, comp compression, jar http.CookieJar) ([]hpack.Field, *http.Request, error) {
 	authority := u.Host
-	if opts.Host != "" {
-		authority = opts.Host
+	if host := dialHost(opts); host != "" {
+		authority = host
 	}
 	path := u.RequestURI()
 	fields := []hpack.Field{
@@ -347,7 +347,7 @@ func connectFields(u *url.URL, opts *DialOptions, comp compression, jar http.Coo
 	for name, values := range opts.Header {
 		name = strings.ToLower(name)
 		if name == "host" {
-			continue // opts.Host sets :authority
+			continue // :authority, from dialHost
 		}
 		for _, v := range values {
 			f := hpack.Field{Name: name, Value: v}

@@ -47,6 +47,7 @@ func TestDialOverHTTP2(t *testing.T) {
 			t.Run("refused", func(t *testing.T) { testDialH2Refused(t, tls) })
 			t.Run("ServeMux patterns", func(t *testing.T) { testDialH2Mux(t, tls) })
 			t.Run("URL userinfo", func(t *testing.T) { testDialH2Userinfo(t, tls) })
+			t.Run("Host in Header", func(t *testing.T) { testDialH2HeaderHost(t, tls) })
 		})
 	}
 }
@@ -470,6 +471,37 @@ func testDialH2Userinfo(t *testing.T, tls bool) {
 		c.CloseNow()
 		if a := <-got; !slices.Equal(a, tt.want) {
 			t.Errorf("%q, Header %v: server got Authorization %q, want %q", tt.userinfo, tt.header, a, tt.want)
+		}
+	}
+}
+
+// testDialH2HeaderHost: a Host in Header is sent as :authority, as
+// DialOptions.Host is, as over HTTP/1.1 (TestDialHeaderHost).
+func testDialH2HeaderHost(t *testing.T, tls bool) {
+	got := make(chan *http.Request, 1)
+	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
+		got <- r
+		acceptEcho(w, r)
+	})
+	origin := o.Listener.Addr().String()
+	for _, tt := range []struct {
+		header http.Header
+		host   string
+		want   string
+	}{
+		{http.Header{"Host": {"chat.example.com"}}, "", "chat.example.com"},
+		{http.Header{"host": {"chat.example.com:8443"}}, "", "chat.example.com:8443"},
+		{http.Header{"Host": {"chat.example.com"}}, "chat.example.com", "chat.example.com"},
+		{nil, "", origin},
+	} {
+		c, _ := o.dial(t, func(opts *DialOptions) { opts.Header, opts.Host = tt.header, tt.host })
+		c.CloseNow()
+		r := <-got
+		if r.Host != tt.want {
+			t.Errorf("Header %v, Host %q: server got Host %q, want %q", tt.header, tt.host, r.Host, tt.want)
+		}
+		if v, ok := r.Header["Host"]; ok {
+			t.Errorf("Header %v, Host %q: server got a Host field %q besides :authority", tt.header, tt.host, v)
 		}
 	}
 }

@@ -998,6 +998,10 @@ func TestDialOptionsInvalid(t *testing.T) {
 			`websocket: DialOptions.Subprotocols: "a\r\nX-B: w" is not a token (RFC 6455 §4.1)`},
 		{"subprotocol twice", DialOptions{Subprotocols: []string{"chat", "v2", "chat"}},
 			`websocket: DialOptions.Subprotocols names "chat" twice`},
+		{"two Hosts in Header", DialOptions{Header: http.Header{"Host": {"a.example", "b.example"}}},
+			`websocket: DialOptions.Header has 2 Host values`},
+		{"Host in Header and another in Host", DialOptions{Header: http.Header{"host": {"a.example"}}, Host: "b.example"},
+			`websocket: DialOptions.Header sets Host "a.example" and DialOptions.Host "b.example"`},
 	} {
 		for _, client := range []*http.Client{nil, {}} {
 			opts := tt.opts
@@ -1041,6 +1045,40 @@ func TestDialURLUserinfo(t *testing.T) {
 			r.c.CloseNow()
 			if got := nextRequest(t, reqs).Header.Values("Authorization"); !slices.Equal(got, []string{tt.want}) && (tt.want != "" || len(got) != 0) {
 				t.Errorf("%q, HTTPClient %v: Authorization %q, want %q", tt.userinfo, client, got, tt.want)
+			}
+		}
+	}
+}
+
+// TestDialHeaderHost: a Host in Header is sent as the request's Host,
+// as DialOptions.Host is, whatever sends the handshake.
+func TestDialHeaderHost(t *testing.T) {
+	t.Parallel()
+	reqs := make(chan *http.Request, 1)
+	s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string { return response101(accept) }))
+	for _, tt := range []struct {
+		header http.Header
+		host   string
+		want   string
+	}{
+		{http.Header{"Host": {"chat.example.com"}}, "", "chat.example.com"},
+		{http.Header{"host": {"chat.example.com:8080"}}, "", "chat.example.com:8080"},
+		{http.Header{"Host": {"chat.example.com"}}, "chat.example.com", "chat.example.com"},
+		{http.Header{"Host": {""}}, "", s.addr()},
+		{nil, "", s.addr()},
+	} {
+		for _, client := range []*http.Client{nil, {}} {
+			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/", &DialOptions{HTTPClient: client, Header: tt.header, Host: tt.host})
+			if r.err != nil {
+				t.Fatalf("Header %v, Host %q, HTTPClient %v: Dial: %v", tt.header, tt.host, client, r.err)
+			}
+			r.c.CloseNow()
+			req := nextRequest(t, reqs)
+			if req.Host != tt.want {
+				t.Errorf("Header %v, Host %q, HTTPClient %v: server got Host %q, want %q", tt.header, tt.host, client, req.Host, tt.want)
+			}
+			if n := len(req.Header.Values("Host")); n != 0 {
+				t.Errorf("Header %v, Host %q, HTTPClient %v: %d Host headers besides the request's Host", tt.header, tt.host, client, n)
 			}
 		}
 	}

@@ -33,6 +33,7 @@ type DialOptions struct {
 	HTTPClient *http.Client
 
 	// Header holds extra request headers, such as Authorization or Origin.
+	// A Host here is sent as Host below is; the two may not differ.
 	// The headers the handshake sets itself (Upgrade, Connection,
 	// Sec-WebSocket-*) may not appear; offer subprotocols with Subprotocols.
 	Header http.Header
