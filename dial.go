@@ -459,8 +459,9 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 
 // handshakeClient returns a copy of base for one handshake. When base's
 // transport is an *http.Transport, the copy uses a clone of it that records
-// the connections it dials and keeps none alive. With another
-// RoundTripper, the Conn runs without deadlines.
+// the connections it dials, keeps none alive, and reaches an http:// URL
+// through a proxy's tunnel (tunnelHTTP). With another RoundTripper, the
+// Conn runs without deadlines.
 func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 	client := *base
 	client.Timeout = 0
@@ -485,18 +486,23 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 		}
 	}
 	//lint:ignore SA1019 the caller's transport may still set the deprecated hooks, which it would use
-	dial, dialTLS := t.Dial, t.DialTLS
+	oldDial, dialTLS := t.Dial, t.DialTLS
+	var dial dialFunc
 	switch {
 	case t.DialContext != nil:
-		t.DialContext = record(t.DialContext)
-	case dial != nil:
-		t.DialContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
-			return dial(network, addr)
-		})
+		dial = t.DialContext
+	case oldDial != nil:
+		dial = func(_ context.Context, network, addr string) (net.Conn, error) {
+			return oldDial(network, addr)
+		}
 	default:
 		var d net.Dialer
-		t.DialContext = record(d.DialContext)
+		dial = d.DialContext
 	}
+	if t.Proxy != nil {
+		dial = tunnelHTTP(t, dial)
+	}
+	t.DialContext = record(dial)
 	if t.DialTLSContext != nil {
 		t.DialTLSContext = record(t.DialTLSContext)
 	} else if dialTLS != nil {
@@ -513,10 +519,7 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 				return err
 			}
 		}
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("proxy %s answered CONNECT %s with %q", proxy.Redacted(), req.Host, resp.Status)
-		}
-		return nil
+		return proxyRefused(proxy, req, resp)
 	}
 	client.Transport = t
 	return &client, conns

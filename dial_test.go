@@ -837,17 +837,17 @@ func TestDialTLS(t *testing.T) {
 }
 
 // startProxy starts an HTTP proxy on loopback that tunnels CONNECT
-// requests and forwards others, and reports each request line it reads.
-func startProxy(t *testing.T) (*url.URL, <-chan string) {
+// requests and forwards others, and reports each request it reads.
+func startProxy(t *testing.T) (*url.URL, <-chan *http.Request) {
 	t.Helper()
-	seen := make(chan string, 8)
+	seen := make(chan *http.Request, 8)
 	s := startTCPServer(t, func(nc net.Conn) {
 		br := bufio.NewReader(nc)
 		req, err := http.ReadRequest(br)
 		if err != nil {
 			return
 		}
-		seen <- req.Method + " " + req.RequestURI
+		seen <- req
 		var d net.Dialer
 		if req.Method == http.MethodConnect {
 			up, err := d.Dial("tcp", req.RequestURI)
@@ -893,9 +893,14 @@ func splice(client net.Conn, cr io.Reader, up net.Conn) {
 	wg.Wait()
 }
 
+// TestDialProxy: through an HTTP proxy, the handshake goes through a
+// tunnel the proxy opens with CONNECT (RFC 6455 §4.1), for wss:// and
+// ws:// alike: the proxy sees CONNECT host:port with the proxy URL's user
+// and password as Basic Proxy-Authorization, the server the handshake
+// alone, without them.
 func TestDialProxy(t *testing.T) {
 	t.Parallel()
-	t.Run("wss through CONNECT", func(t *testing.T) {
+	t.Run("wss", func(t *testing.T) {
 		t.Parallel()
 		s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, err := Accept(w, r, nil)
@@ -911,28 +916,118 @@ func TestDialProxy(t *testing.T) {
 		tr.Proxy = http.ProxyURL(proxy)
 		addr := s.Listener.Addr().String()
 		c := dialT(t, "wss://"+addr+"/tunnel", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
-		if got, want := <-seen, "CONNECT "+addr; got != want {
-			t.Errorf("proxy saw %q, want %q", got, want)
+		if r := <-seen; r.Method+" "+r.RequestURI != "CONNECT "+addr {
+			t.Errorf("proxy saw %s %s, want CONNECT %s", r.Method, r.RequestURI, addr)
 		}
 		handshakeEcho(t, c, "through the tunnel")
 		if err := c.Close(StatusNormalClosure, ""); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	t.Run("ws forwarded", func(t *testing.T) {
+	t.Run("ws", func(t *testing.T) {
 		t.Parallel()
-		s := echoServer(t, nil, nil)
+		reqs := make(chan *http.Request, 1)
+		s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string { return response101(accept) }))
 		proxy, seen := startProxy(t)
-		addr := s.Listener.Addr().String()
-		c := dialT(t, "ws://"+addr+"/forward", &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{Proxy: http.ProxyURL(proxy)}}})
-		if got, want := <-seen, "GET http://"+addr+"/forward"; got != want {
-			t.Errorf("proxy saw %q, want %q", got, want)
-		}
-		handshakeEcho(t, c, "through the proxy")
-		if err := c.Close(StatusNormalClosure, ""); err != nil {
-			t.Errorf("Close: %v", err)
+		proxy.User = url.UserPassword("u", "se cret")
+		for _, tt := range []struct {
+			name  string
+			proxy func(*http.Request) (*url.URL, error)
+		}{
+			{"ProxyURL", http.ProxyURL(proxy)},
+			{"for http only", func(r *http.Request) (*url.URL, error) {
+				if r.URL.Scheme != "http" {
+					return nil, fmt.Errorf("proxy asked for %s", r.URL)
+				}
+				return proxy, nil
+			}},
+		} {
+			client := &http.Client{Transport: &http.Transport{Proxy: tt.proxy}}
+			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/chat?room=1", &DialOptions{HTTPClient: client})
+			if r.err != nil {
+				t.Fatalf("%s: Dial: %v", tt.name, r.err)
+			}
+			r.c.CloseNow()
+			p := <-seen
+			if got, want := p.Method+" "+p.RequestURI, "CONNECT "+s.addr(); got != want {
+				t.Errorf("%s: proxy saw %q, want %q", tt.name, got, want)
+			}
+			if got, want := p.Header.Values("Proxy-Authorization"), []string{"Basic dTpzZSBjcmV0"}; !slices.Equal(got, want) { // u:se cret
+				t.Errorf("%s: proxy got Proxy-Authorization %q, want %q", tt.name, got, want)
+			}
+			req := nextRequest(t, reqs)
+			if req.Method != "GET" || req.RequestURI != "/chat?room=1" || req.Host != s.addr() {
+				t.Errorf("%s: server got %s %s with Host %q, want GET /chat?room=1 with Host %q", tt.name, req.Method, req.RequestURI, req.Host, s.addr())
+			}
+			if v, ok := req.Header["Proxy-Authorization"]; ok {
+				t.Errorf("%s: server got Proxy-Authorization %q", tt.name, v)
+			}
 		}
 	})
+}
+
+// TestDialProxyTunnels: a ws:// handshake goes through a tunnel from an
+// HTTPS proxy too, and each hop of a redirect through a tunnel of its own.
+func TestDialProxyTunnels(t *testing.T) {
+	t.Parallel()
+	paths := make(chan string, 4)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.RequestURI
+		http.Redirect(w, r, "/new", http.StatusFound)
+	})
+	mux.HandleFunc("/new", func(w http.ResponseWriter, r *http.Request) {
+		paths <- r.RequestURI
+		acceptEcho(w, r)
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	// The proxy, over TLS, opens tunnels and refuses anything else.
+	seen := make(chan string, 4)
+	p := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Method + " " + r.Host
+		if r.Method != http.MethodConnect {
+			http.Error(w, "tunnels only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.Dial("tcp", r.Host)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		nc, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		if _, err := io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			up.Close()
+			nc.Close()
+			return
+		}
+		splice(nc, brw, up)
+	}))
+	t.Cleanup(p.Close)
+	tr := p.Client().Transport.(*http.Transport).Clone()
+	proxy, _ := url.Parse(p.URL)
+	tr.Proxy = http.ProxyURL(proxy)
+	c, resp := dialTR(t, wsURL(s)+"/old", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	handshakeEcho(t, c, "through two tunnels")
+	c.CloseNow()
+	if got := resp.Request.URL.Path; got != "/new" {
+		t.Errorf("response to %s, want /new", got)
+	}
+	origin := s.Listener.Addr().String()
+	for range 2 {
+		if got, want := <-seen, "CONNECT "+origin; got != want {
+			t.Errorf("proxy saw %q, want %q", got, want)
+		}
+	}
+	for _, want := range []string{"/old", "/new"} {
+		if got := <-paths; got != want {
+			t.Errorf("server saw %s, want %s", got, want)
+		}
+	}
 }
 
 // TestDialResponseBodyOnSuccess: the response of a successful Dial has an
@@ -1127,7 +1222,8 @@ func dialTR(t *testing.T, rawURL string, opts *DialOptions) (*Conn, *http.Respon
 }
 
 // TestDialProxyRefuses: a proxy's refusal of CONNECT fails Dial with an
-// error that names the proxy and its status, body or not.
+// error that names the proxy and its status, body or not, for wss:// and
+// ws:// alike.
 func TestDialProxyRefuses(t *testing.T) {
 	t.Parallel()
 	for _, answer := range []string{
@@ -1142,19 +1238,75 @@ func TestDialProxyRefuses(t *testing.T) {
 			io.WriteString(nc, answer)
 		})
 		tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", User: url.UserPassword("u", "secret"), Host: p.addr()})}
+		for _, target := range []string{"wss://192.0.2.1:8443/x", "ws://192.0.2.1:8080/x", "ws://192.0.2.1/x"} {
+			r := dialBounded(t, p, context.Background(), target, &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+			status, _, _ := strings.Cut(strings.TrimPrefix(answer, "HTTP/1.1 "), "\r\n")
+			u, _ := url.Parse(target)
+			hostport := u.Host
+			if u.Port() == "" {
+				hostport += ":80"
+			}
+			want := fmt.Sprintf("websocket: dial %s: proxy http://u:xxxxx@%s answered CONNECT %s with %q", target, p.addr(), hostport, status)
+			if r.err == nil || r.err.Error() != want {
+				t.Errorf("Dial: %v, want %s", r.err, want)
+			}
+			if r.resp != nil {
+				t.Errorf("Dial %s returned a response", target)
+			}
+		}
+	}
+}
+
+// TestDialProxyEarlyBytes: bytes a proxy sends right after its 200 to
+// CONNECT, in the same write, are the server's: here the start of its
+// 101, whose end and a first frame come once the request is read.
+func TestDialProxyEarlyBytes(t *testing.T) {
+	t.Parallel()
+	p := startTCPServer(t, func(nc net.Conn) {
+		br := bufio.NewReader(nc)
+		req, err := http.ReadRequest(br)
+		if err != nil || req.Method != http.MethodConnect {
+			io.WriteString(nc, "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n")
+			return
+		}
+		if _, err := io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"); err != nil {
+			return
+		}
+		req, err = http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		io.WriteString(nc, "Connection: Upgrade\r\nSec-WebSocket-Accept: "+acceptKey(req.Header.Get("Sec-WebSocket-Key"))+"\r\n\r\n\x81\x05early")
+		io.Copy(io.Discard, br)
+	})
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr()})}
+	for i := range 20 {
+		r := dialBounded(t, p, context.Background(), "ws://192.0.2.1:8080/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		if r.err != nil {
+			t.Fatalf("dial %d: Dial: %v", i, r.err)
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, resp, err := Dial(ctx, "wss://192.0.2.1:8443/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		typ, msg, err := r.c.Read(ctx)
 		cancel()
-		if err == nil {
-			c.CloseNow()
+		if typ != MessageText || string(msg) != "early" || err != nil {
+			t.Fatalf("dial %d: Read: %v %q %v, want a text message \"early\"", i, typ, msg, err)
 		}
-		status, _, _ := strings.Cut(strings.TrimPrefix(answer, "HTTP/1.1 "), "\r\n")
-		want := fmt.Sprintf("websocket: dial wss://192.0.2.1:8443/x: proxy http://u:xxxxx@%s answered CONNECT 192.0.2.1:8443 with %q", p.addr(), status)
-		if err == nil || err.Error() != want {
-			t.Errorf("Dial: %v, want %s", err, want)
-		}
-		if resp != nil {
-			t.Errorf("Dial returned a response")
+		r.c.CloseNow()
+	}
+}
+
+// TestDialProxySilent: a proxy that never answers CONNECT holds Dial
+// until ctx ends, and no longer.
+func TestDialProxySilent(t *testing.T) {
+	t.Parallel()
+	p := silentServer(t)
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr()})}
+	for _, target := range []string{"wss://192.0.2.1:8443/x", "ws://192.0.2.1:8080/x"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		r := dialBounded(t, p, ctx, target, &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		cancel()
+		if !errors.Is(r.err, context.DeadlineExceeded) {
+			t.Errorf("%s: Dial: %v, want context.DeadlineExceeded", target, r.err)
 		}
 	}
 }

@@ -23,6 +23,9 @@ type DialOptions struct {
 	// HTTPClient sends the opening handshake, so that its proxies, TLS
 	// configuration, cookie jar and redirect policy apply. nil means
 	// http.DefaultClient. Its Timeout, if set, bounds the handshake only.
+	// Through an HTTP or HTTPS proxy, ws:// as wss://, the handshake goes
+	// through a tunnel the proxy opens with CONNECT (RFC 6455 §4.1), when
+	// the client's transport is an *http.Transport.
 	//
 	// With nil, a ws:// handshake that no proxy applies to is sent by Dial
 	// itself over a connection from http.DefaultTransport's dial function,
