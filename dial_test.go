@@ -1296,17 +1296,36 @@ func TestDialProxyEarlyBytes(t *testing.T) {
 }
 
 // TestDialProxySilent: a proxy that never answers CONNECT holds Dial
-// until ctx ends, and no longer.
+// until ctx ends, and no longer; the connection to it is closed then.
 func TestDialProxySilent(t *testing.T) {
 	t.Parallel()
-	p := silentServer(t)
+	gone := make(chan string, 2)
+	p := startTCPServer(t, func(nc net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(nc))
+		if err != nil {
+			return
+		}
+		io.Copy(io.Discard, nc)
+		gone <- req.Method + " " + req.RequestURI
+	})
 	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr()})}
-	for _, target := range []string{"wss://192.0.2.1:8443/x", "ws://192.0.2.1:8080/x"} {
+	for _, tt := range []struct{ url, target string }{
+		{"wss://192.0.2.1:8443/x", "192.0.2.1:8443"},
+		{"ws://192.0.2.1:8080/x", "192.0.2.1:8080"},
+	} {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		r := dialBounded(t, p, ctx, target, &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		r := dialBounded(t, p, ctx, tt.url, &DialOptions{HTTPClient: &http.Client{Transport: tr}})
 		cancel()
 		if !errors.Is(r.err, context.DeadlineExceeded) {
-			t.Errorf("%s: Dial: %v, want context.DeadlineExceeded", target, r.err)
+			t.Errorf("%s: Dial: %v, want context.DeadlineExceeded", tt.url, r.err)
+		}
+		select {
+		case got := <-gone:
+			if want := "CONNECT " + tt.target; got != want {
+				t.Errorf("%s: proxy saw %q, want %q", tt.url, got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: the connection to the proxy still open 10s after Dial returned", tt.url)
 		}
 	}
 }
