@@ -69,9 +69,11 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket: %w", err)
 	}
+	// Names go in canonical form, as Header.Add puts them, for the checks
+	// by name that follow (withURLAuth, net/http's client) to see them.
 	for name, values := range opts.Header {
-		if http.CanonicalHeaderKey(name) != "Host" { // the request's Host, below
-			req.Header[name] = slices.Clone(values)
+		if name = http.CanonicalHeaderKey(name); name != "Host" { // the request's Host, below
+			req.Header[name] = append(req.Header[name], values...)
 		}
 	}
 	if host := dialHost(opts); host != "" {

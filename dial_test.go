@@ -1130,6 +1130,7 @@ func TestDialURLUserinfo(t *testing.T) {
 		{"user:pa%20ss@", nil, "Basic dXNlcjpwYSBzcw=="}, // user:pa ss
 		{"user@", nil, "Basic dXNlcjo="},                 // user:
 		{"user:pass@", http.Header{"Authorization": {"Bearer token"}}, "Bearer token"},
+		{"user:pass@", http.Header{"authorization": {"Bearer token"}}, "Bearer token"},
 		{"", nil, ""},
 	} {
 		for _, client := range []*http.Client{nil, {}} {
