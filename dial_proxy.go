@@ -92,9 +92,12 @@ func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *ur
 	br := bufio.NewReaderSize(head, 1024)
 	if err == nil {
 		resp, err = http.ReadResponse(br, req)
-		if err != nil && head.N == 0 {
-			err = fmt.Errorf("proxy %s answered CONNECT %s with a header of more than %d bytes", proxy.Redacted(), addr, maxResponseHeader)
-		}
+	}
+	switch {
+	case err != nil && head.N == 0:
+		err = fmt.Errorf("proxy %s answered CONNECT %s with a header of more than %d bytes", proxy.Redacted(), addr, maxResponseHeader)
+	case err != nil:
+		err = fmt.Errorf("proxy %s, CONNECT %s: %w", proxy.Redacted(), addr, err)
 	}
 	if err == nil && t.OnProxyConnectResponse != nil {
 		err = t.OnProxyConnectResponse(ctx, proxy, req, resp)

@@ -1258,6 +1258,33 @@ func TestDialProxyRefuses(t *testing.T) {
 	}
 }
 
+// TestDialProxyBadAnswer: a proxy whose answer to CONNECT is no HTTP
+// response, or has a header without end, or ends early, fails Dial with
+// an error that names it, and Dial reads no more than 1 MiB of it.
+func TestDialProxyBadAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		answer string
+		want   string
+	}{
+		{"SSH-2.0-OpenSSH_9.6\r\n", `proxy http://%s, CONNECT 192.0.2.1:8080: malformed HTTP response "SSH-2.0-OpenSSH_9.6"`},
+		{"HTTP/1.1 200 OK\r\nX-A: " + strings.Repeat("a", 2<<20), `proxy http://%s answered CONNECT 192.0.2.1:8080 with a header of more than 1048576 bytes`},
+		{"HTTP/1.1 200 OK\r\n", `proxy http://%s, CONNECT 192.0.2.1:8080: unexpected EOF`},
+	} {
+		p := startTCPServer(t, func(nc net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+				return
+			}
+			io.WriteString(nc, tt.answer)
+		})
+		tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr()})}
+		r := dialBounded(t, p, context.Background(), "ws://192.0.2.1:8080/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		if want := "websocket: dial ws://192.0.2.1:8080/x: " + fmt.Sprintf(tt.want, p.addr()); r.err == nil || r.err.Error() != want {
+			t.Errorf("Dial: %v, want %s", r.err, want)
+		}
+	}
+}
+
 // TestDialProxyEarlyBytes: bytes a proxy sends right after its 200 to
 // CONNECT, in the same write, are the server's: here the start of its
 // 101, whose end and a first frame come once the request is read.
