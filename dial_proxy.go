@@ -62,7 +62,9 @@ func tunnelHTTP(t *http.Transport, dial dialFunc) dialFunc {
 // https:// URL: with t's ProxyConnectHeader or GetProxyConnectHeader, the
 // user and password of the proxy URL as Basic Proxy-Authorization, and
 // t's OnProxyConnectResponse to judge the answer, which must be 200.
-// ctx bounds the exchange.
+// ctx, the transport's context for the dial, bounds the exchange: net/http
+// detaches it from the request's, and ends it when Dial, given up, calls
+// CloseIdleConnections.
 func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *url.URL, addr string) (net.Conn, error) {
 	hdr := t.ProxyConnectHeader
 	if t.GetProxyConnectHeader != nil {
