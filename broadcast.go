@@ -164,14 +164,14 @@ func (c *Conn) enqueuePrepared(pm *PreparedMessage, flushes *[]*Conn) error {
 // Broadcast sends pm to every connection of conns without waiting for any
 // (EnqueuePrepared), so that a slow or stalled receiver never holds up the
 // others: a connection whose queue is full misses the message (or, with
-// AcceptOptions.CloseOnQueueFull, is failed), and a closed one is skipped.
-// It returns how many connections took the message.
+// AcceptOptions.CloseOnQueueFull, is failed), and a closed one is skipped,
+// as is a nil one. It returns how many connections took the message.
 func (pm *PreparedMessage) Broadcast(conns ...*Conn) int {
 	bp := flushListPool.Get().(*[]*Conn)
 	flushes := (*bp)[:0]
 	n := 0
 	for _, c := range conns {
-		if c.enqueuePrepared(pm, &flushes) == nil {
+		if c != nil && c.enqueuePrepared(pm, &flushes) == nil {
 			n++
 		}
 	}

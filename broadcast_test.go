@@ -739,3 +739,33 @@ func broadcastTo(pm *PreparedMessage) func(c *Conn) error {
 		return nil
 	}
 }
+
+// TestBroadcastSkipsNil: a nil connection among those Broadcast is given
+// is skipped and not counted, as a closed one is; the others take the
+// message.
+func TestBroadcastSkipsNil(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, nil)
+	pm, err := NewPreparedMessage(MessageText, []byte("hi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		conns []*Conn
+		want  int
+	}{
+		{"none", nil, 0},
+		{"nil alone", []*Conn{nil}, 0},
+		{"nil around one", []*Conn{nil, sc, nil}, 1},
+	} {
+		if n := pm.Broadcast(tc.conns...); n != tc.want {
+			t.Errorf("%s: Broadcast reached %d connections, want %d", tc.name, n, tc.want)
+		}
+	}
+	br := bufio.NewReader(nc)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := readServerFrame(br); err != nil || got != "\x81\x02hi" {
+		t.Fatalf("got %q, %v; want the one broadcast", got, err)
+	}
+}
