@@ -769,3 +769,41 @@ func TestBroadcastSkipsNil(t *testing.T) {
 		t.Fatalf("got %q, %v; want the one broadcast", got, err)
 	}
 }
+
+// TestEnqueueLargerThanLimit: a message that could not fit the write queue
+// even empty is the caller's to send another way, not a sign that the peer
+// reads slowly: Enqueue and Broadcast refuse it with ErrQueueFull and,
+// even with CloseOnQueueFull, leave the connection as it was. One that
+// fits the empty queue exactly is taken.
+func TestEnqueueLargerThanLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 4 << 10
+	for _, closeFull := range []bool{false, true} {
+		t.Run(fmt.Sprint("CloseOnQueueFull=", closeFull), func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit, CloseOnQueueFull: closeFull})
+			big := make([]byte, limit-maxHeaderSize+1)
+			err := sc.Enqueue(MessageBinary, big)
+			if !errors.Is(err, ErrQueueFull) || errors.Is(err, ErrClosed) {
+				t.Fatalf("Enqueue of %d bytes: %v, want ErrQueueFull alone", len(big), err)
+			}
+			pm, err := NewPreparedMessage(MessageBinary, big)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := pm.Broadcast(sc); n != 0 {
+				t.Fatalf("Broadcast of %d bytes reached %d connections, want 0", len(big), n)
+			}
+			if err := sc.Enqueue(MessageBinary, big[:len(big)-1]); err != nil {
+				t.Fatalf("Enqueue of %d bytes: %v", len(big)-1, err)
+			}
+			br := bufio.NewReaderSize(nc, 8<<10)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			want := "\x82\x7e" + string([]byte{byte((len(big) - 1) >> 8), byte(len(big) - 1)}) + string(big[:len(big)-1])
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(br, got); err != nil || string(got) != want {
+				t.Fatalf("first frame: %.20q, %v; want the message that fits", got, err)
+			}
+		})
+	}
+}

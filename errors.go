@@ -30,7 +30,9 @@ var (
 	// is sent to. (Broadcast returns no error: it leaves such a connection
 	// out of the count it returns.) The message was not queued; with
 	// AcceptOptions.CloseOnQueueFull the connection is being failed with
-	// StatusPolicyViolation instead, and the error wraps ErrClosed too.
+	// StatusPolicyViolation instead, and the error wraps ErrClosed too,
+	// unless the message alone is larger than the limit: it would not fit
+	// an empty queue, and is refused without failing the connection.
 	ErrQueueFull = errors.New("websocket: write queue full")
 
 	// ErrHandshake is wrapped by the errors Dial and Accept return when the

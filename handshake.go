@@ -74,7 +74,8 @@ type AcceptOptions struct {
 	// and Broadcast leave there. 0 means 512 KiB. Past it, Write waits for
 	// the network (until its context ends) and Enqueue refuses the message
 	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
-	// with StatusPolicyViolation. So a peer that stops reading costs at
+	// with StatusPolicyViolation (a message larger than the limit, which
+	// no queue could take, is refused either way). So a peer that stops reading costs at
 	// most this much memory, besides what the kernel's socket buffers hold.
 	WriteQueueLimit  int
 	CloseOnQueueFull bool

@@ -212,7 +212,7 @@ func (c *Conn) joinBacklogLocked() {
 // waiting: to the queue itself when the caller holds msgMu, else to the
 // backlog, which joins the queue when msgMu is let go. Past the queue
 // limit it refuses the frame, or fails the connection, as the connection
-// was set up to do. The queue's timer writes the frame, unless flushes is
+// was set up to do; a frame larger than the limit it only refuses. The queue's timer writes the frame, unless flushes is
 // given: then the connection joins it, for the caller to write its queue
 // (Broadcast, with flushQueueNow).
 func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Conn) error {
@@ -227,7 +227,10 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		c.joinBacklogLocked()
 	}
 	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
-		if c.closeFull {
+		// A message that the empty queue could not hold says nothing of
+		// how fast the peer reads: it is refused, not held against the
+		// connection.
+		if c.closeFull && len(p)+maxHeaderSize <= int(c.queueLimit) {
 			return c.failFullLocked()
 		}
 		c.pendMu.Unlock()
