@@ -807,3 +807,85 @@ func TestEnqueueLargerThanLimit(t *testing.T) {
 		})
 	}
 }
+
+// hookRaw is a socket's RawConn that takes no bytes: its Write runs hook
+// first, as if another goroutine did something while the write was in
+// the kernel, and leaves the callback uncalled.
+type hookRaw struct{ hook func() }
+
+func (r hookRaw) Control(func(uintptr)) error   { return nil }
+func (r hookRaw) Read(func(uintptr) bool) error { return nil }
+func (r hookRaw) Write(func(uintptr) bool) error {
+	r.hook()
+	return nil
+}
+
+// TestQueuePutBackWithinLimit: frames taken from the queue that did not
+// go out, put back at its head in front of what queued meanwhile, stay in
+// a buffer within WriteQueueLimit, as the queue's growth does elsewhere:
+// after Broadcast's non-blocking write took none of them (a message
+// enqueued while it was in the kernel), and after a write whose context
+// had ended. Each row puts back 32,640 bytes of frames held in 32 KiB
+// (the queue's growth from 4 KiB) in front of 4,004 more, under a limit
+// of 40 KiB.
+func TestQueuePutBackWithinLimit(t *testing.T) {
+	t.Parallel()
+	const limit = 40 << 10
+	for _, how := range []string{"Broadcast's write", "requeue"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			_, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit})
+			// Nobody writes the queue until the test has looked at it:
+			// the frame lock is taken while it fills, and the queue's
+			// timer then waits for the test to let it go.
+			sc.frameMu.tryLock()
+			for i := range 320 {
+				if err := sc.Enqueue(MessageBinary, []byte(fmt.Sprintf("%-100d", i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			gate := make(chan struct{})
+			defer close(gate)
+			sc.pendMu.Lock()
+			sc.pendTimer.Stop()
+			sc.pendTimer = time.AfterFunc(time.Hour, func() { <-gate; sc.flushQueueLater() })
+			taken := len(*sc.pend)
+			if c := cap(*sc.pend); c != 32<<10 || taken != 320*102 {
+				sc.pendMu.Unlock()
+				t.Fatalf("the queue holds %d bytes in %d, want %d in %d", taken, c, 320*102, 32<<10)
+			}
+			sc.pendMu.Unlock()
+			late := make([]byte, 4000)
+			enqueueLate := func() {
+				if err := sc.Enqueue(MessageBinary, late); err != nil {
+					t.Errorf("Enqueue while the queue was out: %v", err)
+				}
+			}
+			if how == "requeue" {
+				sc.pendMu.Lock()
+				pend := sc.takePendLocked()
+				sc.pendMu.Unlock()
+				enqueueLate()
+				sc.requeue(pend)
+				sc.frameMu.unlock()
+			} else {
+				sc.frameMu.unlock()
+				ran := false
+				sc.tr.raw = hookRaw{func() { ran = true; enqueueLate() }}
+				sc.flushQueueNow()
+				if !ran {
+					t.Skip("writeNow does not write on this platform")
+				}
+			}
+			sc.pendMu.Lock()
+			got, held := len(*sc.pend), cap(*sc.pend)
+			sc.pendMu.Unlock()
+			if want := taken + 4 + len(late); got != want {
+				t.Errorf("the queue holds %d bytes, want %d", got, want)
+			}
+			if held > limit {
+				t.Errorf("the queue holds its %d bytes in a buffer of %d, past the limit of %d", got, held, limit)
+			}
+		})
+	}
+}

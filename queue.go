@@ -359,13 +359,23 @@ func (c *Conn) flushUnlock(ctx context.Context) error {
 // The caller holds frameMu.
 func (c *Conn) requeue(pend *[]byte) {
 	c.pendMu.Lock()
+	c.requeueLocked(pend)
+	c.pendMu.Unlock()
+}
+
+// requeueLocked puts pend, what is left to write of frames taken from the
+// queue, back at its head, in front of what queued meanwhile: in pend's
+// buffer, grown no further than the queue's own growth would.
+//
+// The caller holds frameMu, and pendMu.
+func (c *Conn) requeueLocked(pend *[]byte) {
 	c.inflight = 0
 	if c.pend != nil {
+		c.growQueuedLocked(pend, len(*c.pend))
 		*pend = append(*pend, *c.pend...)
 		putPend(c.pend)
 	}
 	c.pend = pend
-	c.pendMu.Unlock()
 }
 
 // flushQueueNow writes the queued frames without waiting: on a plain
@@ -397,11 +407,7 @@ func (c *Conn) flushQueueNow() {
 	if n < len(*pend) {
 		// The rest goes first, before what queued meanwhile.
 		*pend = (*pend)[:copy(*pend, (*pend)[n:])]
-		if c.pend != nil {
-			*pend = append(*pend, *c.pend...)
-			putPend(c.pend)
-		}
-		c.pend = pend
+		c.requeueLocked(pend)
 	} else {
 		putPend(pend)
 	}
