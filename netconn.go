@@ -41,7 +41,11 @@ import (
 // Close closes the connection with StatusNormalClosure, as Conn.Close
 // does, and returns nil once the closing handshake is done, whichever side
 // started it; a blocked Read or Write returns at once, with an error
-// wrapping net.ErrClosed. LocalAddr and RemoteAddr are c's; where c has
+// wrapping net.ErrClosed, and so do later calls, deadlines' included.
+// A call that finds the connection ended otherwise (by the peer's close,
+// Close or CloseNow on c, a failure) returns c's error, wrapping
+// ErrClosed, and net.ErrClosed too; but Read returns io.EOF, or what
+// ended the connection, as said above. LocalAddr and RemoteAddr are c's; where c has
 // none (in a browser), they return an address of network "websocket" and
 // string "unknown", never nil, since users of a net.Conn call its String.
 //
@@ -231,7 +235,7 @@ func (nc *netConn) readEnd(err error) error {
 	case StatusNormalClosure, StatusGoingAway, StatusNoStatusRcvd:
 		return io.EOF
 	}
-	return err
+	return netEnded(err)
 }
 
 func (nc *netConn) Write(p []byte) (int, error) {
@@ -272,7 +276,7 @@ func (nc *netConn) send(ctx context.Context, p []byte) error {
 	case err == nil:
 		return nil
 	case ctx.Err() == nil || !errors.Is(err, context.Canceled):
-		return err
+		return netEnded(err)
 	case nc.closed.Load():
 		return netClosedErr("write")
 	}
@@ -308,7 +312,7 @@ func (nc *netConn) Close() error {
 	if err != nil && nc.peerClosed.Load() {
 		return nil
 	}
-	return err
+	return netEnded(err)
 }
 
 func (nc *netConn) LocalAddr() net.Addr  { return knownAddr(nc.c.LocalAddr()) }
@@ -329,17 +333,26 @@ func (unknownAddr) Network() string { return "websocket" }
 func (unknownAddr) String() string  { return "unknown" }
 
 func (nc *netConn) SetDeadline(t time.Time) error {
+	if nc.closed.Load() {
+		return netClosedErr("set deadline")
+	}
 	nc.rdl.set(t)
 	nc.wdl.set(t)
 	return nil
 }
 
 func (nc *netConn) SetReadDeadline(t time.Time) error {
+	if nc.closed.Load() {
+		return netClosedErr("set read deadline")
+	}
 	nc.rdl.set(t)
 	return nil
 }
 
 func (nc *netConn) SetWriteDeadline(t time.Time) error {
+	if nc.closed.Load() {
+		return netClosedErr("set write deadline")
+	}
 	nc.wdl.set(t)
 	return nil
 }
@@ -435,3 +448,20 @@ func (e *deadlineError) Unwrap() []error {
 func netClosedErr(op string) error {
 	return fmt.Errorf("websocket: %s: %w", op, net.ErrClosed)
 }
+
+// netEnded returns err, the error of a Conn call, as a NetConn call's:
+// when it says that the connection has ended (ErrClosed), it wraps
+// net.ErrClosed too, which is how net.Conn users tell a connection
+// they can no longer use.
+func netEnded(err error) error {
+	if errors.Is(err, ErrClosed) && !errors.Is(err, net.ErrClosed) {
+		return &netEndedError{err}
+	}
+	return err
+}
+
+// netEndedError is err, wrapping net.ErrClosed as well.
+type netEndedError struct{ err error }
+
+func (e *netEndedError) Error() string   { return e.err.Error() }
+func (e *netEndedError) Unwrap() []error { return []error{e.err, net.ErrClosed} }

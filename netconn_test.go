@@ -976,3 +976,79 @@ func TestNetConnReadLimit(t *testing.T) {
 		t.Fatal("wrong bytes")
 	}
 }
+
+// TestNetConnEndedWrapsNetErrClosed: once the connection under a NetConn
+// has ended, its Reads and Writes fail with an error that wraps
+// net.ErrClosed, as net.Conn users test for, besides ErrClosed and what
+// ended it: after the peer's close (Reads return io.EOF first, as the
+// stream's end), after the Conn itself was closed (Close too), and for a
+// Write the closing cuts short. After the NetConn's own Close, setting a deadline
+// fails with net.ErrClosed too, as it does on a net.TCPConn.
+func TestNetConnEndedWrapsNetErrClosed(t *testing.T) {
+	t.Parallel()
+	checkClosed := func(t *testing.T, what string, err error) {
+		t.Helper()
+		if !errors.Is(err, net.ErrClosed) || !errors.Is(err, ErrClosed) {
+			t.Errorf("%s: %v, want net.ErrClosed and ErrClosed", what, err)
+		}
+		if strings.Count(err.Error(), "websocket:") != 1 {
+			t.Errorf("%s: %q, want one websocket: prefix", what, err)
+		}
+	}
+	t.Run("peer closed", func(t *testing.T) {
+		t.Parallel()
+		client, server := connPair(t)
+		closed := make(chan error, 1)
+		go func() { closed <- server.Close(StatusNormalClosure, "bye") }()
+		nc := NetConn(client, MessageBinary)
+		nc.SetDeadline(time.Now().Add(waitLimit))
+		if _, err := nc.Read(make([]byte, 1)); err != io.EOF {
+			t.Fatalf("Read at the peer's close: %v, want io.EOF", err)
+		}
+		if err := await(t, closed, "the server's close"); err != nil {
+			t.Fatalf("server close: %v", err)
+		}
+		_, err := nc.Write([]byte("x"))
+		checkClosed(t, "Write after the peer's close", err)
+		if CloseStatus(err) != StatusNormalClosure {
+			t.Errorf("Write after the peer's close: %v, want it to carry the close 1000", err)
+		}
+	})
+	t.Run("Conn closed", func(t *testing.T) {
+		t.Parallel()
+		client, _ := connPair(t)
+		nc := NetConn(client, MessageBinary)
+		client.CloseNow()
+		_, err := nc.Write([]byte("x"))
+		checkClosed(t, "Write", err)
+		_, err = nc.Read(make([]byte, 1))
+		checkClosed(t, "Read", err)
+		checkClosed(t, "Close", nc.Close())
+	})
+	t.Run("Conn closed during Write", func(t *testing.T) {
+		t.Parallel()
+		client, _ := connPair(t)
+		nc := NetConn(client, MessageBinary)
+		wrote := writeUntilError(nc, 400)
+		time.Sleep(300 * time.Millisecond) // long enough to fill the buffers
+		client.CloseNow()
+		r := await(t, wrote, "a failed Write")
+		checkClosed(t, "Write", r.err)
+	})
+	t.Run("deadline after Close", func(t *testing.T) {
+		t.Parallel()
+		client, server := connPair(t)
+		go echo(server) // answers the close
+		nc := NetConn(client, MessageBinary)
+		if err := nc.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		for name, set := range map[string]func(time.Time) error{
+			"SetDeadline": nc.SetDeadline, "SetReadDeadline": nc.SetReadDeadline, "SetWriteDeadline": nc.SetWriteDeadline,
+		} {
+			if err := set(time.Now()); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("%s after Close: %v, want net.ErrClosed", name, err)
+			}
+		}
+	})
+}
