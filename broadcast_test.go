@@ -889,3 +889,62 @@ func TestQueuePutBackWithinLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseRacingFullQueue: a queue that fills while Close waits for the
+// frame lock does not fail the connection with 1008 behind Close's back:
+// the connection is closing already, so the message that finds the queue
+// full is refused with ErrQueueFull alone, Close's close frame goes
+// behind the messages taken, and the close code the connection reports
+// afterwards is the one that went on the wire. The test plays a writer
+// that holds the frame lock and writes the queue before letting go.
+func TestCloseRacingFullQueue(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 4 << 10, CloseOnQueueFull: true, CloseTimeout: 5 * time.Second})
+	if !sc.frameMu.tryLock() {
+		t.Fatal("frame lock taken on a new connection")
+	}
+	sc.pendMu.Lock()
+	sc.flusher = true
+	sc.pendMu.Unlock()
+	closed := make(chan error, 1)
+	go func() { closed <- sc.Close(StatusNormalClosure, "bye") }()
+	waiting := func() bool {
+		sc.frameMu.mu.Lock()
+		defer sc.frameMu.mu.Unlock()
+		return sc.frameMu.last != nil
+	}
+	for deadline := time.Now().Add(5 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Close does not wait for the frame lock")
+		}
+	}
+	taken, refusal := fillQueue(t, sc)
+	sc.flushUnlock(context.Background())
+	br := bufio.NewReader(nc)
+	for i := range taken {
+		if got, err := readServerFrame(br); err != nil || got[2:] != fmt.Sprintf("%-100d", i) {
+			t.Fatalf("message %d of %d: %q, %v", i, taken, got, err)
+		}
+	}
+	frame, err := readServerFrame(br)
+	if err != nil || len(frame) < 4 || frame[0] != 0x88 {
+		t.Fatalf("after the messages: %q, %v; want a close frame", frame, err)
+	}
+	if _, err := io.WriteString(nc, clientFrame(0x88, frame[2:])); err != nil {
+		t.Fatal(err)
+	}
+	if err := await(t, closed, "the end of Close"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	sent := StatusCode(frame[2])<<8 | StatusCode(frame[3])
+	later := CloseStatus(sc.Write(context.Background(), MessageText, []byte("late")))
+	if refused := CloseStatus(refusal); refused != -1 && refused != sent || later != sent {
+		t.Errorf("close %d on the wire; the refused Enqueue reports %d, a later Write %d", sent, refused, later)
+	}
+	if frame != "\x88\x05\x03\xe8bye" {
+		t.Errorf("close frame %q, want Close's", frame)
+	}
+	if !errors.Is(refusal, ErrQueueFull) || errors.Is(refusal, ErrClosed) {
+		t.Errorf("refusal: %v, want ErrQueueFull alone", refusal)
+	}
+}

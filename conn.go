@@ -271,13 +271,16 @@ func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
 
-// setEnd records why the connection ends, if nothing has yet.
-func (c *Conn) setEnd(err error) {
+// setEnd records why the connection ends, if nothing has yet, and
+// reports whether it did.
+func (c *Conn) setEnd(err error) bool {
 	c.mu.Lock()
-	if c.endErr == nil {
-		c.endErr = err
+	defer c.mu.Unlock()
+	if c.endErr != nil {
+		return false
 	}
-	c.mu.Unlock()
+	c.endErr = err
+	return true
 }
 
 // closedErr is the error for an operation on an ended connection.

@@ -266,22 +266,25 @@ const queueFullReason = "write queue full: the peer reads too slowly"
 
 // failFullLocked fails a connection whose queue is full: its close frame,
 // 1008, goes behind what is queued, and the connection is closed when the
-// peer's close frame answers it, or the close timeout passes. It unlocks
-// pendMu.
+// peer's close frame answers it, or the close timeout passes. A
+// connection that is ending already (Close waits for the frame lock, say)
+// is not failed: its own close frame is still to go, and the message is
+// only refused. The end is recorded, and the close frame queued, under
+// pendMu, so that no other close frame can go first while the connection
+// reports 1008. It unlocks pendMu.
 //
-// The caller holds pendMu.
+// The caller holds pendMu, and found no close frame sent.
 func (c *Conn) failFullLocked() error {
 	pe := protocolErr(StatusPolicyViolation, queueFullReason)
 	pe.err = ErrQueueFull
-	c.pendMu.Unlock()
-	c.setEnd(pe)
-	c.pendMu.Lock()
-	if !c.closeSent {
-		c.closeSent = true
-		c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
-		if !c.flusher {
-			c.armFlushTimerLocked(0)
-		}
+	if !c.setEnd(pe) {
+		c.pendMu.Unlock()
+		return errQueueFull
+	}
+	c.closeSent = true
+	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
+	if !c.flusher {
+		c.armFlushTimerLocked(0)
 	}
 	c.pendMu.Unlock()
 	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(pe) }))
