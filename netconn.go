@@ -45,9 +45,10 @@ import (
 // A call that finds the connection ended otherwise (by the peer's close,
 // Close or CloseNow on c, a failure) returns c's error, wrapping
 // ErrClosed, and net.ErrClosed too; but Read returns io.EOF, or what
-// ended the connection, as said above. LocalAddr and RemoteAddr are c's; where c has
-// none (in a browser), they return an address of network "websocket" and
-// string "unknown", never nil, since users of a net.Conn call its String.
+// ended the connection, as said above. LocalAddr and RemoteAddr are c's;
+// where c has none (in a browser), they return an address of network
+// "websocket" and string "unknown", never nil, since users of a net.Conn
+// call its String.
 //
 // Deadlines keep net.Conn's promise. When the read or write deadline
 // passes, a Read or Write blocked on it returns an error wrapping

@@ -212,9 +212,10 @@ func (c *Conn) joinBacklogLocked() {
 // waiting: to the queue itself when the caller holds msgMu, else to the
 // backlog, which joins the queue when msgMu is let go. Past the queue
 // limit it refuses the frame, or fails the connection, as the connection
-// was set up to do; a frame larger than the limit it only refuses. The queue's timer writes the frame, unless flushes is
-// given: then the connection joins it, for the caller to write its queue
-// (Broadcast, with flushQueueNow).
+// was set up to do; a frame larger than the limit it only refuses. The
+// queue's timer writes the frame, unless flushes is given: then the
+// connection joins it, for the caller to write its queue (Broadcast, with
+// flushQueueNow).
 func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Conn) error {
 	c.pendMu.Lock()
 	if err := c.writableLocked("write"); err != nil {
