@@ -40,12 +40,13 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	deadline := time.Now().Add(c.closeTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	c.setEnd(CloseError{code, reason})
+	c.setFirstEnd(CloseError{code, reason}, true)
 	if err := c.writeClose(ctx, payload); err != nil && !isCloseSent(err) {
 		if c.isClosed() {
 			return c.closedErr("close")
 		}
-		c.closeTransport(nil)
+		// Our close frame did not go: the connection ends for why not.
+		c.closeTransport(err)
 		return err
 	}
 	// A reader busy with the connection finishes the handshake itself when
@@ -90,14 +91,14 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
 	defer cancel()
-	c.setEnd(CloseError{code, reason})
+	c.setFirstEnd(CloseError{code, reason}, true)
 	if err := c.writeClose(ctx, payload); err != nil {
 		if !isCloseSent(err) {
 			// The close frame could not go out within the close timeout
 			// (a write stuck on a peer that reads nothing holds the frame
 			// lock): the handshake cannot happen, and nothing else would
-			// end the connection.
-			c.closeTransport(nil)
+			// end the connection, which ends for why not.
+			c.closeTransport(err)
 		}
 		return err
 	}
@@ -126,6 +127,8 @@ func (c *Conn) setCloseTimer(t *time.Timer) {
 }
 
 // writeClose sends a close frame, once, after any frames queued before it.
+// Once it is sent, the close that Close or CloseWrite recorded as the
+// connection's end is its end for good.
 func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	if err := c.lock(ctx, &c.frameMu, "close"); err != nil {
 		return err
@@ -146,6 +149,11 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 		c.pendMu.Lock()
 		c.inflight = 0
 		c.pendMu.Unlock()
+	}
+	if err == nil {
+		c.mu.Lock()
+		c.endIntent = false
+		c.mu.Unlock()
 	}
 	return err
 }

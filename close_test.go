@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 )
@@ -154,5 +155,44 @@ func TestCloseArguments(t *testing.T) {
 	}
 	if _, p, err := c.Read(context.Background()); err != nil || string(p) != "still open" {
 		t.Fatalf("Read: %q, %v", p, err)
+	}
+}
+
+// TestCloseUnsentNotReported: a Close whose close frame never went out
+// (a writer stuck on a peer that reads nothing holds the frame lock past
+// the close timeout, as when the write queue is full) does not leave the
+// connection reporting that close: later calls say why it ended, and
+// carry no close code that was not on the wire. The test holds the frame
+// lock itself, as that writer would.
+func TestCloseUnsentNotReported(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"Close", "CloseWrite"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 100 * time.Millisecond})
+			if !sc.frameMu.tryLock() {
+				t.Fatal("frame lock taken on a new connection")
+			}
+			var err error
+			if how == "Close" {
+				err = sc.Close(StatusNormalClosure, "bye")
+			} else {
+				err = sc.CloseWrite(StatusNormalClosure, "bye")
+			}
+			if !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s: %v, want the close timeout", how, err)
+			}
+			later := sc.Write(context.Background(), MessageText, []byte("late"))
+			if !errors.Is(later, ErrClosed) || CloseStatus(later) != -1 {
+				t.Errorf("Write after %s: %v (close status %d), want ErrClosed and no close code", how, later, CloseStatus(later))
+			}
+			if want := "websocket: write: connection closed: close: context deadline exceeded"; later.Error() != want {
+				t.Errorf("Write after %s: %q, want %q", how, later, want)
+			}
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if b, err := io.ReadAll(nc); len(b) != 0 {
+				t.Errorf("on the wire: %q, %v; want nothing", b, err)
+			}
+		})
 	}
 }

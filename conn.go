@@ -123,6 +123,7 @@ type Conn struct {
 	flusher    bool        // pendMu: a frameMu holder writes pend before letting go
 	closeSent  bool        // pendMu: a close frame was sent; nothing may follow it
 	closeFull  bool        // immutable: a full queue fails the connection with 1008
+	endIntent  bool        // mu, not pendMu (kept here in padding): endErr is a close Close or CloseWrite has yet to send
 	queueLimit int32       // immutable: the most bytes Buffered may reach
 	keys       *maskKeys   // pendMu: mask keys, client only
 	pendTimer  *time.Timer // pendMu: writes pend that no reader or writer did
@@ -138,7 +139,7 @@ type Conn struct {
 
 	// mu guards the end of the connection.
 	mu        sync.Mutex
-	endErr    error       // mu: why the connection ended or is ending; set once
+	endErr    error       // mu: why the connection ended or is ending; set once, unless endIntent
 	closeRcvd *CloseError // mu: the peer's close frame, once received
 	pings     *pingWaits  // mu: made by the first Ping
 
@@ -271,15 +272,27 @@ func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
 
-// setEnd records why the connection ends, if nothing has yet, and
-// reports whether it did.
-func (c *Conn) setEnd(err error) bool {
+// setEnd records why the connection ends, if nothing has yet. A close
+// that Close or CloseWrite has yet to send gives way: it may never go.
+func (c *Conn) setEnd(err error) {
+	c.mu.Lock()
+	if c.endErr == nil || c.endIntent {
+		c.endErr, c.endIntent = err, false
+	}
+	c.mu.Unlock()
+}
+
+// setFirstEnd records why the connection ends if nothing has yet, not
+// even a close still to be sent, and reports whether it did; intent says
+// that err is such a close (Close's, CloseWrite's), which writeClose
+// confirms as it sends it, and any other end replaces until then.
+func (c *Conn) setFirstEnd(err error, intent bool) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.endErr != nil {
 		return false
 	}
-	c.endErr = err
+	c.endErr, c.endIntent = err, intent
 	return true
 }
 

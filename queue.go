@@ -278,7 +278,7 @@ const queueFullReason = "write queue full: the peer reads too slowly"
 func (c *Conn) failFullLocked() error {
 	pe := protocolErr(StatusPolicyViolation, queueFullReason)
 	pe.err = ErrQueueFull
-	if !c.setEnd(pe) {
+	if !c.setFirstEnd(pe, false) {
 		c.pendMu.Unlock()
 		return errQueueFull
 	}
