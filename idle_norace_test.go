@@ -4,12 +4,14 @@ package websocket
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -38,8 +40,8 @@ func TestIdleHeap(t *testing.T) {
 		io.WriteString(nc, "\x82\x02"+string(frame[6:]))
 		held <- nc
 	}
-	idleHeap(t, n, "", bare) // what grows once, the first time, is not counted
-	hijack := idleHeap(t, n, "", bare)
+	idleHeap(t, n, heapDial{}, "", bare) // what grows once, the first time, is not counted
+	hijack := idleHeap(t, n, heapDial{}, "", bare)
 	for _, tc := range []struct {
 		name    string
 		bound   int64
@@ -50,7 +52,7 @@ func TestIdleHeap(t *testing.T) {
 	} {
 		// The lower of two runs, as what grows once (pools, the parker's
 		// tables) is counted by the first.
-		got := min(idleHeap(t, n, "", tc.handler), idleHeap(t, n, "", tc.handler)) - hijack
+		got := min(idleHeap(t, n, heapDial{}, "", tc.handler), idleHeap(t, n, heapDial{}, "", tc.handler)) - hijack
 		t.Logf("%s: %d bytes of heap per idle connection beyond a bare hijack (%d)", tc.name, got, hijack)
 		if got > tc.bound {
 			t.Errorf("%s: %d bytes of heap per idle connection beyond a bare hijack, over %d", tc.name, got, tc.bound)
@@ -65,7 +67,12 @@ func TestIdleHeap(t *testing.T) {
 // arrived, a Read loop held 64 KiB more for a 1-byte fragment and 96 KiB
 // more for a 1 MiB frame with 3 bytes sent; Serve 36 KiB more for the
 // latter; and before the rest of a frame had to be justified by what
-// arrived, a Read loop held 64 KiB for 3 bytes of a 64 KiB frame.
+// arrived, a Read loop held 64 KiB for 3 bytes of a 64 KiB frame. The
+// same holds over TLS, where a read waits inside a read of the stream:
+// before such a wait for the rest of a frame took the idle array, it held
+// the 32 KiB read buffer (33 KiB more for Serve, 36 KiB for a Read loop,
+// for 3 bytes of a frame); and 2 bytes of a header held it on any
+// transport (37 KiB more for Serve on a plain socket).
 func TestStalledMessageHeap(t *testing.T) {
 	const n = 500
 	// A 1 MiB binary frame, masked with a zero key, of which 3 bytes come.
@@ -76,59 +83,81 @@ func TestStalledMessageHeap(t *testing.T) {
 		name    string
 		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
 	}{{"Serve", serveEcho}, {"Read loop", readLoopEcho}} {
-		idleHeap(t, n, "", h.handler) // what grows once
-		idle := idleHeap(t, n, "", h.handler)
-		for _, stall := range []struct{ name, after string }{
-			{"1-byte fragment", clientFrame(0x02, "x")},
-			{"3 bytes of a 1 MiB frame", bigFrame},
-			{"3 bytes of a 64 KiB frame", midFrame},
-		} {
-			got := idleHeap(t, n, stall.after, h.handler) - idle
-			t.Logf("%s, %s: %d bytes of heap per connection beyond an idle one (%d)", h.name, stall.name, got, idle)
-			if got > 2*minReadChunk {
-				t.Errorf("%s, %s: %d bytes of heap per connection beyond an idle one, over %d", h.name, stall.name, got, 2*minReadChunk)
+		for _, tr := range []struct {
+			name string
+			via  heapDial
+		}{{"", heapDial{}}, {"TLS, ", heapDial{overTLS: true}}} {
+			idleHeap(t, n, tr.via, "", h.handler) // what grows once
+			idle := idleHeap(t, n, tr.via, "", h.handler)
+			for _, stall := range []struct{ name, after string }{
+				{"1-byte fragment", clientFrame(0x02, "x")},
+				{"3 bytes of a 1 MiB frame", bigFrame},
+				{"3 bytes of a 64 KiB frame", midFrame},
+				{"2 bytes of a 14-byte header", bigFrame[:2]},
+			} {
+				got := idleHeap(t, n, tr.via, stall.after, h.handler) - idle
+				t.Logf("%s, %s%s: %d bytes of heap per connection beyond an idle one (%d)", h.name, tr.name, stall.name, got, idle)
+				if got > 2*minReadChunk {
+					t.Errorf("%s, %s%s: %d bytes of heap per connection beyond an idle one, over %d", h.name, tr.name, stall.name, got, 2*minReadChunk)
+				}
 			}
 		}
 	}
 }
 
 // serveEcho serves the connection, echoing every message.
-func serveEcho(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
-	c, err := Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	c.Serve(func(typ MessageType, p []byte) {
-		c.Write(context.Background(), typ, p)
-	}, func(error) { c.CloseNow() })
-}
+var serveEcho = serveEchoWith(nil)
 
-// readLoopEcho echoes every message in the README's Read/Write loop.
-func readLoopEcho(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
-	c, err := Accept(w, r, nil)
-	if err != nil {
-		return
-	}
-	defer c.CloseNow()
-	for {
-		typ, p, err := c.Read(r.Context())
+// serveEchoWith is serveEcho accepting with opts.
+func serveEchoWith(opts *AcceptOptions) func(http.ResponseWriter, *http.Request, chan<- net.Conn) {
+	return func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
+		c, err := Accept(w, r, opts)
 		if err != nil {
 			return
 		}
-		if err := c.Write(r.Context(), typ, p); err != nil {
+		c.Serve(func(typ MessageType, p []byte) {
+			c.Write(context.Background(), typ, p)
+		}, func(error) { c.CloseNow() })
+	}
+}
+
+// readLoopEcho echoes every message in the README's Read/Write loop.
+var readLoopEcho = readLoopEchoWith(nil)
+
+// readLoopEchoWith is readLoopEcho accepting with opts.
+func readLoopEchoWith(opts *AcceptOptions) func(http.ResponseWriter, *http.Request, chan<- net.Conn) {
+	return func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
 			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, p, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, p); err != nil {
+				return
+			}
 		}
 	}
 }
 
-// idleHeap opens n connections to a server running handler, each echoing
-// one 2-byte message and then sending after, and returns the heap held per connection once they
-// are idle, after a collection. A handler that keeps its connection
+// heapDial is how idleConns's clients reach the server: over TLS, and
+// offering permessage-deflate, which the handler must accept for the
+// opening handshake to end as expected.
+type heapDial struct{ overTLS, deflate bool }
+
+// idleHeap opens n connections to a server running handler, as via says,
+// each echoing one 2-byte message and then sending
+// after, and returns the heap held per connection once they are idle,
+// after a collection. A handler that keeps its connection
 // itself sends it on held. It returns once the server and the
 // connections are gone, so that the next measurement starts afresh.
-func idleHeap(t *testing.T, n int, after string, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
+func idleHeap(t *testing.T, n int, via heapDial, after string, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
 	t.Helper()
-	held := idleConns(t, n, after, handler)
+	held := idleConns(t, n, via, after, handler)
 	// The server's ends go on their own once the clients close: wait
 	// until the heap stops shrinking.
 	var ms runtime.MemStats
@@ -146,13 +175,26 @@ func idleHeap(t *testing.T, n int, after string, handler func(http.ResponseWrite
 
 // idleConns is idleHeap's measurement; it closes the server and the
 // connections before it returns.
-func idleConns(t *testing.T, n int, after string, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
+func idleConns(t *testing.T, n int, via heapDial, after string, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
 	t.Helper()
 	held := make(chan net.Conn, n)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		handler(w, r, held)
 	}))
+	dial := func() (net.Conn, error) { return net.Dial("tcp", s.Listener.Addr().String()) }
+	if via.overTLS {
+		s.StartTLS()
+		conf := s.Client().Transport.(*http.Transport).TLSClientConfig
+		dial = func() (net.Conn, error) { return tls.Dial("tcp", s.Listener.Addr().String(), conf) }
+	} else {
+		s.Start()
+	}
 	defer s.Close()
+	req, resp := rawUpgradeRequest, sample101
+	if via.deflate {
+		req = strings.TrimSuffix(req, "\r\n") + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+		resp = strings.TrimSuffix(resp, "\r\n") + "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
+	}
 	clients := make([]net.Conn, 0, n)
 	defer func() {
 		for _, nc := range clients {
@@ -170,8 +212,19 @@ func idleConns(t *testing.T, n int, after string, handler func(http.ResponseWrit
 	runtime.ReadMemStats(&before)
 	for range n {
 		// Not rawClient, whose cleanup would keep the client's end.
-		nc := dialRaw(t, s.Listener.Addr().String())
+		nc, err := dial()
+		if err != nil {
+			t.Fatal(err)
+		}
 		clients = append(clients, nc)
+		nc.SetDeadline(time.Now().Add(10 * time.Second))
+		got := make([]byte, len(resp))
+		if _, err := io.WriteString(nc, req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(nc, got); err != nil || string(got) != resp {
+			t.Fatalf("handshake: %q, %v", got, err)
+		}
 		if _, err := io.WriteString(nc, clientFrame(0x82, "hi")); err != nil {
 			t.Fatal(err)
 		}

@@ -504,9 +504,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		}
 		c.gotInput()
 	default:
-		// On a socket, a wait for the rest of a frame holds no buffer
-		// either.
-		if err := c.fillLocked(ctx, c.tr.raw != nil); err != nil {
+		if err := c.fillLocked(ctx, false); err != nil {
 			return 0, c.readErrLocked(ctx, err, true)
 		}
 		n = copy(p, c.rb.bytes())
@@ -621,7 +619,14 @@ func (c *Conn) awaitControlLocked(ctx context.Context, done func() bool) error {
 	return c.readErrLocked(ctx, err, false)
 }
 
-// fillLocked needs readMu held.
+// fillLocked reads more input into the read buffer, waiting for it if
+// need be. idle says that nothing is buffered and no payload is due: a
+// wait between frames, which holds no pooled buffer. Neither does a wait
+// for the rest of a frame, or of a header, while what is unread fits the
+// idle array, unless the last read took all the room it had: then input
+// is likely waiting, and the read takes a pooled buffer's worth at once.
+//
+// The caller holds readMu.
 func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 	c.beforeWaitLocked(ctx)
 	if c.isClosed() {
@@ -630,12 +635,13 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 	}
 	c.watch(watchRead, ctx)
 	var err error
-	if idle && c.tr.raw != nil && c.rb.isEmpty() {
-		// Wait on the socket itself, holding no buffer; inside a
-		// message, then read all that came.
-		err = awaitRaw(c.tr.rw.(net.Conn), c.tr.raw, &c.rb, c.msgOpen)
+	if c.tr.raw != nil && c.rb.len() <= idleReadSize {
+		// Wait on the socket itself, holding at most the idle array;
+		// inside a message or a frame, then read all that came.
+		c.rb.shrink()
+		err = awaitRaw(c.tr.rw.(net.Conn), c.tr.raw, &c.rb, c.msgOpen || !c.rb.isEmpty())
 	} else {
-		err = c.rb.fill(c.tr.rw, idle)
+		err = c.rb.fill(c.tr.rw, idle || !c.rb.flowing)
 	}
 	if err != nil {
 		return err

@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
@@ -474,6 +476,66 @@ func TestGrowDoubles(t *testing.T) {
 		got := c.growLocked(dst)
 		if len(got) != tc.have || cap(got) != tc.wantCap {
 			t.Errorf("%s: grown to len %d cap %d, want len %d cap %d", tc.name, len(got), cap(got), tc.have, tc.wantCap)
+		}
+	}
+}
+
+// BenchmarkEchoTLS measures an echo over TLS, whose reads wait inside a
+// read rather than on the socket: a client's Write and ReadAppend against
+// a server that echoes with Serve, or with a Read or ReadAppend loop.
+func BenchmarkEchoTLS(b *testing.B) {
+	for _, size := range []int{16 << 10, 1 << 20} {
+		payload := make([]byte, size)
+		for _, api := range []string{"Serve", "Read", "ReadAppend"} {
+			b.Run(fmt.Sprintf("%s/%d", api, size), func(b *testing.B) {
+				s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					c, err := Accept(w, r, nil)
+					if err != nil {
+						return
+					}
+					if api == "Serve" {
+						c.Serve(func(typ MessageType, p []byte) {
+							c.Write(context.Background(), typ, p)
+						}, func(error) { c.CloseNow() })
+						return
+					}
+					defer c.CloseNow()
+					var buf []byte
+					for {
+						var typ MessageType
+						var p []byte
+						if api == "Read" {
+							typ, p, err = c.Read(context.Background())
+						} else {
+							typ, p, err = c.ReadAppend(context.Background(), buf[:0])
+							buf = p
+						}
+						if err != nil || c.Write(context.Background(), typ, p) != nil {
+							return
+						}
+					}
+				}))
+				defer s.Close()
+				ctx := context.Background()
+				c, _, err := Dial(ctx, "wss://"+s.Listener.Addr().String(), &DialOptions{HTTPClient: s.Client()})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer c.CloseNow()
+				var buf []byte
+				b.SetBytes(int64(size))
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.Write(ctx, MessageBinary, payload); err != nil {
+						b.Fatal(err)
+					}
+					_, p, err := c.ReadAppend(ctx, buf[:0])
+					if err != nil || len(p) != size {
+						b.Fatalf("%d bytes, %v", len(p), err)
+					}
+					buf = p
+				}
+			})
 		}
 	}
 }

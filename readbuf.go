@@ -8,11 +8,12 @@ import (
 
 const (
 	// idleReadSize is the size of the array a connection reads into while
-	// it waits inside a read for a message with nothing buffered, so that
-	// such a wait holds no pooled buffer. It fits a small message whole.
-	// Only a transport without a socket to await waits that way (TLS, an
-	// HTTP/2 stream): on a plain socket, the wait holds no buffer at all
-	// (awaitRaw), and the array is never made.
+	// it waits inside a read for a frame, or for the rest of one, so that
+	// such a wait holds no pooled buffer. It fits a small message whole,
+	// and any frame header. A transport without a socket to await waits
+	// that way (TLS, an HTTP/2 stream); on a plain socket, the wait holds
+	// no buffer at all (awaitRaw), but for the array when part of a
+	// header or control frame came before it.
 	idleReadSize = 128
 	// readBufferSize is the size of the pooled buffers a connection reads
 	// into while frames are arriving. One read takes in several medium
@@ -33,6 +34,10 @@ type readBuffer struct {
 	pooled *[]byte             // buf's pool entry, when buf is pooled
 	idle   *[idleReadSize]byte // made by the first idle fill
 	inIdle bool                // buf is idle[:]
+	// flowing is set when the last fill's read took all the room it was
+	// given: the transport had input to spare, and the next read will
+	// likely find more without waiting.
+	flowing bool
 	// sockErr is the number of a socket error that Serve's wait for input
 	// read, kept for the read that follows, since a socket reports an
 	// error once (serve_wait_unix.go); 0 when none.
@@ -79,14 +84,16 @@ func (b *readBuffer) release() {
 }
 
 // fill reads from src once, adding at least one byte unless it fails. An
-// idle fill, made while waiting inside a read for a frame with nothing
-// buffered, reads into the idle array; others read into a pooled buffer.
+// idle fill, made where the read will likely wait, reads into the idle
+// array as long as the unread bytes leave room there; others read into a
+// pooled buffer.
 func (b *readBuffer) fill(src io.Reader, idle bool) error {
 	if err := b.makeRoom(idle); err != nil {
 		return err
 	}
 	for {
 		n, err := src.Read(b.buf[b.w:])
+		b.flowing = n == len(b.buf)-int(b.w)
 		b.w += int32(n)
 		if n > 0 {
 			return nil
@@ -104,15 +111,11 @@ func (b *readBuffer) fill(src io.Reader, idle bool) error {
 func (b *readBuffer) makeRoom(idle bool) error {
 	if b.r == b.w {
 		b.r, b.w = 0, 0
-		if idle && !b.inIdle {
-			b.release()
-			if b.idle == nil {
-				b.idle = new([idleReadSize]byte)
-			}
-			b.buf, b.inIdle = b.idle[:], true
-		}
 	}
+	idle = idle && b.len() < idleReadSize
 	switch {
+	case idle && !b.inIdle:
+		b.toIdle()
 	case b.buf == nil || (b.inIdle && !idle):
 		b.takePooled()
 	case int(b.w) == len(b.buf):
@@ -128,7 +131,8 @@ func (b *readBuffer) makeRoom(idle bool) error {
 }
 
 // shrink moves a few unread bytes out of a pooled buffer into the idle
-// array, for a connection that may stay unread a long while.
+// array, for a connection that may stay unread a long while, and drops
+// the buffer when nothing is unread.
 func (b *readBuffer) shrink() {
 	if b.isEmpty() {
 		b.release()
@@ -137,11 +141,19 @@ func (b *readBuffer) shrink() {
 	if b.pooled == nil || b.len() > idleReadSize {
 		return
 	}
+	b.toIdle()
+}
+
+// toIdle moves the unread bytes, at most idleReadSize of them, into the
+// idle array, and gives a pooled buffer back.
+func (b *readBuffer) toIdle() {
 	if b.idle == nil {
 		b.idle = new([idleReadSize]byte)
 	}
 	n := copy(b.idle[:], b.bytes())
-	readBufPool.Put(b.pooled)
-	b.pooled = nil
+	if b.pooled != nil {
+		readBufPool.Put(b.pooled)
+		b.pooled = nil
+	}
 	b.buf, b.inIdle, b.r, b.w = b.idle[:], true, 0, int32(n)
 }

@@ -120,11 +120,12 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 }
 
 // awaitRaw waits for input on the socket under nc, whose stream rb reads
-// and which rc reaches, holding no buffer while it waits, then reads what
-// arrived into a pooled buffer (fillFromSocket): inside a message (whole
-// set), as much as the buffer holds, as a read of nc would; between
-// messages, at most wakeReadSize. rb must be empty. It returns what a read
-// of nc would have: nil once bytes arrived, io.EOF, or nc's error.
+// and which rc reaches, holding no pooled buffer while it waits, then
+// reads what arrived into one (fillFromSocket): with whole set (inside a
+// message, or after part of a frame), as much as the buffer holds, as a
+// read of nc would; otherwise at most wakeReadSize. rb must be empty or
+// hold its few unread bytes in the idle array. It returns what a read of
+// nc would have: nil once bytes arrived, io.EOF, or nc's error.
 func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer, whole bool) error {
 	f := rawFillers.Get().(*rawFiller)
 	f.rb, f.whole = rb, whole
@@ -178,8 +179,9 @@ func (f *rawFiller) fill(fd uintptr) bool {
 
 // fillFromSocket reads the non-blocking socket fd into a pooled buffer, at
 // most wakeReadSize bytes unless whole is set, as the first read after a
-// wait; b must be empty. It returns syscall.EAGAIN when the socket has
-// nothing yet, and holds no buffer unless bytes came.
+// wait; b must be empty, or hold its unread bytes in the idle array. It
+// returns syscall.EAGAIN when the socket has nothing yet, and holds no
+// pooled buffer unless bytes came.
 func (b *readBuffer) fillFromSocket(fd int, whole bool) error {
 	if e := b.sockErr; e != 0 {
 		b.sockErr = 0
@@ -197,7 +199,7 @@ func (b *readBuffer) fillFromSocket(fd int, whole bool) error {
 		case err == syscall.EINTR:
 			continue
 		}
-		b.release()
+		b.shrink()
 		return err
 	}
 }
