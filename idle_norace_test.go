@@ -3,8 +3,11 @@
 package websocket
 
 import (
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"math"
 	"net"
@@ -100,6 +103,51 @@ func TestStalledMessageHeap(t *testing.T) {
 				if got > 2*minReadChunk {
 					t.Errorf("%s, %s%s: %d bytes of heap per connection beyond an idle one, over %d", h.name, tr.name, stall.name, got, 2*minReadChunk)
 				}
+			}
+		}
+	}
+}
+
+// TestStalledCompressedHeap: a peer that starts a compressed message and
+// stops sending has a connection hold, beyond an idle one, the decoder's
+// working state (12.5 KiB, internal/flate's decoder: its input buffer and
+// the tables of a block) besides what an uncompressed message holds (see
+// TestStalledMessageHeap); and once the message has output, its 32 KiB
+// window and at most about twice that output. Measured: 18,069 (Serve)
+// and 17,688 (Read loop) bytes for 3 bytes of a compressed 1 MiB frame;
+// 67,168 and 62,814 for 1,000 bytes, which inflate to 14,868.
+func TestStalledCompressedHeap(t *testing.T) {
+	const (
+		n       = 500
+		decoder = 13 << 10
+		window  = 32 << 10
+	)
+	var z bytes.Buffer
+	zw, _ := flate.NewWriter(&z, flate.BestSpeed)
+	for i := range 2000 {
+		fmt.Fprintf(zw, "line %d of a message that compresses\n", i)
+	}
+	zw.Flush()
+	// A compressed 1 MiB binary frame, masked with a zero key.
+	bigFrame := "\xc2\xff\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00"
+	opts := &AcceptOptions{Compression: CompressionContextTakeover}
+	for _, h := range []struct {
+		name    string
+		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
+	}{{"Serve", serveEchoWith(opts)}, {"Read loop", readLoopEchoWith(opts)}} {
+		via := heapDial{deflate: true}
+		idleHeap(t, n, via, "", h.handler) // what grows once
+		idle := idleHeap(t, n, via, "", h.handler)
+		for _, sent := range []int{3, 1000} {
+			out, _ := io.ReadAll(flate.NewReader(bytes.NewReader(z.Bytes()[:sent])))
+			bound := int64(2*minReadChunk + decoder)
+			if len(out) > 0 {
+				bound += int64(window + 2*len(out))
+			}
+			got := idleHeap(t, n, via, bigFrame+z.String()[:sent], h.handler) - idle
+			t.Logf("%s, %d bytes of a compressed 1 MiB frame (%d inflated): %d bytes of heap per connection beyond an idle one (%d)", h.name, sent, len(out), got, idle)
+			if got > bound {
+				t.Errorf("%s, %d bytes of a compressed 1 MiB frame: %d bytes of heap per connection beyond an idle one, over %d", h.name, sent, got, bound)
 			}
 		}
 	}
