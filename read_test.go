@@ -539,3 +539,63 @@ func BenchmarkEchoTLS(b *testing.B) {
 		}
 	}
 }
+
+// TestWaitReadsIntoIdleArray: over a transport that Serve cannot await
+// (TLS, an HTTP/2 stream), a read that will likely wait is offered the
+// idle array, not a pooled buffer: between messages, for the rest of a
+// frame, and for the rest of a header, unless the read before took all
+// the room it had, which says input is waiting. Each row lists the room
+// the transport's reads were offered; the last read finds the end of the
+// stream.
+func TestWaitReadsIntoIdleArray(t *testing.T) {
+	// A 1 MiB binary frame, masked with a zero key, and 3 bytes of it.
+	bigFrame := "\x82\xff\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00abc"
+	for _, tc := range []struct {
+		name  string
+		reads []string
+		want  []int
+	}{
+		{"3 bytes of a frame", []string{bigFrame}, []int{idleReadSize, idleReadSize}},
+		{"2 bytes of a header", []string{bigFrame[:2]}, []int{idleReadSize, idleReadSize - 2}},
+		{"a full idle read", []string{bigFrame + strings.Repeat("x", idleReadSize-len(bigFrame))},
+			[]int{idleReadSize, readBufferSize}},
+		{"a full pooled read", []string{bigFrame + strings.Repeat("x", idleReadSize-len(bigFrame)), strings.Repeat("x", readBufferSize)},
+			[]int{idleReadSize, readBufferSize, readBufferSize}},
+		{"a short pooled read", []string{bigFrame + strings.Repeat("x", idleReadSize-len(bigFrame)), "xyz"},
+			[]int{idleReadSize, readBufferSize, idleReadSize}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := &scriptedReads{reads: tc.reads}
+			c := newConn(&connConfig{tr: transport{rw: tr}})
+			if _, p, err := c.Read(context.Background()); err == nil {
+				t.Fatalf("Read: %d bytes, no error; want the end of the stream", len(p))
+			}
+			if !slices.Equal(tr.offered, tc.want) {
+				t.Errorf("reads offered %v bytes, want %v", tr.offered, tc.want)
+			}
+		})
+	}
+}
+
+// scriptedReads is a transport whose reads return reads in turn, each in
+// one read if it fits, then the end of the stream. It notes the room each
+// read was offered, and takes every write.
+type scriptedReads struct {
+	reads   []string
+	offered []int
+}
+
+func (s *scriptedReads) Read(p []byte) (int, error) {
+	s.offered = append(s.offered, len(p))
+	if len(s.reads) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.reads[0])
+	if s.reads[0] = s.reads[0][n:]; s.reads[0] == "" {
+		s.reads = s.reads[1:]
+	}
+	return n, nil
+}
+
+func (s *scriptedReads) Write(p []byte) (int, error) { return len(p), nil }
+func (s *scriptedReads) Close() error                { return nil }
