@@ -697,16 +697,7 @@ func TestBufferedCountsWritersFrame(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- sc.Write(context.Background(), MessageBinary, make([]byte, 60000)) }()
-	waiting := func() bool {
-		sc.frameMu.mu.Lock()
-		defer sc.frameMu.mu.Unlock()
-		return sc.frameMu.last != nil
-	}
-	for deadline := time.Now().Add(5 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the Write does not wait for the frame lock")
-		}
-	}
+	awaitFrameLockWaiter(t, sc, "the Write")
 	sc.frameMu.unlock()
 	const want = 2 + 100 + 4 + 60000 // both frames, headers included
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
@@ -908,16 +899,7 @@ func TestCloseRacingFullQueue(t *testing.T) {
 	sc.pendMu.Unlock()
 	closed := make(chan error, 1)
 	go func() { closed <- sc.Close(StatusNormalClosure, "bye") }()
-	waiting := func() bool {
-		sc.frameMu.mu.Lock()
-		defer sc.frameMu.mu.Unlock()
-		return sc.frameMu.last != nil
-	}
-	for deadline := time.Now().Add(5 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("Close does not wait for the frame lock")
-		}
-	}
+	awaitFrameLockWaiter(t, sc, "Close")
 	taken, refusal := fillQueue(t, sc)
 	sc.flushUnlock(context.Background())
 	br := bufio.NewReader(nc)
@@ -946,5 +928,21 @@ func TestCloseRacingFullQueue(t *testing.T) {
 	}
 	if !errors.Is(refusal, ErrQueueFull) || errors.Is(refusal, ErrClosed) {
 		t.Errorf("refusal: %v, want ErrQueueFull alone", refusal)
+	}
+}
+
+// awaitFrameLockWaiter waits until a call, what, waits for c's frame
+// lock, at most 5 s.
+func awaitFrameLockWaiter(t *testing.T, c *Conn, what string) {
+	t.Helper()
+	waiting := func() bool {
+		c.frameMu.mu.Lock()
+		defer c.frameMu.mu.Unlock()
+		return c.frameMu.last != nil
+	}
+	for deadline := time.Now().Add(5 * time.Second); !waiting(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not wait for the frame lock", what)
+		}
 	}
 }

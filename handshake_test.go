@@ -655,24 +655,9 @@ func TestAcceptResponseHeader(t *testing.T) {
 		"Set-Cookie":  {"session=abc; Path=/; HttpOnly", "theme=dark"},
 		"X-Served-By": {"test\tserver"},
 	}}, nil)
-	nc := tcpDial(t, s.Listener.Addr().String())
-	if _, err := io.WriteString(nc, getRequest(s.Listener.Addr().String())); err != nil {
-		t.Fatal(err)
-	}
-	want := "HTTP/1.1 101 Switching Protocols\r\n" +
-		"Upgrade: websocket\r\n" +
-		"Connection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + sampleAccept + "\r\n" +
-		"Set-Cookie: session=abc; Path=/; HttpOnly\r\n" +
-		"Set-Cookie: theme=dark\r\n" +
-		"X-Served-By: test\tserver\r\n" +
-		"\r\n"
-	if got := readHead(t, nc); got != want {
-		t.Errorf("response\n%q\nwant\n%q", got, want)
-	}
-	if err := acceptErr(t, errc); err != nil {
-		t.Errorf("Accept: %v", err)
-	}
+	acceptedHead(t, s, errc, "Set-Cookie: session=abc; Path=/; HttpOnly\r\n"+
+		"Set-Cookie: theme=dark\r\n"+
+		"X-Served-By: test\tserver\r\n")
 
 	// The same through Dial.
 	c, resp, err := Dial(context.Background(), wsURL(s), nil)
@@ -706,6 +691,16 @@ func TestAcceptHandlerHeader(t *testing.T) {
 		h.Set("X-Split", "a\r\nInjected: yes")
 		return w
 	})
+	acceptedHead(t, s, errc, "Set-Cookie: a=1\r\n"+
+		"X-Frame-Options: DENY\r\n"+
+		"Set-Cookie: b=2\r\n")
+}
+
+// acceptedHead sends a valid handshake to s, whose Accept reports on
+// errc, and wants a 101 with the handshake's own header lines followed by
+// extra, then Accept's success.
+func acceptedHead(t *testing.T, s *httptest.Server, errc <-chan error, extra string) {
+	t.Helper()
 	nc := tcpDial(t, s.Listener.Addr().String())
 	if _, err := io.WriteString(nc, getRequest(s.Listener.Addr().String())); err != nil {
 		t.Fatal(err)
@@ -714,10 +709,7 @@ func TestAcceptHandlerHeader(t *testing.T) {
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + sampleAccept + "\r\n" +
-		"Set-Cookie: a=1\r\n" +
-		"X-Frame-Options: DENY\r\n" +
-		"Set-Cookie: b=2\r\n" +
-		"\r\n"
+		extra + "\r\n"
 	if got := readHead(t, nc); got != want {
 		t.Errorf("response\n%q\nwant\n%q", got, want)
 	}

@@ -275,3 +275,39 @@ func acceptEcho(w http.ResponseWriter, r *http.Request) {
 	defer c.CloseNow()
 	echo(c)
 }
+
+// echoLoop is a handler that accepts with opts and echoes every message:
+// with Serve, a ReadAppend loop reusing its buffer, or the README's Read
+// loop.
+func echoLoop(loop string, opts *AcceptOptions) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		if loop == "Serve" {
+			c.Serve(func(typ MessageType, p []byte) {
+				c.Write(context.Background(), typ, p)
+			}, func(error) { c.CloseNow() })
+			return
+		}
+		defer c.CloseNow()
+		var buf []byte
+		for {
+			var typ MessageType
+			var p []byte
+			if loop == "Read" {
+				typ, p, err = c.Read(r.Context())
+			} else {
+				typ, p, err = c.ReadAppend(r.Context(), buf[:0])
+				buf = p
+			}
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, p); err != nil {
+				return
+			}
+		}
+	})
+}

@@ -5,7 +5,6 @@ package websocket
 import (
 	"bytes"
 	"compress/flate"
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -134,7 +133,7 @@ func TestStalledCompressedHeap(t *testing.T) {
 	for _, h := range []struct {
 		name    string
 		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
-	}{{"Serve", serveEchoWith(opts)}, {"Read loop", readLoopEchoWith(opts)}} {
+	}{{"Serve", heapEcho("Serve", opts)}, {"Read loop", heapEcho("Read", opts)}} {
 		via := heapDial{deflate: true}
 		idleHeap(t, n, via, "", h.handler) // what grows once
 		idle := idleHeap(t, n, via, "", h.handler)
@@ -153,43 +152,14 @@ func TestStalledCompressedHeap(t *testing.T) {
 	}
 }
 
-// serveEcho serves the connection, echoing every message.
-var serveEcho = serveEchoWith(nil)
+// serveEcho serves the connection, echoing every message; readLoopEcho
+// echoes every message in the README's Read/Write loop.
+var serveEcho, readLoopEcho = heapEcho("Serve", nil), heapEcho("Read", nil)
 
-// serveEchoWith is serveEcho accepting with opts.
-func serveEchoWith(opts *AcceptOptions) func(http.ResponseWriter, *http.Request, chan<- net.Conn) {
-	return func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
-		c, err := Accept(w, r, opts)
-		if err != nil {
-			return
-		}
-		c.Serve(func(typ MessageType, p []byte) {
-			c.Write(context.Background(), typ, p)
-		}, func(error) { c.CloseNow() })
-	}
-}
-
-// readLoopEcho echoes every message in the README's Read/Write loop.
-var readLoopEcho = readLoopEchoWith(nil)
-
-// readLoopEchoWith is readLoopEcho accepting with opts.
-func readLoopEchoWith(opts *AcceptOptions) func(http.ResponseWriter, *http.Request, chan<- net.Conn) {
-	return func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) {
-		c, err := Accept(w, r, opts)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, p, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, p); err != nil {
-				return
-			}
-		}
-	}
+// heapEcho is echoLoop as a handler of idleConns.
+func heapEcho(loop string, opts *AcceptOptions) func(http.ResponseWriter, *http.Request, chan<- net.Conn) {
+	h := echoLoop(loop, opts)
+	return func(w http.ResponseWriter, r *http.Request, _ chan<- net.Conn) { h.ServeHTTP(w, r) }
 }
 
 // heapDial is how idleConns's clients reach the server: over TLS, and

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -488,33 +487,7 @@ func BenchmarkEchoTLS(b *testing.B) {
 		payload := make([]byte, size)
 		for _, api := range []string{"Serve", "Read", "ReadAppend"} {
 			b.Run(fmt.Sprintf("%s/%d", api, size), func(b *testing.B) {
-				s := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-					c, err := Accept(w, r, nil)
-					if err != nil {
-						return
-					}
-					if api == "Serve" {
-						c.Serve(func(typ MessageType, p []byte) {
-							c.Write(context.Background(), typ, p)
-						}, func(error) { c.CloseNow() })
-						return
-					}
-					defer c.CloseNow()
-					var buf []byte
-					for {
-						var typ MessageType
-						var p []byte
-						if api == "Read" {
-							typ, p, err = c.Read(context.Background())
-						} else {
-							typ, p, err = c.ReadAppend(context.Background(), buf[:0])
-							buf = p
-						}
-						if err != nil || c.Write(context.Background(), typ, p) != nil {
-							return
-						}
-					}
-				}))
+				s := httptest.NewTLSServer(echoLoop(api, nil))
 				defer s.Close()
 				ctx := context.Background()
 				c, _, err := Dial(ctx, "wss://"+s.Listener.Addr().String(), &DialOptions{HTTPClient: s.Client()})
