@@ -510,24 +510,20 @@ var reservedHeaders = []string{
 // come the extra headers (AcceptOptions.ResponseHeader), whose names, in
 // order, are those extraHeaderNames checked.
 func responseHead(b []byte, a accepted, set, extra http.Header, names []string) []byte {
-	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
-	b = appendAcceptKey(b, a.key)
-	b = append(b, "\r\n"...)
-	if a.subprotocol != "" {
-		b = append(b, "Sec-WebSocket-Protocol: "...)
-		b = append(b, a.subprotocol...)
-		b = append(b, "\r\n"...)
-	}
-	if a.extensions != "" {
-		b = append(b, "Sec-WebSocket-Extensions: "...)
-		b = append(b, a.extensions...)
-		b = append(b, "\r\n"...)
-	}
 	appendField := func(name, v string) {
 		b = append(b, name...)
 		b = append(b, ": "...)
 		b = append(b, v...)
 		b = append(b, "\r\n"...)
+	}
+	b = append(b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "...)
+	b = appendAcceptKey(b, a.key)
+	b = append(b, "\r\n"...)
+	if a.subprotocol != "" {
+		appendField("Sec-WebSocket-Protocol", a.subprotocol)
+	}
+	if a.extensions != "" {
+		appendField("Sec-WebSocket-Extensions", a.extensions)
 	}
 	if len(set) > 0 {
 		for _, name := range slices.Sorted(maps.Keys(set)) {
