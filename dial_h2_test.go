@@ -173,12 +173,16 @@ func testDialH2Handshake(t *testing.T, tls bool) {
 	}
 }
 
-// testDialH2Many: 100 WebSockets dialed at once share one connection, and
-// each gets back its own sequence of messages.
+// testDialH2Many: 100 WebSockets open at once share one connection, and
+// each gets back its own sequence of messages. None starts its messages
+// before all are dialed: the connection closes when its last WebSocket
+// ends, so one that ran its course before another was dialed would leave
+// that one a new connection.
 func testDialH2Many(t *testing.T, tls bool) {
 	o := newH2Origin(t, tls, acceptEcho)
 	const conns, msgs = 100, 20
-	var wg sync.WaitGroup
+	var wg, dialed sync.WaitGroup
+	dialed.Add(conns)
 	errs := make(chan error, conns)
 	for i := range conns {
 		wg.Go(func() {
@@ -186,11 +190,13 @@ func testDialH2Many(t *testing.T, tls bool) {
 			defer cancel()
 			opts := o.opts
 			c, _, err := Dial(ctx, o.url, &opts)
+			dialed.Done()
 			if err != nil {
 				errs <- err
 				return
 			}
 			defer c.CloseNow()
+			dialed.Wait()
 			for j := range msgs {
 				msg := fmt.Sprintf("conn %d message %d %s", i, j, strings.Repeat("x", j*100))
 				if err := c.Write(ctx, MessageText, []byte(msg)); err != nil {
