@@ -170,11 +170,12 @@ func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn,
 	// Each step is a function of its own, so that the stack holds one
 	// step's locals at a time: a handler that goes on to wait in Read
 	// keeps the stack that Accept's deepest call grew it to, and past 4
-	// KiB that is 8 KiB for as long as it waits (TestAcceptStackRoom).
-	a, err := negotiate(w, r, opts)
+	// KiB that is 8 KiB for as long as it waits (TestStackRoom).
+	a, comp, err := negotiate(w, r, opts)
 	if err != nil {
 		return nil, err
 	}
+	a.deflate, a.extensions = comp.accept(r.Header)
 	var c *Conn
 	if r.ProtoMajor == 2 {
 		c, err = acceptStream(w, r, a.subprotocol, a.deflate, a.extensions, opts)
@@ -204,12 +205,13 @@ type accepted struct {
 }
 
 // negotiate checks the request against RFC 6455 (or RFC 8441 over HTTP/2)
-// and opts and picks the subprotocol and compression, answering a refusal
-// with its HTTP status itself.
-func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (accepted, error) {
+// and opts and picks the subprotocol, answering a refusal with its HTTP
+// status itself. It returns the compression that opts configure, which
+// the caller lets pick from the client's offers.
+func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (accepted, compression, error) {
 	var a accepted
 	if responseStarted(w) {
-		return a, errResponseWritten
+		return a, compression{}, errResponseWritten
 	}
 	overHTTP2 := r.ProtoMajor == 2
 	var herr *handshakeError
@@ -241,17 +243,16 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 			}
 		}
 		http.Error(w, herr.Error(), herr.status)
-		return a, herr
+		return a, compression{}, herr
 	}
 	a.subprotocol = chooseSubprotocol(r.Header, opts.Subprotocols)
 	comp, err := newCompression(opts.Compression, opts.CompressionThreshold, opts.CompressionWindowBits)
 	if err != nil {
 		opts.release()
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
-		return a, err
+		return a, comp, err
 	}
-	a.deflate, a.extensions = comp.accept(r.Header)
-	return a, nil
+	return a, comp, nil
 }
 
 // takeOver answers an HTTP/1.1 handshake with 101 on the hijacked

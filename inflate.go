@@ -102,10 +102,7 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	if n > 0 {
 		in.out += int64(n)
 		if limit >= 0 && in.out > limit {
-			c.dropInflateLocked()
-			pe := protocolErr(StatusMessageTooBig, fmt.Sprintf("message inflates past the read limit of %d bytes", limit))
-			pe.err = ErrMessageTooBig
-			return 0, c.failLocked(pe)
+			return 0, c.inflateFailLocked(StatusMessageTooBig, fmt.Sprintf("message inflates past the read limit of %d bytes", limit), ErrMessageTooBig)
 		}
 		if err := c.checkTextLocked(p[:n]); err != nil {
 			c.dropInflateLocked()
@@ -137,11 +134,21 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 		}
 		return n, io.EOF
 	default:
-		c.dropInflateLocked()
-		pe := protocolErr(StatusInvalidFramePayloadData, "invalid compressed data: "+err.Error())
-		pe.err = err
-		return 0, c.failLocked(pe)
+		return 0, c.inflateFailLocked(StatusInvalidFramePayloadData, "invalid compressed data: "+err.Error(), err)
 	}
+}
+
+// inflateFailLocked fails the connection over the message being
+// inflated, with code and reason, err being the cause. It is apart from
+// inflateLocked so that its locals do not sit on the stack of every
+// compressed read.
+//
+// The caller holds readMu.
+func (c *Conn) inflateFailLocked(code StatusCode, reason string, err error) error {
+	c.dropInflateLocked()
+	pe := protocolErr(code, reason)
+	pe.err = err
+	return c.failLocked(pe)
 }
 
 // dropInflateLocked ends the message being inflated when the connection

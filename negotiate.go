@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -61,17 +62,25 @@ type deflateOffer struct {
 	clientBitsSeen   bool // client_max_window_bits present
 }
 
+// deflateParamNames are the parameters of permessage-deflate (RFC 7692
+// §7.1), in lower case.
+var deflateParamNames = [...]string{"server_no_context_takeover", "client_no_context_takeover", "server_max_window_bits", "client_max_window_bits"}
+
 // parseDeflateParams reads the parameters of a permessage-deflate element
 // (RFC 7692 §7.1). Unknown, repeated or malformed parameters are errors.
 func parseDeflateParams(params []extensionParam) (deflateOffer, error) {
 	var o deflateOffer
-	seen := make(map[string]bool, len(params))
+	var seen [len(deflateParamNames)]bool
 	for _, prm := range params {
 		name := strings.ToLower(prm.name)
-		if seen[name] {
+		i := slices.Index(deflateParamNames[:], name)
+		if i < 0 {
+			return o, fmt.Errorf("unknown parameter %s", prm.name)
+		}
+		if seen[i] {
 			return o, fmt.Errorf("parameter %s repeated", prm.name)
 		}
-		seen[name] = true
+		seen[i] = true
 		switch name {
 		case "server_no_context_takeover", "client_no_context_takeover":
 			if prm.hasValue {
@@ -97,8 +106,6 @@ func parseDeflateParams(params []extensionParam) (deflateOffer, error) {
 				}
 				o.clientBits = bits
 			}
-		default:
-			return o, fmt.Errorf("unknown parameter %s", prm.name)
 		}
 	}
 	return o, nil

@@ -35,6 +35,16 @@ func init() {
 	}
 }
 
+// chunkList is the list of the chunks that readWholeLocked gathers a
+// message in. The lists are pooled rather than on readWholeLocked's
+// stack: a Read loop's goroutine keeps the stack its deepest call grew it
+// to, and the handler it runs in is already deep in net/http.
+type chunkList struct{ chunks []*[]byte }
+
+// chunkLists holds the chunk lists, each with room for 32 chunks (about
+// 1.8 MiB) before it grows.
+var chunkLists = sync.Pool{New: func() any { return &chunkList{chunks: make([]*[]byte, 0, 32)} }}
+
 // chunkClass returns the index in readChunkPools of the largest chunk
 // size not over max(n, minReadChunk).
 func chunkClass(n int) int {
@@ -82,7 +92,12 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 // message was consumed, the connection is failed with
 // StatusPolicyViolation.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
-	return c.ReadAppend(ctx, nil)
+	// ReadAppend's body rather than a call to it: a frame less on the
+	// stack of the goroutine that waits here.
+	if c.srv.Load() != nil {
+		return 0, nil, errServed
+	}
+	return c.readAppend(ctx, nil, false)
 }
 
 // ReadAppend reads the next message as Read does, appending its payload to
@@ -377,12 +392,15 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 	if c.frame.fin && !c.msgCompressed && c.frameLeft > 0 && int64(c.rb.len()) >= c.frameLeft {
 		return c.readBufferedLocked()
 	}
-	var stack [32]*[]byte // about 1.8 MiB of chunks before the list itself is allocated
-	chunks := stack[:0]
+	list := chunkLists.Get().(*chunkList)
+	chunks := list.chunks[:0]
 	defer func() {
 		for _, bp := range chunks {
 			readChunkPools[chunkClass(len(*bp))].Put(bp)
 		}
+		clear(chunks)
+		list.chunks = chunks[:0]
+		chunkLists.Put(list)
 	}()
 	arrived, used := 0, 0 // used: bytes in the last chunk
 	for {

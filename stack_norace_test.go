@@ -3,27 +3,93 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"regexp"
 	"runtime"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// TestAcceptStackRoom checks that Accept leaves a handler room on a 4 KiB
-// goroutine stack. A handler that waits in Read keeps the stack its
+// TestStackRoom checks that a handler that accepts, echoes and then waits
+// in Read keeps a 4 KiB goroutine stack. A goroutine keeps the stack its
 // deepest call grew it to: once past 4 KiB it is 8 KiB, and it cannot
-// shrink while it waits, as the net/http frames under it alone take more
-// than a quarter of it. Here each handler holds 256 bytes of its own
-// before it calls Accept, and 100 of them wait in Read; their stacks must
-// stay near 4 KiB each.
-func TestAcceptStackRoom(t *testing.T) {
+// shrink while the handler waits, as the net/http frames under it alone
+// take more than a quarter of it. Here each handler holds 256 bytes of its
+// own, and 100 of them wait in Read, each after echoing the row's message
+// (none for the first row); their stacks must stay near 4 KiB each. A
+// call of Accept, Read or Write deeper than a 4 KiB stack allows under
+// such a handler grows nearly every one of them to 8 KiB.
+//
+// Each row runs in a process of its own: the goroutines of a test that
+// ran before leave their stacks for new ones to take, which the figure
+// would not count.
+func TestStackRoom(t *testing.T) {
+	json := []byte(strings.Repeat(`{"user":"ann","text":"hello there, how are you?","n":12345}`, 70))
+	large := bytes.Repeat([]byte("0123456789abcdef"), 4<<10)
+	for _, tc := range []struct {
+		name string
+		mode CompressionMode
+		msg  []byte
+	}{
+		{"no message", CompressionDisabled, nil},
+		{"4 KiB", CompressionDisabled, json},
+		{"64 KiB", CompressionDisabled, large},
+		{"4 KiB, compressed, context takeover", CompressionContextTakeover, json},
+		{"4 KiB, compressed, no context takeover", CompressionNoContextTakeover, json},
+		{"64 KiB, compressed, context takeover", CompressionContextTakeover, large},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if os.Getenv(stackRoomRow) == "" {
+				runAlone(t)
+				return
+			}
+			perConn := stackPerConn(t, tc.mode, tc.msg)
+			t.Logf("goroutine stacks: %d bytes per connection", perConn)
+			if perConn > 6<<10 {
+				t.Errorf("goroutine stacks take %d bytes per connection, want about 4 KiB: a call outgrew a 4 KiB stack under a handler of 256 bytes", perConn)
+			}
+		})
+	}
+}
+
+// stackRoomRow is set in the environment of the process that runs a row of
+// TestStackRoom.
+const stackRoomRow = "WEBSOCKET_TEST_STACK_ROOM_ROW"
+
+// runAlone runs the subtest t in a new process of this test binary and
+// fails t unless it passed there, logging what it logged.
+func runAlone(t *testing.T) {
+	t.Helper()
+	parent, row, _ := strings.Cut(t.Name(), "/")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+parent+"$/^"+regexp.QuoteMeta(row)+"$", "-test.v", "-test.count=1")
+	cmd.Env = append(os.Environ(), stackRoomRow+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()+" ") {
+		t.Fatalf("%s in a process of its own: %v\n%s", t.Name(), err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		if strings.Contains(line, "goroutine stacks:") {
+			t.Log(strings.TrimSpace(line))
+		}
+	}
+}
+
+// stackPerConn is the growth of the goroutine stacks per connection once
+// 100 paddedHandlers wait in Read, each having echoed msg if not nil.
+func stackPerConn(t *testing.T, mode CompressionMode, msg []byte) int64 {
 	const n = 100
-	accepted := make(chan struct{}, n)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		paddedHandler(w, r, accepted)
-	}))
+	h := &paddedHandler{opts: &AcceptOptions{Compression: mode}, ready: make(chan struct{}, n)}
+	s := httptest.NewServer(h)
+	defer h.wg.Wait()
 	defer s.Close()
 	runtime.GC()
 	var before, after runtime.MemStats
@@ -34,34 +100,58 @@ func TestAcceptStackRoom(t *testing.T) {
 			c.CloseNow()
 		}
 	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for range n {
-		conns = append(conns, dialT(t, wsURL(s), nil))
+		c := dialT(t, wsURL(s), &DialOptions{Compression: mode})
+		conns = append(conns, c)
+		if msg != nil {
+			if err := c.Write(ctx, MessageBinary, msg); err != nil {
+				t.Fatal(err)
+			}
+			if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+				t.Fatalf("echo: %d bytes, %v", len(p), err)
+			}
+		}
 		select {
-		case <-accepted:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the handler did not accept within 10s")
+		case <-h.ready:
+		case <-ctx.Done():
+			t.Fatal("the handler did not get ready within 10s")
 		}
 	}
 	time.Sleep(50 * time.Millisecond) // the last handlers reach Read
 	runtime.ReadMemStats(&after)
-	perConn := (int64(after.StackInuse) - int64(before.StackInuse)) / n
-	t.Logf("goroutine stacks: %d bytes per connection", perConn)
-	if perConn > 6<<10 {
-		t.Errorf("goroutine stacks take %d bytes per connection, want about 4 KiB: Accept's deepest call outgrew a 4 KiB stack under a handler of 256 bytes", perConn)
-	}
+	return (int64(after.StackInuse) - int64(before.StackInuse)) / n
 }
 
-// paddedHandler holds 256 bytes on its frame, accepts, and waits in Read.
-//
-//go:noinline
-func paddedHandler(w http.ResponseWriter, r *http.Request, accepted chan<- struct{}) {
+// paddedHandler holds 256 bytes on its frame, accepts, echoes messages and
+// waits in Read, saying on ready that it waits for its first message, and
+// again after each echo.
+type paddedHandler struct {
+	opts  *AcceptOptions
+	ready chan struct{}
+	wg    sync.WaitGroup
+}
+
+func (h *paddedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.wg.Add(1)
+	defer h.wg.Done()
 	var pad [256]byte
-	c, err := Accept(w, r, nil)
+	c, err := Accept(w, r, h.opts)
 	runtime.KeepAlive(&pad)
 	if err != nil {
 		return
 	}
 	defer c.CloseNow()
-	accepted <- struct{}{}
-	c.Read(context.Background())
+	ctx := context.Background()
+	for {
+		h.ready <- struct{}{}
+		typ, p, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		if err := c.Write(ctx, typ, p); err != nil {
+			return
+		}
+	}
 }

@@ -73,17 +73,25 @@ func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 		return err
 	}
 	if c.deflate != nil && len(p) >= c.deflate.threshold {
-		w := c.writer()
-		w.start(ctx, typ)
-		w.startDeflate()
-		err := w.deflate(p)
-		if cerr := w.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return c.writeDeflated(ctx, typ, p)
 	}
 	defer c.unlockMsg()
 	return c.writeFrame(ctx, header{fin: true, op: opcode(typ)}, p, "write")
+}
+
+// writeDeflated is Write's compressed message, apart so that an
+// uncompressed Write does not carry its locals on the stack.
+//
+// The caller holds the message lock, which it lets go.
+func (c *Conn) writeDeflated(ctx context.Context, typ MessageType, p []byte) error {
+	w := c.writer()
+	w.start(ctx, typ)
+	w.startDeflate()
+	err := w.deflate(p)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeFrame sends one frame, or queues it to join the next write.
@@ -176,14 +184,10 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 	}
 	queued := pend != nil
 	if len(p) <= maxQueuedPayload && (queued || !c.tr.writev || h.masked || len(p) < writevMin) {
-		if pend == nil {
-			pend = pendPool.Get().(*[]byte)
+		if !queued {
+			return c.writeSmallLocked(ctx, h, p)
 		}
 		*pend = appendFrame(*pend, h, p)
-		if !queued {
-			defer putPend(pend)
-			return c.writeBufLocked(ctx, *pend, false)
-		}
 		// ctx was checked above: the frame is ours, and must not be
 		// left in the queue.
 		return c.writePendLocked(ctx, pend)
@@ -192,24 +196,57 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 	defer c.releaseWatch(watchWrite)
 	h.length = int64(len(p))
 	if !h.masked && c.tr.writev {
-		v := vecPool.Get().(*vec)
-		v.bufs = v.iov[:0]
-		if pend != nil {
-			v.bufs = append(v.bufs, *pend)
-		}
-		v.bufs = append(v.bufs, appendHeader(v.hdr[:0], h), p)
-		n, err := v.bufs.WriteTo(c.tr.rw)
-		v.iov, v.bufs = [3][]byte{}, nil
-		vecPool.Put(v)
-		if pend != nil {
-			putPend(pend)
-		}
-		if err != nil {
-			return c.writeErrLocked(ctx, err, queued || n > 0)
-		}
-		return nil
+		return c.writevLocked(ctx, pend, h, p)
 	}
+	return c.writePiecesLocked(ctx, pend, h, p)
+}
+
+// The ways writeFrameLocked writes a frame are methods of their own, so
+// that the stack of a goroutine that writes (often a handler's, which
+// keeps the size its deepest call grew it to) holds one of them at a
+// time.
+
+// writeSmallLocked encodes a small frame in a pooled buffer and writes it.
+//
+// The caller holds frameMu.
+func (c *Conn) writeSmallLocked(ctx context.Context, h header, p []byte) error {
+	pend := pendPool.Get().(*[]byte)
+	defer putPend(pend)
+	*pend = appendFrame(*pend, h, p)
+	return c.writeBufLocked(ctx, *pend, false)
+}
+
+// writevLocked writes the queued frames pend, if any, h's header and the
+// payload p in one writev.
+//
+// The caller holds frameMu.
+func (c *Conn) writevLocked(ctx context.Context, pend *[]byte, h header, p []byte) error {
+	v := vecPool.Get().(*vec)
+	v.bufs = v.iov[:0]
 	if pend != nil {
+		v.bufs = append(v.bufs, *pend)
+	}
+	v.bufs = append(v.bufs, appendHeader(v.hdr[:0], h), p)
+	n, err := v.bufs.WriteTo(c.tr.rw)
+	v.iov, v.bufs = [3][]byte{}, nil
+	vecPool.Put(v)
+	if pend != nil {
+		putPend(pend)
+	}
+	if err != nil {
+		return c.writeErrLocked(ctx, err, pend != nil || n > 0)
+	}
+	return nil
+}
+
+// writePiecesLocked writes the queued frames pend, if any, then the frame
+// h, its payload copied (and masked) through a pooled buffer a piece at a
+// time.
+//
+// The caller holds frameMu.
+func (c *Conn) writePiecesLocked(ctx context.Context, pend *[]byte, h header, p []byte) error {
+	queued := pend != nil
+	if queued {
 		if err := c.writeQueueLocked(ctx, pend); err != nil {
 			return err
 		}
@@ -237,8 +274,6 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 	}
 }
 
-// vec is the scratch of one writev: the queued frames, a header and a
-// payload. Pooled rather than kept in every Conn.
 type vec struct {
 	hdr  [maxHeaderSize]byte
 	iov  [3][]byte

@@ -35,6 +35,10 @@ type huffScratch struct {
 	weight  [numLitSyms]uint32
 	depth   [numLitSyms]uint8
 	lenCnt  [32]uint16
+	// radix is radixPass's counts, here rather than on the stack of a
+	// goroutine that compresses (often a handler's, which stays as large
+	// as its deepest call made it).
+	radix [256]uint16
 }
 
 // runLengths codes the literal/length and distance code lengths as one
@@ -124,11 +128,11 @@ func (h *huffScratch) buildLengths(freq []uint32, lens []uint8, maxBits uint) {
 	// Sort by frequency, one counting pass per byte of it; equal
 	// frequencies stay in symbol order.
 	tmp := h.sortTmp[:len(leaves)]
-	radixPass(tmp, leaves, 16)
+	radixPass(tmp, leaves, 16, &h.radix)
 	if top < 1<<8 {
 		leaves = tmp
 	} else {
-		radixPass(leaves, tmp, 24)
+		radixPass(leaves, tmp, 24, &h.radix)
 	}
 	n := len(leaves)
 
@@ -198,8 +202,8 @@ func (h *huffScratch) buildLengths(freq []uint32, lens []uint8, maxBits uint) {
 
 // radixPass copies src to dst ordered by the byte at shift, keeping the
 // order of keys whose byte is equal.
-func radixPass(dst, src []uint32, shift uint) {
-	var start [256]uint16
+func radixPass(dst, src []uint32, shift uint, start *[256]uint16) {
+	clear(start[:])
 	for _, k := range src {
 		start[byte(k>>shift)]++
 	}

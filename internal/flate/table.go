@@ -107,7 +107,9 @@ var fixedLitTable, fixedDistTable = func() (lit litTable, dist distTable) {
 // 0 make an empty table, in which every lookup fails. sorted is scratch
 // with room for a symbol per length.
 func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sorted []uint16) (minLen uint, ok bool) {
-	var count [maxCodeBits + 1]int
+	// Counts and offsets fit in 16 bits (at most 320 symbols); kept small,
+	// the arrays spare the stack of the goroutine that reads.
+	var count [maxCodeBits + 1]uint16
 	for _, l := range lens {
 		count[l&maxCodeBits]++
 	}
@@ -129,7 +131,7 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sort
 	// free.
 	left := 1
 	for l := uint(1); l <= maxLen; l++ {
-		left = left<<1 - count[l]
+		left = left<<1 - int(count[l])
 		if left < 0 {
 			return 0, false
 		}
@@ -142,7 +144,7 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sort
 	}
 
 	// Symbols in code order: by length, then by symbol.
-	var start [maxCodeBits + 1]int
+	var start [maxCodeBits + 1]uint16
 	for l := uint(1); l < maxLen; l++ {
 		start[l+1] = start[l] + count[l]
 	}
@@ -185,7 +187,7 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sort
 				subBits = l - rootBits
 				free := 1 << subBits
 				for subBits+rootBits < maxLen {
-					free -= count[subBits+rootBits]
+					free -= int(count[subBits+rootBits])
 					if free <= 0 {
 						break
 					}
