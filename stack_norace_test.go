@@ -27,6 +27,11 @@ import (
 // call of Accept, Read or Write deeper than a 4 KiB stack allows under
 // such a handler grows nearly every one of them to 8 KiB.
 //
+// Not covered, since it does not hold: a compressed frame whose payload
+// comes apart from its header (python-websockets writes them so) has
+// Read wait for it inside the inflater, about 800 bytes deeper than a 4
+// KiB stack allows under such a handler.
+//
 // Each row runs in a process of its own: the goroutines of a test that
 // ran before leave their stacks for new ones to take, which the figure
 // would not count.
@@ -143,7 +148,7 @@ func (h *paddedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer c.CloseNow()
-	ctx := context.Background()
+	ctx := r.Context()
 	for {
 		h.ready <- struct{}{}
 		typ, p, err := c.Read(ctx)
