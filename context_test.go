@@ -47,14 +47,15 @@ func TestCtxMutexHandsOverInOrder(t *testing.T) {
 		t.Fatal("tryLock: want true on a free lock, then false")
 	}
 	order := make(chan int, 3)
+	var wg sync.WaitGroup
 	for i := range 3 {
-		go func() {
+		wg.Go(func() {
 			if r := l.lock(nil); r != lockTaken {
 				t.Errorf("waiter %d: lock = %d, want lockTaken", i, r)
 			}
 			order <- i
 			l.unlock()
-		}()
+		})
 		waitQueued(t, &l, i+1)
 	}
 	l.unlock()
@@ -63,6 +64,8 @@ func TestCtxMutexHandsOverInOrder(t *testing.T) {
 			t.Fatalf("waiter %d got the lock in turn %d", got, want)
 		}
 	}
+	// The last waiter tells its turn before it lets go.
+	wg.Wait()
 	if !l.tryLock() {
 		t.Fatal("lock still held after every waiter unlocked")
 	}
