@@ -828,18 +828,38 @@ func TestQueuePutBackWithinLimit(t *testing.T) {
 			_, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit})
 			// Nobody writes the queue until the test has looked at it:
 			// the frame lock is taken while it fills, and the queue's
-			// timer then waits for the test to let it go.
-			sc.frameMu.tryLock()
-			for i := range 320 {
-				if err := sc.Enqueue(MessageBinary, []byte(fmt.Sprintf("%-100d", i))); err != nil {
-					t.Fatal(err)
-				}
+			// timer, put in place before anything queues, waits for the
+			// test to end. (A timer of the queue's own, stopped later,
+			// may have fired already, and write the queue once the lock
+			// is let go.)
+			if !sc.frameMu.tryLock() {
+				t.Fatal("the frame lock is taken on a new connection")
 			}
 			gate := make(chan struct{})
 			defer close(gate)
 			sc.pendMu.Lock()
-			sc.pendTimer.Stop()
+			if sc.pendTimer != nil {
+				sc.pendMu.Unlock()
+				t.Fatal("the queue's timer is set on a new connection")
+			}
 			sc.pendTimer = time.AfterFunc(time.Hour, func() { <-gate; sc.flushQueueLater() })
+			sc.pendMu.Unlock()
+			for i := range 320 {
+				if err := sc.Enqueue(MessageBinary, []byte(fmt.Sprintf("%-100d", i))); err != nil {
+					t.Fatal(err)
+				}
+				if i == 0 {
+					// The queue took a pooled buffer, which another test
+					// may have grown (the other row's is 40 KiB): it goes
+					// on in a new one of the pool's size instead.
+					sc.pendMu.Lock()
+					b := make([]byte, len(*sc.pend), writeBufferSize)
+					copy(b, *sc.pend)
+					sc.pend = &b
+					sc.pendMu.Unlock()
+				}
+			}
+			sc.pendMu.Lock()
 			taken := len(*sc.pend)
 			if c := cap(*sc.pend); c != 32<<10 || taken != 320*102 {
 				sc.pendMu.Unlock()
@@ -869,6 +889,10 @@ func TestQueuePutBackWithinLimit(t *testing.T) {
 				}
 			}
 			sc.pendMu.Lock()
+			if sc.pend == nil {
+				sc.pendMu.Unlock()
+				t.Fatal("the queue went out, or was dropped")
+			}
 			got, held := len(*sc.pend), cap(*sc.pend)
 			sc.pendMu.Unlock()
 			if want := taken + 4 + len(late); got != want {
