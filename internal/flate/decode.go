@@ -63,7 +63,7 @@ type decoder struct {
 	cl      clTable
 	lens    [numLitSyms + numDistSyms]uint8
 	clLens  [numCodeLenSyms]uint8
-	sorted  [288]uint16
+	tables  tableScratch
 }
 
 func newDecoder() *decoder {
@@ -272,7 +272,7 @@ func (d *decoder) dynamicCodes(src io.Reader) error {
 		}
 		d.clLens[s] = uint8(d.take(3))
 	}
-	clMin, ok := buildTable(d.cl[:], clRootBits, d.clLens[:], clInfo[:], d.sorted[:])
+	clMin, ok := buildTable(d.cl[:], clRootBits, d.clLens[:], clInfo[:], &d.tables)
 	if !ok {
 		return d.corrupt("invalid code length code")
 	}
@@ -327,11 +327,11 @@ func (d *decoder) dynamicCodes(src io.Reader) error {
 			i++
 		}
 	}
-	litMin, ok := buildTable(d.litDyn[:], litRootBits, lens[:nlit], litInfo[:], d.sorted[:])
+	litMin, ok := buildTable(d.litDyn[:], litRootBits, lens[:nlit], litInfo[:], &d.tables)
 	if !ok {
 		return d.corrupt("invalid literal/length code")
 	}
-	distMin, ok := buildTable(d.distDyn[:], distRootBits, lens[nlit:], distInfo[:], d.sorted[:])
+	distMin, ok := buildTable(d.distDyn[:], distRootBits, lens[nlit:], distInfo[:], &d.tables)
 	if !ok {
 		return d.corrupt("invalid distance code")
 	}

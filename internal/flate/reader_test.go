@@ -634,7 +634,7 @@ func TestBuildTable(t *testing.T) {
 	t.Parallel()
 	rng := flatetest.RNG(17)
 	var h huffScratch
-	var sorted [288]uint16
+	var sc tableScratch
 	table := make([]uint32, litTableSize)
 	for i := range 3000 {
 		n, root, info, size := numLitSyms, uint(litRootBits), litInfo[:], litTableSize
@@ -665,7 +665,7 @@ func TestBuildTable(t *testing.T) {
 		for j := range table {
 			table[j] = 0xdeadbeef // stale entries must all be overwritten
 		}
-		min, ok := buildTable(table[:size], root, lens, info, sorted[:])
+		min, ok := buildTable(table[:size], root, lens, info, &sc)
 		if !ok {
 			t.Fatalf("code %d: lengths %v refused", i, lens)
 		}
@@ -696,12 +696,12 @@ func TestBuildTable(t *testing.T) {
 	}
 	// Refused: over-subscribed; incomplete (but for a lone 1-bit code).
 	for _, lens := range [][]uint8{{1, 1, 1}, {2, 2, 2, 3}, {1, 2}, {2}, {3, 3, 3, 3, 3, 3, 3, 0, 2}} {
-		if _, ok := buildTable(table[:litTableSize], litRootBits, lens, litInfo[:len(lens)], sorted[:]); ok {
+		if _, ok := buildTable(table[:litTableSize], litRootBits, lens, litInfo[:len(lens)], &sc); ok {
 			t.Errorf("lengths %v taken", lens)
 		}
 	}
 	for _, lens := range [][]uint8{{1}, {0, 0, 1}, {0, 0}} {
-		if _, ok := buildTable(table[:litTableSize], litRootBits, lens, litInfo[:len(lens)], sorted[:]); !ok {
+		if _, ok := buildTable(table[:litTableSize], litRootBits, lens, litInfo[:len(lens)], &sc); !ok {
 			t.Errorf("lengths %v refused", lens)
 		}
 	}

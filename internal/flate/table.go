@@ -81,19 +81,27 @@ var litInfo, distInfo, clInfo = func() (lit [288]uint32, dist [32]uint32, cl [nu
 	return lit, dist, cl
 }()
 
+// tableScratch is buildTable's working space: in the decoder, rather than
+// on the stack of the goroutine that reads, which a decoder waiting for
+// input deep in a call chain keeps as large as its deepest call made it.
+type tableScratch struct {
+	sorted       [288]uint16 // the symbols in code order
+	count, start [maxCodeBits + 1]int
+}
+
 // The tables of the fixed codes (RFC 1951 §3.2.6), shared by every
 // decoder.
 var fixedLitTable, fixedDistTable = func() (lit litTable, dist distTable) {
-	var sorted [288]uint16
+	var sc tableScratch
 	var lens [288]uint8
 	for s := range lens {
 		lens[s] = fixedLitLen(s)
 	}
-	buildTable(lit[:], litRootBits, lens[:], litInfo[:], sorted[:])
+	buildTable(lit[:], litRootBits, lens[:], litInfo[:], &sc)
 	for s := range 32 {
 		lens[s] = 5
 	}
-	buildTable(dist[:], distRootBits, lens[:32], distInfo[:], sorted[:])
+	buildTable(dist[:], distRootBits, lens[:32], distInfo[:], &sc)
 	return lit, dist
 }()
 
@@ -104,12 +112,10 @@ var fixedLitTable, fixedDistTable = func() (lit litTable, dist distTable) {
 // lengths that make no code a stream may use: over-subscribed, or
 // incomplete other than a lone code of length 1 (which compress/flate and
 // zlib take, the other half of the code decoding to nothing). Lengths all
-// 0 make an empty table, in which every lookup fails. sorted is scratch
-// with room for a symbol per length.
-func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sorted []uint16) (minLen uint, ok bool) {
-	// Counts and offsets fit in 16 bits (at most 320 symbols); kept small,
-	// the arrays spare the stack of the goroutine that reads.
-	var count [maxCodeBits + 1]uint16
+// 0 make an empty table, in which every lookup fails. sc is scratch.
+func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sc *tableScratch) (minLen uint, ok bool) {
+	count := &sc.count
+	clear(count[:])
 	for _, l := range lens {
 		count[l&maxCodeBits]++
 	}
@@ -131,7 +137,7 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sort
 	// free.
 	left := 1
 	for l := uint(1); l <= maxLen; l++ {
-		left = left<<1 - int(count[l])
+		left = left<<1 - count[l]
 		if left < 0 {
 			return 0, false
 		}
@@ -144,7 +150,9 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sort
 	}
 
 	// Symbols in code order: by length, then by symbol.
-	var start [maxCodeBits + 1]uint16
+	start := &sc.start
+	clear(start[:])
+	sorted := sc.sorted[:]
 	for l := uint(1); l < maxLen; l++ {
 		start[l+1] = start[l] + count[l]
 	}
@@ -187,7 +195,7 @@ func buildTable(table []uint32, rootBits uint, lens []uint8, info []uint32, sort
 				subBits = l - rootBits
 				free := 1 << subBits
 				for subBits+rootBits < maxLen {
-					free -= int(count[subBits+rootBits])
+					free -= count[subBits+rootBits]
 					if free <= 0 {
 						break
 					}
