@@ -274,6 +274,8 @@ func (c *Conn) writePiecesLocked(ctx context.Context, pend *[]byte, h header, p 
 	}
 }
 
+// vec is the scratch of one writev: the queued frames, a header and a
+// payload. Pooled rather than kept in every Conn.
 type vec struct {
 	hdr  [maxHeaderSize]byte
 	iov  [3][]byte
