@@ -219,6 +219,8 @@ func TestClientNegotiation(t *testing.T) {
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits=16"}, nil, "not in 8..15"},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; foo"}, nil, "unknown parameter foo"},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover; server_no_context_takeover"}, nil, "repeated"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; Server_No_Context_Takeover; server_no_context_takeover"}, nil, "repeated"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; foo; foo"}, nil, "unknown parameter foo"},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate", "permessage-deflate"}, nil, "2 extensions"},
 		{CompressionContextTakeover, 0, []string{"x-foo"}, nil, `"x-foo", which was not offered`},
 		{CompressionDisabled, 0, []string{"permessage-deflate"}, nil, "which was not offered"},

@@ -250,7 +250,7 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 	if err != nil {
 		opts.release()
 		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
-		return a, comp, err
+		return a, compression{}, err
 	}
 	return a, comp, nil
 }

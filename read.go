@@ -41,8 +41,8 @@ func init() {
 // to, and the handler it runs in is already deep in net/http.
 type chunkList struct{ chunks []*[]byte }
 
-// chunkLists holds the chunk lists, each with room for 32 chunks (about
-// 1.8 MiB) before it grows.
+// chunkLists holds the chunk lists, each made with room for 32 chunks
+// (about 1.8 MiB); one that grew past that goes back grown.
 var chunkLists = sync.Pool{New: func() any { return &chunkList{chunks: make([]*[]byte, 0, 32)} }}
 
 // chunkClass returns the index in readChunkPools of the largest chunk

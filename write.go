@@ -219,7 +219,7 @@ func (c *Conn) writeSmallLocked(ctx context.Context, h header, p []byte) error {
 // writevLocked writes the queued frames pend, if any, h's header and the
 // payload p in one writev.
 //
-// The caller holds frameMu.
+// The caller holds frameMu and watches ctx for writing (watchWrite).
 func (c *Conn) writevLocked(ctx context.Context, pend *[]byte, h header, p []byte) error {
 	v := vecPool.Get().(*vec)
 	v.bufs = v.iov[:0]
@@ -243,7 +243,7 @@ func (c *Conn) writevLocked(ctx context.Context, pend *[]byte, h header, p []byt
 // h, its payload copied (and masked) through a pooled buffer a piece at a
 // time.
 //
-// The caller holds frameMu.
+// The caller holds frameMu and watches ctx for writing (watchWrite).
 func (c *Conn) writePiecesLocked(ctx context.Context, pend *[]byte, h header, p []byte) error {
 	queued := pend != nil
 	if queued {
