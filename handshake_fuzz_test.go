@@ -87,7 +87,7 @@ func fuzzRefusals(r *http.Request, skipOrigin bool) []int {
 	if r.Method != http.MethodGet {
 		statuses = append(statuses, http.StatusMethodNotAllowed)
 	}
-	if r.ProtoMajor < 1 || r.ProtoMajor == 1 && r.ProtoMinor < 1 {
+	if r.ProtoMinor < 1 {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
 	if r.Host == "" || r.ContentLength != 0 || len(r.TransferEncoding) > 0 {
@@ -224,7 +224,11 @@ func FuzzAcceptRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte, skipOrigin bool) {
 		br := bufio.NewReader(bytes.NewReader(raw))
 		r, err := http.ReadRequest(br)
-		if err != nil {
+		if err != nil || r.ProtoMajor != 1 {
+			// net/http's HTTP/1 server answers a request of another major
+			// version 505 itself, before any handler. Accept takes one of
+			// HTTP/2 for RFC 8441's extended CONNECT, and refuses a GET
+			// with 405 (TestOverHTTP2/refusals).
 			return
 		}
 		w := &fuzzHijacker{header: http.Header{}, br: br}
