@@ -35,7 +35,10 @@ import (
 //     readRawLocked: the decoder of internal/flate reads the same raw
 //     payload through inflateSource, followed by the 00 00 ff ff tail RFC
 //     7692 has the sender strip, and the read limit and the UTF-8 check
-//     apply to what it inflates to.
+//     apply to what it inflates to. The source hands over buffered bytes
+//     only; when they run out, the decoder steps back to the start of
+//     the symbol or block header it was in, and readMessageLocked waits
+//     for input (inflateWaitLocked) before calling again.
 //  7. A protocol violation anywhere on the way goes to failLocked
 //     (close.go), which sends the close code and tears the connection down.
 //

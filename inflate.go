@@ -30,18 +30,31 @@ type inflater struct {
 }
 
 // inflateSource feeds the decoder the raw payload of the message being
-// read, frame after frame, then the 00 00 ff ff tail, then io.EOF.
+// read, frame after frame, then the 00 00 ff ff tail, then io.EOF. With
+// pend, it does not wait for input that is not buffered yet: it says so
+// (flate.ErrInputPending), and inflateLocked's caller waits, from a frame
+// far shallower than the decoder's, so that a handler waiting there keeps
+// a small stack.
 type inflateSource struct {
 	c    *Conn
 	ctx  context.Context
 	tail int   // bytes of flate.FlushTail handed out
 	err  error // the error that stopped a frame read, already handled
+	pend bool
 }
 
 func (s *inflateSource) Read(p []byte) (int, error) {
 	c := s.c
 	for c.frameLeft == 0 {
 		if !c.frame.fin {
+			if s.pend {
+				// The next frame's header is read whole, or is not there
+				// yet. (A control frame before it, cut short, is still
+				// waited for inside the decoder.)
+				if _, n, err := parseHeader(c.rb.bytes()); n == 0 && err == nil {
+					return 0, flate.ErrInputPending
+				}
+			}
 			if err := c.nextFrameLocked(s.ctx); err != nil {
 				s.err = err
 				return 0, err
@@ -58,6 +71,17 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if s.pend {
+		// Buffered bytes only, taken here rather than in readRawLocked,
+		// whose frame would add to the decoder's depth.
+		if c.rb.isEmpty() {
+			return 0, flate.ErrInputPending
+		}
+		n := copy(p[:min(int64(len(p)), c.frameLeft)], c.rb.bytes())
+		c.rb.consume(n)
+		c.tookPayloadLocked(p[:n])
+		return n, nil
+	}
 	n, err := c.readRawLocked(s.ctx, p)
 	if err != nil {
 		s.err = err
@@ -67,7 +91,9 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 
 // inflateLocked reads the next inflated bytes of the current message into
 // p, returning io.EOF at its end. The read limit and the UTF-8 check apply
-// to the inflated bytes as they come out.
+// to the inflated bytes as they come out. When it needs input that has not
+// come, it returns flate.ErrInputPending, having inflated nothing: the
+// caller waits for input (inflateWaitLocked) and calls again.
 //
 // The caller holds readMu.
 func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
@@ -87,11 +113,14 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	if room := max(limit-in.out, 0); limit >= 0 && int64(len(p))-1 > room {
 		p = p[:room+1]
 	}
-	// The source reads with ctx until this call returns: the frames left
-	// after a final block are read below.
-	in.src.ctx = ctx
-	defer func() { in.src.ctx = nil }()
+	// While the decoder reads, the source reads with ctx, and says when
+	// input has not come rather than wait for it.
+	in.src.ctx, in.src.pend = ctx, true
 	n, err := in.fr.Read(p)
+	in.src.ctx, in.src.pend = nil, false
+	if err == flate.ErrInputPending {
+		return 0, err
+	}
 	if in.src.err != nil {
 		// Reading a frame failed, and failed or closed the connection:
 		// that is the end, whatever was inflated before it.
@@ -102,7 +131,7 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	if n > 0 {
 		in.out += int64(n)
 		if limit >= 0 && in.out > limit {
-			return 0, c.inflateFailLocked(StatusMessageTooBig, fmt.Sprintf("message inflates past the read limit of %d bytes", limit), ErrMessageTooBig)
+			return 0, c.inflateFailLocked(StatusMessageTooBig, ErrMessageTooBig)
 		}
 		if err := c.checkTextLocked(p[:n]); err != nil {
 			c.dropInflateLocked()
@@ -122,11 +151,8 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 		// either way, keeping its history under context takeover.
 		in.open = false
 		if err == io.EOF {
-			for c.frameLeft > 0 || !c.frame.fin {
-				var scratch [256]byte
-				if _, err := in.src.Read(scratch[:]); err != nil {
-					return 0, err
-				}
+			if err := c.dropAfterFinalLocked(ctx); err != nil {
+				return 0, err
 			}
 		}
 		if err := c.endMessageLocked(); err != io.EOF {
@@ -134,17 +160,53 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 		}
 		return n, io.EOF
 	default:
-		return 0, c.inflateFailLocked(StatusInvalidFramePayloadData, "invalid compressed data: "+err.Error(), err)
+		return 0, c.inflateFailLocked(StatusInvalidFramePayloadData, err)
 	}
 }
 
-// inflateFailLocked fails the connection over the message being
-// inflated, with code and reason, err being the cause. It is apart from
-// inflateLocked so that its locals do not sit on the stack of every
-// compressed read.
+// dropAfterFinalLocked reads and drops what is left of a message after its
+// final block.
 //
 // The caller holds readMu.
-func (c *Conn) inflateFailLocked(code StatusCode, reason string, err error) error {
+func (c *Conn) dropAfterFinalLocked(ctx context.Context) error {
+	src := &c.inflate.src
+	src.ctx = ctx
+	defer func() { src.ctx = nil }()
+	for c.frameLeft > 0 || !c.frame.fin {
+		var scratch [256]byte
+		if _, err := src.Read(scratch[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// inflateWaitLocked waits for more of the message being inflated, after
+// inflateLocked returned flate.ErrInputPending. A handler waiting for a
+// compressed message's next bytes waits here, no deeper than for a plain
+// one's, rather than inside the decoder.
+//
+// The caller holds readMu.
+func (c *Conn) inflateWaitLocked(ctx context.Context) error {
+	if err := c.fillLocked(ctx, false); err != nil {
+		err = c.readErrLocked(ctx, err, true)
+		c.dropInflateLocked()
+		return err
+	}
+	return nil
+}
+
+// inflateFailLocked fails the connection over the message being
+// inflated, with code, err being the cause: the read limit crossed, or
+// input that is not DEFLATE. It is apart from inflateLocked so that its
+// locals do not sit on the stack of every compressed read.
+//
+// The caller holds readMu.
+func (c *Conn) inflateFailLocked(code StatusCode, err error) error {
+	reason := "invalid compressed data: " + err.Error()
+	if code == StatusMessageTooBig {
+		reason = fmt.Sprintf("message inflates past the read limit of %d bytes", c.readLimit.Load())
+	}
 	c.dropInflateLocked()
 	pe := protocolErr(code, reason)
 	pe.err = err

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"sync"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 const (
@@ -206,8 +208,14 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 //
 // The caller holds readMu.
 func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
-	if c.msgCompressed {
-		return c.inflateLocked(ctx, p)
+	for c.msgCompressed {
+		n, err := c.inflateLocked(ctx, p)
+		if err != flate.ErrInputPending {
+			return n, err
+		}
+		if err := c.inflateWaitLocked(ctx); err != nil {
+			return 0, err
+		}
 	}
 	for c.frameLeft == 0 {
 		if c.frame.fin {
@@ -393,35 +401,28 @@ func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
 		return c.readBufferedLocked()
 	}
 	list := chunkLists.Get().(*chunkList)
-	chunks := list.chunks[:0]
-	defer func() {
-		for _, bp := range chunks {
-			readChunkPools[chunkClass(len(*bp))].Put(bp)
-		}
-		clear(chunks)
-		list.chunks = chunks[:0]
-		chunkLists.Put(list)
-	}()
 	arrived, used := 0, 0 // used: bytes in the last chunk
 	for {
 		if c.restJustifiedLocked(arrived) {
 			p := make([]byte, arrived, int64(arrived)+c.frameLeft)
-			gatherChunks(p, chunks)
+			list.gather(p)
 			return c.readRestLocked(ctx, p)
 		}
+		chunks := list.chunks
 		if len(chunks) == 0 || used == len(*chunks[len(chunks)-1]) {
-			chunks = append(chunks, readChunkPools[chunkClass(arrived)].Get().(*[]byte))
+			list.chunks = append(chunks, readChunkPools[chunkClass(arrived)].Get().(*[]byte))
 			used = 0
 		}
-		n, err := c.readMessageLocked(ctx, (*chunks[len(chunks)-1])[used:])
+		n, err := c.readMessageLocked(ctx, (*list.chunks[len(list.chunks)-1])[used:])
 		arrived += n
 		used += n
 		switch {
 		case err == io.EOF:
 			p := make([]byte, arrived)
-			gatherChunks(p, chunks)
+			list.gather(p)
 			return p, nil
 		case err != nil:
+			list.gather(nil)
 			return nil, err
 		}
 	}
@@ -446,12 +447,19 @@ func (c *Conn) readBufferedLocked() ([]byte, error) {
 	return p, nil
 }
 
-// gatherChunks copies into p the first len(p) bytes held in chunks.
-func gatherChunks(p []byte, chunks []*[]byte) {
+// gather copies into p the first len(p) bytes held in the list's chunks,
+// then puts the chunks and the list back in their pools. It is called
+// where readWholeLocked returns, rather than deferred, which would take
+// room on its frame, deep under every Read.
+func (list *chunkList) gather(p []byte) {
 	off := 0
-	for _, bp := range chunks {
+	for _, bp := range list.chunks {
 		off += copy(p[off:], *bp)
+		readChunkPools[chunkClass(len(*bp))].Put(bp)
 	}
+	clear(list.chunks)
+	list.chunks = list.chunks[:0]
+	chunkLists.Put(list)
 }
 
 // growLocked makes room in dst for more of the message being read. The

@@ -3,8 +3,12 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,10 +31,10 @@ import (
 // call of Accept, Read or Write deeper than a 4 KiB stack allows under
 // such a handler grows nearly every one of them to 8 KiB.
 //
-// Not covered, since it does not hold: a compressed frame whose payload
-// comes apart from its header (python-websockets writes them so) has
-// Read wait for it inside the inflater, about 800 bytes deeper than a 4
-// KiB stack allows under such a handler.
+// In the last row, raw clients write each compressed frame in two halves,
+// 5 ms apart, so that the handler's Read waits for the rest of the
+// payload with the message being inflated (python-websockets writes a
+// frame's header and payload apart).
 //
 // Each row runs in a process of its own: the goroutines of a test that
 // ran before leave their stacks for new ones to take, which the figure
@@ -39,23 +43,25 @@ func TestStackRoom(t *testing.T) {
 	json := []byte(strings.Repeat(`{"user":"ann","text":"hello there, how are you?","n":12345}`, 70))
 	large := bytes.Repeat([]byte("0123456789abcdef"), 4<<10)
 	for _, tc := range []struct {
-		name string
-		mode CompressionMode
-		msg  []byte
+		name  string
+		mode  CompressionMode
+		msg   []byte
+		split bool
 	}{
-		{"no message", CompressionDisabled, nil},
-		{"4 KiB", CompressionDisabled, json},
-		{"64 KiB", CompressionDisabled, large},
-		{"4 KiB, compressed, context takeover", CompressionContextTakeover, json},
-		{"4 KiB, compressed, no context takeover", CompressionNoContextTakeover, json},
-		{"64 KiB, compressed, context takeover", CompressionContextTakeover, large},
+		{"no message", CompressionDisabled, nil, false},
+		{"4 KiB", CompressionDisabled, json, false},
+		{"64 KiB", CompressionDisabled, large, false},
+		{"4 KiB, compressed, context takeover", CompressionContextTakeover, json, false},
+		{"4 KiB, compressed, no context takeover", CompressionNoContextTakeover, json, false},
+		{"64 KiB, compressed, context takeover", CompressionContextTakeover, large, false},
+		{"4 KiB, compressed, payload in two writes", CompressionContextTakeover, json, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if os.Getenv(stackRoomRow) == "" {
 				runAlone(t)
 				return
 			}
-			perConn := stackPerConn(t, tc.mode, tc.msg)
+			perConn := stackPerConn(t, tc.mode, tc.msg, tc.split)
 			t.Logf("goroutine stacks: %d bytes per connection", perConn)
 			if perConn > 6<<10 {
 				t.Errorf("goroutine stacks take %d bytes per connection, want about 4 KiB: a call outgrew a 4 KiB stack under a handler of 256 bytes", perConn)
@@ -92,8 +98,9 @@ func runAlone(t *testing.T) {
 }
 
 // stackPerConn is the growth of the goroutine stacks per connection once
-// 100 paddedHandlers wait in Read, each having echoed msg if not nil.
-func stackPerConn(t *testing.T, mode CompressionMode, msg []byte) int64 {
+// 100 paddedHandlers wait in Read, each having echoed msg if not nil;
+// with split, raw clients send msg compressed, in two writes.
+func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split bool) int64 {
 	const n = 100
 	h := &paddedHandler{opts: &AcceptOptions{Compression: mode}, ready: make(chan struct{}, 2*n)}
 	s := httptest.NewServer(h)
@@ -117,7 +124,26 @@ func stackPerConn(t *testing.T, mode CompressionMode, msg []byte) int64 {
 			t.Fatal("the handler did not get ready within 10s")
 		}
 	}
+	var frame []byte
+	if split {
+		frame = compressedClientFrame(t, msg)
+	}
 	for range n {
+		if split {
+			nc := deflateRawClient(t, s.Listener.Addr().String())
+			defer nc.Close()
+			awaitReady()
+			for i, part := range [][]byte{frame[:len(frame)/2], frame[len(frame)/2:]} {
+				if i > 0 {
+					time.Sleep(5 * time.Millisecond)
+				}
+				if _, err := nc.Write(part); err != nil {
+					t.Fatal(err)
+				}
+			}
+			awaitReady()
+			continue
+		}
 		c := dialT(t, wsURL(s), &DialOptions{Compression: mode})
 		conns = append(conns, c)
 		awaitReady() // for its first message
@@ -134,6 +160,44 @@ func stackPerConn(t *testing.T, mode CompressionMode, msg []byte) int64 {
 	time.Sleep(50 * time.Millisecond) // the last handler, ready, reaches Read
 	runtime.ReadMemStats(&after)
 	return (int64(after.StackInuse) - int64(before.StackInuse)) / n
+}
+
+// deflateRawClient opens a connection to the server at addr as a raw
+// client that offers permessage-deflate and checks that the server took
+// it.
+func deflateRawClient(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	req := strings.Replace(rawUpgradeRequest, "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", 1)
+	if _, err := io.WriteString(nc, req); err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || !strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		nc.Close()
+		t.Fatalf("handshake: %v, %v", resp, err)
+	}
+	return nc
+}
+
+// compressedClientFrame is msg compressed (RFC 7692 §7.2.1) in one binary
+// frame from a client, masked with the key 0.
+func compressedClientFrame(t *testing.T, msg []byte) []byte {
+	var b bytes.Buffer
+	fw, err := flate.NewWriter(&b, flate.DefaultCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw.Write(msg)
+	fw.Flush()
+	payload := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+	frame := appendHeader(nil, header{fin: true, rsv: rsv1, op: opBinary, masked: true, length: int64(len(payload))})
+	return append(frame, payload...)
 }
 
 // paddedHandler holds 256 bytes on its frame, accepts, echoes messages and

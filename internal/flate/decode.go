@@ -19,6 +19,14 @@ import (
 // waits for as many bits as its shortest code or the end-of-block code
 // (whichever is longer), any other symbol for its shortest code, then for
 // the whole of its code.
+//
+// A source may have no input at hand yet (ErrInputPending). The decoder
+// then goes back to the start of the unit it was decoding, a block header
+// or a symbol with the match it starts, so that the caller can wait for
+// input where it likes and call again: a mark notes where the unit began,
+// and the bytes from there on stay in the input buffer when it is filled
+// again. Stored bytes go out one by one, so a stored block stops wherever
+// its input does.
 
 // inputSize is the decoder's input buffer: what one read of the source
 // takes at most.
@@ -41,6 +49,13 @@ type decoder struct {
 
 	bits uint64 // bits of input not yet decoded, the next one lowest
 	nb   uint   // how many; the bits above them are 0 outside fast
+
+	// The start of the unit being decoded, while marked: ip, bits and nb
+	// as they were there.
+	marked   bool
+	markIP   int
+	markBits uint64
+	markNb   uint
 
 	stage  uint8
 	final  bool // the block being decoded is the last
@@ -78,6 +93,7 @@ func newDecoder() *decoder {
 func (d *decoder) release() {
 	d.ip, d.iend, d.read, d.srcErr = 0, 0, 0, nil
 	d.bits, d.nb = 0, 0
+	d.marked = false
 	d.stage, d.final, d.stored = stageHeader, false, 0
 	d.copyLen, d.copyDist = 0, 0
 	d.lit, d.dist = nil, nil
@@ -88,7 +104,9 @@ func (d *decoder) decode(r *Reader, p []byte) (n int, err error) {
 	for n < len(p) && err == nil {
 		switch d.stage {
 		case stageHeader:
+			d.mark()
 			err = d.header(r.src)
+			d.unmark(err)
 		case stageStored:
 			n, err = d.storedBytes(r.src, p, n)
 		case stageHuffman:
@@ -103,15 +121,56 @@ func (d *decoder) decode(r *Reader, p []byte) (n int, err error) {
 	return n, err
 }
 
-// corrupt returns the error for a fault found at the current position.
-func (d *decoder) corrupt(format string, args ...any) error {
+// corrupt returns the error for a fault found at the current position,
+// reason saying what is wrong. corruptf is corrupt with a reason formatted
+// from two numbers, and corruptCode with the reason of faultOf. None is
+// inlined into the decoding functions, so that making the error takes no
+// room on their frames, which lie deep under every Read of a compressed
+// message.
+//
+//go:noinline
+func (d *decoder) corrupt(reason string) error {
 	at := d.read - int64(d.iend-d.ip) - int64(d.nb/8)
-	return &CorruptInputError{Offset: at, Reason: fmt.Sprintf(format, args...)}
+	return &CorruptInputError{Offset: at, Reason: reason}
 }
 
-// fill reads more input into the buffer, which must be empty. At the end
-// of the source it returns io.ErrUnexpectedEOF: more input was needed.
+//go:noinline
+func (d *decoder) corruptf(format string, a, b int) error {
+	return d.corrupt(fmt.Sprintf(format, a, b))
+}
+
+//go:noinline
+func (d *decoder) corruptCode(e uint32, alphabet string) error {
+	return d.corrupt(faultOf(e, alphabet))
+}
+
+// mark notes the start of a unit: a block header, or a symbol and the
+// match it starts.
+func (d *decoder) mark() {
+	d.marked = true
+	d.markIP, d.markBits, d.markNb = d.ip, d.bits, d.nb
+}
+
+// unmark ends the unit that mark began; if err says its input ran out for
+// now, decoding goes back to its start, to take it again whole.
+func (d *decoder) unmark(err error) {
+	if err == ErrInputPending {
+		d.ip, d.bits, d.nb = d.markIP, d.markBits, d.markNb
+	}
+	d.marked = false
+}
+
+// fill reads more input into the buffer, which must be empty but for the
+// bytes of a marked unit, which it keeps, at its start. At the end of the
+// source it returns io.ErrUnexpectedEOF: more input was needed; when the
+// source has none at hand, ErrInputPending.
 func (d *decoder) fill(src io.Reader) error {
+	keep := 0
+	if d.marked {
+		keep = copy(d.in[:], d.in[d.markIP:d.iend])
+		d.markIP = 0
+	}
+	d.ip, d.iend = keep, keep
 	for range 100 {
 		if d.srcErr != nil {
 			if d.srcErr == io.EOF {
@@ -119,8 +178,11 @@ func (d *decoder) fill(src io.Reader) error {
 			}
 			return d.srcErr
 		}
-		n, err := src.Read(d.in[:])
-		d.ip, d.iend = 0, n
+		n, err := src.Read(d.in[keep:])
+		if n == 0 && err == ErrInputPending {
+			return err
+		}
+		d.iend = keep + n
 		d.read += int64(n)
 		d.srcErr = err
 		if n > 0 {
@@ -187,7 +249,7 @@ func (d *decoder) symbol(src io.Reader, table []uint32, rootBits, min uint) (uin
 		}
 		l := uint(e & lenMask)
 		if l == 0 {
-			return 0, d.corrupt("%s", faultOf(e, ""))
+			return 0, d.corruptCode(e, "")
 		}
 		if l <= d.nb {
 			d.take(l)
@@ -215,7 +277,7 @@ func (d *decoder) header(src io.Reader) error {
 		}
 		v := d.take(32)
 		if n, nn := uint16(v), uint16(v>>16); n != ^nn {
-			return d.corrupt("stored block length %#04x does not match its complement %#04x", n, nn)
+			return d.corruptf("stored block length %#04x does not match its complement %#04x", int(n), int(nn))
 		}
 		d.stored = int(uint16(v))
 		d.stage = stageStored
@@ -254,11 +316,11 @@ func (d *decoder) dynamicCodes(src io.Reader) error {
 	}
 	nlit := int(d.bits&31) + 257
 	if nlit > numLitSyms {
-		return d.corrupt("%d literal/length codes, more than %d", nlit, numLitSyms)
+		return d.corruptf("%d literal/length codes, more than %d", nlit, numLitSyms)
 	}
 	ndist := int(d.bits>>5&31) + 1
 	if ndist > numDistSyms {
-		return d.corrupt("%d distance codes, more than %d", ndist, numDistSyms)
+		return d.corruptf("%d distance codes, more than %d", ndist, numDistSyms)
 	}
 	ncl := int(d.bits>>10&15) + 4
 	d.take(14)
@@ -320,7 +382,7 @@ func (d *decoder) dynamicCodes(src io.Reader) error {
 		}
 		rep += int(d.take(extra))
 		if i+rep > len(lens) {
-			return d.corrupt("code lengths run %d past the %d codes", i+rep-len(lens), len(lens))
+			return d.corruptf("code lengths run %d past the %d codes", i+rep-len(lens), len(lens))
 		}
 		for range rep {
 			lens[i] = val
@@ -358,6 +420,9 @@ func (d *decoder) storedBytes(src io.Reader, p []byte, n int) (int, error) {
 			return n, d.fill(src) // reports the end
 		default:
 			c, err := src.Read(p[n:min(len(p), n+d.stored)])
+			if c == 0 && err == ErrInputPending {
+				return n, err
+			}
 			d.read += int64(c)
 			n += c
 			d.stored -= c
@@ -386,7 +451,9 @@ func (d *decoder) huffman(r *Reader, p []byte, n int) (int, error) {
 		if d.iend-d.ip >= 8 {
 			n, err = d.fast(r, p, n)
 		} else {
+			d.mark()
 			n, err = d.slow(r, p, n)
+			d.unmark(err)
 		}
 	}
 	return n, err
@@ -408,7 +475,7 @@ func (d *decoder) slow(r *Reader, p []byte, n int) (int, error) {
 		d.endBlock()
 		return n, nil
 	case e&flagBad != 0:
-		return n, d.corrupt("%s", faultOf(e, "literal/length"))
+		return n, d.corruptCode(e, "literal/length")
 	}
 	length := int(e >> 16)
 	if x := uint(e >> 8 & 15); x > 0 {
@@ -422,7 +489,7 @@ func (d *decoder) slow(r *Reader, p []byte, n int) (int, error) {
 		return n, err
 	}
 	if e&flagBad != 0 {
-		return n, d.corrupt("%s", faultOf(e, "distance"))
+		return n, d.corruptCode(e, "distance")
 	}
 	dist := int(e >> 16)
 	if x := uint(e >> 8 & 15); x > 0 {
@@ -444,9 +511,9 @@ func (d *decoder) slow(r *Reader, p []byte, n int) (int, error) {
 func (d *decoder) checkDist(r *Reader, dist, n int) error {
 	switch {
 	case dist > r.window():
-		return d.corrupt("distance %d beyond the window of %d bytes", dist, r.window())
+		return d.corruptf("distance %d beyond the window of %d bytes", dist, r.window())
 	case dist > n+int(r.hlen):
-		return d.corrupt("distance %d before the start of the output (%d bytes)", dist, n+int(r.hlen))
+		return d.corruptf("distance %d before the start of the output (%d bytes)", dist, n+int(r.hlen))
 	}
 	return nil
 }
@@ -550,7 +617,7 @@ func (d *decoder) fast(r *Reader, p []byte, n int) (int, error) {
 	case far > 0:
 		return n, d.checkDist(r, far, n)
 	case fault != "":
-		return n, d.corrupt("%s", fault)
+		return n, d.corrupt(fault)
 	}
 	return n, nil
 }

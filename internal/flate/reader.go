@@ -1,6 +1,7 @@
 package flate
 
 import (
+	"errors"
 	"io"
 	"strconv"
 	"sync"
@@ -23,6 +24,12 @@ var decoderPool sync.Pool
 // ringPools hold the history rings of Readers without context takeover,
 // one pool per window size.
 var ringPools [MaxWindowBits - MinWindowBits + 1]sync.Pool
+
+// ErrInputPending is what a Reader's source returns, with no bytes, when it
+// has no input at hand but the stream goes on, and what Read returns when
+// it then decoded nothing. The Reader keeps its place: the caller waits
+// for input in its own way and calls Read again.
+var ErrInputPending = errors.New("flate: input pending")
 
 // A Reader decodes a sequence of raw DEFLATE streams (RFC 1951) read from
 // one source, such as the messages of a permessage-deflate connection
@@ -67,7 +74,9 @@ func (r *Reader) window() int { return 1 << r.windowBits }
 
 // Read decodes the next bytes of the current stream into p. It reads src
 // only for input it needs to go on, so it may return fewer bytes than p
-// holds only when the stream ends. Read returns io.EOF after the last
+// holds only when the stream ends, or when src has no input at hand
+// (ErrInputPending, which Read returns itself if it decoded nothing,
+// the stream going on). Read returns io.EOF after the last
 // byte of a final block, and io.ErrUnexpectedEOF when src ends (returns
 // io.EOF) before one: a message of RFC 7692 ends that way, after its
 // empty stored block. An error of src is returned as it is; input that
@@ -82,6 +91,13 @@ func (r *Reader) Read(p []byte) (int, error) {
 		r.d = newDecoder()
 	}
 	n, err := r.d.decode(r, p)
+	if err == ErrInputPending {
+		r.remember(p[:n])
+		if n > 0 {
+			return n, nil
+		}
+		return 0, err
+	}
 	if err != nil {
 		r.endStream()
 	}

@@ -18,10 +18,13 @@ import (
 // msgSource yields one message at a time, as a connection's reader does:
 // the message's bytes, FlushTail after them if tail is set (RFC 7692
 // §7.2.2 has the receiver put back what the sender stripped), then io.EOF,
-// in pieces of at most chunk bytes (0: no limit).
+// in pieces of at most chunk bytes (0: no limit). With pend, each piece
+// of the message comes after a Read that has none (ErrInputPending).
 type msgSource struct {
 	msg   []byte
 	chunk func() int
+	pend  bool
+	owed  bool // the last Read had no input at hand: the next has
 }
 
 func (s *msgSource) next(msg []byte, tail bool) {
@@ -35,6 +38,11 @@ func (s *msgSource) Read(p []byte) (int, error) {
 	if len(s.msg) == 0 {
 		return 0, io.EOF
 	}
+	if s.pend && !s.owed && len(p) > 0 {
+		s.owed = true
+		return 0, ErrInputPending
+	}
+	s.owed = false
 	if s.chunk != nil {
 		p = p[:min(len(p), s.chunk())]
 	}
@@ -45,7 +53,8 @@ func (s *msgSource) Read(p []byte) (int, error) {
 
 // readStream reads r until it returns an error, into buf, size() bytes a
 // Read if size is not nil, all of buf otherwise (size() is at most
-// len(buf)), and returns what it read and the error.
+// len(buf)), and returns what it read and the error. ErrInputPending, and
+// a short Read when the source just had no input, mean reading on.
 func readStream(r *Reader, size func() int, buf []byte) ([]byte, error) {
 	var out []byte
 	for {
@@ -55,13 +64,31 @@ func readStream(r *Reader, size func() int, buf []byte) ([]byte, error) {
 		}
 		n, err := r.Read(p)
 		out = append(out, p[:n]...)
-		if err != nil {
+		src, _ := r.src.(*msgSource)
+		pended := src != nil && src.owed
+		switch {
+		case err == ErrInputPending && (n != 0 || !pended):
+			return out, fmt.Errorf("Read returned %d bytes and %v, the source having had no input: %t", n, err, pended)
+		case err == ErrInputPending:
+		case err != nil:
 			return out, err
-		}
-		if n != len(p) {
+		case n != len(p) && !pended:
 			return out, fmt.Errorf("Read returned %d bytes of %d and no error", n, len(p))
 		}
 	}
+}
+
+// readFull is io.ReadFull, but reads on past ErrInputPending.
+func readFull(r *Reader, p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := r.Read(p[n:])
+		n += m
+		if err != nil && err != ErrInputPending {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // errorClass sorts the errors of Reader and of compress/flate alike: nil
@@ -164,26 +191,26 @@ func TestReaderRoundTrip(t *testing.T) {
 					for _, m := range pl.msgs {
 						total += len(m)
 					}
-					modes := []struct {
+					type mode struct {
 						name  string
 						size  func() int
 						chunk func() int
 						wrap  func(io.Reader) io.Reader
-					}{
-						{"one read", nil, nil, nil},
-						{"small reads", func() int { return 1 + rng.IntN(700) }, func() int { return 1 + rng.IntN(100) }, nil},
-						{"half reader", func() int { return 1 + rng.IntN(5000) }, nil, iotest.HalfReader},
+						pend  bool
+					}
+					modes := []mode{
+						{"one read", nil, nil, nil, false},
+						{"small reads", func() int { return 1 + rng.IntN(700) }, func() int { return 1 + rng.IntN(100) }, nil, false},
+						{"half reader", func() int { return 1 + rng.IntN(5000) }, nil, iotest.HalfReader, false},
+						{"input pending", func() int { return 1 + rng.IntN(5000) }, func() int { return 1 + rng.IntN(40) }, nil, true},
 					}
 					if total <= 20000 {
-						modes = append(modes, struct {
-							name  string
-							size  func() int
-							chunk func() int
-							wrap  func(io.Reader) io.Reader
-						}{"byte reads", func() int { return 1 }, nil, iotest.OneByteReader})
+						modes = append(modes,
+							mode{"byte reads", func() int { return 1 }, nil, iotest.OneByteReader, false},
+							mode{"byte reads, input pending", func() int { return 1 + rng.IntN(100) }, func() int { return 1 }, nil, true})
 					}
 					for _, m := range modes {
-						src := &msgSource{chunk: m.chunk}
+						src := &msgSource{chunk: m.chunk, pend: m.pend}
 						var rd io.Reader = src
 						if m.wrap != nil {
 							rd = m.wrap(src)
@@ -608,6 +635,11 @@ func TestReaderSource(t *testing.T) {
 	var src msgSource
 	r = NewReader(&src, 15, true)
 	src.next(out, false)
+	src.pend = true
+	if n, err := r.Read(make([]byte, 100)); n != 0 || err != ErrInputPending || r.d == nil {
+		t.Errorf("source with no input at hand: %d, %v, working state held %t; want 0, ErrInputPending, true", n, err, r.d != nil)
+	}
+	src.pend = false
 	if n, err := r.Read(nil); n != 0 || err != nil || src.msg == nil || len(src.msg) != len(out) {
 		t.Errorf("Read(nil): %d, %v, and %d bytes of the source read; want 0, nil, none", n, err, len(out)-len(src.msg))
 	}
@@ -728,6 +760,10 @@ func TestBuildTable(t *testing.T) {
 // only, by mode bits 2-3) when the window is 32 KiB, and our Writer
 // otherwise, each stripped of its tail and put back as RFC 7692 has it;
 // the Reader must decode each exactly.
+//
+// Mode bit 4 has the source say, before each piece of input, that it has
+// none at hand (ErrInputPending): the Reader must then resume where it
+// stopped, delivering the same bytes and ending alike.
 func FuzzReader(f *testing.F) {
 	for _, seed := range readerSeeds() {
 		f.Add(seed.bits, seed.mode, seed.cuts, seed.data)
@@ -784,7 +820,7 @@ func (fz *readerFuzz) run(bits, mode uint8, cuts, data []byte) error {
 		}
 		return 1 + b%61
 	}
-	src := &msgSource{chunk: next}
+	src := &msgSource{chunk: next, pend: mode&16 != 0}
 	r := NewReader(src, windowBits, takeover)
 	if roundTrip {
 		var outs [][]byte
@@ -831,7 +867,7 @@ func (fz *readerFuzz) run(bits, mode uint8, cuts, data []byte) error {
 		var err error
 		if class == "cut" {
 			got = make([]byte, maxOut)
-			_, err = io.ReadFull(r, got)
+			_, err = readFull(r, got)
 			r.Reset()
 		} else {
 			got, err = readStream(r, next, buf)
@@ -895,6 +931,7 @@ func readerSeeds() []readerSeed {
 			readerSeed{7, 1, []byte{200, 3}, s},
 			readerSeed{7, 0, nil, s[:len(s)/2]},
 			readerSeed{2, 0, []byte{100}, s},
+			readerSeed{7, 1 | 16, []byte{3, 1, 20}, s}, // input pending before each piece
 		)
 		flipped := bytes.Clone(s)
 		flipped[len(s)/3] ^= 0x10
@@ -906,6 +943,7 @@ func readerSeeds() []readerSeed {
 			readerSeed{bits, 2, []byte{30, 30, 30}, flatetest.JSON(rng, 3000)},
 			readerSeed{bits, 3 | 4, []byte{10, 70}, flatetest.Random(rng, 3000)},
 			readerSeed{bits, 3 | 8, []byte{90}, bytes.Repeat([]byte("abc"), 2000)},
+			readerSeed{bits, 3 | 16, []byte{1, 7, 2}, flatetest.Text(rng, 3000)},
 		)
 	}
 	// Back-references across the whole of the largest window.
