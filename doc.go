@@ -251,8 +251,8 @@
 // since restoring a window that small costs a few microseconds.
 // Decompressing borrows 12 KiB from a pool for the length of a message. A server with 500 connections
 // that each exchanged three 4 KiB messages with context takeover, then
-// fell quiet, grew by 61.5 KiB per connection at 15 bits and 12.3 KiB at 10
-// (bench/cmd/compmem).
+// fell quiet, grew by 66.4 KiB per connection at 15 bits and 12.1 KiB at 10
+// with Serve, 67.9 and 20.0 KiB with a Read loop (bench/cmd/compmem).
 //
 // The read limit applies to what a message inflates to, counted as it
 // inflates: a small message that would inflate past it fails the
