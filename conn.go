@@ -56,7 +56,7 @@ import (
 //     between the fragments of a long message, and writeFrameLocked
 //     encodes the frame (appendFrame, frame.go; masked by a client,
 //     mask.go) behind the queued ones into a pooled buffer, or sends a
-//     large server payload with its header in one writev, without a copy.
+//     large server payload with its header by writev, without a copy.
 //  4. flushUnlock (queue.go) writes what queued meanwhile and lets frameMu go.
 //  5. A compressed message goes through the message writer (writer.go),
 //     which runs it through the encoder of internal/flate and sends the
