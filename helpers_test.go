@@ -205,19 +205,27 @@ func socketPair(t *testing.T, network, address string) (dialed, accepted net.Con
 // dialRaw is rawClient, leaving the connection for the caller to close.
 func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Helper()
+	nc := sendRequest(t, addr, rawUpgradeRequest)
+	got := make([]byte, len(sample101))
+	if _, err := io.ReadFull(nc, got); err != nil || string(got) != sample101 {
+		nc.Close()
+		t.Fatalf("handshake: %q, %v", got, err)
+	}
+	return nc
+}
+
+// sendRequest connects to addr and sends req, giving every read and write
+// of the connection a 10 s deadline; the caller closes it.
+func sendRequest(t *testing.T, addr, req string) net.Conn {
+	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nc.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := nc.Write([]byte(rawUpgradeRequest)); err != nil {
+	if _, err := io.WriteString(nc, req); err != nil {
 		nc.Close()
 		t.Fatal(err)
-	}
-	got := make([]byte, len(sample101))
-	if _, err := io.ReadFull(nc, got); err != nil || string(got) != sample101 {
-		nc.Close()
-		t.Fatalf("handshake: %q, %v", got, err)
 	}
 	return nc
 }

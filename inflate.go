@@ -77,10 +77,7 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 		if c.rb.isEmpty() {
 			return 0, flate.ErrInputPending
 		}
-		n := copy(p[:min(int64(len(p)), c.frameLeft)], c.rb.bytes())
-		c.rb.consume(n)
-		c.tookPayloadLocked(p[:n])
-		return n, nil
+		return c.takeBufferedLocked(p), nil
 	}
 	n, err := c.readRawLocked(s.ctx, p)
 	if err != nil {
@@ -131,7 +128,7 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	if n > 0 {
 		in.out += int64(n)
 		if limit >= 0 && in.out > limit {
-			return 0, c.inflateFailLocked(StatusMessageTooBig, ErrMessageTooBig)
+			return 0, c.inflateFailLocked(StatusMessageTooBig, limit, ErrMessageTooBig)
 		}
 		if err := c.checkTextLocked(p[:n]); err != nil {
 			c.dropInflateLocked()
@@ -160,7 +157,7 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 		}
 		return n, io.EOF
 	default:
-		return 0, c.inflateFailLocked(StatusInvalidFramePayloadData, err)
+		return 0, c.inflateFailLocked(StatusInvalidFramePayloadData, limit, err)
 	}
 }
 
@@ -197,15 +194,15 @@ func (c *Conn) inflateWaitLocked(ctx context.Context) error {
 }
 
 // inflateFailLocked fails the connection over the message being
-// inflated, with code, err being the cause: the read limit crossed, or
-// input that is not DEFLATE. It is apart from inflateLocked so that its
-// locals do not sit on the stack of every compressed read.
+// inflated, with code, err being the cause: the read limit, limit,
+// crossed, or input that is not DEFLATE. It is apart from inflateLocked so
+// that its locals do not sit on the stack of every compressed read.
 //
 // The caller holds readMu.
-func (c *Conn) inflateFailLocked(code StatusCode, err error) error {
+func (c *Conn) inflateFailLocked(code StatusCode, limit int64, err error) error {
 	reason := "invalid compressed data: " + err.Error()
 	if code == StatusMessageTooBig {
-		reason = fmt.Sprintf("message inflates past the read limit of %d bytes", c.readLimit.Load())
+		reason = fmt.Sprintf("message inflates past the read limit of %d bytes", limit)
 	}
 	c.dropInflateLocked()
 	pe := protocolErr(code, reason)

@@ -513,8 +513,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 	var n int
 	switch {
 	case !c.rb.isEmpty():
-		n = copy(p, c.rb.bytes())
-		c.rb.consume(n)
+		return c.takeBufferedLocked(p), nil
 	case len(p) >= directReadMin:
 		c.beforeWaitLocked(ctx)
 		if c.isClosed() {
@@ -533,11 +532,25 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 		if err := c.fillLocked(ctx, false); err != nil {
 			return 0, c.readErrLocked(ctx, err, true)
 		}
-		n = copy(p, c.rb.bytes())
-		c.rb.consume(n)
+		return c.takeBufferedLocked(p), nil
 	}
 	c.tookPayloadLocked(p[:n])
 	return n, nil
+}
+
+// takeBufferedLocked moves payload bytes of the current frame from the
+// read buffer, which holds some, into p, unmasked and counted off, as
+// many as fit, and returns how many.
+//
+// The caller holds readMu.
+func (c *Conn) takeBufferedLocked(p []byte) int {
+	if int64(len(p)) > c.frameLeft {
+		p = p[:c.frameLeft]
+	}
+	n := copy(p, c.rb.bytes())
+	c.rb.consume(n)
+	c.tookPayloadLocked(p[:n])
+	return n
 }
 
 // tookPayloadLocked unmasks p, payload bytes of the current frame just

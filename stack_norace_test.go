@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -167,16 +166,8 @@ func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split bool) in
 // it.
 func deflateRawClient(t *testing.T, addr string) net.Conn {
 	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.SetDeadline(time.Now().Add(10 * time.Second))
 	req := strings.Replace(rawUpgradeRequest, "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", 1)
-	if _, err := io.WriteString(nc, req); err != nil {
-		nc.Close()
-		t.Fatal(err)
-	}
+	nc := sendRequest(t, addr, req)
 	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || !strings.HasPrefix(resp.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
 		nc.Close()
