@@ -40,10 +40,17 @@ type readBuffer struct {
 	flowing bool
 	// sockErr is the number of a socket error that Serve's wait for input
 	// read, kept for the read that follows, since a socket reports an
-	// error once (serve_wait_unix.go); 0 when none.
+	// error once (serve_wait_unix.go), or sockEOF for the end of the
+	// stream; 0 when none.
 	//lint:ignore U1000 unused where Serve waits inside a read (serve_wait_other.go)
 	sockErr int32
 }
+
+// sockEOF in readBuffer.sockErr is the end of the stream, which no errno
+// stands for.
+//
+//lint:ignore U1000 unused where Serve waits inside a read (serve_wait_other.go)
+const sockEOF = -1
 
 func (b *readBuffer) bytes() []byte { return b.buf[b.r:b.w] }
 func (b *readBuffer) len() int      { return int(b.w - b.r) }

@@ -113,6 +113,10 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 		// A reset, say: the socket reports it once, and the read that
 		// follows would find only the end of the stream.
 		c.rb.sockErr = int32(e)
+	} else if err == io.EOF {
+		// Kept too, so that the read that follows need not ask the
+		// socket again.
+		c.rb.sockErr = sockEOF
 	}
 	c.readMu.unlock()
 	w.got = true
@@ -183,7 +187,12 @@ func (f *rawFiller) fill(fd uintptr) bool {
 // returns syscall.EAGAIN when the socket has nothing yet, and holds no
 // pooled buffer unless bytes came.
 func (b *readBuffer) fillFromSocket(fd int, whole bool) error {
-	if e := b.sockErr; e != 0 {
+	switch e := b.sockErr; e {
+	case 0:
+	case sockEOF:
+		b.sockErr = 0
+		return io.EOF
+	default:
 		b.sockErr = 0
 		return syscall.Errno(e)
 	}
