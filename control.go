@@ -16,7 +16,10 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 		// §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
 		// Pong frame in response, unless it already received a Close
 		// frame." Once our close is sent, no frame may follow it.
-		err := c.writeControl(ctx, opPong, payload, "pong")
+		var err error
+		if !c.msgOpen || !c.queuePongLocked(payload) {
+			err = c.writeControl(ctx, opPong, payload, "pong")
+		}
 		if err != nil && !errors.Is(err, ErrClosed) {
 			return err
 		}

@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
@@ -128,5 +129,68 @@ func TestPingAfterReaderLetsGo(t *testing.T) {
 		}
 		cancel()
 		sc.CloseNow()
+	}
+}
+
+// TestPongBetweenFragments: a ping between the fragments of a message is
+// answered while the message is being read, whether its rest comes with
+// the ping (the pong then goes once the read ends) or later (the pong
+// goes while the reader waits for it), with each way of reading. The
+// reader queues such a pong rather than write it where it read the ping
+// (queuePongLocked), which only the stack's depth tells apart.
+func TestPongBetweenFragments(t *testing.T) {
+	t.Parallel()
+	first, ping, rest := clientFrame(0x02, "abc"), clientFrame(0x89, "p1"), clientFrame(0x80, "def")
+	const pong = "\x8a\x02p1"
+	for _, how := range []string{"Read", "Reader", "Serve"} {
+		for _, wait := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s, rest later %v", how, wait), func(t *testing.T) {
+				t.Parallel()
+				s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+				nc := rawClient(t, s.Listener.Addr().String())
+				sc := <-conns
+				defer sc.CloseNow()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				got := make(chan string, 1)
+				switch how {
+				case "Read":
+					go func() {
+						_, p, err := sc.Read(ctx)
+						got <- fmt.Sprintf("%q %v", p, err)
+					}()
+				case "Reader":
+					go func() {
+						_, r, err := sc.Reader(ctx)
+						if err != nil {
+							got <- err.Error()
+							return
+						}
+						p, err := io.ReadAll(r)
+						got <- fmt.Sprintf("%q %v", p, err)
+					}()
+				case "Serve":
+					sc.Serve(func(_ MessageType, p []byte) { got <- fmt.Sprintf("%q <nil>", p) }, func(error) {})
+				}
+				msg := first + ping
+				if !wait {
+					msg += rest
+				}
+				if _, err := io.WriteString(nc, msg); err != nil {
+					t.Fatal(err)
+				}
+				if f, err := readServerFrame(nc); err != nil || f != pong {
+					t.Fatalf("the server sent %q, %v; want the pong %q", f, err, pong)
+				}
+				if wait {
+					if _, err := io.WriteString(nc, rest); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if m, want := <-got, `"abcdef" <nil>`; m != want {
+					t.Errorf("read %s, want %s", m, want)
+				}
+			})
+		}
 	}
 }

@@ -97,12 +97,20 @@ func headerSize(b1 byte) int {
 // minimal form ("the minimal number of bytes MUST be used to encode the
 // length").
 func parseHeader(b []byte) (h header, n int, err error) {
+	n, err = h.parse(b)
+	return h, n, err
+}
+
+// parse is parseHeader, decoding into h: a caller deep on the stack
+// (startBufferedFrameLocked, under the decoder) keeps one header on its
+// frame rather than copies of a returned one.
+func (h *header) parse(b []byte) (int, error) {
 	if len(b) < 2 {
-		return h, 0, nil
+		return 0, nil
 	}
-	n = headerSize(b[1])
+	n := headerSize(b[1])
 	if len(b) < n {
-		return h, 0, nil
+		return 0, nil
 	}
 	h.fin = b[0]&0x80 != 0
 	h.rsv = b[0] & (rsv1 | rsv2 | rsv3)
@@ -114,16 +122,16 @@ func parseHeader(b []byte) (h header, n int, err error) {
 		h.length = int64(binary.BigEndian.Uint16(b[2:]))
 		p += 2
 		if h.length < 126 {
-			return h, n, protocolErr(StatusProtocolError, "frame length not minimally encoded")
+			return n, protocolErr(StatusProtocolError, "frame length not minimally encoded")
 		}
 	case 127:
 		u := binary.BigEndian.Uint64(b[2:])
 		p += 8
 		if u > math.MaxInt64 {
-			return h, n, protocolErr(StatusProtocolError, "frame length has its most significant bit set")
+			return n, protocolErr(StatusProtocolError, "frame length has its most significant bit set")
 		}
 		if u <= math.MaxUint16 {
-			return h, n, protocolErr(StatusProtocolError, "frame length not minimally encoded")
+			return n, protocolErr(StatusProtocolError, "frame length not minimally encoded")
 		}
 		h.length = int64(u)
 	default:
@@ -132,7 +140,7 @@ func parseHeader(b []byte) (h header, n int, err error) {
 	if h.masked {
 		copy(h.key[:], b[p:p+4])
 	}
-	return h, n, nil
+	return n, nil
 }
 
 // size returns the encoded size of h.

@@ -31,10 +31,10 @@ type inflater struct {
 
 // inflateSource feeds the decoder the raw payload of the message being
 // read, frame after frame, then the 00 00 ff ff tail, then io.EOF. With
-// pend, it does not wait for input that is not buffered yet: it says so
-// (flate.ErrInputPending), and inflateLocked's caller waits, from a frame
-// far shallower than the decoder's, so that a handler waiting there keeps
-// a small stack.
+// pend, it neither waits for input that is not buffered yet nor reads the
+// next frame: it says so (flate.ErrInputPending), and inflateLocked's
+// caller does either, from a frame far shallower than the decoder's, so
+// that a handler waiting there keeps a small stack.
 type inflateSource struct {
 	c    *Conn
 	ctx  context.Context
@@ -48,12 +48,12 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 	for c.frameLeft == 0 {
 		if !c.frame.fin {
 			if s.pend {
-				// The next frame's header is read whole, or is not there
-				// yet. (A control frame before it, cut short, is still
-				// waited for inside the decoder.)
-				if _, n, err := parseHeader(c.rb.bytes()); n == 0 && err == nil {
+				// Anything but the next frame's header, buffered whole,
+				// is for readMessageLocked, outside the decoder.
+				if !c.startBufferedFrameLocked() {
 					return 0, flate.ErrInputPending
 				}
+				continue
 			}
 			if err := c.nextFrameLocked(s.ctx); err != nil {
 				s.err = err
@@ -84,6 +84,31 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// startBufferedFrameLocked starts the next frame of the message being
+// inflated, reporting whether it did: only when the read buffer holds its
+// header whole, and the header is a continuation that is sure to pass
+// checkHeader and the read limit. The decoder is then spared a return and
+// a new start at each frame. Anything else (a header not all here, a
+// control frame to act on, a header to refuse) is for readMessageLocked,
+// outside the decoder, whose depth a wait, a pong or a close frame would
+// add to: even here, under a dynamic block header's decoding, a handler
+// waiting in Read has the least room (TestStackRoom).
+//
+// The caller holds readMu.
+func (c *Conn) startBufferedFrameLocked() bool {
+	var h header
+	n, err := h.parse(c.rb.bytes())
+	if n == 0 || err != nil || h.op != opContinuation || h.rsv != 0 || h.masked == c.rs.client {
+		return false
+	}
+	if _, ok := c.frameFitsLocked(h); !ok {
+		return false
+	}
+	c.rb.consume(n)
+	c.setFrameLocked(h)
+	return true
 }
 
 // inflateLocked reads the next inflated bytes of the current message into
@@ -118,6 +143,18 @@ func (c *Conn) inflateLocked(ctx context.Context, p []byte) (int, error) {
 	if err == flate.ErrInputPending {
 		return 0, err
 	}
+	return c.inflatedLocked(ctx, p[:n], err, limit)
+}
+
+// inflatedLocked is the rest of inflateLocked, once the decoder returned
+// p (what it inflated) and err, limit being the read limit: apart, so
+// that its locals and calls do not take room on inflateLocked's frame,
+// which is on the stack while the decoder runs.
+//
+// The caller holds readMu.
+func (c *Conn) inflatedLocked(ctx context.Context, p []byte, err error, limit int64) (int, error) {
+	in := c.inflate
+	n := len(p)
 	if in.src.err != nil {
 		// Reading a frame failed, and failed or closed the connection:
 		// that is the end, whatever was inflated before it.
@@ -179,16 +216,14 @@ func (c *Conn) dropAfterFinalLocked(ctx context.Context) error {
 }
 
 // inflateWaitLocked waits for more of the message being inflated, after
-// inflateLocked returned flate.ErrInputPending. A handler waiting for a
-// compressed message's next bytes waits here, no deeper than for a plain
-// one's, rather than inside the decoder.
+// inflateLocked returned flate.ErrInputPending within a frame. A handler
+// waiting for a compressed message's next bytes waits here, no deeper
+// than for a plain one's, rather than inside the decoder.
 //
 // The caller holds readMu.
 func (c *Conn) inflateWaitLocked(ctx context.Context) error {
 	if err := c.fillLocked(ctx, false); err != nil {
-		err = c.readErrLocked(ctx, err, true)
-		c.dropInflateLocked()
-		return err
+		return c.readErrLocked(ctx, err, true)
 	}
 	return nil
 }

@@ -91,6 +91,31 @@ func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
 	return true, nil
 }
 
+// queuePongLocked queues the pong answering a ping that the reader met
+// between the frames of a message, reporting whether it did. The flush
+// timer writes it, armed as the reader begins to wait for input
+// (beforeWaitLocked) or lets the read lock go (readRelease), whichever
+// comes first; unless a writer at work takes it along before. Written
+// where the ping was read, under the message's read, it would take a
+// handler waiting in Read past a 4 KiB stack (TestStackRoom). A
+// connection that may send nothing more takes no pong, as writeControl
+// would.
+//
+// The caller holds readMu.
+func (c *Conn) queuePongLocked(p []byte) bool {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	if c.writableLocked("pong") != nil {
+		return true
+	}
+	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
+		return false
+	}
+	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opPong}, p)
+	c.pongQueued = true
+	return true
+}
+
 // Buffered returns how many bytes of messages written to the connection
 // it holds without having handed them to the network: the write queue,
 // messages that Enqueue holds back while another message is being
@@ -438,7 +463,25 @@ func (c *Conn) beforeWaitLocked(ctx context.Context) {
 	if c.inputPending.Load() {
 		c.inputPending.Store(false)
 	}
+	if c.pongQueued {
+		// Written by the flush timer: from here, as deep as a wait
+		// inside a message is, the write would take a handler waiting
+		// in Read past a 4 KiB stack.
+		c.pongQueued = false
+		c.flushPongLater()
+		return
+	}
 	c.flushQueue(ctx)
+}
+
+// flushPongLater has the flush timer write a pong the reader queued
+// (queuePongLocked) and did not write before its read ended.
+func (c *Conn) flushPongLater() {
+	c.pendMu.Lock()
+	if c.pend != nil && !c.flusher {
+		c.armFlushTimerLocked(0)
+	}
+	c.pendMu.Unlock()
 }
 
 // writeQueueLocked writes frames taken from the queue; when the caller's

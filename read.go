@@ -173,6 +173,10 @@ func (c *Conn) readUnlock() {
 
 // readRelease is readUnlock without waking the Pings.
 func (c *Conn) readRelease() {
+	if c.pongQueued {
+		c.pongQueued = false
+		c.flushPongLater()
+	}
 	pending := !c.rb.isEmpty()
 	if !pending {
 		c.rb.release()
@@ -213,7 +217,16 @@ func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
 		if err != flate.ErrInputPending {
 			return n, err
 		}
-		if err := c.inflateWaitLocked(ctx); err != nil {
+		if c.frameLeft == 0 && !c.frame.fin {
+			// The decoder needs the next frame, which did not come alone
+			// and whole (inflateSource): read here, as a plain
+			// message's is, with the control frames before it.
+			err = c.nextFrameLocked(ctx)
+		} else {
+			err = c.inflateWaitLocked(ctx)
+		}
+		if err != nil {
+			c.dropInflateLocked()
 			return 0, err
 		}
 	}
@@ -304,23 +317,39 @@ func (c *Conn) nextFrameLocked(ctx context.Context) error {
 //
 // The caller holds readMu.
 func (c *Conn) startFrameLocked(h header) error {
+	if limit, ok := c.frameFitsLocked(h); !ok {
+		pe := protocolErr(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", limit))
+		pe.err = ErrMessageTooBig
+		return c.failLocked(pe)
+	}
+	c.setFrameLocked(h)
+	return nil
+}
+
+// frameFitsLocked reports whether the data frame h keeps its message
+// within the read limit, which it returns.
+//
+// The caller holds readMu.
+func (c *Conn) frameFitsLocked(h header) (int64, bool) {
 	limit := c.readLimit.Load()
 	if c.msgCompressed && limit >= 0 {
 		// The limit is on what the message inflates to, checked as it
 		// does; this only bounds the input.
 		limit = compressedLimit(limit)
 	}
-	if limit >= 0 && h.length > limit-c.msgSize {
-		pe := protocolErr(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", limit))
-		pe.err = ErrMessageTooBig
-		return c.failLocked(pe)
-	}
+	return limit, limit < 0 || h.length <= limit-c.msgSize
+}
+
+// setFrameLocked makes h, which startFrameLocked checked, the data frame
+// being read.
+//
+// The caller holds readMu.
+func (c *Conn) setFrameLocked(h header) {
 	c.msgSize += h.length
 	c.frame = h
 	c.frameLeft = h.length
 	c.maskPos = 0
 	c.rs.inMessage = !h.fin
-	return nil
 }
 
 // endMessageLocked checks a message that was read to its end and returns

@@ -30,30 +30,40 @@ import (
 // call of Accept, Read or Write deeper than a 4 KiB stack allows under
 // such a handler grows nearly every one of them to 8 KiB.
 //
-// In the last row, raw clients write each compressed frame in two halves,
-// 5 ms apart, so that the handler's Read waits for the rest of the
-// payload with the message being inflated (python-websockets writes a
-// frame's header and payload apart).
+// In the last five rows, raw clients write each message in two writes, 5
+// ms apart, so that the handler's Read waits for the rest with the message
+// begun (and being inflated, when compressed): a compressed frame cut in
+// halves (python-websockets writes a frame's header and payload apart); a
+// message of two fragments with a pong between them (unsolicited, as RFC
+// 6455 §5.5.3 allows), cut inside the pong; two fragments with a ping
+// between them, cut after it, whose pong the handler's Read sends; and
+// 32 fragments, whose headers the decoder meets at every depth.
 //
 // Each row runs in a process of its own: the goroutines of a test that
 // ran before leave their stacks for new ones to take, which the figure
 // would not count.
 func TestStackRoom(t *testing.T) {
+	ping := maskedFrame(0x80|byte(opPing), []byte("are you there?"))
+	pong := maskedFrame(0x80|byte(opPong), []byte("still here"))
 	json := []byte(strings.Repeat(`{"user":"ann","text":"hello there, how are you?","n":12345}`, 70))
 	large := bytes.Repeat([]byte("0123456789abcdef"), 4<<10)
 	for _, tc := range []struct {
 		name  string
 		mode  CompressionMode
 		msg   []byte
-		split bool
+		split func(*testing.T, []byte) [][]byte // the raw client's writes, nil for Dial
 	}{
-		{"no message", CompressionDisabled, nil, false},
-		{"4 KiB", CompressionDisabled, json, false},
-		{"64 KiB", CompressionDisabled, large, false},
-		{"4 KiB, compressed, context takeover", CompressionContextTakeover, json, false},
-		{"4 KiB, compressed, no context takeover", CompressionNoContextTakeover, json, false},
-		{"64 KiB, compressed, context takeover", CompressionContextTakeover, large, false},
-		{"4 KiB, compressed, payload in two writes", CompressionContextTakeover, json, true},
+		{"no message", CompressionDisabled, nil, nil},
+		{"4 KiB", CompressionDisabled, json, nil},
+		{"64 KiB", CompressionDisabled, large, nil},
+		{"4 KiB, compressed, context takeover", CompressionContextTakeover, json, nil},
+		{"4 KiB, compressed, no context takeover", CompressionNoContextTakeover, json, nil},
+		{"64 KiB, compressed, context takeover", CompressionContextTakeover, large, nil},
+		{"4 KiB, compressed, payload in two writes", CompressionContextTakeover, json, frameHalves},
+		{"4 KiB, compressed, two fragments, a pong between cut short", CompressionContextTakeover, json, fragmentsAround(true, pong, 4)},
+		{"4 KiB, not compressed, two fragments, a ping between", CompressionContextTakeover, json, fragmentsAround(false, ping, 0)},
+		{"4 KiB, compressed, two fragments, a ping between", CompressionContextTakeover, json, fragmentsAround(true, ping, 0)},
+		{"4 KiB, compressed, 32 fragments in two writes", CompressionContextTakeover, json, fragments(32)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if os.Getenv(stackRoomRow) == "" {
@@ -98,8 +108,8 @@ func runAlone(t *testing.T) {
 
 // stackPerConn is the growth of the goroutine stacks per connection once
 // 100 paddedHandlers wait in Read, each having echoed msg if not nil;
-// with split, raw clients send msg compressed, in two writes.
-func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split bool) int64 {
+// with split, raw clients send it in the writes split makes.
+func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split func(*testing.T, []byte) [][]byte) int64 {
 	const n = 100
 	h := &paddedHandler{opts: &AcceptOptions{Compression: mode}, ready: make(chan struct{}, 2*n)}
 	s := httptest.NewServer(h)
@@ -123,16 +133,16 @@ func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split bool) in
 			t.Fatal("the handler did not get ready within 10s")
 		}
 	}
-	var frame []byte
-	if split {
-		frame = compressedClientFrame(t, msg)
+	var parts [][]byte
+	if split != nil {
+		parts = split(t, msg)
 	}
 	for range n {
-		if split {
+		if split != nil {
 			nc := deflateRawClient(t, s.Listener.Addr().String())
 			defer nc.Close()
 			awaitReady()
-			for i, part := range [][]byte{frame[:len(frame)/2], frame[len(frame)/2:]} {
+			for i, part := range parts {
 				if i > 0 {
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -176,9 +186,9 @@ func deflateRawClient(t *testing.T, addr string) net.Conn {
 	return nc
 }
 
-// compressedClientFrame is msg compressed (RFC 7692 §7.2.1) in one binary
-// frame from a client, masked with the key 0.
-func compressedClientFrame(t *testing.T, msg []byte) []byte {
+// compressedPayload is msg compressed as a message's payload (RFC 7692
+// §7.2.1).
+func compressedPayload(t *testing.T, msg []byte) []byte {
 	var b bytes.Buffer
 	fw, err := flate.NewWriter(&b, flate.DefaultCompression)
 	if err != nil {
@@ -186,9 +196,51 @@ func compressedClientFrame(t *testing.T, msg []byte) []byte {
 	}
 	fw.Write(msg)
 	fw.Flush()
-	payload := bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
-	frame := appendHeader(nil, header{fin: true, rsv: rsv1, op: opBinary, masked: true, length: int64(len(payload))})
-	return append(frame, payload...)
+	return bytes.TrimSuffix(b.Bytes(), []byte{0, 0, 0xff, 0xff})
+}
+
+// frameHalves is msg compressed in one binary frame from a client, in two
+// halves.
+func frameHalves(t *testing.T, msg []byte) [][]byte {
+	frame := maskedFrame(0x80|rsv1|byte(opBinary), compressedPayload(t, msg))
+	return [][]byte{frame[:len(frame)/2], frame[len(frame)/2:]}
+}
+
+// fragments returns the writes of a client that sends msg compressed, in
+// n fragments, cut in halves.
+func fragments(n int) func(*testing.T, []byte) [][]byte {
+	return func(t *testing.T, msg []byte) [][]byte {
+		p := compressedPayload(t, msg)
+		var b []byte
+		for i := range n {
+			b0 := byte(opContinuation)
+			if i == 0 {
+				b0 = rsv1 | byte(opBinary)
+			}
+			if i == n-1 {
+				b0 |= 0x80
+			}
+			b = append(b, maskedFrame(b0, p[i*len(p)/n:(i+1)*len(p)/n])...)
+		}
+		return [][]byte{b[:len(b)/2], b[len(b)/2:]}
+	}
+}
+
+// fragmentsAround returns the writes of a client that sends msg,
+// compressed or not, in two binary fragments with the control frame ctl
+// between them: two pieces, the first ending back bytes before ctl's end.
+func fragmentsAround(compress bool, ctl []byte, back int) func(*testing.T, []byte) [][]byte {
+	return func(t *testing.T, msg []byte) [][]byte {
+		p, rsv := msg, byte(0)
+		if compress {
+			p, rsv = compressedPayload(t, msg), rsv1
+		}
+		b := maskedFrame(rsv|byte(opBinary), p[:len(p)/2])
+		b = append(b, ctl...)
+		cut := len(b) - back
+		b = append(b, maskedFrame(0x80|byte(opContinuation), p[len(p)/2:])...)
+		return [][]byte{b[:cut], b[cut:]}
+	}
 }
 
 // paddedHandler holds 256 bytes on its frame, accepts, echoes messages and
