@@ -55,7 +55,7 @@ func (s *inflateSource) Read(p []byte) (int, error) {
 				}
 				continue
 			}
-			if err := c.nextFrameLocked(s.ctx); err != nil {
+			if err := c.nextDataFrameLocked(s.ctx); err != nil {
 				s.err = err
 				return 0, err
 			}

@@ -92,14 +92,13 @@ func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
 }
 
 // queuePongLocked queues the pong answering a ping that the reader met
-// between the frames of a message, reporting whether it did. The flush
-// timer writes it, armed as the reader begins to wait for input
-// (beforeWaitLocked) or lets the read lock go (readRelease), whichever
-// comes first; unless a writer at work takes it along before. Written
-// where the ping was read, under the message's read, it would take a
-// handler waiting in Read past a 4 KiB stack (TestStackRoom). A
-// connection that may send nothing more takes no pong, as writeControl
-// would.
+// between the frames of a message, reporting whether it did; the reader
+// then returns errPongQueued from where it read the ping, up to
+// readMessageLocked, which writes the pong (writeQueuedPongLocked) before
+// it reads on. Written where the ping was read, under the message's read,
+// it would take a handler waiting in Read past a 4 KiB stack
+// (TestStackRoom). A connection that may send nothing more takes no
+// pong, as writeControl would.
 //
 // The caller holds readMu.
 func (c *Conn) queuePongLocked(p []byte) bool {
@@ -114,6 +113,15 @@ func (c *Conn) queuePongLocked(p []byte) bool {
 	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opPong}, p)
 	c.pongQueued = true
 	return true
+}
+
+// writeQueuedPongLocked writes the queue that queuePongLocked added a pong
+// to, unless a writer at work takes it along.
+//
+// The caller holds readMu.
+func (c *Conn) writeQueuedPongLocked(ctx context.Context) {
+	c.pongQueued = false
+	c.flushQueue(ctx)
 }
 
 // Buffered returns how many bytes of messages written to the connection
@@ -463,25 +471,7 @@ func (c *Conn) beforeWaitLocked(ctx context.Context) {
 	if c.inputPending.Load() {
 		c.inputPending.Store(false)
 	}
-	if c.pongQueued {
-		// Written by the flush timer: from here, as deep as a wait
-		// inside a message is, the write would take a handler waiting
-		// in Read past a 4 KiB stack.
-		c.pongQueued = false
-		c.flushPongLater()
-		return
-	}
 	c.flushQueue(ctx)
-}
-
-// flushPongLater has the flush timer write a pong the reader queued
-// (queuePongLocked) and did not write before its read ended.
-func (c *Conn) flushPongLater() {
-	c.pendMu.Lock()
-	if c.pend != nil && !c.flusher {
-		c.armFlushTimerLocked(0)
-	}
-	c.pendMu.Unlock()
 }
 
 // writeQueueLocked writes frames taken from the queue; when the caller's

@@ -173,10 +173,6 @@ func (c *Conn) readUnlock() {
 
 // readRelease is readUnlock without waking the Pings.
 func (c *Conn) readRelease() {
-	if c.pongQueued {
-		c.pongQueued = false
-		c.flushPongLater()
-	}
 	pending := !c.rb.isEmpty()
 	if !pending {
 		c.rb.release()
@@ -221,7 +217,7 @@ func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
 			// The decoder needs the next frame, which did not come alone
 			// and whole (inflateSource): read here, as a plain
 			// message's is, with the control frames before it.
-			err = c.nextFrameLocked(ctx)
+			err = c.nextDataFrameLocked(ctx)
 		} else {
 			err = c.inflateWaitLocked(ctx)
 		}
@@ -234,7 +230,7 @@ func (c *Conn) readMessageLocked(ctx context.Context, p []byte) (int, error) {
 		if c.frame.fin {
 			return 0, c.endMessageLocked()
 		}
-		if err := c.nextFrameLocked(ctx); err != nil {
+		if err := c.nextDataFrameLocked(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -306,10 +302,32 @@ func (c *Conn) nextMessageLocked(ctx context.Context, untilIdle bool) (MessageTy
 // The caller holds readMu.
 func (c *Conn) nextFrameLocked(ctx context.Context) error {
 	h, err := c.readFrameLocked(ctx)
+	if err == errPongQueued {
+		return err
+	}
 	if err != nil {
 		return c.readErrLocked(ctx, err, true)
 	}
 	return c.startFrameLocked(h)
+}
+
+// nextDataFrameLocked is nextFrameLocked for a reader of the message,
+// which writes on the way the pongs that pings between its frames called
+// for (errPongQueued), from this depth rather than the ping's.
+//
+// The caller holds readMu.
+func (c *Conn) nextDataFrameLocked(ctx context.Context) error {
+	for {
+		err := c.nextFrameLocked(ctx)
+		if err != errPongQueued {
+			return err
+		}
+		c.writeQueuedPongLocked(ctx)
+		if c.isClosed() {
+			// Writing the pong failed, and closed the connection.
+			return c.closedErr("read")
+		}
+	}
 }
 
 // startFrameLocked makes h the data frame being read, once the message it
@@ -609,6 +627,10 @@ func (c *Conn) readFrameLocked(ctx context.Context) (header, error) {
 var (
 	errScanStopped = errors.New("websocket: frame scan stopped")
 	errScanData    = errors.New("websocket: data frame next")
+	// errPongQueued: a ping between a message's frames was answered by
+	// queueing its pong, which the caller writes (writeQueuedPongLocked)
+	// before it reads on.
+	errPongQueued = errors.New("websocket: pong queued")
 )
 
 // scanFramesLocked is readFrameLocked, but with stop set, it asks stop
@@ -653,6 +675,9 @@ func (c *Conn) scanFramesLocked(ctx context.Context, stop func() bool, leaveData
 		}
 		if err := c.controlLocked(ctx, h.op, payload); err != nil {
 			return h, err
+		}
+		if c.pongQueued {
+			return h, errPongQueued
 		}
 		if stop != nil && stop() {
 			return h, errScanStopped
