@@ -134,9 +134,9 @@ func TestPingAfterReaderLetsGo(t *testing.T) {
 
 // TestPongBetweenFragments: a ping between the fragments of a message is
 // answered while the message is being read, whether its rest comes with
-// the ping (the pong then goes once the read ends) or later (the pong
-// goes while the reader waits for it), with each way of reading. The
-// reader queues such a pong rather than write it where it read the ping
+// the ping or later (the pong must not wait for it), with each way of
+// reading. The reader queues such a pong and writes it from
+// readMessageLocked rather than where it read the ping
 // (queuePongLocked), which only the stack's depth tells apart.
 func TestPongBetweenFragments(t *testing.T) {
 	t.Parallel()
