@@ -102,7 +102,6 @@ type Conn struct {
 	msgOp         opcode        // readMu: opcode of the message being read
 	msgOpen       bool          // readMu: a message has started and not been read to its end
 	msgCompressed bool          // readMu: the message being read is compressed (RSV1)
-	pongQueued    bool          // readMu: the reader queued a pong (queuePongLocked) and has yet to write it
 	utf8          utf8Validator // readMu: state of the text message being read
 	discard       atomic.Bool   // atomic: set once Close starts; reads then deliver nothing more
 	pingDeferred  atomic.Bool   // atomic, set and cleared under mu: a Ping waits for the reader to let go (deferPing)

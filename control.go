@@ -16,9 +16,21 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 		// §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a
 		// Pong frame in response, unless it already received a Close
 		// frame." Once our close is sent, no frame may follow it.
+		// Between a message's frames, the pong is queued, and
+		// written by the reader from nextDataFrameLocked, once
+		// errPongQueued has taken it there: written from here, under
+		// the message's read, it would take a handler waiting in Read
+		// past a 4 KiB stack (TestStackRoom).
+		var queued bool
 		var err error
-		if !c.msgOpen || !c.queuePongLocked(payload) {
+		if c.msgOpen {
+			queued, err = c.queueFrame(header{fin: true, op: opPong}, payload, "pong", true)
+		}
+		switch {
+		case !queued:
 			err = c.writeControl(ctx, opPong, payload, "pong")
+		case err == nil:
+			return errPongQueued
 		}
 		if err != nil && !errors.Is(err, ErrClosed) {
 			return err

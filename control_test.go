@@ -137,7 +137,7 @@ func TestPingAfterReaderLetsGo(t *testing.T) {
 // the ping or later (the pong must not wait for it), with each way of
 // reading. The reader queues such a pong and writes it from
 // readMessageLocked rather than where it read the ping
-// (queuePongLocked), which only the stack's depth tells apart.
+// (controlLocked), which only the stack's depth tells apart.
 func TestPongBetweenFragments(t *testing.T) {
 	t.Parallel()
 	first, ping, rest := clientFrame(0x02, "abc"), clientFrame(0x89, "p1"), clientFrame(0x80, "def")

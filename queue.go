@@ -71,57 +71,27 @@ func (c *Conn) growQueuedLocked(bp *[]byte, n int) {
 }
 
 // queueFrame appends the frame to the queue if a write is in progress or
-// the reader holds input, reporting whether it did.
-func (c *Conn) queueFrame(h header, p []byte, op string) (bool, error) {
+// the reader holds input, reporting whether it did. With byReader, it
+// appends the frame whatever the writers and the reader do, arming no
+// timer: the reader, which calls it (the pong of a ping between a
+// message's frames, see controlLocked), writes the queue itself.
+func (c *Conn) queueFrame(h header, p []byte, op string, byReader bool) (bool, error) {
 	c.pendMu.Lock()
 	defer c.pendMu.Unlock()
 	if err := c.writableLocked(op); err != nil {
 		return true, err
 	}
-	if !c.flusher && !c.inputPending.Load() {
+	if !byReader && !c.flusher && !c.inputPending.Load() {
 		return false, nil
 	}
 	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
 		return false, nil
 	}
-	if c.pend == nil && !c.flusher {
+	if !byReader && c.pend == nil && !c.flusher {
 		c.armFlushTimerLocked(queueFlushDelay)
 	}
 	c.pend = c.appendQueuedLocked(c.pend, h, p)
 	return true, nil
-}
-
-// queuePongLocked queues the pong answering a ping that the reader met
-// between the frames of a message, reporting whether it did; the reader
-// then returns errPongQueued from where it read the ping, up to
-// readMessageLocked, which writes the pong (writeQueuedPongLocked) before
-// it reads on. Written where the ping was read, under the message's read,
-// it would take a handler waiting in Read past a 4 KiB stack
-// (TestStackRoom). A connection that may send nothing more takes no
-// pong, as writeControl would.
-//
-// The caller holds readMu.
-func (c *Conn) queuePongLocked(p []byte) bool {
-	c.pendMu.Lock()
-	defer c.pendMu.Unlock()
-	if c.writableLocked("pong") != nil {
-		return true
-	}
-	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
-		return false
-	}
-	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opPong}, p)
-	c.pongQueued = true
-	return true
-}
-
-// writeQueuedPongLocked writes the queue that queuePongLocked added a pong
-// to, unless a writer at work takes it along.
-//
-// The caller holds readMu.
-func (c *Conn) writeQueuedPongLocked(ctx context.Context) {
-	c.pongQueued = false
-	c.flushQueue(ctx)
 }
 
 // Buffered returns how many bytes of messages written to the connection

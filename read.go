@@ -322,7 +322,7 @@ func (c *Conn) nextDataFrameLocked(ctx context.Context) error {
 		if err != errPongQueued {
 			return err
 		}
-		c.writeQueuedPongLocked(ctx)
+		c.flushQueue(ctx)
 		if c.isClosed() {
 			// Writing the pong failed, and closed the connection.
 			return c.closedErr("read")
@@ -628,7 +628,7 @@ var (
 	errScanStopped = errors.New("websocket: frame scan stopped")
 	errScanData    = errors.New("websocket: data frame next")
 	// errPongQueued: a ping between a message's frames was answered by
-	// queueing its pong, which the caller writes (writeQueuedPongLocked)
+	// queueing its pong (controlLocked), which nextDataFrameLocked writes
 	// before it reads on.
 	errPongQueued = errors.New("websocket: pong queued")
 )
@@ -675,9 +675,6 @@ func (c *Conn) scanFramesLocked(ctx context.Context, stop func() bool, leaveData
 		}
 		if err := c.controlLocked(ctx, h.op, payload); err != nil {
 			return h, err
-		}
-		if c.pongQueued {
-			return h, errPongQueued
 		}
 		if stop != nil && stop() {
 			return h, errScanStopped

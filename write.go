@@ -105,7 +105,7 @@ func (c *Conn) writeDeflated(ctx context.Context, typ MessageType, p []byte) err
 // is written under the frame lock, together with whatever was queued.
 func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) error {
 	if len(p) <= maxQueuedPayload {
-		if queued, err := c.queueFrame(h, p, op); queued {
+		if queued, err := c.queueFrame(h, p, op, false); queued {
 			return err
 		}
 	}
