@@ -108,17 +108,22 @@ func TestStalledMessageHeap(t *testing.T) {
 }
 
 // TestStalledCompressedHeap: a peer that starts a compressed message and
-// stops sending has a connection hold, beyond an idle one, the decoder's
-// working state (12.5 KiB, internal/flate's decoder: its input buffer and
-// the tables of a block) besides what an uncompressed message holds (see
+// stops sending, inside a frame or between two, has a connection hold,
+// beyond an idle one, what the decoder keeps while it waits (under 1 KiB:
+// flate.Reader.Pause gives its 12.5 KiB of buffers and tables back)
+// besides what an uncompressed message holds (see
 // TestStalledMessageHeap); and once the message has output, its 32 KiB
-// window and at most about twice that output. Measured: 18,069 (Serve)
-// and 17,688 (Read loop) bytes for 3 bytes of a compressed 1 MiB frame;
-// 67,168 and 62,814 for 1,000 bytes, which inflate to 14,868.
+// window and at most about twice that output. Measured (Serve, Read loop;
+// over TCP, then TLS): 3 bytes of a compressed 1 MiB frame, 5,292 and
+// 5,296 bytes, 895 and 5,296; a first fragment of 3 bytes, the same;
+// 1,000 bytes, which inflate to 14,868, 54,448 and 50,423, 50,069 and
+// 50,422. Before the decoder paused: 17,954 and 17,968, 13,568 and 17,968;
+// 17,878 and 17,967, 13,568 and 17,967; 67,067 and 63,095, 62,742 and
+// 63,094.
 func TestStalledCompressedHeap(t *testing.T) {
 	const (
 		n       = 500
-		decoder = 13 << 10
+		decoder = 1 << 10
 		window  = 32 << 10
 	)
 	var z bytes.Buffer
@@ -134,19 +139,32 @@ func TestStalledCompressedHeap(t *testing.T) {
 		name    string
 		handler func(w http.ResponseWriter, r *http.Request, held chan<- net.Conn)
 	}{{"Serve", heapEcho("Serve", opts)}, {"Read loop", heapEcho("Read", opts)}} {
-		via := heapDial{deflate: true}
-		idleHeap(t, n, via, "", h.handler) // what grows once
-		idle := idleHeap(t, n, via, "", h.handler)
-		for _, sent := range []int{3, 1000} {
-			out, _ := io.ReadAll(flate.NewReader(bytes.NewReader(z.Bytes()[:sent])))
-			bound := int64(2*minReadChunk + decoder)
-			if len(out) > 0 {
-				bound += int64(window + 2*len(out))
-			}
-			got := idleHeap(t, n, via, bigFrame+z.String()[:sent], h.handler) - idle
-			t.Logf("%s, %d bytes of a compressed 1 MiB frame (%d inflated): %d bytes of heap per connection beyond an idle one (%d)", h.name, sent, len(out), got, idle)
-			if got > bound {
-				t.Errorf("%s, %d bytes of a compressed 1 MiB frame: %d bytes of heap per connection beyond an idle one, over %d", h.name, sent, got, bound)
+		for _, tr := range []struct {
+			name string
+			via  heapDial
+		}{{"", heapDial{deflate: true}}, {"TLS, ", heapDial{deflate: true, overTLS: true}}} {
+			idleHeap(t, n, tr.via, "", h.handler) // what grows once
+			idle := idleHeap(t, n, tr.via, "", h.handler)
+			for _, stall := range []struct {
+				name  string
+				sent  int
+				frame string
+			}{
+				{"3 bytes of a compressed 1 MiB frame", 3, bigFrame},
+				{"1000 bytes of a compressed 1 MiB frame", 1000, bigFrame},
+				// The decoder waits for the next frame.
+				{"a first fragment of 3 compressed bytes", 3, "\x42\x83\x00\x00\x00\x00"},
+			} {
+				out, _ := io.ReadAll(flate.NewReader(bytes.NewReader(z.Bytes()[:stall.sent])))
+				bound := int64(2*minReadChunk + decoder)
+				if len(out) > 0 {
+					bound += int64(window + 2*len(out))
+				}
+				got := idleHeap(t, n, tr.via, stall.frame+z.String()[:stall.sent], h.handler) - idle
+				t.Logf("%s, %s%s (%d inflated): %d bytes of heap per connection beyond an idle one (%d)", h.name, tr.name, stall.name, len(out), got, idle)
+				if got > bound {
+					t.Errorf("%s, %s%s: %d bytes of heap per connection beyond an idle one, over %d", h.name, tr.name, stall.name, got, bound)
+				}
 			}
 		}
 	}

@@ -729,14 +729,35 @@ func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
 		// Wait on the socket itself, holding at most the idle array;
 		// inside a message or a frame, then read all that came.
 		c.rb.shrink()
-		err = awaitRaw(c.tr.rw.(net.Conn), c.tr.raw, &c.rb, c.msgOpen || !c.rb.isEmpty())
+		err = awaitRaw(c.tr.rw.(net.Conn), c.tr.raw, &c.rb, c.msgOpen || !c.rb.isEmpty(), c.pausableLocked())
 	} else {
+		if fr := c.pausableLocked(); fr != nil {
+			fr.Pause()
+		}
 		err = c.rb.fill(c.tr.rw, idle || !c.rb.flowing)
 	}
 	if err != nil {
 		return err
 	}
 	c.gotInput()
+	return nil
+}
+
+// pausableLocked returns the decoder of the compressed message being read
+// when it is not decoding, so that a wait for more of the message may
+// pause it (flate.Reader.Pause): the decoder then gives its working state
+// (12.5 KiB) back and keeps under 1 KiB for as long as the peer takes.
+// On a socket, the wait pauses it only if it finds no input at hand
+// (awaitRaw); on another transport, before every read that may wait.
+// Resuming costs the copy of what was kept, and a dynamic block's tables
+// (about a microsecond) unless the decoder comes back untouched, as it
+// does from its pool when no other connection took it meanwhile.
+//
+// The caller holds readMu.
+func (c *Conn) pausableLocked() *flate.Reader {
+	if in := c.inflate; in != nil && in.open && in.src.ctx == nil {
+		return in.fr
+	}
 	return nil
 }
 

@@ -380,7 +380,7 @@ func TestAwaitRawErrorWords(t *testing.T) {
 	}
 	nc.SetReadDeadline(longAgo)
 	var rb readBuffer
-	got := awaitRaw(nc, rc, &rb, false)
+	got := awaitRaw(nc, rc, &rb, false, nil)
 	_, want := nc.Read(make([]byte, 1))
 	if got == nil || got.Error() != want.Error() || !errors.Is(got, os.ErrDeadlineExceeded) {
 		t.Errorf("past the deadline, the wait says %v; a read says %v", got, want)
@@ -388,7 +388,7 @@ func TestAwaitRawErrorWords(t *testing.T) {
 	nc.SetReadDeadline(time.Time{})
 	peer.(*net.TCPConn).SetLinger(0)
 	peer.Close()
-	if got := awaitRaw(nc, rc, &rb, false); !errors.Is(got, syscall.ECONNRESET) {
+	if got := awaitRaw(nc, rc, &rb, false, nil); !errors.Is(got, syscall.ECONNRESET) {
 		t.Errorf("after a reset, the wait says %v, want ECONNRESET", got)
 	}
 	if rb.pooled != nil || rb.buf != nil {

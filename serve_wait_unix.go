@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/rfc6455/websocket/internal/flate"
 )
 
 // rawConn returns the socket under nc, or nil when nc is not a plain
@@ -129,15 +131,16 @@ func (w *serveWaiter) readable(fd uintptr) bool {
 // message, or after part of a frame), as much as the buffer holds, as a
 // read of nc would; otherwise at most wakeReadSize. rb must be empty or
 // hold its few unread bytes in the idle array. It returns what a read of
-// nc would have: nil once bytes arrived, io.EOF, or nc's error.
-func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer, whole bool) error {
+// nc would have: nil once bytes arrived, io.EOF, or nc's error. If it
+// has to wait, it pauses fr first, when not nil (see pausableLocked).
+func awaitRaw(nc net.Conn, rc syscall.RawConn, rb *readBuffer, whole bool, fr *flate.Reader) error {
 	f := rawFillers.Get().(*rawFiller)
-	f.rb, f.whole = rb, whole
+	f.rb, f.whole, f.pause = rb, whole, fr
 	err := rc.Read(f.fn)
 	if err == nil {
 		err = f.err
 	}
-	f.rb, f.err = nil, nil
+	f.rb, f.err, f.pause = nil, nil, nil
 	rawFillers.Put(f)
 	if err == nil || err == io.EOF {
 		return err
@@ -164,6 +167,7 @@ type rawFiller struct {
 	rb    *readBuffer
 	whole bool
 	err   error
+	pause *flate.Reader // paused before the wait, if any
 }
 
 var rawFillers = sync.Pool{New: func() any {
@@ -175,6 +179,10 @@ var rawFillers = sync.Pool{New: func() any {
 func (f *rawFiller) fill(fd uintptr) bool {
 	err := f.rb.fillFromSocket(int(fd), f.whole)
 	if err == syscall.EAGAIN {
+		if f.pause != nil {
+			f.pause.Pause()
+			f.pause = nil
+		}
 		return false
 	}
 	f.err = err

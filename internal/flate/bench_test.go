@@ -259,3 +259,50 @@ func reportCPU(b *testing.B, size int) func() {
 		}
 	}
 }
+
+// BenchmarkPause reads a 16 KiB message that arrives in pieces of a TCP
+// segment's size, each after the source had no input at hand: the
+// reader waits (ErrInputPending), or pauses there as well, giving its
+// working state back and rebuilding a dynamic block's tables when it
+// resumes. The difference is what Pause costs.
+func BenchmarkPause(b *testing.B) {
+	const size, piece = 16 << 10, 1460
+	msgs, outs := readerMessages(size, false)
+	for _, pause := range []bool{false, true} {
+		name := "wait"
+		if pause {
+			name = "pause"
+		}
+		b.Run(name, func(b *testing.B) {
+			src := &msgSource{chunk: func() int { return piece }, pend: true}
+			r := NewReader(src, 15, false)
+			dst := make([]byte, size+1)
+			b.SetBytes(size)
+			b.ReportAllocs()
+			pauses := 0
+			for i := 0; b.Loop(); i++ {
+				src.next(outs[i%len(msgs)], false)
+				n := 0
+				for {
+					m, err := r.Read(dst[n:])
+					n += m
+					if err == ErrInputPending {
+						if pause {
+							r.Pause()
+							pauses++
+						}
+						continue
+					}
+					if err == nil {
+						continue // a short Read: the input ran out after some output
+					}
+					if n != size || err != io.ErrUnexpectedEOF {
+						b.Fatalf("%d bytes, %v", n, err)
+					}
+					break
+				}
+			}
+			b.ReportMetric(float64(pauses)/float64(b.N), "pauses/op")
+		})
+	}
+}

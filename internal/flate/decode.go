@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // This file decodes blocks (RFC 1951 §3.2.3-3.2.7) for a Reader.
@@ -42,7 +43,24 @@ const (
 
 // decoder is the working state of a Reader while it reads a stream.
 type decoder struct {
-	in       [inputSize]byte
+	in [inputSize]byte
+	decodeState
+
+	// The tables of a block with dynamic codes, the code lengths they
+	// are built from (nlens of them: the literal/length codes, then the
+	// distance codes), and the scratch that builds them.
+	litDyn  litTable
+	distDyn distTable
+	built   uint64 // names the lengths litDyn and distDyn were built from; 0 for none
+	cl      clTable
+	lens    [numLitSyms + numDistSyms]uint8
+	clLens  [numCodeLenSyms]uint8
+	tables  tableScratch
+}
+
+// decodeState is where decoding stands: all of a decoder but its input
+// buffer and its tables.
+type decodeState struct {
 	ip, iend int   // in[ip:iend] is input not yet in the bit buffer
 	read     int64 // bytes read from the source, for error offsets
 	srcErr   error // what ended the source, once it did
@@ -71,14 +89,9 @@ type decoder struct {
 	dist            *distTable
 	litMin, distMin uint
 
-	// The tables of a block with dynamic codes, and the scratch that
-	// builds them.
-	litDyn  litTable
-	distDyn distTable
-	cl      clTable
-	lens    [numLitSyms + numDistSyms]uint8
-	clLens  [numCodeLenSyms]uint8
-	tables  tableScratch
+	// nlit and nlens count the code lengths of a dynamic block: lens[:nlit]
+	// are the literal/length codes', lens[nlit:nlens] the distance codes'.
+	nlit, nlens uint16
 }
 
 func newDecoder() *decoder {
@@ -91,12 +104,7 @@ func newDecoder() *decoder {
 
 // release readies d for the pool: it forgets its stream.
 func (d *decoder) release() {
-	d.ip, d.iend, d.read, d.srcErr = 0, 0, 0, nil
-	d.bits, d.nb = 0, 0
-	d.marked = false
-	d.stage, d.final, d.stored = stageHeader, false, 0
-	d.copyLen, d.copyDist = 0, 0
-	d.lit, d.dist = nil, nil
+	d.decodeState = decodeState{}
 }
 
 // decode decodes the stream of r into p, as Read does.
@@ -389,17 +397,34 @@ func (d *decoder) dynamicCodes(src io.Reader) error {
 			i++
 		}
 	}
-	litMin, ok := buildTable(d.litDyn[:], litRootBits, lens[:nlit], litInfo[:], &d.tables)
+	d.nlit, d.nlens = uint16(nlit), uint16(len(lens))
+	return d.buildDynamic()
+}
+
+// buildDynamic builds the tables of a dynamic block from its code
+// lengths, d.lens[:d.nlens]: when its header is read, and again when a
+// paused stream resumes in it (see Reader.Pause).
+func (d *decoder) buildDynamic() error {
+	d.built = 0
+	lens := d.lens[:d.nlens]
+	litMin, ok := buildTable(d.litDyn[:], litRootBits, lens[:d.nlit], litInfo[:], &d.tables)
 	if !ok {
 		return d.corrupt("invalid literal/length code")
 	}
-	distMin, ok := buildTable(d.distDyn[:], distRootBits, lens[nlit:], distInfo[:], &d.tables)
+	distMin, ok := buildTable(d.distDyn[:], distRootBits, lens[d.nlit:], distInfo[:], &d.tables)
 	if !ok {
 		return d.corrupt("invalid distance code")
 	}
 	d.litMin, d.distMin = max(litMin, uint(lens[endOfBlock])), distMin
+	d.built = tableBuilds.Add(1)
 	return nil
 }
+
+// tableBuilds counts the dynamic tables built by all decoders, naming
+// each build: a paused stream that gets back a decoder whose tables are
+// still those of its block, untouched by another stream meanwhile, need
+// not build them again.
+var tableBuilds atomic.Uint64
 
 // storedBytes copies bytes of a stored block into p[n:]: those left in
 // the bit buffer, then those in the input buffer, then straight from the

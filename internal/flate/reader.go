@@ -46,12 +46,13 @@ type Reader struct {
 	// until needed. With takeover it is the Reader's own; without, it is
 	// borrowed from ringPools for a stream read in several Reads.
 	ring       *[]byte
-	hpos, hlen int32
-
-	d *decoder // the working state while a stream is being read
+	hpos, hlen uint16 // under 2^16: the window is at most 2^15
 
 	windowBits uint8 // immutable
 	takeover   bool  // history outlives a stream; immutable
+
+	d      *decoder    // the working state while a stream is being read
+	paused *pausedRead // what of it Pause kept, while d is nil
 }
 
 // NewReader returns a Reader of the streams src yields, in which no
@@ -89,6 +90,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	if r.d == nil {
 		r.d = newDecoder()
+		if r.paused != nil {
+			r.resume()
+		}
 	}
 	n, err := r.d.decode(r, p)
 	if err == ErrInputPending {
@@ -117,6 +121,10 @@ func (r *Reader) Reset() {
 // endStream gives back the working state; without context takeover, the
 // history too.
 func (r *Reader) endStream() {
+	if r.paused != nil {
+		pausedPool.Put(r.paused)
+		r.paused = nil
+	}
 	if r.d != nil {
 		r.d.release()
 		decoderPool.Put(r.d)
@@ -129,6 +137,76 @@ func (r *Reader) endStream() {
 		}
 		r.hpos, r.hlen = 0, 0
 	}
+}
+
+// pausedRead is what a paused stream keeps of its working state: where
+// decoding stands, the input not yet decoded, and in a block with dynamic
+// codes the code lengths its tables are rebuilt from.
+type pausedRead struct {
+	st    decodeState
+	in    [maxPausedInput]byte
+	lens  [numLitSyms + numDistSyms]uint8
+	built uint64 // the build of the decoder's tables (decoder.built)
+}
+
+// maxPausedInput is the most input a paused stream keeps: room for the
+// longest header of a dynamic block (286 bytes, every code length a
+// 7-bit code) that a source cut short. A unit decodes whole or goes back
+// to its start when input runs out, so that, or a symbol's few bytes, is
+// all that waits after ErrInputPending.
+const maxPausedInput = 320
+
+// pausedPool holds the pausedReads of streams that resumed.
+var pausedPool = sync.Pool{New: func() any { return new(pausedRead) }}
+
+// Pause gives the working state of the stream being read back to the pool
+// it came from, keeping what the next Read needs to go on: at most 1 KiB
+// where the working state is 12.5 KiB. A caller that is about to wait for
+// input after ErrInputPending calls it, so that a stream that stalls holds
+// no more than that besides its history. Resuming costs the rebuilding of
+// a dynamic block's tables, about a microsecond, unless the Reader gets
+// back the decoder it gave, its tables untouched. Pause does nothing
+// between streams, or when more input is at hand than a paused stream
+// keeps (as after a Read that filled p): the next Read will not wait.
+func (r *Reader) Pause() {
+	d := r.d
+	if d == nil || d.iend-d.ip > maxPausedInput {
+		return
+	}
+	ps := pausedPool.Get().(*pausedRead)
+	ps.st = d.decodeState
+	ps.st.ip, ps.st.iend = 0, copy(ps.in[:], d.in[d.ip:d.iend])
+	if d.lit == &d.litDyn {
+		copy(ps.lens[:], d.lens[:d.nlens])
+		ps.built = d.built
+		ps.st.lit, ps.st.dist = nil, nil // the next decoder's, rebuilt if need be
+	}
+	r.paused = ps
+	r.d = nil
+	d.release()
+	decoderPool.Put(d)
+}
+
+// resume restores a paused stream into a fresh decoder, r.d. It is apart
+// from Read, which lies deep under every read of a compressed message,
+// so that its work takes no room there.
+//
+//go:noinline
+func (r *Reader) resume() {
+	ps, d := r.paused, r.d
+	r.paused = nil
+	d.decodeState = ps.st
+	copy(d.in[:], ps.in[:ps.st.iend])
+	if d.stage == stageHuffman && d.lit == nil {
+		d.lit, d.dist = &d.litDyn, &d.distDyn
+		if d.built != ps.built {
+			// Not the decoder the stream paused with, or it decoded
+			// another block meanwhile.
+			copy(d.lens[:], ps.lens[:d.nlens])
+			d.buildDynamic() // the same lengths built tables before
+		}
+	}
+	pausedPool.Put(ps)
 }
 
 // remember adds p, the output of a Read, to the history.
@@ -149,14 +227,14 @@ func (r *Reader) remember(p []byte) {
 	w := len(hist)
 	if len(p) >= w {
 		copy(hist, p[len(p)-w:])
-		r.hpos, r.hlen = 0, int32(w)
+		r.hpos, r.hlen = 0, uint16(w)
 		return
 	}
 	if n := copy(hist[r.hpos:], p); n < len(p) {
 		copy(hist, p[n:])
 	}
-	r.hpos = int32((int(r.hpos) + len(p)) & (w - 1))
-	r.hlen = int32(min(int(r.hlen)+len(p), w))
+	r.hpos = uint16((int(r.hpos) + len(p)) & (w - 1))
+	r.hlen = uint16(min(int(r.hlen)+len(p), w))
 }
 
 // copyMatch copies up to length bytes of a match at distance dist into

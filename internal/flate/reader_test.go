@@ -19,11 +19,13 @@ import (
 // the message's bytes, FlushTail after them if tail is set (RFC 7692
 // §7.2.2 has the receiver put back what the sender stripped), then io.EOF,
 // in pieces of at most chunk bytes (0: no limit). With pend, each piece
-// of the message comes after a Read that has none (ErrInputPending).
+// of the message comes after a Read that has none (ErrInputPending); with
+// pause as well, the reader pauses there (readStream).
 type msgSource struct {
 	msg   []byte
 	chunk func() int
 	pend  bool
+	pause bool
 	owed  bool // the last Read had no input at hand: the next has
 }
 
@@ -70,6 +72,13 @@ func readStream(r *Reader, size func() int, buf []byte) ([]byte, error) {
 		case err == ErrInputPending && (n != 0 || !pended):
 			return out, fmt.Errorf("Read returned %d bytes and %v, the source having had no input: %t", n, err, pended)
 		case err == ErrInputPending:
+			if src.pause {
+				r.Pause()
+				if r.d != nil {
+					return out, fmt.Errorf("Pause kept the working state (%d bytes of input at hand)", r.d.iend-r.d.ip)
+				}
+				scribblePool()
+			}
 		case err != nil:
 			return out, err
 		case n != len(p) && !pended:
@@ -540,7 +549,166 @@ func readerBytes(r *Reader) (own, borrowed int) {
 	if r.d != nil {
 		borrowed += int(reflect.TypeFor[decoder]().Size())
 	}
+	if r.paused != nil {
+		borrowed += int(reflect.TypeFor[pausedRead]().Size())
+	}
 	return own, borrowed
+}
+
+// TestPause: a stream paused wherever its source ran out of input (in a
+// dynamic block's header, in its symbols, in a stored block, in a
+// fixed-code block, a match cut short by the end of p) gives its working
+// state back, keeps under 1 KiB, and decodes on to the same bytes; Pause
+// does nothing between streams, nor with more input at hand than a paused
+// stream keeps.
+func TestPause(t *testing.T) {
+	msg := append(flatetest.JSON(flatetest.RNG(12), 20000), flatetest.Random(flatetest.RNG(13), 3000)...)
+	msg = append(msg, bytes.Repeat([]byte("abcd"), 3000)...)
+	if size := reflect.TypeFor[pausedRead]().Size(); size > 1<<10 {
+		t.Errorf("a paused stream keeps %d bytes, over 1 KiB", size)
+	}
+	for _, level := range []int{stdflate.NoCompression, stdflate.HuffmanOnly, stdflate.BestSpeed, stdflate.BestCompression} {
+		stream := stdflateMessages(must(stdflate.NewWriter(nil, level)), [][]byte{msg}, false)[0]
+		for _, piece := range []int{1, 7, 300} {
+			src := &msgSource{chunk: func() int { return piece }, pend: true}
+			src.next(stream, false)
+			r := NewReader(src, 15, false)
+			var got []byte
+			buf := make([]byte, 1000) // short of a match at times
+			pauses, dynamic := 0, 0
+			for {
+				n, err := r.Read(buf)
+				got = append(got, buf[:n]...)
+				if err == ErrInputPending {
+					if r.d.lit == &r.d.litDyn && r.d.stage == stageHuffman {
+						dynamic++
+					}
+					r.Pause()
+					if r.d != nil || r.paused == nil {
+						t.Fatalf("level %d, pieces of %d: Pause kept the working state", level, piece)
+					}
+					scribblePool()
+					pauses++
+					continue
+				}
+				if err != nil {
+					if err != io.ErrUnexpectedEOF || !bytes.Equal(got, msg) {
+						t.Fatalf("level %d, pieces of %d: %d bytes, %v; want the %d bytes of the message, unexpected EOF", level, piece, len(got), err, len(msg))
+					}
+					break
+				}
+			}
+			if r.d != nil || r.paused != nil {
+				t.Errorf("level %d, pieces of %d: the stream ended, and the Reader still holds a working state or a paused one", level, piece)
+			}
+			// Every level but NoCompression writes dynamic blocks; larger
+			// pieces inflate to more than p takes, and pause more rarely.
+			stored := level == stdflate.NoCompression
+			if pauses == 0 || stored && dynamic > 0 || !stored && piece == 1 && dynamic == 0 {
+				t.Errorf("level %d, pieces of %d: %d pauses, %d in a dynamic block", level, piece, pauses, dynamic)
+			}
+		}
+	}
+
+	var src msgSource
+	r := NewReader(&src, 15, true)
+	r.Pause()
+	if r.d != nil || r.paused != nil {
+		t.Errorf("Pause between streams took a working state or kept one")
+	}
+	stream := stdflateMessages(must(stdflate.NewWriter(nil, stdflate.BestSpeed)), [][]byte{msg}, false)[0]
+	src.next(stream, false)
+	if _, err := r.Read(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	r.Pause()
+	if r.d == nil || r.paused != nil {
+		t.Errorf("Pause with %d bytes of input at hand paused the stream", r.d.iend-r.d.ip)
+	}
+}
+
+// TestResume: a paused stream that gets back the decoder it gave, its
+// tables untouched, builds none; with another decoder, or the same one
+// after it built other tables, it builds its block's again. Either way it
+// decodes on to the same bytes.
+func TestResume(t *testing.T) {
+	msg := flatetest.JSON(flatetest.RNG(14), 30000)
+	stream := stdflateMessages(must(stdflate.NewWriter(nil, stdflate.BestSpeed)), [][]byte{msg}, false)[0]
+	for _, next := range []string{"same", "fresh", "rebuilt"} {
+		src := &msgSource{chunk: func() int { return 5 }, pend: true}
+		src.next(stream, false)
+		r := NewReader(src, 15, false)
+		var got []byte
+		buf := make([]byte, 500)
+		resumed := 0
+		for {
+			n, err := r.Read(buf)
+			got = append(got, buf[:n]...)
+			if err == nil {
+				continue
+			}
+			if err != ErrInputPending {
+				if err != io.ErrUnexpectedEOF || !bytes.Equal(got, msg) {
+					t.Fatalf("%s decoder at each resume: %d bytes, %v; want the %d bytes of the message", next, len(got), err, len(msg))
+				}
+				break
+			}
+			if r.d.stage != stageHuffman || r.d.lit != &r.d.litDyn {
+				continue
+			}
+			d := r.d
+			r.Pause()
+			switch next {
+			case "fresh":
+				d = new(decoder)
+			case "rebuilt":
+				// As another stream would: new tables (spoiled here,
+				// to be sure they are built again).
+				d.nlit, d.nlens = 257, 258
+				clear(d.lens[:])
+				d.lens[0], d.lens[256], d.lens[257] = 1, 1, 1
+				if err := d.buildDynamic(); err != nil {
+					t.Fatal(err)
+				}
+				d.litDyn = litTable{}
+			}
+			before := tableBuilds.Load()
+			r.d = d
+			r.resume()
+			if builds := tableBuilds.Load() - before; builds != map[bool]uint64{true: 0, false: 1}[next == "same"] {
+				t.Fatalf("%s decoder at a resume: %d tables built", next, builds)
+			}
+			resumed++
+		}
+		if resumed == 0 {
+			t.Errorf("%s decoder: the stream never paused in a dynamic block", next)
+		}
+	}
+}
+
+// scribblePool spoils the tables of the working state that a paused
+// stream gave back, as another stream decoding with it would: the paused
+// one must not count on getting it back as it was.
+func scribblePool() {
+	if d, _ := decoderPool.Get().(*decoder); d != nil {
+		d.built = 0 // as buildDynamic does first
+		for i := range d.litDyn {
+			d.litDyn[i] = 0
+		}
+		for i := range d.distDyn {
+			d.distDyn[i] = 0
+		}
+		decoderPool.Put(d)
+	}
+}
+
+// must returns v, failing on err; for constructors that cannot fail with
+// the arguments given.
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 // TestReaderMemory checks what a Reader holds between messages: with
@@ -763,7 +931,8 @@ func TestBuildTable(t *testing.T) {
 //
 // Mode bit 4 has the source say, before each piece of input, that it has
 // none at hand (ErrInputPending): the Reader must then resume where it
-// stopped, delivering the same bytes and ending alike.
+// stopped, delivering the same bytes and ending alike; with bit 5 as
+// well, the Reader pauses at each (Pause), giving its working state back.
 func FuzzReader(f *testing.F) {
 	for _, seed := range readerSeeds() {
 		f.Add(seed.bits, seed.mode, seed.cuts, seed.data)
@@ -820,7 +989,7 @@ func (fz *readerFuzz) run(bits, mode uint8, cuts, data []byte) error {
 		}
 		return 1 + b%61
 	}
-	src := &msgSource{chunk: next, pend: mode&16 != 0}
+	src := &msgSource{chunk: next, pend: mode&16 != 0, pause: mode&48 == 48}
 	r := NewReader(src, windowBits, takeover)
 	if roundTrip {
 		var outs [][]byte
@@ -932,6 +1101,7 @@ func readerSeeds() []readerSeed {
 			readerSeed{7, 0, nil, s[:len(s)/2]},
 			readerSeed{2, 0, []byte{100}, s},
 			readerSeed{7, 1 | 16, []byte{3, 1, 20}, s}, // input pending before each piece
+			readerSeed{7, 1 | 48, []byte{3, 1, 20}, s}, // and a pause there
 		)
 		flipped := bytes.Clone(s)
 		flipped[len(s)/3] ^= 0x10
@@ -944,6 +1114,7 @@ func readerSeeds() []readerSeed {
 			readerSeed{bits, 3 | 4, []byte{10, 70}, flatetest.Random(rng, 3000)},
 			readerSeed{bits, 3 | 8, []byte{90}, bytes.Repeat([]byte("abc"), 2000)},
 			readerSeed{bits, 3 | 16, []byte{1, 7, 2}, flatetest.Text(rng, 3000)},
+			readerSeed{bits, 3 | 48, []byte{1, 7, 2}, flatetest.Text(rng, 3000)},
 		)
 	}
 	// Back-references across the whole of the largest window.
