@@ -41,7 +41,11 @@ func init() {
 // message in. The lists are pooled rather than on readWholeLocked's
 // stack: a Read loop's goroutine keeps the stack its deepest call grew it
 // to, and the handler it runs in is already deep in net/http.
-type chunkList struct{ chunks []*[]byte }
+type chunkList struct {
+	chunks  []*[]byte
+	arrived int // bytes of the message in the chunks
+	used    int // bytes in the last chunk
+}
 
 // chunkLists holds the chunk lists, each made with room for 32 chunks
 // (about 1.8 MiB); one that grew past that goes back grown.
@@ -135,11 +139,12 @@ func (c *Conn) readAppend(ctx context.Context, dst []byte, untilIdle bool) (Mess
 		return 0, dst, err
 	}
 	defer c.readUnlock()
-	var p []byte
+	p, rest := dst, dst != nil
 	if dst == nil {
-		p, err = c.readWholeLocked(ctx)
-	} else {
-		p, err = c.readRestLocked(ctx, dst)
+		p, rest, err = c.readWholeLocked(ctx)
+	}
+	if rest {
+		p, err = c.readRestLocked(ctx, p)
 	}
 	if err != nil {
 		return 0, dst, err
@@ -438,41 +443,30 @@ func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 // Another is gathered in pooled chunks until it ends, or until its last
 // frame is under way, uncompressed, and at least half of the message has
 // arrived or is buffered (or the rest is a few KiB), which justifies
-// allocating the whole: then what arrived is copied once and the rest
-// read in place. Nothing is allocated on the peer's claim alone, and
-// nothing is copied as the message grows.
+// allocating the whole: then what arrived is copied once, and the slice
+// returned has room for the rest, which the caller reads in place
+// (readRestLocked) when rest is set, from a frame less deep than this
+// one. Nothing is allocated on the peer's claim alone, and nothing is
+// copied as the message grows.
 //
 // The caller holds readMu.
-func (c *Conn) readWholeLocked(ctx context.Context) ([]byte, error) {
+func (c *Conn) readWholeLocked(ctx context.Context) (p []byte, rest bool, err error) {
 	if c.frame.fin && !c.msgCompressed && c.frameLeft > 0 && int64(c.rb.len()) >= c.frameLeft {
-		return c.readBufferedLocked()
+		p, err = c.readBufferedLocked()
+		return p, false, err
 	}
 	list := chunkLists.Get().(*chunkList)
-	arrived, used := 0, 0 // used: bytes in the last chunk
-	for {
-		if c.restJustifiedLocked(arrived) {
-			p := make([]byte, arrived, int64(arrived)+c.frameLeft)
-			list.gather(p)
-			return c.readRestLocked(ctx, p)
-		}
-		chunks := list.chunks
-		if len(chunks) == 0 || used == len(*chunks[len(chunks)-1]) {
-			list.chunks = append(chunks, readChunkPools[chunkClass(arrived)].Get().(*[]byte))
-			used = 0
-		}
-		n, err := c.readMessageLocked(ctx, (*list.chunks[len(list.chunks)-1])[used:])
-		arrived += n
-		used += n
-		switch {
-		case err == io.EOF:
-			p := make([]byte, arrived)
-			list.gather(p)
-			return p, nil
-		case err != nil:
-			list.gather(nil)
-			return nil, err
+	for !c.restJustifiedLocked(list.arrived) {
+		n, err := c.readMessageLocked(ctx, list.room())
+		list.arrived += n
+		list.used += n
+		if err != nil {
+			p, err = c.gatheredLocked(list, err)
+			return p, false, err
 		}
 	}
+	p, _ = c.gatheredLocked(list, nil)
+	return p, true, nil
 }
 
 // readBufferedLocked returns the rest of the message in a new slice when
@@ -494,6 +488,39 @@ func (c *Conn) readBufferedLocked() ([]byte, error) {
 	return p, nil
 }
 
+// room returns the room left in the last chunk, after adding a chunk if
+// it is full: each new one at most as large as what arrived before it.
+func (list *chunkList) room() []byte {
+	chunks := list.chunks
+	if len(chunks) == 0 || list.used == len(*chunks[len(chunks)-1]) {
+		list.chunks = append(chunks, readChunkPools[chunkClass(list.arrived)].Get().(*[]byte))
+		list.used = 0
+	}
+	return (*list.chunks[len(list.chunks)-1])[list.used:]
+}
+
+// gatheredLocked ends readWholeLocked's gathering in list, err being
+// what ended it: io.EOF, the message whole, which it returns; nil, the
+// rest justified, and it returns what came in a slice with room for the
+// rest; another error, which it returns. The chunks and the list go back
+// to their pools. It is apart from readWholeLocked so that its work takes
+// no room on that frame, deep under every Read.
+//
+// The caller holds readMu.
+//
+//go:noinline
+func (c *Conn) gatheredLocked(list *chunkList, err error) ([]byte, error) {
+	var p []byte
+	switch err {
+	case io.EOF:
+		p, err = make([]byte, list.arrived), nil
+	case nil:
+		p = make([]byte, list.arrived, int64(list.arrived)+c.frameLeft)
+	}
+	list.gather(p)
+	return p, err
+}
+
 // gather copies into p the first len(p) bytes held in the list's chunks,
 // then puts the chunks and the list back in their pools. It is called
 // where readWholeLocked returns, rather than deferred, which would take
@@ -505,7 +532,7 @@ func (list *chunkList) gather(p []byte) {
 		readChunkPools[chunkClass(len(*bp))].Put(bp)
 	}
 	clear(list.chunks)
-	list.chunks = list.chunks[:0]
+	list.chunks, list.arrived, list.used = list.chunks[:0], 0, 0
 	chunkLists.Put(list)
 }
 
