@@ -102,9 +102,11 @@ func newDecoder() *decoder {
 	return d
 }
 
-// release readies d for the pool: it forgets its stream.
+// release puts d back in the pool, having it forget its stream; its
+// tables stay, named by built.
 func (d *decoder) release() {
 	d.decodeState = decodeState{}
+	decoderPool.Put(d)
 }
 
 // decode decodes the stream of r into p, as Read does.

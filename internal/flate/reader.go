@@ -127,7 +127,6 @@ func (r *Reader) endStream() {
 	}
 	if r.d != nil {
 		r.d.release()
-		decoderPool.Put(r.d)
 		r.d = nil
 	}
 	if !r.takeover {
@@ -184,7 +183,6 @@ func (r *Reader) Pause() {
 	r.paused = ps
 	r.d = nil
 	d.release()
-	decoderPool.Put(d)
 }
 
 // resume restores a paused stream into a fresh decoder, r.d. It is apart
