@@ -64,11 +64,12 @@
 // ping, and if nothing at all arrives within KeepaliveTimeout (20 seconds)
 // it fails the connection with StatusInternalError; every call then
 // returns an error wrapping ErrKeepaliveTimeout. Any frame counts as a sign
-// of life, so a busy connection never pings. It runs on one timer per
-// connection, with no goroutine, whether the connection is read by a Read
-// loop, by Serve (a parked connection wakes for the pong as for any
-// input), or not at all (the timer then reads the control frames that
-// answer it, leaving messages for the next Read). A negative
+// of life, so a busy connection never pings. It runs with no goroutine or
+// timer of its own (one timer serves every connection's keepalive),
+// whether the connection is read by a Read loop, by Serve (a parked
+// connection wakes for the pong as for any input), or not at all (the
+// keepalive then reads the control frames that answer it, leaving
+// messages for the next Read). A negative
 // KeepaliveInterval turns it off.
 //
 // # Backpressure and broadcast
@@ -160,9 +161,12 @@
 //	opening handshake   none in net/http  http.Server.ReadHeaderTimeout,  a goroutine per slow handshake
 //	                                      Dial's context                  until the timeout
 //	closing handshake   5 s               CloseTimeout                    a timer per closing connection
-//	silent peer         20 s + 20 s       KeepaliveInterval and Timeout   a timer each; 5,000 pings a second
-//	idle connection                                                       3.6 KiB each with Serve, about
-//	                                                                      11.5 KiB with a Read loop
+//	silent peer         20 s + 20 s       KeepaliveInterval and Timeout   a slot each in one timer's heap;
+//	                                                                      5,000 pings a second
+//	idle connection                                                       3.3 KiB each with Serve, about
+//	                                                                      12 KiB with a Read loop, 10 of them
+//	                                                                      what any net/http handler holds
+//	                                                                      while it waits in a read
 //
 // The read limit is checked against each frame's declared length before
 // the frame is read, so the excess is never buffered, and against what a

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -16,12 +16,13 @@ import (
 // never closes its end. Any input counts as a sign of life, not only the
 // pong.
 //
-// It runs on a timer per connection, not a goroutine: the timer fires at
-// most once an interval while the connection is busy, and looks at when
-// input last arrived. When nobody reads the connection (no Read in
-// progress, no Serve), the timer's goroutine reads the control frames that
-// answer the ping itself, stopping at the first data message, which it
-// leaves for the next Read.
+// It runs on one timer for all connections, not a goroutine or a timer
+// each (keepaliveTimers): a connection's turn comes at most once an
+// interval while it is busy, and looks at when input last arrived. When
+// nobody reads the connection (no Read in progress, no Serve), the
+// goroutine of its turn reads the control frames that answer the ping
+// itself, stopping at the first data message, which it leaves for the next
+// Read.
 
 const (
 	// defaultKeepaliveInterval and defaultKeepaliveTimeout: a dead peer is
@@ -56,16 +57,16 @@ func (e *keepaliveError) Unwrap() []error {
 	return []error{ErrKeepaliveTimeout, CloseError{StatusInternalError, keepaliveReason}}
 }
 
-// keepalive is the state of a connection's keepalive. The timer's
-// callback runs alone (it rearms the timer only as it ends), so the fields
-// without a guard are its own.
+// keepalive is the state of a connection's keepalive. Its turns (fire)
+// run one at a time (each schedules the next only as it ends), so the
+// fields without a guard are theirs.
 type keepalive struct {
 	c         *Conn
 	interval  time.Duration // immutable
 	timeout   time.Duration // immutable
-	timer     *time.Timer   // immutable once set
 	lastInput atomic.Int64  // clock() when input last arrived
 	pingAt    time.Duration // when the last keepalive ping went out, 0 when none is unanswered
+	slot      int32         // keepaliveTimers.mu: the index of its turn in the heap, -1 when none is scheduled
 }
 
 // last returns when input last arrived.
@@ -96,18 +97,13 @@ func newKeepalive(c *Conn, interval, timeout time.Duration) *keepalive {
 	if interval <= 0 {
 		return nil
 	}
-	k := &keepalive{c: c, interval: interval, timeout: timeout}
+	k := &keepalive{c: c, interval: interval, timeout: timeout, slot: -1}
 	k.lastInput.Store(int64(clock()))
 	return k
 }
 
-// start makes and arms the timer, once the Conn is made (Conn.started).
-func (k *keepalive) start() {
-	// Made far off and then reset, so that fire, which reads k.timer,
-	// cannot run before it is set.
-	k.timer = time.AfterFunc(math.MaxInt64, k.fire)
-	k.timer.Reset(k.interval)
-}
+// start schedules the first turn, once the Conn is made (Conn.started).
+func (k *keepalive) start() { keepaliveTimers.schedule(k, k.interval) }
 
 // gotInput notes that bytes arrived from the peer.
 func (c *Conn) gotInput() {
@@ -131,7 +127,7 @@ func (k *keepalive) fire() {
 	}
 	switch {
 	case k.pingAt == 0 && now-last < k.interval:
-		k.timer.Reset(k.interval - (now - last))
+		keepaliveTimers.schedule(k, k.interval-(now-last))
 	case k.pingAt == 0:
 		k.pingAt = now
 		k.ping()
@@ -143,23 +139,23 @@ func (k *keepalive) fire() {
 	}
 }
 
-// fireAgain rearms the timer at once, so that fire looks at what the ping
-// brought (an answer read by ping itself), or waits for it.
+// fireAgain schedules the next turn at once, so that fire looks at what
+// the ping brought (an answer read by ping itself), or waits for it.
 func (k *keepalive) fireAgain() {
 	now := clock()
 	if k.last() >= k.pingAt {
-		k.timer.Reset(0)
+		keepaliveTimers.schedule(k, 0)
 		return
 	}
 	k.awaitAnswer(now)
 }
 
-// awaitAnswer rearms the timer while the ping is unanswered: for the rest
-// of the timeout, but no longer than an interval, so that when the answer
-// comes the next ping still goes out an interval after it, however long
-// the timeout.
+// awaitAnswer schedules the next turn while the ping is unanswered: for
+// the rest of the timeout, but no longer than an interval, so that when
+// the answer comes the next ping still goes out an interval after it,
+// however long the timeout.
 func (k *keepalive) awaitAnswer(now time.Duration) {
-	k.timer.Reset(max(min(k.timeout-(now-k.pingAt), k.interval), 0))
+	keepaliveTimers.schedule(k, max(min(k.timeout-(now-k.pingAt), k.interval), 0))
 }
 
 // ping sends the keepalive ping, and reads its answer when no reader
@@ -199,9 +195,168 @@ func (c *Conn) failKeepalive(silent time.Duration) {
 	c.closeTransport(err)
 }
 
-// stopKeepalive stops the timer of a connection that closed.
+// stopKeepalive cancels the next turn of a connection that is closing.
 func (c *Conn) stopKeepalive() {
-	if k := c.ka; k != nil && k.timer != nil {
-		k.timer.Stop()
+	if k := c.ka; k != nil {
+		keepaliveTimers.cancel(k)
 	}
+}
+
+// keepaliveTimers holds the next turn of every connection's keepalive in a
+// heap by time due, with one runtime timer armed for the earliest: a
+// connection pays a slot of the heap (16 bytes) rather than a timer of its
+// own (a 128-byte timer and the callback's closure), which on an idle
+// connection is a tenth of its heap. Each turn runs on a goroutine of its
+// own, as a timer's callback would, since it may wait on the connection.
+var keepaliveTimers turnHeap
+
+// turnHeap is a min-heap of keepalive turns and the timer that starts
+// them.
+type turnHeap struct {
+	mu    sync.Mutex
+	turns []turn
+	timer *time.Timer   // made by the first schedule
+	armed time.Duration // when timer fires, 0 when it is not armed
+}
+
+// turn is a keepalive due at a time (clock()).
+type turn struct {
+	due time.Duration
+	k   *keepalive
+}
+
+// schedule has k's next turn run after d, in place of any it had. It
+// schedules nothing for a connection that is closing, whose
+// stopKeepalive has run or will: the heap never keeps one.
+func (h *turnHeap) schedule(k *keepalive, d time.Duration) {
+	now := clock()
+	due := now + d
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if k.c.closing.Load() {
+		return
+	}
+	if k.slot < 0 {
+		k.slot = int32(len(h.turns))
+		h.turns = append(h.turns, turn{due, k})
+		h.up(int(k.slot))
+	} else {
+		i := int(k.slot)
+		h.turns[i].due = due
+		h.up(i)
+		h.down(int(k.slot))
+	}
+	if h.armed == 0 || due < h.armed {
+		h.arm(due, now)
+	}
+}
+
+// cancel drops k's next turn, if one is scheduled. The timer stays armed:
+// firing early with nothing due costs one wake-up.
+func (h *turnHeap) cancel(k *keepalive) {
+	h.mu.Lock()
+	if k.slot >= 0 {
+		h.remove(int(k.slot))
+	}
+	h.mu.Unlock()
+}
+
+// arm sets the timer for due, now being clock().
+//
+// The caller holds h.mu.
+func (h *turnHeap) arm(due, now time.Duration) {
+	h.armed = max(due, 1)
+	if h.timer == nil {
+		h.timer = time.AfterFunc(due-now, h.run)
+	} else {
+		h.timer.Reset(due - now)
+	}
+}
+
+// run is the timer's callback: it starts every turn that is due, the last
+// on its own goroutine (the timer started it for this), and arms the timer
+// for the next.
+func (h *turnHeap) run() {
+	h.mu.Lock()
+	h.armed = 0
+	now := clock()
+	var last *keepalive
+	for len(h.turns) > 0 && h.turns[0].due <= now {
+		if last != nil {
+			go last.fire()
+		}
+		last = h.turns[0].k
+		h.remove(0)
+	}
+	if len(h.turns) > 0 {
+		h.arm(h.turns[0].due, now)
+	}
+	h.mu.Unlock()
+	if last != nil {
+		last.fire()
+	}
+}
+
+// remove takes the turn at index i out of the heap. A heap that emptied
+// by most of its length gives its memory back.
+//
+// The caller holds h.mu.
+func (h *turnHeap) remove(i int) {
+	h.turns[i].k.slot = -1
+	last := len(h.turns) - 1
+	moved := h.turns[last].k
+	if i != last {
+		h.turns[i] = h.turns[last]
+		moved.slot = int32(i)
+	}
+	h.turns[last] = turn{}
+	h.turns = h.turns[:last]
+	if i != last {
+		h.up(i)
+		h.down(int(moved.slot))
+	}
+	if c := cap(h.turns); c > 64 && last < c/4 {
+		h.turns = append(make([]turn, 0, c/2), h.turns...)
+	}
+}
+
+// up moves the turn at i towards the root while it is due before its
+// parent.
+//
+// The caller holds h.mu.
+func (h *turnHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if h.turns[p].due <= h.turns[i].due {
+			return
+		}
+		h.swap(i, p)
+		i = p
+	}
+}
+
+// down moves the turn at i away from the root while a child is due before
+// it.
+//
+// The caller holds h.mu.
+func (h *turnHeap) down(i int) {
+	for {
+		least := i
+		for _, ch := range [2]int{2*i + 1, 2*i + 2} {
+			if ch < len(h.turns) && h.turns[ch].due < h.turns[least].due {
+				least = ch
+			}
+		}
+		if least == i {
+			return
+		}
+		h.swap(i, least)
+		i = least
+	}
+}
+
+func (h *turnHeap) swap(i, j int) {
+	h.turns[i], h.turns[j] = h.turns[j], h.turns[i]
+	h.turns[i].k.slot = int32(i)
+	h.turns[j].k.slot = int32(j)
 }

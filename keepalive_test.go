@@ -3,10 +3,13 @@ package websocket
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -407,4 +410,152 @@ func TestServeContract(t *testing.T) {
 	}
 	c.Close(StatusNormalClosure, "")
 	<-readErr
+}
+
+// TestKeepaliveManyConns: connections with as many intervals share the
+// keepalive timer, and each is pinged on its own schedule, never before
+// an interval of quiet, while others come and go: a third are dropped by
+// their peer after the first ping, which takes their turns out of the
+// middle of the heap. A turn lost or misplaced leaves a connection
+// unpinged, and its client waits until its deadline.
+func TestKeepaliveManyConns(t *testing.T) {
+	t.Parallel()
+	const n = 24
+	interval := func(i int) time.Duration { return 40*time.Millisecond + time.Duration(i)*7*time.Millisecond }
+	var accepted atomic.Int32
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		i := int(accepted.Add(1)) - 1
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: interval(i), KeepaliveTimeout: 5 * time.Second})
+		if err != nil {
+			return
+		}
+		if i%2 == 0 {
+			c.Read(context.Background())
+			return
+		}
+		done := make(chan struct{})
+		c.Serve(func(MessageType, []byte) {}, func(error) { close(done) })
+		<-done
+	}))
+	defer s.Close()
+	var wg sync.WaitGroup
+	for i := range n {
+		// One at a time, so that the i-th client is the i-th accepted.
+		nc := rawClient(t, s.Listener.Addr().String())
+		quiet := time.Now()
+		wg.Go(func() {
+			pings := 3
+			if i%3 == 2 {
+				pings = 1
+			}
+			for p := range pings {
+				got, err := readServerFrame(nc)
+				if err != nil || got != pingFrame {
+					t.Errorf("conn %d (every %v), ping %d: %q, %v", i, interval(i), p, got, err)
+					return
+				}
+				if d := time.Since(quiet); d < interval(i) {
+					t.Errorf("conn %d: ping %d after %v of quiet, want %v", i, p, d, interval(i))
+				}
+				quiet = time.Now()
+				if _, err := nc.Write([]byte(clientFrame(0x8A, ""))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if i%3 == 2 {
+				nc.Close()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// TestTurnHeap: whatever keepalive turns are scheduled, rescheduled and
+// cancelled, the heap stays one: each turn is due no earlier than its
+// parent, knows its own slot, and the timer is armed no later than the
+// earliest. It gives back its memory once emptied.
+func TestTurnHeap(t *testing.T) {
+	var h turnHeap
+	rng := rand.New(rand.NewPCG(1, 2))
+	ks := make([]*keepalive, 500)
+	for i := range ks {
+		// Marked closed, so that a turn run finds nothing to do.
+		ks[i] = &keepalive{c: &Conn{}, slot: -1}
+		ks[i].c.closed.Store(true)
+	}
+	check := func(step int) {
+		t.Helper()
+		h.mu.Lock() // the timer may run the turns due at the end
+		defer h.mu.Unlock()
+		for i, tu := range h.turns {
+			if int(tu.k.slot) != i {
+				t.Fatalf("step %d: the turn at %d says it is at %d", step, i, tu.k.slot)
+			}
+			if p := (i - 1) / 2; i > 0 && h.turns[p].due > tu.due {
+				t.Fatalf("step %d: the turn at %d is due at %v, before its parent's %v", step, i, tu.due, h.turns[p].due)
+			}
+		}
+		scheduled := 0
+		for _, k := range ks {
+			if k.slot >= 0 {
+				scheduled++
+			}
+		}
+		if scheduled != len(h.turns) {
+			t.Fatalf("step %d: %d keepalives hold a slot, the heap has %d turns", step, scheduled, len(h.turns))
+		}
+		if len(h.turns) > 0 && (h.armed == 0 || h.armed > h.turns[0].due) {
+			t.Fatalf("step %d: the timer is armed for %v, the first turn is due at %v", step, h.armed, h.turns[0].due)
+		}
+	}
+	for step := range 20000 {
+		k := ks[rng.IntN(len(ks))]
+		switch rng.IntN(7) {
+		case 0, 1:
+			h.cancel(k)
+		case 2:
+			// Run as the timer would, early: nothing is due, and the
+			// timer is armed again for the first turn.
+			h.run()
+		default:
+			// Hours away: the timer never fires during the test.
+			h.schedule(k, time.Hour+time.Duration(rng.IntN(1000))*time.Second)
+		}
+		check(step)
+	}
+	// Turns due now leave the heap when the timer runs (at once, or in
+	// the call here, whichever comes first); the others stay.
+	kept := 0
+	for i, k := range ks {
+		if i%5 != 0 && k.slot >= 0 {
+			kept++
+		}
+	}
+	for i, k := range ks {
+		if i%5 == 0 {
+			h.schedule(k, -time.Second)
+		}
+	}
+	h.run()
+	check(-2)
+	h.mu.Lock()
+	if len(h.turns) != kept {
+		t.Errorf("%d turns after the timer ran, want the %d not due", len(h.turns), kept)
+	}
+	for i, k := range ks {
+		if i%5 == 0 && k.slot >= 0 {
+			t.Errorf("a turn due is still in the heap after the timer ran")
+			break
+		}
+	}
+	h.mu.Unlock()
+	for _, k := range ks {
+		h.cancel(k)
+	}
+	check(-1)
+	if len(h.turns) != 0 || cap(h.turns) > 64 {
+		t.Fatalf("emptied heap: %d turns, room for %d", len(h.turns), cap(h.turns))
+	}
+	h.timer.Stop()
 }
