@@ -12,6 +12,9 @@ package echo
 import (
 	"bufio"
 	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -50,10 +53,16 @@ const (
 	GobwasFresh = "gobwas-fresh"
 	Gws         = "gws"  // Server with an OnMessage callback
 	Nbio        = "nbio" // nbhttp engine (non-blocking), Upgrader with an OnMessage callback
+	// NetHTTPFloor is no library: a net/http handler that answers the
+	// handshake, hijacks, lets go of net/http's buffers and echoes frames
+	// by hand, checking nothing, with no buffer held between messages.
+	// What it holds idle is the least that any loop reading inside a
+	// net/http handler can hold: idle runs only.
+	NetHTTPFloor = "nethttp-floor"
 )
 
 // Libs lists every server, ours first, in the order tables show them.
-var Libs = []string{Ours, OursLoop, OursRead, OursStream, Gorilla, Coder, Gobwas, GobwasFresh, Gws, Nbio}
+var Libs = []string{Ours, OursLoop, OursRead, OursStream, Gorilla, Coder, Gobwas, GobwasFresh, Gws, Nbio, NetHTTPFloor}
 
 // IsOurs reports whether lib is one of this project's own servers, as
 // opposed to a peer it is compared with.
@@ -67,6 +76,10 @@ func UsesNetHTTP(lib string) bool {
 	return IsOurs(lib) || lib == Gorilla || lib == Coder
 }
 
+// IsReference reports whether lib is a yardstick rather than a library:
+// shown beside the others, never their best peer.
+func IsReference(lib string) bool { return lib == NetHTTPFloor }
+
 // Supports reports whether lib's echo server negotiates permessage-deflate
 // in mode. gorilla and nbio compress without context takeover only (they
 // answer an offer of takeover with server_no_context_takeover and
@@ -77,9 +90,9 @@ func Supports(lib string, mode ours.CompressionMode) bool {
 	case ours.CompressionDisabled:
 		return true
 	case ours.CompressionNoContextTakeover:
-		return lib != Gobwas && lib != GobwasFresh
+		return lib != Gobwas && lib != GobwasFresh && lib != NetHTTPFloor
 	case ours.CompressionContextTakeover:
-		return lib != Gobwas && lib != GobwasFresh && lib != Gorilla && lib != Nbio
+		return lib != Gobwas && lib != GobwasFresh && lib != Gorilla && lib != Nbio && lib != NetHTTPFloor
 	}
 	return false
 }
@@ -224,6 +237,8 @@ func (s *Server) run(lib string) error {
 		return s.serveGws()
 	case Nbio:
 		return s.serveNbio()
+	case NetHTTPFloor:
+		return s.serveHTTP(FloorHandler)
 	}
 	return fmt.Errorf("echo: unknown library %q (want one of %v)", lib, Libs)
 }
@@ -373,6 +388,73 @@ func (s *Server) coderHandler(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if err := wr.Close(); err != nil {
+			return
+		}
+	}
+}
+
+// FloorHandler is NetHTTPFloor's handler: the opening handshake and the
+// frames by hand, over the hijacked connection alone. It offers no
+// extension, and echoes each frame as it came, a ping as a pong.
+func FloorHandler(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get("Sec-WebSocket-Key")
+	nc, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer nc.Close()
+	if brw.Reader.Buffered() > 0 {
+		return // the load generator waits for the 101 before it sends
+	}
+	*brw.Reader, *brw.Writer = bufio.Reader{}, bufio.Writer{}
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	if _, err := io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
+		base64.StdEncoding.EncodeToString(sum[:])+"\r\n\r\n"); err != nil {
+		return
+	}
+	var head [14]byte
+	for {
+		if _, err := io.ReadFull(nc, head[:2]); err != nil {
+			return
+		}
+		ext := 0
+		switch head[1] & 0x7f {
+		case 126:
+			ext = 2
+		case 127:
+			ext = 8
+		}
+		if _, err := io.ReadFull(nc, head[2:6+ext]); err != nil {
+			return
+		}
+		n := uint64(head[1] & 0x7f)
+		switch ext {
+		case 2:
+			n = uint64(binary.BigEndian.Uint16(head[2:]))
+		case 8:
+			n = binary.BigEndian.Uint64(head[2:])
+		}
+		if n > 16<<20 {
+			return
+		}
+		key := head[2+ext : 6+ext]
+		out := make([]byte, 2+ext+int(n))
+		copy(out, head[:2+ext])
+		out[1] &^= 0x80 // unmasked
+		p := out[2+ext:]
+		if _, err := io.ReadFull(nc, p); err != nil {
+			return
+		}
+		for i := range p {
+			p[i] ^= key[i&3]
+		}
+		switch head[0] & 0x0f {
+		case 0x9:
+			out[0] = out[0]&^0x0f | 0xa // a ping's pong
+		case 0xa:
+			continue
+		}
+		if _, err := nc.Write(out); err != nil || head[0]&0x0f == 0x8 {
 			return
 		}
 	}

@@ -19,7 +19,9 @@
 //
 // The servers: "ours" (Accept, then Serve echoing each message), "ours-read"
 // (Accept, then Read and Write in a loop), and "python" (python-websockets'
-// own server, zlib at memLevel 5). None sends keepalive pings.
+// own server, zlib at memLevel 5); with -servers, "nethttp-floor", a
+// net/http handler that echoes frames by hand without compression, the
+// least a loop reading inside a handler holds. None sends keepalive pings.
 //
 // Run it from the bench directory (Linux, with /usr/bin/python3 and
 // Debian's python3-websockets):
@@ -49,6 +51,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rfc6455/websocket/bench/echo"
 	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
@@ -63,6 +66,11 @@ const (
 	serverOurs     = "ours"      // Accept, then Serve
 	serverOursRead = "ours-read" // Accept, then Read and Write in a loop
 	serverPython   = "python"    // python-websockets' own server
+	// serverFloor is a yardstick, not a library: the frames by hand in a
+	// net/http handler over the hijacked connection (echo.FloorHandler),
+	// the least any Read loop inside a handler holds. Without
+	// compression only.
+	serverFloor = echo.NetHTTPFloor
 )
 
 // The compression modes: what the clients offer and the server accepts.
@@ -128,7 +136,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	var cfg config
 	fs := flag.NewFlagSet("compmem", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	servers := fs.String("servers", "ours,ours-read,python", "servers to measure: ours, ours-read, python")
+	servers := fs.String("servers", "ours,ours-read,python", "servers to measure: ours, ours-read, python, "+serverFloor+" (plain only)")
 	windows := fs.String("windows", "15,12,10,9,8", "server window sizes in bits, 8 to 15 (python's zlib cannot compress with 8: skipped for it)")
 	modes := fs.String("modes", "takeover,notakeover,plain", "compression modes: takeover, notakeover, plain (no compression, one cell per server)")
 	fs.IntVar(&cfg.conns, "conns", 500, "connections per run")
@@ -149,7 +157,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	cfg.args = args
 	for _, s := range strings.Split(*servers, ",") {
-		if s != serverOurs && s != serverOursRead && s != serverPython {
+		if s != serverOurs && s != serverOursRead && s != serverPython && s != serverFloor {
 			return cfg, fmt.Errorf("-servers: unknown server %q", s)
 		}
 		cfg.servers = append(cfg.servers, s)
@@ -184,6 +192,9 @@ func (cfg config) cells() []cell {
 			if m == modePlain {
 				out = append(out, cell{Server: s, Mode: m})
 				continue
+			}
+			if s == serverFloor {
+				continue // it does not compress
 			}
 			for _, w := range cfg.windows {
 				if s == serverPython && w == 8 {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	ours "github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/bench/echo"
 	"github.com/rfc6455/websocket/bench/internal/oursecho"
 	"github.com/rfc6455/websocket/bench/internal/proc"
 )
@@ -79,6 +80,8 @@ func serve(spec string) error {
 		h = oursecho.Serve(opts)
 	case serverOursRead:
 		h = oursecho.Read(opts)
+	case serverFloor:
+		h = echo.FloorHandler
 	default:
 		return fmt.Errorf("%s=%q: unknown server %q", envServe, spec, f[0])
 	}

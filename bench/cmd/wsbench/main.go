@@ -241,9 +241,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 // defaultLibs are the servers a run measures unless -libs names others:
 // all but ours-stream (Reader, Writer and io.CopyBuffer) and gobwas-fresh
 // (the cost of a new slice per message), which a full run leaves out to
-// stay within half an hour.
+// stay within half an hour, and nethttp-floor, a yardstick for the idle
+// rows.
 func defaultLibs() []string {
-	return slices.DeleteFunc(slices.Clone(echo.Libs), func(l string) bool { return l == echo.OursStream || l == echo.GobwasFresh })
+	return slices.DeleteFunc(slices.Clone(echo.Libs), func(l string) bool {
+		return l == echo.OursStream || l == echo.GobwasFresh || l == echo.NetHTTPFloor
+	})
 }
 
 // benchDir finds the bench module's directory, the working directory or

@@ -60,9 +60,10 @@ type row struct {
 func newReport(cfg config, results []result, elapsed time.Duration) *report {
 	r := &report{cfg: cfg, results: results, elapsed: elapsed, when: time.Now().UTC()}
 	for _, l := range cfg.libs {
-		if echo.IsOurs(l) {
+		switch {
+		case echo.IsOurs(l):
 			r.ours = append(r.ours, l)
-		} else {
+		case !echo.IsReference(l):
 			r.peers = append(r.peers, l)
 		}
 	}

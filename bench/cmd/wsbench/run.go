@@ -73,8 +73,11 @@ func (sc scenario) mode() ours.CompressionMode {
 // runs reports whether sc is measured against lib: compressed scenarios
 // against the servers that compress in their mode, handshakes against
 // the servers that read them with net/http (whose clients are measured
-// too).
+// too); a yardstick (echo.IsReference) only in idle runs.
 func (sc scenario) runs(lib string) bool {
+	if echo.IsReference(lib) {
+		return sc.Idle > 0
+	}
 	if sc.Handshake {
 		return echo.UsesNetHTTP(lib)
 	}
