@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,18 +21,27 @@ import (
 // TestEchoAllocations counts the heap allocations per echoed message of
 // a server on a TCP socket, with the client a raw socket that allocates
 // nothing: none with Serve and with a ReadAppend loop, which reuse their
-// memory, and one of the message's size, the caller's slice, with the
-// README's Read loop. (The race detector drops pooled buffers, hence
-// !race.)
+// memory; one of the message's size, the caller's slice, with the
+// README's Read loop; and with Reader and io.ReadAll, io.ReadAll's own
+// and no more, as many as it makes of a bytes.Reader holding the message.
+// (The race detector drops pooled buffers, hence !race.)
 func TestEchoAllocations(t *testing.T) {
-	loops := []struct {
-		name   string
-		allocs float64
-	}{{"Serve", 0}, {"ReadAppend", 0}, {"Read", 1}}
-	for _, loop := range loops {
+	for _, loop := range []string{"Serve", "ReadAppend", "Read", "ReadAll"} {
 		for _, size := range []int{16, 1 << 10, 16 << 10, 60 << 10, 1 << 20} {
-			t.Run(fmt.Sprintf("%s/%d", loop.name, size), func(t *testing.T) {
-				s := httptest.NewServer(echoLoop(loop.name, nil))
+			t.Run(fmt.Sprintf("%s/%d", loop, size), func(t *testing.T) {
+				// The allocations and bytes per message the loop may make.
+				var wantAllocs float64
+				var want uint64
+				switch loop {
+				case "Read":
+					wantAllocs, want = 1, uint64(size)
+				case "ReadAll":
+					p := make([]byte, size)
+					r := bytes.NewReader(p)
+					readAll := func() { r.Reset(p); io.ReadAll(r) }
+					wantAllocs, want = testing.AllocsPerRun(20, readAll), allocBytes(readAll)
+				}
+				s := httptest.NewServer(echoLoop(loop, nil))
 				defer s.Close()
 				nc := rawClient(t, s.Listener.Addr().String())
 				frame := maskedFrame(0x82, make([]byte, size))
@@ -45,18 +55,18 @@ func TestEchoAllocations(t *testing.T) {
 						t.Fatal(err)
 					}
 				})
-				// At 1 MiB a Read loop's allocations bring collections, and a
+				// At 1 MiB a loop's allocations bring collections, and a
 				// sync.Pool remakes its per-CPU array after each: a few small
 				// allocations per collection, none per message.
-				if allocs != loop.allocs && (size < 1<<20 || loop.allocs == 0) {
-					t.Errorf("%v allocations per echo, want %v", allocs, loop.allocs)
+				if allocs != wantAllocs && (size < 1<<20 || wantAllocs == 0) {
+					t.Errorf("%v allocations per echo, want %v", allocs, wantAllocs)
 				}
 				// What is allocated is the message's size (rounded up to a
-				// size class), not a copy per growth step; beside it, pooled
+				// size class), or io.ReadAll's own, not a copy per growth
+				// step of ours; beside it, pooled
 				// buffers a collection emptied are made again, a message
 				// buffer (up to twice the size, grown) or a read buffer, a
 				// few times in a run.
-				want := uint64(loop.allocs) * uint64(size)
 				if bytes > want+want/8+(4*uint64(size)+128<<10)/allocRuns {
 					t.Errorf("%d bytes allocated per echo, want %d", bytes, want)
 				}
@@ -131,6 +141,19 @@ func echoAllocs(t *testing.T, roundTrip func()) (allocs float64, bytes uint64) {
 	runtime.ReadMemStats(&after)
 	// AllocsPerRun runs it once more before measuring.
 	return allocs, (after.TotalAlloc - before.TotalAlloc) / (allocRuns + 1)
+}
+
+// allocBytes returns the bytes f allocates, the least of three runs.
+func allocBytes(f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
 }
 
 // deflateClient is rawClient offering permessage-deflate.

@@ -285,8 +285,8 @@ func acceptEcho(w http.ResponseWriter, r *http.Request) {
 }
 
 // echoLoop is a handler that accepts with opts and echoes every message:
-// with Serve, a ReadAppend loop reusing its buffer, or the README's Read
-// loop.
+// with Serve, a ReadAppend loop reusing its buffer, the README's Read
+// loop, or Reader and io.ReadAll ("ReadAll").
 func echoLoop(loop string, opts *AcceptOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Accept(w, r, opts)
@@ -304,9 +304,15 @@ func echoLoop(loop string, opts *AcceptOptions) http.Handler {
 		for {
 			var typ MessageType
 			var p []byte
-			if loop == "Read" {
+			switch loop {
+			case "Read":
 				typ, p, err = c.Read(r.Context())
-			} else {
+			case "ReadAll":
+				var mr io.Reader
+				if typ, mr, err = c.Reader(r.Context()); err == nil {
+					p, err = io.ReadAll(mr)
+				}
+			default:
 				typ, p, err = c.ReadAppend(r.Context(), buf[:0])
 				buf = p
 			}
