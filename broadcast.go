@@ -58,7 +58,7 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 		// The compressor took in p, the peer never will: start afresh
 		// (a message that refers to no history decodes whatever history
 		// the peer holds).
-		c.def.Reset()
+		c.deflate.def.Reset()
 	}
 	*out = z[:0]
 	putDeflateOut(out)

@@ -96,12 +96,12 @@ const deflateIdleAtOnceBits = 10
 // with context takeover, a pooled one without. The caller holds msgMu.
 func (c *Conn) takeDeflater() *flate.Writer {
 	p := c.deflate
-	if c.def != nil {
-		return c.def
+	if c.deflate.def != nil {
+		return c.deflate.def
 	}
 	if p.sendTakeover {
-		c.def = flate.NewWriter(p.sendBits)
-		return c.def
+		c.deflate.def = flate.NewWriter(p.sendBits)
+		return c.deflate.def
 	}
 	return pooledDeflater(p.sendBits)
 }
@@ -131,12 +131,12 @@ func (c *Conn) releaseDeflater(d *flate.Writer) {
 		d.Idle()
 		return
 	}
-	if c.defTimer == nil {
+	if c.deflate.defTimer == nil {
 		// Started far off and reset below, so that idleDeflater, which
-		// reads c.defTimer, cannot run before it is set.
-		c.defTimer = time.AfterFunc(math.MaxInt64, c.idleDeflater)
+		// reads c.deflate.defTimer, cannot run before it is set.
+		c.deflate.defTimer = time.AfterFunc(math.MaxInt64, c.idleDeflater)
 	}
-	c.defTimer.Reset(deflateIdleDelay)
+	c.deflate.defTimer.Reset(deflateIdleDelay)
 }
 
 // idleDeflater shrinks the compressor of a connection that has gone quiet
@@ -147,12 +147,12 @@ func (c *Conn) releaseDeflater(d *flate.Writer) {
 func (c *Conn) idleDeflater() {
 	if !c.msgMu.tryLock() {
 		if !c.isClosed() {
-			c.defTimer.Reset(deflateIdleDelay)
+			c.deflate.defTimer.Reset(deflateIdleDelay)
 		}
 		return
 	}
-	if c.def != nil {
-		c.def.Idle()
+	if c.deflate.def != nil {
+		c.deflate.def.Idle()
 	}
 	c.unlockMsg()
 }

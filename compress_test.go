@@ -528,7 +528,7 @@ func TestSmallWindowIdlesAtOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.unlockMsg()
-			return c.def != nil && c.def.Active()
+			return c.deflate.def != nil && c.deflate.def.Active()
 		}
 		for i := range 3 {
 			if err := c.Write(ctx, MessageText, msg); err != nil {
@@ -691,7 +691,7 @@ func TestDeflaterIdlesBehindUncompressedMessage(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.unlockMsg()
-		return c.def != nil && c.def.Active()
+		return c.deflate.def != nil && c.deflate.def.Active()
 	}
 	msg := bytes.Repeat([]byte("a compressible message "), 40)
 	if err := c.Write(ctx, MessageText, msg); err != nil {

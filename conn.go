@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"context"
 	"math"
 	"net"
 	"strconv"
@@ -82,7 +83,7 @@ import (
 // The fields are ordered for size, not by lock.
 type Conn struct {
 	subprotocol  string         // immutable
-	deflate      *deflateParams // immutable: negotiated compression, nil when none
+	deflate      *deflateParams // negotiated compression, nil when none: immutable but for the compressor it holds (msgMu)
 	tr           transport      // immutable
 	closeTimeout time.Duration  // immutable
 	ka           *keepalive     // immutable: nil when keepalive is off
@@ -90,31 +91,29 @@ type Conn struct {
 	// readMu is the read lock: held by Read, Reader's reads, and the close
 	// handshake while they read from the transport.
 	readMu        ctxMutex
-	rb            readBuffer    // readMu
-	frame         header        // readMu: the data frame being read
-	frameLeft     int64         // readMu: payload bytes of frame not yet read
-	maskPos       int           // readMu: position in frame.key of the next payload byte
-	msgSize       int64         // readMu: declared payload bytes of the message so far
-	inflate       *inflater     // pointer immutable, contents readMu: the peer's compression, when negotiated
-	mr            messageReader // readMu
-	readLimit     atomic.Int64  // atomic
-	rs            readState     // client and rsvOK immutable, inMessage readMu
-	msgOp         opcode        // readMu: opcode of the message being read
-	msgOpen       bool          // readMu: a message has started and not been read to its end
-	msgCompressed bool          // readMu: the message being read is compressed (RSV1)
-	utf8          utf8Validator // readMu: state of the text message being read
-	discard       atomic.Bool   // atomic: set once Close starts; reads then deliver nothing more
-	pingDeferred  atomic.Bool   // atomic, set and cleared under mu: a Ping waits for the reader to let go (deferPing)
+	rb            readBuffer      // readMu
+	frame         header          // readMu: the data frame being read
+	frameLeft     int64           // readMu: payload bytes of frame not yet read
+	msgSize       int64           // readMu: declared payload bytes of the message so far
+	inflate       *inflater       // pointer immutable, contents readMu: the peer's compression, when negotiated
+	readerCtx     context.Context // readMu: the context of the message reader Reader returned
+	readLimit     atomic.Int64    // atomic
+	rs            readState       // client and rsvOK immutable, inMessage readMu
+	msgOp         opcode          // readMu: opcode of the message being read
+	msgOpen       bool            // readMu: a message has started and not been read to its end
+	msgCompressed bool            // readMu: the message being read is compressed (RSV1)
+	utf8          utf8Validator   // readMu: state of the text message being read
+	maskPos       uint8           // readMu: position in frame.key of the next payload byte
+	discard       atomic.Bool     // atomic: set once Close starts; reads then deliver nothing more
+	pingDeferred  atomic.Bool     // atomic, set and cleared under mu: a Ping waits for the reader to let go (deferPing)
 
 	// watches holds the contexts of the read and write in progress, under
 	// its own lock; watch makes it for the first context that can end.
 	watches atomic.Pointer[ctxWatch]
 
 	// msgMu is held by a message writer from its first frame to its last.
-	msgMu    ctxMutex
-	mw       *messageWriter // msgMu; made on first use
-	def      *flate.Writer  // msgMu: our compressor, kept across messages with context takeover
-	defTimer *time.Timer    // msgMu: lets def shrink once the connection goes quiet
+	msgMu ctxMutex
+	mw    *messageWriter // msgMu; made on first use
 
 	// frameMu is held while frames are written to the transport.
 	frameMu ctxMutex
@@ -178,7 +177,7 @@ func (t MessageType) String() string {
 type connConfig struct {
 	client       bool
 	subprotocol  string
-	deflate      *deflateParams // nil without compression
+	deflate      *deflateParams // nil without compression; the Conn's own from then on
 	tr           transport
 	buffered     []byte // bytes read past the handshake
 	closeTimeout time.Duration
@@ -219,7 +218,6 @@ func newConn(cfg *connConfig) *Conn {
 		c.inflate = in
 	}
 	c.readLimit.Store(defaultReadLimit)
-	c.mr.c = c
 	if cfg.client {
 		c.keys = new(maskKeys)
 	}

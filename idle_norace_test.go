@@ -27,7 +27,7 @@ import (
 // that reads in a loop does (2,450 bytes more than the first). Both ends
 // are in this process; the client is the same raw socket in every case,
 // so it cancels out. The bounds leave some room over what was measured
-// (667-676 and 1,207-1,214 bytes; the Read loop's is mostly the Conn and
+// (636-643 and 1,187-1,189 bytes; the Read loop's is mostly the Conn and
 // the registration of the request's context, which a handler that reads
 // without a context does not make).
 func TestIdleHeap(t *testing.T) {

@@ -20,7 +20,8 @@ import (
 func hostileDeflatePeer(t *testing.T, d *deflateParams, stream []byte) (*Conn, func() []byte) {
 	t.Helper()
 	a, b := net.Pipe()
-	c := newConn(&connConfig{client: true, deflate: d, tr: transport{rw: a}, closeTimeout: time.Second})
+	own := *d // a connection's own: it keeps its compressor there
+	c := newConn(&connConfig{client: true, deflate: &own, tr: transport{rw: a}, closeTimeout: time.Second})
 	var out bytes.Buffer
 	done := make(chan struct{})
 	go func() {

@@ -414,7 +414,7 @@ type ourResult struct {
 // message read must equal the corpus's. Then the closing handshake, which
 // we start with CloseWrite when cl says so.
 func exchange(c *Conn, cc *countingConn, msgs []interopMsg, cl closeSpec) ourResult {
-	res := ourResult{params: c.deflate}
+	res := ourResult{params: negotiatedOf(c)}
 	// Each operation gets its own time, however long the corpus.
 	read := func(i int) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), interopWait)
@@ -741,6 +741,17 @@ func viewString(v *peerView) string {
 		return "no compression"
 	}
 	return fmt.Sprintf("%+v", *v)
+}
+
+// negotiatedOf returns what c's negotiation settled, nil for no
+// compression: the parameters alone, not the compressor that the
+// connection keeps beside them.
+func negotiatedOf(c *Conn) *deflateParams {
+	p := c.deflate
+	if p == nil {
+		return nil
+	}
+	return &deflateParams{threshold: p.threshold, sendBits: p.sendBits, recvBits: p.recvBits, sendTakeover: p.sendTakeover, recvTakeover: p.recvTakeover}
 }
 
 func derefOrNil(p *deflateParams) any {

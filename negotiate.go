@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rfc6455/websocket/internal/flate"
 )
@@ -44,13 +45,18 @@ func newCompression(mode CompressionMode, threshold, bits int) (compression, err
 }
 
 // deflateParams is what a permessage-deflate negotiation settled, from our
-// side: how we compress, and how the peer does.
+// side: how we compress, and how the peer does; each connection has its
+// own, which also holds its compressor between messages (so that a
+// connection without compression has no room for one).
 type deflateParams struct {
 	threshold    int
-	sendTakeover bool // our compressor keeps its window across messages
 	sendBits     int  // our compressor's window is 2^sendBits
-	recvTakeover bool // the peer's compressor may refer to earlier messages
 	recvBits     int  // the peer's compressor's window is at most 2^recvBits
+	sendTakeover bool // our compressor keeps its window across messages
+	recvTakeover bool // the peer's compressor may refer to earlier messages
+
+	def      *flate.Writer // the Conn's msgMu: our compressor, kept across messages with context takeover
+	defTimer *time.Timer   // the Conn's msgMu: lets def shrink once the connection goes quiet
 }
 
 // deflateOffer is a parsed permessage-deflate offer or response.

@@ -57,12 +57,10 @@ func chunkClass(n int) int {
 	return min(bits.Len(uint(max(n, minReadChunk)/minReadChunk))-1, readChunkClasses-1)
 }
 
-// messageReader reads one message; see Conn.Reader. The Conn reuses it
-// for every message.
-type messageReader struct {
-	c   *Conn
-	ctx context.Context
-}
+// messageReader reads one message; see Conn.Reader. It is the Conn
+// itself, as another type, so that it costs the Conn only the context it
+// reads with (readerCtx).
+type messageReader Conn
 
 // Reader waits for the next data message and returns its type and a reader
 // of its payload. The reader returns io.EOF at the message's end and is
@@ -83,8 +81,8 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 		return 0, nil, err
 	}
 	defer c.readUnlock()
-	c.mr.ctx = ctx
-	return typ, &c.mr, nil
+	c.readerCtx = ctx
+	return typ, (*messageReader)(c), nil
 }
 
 // Read waits for the next data message and returns it whole, in a new
@@ -190,8 +188,8 @@ func (c *Conn) readRelease() {
 }
 
 func (mr *messageReader) Read(p []byte) (int, error) {
-	c := mr.c
-	if err := c.lock(mr.ctx, &c.readMu, "read"); err != nil {
+	c := (*Conn)(mr)
+	if err := c.lock(c.readerCtx, &c.readMu, "read"); err != nil {
 		return 0, err
 	}
 	defer c.readUnlock()
@@ -201,7 +199,7 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 	if c.isClosed() || c.discard.Load() {
 		return 0, c.closedErr("read")
 	}
-	n, err := c.readMessageLocked(mr.ctx, p)
+	n, err := c.readMessageLocked(c.readerCtx, p)
 	if err != nil {
 		c.msgOpen = false
 	}
@@ -633,7 +631,7 @@ func (c *Conn) takeBufferedLocked(p []byte) int {
 // The caller holds readMu.
 func (c *Conn) tookPayloadLocked(p []byte) {
 	if c.frame.masked {
-		c.maskPos = maskBytes(c.frame.key, c.maskPos, p)
+		c.maskPos = uint8(maskBytes(c.frame.key, int(c.maskPos), p))
 	}
 	c.frameLeft -= int64(len(p))
 }
