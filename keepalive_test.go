@@ -441,8 +441,10 @@ func TestKeepaliveManyConns(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range n {
 		// One at a time, so that the i-th client is the i-th accepted.
-		nc := rawClient(t, s.Listener.Addr().String())
+		// The quiet counts from before the handshake, which the server's
+		// keepalive counts from.
 		quiet := time.Now()
+		nc := rawClient(t, s.Listener.Addr().String())
 		wg.Go(func() {
 			pings := 3
 			if i%3 == 2 {
