@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -39,7 +38,7 @@ func TestEchoAllocations(t *testing.T) {
 					p := make([]byte, size)
 					r := bytes.NewReader(p)
 					readAll := func() { r.Reset(p); io.ReadAll(r) }
-					wantAllocs, want = testing.AllocsPerRun(20, readAll), allocBytes(readAll)
+					wantAllocs, want = echoAllocs(t, readAll)
 				}
 				s := httptest.NewServer(echoLoop(loop, nil))
 				defer s.Close()
@@ -141,19 +140,6 @@ func echoAllocs(t *testing.T, roundTrip func()) (allocs float64, bytes uint64) {
 	runtime.ReadMemStats(&after)
 	// AllocsPerRun runs it once more before measuring.
 	return allocs, (after.TotalAlloc - before.TotalAlloc) / (allocRuns + 1)
-}
-
-// allocBytes returns the bytes f allocates, the least of three runs.
-func allocBytes(f func()) uint64 {
-	least := uint64(math.MaxUint64)
-	for range 3 {
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		f()
-		runtime.ReadMemStats(&after)
-		least = min(least, after.TotalAlloc-before.TotalAlloc)
-	}
-	return least
 }
 
 // deflateClient is rawClient offering permessage-deflate.
