@@ -96,12 +96,12 @@ const deflateIdleAtOnceBits = 10
 // with context takeover, a pooled one without. The caller holds msgMu.
 func (c *Conn) takeDeflater() *flate.Writer {
 	p := c.deflate
-	if c.deflate.def != nil {
-		return c.deflate.def
+	if p.def != nil {
+		return p.def
 	}
 	if p.sendTakeover {
-		c.deflate.def = flate.NewWriter(p.sendBits)
-		return c.deflate.def
+		p.def = flate.NewWriter(p.sendBits)
+		return p.def
 	}
 	return pooledDeflater(p.sendBits)
 }
