@@ -78,9 +78,10 @@ func TestServeEcho(t *testing.T) {
 
 // TestServeIdleHandsOver: once a served connection has been quiet for a
 // while, no goroutine is left serving it, and serving goes on when input
-// comes, a message or a ping alone.
+// comes, a message or a ping alone. Not parallel: servedIdle looks at
+// every goroutine, and another test's serving goroutine would hide the
+// hand-over of this one.
 func TestServeIdleHandsOver(t *testing.T) {
-	t.Parallel()
 	url, closed, _ := serveServer(t, false, nil)
 	c := dialT(t, url, nil)
 	if c.tr.raw == nil {

@@ -73,8 +73,24 @@ func startRedis(t *testing.T) *redisServer {
 func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
 
 // start starts redis-server on r's port and directory, and waits until it
-// has loaded its data and takes connections.
+// has loaded its data and takes connections. The port was free when
+// startRedis found it, but an outgoing connection of a test running
+// beside may be given it as its own port meanwhile: a server that finds
+// it taken is started again until chattest.Wait has passed.
 func (r *redisServer) start(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(chattest.Wait)
+	for !r.tryStart(t, deadline) {
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server could not listen on port %d for %v: %s", r.port, chattest.Wait, r.out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// tryStart starts redis-server once, as start does, and reports false if
+// it exited because its port was taken.
+func (r *redisServer) tryStart(t *testing.T, deadline time.Time) bool {
 	t.Helper()
 	r.cmd = exec.Command(r.path,
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(r.port), "--dir", r.dir,
@@ -91,10 +107,12 @@ func (r *redisServer) start(t *testing.T) {
 		r.cmd.Wait()
 		close(exited)
 	}()
-	deadline := time.Now().Add(chattest.Wait)
 	for !strings.Contains(r.out.String(), "Ready to accept connections") {
 		select {
 		case <-exited:
+			if strings.Contains(r.out.String(), "Address already in use") {
+				return false
+			}
 			t.Fatalf("redis-server exited: %s", r.out.String())
 		case <-time.After(10 * time.Millisecond):
 		}
@@ -102,6 +120,7 @@ func (r *redisServer) start(t *testing.T) {
 			t.Fatalf("redis-server not ready after %v: %s", chattest.Wait, r.out.String())
 		}
 	}
+	return true
 }
 
 // kill kills redis-server with SIGKILL and waits for it to exit.
