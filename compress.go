@@ -123,20 +123,21 @@ func poolDeflater(d *flate.Writer, bits int) {
 // releaseDeflater puts away the compressor of a message that ended. The
 // caller holds msgMu.
 func (c *Conn) releaseDeflater(d *flate.Writer) {
-	if !c.deflate.sendTakeover {
-		poolDeflater(d, c.deflate.sendBits)
+	p := c.deflate
+	if !p.sendTakeover {
+		poolDeflater(d, p.sendBits)
 		return
 	}
-	if c.deflate.sendBits <= deflateIdleAtOnceBits {
+	if p.sendBits <= deflateIdleAtOnceBits {
 		d.Idle()
 		return
 	}
-	if c.deflate.defTimer == nil {
+	if p.defTimer == nil {
 		// Started far off and reset below, so that idleDeflater, which
-		// reads c.deflate.defTimer, cannot run before it is set.
-		c.deflate.defTimer = time.AfterFunc(math.MaxInt64, c.idleDeflater)
+		// reads p.defTimer, cannot run before it is set.
+		p.defTimer = time.AfterFunc(math.MaxInt64, c.idleDeflater)
 	}
-	c.deflate.defTimer.Reset(deflateIdleDelay)
+	p.defTimer.Reset(deflateIdleDelay)
 }
 
 // idleDeflater shrinks the compressor of a connection that has gone quiet
@@ -145,14 +146,15 @@ func (c *Conn) releaseDeflater(d *flate.Writer) {
 // compressor would keep its working state until the next one that does.
 // Once the connection is closed, it tries no more.
 func (c *Conn) idleDeflater() {
+	p := c.deflate
 	if !c.msgMu.tryLock() {
 		if !c.isClosed() {
-			c.deflate.defTimer.Reset(deflateIdleDelay)
+			p.defTimer.Reset(deflateIdleDelay)
 		}
 		return
 	}
-	if c.deflate.def != nil {
-		c.deflate.def.Idle()
+	if p.def != nil {
+		p.def.Idle()
 	}
 	c.unlockMsg()
 }
