@@ -521,15 +521,7 @@ func TestSmallWindowIdlesAtOnce(t *testing.T) {
 		if c.deflate == nil || c.deflate.sendBits != bits || !c.deflate.sendTakeover {
 			t.Fatalf("window 2^%d: negotiated %+v", bits, c.deflate)
 		}
-		// active reports whether the compressor holds its scratch, as
-		// read under msgMu, which idleDeflater takes.
-		active := func() bool {
-			if err := c.lockMsg(ctx, "test"); err != nil {
-				t.Fatal(err)
-			}
-			defer c.unlockMsg()
-			return c.deflate.def != nil && c.deflate.def.Active()
-		}
+		active := func() bool { return deflaterActive(t, c) }
 		for i := range 3 {
 			if err := c.Write(ctx, MessageText, msg); err != nil {
 				t.Fatal(err)
@@ -671,6 +663,17 @@ func TestCompressedWriteContextEndedBeforeWriting(t *testing.T) {
 	}
 }
 
+// deflaterActive reports whether c's compressor holds its scratch, as
+// read under msgMu, which idleDeflater takes.
+func deflaterActive(t *testing.T, c *Conn) bool {
+	t.Helper()
+	if err := c.lockMsg(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	defer c.unlockMsg()
+	return c.deflate.def != nil && c.deflate.def.Active()
+}
+
 // TestDeflaterIdlesBehindUncompressedMessage: a compressor with context
 // takeover lets go of its scratch once the connection has sent no
 // compressed message for deflateIdleDelay, even when an uncompressed
@@ -686,13 +689,7 @@ func TestDeflaterIdlesBehindUncompressedMessage(t *testing.T) {
 	if !c.deflate.sendTakeover || c.deflate.sendBits <= deflateIdleAtOnceBits {
 		t.Fatalf("negotiated %+v, want takeover with a window over 2^%d", *c.deflate, deflateIdleAtOnceBits)
 	}
-	active := func() bool {
-		if err := c.lockMsg(ctx, "test"); err != nil {
-			t.Fatal(err)
-		}
-		defer c.unlockMsg()
-		return c.deflate.def != nil && c.deflate.def.Active()
-	}
+	active := func() bool { return deflaterActive(t, c) }
 	msg := bytes.Repeat([]byte("a compressible message "), 40)
 	if err := c.Write(ctx, MessageText, msg); err != nil {
 		t.Fatal(err)

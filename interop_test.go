@@ -747,11 +747,12 @@ func viewString(v *peerView) string {
 // compression: the parameters alone, not the compressor that the
 // connection keeps beside them.
 func negotiatedOf(c *Conn) *deflateParams {
-	p := c.deflate
-	if p == nil {
+	if c.deflate == nil {
 		return nil
 	}
-	return &deflateParams{threshold: p.threshold, sendBits: p.sendBits, recvBits: p.recvBits, sendTakeover: p.sendTakeover, recvTakeover: p.recvTakeover}
+	p := *c.deflate
+	p.def, p.defTimer = nil, nil
+	return &p
 }
 
 func derefOrNil(p *deflateParams) any {
