@@ -47,9 +47,9 @@ const (
 	Coder      = "coder"       // Accept, then Reader, Writer and io.CopyBuffer
 	Gobwas     = "gobwas"      // Upgrade, then ReadHeader and WriteHeader over 4 KiB bufio
 	// GobwasFresh is gobwas's loop with a new slice per message, made at
-	// the size the header claims: the least that any API handing out a
-	// slice of its own per message costs, as our Read does (which waits
-	// for bytes before it allocates).
+	// the size the header claims and dropped once echoed: the least that
+	// any API handing out a slice of its own per message costs, as our
+	// Read does (which waits for bytes before it allocates).
 	GobwasFresh = "gobwas-fresh"
 	Gws         = "gws"  // Server with an OnMessage callback
 	Nbio        = "nbio" // nbhttp engine (non-blocking), Upgrader with an OnMessage callback
@@ -521,6 +521,11 @@ func gobwasEcho(nc net.Conn, fresh bool) {
 		}
 		if err := bw.Flush(); err != nil {
 			return
+		}
+		if fresh {
+			// As a loop whose message goes out of scope: the slice is
+			// not held while the next header is awaited.
+			buf = nil
 		}
 	}
 }
