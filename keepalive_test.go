@@ -377,7 +377,7 @@ func TestServeContract(t *testing.T) {
 		if err != nil {
 			t.Errorf("Serve: %v", err)
 		}
-		if err := c.Serve(nil, nil); err == nil || err.Error() != "websocket: serve: the connection is served already" {
+		if err := c.Serve(func(MessageType, []byte) {}, nil); err == nil || err.Error() != "websocket: serve: the connection is served already" {
 			t.Errorf("second Serve: %v", err)
 		}
 		if _, _, err := c.Read(context.Background()); err != errServed {

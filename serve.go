@@ -41,12 +41,19 @@ import (
 //
 // Serve owns the connection until onClose: an http.Handler calls Serve and
 // returns, without closing the connection on its way out (no defer
-// CloseNow), and onClose need not close it either.
+// CloseNow), and onClose need not close it either. onClose may be nil;
+// onMessage may not, and Serve returns an error for it, serving nothing.
 //
 // A connection accepted over HTTP/2 (RFC 8441) lives only as long as its
 // handler runs: Serve then serves from the calling goroutine and returns
 // once onClose has returned.
 func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err error)) error {
+	if onMessage == nil {
+		return errServeNoHandler
+	}
+	if onClose == nil {
+		onClose = func(error) {}
+	}
 	s := &server{c: c, onMessage: onMessage, onClose: onClose}
 	if !c.srv.CompareAndSwap(nil, s) {
 		return errServeTwice
@@ -62,7 +69,10 @@ func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err
 	return nil
 }
 
-var errServeTwice = errors.New("websocket: serve: the connection is served already")
+var (
+	errServeTwice     = errors.New("websocket: serve: the connection is served already")
+	errServeNoHandler = errors.New("websocket: serve: onMessage is nil")
+)
 
 const (
 	// serveBufSize is the size of the pooled buffers Serve reads messages

@@ -145,6 +145,69 @@ func TestServeCloseFromHandler(t *testing.T) {
 	}
 }
 
+// TestServeNilCallbacks: Serve refuses a nil onMessage, leaving the
+// connection as it was, and serves with a nil onClose, its end then
+// reported to no one: the connection ends as any served one does, after
+// the close handshake or when the peer drops it, with no serving goroutine
+// left behind.
+func TestServeNilCallbacks(t *testing.T) {
+	t.Parallel()
+	for _, drop := range []bool{false, true} {
+		t.Run(fmt.Sprintf("drop=%v", drop), func(t *testing.T) {
+			t.Parallel()
+			refused := make(chan error, 1)
+			served := make(chan *Conn, 1)
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, nil)
+				if err != nil {
+					return
+				}
+				refused <- c.Serve(nil, nil)
+				if err := c.Serve(func(typ MessageType, p []byte) {
+					c.Write(context.Background(), typ, p)
+				}, nil); err != nil {
+					c.CloseNow()
+					return
+				}
+				served <- c
+			}))
+			t.Cleanup(s.Close)
+			c := dialT(t, wsURL(s), nil)
+			if err := <-refused; err == nil || err.Error() != "websocket: serve: onMessage is nil" {
+				t.Fatalf("Serve(nil, nil) = %v, want websocket: serve: onMessage is nil", err)
+			}
+			sc := <-served
+			ctx := context.Background()
+			if err := c.Write(ctx, MessageText, []byte("echo")); err != nil {
+				t.Fatal(err)
+			}
+			if _, p, err := c.Read(ctx); err != nil || string(p) != "echo" {
+				t.Fatalf("echo: %q, %v", p, err)
+			}
+			srv := fmt.Sprintf("(*server).run(%p", sc.srv.Load())
+			if drop {
+				c.CloseNow()
+			} else if err := c.Close(StatusNormalClosure, ""); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			// Ended: the transport closed, and the serving goroutine gone
+			// past the (nil) onClose.
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				buf := make([]byte, 1<<20)
+				stacks := string(buf[:runtime.Stack(buf, true)])
+				if sc.closed.Load() && !strings.Contains(stacks, srv) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the served connection did not end (transport closed: %v)", sc.closed.Load())
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}
+
 // TestServeCloseWhileParked: Close and CloseNow from another goroutine
 // while the connection waits for input end serving.
 func TestServeCloseWhileParked(t *testing.T) {
