@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"errors"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -69,7 +70,10 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 // PreparedMessage is a message encoded once for sending to many
 // connections (see Broadcast): its payload, and its compressed form for
 // each window size that the connections it is sent on compress with, made
-// on first use. It is safe for concurrent use.
+// on first use. It is safe for concurrent use. Make it with
+// NewPreparedMessage: a zero PreparedMessage, or a nil one, is refused by
+// WritePrepared and EnqueuePrepared with an error, and Broadcast sends it
+// to no connection.
 type PreparedMessage struct {
 	typ  MessageType
 	data []byte
@@ -86,6 +90,18 @@ func NewPreparedMessage(typ MessageType, data []byte) (*PreparedMessage, error) 
 		return nil, err
 	}
 	return &PreparedMessage{typ: typ, data: append([]byte(nil), data...)}, nil
+}
+
+// errNotPrepared is what sending a PreparedMessage that NewPreparedMessage
+// did not make returns: a nil one, or the zero value, which has no type.
+var errNotPrepared = errors.New("websocket: write: the PreparedMessage was not made by NewPreparedMessage")
+
+// check reports whether pm can be sent.
+func (pm *PreparedMessage) check() error {
+	if pm == nil || checkMessageType(pm.typ) != nil {
+		return errNotPrepared
+	}
+	return nil
 }
 
 // compressed returns the payload compressed from no history with windows
@@ -126,6 +142,9 @@ func (c *Conn) remember(data []byte) {
 // WritePrepared sends pm, as Write would send its payload, with the
 // compression prepared once for every connection. It waits as Write does.
 func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
+	if err := pm.check(); err != nil {
+		return err
+	}
 	if err := c.lockMsg(ctx, "write"); err != nil {
 		return err
 	}
@@ -141,6 +160,9 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 
 // EnqueuePrepared sends pm without waiting, as Enqueue does.
 func (c *Conn) EnqueuePrepared(pm *PreparedMessage) error {
+	if err := pm.check(); err != nil {
+		return err
+	}
 	return c.enqueuePrepared(pm, nil)
 }
 
@@ -167,8 +189,12 @@ func (c *Conn) enqueuePrepared(pm *PreparedMessage, flushes *[]*Conn) error {
 // (EnqueuePrepared), so that a slow or stalled receiver never holds up the
 // others: a connection whose queue is full misses the message (or, with
 // AcceptOptions.CloseOnQueueFull, is failed), and a closed one is skipped,
-// as is a nil one. It returns how many connections took the message.
+// as is a nil one. It returns how many connections took the message: none
+// when pm was not made by NewPreparedMessage.
 func (pm *PreparedMessage) Broadcast(conns ...*Conn) int {
+	if pm.check() != nil {
+		return 0
+	}
 	bp := flushListPool.Get().(*[]*Conn)
 	flushes := (*bp)[:0]
 	n := 0

@@ -761,6 +761,39 @@ func TestBroadcastSkipsNil(t *testing.T) {
 	}
 }
 
+// TestPreparedNotMade: a PreparedMessage that NewPreparedMessage did not
+// make, the zero value or nil, is refused by WritePrepared and
+// EnqueuePrepared and sent by Broadcast to no one: nothing goes out (the
+// zero value has no type, and went out as a continuation frame, which the
+// peer fails the connection for), and the connection goes on.
+func TestPreparedNotMade(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, nil)
+	const want = "websocket: write: the PreparedMessage was not made by NewPreparedMessage"
+	for _, tc := range []struct {
+		name string
+		pm   *PreparedMessage
+	}{{"zero", new(PreparedMessage)}, {"nil", nil}} {
+		if err := sc.WritePrepared(context.Background(), tc.pm); err == nil || err.Error() != want {
+			t.Errorf("%s: WritePrepared: %v, want %s", tc.name, err, want)
+		}
+		if err := sc.EnqueuePrepared(tc.pm); err == nil || err.Error() != want {
+			t.Errorf("%s: EnqueuePrepared: %v, want %s", tc.name, err, want)
+		}
+		if n := tc.pm.Broadcast(sc); n != 0 {
+			t.Errorf("%s: Broadcast reached %d connections, want 0", tc.name, n)
+		}
+	}
+	if err := sc.Write(context.Background(), MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := readServerFrame(br); err != nil || got != "\x81\x02hi" {
+		t.Fatalf("got %q, %v; want the written message alone", got, err)
+	}
+}
+
 // TestEnqueueLargerThanLimit: a message that could not fit the write queue
 // even empty is the caller's to send another way, not a sign that the peer
 // reads slowly: Enqueue and Broadcast refuse it with ErrQueueFull and,
