@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Registry keeps the connections a server accepted, so that it can close
@@ -20,7 +21,8 @@ import (
 // The zero value is ready to use. It is safe for concurrent use.
 type Registry struct {
 	// Reason is sent with StatusGoingAway in the close frames of a
-	// shutdown; "" means "server shutting down".
+	// shutdown, cut to fit; "" (or a Reason that is not UTF-8) means
+	// "server shutting down".
 	Reason string
 
 	mu       sync.Mutex
@@ -132,13 +134,23 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	empty := r.empty
 	r.mu.Unlock()
 	if first {
-		reason := r.reason()
+		// The close frames are queued and written without waiting, as
+		// Broadcast writes: each is on its way (or in its queue, behind
+		// a full socket) before Shutdown goes on, even with a ctx that
+		// has ended already.
+		ce, payload := r.goingAway()
+		var flushes []*Conn
 		for _, c := range conns {
-			// CloseWrite waits for room in the socket only as long as
-			// the close timeout: a stalled peer holds up its own
-			// goroutine, not the others.
-			go c.CloseWrite(StatusGoingAway, reason)
+			c.queueGoingAway(ce, payload, &flushes)
 		}
+		for _, c := range flushes {
+			c.flushQueueNow()
+		}
+	}
+	select {
+	case <-empty:
+		return nil
+	default:
 	}
 	select {
 	case <-empty:
@@ -150,9 +162,52 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	for c := range r.conns {
 		conns = append(conns, c)
 	}
+	r.signalLocked()
 	r.mu.Unlock()
 	for _, c := range conns {
 		c.CloseNow()
 	}
+	select {
+	case <-empty:
+		if len(conns) == 0 {
+			// Emptied as ctx ended: nothing was left to close.
+			return nil
+		}
+	default:
+	}
 	return ctx.Err()
+}
+
+// goingAway returns the close of a shutdown, StatusGoingAway and Reason
+// (the default one for a Reason that is not UTF-8), and its payload.
+func (r *Registry) goingAway() (CloseError, []byte) {
+	ce := CloseError{StatusGoingAway, r.reason()}
+	p, err := closePayload(ce.Code, ce.Reason)
+	if err != nil {
+		ce.Reason = defaultShutdownReason
+		p, _ = closePayload(ce.Code, ce.Reason)
+	}
+	return ce, p
+}
+
+// queueGoingAway starts the closing handshake of a shutdown as CloseWrite
+// would, without waiting: the close frame of ce, payload, goes in the write
+// queue behind what is queued there (as a full queue's does, see
+// failFullLocked), and the connection is closed once the peer answers it
+// or the close timeout passes. A connection that has ended, or is ending
+// on a close of its own, is left as it is. When the queue needs writing,
+// c joins flushes.
+func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
+	c.pendMu.Lock()
+	if c.writableLocked("close") != nil || !c.setFirstEnd(ce, false) {
+		c.pendMu.Unlock()
+		return
+	}
+	c.closeSent = true
+	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opClose}, payload)
+	if !c.flusher {
+		*flushes = append(*flushes, c)
+	}
+	c.pendMu.Unlock()
+	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(errCloseTimeout) }))
 }

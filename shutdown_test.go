@@ -124,6 +124,65 @@ func TestRegistryShutdownDeadline(t *testing.T) {
 	}
 }
 
+// TestRegistryShutdownEndedContext: a shutdown given a context that has
+// ended already (the one signal.NotifyContext handed the server, say)
+// still sends every connection its close frame, without waiting for any,
+// before it closes them and returns the context's error. Before the close
+// frames were queued and written at once, each went from a goroutine of
+// its own, and the closes that followed beat most of them.
+func TestRegistryShutdownEndedContext(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: time.Minute})
+		if err != nil {
+			return
+		}
+		c.Serve(func(MessageType, []byte) {}, nil)
+	}))
+	defer s.Close()
+	var clients []net.Conn
+	for range 8 {
+		clients = append(clients, rawClient(t, s.Listener.Addr().String()))
+	}
+	for deadline := time.Now().Add(5 * time.Second); reg.Len() != len(clients); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("registry holds %d connections, want %d", reg.Len(), len(clients))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := reg.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown: %v, want the context's end", err)
+	}
+	for _, nc := range clients {
+		expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")
+		if _, err := readServerFrame(nc); err == nil {
+			t.Fatal("a connection stayed open after the shutdown")
+		}
+	}
+	if n := reg.Len(); n != 0 {
+		t.Errorf("registry holds %d after Shutdown", n)
+	}
+}
+
+// TestRegistryShutdownNothingLeft: with no connection to close, Shutdown
+// returns nil whatever its context, the first time and again; it chose
+// at random between nil and the context's error when that had ended.
+func TestRegistryShutdownNothingLeft(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 100 {
+		reg := new(Registry)
+		for call := range 2 {
+			if err := reg.Shutdown(ctx); err != nil {
+				t.Fatalf("registry %d, call %d: Shutdown: %v, want nil", i, call, err)
+			}
+		}
+	}
+}
+
 // TestDialRefusalSaysWhy: a refused handshake's error carries the first
 // line of what the server said, and names the URL as given.
 func TestDialRefusalSaysWhy(t *testing.T) {
