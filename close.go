@@ -24,7 +24,12 @@ func isCloseSent(err error) bool {
 // close timeout (AcceptOptions.CloseTimeout, DialOptions.CloseTimeout),
 // after which the connection is closed regardless.
 //
-// Close returns nil when the peer's close frame arrived. Code must be one
+// Close returns nil when the peer's close frame arrived, else an error
+// wrapping ErrClosed that says why it did not: when the close timeout
+// passed first, the error says so, naming the close that went unanswered,
+// and carries StatusAbnormalClosure, the code of a connection closed with
+// no close frame from the peer (RFC 6455 §7.1.5); later calls, and a
+// CloseWrite's reader, report the same. Code must be one
 // a close frame may carry (1000-1003, 1007-1014, 3000-4999), or
 // StatusNoStatusRcvd to send a close frame without a code; reason must be
 // UTF-8 of at most 123 bytes.
@@ -46,6 +51,10 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 			return c.closedErr("close")
 		}
 		// Our close frame did not go: the connection ends for why not.
+		if ctx.Err() != nil {
+			c.closeTransport(errCloseTimeout)
+			return c.closedErr("close")
+		}
 		c.closeTransport(err)
 		return err
 	}
@@ -59,6 +68,9 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 		if !c.isClosed() {
 			if !c.peerCloseReceived() {
 				c.drainUntilCloseLocked(deadline)
+				if !c.peerCloseReceived() && !time.Now().Before(deadline) {
+					c.closeTransport(errCloseTimeout)
+				}
 			}
 			c.finishLocked(deadline)
 		}
@@ -98,6 +110,10 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 			// (a write stuck on a peer that reads nothing holds the frame
 			// lock): the handshake cannot happen, and nothing else would
 			// end the connection, which ends for why not.
+			if ctx.Err() != nil {
+				c.closeTransport(errCloseTimeout)
+				return c.closedErr("close")
+			}
 			c.closeTransport(err)
 		}
 		return err

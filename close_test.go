@@ -158,6 +158,48 @@ func TestCloseArguments(t *testing.T) {
 	}
 }
 
+// TestCloseUnansweredReported: a Close, or CloseWrite, whose close frame
+// went out and was never answered ends the connection when the close
+// timeout passes, and says so: Close's error, and a Read's, name the
+// timeout and the close that went unanswered, and carry
+// StatusAbnormalClosure, the code of a connection closed with no close
+// frame from the peer (RFC 6455 §7.1.5). They said "close 1000 (normal
+// closure)", as a handshake that completed would.
+func TestCloseUnansweredReported(t *testing.T) {
+	t.Parallel()
+	const cause = "connection closed: the closing handshake timed out: no answer to close 1000 (normal closure): bye"
+	for _, how := range []string{"Close", "CloseWrite"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 100 * time.Millisecond})
+			var err error
+			if how == "Close" {
+				err = sc.Close(StatusNormalClosure, "bye")
+			} else {
+				if err := sc.CloseWrite(StatusNormalClosure, "bye"); err != nil {
+					t.Fatalf("CloseWrite: %v", err)
+				}
+				_, _, err = sc.Read(context.Background())
+				how = "Read after CloseWrite"
+			}
+			op := "close"
+			if how != "Close" {
+				op = "read"
+			}
+			if err == nil || err.Error() != "websocket: "+op+": "+cause || !errors.Is(err, ErrClosed) || CloseStatus(err) != StatusAbnormalClosure {
+				t.Fatalf("%s: %v (close status %d), want ErrClosed, 1006, and %q", how, err, CloseStatus(err), "websocket: "+op+": "+cause)
+			}
+			if later := sc.Write(context.Background(), MessageText, []byte("late")); later == nil || later.Error() != "websocket: write: "+cause {
+				t.Errorf("Write after %s: %v, want %q", how, later, "websocket: write: "+cause)
+			}
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if got, err := readServerFrame(nc); err != nil || got != "\x88\x05\x03\xe8bye" {
+				t.Errorf("on the wire: %q, %v; want the close frame", got, err)
+			}
+		})
+	}
+}
+
 // TestCloseUnsentNotReported: a Close whose close frame never went out
 // (a writer stuck on a peer that reads nothing holds the frame lock past
 // the close timeout, as when the write queue is full) does not leave the
@@ -179,14 +221,18 @@ func TestCloseUnsentNotReported(t *testing.T) {
 			} else {
 				err = sc.CloseWrite(StatusNormalClosure, "bye")
 			}
-			if !errors.Is(err, context.DeadlineExceeded) {
-				t.Fatalf("%s: %v, want the close timeout", how, err)
+			// The close timeout is the connection's, not a context of the
+			// caller's: the error does not say context.DeadlineExceeded.
+			const cause = "connection closed: the closing handshake timed out: the close frame could not be sent"
+			if err == nil || err.Error() != "websocket: close: "+cause || !errors.Is(err, ErrClosed) ||
+				errors.Is(err, context.DeadlineExceeded) || CloseStatus(err) != -1 {
+				t.Fatalf("%s: %v (close status %d), want ErrClosed, no close code, and %q", how, err, CloseStatus(err), "websocket: close: "+cause)
 			}
 			later := sc.Write(context.Background(), MessageText, []byte("late"))
 			if !errors.Is(later, ErrClosed) || CloseStatus(later) != -1 {
 				t.Errorf("Write after %s: %v (close status %d), want ErrClosed and no close code", how, later, CloseStatus(later))
 			}
-			if want := "websocket: write: connection closed: close: context deadline exceeded"; later.Error() != want {
+			if want := "websocket: write: " + cause; later.Error() != want {
 				t.Errorf("Write after %s: %q, want %q", how, later, want)
 			}
 			nc.SetReadDeadline(time.Now().Add(5 * time.Second))

@@ -283,6 +283,22 @@ func (c *Conn) setEnd(err error) {
 	c.mu.Unlock()
 }
 
+// setTimedOut records that the closing handshake ran out of time, in
+// place of the close that Close, CloseWrite or a shutdown recorded as the
+// connection's end: sent and unanswered, or never sent. Another end (the
+// peer's close, a failure) stays.
+func (c *Conn) setTimedOut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch ce, ok := c.endErr.(CloseError); {
+	case c.endErr == nil, ok && c.endIntent:
+		c.endErr = &closeTimeoutError{}
+	case ok && c.closeRcvd == nil:
+		c.endErr = &closeTimeoutError{sent: &ce}
+	}
+	c.endIntent = false
+}
+
 // setFirstEnd records why the connection ends if nothing has yet, not
 // even a close still to be sent, and reports whether it did; intent says
 // that err is such a close (Close's, CloseWrite's), which writeClose
@@ -314,7 +330,10 @@ func (c *Conn) closeTransport(cause error) bool {
 	if !c.closing.CompareAndSwap(false, true) {
 		return false
 	}
-	if cause != nil {
+	switch {
+	case cause == errCloseTimeout:
+		c.setTimedOut()
+	case cause != nil:
 		c.setEnd(cause)
 	}
 	c.setEnd(errClosedLocally)

@@ -206,8 +206,33 @@ func (e *lostError) Unwrap() []error {
 var (
 	errClosedLocally = errors.New("closed without a closing handshake")
 	errContextClosed = errors.New("a context ended during I/O on a transport without deadlines")
-	errCloseTimeout  = errors.New("the closing handshake timed out")
+	// errCloseTimeout is what ends a connection whose closing handshake
+	// ran out of time; closeTransport records it as a closeTimeoutError.
+	errCloseTimeout = errors.New("the closing handshake timed out")
 )
+
+// closeTimeoutError is the end of a connection whose closing handshake
+// ran out of time: our close frame, sent, went unanswered, or it could not
+// be sent at all (sent is nil). In the first case, the connection closed
+// with no close frame from the peer, which RFC 6455 §7.1.5 reports as
+// StatusAbnormalClosure; in the second, no close code was on the wire.
+type closeTimeoutError struct {
+	sent *CloseError
+}
+
+func (e *closeTimeoutError) Error() string {
+	if e.sent == nil {
+		return errCloseTimeout.Error() + ": the close frame could not be sent"
+	}
+	return errCloseTimeout.Error() + ": no answer to " + errText(*e.sent)
+}
+
+func (e *closeTimeoutError) Unwrap() []error {
+	if e.sent == nil {
+		return nil
+	}
+	return []error{CloseError{Code: StatusAbnormalClosure}}
+}
 
 // closeSentError is returned by an operation that would send a frame after
 // our close frame, while the connection is still open for reading.
