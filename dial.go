@@ -185,6 +185,9 @@ func checkDialOptions(opts *DialOptions) error {
 			}
 		}
 	}
+	if opts.HTTP2 < HTTP2Disabled || opts.HTTP2 > HTTP2Required {
+		return fmt.Errorf("websocket: DialOptions.HTTP2 is %d, not HTTP2Disabled, HTTP2Preferred or HTTP2Required", int(opts.HTTP2))
+	}
 	var hosts []string
 	for name, values := range opts.Header {
 		if http.CanonicalHeaderKey(name) == "Host" {

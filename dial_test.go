@@ -1063,8 +1063,9 @@ func TestDialResponseBodyOnSuccess(t *testing.T) {
 	}
 }
 
-// TestDialOptionsInvalid: a header that cannot be sent as given, or a
-// subprotocol that is not a token or comes twice, fails Dial with the
+// TestDialOptionsInvalid: a header that cannot be sent as given, a
+// subprotocol that is not a token or comes twice, or an HTTP2 mode that
+// is none of the three, fails Dial with the
 // same error before anything is sent, whatever would send the handshake.
 func TestDialOptionsInvalid(t *testing.T) {
 	t.Parallel()
@@ -1097,6 +1098,8 @@ func TestDialOptionsInvalid(t *testing.T) {
 			`websocket: DialOptions.Header has 2 Host values`},
 		{"Host in Header and another in Host", DialOptions{Header: http.Header{"host": {"a.example"}}, Host: "b.example"},
 			`websocket: DialOptions.Header sets Host "a.example" and DialOptions.Host "b.example"`},
+		{"HTTP2 out of range", DialOptions{HTTP2: 9},
+			`websocket: DialOptions.HTTP2 is 9, not HTTP2Disabled, HTTP2Preferred or HTTP2Required`},
 	} {
 		for _, client := range []*http.Client{nil, {}} {
 			opts := tt.opts
