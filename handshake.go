@@ -266,7 +266,11 @@ func takeOver(w http.ResponseWriter, a accepted, opts *AcceptOptions) (net.Conn,
 	set := w.Header()
 	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
+		if !errors.Is(err, http.ErrHijacked) {
+			// Taken over already (a second Accept, say), the connection
+			// has no response left to write.
+			http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
+		}
 		return nil, nil, opErr("hijack", err)
 	}
 	// net/http may have set deadlines from Server.ReadTimeout and

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -910,5 +911,56 @@ func TestAcceptAfterResponse(t *testing.T) {
 				acceptErr(t, errc)
 			})
 		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the concurrent writes of a
+// server's error log.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestAcceptTwice: a second Accept on a request whose connection the first
+// took over fails with net/http's ErrHijacked, writing nothing: an error
+// response written to the hijacked connection had net/http log a
+// complaint against the library each time.
+func TestAcceptTwice(t *testing.T) {
+	t.Parallel()
+	var logged lockedBuffer
+	second := make(chan error, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			second <- fmt.Errorf("first Accept: %v", err)
+			return
+		}
+		_, err = Accept(w, r, nil)
+		second <- err
+		echo(c)
+	}))
+	s.Config.ErrorLog = log.New(&logged, "", 0)
+	s.Start()
+	t.Cleanup(s.Close)
+	c := dialT(t, wsURL(s), nil)
+	if err := <-second; !errors.Is(err, http.ErrHijacked) || err.Error() != "websocket: hijack: "+http.ErrHijacked.Error() {
+		t.Fatalf("second Accept: %v, want websocket: hijack: %v", err, http.ErrHijacked)
+	}
+	handshakeEcho(t, c, "still served by the first")
+	c.Close(StatusNormalClosure, "")
+	if l := logged.String(); l != "" {
+		t.Errorf("net/http logged %q", l)
 	}
 }
