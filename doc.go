@@ -121,7 +121,7 @@
 //	Dialer.Dial                            Dial, DialOptions
 //	ReadMessage, WriteMessage              Read (or ReadAppend), Write, with a context
 //	NextReader, NextWriter                 Reader, Writer
-//	SetReadLimit                           SetReadLimit (32 MiB by default, not unlimited)
+//	SetReadLimit                           SetReadLimit (32 MiB by default; 0 means 0, -1 no limit)
 //	SetReadDeadline + SetPongHandler       keepalive, on by default
 //	a goroutine that owns all writes       none: writes are safe concurrently
 //	WriteControl(PingMessage)              Ping, which waits for the pong
