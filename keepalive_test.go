@@ -211,16 +211,7 @@ func TestKeepaliveLeavesMessage(t *testing.T) {
 	t.Parallel()
 	read := make(chan string, 1)
 	proceed := make(chan struct{})
-	s := kaServer(t, func(c *Conn) {
-		<-proceed
-		_, p, err := c.Read(context.Background())
-		if err != nil {
-			read <- err.Error()
-			return
-		}
-		read <- string(p)
-		c.Close(StatusNormalClosure, "")
-	})
+	s := kaServer(t, readWhenTold(proceed, read, nil))
 	nc := rawClient(t, s.Listener.Addr().String())
 	expectFrame(t, nc, pingFrame)
 	nc.Write([]byte(clientFrame(0x81, "first") + clientFrame(0x8A, "")))
@@ -228,6 +219,32 @@ func TestKeepaliveLeavesMessage(t *testing.T) {
 	close(proceed)
 	if p := <-read; p != "first" {
 		t.Fatalf("Read %q, want the message sent before the pong", p)
+	}
+}
+
+// readWhenTold returns a handler that leaves its connection unread until
+// proceed is closed, then reads one message, sends it (or the error) on
+// read, and closes the connection. If the connection ends first, it sends
+// on ended, when given, what a Write then returns.
+func readWhenTold(proceed <-chan struct{}, read chan<- string, ended chan<- error) func(*Conn) {
+	return func(c *Conn) {
+		if ended == nil {
+			<-proceed
+		} else {
+			select {
+			case <-proceed:
+			case <-c.ctxDone():
+				ended <- c.Write(context.Background(), MessageText, []byte("x"))
+				return
+			}
+		}
+		_, p, err := c.Read(context.Background())
+		if err != nil {
+			read <- err.Error()
+			return
+		}
+		read <- string(p)
+		c.Close(StatusNormalClosure, "")
 	}
 }
 
@@ -246,21 +263,7 @@ func TestKeepaliveBehindUnreadMessage(t *testing.T) {
 			proceed := make(chan struct{})
 			read := make(chan string, 1)
 			ended := make(chan error, 1)
-			s := kaServer(t, func(c *Conn) {
-				select {
-				case <-proceed:
-				case <-c.ctxDone():
-					ended <- c.Write(context.Background(), MessageText, []byte("x"))
-					return
-				}
-				_, p, err := c.Read(context.Background())
-				if err != nil {
-					read <- err.Error()
-					return
-				}
-				read <- string(p)
-				c.Close(StatusNormalClosure, "")
-			})
+			s := kaServer(t, readWhenTold(proceed, read, ended))
 			nc := rawClient(t, s.Listener.Addr().String())
 			if _, err := nc.Write([]byte(clientFrame(0x81, "subscribe"))); err != nil {
 				t.Fatal(err)

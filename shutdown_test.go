@@ -91,78 +91,64 @@ func TestRegistryShutdown(t *testing.T) {
 	}
 }
 
-// TestRegistryShutdownDeadline: a peer that never answers the close is
-// dropped when the shutdown's context ends.
+// TestRegistryShutdownDeadline: peers that never answer the close are
+// sent it and dropped when the shutdown's context ends, whether it ends
+// during the wait or had ended already (the one signal.NotifyContext
+// handed the server, say). In the second case, before the close frames
+// were queued and written at once, each went from a goroutine of its own,
+// and the closes that followed beat most of them.
 func TestRegistryShutdownDeadline(t *testing.T) {
 	t.Parallel()
-	reg := new(Registry)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: time.Minute})
-		if err != nil {
-			return
-		}
-		c.Serve(func(MessageType, []byte) {}, func(error) {})
-	}))
-	defer s.Close()
-	nc := rawClient(t, s.Listener.Addr().String()) // never answers
-	for deadline := time.Now().Add(5 * time.Second); reg.Len() != 1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the connection was not registered")
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := reg.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown: %v, want the context's end", err)
-	}
-	expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")
-	if _, err := readServerFrame(nc); err == nil {
-		t.Fatal("the connection stayed open after the shutdown's deadline")
-	}
-	if n := reg.Len(); n != 0 {
-		t.Errorf("registry holds %d after Shutdown", n)
-	}
-}
-
-// TestRegistryShutdownEndedContext: a shutdown given a context that has
-// ended already (the one signal.NotifyContext handed the server, say)
-// still sends every connection its close frame, without waiting for any,
-// before it closes them and returns the context's error. Before the close
-// frames were queued and written at once, each went from a goroutine of
-// its own, and the closes that followed beat most of them.
-func TestRegistryShutdownEndedContext(t *testing.T) {
-	t.Parallel()
-	reg := new(Registry)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: time.Minute})
-		if err != nil {
-			return
-		}
-		c.Serve(func(MessageType, []byte) {}, nil)
-	}))
-	defer s.Close()
-	var clients []net.Conn
-	for range 8 {
-		clients = append(clients, rawClient(t, s.Listener.Addr().String()))
-	}
-	for deadline := time.Now().Add(5 * time.Second); reg.Len() != len(clients); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("registry holds %d connections, want %d", reg.Len(), len(clients))
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := reg.Shutdown(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Shutdown: %v, want the context's end", err)
-	}
-	for _, nc := range clients {
-		expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")
-		if _, err := readServerFrame(nc); err == nil {
-			t.Fatal("a connection stayed open after the shutdown")
-		}
-	}
-	if n := reg.Len(); n != 0 {
-		t.Errorf("registry holds %d after Shutdown", n)
+	for _, tc := range []struct {
+		name  string
+		conns int
+		ctx   func() (context.Context, context.CancelFunc)
+		want  error
+	}{
+		{"ending during the wait", 1, func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 200*time.Millisecond)
+		}, context.DeadlineExceeded},
+		{"ended already", 8, func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := new(Registry)
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: time.Minute})
+				if err != nil {
+					return
+				}
+				c.Serve(func(MessageType, []byte) {}, nil)
+			}))
+			defer s.Close()
+			var clients []net.Conn // never answering
+			for range tc.conns {
+				clients = append(clients, rawClient(t, s.Listener.Addr().String()))
+			}
+			for deadline := time.Now().Add(5 * time.Second); reg.Len() != tc.conns; time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("registry holds %d connections, want %d", reg.Len(), tc.conns)
+				}
+			}
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			if err := reg.Shutdown(ctx); !errors.Is(err, tc.want) {
+				t.Fatalf("Shutdown: %v, want the context's end", err)
+			}
+			for _, nc := range clients {
+				expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")
+				if _, err := readServerFrame(nc); err == nil {
+					t.Fatal("a connection stayed open after the shutdown's deadline")
+				}
+			}
+			if n := reg.Len(); n != 0 {
+				t.Errorf("registry holds %d after Shutdown", n)
+			}
+		})
 	}
 }
 
