@@ -69,12 +69,12 @@
 // whether the connection is read by a Read loop, by Serve (a parked
 // connection wakes for the pong as for any input), or not at all (the
 // keepalive then reads the control frames that answer it, leaving
-// messages for the next Read; behind a message that nobody reads, it
-// counts any input that arrived as the answer, reading it into the read
-// buffer for that Read, and where it cannot read past the message without
-// waiting, over TLS or HTTP/2, or once the buffer is full, it does not
-// judge the peer until the message is read). A negative
-// KeepaliveInterval turns it off.
+// messages for the next Read). It reads no further than a message that
+// has come and nobody has read: a pong behind that message waits for a
+// reader, and a peer whose ping answer waits there longer than
+// KeepaliveTimeout is dropped as silent. A connection whose peer sends
+// messages must be read (Read, Serve) for keepalive to see its answers. A
+// negative KeepaliveInterval turns it off.
 //
 // # Backpressure and broadcast
 //

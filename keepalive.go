@@ -135,57 +135,8 @@ func (k *keepalive) fire() {
 	case now-k.pingAt < k.timeout:
 		k.awaitAnswer(now)
 	default:
-		switch c.lookPastMessage() {
-		case pastArrived:
-			keepaliveTimers.schedule(k, 0) // the next turn sees it
-		case pastBlind:
-			keepaliveTimers.schedule(k, k.interval)
-		default:
-			c.failKeepalive(now - last)
-		}
+		c.failKeepalive(now - last)
 	}
-}
-
-// What lookPastMessage found.
-const (
-	pastNoMessage = iota // no unread message stood before the answer
-	pastArrived          // input came past the message
-	pastSilent           // nothing came past it
-	pastBlind            // nothing can be read past it without a reader
-)
-
-// lookPastMessage looks, for a keepalive whose ping went unanswered, past
-// a message that has come and that nobody reads: the answer, which only a
-// reader, Serve or the ping itself reads (and the ping stops at a data
-// frame, leaving it to a reader), may wait behind it. It reads without
-// waiting what the socket holds into the read buffer, behind the message
-// and for the reader to come, noting its arrival as any read does; input
-// that came counts as the answer. Where it cannot read past the message
-// (a transport that has no socket to read without waiting, or a read
-// buffer full of it), the peer is not judged until the message is read.
-func (c *Conn) lookPastMessage() int {
-	if !c.readMu.tryLock() {
-		return pastNoMessage // a reader reads on, the answer too
-	}
-	defer c.readUnlock()
-	if c.srv.Load() != nil || c.msgOpen || c.isClosed() {
-		return pastNoMessage
-	}
-	h, n, err := parseHeader(c.rb.bytes())
-	if err != nil || n == 0 || h.op.isControl() {
-		return pastNoMessage
-	}
-	if c.tr.raw == nil {
-		return pastBlind
-	}
-	switch got := c.rb.readNow(c.tr.raw); {
-	case got > 0:
-		c.gotInput()
-		return pastArrived
-	case got == 0:
-		return pastSilent
-	}
-	return pastBlind
 }
 
 // fireAgain schedules the next turn at once, so that fire looks at what

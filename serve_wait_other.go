@@ -19,6 +19,3 @@ func awaitRaw(net.Conn, syscall.RawConn, *readBuffer, bool, *flate.Reader) error
 
 // writeNow is never called: rawConn gives no socket on these systems.
 func writeNow(syscall.RawConn, []byte) int { return 0 }
-
-// readNow is never called: rawConn gives no socket on these systems.
-func (b *readBuffer) readNow(syscall.RawConn) int { return -1 }

@@ -221,33 +221,6 @@ func (b *readBuffer) fillFromSocket(fd int, whole bool) error {
 	}
 }
 
-// readNow reads what the socket holds into the room after b's unread
-// bytes, in one system call that does not wait: the idle array's room if
-// it has some left, else a pooled buffer's. It returns how many bytes
-// came, 0 when none had (or the read failed, or the stream ended: the
-// reads to come meet that again), -1 when b has no room left.
-func (b *readBuffer) readNow(rc syscall.RawConn) int {
-	if int(b.w) == len(b.buf) {
-		if err := b.makeRoom(false); err != nil {
-			return -1
-		}
-	}
-	n := 0
-	rc.Read(func(fd uintptr) bool {
-		for {
-			m, err := syscall.Read(int(fd), b.buf[b.w:])
-			if err == syscall.EINTR {
-				continue
-			}
-			n = max(m, 0)
-			return true
-		}
-	})
-	b.w += int32(n)
-	b.shrink()
-	return n
-}
-
 // writeNow writes p to the socket in one non-blocking system call and
 // returns how many bytes the socket took: fewer than len(p), even 0,
 // when its buffer is full or writing fails (the next write, which waits,
