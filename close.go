@@ -149,12 +149,14 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	if err := c.lock(ctx, &c.frameMu, "close"); err != nil {
 		return err
 	}
-	defer c.frameMu.unlock()
 	c.pendMu.Lock()
 	if err := c.writableLocked("close"); err != nil {
 		c.pendMu.Unlock()
+		c.frameMu.unlock()
+		c.flushQueue(ctx) // as writeFrame's refusal does
 		return err
 	}
+	defer c.frameMu.unlock()
 	c.closeSent = true
 	h := c.keyLocked(header{fin: true, op: opClose})
 	pend := c.takePendWithLocked(h, payload)

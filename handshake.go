@@ -331,7 +331,8 @@ func (opts *AcceptOptions) register(c *Conn) (*Conn, error) {
 	if reg == nil || reg.add(c) {
 		return c, nil
 	}
-	go c.Close(StatusGoingAway, reg.reason())
+	ce, _ := reg.goingAway()
+	go c.Close(ce.Code, ce.Reason)
 	return nil, refuse(http.StatusServiceUnavailable, "server shutting down")
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Registry keeps the connections a server accepted, so that it can close
@@ -34,9 +35,10 @@ type Registry struct {
 
 const defaultShutdownReason = "server shutting down"
 
-// reason is what the close frames of a shutdown say, cut to fit.
+// reason is what the close frames of a shutdown say, cut to fit: Reason,
+// or the default one for an empty Reason or one that is not UTF-8.
 func (r *Registry) reason() string {
-	if r.Reason == "" {
+	if r.Reason == "" || !utf8.ValidString(r.Reason) {
 		return defaultShutdownReason
 	}
 	return fitReason(r.Reason)
@@ -118,6 +120,8 @@ func (r *Registry) signalLocked() {
 // returning an error. Shutdown waits for all of
 // them, or until ctx ends: it then closes the rest without waiting and
 // returns ctx's error. It returns nil once every connection has closed.
+// With a ctx that has ended already, the close frames still go out first
+// on plain TCP connections; over TLS or HTTP/2 they may not.
 // Calling it again waits again.
 func (r *Registry) Shutdown(ctx context.Context) error {
 	r.mu.Lock()
@@ -135,9 +139,11 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	r.mu.Unlock()
 	if first {
 		// The close frames are queued and written without waiting, as
-		// Broadcast writes: each is on its way (or in its queue, behind
-		// a full socket) before Shutdown goes on, even with a ctx that
-		// has ended already.
+		// Broadcast writes: on a plain socket, each is on the wire (or
+		// in its queue, behind a full socket or a writer at work) before
+		// Shutdown goes on, even with a ctx that has ended already; over
+		// TLS or HTTP/2, the queue's timer writes it, which a ctx that
+		// has ended may not leave time for.
 		ce, payload := r.goingAway()
 		var flushes []*Conn
 		for _, c := range conns {
@@ -178,16 +184,11 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// goingAway returns the close of a shutdown, StatusGoingAway and Reason
-// (the default one for a Reason that is not UTF-8), and its payload.
+// goingAway returns the close of a shutdown, StatusGoingAway and its
+// reason, and its payload.
 func (r *Registry) goingAway() (CloseError, []byte) {
 	ce := CloseError{StatusGoingAway, r.reason()}
-	p, err := closePayload(ce.Code, ce.Reason)
-	if err != nil {
-		ce.Reason = defaultShutdownReason
-		p, _ = closePayload(ce.Code, ce.Reason)
-	}
-	return ce, p
+	return ce, mustClosePayload(ce.Code, ce.Reason)
 }
 
 // queueGoingAway starts the closing handshake of a shutdown as CloseWrite

@@ -96,27 +96,31 @@ func TestRegistryShutdown(t *testing.T) {
 // during the wait or had ended already (the one signal.NotifyContext
 // handed the server, say). In the second case, before the close frames
 // were queued and written at once, each went from a goroutine of its own,
-// and the closes that followed beat most of them.
+// and the closes that followed beat most of them. A Reason that is not
+// UTF-8 gives way to the default one.
 func TestRegistryShutdownDeadline(t *testing.T) {
 	t.Parallel()
+	during := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.Background(), 200*time.Millisecond)
+	}
 	for _, tc := range []struct {
-		name  string
-		conns int
-		ctx   func() (context.Context, context.CancelFunc)
-		want  error
+		name   string
+		reason string
+		conns  int
+		ctx    func() (context.Context, context.CancelFunc)
+		want   error
 	}{
-		{"ending during the wait", 1, func() (context.Context, context.CancelFunc) {
-			return context.WithTimeout(context.Background(), 200*time.Millisecond)
-		}, context.DeadlineExceeded},
-		{"ended already", 8, func() (context.Context, context.CancelFunc) {
+		{"ending during the wait", "", 1, during, context.DeadlineExceeded},
+		{"ended already", "", 8, func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(context.Background())
 			cancel()
 			return ctx, cancel
 		}, context.Canceled},
+		{"reason not UTF-8", "caf\xe9", 1, during, context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			reg := new(Registry)
+			reg := &Registry{Reason: tc.reason}
 			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				c, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: time.Minute})
 				if err != nil {
@@ -149,6 +153,59 @@ func TestRegistryShutdownDeadline(t *testing.T) {
 				t.Errorf("registry holds %d after Shutdown", n)
 			}
 		})
+	}
+}
+
+// TestRegistryShutdownBehindWaitingWriter: a shutdown's close frame,
+// queued while a Write waits for the frame lock, goes out when that Write
+// takes the lock and, finding the close sent, refuses: the holder of the
+// frame lock writes the queue. The Write's refusal let the lock go without
+// writing the queue, and the close frame waited there until the close
+// timeout closed the connection without it. The test holds the frame lock
+// itself, as the writer the Write waits behind would.
+func TestRegistryShutdownBehindWaitingWriter(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second})
+	if !sc.frameMu.tryLock() {
+		t.Fatal("frame lock taken on a new connection")
+	}
+	wrote := make(chan error, 1)
+	go func() { wrote <- sc.Write(context.Background(), MessageText, []byte("late")) }()
+	waitFor(t, "the Write to wait for the frame lock", func() bool {
+		sc.frameMu.mu.Lock()
+		defer sc.frameMu.mu.Unlock()
+		return sc.frameMu.last != nil
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- reg.Shutdown(ctx) }()
+	waitFor(t, "the close frame to be queued", func() bool {
+		sc.pendMu.Lock()
+		defer sc.pendMu.Unlock()
+		return sc.closeSent
+	})
+	sc.frameMu.unlock() // to the Write
+	if err := <-wrote; !errors.Is(err, ErrCloseSent) {
+		t.Errorf("the waiting Write: %v, want ErrCloseSent", err)
+	}
+	nc.SetReadDeadline(time.Now().Add(2 * time.Second)) // well within the close timeout
+	if got, err := readServerFrame(nc); err != nil || got != "\x88\x16\x03\xe9server shutting down" {
+		t.Fatalf("frame %q, %v; want the shutdown's close frame", got, err)
+	}
+	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want its context's end (the peer never answers)", err)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
 	}
 }
 

@@ -116,6 +116,10 @@ func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) er
 	if err := c.writableLocked(op); err != nil {
 		c.pendMu.Unlock()
 		c.frameMu.unlock()
+		// A close frame queued while this writer waited for the lock
+		// (a shutdown's, a full queue's) counted on the holder to write
+		// the queue before letting go.
+		c.flushQueue(ctx)
 		return err
 	}
 	c.flusher = true
