@@ -267,8 +267,9 @@ func (c *Conn) RemoteAddr() net.Addr {
 // SetReadLimit sets the largest message, in bytes, that reads accept
 // (default 32 MiB). A message that would exceed it fails the connection with
 // StatusMessageTooBig before its excess is read. A negative n removes the
-// limit; 0 is a limit of 0, which only empty messages meet. It is safe to call at any time; a message already being read keeps
-// the limit it started with only for frames already accepted.
+// limit; 0 is a limit of 0, which only empty messages meet. It is safe to
+// call at any time; a message already being read keeps the limit it
+// started with only for frames already accepted.
 func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
