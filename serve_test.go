@@ -177,33 +177,21 @@ func TestServeNilCallbacks(t *testing.T) {
 				t.Fatalf("Serve(nil, nil) = %v, want websocket: serve: onMessage is nil", err)
 			}
 			sc := <-served
-			ctx := context.Background()
-			if err := c.Write(ctx, MessageText, []byte("echo")); err != nil {
-				t.Fatal(err)
-			}
-			if _, p, err := c.Read(ctx); err != nil || string(p) != "echo" {
-				t.Fatalf("echo: %q, %v", p, err)
-			}
-			srv := fmt.Sprintf("(*server).run(%p", sc.srv.Load())
+			handshakeEcho(t, c, "echo")
+			srv := sc.srv.Load()
+			run, await := fmt.Sprintf("(*server).run(%p", srv), fmt.Sprintf("(*server).await(%p", srv)
 			if drop {
 				c.CloseNow()
 			} else if err := c.Close(StatusNormalClosure, ""); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
-			// Ended: the transport closed, and the serving goroutine gone
-			// past the (nil) onClose.
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			// Ended: the transport closed, and no goroutine left serving
+			// it, past the (nil) onClose.
+			waitFor(t, "the served connection to end", func() bool {
 				buf := make([]byte, 1<<20)
 				stacks := string(buf[:runtime.Stack(buf, true)])
-				if sc.closed.Load() && !strings.Contains(stacks, srv) {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the served connection did not end (transport closed: %v)", sc.closed.Load())
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+				return sc.closed.Load() && !strings.Contains(stacks, run) && !strings.Contains(stacks, await)
+			})
 		})
 	}
 }

@@ -133,11 +133,7 @@ func TestRegistryShutdownDeadline(t *testing.T) {
 			for range tc.conns {
 				clients = append(clients, rawClient(t, s.Listener.Addr().String()))
 			}
-			for deadline := time.Now().Add(5 * time.Second); reg.Len() != tc.conns; time.Sleep(time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatalf("registry holds %d connections, want %d", reg.Len(), tc.conns)
-				}
-			}
+			waitFor(t, "every connection to be registered", func() bool { return reg.Len() == tc.conns })
 			ctx, cancel := tc.ctx()
 			defer cancel()
 			if err := reg.Shutdown(ctx); !errors.Is(err, tc.want) {
@@ -196,16 +192,6 @@ func TestRegistryShutdownBehindWaitingWriter(t *testing.T) {
 	}
 	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want its context's end (the peer never answers)", err)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 5 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }
 
