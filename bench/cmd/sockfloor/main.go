@@ -17,43 +17,45 @@
 package main
 
 import (
-	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/rfc6455/websocket/bench/internal/proc"
 )
 
-const envDial = "SOCKFLOOR_DIAL" // the child: dial this address
+// The environment of the child that dials.
+const (
+	envDial  = "SOCKFLOOR_DIAL"  // the address to dial
+	envConns = "SOCKFLOOR_CONNS" // how many connections to open
+)
 
 func main() {
-	log.SetFlags(0)
-	log.SetPrefix("sockfloor: ")
 	if addr := os.Getenv(envDial); addr != "" {
-		if err := dial(addr); err != nil {
-			log.Fatal(err)
-		}
+		proc.ExitOn("sockfloor", dial(addr, os.Getenv(envConns)))
 		return
 	}
-	n := flag.Int("n", 10000, "connections")
-	flag.Parse()
-	if *n < 1 {
-		log.Fatal("-n must be positive")
-	}
-	rss, heap, err := measure(*n)
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("%d connections: VmRSS %.2f KiB per connection, %.2f KiB after GC; live heap %d B\n",
-		*n, rss[0], rss[1], heap)
+	proc.Main("sockfloor", func() error {
+		n := flag.Int("n", 10000, "connections")
+		flag.Parse()
+		if *n < 1 {
+			return errors.New("-n must be positive")
+		}
+		rss, heap, err := measure(*n)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("%d connections: VmRSS %.2f KiB per connection, %.2f KiB after GC; live heap %d B\n",
+			*n, rss[0], rss[1], heap)
+		return nil
+	})
 }
 
 // measure accepts n connections from a child process and returns the
@@ -70,27 +72,16 @@ func measure(n int) (rss [2]float64, heap int64, err error) {
 	if err != nil {
 		return rss, 0, err
 	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), envDial+"="+ln.Addr().String())
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		return rss, 0, err
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return rss, 0, err
-	}
 	heap0, rss0, err := settled()
 	if err != nil {
 		return rss, 0, err
 	}
-	if err := cmd.Start(); err != nil {
+	child, err := proc.Start("the dialing process", []string{exe},
+		[]string{envDial + "=" + ln.Addr().String(), envConns + "=" + strconv.Itoa(n)}, nil)
+	if err != nil {
 		return rss, 0, err
 	}
-	defer cmd.Wait()
-	defer stdin.Close() // the child ends with its standard input
-	fmt.Fprintln(stdin, n)
+	defer child.Stop()
 	held := make([]net.Conn, 0, n)
 	defer func() {
 		for _, c := range held {
@@ -109,11 +100,11 @@ func measure(n int) (rss [2]float64, heap int64, err error) {
 		held = append(held, c)
 	}
 	// The child says when its last dial has returned.
-	if _, err := bufio.NewReader(stdout).ReadString('\n'); err != nil {
-		return rss, 0, fmt.Errorf("the dialing process: %v", err)
+	if _, err := child.Line(time.Minute); err != nil {
+		return rss, 0, err
 	}
 	time.Sleep(time.Second)
-	rss1, err := vmRSS()
+	rss1, err := proc.RSS(os.Getpid())
 	if err != nil {
 		return rss, 0, err
 	}
@@ -122,54 +113,39 @@ func measure(n int) (rss [2]float64, heap int64, err error) {
 		return rss, 0, err
 	}
 	runtime.KeepAlive(held)
-	per := func(kib int64) float64 { return float64(kib) / float64(n) }
+	per := func(b int64) float64 { return float64(b) / 1024 / float64(n) }
 	return [2]float64{per(rss1 - rss0), per(rss2 - rss0)}, (heap1 - heap0) / int64(n), nil
 }
 
 // settled collects garbage, returns free memory to the system, and reads
-// the live heap (bytes) and VmRSS (KiB).
+// the live heap and VmRSS, in bytes.
 func settled() (heap, rss int64, err error) {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rss, err = vmRSS()
+	rss, err = proc.RSS(os.Getpid())
 	return int64(ms.HeapAlloc), rss, err
 }
 
-// vmRSS reads this process's resident set size in KiB.
-func vmRSS() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+// dial is the child: it opens conns connections to addr, says so on its
+// standard output, and holds them until its standard input ends.
+func dial(addr, conns string) error {
+	n, err := strconv.Atoi(conns)
 	if err != nil {
-		return 0, err
+		return fmt.Errorf("%s: %v", envConns, err)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/self/status")
-}
-
-// dial is the child: it reads how many connections to open, opens them,
-// says so on its standard output, and holds them until its standard input
-// ends.
-func dial(addr string) error {
-	var n int
-	if _, err := fmt.Fscanln(os.Stdin, &n); err != nil {
-		return err
-	}
-	conns := make([]net.Conn, 0, n)
+	held := make([]net.Conn, 0, n)
 	for range n {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			return err
 		}
-		conns = append(conns, c)
+		held = append(held, c)
 	}
 	fmt.Println("open")
 	io.Copy(io.Discard, os.Stdin)
-	for _, c := range conns {
+	for _, c := range held {
 		c.Close()
 	}
 	return nil

@@ -9,7 +9,7 @@ import (
 // binary is the executable it runs again.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(envDial); addr != "" {
-		if err := dial(addr); err != nil {
+		if err := dial(addr, os.Getenv(envConns)); err != nil {
 			os.Exit(1)
 		}
 		os.Exit(0)

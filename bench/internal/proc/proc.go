@@ -264,8 +264,12 @@ func ExitOn(name string, err error) {
 
 // RSS returns the child's resident set size in bytes (VmRSS in
 // /proc/PID/status).
-func (c *Child) RSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", c.Pid()))
+func (c *Child) RSS() (int64, error) { return RSS(c.Pid()) }
+
+// RSS returns the resident set size in bytes of the process pid (VmRSS
+// in /proc/PID/status).
+func RSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
