@@ -51,12 +51,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 			return c.closedErr("close")
 		}
 		// Our close frame did not go: the connection ends for why not.
-		if ctx.Err() != nil {
-			c.closeTransport(errCloseTimeout)
-			return c.closedErr("close")
-		}
-		c.closeTransport(err)
-		return err
+		return c.closeUnsent(ctx, err)
 	}
 	// A reader busy with the connection finishes the handshake itself when
 	// the peer's close comes (and closes the connection, waking this wait);
@@ -110,16 +105,31 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 			// (a write stuck on a peer that reads nothing holds the frame
 			// lock): the handshake cannot happen, and nothing else would
 			// end the connection, which ends for why not.
-			if ctx.Err() != nil {
-				c.closeTransport(errCloseTimeout)
-				return c.closedErr("close")
-			}
-			c.closeTransport(err)
+			return c.closeUnsent(ctx, err)
 		}
 		return err
 	}
-	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(errCloseTimeout) }))
+	c.armCloseTimeout()
 	return nil
+}
+
+// closeUnsent closes the connection whose close frame writeClose could
+// not send, for why not, err, and returns what Close and CloseWrite
+// report: the close timeout, when ctx, theirs, ended first, else err.
+func (c *Conn) closeUnsent(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		c.closeTransport(errCloseTimeout)
+		return c.closedErr("close")
+	}
+	c.closeTransport(err)
+	return err
+}
+
+// armCloseTimeout bounds a closing handshake whose close frame is sent,
+// or queued, and whose answer nobody waits for: the connection is closed
+// when the close timeout passes.
+func (c *Conn) armCloseTimeout() {
+	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(errCloseTimeout) }))
 }
 
 // CloseNow closes the connection without a closing handshake. Blocked
@@ -151,9 +161,7 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	}
 	c.pendMu.Lock()
 	if err := c.writableLocked("close"); err != nil {
-		c.pendMu.Unlock()
-		c.frameMu.unlock()
-		c.flushQueue(ctx) // as writeFrame's refusal does
+		c.refuseUnlock(ctx)
 		return err
 	}
 	defer c.frameMu.unlock()

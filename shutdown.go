@@ -3,7 +3,6 @@ package websocket
 import (
 	"context"
 	"sync"
-	"time"
 	"unicode/utf8"
 )
 
@@ -210,5 +209,5 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 		*flushes = append(*flushes, c)
 	}
 	c.pendMu.Unlock()
-	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(errCloseTimeout) }))
+	c.armCloseTimeout()
 }

@@ -114,12 +114,7 @@ func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) er
 	}
 	c.pendMu.Lock()
 	if err := c.writableLocked(op); err != nil {
-		c.pendMu.Unlock()
-		c.frameMu.unlock()
-		// A close frame queued while this writer waited for the lock
-		// (a shutdown's, a full queue's) counted on the holder to write
-		// the queue before letting go.
-		c.flushQueue(ctx)
+		c.refuseUnlock(ctx)
 		return err
 	}
 	c.flusher = true
@@ -130,6 +125,16 @@ func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) er
 	c.flushUnlock(ctx)
 	c.flushQueue(ctx) // in case a frame queued as we let go
 	return err
+}
+
+// refuseUnlock lets go of pendMu and the frame lock for a writer that
+// found no frame may be sent, and then writes the queue: a close frame
+// queued while it waited for the lock (a shutdown's, a full queue's)
+// counted on the holder to write the queue before letting go.
+func (c *Conn) refuseUnlock(ctx context.Context) {
+	c.pendMu.Unlock()
+	c.frameMu.unlock()
+	c.flushQueue(ctx)
 }
 
 // writableLocked returns why no frame may be sent now, or nil.
