@@ -289,10 +289,17 @@ func (c *Conn) setEnd(err error) {
 // connection's end: sent and unanswered, or never sent. Another end (the
 // peer's close, a failure) stays.
 func (c *Conn) setTimedOut() {
+	// Nothing may follow a close frame, and a close frame taken from the
+	// queue counts as in flight until written whole: a queue, or frames in
+	// flight, behind a close frame sent mean that it is among them, not
+	// yet out (a shutdown's, queued behind a Write stuck on the network).
+	c.pendMu.Lock()
+	unsent := c.closeSent && (c.pend != nil || c.inflight > 0)
+	c.pendMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch ce, ok := c.endErr.(CloseError); {
-	case c.endErr == nil, ok && c.endIntent:
+	case c.endErr == nil, ok && (c.endIntent || unsent):
 		c.endErr = &closeTimeoutError{}
 	case ok && c.closeRcvd == nil:
 		c.endErr = &closeTimeoutError{sent: &ce}

@@ -265,13 +265,20 @@ func TestRegistryShutdownStalledWriter(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Shutdown took %v", d)
 	}
+	// The close frame waited in the queue behind the Write: the end says
+	// it never went out, not that the peer left it unanswered, and
+	// carries no close code.
+	const cause = "connection closed: the closing handshake timed out: the close frame could not be sent"
 	select {
 	case err := <-wrote:
-		if !errors.Is(err, ErrClosed) {
-			t.Errorf("the stuck Write: %v, want ErrClosed", err)
+		if !errors.Is(err, ErrClosed) || CloseStatus(err) != -1 || err.Error() != "websocket: write: "+cause {
+			t.Errorf("the stuck Write: %v (close status %d), want ErrClosed, no close code, and %q", err, CloseStatus(err), "websocket: write: "+cause)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the stuck Write never returned")
+	}
+	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != "websocket: read: "+cause {
+		t.Errorf("Read after the shutdown: %v, want %q", err, "websocket: read: "+cause)
 	}
 }
 
