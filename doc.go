@@ -70,11 +70,14 @@
 // connection wakes for the pong as for any input), or not at all (the
 // keepalive then reads the control frames that answer it, leaving
 // messages for the next Read). It reads no further than a message that
-// has come and nobody has read: a pong behind that message waits for a
-// reader, and a peer whose ping answer waits there longer than
-// KeepaliveTimeout is dropped as silent. A connection whose peer sends
-// messages must be read (Read, Serve) for keepalive to see its answers. A
-// negative KeepaliveInterval turns it off.
+// has come and nobody has read, nor on a message that a Reader left half
+// read; a pong behind it waits for a reader. On Linux, over TCP and TLS,
+// input that reached the kernel after the ping still counts then (the
+// socket's queue of unread input grew); elsewhere, and over HTTP/2, a
+// peer whose ping answer waits there longer than KeepaliveTimeout is
+// dropped as silent, so a connection whose peer sends messages must be
+// read (Read, Serve) for keepalive to see its answers. A negative
+// KeepaliveInterval turns it off.
 //
 // # Backpressure and broadcast
 //

@@ -22,7 +22,9 @@ import (
 // nobody reads the connection (no Read in progress, no Serve), the
 // goroutine of its turn reads the control frames that answer the ping
 // itself, stopping at the first data message, which it leaves for the next
-// Read.
+// Read. Input it cannot read past that message still counts where the
+// kernel says how much it holds unread (inputQueued): a queue that grew
+// since the ping went out holds input that came after the ping.
 
 const (
 	// defaultKeepaliveInterval and defaultKeepaliveTimeout: a dead peer is
@@ -67,6 +69,7 @@ type keepalive struct {
 	lastInput atomic.Int64  // clock() when input last arrived
 	pingAt    time.Duration // when the last keepalive ping went out, 0 when none is unanswered
 	slot      int32         // keepaliveTimers.mu: the index of its turn in the heap, -1 when none is scheduled
+	queued    int32         // the kernel's unread input as the last ping went out (inputQueued), -1 if unknown
 }
 
 // last returns when input last arrived.
@@ -97,7 +100,7 @@ func newKeepalive(c *Conn, interval, timeout time.Duration) *keepalive {
 	if interval <= 0 {
 		return nil
 	}
-	k := &keepalive{c: c, interval: interval, timeout: timeout, slot: -1}
+	k := &keepalive{c: c, interval: interval, timeout: timeout, slot: -1, queued: -1}
 	k.lastInput.Store(int64(clock()))
 	return k
 }
@@ -134,9 +137,25 @@ func (k *keepalive) fire() {
 		k.fireAgain()
 	case now-k.pingAt < k.timeout:
 		k.awaitAnswer(now)
+	case k.queuedSincePing():
+		// Nobody has read it, but input came after the ping: the peer
+		// lives, and the next ping goes out an interval from now.
+		k.lastInput.Store(int64(now))
+		k.pingAt = 0
+		keepaliveTimers.schedule(k, k.interval)
 	default:
 		c.failKeepalive(now - last)
 	}
+}
+
+// queuedSincePing reports whether the kernel holds more unread input for
+// the connection than it did just before the ping went out: input that
+// only arrival since explains, as nothing but a read takes input from the
+// queue (and a read since then would have counted as the answer itself,
+// gotInput). It is how a pong counts when it waits unread behind a
+// message nobody has read, or a Reader left half read.
+func (k *keepalive) queuedSincePing() bool {
+	return k.queued >= 0 && k.c.tr.inputQueued() > int(k.queued)
 }
 
 // fireAgain schedules the next turn at once, so that fire looks at what
@@ -162,6 +181,9 @@ func (k *keepalive) awaitAnswer(now time.Duration) {
 // would: nobody is reading, no Serve is, and no message is half read.
 func (k *keepalive) ping() {
 	c := k.c
+	// Taken before the ping goes out, so that its answer cannot be in it
+	// (queuedSincePing).
+	k.queued = int32(min(c.tr.inputQueued(), 1<<31-1))
 	ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
 	defer cancel()
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {

@@ -2,11 +2,15 @@ package websocket
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -227,6 +231,148 @@ func TestKeepaliveLeavesMessage(t *testing.T) {
 	close(proceed)
 	if p := <-read; p != "first" {
 		t.Fatalf("Read %q, want the message sent before the pong", p)
+	}
+}
+
+// TestKeepaliveBehindUnreadMessage: with nobody reading, a message the
+// peer sent stands before its pongs, which the keepalive's read of its
+// answer cannot pass: the kernel's queue of unread input, growing after
+// the ping, counts as the answer. A peer that answers every ping stays
+// connected (before, it was dropped with 1011, "nothing from the peer",
+// an interval and a timeout after its message), and the message waits
+// whole for the Read that comes at last; a peer that stops answering is
+// dropped as any silent one. The same holds for a message a Reader left
+// half read, and over TLS, where the socket's queue holds records. (Linux
+// only: elsewhere the kernel is not asked.)
+func TestKeepaliveBehindUnreadMessage(t *testing.T) {
+	t.Parallel()
+	if runtime.GOOS != "linux" {
+		t.Skip("the keepalive asks the kernel for its input queue on Linux only")
+	}
+	for _, overTLS := range []bool{false, true} {
+		for _, halfRead := range []bool{false, true} {
+			for _, answer := range []bool{true, false} {
+				t.Run(fmt.Sprintf("tls=%v/halfRead=%v/answer=%v", overTLS, halfRead, answer), func(t *testing.T) {
+					t.Parallel()
+					keepaliveBehindUnread(t, overTLS, halfRead, answer)
+				})
+			}
+		}
+	}
+}
+
+// keepaliveBehindUnread is one case of TestKeepaliveBehindUnreadMessage.
+func keepaliveBehindUnread(t *testing.T, overTLS, halfRead, answer bool) {
+	proceed := make(chan struct{})
+	read := make(chan string, 1)
+	ended := make(chan error, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		c, err := Accept(w, req, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+		if err != nil {
+			return
+		}
+		var r io.Reader
+		var head []byte
+		if halfRead {
+			// The first fragment read; the rest left in the
+			// socket while the pings go.
+			_, mr, err := c.Reader(context.Background())
+			if err != nil {
+				read <- err.Error()
+				return
+			}
+			head = make([]byte, 3)
+			if _, err := io.ReadFull(mr, head); err != nil {
+				read <- err.Error()
+				return
+			}
+			r = mr
+		}
+		select {
+		case <-proceed:
+		case <-c.ctxDone():
+			ended <- c.Write(context.Background(), MessageText, []byte("x"))
+			return
+		}
+		var p []byte
+		if halfRead {
+			p, err = io.ReadAll(r)
+			p = append(head, p...)
+		} else {
+			_, p, err = c.Read(context.Background())
+		}
+		if err != nil {
+			read <- err.Error()
+			return
+		}
+		read <- string(p)
+		c.Close(StatusNormalClosure, "")
+	}))
+	var nc net.Conn
+	if overTLS {
+		s.StartTLS()
+		tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tc.Close() })
+		io.WriteString(tc, rawUpgradeRequest)
+		got := make([]byte, len(sample101))
+		if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
+			t.Fatalf("handshake: %q, %v", got, err)
+		}
+		nc = tc
+	} else {
+		s.Start()
+		nc = rawClient(t, s.Listener.Addr().String())
+	}
+	t.Cleanup(s.Close)
+	first := clientFrame(0x81, "subscribe")
+	if halfRead {
+		first = clientFrame(0x01, "sub")
+	}
+	if _, err := nc.Write([]byte(first)); err != nil {
+		t.Fatal(err)
+	}
+	if !answer {
+		// The message itself, which the first ping's wait may
+		// read, counts as input after that ping: a second
+		// ping may go out before the drop.
+		for pings := 0; ; pings++ {
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := readServerFrame(nc)
+			if err == nil && got == closeKeepalive {
+				break
+			}
+			if err != nil || got != pingFrame || pings == 2 {
+				t.Fatalf("frame %q, %v after %d pings; want a ping or two, then %q", got, err, pings, closeKeepalive)
+			}
+		}
+		if err := <-ended; !errors.Is(err, ErrKeepaliveTimeout) {
+			t.Fatalf("after the drop: %v, want ErrKeepaliveTimeout", err)
+		}
+		return
+	}
+	// Six pings, each answered: well past the interval and
+	// timeout that dropped the peer before.
+	for i := range 6 {
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := readServerFrame(nc)
+		if err != nil || got != pingFrame {
+			t.Fatalf("frame %d: %q, %v; want a ping (the connection must stay up)", i, got, err)
+		}
+		if _, err := nc.Write([]byte(clientFrame(0x8A, ""))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if halfRead {
+		if _, err := nc.Write([]byte(clientFrame(0x80, "scribe"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(proceed)
+	if p := <-read; p != "subscribe" {
+		t.Fatalf("read %q, want the message sent before the pings", p)
 	}
 }
 
