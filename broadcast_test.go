@@ -227,6 +227,32 @@ func TestEnqueueCloseOnFull(t *testing.T) {
 	if _, err := br.ReadByte(); err != io.EOF {
 		t.Fatalf("after the close frame: %v, want the end of the stream", err)
 	}
+	// The close frame went out, unanswered: the end is the failure.
+	const end = "websocket: read: connection closed: " + queueFullReason + ": connection failed with 1008 (policy violation)"
+	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != end || !errors.Is(err, ErrQueueFull) || CloseStatus(err) != StatusPolicyViolation {
+		t.Errorf("Read at the end: %v (close status %d), want ErrQueueFull, 1008, and %q", err, CloseStatus(err), end)
+	}
+}
+
+// TestQueueFullCloseUnsent: a full queue's close frame, queued behind a
+// Write stuck on a peer that reads nothing, never goes out: when the close
+// timeout closes the connection, its end says so, and carries the queue's
+// failure without a close code. It reported 1008, which the peer never
+// got.
+func TestQueueFullCloseUnsent(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 32 << 10, CloseOnQueueFull: true, CloseTimeout: 300 * time.Millisecond})
+	wrote := stuckWrite(t, nc, sc)
+	if _, err := fillQueue(t, sc); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("refusal: %v, want ErrQueueFull", err)
+	}
+	const cause = "connection closed: " + queueFullReason + ": the closing handshake timed out: the close frame could not be sent"
+	if err := <-wrote; err == nil || err.Error() != "websocket: write: "+cause || !errors.Is(err, ErrQueueFull) || CloseStatus(err) != -1 {
+		t.Errorf("the stuck Write: %v (close status %d), want ErrQueueFull, no close code, and %q", err, CloseStatus(err), "websocket: write: "+cause)
+	}
+	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != "websocket: read: "+cause {
+		t.Errorf("Read at the end: %v, want %q", err, "websocket: read: "+cause)
+	}
 }
 
 const broadcastLimit = 64 << 10

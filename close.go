@@ -45,7 +45,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	deadline := time.Now().Add(c.closeTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	c.setFirstEnd(CloseError{code, reason}, true)
+	c.setFirstEnd(CloseError{code, reason}, intentWritten)
 	if err := c.writeClose(ctx, payload); err != nil && !isCloseSent(err) {
 		if c.isClosed() {
 			return c.closedErr("close")
@@ -98,7 +98,7 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
 	defer cancel()
-	c.setFirstEnd(CloseError{code, reason}, true)
+	c.setFirstEnd(CloseError{code, reason}, intentWritten)
 	if err := c.writeClose(ctx, payload); err != nil {
 		if !isCloseSent(err) {
 			// The close frame could not go out within the close timeout
@@ -178,7 +178,7 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	}
 	if err == nil {
 		c.mu.Lock()
-		c.endIntent = false
+		c.endIntent = noIntent
 		c.mu.Unlock()
 	}
 	return err

@@ -125,7 +125,7 @@ type Conn struct {
 	flusher    bool        // pendMu: a frameMu holder writes pend before letting go
 	closeSent  bool        // pendMu: a close frame was sent; nothing may follow it
 	closeFull  bool        // immutable: a full queue fails the connection with 1008
-	endIntent  bool        // mu, not pendMu (kept here in padding): endErr is a close Close or CloseWrite has yet to send
+	endIntent  intent      // mu, not pendMu (kept here in padding): endErr is a close frame yet to go out
 	queueLimit int32       // immutable: the most bytes Buffered may reach
 	keys       *maskKeys   // pendMu: mask keys, client only
 	pendTimer  *time.Timer // pendMu: writes pend that no reader or writer did
@@ -141,7 +141,7 @@ type Conn struct {
 
 	// mu guards the end of the connection.
 	mu        sync.Mutex
-	endErr    error       // mu: why the connection ended or is ending; set once, unless endIntent
+	endErr    error       // mu: why the connection ended or is ending; set once, unless endIntent says it is a close yet to be sent
 	closeRcvd *CloseError // mu: the peer's close frame, once received
 	pings     *pingWaits  // mu: made by the first Ping
 
@@ -274,50 +274,56 @@ func (c *Conn) SetReadLimit(n int64) {
 	c.readLimit.Store(n)
 }
 
+// intent says that the connection's end, as recorded, is a close frame
+// that has yet to go out: until it does, the end is only what the
+// connection means to say, and any other end (the peer's close, a lost
+// connection, CloseNow) takes its place, since the frame may never go.
+type intent uint8
+
+const (
+	noIntent      intent = iota // the end, if any, is what happened
+	intentWritten               // Close's or CloseWrite's frame, confirmed by writeClose as it sends it
+	intentQueued                // a frame queued behind others (a shutdown's, a full queue's), confirmed once the queue is written (confirmQueuedCloseLocked)
+)
+
 // setEnd records why the connection ends, if nothing has yet. A close
-// that Close or CloseWrite has yet to send gives way: it may never go.
+// yet to be sent gives way: it may never go.
 func (c *Conn) setEnd(err error) {
 	c.mu.Lock()
-	if c.endErr == nil || c.endIntent {
-		c.endErr, c.endIntent = err, false
+	if c.endErr == nil || c.endIntent != noIntent {
+		c.endErr, c.endIntent = err, noIntent
 	}
 	c.mu.Unlock()
 }
 
 // setTimedOut records that the closing handshake ran out of time, in
-// place of the close that Close, CloseWrite or a shutdown recorded as the
-// connection's end: sent and unanswered, or never sent. Another end (the
-// peer's close, a failure) stays.
+// place of the close recorded as the connection's end: sent and
+// unanswered, or never sent. Another end (the peer's close, a failure)
+// stays.
 func (c *Conn) setTimedOut() {
-	// Nothing may follow a close frame, and a close frame taken from the
-	// queue counts as in flight until written whole: a queue, or frames in
-	// flight, behind a close frame sent mean that it is among them, not
-	// yet out (a shutdown's, queued behind a Write stuck on the network).
-	c.pendMu.Lock()
-	unsent := c.closeSent && (c.pend != nil || c.inflight > 0)
-	c.pendMu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch ce, ok := c.endErr.(CloseError); {
-	case c.endErr == nil, ok && (c.endIntent || unsent):
+	case c.endErr == nil:
 		c.endErr = &closeTimeoutError{}
+	case c.endIntent != noIntent:
+		c.endErr = &closeTimeoutError{unsent: c.endErr}
 	case ok && c.closeRcvd == nil:
 		c.endErr = &closeTimeoutError{sent: &ce}
 	}
-	c.endIntent = false
+	c.endIntent = noIntent
 }
 
 // setFirstEnd records why the connection ends if nothing has yet, not
-// even a close still to be sent, and reports whether it did; intent says
-// that err is such a close (Close's, CloseWrite's), which writeClose
-// confirms as it sends it, and any other end replaces until then.
-func (c *Conn) setFirstEnd(err error, intent bool) bool {
+// even a close still to be sent, and reports whether it did; in says
+// whether err is such a close, and how it is confirmed as sent.
+func (c *Conn) setFirstEnd(err error, in intent) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.endErr != nil {
 		return false
 	}
-	c.endErr, c.endIntent = err, intent
+	c.endErr, c.endIntent = err, in
 	return true
 }
 

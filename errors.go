@@ -213,25 +213,35 @@ var (
 
 // closeTimeoutError is the end of a connection whose closing handshake
 // ran out of time: our close frame, sent, went unanswered, or it could not
-// be sent at all (sent is nil). In the first case, the connection closed
-// with no close frame from the peer, which RFC 6455 §7.1.5 reports as
+// be sent at all. In the first case, the connection closed with no close
+// frame from the peer, which RFC 6455 §7.1.5 reports as
 // StatusAbnormalClosure; in the second, no close code was on the wire.
 type closeTimeoutError struct {
-	sent *CloseError
+	sent   *CloseError // the close that went unanswered
+	unsent error       // else the end that could not be sent: a CloseError, or a *ProtocolError; nil if none was recorded
 }
 
 func (e *closeTimeoutError) Error() string {
-	if e.sent == nil {
-		return errCloseTimeout.Error() + ": the close frame could not be sent"
+	if e.sent != nil {
+		return errCloseTimeout.Error() + ": no answer to " + errText(*e.sent)
 	}
-	return errCloseTimeout.Error() + ": no answer to " + errText(*e.sent)
+	msg := errCloseTimeout.Error() + ": the close frame could not be sent"
+	if pe, ok := e.unsent.(*ProtocolError); ok {
+		// What failed the connection, without the claim that its close
+		// frame went.
+		msg = pe.Reason + ": " + msg
+	}
+	return msg
 }
 
 func (e *closeTimeoutError) Unwrap() []error {
-	if e.sent == nil {
-		return nil
+	if e.sent != nil {
+		return []error{CloseError{Code: StatusAbnormalClosure}}
 	}
-	return []error{CloseError{Code: StatusAbnormalClosure}}
+	if pe, ok := e.unsent.(*ProtocolError); ok && pe.err != nil {
+		return []error{pe.err}
+	}
+	return nil
 }
 
 // closeSentError is returned by an operation that would send a frame after

@@ -75,8 +75,12 @@ type AcceptOptions struct {
 	// the network (until its context ends) and Enqueue refuses the message
 	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
 	// with StatusPolicyViolation (a message larger than the limit, which
-	// no queue could take, is refused either way). So a peer that stops reading costs at
-	// most this much memory, besides what the kernel's socket buffers hold.
+	// no queue could take, is refused either way): its close frame goes
+	// behind what the queue holds, and the connection's end, which wraps
+	// ErrQueueFull, carries 1008 only once that frame went out (a peer
+	// that reads nothing at all never lets it). So a peer that stops
+	// reading costs at most this much memory, besides what the kernel's
+	// socket buffers hold.
 	WriteQueueLimit  int
 	CloseOnQueueFull bool
 

@@ -281,7 +281,7 @@ const queueFullReason = "write queue full: the peer reads too slowly"
 func (c *Conn) failFullLocked() error {
 	pe := protocolErr(StatusPolicyViolation, queueFullReason)
 	pe.err = ErrQueueFull
-	if !c.setFirstEnd(pe, false) {
+	if !c.setFirstEnd(pe, intentQueued) {
 		c.pendMu.Unlock()
 		return errQueueFull
 	}
@@ -291,7 +291,7 @@ func (c *Conn) failFullLocked() error {
 		c.armFlushTimerLocked(0)
 	}
 	c.pendMu.Unlock()
-	c.setCloseTimer(time.AfterFunc(c.closeTimeout, func() { c.closeTransport(pe) }))
+	c.armCloseTimeout()
 	return &closedError{op: "write", cause: pe}
 }
 
@@ -342,6 +342,7 @@ func (c *Conn) flushUnlock(ctx context.Context) error {
 		}
 		pend := c.takePendLocked()
 		if pend == nil {
+			c.confirmQueuedCloseLocked()
 			c.flusher = false
 			c.pendMu.Unlock()
 			break
@@ -358,6 +359,24 @@ func (c *Conn) flushUnlock(ctx context.Context) error {
 		c.pendMu.Unlock()
 	}
 	return err
+}
+
+// confirmQueuedCloseLocked confirms a queued close frame as the
+// connection's end once the queue is written out: the frame is the last
+// ever queued, so a queue emptied, by a holder of the frame lock, after a
+// close frame was sent holds it no more. (A write that failed, or was cut
+// short, ended the connection otherwise, or put the rest back.)
+//
+// The caller holds frameMu and pendMu, and wrote the queue.
+func (c *Conn) confirmQueuedCloseLocked() {
+	if !c.closeSent || c.pend != nil {
+		return
+	}
+	c.mu.Lock()
+	if c.endIntent == intentQueued {
+		c.endIntent = noIntent
+	}
+	c.mu.Unlock()
 }
 
 // requeue puts back at the head of the queue frames taken from it that
@@ -417,6 +436,7 @@ func (c *Conn) flushQueueNow() {
 		c.requeueLocked(pend)
 	} else {
 		putPend(pend)
+		c.confirmQueuedCloseLocked()
 	}
 	c.flusher = false
 	c.pendMu.Unlock()

@@ -199,7 +199,7 @@ func (r *Registry) goingAway() (CloseError, []byte) {
 // c joins flushes.
 func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 	c.pendMu.Lock()
-	if c.writableLocked("close") != nil || !c.setFirstEnd(ce, false) {
+	if c.writableLocked("close") != nil || !c.setFirstEnd(ce, intentQueued) {
 		c.pendMu.Unlock()
 		return
 	}

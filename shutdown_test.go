@@ -354,3 +354,92 @@ func shuttingDown(reg *Registry) bool {
 	defer reg.mu.Unlock()
 	return reg.shutting
 }
+
+// stuckWrite starts a Write of 8 MiB on sc, whose peer nc reads nothing,
+// through socket buffers shrunk to 4 KiB, and returns once the Write holds
+// the frame lock: what is queued behind it stays in the queue.
+func stuckWrite(t *testing.T, nc net.Conn, sc *Conn) <-chan error {
+	t.Helper()
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	wrote := make(chan error, 1)
+	go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 8<<20)) }()
+	waitFor(t, "the Write to take the frame lock", sc.frameMu.taken)
+	return wrote
+}
+
+// TestShutdownCloseEnd: a connection that a shutdown ends reports the
+// close frame the shutdown queued only once that frame went out; until
+// then, whatever ends the connection is its end. Before, the queued frame
+// counted as sent from the start: a connection that the shutdown's
+// deadline closed, that the peer reset, or whose peer sent its own close,
+// while the frame waited behind a Write stuck on the network, reported
+// "close 1001 (going away)", a code never on the wire.
+func TestShutdownCloseEnd(t *testing.T) {
+	t.Parallel()
+	const sent = "close 1001 (going away): server shutting down"
+	for _, tc := range []struct {
+		name   string
+		stuck  bool          // the close frame waits behind a stuck Write
+		wait   time.Duration // the shutdown's context
+		end    func(t *testing.T, nc net.Conn)
+		want   string // the end, as a later Read reports it
+		status StatusCode
+	}{
+		// The frame went out, and the peer read it.
+		{"sent, deadline", false, 200 * time.Millisecond, nil, "connection closed: " + sent, StatusGoingAway},
+		{"sent, close timeout", false, 5 * time.Second, nil, "connection closed: the closing handshake timed out: no answer to " + sent, StatusAbnormalClosure},
+		// The frame never went out.
+		{"queued, deadline", true, 200 * time.Millisecond, nil, "connection closed: closed without a closing handshake", -1},
+		{"queued, peer resets", true, 5 * time.Second, func(t *testing.T, nc net.Conn) {
+			nc.(*net.TCPConn).SetLinger(0)
+			nc.Close()
+		}, "connection closed: connection lost: ", StatusAbnormalClosure},
+		{"queued, peer closes", true, 5 * time.Second, func(t *testing.T, nc net.Conn) {
+			io.WriteString(nc, clientFrame(0x88, "\x03\xe8peer"))
+		}, "connection closed: close 1000 (normal closure): peer", StatusNormalClosure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := new(Registry)
+			closeTimeout := 300 * time.Millisecond
+			switch {
+			case tc.name == "queued, peer closes":
+				// The peer's close comes first; the connection then waits
+				// to send its own, until this passes.
+				closeTimeout = time.Second
+			case tc.stuck:
+				closeTimeout = 5 * time.Second // the shutdown's context, or the peer, ends it first
+			}
+			nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: closeTimeout})
+			if tc.stuck {
+				stuckWrite(t, nc, sc)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.wait)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- reg.Shutdown(ctx) }()
+			waitFor(t, "the close frame to be queued", func() bool {
+				sc.pendMu.Lock()
+				defer sc.pendMu.Unlock()
+				return sc.closeSent
+			})
+			if !tc.stuck {
+				nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")
+			}
+			if tc.end != nil {
+				tc.end(t, nc)
+				// Nothing else reads the connection: this Read takes in
+				// what the peer did.
+				sc.Read(context.Background())
+			}
+			<-shut
+			waitFor(t, "the connection to close", sc.isClosed)
+			_, _, err := sc.Read(context.Background())
+			if err == nil || !strings.HasPrefix(err.Error(), "websocket: read: "+tc.want) || CloseStatus(err) != tc.status {
+				t.Errorf("Read after the shutdown: %v (close status %d), want %q (%d)", err, CloseStatus(err), "websocket: read: "+tc.want+"...", tc.status)
+			}
+		})
+	}
+}

@@ -118,7 +118,8 @@ func TestStalledMember(t *testing.T) {
 			t.Errorf("%s: last message %q", m.Name, texts[len(texts)-1])
 		}
 	}
-	if log := s.Log(); !strings.Contains(log, `stalled left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: connection failed with 1008 (policy violation)`) {
+	// Its socket full, the close frame (1008) never reached it.
+	if log := s.Log(); !strings.Contains(log, `stalled left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: the closing handshake timed out: the close frame could not be sent`) {
 		t.Errorf("the server's log does not say why stalled left:\n%s", log)
 	}
 }
