@@ -288,10 +288,14 @@ const (
 
 // setEnd records why the connection ends, if nothing has yet. A close
 // yet to be sent gives way: it may never go.
-func (c *Conn) setEnd(err error) {
+func (c *Conn) setEnd(err error) { c.setEndIntent(err, noIntent) }
+
+// setEndIntent is setEnd for an end that may itself be a close yet to be
+// sent, as in says.
+func (c *Conn) setEndIntent(err error, in intent) {
 	c.mu.Lock()
 	if c.endErr == nil || c.endIntent != noIntent {
-		c.endErr, c.endIntent = err, noIntent
+		c.endErr, c.endIntent = err, in
 	}
 	c.mu.Unlock()
 }

@@ -44,18 +44,26 @@ const (
 var ErrKeepaliveTimeout = errors.New("websocket: keepalive timeout")
 
 // keepaliveError is the end of a connection whose peer went silent. It
-// wraps ErrKeepaliveTimeout and the close frame sent.
+// wraps ErrKeepaliveTimeout and the close frame sent, if it could be.
 type keepaliveError struct {
 	silent time.Duration // how long the peer had sent nothing
+	unsent bool          // the close frame could not be sent
 }
 
 const keepaliveReason = "keepalive timeout"
 
 func (e *keepaliveError) Error() string {
-	return fmt.Sprintf("websocket: keepalive timeout: nothing from the peer for %v, ping unanswered (sent close 1011)", e.silent.Round(time.Millisecond))
+	sent := "sent close 1011"
+	if e.unsent {
+		sent = "close 1011 could not be sent"
+	}
+	return fmt.Sprintf("websocket: keepalive timeout: nothing from the peer for %v, ping unanswered (%s)", e.silent.Round(time.Millisecond), sent)
 }
 
 func (e *keepaliveError) Unwrap() []error {
+	if e.unsent {
+		return []error{ErrKeepaliveTimeout}
+	}
 	return []error{ErrKeepaliveTimeout, CloseError{StatusInternalError, keepaliveReason}}
 }
 
@@ -210,9 +218,13 @@ func (k *keepalive) ping() {
 // come, and closes the connection.
 func (c *Conn) failKeepalive(silent time.Duration) {
 	err := &keepaliveError{silent: silent}
-	c.setEnd(err)
+	c.setEndIntent(err, intentWritten)
 	ctx, cancel := context.WithTimeout(context.Background(), keepaliveCloseWait)
-	c.writeClose(ctx, mustClosePayload(StatusInternalError, keepaliveReason))
+	if c.writeClose(ctx, mustClosePayload(StatusInternalError, keepaliveReason)) != nil {
+		// The close frame did not go (a write stuck on a peer that reads
+		// nothing held the frame lock): the end says so, with no code.
+		c.setEnd(&keepaliveError{silent: silent, unsent: true})
+	}
 	cancel()
 	c.closeTransport(err)
 }

@@ -376,6 +376,30 @@ func keepaliveBehindUnread(t *testing.T, overTLS, halfRead, answer bool) {
 	}
 }
 
+// TestKeepaliveCloseUnsent: a silent peer that reads nothing either,
+// with a Write stuck on its full socket, gets neither the ping nor the
+// close frame: the end says that close 1011 could not be sent, and
+// carries no close code. It said "sent close 1011", with 1011.
+func TestKeepaliveCloseUnsent(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+	nc := stalledClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	t.Cleanup(func() { sc.CloseNow() })
+	wrote := stuckWrite(t, nc, sc)
+	const want = "websocket: write: connection closed: keepalive timeout: nothing from the peer for "
+	const unsent = ", ping unanswered (close 1011 could not be sent)"
+	select {
+	case err := <-wrote:
+		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), unsent) ||
+			!errors.Is(err, ErrKeepaliveTimeout) || CloseStatus(err) != -1 {
+			t.Fatalf("the stuck Write: %v (close status %d), want ErrKeepaliveTimeout, no close code, and %q...%q", err, CloseStatus(err), want, unsent)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stuck Write never returned")
+	}
+}
+
 // TestDialKeepalive: a client pings a silent server and fails the
 // connection with a masked close 1011.
 func TestDialKeepalive(t *testing.T) {
