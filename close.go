@@ -43,7 +43,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	}
 	c.discard.Store(true)
 	deadline := time.Now().Add(c.closeTimeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ctx, cancel := context.WithDeadlineCause(context.Background(), deadline, errCloseTimeout)
 	defer cancel()
 	c.setFirstEnd(CloseError{code, reason}, intentWritten)
 	if err := c.writeClose(ctx, payload); err != nil && !isCloseSent(err) {
@@ -96,7 +96,7 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.closeTimeout)
+	ctx, cancel := context.WithTimeoutCause(context.Background(), c.closeTimeout, errCloseTimeout)
 	defer cancel()
 	c.setFirstEnd(CloseError{code, reason}, intentWritten)
 	if err := c.writeClose(ctx, payload); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -238,6 +239,79 @@ func TestCloseUnsentNotReported(t *testing.T) {
 			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 			if b, err := io.ReadAll(nc); len(b) != 0 {
 				t.Errorf("on the wire: %q, %v; want nothing", b, err)
+			}
+		})
+	}
+}
+
+// queueBehindHeldLock fills sc's queue with 2 MB of messages while the
+// test holds the frame lock, through socket buffers shrunk to 4 KiB to a
+// peer, nc, that reads nothing: whoever takes the lock next writes them
+// all, in front of its own frame, and is stuck there. It returns with the
+// lock still held.
+func queueBehindHeldLock(t *testing.T, nc net.Conn, sc *Conn) {
+	t.Helper()
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	if !sc.frameMu.tryLock() {
+		t.Fatal("frame lock taken on a new connection")
+	}
+	sc.pendMu.Lock()
+	sc.flusher = true // the queue's timer leaves the queue to the holder
+	sc.pendMu.Unlock()
+	for range 40 {
+		if err := sc.Enqueue(MessageBinary, make([]byte, 50<<10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sc.pendMu.Lock()
+	sc.flusher = false
+	sc.pendMu.Unlock()
+}
+
+// TestCloseCutShort: a close frame written behind queued messages that a
+// peer reading nothing leaves stuck is cut short by the close timeout,
+// and the end says that the close frame could not be sent. So does a
+// keepalive ping cut short, naming the keepalive. Both said "write:
+// context deadline exceeded, cutting a frame short": a context the caller
+// never passed.
+func TestCloseCutShort(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"Close", "CloseWrite", "keepalive"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			opts := &AcceptOptions{WriteQueueLimit: 8 << 20, CloseTimeout: 300 * time.Millisecond}
+			if how == "keepalive" {
+				opts.KeepaliveInterval, opts.KeepaliveTimeout = kaInterval, kaTimeout
+			}
+			nc, sc := stalledPair(t, opts)
+			queueBehindHeldLock(t, nc, sc)
+			done := make(chan error, 1)
+			switch how {
+			case "Close":
+				go func() { done <- sc.Close(StatusNormalClosure, "bye") }()
+			case "CloseWrite":
+				go func() { done <- sc.CloseWrite(StatusNormalClosure, "bye") }()
+			default:
+				close(done) // the keepalive's ping takes the lock
+			}
+			awaitFrameLockWaiter(t, sc, how)
+			sc.frameMu.unlock()
+			cause := "connection closed: the closing handshake timed out: the close frame could not be sent"
+			status := StatusCode(-1)
+			if how == "keepalive" {
+				cause = "connection closed: write: keepalive timeout: the ping could not be written in time, cutting a frame short"
+			}
+			if err := <-done; how != "keepalive" && (err == nil || err.Error() != "websocket: close: "+cause) {
+				t.Errorf("%s: %v, want %q", how, err, "websocket: close: "+cause)
+			}
+			waitFor(t, "the connection to close", sc.isClosed)
+			_, _, err := sc.Read(context.Background())
+			if err == nil || err.Error() != "websocket: read: "+cause || CloseStatus(err) != status || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Read at the end: %v (close status %d), want %q, no close code", err, CloseStatus(err), "websocket: read: "+cause)
+			}
+			if how == "keepalive" && !errors.Is(err, ErrKeepaliveTimeout) {
+				t.Errorf("Read at the end: %v, want ErrKeepaliveTimeout", err)
 			}
 		})
 	}

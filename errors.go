@@ -226,10 +226,15 @@ func (e *closeTimeoutError) Error() string {
 		return errCloseTimeout.Error() + ": no answer to " + errText(*e.sent)
 	}
 	msg := errCloseTimeout.Error() + ": the close frame could not be sent"
-	if pe, ok := e.unsent.(*ProtocolError); ok {
+	switch end := e.unsent.(type) {
+	case *ProtocolError:
 		// What failed the connection, without the claim that its close
 		// frame went.
-		msg = pe.Reason + ": " + msg
+		msg = end.Reason + ": " + msg
+	case *keepaliveError:
+		unsent := *end
+		unsent.unsent = true
+		msg = errText(&unsent)
 	}
 	return msg
 }
@@ -238,8 +243,13 @@ func (e *closeTimeoutError) Unwrap() []error {
 	if e.sent != nil {
 		return []error{CloseError{Code: StatusAbnormalClosure}}
 	}
-	if pe, ok := e.unsent.(*ProtocolError); ok && pe.err != nil {
-		return []error{pe.err}
+	switch end := e.unsent.(type) {
+	case *ProtocolError:
+		if end.err != nil {
+			return []error{end.err}
+		}
+	case *keepaliveError:
+		return []error{ErrKeepaliveTimeout}
 	}
 	return nil
 }

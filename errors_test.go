@@ -217,3 +217,38 @@ func TestMessageTypeIsOpcode(t *testing.T) {
 		t.Errorf("MessageText, MessageBinary = %d, %d; want the opcodes %d, %d", MessageText, MessageBinary, opText, opBinary)
 	}
 }
+
+// TestCloseTimeoutMessages: the end of a connection whose closing
+// handshake timed out says which close went unanswered, or which could
+// not be sent and why the connection was ending, and carries a close code
+// only when one was on the wire.
+func TestCloseTimeoutMessages(t *testing.T) {
+	t.Parallel()
+	ka := &keepaliveError{silent: 1500 * time.Millisecond}
+	full := protocolErr(StatusPolicyViolation, queueFullReason)
+	full.err = ErrQueueFull
+	for _, tc := range []struct {
+		end    *closeTimeoutError
+		want   string
+		status StatusCode
+		is     error
+	}{
+		{&closeTimeoutError{sent: &CloseError{StatusGoingAway, "bye"}}, "the closing handshake timed out: no answer to close 1001 (going away): bye", StatusAbnormalClosure, nil},
+		{&closeTimeoutError{}, "the closing handshake timed out: the close frame could not be sent", -1, nil},
+		{&closeTimeoutError{unsent: CloseError{StatusNormalClosure, ""}}, "the closing handshake timed out: the close frame could not be sent", -1, nil},
+		{&closeTimeoutError{unsent: full}, queueFullReason + ": the closing handshake timed out: the close frame could not be sent", -1, ErrQueueFull},
+		{&closeTimeoutError{unsent: ka}, "keepalive timeout: nothing from the peer for 1.5s, ping unanswered (close 1011 could not be sent)", -1, ErrKeepaliveTimeout},
+	} {
+		err := &closedError{op: "read", cause: tc.end}
+		checkMessage(t, tc.want, err, "websocket: read: connection closed: "+tc.want)
+		if CloseStatus(err) != tc.status {
+			t.Errorf("%s: close status %d, want %d", tc.want, CloseStatus(err), tc.status)
+		}
+		if tc.is != nil && !errors.Is(err, tc.is) {
+			t.Errorf("%s: does not wrap %v", tc.want, tc.is)
+		}
+	}
+	if ka.unsent {
+		t.Error("the message changed the keepalive's own end")
+	}
+}

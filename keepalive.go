@@ -43,6 +43,10 @@ const (
 // pong, within the keepalive timeout of a ping.
 var ErrKeepaliveTimeout = errors.New("websocket: keepalive timeout")
 
+// errPingTimeout ends a connection whose keepalive ping was cut short:
+// the peer read nothing of it within the keepalive timeout.
+var errPingTimeout = fmt.Errorf("%w: the ping could not be written in time", ErrKeepaliveTimeout)
+
 // keepaliveError is the end of a connection whose peer went silent. It
 // wraps ErrKeepaliveTimeout and the close frame sent, if it could be.
 type keepaliveError struct {
@@ -192,7 +196,7 @@ func (k *keepalive) ping() {
 	// Taken before the ping goes out, so that its answer cannot be in it
 	// (queuedSincePing).
 	k.queued = int32(min(c.tr.inputQueued(), 1<<31-1))
-	ctx, cancel := context.WithTimeout(context.Background(), k.timeout)
+	ctx, cancel := context.WithTimeoutCause(context.Background(), k.timeout, errPingTimeout)
 	defer cancel()
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {
 		return // the connection is closed, or its writes are stuck: the timeout decides
@@ -219,7 +223,7 @@ func (k *keepalive) ping() {
 func (c *Conn) failKeepalive(silent time.Duration) {
 	err := &keepaliveError{silent: silent}
 	c.setEndIntent(err, intentWritten)
-	ctx, cancel := context.WithTimeout(context.Background(), keepaliveCloseWait)
+	ctx, cancel := context.WithTimeoutCause(context.Background(), keepaliveCloseWait, errCloseTimeout)
 	if c.writeClose(ctx, mustClosePayload(StatusInternalError, keepaliveReason)) != nil {
 		// The close frame did not go (a write stuck on a peer that reads
 		// nothing held the frame lock): the end says so, with no code.

@@ -343,6 +343,17 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		cerr := opErr("write", ctx.Err())
 		if torn {
+			// The library's own deadlines say what ran out rather than
+			// a context the caller never passed.
+			switch cause := context.Cause(ctx); cause {
+			case errCloseTimeout:
+				// Close's, CloseWrite's or keepalive's: the close frame
+				// was cut short, so it was not sent.
+				c.closeTransport(errCloseTimeout)
+				return c.closedErr("write")
+			case errPingTimeout:
+				cerr = opErr("write", cause)
+			}
 			c.closeTransport(fmt.Errorf("%w, cutting a frame short", cerr))
 			return &closedError{op: "write", cause: cerr}
 		}
