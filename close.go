@@ -45,8 +45,9 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 	deadline := time.Now().Add(c.closeTimeout)
 	ctx, cancel := context.WithDeadlineCause(context.Background(), deadline, errCloseTimeout)
 	defer cancel()
-	c.setFirstEnd(CloseError{code, reason}, intentWritten)
-	if err := c.writeClose(ctx, payload); err != nil && !isCloseSent(err) {
+	ce := CloseError{code, reason}
+	c.setFirstEnd(ce, intentWritten)
+	if err := c.writeClose(ctx, payload, ce); err != nil && !isCloseSent(err) {
 		if c.isClosed() {
 			return c.closedErr("close")
 		}
@@ -98,8 +99,9 @@ func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	}
 	ctx, cancel := context.WithTimeoutCause(context.Background(), c.closeTimeout, errCloseTimeout)
 	defer cancel()
-	c.setFirstEnd(CloseError{code, reason}, intentWritten)
-	if err := c.writeClose(ctx, payload); err != nil {
+	ce := CloseError{code, reason}
+	c.setFirstEnd(ce, intentWritten)
+	if err := c.writeClose(ctx, payload, ce); err != nil {
 		if !isCloseSent(err) {
 			// The close frame could not go out within the close timeout
 			// (a write stuck on a peer that reads nothing holds the frame
@@ -153,9 +155,11 @@ func (c *Conn) setCloseTimer(t *time.Timer) {
 }
 
 // writeClose sends a close frame, once, after any frames queued before it.
-// Once it is sent, the close that Close or CloseWrite recorded as the
-// connection's end is its end for good.
-func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
+// Once it is sent, end, the end it stands for, is the connection's end for
+// good if what was recorded was only a close yet to be sent: this frame
+// is the one that went, whoever recorded theirs (Close, CloseWrite and
+// keepalive may each wait for the frame lock with an end of their own).
+func (c *Conn) writeClose(ctx context.Context, payload []byte, end error) error {
 	if err := c.lock(ctx, &c.frameMu, "close"); err != nil {
 		return err
 	}
@@ -178,7 +182,9 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte) error {
 	}
 	if err == nil {
 		c.mu.Lock()
-		c.endIntent = noIntent
+		if c.endIntent != noIntent {
+			c.endErr, c.endIntent = end, noIntent
+		}
 		c.mu.Unlock()
 	}
 	return err
@@ -223,7 +229,7 @@ func (c *Conn) peerClosedLocked(ce CloseError) error {
 		echo = binary.BigEndian.AppendUint16(nil, uint16(ce.Code))
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	c.writeClose(ctx, echo)
+	c.writeClose(ctx, echo, ce)
 	cancel()
 	c.finishLocked(deadline)
 	return ce
@@ -249,7 +255,7 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	c.setEnd(pe)
 	deadline := time.Now().Add(c.closeTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason))
+	c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe)
 	cancel()
 	switch {
 	case c.rs.client, c.tr.closeInOrder:

@@ -282,20 +282,16 @@ type intent uint8
 
 const (
 	noIntent      intent = iota // the end, if any, is what happened
-	intentWritten               // Close's or CloseWrite's frame, confirmed by writeClose as it sends it
+	intentWritten               // Close's, CloseWrite's or keepalive's frame, confirmed by writeClose as it sends one
 	intentQueued                // a frame queued behind others (a shutdown's, a full queue's), confirmed once the queue is written (confirmQueuedCloseLocked)
 )
 
 // setEnd records why the connection ends, if nothing has yet. A close
 // yet to be sent gives way: it may never go.
-func (c *Conn) setEnd(err error) { c.setEndIntent(err, noIntent) }
-
-// setEndIntent is setEnd for an end that may itself be a close yet to be
-// sent, as in says.
-func (c *Conn) setEndIntent(err error, in intent) {
+func (c *Conn) setEnd(err error) {
 	c.mu.Lock()
 	if c.endErr == nil || c.endIntent != noIntent {
-		c.endErr, c.endIntent = err, in
+		c.endErr, c.endIntent = err, noIntent
 	}
 	c.mu.Unlock()
 }
@@ -388,7 +384,7 @@ func (c *Conn) closeTransport(cause error) bool {
 	if s := c.srv.Load(); s != nil {
 		s.unpark()
 	}
-	c.tr.rw.Close()
+	c.tr.close()
 	if c.reg != nil {
 		c.reg.remove(c)
 	}

@@ -51,8 +51,10 @@
 // after part of a message was consumed fails the connection with
 // StatusPolicyViolation, and a write whose context ends while a frame is
 // partly written closes the connection, since nothing can follow a cut
-// frame. On a transport without deadlines, the end of a context during
-// blocked I/O closes the connection.
+// frame (over TLS, while any write is under way: crypto/tls writes
+// nothing more after a write that failed). On a transport without
+// deadlines, the end of a context during blocked I/O closes the
+// connection.
 //
 // Ping reads its own pong when nothing else reads the connection, and
 // otherwise lets the reader at work see it.

@@ -222,12 +222,15 @@ func (k *keepalive) ping() {
 // come, and closes the connection.
 func (c *Conn) failKeepalive(silent time.Duration) {
 	err := &keepaliveError{silent: silent}
-	c.setEndIntent(err, intentWritten)
+	// A close recorded already (Close's waiting for the frame lock, a
+	// shutdown's queued) stays the end if its frame goes first.
+	c.setFirstEnd(err, intentWritten)
 	ctx, cancel := context.WithTimeoutCause(context.Background(), keepaliveCloseWait, errCloseTimeout)
-	if c.writeClose(ctx, mustClosePayload(StatusInternalError, keepaliveReason)) != nil {
+	if c.writeClose(ctx, mustClosePayload(StatusInternalError, keepaliveReason), err) != nil {
 		// The close frame did not go (a write stuck on a peer that reads
-		// nothing held the frame lock): the end says so, with no code.
-		c.setEnd(&keepaliveError{silent: silent, unsent: true})
+		// nothing held the frame lock, or another close went first): the
+		// end, unless that other close is, says so, with no code.
+		err = &keepaliveError{silent: silent, unsent: true}
 	}
 	cancel()
 	c.closeTransport(err)

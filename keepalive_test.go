@@ -1,8 +1,10 @@
 package websocket
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +92,7 @@ func TestKeepaliveAnswered(t *testing.T) {
 				if d > kaInterval*time.Duration(i+1)+time.Second {
 					t.Fatalf("ping %d after %v, want one per %v of quiet, the timeout (2s) aside", i, d, kaInterval)
 				}
+				nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				if _, err := nc.Write([]byte(clientFrame(0x8A, ""))); err != nil {
 					t.Fatal(err)
 				}
@@ -267,7 +270,9 @@ func keepaliveBehindUnread(t *testing.T, overTLS, halfRead, answer bool) {
 	read := make(chan string, 1)
 	ended := make(chan error, 1)
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		c, err := Accept(w, req, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+		// A second for each answer: under load, the test's peer may be
+		// kept from running for a few hundred milliseconds.
+		c, err := Accept(w, req, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: time.Second})
 		if err != nil {
 			return
 		}
@@ -353,19 +358,21 @@ func keepaliveBehindUnread(t *testing.T, overTLS, halfRead, answer bool) {
 		}
 		return
 	}
-	// Six pings, each answered: well past the interval and
+	// Three pings, each answered: well past the interval and
 	// timeout that dropped the peer before.
-	for i := range 6 {
+	for i := range 3 {
 		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		got, err := readServerFrame(nc)
 		if err != nil || got != pingFrame {
 			t.Fatalf("frame %d: %q, %v; want a ping (the connection must stay up)", i, got, err)
 		}
+		nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if _, err := nc.Write([]byte(clientFrame(0x8A, ""))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if halfRead {
+		nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if _, err := nc.Write([]byte(clientFrame(0x80, "scribe"))); err != nil {
 			t.Fatal(err)
 		}
@@ -397,6 +404,96 @@ func TestKeepaliveCloseUnsent(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the stuck Write never returned")
+	}
+}
+
+// closeFrameAfterData reads a server's frames from nc, of any length,
+// skipping data frames, and returns the payload of the close frame, or
+// ok false when the stream ends, or fails, first.
+func closeFrameAfterData(nc net.Conn) (payload string, ok bool) {
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReaderSize(nc, 64<<10)
+	for {
+		var h [2]byte
+		if _, err := io.ReadFull(br, h[:]); err != nil {
+			return "", false
+		}
+		n := int64(h[1] & 0x7f)
+		switch n {
+		case 126:
+			var b [2]byte
+			if _, err := io.ReadFull(br, b[:]); err != nil {
+				return "", false
+			}
+			n = int64(binary.BigEndian.Uint16(b[:]))
+		case 127:
+			var b [8]byte
+			if _, err := io.ReadFull(br, b[:]); err != nil {
+				return "", false
+			}
+			n = int64(binary.BigEndian.Uint64(b[:]))
+		}
+		if h[0]&0x0f == 8 {
+			p := make([]byte, n)
+			if _, err := io.ReadFull(br, p); err != nil {
+				return "", false
+			}
+			return string(p), true
+		}
+		if _, err := io.CopyN(io.Discard, br, n); err != nil {
+			return "", false
+		}
+	}
+}
+
+// TestKeepaliveBehindOtherClose: a keepalive that fails while another
+// close waits to go out (Close's, waiting for the frame lock behind a
+// Write stuck on a peer that stopped reading; a shutdown's, queued there)
+// does not take its place: whichever close frame goes out is the
+// connection's end, and none that did not go out is. Keepalive confirmed
+// its own 1011 when Close's 1000 went out, and reported 'close 1011 could
+// not be sent' when the shutdown's 1001 did.
+func TestKeepaliveBehindOtherClose(t *testing.T) {
+	t.Parallel()
+	for _, other := range []string{"Close", "shutdown"} {
+		t.Run(other, func(t *testing.T) {
+			t.Parallel()
+			reg := new(Registry)
+			nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second,
+				KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+			wrote := make(chan error, 1)
+			// 32 MiB fill the socket buffers; the peer drains them in a
+			// fraction of a second once it reads.
+			go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 32<<20)) }()
+			waitFor(t, "the Write to take the frame lock", sc.frameMu.taken)
+			want := map[string]StatusCode{"\x03\xe8bye": StatusNormalClosure, "\x03\xe9server shutting down": StatusGoingAway,
+				"\x03\xf3keepalive timeout": StatusInternalError}
+			if other == "Close" {
+				go sc.Close(StatusNormalClosure, "bye")
+			} else {
+				go reg.Shutdown(context.Background())
+			}
+			// The keepalive fails 250 ms after the handshake, and waits a
+			// second for the frame lock.
+			time.Sleep(500 * time.Millisecond)
+			got, ok := closeFrameAfterData(nc)
+			<-wrote
+			if other == "Close" && ok {
+				io.WriteString(nc, clientFrame(0x88, got)) // Close waits for the answer
+			}
+			waitFor(t, "the connection to close", sc.isClosed)
+			_, _, err := sc.Read(context.Background())
+			if !ok {
+				if CloseStatus(err) > 0 && CloseStatus(err) != StatusAbnormalClosure {
+					t.Errorf("no close frame went out, yet the end is %v (%d)", err, CloseStatus(err))
+				}
+				t.Logf("no close frame went out (a stall under load): %v", err)
+				return
+			}
+			if status, known := want[got]; !known || CloseStatus(err) != status {
+				t.Errorf("close frame %q went out, yet the end is %v (%d)", got, err, CloseStatus(err))
+			}
+		})
 	}
 }
 
@@ -630,6 +727,7 @@ func TestKeepaliveManyConns(t *testing.T) {
 					t.Errorf("conn %d: ping %d after %v of quiet, want %v", i, p, d, interval(i))
 				}
 				quiet = time.Now()
+				nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
 				if _, err := nc.Write([]byte(clientFrame(0x8A, ""))); err != nil {
 					t.Error(err)
 					return

@@ -404,6 +404,8 @@ func TestShutdownCloseEnd(t *testing.T) {
 			reg := new(Registry)
 			closeTimeout := 300 * time.Millisecond
 			switch {
+			case tc.name == "sent, deadline":
+				closeTimeout = 5 * time.Second // the shutdown's context ends it first
 			case tc.name == "queued, peer closes":
 				// The peer's close comes first; the connection then waits
 				// to send its own, until this passes.

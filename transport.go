@@ -1,8 +1,10 @@
 package websocket
 
 import (
+	"crypto/tls"
 	"io"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -29,9 +31,29 @@ type transport struct {
 	// flag rather than a method value, which would cost an allocation per
 	// connection.
 	halfClose bool
+	// outputLost (atomic; a word rather than an atomic.Bool, so that the
+	// transport may be built and returned by value) is set once a write
+	// failed: see close.
+	outputLost uint32
 	// raw is the socket, when the stream is a plain one whose input Serve
 	// can await without reading (serve_wait_unix.go); nil otherwise.
 	raw syscall.RawConn
+}
+
+// loseOutput records that a write failed, or was cut short: nothing more
+// can be written.
+func (t *transport) loseOutput() { atomic.StoreUint32(&t.outputLost, 1) }
+
+// close closes the stream. A TLS connection whose output a failed write
+// ended is closed under its TLS layer: crypto/tls would first try to send
+// its close_notify alert, which cannot follow a record cut short, and
+// wait up to 5 s for a peer that reads nothing to take it.
+func (t *transport) close() {
+	if tc, ok := t.rw.(*tls.Conn); ok && atomic.LoadUint32(&t.outputLost) != 0 {
+		tc.NetConn().Close()
+		return
+	}
+	t.rw.Close()
 }
 
 // halfCloser is a stream that can end its output and go on reading.

@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -63,7 +64,9 @@ func checkMessageType(typ MessageType) error {
 //
 // If ctx ends before any byte of the frame was written, Write returns ctx's
 // error and the connection stays usable. If it ends while the frame is
-// partly written, nothing more can follow on the connection: it is closed.
+// partly written, nothing more can follow on the connection: it is closed;
+// so it is over TLS once a write was under way, as crypto/tls writes
+// nothing more after a write that failed.
 // Text is sent as given; it is the caller's to make it UTF-8.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := checkMessageType(typ); err != nil {
@@ -342,6 +345,12 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 	}
 	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		cerr := opErr("write", ctx.Err())
+		cut := ", cutting a frame short"
+		if _, ok := c.tr.rw.(*tls.Conn); ok && !torn {
+			// crypto/tls takes any failed write, a timeout too, as the
+			// end of its output: nothing more could go.
+			torn, cut = true, ", which ends a TLS connection's output"
+		}
 		if torn {
 			// The library's own deadlines say what ran out rather than
 			// a context the caller never passed.
@@ -349,17 +358,20 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 			case errCloseTimeout:
 				// Close's, CloseWrite's or keepalive's: the close frame
 				// was cut short, so it was not sent.
+				c.tr.loseOutput()
 				c.closeTransport(errCloseTimeout)
 				return c.closedErr("write")
 			case errPingTimeout:
 				cerr = opErr("write", cause)
 			}
-			c.closeTransport(fmt.Errorf("%w, cutting a frame short", cerr))
+			c.tr.loseOutput()
+			c.closeTransport(fmt.Errorf("%w%s", cerr, cut))
 			return &closedError{op: "write", cause: cerr}
 		}
 		return cerr
 	}
 	lost := &lostError{err}
+	c.tr.loseOutput()
 	c.closeTransport(lost)
 	return lost
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -279,4 +280,60 @@ func TestEndedContextLeavesQueue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTLSWriteTimeoutCloses: over TLS, a write that its context ends
+// before a byte of its frame went out still closes the connection, since
+// crypto/tls writes nothing more after a write that failed: the end says
+// so. The connection stayed open, said usable, and the next Write failed
+// as "connection lost: i/o timeout". The close does not wait for TLS's
+// close_notify alert, which could not go: it took 5 s (crypto/tls's bound
+// on that alert), for a Write whose context allowed 100 ms.
+func TestTLSWriteTimeoutCloses(t *testing.T) {
+	t.Parallel()
+	conns := make(chan *Conn, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := Accept(w, r, nil); err == nil {
+			conns <- c
+		}
+	}))
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10) // and it reads nothing past the handshake
+	io.WriteString(tc, rawUpgradeRequest)
+	got := make([]byte, len(sample101))
+	if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
+		t.Fatalf("handshake: %q, %v", got, err)
+	}
+	sc := <-conns
+	t.Cleanup(func() { sc.CloseNow() })
+	sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
+	msg := make([]byte, 1000)
+	for i := range 10000 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		err := sc.Write(ctx, MessageBinary, msg)
+		took := time.Since(start)
+		cancel()
+		if err == nil {
+			continue
+		}
+		if took > 3*time.Second {
+			t.Errorf("write %d took %v, with a context of 100 ms", i, took)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) || !sc.isClosed() {
+			t.Fatalf("write %d: %v (closed: %v), want the context's end and the connection closed", i, err, sc.isClosed())
+		}
+		const want = "websocket: write: connection closed: write: context deadline exceeded, which ends a TLS connection's output"
+		if next := sc.Write(context.Background(), MessageBinary, msg); next == nil || next.Error() != want {
+			t.Fatalf("the next Write: %v, want %q", next, want)
+		}
+		return
+	}
+	t.Fatal("10,000 writes to a peer that reads nothing all went")
 }
