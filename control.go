@@ -50,7 +50,8 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte, name
 }
 
 // Ping sends a ping and waits for its pong. If ctx ends first, Ping
-// returns its error and the connection stays usable.
+// returns its error and the connection stays usable (as Write's does: not
+// over TLS when the ping's write to the network had begun).
 //
 // The pong is read by whatever reads the connection: a Read in progress,
 // or Serve. When nothing does, Ping reads it itself, acting on the control

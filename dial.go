@@ -131,6 +131,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			if nc := conns.last(); nc != nil {
 				tr.dl = nc
 			}
+			if resp.TLS != nil {
+				tr.flags = tlsStream
+			}
 		}
 	}
 	subprotocol, deflate, err := checkResponse(resp, key, opts.Subprotocols, comp)

@@ -1,7 +1,6 @@
 package websocket
 
 import (
-	"crypto/tls"
 	"syscall"
 	"unsafe"
 )
@@ -10,15 +9,15 @@ import (
 // connection's socket, received and not yet read (SIOCINQ), or -1 when
 // that cannot be known: the transport is not a socket of the net package
 // (an HTTP/2 stream), or the call failed. Over TLS it is the socket's
-// queue, records and all.
+// queue, records and all (tlsSocket).
 func (t *transport) inputQueued() int {
 	rc := t.raw
 	if rc == nil {
-		tc, ok := t.rw.(*tls.Conn)
-		if !ok {
+		nc := t.tlsSocket()
+		if nc == nil {
 			return -1
 		}
-		if rc = rawConn(tc.NetConn()); rc == nil {
+		if rc = rawConn(nc); rc == nil {
 			return -1
 		}
 	}

@@ -31,27 +31,54 @@ type transport struct {
 	// flag rather than a method value, which would cost an allocation per
 	// connection.
 	halfClose bool
-	// outputLost (atomic; a word rather than an atomic.Bool, so that the
-	// transport may be built and returned by value) is set once a write
-	// failed: see close.
-	outputLost uint32
+	// flags (atomic; a word rather than atomic types, so that the
+	// transport may be built and returned by value): tlsStream, set as it
+	// is built, and outputLost, once a write failed.
+	flags uint32
 	// raw is the socket, when the stream is a plain one whose input Serve
 	// can await without reading (serve_wait_unix.go); nil otherwise.
 	raw syscall.RawConn
 }
 
+const (
+	// tlsStream: the stream is crypto/tls's, over a socket (tlsSocket).
+	tlsStream uint32 = 1 << iota
+	// outputLost: a write failed, or was cut short; nothing more can be
+	// written (see close).
+	outputLost
+)
+
+// overTLS reports whether the stream is crypto/tls's over a socket, which
+// writes nothing more after a write that failed, a timeout too.
+func (t *transport) overTLS() bool { return atomic.LoadUint32(&t.flags)&tlsStream != 0 }
+
+// tlsSocket returns the socket under a TLS stream, or nil: the stream
+// itself for a connection accepted over TLS, or the connection an HTTP
+// client dialed, on which Dial sets deadlines.
+func (t *transport) tlsSocket() net.Conn {
+	if tc, ok := t.rw.(*tls.Conn); ok {
+		return tc.NetConn()
+	}
+	if nc, ok := t.dl.(net.Conn); ok && t.overTLS() {
+		return nc
+	}
+	return nil
+}
+
 // loseOutput records that a write failed, or was cut short: nothing more
 // can be written.
-func (t *transport) loseOutput() { atomic.StoreUint32(&t.outputLost, 1) }
+func (t *transport) loseOutput() { atomic.OrUint32(&t.flags, outputLost) }
 
-// close closes the stream. A TLS connection whose output a failed write
-// ended is closed under its TLS layer: crypto/tls would first try to send
-// its close_notify alert, which cannot follow a record cut short, and
-// wait up to 5 s for a peer that reads nothing to take it.
+// close closes the stream. A TLS stream whose output a failed write ended
+// is closed by closing its socket: crypto/tls would first try to send its
+// close_notify alert, which cannot follow a record cut short, and wait up
+// to 5 s for a peer that reads nothing to take it.
 func (t *transport) close() {
-	if tc, ok := t.rw.(*tls.Conn); ok && atomic.LoadUint32(&t.outputLost) != 0 {
-		tc.NetConn().Close()
-		return
+	if atomic.LoadUint32(&t.flags) == tlsStream|outputLost {
+		if nc := t.tlsSocket(); nc != nil {
+			nc.Close()
+			return
+		}
 	}
 	t.rw.Close()
 }
@@ -89,6 +116,9 @@ type deadliner interface {
 // netTransport is the transport of a net.Conn.
 func netTransport(nc net.Conn) transport {
 	t := transport{rw: nc, dl: nc}
+	if _, ok := nc.(*tls.Conn); ok {
+		t.flags = tlsStream
+	}
 	_, t.writev = plainSocket(nc)
 	t.raw = rawConn(nc)
 	_, t.halfClose = nc.(halfCloser)

@@ -2,7 +2,6 @@ package websocket
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -63,10 +62,10 @@ func checkMessageType(typ MessageType) error {
 // goes out at once.
 //
 // If ctx ends before any byte of the frame was written, Write returns ctx's
-// error and the connection stays usable. If it ends while the frame is
-// partly written, nothing more can follow on the connection: it is closed;
-// so it is over TLS once a write was under way, as crypto/tls writes
-// nothing more after a write that failed.
+// error and the connection stays usable, unless the frame's write to the
+// network had begun over TLS: crypto/tls writes nothing more after a write
+// that failed, so the connection is closed. If ctx ends while the frame is
+// partly written, nothing more can follow on the connection: it is closed.
 // Text is sent as given; it is the caller's to make it UTF-8.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := checkMessageType(typ); err != nil {
@@ -346,7 +345,7 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		cerr := opErr("write", ctx.Err())
 		cut := ", cutting a frame short"
-		if _, ok := c.tr.rw.(*tls.Conn); ok && !torn {
+		if !torn && c.tr.overTLS() {
 			// crypto/tls takes any failed write, a timeout too, as the
 			// end of its output: nothing more could go.
 			torn, cut = true, ", which ends a TLS connection's output"

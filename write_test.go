@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -288,52 +289,72 @@ func TestEndedContextLeavesQueue(t *testing.T) {
 // so. The connection stayed open, said usable, and the next Write failed
 // as "connection lost: i/o timeout". The close does not wait for TLS's
 // close_notify alert, which could not go: it took 5 s (crypto/tls's bound
-// on that alert), for a Write whose context allowed 100 ms.
+// on that alert), for a Write whose context allowed 100 ms. Both sides:
+// a connection accepted over TLS, and one dialed to a wss URL through
+// net/http's client.
 func TestTLSWriteTimeoutCloses(t *testing.T) {
 	t.Parallel()
-	conns := make(chan *Conn, 1)
-	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := Accept(w, r, nil); err == nil {
-			conns <- c
-		}
-	}))
-	s.StartTLS()
-	t.Cleanup(s.Close)
-	tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
+	for _, side := range []string{"Accept", "Dial"} {
+		t.Run(side, func(t *testing.T) {
+			t.Parallel()
+			conns := make(chan *Conn, 1)
+			s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if c, err := Accept(w, r, nil); err == nil {
+					conns <- c
+				}
+			}))
+			s.StartTLS()
+			t.Cleanup(s.Close)
+			var c *Conn // the side that writes to a peer that reads nothing
+			if side == "Accept" {
+				tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { tc.Close() })
+				tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10)
+				io.WriteString(tc, rawUpgradeRequest)
+				got := make([]byte, len(sample101))
+				if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
+					t.Fatalf("handshake: %q, %v", got, err)
+				}
+				c = <-conns
+				c.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
+			} else {
+				dc, _, err := Dial(context.Background(), "wss"+strings.TrimPrefix(s.URL, "https"), &DialOptions{HTTPClient: s.Client()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c = dc
+				sc := <-conns
+				t.Cleanup(func() { sc.CloseNow() })
+				sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetReadBuffer(4 << 10)
+				c.tr.dl.(*net.TCPConn).SetWriteBuffer(4 << 10)
+			}
+			t.Cleanup(func() { c.CloseNow() })
+			msg := make([]byte, 1000)
+			for i := range 10000 {
+				ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+				start := time.Now()
+				err := c.Write(ctx, MessageBinary, msg)
+				took := time.Since(start)
+				cancel()
+				if err == nil {
+					continue
+				}
+				if took > 3*time.Second {
+					t.Errorf("write %d took %v, with a context of 100 ms", i, took)
+				}
+				if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) || !c.isClosed() {
+					t.Fatalf("write %d: %v (closed: %v), want the context's end and the connection closed", i, err, c.isClosed())
+				}
+				const want = "websocket: write: connection closed: write: context deadline exceeded, which ends a TLS connection's output"
+				if next := c.Write(context.Background(), MessageBinary, msg); next == nil || next.Error() != want {
+					t.Fatalf("the next Write: %v, want %q", next, want)
+				}
+				return
+			}
+			t.Fatal("10,000 writes to a peer that reads nothing all went")
+		})
 	}
-	t.Cleanup(func() { tc.Close() })
-	tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10) // and it reads nothing past the handshake
-	io.WriteString(tc, rawUpgradeRequest)
-	got := make([]byte, len(sample101))
-	if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
-		t.Fatalf("handshake: %q, %v", got, err)
-	}
-	sc := <-conns
-	t.Cleanup(func() { sc.CloseNow() })
-	sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
-	msg := make([]byte, 1000)
-	for i := range 10000 {
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-		start := time.Now()
-		err := sc.Write(ctx, MessageBinary, msg)
-		took := time.Since(start)
-		cancel()
-		if err == nil {
-			continue
-		}
-		if took > 3*time.Second {
-			t.Errorf("write %d took %v, with a context of 100 ms", i, took)
-		}
-		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) || !sc.isClosed() {
-			t.Fatalf("write %d: %v (closed: %v), want the context's end and the connection closed", i, err, sc.isClosed())
-		}
-		const want = "websocket: write: connection closed: write: context deadline exceeded, which ends a TLS connection's output"
-		if next := sc.Write(context.Background(), MessageBinary, msg); next == nil || next.Error() != want {
-			t.Fatalf("the next Write: %v, want %q", next, want)
-		}
-		return
-	}
-	t.Fatal("10,000 writes to a peer that reads nothing all went")
 }
