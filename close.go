@@ -252,7 +252,9 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	if c.isClosed() {
 		return pe
 	}
-	c.setEnd(pe)
+	// A close waiting to go out (Close's, behind a stuck write) stays the
+	// end if its frame goes first: pe's close frame could not follow it.
+	c.setFirstEnd(pe, noIntent)
 	deadline := time.Now().Add(c.closeTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -316,5 +317,48 @@ func TestCloseCutShort(t *testing.T) {
 				t.Errorf("Read at the end: %v, want ErrKeepaliveTimeout", err)
 			}
 		})
+	}
+}
+
+// TestFailBehindPendingClose: a protocol violation read while Close's
+// frame waits for the frame lock, behind a Write stuck on a peer that
+// stopped reading, fails the read with 1002; but Close's 1000 goes out
+// first, and nothing can follow it, so the connection's end is that 1000,
+// not a 1002 never sent.
+func TestFailBehindPendingClose(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 5 * time.Second})
+	wrote := make(chan error, 1)
+	// 32 MiB fill the socket buffers; the peer drains them in a fraction
+	// of a second once it reads.
+	go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 32<<20)) }()
+	waitFor(t, "the Write to take the frame lock", sc.frameMu.taken)
+	closed := make(chan error, 1)
+	go func() { closed <- sc.Close(StatusNormalClosure, "bye") }()
+	awaitFrameLockWaiter(t, sc, "Close")
+	read := make(chan error, 1)
+	go func() {
+		_, _, err := sc.Read(context.Background())
+		read <- err
+	}()
+	io.WriteString(nc, clientFrame(0x83, "")) // a reserved opcode
+	// The read's failure waits for the frame lock behind Close's.
+	time.Sleep(200 * time.Millisecond)
+	got, ok := closeFrameAfterData(nc)
+	if !ok || got != "\x03\xe8bye" {
+		t.Fatalf("close frame %q (%v), want Close's", got, ok)
+	}
+	// The framing was lost with the violation: the server half-closes and
+	// reads to the end of the stream, which the peer now gives.
+	nc.Close()
+	if err := <-read; CloseStatus(err) != StatusProtocolError {
+		t.Fatalf("Read: %v, want the violation, 1002", err)
+	}
+	<-wrote
+	<-closed
+	waitFor(t, "the connection to close", sc.isClosed)
+	_, _, err := sc.Read(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "close 1000 (normal closure): bye") || strings.Contains(err.Error(), "1002") {
+		t.Errorf("Read at the end: %v, want the close that went out, 1000, and not 1002", err)
 	}
 }
