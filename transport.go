@@ -69,18 +69,42 @@ func (t *transport) tlsSocket() net.Conn {
 // can be written.
 func (t *transport) loseOutput() { atomic.OrUint32(&t.flags, outputLost) }
 
-// close closes the stream. A TLS stream whose output a failed write ended
-// is closed by closing its socket: crypto/tls would first try to send its
-// close_notify alert, which cannot follow a record cut short, and wait up
-// to 5 s for a peer that reads nothing to take it.
+// tlsAlertWait bounds the wait for TLS's close_notify alert as a TLS
+// stream closes: crypto/tls would wait up to 5 s for a peer that reads
+// nothing to take it.
+const tlsAlertWait = 100 * time.Millisecond
+
+// close closes the stream. A TLS stream sends its close_notify alert
+// first, if its socket takes it within tlsAlertWait (it does at once
+// unless the peer stopped reading), and none at all once a failed write
+// ended its output, since none could follow a record cut short: its
+// socket is then closed under it.
 func (t *transport) close() {
-	if atomic.LoadUint32(&t.flags) == tlsStream|outputLost {
-		if nc := t.tlsSocket(); nc != nil {
-			nc.Close()
-			return
-		}
+	if !t.overTLS() {
+		t.rw.Close()
+		return
 	}
-	t.rw.Close()
+	nc := t.tlsSocket()
+	switch {
+	case nc == nil:
+		t.rw.Close()
+	case atomic.LoadUint32(&t.flags)&outputLost != 0:
+		nc.Close()
+	default:
+		done := make(chan struct{})
+		go func() {
+			t.rw.Close()
+			close(done)
+		}()
+		wait := time.NewTimer(tlsAlertWait)
+		select {
+		case <-done:
+		case <-wait.C:
+			nc.Close() // the alert's write fails, and the stream's Close returns
+			<-done
+		}
+		wait.Stop()
+	}
 }
 
 // halfCloser is a stream that can end its output and go on reading.

@@ -1,0 +1,71 @@
+//go:build unix
+
+package websocket
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestTLSCloseNowBounded: CloseNow on a TLS connection whose peer stopped
+// reading, its socket's send buffer full and no write under way, returns
+// at once: it waited 5 s, crypto/tls's bound on sending the close_notify
+// alert that the full socket could not take.
+func TestTLSCloseNowBounded(t *testing.T) {
+	t.Parallel()
+	conns := make(chan *Conn, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := Accept(w, r, nil); err == nil {
+			conns <- c
+		}
+	}))
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10) // and it reads nothing past the handshake
+	io.WriteString(tc, rawUpgradeRequest)
+	got := make([]byte, len(sample101))
+	if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
+		t.Fatalf("handshake: %q, %v", got, err)
+	}
+	sc := <-conns
+	sock := sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn)
+	sock.SetWriteBuffer(4 << 10)
+	// Fill the socket under TLS, as writes that completed would have,
+	// until it takes no more.
+	rc, err := sock.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler := make([]byte, 1<<10)
+	// Rounds of writes until one takes nothing, 50 ms after the last: the
+	// peer's window and the socket's buffer are both full.
+	for wrote := 1; wrote > 0; time.Sleep(50 * time.Millisecond) {
+		wrote = 0
+		for full := false; !full; {
+			rc.Write(func(fd uintptr) bool {
+				n, err := syscall.Write(int(fd), filler)
+				wrote += max(n, 0)
+				full = err != nil
+				return true
+			})
+		}
+	}
+	start := time.Now()
+	if err := sc.CloseNow(); err != nil {
+		t.Fatalf("CloseNow: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("CloseNow took %v", took)
+	}
+}
