@@ -257,7 +257,11 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	c.setFirstEnd(pe, noIntent)
 	deadline := time.Now().Add(c.closeTimeout)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe)
+	if err := c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe); err != nil && !isCloseSent(err) {
+		// The close frame could not go out within the close timeout, nor
+		// had another: the failure is the end, without its code.
+		c.setEnd(&closeTimeoutError{unsent: pe})
+	}
 	cancel()
 	switch {
 	case c.rs.client, c.tr.closeInOrder:

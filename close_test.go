@@ -362,3 +362,37 @@ func TestFailBehindPendingClose(t *testing.T) {
 		t.Errorf("Read at the end: %v, want the close that went out, 1000, and not 1002", err)
 	}
 }
+
+// TestFailWhenNoCloseGoes: a protocol violation read while keepalive's
+// close waits for the frame lock, behind a Write stuck on a peer that
+// stopped reading, with a close timeout shorter than keepalive's wait:
+// neither close frame goes out, and the connection's end is the
+// violation, without a code. It was the broken pipe of tearing down.
+func TestFailWhenNoCloseGoes(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond, KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+	wrote := make(chan error, 1)
+	go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 32<<20)) }()
+	waitFor(t, "the Write to take the frame lock", sc.frameMu.taken)
+	read := make(chan error, 1)
+	go func() {
+		_, _, err := sc.Read(context.Background())
+		read <- err
+	}()
+	waitFor(t, "keepalive to fail", func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		_, ok := sc.endErr.(*keepaliveError)
+		return ok
+	})
+	io.WriteString(nc, clientFrame(0x83, "")) // a reserved opcode
+	if err := <-read; CloseStatus(err) != StatusProtocolError {
+		t.Fatalf("Read: %v, want the violation, 1002", err)
+	}
+	<-wrote
+	waitFor(t, "the connection to close", sc.isClosed)
+	const want = "websocket: read: connection closed: reserved opcode 3 received: the closing handshake timed out: the close frame could not be sent"
+	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != want || CloseStatus(err) != -1 {
+		t.Errorf("Read at the end: %v (%d), want %q, no close code", err, CloseStatus(err), want)
+	}
+}

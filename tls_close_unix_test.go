@@ -16,9 +16,20 @@ import (
 // TestTLSCloseNowBounded: CloseNow on a TLS connection whose peer stopped
 // reading, its socket's send buffer full and no write under way, returns
 // at once: it waited 5 s, crypto/tls's bound on sending the close_notify
-// alert that the full socket could not take.
+// alert that the full socket could not take. So does the half-close that
+// a server failing the connection makes (the same alert).
 func TestTLSCloseNowBounded(t *testing.T) {
 	t.Parallel()
+	for _, how := range []string{"CloseNow", "half-close"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			tlsCloseBounded(t, how)
+		})
+	}
+}
+
+// tlsCloseBounded is one case of TestTLSCloseNowBounded.
+func tlsCloseBounded(t *testing.T, how string) {
 	conns := make(chan *Conn, 1)
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, err := Accept(w, r, nil); err == nil {
@@ -62,10 +73,18 @@ func TestTLSCloseNowBounded(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	if err := sc.CloseNow(); err != nil {
-		t.Fatalf("CloseNow: %v", err)
+	if how == "CloseNow" {
+		if err := sc.CloseNow(); err != nil {
+			t.Fatalf("CloseNow: %v", err)
+		}
+	} else {
+		if !sc.tr.halfClose {
+			t.Fatal("a TLS connection that cannot half-close")
+		}
+		sc.tr.closeWrite()
+		t.Cleanup(func() { sc.CloseNow() })
 	}
 	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("CloseNow took %v", took)
+		t.Errorf("%s took %v", how, took)
 	}
 }

@@ -60,6 +60,11 @@ func (t *transport) tlsSocket() net.Conn {
 		return tc.NetConn()
 	}
 	if nc, ok := t.dl.(net.Conn); ok && t.overTLS() {
+		if tc, ok := nc.(*tls.Conn); ok {
+			// An HTTP client whose DialTLSContext made the TLS
+			// connection: what it dialed is that connection.
+			return tc.NetConn()
+		}
 		return nc
 	}
 	return nil
@@ -91,27 +96,49 @@ func (t *transport) close() {
 	case atomic.LoadUint32(&t.flags)&outputLost != 0:
 		nc.Close()
 	default:
-		done := make(chan struct{})
-		go func() {
-			t.rw.Close()
-			close(done)
-		}()
-		wait := time.NewTimer(tlsAlertWait)
-		select {
-		case <-done:
-		case <-wait.C:
-			nc.Close() // the alert's write fails, and the stream's Close returns
-			<-done
-		}
-		wait.Stop()
+		withAlertWait(nc, t.rw.Close)
 	}
+}
+
+// withAlertWait runs end, the Close or CloseWrite of a TLS stream over the
+// socket nc, which sends TLS's close_notify alert first: if end has not
+// returned within tlsAlertWait, the socket is closed, which fails the
+// alert's write and ends the wait. (The stream's Close then closes the
+// socket again, which a net.Conn allows.)
+func withAlertWait(nc net.Conn, end func() error) {
+	done := make(chan struct{})
+	go func() {
+		end()
+		close(done)
+	}()
+	wait := time.NewTimer(tlsAlertWait)
+	select {
+	case <-done:
+	case <-wait.C:
+		nc.Close()
+		<-done
+	}
+	wait.Stop()
 }
 
 // halfCloser is a stream that can end its output and go on reading.
 type halfCloser interface{ CloseWrite() error }
 
 // closeWrite half-closes the stream; the caller has checked halfClose.
-func (t *transport) closeWrite() { t.rw.(halfCloser).CloseWrite() }
+// A TLS stream's half-close is its close_notify alert, bounded as in
+// close, and skipped once a failed write ended its output.
+func (t *transport) closeWrite() {
+	hc := t.rw.(halfCloser)
+	if t.overTLS() {
+		if nc := t.tlsSocket(); nc != nil {
+			if atomic.LoadUint32(&t.flags)&outputLost == 0 {
+				withAlertWait(nc, hc.CloseWrite)
+			}
+			return
+		}
+	}
+	hc.CloseWrite()
+}
 
 // addrSource is what a transport that knows its addresses offers: a
 // net.Conn, or an HTTP/2 stream.

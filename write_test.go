@@ -294,7 +294,7 @@ func TestEndedContextLeavesQueue(t *testing.T) {
 // net/http's client.
 func TestTLSWriteTimeoutCloses(t *testing.T) {
 	t.Parallel()
-	for _, side := range []string{"Accept", "Dial"} {
+	for _, side := range []string{"Accept", "Dial", "Dial with DialTLSContext"} {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
 			conns := make(chan *Conn, 1)
@@ -321,7 +321,14 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 				c = <-conns
 				c.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
 			} else {
-				dc, _, err := Dial(context.Background(), "wss"+strings.TrimPrefix(s.URL, "https"), &DialOptions{HTTPClient: s.Client()})
+				client := s.Client()
+				if side == "Dial with DialTLSContext" {
+					// The client's dialer makes the TLS connection itself.
+					client = &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+						return tls.Dial(network, addr, &tls.Config{InsecureSkipVerify: true})
+					}}}
+				}
+				dc, _, err := Dial(context.Background(), "wss"+strings.TrimPrefix(s.URL, "https"), &DialOptions{HTTPClient: client})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -329,7 +336,7 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 				sc := <-conns
 				t.Cleanup(func() { sc.CloseNow() })
 				sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetReadBuffer(4 << 10)
-				c.tr.dl.(*net.TCPConn).SetWriteBuffer(4 << 10)
+				c.tr.tlsSocket().(*net.TCPConn).SetWriteBuffer(4 << 10)
 			}
 			t.Cleanup(func() { c.CloseNow() })
 			msg := make([]byte, 1000)

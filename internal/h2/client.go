@@ -3,6 +3,7 @@ package h2
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -237,7 +238,14 @@ func (cc *ClientConn) fail(err error) {
 	streams := cc.streams
 	cc.streams = map[uint32]*Stream{}
 	cc.mu.Unlock()
-	cc.nc.Close()
+	if tc, ok := cc.nc.(*tls.Conn); ok {
+		// Without TLS's close_notify alert: crypto/tls would wait up to
+		// 5 s for a socket that may not take it (the server reads
+		// nothing), and the GOAWAY, if any, said goodbye.
+		tc.NetConn().Close()
+	} else {
+		cc.nc.Close()
+	}
 	for _, s := range streams {
 		s.end(err, err)
 	}
