@@ -5,6 +5,7 @@ package websocket
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -334,4 +335,49 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// stalledTLSPair accepts a connection over TLS from a raw TLS client that
+// reads nothing past the handshake, and returns the client and the server
+// that accepted it, whose accepted connections go to conns; the client's
+// receive buffer is 4 KiB.
+func stalledTLSPair(t *testing.T) (*tls.Conn, *httptest.Server, <-chan *Conn) {
+	t.Helper()
+	s, conns := acceptOneTLS(t)
+	tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10)
+	io.WriteString(tc, rawUpgradeRequest)
+	got := make([]byte, len(sample101))
+	if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
+		t.Fatalf("handshake: %q, %v", got, err)
+	}
+	return tc, s, conns
+}
+
+// waitCloseQueued waits until a close frame of sc's is sent or queued.
+func waitCloseQueued(t *testing.T, sc *Conn) {
+	t.Helper()
+	waitFor(t, "the close frame to be queued", func() bool {
+		sc.pendMu.Lock()
+		defer sc.pendMu.Unlock()
+		return sc.closeSent
+	})
+}
+
+// acceptOneTLS is acceptOne over TLS, with the default options.
+func acceptOneTLS(t *testing.T) (*httptest.Server, <-chan *Conn) {
+	t.Helper()
+	conns := make(chan *Conn, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := Accept(w, r, nil); err == nil {
+			conns <- c
+		}
+	}))
+	s.StartTLS()
+	t.Cleanup(s.Close)
+	return s, conns
 }

@@ -177,11 +177,7 @@ func TestRegistryShutdownBehindWaitingWriter(t *testing.T) {
 	defer cancel()
 	shut := make(chan error, 1)
 	go func() { shut <- reg.Shutdown(ctx) }()
-	waitFor(t, "the close frame to be queued", func() bool {
-		sc.pendMu.Lock()
-		defer sc.pendMu.Unlock()
-		return sc.closeSent
-	})
+	waitCloseQueued(t, sc)
 	sc.frameMu.unlock() // to the Write
 	if err := <-wrote; !errors.Is(err, ErrCloseSent) {
 		t.Errorf("the waiting Write: %v, want ErrCloseSent", err)
@@ -421,11 +417,7 @@ func TestShutdownCloseEnd(t *testing.T) {
 			defer cancel()
 			shut := make(chan error, 1)
 			go func() { shut <- reg.Shutdown(ctx) }()
-			waitFor(t, "the close frame to be queued", func() bool {
-				sc.pendMu.Lock()
-				defer sc.pendMu.Unlock()
-				return sc.closeSent
-			})
+			waitCloseQueued(t, sc)
 			if !tc.stuck {
 				nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 				expectFrame(t, nc, "\x88\x16\x03\xe9server shutting down")

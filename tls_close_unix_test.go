@@ -4,10 +4,7 @@ package websocket
 
 import (
 	"crypto/tls"
-	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"syscall"
 	"testing"
 	"time"
@@ -30,25 +27,7 @@ func TestTLSCloseNowBounded(t *testing.T) {
 
 // tlsCloseBounded is one case of TestTLSCloseNowBounded.
 func tlsCloseBounded(t *testing.T, how string) {
-	conns := make(chan *Conn, 1)
-	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if c, err := Accept(w, r, nil); err == nil {
-			conns <- c
-		}
-	}))
-	s.StartTLS()
-	t.Cleanup(s.Close)
-	tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tc.Close() })
-	tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10) // and it reads nothing past the handshake
-	io.WriteString(tc, rawUpgradeRequest)
-	got := make([]byte, len(sample101))
-	if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
-		t.Fatalf("handshake: %q, %v", got, err)
-	}
+	_, _, conns := stalledTLSPair(t)
 	sc := <-conns
 	sock := sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn)
 	sock.SetWriteBuffer(4 << 10)

@@ -297,30 +297,13 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 	for _, side := range []string{"Accept", "Dial", "Dial with DialTLSContext"} {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
-			conns := make(chan *Conn, 1)
-			s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if c, err := Accept(w, r, nil); err == nil {
-					conns <- c
-				}
-			}))
-			s.StartTLS()
-			t.Cleanup(s.Close)
 			var c *Conn // the side that writes to a peer that reads nothing
 			if side == "Accept" {
-				tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { tc.Close() })
-				tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10)
-				io.WriteString(tc, rawUpgradeRequest)
-				got := make([]byte, len(sample101))
-				if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
-					t.Fatalf("handshake: %q, %v", got, err)
-				}
+				_, _, conns := stalledTLSPair(t)
 				c = <-conns
 				c.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
 			} else {
+				s, conns := acceptOneTLS(t)
 				client := s.Client()
 				if side == "Dial with DialTLSContext" {
 					// The client's dialer makes the TLS connection itself.
