@@ -260,7 +260,7 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	if err := c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe); err != nil && !isCloseSent(err) {
 		// The close frame could not go out within the close timeout, nor
 		// had another: the failure is the end, without its code.
-		c.setEnd(&closeTimeoutError{unsent: pe})
+		c.setEnd(unsentEnd(pe))
 	}
 	cancel()
 	switch {

@@ -307,7 +307,7 @@ func (c *Conn) setTimedOut() {
 	case c.endErr == nil:
 		c.endErr = &closeTimeoutError{}
 	case c.endIntent != noIntent:
-		c.endErr = &closeTimeoutError{unsent: c.endErr}
+		c.endErr = unsentEnd(c.endErr)
 	case ok && c.closeRcvd == nil:
 		c.endErr = &closeTimeoutError{sent: &ce}
 	}

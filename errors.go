@@ -218,7 +218,7 @@ var (
 // StatusAbnormalClosure; in the second, no close code was on the wire.
 type closeTimeoutError struct {
 	sent   *CloseError // the close that went unanswered
-	unsent error       // else the end that could not be sent: a CloseError, or a *ProtocolError; nil if none was recorded
+	unsent error       // else the end that could not be sent (unsentEnd): a CloseError, or a *ProtocolError; nil if none was recorded
 }
 
 func (e *closeTimeoutError) Error() string {
@@ -226,15 +226,10 @@ func (e *closeTimeoutError) Error() string {
 		return errCloseTimeout.Error() + ": no answer to " + errText(*e.sent)
 	}
 	msg := errCloseTimeout.Error() + ": the close frame could not be sent"
-	switch end := e.unsent.(type) {
-	case *ProtocolError:
+	if pe, ok := e.unsent.(*ProtocolError); ok {
 		// What failed the connection, without the claim that its close
 		// frame went.
-		msg = end.Reason + ": " + msg
-	case *keepaliveError:
-		unsent := *end
-		unsent.unsent = true
-		msg = errText(&unsent)
+		msg = pe.Reason + ": " + msg
 	}
 	return msg
 }
@@ -243,15 +238,20 @@ func (e *closeTimeoutError) Unwrap() []error {
 	if e.sent != nil {
 		return []error{CloseError{Code: StatusAbnormalClosure}}
 	}
-	switch end := e.unsent.(type) {
-	case *ProtocolError:
-		if end.err != nil {
-			return []error{end.err}
-		}
-	case *keepaliveError:
-		return []error{ErrKeepaliveTimeout}
+	if pe, ok := e.unsent.(*ProtocolError); ok && pe.err != nil {
+		return []error{pe.err}
 	}
 	return nil
+}
+
+// unsentEnd is the end of a connection whose close frame, standing for
+// end, could not be sent in time. Keepalive's end says so in its own
+// words.
+func unsentEnd(end error) error {
+	if ke, ok := end.(*keepaliveError); ok {
+		return &keepaliveError{silent: ke.silent, unsent: true}
+	}
+	return &closeTimeoutError{unsent: end}
 }
 
 // closeSentError is returned by an operation that would send a frame after

@@ -228,16 +228,16 @@ func TestCloseTimeoutMessages(t *testing.T) {
 	full := protocolErr(StatusPolicyViolation, queueFullReason)
 	full.err = ErrQueueFull
 	for _, tc := range []struct {
-		end    *closeTimeoutError
+		end    error
 		want   string
 		status StatusCode
 		is     error
 	}{
 		{&closeTimeoutError{sent: &CloseError{StatusGoingAway, "bye"}}, "the closing handshake timed out: no answer to close 1001 (going away): bye", StatusAbnormalClosure, nil},
 		{&closeTimeoutError{}, "the closing handshake timed out: the close frame could not be sent", -1, nil},
-		{&closeTimeoutError{unsent: CloseError{StatusNormalClosure, ""}}, "the closing handshake timed out: the close frame could not be sent", -1, nil},
-		{&closeTimeoutError{unsent: full}, queueFullReason + ": the closing handshake timed out: the close frame could not be sent", -1, ErrQueueFull},
-		{&closeTimeoutError{unsent: ka}, "keepalive timeout: nothing from the peer for 1.5s, ping unanswered (close 1011 could not be sent)", -1, ErrKeepaliveTimeout},
+		{unsentEnd(CloseError{StatusNormalClosure, ""}), "the closing handshake timed out: the close frame could not be sent", -1, nil},
+		{unsentEnd(full), queueFullReason + ": the closing handshake timed out: the close frame could not be sent", -1, ErrQueueFull},
+		{unsentEnd(ka), "keepalive timeout: nothing from the peer for 1.5s, ping unanswered (close 1011 could not be sent)", -1, ErrKeepaliveTimeout},
 	} {
 		err := &closedError{op: "read", cause: tc.end}
 		checkMessage(t, tc.want, err, "websocket: read: connection closed: "+tc.want)

@@ -337,25 +337,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// stalledTLSPair accepts a connection over TLS from a raw TLS client that
-// reads nothing past the handshake, and returns the client and the server
-// that accepted it, whose accepted connections go to conns; the client's
-// receive buffer is 4 KiB.
-func stalledTLSPair(t *testing.T) (*tls.Conn, *httptest.Server, <-chan *Conn) {
+// stalledTLSConn accepts a connection over TLS from a raw TLS client that
+// reads nothing past the handshake, its socket's receive buffer 4 KiB,
+// and returns the accepted connection.
+func stalledTLSConn(t *testing.T) *Conn {
 	t.Helper()
 	s, conns := acceptOneTLS(t)
-	tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+	dialRawTLS(t, s.Listener.Addr().String(), 4<<10)
+	return <-conns
+}
+
+// dialRawTLS is rawClient over TLS, its socket's receive buffer set to
+// rcvbuf bytes unless 0; the connection is closed when the test ends.
+func dialRawTLS(t *testing.T, addr string, rcvbuf int) *tls.Conn {
+	t.Helper()
+	tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tc.Close() })
-	tc.NetConn().(*net.TCPConn).SetReadBuffer(4 << 10)
+	if rcvbuf > 0 {
+		tc.NetConn().(*net.TCPConn).SetReadBuffer(rcvbuf)
+	}
 	io.WriteString(tc, rawUpgradeRequest)
 	got := make([]byte, len(sample101))
 	if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
 		t.Fatalf("handshake: %q, %v", got, err)
 	}
-	return tc, s, conns
+	return tc
 }
 
 // waitCloseQueued waits until a close frame of sc's is sent or queued.

@@ -167,7 +167,7 @@ func (k *keepalive) fire() {
 // gotInput). It is how a pong counts when it waits unread behind a
 // message nobody has read, or a Reader left half read.
 func (k *keepalive) queuedSincePing() bool {
-	return k.queued >= 0 && k.c.tr.inputQueued() > int(k.queued)
+	return k.queued >= 0 && k.c.tr.inputQueued() > k.queued
 }
 
 // fireAgain schedules the next turn at once, so that fire looks at what
@@ -195,7 +195,7 @@ func (k *keepalive) ping() {
 	c := k.c
 	// Taken before the ping goes out, so that its answer cannot be in it
 	// (queuedSincePing).
-	k.queued = int32(min(c.tr.inputQueued(), 1<<31-1))
+	k.queued = c.tr.inputQueued()
 	ctx, cancel := context.WithTimeoutCause(context.Background(), k.timeout, errPingTimeout)
 	defer cancel()
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {
@@ -226,14 +226,15 @@ func (c *Conn) failKeepalive(silent time.Duration) {
 	// shutdown's queued) stays the end if its frame goes first.
 	c.setFirstEnd(err, intentWritten)
 	ctx, cancel := context.WithTimeoutCause(context.Background(), keepaliveCloseWait, errCloseTimeout)
+	var end error = err
 	if c.writeClose(ctx, mustClosePayload(StatusInternalError, keepaliveReason), err) != nil {
 		// The close frame did not go (a write stuck on a peer that reads
 		// nothing held the frame lock, or another close went first): the
 		// end, unless that other close is, says so, with no code.
-		err = &keepaliveError{silent: silent, unsent: true}
+		end = unsentEnd(err)
 	}
 	cancel()
-	c.closeTransport(err)
+	c.closeTransport(end)
 }
 
 // stopKeepalive cancels the next turn of a connection that is closing.

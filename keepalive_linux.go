@@ -10,7 +10,7 @@ import (
 // that cannot be known: the transport is not a socket of the net package
 // (an HTTP/2 stream), or the call failed. Over TLS it is the socket's
 // queue, records and all (tlsSocket).
-func (t *transport) inputQueued() int {
+func (t *transport) inputQueued() int32 {
 	rc := t.raw
 	if rc == nil {
 		nc := t.tlsSocket()
@@ -28,5 +28,5 @@ func (t *transport) inputQueued() int {
 			n = q
 		}
 	})
-	return int(n)
+	return n
 }

@@ -3,7 +3,6 @@ package websocket
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -316,17 +315,7 @@ func keepaliveBehindUnread(t *testing.T, overTLS, halfRead, answer bool) {
 	var nc net.Conn
 	if overTLS {
 		s.StartTLS()
-		tc, err := tls.Dial("tcp", s.Listener.Addr().String(), &tls.Config{InsecureSkipVerify: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { tc.Close() })
-		io.WriteString(tc, rawUpgradeRequest)
-		got := make([]byte, len(sample101))
-		if _, err := io.ReadFull(tc, got); err != nil || string(got) != sample101 {
-			t.Fatalf("handshake: %q, %v", got, err)
-		}
-		nc = tc
+		nc = dialRawTLS(t, s.Listener.Addr().String(), 0)
 	} else {
 		s.Start()
 		nc = rawClient(t, s.Listener.Addr().String())

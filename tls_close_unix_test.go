@@ -27,8 +27,7 @@ func TestTLSCloseNowBounded(t *testing.T) {
 
 // tlsCloseBounded is one case of TestTLSCloseNowBounded.
 func tlsCloseBounded(t *testing.T, how string) {
-	_, _, conns := stalledTLSPair(t)
-	sc := <-conns
+	sc := stalledTLSConn(t)
 	sock := sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn)
 	sock.SetWriteBuffer(4 << 10)
 	// Fill the socket under TLS, as writes that completed would have,

@@ -74,6 +74,9 @@ func (t *transport) tlsSocket() net.Conn {
 // can be written.
 func (t *transport) loseOutput() { atomic.OrUint32(&t.flags, outputLost) }
 
+// lost reports whether loseOutput was called.
+func (t *transport) lost() bool { return atomic.LoadUint32(&t.flags)&outputLost != 0 }
+
 // tlsAlertWait bounds the wait for TLS's close_notify alert as a TLS
 // stream closes: crypto/tls would wait up to 5 s for a peer that reads
 // nothing to take it.
@@ -93,7 +96,7 @@ func (t *transport) close() {
 	switch {
 	case nc == nil:
 		t.rw.Close()
-	case atomic.LoadUint32(&t.flags)&outputLost != 0:
+	case t.lost():
 		nc.Close()
 	default:
 		withAlertWait(nc, t.rw.Close)
@@ -131,7 +134,7 @@ func (t *transport) closeWrite() {
 	hc := t.rw.(halfCloser)
 	if t.overTLS() {
 		if nc := t.tlsSocket(); nc != nil {
-			if atomic.LoadUint32(&t.flags)&outputLost == 0 {
+			if !t.lost() {
 				withAlertWait(nc, hc.CloseWrite)
 			}
 			return

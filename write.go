@@ -351,19 +351,18 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 			torn, cut = true, ", which ends a TLS connection's output"
 		}
 		if torn {
+			c.tr.loseOutput()
 			// The library's own deadlines say what ran out rather than
 			// a context the caller never passed.
 			switch cause := context.Cause(ctx); cause {
 			case errCloseTimeout:
 				// Close's, CloseWrite's or keepalive's: the close frame
 				// was cut short, so it was not sent.
-				c.tr.loseOutput()
 				c.closeTransport(errCloseTimeout)
 				return c.closedErr("write")
 			case errPingTimeout:
 				cerr = opErr("write", cause)
 			}
-			c.tr.loseOutput()
 			c.closeTransport(fmt.Errorf("%w%s", cerr, cut))
 			return &closedError{op: "write", cause: cerr}
 		}

@@ -299,8 +299,7 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 			t.Parallel()
 			var c *Conn // the side that writes to a peer that reads nothing
 			if side == "Accept" {
-				_, _, conns := stalledTLSPair(t)
-				c = <-conns
+				c = stalledTLSConn(t)
 				c.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
 			} else {
 				s, conns := acceptOneTLS(t)
