@@ -284,8 +284,9 @@ func TestCloseCutShort(t *testing.T) {
 			opts := &AcceptOptions{WriteQueueLimit: 8 << 20, CloseTimeout: 300 * time.Millisecond}
 			if how == "keepalive" {
 				// The ping's time runs from before it waits for the frame
-				// lock, which the test may let go late under load.
-				opts.KeepaliveInterval, opts.KeepaliveTimeout = kaInterval, 2*time.Second
+				// lock: the test starts the turn itself (pingNow) once
+				// the lock is held and the queue full.
+				opts.KeepaliveInterval, opts.KeepaliveTimeout = time.Hour, time.Second
 			}
 			nc, sc := stalledPair(t, opts)
 			queueBehindHeldLock(t, nc, sc)
@@ -296,7 +297,8 @@ func TestCloseCutShort(t *testing.T) {
 			case "CloseWrite":
 				go func() { done <- sc.CloseWrite(StatusNormalClosure, "bye") }()
 			default:
-				close(done) // the keepalive's ping takes the lock
+				close(done)
+				pingNow(sc) // the keepalive's ping waits for the lock
 			}
 			awaitFrameLockWaiter(t, sc, how)
 			sc.frameMu.unlock()

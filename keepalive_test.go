@@ -818,3 +818,11 @@ func TestTurnHeap(t *testing.T) {
 	}
 	h.timer.Stop()
 }
+
+// pingNow has c's keepalive turn come at once, as if the peer had been
+// silent for an interval: it sends the ping, on a goroutine of the
+// timer's. The interval must be long enough that no turn of its own runs.
+func pingNow(c *Conn) {
+	c.ka.lastInput.Store(int64(clock() - c.ka.interval))
+	keepaliveTimers.schedule(c.ka, 0)
+}
