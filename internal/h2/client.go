@@ -737,11 +737,18 @@ func (cc *ClientConn) onWindowUpdate(h frameHeader, p []byte) error {
 	return nil
 }
 
-// resetStream ends stream id with our RST_STREAM for se.
+// resetStream ends stream id with our RST_STREAM for se; a stream never
+// opened (idle) gets none, which §6.4 forbids there, and the frame in
+// error, a PRIORITY (the only frame an idle stream may carry), is
+// dropped.
 func (cc *ClientConn) resetStream(id uint32, se *StreamError) {
 	cc.mu.Lock()
 	s := cc.streams[id]
+	idle := id%2 == 0 || id >= cc.nextID // we open the odd streams; the server, none
 	cc.mu.Unlock()
+	if idle {
+		return
+	}
 	if s != nil {
 		s.end(se, se) // before the RST_STREAM is queued: see writeDataLocked
 	}

@@ -546,3 +546,119 @@ func TestWriteDeadlineOnBlockedSocket(t *testing.T) {
 		t.Fatal("Write still blocked 5 s after a deadline of 300 ms")
 	}
 }
+
+// openNext opens the connection's next stream, after open's, and answers
+// it 200.
+func openNext(t *testing.T, cc *ClientConn, s *rawServer) *Stream {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := cc.OpenStream(ctx, connectFields(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if h, _ := s.expect(frameHeaders); h.streamID != st.ID() {
+		t.Fatalf("HEADERS on stream %d, want %d", h.streamID, st.ID())
+	}
+	s.write(frameHeaders, flagEndHeaders, st.ID(), hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	if status, _, err := st.Response(ctx); err != nil || status != 200 {
+		t.Fatalf("Response: %d, %v", status, err)
+	}
+	return st
+}
+
+// TestCloseEndsBlockedWrite: two streams share a connection whose server
+// grants every window and stops reading. Closing the stream whose Write
+// waits for the write lock ends that Write at once; closing the stream
+// whose Write is blocked in the socket ends it stallWait later, with the
+// connection, which cannot go on with a frame half sent. Neither waited
+// for anything before: the connection stayed open for the other stream.
+func TestCloseEndsBlockedWrite(t *testing.T) {
+	cc, s := start(t)
+	s.settings(settingInitialWindowSize, maxWindow)
+	st1 := open(t, cc, s)
+	st3 := openNext(t, cc, s)
+	s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
+	write := func(st *Stream, n int) <-chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := st.Write(make([]byte, n))
+			done <- err
+		}()
+		return done
+	}
+	// Past what the sockets buffer: the server reads no more.
+	wrote1 := write(st1, 64<<20)
+	waitFor(t, "stream 1's Write to fill the socket", func() bool {
+		cc.flushMu.Lock()
+		defer cc.flushMu.Unlock()
+		return cc.flushing == st1
+	})
+	time.Sleep(200 * time.Millisecond)
+	wrote3 := write(st3, 1<<10)
+	waitFor(t, "stream 3's Write to take its window", func() bool {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return st3.sendWindow == maxWindow-1<<10
+	})
+	start := time.Now()
+	st3.Close()
+	select {
+	case err := <-wrote3:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("stream 3's Write: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream 3's Write still waiting for the write lock 5 s after Close")
+	}
+	if cc.Err() != nil {
+		t.Fatalf("the connection ended as stream 3 closed: %v", cc.Err())
+	}
+	st1.Close()
+	select {
+	case err := <-wrote1:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("stream 1's Write: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream 1's Write still blocked in the socket 5 s after Close")
+	}
+	if d := time.Since(start); d < stallWait {
+		t.Fatalf("stream 1's Write ended %v after Close, before stallWait", d)
+	}
+	if err := cc.Err(); err != errStalled {
+		t.Fatalf("Err: %v, want %v", err, errStalled)
+	}
+}
+
+// TestPriorityErrorOnIdleStream: a PRIORITY frame of the wrong length is
+// a stream error (RFC 9113 §6.3), but on a stream never opened it gets no
+// RST_STREAM, which §6.4 forbids there: the frame is dropped.
+func TestPriorityErrorOnIdleStream(t *testing.T) {
+	cc, s := start(t)
+	open(t, cc, s)
+	s.write(framePriority, 0, 101, []byte{0, 0, 0, 0}) // idle, odd
+	s.write(framePriority, 0, 4, []byte{0, 0, 0, 0})   // idle, even
+	s.write(framePriority, 0, 1, []byte{0, 0, 0, 0})   // open
+	s.write(framePing, 0, 0, []byte("12345678"))
+	var resets []uint32
+	for {
+		h, p := s.read()
+		if h.typ == frameRSTStream {
+			if ErrCode(binary.BigEndian.Uint32(p)) != ErrCodeFrameSize {
+				t.Fatalf("RST_STREAM %v, want FRAME_SIZE_ERROR", ErrCode(binary.BigEndian.Uint32(p)))
+			}
+			resets = append(resets, h.streamID)
+		}
+		if h.typ == framePing && h.flags&flagAck != 0 {
+			break
+		}
+	}
+	if len(resets) != 1 || resets[0] != 1 {
+		t.Fatalf("RST_STREAM on streams %v, want on 1 alone", resets)
+	}
+	if cc.Err() != nil {
+		t.Fatalf("the connection ended: %v", cc.Err())
+	}
+}

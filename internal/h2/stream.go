@@ -347,6 +347,10 @@ func (s *Stream) Write(p []byte) (int, error) {
 		case <-dl:
 			s.giveBack(n)
 			return written, os.ErrDeadlineExceeded
+		case <-s.sendable:
+			// Close, or more window: the loop's next turn looks.
+			s.giveBack(n)
+			continue
 		case <-cc.done:
 			continue
 		}
@@ -357,8 +361,15 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				// The server took nothing for stallWait past the
-				// deadline, with a frame of ours maybe half sent.
+				// deadline, or past Close, with a frame of ours maybe
+				// half sent.
 				cc.fail(errStalled)
+				s.mu.Lock()
+				closed := s.closed
+				s.mu.Unlock()
+				if closed {
+					err = net.ErrClosed
+				}
 				return written, err
 			}
 			// A write cut by the end of the connection reports that
@@ -388,7 +399,10 @@ func (s *Stream) giveBack(n int64) {
 
 // Close ends the stream: with END_STREAM if the server has ended its
 // side already, so that the stream closes cleanly, else with RST_STREAM
-// CANCEL. Blocked reads and writes return net.ErrClosed.
+// CANCEL. Blocked reads and writes return net.ErrClosed; but a write
+// whose frames are going out to a socket that takes none of them, its
+// frame maybe half sent, ends the connection after stallWait, as its
+// deadline would.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -404,6 +418,11 @@ func (s *Stream) Close() error {
 	kick(s.readable)
 	kick(s.sendable)
 	s.wakeResponse()
+	s.cc.flushMu.Lock()
+	if s.cc.flushing == s {
+		s.cc.setFlushDeadlineLocked(time.Now())
+	}
+	s.cc.flushMu.Unlock()
 	if send {
 		if clean {
 			s.cc.queueCtrl(appendFrameHeader(nil, 0, frameData, flagEndStream, s.id))
