@@ -342,6 +342,9 @@ func (c *Conn) isClosed() bool { return c.closed.Load() }
 // it.
 func (c *Conn) closeTransport(cause error) bool {
 	if !c.closing.CompareAndSwap(false, true) {
+		// Another call closes it: once this one returns, no write is
+		// under way on an HTTP/2 stream either.
+		c.tr.quiesce()
 		return false
 	}
 	switch {
@@ -368,6 +371,10 @@ func (c *Conn) closeTransport(cause error) bool {
 	c.pendMu.Unlock()
 	c.killWatch()
 	c.stopKeepalive()
+	// A write under way on a server's HTTP/2 stream ends, and is waited
+	// for, before any call may find the connection closed and let its
+	// handler return (stream.quiesce).
+	c.tr.quiesce()
 	// Marked closed before the transport, so that a call the
 	// transport's closing wakes up finds the connection closed.
 	c.closed.Store(true)

@@ -229,15 +229,22 @@ func (w *ctxWatch) watch(dir int, ctx context.Context) {
 			w.gen++
 			id := w.gen
 			wd.id = id
-			wd.stop = context.AfterFunc(ctx, func() { w.fire(d, id) })
+			if w.hasDeadline() {
+				wd.stop = context.AfterFunc(ctx, func() { w.fire(d, id, nil) })
+			} else {
+				// The end of ctx ends the connection, whose end says
+				// why when ctx is the library's own (closeCause).
+				wd.stop = context.AfterFunc(ctx, func() { w.fire(d, id, context.Cause(ctx)) })
+			}
 		}
 	}
 	w.mu.Unlock()
 }
 
 // fire runs when the context of registration id, whose Done is d, ends: it
-// interrupts every direction watching d.
-func (w *ctxWatch) fire(d <-chan struct{}, id uint64) {
+// interrupts every direction watching d. On a transport without
+// deadlines it closes the connection, cause being the context's.
+func (w *ctxWatch) fire(d <-chan struct{}, id uint64, cause error) {
 	w.mu.Lock()
 	live := false
 	for i := range w.dirs {
@@ -247,9 +254,11 @@ func (w *ctxWatch) fire(d <-chan struct{}, id uint64) {
 		w.mu.Unlock()
 		return
 	}
+	writing := false
 	for i := range w.dirs {
 		if wd := &w.dirs[i]; wd.done == d {
 			wd.fired = true
+			writing = writing || i == watchWrite
 			if w.hasDeadline() {
 				w.setDeadline(i, longAgo)
 			}
@@ -257,7 +266,27 @@ func (w *ctxWatch) fire(d <-chan struct{}, id uint64) {
 	}
 	w.mu.Unlock()
 	if !w.hasDeadline() {
-		w.c.closeTransport(errContextClosed)
+		w.c.closeCause(cause, writing)
+	}
+}
+
+// closeCause closes a connection on a transport without deadlines when
+// the context of a blocked call ends, cause being the context's, and
+// writing set if a write was blocked. The library's own contexts say what
+// ran out, as a cut write on a socket does (writeErrLocked), rather than
+// naming a context the caller never passed.
+func (c *Conn) closeCause(cause error, writing bool) {
+	switch {
+	case cause == errCloseTimeout:
+		c.closeTransport(errCloseTimeout)
+	case cause == errPingTimeout && writing:
+		c.closeTransport(opErr("write", errPingTimeout))
+	case cause == errPingTimeout && c.ka != nil:
+		// The keepalive read for the ping's answer, which did not come
+		// within the timeout: the peer is silent.
+		c.failKeepalive(clock() - c.ka.last())
+	default:
+		c.closeTransport(errContextClosed)
 	}
 }
 

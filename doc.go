@@ -325,7 +325,12 @@
 // over TCP. On the server they cannot: Go's HTTP/2 server ends the
 // request body for good when a read deadline passes and resets the stream
 // when a write deadline does, so there a context that ends during a
-// blocked call closes the connection.
+// blocked call closes the connection. Closing a server's connection
+// resets its stream (RST_STREAM) if a write is under way, one waiting for
+// a flow-control window the client does not give, say, and every call
+// that finds the connection closed (CloseNow among them) returns only once
+// that write has ended: the handler may then return, which net/http
+// forbids while another goroutine writes to its ResponseWriter.
 //
 // # Browsers
 //

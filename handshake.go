@@ -162,7 +162,9 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // Over HTTP/2, Accept takes an extended CONNECT (RFC 8441) instead, answers
 // it with 200, and the Conn runs over the request's stream, which ends
 // when the handler returns: the handler must keep running (reading, or in
-// Serve) until it is done with the Conn. Go's HTTP/2 server offers
+// Serve) until it is done with the Conn, and return only once it has
+// closed it (CloseNow, or a call that found it closed), which ends any
+// write still under way on another goroutine. Go's HTTP/2 server offers
 // extended CONNECT when the program runs with GODEBUG=http2xconnect=1. A
 // context that ends during a blocked call over HTTP/2 closes the
 // connection, since the stream has no deadlines to interrupt the call

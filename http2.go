@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 )
 
@@ -85,9 +86,11 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	return newConn(&cfg), nil
 }
 
-// errStreamEnded is the error of a write to a stream whose handler has
-// returned.
-var errStreamEnded = errors.New("the HTTP/2 stream ended: its handler returned")
+// errStreamEnded is the error of a write to a stream that has ended.
+// Go's HTTP/2 server does not say why: the request's context ends alike
+// when the handler returns, when the peer resets the stream and when the
+// connection is lost.
+var errStreamEnded = errors.New("the HTTP/2 stream ended: the peer reset it, its connection was lost, or its handler returned")
 
 // stream is the transport of a server's WebSocket over an HTTP/2 stream:
 // the request body in, the response writer out, each write flushed. It
@@ -96,13 +99,23 @@ var errStreamEnded = errors.New("the HTTP/2 stream ended: its handler returned")
 // deadline does, so a context that ends during a blocked call closes the
 // connection. The stream lives as long as the handler that accepted it
 // runs: closing it closes the request body, which ends the handler's
-// reads, and the handler's return ends it on the wire.
+// reads, and the handler's return ends it on the wire. A write under way
+// as the connection closes, which may be waiting for a flow-control
+// window that never comes, is ended by resetting the stream, and waited
+// for (quiesce) before any call finds the connection closed: the handler
+// may then return, which net/http forbids while another goroutine writes
+// to its ResponseWriter.
 type stream struct {
 	body   io.ReadCloser
 	w      http.ResponseWriter
 	rc     *http.ResponseController
 	ctx    context.Context // the request's: ends when the handler returns
 	remote net.Addr        // the HTTP/2 connection's peer
+
+	mu      sync.Mutex
+	writing bool          // mu: a Write is under way
+	closed  bool          // mu: quiesce was called; no Write begins
+	wrote   chan struct{} // mu: made by a quiesce that waits for the Write under way, closed as it returns
 }
 
 // LocalAddr returns the address the HTTP/2 connection was accepted on.
@@ -132,12 +145,25 @@ func (a streamAddr) String() string  { return string(a) }
 func (s *stream) Read(p []byte) (int, error) { return s.body.Read(p) }
 
 func (s *stream) Write(p []byte) (n int, err error) {
-	if s.ctx.Err() != nil {
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return 0, net.ErrClosed
+	case s.ctx.Err() != nil:
+		s.mu.Unlock()
 		return 0, errStreamEnded
 	}
-	// net/http panics on a write after the handler returned; the check
-	// above leaves a window for a handler that returns while another
-	// goroutine writes.
+	s.writing = true
+	s.mu.Unlock()
+	defer func() {
+		if s.endWrite() && err != nil {
+			err = errStreamQuiesced
+		}
+	}()
+	// net/http panics on a write after the handler returned, which a
+	// handler that returns without closing the Conn, while another
+	// goroutine writes, may still bring about.
 	defer func() {
 		if recover() != nil {
 			n, err = 0, errStreamEnded
@@ -149,5 +175,54 @@ func (s *stream) Write(p []byte) (n int, err error) {
 	return n, err
 }
 
-// Close is called once, by the Conn's closeTransport.
-func (s *stream) Close() error { return s.body.Close() }
+// errStreamQuiesced is the error of a write that the connection's
+// closing ended (quiesce): the Conn reports its end instead.
+var errStreamQuiesced = errors.New("the HTTP/2 stream was reset as the connection closed")
+
+// endWrite marks the end of a Write, waking a quiesce that waits for it,
+// and reports whether one had begun.
+func (s *stream) endWrite() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.writing = false
+	if s.wrote != nil {
+		close(s.wrote)
+		s.wrote = nil
+	}
+	return s.closed
+}
+
+// quiesce has no Write begin from now on, and ends the Write under way,
+// if any, by resetting the stream (RST_STREAM INTERNAL_ERROR, which Go's
+// HTTP/2 server sends for a write deadline in the past), and waits for
+// it: it returns once the reset is written, or the HTTP/2 connection
+// ends. Every caller waits, so that none lets the handler return while
+// the write goes on.
+func (s *stream) quiesce() {
+	s.mu.Lock()
+	s.closed = true
+	if !s.writing {
+		s.mu.Unlock()
+		return
+	}
+	if s.wrote == nil {
+		s.wrote = make(chan struct{})
+	}
+	wrote := s.wrote
+	s.mu.Unlock()
+	s.reset()
+	<-wrote
+}
+
+// Close is called once, by the Conn's closeTransport, which has quiesced
+// the stream.
+func (s *stream) Close() error {
+	s.quiesce()
+	return s.body.Close()
+}
+
+// reset resets the stream at once.
+func (s *stream) reset() {
+	defer func() { recover() }() // the handler returned: the stream has ended
+	s.rc.SetWriteDeadline(time.Now().Add(-time.Second))
+}

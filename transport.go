@@ -124,6 +124,14 @@ func withAlertWait(nc net.Conn, end func() error) {
 	wait.Stop()
 }
 
+// quiesce ends a write under way on a server's HTTP/2 stream, and waits
+// for it (stream.quiesce); other transports have nothing to do.
+func (t *transport) quiesce() {
+	if s, ok := t.rw.(*stream); ok {
+		s.quiesce()
+	}
+}
+
 // halfCloser is a stream that can end its output and go on reading.
 type halfCloser interface{ CloseWrite() error }
 

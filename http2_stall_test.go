@@ -1,0 +1,277 @@
+//go:build !js
+
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket/internal/godebugtest"
+	"github.com/rfc6455/websocket/internal/hpack"
+)
+
+func TestHTTP2Stalls(t *testing.T) {
+	t.Parallel()
+	godebugtest.Run(t, xconnect, "TestOverHTTP2Stalls")
+}
+
+// TestOverHTTP2Stalls checks how a server's Conn over HTTP/2 ends when
+// its writes wait for a flow-control window, or its peer falls silent,
+// with a raw HTTP/2 client. TestHTTP2Stalls runs it.
+func TestOverHTTP2Stalls(t *testing.T) {
+	if !godebugtest.Has(xconnect) {
+		t.Skip("needs GODEBUG=" + xconnect + "; TestHTTP2Stalls runs it so")
+	}
+	t.Run("stalled write", testHTTP2StalledWrite)
+	t.Run("write after a reset", testHTTP2WriteAfterReset)
+	t.Run("keepalive", testHTTP2KeepaliveEnds)
+}
+
+// stallingH2Client opens a WebSocket stream (an extended CONNECT, stream
+// 1) on a cleartext HTTP/2 server whose handler is h, as a raw client
+// that gives the stream no flow-control window (SETTINGS_INITIAL_WINDOW_SIZE
+// 0) until the test sends one: the server's writes wait for it, as for a
+// browser tab that stopped taking messages. It returns once the 200 came.
+func stallingH2Client(t *testing.T, h http.HandlerFunc) *h2Pipe {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, Protocols: &protocols}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { nc.Close() })
+	p := &h2Pipe{t, nc}
+	io.WriteString(nc, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	p.write(0x4, 0, 0, []byte{0, 4, 0, 0, 0, 0}) // INITIAL_WINDOW_SIZE 0
+	for {
+		typ, flags, _, _ := p.frame()
+		if typ == 0x4 && flags&1 == 0 {
+			break
+		}
+	}
+	p.write(0x4, 1, 0, nil)
+	var block []byte
+	for _, f := range []hpack.Field{
+		{Name: ":method", Value: "CONNECT"}, {Name: ":protocol", Value: "websocket"},
+		{Name: ":scheme", Value: "http"}, {Name: ":authority", Value: ln.Addr().String()},
+		{Name: ":path", Value: "/ws"}, {Name: "sec-websocket-version", Value: "13"},
+	} {
+		block = hpack.AppendField(block, f)
+	}
+	p.write(0x1, 0x4, 1, block) // HEADERS, END_HEADERS
+	for {
+		typ, _, id, payload := p.frame()
+		if typ == 0x1 && id == 1 {
+			if len(payload) == 0 || payload[0] != 0x88 { // :status 200, indexed
+				t.Fatalf("response HEADERS % x, want :status 200", payload)
+			}
+			return p
+		}
+	}
+}
+
+// streamEnd opens the stream's window (and the connection's) and reads
+// the stream's frames to its end, returning the DATA it carried and the
+// code of the RST_STREAM that ended it, -1 for END_STREAM.
+func (p *h2Pipe) streamEnd() ([]byte, int) {
+	p.t.Helper()
+	p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20))
+	var data []byte
+	for {
+		typ, flags, id, payload := p.frame()
+		switch {
+		case id != 1:
+		case typ == 0x0:
+			data = append(data, payload...)
+			if flags&1 != 0 {
+				return data, -1
+			}
+		case typ == 0x3:
+			return data, int(binary.BigEndian.Uint32(payload))
+		}
+	}
+}
+
+// testHTTP2StalledWrite: a server's write that waits for a flow-control
+// window the client never gives ends when its context does, Close ends
+// within its close timeout, and CloseNow ends a Write another goroutine
+// is blocked in before it returns, so that the handler may return: each
+// resets the stream (RST_STREAM INTERNAL_ERROR). Each waited for as long
+// as the HTTP/2 connection lived; and a handler that returned after
+// CloseNow had net/http flush the blocked Write's bytes a second time,
+// racing with it, the message going out twice once the window came.
+func testHTTP2StalledWrite(t *testing.T) {
+	for _, how := range []string{"context", "Close", "CloseNow"} {
+		t.Run(how, func(t *testing.T) {
+			type result struct {
+				err  error
+				took time.Duration
+			}
+			res := make(chan result, 2)
+			p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, &AcceptOptions{CloseTimeout: 300 * time.Millisecond})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.CloseNow()
+				start := time.Now()
+				switch how {
+				case "context":
+					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+					defer cancel()
+					err = c.Write(ctx, MessageText, []byte("hello"))
+				case "Close":
+					err = c.Close(StatusNormalClosure, "")
+				default:
+					wrote := make(chan error, 1)
+					go func() { wrote <- c.Write(context.Background(), MessageText, []byte("hello")) }()
+					waitFor(t, "the Write to wait for a window", func() bool {
+						s := c.tr.rw.(*stream)
+						s.mu.Lock()
+						defer s.mu.Unlock()
+						return s.writing
+					})
+					start = time.Now()
+					c.CloseNow()
+					select {
+					case err = <-wrote:
+					default:
+						err = errors.New("the Write was still under way when CloseNow returned")
+					}
+				}
+				res <- result{err, time.Since(start)}
+			})
+			select {
+			case r := <-res:
+				want := map[string]string{
+					"context":  "websocket: write: connection closed: a context ended during I/O on a transport without deadlines",
+					"Close":    "websocket: close: connection closed: the closing handshake timed out: the close frame could not be sent",
+					"CloseNow": "websocket: write: connection closed: closed without a closing handshake",
+				}[how]
+				if r.err == nil || r.err.Error() != want {
+					t.Errorf("%s: %v, want %q", how, r.err, want)
+				}
+				if r.took > 2*time.Second {
+					t.Errorf("%s took %v", how, r.took)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("%s still under way after 5 s", how)
+			}
+			data, code := p.streamEnd()
+			if len(data) != 0 || code != 2 {
+				t.Fatalf("the stream carried %q, then ended with %d, want nothing and RST_STREAM INTERNAL_ERROR (2)", data, code)
+			}
+		})
+	}
+}
+
+// testHTTP2WriteAfterReset: a handler that only writes learns that the
+// client reset its stream from an error that does not blame its own
+// return.
+func testHTTP2WriteAfterReset(t *testing.T) {
+	ended := make(chan error, 1)
+	p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.CloseNow()
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := c.Write(ctx, MessageText, []byte("tick"))
+			cancel()
+			if err != nil {
+				ended <- err
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20))
+	for {
+		if typ, _, id, payload := p.frame(); typ == 0x0 && id == 1 {
+			if !bytes.Equal(payload, []byte("\x81\x04tick")) {
+				t.Fatalf("DATA % x, want a text frame with tick", payload)
+			}
+			break
+		}
+	}
+	p.write(0x3, 0, 1, binary.BigEndian.AppendUint32(nil, 8)) // RST_STREAM CANCEL
+	const want = "websocket: connection lost: the HTTP/2 stream ended: the peer reset it, its connection was lost, or its handler returned"
+	select {
+	case err := <-ended:
+		if err.Error() != want {
+			t.Fatalf("Write: %v, want %q", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Write still succeeding 5 s after the client reset the stream")
+	}
+}
+
+// testHTTP2KeepaliveEnds: over HTTP/2, where the stream has no deadlines,
+// a server's keepalive that waits for the answer to its ping, nobody else
+// reading, ends the connection as keepalive does over TCP: a close frame
+// with 1011, and an end that says the peer was silent; and a ping that
+// waits for a flow-control window ends it saying that the ping could not
+// be written. Both ended as "a context ended during I/O on a transport
+// without deadlines", naming a context nobody passed.
+func testHTTP2KeepaliveEnds(t *testing.T) {
+	for _, how := range []string{"unanswered", "unwritten"} {
+		t.Run(how, func(t *testing.T) {
+			ended := make(chan error, 1)
+			p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.CloseNow()
+				// A handler that waits for the end without reading: the
+				// keepalive reads the ping's answer itself.
+				waitFor(t, "the connection to close", c.isClosed)
+				ended <- c.Write(context.Background(), MessageText, []byte("late"))
+			})
+			want := "websocket: write: connection closed: write: keepalive timeout: the ping could not be written in time"
+			if how == "unanswered" {
+				p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20))
+				if typ, _, id, payload := p.frame(); typ != 0x0 || id != 1 || !bytes.Equal(payload, []byte("\x89\x00")) {
+					t.Fatalf("frame of type %d on stream %d: % x, want DATA with a ping", typ, id, payload)
+				}
+				if typ, _, id, payload := p.frame(); typ != 0x0 || id != 1 || !bytes.Equal(payload, []byte("\x88\x13\x03\xf3keepalive timeout")) {
+					t.Fatalf("frame of type %d on stream %d: % x, want DATA with a close frame, 1011", typ, id, payload)
+				}
+			}
+			select {
+			case err := <-ended:
+				if how == "unanswered" {
+					if !errors.Is(err, ErrKeepaliveTimeout) || CloseStatus(err) != StatusInternalError || !strings.HasSuffix(err.Error(), "ping unanswered (sent close 1011)") {
+						t.Fatalf("Write at the end: %v, want keepalive's end with 1011 sent", err)
+					}
+				} else if err == nil || err.Error() != want || !errors.Is(err, ErrKeepaliveTimeout) {
+					t.Fatalf("Write at the end: %v, want %q", err, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the connection still open 5 s after keepalive's timeout")
+			}
+		})
+	}
+}
