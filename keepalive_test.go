@@ -448,8 +448,12 @@ func TestKeepaliveBehindOtherClose(t *testing.T) {
 		t.Run(other, func(t *testing.T) {
 			t.Parallel()
 			reg := new(Registry)
+			// The test starts the keepalive's turn itself (pingNow) once
+			// the Write holds the frame lock: a ping that came first, on
+			// a loaded machine, would fail the connection before the
+			// Write began.
 			nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second,
-				KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+				KeepaliveInterval: time.Hour, KeepaliveTimeout: kaTimeout})
 			wrote := make(chan error, 1)
 			// 32 MiB fill the socket buffers; the peer drains them in a
 			// fraction of a second once it reads.
@@ -462,9 +466,14 @@ func TestKeepaliveBehindOtherClose(t *testing.T) {
 			} else {
 				go reg.Shutdown(context.Background())
 			}
-			// The keepalive fails 250 ms after the handshake, and waits a
-			// second for the frame lock.
-			time.Sleep(500 * time.Millisecond)
+			// The ping goes to the queue behind the Write; its answer
+			// does not come within kaTimeout, and the keepalive fails
+			// and waits a second for the frame lock, behind Close if
+			// Close waits there. The peer reads again once it does.
+			pingNow(sc)
+			time.Sleep(kaTimeout)
+			waiters := map[string]int{"Close": 2, "shutdown": 1}[other]
+			waitFor(t, "keepalive's close to wait for the frame lock", func() bool { return frameLockWaiters(sc) == waiters })
 			got, ok := closeFrameAfterData(nc)
 			<-wrote
 			if other == "Close" && ok {
@@ -825,4 +834,17 @@ func TestTurnHeap(t *testing.T) {
 func pingNow(c *Conn) {
 	c.ka.lastInput.Store(int64(clock() - c.ka.interval))
 	keepaliveTimers.schedule(c.ka, 0)
+}
+
+// frameLockWaiters returns how many calls wait for c's frame lock.
+func frameLockWaiters(c *Conn) int {
+	c.frameMu.mu.Lock()
+	defer c.frameMu.mu.Unlock()
+	n := 0
+	if w := c.frameMu.last; w != nil {
+		for n = 1; w.next != c.frameMu.last; w = w.next {
+			n++
+		}
+	}
+	return n
 }
