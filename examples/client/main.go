@@ -23,15 +23,18 @@
 //	-interval D           send the time every D instead of reading standard input
 //	-reconnect            after a connection ends abnormally, dial again, waiting
 //	                      longer after each failure (up to a minute), until the input ends;
-//	                      a line read meanwhile is sent once the connection is back
+//	                      a line read meanwhile is sent once the connection is back; the
+//	                      wait starts short again only after a connection that lasted a minute
 //
 // The exit code says how it ended:
 //
-//	0  the closing handshake completed with 1000 (normal closure) or 1001
-//	   (going away), whichever side began it
+//	0  the closing handshake completed with 1000 (normal closure), 1001
+//	   (going away) or no code, whichever side began it, and all the
+//	   input was sent
 //	1  the handshake failed or timed out, the server broke the protocol,
-//	   closed with another code or did not answer our close, or the
-//	   connection was lost
+//	   closed with another code or did not answer our close, the
+//	   connection was lost, or standard input could not be read to its
+//	   end (a line over 1 MiB, say)
 //	2  the command line is wrong
 package main
 
@@ -42,10 +45,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -70,14 +73,19 @@ const (
 	// maxLine is the longest line read from standard input.
 	maxLine = 1 << 20
 
-	// firstRetry and lastRetry bound the waits between redials.
-	firstRetry = 500 * time.Millisecond
-	lastRetry  = time.Minute
+	// firstRetry and lastRetry bound the waits between redials. The wait
+	// starts again from firstRetry only after a connection that lasted
+	// stableAfter: a server that accepts and drops at once (one that
+	// closes with 1013, try again later, say) is dialed ever more slowly.
+	firstRetry  = 500 * time.Millisecond
+	lastRetry   = time.Minute
+	stableAfter = time.Minute
 )
 
 // config is what the command line asks for.
 type config struct {
 	url              string
+	shown            string // url, its password hidden
 	opts             *websocket.DialOptions
 	handshakeTimeout time.Duration
 	interval         time.Duration // 0: read standard input
@@ -106,10 +114,7 @@ func main() {
 	})
 	flag.TextVar(&cfg.opts.Compression, "compression", websocket.CompressionDisabled, "offer permessage-deflate: off, no-takeover or takeover")
 	insecure := flag.Bool("insecure", false, "skip the verification of the server's TLS certificate")
-	flag.BoolFunc("http2", "open the WebSocket over HTTP/2: h2 for wss://, h2c for ws://", func(string) error {
-		cfg.opts.HTTP2 = websocket.HTTP2Required
-		return nil
-	})
+	useHTTP2 := flag.Bool("http2", false, "open the WebSocket over HTTP/2: h2 for wss://, h2c for ws://")
 	flag.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a handshake not done within this time")
 	flag.DurationVar(&cfg.interval, "interval", 0, "send the time at this interval instead of reading standard input")
 	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, until the input ends")
@@ -119,6 +124,13 @@ func main() {
 		os.Exit(2)
 	}
 	cfg.url = flag.Arg(0)
+	cfg.shown = cfg.url
+	if u, err := url.Parse(cfg.url); err == nil {
+		cfg.shown = u.Redacted() // no password on the terminal
+	}
+	if *useHTTP2 {
+		cfg.opts.HTTP2 = websocket.HTTP2Required
+	}
 	if *origin != "" {
 		cfg.opts.Header.Set("Origin", *origin)
 	}
@@ -137,35 +149,45 @@ func main() {
 // run connects, and reconnects if asked to, until the input ends or ctx
 // does, and returns the exit code.
 func run(ctx context.Context, cfg config) int {
-	lines, inputDone := input(cfg.interval)
+	lines, inputDone, inputErr := input(cfg.interval)
 	c, err := dial(ctx, cfg)
+	wait := firstRetry
 	for err == nil {
+		start := time.Now()
 		err = converse(ctx, c, lines, inputDone)
 		log.Print(err)
 		if cleanClose(err) {
+			if *inputErr != nil {
+				return 1 // the rest of the input was not sent
+			}
 			return 0
 		}
 		if !cfg.reconnect {
 			return 1
 		}
-		c, err = redial(ctx, cfg, inputDone)
+		if time.Since(start) >= stableAfter {
+			wait = firstRetry
+		}
+		c, err = redial(ctx, cfg, inputDone, &wait)
 	}
 	log.Print(err)
 	return 1
 }
 
-// input returns the lines to send and a channel closed once they are all
-// taken: the lines of standard input, or the time every interval, in
+// input returns the lines to send, a channel closed once they are all
+// taken, and where the error that ended them early is put before it is
+// closed: the lines of standard input, or the time every interval, in
 // which case they never end.
-func input(interval time.Duration) (<-chan string, <-chan struct{}) {
+func input(interval time.Duration) (<-chan string, <-chan struct{}, *error) {
 	lines := make(chan string)
+	var inputErr error
 	if interval > 0 {
 		go func() {
 			for t := range time.Tick(interval) {
 				lines <- t.Format(time.RFC3339Nano)
 			}
 		}()
-		return lines, nil
+		return lines, nil, &inputErr
 	}
 	done := make(chan struct{})
 	go func() {
@@ -177,11 +199,15 @@ func input(interval time.Duration) (<-chan string, <-chan struct{}) {
 			lines <- strings.ToValidUTF8(sc.Text(), "\uFFFD")
 		}
 		if err := sc.Err(); err != nil {
-			log.Printf("reading standard input: %v", err)
+			if errors.Is(err, bufio.ErrTooLong) {
+				err = fmt.Errorf("a line longer than %d bytes", maxLine)
+			}
+			inputErr = fmt.Errorf("reading standard input: %w; the rest was not sent", err)
+			log.Print(inputErr)
 		}
 		close(done)
 	}()
-	return lines, done
+	return lines, done, &inputErr
 }
 
 // dial opens a connection, giving up after the handshake timeout.
@@ -193,15 +219,10 @@ func dial(ctx context.Context, cfg config) (*websocket.Conn, error) {
 		return nil, fmt.Errorf("no handshake within %v: %w", cfg.handshakeTimeout, err)
 	}
 	if err != nil {
-		// A refusal comes with the start of the server's explanation.
-		if resp != nil {
-			if body, _ := io.ReadAll(resp.Body); len(body) > 0 {
-				err = fmt.Errorf("%w: %q", err, body)
-			}
-		}
+		// A refusal's error holds the start of the server's explanation.
 		return nil, err
 	}
-	connected := "connected to " + cfg.url
+	connected := "connected to " + cfg.shown
 	if resp.ProtoMajor == 2 {
 		connected += " over HTTP/2"
 	}
@@ -215,13 +236,14 @@ func dial(ctx context.Context, cfg config) (*websocket.Conn, error) {
 	return c, nil
 }
 
-// redial dials again after a growing wait, with jitter so that clients
-// dropped together do not return together, until it connects or the
-// input or ctx ends.
-func redial(ctx context.Context, cfg config, inputDone <-chan struct{}) (*websocket.Conn, error) {
-	wait := firstRetry
+// redial dials again after a wait that grows with each failure, with
+// jitter so that clients dropped together do not return together, until
+// it connects or the input or ctx ends. wait is the next wait, and stays
+// grown for the next redial.
+func redial(ctx context.Context, cfg config, inputDone <-chan struct{}, wait *time.Duration) (*websocket.Conn, error) {
 	for {
-		d := wait/2 + rand.N(wait/2)
+		d := *wait/2 + rand.N(*wait/2)
+		*wait = min(2**wait, lastRetry)
 		log.Printf("reconnecting in %v", d.Round(time.Millisecond))
 		select {
 		case <-time.After(d):
@@ -235,7 +257,6 @@ func redial(ctx context.Context, cfg config, inputDone <-chan struct{}) (*websoc
 			return c, nil
 		}
 		log.Print(err)
-		wait = min(2*wait, lastRetry)
 	}
 }
 
@@ -301,10 +322,12 @@ func printMessages(c *websocket.Conn) error {
 	}
 }
 
-// cleanClose reports whether err is the server's close frame with 1000 or
-// 1001. An error that wraps ErrClosed may hold a close frame of ours.
+// cleanClose reports whether err is the server's close frame with 1000,
+// 1001, or no code (1005: a close frame may carry none, and one that
+// answers ours often does not). An error that wraps ErrClosed may hold a
+// close frame of ours.
 func cleanClose(err error) bool {
 	code := websocket.CloseStatus(err)
 	return !errors.Is(err, websocket.ErrClosed) &&
-		(code == websocket.StatusNormalClosure || code == websocket.StatusGoingAway)
+		(code == websocket.StatusNormalClosure || code == websocket.StatusGoingAway || code == websocket.StatusNoStatusRcvd)
 }

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket"
+)
+
+// TestEmptyCloseIsClean: a server's close frame with no code, as a peer
+// that answers our close, or closes, without one sends, ends the client
+// with exit code 0, whichever side began the closing handshake.
+func TestEmptyCloseIsClean(t *testing.T) {
+	t.Parallel()
+	for _, first := range []string{"server", "client"} {
+		t.Run(first, func(t *testing.T) {
+			t.Parallel()
+			url := hostileServer(t, func(t *testing.T, nc net.Conn, key string) {
+				if first == "server" {
+					upgrade("", "\x88\x00", 0)(t, nc, key)
+				} else {
+					upgrade("", "", websocket.StatusNormalClosure)(t, nc, key)
+				}
+				nc.Write([]byte("\x88\x00"))
+			})
+			cl := startClient(t, url)
+			if first == "client" {
+				cl.stdin.Close()
+			}
+			if code := cl.exitCode(t, wait); code != 0 {
+				t.Errorf("exit code %d, want 0; stderr:\n%s", code, cl.stderr.String())
+			}
+			if want := "websocket: close 1005 (no status received)\n"; !strings.HasSuffix(cl.stderr.String(), want) {
+				t.Errorf("stderr %q, want it to end with %q", cl.stderr.String(), want)
+			}
+		})
+	}
+}
+
+// TestInputErrorExits1: a line past 1 MiB ends the input early; the client
+// closes normally, says the rest was not sent, and exits with 1.
+func TestInputErrorExits1(t *testing.T) {
+	t.Parallel()
+	url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) { echo(c) })
+	cl := startClient(t, url)
+	cl.send(t, "before\n")
+	cl.waitFor(t, &cl.stdout, "before\n")
+	go func() {
+		cl.stdin.Write([]byte(strings.Repeat("a", maxLine+10) + "\nafter\n"))
+		cl.stdin.Close()
+	}()
+	if code := cl.exitCode(t, wait); code != 1 {
+		t.Errorf("exit code %d, want 1; stderr:\n%s", code, cl.stderr.String())
+	}
+	if got := cl.stdout.String(); got != "before\n" {
+		t.Errorf("stdout %q, want the line before the long one alone", got)
+	}
+	if want := "reading standard input: a line longer than 1048576 bytes; the rest was not sent\n"; !strings.Contains(cl.stderr.String(), want) {
+		t.Errorf("stderr %q, want %q", cl.stderr.String(), want)
+	}
+}
+
+// TestReconnectBacksOff: a server that accepts each handshake and closes
+// at once with 1013 (try again later) is dialed ever more slowly: the
+// waits double from one connection to the next, where each started from
+// firstRetry again.
+func TestReconnectBacksOff(t *testing.T) {
+	t.Parallel()
+	url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) {
+		c.Close(websocket.StatusTryAgainLater, "busy")
+	})
+	cl := startClient(t, "-reconnect", url)
+	defer cl.stdin.Close()
+	re := regexp.MustCompile(`reconnecting in ([0-9.]+m?s)\n`)
+	deadline := time.Now().Add(wait)
+	for len(re.FindAllString(cl.stderr.String(), -1)) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	waits := re.FindAllStringSubmatch(cl.stderr.String(), -1)
+	if len(waits) < 3 {
+		t.Fatalf("stderr %q, want three reconnections", cl.stderr.String())
+	}
+	for i, m := range waits[:3] {
+		d, err := time.ParseDuration(m[1])
+		if low := firstRetry / 2 << i; err != nil || d < low {
+			t.Errorf("wait %d: %s, want at least %v; stderr:\n%s", i+1, m[1], low, cl.stderr.String())
+		}
+	}
+	if n := strings.Count(cl.stderr.String(), "close 1013 (try again later): busy"); n < 3 {
+		t.Errorf("stderr %q, want the server's 1013 each time", cl.stderr.String())
+	}
+}
+
+// TestFlagValues: -http2=false dials over HTTP/1.1, as no -http2 does; a
+// password in the URL is not shown.
+func TestFlagValues(t *testing.T) {
+	t.Parallel()
+	url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) { echo(c) })
+	withPassword := strings.Replace(url, "ws://", "ws://user:secret@", 1)
+	cl := startClient(t, "-http2=false", withPassword)
+	cl.send(t, "hi\n")
+	cl.stdin.Close()
+	if code := cl.exitCode(t, wait); code != 0 {
+		t.Errorf("exit code %d, want 0; stderr:\n%s", code, cl.stderr.String())
+	}
+	if got := cl.stdout.String(); got != "hi\n" {
+		t.Errorf("stdout %q, want hi", got)
+	}
+	stderr := cl.stderr.String()
+	if want := "connected to " + strings.Replace(url, "ws://", "ws://user:xxxxx@", 1) + "\n"; !strings.HasPrefix(stderr, want) || strings.Contains(stderr, "secret") {
+		t.Errorf("stderr %q, want it to start with %q, and no password", stderr, want)
+	}
+}
