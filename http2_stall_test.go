@@ -42,16 +42,8 @@ func TestOverHTTP2Stalls(t *testing.T) {
 // browser tab that stopped taking messages. It returns once the 200 came.
 func stallingH2Client(t *testing.T, h http.HandlerFunc) *h2Pipe {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var protocols http.Protocols
-	protocols.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: h, Protocols: &protocols}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	nc, err := net.Dial("tcp", ln.Addr().String())
+	addr := newH2Origin(t, false, h).Listener.Addr().String()
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +62,7 @@ func stallingH2Client(t *testing.T, h http.HandlerFunc) *h2Pipe {
 	var block []byte
 	for _, f := range []hpack.Field{
 		{Name: ":method", Value: "CONNECT"}, {Name: ":protocol", Value: "websocket"},
-		{Name: ":scheme", Value: "http"}, {Name: ":authority", Value: ln.Addr().String()},
+		{Name: ":scheme", Value: "http"}, {Name: ":authority", Value: addr},
 		{Name: ":path", Value: "/ws"}, {Name: "sec-websocket-version", Value: "13"},
 	} {
 		block = hpack.AppendField(block, f)
