@@ -126,11 +126,25 @@ type CloseError struct {
 	Reason string
 }
 
+// Error quotes a reason that holds anything but printable characters and
+// spaces: a peer's reason goes into logs, where a line break or an escape
+// sequence of its choosing could pass for lines of the program's own.
 func (e CloseError) Error() string {
 	if e.Reason == "" {
 		return "websocket: close " + e.Code.String()
 	}
-	return "websocket: close " + e.Code.String() + ": " + e.Reason
+	return "websocket: close " + e.Code.String() + ": " + printable(e.Reason)
+}
+
+// printable returns s as it is if it holds only printable characters and
+// spaces, else quoted with Go's escapes.
+func printable(s string) string {
+	for _, r := range s {
+		if r != ' ' && !strconv.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // CloseStatus returns the code of the CloseError in err's chain, or -1 if

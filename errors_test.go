@@ -252,3 +252,21 @@ func TestCloseTimeoutMessages(t *testing.T) {
 		t.Error("the message changed the keepalive's own end")
 	}
 }
+
+// TestCloseErrorQuotesReason: a peer's close reason shows as it is when
+// it is printable, and quoted when it holds a line break, an escape
+// sequence or another control character, which in a log could pass for
+// lines of the program's own.
+func TestCloseErrorQuotesReason(t *testing.T) {
+	for _, tt := range []struct{ reason, want string }{
+		{"bye", "websocket: close 1000 (normal closure): bye"},
+		{"héllo ✓ <b>", "websocket: close 1000 (normal closure): héllo ✓ <b>"},
+		{"bye\n2026/12/05 10:00:00 echo: 10.0.0.1:1 connected", `websocket: close 1000 (normal closure): "bye\n2026/12/05 10:00:00 echo: 10.0.0.1:1 connected"`},
+		{"\x1b[2Jcleared", `websocket: close 1000 (normal closure): "\x1b[2Jcleared"`},
+		{"tab\there", `websocket: close 1000 (normal closure): "tab\there"`},
+	} {
+		if got := (CloseError{StatusNormalClosure, tt.reason}).Error(); got != tt.want {
+			t.Errorf("reason %q: %s, want %s", tt.reason, got, tt.want)
+		}
+	}
+}

@@ -32,6 +32,14 @@ func TestBrowser(t *testing.T) {
 		p.WantEnabled("#send", true)
 		return p
 	}
+	// 40 characters, within the input's maxlength, but 80 bytes.
+	long := b.Open(s.URL)
+	long.Click("#name")
+	long.TypeText(strings.Repeat("é", 40))
+	long.Click("#join")
+	long.WaitText("#status", "name and room: at most 64 bytes of UTF-8 each")
+	long.WantEnabled("#join", true)
+
 	alice := join("alice")
 	bob := join("bob")
 	for _, p := range []*chromium.Page{alice, bob} {

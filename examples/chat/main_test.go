@@ -119,7 +119,7 @@ func TestStalledMember(t *testing.T) {
 		}
 	}
 	// Its socket full, the close frame (1008) never reached it.
-	if log := s.Log(); !strings.Contains(log, `stalled left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: the closing handshake timed out: the close frame could not be sent`) {
+	if log := s.Log(); !strings.Contains(log, `"stalled" left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: the closing handshake timed out: the close frame could not be sent`) {
 		t.Errorf("the server's log does not say why stalled left:\n%s", log)
 	}
 }

@@ -253,19 +253,19 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	m := &member{id: strconv.FormatUint(s.lastID.Add(1), 10), name: name, c: c}
 	rm := s.enter(roomName)
 	if err := rm.join(m); err != nil {
-		s.opts.Logf("chat: %s could not join %q: %v", name, roomName, err)
+		s.opts.Logf("chat: %q could not join %q: %v", name, roomName, err)
 		c.Close(websocket.StatusTryAgainLater, "the message bus is unreachable")
 		s.exit(rm)
 		s.serving.done()
 		return
 	}
-	s.opts.Logf("chat: %s joined %q from %s", name, roomName, r.RemoteAddr)
+	s.opts.Logf("chat: %q joined %q from %s", name, roomName, r.RemoteAddr)
 	c.Serve(func(typ websocket.MessageType, p []byte) {
 		rm.say(m, typ, p)
 	}, func(err error) {
 		rm.leave(m)
 		s.exit(rm)
-		s.opts.Logf("chat: %s left %q: %v", name, roomName, err)
+		s.opts.Logf("chat: %q left %q: %v", name, roomName, err)
 		s.serving.done()
 	})
 }
