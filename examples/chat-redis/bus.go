@@ -77,6 +77,10 @@ type redisBus struct {
 	subs   map[string]*sub // guarded by mu: the rooms followed
 	gen    uint64          // guarded by mu: counts changes to where reading starts
 	closed bool            // guarded by mu: Close was called: Publish refuses
+	// downSince is when the writer or the reader last found Redis
+	// unreachable, zero once either reaches it again: a server with
+	// nothing held knows Redis is gone from its reader.
+	downSince time.Time // guarded by mu
 
 	queued   chan struct{} // has a value when the writer has work
 	wake     chan struct{} // has a value when the reader has rooms to read again
@@ -168,8 +172,10 @@ var (
 	errHeldFull    = errors.New("too much waiting for Redis")
 )
 
-// Publish implements chat.Bus: it queues ev for the writer, unless the
-// queue has waited for Redis for holdLimit or holds heldBytes already.
+// Publish implements chat.Bus: it queues ev for the writer, unless Redis
+// has been unreachable for holdLimit (the queue's oldest event has waited
+// that long, or the writer or the reader has failed that long), or the
+// queue holds heldBytes already.
 func (b *redisBus) Publish(room string, ev chat.Event) error {
 	p, err := json.Marshal(ev)
 	if err != nil {
@@ -180,7 +186,8 @@ func (b *redisBus) Publish(room string, ev chat.Event) error {
 	switch {
 	case b.closed:
 		return errClosed
-	case len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit:
+	case len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit,
+		!b.downSince.IsZero() && time.Since(b.downSince) > holdLimit:
 		return errUnreachable
 	case b.held+len(p) > heldBytes:
 		return errHeldFull
@@ -240,6 +247,7 @@ func (b *redisBus) write() {
 		if err != nil {
 			if failing.IsZero() {
 				failing = time.Now()
+				b.reached(false)
 				b.logf("redis: writing: %v; holding what comes, and trying again", err)
 			}
 			select {
@@ -250,6 +258,7 @@ func (b *redisBus) write() {
 			continue
 		}
 		if !failing.IsZero() {
+			b.reached(true)
 			b.logf("redis: writing again after %v", time.Since(failing).Round(time.Millisecond))
 			failing = time.Time{}
 		}
@@ -348,6 +357,19 @@ func (b *redisBus) unblockReader(gen uint64) {
 	}
 }
 
+// reached records whether the writer or the reader just reached Redis,
+// or found it unreachable (downSince).
+func (b *redisBus) reached(ok bool) {
+	b.mu.Lock()
+	switch {
+	case ok:
+		b.downSince = time.Time{}
+	case b.downSince.IsZero():
+		b.downSince = time.Now()
+	}
+	b.mu.Unlock()
+}
+
 // read is the reader.
 func (b *redisBus) read() {
 	defer b.done.Done()
@@ -364,6 +386,7 @@ func (b *redisBus) read() {
 		if failing.IsZero() {
 			failing = time.Now()
 			backoff = 50 * time.Millisecond
+			b.reached(false)
 			b.logf("redis: reading: %v; trying again", err)
 		}
 		select {
@@ -412,6 +435,7 @@ func (b *redisBus) readOn(failing *time.Time) error {
 			return err
 		}
 		if !failing.IsZero() {
+			b.reached(true)
 			b.logf("redis: reading again after %v", time.Since(*failing).Round(time.Millisecond))
 			*failing = time.Time{}
 		}
