@@ -22,6 +22,10 @@ const (
 	// streamLimit is about how many entries a stream keeps (XADD MAXLEN
 	// ~): a server that falls further behind than this loses the oldest.
 	streamLimit = 10000
+	// streamIdle is how long a room's stream stays in Redis after its
+	// last event: rooms are made by whoever names one, and would
+	// otherwise pile up for ever.
+	streamIdle = 24 * time.Hour
 	// holdLimit is how long events are held while Redis is unreachable:
 	// once the oldest has waited this long, Publish refuses new ones.
 	holdLimit = 10 * time.Second
@@ -299,29 +303,30 @@ func (b *redisBus) write() {
 func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	cmds, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	marks := make(map[*sub][]redis.XMessage)
+	seeds := make(map[*sub]*redis.XMessageSliceCmd)
+	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, o := range batch {
+			key := streamPrefix + o.room
 			if o.sub != nil {
-				p.XRevRangeN(ctx, streamPrefix+o.room, "+", "-", seedCount)
+				seeds[o.sub] = p.XRevRangeN(ctx, key, "+", "-", seedCount)
 				continue
 			}
 			p.XAdd(ctx, &redis.XAddArgs{
-				Stream: streamPrefix + o.room,
+				Stream: key,
 				MaxLen: streamLimit,
 				Approx: true,
 				Values: []any{"id", o.id, "event", o.event},
 			})
+			p.Expire(ctx, key, streamIdle)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	marks := make(map[*sub][]redis.XMessage)
-	for i, o := range batch {
-		if o.sub != nil {
-			marks[o.sub] = cmds[i].(*redis.XMessageSliceCmd).Val()
-		}
+	for s, cmd := range seeds {
+		marks[s] = cmd.Val()
 	}
 	return marks, nil
 }

@@ -225,6 +225,13 @@ func TestRedisRestart(t *testing.T) {
 			}
 		}
 	}
+	// Each room's stream expires a day after its last event.
+	for _, room := range []string{"one", "two"} {
+		ttl, err := r.client(t).TTL(context.Background(), streamPrefix+room).Result()
+		if err != nil || ttl <= streamIdle-time.Minute || ttl > streamIdle {
+			t.Errorf("stream of room %s: TTL %v (%v), want just under %v", room, ttl, err, streamIdle)
+		}
+	}
 }
 
 // TestRepeatedEntry writes into a room's stream copies of a message, as
