@@ -37,7 +37,7 @@ func main() {
 	redis.SetLogger(quiet{})
 	bus := newRedisBus(*redisAddr, log.Printf)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal kills at once
 	err := chat.Run(ctx, *addr, chat.NewServer(bus, opts), func(url string) {
 		fmt.Printf("chat server: open %s in a browser\n", url)
 	})

@@ -9,7 +9,8 @@
 // the interval is pinged, and disconnected if it answers nothing within
 // the timeout. A member that stops reading is disconnected with 1008 once
 // 1 MiB waits for it. SIGINT or SIGTERM closes every connection with 1001
-// and exits once they have closed, or after 10 seconds.
+// and exits once they have closed, or after 10 seconds; a second signal
+// ends it at once.
 package main
 
 import (
@@ -29,7 +30,7 @@ func main() {
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal kills at once
 	err := chat.Run(ctx, *addr, chat.NewServer(new(chat.LocalBus), opts), func(url string) {
 		fmt.Printf("chat server: open %s in a browser\n", url)
 	})

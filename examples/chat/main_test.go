@@ -274,3 +274,31 @@ func TestRequests(t *testing.T) {
 		t.Errorf("a got %q", got)
 	}
 }
+
+// TestSecondSignalKills: a shutdown waits for a member that does not
+// answer the close frame (up to 10 s); a second SIGTERM ends the server at
+// once, as the default action of the signal does.
+func TestSecondSignalKills(t *testing.T) {
+	t.Parallel()
+	s := chattest.Start(t, chatPath)
+	mute := chattest.JoinRaw(t, s.WS("lobby", "mute"), 0)
+	s.Signal(t, syscall.SIGTERM)
+	// The close frame, 1001, says the first signal was taken.
+	for {
+		f, err := mute.ReadFrame()
+		if err != nil {
+			t.Fatalf("reading up to the close frame: %v", err)
+		}
+		if f.Op == 8 {
+			break
+		}
+	}
+	start := time.Now()
+	s.Signal(t, syscall.SIGTERM)
+	if code := s.ExitCode(t, 5*time.Second); code != -1 {
+		t.Errorf("exit code %d, want -1, killed by the signal", code)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the server took %v to end after the second signal", took)
+	}
+}

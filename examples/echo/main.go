@@ -15,7 +15,8 @@
 // GODEBUG=http2xconnect=1, which the command sets for itself by starting
 // again with it; the log says which protocol each connection came over.
 //
-// Stop it with Ctrl-C: open connections are closed with 1001 (going away).
+// Stop it with Ctrl-C: open connections are closed with 1001 (going away);
+// a second Ctrl-C ends it at once.
 package main
 
 import (
@@ -72,7 +73,7 @@ func main() {
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	context.AfterFunc(ctx, stop) // a second signal kills at once
 	err := run(ctx, opts, log.Printf, func(url string) {
 		fmt.Printf("echo server: open %s in a browser\n", url)
 	})
