@@ -252,7 +252,7 @@ func (b *redisBus) write() {
 			if failing.IsZero() {
 				failing = time.Now()
 				b.reached(false)
-				b.logf("redis: writing: %v; holding what comes, and trying again", err)
+				b.logf("redis: writing: %s; holding what comes, and trying again", redisErr(err))
 			}
 			select {
 			case <-time.After(backoff):
@@ -362,6 +362,10 @@ func (b *redisBus) unblockReader(gen uint64) {
 	}
 }
 
+// redisErr is err's text without the "redis: " that the client's own
+// errors begin with, which the log line says already.
+func redisErr(err error) string { return strings.TrimPrefix(err.Error(), "redis: ") }
+
 // reached records whether the writer or the reader just reached Redis,
 // or found it unreachable (downSince).
 func (b *redisBus) reached(ok bool) {
@@ -392,7 +396,7 @@ func (b *redisBus) read() {
 			failing = time.Now()
 			backoff = 50 * time.Millisecond
 			b.reached(false)
-			b.logf("redis: reading: %v; trying again", err)
+			b.logf("redis: reading: %s; trying again", redisErr(err))
 		}
 		select {
 		case <-time.After(backoff):

@@ -115,3 +115,20 @@ func TestFlagValues(t *testing.T) {
 		t.Errorf("stderr %q, want it to start with %q, and no password", stderr, want)
 	}
 }
+
+// TestBadFlagValues: a flag value out of range is named, with exit code 2.
+func TestBadFlagValues(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ args, want string }{
+		{"-interval -1s", "-interval must not be negative\n"},
+		{"-handshake-timeout 0", "-handshake-timeout must be positive\n"},
+	} {
+		cl := startClient(t, append(strings.Fields(tt.args), "ws://127.0.0.1:1/")...)
+		if code := cl.exitCode(t, wait); code != 2 {
+			t.Errorf("%s: exit code %d, want 2", tt.args, code)
+		}
+		if !strings.HasPrefix(cl.stderr.String(), tt.want+"usage: client") {
+			t.Errorf("%s: stderr %q, want it to start with %q and the usage", tt.args, cl.stderr.String(), tt.want)
+		}
+	}
+}

@@ -119,9 +119,14 @@ func main() {
 	flag.DurationVar(&cfg.interval, "interval", 0, "send the time at this interval instead of reading standard input")
 	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, until the input ends")
 	flag.Parse()
-	if flag.NArg() != 1 || cfg.interval < 0 || cfg.handshakeTimeout <= 0 {
+	switch {
+	case flag.NArg() != 1:
 		flag.Usage()
 		os.Exit(2)
+	case cfg.interval < 0:
+		usageError("-interval must not be negative")
+	case cfg.handshakeTimeout <= 0:
+		usageError("-handshake-timeout must be positive")
 	}
 	cfg.url = flag.Arg(0)
 	cfg.shown = cfg.url
@@ -144,6 +149,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop) // a second signal kills at once
 	os.Exit(run(ctx, cfg))
+}
+
+// usageError reports a wrong flag value as the flag package reports a
+// wrong flag, and exits with 2.
+func usageError(msg string) {
+	fmt.Fprintln(flag.CommandLine.Output(), msg)
+	flag.Usage()
+	os.Exit(2)
 }
 
 // run connects, and reconnects if asked to, until the input ends or ctx
