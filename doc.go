@@ -330,7 +330,10 @@
 // a flow-control window the client does not give, say, and every call
 // that finds the connection closed (CloseNow among them) returns only once
 // that write has ended: the handler may then return, which net/http
-// forbids while another goroutine writes to its ResponseWriter.
+// forbids while another goroutine writes to its ResponseWriter. (Only
+// when the HTTP/2 connection's socket takes nothing, so that the reset
+// cannot go out either, do they wait no more than 100 ms; the write then
+// ends with the connection.)
 //
 // # Browsers
 //

@@ -142,14 +142,26 @@ type streamAddr string
 func (a streamAddr) Network() string { return "tcp" }
 func (a streamAddr) String() string  { return string(a) }
 
-func (s *stream) Read(p []byte) (int, error) { return s.body.Read(p) }
+// Read reads the request body. Once quiesce has reset the stream, the
+// body's error is that reset's, which the Conn reports as its end.
+func (s *stream) Read(p []byte) (int, error) {
+	n, err := s.body.Read(p)
+	if err != nil {
+		s.mu.Lock()
+		if s.closed {
+			err = errStreamQuiesced
+		}
+		s.mu.Unlock()
+	}
+	return n, err
+}
 
 func (s *stream) Write(p []byte) (n int, err error) {
 	s.mu.Lock()
 	switch {
 	case s.closed:
 		s.mu.Unlock()
-		return 0, net.ErrClosed
+		return 0, errStreamQuiesced
 	case s.ctx.Err() != nil:
 		s.mu.Unlock()
 		return 0, errStreamEnded
@@ -176,8 +188,8 @@ func (s *stream) Write(p []byte) (n int, err error) {
 }
 
 // errStreamQuiesced is the error of a write that the connection's
-// closing ended (quiesce): the Conn reports its end instead.
-var errStreamQuiesced = errors.New("the HTTP/2 stream was reset as the connection closed")
+// closing ended or refused (quiesce): the Conn reports its end instead.
+var errStreamQuiesced = errors.New("the HTTP/2 stream was closed with the connection")
 
 // endWrite marks the end of a Write, waking a quiesce that waits for it,
 // and reports whether one had begun.
@@ -195,9 +207,11 @@ func (s *stream) endWrite() bool {
 // quiesce has no Write begin from now on, and ends the Write under way,
 // if any, by resetting the stream (RST_STREAM INTERNAL_ERROR, which Go's
 // HTTP/2 server sends for a write deadline in the past), and waits for
-// it: it returns once the reset is written, or the HTTP/2 connection
-// ends. Every caller waits, so that none lets the handler return while
-// the write goes on.
+// it: the write returns once the reset is written. Every caller waits, so
+// that none lets the handler return while the write goes on; but at most
+// quiesceWait, since the reset cannot go out while the HTTP/2
+// connection's socket takes nothing (a peer gone silent), and then the
+// write ends only with the connection.
 func (s *stream) quiesce() {
 	s.mu.Lock()
 	s.closed = true
@@ -211,8 +225,17 @@ func (s *stream) quiesce() {
 	wrote := s.wrote
 	s.mu.Unlock()
 	s.reset()
-	<-wrote
+	wait := time.NewTimer(quiesceWait)
+	select {
+	case <-wrote:
+	case <-wait.C:
+	}
+	wait.Stop()
 }
+
+// quiesceWait bounds quiesce's wait for a reset stream's write to end:
+// the reset goes out at once unless the socket is full.
+const quiesceWait = 100 * time.Millisecond
 
 // Close is called once, by the Conn's closeTransport, which has quiesced
 // the stream.

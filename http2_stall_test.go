@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,8 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("stalled write", testHTTP2StalledWrite)
 	t.Run("write after a reset", testHTTP2WriteAfterReset)
 	t.Run("keepalive", testHTTP2KeepaliveEnds)
+	t.Run("stuck socket", testHTTP2StuckSocket)
+	t.Run("read as the stream resets", testHTTP2ReadAtReset)
 }
 
 // stallingH2Client opens a WebSocket stream (an extended CONNECT, stream
@@ -263,6 +266,125 @@ func testHTTP2KeepaliveEnds(t *testing.T) {
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("the connection still open 5 s after keepalive's timeout")
+			}
+		})
+	}
+}
+
+// testHTTP2StuckSocket: the client grants every window and then reads
+// nothing, so that Go's HTTP/2 server's writer blocks in the socket with
+// a Write of the Conn under way, and the reset that would end it cannot go
+// out: Close (300 ms close timeout), CloseNow, Registry.Shutdown (300 ms
+// context) and keepalive still return within their bounds, quiesce
+// giving up on the write after quiesceWait. Each waited as long as the
+// TCP connection lived when quiesce waited without bound.
+func testHTTP2StuckSocket(t *testing.T) {
+	for _, how := range []string{"Close", "CloseNow", "Shutdown", "keepalive"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			took := make(chan time.Duration, 1)
+			reg := new(Registry)
+			p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
+				opts := &AcceptOptions{CloseTimeout: 300 * time.Millisecond, Registry: reg}
+				if how == "keepalive" {
+					opts.KeepaliveInterval, opts.KeepaliveTimeout = time.Hour, 300*time.Millisecond
+				}
+				c, err := Accept(w, r, opts)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.CloseNow()
+				var wrote atomic.Int64
+				go func() {
+					msg := make([]byte, 64<<10)
+					for c.Write(context.Background(), MessageBinary, msg) == nil {
+						wrote.Add(1)
+					}
+				}()
+				for last := int64(-1); ; {
+					time.Sleep(200 * time.Millisecond)
+					if n := wrote.Load(); n == last && n > 0 {
+						break
+					} else {
+						last = n
+					}
+				}
+				start := time.Now()
+				switch how {
+				case "Close":
+					c.Close(StatusNormalClosure, "")
+				case "CloseNow":
+					c.CloseNow()
+				case "Shutdown":
+					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+					reg.Shutdown(ctx)
+					cancel()
+				default:
+					pingNow(c)
+					c.Read(context.Background())
+				}
+				took <- time.Since(start)
+			})
+			p.write(0x8, 0, 0, binary.BigEndian.AppendUint32(nil, 1<<30))
+			p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<30))
+			select {
+			case d := <-took:
+				if d > 2*time.Second {
+					t.Errorf("%s took %v", how, d)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s still under way 10 s after the socket stalled", how)
+			}
+		})
+	}
+}
+
+// testHTTP2ReadAtReset: a handler that reads while another goroutine's
+// Write waits for a window the client does not give finds the end the
+// connection recorded when it closes (CloseNow, or keepalive's ping that
+// cannot be written), not the reset of its stream, which closing brings
+// about, as a lost connection.
+func testHTTP2ReadAtReset(t *testing.T) {
+	for _, how := range []string{"CloseNow", "keepalive"} {
+		t.Run(how, func(t *testing.T) {
+			read := make(chan error, 1)
+			stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: time.Hour, KeepaliveTimeout: kaTimeout})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer c.CloseNow()
+				go c.Write(context.Background(), MessageText, []byte("hello"))
+				go func() {
+					waitFor(t, "the Write to wait for a window", func() bool {
+						s := c.tr.rw.(*stream)
+						s.mu.Lock()
+						defer s.mu.Unlock()
+						return s.writing
+					})
+					if how == "CloseNow" {
+						c.CloseNow()
+					} else {
+						pingNow(c) // queued behind the Write; the read for its answer is not
+					}
+				}()
+				_, _, err = c.Read(context.Background())
+				read <- err
+			})
+			want := "websocket: read: connection closed: closed without a closing handshake"
+			select {
+			case err := <-read:
+				if how == "keepalive" {
+					if !errors.Is(err, ErrKeepaliveTimeout) || CloseStatus(err) == StatusAbnormalClosure {
+						t.Errorf("Read: %v, want keepalive's end", err)
+					}
+				} else if err == nil || err.Error() != want {
+					t.Errorf("Read: %v, want %q", err, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Read still under way 5 s later")
 			}
 		})
 	}

@@ -801,7 +801,7 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 		return c.failLocked(pe)
 	case peerClosed:
 		return c.peerClosedLocked(ce)
-	case c.isClosed():
+	case c.isClosed(), err == errStreamQuiesced:
 		return c.closedErr("read")
 	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || c.isClosed()):
 		if !mid {
