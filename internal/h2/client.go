@@ -874,7 +874,7 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 const stallWait = time.Second
 
 // errStalled ends a connection whose socket stopped taking our bytes.
-var errStalled = errors.New("http2: connection closed: the server took none of our bytes for a second past a write's deadline")
+var errStalled = errors.New("http2: connection closed: the server did not take a frame of ours within a second past a write's deadline")
 
 // flushStart marks s as the stream whose frames go out to the socket
 // now, and gives the socket a write deadline from wdl, s's write

@@ -662,3 +662,54 @@ func TestPriorityErrorOnIdleStream(t *testing.T) {
 		t.Fatalf("the connection ended: %v", cc.Err())
 	}
 }
+
+// TestGiveBackWakesOthers: stream 1's Write takes the whole connection
+// window and waits for the write lock (held here, as by another stream's
+// flush); stream 3's Write waits for connection window. Closing stream 1
+// gives its window back, which lets stream 3's Write go out: it waited for
+// a WINDOW_UPDATE the server had no reason to send.
+func TestGiveBackWakesOthers(t *testing.T) {
+	cc, s := start(t)
+	s.settings(settingInitialWindowSize, maxWindow)
+	st1 := open(t, cc, s)
+	st3 := openNext(t, cc, s)
+	cc.wlock <- struct{}{}
+	wrote1 := make(chan error, 1)
+	go func() {
+		_, err := st1.Write(make([]byte, 100<<10))
+		wrote1 <- err
+	}()
+	waitFor(t, "stream 1's Write to take the connection's window", func() bool {
+		cc.mu.Lock()
+		defer cc.mu.Unlock()
+		return cc.sendWindow == 0
+	})
+	wrote3 := make(chan error, 1)
+	go func() {
+		_, err := st3.Write([]byte("three"))
+		wrote3 <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	st1.Close()
+	if err := <-wrote1; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("stream 1's Write: %v, want net.ErrClosed", err)
+	}
+	<-cc.wlock
+	select {
+	case err := <-wrote3:
+		if err != nil {
+			t.Fatalf("stream 3's Write: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream 3's Write still waiting for window 5 s after stream 1 gave its back")
+	}
+	for {
+		// Past stream 1's RST_STREAM.
+		if h, p := s.read(); h.typ == frameData && h.streamID == 3 {
+			if string(p) != "three" {
+				t.Fatalf("DATA %q on stream 3, want three", p)
+			}
+			break
+		}
+	}
+}

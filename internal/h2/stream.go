@@ -39,6 +39,7 @@ type Stream struct {
 	readable chan struct{} // signaled when buf, rerr or status change
 	sendable chan struct{} // signaled when the send windows grow or werr is set
 	response chan struct{} // closed when the response's header (or the end) arrived
+	quit     chan struct{} // closed by Close
 	rdl, wdl deadline
 
 	writing sync.Mutex // one Write at a time
@@ -53,6 +54,7 @@ func newStream(cc *ClientConn, id uint32, sendWindow int64) *Stream {
 		readable:   make(chan struct{}, 1),
 		sendable:   make(chan struct{}, 1),
 		response:   make(chan struct{}),
+		quit:       make(chan struct{}),
 		rdl:        newDeadline(),
 		wdl:        newDeadline(),
 	}
@@ -347,23 +349,26 @@ func (s *Stream) Write(p []byte) (int, error) {
 		case <-dl:
 			s.giveBack(n)
 			return written, os.ErrDeadlineExceeded
-		case <-s.sendable:
-			// Close, or more window: the loop's next turn looks.
+		case <-s.quit:
 			s.giveBack(n)
-			continue
+			return written, net.ErrClosed
 		case <-cc.done:
 			continue
 		}
 		cc.flushStart(s, &s.wdl)
 		sent, err := cc.writeDataLocked(s, p[:n], maxFrame)
 		cc.flushEnd()
+		stalled := err != nil && errors.Is(err, os.ErrDeadlineExceeded)
+		if stalled {
+			// The server did not take our frames within stallWait past
+			// the deadline, or past Close, one maybe half sent: the
+			// connection ends, before another writer, taking the write
+			// lock, finds the timeout and ends it for that.
+			cc.fail(errStalled)
+		}
 		<-cc.wlock
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				// The server took nothing for stallWait past the
-				// deadline, or past Close, with a frame of ours maybe
-				// half sent.
-				cc.fail(errStalled)
+			if stalled {
 				s.mu.Lock()
 				closed := s.closed
 				s.mu.Unlock()
@@ -389,20 +394,35 @@ func (s *Stream) Write(p []byte) (int, error) {
 	return written, nil
 }
 
-// giveBack returns window taken for a write that did not happen.
+// giveBack returns window taken for a write that did not happen, and
+// wakes the other streams if the connection's window was spent: one may
+// wait for it.
 func (s *Stream) giveBack(n int64) {
-	s.cc.mu.Lock()
+	cc := s.cc
+	cc.mu.Lock()
 	s.sendWindow += n
-	s.cc.sendWindow += n
-	s.cc.mu.Unlock()
+	spent := cc.sendWindow <= 0
+	cc.sendWindow += n
+	var others []*Stream
+	if spent {
+		for _, o := range cc.streams {
+			if o != s {
+				others = append(others, o)
+			}
+		}
+	}
+	cc.mu.Unlock()
+	for _, o := range others {
+		o.kickSend()
+	}
 }
 
 // Close ends the stream: with END_STREAM if the server has ended its
 // side already, so that the stream closes cleanly, else with RST_STREAM
 // CANCEL. Blocked reads and writes return net.ErrClosed; but a write
-// whose frames are going out to a socket that takes none of them, its
-// frame maybe half sent, ends the connection after stallWait, as its
-// deadline would.
+// whose frames are going out to the socket, a frame maybe half sent, is
+// given stallWait to finish them, as past its deadline, after which the
+// connection ends.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -410,6 +430,7 @@ func (s *Stream) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.quit)
 	send := !s.endSent
 	s.endSent = true
 	clean := s.rerr == io.EOF && s.werr == nil
