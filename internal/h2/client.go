@@ -58,9 +58,11 @@ type ClientConn struct {
 	// the socket under wlock, so that a deadline that moves meanwhile
 	// reaches the socket's write deadline (see flushStart).
 	flushMu     sync.Mutex
-	flushing    *Stream // flushMu
-	flushGen    uint64  // flushMu: numbers the flushes, so that a late moveFlushDeadline can tell it is stale
-	flushBounds bool    // flushMu: the socket has a write deadline for it
+	flushing    *Stream       // flushMu
+	flushGen    uint64        // flushMu: numbers the flushes, so that a late moveFlushDeadline can tell it is stale
+	flushBounds bool          // flushMu: the socket has a write deadline for it
+	flushDL     time.Time     // flushMu: that deadline, before flushGrace
+	flushGrace  time.Duration // flushMu: how long a piece may take past flushDL: stallWait, or closeStallWait
 
 	mu            sync.Mutex
 	streams       map[uint32]*Stream // mu: open streams by ID
@@ -98,7 +100,6 @@ func NewClientConn(nc net.Conn, onIdle func()) (*ClientConn, error) {
 	cc := &ClientConn{
 		nc:            nc,
 		wlock:         make(chan struct{}, 1),
-		bw:            bufio.NewWriterSize(nc, 16<<10),
 		ctrlKick:      make(chan struct{}, 1),
 		streams:       map[uint32]*Stream{},
 		nextID:        1,
@@ -111,6 +112,7 @@ func NewClientConn(nc net.Conn, onIdle func()) (*ClientConn, error) {
 		done:          make(chan struct{}),
 		dec:           hpack.NewDecoder(headerTableSize),
 	}
+	cc.bw = bufio.NewWriterSize(socketWriter{cc}, 16<<10)
 	b := append([]byte(preface), appendSettings(nil,
 		settingEnablePush, 0,
 		settingInitialWindowSize, StreamWindow,
@@ -866,15 +868,21 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 	return s, nil
 }
 
-// stallWait is how long the socket may take none of our bytes, past the
-// deadline of the stream whose frames are going out, before the
-// connection is given up: a frame half sent cannot be taken back, so the
-// deadline of one stream can only end the write by ending them all. The
-// wait spares the other streams when the socket was merely slow.
-const stallWait = time.Second
+// stallWait is how long the socket may take to take a piece of our bytes
+// (stallPiece), past the deadline of the stream whose frames are going
+// out, before the connection is given up: a frame half sent cannot be
+// taken back, so the deadline of one stream can only end the write by
+// ending them all. The wait spares the other streams when the socket was
+// merely slow. closeStallWait is the same for the frames of a stream
+// closed as they go out, which nobody waits for: longer, since a slow
+// reader's TCP window may open only every few seconds.
+const (
+	stallWait      = time.Second
+	closeStallWait = 10 * time.Second
+)
 
 // errStalled ends a connection whose socket stopped taking our bytes.
-var errStalled = errors.New("http2: connection closed: the server did not take a frame of ours within a second past a write's deadline")
+var errStalled = errors.New("http2: connection closed: the server stopped taking our frames past a write's deadline")
 
 // flushStart marks s as the stream whose frames go out to the socket
 // now, and gives the socket a write deadline from wdl, s's write
@@ -912,6 +920,16 @@ func (cc *ClientConn) moveFlushDeadline(gen uint64, dl time.Time) {
 	cc.flushMu.Unlock()
 }
 
+// boundClosedFlushLocked bounds the flush of a stream that is closing, its
+// frames going out: each piece is given closeStallWait from now on.
+//
+// The caller holds flushMu.
+func (cc *ClientConn) boundClosedFlushLocked() {
+	now := time.Now()
+	cc.nc.SetWriteDeadline(now.Add(closeStallWait))
+	cc.flushBounds, cc.flushDL, cc.flushGrace = true, now, closeStallWait
+}
+
 // The caller holds flushMu.
 func (cc *ClientConn) setFlushDeadlineLocked(dl time.Time) {
 	switch {
@@ -920,10 +938,46 @@ func (cc *ClientConn) setFlushDeadlineLocked(dl time.Time) {
 			dl = now
 		}
 		cc.nc.SetWriteDeadline(dl.Add(stallWait))
-		cc.flushBounds = true
+		cc.flushBounds, cc.flushDL, cc.flushGrace = true, dl, stallWait
 	case cc.flushBounds:
 		cc.nc.SetWriteDeadline(time.Time{})
 		cc.flushBounds = false
+	}
+}
+
+// socketWriter is what bw writes to: the socket, but in pieces of
+// stallPiece bytes while a deadline bounds the flush, each given
+// flushGrace from when it starts once the deadline has passed, so that a
+// socket that keeps taking bytes, however slowly, is not taken for a
+// stalled one. (A write cut by a deadline cannot be resumed over TLS, where a
+// failed write ends the connection's output: the deadline moves before
+// each piece, not after a timeout.)
+type socketWriter struct{ cc *ClientConn }
+
+// stallPiece is the most a socket must take within stallWait, once a
+// write's deadline has passed, not to count as stalled.
+const stallPiece = 4 << 10
+
+func (w socketWriter) Write(p []byte) (int, error) {
+	cc := w.cc
+	written := 0
+	for {
+		piece := p[written:]
+		cc.flushMu.Lock()
+		if cc.flushBounds {
+			if len(piece) > stallPiece {
+				piece = piece[:stallPiece]
+			}
+			if now := time.Now(); cc.flushDL.Before(now) {
+				cc.nc.SetWriteDeadline(now.Add(cc.flushGrace))
+			}
+		}
+		cc.flushMu.Unlock()
+		n, err := cc.nc.Write(piece)
+		written += n
+		if err != nil || written == len(p) {
+			return written, err
+		}
 	}
 }
 

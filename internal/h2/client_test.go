@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -571,8 +572,8 @@ func openNext(t *testing.T, cc *ClientConn, s *rawServer) *Stream {
 // TestCloseEndsBlockedWrite: two streams share a connection whose server
 // grants every window and stops reading. Closing the stream whose Write
 // waits for the write lock ends that Write at once; closing the stream
-// whose Write is blocked in the socket ends it stallWait later, with the
-// connection, which cannot go on with a frame half sent. Neither waited
+// whose Write is blocked in the socket ends it closeStallWait later, with
+// the connection, which cannot go on with a frame half sent. Neither waited
 // for anything before: the connection stayed open for the other stream.
 func TestCloseEndsBlockedWrite(t *testing.T) {
 	cc, s := start(t)
@@ -590,12 +591,7 @@ func TestCloseEndsBlockedWrite(t *testing.T) {
 	}
 	// Past what the sockets buffer: the server reads no more.
 	wrote1 := write(st1, 64<<20)
-	waitFor(t, "stream 1's Write to fill the socket", func() bool {
-		cc.flushMu.Lock()
-		defer cc.flushMu.Unlock()
-		return cc.flushing == st1
-	})
-	time.Sleep(200 * time.Millisecond)
+	awaitStuckFlush(t, cc, st1)
 	wrote3 := write(st3, 1<<10)
 	waitFor(t, "stream 3's Write to take its window", func() bool {
 		cc.mu.Lock()
@@ -621,11 +617,11 @@ func TestCloseEndsBlockedWrite(t *testing.T) {
 		if !errors.Is(err, net.ErrClosed) {
 			t.Fatalf("stream 1's Write: %v, want net.ErrClosed", err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("stream 1's Write still blocked in the socket 5 s after Close")
+	case <-time.After(closeStallWait + 5*time.Second):
+		t.Fatal("stream 1's Write still blocked in the socket 5 s past closeStallWait after Close")
 	}
-	if d := time.Since(start); d < stallWait {
-		t.Fatalf("stream 1's Write ended %v after Close, before stallWait", d)
+	if d := time.Since(start); d < closeStallWait {
+		t.Fatalf("stream 1's Write ended %v after Close, before closeStallWait", d)
 	}
 	if err := cc.Err(); err != errStalled {
 		t.Fatalf("Err: %v, want %v", err, errStalled)
@@ -712,4 +708,104 @@ func TestGiveBackWakesOthers(t *testing.T) {
 			break
 		}
 	}
+}
+
+// TestCloseSparesSlowSocket: two streams share a connection whose server
+// grants every window and reads slowly but steadily (1 KiB every 50 ms),
+// its TCP window opening every few seconds. Closing stream 1 as its Write
+// goes out does not end the connection: the socket still takes its
+// frames. Once the server reads at full speed, the Write returns
+// net.ErrClosed and stream 3 goes on. Closing gave the write a second
+// before, and the connection ended with it.
+func TestCloseSparesSlowSocket(t *testing.T) {
+	cc, s := start(t)
+	s.settings(settingInitialWindowSize, maxWindow)
+	st1 := open(t, cc, s)
+	st3 := openNext(t, cc, s)
+	s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
+	wrote1 := make(chan error, 1)
+	go func() {
+		_, err := st1.Write(make([]byte, 64<<20))
+		wrote1 <- err
+	}()
+	waitFor(t, "stream 1's Write to fill the socket", func() bool {
+		cc.flushMu.Lock()
+		defer cc.flushMu.Unlock()
+		return cc.flushing == st1
+	})
+	time.Sleep(300 * time.Millisecond)
+	slow := make(chan struct{})
+	drained := make(chan []byte, 1)
+	go func() {
+		buf := make([]byte, 1<<10)
+		for {
+			select {
+			case <-slow:
+				// Full speed: keep what follows the last of stream 1's
+				// frames that the socket holds, for stream 3's.
+				var rest []byte
+				s.nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+				big := make([]byte, 1<<20)
+				for {
+					n, err := s.nc.Read(big)
+					rest = append(rest[max(0, len(rest)-(64<<10)):], big[:n]...)
+					if err != nil {
+						drained <- rest
+						return
+					}
+				}
+			case <-time.After(50 * time.Millisecond):
+			}
+			if _, err := s.nc.Read(buf); err != nil {
+				drained <- nil
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	st1.Close()
+	time.Sleep(6 * time.Second)
+	if err := cc.Err(); err != nil {
+		t.Fatalf("the connection ended while its socket took bytes: %v", err)
+	}
+	close(slow)
+	select {
+	case err := <-wrote1:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("stream 1's Write: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stream 1's Write still under way with the server reading at full speed")
+	}
+	if _, err := st3.Write([]byte("three")); err != nil {
+		t.Fatalf("stream 3's Write: %v", err)
+	}
+	rest := <-drained
+	if !bytes.Contains(rest, append(appendFrameHeader(nil, 5, frameData, 0, 3), "three"...)) {
+		t.Fatalf("stream 3's DATA frame not on the wire after stream 1's: ...% x", rest[max(0, len(rest)-64):])
+	}
+	if err := cc.Err(); err != nil {
+		t.Fatalf("the connection ended: %v", err)
+	}
+}
+
+// awaitStuckFlush waits until st's frames are going out and the socket
+// takes none: the same flush under way for 300 ms.
+func awaitStuckFlush(t *testing.T, cc *ClientConn, st *Stream) {
+	t.Helper()
+	flush := func() (bool, uint64) {
+		cc.flushMu.Lock()
+		defer cc.flushMu.Unlock()
+		return cc.flushing == st, cc.flushGen
+	}
+	var gen uint64
+	since := time.Now()
+	waitFor(t, "a flush of the stream's that the socket does not take", func() bool {
+		on, g := flush()
+		if !on || g != gen {
+			gen, since = g, time.Now()
+			return false
+		}
+		return time.Since(since) >= 300*time.Millisecond
+	})
 }

@@ -420,9 +420,9 @@ func (s *Stream) giveBack(n int64) {
 // Close ends the stream: with END_STREAM if the server has ended its
 // side already, so that the stream closes cleanly, else with RST_STREAM
 // CANCEL. Blocked reads and writes return net.ErrClosed; but a write
-// whose frames are going out to the socket, a frame maybe half sent, is
-// given stallWait to finish them, as past its deadline, after which the
-// connection ends.
+// whose frames are going out to the socket, a frame maybe half sent, goes
+// on while the socket takes them, and ends the connection if it stops
+// taking them for closeStallWait.
 func (s *Stream) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -441,7 +441,7 @@ func (s *Stream) Close() error {
 	s.wakeResponse()
 	s.cc.flushMu.Lock()
 	if s.cc.flushing == s {
-		s.cc.setFlushDeadlineLocked(time.Now())
+		s.cc.boundClosedFlushLocked()
 	}
 	s.cc.flushMu.Unlock()
 	if send {
