@@ -261,11 +261,7 @@ func (b *redisBus) write() {
 			backoff = min(2*backoff, time.Second)
 			continue
 		}
-		if !failing.IsZero() {
-			b.reached(true)
-			b.logf("redis: writing again after %v", time.Since(failing).Round(time.Millisecond))
-			failing = time.Time{}
-		}
+		b.reachedAgain(&failing, "writing")
 		backoff = 50 * time.Millisecond
 		b.mu.Lock()
 		if len(b.queue) >= len(batch) { // Close may have dropped the queue
@@ -379,6 +375,17 @@ func (b *redisBus) reached(ok bool) {
 	b.mu.Unlock()
 }
 
+// reachedAgain notes that the writer or the reader (what) reached Redis,
+// failing being since when it had not, zero if it had.
+func (b *redisBus) reachedAgain(failing *time.Time, what string) {
+	if failing.IsZero() {
+		return
+	}
+	b.reached(true)
+	b.logf("redis: %s again after %v", what, time.Since(*failing).Round(time.Millisecond))
+	*failing = time.Time{}
+}
+
 // read is the reader.
 func (b *redisBus) read() {
 	defer b.done.Done()
@@ -416,6 +423,10 @@ func (b *redisBus) readOn(failing *time.Time) error {
 	if err != nil {
 		return err
 	}
+	// Redis answers: the reader says so at once, not after an XREAD
+	// that may block for readBlock on quiet rooms, or never come when
+	// the rooms emptied meanwhile.
+	b.reachedAgain(failing, "reading")
 	b.readerID.Store(id)
 	defer b.readerID.Store(0)
 	for {
@@ -442,11 +453,6 @@ func (b *redisBus) readOn(failing *time.Time) error {
 		streams, err := conn.XRead(ctx, &redis.XReadArgs{Streams: append(keys, ids...), Count: 1000, Block: readBlock}).Result()
 		if err != nil && !errors.Is(err, redis.Nil) { // Nil: nothing came, or unblocked
 			return err
-		}
-		if !failing.IsZero() {
-			b.reached(true)
-			b.logf("redis: reading again after %v", time.Since(*failing).Round(time.Millisecond))
-			*failing = time.Time{}
 		}
 		for _, st := range streams {
 			if s := byKey[st.Stream]; s != nil {

@@ -375,3 +375,44 @@ func TestShutdownLeaves(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisBackJoin: the last member leaves during an outage of more than
+// 10 s, which its server cannot publish; a member joining 3 s after Redis
+// is back gets in. It was refused with 1013 until the reader, which
+// follows no room then, happened to read again (48 s in one run).
+func TestRedisBackJoin(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	s := chattest.Start(t, chatPath, "-redis", r.addr())
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	r.kill(t)
+	time.Sleep(holdLimit + 2*time.Second)
+	a.Close()
+	a.Closed(t)
+	r.start(t)
+	time.Sleep(3 * time.Second)
+	b := chattest.Join(t, s.WS("lobby", "b"), "b")
+	b.WaitFor(t, "the roll call", func(got []chattest.Message) bool { return slices.Equal(lastMembers(got), []string{"b"}) })
+}
+
+// TestRedisBackSend: a member that sent nothing during an outage of more
+// than 10 s sends 2 s after Redis is back, and its message goes out. It
+// was refused until the reader's first XREAD after the outage returned,
+// up to 5 s on a quiet room.
+func TestRedisBackSend(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	s := chattest.Start(t, chatPath, "-redis", r.addr())
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	r.kill(t)
+	time.Sleep(holdLimit + 2*time.Second)
+	r.start(t)
+	time.Sleep(2 * time.Second)
+	a.Send(t, "after")
+	a.WaitFor(t, "its message or an error", func(got []chattest.Message) bool {
+		return slices.ContainsFunc(got, func(m chattest.Message) bool { return m.Type == "error" || m.Type == "message" })
+	})
+	if got, want := a.Texts(), []string{"a: after"}; !slices.Equal(got, want) {
+		t.Errorf("a got %q, want %q; server log:\n%s", got, want, s.Log())
+	}
+}

@@ -37,7 +37,7 @@ func TestBrowser(t *testing.T) {
 	long.Click("#name")
 	long.TypeText(strings.Repeat("é", 40))
 	long.Click("#join")
-	long.WaitText("#status", "name and room: at most 64 bytes of UTF-8 each")
+	long.WaitText("#status", "room and name: at most 64 bytes of UTF-8 each")
 	long.WantEnabled("#join", true)
 
 	alice := join("alice")

@@ -29,8 +29,8 @@
 // The exit code says how it ended:
 //
 //	0  the closing handshake completed with 1000 (normal closure), 1001
-//	   (going away) or no code, whichever side began it, and all the
-//	   input was sent
+//	   (going away) or no code, whichever side began it, and no error
+//	   cut standard input short
 //	1  the handshake failed or timed out, the server broke the protocol,
 //	   closed with another code or did not answer our close, the
 //	   connection was lost, or standard input could not be read to its
@@ -52,6 +52,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -170,7 +171,7 @@ func run(ctx context.Context, cfg config) int {
 		err = converse(ctx, c, lines, inputDone)
 		log.Print(err)
 		if cleanClose(err) {
-			if *inputErr != nil {
+			if inputErr.Load() != nil {
 				return 1 // the rest of the input was not sent
 			}
 			return 0
@@ -191,16 +192,16 @@ func run(ctx context.Context, cfg config) int {
 // taken, and where the error that ended them early is put before it is
 // closed: the lines of standard input, or the time every interval, in
 // which case they never end.
-func input(interval time.Duration) (<-chan string, <-chan struct{}, *error) {
+func input(interval time.Duration) (<-chan string, <-chan struct{}, *atomic.Pointer[error]) {
 	lines := make(chan string)
-	var inputErr error
+	inputErr := new(atomic.Pointer[error])
 	if interval > 0 {
 		go func() {
 			for t := range time.Tick(interval) {
 				lines <- t.Format(time.RFC3339Nano)
 			}
 		}()
-		return lines, nil, &inputErr
+		return lines, nil, inputErr
 	}
 	done := make(chan struct{})
 	go func() {
@@ -215,12 +216,13 @@ func input(interval time.Duration) (<-chan string, <-chan struct{}, *error) {
 			if errors.Is(err, bufio.ErrTooLong) {
 				err = fmt.Errorf("a line longer than %d bytes", maxLine)
 			}
-			inputErr = fmt.Errorf("reading standard input: %w; the rest was not sent", err)
-			log.Print(inputErr)
+			err = fmt.Errorf("reading standard input: %w; the rest was not sent", err)
+			inputErr.Store(&err)
+			log.Print(err)
 		}
 		close(done)
 	}()
-	return lines, done, &inputErr
+	return lines, done, inputErr
 }
 
 // dial opens a connection, giving up after the handshake timeout.

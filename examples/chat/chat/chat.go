@@ -365,7 +365,7 @@ func (r *room) leave(m *member) {
 	defer r.pubMu.Unlock()
 	delete(r.local, m.id)
 	if err := r.publishLocked(Event{Type: "leave", Member: m.id, Name: m.name}); err != nil {
-		r.s.opts.Logf("chat: the leave of %s from %q is lost: %v", m.name, r.name, err)
+		r.s.opts.Logf("chat: the leave of %q from %q is lost: %v", m.name, r.name, err)
 	}
 }
 
