@@ -382,11 +382,7 @@ func TestShutdownLeaves(t *testing.T) {
 // follows no room then, happened to read again (48 s in one run).
 func TestRedisBackJoin(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
-	s := chattest.Start(t, chatPath, "-redis", r.addr())
-	a := chattest.Join(t, s.WS("lobby", "a"), "a")
-	r.kill(t)
-	time.Sleep(holdLimit + 2*time.Second)
+	r, s, a := longOutage(t)
 	a.Close()
 	a.Closed(t)
 	r.start(t)
@@ -401,11 +397,7 @@ func TestRedisBackJoin(t *testing.T) {
 // up to 5 s on a quiet room.
 func TestRedisBackSend(t *testing.T) {
 	t.Parallel()
-	r := startRedis(t)
-	s := chattest.Start(t, chatPath, "-redis", r.addr())
-	a := chattest.Join(t, s.WS("lobby", "a"), "a")
-	r.kill(t)
-	time.Sleep(holdLimit + 2*time.Second)
+	r, s, a := longOutage(t)
 	r.start(t)
 	time.Sleep(2 * time.Second)
 	a.Send(t, "after")
@@ -415,4 +407,16 @@ func TestRedisBackSend(t *testing.T) {
 	if got, want := a.Texts(), []string{"a: after"}; !slices.Equal(got, want) {
 		t.Errorf("a got %q, want %q; server log:\n%s", got, want, s.Log())
 	}
+}
+
+// longOutage starts Redis and a chat server with a member, a, in the
+// lobby, then stops Redis for longer than holdLimit.
+func longOutage(t *testing.T) (*redisServer, *chattest.Server, *chattest.Member) {
+	t.Helper()
+	r := startRedis(t)
+	s := chattest.Start(t, chatPath, "-redis", r.addr())
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	r.kill(t)
+	time.Sleep(holdLimit + 2*time.Second)
+	return r, s, a
 }
