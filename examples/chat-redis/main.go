@@ -20,13 +20,11 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rfc6455/websocket/examples/chat/chat"
+	"github.com/rfc6455/websocket/examples/internal/signals"
 )
 
 func main() {
@@ -36,8 +34,7 @@ func main() {
 
 	redis.SetLogger(quiet{})
 	bus := newRedisBus(*redisAddr, log.Printf)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop) // a second signal kills at once
+	ctx := signals.Context() // a second signal kills at once
 	err := chat.Run(ctx, *addr, chat.NewServer(bus, opts), func(url string) {
 		fmt.Printf("chat server: open %s in a browser\n", url)
 	})

@@ -14,23 +14,19 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"log"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/rfc6455/websocket/examples/chat/chat"
+	"github.com/rfc6455/websocket/examples/internal/signals"
 )
 
 func main() {
 	addr, opts := chat.Flags(flag.CommandLine)
 	flag.Parse()
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop) // a second signal kills at once
+	ctx := signals.Context() // a second signal kills at once
 	err := chat.Run(ctx, *addr, chat.NewServer(new(chat.LocalBus), opts), func(url string) {
 		fmt.Printf("chat server: open %s in a browser\n", url)
 	})

@@ -50,13 +50,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/internal/signals"
 )
 
 const (
@@ -147,8 +146,7 @@ func main() {
 	}
 	cfg.opts.HTTPClient = &http.Client{Transport: t}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop) // a second signal kills at once
+	ctx := signals.Context() // a second signal kills at once
 	os.Exit(run(ctx, cfg))
 }
 

@@ -36,13 +36,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/internal/signals"
 )
 
 //go:embed index.html
@@ -72,8 +72,7 @@ func main() {
 		log.Fatalf("starting again with GODEBUG=%s: %v", xconnect, err)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	context.AfterFunc(ctx, stop) // a second signal kills at once
+	ctx := signals.Context() // a second signal kills at once
 	err := run(ctx, opts, log.Printf, func(url string) {
 		fmt.Printf("echo server: open %s in a browser\n", url)
 	})
