@@ -238,11 +238,8 @@ func (s *stream) quiesce() {
 const quiesceWait = 100 * time.Millisecond
 
 // Close is called once, by the Conn's closeTransport, which has quiesced
-// the stream.
-func (s *stream) Close() error {
-	s.quiesce()
-	return s.body.Close()
-}
+// the stream already.
+func (s *stream) Close() error { return s.body.Close() }
 
 // reset resets the stream at once.
 func (s *stream) reset() {

@@ -138,12 +138,7 @@ func testHTTP2StalledWrite(t *testing.T) {
 				default:
 					wrote := make(chan error, 1)
 					go func() { wrote <- c.Write(context.Background(), MessageText, []byte("hello")) }()
-					waitFor(t, "the Write to wait for a window", func() bool {
-						s := c.tr.rw.(*stream)
-						s.mu.Lock()
-						defer s.mu.Unlock()
-						return s.writing
-					})
+					awaitStreamWrite(t, c)
 					start = time.Now()
 					c.CloseNow()
 					select {
@@ -358,12 +353,7 @@ func testHTTP2ReadAtReset(t *testing.T) {
 				defer c.CloseNow()
 				go c.Write(context.Background(), MessageText, []byte("hello"))
 				go func() {
-					waitFor(t, "the Write to wait for a window", func() bool {
-						s := c.tr.rw.(*stream)
-						s.mu.Lock()
-						defer s.mu.Unlock()
-						return s.writing
-					})
+					awaitStreamWrite(t, c)
 					if how == "CloseNow" {
 						c.CloseNow()
 					} else {
@@ -388,4 +378,15 @@ func testHTTP2ReadAtReset(t *testing.T) {
 			}
 		})
 	}
+}
+
+// awaitStreamWrite waits until a Write is under way on c's HTTP/2 stream.
+func awaitStreamWrite(t *testing.T, c *Conn) {
+	t.Helper()
+	s := c.tr.rw.(*stream)
+	waitFor(t, "the Write to wait for a window", func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.writing
+	})
 }

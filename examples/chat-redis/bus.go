@@ -299,7 +299,6 @@ func (b *redisBus) write() {
 func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	marks := make(map[*sub][]redis.XMessage)
 	seeds := make(map[*sub]*redis.XMessageSliceCmd)
 	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, o := range batch {
@@ -321,6 +320,7 @@ func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 	if err != nil {
 		return nil, err
 	}
+	marks := make(map[*sub][]redis.XMessage, len(seeds))
 	for s, cmd := range seeds {
 		marks[s] = cmd.Val()
 	}

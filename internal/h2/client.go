@@ -706,19 +706,11 @@ func (cc *ClientConn) onWindowUpdate(h frameHeader, p []byte) error {
 		cc.mu.Lock()
 		cc.sendWindow += incr
 		over := cc.sendWindow > maxWindow
-		var all []*Stream
-		if !over {
-			for _, s := range cc.streams {
-				all = append(all, s)
-			}
-		}
 		cc.mu.Unlock()
 		if over {
 			return connError(ErrCodeFlowControl, "connection window past 2^31-1")
 		}
-		for _, s := range all {
-			s.kickSend()
-		}
+		cc.kickSendAll(nil)
 		return nil
 	}
 	s, err := cc.stream(h.streamID, "WINDOW_UPDATE")
@@ -737,6 +729,22 @@ func (cc *ClientConn) onWindowUpdate(h frameHeader, p []byte) error {
 	}
 	s.kickSend()
 	return nil
+}
+
+// kickSendAll wakes the writers of every open stream but except, which
+// may wait for the connection's window.
+func (cc *ClientConn) kickSendAll(except *Stream) {
+	cc.mu.Lock()
+	all := make([]*Stream, 0, len(cc.streams))
+	for _, s := range cc.streams {
+		if s != except {
+			all = append(all, s)
+		}
+	}
+	cc.mu.Unlock()
+	for _, s := range all {
+		s.kickSend()
+	}
 }
 
 // resetStream ends stream id with our RST_STREAM for se; a stream never
@@ -924,21 +932,25 @@ func (cc *ClientConn) moveFlushDeadline(gen uint64, dl time.Time) {
 // frames going out: each piece is given closeStallWait from now on.
 //
 // The caller holds flushMu.
-func (cc *ClientConn) boundClosedFlushLocked() {
-	now := time.Now()
-	cc.nc.SetWriteDeadline(now.Add(closeStallWait))
-	cc.flushBounds, cc.flushDL, cc.flushGrace = true, now, closeStallWait
+func (cc *ClientConn) boundClosedFlushLocked() { cc.boundFlushLocked(time.Now(), closeStallWait) }
+
+// boundFlushLocked bounds the flush under way: past dl, not before now,
+// each piece may take grace (socketWriter).
+//
+// The caller holds flushMu.
+func (cc *ClientConn) boundFlushLocked(dl time.Time, grace time.Duration) {
+	if now := time.Now(); dl.Before(now) {
+		dl = now
+	}
+	cc.nc.SetWriteDeadline(dl.Add(grace))
+	cc.flushBounds, cc.flushDL, cc.flushGrace = true, dl, grace
 }
 
 // The caller holds flushMu.
 func (cc *ClientConn) setFlushDeadlineLocked(dl time.Time) {
 	switch {
 	case !dl.IsZero():
-		if now := time.Now(); dl.Before(now) {
-			dl = now
-		}
-		cc.nc.SetWriteDeadline(dl.Add(stallWait))
-		cc.flushBounds, cc.flushDL, cc.flushGrace = true, dl, stallWait
+		cc.boundFlushLocked(dl, stallWait)
 	case cc.flushBounds:
 		cc.nc.SetWriteDeadline(time.Time{})
 		cc.flushBounds = false

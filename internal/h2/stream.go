@@ -358,7 +358,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		cc.flushStart(s, &s.wdl)
 		sent, err := cc.writeDataLocked(s, p[:n], maxFrame)
 		cc.flushEnd()
-		stalled := err != nil && errors.Is(err, os.ErrDeadlineExceeded)
+		stalled := errors.Is(err, os.ErrDeadlineExceeded)
 		if stalled {
 			// The server did not take our frames within stallWait past
 			// the deadline, or past Close, one maybe half sent: the
@@ -403,17 +403,9 @@ func (s *Stream) giveBack(n int64) {
 	s.sendWindow += n
 	spent := cc.sendWindow <= 0
 	cc.sendWindow += n
-	var others []*Stream
-	if spent {
-		for _, o := range cc.streams {
-			if o != s {
-				others = append(others, o)
-			}
-		}
-	}
 	cc.mu.Unlock()
-	for _, o := range others {
-		o.kickSend()
+	if spent {
+		cc.kickSendAll(s)
 	}
 }
 
