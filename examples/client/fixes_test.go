@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,5 +131,50 @@ func TestBadFlagValues(t *testing.T) {
 		if !strings.HasPrefix(cl.stderr.String(), tt.want+"usage: client") {
 			t.Errorf("%s: stderr %q, want it to start with %q and the usage", tt.args, cl.stderr.String(), tt.want)
 		}
+	}
+}
+
+// TestBlockedWrite: a message that a server reading nothing leaves
+// blocked ends the client with 1 and a line that says so, whether Ctrl-C
+// or the write timeout ends it: not the read side's "connection closed:
+// write: ..., cutting a frame short".
+func TestBlockedWrite(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"signal", "timeout"} {
+		t.Run(end, func(t *testing.T) {
+			t.Parallel()
+			held := make(chan struct{})
+			url := hostileServer(t, func(t *testing.T, nc net.Conn, key string) {
+				upgrade("", "", 0)(t, nc, key)
+				<-held // read nothing until the test ends
+			})
+			defer close(held)
+			cl := startClient(t, url)
+			cl.waitFor(t, &cl.stderr, "connected to")
+			go func() {
+				line := strings.Repeat("a", 512<<10) + "\n"
+				for range 64 { // 32 MiB: more than loopback's buffers hold
+					if _, err := cl.stdin.Write([]byte(line)); err != nil {
+						return
+					}
+				}
+			}()
+			want := "\na message could not be sent within 10s, the server taking nothing: closed without a closing handshake\n"
+			d := writeTimeout + 2*time.Second
+			if end == "signal" {
+				time.Sleep(time.Second) // the client's write is blocked by then
+				if err := cl.cmd.Process.Signal(syscall.SIGINT); err != nil {
+					t.Fatal(err)
+				}
+				want = "\ninterrupted while sending a message the server was not taking: closed without a closing handshake\n"
+				d = 2 * time.Second
+			}
+			if code := cl.exitCode(t, d); code != 1 {
+				t.Errorf("exit code %d, want 1; stderr:\n%s", code, cl.stderr.String())
+			}
+			if !strings.HasSuffix(cl.stderr.String(), want) {
+				t.Errorf("stderr %q, want it to end with %q", cl.stderr.String(), want)
+			}
+		})
 	}
 }

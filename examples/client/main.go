@@ -280,6 +280,7 @@ func converse(ctx context.Context, c *websocket.Conn, lines <-chan string, input
 	defer c.CloseNow()
 	ended := make(chan error, 1)
 	go func() { ended <- printMessages(c) }()
+	interrupted := false // ctx ended a write
 loop:
 	for {
 		select {
@@ -296,7 +297,12 @@ loop:
 			switch {
 			case err == nil:
 			case ctx.Err() != nil:
+				interrupted = true
 				break loop
+			case errors.Is(err, context.DeadlineExceeded):
+				c.CloseNow() // if the cut write has not
+				<-ended
+				return fmt.Errorf("a message could not be sent within %v, the server taking nothing: closed without a closing handshake", writeTimeout)
 			case errors.Is(err, websocket.ErrClosed):
 				return <-ended // the reader tells why
 			default:
@@ -309,7 +315,13 @@ loop:
 	// The messages the server sent before it saw our close frame are
 	// still printed, up to its own close frame.
 	if err := c.CloseWrite(websocket.StatusNormalClosure, ""); err != nil {
-		return <-ended // it had ended already: the reader says how
+		err = <-ended // it had ended already: the reader says how
+		if interrupted && errors.Is(err, websocket.ErrClosed) {
+			// Our own cut write ended it: a server that stopped
+			// reading leaves no way to send a close frame.
+			return errors.New("interrupted while sending a message the server was not taking: closed without a closing handshake")
+		}
+		return err
 	}
 	err := <-ended
 	if errors.Is(err, websocket.ErrClosed) {
