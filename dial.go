@@ -391,17 +391,17 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 		return "", nil, fmt.Errorf("%w: %s", ErrHandshake, fmt.Sprintf(format, args...))
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		return fail("server answered %q, not 101 Switching Protocols", resp.Status)
+		return fail("server answered %s, not 101 Switching Protocols", quoted(resp.Status))
 	}
 	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
-		return fail("response Upgrade header %q lacks the websocket token", resp.Header["Upgrade"])
+		return fail("response Upgrade header %s lacks the websocket token", quoted(resp.Header["Upgrade"]...))
 	}
 	if !headerHasToken(resp.Header, "Connection", "upgrade") {
-		return fail("response Connection header %q lacks the upgrade token", resp.Header["Connection"])
+		return fail("response Connection header %s lacks the upgrade token", quoted(resp.Header["Connection"]...))
 	}
 	var buf [28]byte
 	if got, want := resp.Header[hdrAccept], appendAcceptKey(buf[:0], key); len(got) != 1 || got[0] != string(want) {
-		return fail("Sec-WebSocket-Accept %q, want %q", got, want)
+		return fail("Sec-WebSocket-Accept %s, want %q", quoted(got...), want)
 	}
 	return checkNegotiated(resp.Header, offered, comp)
 }
@@ -417,7 +417,7 @@ func checkNegotiated(h http.Header, offered []string, comp compression) (string,
 	case 0:
 	case 1:
 		if !slices.Contains(offered, p[0]) {
-			return fail("server chose subprotocol %q, which was not offered", p[0])
+			return fail("server chose subprotocol %s, which was not offered", quoted(p[0]))
 		}
 		subprotocol = p[0]
 	default:
@@ -425,7 +425,7 @@ func checkNegotiated(h http.Header, offered []string, comp compression) (string,
 	}
 	deflate, err := comp.check(h)
 	if err != nil {
-		return fail("%v", err)
+		return fail("%s", errText(err))
 	}
 	return subprotocol, deflate, nil
 }

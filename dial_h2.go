@@ -304,7 +304,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		body := streamBody(ctx, s)
 		s.Close()
 		resp.Body = io.NopCloser(strings.NewReader(body))
-		err := fmt.Errorf("%w: server answered %q, not 200", ErrHandshake, resp.Status)
+		err := fmt.Errorf("%w: server answered %s, not 200", ErrHandshake, quoted(resp.Status))
 		if line, _, _ := strings.Cut(body, "\n"); strings.TrimSpace(line) != "" {
 			err = fmt.Errorf("%w: %q", err, strings.TrimSpace(line))
 		}

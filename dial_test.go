@@ -435,6 +435,24 @@ func TestDialResponseRefused(t *testing.T) {
 			status:  101,
 			keyword: "extension",
 		},
+		{
+			// The parser's error had a prefix of its own, which made two.
+			name: "malformed extension",
+			respond: func(accept string) string {
+				return response101(accept, "Sec-WebSocket-Extensions: permessage-deflate; =")
+			},
+			status:  101,
+			keyword: `handshake failed: Sec-WebSocket-Extensions "permessage-deflate; =": parameter name expected at byte 20`,
+		},
+		{
+			// The error quoted all 100 KB of it.
+			name: "huge Upgrade header",
+			respond: func(accept string) string {
+				return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + strings.Repeat("a", 100_000) + "\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: `Upgrade header "` + strings.Repeat("a", maxQuoted) + `"... lacks`,
+		},
 	}
 	// All the dials run at once, under one time limit.
 	servers := make([]*tcpServer, len(tests))
@@ -456,6 +474,9 @@ func TestDialResponseRefused(t *testing.T) {
 			}
 			if !strings.Contains(r.err.Error(), tt.keyword) {
 				t.Errorf("error %q does not mention %q", r.err, tt.keyword)
+			}
+			if n := strings.Count(r.err.Error(), "websocket:"); n != 1 {
+				t.Errorf("error %q has %d prefixes", r.err, n)
 			}
 			if r.resp == nil {
 				t.Fatal("no response returned")

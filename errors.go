@@ -147,6 +147,27 @@ func printable(s string) string {
 	return s
 }
 
+// maxQuoted bounds how much of a value the peer sent an error quotes.
+const maxQuoted = 128
+
+// quoted quotes a value the peer sent, the lines of a header joined by
+// commas, for an error's text: at most maxQuoted bytes of it, followed by
+// "..." when there is more, so that a header of a megabyte does not make
+// an error, or a log line, of a megabyte.
+func quoted(lines ...string) string {
+	var b []byte
+	for i, line := range lines {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, line[:min(len(line), maxQuoted+1-min(len(b), maxQuoted))]...)
+		if len(b) > maxQuoted {
+			return strconv.Quote(string(b[:maxQuoted])) + "..."
+		}
+	}
+	return strconv.Quote(string(b))
+}
+
 // CloseStatus returns the code of the CloseError in err's chain, or -1 if
 // there is none.
 func CloseStatus(err error) StatusCode {

@@ -270,3 +270,26 @@ func TestCloseErrorQuotesReason(t *testing.T) {
 		}
 	}
 }
+
+// TestQuoted: an error quotes at most maxQuoted bytes of what the peer sent.
+func TestQuoted(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("x", maxQuoted)
+	for _, tc := range []struct {
+		lines []string
+		want  string
+	}{
+		{nil, `""`},
+		{[]string{"a\nb"}, `"a\nb"`},
+		{[]string{"a", "b"}, `"a, b"`},
+		{[]string{long}, `"` + long + `"`},
+		{[]string{long + "y"}, `"` + long + `"...`},
+		{[]string{long[2:], "y"}, `"` + long[2:] + `, "...`},
+		{[]string{long, "y"}, `"` + long + `"...`},
+		{[]string{long + long, long}, `"` + long + `"...`},
+	} {
+		if got := quoted(tc.lines...); got != tc.want {
+			t.Errorf("quoted(%q) = %s, want %s", tc.lines, got, tc.want)
+		}
+	}
+}

@@ -26,6 +26,12 @@ type extensionParam struct {
 //	extension-param = token [ "=" (token | quoted-string) ]
 //
 // A quoted value, once unescaped, must be a token too.
+//
+// What it keeps is bounded, not the header's length: more than
+// maxExtensions elements, or more than maxExtensionParams parameters in
+// one, is an error. No offer or answer needs as many (permessage-deflate
+// has four parameters, and a browser offers it once), and each parameter
+// would otherwise cost twenty times its bytes in the header.
 func parseExtensions(h http.Header) ([]extension, error) {
 	var exts []extension
 	for _, line := range h[hdrExtensions] {
@@ -42,6 +48,9 @@ func parseExtensions(h http.Header) ([]extension, error) {
 			name, ok := p.token()
 			if !ok {
 				return nil, p.errorf("extension name expected")
+			}
+			if len(exts) == maxExtensions {
+				return nil, fmt.Errorf("websocket: Sec-WebSocket-Extensions lists more than %d extensions", maxExtensions)
 			}
 			ext := extension{name: name}
 			for {
@@ -67,6 +76,9 @@ func parseExtensions(h http.Header) ([]extension, error) {
 					}
 					prm.hasValue = true
 				}
+				if len(ext.params) == maxExtensionParams {
+					return nil, fmt.Errorf("websocket: Sec-WebSocket-Extensions: extension %s has more than %d parameters", quoted(ext.name), maxExtensionParams)
+				}
 				ext.params = append(ext.params, prm)
 			}
 			exts = append(exts, ext)
@@ -74,6 +86,12 @@ func parseExtensions(h http.Header) ([]extension, error) {
 	}
 	return exts, nil
 }
+
+// maxExtensions and maxExtensionParams bound what parseExtensions keeps.
+const (
+	maxExtensions      = 16
+	maxExtensionParams = 16
+)
 
 type extParser struct {
 	s string
@@ -121,5 +139,5 @@ func (p *extParser) value() (string, bool) {
 }
 
 func (p *extParser) errorf(msg string) error {
-	return fmt.Errorf("websocket: Sec-WebSocket-Extensions %q: %s at byte %d", p.s, msg, p.i)
+	return fmt.Errorf("websocket: Sec-WebSocket-Extensions %s: %s at byte %d", quoted(p.s), msg, p.i)
 }

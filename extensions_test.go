@@ -54,7 +54,8 @@ func fuzzSplitExtensions(lines []string) []extension {
 
 // FuzzParseExtensions checks parseExtensions against the grammar of RFC
 // 6455 §9.1: it accepts exactly the header lines (newline-separated in
-// raw) that fuzzExtensionLine matches, and finds in them the extensions
+// raw) that fuzzExtensionLine matches, but for those with more elements
+// or parameters than it keeps, and finds in them the extensions
 // and parameters fuzzSplitExtensions finds; written back out as tokens,
 // what it found parses to the same; and its errors carry one prefix.
 func FuzzParseExtensions(f *testing.F) {
@@ -71,6 +72,8 @@ func FuzzParseExtensions(f *testing.F) {
 		"a; b=",
 		"a;=b",
 		"a; b=\"c\\\"",
+		strings.Repeat("a,", 17),
+		"a" + strings.Repeat(";b", 17),
 	} {
 		f.Add(s)
 	}
@@ -82,8 +85,16 @@ func FuzzParseExtensions(f *testing.F) {
 		for _, line := range lines {
 			valid = valid && fuzzExtensionLine.MatchString(line)
 		}
+		overLimit := false // more elements or parameters than are kept
+		if valid {
+			want := fuzzSplitExtensions(lines)
+			overLimit = len(want) > maxExtensions
+			for _, ext := range want {
+				overLimit = overLimit || len(ext.params) > maxExtensionParams
+			}
+		}
 		if err != nil {
-			if valid {
+			if valid && !overLimit {
 				t.Fatalf("refused %q, which the grammar allows: %v", lines, err)
 			}
 			if msg := err.Error(); !strings.HasPrefix(msg, "websocket: ") || strings.HasPrefix(msg[len("websocket: "):], "websocket: ") {
@@ -91,8 +102,8 @@ func FuzzParseExtensions(f *testing.F) {
 			}
 			return
 		}
-		if !valid {
-			t.Fatalf("accepted %q, which the grammar does not allow, as %+v", lines, exts)
+		if !valid || overLimit {
+			t.Fatalf("accepted %q, which the grammar does not allow or has more than is kept, as %+v", lines, exts)
 		}
 		if want := fuzzSplitExtensions(lines); !reflect.DeepEqual(exts, want) {
 			t.Fatalf("parsed %q as %+v, want %+v", lines, exts, want)

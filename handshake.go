@@ -368,10 +368,10 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 		return "", refuse(http.StatusBadRequest, "handshake request has content")
 	}
 	if !headerHasToken(r.Header, "Connection", "upgrade") {
-		return "", refuse(http.StatusBadRequest, "Connection header %q lacks the upgrade token", r.Header["Connection"])
+		return "", refuse(http.StatusBadRequest, "Connection header %s lacks the upgrade token", quoted(r.Header["Connection"]...))
 	}
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
-		return "", refuse(http.StatusBadRequest, "Upgrade header %q lacks the websocket token", r.Header["Upgrade"])
+		return "", refuse(http.StatusBadRequest, "Upgrade header %s lacks the websocket token", quoted(r.Header["Upgrade"]...))
 	}
 	if herr := checkVersion(r.Header); herr != nil {
 		return "", herr
@@ -385,7 +385,7 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	// consisting of a randomly selected 16-byte value that has been
 	// base64-encoded".
 	if !validKey(keys[0]) {
-		return "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key %q is not base64 of 16 bytes", keys[0])
+		return "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key %s is not base64 of 16 bytes", quoted(keys[0]))
 	}
 	return keys[0], nil
 }
@@ -411,7 +411,7 @@ func checkVersion(h http.Header) *handshakeError {
 	case len(v) > 1:
 		return refuse(http.StatusBadRequest, "request has %d Sec-WebSocket-Version headers, want 1", len(v))
 	case len(v) == 0 || v[0] != "13":
-		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %q is not 13", v)
+		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %s is not 13", quoted(v...))
 	}
 	return nil
 }
@@ -446,7 +446,7 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 	}
 	u, err := url.Parse(origins[0])
 	if err != nil || u.Host == "" {
-		return refuse(http.StatusForbidden, "origin %q not allowed", origins[0])
+		return refuse(http.StatusForbidden, "origin %s not allowed", quoted(origins[0]))
 	}
 	if sameHost(u, r.Host) {
 		return nil
@@ -464,7 +464,7 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 			return nil
 		}
 	}
-	return refuse(http.StatusForbidden, "origin %q not allowed", origins[0])
+	return refuse(http.StatusForbidden, "origin %s not allowed", quoted(origins[0]))
 }
 
 // sameHost reports whether origin names the host and port of host, the
@@ -495,18 +495,25 @@ func sameHost(origin *url.URL, host string) bool {
 	return strings.EqualFold(origin.Hostname(), h.Hostname()) && orDefault(origin.Port()) == orDefault(h.Port())
 }
 
-// chooseSubprotocol picks the first of ours that the client offered.
+// chooseSubprotocol picks the first of ours that the client offered. It
+// reads the offer in place: a list of a million names costs no more than
+// any header of its length.
 func chooseSubprotocol(h http.Header, ours []string) string {
-	if len(ours) == 0 {
-		return ""
-	}
-	offered := headerTokens(h, hdrProtocol)
-	for _, p := range ours {
-		if slices.Contains(offered, p) {
-			return p
+	best := len(ours)
+	for _, v := range h[hdrProtocol] {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.Trim(t, " \t"); t == "" {
+				continue
+			}
+			if i := slices.Index(ours[:best], t); i >= 0 {
+				best = i
+			}
 		}
 	}
-	return ""
+	if best == len(ours) {
+		return ""
+	}
+	return ours[best]
 }
 
 // reservedHeaders are set by the handshake itself (canonical form).
@@ -617,20 +624,6 @@ func validHeaderValue(s string) bool {
 		}
 	}
 	return true
-}
-
-// headerTokens returns the comma-separated elements of every h[name] line;
-// name is in canonical form.
-func headerTokens(h http.Header, name string) []string {
-	var tokens []string
-	for _, v := range h[name] {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.Trim(t, " \t"); t != "" {
-				tokens = append(tokens, t)
-			}
-		}
-	}
-	return tokens
 }
 
 // headerHasToken reports whether the token list h[name] holds token,

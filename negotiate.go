@@ -122,7 +122,7 @@ func parseDeflateParams(params []extensionParam) (deflateOffer, error) {
 func windowBits(prm extensionParam) (int, error) {
 	v := prm.value
 	if !prm.hasValue || len(v) == 0 || len(v) > 2 || v[0] == '0' || strings.Trim(v, "0123456789") != "" {
-		return 0, fmt.Errorf("parameter %s=%q is not a window size", prm.name, v)
+		return 0, fmt.Errorf("parameter %s=%s is not a window size", prm.name, quoted(v))
 	}
 	bits, _ := strconv.Atoi(v)
 	if bits < minWindowBits || bits > maxWindowBits {
@@ -227,11 +227,11 @@ func (c compression) check(h http.Header) (*deflateParams, error) {
 	case len(exts) == 0:
 		return nil, nil
 	case c.mode == CompressionDisabled:
-		return nil, fmt.Errorf("server accepted extension %q, which was not offered", exts[0].name)
+		return nil, fmt.Errorf("server accepted extension %s, which was not offered", quoted(exts[0].name))
 	case len(exts) > 1:
 		return nil, fmt.Errorf("server accepted %d extensions, only permessage-deflate was offered", len(exts))
 	case !strings.EqualFold(exts[0].name, "permessage-deflate"):
-		return nil, fmt.Errorf("server accepted extension %q, which was not offered", exts[0].name)
+		return nil, fmt.Errorf("server accepted extension %s, which was not offered", quoted(exts[0].name))
 	}
 	o, err := parseDeflateParams(exts[0].params)
 	if err != nil {

@@ -49,7 +49,7 @@ func TestHostileServers(t *testing.T) {
 		{
 			name:   "wrong accept key",
 			serve:  respond("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"),
-			stderr: `websocket: handshake failed: Sec-WebSocket-Accept ["s3pPLMBiTxaQ9kYGzzhZRbK+xOo="], want`,
+			stderr: `websocket: handshake failed: Sec-WebSocket-Accept "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", want`,
 		},
 		{
 			name:   "unoffered extension",
