@@ -1048,3 +1048,61 @@ func awaitFrameLockWaiter(t *testing.T, c *Conn, what string) {
 		}
 	}
 }
+
+// TestEnqueueBurst: a burst of Enqueues is written while it lasts, the
+// socket's buffers filling before the queue: the queue refuses only once
+// the socket takes nothing more. Each Enqueue re-armed the queue's timer,
+// which kept it from firing while the burst lasted, so nothing was
+// written: a 64 KiB queue refused its 66th 1000-byte message with the
+// socket empty, and with CloseOnQueueFull failed a peer that read all it
+// was sent with 1008.
+func TestEnqueueBurst(t *testing.T) {
+	t.Parallel()
+	const limit = 64 << 10
+	msg := func(i int) []byte { return fmt.Appendf(nil, "%-1000d", i) }
+	t.Run("stalled peer", func(t *testing.T) {
+		t.Parallel()
+		nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit})
+		taken := 0
+		for ; taken < 1<<20; taken++ {
+			if err := sc.Enqueue(MessageBinary, msg(taken)); err != nil {
+				if !errors.Is(err, ErrQueueFull) {
+					t.Fatalf("Enqueue %d: %v, want ErrQueueFull", taken, err)
+				}
+				break
+			}
+		}
+		// Loopback's buffers take far more than 32 KiB from a peer that
+		// reads nothing.
+		if taken*1000 < limit+32<<10 {
+			t.Errorf("the queue refused message %d, having taken %d bytes, holding %d", taken, taken*1000, sc.Buffered())
+		}
+		br := bufio.NewReaderSize(nc, 64<<10)
+		for i := range taken {
+			got := make([]byte, 4+1000)
+			if _, err := io.ReadFull(br, got); err != nil || string(got) != "\x82\x7e\x03\xe8"+string(msg(i)) {
+				t.Fatalf("message %d of %d: %.20q, %v", i, taken, got, err)
+			}
+		}
+	})
+	t.Run("CloseOnQueueFull", func(t *testing.T) {
+		t.Parallel()
+		s, conns := acceptOne(t, &AcceptOptions{WriteQueueLimit: limit, CloseOnQueueFull: true})
+		c := dialT(t, wsURL(s), nil)
+		sc := <-conns
+		defer sc.CloseNow()
+		const n = 100 // 100 KB: the queue and the socket hold it, read or not
+		for i := range n {
+			if err := sc.Enqueue(MessageBinary, msg(i)); err != nil {
+				t.Fatalf("Enqueue %d of %d, to a peer that reads: %v", i, n, err)
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := range n {
+			if _, p, err := c.Read(ctx); err != nil || string(p) != string(msg(i)) {
+				t.Fatalf("message %d of %d: %.20q, %v", i, n, p, err)
+			}
+		}
+	})
+}

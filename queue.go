@@ -225,10 +225,27 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		c.pendMu.Unlock()
 		return err
 	}
+	// A queue that holds frames has had the timer armed for them, but
+	// for the backlog, which nothing armed for yet.
+	armed := c.pend != nil
 	if holdsMsgMu {
 		// What Enqueue held back behind the previous holder of msgMu
 		// goes first: that holder may have let go after its last look.
 		c.joinBacklogLocked()
+	}
+	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) && holdsMsgMu && c.pend != nil && !c.flusher && c.tr.raw != nil {
+		// The queue may be full only because nothing has written it
+		// yet: a burst of Enqueues can outrun the timer, which runs
+		// on this CPU once the burst lets it. The socket takes what it
+		// can at once, without waiting, before the queue refuses.
+		c.pendMu.Unlock()
+		c.flushQueueNow()
+		c.pendMu.Lock()
+		if err := c.writableLocked("write"); err != nil {
+			c.pendMu.Unlock()
+			return err
+		}
+		armed = c.pend != nil // flushQueueNow armed it for what it left
 	}
 	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
 		// A message that the empty queue could not hold says nothing of
@@ -246,7 +263,11 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		case c.flusher:
 		case flushes != nil:
 			*flushes = append(*flushes, c)
-		default:
+		case !armed:
+			// Only the first frame into an empty queue arms the timer:
+			// one armed again by each frame of a burst would not fire
+			// while the burst lasts, a timer reset before it fired being
+			// a timer put off.
 			c.armFlushTimerLocked(0)
 		}
 		c.pendMu.Unlock()
