@@ -19,9 +19,10 @@ var (
 	ErrMessageTooBig = errors.New("websocket: message exceeds read limit")
 
 	// ErrCloseSent is wrapped, together with ErrClosed, by Write, Writer,
-	// Ping, Close and CloseWrite once a close frame has been sent (by Close,
+	// Ping and CloseWrite once a close frame has been sent (by Close,
 	// CloseWrite, or a failure) while the connection is still open for
-	// reading: RFC 6455 §5.5.1 forbids any frame after it.
+	// reading: RFC 6455 §5.5.1 forbids any frame after it. Close then
+	// sends nothing and completes the closing handshake that frame began.
 	ErrCloseSent = errors.New("websocket: close frame already sent")
 
 	// ErrQueueFull is wrapped by the error of Enqueue and EnqueuePrepared

@@ -69,9 +69,9 @@ type messageReader Conn
 //
 // If ctx ends while Reader waits for a message, Reader returns ctx's error
 // and the connection stays usable. The reader keeps using ctx: if it ends
-// after the first frame of the message was consumed, the rest of the
-// message cannot be delivered, and the connection is failed with
-// StatusPolicyViolation.
+// once the message has begun (the header of its first frame has
+// arrived), the rest of the message cannot be delivered, and the
+// connection is failed with StatusPolicyViolation.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if c.srv.Load() != nil {
 		return 0, nil, errServed
@@ -92,8 +92,8 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 // ReadAppend or Reader.
 //
 // If ctx ends while Read waits for a message, Read returns ctx's error and
-// the connection stays usable. If ctx ends after the first frame of the
-// message was consumed, the connection is failed with
+// the connection stays usable. If ctx ends once a message has begun (the
+// header of its first frame has arrived), the connection is failed with
 // StatusPolicyViolation.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	// ReadAppend's body rather than a call to it: a frame less on the
