@@ -74,6 +74,9 @@ func (c *Conn) Ping(ctx context.Context) error {
 	if c.tr.noPing {
 		return errNoPing
 	}
+	if err := ctx.Err(); err != nil {
+		return opErr("ping", err) // rather than the write's own
+	}
 	c.mu.Lock()
 	if c.isClosed() {
 		// closeTransport has woken the Pings it found waiting.

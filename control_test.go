@@ -39,6 +39,28 @@ func TestPingContextWithoutPong(t *testing.T) {
 	}
 }
 
+// TestPingEndedContext: a Ping whose context has ended sends nothing and
+// says so as a ping's error, which said "websocket: write: context
+// canceled"; the connection goes on.
+func TestPingEndedContext(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, nil)
+	c := dialT(t, wsURL(s), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Ping(ctx); err == nil || err.Error() != "websocket: ping: context canceled" || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Ping with an ended context: %v", err)
+	}
+	readErr := readAsync(c)
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping after: %v", err)
+	}
+	c.CloseNow()
+	<-readErr
+}
+
 func TestPingEndsWhenConnectionCloses(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
