@@ -23,7 +23,10 @@ import (
 // Enqueue sends p as one message of type typ without waiting: it copies p
 // into the connection's write queue and returns, the message going out as
 // soon as the connection can write it, after the messages written before
-// it. If the queue has no room for it (see Buffered and
+// it. A message enqueued while a Writer's message is open waits for that
+// message's end, and is dropped if a close frame goes out first (Close
+// while the Writer is open): nothing may follow a close frame, and a
+// message may not go between another's frames. If the queue has no room for it (see Buffered and
 // AcceptOptions.WriteQueueLimit), Enqueue drops it and returns an error
 // wrapping ErrQueueFull, or, with AcceptOptions.CloseOnQueueFull, fails
 // the connection with StatusPolicyViolation: its close frame goes behind
