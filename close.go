@@ -29,7 +29,10 @@ func isCloseSent(err error) bool {
 // passed first, the error says so, naming the close that went unanswered,
 // and carries StatusAbnormalClosure, the code of a connection closed with
 // no close frame from the peer (RFC 6455 §7.1.5); later calls, and a
-// CloseWrite's reader, report the same. Code must be one
+// CloseWrite's reader, report the same. A Close that finds the
+// connection ended already, a Read beside it having completed the
+// handshake the peer began, say, returns an error wrapping ErrClosed and
+// the end (the peer's CloseError). Code must be one
 // a close frame may carry (1000-1003, 1007-1014, 3000-4999), or
 // StatusNoStatusRcvd to send a close frame without a code; reason must be
 // UTF-8 of at most 123 bytes.

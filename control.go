@@ -252,7 +252,11 @@ func (c *Conn) gotPong(p []byte) {
 	}
 	id := binary.BigEndian.Uint64(p)
 	c.mu.Lock()
-	if c.pings != nil {
+	// Once the connection is marked closed, closeTransport closes (or
+	// has closed) every channel still waiting, which Ping's forget tells
+	// from a pong by the entry left in: a pong read from what was
+	// buffered by then must not close it again.
+	if c.pings != nil && !c.isClosed() {
 		if ch, ok := c.pings.waiting[id]; ok {
 			delete(c.pings.waiting, id)
 			close(ch)

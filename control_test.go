@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 )
@@ -59,6 +62,65 @@ func TestPingEndedContext(t *testing.T) {
 	}
 	c.CloseNow()
 	<-readErr
+}
+
+// TestPongAtClose: a pong read from what was buffered after CloseNow
+// marked the connection closed, while Pings wait, neither panics nor
+// leaves a Ping waiting. closeTransport closes the waiting Pings'
+// channels and leaves their entries in, which the reader's gotPong then
+// closed a second time: "close of closed channel", on Serve's goroutine
+// a crash of the whole program (5 runs in 5 within 208 connections).
+func TestPongAtClose(t *testing.T) {
+	t.Parallel()
+	for _, served := range []bool{false, true} {
+		t.Run(map[bool]string{false: "Read", true: "Serve"}[served], func(t *testing.T) {
+			t.Parallel()
+			conns := make(chan *Conn, 1)
+			s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: -1})
+				if err != nil {
+					return
+				}
+				if served {
+					conns <- c // served on after the handler returns
+					return
+				}
+				defer c.CloseNow()
+				echo(c)
+			}))
+			t.Cleanup(s.Close)
+			ctx := context.Background()
+			end := time.Now().Add(3 * time.Second)
+			for i := 0; i < 300 && time.Now().Before(end); i++ {
+				c := dialT(t, wsURL(s), &DialOptions{KeepaliveInterval: -1})
+				pinger := c // the client reads its own pongs
+				if served {
+					pinger = <-conns // Serve's goroutine reads them
+					if err := pinger.Serve(func(MessageType, []byte) {}, nil); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var wg sync.WaitGroup
+				wg.Go(func() {
+					for {
+						if _, _, err := c.Read(ctx); err != nil {
+							return
+						}
+					}
+				})
+				for range 4 {
+					wg.Go(func() {
+						for pinger.Ping(ctx) == nil {
+						}
+					})
+				}
+				time.Sleep(time.Duration(i%20) * 100 * time.Microsecond)
+				pinger.CloseNow()
+				c.CloseNow()
+				wg.Wait()
+			}
+		})
+	}
 }
 
 func TestPingEndsWhenConnectionCloses(t *testing.T) {
