@@ -370,12 +370,16 @@ func TestFailBehindPendingClose(t *testing.T) {
 // stopped reading, with a close timeout shorter than keepalive's wait:
 // neither close frame goes out, and the connection's end is the
 // violation, without a code. It was the broken pipe of tearing down.
+// The test starts keepalive's turn (pingNow) once the Write holds the
+// frame lock: with a 100 ms interval, a Write that a loaded machine
+// started late found the connection failed already (a local CI run).
 func TestFailWhenNoCloseGoes(t *testing.T) {
 	t.Parallel()
-	nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond, KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+	nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond, KeepaliveInterval: time.Hour, KeepaliveTimeout: kaTimeout})
 	wrote := make(chan error, 1)
 	go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 32<<20)) }()
 	waitFor(t, "the Write to take the frame lock", sc.frameMu.taken)
+	pingNow(sc)
 	read := make(chan error, 1)
 	go func() {
 		_, _, err := sc.Read(context.Background())
