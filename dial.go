@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -144,7 +145,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		}
 		if line, _, _ := strings.Cut(string(body), "\n"); strings.TrimSpace(line) != "" {
 			// The server's own words on why it refused, when it gave any.
-			err = fmt.Errorf("%w: %q", err, strings.TrimSpace(line))
+			err = fmt.Errorf("%w: %s", err, quoted(strings.TrimSpace(line)))
 		}
 		return nil, resp, err
 	}
@@ -307,8 +308,12 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	// the one that answers; a few are skipped, within the header limit.
 	for interim := 0; err == nil; interim++ {
 		resp, err = http.ReadResponse(br, req)
-		if err != nil && head.N == 0 {
+		switch {
+		case err == nil:
+		case head.N == 0:
 			err = fmt.Errorf("%w: response header exceeds %d bytes", ErrHandshake, maxResponseHeader)
+		case malformed(err):
+			err = fmt.Errorf("%w: %s", ErrHandshake, clippedError{err})
 		}
 		if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			break
@@ -319,9 +324,11 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	}
 	refused := err == nil && resp.StatusCode != http.StatusSwitchingProtocols
 	if refused {
-		keepBody(resp) // while ctx still bounds the exchange
+		// While ctx still bounds the exchange: a refusal whose body is
+		// slow to come is kept with what came.
+		keepBody(resp)
 	}
-	if !stop() || ctx.Err() != nil {
+	if stopped := stop(); !refused && (!stopped || ctx.Err() != nil) {
 		err = ctx.Err()
 	}
 	if err != nil {
@@ -351,6 +358,16 @@ func isRedirect(resp *http.Response) bool {
 		return resp.Header.Get("Location") != ""
 	}
 	return false
+}
+
+// malformed reports whether err, from http.ReadResponse, says that what
+// came is not an HTTP response, rather than that reading failed.
+func malformed(err error) bool {
+	if _, ok := err.(net.Error); ok {
+		return false
+	}
+	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) &&
+		!errors.Is(err, os.ErrDeadlineExceeded)
 }
 
 // answered is a RoundTripper whose first round trip returns resp, the
@@ -465,6 +482,28 @@ func (d *dialedConns) last() net.Conn {
 
 type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
 
+// keepTLS returns a redirect policy that refuses to leave TLS: a wss://
+// handshake redirected to http:// would go on, and the WebSocket after
+// it, in cleartext, with the caller's headers. Other redirects are left
+// to check, or to net/http's default policy when it is nil.
+func keepTLS(check func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) > 0 && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return fmt.Errorf("%w: redirected from %s to %s, which leaves TLS", ErrHandshake, quoted(via[0].URL.Redacted()), quoted(req.URL.Redacted()))
+		}
+		if check != nil {
+			return check(req, via)
+		}
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		return nil
+	}
+}
+
+// maxRedirects is net/http's default limit, which keepTLS keeps.
+const maxRedirects = 10
+
 // handshakeClient returns a copy of base for one handshake. When base's
 // transport is an *http.Transport, the copy uses a clone of it that records
 // the connections it dials, keeps none alive, and reaches an http:// URL
@@ -473,6 +512,7 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 	client := *base
 	client.Timeout = 0
+	client.CheckRedirect = keepTLS(base.CheckRedirect)
 	conns := &dialedConns{}
 	rt := base.Transport
 	if rt == nil {
@@ -484,6 +524,11 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 	}
 	t = t.Clone()
 	t.DisableKeepAlives = true
+	if t.MaxResponseHeaderBytes == 0 {
+		// As Dial's own reads, and a proxy's answer to CONNECT, which
+		// net/http reads for a wss:// handshake, rather than 10 MB.
+		t.MaxResponseHeaderBytes = maxResponseHeader
+	}
 	record := func(dial dialFunc) dialFunc {
 		return func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := dial(ctx, network, addr)

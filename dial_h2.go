@@ -169,7 +169,16 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 	// once leaves the new connection idle. It finds no connection then,
 	// and the Reserve below fails, which closes it.
 	var made atomic.Pointer[h2.ClientConn]
+	// ctx bounds the preface's write too, which a transport that takes
+	// nothing would hold.
+	stop := context.AfterFunc(ctx, func() { nc.SetWriteDeadline(longAgo) })
 	cc, err := h2.NewClientConn(nc, func() { p.idle(key, made.Load()) })
+	if !stop() {
+		if err == nil {
+			cc.Close()
+		}
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +288,11 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 	status, respFields, err := s.Response(ctx)
 	if err != nil {
 		s.Close()
+		if se, ok := errors.AsType[*h2.StreamError](err); ok && !se.Remote {
+			// The server's answer broke the rules (a malformed header,
+			// a flood of informational responses): a handshake failed.
+			return nil, nil, fmt.Errorf("%w: %s", ErrHandshake, errText(err)), true
+		}
 		return nil, nil, dialErr(rawURL, err), true
 	}
 	resp = &http.Response{
@@ -306,7 +320,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		resp.Body = io.NopCloser(strings.NewReader(body))
 		err := fmt.Errorf("%w: server answered %s, not 200", ErrHandshake, quoted(resp.Status))
 		if line, _, _ := strings.Cut(body, "\n"); strings.TrimSpace(line) != "" {
-			err = fmt.Errorf("%w: %q", err, strings.TrimSpace(line))
+			err = fmt.Errorf("%w: %s", err, quoted(strings.TrimSpace(line)))
 		}
 		return nil, resp, err, true
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,11 +64,17 @@ func (p *h2Pipe) until(typ uint8) {
 
 func (p *h2Pipe) write(typ, flags uint8, id uint32, payload []byte) {
 	p.t.Helper()
-	b := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags}
-	b = binary.BigEndian.AppendUint32(b, id)
-	if _, err := p.nc.Write(append(b, payload...)); err != nil {
+	if err := p.writeErr(typ, flags, id, payload); err != nil {
 		p.t.Fatalf("writing a frame: %v", err)
 	}
+}
+
+// writeErr writes a frame and returns the error, for another goroutine.
+func (p *h2Pipe) writeErr(typ, flags uint8, id uint32, payload []byte) error {
+	b := []byte{byte(len(payload) >> 16), byte(len(payload) >> 8), byte(len(payload)), typ, flags}
+	b = binary.BigEndian.AppendUint32(b, id)
+	_, err := p.nc.Write(append(b, payload...))
+	return err
 }
 
 // open reads the client's preface and answers it with SETTINGS that
@@ -83,12 +90,9 @@ func (p *h2Pipe) open() {
 	p.write(0x4, 0, 0, []byte{0, 8, 0, 0, 0, 1})
 }
 
-// TestDialH2ContextWhileSocketBlocked: a Dial whose HEADERS the server
-// does not read returns when its context ends.
-func TestDialH2ContextWhileSocketBlocked(t *testing.T) {
-	opts, peers := h2PipeOptions(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	defer cancel()
+// dialH2Async dials ws://example.com/ws with opts in a goroutine, closes
+// the Conn if it opens, and hands Dial's error to the channel.
+func dialH2Async(ctx context.Context, opts *DialOptions) <-chan error {
 	done := make(chan error, 1)
 	go func() {
 		c, _, err := Dial(ctx, "ws://example.com/ws", opts)
@@ -97,6 +101,16 @@ func TestDialH2ContextWhileSocketBlocked(t *testing.T) {
 		}
 		done <- err
 	}()
+	return done
+}
+
+// TestDialH2ContextWhileSocketBlocked: a Dial whose HEADERS the server
+// does not read returns when its context ends.
+func TestDialH2ContextWhileSocketBlocked(t *testing.T) {
+	opts, peers := h2PipeOptions(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := dialH2Async(ctx, opts)
 	p := <-peers
 	p.open()
 	p.until(0x4) // the acknowledgement of our SETTINGS; then nothing more is read
@@ -197,4 +211,94 @@ func TestDialH2GoAwayAtOnce(t *testing.T) {
 			t.Fatalf("try %d: Dial returned %q and left its connection open (%v)", i, err, serr)
 		}
 	}
+}
+
+// TestDialH2HostileAnswers: Dial over HTTP/2 against a server that breaks
+// the rules in its answer. A server that never read the preface held
+// Dial past its context (the preface's write took no deadline); a flood
+// of informational responses was taken without end (780,730 in 500 ms);
+// a malformed response, a handshake's failure, did not wrap ErrHandshake
+// and quoted a 12 KB field name whole; and a GOAWAY's debug data was
+// quoted up to 200 bytes.
+func TestDialH2HostileAnswers(t *testing.T) {
+	t.Parallel()
+	dial := dialH2Async
+	await := func(t *testing.T, done <-chan error, within time.Duration) error {
+		t.Helper()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(within):
+			t.Fatalf("Dial still under way after %v", within)
+			return nil
+		}
+	}
+	headers := func(fields ...string) []byte {
+		var block []byte
+		for i := 0; i < len(fields); i += 2 {
+			block = hpack.AppendField(block, hpack.Field{Name: fields[i], Value: fields[i+1]})
+		}
+		return block
+	}
+	t.Run("preface never read", func(t *testing.T) {
+		t.Parallel()
+		opts, peers := h2PipeOptions(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		done := dial(ctx, opts)
+		<-peers // reads nothing
+		if err := await(t, done, 3*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Dial: %v, want the context's end", err)
+		}
+	})
+	t.Run("informational flood", func(t *testing.T) {
+		t.Parallel()
+		opts, peers := h2PipeOptions(t)
+		done := dial(context.Background(), opts)
+		p := <-peers
+		p.open()
+		p.until(0x1)
+		go io.Copy(io.Discard, p.nc)
+		go func() {
+			for range 100_000 {
+				if p.writeErr(0x1, 0x4, 1, headers(":status", "100")) != nil {
+					return
+				}
+			}
+		}()
+		err := await(t, done, 5*time.Second)
+		if want := "websocket: handshake failed: http2: stream error PROTOCOL_ERROR: more than 5 informational responses"; err == nil || err.Error() != want || !errors.Is(err, ErrHandshake) {
+			t.Errorf("Dial: %v, want %q", err, want)
+		}
+		p.nc.Close()
+	})
+	t.Run("malformed response", func(t *testing.T) {
+		t.Parallel()
+		opts, peers := h2PipeOptions(t)
+		done := dial(context.Background(), opts)
+		p := <-peers
+		p.open()
+		p.until(0x1)
+		p.write(0x1, 0x4, 1, headers(":status", "200", strings.Repeat("X", 12000), "v"))
+		go io.Copy(io.Discard, p.nc)
+		err := await(t, done, 5*time.Second)
+		want := `websocket: handshake failed: http2: stream error PROTOCOL_ERROR: malformed response: field name "` + strings.Repeat("X", 128) + `"...`
+		if err == nil || err.Error() != want || !errors.Is(err, ErrHandshake) {
+			t.Errorf("Dial: %.300v, want %q", err, want)
+		}
+	})
+	t.Run("GOAWAY debug data", func(t *testing.T) {
+		t.Parallel()
+		opts, peers := h2PipeOptions(t)
+		done := dial(context.Background(), opts)
+		p := <-peers
+		p.open()
+		p.until(0x1)
+		p.write(0x7, 0, 0, append([]byte{0, 0, 0, 0, 0, 0, 0, 2}, strings.Repeat("d", 5000)...))
+		go io.Copy(io.Discard, p.nc)
+		err := await(t, done, 5*time.Second)
+		if want := `INTERNAL_ERROR: "` + strings.Repeat("d", 128) + `"...`; err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("Dial: %v, want it to end with %q", err, want)
+		}
+	})
 }

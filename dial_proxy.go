@@ -99,7 +99,7 @@ func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *ur
 	case err != nil && head.N == 0:
 		err = fmt.Errorf("proxy %s answered CONNECT %s with a header of more than %d bytes", proxy.Redacted(), addr, maxResponseHeader)
 	case err != nil:
-		err = fmt.Errorf("proxy %s, CONNECT %s: %w", proxy.Redacted(), addr, err)
+		err = fmt.Errorf("proxy %s, CONNECT %s: %w", proxy.Redacted(), addr, clippedError{err})
 	}
 	if err == nil && t.OnProxyConnectResponse != nil {
 		err = t.OnProxyConnectResponse(ctx, proxy, req, resp)
@@ -129,7 +129,7 @@ func proxyRefused(proxy *url.URL, req *http.Request, resp *http.Response) error 
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
-	return fmt.Errorf("proxy %s answered CONNECT %s with %q", proxy.Redacted(), req.Host, resp.Status)
+	return fmt.Errorf("proxy %s answered CONNECT %s with %s", proxy.Redacted(), req.Host, quoted(resp.Status))
 }
 
 // dialProxy connects to proxy with t's dial function, and for an https

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1379,5 +1380,166 @@ func TestDialProxySilent(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s: the connection to the proxy still open 10s after Dial returned", tt.url)
 		}
+	}
+}
+
+// TestDialRedirectOffTLS: a wss:// handshake redirected to http:// fails
+// with ErrHandshake before anything goes in cleartext. It went on: the
+// WebSocket was open without TLS, and the cleartext server, on another
+// host, had the caller's X-Api-Key header.
+func TestDialRedirectOffTLS(t *testing.T) {
+	t.Parallel()
+	var reached atomic.Bool
+	plain := startTCPServer(t, func(nc net.Conn) {
+		reached.Store(true)
+		scriptedHandshake(nil, func(accept string) string { return response101(accept) })(nc)
+	})
+	_, port, _ := net.SplitHostPort(plain.addr())
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://localhost:"+port+"/plain", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https")+"/x",
+		&DialOptions{HTTPClient: srv.Client(), Header: http.Header{"X-Api-Key": {"secret"}}})
+	if err == nil {
+		c.CloseNow()
+	}
+	want := `handshake failed: redirected from "` + srv.URL + `/x" to "http://localhost:` + port + `/plain", which leaves TLS`
+	if !errors.Is(err, ErrHandshake) || !strings.Contains(fmt.Sprint(err), want) || strings.Count(err.Error(), "websocket:") != 1 {
+		t.Errorf("Dial: %v, want ErrHandshake and %q", err, want)
+	}
+	if reached.Load() {
+		t.Error("the cleartext server was reached")
+	}
+}
+
+// TestDialPeerTextBounded: what a server or proxy sends is quoted in
+// Dial's errors up to a bound: net/http's and textproto's errors quote
+// whole lines, and Dial's own quoted a status or a refusal's first line
+// whole, 200 KB to 400 KB of error for a 200 KB line.
+func TestDialPeerTextBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("A", 200<<10)
+	check := func(t *testing.T, what string, err error, handshake bool) {
+		t.Helper()
+		switch {
+		case err == nil:
+			t.Errorf("%s: Dial succeeded", what)
+		case len(err.Error()) > 1024 || strings.Count(err.Error(), "websocket:") != 1:
+			t.Errorf("%s: error of %d bytes: %.300s", what, len(err.Error()), err)
+		case handshake != errors.Is(err, ErrHandshake):
+			t.Errorf("%s: %.300s, wraps ErrHandshake: %v", what, err, !handshake)
+		}
+	}
+	for name, answer := range map[string]string{
+		"a proxy's status": "HTTP/1.1 407 " + long + "\r\n\r\n",
+		"a proxy's answer": long + "\r\n\r\n",
+	} {
+		p := startTCPServer(t, func(nc net.Conn) {
+			br := bufio.NewReader(nc)
+			if _, err := http.ReadRequest(br); err == nil {
+				io.WriteString(nc, answer)
+				io.Copy(io.Discard, br)
+			}
+		})
+		tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr()})}
+		for _, target := range []string{"ws://192.0.2.1:8080/x", "wss://192.0.2.1:8443/x"} {
+			r := dialBounded(t, p, context.Background(), target, &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+			check(t, name+", "+target, r.err, false)
+		}
+	}
+	for name, answer := range map[string]string{
+		"a status line":      long + "\r\n\r\n",
+		"a header line":      "HTTP/1.1 101 Switching Protocols\r\n" + long + "\r\n\r\n",
+		"a Location":         "HTTP/1.1 302 Found\r\nLocation: http://[" + long + "\r\nContent-Length: 0\r\n\r\n",
+		"a refusal's body":   "HTTP/1.1 403 Forbidden\r\nContent-Length: 1000\r\n\r\n" + strings.Repeat("\x01", 1000),
+		"not HTTP":           "SSH-2.0-OpenSSH_9.6\r\n\r\n",
+		"a refusal's reason": "HTTP/1.1 403 " + long + "\r\nContent-Length: 0\r\n\r\n",
+	} {
+		s := startTCPServer(t, scriptedHandshake(nil, func(string) string { return answer }))
+		for _, client := range []bool{false, true} {
+			var opts *DialOptions
+			if client {
+				opts = &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}}
+			}
+			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", opts)
+			// What is not HTTP is a failed handshake; net/http, which
+			// reads the answer for a client of the caller's, does not
+			// tell it from a failed read.
+			handshake := strings.Contains(name, "refusal") || !client && name != "a Location"
+			check(t, fmt.Sprintf("%s (HTTPClient %v)", name, client), r.err, handshake)
+		}
+	}
+}
+
+// TestDialSlowRefusal: a refusal whose body comes slower than the
+// handshake's context is kept, with the part of the body that came, as
+// the HTTP client's path keeps it; Dial's own path returned the context's
+// end without the response.
+func TestDialSlowRefusal(t *testing.T) {
+	t.Parallel()
+	s := startTCPServer(t, func(nc net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+			return
+		}
+		io.WriteString(nc, "HTTP/1.1 403 Forbidden\r\nContent-Length: 100\r\n\r\nno")
+		time.Sleep(time.Second)
+	})
+	for _, client := range []bool{false, true} {
+		var opts *DialOptions
+		if client {
+			opts = &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		r := dialBounded(t, s, ctx, "ws://"+s.addr()+"/x", opts)
+		cancel()
+		if !errors.Is(r.err, ErrHandshake) || r.resp == nil || r.resp.StatusCode != 403 {
+			t.Errorf("HTTPClient %v: %v, response %v; want the 403, with ErrHandshake", client, r.err, r.resp != nil)
+		}
+	}
+}
+
+// TestDialURLPasswordHidden: an invalid URL's error does not show its
+// password, as no other error of Dial does.
+func TestDialURLPasswordHidden(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"ws://user:s3cret@/x", "ws://user:s3cret@h/x#f", "ws://user:s3cret@h:port/x"} {
+		if _, _, err := Dial(context.Background(), u, nil); err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Dial(%q): %v", u, err)
+		}
+	}
+}
+
+// TestDialProxyAnswerBounded: a proxy's answer to CONNECT for a wss://
+// handshake, which net/http reads, is bounded as Dial's own reads are,
+// to 1 MiB of header: the default client read 10 MiB of it (11 MB
+// allocated). Not parallel: it counts the process's allocations.
+func TestDialProxyAnswerBounded(t *testing.T) {
+	p := startTCPServer(t, func(nc net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+			return
+		}
+		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(nc, "HTTP/1.1 200 OK\r\n")
+		chunk := []byte(strings.Repeat("X-Pad: "+strings.Repeat("p", 1000)+"\r\n", 256))
+		for range 160 { // 40 MB
+			if _, err := nc.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr()})}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	r := dialBounded(t, p, context.Background(), "wss://192.0.2.1:8443/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+	runtime.ReadMemStats(&after)
+	if r.err == nil {
+		t.Fatal("Dial succeeded")
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > 5<<20 {
+		t.Errorf("Dial allocated %d MB for a proxy's answer (%v)", got>>20, r.err)
 	}
 }

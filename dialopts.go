@@ -30,9 +30,11 @@ type DialOptions struct {
 	// With nil, a ws:// handshake that no proxy applies to is sent by Dial
 	// itself over a connection from http.DefaultTransport's dial function,
 	// as the default client would send it, only cheaper; a redirect in
-	// answer is then followed by the default client. Dial then reads at most
-	// 1 MiB of response header (http.DefaultMaxHeaderBytes), where the
-	// default client reads up to 10.
+	// answer is then followed by the default client. Either way, Dial
+	// reads at most 1 MiB of response header (http.DefaultMaxHeaderBytes),
+	// a proxy's answer to CONNECT included, unless the client's
+	// *http.Transport sets MaxResponseHeaderBytes. The client's redirect
+	// policy applies, but a wss:// handshake is never redirected off TLS.
 	HTTPClient *http.Client
 
 	// Header holds extra request headers, such as Authorization or Origin.
@@ -84,7 +86,11 @@ type DialOptions struct {
 func dialURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("websocket: %w", err)
+		// Not the URL, which may hold a password.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("websocket: invalid URL: %w", err)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "ws", "http":
@@ -95,12 +101,12 @@ func dialURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("websocket: URL scheme %q is not ws, wss, http or https", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("websocket: URL %q has no host", rawURL)
+		return nil, fmt.Errorf("websocket: URL %q has no host", u.Redacted())
 	}
 	// §3: "Fragment identifiers are meaningless in the context of WebSocket
 	// URIs and MUST NOT be used on these URIs."
 	if u.Fragment != "" || strings.Contains(rawURL, "#") {
-		return nil, fmt.Errorf("websocket: URL %q has a fragment", rawURL)
+		return nil, fmt.Errorf("websocket: URL %q has a fragment", u.Redacted())
 	}
 	return u, nil
 }
@@ -116,7 +122,7 @@ func dialErr(rawURL string, err error) error {
 	if ue, ok := err.(*url.Error); ok {
 		err = ue.Err
 	}
-	return opErr("dial "+shown, err)
+	return opErr("dial "+shown, clippedError{err})
 }
 
 // HTTP2Mode says whether Dial opens its WebSocket over HTTP/2 (RFC 8441).

@@ -169,6 +169,26 @@ func quoted(lines ...string) string {
 	return strconv.Quote(string(b))
 }
 
+// clippedError is an error of the net/http or textproto packages about
+// what the peer sent, its text cut to maxClipped bytes: those quote whole
+// lines of a response, a megabyte of them for a megabyte of header.
+type clippedError struct{ err error }
+
+// maxClipped bounds a clippedError's text: room for what the packages
+// say around a quoted line, and for a long legitimate error (a
+// certificate's list of names).
+const maxClipped = 512
+
+func (e clippedError) Error() string {
+	s := e.err.Error()
+	if len(s) > maxClipped {
+		return s[:maxClipped] + "..."
+	}
+	return s
+}
+
+func (e clippedError) Unwrap() error { return e.err }
+
 // CloseStatus returns the code of the CloseError in err's chain, or -1 if
 // there is none.
 func CloseStatus(err error) StatusCode {

@@ -667,7 +667,7 @@ func (cc *ClientConn) onGoAway(h frameHeader, p []byte) error {
 	}
 	last := binary.BigEndian.Uint32(p) & maxWindow
 	code := ErrCode(binary.BigEndian.Uint32(p[4:]))
-	debug := string(p[8:min(len(p), 8+200)])
+	debug := string(p[8:min(len(p), 8+maxQuoted+1)]) // enough to show it cut
 	cc.mu.Lock()
 	cc.goAway = true
 	var refused []*Stream

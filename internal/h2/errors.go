@@ -3,6 +3,7 @@ package h2
 import (
 	"errors"
 	"fmt"
+	"strconv"
 )
 
 // ConnError is the end of a whole connection: an error of ours that we
@@ -16,7 +17,7 @@ type ConnError struct {
 func (e *ConnError) Error() string {
 	if e.Remote {
 		if e.Reason != "" {
-			return fmt.Sprintf("http2: the server ended the connection with %v: %q", e.Code, e.Reason)
+			return fmt.Sprintf("http2: the server ended the connection with %v: %s", e.Code, quote(e.Reason))
 		}
 		return fmt.Sprintf("http2: the server ended the connection with %v", e.Code)
 	}
@@ -56,3 +57,15 @@ var (
 	// stream limit or stream IDs are used up. Another connection may.
 	ErrUnavailable = errors.New("http2: connection takes no new streams")
 )
+
+// maxQuoted bounds how much of a string the server sent an error quotes.
+const maxQuoted = 128
+
+// quote quotes s, a string the server sent, for an error's text: at most
+// maxQuoted bytes of it, followed by "..." when there is more.
+func quote(s string) string {
+	if len(s) > maxQuoted {
+		return strconv.Quote(s[:maxQuoted]) + "..."
+	}
+	return strconv.Quote(s)
+}

@@ -34,6 +34,7 @@ type Stream struct {
 	endSent    bool          // mu: the stream ended: END_STREAM or RST_STREAM went out or is queued, or none is needed
 	closed     bool          // mu: Close was called
 	status     int           // mu: the response's status, 0 before it
+	interim    int           // mu: informational responses so far
 	header     []hpack.Field // mu: the response's fields
 
 	readable chan struct{} // signaled when buf, rerr or status change
@@ -143,7 +144,12 @@ func (s *Stream) receiveHeaders(fields []hpack.Field, endStream bool) error {
 		if endStream {
 			return streamError(ErrCodeProtocol, "informational response with END_STREAM")
 		}
-		return nil // §8.1: informational responses precede the final one
+		// §8.1: informational responses precede the final one; a few
+		// are taken, as over HTTP/1.1, not a stream of them.
+		if s.interim++; s.interim > maxInterim {
+			return streamError(ErrCodeProtocol, "more than %d informational responses", maxInterim)
+		}
+		return nil
 	}
 	s.status, s.header = status, fields
 	if endStream {
@@ -154,6 +160,10 @@ func (s *Stream) receiveHeaders(fields []hpack.Field, endStream bool) error {
 	return nil
 }
 
+// maxInterim is how many informational (1xx) responses a stream takes
+// before its response.
+const maxInterim = 5
+
 // checkResponse checks a response's header list (§8.2, §8.3.2) and
 // returns its status.
 func checkResponse(fields []hpack.Field) (int, error) {
@@ -162,11 +172,11 @@ func checkResponse(fields []hpack.Field) (int, error) {
 	for _, f := range fields {
 		if strings.HasPrefix(f.Name, ":") {
 			if f.Name != ":status" || regular || status != 0 {
-				return 0, streamError(ErrCodeProtocol, "malformed response: pseudo-header %q", f.Name)
+				return 0, streamError(ErrCodeProtocol, "malformed response: pseudo-header %s", quote(f.Name))
 			}
 			n, err := strconv.Atoi(f.Value)
 			if err != nil || len(f.Value) != 3 || n < 100 {
-				return 0, streamError(ErrCodeProtocol, "malformed response: :status %q", f.Value)
+				return 0, streamError(ErrCodeProtocol, "malformed response: :status %s", quote(f.Value))
 			}
 			status = n
 			continue
@@ -190,16 +200,16 @@ func checkField(f hpack.Field) error {
 	for i := 0; i < len(f.Name); i++ {
 		c := f.Name[i]
 		if c <= ' ' || c >= 0x7f || c == ':' || ('A' <= c && c <= 'Z') {
-			return fmt.Errorf("field name %q", f.Name)
+			return fmt.Errorf("field name %s", quote(f.Name))
 		}
 	}
 	switch f.Name {
 	case "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade":
-		return fmt.Errorf("connection-specific field %q", f.Name)
+		return fmt.Errorf("connection-specific field %s", quote(f.Name))
 	}
 	v := f.Value
 	if strings.ContainsAny(v, "\x00\r\n") || strings.TrimLeft(v, " \t") != v || strings.TrimRight(v, " \t") != v {
-		return fmt.Errorf("value of %q", f.Name)
+		return fmt.Errorf("value of %s", quote(f.Name))
 	}
 	return nil
 }
