@@ -17,9 +17,36 @@ func (c *Conn) lock(ctx context.Context, mu *ctxMutex, op string) error {
 	case lockTaken:
 		return nil
 	case lockCanceled:
+		c.afterPassOn(mu)
 		return opErr(op, ctx.Err())
 	}
 	return c.closedErr(op)
+}
+
+// afterPassOn does for mu what its holders do as they let go, for a
+// waiter whose context ended: one handed the lock as it gave up passes it
+// on (ctxMutex.lock) without doing so, and whoever left work to the
+// holder (the timer that found the frame lock taken, an Enqueue that
+// found the message lock taken, a Ping waiting for the reader to let go)
+// would wait on. A waiter never handed the lock finds it done already,
+// or arms what would have run anyway.
+func (c *Conn) afterPassOn(mu *ctxMutex) {
+	switch mu {
+	case &c.frameMu:
+		c.pendMu.Lock()
+		if c.pend != nil && !c.flusher {
+			c.armFlushTimerLocked(0)
+		}
+		c.pendMu.Unlock()
+	case &c.msgMu:
+		if c.backlog.Load() != nil && c.msgMu.tryLock() {
+			c.unlockMsg()
+		}
+	case &c.readMu:
+		if c.pingDeferred.Load() {
+			c.wakeDeferredPings()
+		}
+	}
 }
 
 // ctxMutex is a lock whose waiters give up when their context ends or the

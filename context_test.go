@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -346,4 +347,123 @@ func TestWatchMadeOnDemand(t *testing.T) {
 			t.Fatalf("deadWatch direction %d holds a registration", i)
 		}
 	}
+}
+
+// awaitWaiter waits until a call waits in l's queue.
+func awaitWaiter(t *testing.T, l *ctxMutex, what string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); l.queued() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not wait for the lock", what)
+		}
+	}
+}
+
+// TestLockPassedOn: a waiter handed a lock as its context ends passes the
+// lock on, and does what a holder does as it lets go: writes the queue
+// (frame lock), moves what Enqueue left behind the message (message
+// lock), wakes a Ping that waits for the reader to let go (read lock).
+// Others leave that to the holder, and nobody did it: with the
+// connection open, an Enqueued message, and every one after it, waited
+// for a Write or a full queue; a message stayed in the backlog; a Ping
+// whose pong had come waited for its context to end.
+//
+// On one processor the test's goroutine goes on between the end of the
+// waiter's context and letting go of the lock, so the waiter is handed the
+// lock with its context ended; it then takes the lock or passes it on, as
+// its select chooses, and each case runs 8 times. Not parallel: it sets
+// GOMAXPROCS.
+func TestLockPassedOn(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	s, conns := acceptOne(t, nil)
+	ctx := context.Background()
+	read := func(t *testing.T, c, sender *Conn, want ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		for _, w := range want {
+			if _, p, err := c.Read(ctx); err != nil || string(p) != w {
+				t.Fatalf("read %q, %v; want %q, the sender holding %d bytes", p, err, w, sender.Buffered())
+			}
+		}
+	}
+	t.Run("frame lock", func(t *testing.T) {
+		for range 8 {
+			c := dialT(t, wsURL(s), nil)
+			sc := <-conns
+			if !sc.frameMu.tryLock() { // a writer, its queue written
+				t.Fatal("frame lock taken")
+			}
+			pctx, cancel := context.WithCancel(ctx)
+			pinged := make(chan error, 1)
+			go func() { pinged <- sc.Ping(pctx) }()
+			awaitWaiter(t, &sc.frameMu, "Ping")
+			if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(20 * time.Millisecond) // the timer finds the lock held
+			cancel()
+			sc.frameMu.unlock()
+			sc.flushQueue(ctx) // the writer's last look, as writeFrame's
+			<-pinged
+			if err := sc.Enqueue(MessageText, []byte("b")); err != nil {
+				t.Fatal(err)
+			}
+			read(t, c, sc, "a", "b")
+			sc.CloseNow()
+		}
+	})
+	t.Run("message lock", func(t *testing.T) {
+		for range 8 {
+			c := dialT(t, wsURL(s), nil)
+			sc := <-conns
+			w, err := sc.Writer(ctx, MessageText)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write([]byte("w"))
+			wctx, cancel := context.WithCancel(ctx)
+			wrote := make(chan error, 1)
+			go func() { wrote <- sc.Write(wctx, MessageText, []byte("never")) }()
+			awaitWaiter(t, &sc.msgMu, "Write")
+			cancel()
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if err := sc.Enqueue(MessageText, []byte("e")); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-wrote; err == nil {
+				t.Fatal("the Write whose context ended succeeded")
+			}
+			read(t, c, sc, "w", "e")
+			sc.CloseNow()
+		}
+	})
+	t.Run("read lock", func(t *testing.T) {
+		for range 8 {
+			c := dialT(t, wsURL(s), nil)
+			sc := <-conns
+			go echo(sc)              // answers pings
+			if !c.readMu.tryLock() { // a reader at work
+				t.Fatal("read lock taken")
+			}
+			rctx, cancel := context.WithCancel(ctx)
+			readErr := make(chan error, 1)
+			go func() { _, _, err := c.Read(rctx); readErr <- err }()
+			awaitWaiter(t, &c.readMu, "Read")
+			pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+			pinged := make(chan error, 1)
+			go func() { pinged <- c.Ping(pctx) }()
+			time.Sleep(20 * time.Millisecond) // the Ping waits for the reader
+			cancel()
+			c.readUnlock()
+			<-readErr
+			if err := <-pinged; err != nil {
+				t.Fatalf("Ping: %v, its pong having come", err)
+			}
+			pcancel()
+			sc.CloseNow()
+		}
+	})
 }
