@@ -302,7 +302,8 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 		err = bw.Flush()
 	}
 	var resp *http.Response
-	head := &io.LimitedReader{R: nc, N: maxResponseHeader}
+	rec := &readRecorder{r: nc}
+	head := &io.LimitedReader{R: rec, N: maxResponseHeader}
 	br := bufio.NewReaderSize(head, 1024)
 	// Interim responses (100 Continue, 103 Early Hints) may come before
 	// the one that answers; a few are skipped, within the header limit.
@@ -312,6 +313,13 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 		case err == nil:
 		case head.N == 0:
 			err = fmt.Errorf("%w: response header exceeds %d bytes", ErrHandshake, maxResponseHeader)
+		case malformed(err) && rec.err != nil:
+			// A read failed: bufio hands back the part of a line that
+			// came before it without an error, and what is said of that
+			// cut line is not the server's fault.
+			if err = rec.err; err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 		case malformed(err):
 			err = fmt.Errorf("%w: %s", ErrHandshake, clippedError{err})
 		}
@@ -360,10 +368,24 @@ func isRedirect(resp *http.Response) bool {
 	return false
 }
 
+// readRecorder keeps the first error of its reader's reads.
+type readRecorder struct {
+	r   io.Reader
+	err error
+}
+
+func (r *readRecorder) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
 // malformed reports whether err, from http.ReadResponse, says that what
 // came is not an HTTP response, rather than that reading failed.
 func malformed(err error) bool {
-	if _, ok := err.(net.Error); ok {
+	if _, ok := errors.AsType[net.Error](err); ok {
 		return false
 	}
 	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) &&
@@ -488,16 +510,20 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 // to check, or to net/http's default policy when it is nil.
 func keepTLS(check func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
-		if len(via) > 0 && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
-			return fmt.Errorf("%w: redirected from %s to %s, which leaves TLS", ErrHandshake, quoted(via[0].URL.Redacted()), quoted(req.URL.Redacted()))
+		// The caller's policy sees every redirect first, and may stop at
+		// it (http.ErrUseLastResponse, which net/http compares as is) or
+		// rewrite the request; what it leaves is checked.
+		var err error
+		switch {
+		case check != nil:
+			err = check(req, via)
+		case len(via) >= maxRedirects:
+			err = fmt.Errorf("stopped after %d redirects", maxRedirects)
 		}
-		if check != nil {
-			return check(req, via)
+		if err == nil && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			err = fmt.Errorf("%w: redirected from %s to %s, which leaves TLS", ErrHandshake, quoted(via[0].URL.Redacted()), quoted(req.URL.Redacted()))
 		}
-		if len(via) >= maxRedirects {
-			return fmt.Errorf("stopped after %d redirects", maxRedirects)
-		}
-		return nil
+		return err
 	}
 }
 

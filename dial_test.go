@@ -1543,3 +1543,92 @@ func TestDialProxyAnswerBounded(t *testing.T) {
 		t.Errorf("Dial allocated %d MB for a proxy's answer (%v)", got>>20, r.err)
 	}
 }
+
+// TestDialRedirectPolicyFirst: the caller's redirect policy sees a
+// redirect off TLS before Dial refuses it, so that it may stop there
+// (http.ErrUseLastResponse: Dial returns the redirect, as it did) or
+// keep the request on TLS (a policy that rewrites http to https: the
+// handshake goes on). Dial's refusal came first, and took both away.
+func TestDialRedirectPolicyFirst(t *testing.T) {
+	t.Parallel()
+	t.Run("ErrUseLastResponse", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		const target = "http://localhost:1/plain"
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, target, http.StatusFound)
+		}))
+		defer srv.Close()
+		var asked atomic.Int32
+		client := srv.Client()
+		client.CheckRedirect = func(*http.Request, []*http.Request) error {
+			asked.Add(1)
+			return http.ErrUseLastResponse
+		}
+		c, resp, err := Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https")+"/x", &DialOptions{HTTPClient: client})
+		if c != nil {
+			c.CloseNow()
+		}
+		if asked.Load() != 1 || resp == nil || resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != target || !errors.Is(err, ErrHandshake) {
+			t.Errorf("policy asked %d times; Dial: %v, response %v; want the 302 with its Location, refused", asked.Load(), err, resp != nil)
+		}
+	})
+	t.Run("rewritten to https", func(t *testing.T) {
+		t.Parallel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		ws := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if c, err := Accept(w, r, nil); err == nil {
+				c.CloseNow()
+			}
+		}))
+		defer ws.Close()
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "http://"+ws.Listener.Addr().String()+"/ws", http.StatusFound)
+		}))
+		defer srv.Close()
+		client := srv.Client()
+		client.CheckRedirect = func(req *http.Request, _ []*http.Request) error {
+			req.URL.Scheme = "https"
+			return nil
+		}
+		c, _, err := Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https")+"/x", &DialOptions{HTTPClient: client})
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+		c.CloseNow()
+	})
+}
+
+// TestDialCutResponse: a response cut by a reset in the middle of a line
+// is a failed dial, not a failed handshake: bufio hands back the part of
+// the line that came, whose missing colon is not the server's fault.
+func TestDialCutResponse(t *testing.T) {
+	t.Parallel()
+	for _, sent := range []string{
+		"HTTP/1.1 101 Swi",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websoc",
+		"HTTP/1.1 101 Switching Protocols\r\nUpgr",
+	} {
+		s := startTCPServer(t, func(nc net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+				return
+			}
+			nc.Write([]byte(sent))
+			time.Sleep(50 * time.Millisecond)
+			nc.(*net.TCPConn).SetLinger(0)
+			nc.Close() // a reset
+		})
+		for _, client := range []bool{false, true} {
+			var opts *DialOptions
+			if client {
+				opts = &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}}
+			}
+			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", opts)
+			if r.err == nil || errors.Is(r.err, ErrHandshake) {
+				t.Errorf("%q, then a reset (HTTPClient %v): %v; want a failed dial", sent, client, r.err)
+			}
+		}
+	}
+}
