@@ -1042,7 +1042,7 @@ func TestCloseRacingFullQueue(t *testing.T) {
 // lock, at most 5 s.
 func awaitFrameLockWaiter(t *testing.T, c *Conn, what string) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); frameLockWaiters(c) == 0; time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); c.frameMu.queued() == 0; time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s does not wait for the frame lock", what)
 		}

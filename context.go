@@ -33,11 +33,7 @@ func (c *Conn) lock(ctx context.Context, mu *ctxMutex, op string) error {
 func (c *Conn) afterPassOn(mu *ctxMutex) {
 	switch mu {
 	case &c.frameMu:
-		c.pendMu.Lock()
-		if c.pend != nil && !c.flusher {
-			c.armFlushTimerLocked(0)
-		}
-		c.pendMu.Unlock()
+		c.armIfUnwritten()
 	case &c.msgMu:
 		if c.backlog.Load() != nil && c.msgMu.tryLock() {
 			c.unlockMsg()

@@ -349,16 +349,6 @@ func TestWatchMadeOnDemand(t *testing.T) {
 	}
 }
 
-// awaitWaiter waits until a call waits in l's queue.
-func awaitWaiter(t *testing.T, l *ctxMutex, what string) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); l.queued() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not wait for the lock", what)
-		}
-	}
-}
-
 // TestLockPassedOn: a waiter handed a lock as its context ends passes the
 // lock on, and does what a holder does as it lets go: writes the queue
 // (frame lock), moves what Enqueue left behind the message (message
@@ -397,7 +387,7 @@ func TestLockPassedOn(t *testing.T) {
 			pctx, cancel := context.WithCancel(ctx)
 			pinged := make(chan error, 1)
 			go func() { pinged <- sc.Ping(pctx) }()
-			awaitWaiter(t, &sc.frameMu, "Ping")
+			waitQueued(t, &sc.frameMu, 1) // the Ping
 			if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
 				t.Fatal(err)
 			}
@@ -425,7 +415,7 @@ func TestLockPassedOn(t *testing.T) {
 			wctx, cancel := context.WithCancel(ctx)
 			wrote := make(chan error, 1)
 			go func() { wrote <- sc.Write(wctx, MessageText, []byte("never")) }()
-			awaitWaiter(t, &sc.msgMu, "Write")
+			waitQueued(t, &sc.msgMu, 1) // the Write
 			cancel()
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
@@ -451,7 +441,7 @@ func TestLockPassedOn(t *testing.T) {
 			rctx, cancel := context.WithCancel(ctx)
 			readErr := make(chan error, 1)
 			go func() { _, _, err := c.Read(rctx); readErr <- err }()
-			awaitWaiter(t, &c.readMu, "Read")
+			waitQueued(t, &c.readMu, 1) // the Read
 			pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
 			pinged := make(chan error, 1)
 			go func() { pinged <- c.Ping(pctx) }()

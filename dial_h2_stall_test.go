@@ -233,6 +233,16 @@ func TestDialH2HostileAnswers(t *testing.T) {
 			return nil
 		}
 	}
+	// answering dials, and returns the server's end once it has the
+	// request, for the test to answer.
+	answering := func(t *testing.T) (<-chan error, *h2Pipe) {
+		opts, peers := h2PipeOptions(t)
+		done := dial(context.Background(), opts)
+		p := <-peers
+		p.open()
+		p.until(0x1)
+		return done, p
+	}
 	headers := func(fields ...string) []byte {
 		var block []byte
 		for i := 0; i < len(fields); i += 2 {
@@ -253,11 +263,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 	})
 	t.Run("informational flood", func(t *testing.T) {
 		t.Parallel()
-		opts, peers := h2PipeOptions(t)
-		done := dial(context.Background(), opts)
-		p := <-peers
-		p.open()
-		p.until(0x1)
+		done, p := answering(t)
 		go io.Copy(io.Discard, p.nc)
 		go func() {
 			for range 100_000 {
@@ -274,11 +280,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 	})
 	t.Run("malformed response", func(t *testing.T) {
 		t.Parallel()
-		opts, peers := h2PipeOptions(t)
-		done := dial(context.Background(), opts)
-		p := <-peers
-		p.open()
-		p.until(0x1)
+		done, p := answering(t)
 		p.write(0x1, 0x4, 1, headers(":status", "200", strings.Repeat("X", 12000), "v"))
 		go io.Copy(io.Discard, p.nc)
 		err := await(t, done, 5*time.Second)
@@ -289,11 +291,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 	})
 	t.Run("GOAWAY debug data", func(t *testing.T) {
 		t.Parallel()
-		opts, peers := h2PipeOptions(t)
-		done := dial(context.Background(), opts)
-		p := <-peers
-		p.open()
-		p.until(0x1)
+		done, p := answering(t)
 		p.write(0x7, 0, 0, append([]byte{0, 0, 0, 0, 0, 0, 0, 2}, strings.Repeat("d", 5000)...))
 		go io.Copy(io.Discard, p.nc)
 		err := await(t, done, 5*time.Second)

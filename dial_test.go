@@ -1383,6 +1383,16 @@ func TestDialProxySilent(t *testing.T) {
 	}
 }
 
+// dialPath returns options that have Dial read the handshake's answer
+// itself (nil, for ws://), or, with client, through an HTTP client of the
+// caller's.
+func dialPath(client bool) *DialOptions {
+	if !client {
+		return nil
+	}
+	return &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}}
+}
+
 // TestDialRedirectOffTLS: a wss:// handshake redirected to http:// fails
 // with ErrHandshake before anything goes in cleartext. It went on: the
 // WebSocket was open without TLS, and the cleartext server, on another
@@ -1460,10 +1470,7 @@ func TestDialPeerTextBounded(t *testing.T) {
 	} {
 		s := startTCPServer(t, scriptedHandshake(nil, func(string) string { return answer }))
 		for _, client := range []bool{false, true} {
-			var opts *DialOptions
-			if client {
-				opts = &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}}
-			}
+			opts := dialPath(client)
 			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", opts)
 			// What is not HTTP is a failed handshake; net/http, which
 			// reads the answer for a client of the caller's, does not
@@ -1488,10 +1495,7 @@ func TestDialSlowRefusal(t *testing.T) {
 		time.Sleep(time.Second)
 	})
 	for _, client := range []bool{false, true} {
-		var opts *DialOptions
-		if client {
-			opts = &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}}
-		}
+		opts := dialPath(client)
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		r := dialBounded(t, s, ctx, "ws://"+s.addr()+"/x", opts)
 		cancel()
@@ -1621,10 +1625,7 @@ func TestDialCutResponse(t *testing.T) {
 			nc.Close() // a reset
 		})
 		for _, client := range []bool{false, true} {
-			var opts *DialOptions
-			if client {
-				opts = &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}}
-			}
+			opts := dialPath(client)
 			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", opts)
 			if r.err == nil || errors.Is(r.err, ErrHandshake) {
 				t.Errorf("%q, then a reset (HTTPClient %v): %v; want a failed dial", sent, client, r.err)

@@ -473,7 +473,7 @@ func TestKeepaliveBehindOtherClose(t *testing.T) {
 			pingNow(sc)
 			time.Sleep(kaTimeout)
 			waiters := map[string]int{"Close": 2, "shutdown": 1}[other]
-			waitFor(t, "keepalive's close to wait for the frame lock", func() bool { return frameLockWaiters(sc) == waiters })
+			waitFor(t, "keepalive's close to wait for the frame lock", func() bool { return sc.frameMu.queued() == waiters })
 			got, ok := closeFrameAfterData(nc)
 			<-wrote
 			if other == "Close" && ok {
@@ -834,17 +834,4 @@ func TestTurnHeap(t *testing.T) {
 func pingNow(c *Conn) {
 	c.ka.lastInput.Store(int64(clock() - c.ka.interval))
 	keepaliveTimers.schedule(c.ka, 0)
-}
-
-// frameLockWaiters returns how many calls wait for c's frame lock.
-func frameLockWaiters(c *Conn) int {
-	c.frameMu.mu.Lock()
-	defer c.frameMu.mu.Unlock()
-	n := 0
-	if w := c.frameMu.last; w != nil {
-		for n = 1; w.next != c.frameMu.last; w = w.next {
-			n++
-		}
-	}
-	return n
 }

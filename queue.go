@@ -346,7 +346,7 @@ func (c *Conn) flushQueue(ctx context.Context) {
 // frame lock, then releases it.
 //
 // A caller whose context ended leaves the queue to the timer, armed once
-// the frame lock is free (see flushQueueNow for why not before).
+// the frame lock is free (see armIfUnwritten for why not before).
 func (c *Conn) flushUnlock(ctx context.Context) error {
 	var err error
 	for {
@@ -373,13 +373,21 @@ func (c *Conn) flushUnlock(ctx context.Context) error {
 	}
 	c.frameMu.unlock()
 	if err != nil {
-		c.pendMu.Lock()
-		if c.pend != nil && !c.flusher {
-			c.armFlushTimerLocked(0)
-		}
-		c.pendMu.Unlock()
+		c.armIfUnwritten()
 	}
 	return err
+}
+
+// armIfUnwritten arms the queue's timer if the queue holds frames that
+// nobody is writing. It is called once the frame lock is free: a timer
+// armed while it was held may have fired, found the lock taken and given
+// up, leaving the queue to a holder that was about to let go.
+func (c *Conn) armIfUnwritten() {
+	c.pendMu.Lock()
+	if c.pend != nil && !c.flusher {
+		c.armFlushTimerLocked(0)
+	}
+	c.pendMu.Unlock()
 }
 
 // confirmQueuedCloseLocked confirms a queued close frame as the
@@ -462,16 +470,9 @@ func (c *Conn) flushQueueNow() {
 	c.flusher = false
 	c.pendMu.Unlock()
 	c.frameMu.unlock()
-	// The timer is armed only now that the frame lock is free: one armed
-	// while it was held (by the rest of a partial write, or by a frame
-	// queued once flusher was cleared) may have fired, found the lock
-	// taken and given up, leaving the queue to a holder that was about to
-	// let go.
-	c.pendMu.Lock()
-	if c.pend != nil && !c.flusher {
-		c.armFlushTimerLocked(0)
-	}
-	c.pendMu.Unlock()
+	// Armed only now that the frame lock is free, for the rest of a
+	// partial write or a frame queued once flusher was cleared.
+	c.armIfUnwritten()
 }
 
 // beforeWaitLocked runs before the reader waits for input: from now on
