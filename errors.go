@@ -331,6 +331,18 @@ func (e *opError) Error() string       { return "websocket: " + e.op + ": " + er
 func (e *opError) Unwrap() error       { return e.err }
 func opErr(op string, err error) error { return &opError{op: op, err: err} }
 
+// asOp returns err, which writing a frame returned as a write's, as op's:
+// a ping's or a pong's frame is written as a message's is.
+func asOp(err error, op string) error {
+	switch e := err.(type) {
+	case *opError:
+		return &opError{op: op, err: e.err}
+	case *closedError:
+		return &closedError{op: op, cause: e.cause}
+	}
+	return err
+}
+
 // errText is err's message without our prefix, for use inside a message
 // that has it already.
 func errText(err error) string {

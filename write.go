@@ -126,6 +126,9 @@ func (c *Conn) writeFrame(ctx context.Context, h header, p []byte, op string) er
 	err := c.writeFrameLocked(ctx, pend, h, p)
 	c.flushUnlock(ctx)
 	c.flushQueue(ctx) // in case a frame queued as we let go
+	if err != nil && op != "write" {
+		err = asOp(err, op)
+	}
 	return err
 }
 
@@ -343,30 +346,32 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 		return c.closedErr("write")
 	}
 	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		cerr := opErr("write", ctx.Err())
+		why := ctx.Err()
 		cut := ", cutting a frame short"
 		if !torn && c.tr.overTLS() {
 			// crypto/tls takes any failed write, a timeout too, as the
 			// end of its output: nothing more could go.
 			torn, cut = true, ", which ends a TLS connection's output"
 		}
-		if torn {
-			c.tr.loseOutput()
-			// The library's own deadlines say what ran out rather than
-			// a context the caller never passed.
-			switch cause := context.Cause(ctx); cause {
-			case errCloseTimeout:
-				// Close's, CloseWrite's or keepalive's: the close frame
-				// was cut short, so it was not sent.
-				c.closeTransport(errCloseTimeout)
-				return c.closedErr("write")
-			case errPingTimeout:
-				cerr = opErr("write", cause)
-			}
-			c.closeTransport(fmt.Errorf("%w%s", cerr, cut))
-			return &closedError{op: "write", cause: cerr}
+		if !torn {
+			return opErr("write", why)
 		}
-		return cerr
+		c.tr.loseOutput()
+		// The library's own deadlines say what ran out rather than a
+		// context the caller never passed.
+		switch cause := context.Cause(ctx); cause {
+		case errCloseTimeout:
+			// Close's, CloseWrite's or keepalive's: the close frame was
+			// cut short, so it was not sent.
+			c.closeTransport(errCloseTimeout)
+			return c.closedErr("write")
+		case errPingTimeout:
+			why = cause
+		}
+		// The end names the write, for the calls that find it; this
+		// call's error is a write's already.
+		c.closeTransport(fmt.Errorf("%w%s", opErr("write", why), cut))
+		return &closedError{op: "write", cause: fmt.Errorf("%w%s", why, cut)}
 	}
 	lost := &lostError{err}
 	c.tr.loseOutput()

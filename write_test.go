@@ -347,3 +347,41 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 		})
 	}
 }
+
+// TestCutWriteError: a Write or a Ping whose context ends while its write
+// is under way, behind queued frames a peer reading nothing leaves stuck,
+// closes the connection; its error names it once, and says the context
+// ended and a frame was cut ("websocket: write: connection closed: write:
+// context deadline exceeded" before, and a Ping's said "write" too). The
+// calls after it find the write's end.
+func TestCutWriteError(t *testing.T) {
+	t.Parallel()
+	for _, op := range []string{"write", "ping"} {
+		t.Run(op, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 8 << 20})
+			queueBehindHeldLock(t, nc, sc)
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() {
+				if op == "ping" {
+					done <- sc.Ping(ctx)
+				} else {
+					done <- sc.Write(ctx, MessageText, []byte("late"))
+				}
+			}()
+			awaitFrameLockWaiter(t, sc, op)
+			sc.frameMu.unlock()
+			err := <-done
+			want := "websocket: " + op + ": connection closed: context deadline exceeded, cutting a frame short"
+			if err == nil || err.Error() != want || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, ErrClosed) {
+				t.Fatalf("%s: %v, want %q, the context's end and ErrClosed", op, err, want)
+			}
+			const end = "websocket: read: connection closed: write: context deadline exceeded, cutting a frame short"
+			if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != end {
+				t.Errorf("Read after: %v, want %q", err, end)
+			}
+		})
+	}
+}
