@@ -309,7 +309,7 @@ func (c *Conn) closeCause(cause error, writing bool) {
 		// within the timeout: the peer is silent.
 		c.failKeepalive(clock() - c.ka.last())
 	default:
-		c.closeTransport(errContextClosed)
+		c.closeTransport(&cutError{cause, ", which closes a transport without deadlines"})
 	}
 }
 

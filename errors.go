@@ -261,7 +261,6 @@ func (e *lostError) Unwrap() []error {
 
 var (
 	errClosedLocally = errors.New("closed without a closing handshake")
-	errContextClosed = errors.New("a context ended during I/O on a transport without deadlines")
 	// errCloseTimeout is what ends a connection whose closing handshake
 	// ran out of time; closeTransport records it as a closeTimeoutError.
 	errCloseTimeout = errors.New("the closing handshake timed out")
@@ -330,6 +329,17 @@ type opError struct {
 func (e *opError) Error() string       { return "websocket: " + e.op + ": " + errText(e.err) }
 func (e *opError) Unwrap() error       { return e.err }
 func opErr(op string, err error) error { return &opError{op: op, err: err} }
+
+// cutError is a context's end, err, that closed the connection during
+// I/O, and how: a frame cut short, a TLS connection's output ended, a
+// transport without deadlines closed.
+type cutError struct {
+	err error
+	how string
+}
+
+func (e *cutError) Error() string { return e.err.Error() + e.how }
+func (e *cutError) Unwrap() error { return e.err }
 
 // asOp returns err, which writing a frame returned as a write's, as op's:
 // a ping's or a pong's frame is written as a message's is.

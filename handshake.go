@@ -62,9 +62,10 @@ type AcceptOptions struct {
 	// vanished is noticed within 40 seconds, and a quiet connection sends
 	// a frame every 20, inside the 60-second idle timeouts common among
 	// load balancers, proxies and NATs. A negative KeepaliveInterval turns
-	// keepalive off. It costs a timer per connection, no goroutine, and
-	// works whether the connection is read by Read, by Serve, or not at
-	// all (see the package documentation, Keepalive).
+	// keepalive off. It costs no goroutine or timer of its own (one timer
+	// serves every connection's keepalive), and works whether the
+	// connection is read by Read, by Serve, or not at all (see the package
+	// documentation, Keepalive).
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
 

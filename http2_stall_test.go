@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -105,7 +106,9 @@ func (p *h2Pipe) streamEnd() ([]byte, int) {
 }
 
 // testHTTP2StalledWrite: a server's write that waits for a flow-control
-// window the client never gives ends when its context does, Close ends
+// window the client never gives ends when its context does (its error
+// wrapping the context's, where it wrapped nothing), or a NetConn's write
+// deadline (a net.Error whose Timeout is true, where it was neither), Close ends
 // within its close timeout, and CloseNow ends a Write another goroutine
 // is blocked in before it returns, so that the handler may return: each
 // resets the stream (RST_STREAM INTERNAL_ERROR). Each waited for as long
@@ -113,7 +116,7 @@ func (p *h2Pipe) streamEnd() ([]byte, int) {
 // CloseNow had net/http flush the blocked Write's bytes a second time,
 // racing with it, the message going out twice once the window came.
 func testHTTP2StalledWrite(t *testing.T) {
-	for _, how := range []string{"context", "Close", "CloseNow"} {
+	for _, how := range []string{"context", "NetConn", "Close", "CloseNow"} {
 		t.Run(how, func(t *testing.T) {
 			type result struct {
 				err  error
@@ -133,6 +136,10 @@ func testHTTP2StalledWrite(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 					defer cancel()
 					err = c.Write(ctx, MessageText, []byte("hello"))
+				case "NetConn":
+					nc := NetConn(c, MessageText)
+					nc.SetWriteDeadline(time.Now().Add(300 * time.Millisecond))
+					_, err = nc.Write([]byte("hello"))
 				case "Close":
 					err = c.Close(StatusNormalClosure, "")
 				default:
@@ -152,12 +159,21 @@ func testHTTP2StalledWrite(t *testing.T) {
 			select {
 			case r := <-res:
 				want := map[string]string{
-					"context":  "websocket: write: connection closed: a context ended during I/O on a transport without deadlines",
+					"context":  "websocket: write: connection closed: context deadline exceeded, which closes a transport without deadlines",
+					"NetConn":  "websocket: write: i/o timeout, which closes a transport without deadlines: connection closed",
 					"Close":    "websocket: close: connection closed: the closing handshake timed out: the close frame could not be sent",
 					"CloseNow": "websocket: write: connection closed: closed without a closing handshake",
 				}[how]
 				if r.err == nil || r.err.Error() != want {
 					t.Errorf("%s: %v, want %q", how, r.err, want)
+				}
+				// A context's end is the call's error as it is over TCP,
+				// and a deadline's keeps net.Conn's promise.
+				if how == "context" && !errors.Is(r.err, context.DeadlineExceeded) {
+					t.Errorf("%s: %v, want it to wrap the context's end", how, r.err)
+				}
+				if ne, ok := r.err.(net.Error); how == "NetConn" && (!ok || !ne.Timeout() || !errors.Is(r.err, os.ErrDeadlineExceeded) || !errors.Is(r.err, ErrClosed)) {
+					t.Errorf("%s: %T %v, want a net.Error whose Timeout is true, wrapping os.ErrDeadlineExceeded and ErrClosed", how, r.err, r.err)
 				}
 				if r.took > 2*time.Second {
 					t.Errorf("%s took %v", how, r.took)

@@ -60,7 +60,9 @@ import (
 // turn, or before the first byte of its frame went out, leaves the
 // connection usable too; one that times out with its frame partly written
 // cannot complete the frame, so the connection is closed, and the error
-// also wraps ErrClosed. A Write that joins the connection's write queue
+// also wraps ErrClosed; so is one that times out during I/O over TLS or on
+// a server's HTTP/2 stream, which cannot go on after a deadline passes
+// (see the package's documentation). A Write that joins the connection's write queue
 // returns once p is queued (see Conn.Write), so its deadline does not
 // cover the rest of the way to the network.
 //
@@ -429,8 +431,11 @@ type deadlineError struct {
 }
 
 func (e *deadlineError) Error() string {
+	if ce, ok := errors.AsType[*cutError](e.cut); ok {
+		return "websocket: " + e.op + ": i/o timeout" + ce.how + ": connection closed"
+	}
 	if e.cut != nil {
-		return "websocket: " + e.op + ": i/o timeout with a frame partly written: connection closed"
+		return "websocket: " + e.op + ": i/o timeout: connection closed"
 	}
 	return "websocket: " + e.op + ": i/o timeout"
 }

@@ -98,7 +98,7 @@ func checkTimeout(t *testing.T, err error, op string) {
 	}
 	want := "websocket: " + op + ": i/o timeout"
 	if errors.Is(err, ErrClosed) {
-		want += " with a frame partly written: connection closed"
+		want += ", cutting a frame short: connection closed"
 	}
 	if err.Error() != want {
 		t.Fatalf("got %q, want %q", err, want)
