@@ -56,7 +56,8 @@ type fuzzInflateMsg struct {
 // where the reference inflater finds a back-reference beyond 2^bits
 // bytes, the message inflates to the bytes before it and is not valid
 // DEFLATE. The message fails with 1009 if it inflates past the limit,
-// or its payload is past compressedLimit; with 1007 if it is not valid
+// or its payload is past compressedLimit, counting each frame's bytes
+// beyond compressedFrameSlack; with 1007 if it is not valid
 // DEFLATE within the limit, or, as text, not UTF-8 within it; with 1002
 // for RSV1 on a continuation frame. Which comes first depends on how the
 // frames and the reads fall, so a message may fail with any of those it
@@ -94,7 +95,11 @@ func fuzzInflatePeer(plan *fuzzPlan, msgs []byte, masked bool, limit int64, take
 			w.fails = append(w.fails, StatusProtocolError)
 		}
 		if compressed {
-			if int64(len(payload)) > compressedLimit(limit) {
+			counted := 0 // the compressed bytes beyond each frame's slack
+			for i := range frags {
+				counted += max((i+1)*len(payload)/frags-i*len(payload)/frags-compressedFrameSlack, 0)
+			}
+			if int64(counted) > compressedLimit(limit) {
 				w.fails = append(w.fails, StatusMessageTooBig)
 			}
 			var dict []byte

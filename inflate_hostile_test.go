@@ -218,3 +218,75 @@ func TestCompressedReadAppendWithinLimit(t *testing.T) {
 		t.Fatalf("ReadAppend allocated %d bytes into a buffer of the limit's %d; want the limit and a byte, and the decoder's state", got, limit)
 	}
 }
+
+// TestCompressedInputBound: the compressed bytes of a message are bounded
+// by what its read limit allows (compressedLimit) and a slack for every
+// frame (compressedFrameSlack), so that a sender that flushes its
+// compressor at the end of each fragment, as RFC 7692 allows and
+// python-websockets does for a fragmented message, is not refused: 4,000
+// bytes in one-byte fragments (28 KB compressed) under a limit of 4,096
+// were, with 1009, and 1,040,000 random bytes in 500-byte fragments under
+// a limit of 1 MiB. Input that inflates to nothing is still bounded, and
+// the error names the limit the caller set, not the bound on the input
+// ("the read limit of 5136 bytes" for a limit of 4096).
+func TestCompressedInputBound(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d := &deflateParams{threshold: 128, recvTakeover: true, recvBits: 15}
+	for _, tt := range []struct{ limit, size, frag int }{{4096, 4000, 1}, {1 << 20, 1040000, 500}} {
+		msg := randomBytes(1, tt.size)
+		var s, z []byte
+		var zb bytes.Buffer
+		zw, _ := stdflate.NewWriter(&zb, 6)
+		for i := 0; i < len(msg); i += tt.frag {
+			zb.Reset()
+			zw.Write(msg[i:min(i+tt.frag, len(msg))])
+			zw.Flush()
+			fin, op, rsv := i+tt.frag >= len(msg), opContinuation, byte(0)
+			if i == 0 {
+				op, rsv = opBinary, rsv1
+			}
+			p := zb.Bytes()
+			if fin {
+				p = bytes.TrimSuffix(p, []byte(flate.FlushTail))
+			}
+			z = append(z, p...)
+			s = fuzzAppendFrame(s, fin, rsv, op, false, p)
+		}
+		c, _ := hostileDeflatePeer(t, d, s)
+		c.SetReadLimit(int64(tt.limit))
+		if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+			t.Fatalf("%d bytes in %d-byte fragments, %d compressed, limit %d: %d bytes, %v; want the message", tt.size, tt.frag, len(z), tt.limit, len(p), err)
+		}
+	}
+
+	// Empty stored blocks, which inflate to nothing, in one frame: up to
+	// the bound (rounded down to whole blocks), an empty message; past
+	// it, 1009 as soon as the header came.
+	const limit = 4096
+	bound := int(compressedLimit(limit)) + compressedFrameSlack
+	empty := []byte("\x00\x00\x00\xff\xff")
+	c, _ := hostileDeflatePeer(t, d, fuzzAppendFrame(nil, true, rsv1, opBinary, false, bytes.Repeat(empty, bound/len(empty))))
+	c.SetReadLimit(limit)
+	if _, got, err := c.Read(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("%d bytes of empty blocks: %d bytes, %v; want an empty message", bound, len(got), err)
+	}
+	c, out := hostileDeflatePeer(t, d, appendHeader(nil, header{fin: true, rsv: rsv1, op: opBinary, length: int64(bound + 1)}))
+	c.SetReadLimit(limit)
+	_, _, err := c.Read(ctx)
+	const want = "compressed message too long for the read limit of 4096 bytes"
+	var pe *ProtocolError
+	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig || pe.Reason != want {
+		t.Fatalf("a frame of %d compressed bytes: %v, want 1009 %q", bound+1, err, want)
+	}
+	o := out()
+	if len(o) < 8 || o[0] != 0x88 {
+		t.Fatalf("sent % x, want a close frame", o)
+	}
+	for i := 6; i < len(o); i++ {
+		o[i] ^= o[2+(i-6)%4]
+	}
+	if got := string(o[6:]); got != "\x03\xf1"+want {
+		t.Fatalf("close frame's payload %q, want 1009 and %q", got, want)
+	}
+}

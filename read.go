@@ -339,7 +339,11 @@ func (c *Conn) nextDataFrameLocked(ctx context.Context) error {
 // The caller holds readMu.
 func (c *Conn) startFrameLocked(h header) error {
 	if limit, ok := c.frameFitsLocked(h); !ok {
-		pe := protocolErr(StatusMessageTooBig, fmt.Sprintf("message exceeds the read limit of %d bytes", limit))
+		what := "message exceeds the read limit"
+		if c.msgCompressed {
+			what = "compressed message too long for the read limit"
+		}
+		pe := protocolErr(StatusMessageTooBig, fmt.Sprintf("%s of %d bytes", what, limit))
 		pe.err = ErrMessageTooBig
 		return c.failLocked(pe)
 	}
@@ -353,20 +357,37 @@ func (c *Conn) startFrameLocked(h header) error {
 // The caller holds readMu.
 func (c *Conn) frameFitsLocked(h header) (int64, bool) {
 	limit := c.readLimit.Load()
-	if c.msgCompressed && limit >= 0 {
+	switch {
+	case limit < 0:
+		return limit, true
+	case c.msgCompressed:
 		// The limit is on what the message inflates to, checked as it
-		// does; this only bounds the input.
-		limit = compressedLimit(limit)
+		// does; this only bounds the input, and counts a frame's bytes
+		// beyond its slack (setFrameLocked).
+		return limit, h.length-compressedFrameSlack <= compressedLimit(limit)-c.msgSize
 	}
-	return limit, limit < 0 || h.length <= limit-c.msgSize
+	return limit, h.length <= limit-c.msgSize
 }
+
+// compressedFrameSlack is what each frame of a compressed message may
+// carry beyond the bound of compressedLimit: a sender that flushes its
+// compressor at the end of every fragment, as RFC 7692 allows, adds an
+// empty stored block (5 bytes), and a block of its own that may be
+// stored (5 more) and start on a byte's boundary (1 more), to every
+// frame. A message of 4,000 one-byte fragments compressed so, 28 KB,
+// was refused under a read limit of 4,096 bytes.
+const compressedFrameSlack = 32
 
 // setFrameLocked makes h, which startFrameLocked checked, the data frame
 // being read.
 //
 // The caller holds readMu.
 func (c *Conn) setFrameLocked(h header) {
-	c.msgSize += h.length
+	if c.msgCompressed {
+		c.msgSize += max(h.length-compressedFrameSlack, 0)
+	} else {
+		c.msgSize += h.length
+	}
 	c.frame = h
 	c.frameLeft = h.length
 	c.maskPos = 0
