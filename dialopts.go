@@ -73,7 +73,9 @@ type DialOptions struct {
 	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
 	// (0 means 15): our compressor's, and the server's, which the offer
 	// asks for with server_max_window_bits. A server that cannot keep it
-	// declines the offer.
+	// declines the offer, or should: zlib cannot compress with 8, and a
+	// server built on it may fail the handshake instead (python-websockets
+	// answers 500), so 9 is the smallest window that such servers take.
 	CompressionWindowBits int
 
 	// HTTP2 asks for the WebSocket over HTTP/2 (RFC 8441) rather than
