@@ -34,10 +34,15 @@ import (
 // ReadAppend, Reader and a second Serve return an error; call Serve when
 // no Read is in progress. While onMessage runs, the connection reads
 // nothing more, so a slow onMessage slows its own peer, not other
-// connections; and keepalive, whose pong is read by Serve, fails the
-// connection if onMessage holds it past KeepaliveTimeout. A Ping from
-// onMessage reads its own pong, and fails at once if a message comes
-// first (see Ping); keepalive is the way to watch a served peer.
+// connections. Nor is the keepalive's pong read then: the connection is
+// failed if onMessage holds it past KeepaliveTimeout, unless input that
+// reached the kernel meanwhile shows the peer alive (on Linux over TCP
+// and TLS; see the package documentation, Keepalive). A peer that sends
+// and never reads can so keep an onMessage blocked in a Write for as long
+// as it sends: bound its writes with a context, or use Enqueue, which
+// never waits. A Ping from onMessage reads its own pong, and fails at
+// once if a message comes first (see Ping); keepalive is the way to watch
+// a served peer.
 //
 // Serve owns the connection until onClose: an http.Handler calls Serve and
 // returns, without closing the connection on its way out (no defer
