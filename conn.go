@@ -94,7 +94,7 @@ type Conn struct {
 	rb            readBuffer      // readMu
 	frame         header          // readMu: the data frame being read
 	frameLeft     int64           // readMu: payload bytes of frame not yet read
-	msgSize       int64           // readMu: declared payload bytes of the message so far (compressed: beyond each frame's slack)
+	msgSize       int64           // readMu: declared payload bytes of the message so far (compressed: compressedSize)
 	inflate       *inflater       // pointer immutable, contents readMu: the peer's compression, when negotiated
 	readerCtx     context.Context // readMu: the context of the message reader Reader returned
 	readLimit     atomic.Int64    // atomic
@@ -333,6 +333,21 @@ func (c *Conn) closedErr(op string) error {
 	err := c.endErr
 	c.mu.Unlock()
 	return &closedError{op: op, cause: err}
+}
+
+// closedErrFor is closedErr for a call with context ctx: when the end of
+// ctx closed the connection (closeCause), the call says so once, rather
+// than name itself twice.
+func (c *Conn) closedErrFor(ctx context.Context, op string) error {
+	c.mu.Lock()
+	end := c.endErr
+	c.mu.Unlock()
+	if oe, ok := end.(*opError); ok && oe.op == op && ctx.Err() != nil {
+		if ce, ok := oe.err.(*cutError); ok && ce.err == ctx.Err() {
+			end = ce
+		}
+	}
+	return &closedError{op: op, cause: end}
 }
 
 func (c *Conn) isClosed() bool { return c.closed.Load() }

@@ -257,7 +257,7 @@ func (w *ctxWatch) watch(dir int, ctx context.Context) {
 			} else {
 				// The end of ctx ends the connection, whose end says
 				// why when ctx is the library's own (closeCause).
-				wd.stop = context.AfterFunc(ctx, func() { w.fire(d, id, context.Cause(ctx)) })
+				wd.stop = context.AfterFunc(ctx, func() { w.fire(d, id, ctx) })
 			}
 		}
 	}
@@ -266,8 +266,8 @@ func (w *ctxWatch) watch(dir int, ctx context.Context) {
 
 // fire runs when the context of registration id, whose Done is d, ends: it
 // interrupts every direction watching d. On a transport without
-// deadlines it closes the connection, cause being the context's.
-func (w *ctxWatch) fire(d <-chan struct{}, id uint64, cause error) {
+// deadlines it closes the connection, ctx being the context.
+func (w *ctxWatch) fire(d <-chan struct{}, id uint64, ctx context.Context) {
 	w.mu.Lock()
 	live := false
 	for i := range w.dirs {
@@ -289,17 +289,17 @@ func (w *ctxWatch) fire(d <-chan struct{}, id uint64, cause error) {
 	}
 	w.mu.Unlock()
 	if !w.hasDeadline() {
-		w.c.closeCause(cause, writing)
+		w.c.closeCause(ctx, writing)
 	}
 }
 
 // closeCause closes a connection on a transport without deadlines when
-// the context of a blocked call ends, cause being the context's, and
-// writing set if a write was blocked. The library's own contexts say what
-// ran out, as a cut write on a socket does (writeErrLocked), rather than
-// naming a context the caller never passed.
-func (c *Conn) closeCause(cause error, writing bool) {
-	switch {
+// ctx, the context of a blocked call, ends, writing set if a write was
+// blocked. The end names the call and the context's error, as a cut write
+// on a socket does (writeErrLocked); the library's own contexts say what
+// ran out rather than naming a context the caller never passed.
+func (c *Conn) closeCause(ctx context.Context, writing bool) {
+	switch cause := context.Cause(ctx); {
 	case cause == errCloseTimeout:
 		c.closeTransport(errCloseTimeout)
 	case cause == errPingTimeout && writing:
@@ -309,7 +309,11 @@ func (c *Conn) closeCause(cause error, writing bool) {
 		// within the timeout: the peer is silent.
 		c.failKeepalive(clock() - c.ka.last())
 	default:
-		c.closeTransport(&cutError{cause, ", which closes a transport without deadlines"})
+		op := "read"
+		if writing {
+			op = "write"
+		}
+		c.closeTransport(opErr(op, &cutError{ctx.Err(), ", which closes a transport without deadlines"}))
 	}
 }
 

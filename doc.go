@@ -272,9 +272,9 @@
 // The read limit applies to what a message inflates to, counted as it
 // inflates: a small message that would inflate past it fails the
 // connection with StatusMessageTooBig before the excess exists. Its
-// compressed bytes are bounded as well, at the limit plus 1/256 of it, 1
-// KiB, and 32 bytes for each frame (a sender may flush its compressor at
-// every fragment's end): more fails the connection with
+// compressed bytes are bounded as well, at the limit plus 1/256 of it and
+// 1 KiB, each frame's first 32 bytes counting as one (a sender may flush
+// its compressor at every fragment's end): more fails the connection with
 // StatusMessageTooBig too, once a frame's header claims it. Corrupt
 // compressed data fails it with StatusInvalidFramePayloadData.
 //

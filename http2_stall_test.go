@@ -37,6 +37,42 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("keepalive", testHTTP2KeepaliveEnds)
 	t.Run("stuck socket", testHTTP2StuckSocket)
 	t.Run("read as the stream resets", testHTTP2ReadAtReset)
+	t.Run("read context", testHTTP2ReadContext)
+}
+
+// testHTTP2ReadContext: a Read whose context ends on a server's stream,
+// which has no deadlines, closes the connection; its error says so once,
+// and the calls after it find the read's end, named so: a Write with no
+// context of its own said its context had ended.
+func testHTTP2ReadContext(t *testing.T) {
+	errs := make(chan error, 2)
+	p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.CloseNow()
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, _, err = c.Read(ctx)
+		errs <- err
+		errs <- c.Write(context.Background(), MessageText, []byte("late"))
+	})
+	for _, want := range []string{
+		"websocket: read: connection closed: context deadline exceeded, which closes a transport without deadlines",
+		"websocket: write: connection closed: read: context deadline exceeded, which closes a transport without deadlines",
+	} {
+		select {
+		case err := <-errs:
+			if err == nil || err.Error() != want || !errors.Is(err, ErrClosed) {
+				t.Errorf("%v, want %q", err, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the Read is still under way after 5 s")
+		}
+	}
+	p.streamEnd()
 }
 
 // stallingH2Client opens a WebSocket stream (an extended CONNECT, stream
@@ -107,7 +143,8 @@ func (p *h2Pipe) streamEnd() ([]byte, int) {
 
 // testHTTP2StalledWrite: a server's write that waits for a flow-control
 // window the client never gives ends when its context does (its error
-// wrapping the context's, where it wrapped nothing), or a NetConn's write
+// wrapping the context's error, where it wrapped nothing, and then the
+// cause given to the context in its place), or a NetConn's write
 // deadline (a net.Error whose Timeout is true, where it was neither), Close ends
 // within its close timeout, and CloseNow ends a Write another goroutine
 // is blocked in before it returns, so that the handler may return: each
@@ -116,7 +153,7 @@ func (p *h2Pipe) streamEnd() ([]byte, int) {
 // CloseNow had net/http flush the blocked Write's bytes a second time,
 // racing with it, the message going out twice once the window came.
 func testHTTP2StalledWrite(t *testing.T) {
-	for _, how := range []string{"context", "NetConn", "Close", "CloseNow"} {
+	for _, how := range []string{"context", "cause", "NetConn", "Close", "CloseNow"} {
 		t.Run(how, func(t *testing.T) {
 			type result struct {
 				err  error
@@ -132,8 +169,11 @@ func testHTTP2StalledWrite(t *testing.T) {
 				defer c.CloseNow()
 				start := time.Now()
 				switch how {
-				case "context":
-					ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				case "context", "cause":
+					ctx, cancel := context.WithTimeoutCause(context.Background(), 300*time.Millisecond, errors.New("a cause of the caller's"))
+					if how == "context" {
+						ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
+					}
 					defer cancel()
 					err = c.Write(ctx, MessageText, []byte("hello"))
 				case "NetConn":
@@ -160,6 +200,7 @@ func testHTTP2StalledWrite(t *testing.T) {
 			case r := <-res:
 				want := map[string]string{
 					"context":  "websocket: write: connection closed: context deadline exceeded, which closes a transport without deadlines",
+					"cause":    "websocket: write: connection closed: context deadline exceeded, which closes a transport without deadlines",
 					"NetConn":  "websocket: write: i/o timeout, which closes a transport without deadlines: connection closed",
 					"Close":    "websocket: close: connection closed: the closing handshake timed out: the close frame could not be sent",
 					"CloseNow": "websocket: write: connection closed: closed without a closing handshake",
@@ -169,7 +210,7 @@ func testHTTP2StalledWrite(t *testing.T) {
 				}
 				// A context's end is the call's error as it is over TCP,
 				// and a deadline's keeps net.Conn's promise.
-				if how == "context" && !errors.Is(r.err, context.DeadlineExceeded) {
+				if (how == "context" || how == "cause") && !errors.Is(r.err, context.DeadlineExceeded) {
 					t.Errorf("%s: %v, want it to wrap the context's end", how, r.err)
 				}
 				if ne, ok := r.err.(net.Error); how == "NetConn" && (!ok || !ne.Timeout() || !errors.Is(r.err, os.ErrDeadlineExceeded) || !errors.Is(r.err, ErrClosed)) {

@@ -56,8 +56,8 @@ type fuzzInflateMsg struct {
 // where the reference inflater finds a back-reference beyond 2^bits
 // bytes, the message inflates to the bytes before it and is not valid
 // DEFLATE. The message fails with 1009 if it inflates past the limit,
-// or its payload is past compressedLimit, counting each frame's bytes
-// beyond compressedFrameSlack; with 1007 if it is not valid
+// or its payload is past compressedLimit, each frame counting as
+// compressedSize; with 1007 if it is not valid
 // DEFLATE within the limit, or, as text, not UTF-8 within it; with 1002
 // for RSV1 on a continuation frame. Which comes first depends on how the
 // frames and the reads fall, so a message may fail with any of those it
@@ -95,9 +95,9 @@ func fuzzInflatePeer(plan *fuzzPlan, msgs []byte, masked bool, limit int64, take
 			w.fails = append(w.fails, StatusProtocolError)
 		}
 		if compressed {
-			counted := 0 // the compressed bytes beyond each frame's slack
+			counted := 0 // compressedSize of each frame
 			for i := range frags {
-				counted += max((i+1)*len(payload)/frags-i*len(payload)/frags-compressedFrameSlack, 0)
+				counted += max((i+1)*len(payload)/frags-i*len(payload)/frags-compressedFrameSlack, 0) + 1
 			}
 			if int64(counted) > compressedLimit(limit) {
 				w.fails = append(w.fails, StatusMessageTooBig)

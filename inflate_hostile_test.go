@@ -226,9 +226,10 @@ func TestCompressedReadAppendWithinLimit(t *testing.T) {
 // python-websockets does for a fragmented message, is not refused: 4,000
 // bytes in one-byte fragments (28 KB compressed) under a limit of 4,096
 // were, with 1009, and 1,040,000 random bytes in 500-byte fragments under
-// a limit of 1 MiB. Input that inflates to nothing is still bounded, and
-// the error names the limit the caller set, not the bound on the input
-// ("the read limit of 5136 bytes" for a limit of 4096).
+// a limit of 1 MiB. Input that inflates to nothing is still bounded, in
+// one frame or in many, and the error names the limit the caller set, not
+// the bound on the input ("the read limit of 5136 bytes" for a limit of
+// 4096).
 func TestCompressedInputBound(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -261,23 +262,27 @@ func TestCompressedInputBound(t *testing.T) {
 	}
 
 	// Empty stored blocks, which inflate to nothing, in one frame: up to
-	// the bound (rounded down to whole blocks), an empty message; past
-	// it, 1009 as soon as the header came.
+	// the bound, a frame of them and a stored block of 162 bytes makes a
+	// message; past it, 1009 as soon as the header came.
 	const limit = 4096
-	bound := int(compressedLimit(limit)) + compressedFrameSlack
+	bound := int(compressedLimit(limit))
+	most := bound + compressedFrameSlack - 1 // compressedSize counts it as bound
 	empty := []byte("\x00\x00\x00\xff\xff")
-	c, _ := hostileDeflatePeer(t, d, fuzzAppendFrame(nil, true, rsv1, opBinary, false, bytes.Repeat(empty, bound/len(empty))))
+	stored := bytes.Repeat([]byte("a"), most-1000*len(empty)-5)
+	p := append(bytes.Repeat(empty, 1000), 0, byte(len(stored)), byte(len(stored)>>8), ^byte(len(stored)), ^byte(len(stored)>>8))
+	p = append(p, stored...)
+	c, _ := hostileDeflatePeer(t, d, fuzzAppendFrame(nil, true, rsv1, opBinary, false, p))
 	c.SetReadLimit(limit)
-	if _, got, err := c.Read(ctx); err != nil || len(got) != 0 {
-		t.Fatalf("%d bytes of empty blocks: %d bytes, %v; want an empty message", bound, len(got), err)
+	if _, got, err := c.Read(ctx); err != nil || !bytes.Equal(got, stored) {
+		t.Fatalf("a frame of %d compressed bytes: %q, %v; want the %d bytes stored", len(p), got, err, len(stored))
 	}
-	c, out := hostileDeflatePeer(t, d, appendHeader(nil, header{fin: true, rsv: rsv1, op: opBinary, length: int64(bound + 1)}))
+	c, out := hostileDeflatePeer(t, d, appendHeader(nil, header{fin: true, rsv: rsv1, op: opBinary, length: int64(most + 1)}))
 	c.SetReadLimit(limit)
 	_, _, err := c.Read(ctx)
 	const want = "compressed message too long for the read limit of 4096 bytes"
 	var pe *ProtocolError
 	if !errors.As(err, &pe) || pe.Code != StatusMessageTooBig || pe.Reason != want {
-		t.Fatalf("a frame of %d compressed bytes: %v, want 1009 %q", bound+1, err, want)
+		t.Fatalf("a frame of %d compressed bytes: %v, want 1009 %q", most+1, err, want)
 	}
 	o := out()
 	if len(o) < 8 || o[0] != 0x88 {
@@ -288,5 +293,30 @@ func TestCompressedInputBound(t *testing.T) {
 	}
 	if got := string(o[6:]); got != "\x03\xf1"+want {
 		t.Fatalf("close frame's payload %q, want 1009 and %q", got, want)
+	}
+
+	// Frames of empty blocks: each counts one byte, and what it carries
+	// beyond the slack. Frames of 30 bytes counted nothing, so that a
+	// message of them was never bounded; frames of 60 count 29.
+	for _, tt := range []struct{ size, frames int }{{30, bound}, {60, bound / 29}} {
+		for _, n := range []int{tt.frames, tt.frames + 1} {
+			var s []byte
+			for i := range n {
+				op, rsv := opContinuation, byte(0)
+				if i == 0 {
+					op, rsv = opBinary, rsv1
+				}
+				s = fuzzAppendFrame(s, i == n-1, rsv, op, false, bytes.Repeat(empty, tt.size/len(empty)))
+			}
+			c, _ := hostileDeflatePeer(t, d, s)
+			c.SetReadLimit(limit)
+			_, got, err := c.Read(ctx)
+			if n == tt.frames && (err != nil || len(got) != 0) {
+				t.Fatalf("%d frames of %d bytes of empty blocks: %d bytes, %v; want an empty message", n, tt.size, len(got), err)
+			}
+			if pe, ok := errors.AsType[*ProtocolError](err); n > tt.frames && (!ok || pe.Code != StatusMessageTooBig || pe.Reason != want) {
+				t.Fatalf("%d frames of %d bytes of empty blocks: %v, want 1009 %q", n, tt.size, err, want)
+			}
+		}
 	}
 }

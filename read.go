@@ -362,20 +362,23 @@ func (c *Conn) frameFitsLocked(h header) (int64, bool) {
 		return limit, true
 	case c.msgCompressed:
 		// The limit is on what the message inflates to, checked as it
-		// does; this only bounds the input, and counts a frame's bytes
-		// beyond its slack (setFrameLocked).
-		return limit, h.length-compressedFrameSlack <= compressedLimit(limit)-c.msgSize
+		// does; this only bounds the input (compressedSize).
+		return limit, compressedSize(h) <= compressedLimit(limit)-c.msgSize
 	}
 	return limit, h.length <= limit-c.msgSize
 }
 
-// compressedFrameSlack is what each frame of a compressed message may
-// carry beyond the bound of compressedLimit: a sender that flushes its
-// compressor at the end of every fragment, as RFC 7692 allows, adds an
-// empty stored block (5 bytes), and a block of its own that may be
-// stored (5 more) and start on a byte's boundary (1 more), to every
-// frame. A message of 4,000 one-byte fragments compressed so, 28 KB,
-// was refused under a read limit of 4,096 bytes.
+// compressedSize is what the frame h of a compressed message counts
+// against the bound of compressedLimit: one byte, and what it carries
+// beyond compressedFrameSlack. A sender that flushes its compressor at
+// the end of every fragment, as RFC 7692 allows, adds an empty stored
+// block (5 bytes), and a block of its own that may be stored (5 more) and
+// start on a byte's boundary (1 more), to every frame: a message of 4,000
+// one-byte fragments compressed so, 28 KB, was refused under a read limit
+// of 4,096 bytes. The byte each frame counts bounds a message of tiny
+// frames too.
+func compressedSize(h header) int64 { return max(h.length-compressedFrameSlack, 0) + 1 }
+
 const compressedFrameSlack = 32
 
 // setFrameLocked makes h, which startFrameLocked checked, the data frame
@@ -384,7 +387,7 @@ const compressedFrameSlack = 32
 // The caller holds readMu.
 func (c *Conn) setFrameLocked(h header) {
 	if c.msgCompressed {
-		c.msgSize += max(h.length-compressedFrameSlack, 0)
+		c.msgSize += compressedSize(h)
 	} else {
 		c.msgSize += h.length
 	}
@@ -823,7 +826,7 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 	case peerClosed:
 		return c.peerClosedLocked(ce)
 	case c.isClosed(), err == errStreamQuiesced:
-		return c.closedErr("read")
+		return c.closedErrFor(ctx, "read")
 	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || c.isClosed()):
 		if !mid {
 			return opErr("read", ctx.Err())

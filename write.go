@@ -343,7 +343,7 @@ func (c *Conn) writeBufLocked(ctx context.Context, b []byte, torn bool) error {
 // The caller holds frameMu.
 func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 	if c.isClosed() || err == errStreamQuiesced {
-		return c.closedErr("write")
+		return c.closedErrFor(ctx, "write")
 	}
 	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		why := ctx.Err()
