@@ -302,7 +302,12 @@ type member struct {
 	id   string // immutable: unique on this server
 	name string // immutable
 	c    *websocket.Conn
+	held [][]byte // guarded by its room's mu: errors for it to get after its join
 }
+
+// maxHeld bounds the errors a member that waits for its join gets after
+// it.
+const maxHeld = 16
 
 // room is a room as one server sees it: its own members, and the room's
 // events as the bus delivers them.
@@ -378,12 +383,23 @@ func (r *room) say(m *member, typ websocket.MessageType, p []byte) {
 	r.pubMu.Lock()
 	err := r.publishLocked(Event{Type: "message", Member: m.id, Name: m.name, Text: string(p)})
 	r.pubMu.Unlock()
-	if err != nil {
-		m.c.Enqueue(websocket.MessageText, encode(struct {
-			Type string `json:"type"`
-			Text string `json:"text"`
-		}{"error", "not sent: " + err.Error()}))
+	if err == nil {
+		return
 	}
+	msg := encode(struct {
+		Type string `json:"type"`
+		Text string `json:"text"`
+	}{"error", "not sent: " + err.Error()})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.waiting[m.id] == m {
+		// The first object a member gets is its own join.
+		if len(m.held) < maxHeld {
+			m.held = append(m.held, msg)
+		}
+		return
+	}
+	m.c.Enqueue(websocket.MessageText, msg)
 }
 
 // answerCall publishes the members this server has in the room, for a
@@ -407,14 +423,23 @@ func (r *room) deliver(ev Event) {
 	switch ev.Type {
 	case "join":
 		r.setMemberLocked(ev.Origin, ev.Member, ev.Name)
-		if m := r.waiting[ev.Member]; m != nil && ev.Origin == r.s.origin {
+		m := r.waiting[ev.Member]
+		if m != nil && ev.Origin == r.s.origin {
 			delete(r.waiting, ev.Member)
 			r.conns = append(r.conns, m.c)
+		} else {
+			m = nil
 		}
 		if ev.Call && ev.Origin != r.s.origin {
 			go r.answerCall()
 		}
 		r.sendLocked(presence{Type: "join", Name: ev.Name, Members: r.namesLocked()})
+		if m != nil {
+			for _, p := range m.held {
+				m.c.Enqueue(websocket.MessageText, p)
+			}
+			m.held = nil
+		}
 	case "leave":
 		r.setMemberLocked(ev.Origin, ev.Member, "")
 		r.sendLocked(presence{Type: "leave", Name: ev.Name, Members: r.namesLocked()})

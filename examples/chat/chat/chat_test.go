@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,5 +68,75 @@ func TestShutdownWhileJoining(t *testing.T) {
 	}
 	if _, resp, err := websocket.Dial(ctx, url, nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("Dial after Shutdown: %v, want a 503 refusal", err)
+	}
+}
+
+// heldBus is a bus whose Publish holds the joins, until release delivers
+// them, and refuses every message.
+type heldBus struct {
+	LocalBus
+	mu      sync.Mutex
+	joins   []Event // guarded by mu
+	room    string  // guarded by mu
+	refused atomic.Int64
+}
+
+func (b *heldBus) Publish(room string, ev Event) error {
+	switch ev.Type {
+	case "join":
+		b.mu.Lock()
+		b.joins, b.room = append(b.joins, ev), room
+		b.mu.Unlock()
+		return nil
+	case "message":
+		b.refused.Add(1)
+		return errors.New("the bus refuses")
+	}
+	return b.LocalBus.Publish(room, ev)
+}
+
+func (b *heldBus) release() {
+	b.mu.Lock()
+	joins, room := b.joins, b.room
+	b.joins = nil
+	b.mu.Unlock()
+	for _, ev := range joins {
+		b.LocalBus.Publish(room, ev)
+	}
+}
+
+// A member whose message is refused while its join is still held by the
+// bus (Redis unreachable, say) gets its own join first, and the error
+// after it, as the package documents: the error came first.
+func TestErrorAfterOwnJoin(t *testing.T) {
+	bus := new(heldBus)
+	s := NewServer(bus, nil)
+	hs := httptest.NewServer(s.Handler())
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=r&name=a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	for bus.refused.Load() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the message never reached the bus")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	bus.release()
+	for _, want := range []string{
+		`{"type":"join","name":"a","members":["a"]}`,
+		`{"type":"error","text":"not sent: the bus refuses"}`,
+	} {
+		_, p, err := c.Read(ctx)
+		if err != nil || string(p) != want {
+			t.Fatalf("got %s, %v; want %s", p, err, want)
+		}
 	}
 }
