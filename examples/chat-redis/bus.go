@@ -31,8 +31,13 @@ const (
 	holdLimit = 10 * time.Second
 	// heldBytes bounds the events held, in bytes.
 	heldBytes = 16 << 20
-	// batchSize is the most operations written in one transaction.
-	batchSize = 256
+	// batchSize is the most operations written in one transaction, and
+	// batchBytes about the most bytes of events: Redis counts a
+	// transaction's queued commands in its memory, so that one of 256
+	// messages of 64 KiB could never fit under a maxmemory that single
+	// messages still fit under.
+	batchSize  = 256
+	batchBytes = 1 << 20
 	// seedCount is how many of a stream's last entries a server reads when
 	// it begins following the stream, to know which messages came before
 	// (see redisBus).
@@ -85,6 +90,9 @@ type redisBus struct {
 	// unreachable, zero once either reaches it again: a server with
 	// nothing held knows Redis is gone from its reader.
 	downSince time.Time // guarded by mu
+	// refusal is Redis's answer to the writer's last transaction, when
+	// Redis refused it (out of memory, say), nil once one succeeds.
+	refusal error // guarded by mu
 
 	queued   chan struct{} // has a value when the writer has work
 	wake     chan struct{} // has a value when the reader has rooms to read again
@@ -98,6 +106,8 @@ type redisBus struct {
 type sub struct {
 	room    string           // immutable
 	deliver func(chat.Event) // immutable
+
+	since uint64 // guarded by mu: the bus's last sequence number when Subscribe was called
 
 	// Used by the reader, and set once by the writer (under mu) before
 	// the reader reads the room:
@@ -157,6 +167,7 @@ func notify(ch chan struct{}) {
 func (b *redisBus) Subscribe(room string, deliver func(chat.Event)) (cancel func()) {
 	s := &sub{room: room, deliver: deliver, last: make(map[string]uint64)}
 	b.mu.Lock()
+	s.since = b.seq
 	b.subs[room] = s
 	b.queue = append(b.queue, op{room: room, at: time.Now(), sub: s})
 	b.mu.Unlock()
@@ -177,9 +188,10 @@ var (
 )
 
 // Publish implements chat.Bus: it queues ev for the writer, unless Redis
-// has been unreachable for holdLimit (the queue's oldest event has waited
-// that long, or the writer or the reader has failed that long), or the
-// queue holds heldBytes already.
+// has been unreachable, or refused the writer's transactions, for
+// holdLimit (the queue's oldest event has waited that long, or the
+// writer or the reader has failed that long), or the queue holds
+// heldBytes already.
 func (b *redisBus) Publish(room string, ev chat.Event) error {
 	p, err := json.Marshal(ev)
 	if err != nil {
@@ -190,6 +202,8 @@ func (b *redisBus) Publish(room string, ev chat.Event) error {
 	switch {
 	case b.closed:
 		return errClosed
+	case len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit && b.refusal != nil:
+		return fmt.Errorf("the message bus (Redis) has refused writes for %v: %s", holdLimit, redisErr(b.refusal))
 	case len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit,
 		!b.downSince.IsZero() && time.Since(b.downSince) > holdLimit:
 		return errUnreachable
@@ -204,7 +218,9 @@ func (b *redisBus) Publish(room string, ev chat.Event) error {
 }
 
 // Close writes what is queued, until ctx ends, then stops the writer and
-// the reader and closes the connections to Redis.
+// the reader and closes the connections to Redis; once ctx has ended, it
+// closes them at once, which ends a write or a read that Redis leaves
+// waiting.
 func (b *redisBus) Close(ctx context.Context) error {
 	b.mu.Lock()
 	b.closed = true
@@ -212,21 +228,37 @@ func (b *redisBus) Close(ctx context.Context) error {
 	gen := b.gen
 	b.mu.Unlock()
 	notify(b.queued)
+	closeRedis := sync.OnceValue(b.rdb.Close)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			closeRedis()
+		case <-stopped:
+		}
+	}()
 	var err error
 	select {
 	case <-b.stop:
 	case <-ctx.Done():
 		b.mu.Lock()
-		err = fmt.Errorf("%d events not written to Redis: %w", len(b.queue), ctx.Err())
+		if n := len(b.queue); n > 0 {
+			noun := "events"
+			if n == 1 {
+				noun = "event"
+			}
+			err = fmt.Errorf("%d %s may not have been written to Redis: %w", n, noun, ctx.Err())
+		}
 		b.queue = nil
 		b.mu.Unlock()
 		notify(b.queued)
 		<-b.stop
 	}
 	notify(b.wake)
-	b.unblockReader(gen)
+	b.unblockReader(ctx, gen)
 	b.done.Wait()
-	return errors.Join(err, b.rdb.Close())
+	return errors.Join(err, closeRedis())
 }
 
 // write is the writer.
@@ -237,7 +269,12 @@ func (b *redisBus) write() {
 	backoff := 50 * time.Millisecond
 	for {
 		b.mu.Lock()
-		batch := b.queue[:min(len(b.queue), batchSize)]
+		n, size := 0, 0
+		for n < min(len(b.queue), batchSize) && (n == 0 || size+len(b.queue[n].event) <= batchBytes) {
+			size += len(b.queue[n].event)
+			n++
+		}
+		batch := b.queue[:n]
 		closed := b.closed
 		b.mu.Unlock()
 		if len(batch) == 0 {
@@ -248,6 +285,13 @@ func (b *redisBus) write() {
 			continue
 		}
 		marks, err := b.writeBatch(batch)
+		var refusal redis.Error
+		if !errors.As(err, &refusal) {
+			refusal = nil
+		}
+		b.mu.Lock()
+		b.refusal = refusal
+		b.mu.Unlock()
 		if err != nil {
 			if failing.IsZero() {
 				failing = time.Now()
@@ -274,22 +318,14 @@ func (b *redisBus) write() {
 			b.gen++
 		}
 		for s, entries := range marks {
-			s.pos = "0-0"
-			if len(entries) > 0 {
-				s.pos = entries[0].ID
-			}
-			for _, e := range entries {
-				if w, n, ok := entryID(e); ok && n > s.last[w] {
-					s.last[w] = n
-				}
-			}
+			b.startAt(s, entries)
 		}
 		gen := b.gen
 		b.mu.Unlock()
 		if len(marks) > 0 {
 			// The reader has rooms to read from new places.
 			notify(b.wake)
-			b.unblockReader(gen)
+			b.unblockReader(context.Background(), gen)
 		}
 	}
 }
@@ -300,7 +336,7 @@ func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
 	seeds := make(map[*sub]*redis.XMessageSliceCmd)
-	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	cmds, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, o := range batch {
 			key := streamPrefix + o.room
 			if o.sub != nil {
@@ -318,6 +354,14 @@ func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 		return nil
 	})
 	if err != nil {
+		// A transaction that Redis refused says why in the answer to
+		// the command refused (out of memory, say), not in EXEC's.
+		for _, c := range cmds {
+			var refusal redis.Error
+			if errors.As(c.Err(), &refusal) && !strings.HasPrefix(refusal.Error(), "EXECABORT") {
+				return nil, refusal
+			}
+		}
 		return nil, err
 	}
 	marks := make(map[*sub][]redis.XMessage, len(seeds))
@@ -325,6 +369,50 @@ func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 		marks[s] = cmd.Val()
 	}
 	return marks, nil
+}
+
+// startAt sets where the reader starts reading s's stream, entries being
+// its last ones, newest first: after the last of them, unless some are
+// this bus's own events published after Subscribe (a transaction that
+// timed out here, and that Redis applied before its retry, wrote them
+// there), and then just before the oldest of those, so that they are
+// delivered. The writers' numbers in the entries before that are where
+// dropping repeats starts.
+//
+// The caller holds mu.
+func (b *redisBus) startAt(s *sub, entries []redis.XMessage) {
+	s.pos = "0-0"
+	if len(entries) > 0 {
+		s.pos = entries[0].ID
+	}
+	oldest := -1
+	for i, e := range entries {
+		if w, n, ok := entryID(e); ok && w == b.writer && n > s.since {
+			oldest = i
+		}
+	}
+	if oldest >= 0 {
+		s.pos, entries = before(entries[oldest].ID), entries[oldest+1:]
+	}
+	for _, e := range entries {
+		if w, n, ok := entryID(e); ok && n > s.last[w] {
+			s.last[w] = n
+		}
+	}
+}
+
+// before returns the stream entry ID just before id (MS-SEQ).
+func before(id string) string {
+	ms, seq, _ := strings.Cut(id, "-")
+	m, _ := strconv.ParseUint(ms, 10, 64)
+	n, _ := strconv.ParseUint(seq, 10, 64)
+	switch {
+	case n > 0:
+		return ms + "-" + strconv.FormatUint(n-1, 10)
+	case m > 0:
+		return strconv.FormatUint(m-1, 10) + "-" + strconv.FormatUint(^uint64(0), 10)
+	}
+	return "0-0"
 }
 
 // entryID returns the writer ID and sequence number an entry carries.
@@ -339,11 +427,11 @@ func entryID(e redis.XMessage) (writer string, n uint64, ok bool) {
 }
 
 // unblockReader interrupts the reader's XREAD until it reads the rooms of
-// gen or later, for at most a second: it may be about to block when
-// asked.
-func (b *redisBus) unblockReader(gen uint64) {
+// gen or later, for at most a second, or until ctx ends: it may be about
+// to block when asked.
+func (b *redisBus) unblockReader(ctx context.Context, gen uint64) {
 	for range 200 {
-		if b.readGen.Load() >= gen {
+		if b.readGen.Load() >= gen || ctx.Err() != nil {
 			return
 		}
 		if id := b.readerID.Load(); id != 0 {

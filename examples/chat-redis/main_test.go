@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/chat/chat"
 	"github.com/rfc6455/websocket/examples/internal/chattest"
 	"github.com/rfc6455/websocket/examples/internal/cmdtest"
 )
@@ -376,6 +379,32 @@ func TestShutdownLeaves(t *testing.T) {
 	}
 }
 
+// TestShutdownRedisStalled stops a server with SIGTERM while Redis takes
+// its requests and answers none (SIGSTOP, as a partition would): its
+// members get 1001, and it exits once the 5 s it gives its members'
+// leaves have passed, saying what may be lost. It took 17 s, waiting for
+// the writer's and the reader's requests to time out.
+func TestShutdownRedisStalled(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	s := chattest.Start(t, chatPath, "-redis", r.addr())
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	if err := r.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer r.cmd.Process.Signal(syscall.SIGCONT)
+	start := time.Now()
+	s.Signal(t, syscall.SIGTERM)
+	a.Closed(t)
+	code := s.ExitCode(t, 30*time.Second)
+	if took := time.Since(start); took > 7*time.Second {
+		t.Errorf("exited %v after SIGTERM, want 5 s and a little", took.Round(time.Millisecond))
+	}
+	if want := "1 event may not have been written to Redis: context deadline exceeded"; code != 0 || !strings.Contains(s.Log(), want) {
+		t.Errorf("exit code %d, want 0 and %q in the log:\n%s", code, want, s.Log())
+	}
+}
+
 // TestRedisBackJoin: the last member leaves during an outage of more than
 // 10 s, which its server cannot publish; a member joining 3 s after Redis
 // is back gets in. It was refused with 1013 until the reader, which
@@ -419,4 +448,95 @@ func longOutage(t *testing.T) (*redisServer, *chattest.Server, *chattest.Member)
 	r.kill(t)
 	time.Sleep(holdLimit + 2*time.Second)
 	return r, s, a
+}
+
+// TestAppliedBeforeRetry: a transaction that timed out here but that
+// Redis applied later (Redis stalled past opTimeout) is retried. When it
+// held a subscription's start and, behind it, the bus's own event (a
+// member's join), the event's first copy is in the stream before the
+// retry reads where the room starts: the event is delivered once. It was
+// not at all: reading started after that copy, and its number counted as
+// seen, so that the retry's copy was dropped as a repeat and the member
+// waited for its own join for good.
+func TestAppliedBeforeRetry(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	rdb := r.client(t)
+	b := newRedisBus(r.addr(), t.Logf)
+	defer b.Close(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.Wait)
+	defer cancel()
+	add := func(id string, ev chat.Event) {
+		t.Helper()
+		p, _ := json.Marshal(ev)
+		if err := rdb.XAdd(ctx, &redis.XAddArgs{Stream: streamPrefix + "lobby", Values: []any{"id", id, "event", p}}).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := chat.Event{Type: "message", Origin: "other", Member: "1", Name: "x", Text: "before"}
+	join := chat.Event{Type: "join", Origin: "here", Member: "1", Name: "y", Call: true}
+	add("other-1", before)
+	add(b.writer+"-1", join) // the first try's copy, as Redis applied it late
+
+	got := make(chan chat.Event, 8)
+	b.Subscribe("lobby", func(ev chat.Event) { got <- ev })
+	if err := b.Publish("lobby", join); err != nil { // its sequence number is 1
+		t.Fatal(err)
+	}
+	after := chat.Event{Type: "message", Origin: "other", Member: "1", Name: "x", Text: "after"}
+	add("other-2", after)
+	for _, want := range []chat.Event{join, after} {
+		select {
+		case ev := <-got:
+			if !reflect.DeepEqual(ev, want) {
+				t.Fatalf("delivered %+v, want %+v", ev, want)
+			}
+		case <-time.After(chattest.Wait):
+			t.Fatalf("%+v not delivered", want)
+		}
+	}
+	select {
+	case ev := <-got:
+		t.Fatalf("delivered %+v too", ev)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+// TestRedisRefuses: Redis refuses writes (its maxmemory reached, with no
+// eviction) for more than 10 seconds: a message sent then is refused,
+// and its sender is told what Redis answered, not that Redis is
+// unreachable; once Redis takes writes again, what was held goes out.
+func TestRedisRefuses(t *testing.T) {
+	t.Parallel()
+	r := startRedis(t)
+	s := chattest.Start(t, chatPath, "-redis", r.addr())
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	rdb := r.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, kv := range [][2]string{{"maxmemory-policy", "noeviction"}, {"maxmemory", "1"}} {
+		if err := rdb.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Send(t, "held")
+	time.Sleep(holdLimit + time.Second)
+	a.Send(t, "refused")
+	a.WaitFor(t, "an error", func(got []chattest.Message) bool {
+		return slices.ContainsFunc(got, func(m chattest.Message) bool { return m.Type == "error" })
+	})
+	if err := rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitFor(t, "the message held", func(got []chattest.Message) bool { return slices.Contains(chattest.Texts(got), "a: held") })
+	const want = "not sent: the message bus (Redis) has refused writes for 10s: OOM command not allowed when used memory > 'maxmemory'."
+	var errs []string
+	for _, m := range a.Messages() {
+		if m.Type == "error" {
+			errs = append(errs, m.Text)
+		}
+	}
+	if !slices.Equal(errs, []string{want}) || !slices.Equal(a.Texts(), []string{"a: held"}) {
+		t.Errorf("a was told %q and got %q, want %q and the message held; server log:\n%s", errs, a.Texts(), want, s.Log())
+	}
 }
