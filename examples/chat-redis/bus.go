@@ -318,7 +318,7 @@ func (b *redisBus) write() {
 			b.gen++
 		}
 		for s, entries := range marks {
-			b.startAt(s, entries)
+			b.startAt(s, entries, firstAfter(batch, s))
 		}
 		gen := b.gen
 		b.mu.Unlock()
@@ -372,15 +372,20 @@ func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 }
 
 // startAt sets where the reader starts reading s's stream, entries being
-// its last ones, newest first: after the last of them, unless some are
-// this bus's own events published after Subscribe (a transaction that
-// timed out here, and that Redis applied before its retry, wrote them
-// there), and then just before the oldest of those, so that they are
-// delivered. The writers' numbers in the entries before that are where
-// dropping repeats starts.
+// its last ones, newest first, and first the number of the bus's first
+// event in the room after the subscription, in the transaction that read
+// them: after the last of the entries, and the writers' numbers in them
+// are where dropping repeats starts. But the bus's own events published
+// after Subscribe may be there already: a transaction that timed out
+// here, and that Redis applied before its retry, wrote them. When the
+// oldest of those is that first event, reading starts just before it, so
+// that these copies are delivered and the retry's dropped; otherwise the
+// first copies are older than the entries read, and the retry's copies,
+// after them, are delivered. Either way the bus's own numbers after
+// Subscribe do not count as seen.
 //
 // The caller holds mu.
-func (b *redisBus) startAt(s *sub, entries []redis.XMessage) {
+func (b *redisBus) startAt(s *sub, entries []redis.XMessage, first uint64) {
 	s.pos = "0-0"
 	if len(entries) > 0 {
 		s.pos = entries[0].ID
@@ -392,13 +397,31 @@ func (b *redisBus) startAt(s *sub, entries []redis.XMessage) {
 		}
 	}
 	if oldest >= 0 {
-		s.pos, entries = before(entries[oldest].ID), entries[oldest+1:]
+		if _, n, _ := entryID(entries[oldest]); n == first {
+			s.pos, entries = before(entries[oldest].ID), entries[oldest+1:]
+		}
 	}
 	for _, e := range entries {
-		if w, n, ok := entryID(e); ok && n > s.last[w] {
+		if w, n, ok := entryID(e); ok && n > s.last[w] && (w != b.writer || n <= s.since) {
 			s.last[w] = n
 		}
 	}
+}
+
+// firstAfter returns the number of the first event in batch that follows
+// s's subscription and goes to its room, 0 if none.
+func firstAfter(batch []op, s *sub) uint64 {
+	after := false
+	for _, o := range batch {
+		switch {
+		case o.sub == s:
+			after = true
+		case after && o.sub == nil && o.room == s.room:
+			n, _ := strconv.ParseUint(o.id[strings.LastIndexByte(o.id, '-')+1:], 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // before returns the stream entry ID just before id (MS-SEQ).

@@ -21,7 +21,9 @@
 // one order, the same for every member: joins and leaves, "members" when
 // another server reports the members it has there, and the messages, each
 // with its text exactly as sent. "error" says that a message of this
-// member's was not taken.
+// member's was not taken. A member that cannot join because the bus
+// refuses its join is closed with 1013 (try again later), the reason
+// saying why.
 //
 // Each member's messages go out through its connection's write queue,
 // bounded at QueueLimit, by PreparedMessage.Broadcast: the room never
@@ -43,6 +45,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -254,7 +257,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	rm := s.enter(roomName)
 	if err := rm.join(m); err != nil {
 		s.opts.Logf("chat: %q could not join %q: %v", name, roomName, err)
-		c.Close(websocket.StatusTryAgainLater, "the message bus is unreachable")
+		c.Close(websocket.StatusTryAgainLater, closeReason(err))
 		s.exit(rm)
 		s.serving.done()
 		return
@@ -268,6 +271,16 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		s.opts.Logf("chat: %q left %q: %v", name, roomName, err)
 		s.serving.done()
 	})
+}
+
+// closeReason is err's text as a close frame's reason, cut to the 123
+// bytes one holds.
+func closeReason(err error) string {
+	r := err.Error()
+	if len(r) > 123 {
+		r = strings.ToValidUTF8(r[:123], "")
+	}
+	return r
 }
 
 // enter returns the room called name, following it on the bus if no
