@@ -46,16 +46,10 @@ func TestOverHTTP2Stalls(t *testing.T) {
 // context of its own said its context had ended.
 func testHTTP2ReadContext(t *testing.T) {
 	errs := make(chan error, 2)
-	p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.CloseNow()
+	p := stallingH2Accept(t, nil, func(c *Conn) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
-		_, _, err = c.Read(ctx)
+		_, _, err := c.Read(ctx)
 		errs <- err
 		errs <- c.Write(context.Background(), MessageText, []byte("late"))
 	})
@@ -119,6 +113,21 @@ func stallingH2Client(t *testing.T, h http.HandlerFunc) *h2Pipe {
 	}
 }
 
+// stallingH2Accept is stallingH2Client with a handler that accepts the
+// WebSocket with opts and hands it to h, closing it once h returns.
+func stallingH2Accept(t *testing.T, opts *AcceptOptions, h func(*Conn)) *h2Pipe {
+	t.Helper()
+	return stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.CloseNow()
+		h(c)
+	})
+}
+
 // streamEnd opens the stream's window (and the connection's) and reads
 // the stream's frames to its end, returning the DATA it carried and the
 // code of the RST_STREAM that ended it, -1 for END_STREAM.
@@ -160,13 +169,8 @@ func testHTTP2StalledWrite(t *testing.T) {
 				took time.Duration
 			}
 			res := make(chan result, 2)
-			p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
-				c, err := Accept(w, r, &AcceptOptions{CloseTimeout: 300 * time.Millisecond})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer c.CloseNow()
+			p := stallingH2Accept(t, &AcceptOptions{CloseTimeout: 300 * time.Millisecond}, func(c *Conn) {
+				var err error
 				start := time.Now()
 				switch how {
 				case "context", "cause":
@@ -235,13 +239,7 @@ func testHTTP2StalledWrite(t *testing.T) {
 // return.
 func testHTTP2WriteAfterReset(t *testing.T) {
 	ended := make(chan error, 1)
-	p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.CloseNow()
+	p := stallingH2Accept(t, nil, func(c *Conn) {
 		for {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := c.Write(ctx, MessageText, []byte("tick"))
@@ -285,13 +283,7 @@ func testHTTP2KeepaliveEnds(t *testing.T) {
 	for _, how := range []string{"unanswered", "unwritten"} {
 		t.Run(how, func(t *testing.T) {
 			ended := make(chan error, 1)
-			p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
-				c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer c.CloseNow()
+			p := stallingH2Accept(t, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout}, func(c *Conn) {
 				// A handler that waits for the end without reading: the
 				// keepalive reads the ping's answer itself.
 				waitFor(t, "the connection to close", c.isClosed)
@@ -401,13 +393,7 @@ func testHTTP2ReadAtReset(t *testing.T) {
 	for _, how := range []string{"CloseNow", "keepalive"} {
 		t.Run(how, func(t *testing.T) {
 			read := make(chan error, 1)
-			stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
-				c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: time.Hour, KeepaliveTimeout: kaTimeout})
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				defer c.CloseNow()
+			stallingH2Accept(t, &AcceptOptions{KeepaliveInterval: time.Hour, KeepaliveTimeout: kaTimeout}, func(c *Conn) {
 				go c.Write(context.Background(), MessageText, []byte("hello"))
 				go func() {
 					awaitStreamWrite(t, c)
@@ -417,7 +403,7 @@ func testHTTP2ReadAtReset(t *testing.T) {
 						pingNow(c) // queued behind the Write; the read for its answer is not
 					}
 				}()
-				_, _, err = c.Read(context.Background())
+				_, _, err := c.Read(context.Background())
 				read <- err
 			})
 			want := "websocket: read: connection closed: closed without a closing handshake"
