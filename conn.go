@@ -337,13 +337,13 @@ func (c *Conn) closedErr(op string) error {
 
 // closedErrFor is closedErr for a call with context ctx: when the end of
 // ctx closed the connection (closeCause), the call says so once, rather
-// than name itself twice.
+// than name itself, or the other direction's call it shared ctx with.
 func (c *Conn) closedErrFor(ctx context.Context, op string) error {
 	c.mu.Lock()
 	end := c.endErr
 	c.mu.Unlock()
-	if oe, ok := end.(*opError); ok && oe.op == op && ctx.Err() != nil {
-		if ce, ok := oe.err.(*cutError); ok && ce.err == ctx.Err() {
+	if oe, ok := end.(*opError); ok {
+		if ce, ok := oe.err.(*cutError); ok && ce.done != nil && ce.done == ctx.Done() {
 			end = ce
 		}
 	}

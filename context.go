@@ -313,7 +313,7 @@ func (c *Conn) closeCause(ctx context.Context, writing bool) {
 		if writing {
 			op = "write"
 		}
-		c.closeTransport(opErr(op, &cutError{ctx.Err(), ", which closes a transport without deadlines"}))
+		c.closeTransport(opErr(op, &cutError{ctx.Err(), ", which closes a transport without deadlines", ctx.Done()}))
 	}
 }
 

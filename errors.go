@@ -332,10 +332,13 @@ func opErr(op string, err error) error { return &opError{op: op, err: err} }
 
 // cutError is a context's end, err, that closed the connection during
 // I/O, and how: a frame cut short, a TLS connection's output ended, a
-// transport without deadlines closed.
+// transport without deadlines closed. done is that context's Done when
+// its end alone closed the connection, whatever the call it was given to
+// (closeCause), nil when a cut write did.
 type cutError struct {
-	err error
-	how string
+	err  error
+	how  string
+	done <-chan struct{}
 }
 
 func (e *cutError) Error() string { return e.err.Error() + e.how }

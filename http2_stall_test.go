@@ -38,6 +38,50 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("stuck socket", testHTTP2StuckSocket)
 	t.Run("read as the stream resets", testHTTP2ReadAtReset)
 	t.Run("read context", testHTTP2ReadContext)
+	t.Run("shared context", testHTTP2SharedContext)
+}
+
+// testHTTP2SharedContext: a Read and a Write blocked with the same
+// context (a handler's request context, say) on a server's stream: its
+// end closes the connection, and each call says so once. The Read named
+// the Write ("read: connection closed: write: context canceled, ...").
+func testHTTP2SharedContext(t *testing.T) {
+	errs := make(chan [2]error, 1)
+	p := stallingH2Accept(t, nil, func(c *Conn) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		read, wrote := make(chan error, 1), make(chan error, 1)
+		go func() {
+			_, _, err := c.Read(ctx)
+			read <- err
+		}()
+		go func() { wrote <- c.Write(ctx, MessageText, []byte("x")) }()
+		awaitStreamWrite(t, c)
+		waitFor(t, "the Read to wait with its context", func() bool {
+			w := c.watches.Load()
+			if w == nil {
+				return false
+			}
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.dirs[watchRead].done == ctx.Done()
+		})
+		cancel()
+		errs <- [2]error{<-read, <-wrote}
+	})
+	var got [2]error
+	select {
+	case got = <-errs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the calls are still under way after 5 s")
+	}
+	for i, op := range []string{"read", "write"} {
+		want := "websocket: " + op + ": connection closed: context canceled, which closes a transport without deadlines"
+		if err := got[i]; err == nil || err.Error() != want || !errors.Is(err, context.Canceled) {
+			t.Errorf("%s: %v, want %q", op, err, want)
+		}
+	}
+	p.streamEnd()
 }
 
 // testHTTP2ReadContext: a Read whose context ends on a server's stream,
