@@ -94,7 +94,7 @@ type Conn struct {
 	rb            readBuffer      // readMu
 	frame         header          // readMu: the data frame being read
 	frameLeft     int64           // readMu: payload bytes of frame not yet read
-	msgSize       int64           // readMu: declared payload bytes of the message so far (compressed: compressedSize)
+	msgSize       int64           // readMu: declared payload bytes of the message so far (countedLocked)
 	inflate       *inflater       // pointer immutable, contents readMu: the peer's compression, when negotiated
 	readerCtx     context.Context // readMu: the context of the message reader Reader returned
 	readLimit     atomic.Int64    // atomic

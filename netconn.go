@@ -62,9 +62,9 @@ import (
 // cannot complete the frame, so the connection is closed, and the error
 // also wraps ErrClosed; so is one that times out during I/O over TLS or on
 // a server's HTTP/2 stream, which cannot go on after a deadline passes
-// (see the package's documentation). A Write that joins the connection's write queue
-// returns once p is queued (see Conn.Write), so its deadline does not
-// cover the rest of the way to the network.
+// (see the package's documentation). A Write that joins the connection's
+// write queue returns once p is queued (see Conn.Write), so its deadline
+// does not cover the rest of the way to the network.
 //
 // Reads happen in a goroutine of the NetConn's, started by a Read and
 // running only while a read is pending, so that a Read interrupted by its

@@ -357,15 +357,27 @@ func (c *Conn) startFrameLocked(h header) error {
 // The caller holds readMu.
 func (c *Conn) frameFitsLocked(h header) (int64, bool) {
 	limit := c.readLimit.Load()
-	switch {
-	case limit < 0:
+	if limit < 0 {
 		return limit, true
-	case c.msgCompressed:
-		// The limit is on what the message inflates to, checked as it
-		// does; this only bounds the input (compressedSize).
-		return limit, compressedSize(h) <= compressedLimit(limit)-c.msgSize
 	}
-	return limit, h.length <= limit-c.msgSize
+	bound := limit
+	if c.msgCompressed {
+		// The limit is on what the message inflates to, checked as it
+		// does; this only bounds the input.
+		bound = compressedLimit(limit)
+	}
+	return limit, c.countedLocked(h) <= bound-c.msgSize
+}
+
+// countedLocked is what the data frame h counts toward msgSize: its
+// length, or compressedSize for a frame of a compressed message.
+//
+// The caller holds readMu.
+func (c *Conn) countedLocked(h header) int64 {
+	if c.msgCompressed {
+		return compressedSize(h)
+	}
+	return h.length
 }
 
 // compressedSize is what the frame h of a compressed message counts
@@ -386,11 +398,7 @@ const compressedFrameSlack = 32
 //
 // The caller holds readMu.
 func (c *Conn) setFrameLocked(h header) {
-	if c.msgCompressed {
-		c.msgSize += compressedSize(h)
-	} else {
-		c.msgSize += h.length
-	}
+	c.msgSize += c.countedLocked(h)
 	c.frame = h
 	c.frameLeft = h.length
 	c.maskPos = 0

@@ -370,8 +370,9 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 		}
 		// The end names the write, for the calls that find it; this
 		// call's error is a write's already.
-		c.closeTransport(opErr("write", &cutError{why, cut, nil}))
-		return &closedError{op: "write", cause: &cutError{why, cut, nil}}
+		ce := &cutError{why, cut, nil}
+		c.closeTransport(opErr("write", ce))
+		return &closedError{op: "write", cause: ce}
 	}
 	lost := &lostError{err}
 	c.tr.loseOutput()

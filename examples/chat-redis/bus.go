@@ -201,13 +201,13 @@ func (b *redisBus) Publish(room string, ev chat.Event) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	stuck := len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit
 	switch {
 	case b.closed:
 		return errClosed
-	case len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit && b.refusal != nil:
+	case stuck && b.refusal != nil:
 		return fmt.Errorf("the message bus (Redis) has refused writes for %v: %s", holdLimit, redisErr(b.refusal))
-	case len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit,
-		!b.downSince.IsZero() && time.Since(b.downSince) > holdLimit:
+	case stuck, !b.downSince.IsZero() && time.Since(b.downSince) > holdLimit:
 		return errUnreachable
 	case b.held+len(p) > heldBytes:
 		return errHeldFull
@@ -392,16 +392,14 @@ func (b *redisBus) startAt(s *sub, entries []redis.XMessage, first uint64) {
 	if len(entries) > 0 {
 		s.pos = entries[0].ID
 	}
-	oldest := -1
+	oldest, oldestN := -1, uint64(0)
 	for i, e := range entries {
 		if w, n, ok := entryID(e); ok && w == b.writer && n > s.since {
-			oldest = i
+			oldest, oldestN = i, n
 		}
 	}
-	if oldest >= 0 {
-		if _, n, _ := entryID(entries[oldest]); n == first {
-			s.pos, entries = before(entries[oldest].ID), entries[oldest+1:]
-		}
+	if oldest >= 0 && oldestN == first {
+		s.pos, entries = before(entries[oldest].ID), entries[oldest+1:]
 	}
 	for _, e := range entries {
 		if w, n, ok := entryID(e); ok && n > s.last[w] && (w != b.writer || n <= s.since) {
@@ -419,7 +417,7 @@ func firstAfter(batch []op, s *sub) uint64 {
 		case o.sub == s:
 			after = true
 		case after && o.sub == nil && o.room == s.room:
-			n, _ := strconv.ParseUint(o.id[strings.LastIndexByte(o.id, '-')+1:], 10, 64)
+			_, n, _ := splitID(o.id)
 			return n
 		}
 	}
@@ -443,6 +441,11 @@ func before(id string) string {
 // entryID returns the writer ID and sequence number an entry carries.
 func entryID(e redis.XMessage) (writer string, n uint64, ok bool) {
 	id, _ := e.Values["id"].(string)
+	return splitID(id)
+}
+
+// splitID splits an event's ID into its writer ID and sequence number.
+func splitID(id string) (writer string, n uint64, ok bool) {
 	i := strings.LastIndexByte(id, '-')
 	if i < 0 {
 		return "", 0, false
