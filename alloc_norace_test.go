@@ -125,6 +125,19 @@ func TestCompressedEchoAllocations(t *testing.T) {
 	}
 }
 
+// TestInputQueuedAllocatesNothing: asking the kernel how much input a
+// socket holds, which Read does for a large message, allocates nothing.
+func TestInputQueuedAllocatesNothing(t *testing.T) {
+	_, peer := socketPair(t, "unix", t.TempDir()+"/s")
+	tr := netTransport(peer)
+	if tr.inputQueued() < 0 {
+		t.Skip("this system does not tell a socket's input queue (queued_other.go)")
+	}
+	if n := testing.AllocsPerRun(100, func() { tr.inputQueued() }); n != 0 {
+		t.Errorf("%v allocations per call, want 0", n)
+	}
+}
+
 const allocRuns = 200
 
 // echoAllocs runs roundTrip 20 times, so that pools fill, then measures

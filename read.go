@@ -472,7 +472,8 @@ func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
 // message whose last frame is all buffered is copied out of the buffer.
 // Another is gathered in pooled chunks until it ends, or until its last
 // frame is under way, uncompressed, and at least half of the message has
-// arrived or is buffered (or the rest is a few KiB), which justifies
+// arrived or is buffered, by us or by the kernel (or the rest is a few
+// KiB; restJustifiedLocked), which justifies
 // allocating the whole: then what arrived is copied once, and the slice
 // returned has room for the rest, which the caller reads in place
 // (readRestLocked) when rest is set, from a frame less deep than this
@@ -486,7 +487,17 @@ func (c *Conn) readWholeLocked(ctx context.Context) (p []byte, rest bool, err er
 		return p, false, err
 	}
 	list := chunkLists.Get().(*chunkList)
-	for !c.restJustifiedLocked(list.arrived) {
+	// The kernel's queue is asked first, then each time what arrived
+	// doubled: a few system calls for a message that trickles in.
+	askAt := 0
+	for {
+		ask := list.arrived >= askAt
+		if ask {
+			askAt = max(2*list.arrived, minReadChunk)
+		}
+		if c.restJustifiedLocked(list.arrived, ask) {
+			break
+		}
 		n, err := c.readMessageLocked(ctx, list.room())
 		list.arrived += n
 		list.used += n
@@ -576,7 +587,7 @@ func (list *chunkList) gather(p []byte) {
 // The caller holds readMu.
 func (c *Conn) growLocked(dst []byte) []byte {
 	extra := c.frameLeft
-	if !c.restJustifiedLocked(len(dst)) {
+	if !c.restJustifiedLocked(len(dst), true) {
 		extra = max(int64(len(dst)), 512)
 	}
 	if limit := c.readLimit.Load(); limit >= 0 {
@@ -599,11 +610,21 @@ func (c *Conn) growLocked(dst []byte) []byte {
 // its last frame is under way, uncompressed, and what came (held, and
 // buffered) is at least half of held plus the rest, or the rest is a few
 // KiB at most. A peer that claims a frame and sends little costs little.
+// With ask set, and a rest over maxReadChunk, what came includes the
+// input the kernel holds for the socket (inputQueued, Linux): a large
+// message that arrived while the previous one was handled is then read
+// into its slice in place rather than half gathered and copied.
 //
 // The caller holds readMu.
-func (c *Conn) restJustifiedLocked(held int) bool {
-	return c.frame.fin && !c.msgCompressed &&
-		(int64(held+2*c.rb.len()) >= c.frameLeft || c.frameLeft <= minReadChunk)
+func (c *Conn) restJustifiedLocked(held int, ask bool) bool {
+	if !c.frame.fin || c.msgCompressed {
+		return false
+	}
+	came := int64(held + 2*c.rb.len())
+	if came >= c.frameLeft || c.frameLeft <= minReadChunk {
+		return true
+	}
+	return ask && c.frameLeft > maxReadChunk && came+2*int64(c.tr.inputQueued()) >= c.frameLeft
 }
 
 // readRawLocked reads payload bytes of the current frame into p and

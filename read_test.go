@@ -442,6 +442,60 @@ func TestRestOfFrameReadWhole(t *testing.T) {
 	}
 }
 
+// TestRestJustifiedByKernel: the last frame of a message whose rest is
+// over maxReadChunk gets room for all of it at once when what the kernel
+// holds for the socket, with what arrived, is at least half of it, and
+// not when the kernel holds less, nor without asking it; and the message
+// is then read whole.
+func TestRestJustifiedByKernel(t *testing.T) {
+	t.Parallel()
+	const size = 200_000
+	payload := bytes.Repeat([]byte("0123456789"), size/10)
+	for _, tc := range []struct {
+		name  string
+		sent  int  // bytes of the payload in the socket before the read
+		asked bool // what restJustifiedLocked(0, true) says on Linux
+	}{{"60% sent", 120_000, true}, {"30% sent", 60_000, false}} {
+		// A Unix socket: what the peer writes is in the socket when its
+		// write returns.
+		nc, peer := socketPair(t, "unix", t.TempDir()+"/s")
+		sc := newConn(&connConfig{tr: netTransport(peer)})
+		defer sc.CloseNow()
+		if sc.tr.inputQueued() < 0 {
+			t.Skip("this system does not tell a socket's input queue (queued_other.go)")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// A binary frame of size bytes, masked with a zero key.
+		frame := appendFrame(nil, header{fin: true, op: opBinary, masked: true}, payload)
+		if _, err := nc.Write(frame[:len(frame)-size+tc.sent]); err != nil {
+			t.Fatal(err)
+		}
+		if typ, err := sc.beginRead(ctx, false); err != nil || typ != MessageBinary {
+			t.Fatalf("%s: beginRead: %v, %v", tc.name, typ, err)
+		}
+		without, asked := sc.restJustifiedLocked(0, false), sc.restJustifiedLocked(0, true)
+		buffered, queued := sc.rb.len(), sc.tr.inputQueued()
+		if without || asked != tc.asked {
+			t.Errorf("%s (%d bytes buffered, %d queued): rest justified %v without asking the kernel, %v asking it; want false, %v",
+				tc.name, buffered, queued, without, asked, tc.asked)
+		}
+		go nc.Write(frame[len(frame)-size+tc.sent:])
+		// The header was read: this Read takes the message's payload.
+		p, rest, err := sc.readWholeLocked(ctx)
+		if rest {
+			p, err = sc.readRestLocked(ctx, p)
+		}
+		sc.readUnlock()
+		if err != nil || !bytes.Equal(p, payload) {
+			t.Errorf("%s: read %d bytes, %v; want the %d sent", tc.name, len(p), err, size)
+		}
+		if tc.asked && (!rest || cap(p) != size) {
+			t.Errorf("%s: read with rest %v into a slice of capacity %d; want the rest read in place, capacity %d", tc.name, rest, cap(p), size)
+		}
+	}
+}
+
 // TestGrowDoubles: a buffer that a message outgrows doubles, inside a
 // fragmented message, for a compressed one, and for a last frame whose
 // rest is more than what arrived, rather than growing by the frame's
