@@ -184,7 +184,8 @@
 // frame; half of a large message, gathered meanwhile in pooled 64 KiB
 // chunks), and ReadAppend grows the caller's slice as bytes arrive, at
 // most doubling what came or reaching 64 KiB past it: never to what a
-// peer merely claims. Close reasons hold at most 123
+// peer merely claims. On Linux, what came includes what waits unread in
+// the kernel's socket buffer. Close reasons hold at most 123
 // bytes. Set http.Server.ReadHeaderTimeout (and MaxHeaderBytes): net/http
 // waits for a request's header forever by default, and a handshake
 // trickled a byte at a time would hold a goroutine as long; Dial reads at

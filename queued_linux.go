@@ -32,8 +32,9 @@ func (t *transport) inputQueued() int32 {
 
 // queueQuery asks the kernel for a socket's input queue: its ask, made
 // once with it, stores the answer in n, or -1 if the call failed. The
-// queries are pooled, so that asking allocates nothing (a closure given
-// to RawConn.Control escapes).
+// queries are pooled, so that asking of a plain socket allocates nothing
+// (a closure given to RawConn.Control escapes; over TLS, the socket's
+// RawConn is made for each call).
 type queueQuery struct {
 	ask func(fd uintptr)
 	n   int32

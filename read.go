@@ -492,11 +492,11 @@ func (c *Conn) readWholeLocked(ctx context.Context) (p []byte, rest bool, err er
 	askAt := 0
 	for {
 		ask := list.arrived >= askAt
-		if ask {
-			askAt = max(2*list.arrived, minReadChunk)
-		}
 		if c.restJustifiedLocked(list.arrived, ask) {
 			break
+		}
+		if ask && c.frame.fin {
+			askAt = max(2*list.arrived, minReadChunk)
 		}
 		n, err := c.readMessageLocked(ctx, list.room())
 		list.arrived += n
@@ -611,9 +611,12 @@ func (c *Conn) growLocked(dst []byte) []byte {
 // buffered) is at least half of held plus the rest, or the rest is a few
 // KiB at most. A peer that claims a frame and sends little costs little.
 // With ask set, and a rest over maxReadChunk, what came includes the
-// input the kernel holds for the socket (inputQueued, Linux): a large
-// message that arrived while the previous one was handled is then read
-// into its slice in place rather than half gathered and copied.
+// input the kernel holds for a plain socket (inputQueued, Linux), which
+// is the frame's payload and what follows it: a large message that
+// arrived while the previous one was handled is then read into its slice
+// in place rather than half gathered and copied. Not over TLS, whose
+// queue is records: a peer that sends a byte of payload per record
+// would have 20-odd bytes counted for each.
 //
 // The caller holds readMu.
 func (c *Conn) restJustifiedLocked(held int, ask bool) bool {
@@ -624,7 +627,7 @@ func (c *Conn) restJustifiedLocked(held int, ask bool) bool {
 	if came >= c.frameLeft || c.frameLeft <= minReadChunk {
 		return true
 	}
-	return ask && c.frameLeft > maxReadChunk && came+2*int64(c.tr.inputQueued()) >= c.frameLeft
+	return ask && c.frameLeft > maxReadChunk && c.tr.raw != nil && came+2*int64(c.tr.inputQueued()) >= c.frameLeft
 }
 
 // readRawLocked reads payload bytes of the current frame into p and

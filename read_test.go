@@ -496,6 +496,42 @@ func TestRestJustifiedByKernel(t *testing.T) {
 	}
 }
 
+// TestRestNotJustifiedByRecords: over TLS the kernel's queue, records
+// and all, does not count toward the rest of a frame: a peer that sends
+// a byte of payload per record queues about 23 bytes for each, and had a
+// 192 KiB frame allocated whole for 6,000 bytes of it.
+func TestRestNotJustifiedByRecords(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOneTLS(t)
+	tc := dialRawTLS(t, s.Listener.Addr().String(), 0)
+	sc := <-conns
+	defer sc.CloseNow()
+	const size, sent = 192 << 10, 6000
+	// Room in the server's socket for every record.
+	sc.tr.tlsSocket().(*net.TCPConn).SetReadBuffer(1 << 20)
+	if _, err := tc.Write(appendHeader(nil, header{fin: true, op: opBinary, masked: true, length: size})); err != nil {
+		t.Fatal(err)
+	}
+	for range sent {
+		if _, err := tc.Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if typ, err := sc.beginRead(ctx, false); err != nil || typ != MessageBinary {
+		t.Fatalf("beginRead: %v, %v", typ, err)
+	}
+	defer sc.readUnlock()
+	// Enough records in the server's socket to justify the rest, were
+	// they counted.
+	waitFor(t, "the records to arrive", func() bool { return sc.tr.inputQueued() >= size/2 })
+	queued := sc.tr.inputQueued()
+	if sc.restJustifiedLocked(0, true) {
+		t.Errorf("%d bytes of the frame's payload sent, %d bytes buffered and %d queued: rest of %d bytes justified", sent, sc.rb.len(), queued, size)
+	}
+}
+
 // TestGrowDoubles: a buffer that a message outgrows doubles, inside a
 // fragmented message, for a compressed one, and for a last frame whose
 // rest is more than what arrived, rather than growing by the frame's
