@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net"
 	"net/http/httptest"
 	"os"
@@ -492,6 +493,83 @@ func TestRestJustifiedByKernel(t *testing.T) {
 		}
 		if tc.asked && (!rest || cap(p) != size) {
 			t.Errorf("%s: read with rest %v into a slice of capacity %d; want the rest read in place, capacity %d", tc.name, rest, cap(p), size)
+		}
+	}
+}
+
+// TestLargeMessagesOverSocket: large messages, in one frame or with a
+// large last fragment, written to a TCP socket in pieces of random sizes
+// with pauses between some, come out of Read, ReadAppend (from a small
+// buffer) and Reader whole and exact, whatever the kernel holds when the
+// read asks it.
+func TestLargeMessagesOverSocket(t *testing.T) {
+	t.Parallel()
+	nc, peer := socketPair(t, "tcp", "127.0.0.1:0")
+	sc := newConn(&connConfig{tr: netTransport(peer)})
+	defer sc.CloseNow()
+	rng := rand.New(rand.NewPCG(1, 2))
+	type message struct {
+		payload   []byte
+		fragments int
+	}
+	var msgs []message
+	for _, size := range []int{64<<10 + 1, 100_000, 300_000, 1 << 20} {
+		for fragments := 1; fragments <= 3; fragments += 2 {
+			p := make([]byte, size)
+			for i := range p {
+				p[i] = byte(rng.Uint32())
+			}
+			msgs = append(msgs, message{p, fragments})
+		}
+	}
+	var in []byte
+	for _, m := range msgs {
+		key := [4]byte{byte(rng.Uint32()), 2, 3, 4}
+		rest := m.payload
+		for i := range m.fragments {
+			n := len(rest)
+			if i < m.fragments-1 {
+				n = rng.IntN(1000)
+			}
+			op := opContinuation
+			if i == 0 {
+				op = opBinary
+			}
+			in = appendFrame(in, header{fin: i == m.fragments-1, op: op, masked: true, key: key}, rest[:n])
+			rest = rest[n:]
+		}
+	}
+	pieces := rand.New(rand.NewPCG(3, 4))
+	go func() {
+		for len(in) > 0 {
+			n := min(len(in), 1+pieces.IntN(64<<10))
+			if _, err := nc.Write(in[:n]); err != nil {
+				return
+			}
+			in = in[n:]
+			if pieces.IntN(4) == 0 {
+				time.Sleep(time.Duration(pieces.IntN(2000)) * time.Microsecond)
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, m := range msgs {
+		var p []byte
+		var err error
+		switch way := []string{"Read", "ReadAppend", "Reader"}[i%3]; way {
+		case "Read":
+			_, p, err = sc.Read(ctx)
+		case "ReadAppend":
+			_, p, err = sc.ReadAppend(ctx, make([]byte, 0, 100))
+		case "Reader":
+			var r io.Reader
+			if _, r, err = sc.Reader(ctx); err == nil {
+				p, err = io.ReadAll(r)
+			}
+		}
+		if err != nil || !bytes.Equal(p, m.payload) {
+			t.Fatalf("message %d (%d bytes, %d fragments): %d bytes, %v; equal %v", i, len(m.payload), m.fragments, len(p), err, bytes.Equal(p, m.payload))
 		}
 	}
 }
