@@ -236,10 +236,21 @@ func testHTTP2StalledWrite(t *testing.T) {
 					awaitStreamWrite(t, c)
 					start = time.Now()
 					c.CloseNow()
+					// What CloseNow promises is that the stream is no
+					// longer written to once it returns; the Write's
+					// return to its goroutine may come a moment later.
+					s := c.tr.rw.(*stream)
+					s.mu.Lock()
+					writing := s.writing
+					s.mu.Unlock()
+					if writing {
+						err = errors.New("the stream was still being written to when CloseNow returned")
+						break
+					}
 					select {
 					case err = <-wrote:
-					default:
-						err = errors.New("the Write was still under way when CloseNow returned")
+					case <-time.After(time.Second):
+						err = errors.New("the Write had not returned 1 s after CloseNow")
 					}
 				}
 				res <- result{err, time.Since(start)}
