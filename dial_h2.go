@@ -27,9 +27,10 @@ import (
 // over TLS with ALPN h2 for wss:// and over cleartext with prior
 // knowledge (h2c) for ws://. WebSockets to one origin, dialed with the
 // same HTTP client transport, share one connection as far as the
-// server's SETTINGS_MAX_CONCURRENT_STREAMS allows; the connection closes
-// when its last WebSocket ends. The HTTP/2 client is internal/h2, for the
-// reasons its package documentation gives.
+// server's SETTINGS_MAX_CONCURRENT_STREAMS allows (a Dial waits up to a
+// second for the connection another is dialing, then dials its own); the
+// connection closes when its last WebSocket ends. The HTTP/2 client is
+// internal/h2, for the reasons its package documentation gives.
 
 // h2Conns holds the HTTP/2 connections that Dial shares between
 // WebSockets, as http.DefaultTransport holds its idle connections. A
@@ -99,15 +100,25 @@ type h2Pool struct {
 }
 
 // h2Dial is a connection being dialed, which other Dials to the key wait
-// for rather than dialing their own.
+// for rather than dialing their own, for up to h2DialShareWait.
 type h2Dial struct {
 	done chan struct{}
 	err  error // set before done is closed
 }
 
+// h2DialShareWait bounds how long a Dial waits for the connection
+// another Dial to the key is dialing before it dials one of its own: a
+// server that never answers that one (a dead backend), dialed by a caller
+// without a deadline, must not hold up every Dial to the origin.
+const h2DialShareWait = time.Second
+
 // get returns a connection for key with a stream reserved on it (see
 // h2.ClientConn.Reserve), dialing one with dial when none has room.
 func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) (net.Conn, error)) (*h2.ClientConn, error) {
+	// The dial this one stopped waiting for. The dial that replaces it
+	// is waited for in turn, so that the Dials stuck behind one make one
+	// connection, not one each.
+	var gaveUp *h2Dial
 	for {
 		p.mu.Lock()
 		live := p.conns[key][:0]
@@ -130,24 +141,31 @@ func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) 
 			p.mu.Unlock()
 			return found, nil
 		}
-		if d := p.dialing[key]; d != nil {
+		if d := p.dialing[key]; d != nil && d != gaveUp {
 			p.mu.Unlock()
+			wait := time.NewTimer(h2DialShareWait)
 			select {
 			case <-d.done:
+				wait.Stop()
 				if d.err != nil && !errors.Is(d.err, context.Canceled) && !errors.Is(d.err, context.DeadlineExceeded) {
 					return nil, d.err
 				}
-				continue
+			case <-wait.C:
+				gaveUp = d
 			case <-ctx.Done():
+				wait.Stop()
 				return nil, ctx.Err()
 			}
+			continue
 		}
 		d := &h2Dial{done: make(chan struct{})}
 		p.dialing[key] = d
 		p.mu.Unlock()
 		cc, err := p.dial(ctx, key, dial)
 		p.mu.Lock()
-		delete(p.dialing, key)
+		if p.dialing[key] == d {
+			delete(p.dialing, key)
+		}
 		if err == nil {
 			p.conns[key] = append(p.conns[key], cc)
 		}

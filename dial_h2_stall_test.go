@@ -300,3 +300,82 @@ func TestDialH2HostileAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestDialH2StuckDialHoldsNoOrigin: the Dials to an origin share the
+// connection one of them is dialing, but a server that never answers that
+// connection's preface (a dead backend), dialed by a caller without a
+// deadline, held every later Dial to the origin until its own context
+// ended, a connection that would have been answered never dialed. Now
+// they wait h2DialShareWait for it, then one dials a connection that all
+// of them share.
+func TestDialH2StuckDialHoldsNoOrigin(t *testing.T) {
+	peers := make(chan *h2Pipe, 8)
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		c, s := net.Pipe()
+		s.SetDeadline(time.Now().Add(20 * time.Second))
+		t.Cleanup(func() { s.Close() })
+		peers <- &h2Pipe{t, s}
+		return c, nil
+	}}
+	opts := &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: HTTP2Required}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	first := dialH2Async(ctxA, opts) // no deadline
+	defer func() {
+		cancelA()
+		if err := <-first; !errors.Is(err, context.Canceled) {
+			t.Errorf("the stuck Dial: %v, want its context's end", err)
+		}
+	}()
+	stuck := <-peers
+	go io.Copy(io.Discard, stuck.nc) // takes the preface, answers nothing
+
+	type dialed struct {
+		c   *Conn
+		err error
+	}
+	const later = 3
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	results := make(chan dialed, later)
+	for range later {
+		go func() {
+			c, _, err := Dial(ctx, "ws://example.com/ws", opts)
+			results <- dialed{c, err}
+		}()
+	}
+	taken := 0 // results taken
+	defer func() {
+		cancel()
+		for ; taken < later; taken++ {
+			if r := <-results; r.c != nil {
+				r.c.CloseNow()
+			}
+		}
+	}()
+	// The one connection dialed for them answers each stream's CONNECT.
+	var p *h2Pipe
+	select {
+	case p = <-peers:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no connection dialed behind the stuck one after 5 s")
+	}
+	p.open()
+	for id := uint32(1); id < 2*later; id += 2 {
+		p.until(0x1)
+		p.write(0x1, 0x4, id, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	}
+	go io.Copy(io.Discard, p.nc)
+	for ; taken < later; taken++ {
+		r := <-results
+		if r.err != nil {
+			t.Errorf("a Dial behind the stuck one: %v", r.err)
+			continue
+		}
+		defer r.c.CloseNow()
+	}
+	select {
+	case <-peers:
+		t.Errorf("the Dials behind the stuck one dialed more than one connection")
+	default:
+	}
+}

@@ -809,3 +809,65 @@ func awaitStuckFlush(t *testing.T, cc *ClientConn, st *Stream) {
 		return time.Since(since) >= 300*time.Millisecond
 	})
 }
+
+// TestStreamBufferBehindReader: a reader that keeps a little behind the
+// server never empties the stream's buffer. What it had read stayed at
+// the buffer's front and every window's worth the server then sent was
+// added after it: 5 MiB through the 256 KiB window left a buffer of 5.5
+// MiB. The buffer now stays within twice the window.
+func TestStreamBufferBehindReader(t *testing.T) {
+	cc, srv := start(t)
+	st := open(t, cc, srv)
+	chunk := make([]byte, defaultMaxFrame)
+	send := func(n int) {
+		for ; n > 0; n -= len(chunk) {
+			srv.write(frameData, 0, 1, chunk)
+		}
+	}
+	// unreadReaches waits until the stream holds n unread bytes.
+	unreadReaches := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			st.mu.Lock()
+			unread := len(st.buf) - st.off
+			st.mu.Unlock()
+			if unread == n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d bytes unread, want %d", unread, n)
+			}
+		}
+	}
+	send(StreamWindow)
+	unreadReaches(StreamWindow)
+	p := make([]byte, defaultMaxFrame)
+	for range 40 { // 5 MiB in all
+		// Half the window read, which the client credits; the server
+		// fills it again.
+		for n := 0; n < StreamWindow/2; {
+			m, err := st.Read(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += m
+		}
+		for {
+			h, payload := srv.read()
+			if h.typ == frameWindowUpdate && h.streamID == 1 {
+				if n := binary.BigEndian.Uint32(payload); n != StreamWindow/2 {
+					t.Fatalf("WINDOW_UPDATE of %d for the stream, want %d", n, StreamWindow/2)
+				}
+				break
+			}
+		}
+		send(StreamWindow / 2)
+		unreadReaches(StreamWindow)
+	}
+	st.mu.Lock()
+	size := cap(st.buf)
+	st.mu.Unlock()
+	if size > 2*StreamWindow {
+		t.Errorf("the stream's buffer holds %d KiB behind a %d KiB window", size>>10, StreamWindow>>10)
+	}
+}

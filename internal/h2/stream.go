@@ -94,8 +94,16 @@ func (s *Stream) receive(data []byte, padding uint32, endStream bool) error {
 	if s.closed {
 		s.unacked += int64(len(data))
 	} else {
-		if s.off == len(s.buf) {
+		switch {
+		case s.off == len(s.buf):
 			s.buf, s.off = s.buf[:0], 0
+		case s.off > 0 && len(s.buf)+len(data) > cap(s.buf):
+			// A reader that keeps a little behind never empties buf:
+			// what it read must not stay at buf's front, or buf would
+			// grow with every byte the stream carries. What is unread
+			// is at most the window, so buf stays within about twice it.
+			n := copy(s.buf, s.buf[s.off:])
+			s.buf, s.off = s.buf[:n], 0
 		}
 		s.buf = append(s.buf, data...)
 	}
