@@ -327,7 +327,10 @@
 //
 // Contexts: on the client, HTTP/2 streams have deadlines of their own, so
 // a context that ends during a blocked call cancels that call alone, as
-// over TCP. On the server they cannot: Go's HTTP/2 server ends the
+// over TCP; but a write whose frames the socket stops taking, a second
+// past the context's end, ends the HTTP/2 connection with every stream on
+// it, since a frame half sent cannot be taken back (over TCP such a
+// write closes its own connection). On the server they cannot: Go's HTTP/2 server ends the
 // request body for good when a read deadline passes and resets the stream
 // when a write deadline does, so there a context that ends during a
 // blocked call closes the connection. Closing a server's connection

@@ -348,7 +348,14 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 	if ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		why := ctx.Err()
 		cut := ", cutting a frame short"
-		if !torn && c.tr.overTLS() {
+		switch {
+		case torn:
+		case errors.Is(err, net.ErrClosed):
+			// The timeout ended the transport: a stream of an HTTP/2
+			// connection whose socket did not take its frame, which
+			// may have gone in part (h2.ErrWriteStalled).
+			torn, cut = true, ", which ended the HTTP/2 connection"
+		case c.tr.overTLS():
 			// crypto/tls takes any failed write, a timeout too, as the
 			// end of its output: nothing more could go.
 			torn, cut = true, ", which ends a TLS connection's output"

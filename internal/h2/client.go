@@ -892,6 +892,19 @@ const (
 // errStalled ends a connection whose socket stopped taking our bytes.
 var errStalled = errors.New("http2: connection closed: the server stopped taking our frames past a write's deadline")
 
+// ErrWriteStalled is the error of a Stream's Write whose deadline passed
+// while its frames went out, the socket not taking them within stallWait:
+// the connection ended with it, a frame maybe half sent. It is a timeout
+// (os.ErrDeadlineExceeded) and the connection's end (net.ErrClosed).
+var ErrWriteStalled error = writeStalled{}
+
+type writeStalled struct{}
+
+func (writeStalled) Error() string   { return "i/o timeout, which ended the HTTP/2 connection" }
+func (writeStalled) Timeout() bool   { return true }
+func (writeStalled) Temporary() bool { return false }
+func (writeStalled) Unwrap() []error { return []error{os.ErrDeadlineExceeded, net.ErrClosed} }
+
 // flushStart marks s as the stream whose frames go out to the socket
 // now, and gives the socket a write deadline from wdl, s's write
 // deadline, if not nil: without one, a server that stops reading would

@@ -391,9 +391,9 @@ func (s *Stream) Write(p []byte) (int, error) {
 				closed := s.closed
 				s.mu.Unlock()
 				if closed {
-					err = net.ErrClosed
+					return written, net.ErrClosed
 				}
-				return written, err
+				return written, ErrWriteStalled
 			}
 			// A write cut by the end of the connection reports that
 			// end, not the closed socket's error.
@@ -475,7 +475,7 @@ func (s *Stream) Conn() *ClientConn { return s.cc }
 // deadlines do: a call past its deadline returns os.ErrDeadlineExceeded
 // and the stream is left as it was; except that a Write whose frames the
 // socket has not taken stallWait past the deadline ends the connection,
-// which cannot go on with a frame half sent.
+// which cannot go on with a frame half sent, and returns ErrWriteStalled.
 func (s *Stream) SetReadDeadline(t time.Time) error { s.rdl.set(t); return nil }
 
 // SetWriteDeadline also moves the socket's write deadline if s's frames
