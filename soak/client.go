@@ -24,9 +24,15 @@ const (
 	// ackTimeout bounds the wait for echoes while the connection is up:
 	// a message not echoed by then is lost.
 	ackTimeout = 20 * time.Second
+	// closeTimeout bounds the client's closing handshake: after
+	// CloseWrite, the echoes still in flight come before the server's
+	// close frame, which the default 5 s could not wait for when the
+	// soak ran beside other tests under the race detector (echoes then
+	// lagged 4 s behind).
+	closeTimeout = 10 * time.Second
 	// endTimeout bounds the wait for a connection's reader to end once the
-	// connection is closing: the closing handshake (5 seconds) and more.
-	endTimeout = 10 * time.Second
+	// connection is closing: the closing handshake and more.
+	endTimeout = closeTimeout + 5*time.Second
 	// maxInFlight bounds the messages a connection has sent and not yet
 	// seen echoed; a client that reaches it waits for echoes.
 	maxInFlight = 32
@@ -238,8 +244,10 @@ func (cl *client) session(ctx context.Context) bool {
 		st.resets.Add(1)
 	case endStall:
 		// Past the keepalive interval and timeout, with room to spare:
-		// the server must give up on the connection.
-		d := 2*cl.s.cfg.keepalive + 2*time.Second + rand.N(2*time.Second)
+		// the server must give up on the connection. The room is a
+		// keepalive interval: with 2 s, a server's timers late on a
+		// loaded machine had its ping answered when the reader resumed.
+		d := 3*cl.s.cfg.keepalive + rand.N(2*time.Second)
 		if !cl.stall(cc, d) {
 			return false
 		}
@@ -284,6 +292,7 @@ func (cl *client) dial(ctx context.Context) (*clientConn, error) {
 	opts := &websocket.DialOptions{
 		HTTPClient:        cl.hc,
 		KeepaliveInterval: -1, // a stalled client must be silent
+		CloseTimeout:      closeTimeout,
 	}
 	offered := rand.Float64() < cl.s.cfg.compression
 	if offered {

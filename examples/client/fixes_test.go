@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -151,23 +152,36 @@ func TestBlockedWrite(t *testing.T) {
 			defer close(held)
 			cl := startClient(t, url)
 			cl.waitFor(t, &cl.stderr, "connected to")
+			var taken atomic.Int64 // bytes of standard input the client took
 			go func() {
-				line := strings.Repeat("a", 512<<10) + "\n"
+				line := []byte(strings.Repeat("a", 512<<10) + "\n")
 				for range 64 { // 32 MiB: more than loopback's buffers hold
-					if _, err := cl.stdin.Write([]byte(line)); err != nil {
-						return
+					// In pieces, so that taken follows the client's reads.
+					for p := line; len(p) > 0; {
+						n, err := cl.stdin.Write(p[:min(len(p), 32<<10)])
+						taken.Add(int64(n))
+						if err != nil {
+							return
+						}
+						p = p[n:]
 					}
 				}
 			}()
+			// The client's write is blocked once it stops taking its
+			// input. A fixed second was too short on a loaded machine:
+			// a signal between two writes then found the socket full
+			// and waited out the close timeout for the close frame, and
+			// the write timeout, counted from the blocked write's start,
+			// came past a bound counted from here.
+			awaitBlocked(t, &taken)
 			want := "\na message could not be sent within 10s, the server taking nothing: closed without a closing handshake\n"
-			d := writeTimeout + 2*time.Second
+			d := writeTimeout + 5*time.Second
 			if end == "signal" {
-				time.Sleep(time.Second) // the client's write is blocked by then
 				if err := cl.cmd.Process.Signal(syscall.SIGINT); err != nil {
 					t.Fatal(err)
 				}
 				want = "\ninterrupted while sending a message the server was not taking: closed without a closing handshake\n"
-				d = 2 * time.Second
+				d = 3 * time.Second
 			}
 			if code := cl.exitCode(t, d); code != 1 {
 				t.Errorf("exit code %d, want 1; stderr:\n%s", code, cl.stderr.String())
@@ -176,5 +190,25 @@ func TestBlockedWrite(t *testing.T) {
 				t.Errorf("stderr %q, want it to end with %q", cl.stderr.String(), want)
 			}
 		})
+	}
+}
+
+// awaitBlocked waits until taken, the bytes of standard input the client
+// took, stops growing for half a second: its message write is then
+// blocked on a server that reads nothing.
+func awaitBlocked(t *testing.T, taken *atomic.Int64) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	last, since := taken.Load(), time.Now()
+	for {
+		time.Sleep(50 * time.Millisecond)
+		if n := taken.Load(); n != last {
+			last, since = n, time.Now()
+		} else if n > 0 && time.Since(since) >= 500*time.Millisecond {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the client still takes its input after %v: %d bytes", wait, last)
+		}
 	}
 }
