@@ -25,9 +25,10 @@ type h2Pipe struct {
 }
 
 // h2PipeOptions returns options that dial ws:// over HTTP/2 on a pipe,
-// whose server end comes out of the channel.
+// whose server end comes out of the channel: a pipe for each connection
+// dialed, up to 8 held.
 func h2PipeOptions(t *testing.T) (*DialOptions, <-chan *h2Pipe) {
-	peers := make(chan *h2Pipe, 1)
+	peers := make(chan *h2Pipe, 8)
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		c, s := net.Pipe()
 		s.SetDeadline(time.Now().Add(20 * time.Second))
@@ -317,15 +318,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 // they wait h2DialShareWait for it, then one dials a connection that all
 // of them share.
 func TestDialH2StuckDialHoldsNoOrigin(t *testing.T) {
-	peers := make(chan *h2Pipe, 8)
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		c, s := net.Pipe()
-		s.SetDeadline(time.Now().Add(20 * time.Second))
-		t.Cleanup(func() { s.Close() })
-		peers <- &h2Pipe{t, s}
-		return c, nil
-	}}
-	opts := &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: HTTP2Required}
+	opts, peers := h2PipeOptions(t)
 	ctxA, cancelA := context.WithCancel(context.Background())
 	first := dialH2Async(ctxA, opts) // no deadline
 	defer func() {
