@@ -54,7 +54,26 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 	}
 	d := c.takeDeflater()
 	out := deflateOutPool.Get().(*[]byte)
-	z := d.Flush(d.Append((*out)[:0], p))
+	z := (*out)[:0]
+	for q := p; len(q) > 0; {
+		n := min(len(q), 4*compressedFrameSize)
+		z = d.Append(z, q[:n])
+		q = q[n:]
+		if len(z) > int(c.queueLimit) {
+			// Larger than the limit compressed, so refused whatever the
+			// queue holds: stop compressing it (the compressor took in
+			// part of p, which the peer never will).
+			if c.deflate.sendTakeover {
+				d.Reset()
+			}
+			c.releaseDeflater(d)
+			*out = z[:0]
+			putDeflateOut(out)
+			c.unlockMsg()
+			return errQueueFull
+		}
+	}
+	z = d.Flush(z)
 	c.releaseDeflater(d)
 	h.rsv = rsv1
 	err := c.enqueueFrame(h, z[:len(z)-len(flate.FlushTail)], true, nil)

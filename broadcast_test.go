@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -1105,4 +1106,129 @@ func TestEnqueueBurst(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestEnqueueBurstOneProcessor: on one processor, over TLS, a burst of
+// Enqueues to a peer that reads all it is sent is taken whole. Over TLS
+// the queue cannot be written without waiting, as a plain socket's is
+// before the queue refuses: nothing wrote it while the burst lasted,
+// since the timer's goroutine had no processor to run on, and the queue
+// refused the 522nd 1000-byte message with the socket empty (with
+// CloseOnQueueFull, failing the peer with 1008). The burst now yields
+// once before a refusal. Not parallel: it sets GOMAXPROCS.
+func TestEnqueueBurstOneProcessor(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TCP", true: "TLS"}[tlsOn], func(t *testing.T) {
+			conns := make(chan *Conn, 1)
+			s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if c, err := Accept(w, r, &AcceptOptions{CloseOnQueueFull: true}); err == nil {
+					conns <- c
+				}
+			}))
+			var nc net.Conn
+			if tlsOn {
+				s.StartTLS()
+				defer s.Close()
+				nc = dialRawTLS(t, s.Listener.Addr().String(), 0)
+			} else {
+				s.Start()
+				defer s.Close()
+				nc = rawClient(t, s.Listener.Addr().String())
+			}
+			sc := <-conns
+			defer sc.CloseNow()
+			const n, size = 1000, 1000 // 1 MB: twice the queue's default limit
+			got := make(chan error, 1)
+			go func() {
+				br := bufio.NewReader(nc)
+				for i := range n {
+					frame := make([]byte, 4+size)
+					if _, err := io.ReadFull(br, frame); err != nil {
+						got <- err
+						return
+					}
+					if want := "\x82\x7e\x03\xe8" + fmt.Sprintf("%-1000d", i); string(frame) != want {
+						got <- fmt.Errorf("message %d: %.20q", i, frame)
+						return
+					}
+				}
+				got <- nil
+			}()
+			for i := range n {
+				if err := sc.Enqueue(MessageBinary, fmt.Appendf(nil, "%-1000d", i)); err != nil {
+					t.Fatalf("Enqueue %d of %d, to a peer that reads all: %v", i, n, err)
+				}
+			}
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the peer still reading after 10 s")
+			}
+		})
+	}
+}
+
+// TestEnqueueCompressedTooLarge: a message that compressed would not fit
+// the queue even empty is refused without being compressed whole: Enqueue
+// never waits. 64 MiB of random bytes took 1.4 s and 319 MiB of
+// allocations to be refused. The compressor is left fit for the next
+// message, with context takeover too.
+func TestEnqueueCompressedTooLarge(t *testing.T) {
+	big := make([]byte, 64<<20)
+	rand.Read(big)
+	for _, mode := range []CompressionMode{CompressionNoContextTakeover, CompressionContextTakeover} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			s, conns := acceptOne(t, &AcceptOptions{Compression: mode})
+			c := dialT(t, wsURL(s), &DialOptions{Compression: mode})
+			defer c.CloseNow()
+			sc := <-conns
+			defer sc.CloseNow()
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			err := sc.Enqueue(MessageBinary, big)
+			runtime.ReadMemStats(&after)
+			if !errors.Is(err, ErrQueueFull) {
+				t.Fatalf("Enqueue of 64 MiB: %v, want ErrQueueFull", err)
+			}
+			if n := after.TotalAlloc - before.TotalAlloc; n > 8<<20 {
+				t.Errorf("refusing 64 MiB allocated %d MiB", n>>20)
+			}
+			msg := bytes.Repeat([]byte("compressible "), 100)
+			if err := sc.Enqueue(MessageText, msg); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+				t.Fatalf("the next message: %.40q, %v", p, err)
+			}
+		})
+	}
+}
+
+// TestBacklogDroppedOnClose: what Enqueue held back behind an open Writer
+// is dropped when the connection closes; it was held, and counted by
+// Buffered, for as long as the Conn lived unless the Writer was closed.
+func TestBacklogDroppedOnClose(t *testing.T) {
+	t.Parallel()
+	_, sc := stalledPair(t, nil)
+	w, err := sc.Writer(context.Background(), MessageBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := sc.Enqueue(MessageBinary, make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if sc.Buffered() < 1000 || sc.backlog.Load() == nil {
+		t.Fatalf("Buffered %d with a message held back", sc.Buffered())
+	}
+	sc.CloseNow()
+	if n := sc.Buffered(); n != 0 || sc.backlog.Load() != nil {
+		t.Errorf("after CloseNow, Buffered %d, backlog held: %v", n, sc.backlog.Load() != nil)
+	}
 }

@@ -383,6 +383,11 @@ func (c *Conn) closeTransport(cause error) bool {
 		putPend(c.pend)
 		c.pend = nil
 	}
+	if b := c.backlog.Swap(nil); b != nil {
+		// Held back behind a message still open: it could only go once
+		// that message ends, and nothing goes now.
+		putPend(b)
+	}
 	c.pendMu.Unlock()
 	c.killWatch()
 	c.stopKeepalive()

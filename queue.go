@@ -7,6 +7,7 @@ package websocket
 
 import (
 	"context"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -233,13 +234,20 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		// goes first: that holder may have let go after its last look.
 		c.joinBacklogLocked()
 	}
-	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) && holdsMsgMu && c.pend != nil && !c.flusher && c.tr.raw != nil {
+	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) && holdsMsgMu && c.pend != nil && !c.flusher {
 		// The queue may be full only because nothing has written it
 		// yet: a burst of Enqueues can outrun the timer, which runs
 		// on this CPU once the burst lets it. The socket takes what it
-		// can at once, without waiting, before the queue refuses.
+		// can at once, without waiting, before the queue refuses; on a
+		// transport with no such write (TLS, HTTP/2), the burst yields
+		// once, so that the timer, armed at 0 by the queue's first
+		// frame, writes it.
 		c.pendMu.Unlock()
-		c.flushQueueNow()
+		if c.tr.raw != nil {
+			c.flushQueueNow()
+		} else {
+			runtime.Gosched()
+		}
 		c.pendMu.Lock()
 		if err := c.writableLocked("write"); err != nil {
 			c.pendMu.Unlock()
