@@ -312,7 +312,9 @@ func (nc *netConn) Close() error {
 	nc.rdl.stop()
 	nc.wdl.stop()
 	err := nc.c.Close(StatusNormalClosure, "")
-	if err != nil && nc.peerClosed.Load() {
+	// The peer's close may have completed the handshake in the pending
+	// read before that read's readEnd ran: ask the Conn, not only our flag.
+	if err != nil && (nc.peerClosed.Load() || nc.c.peerCloseReceived()) {
 		return nil
 	}
 	return netEnded(err)

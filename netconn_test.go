@@ -546,6 +546,31 @@ func TestNetConnClose(t *testing.T) {
 	}
 }
 
+// TestNetConnCloseAfterPeerClose: Close returns nil once the peer's
+// close completed the handshake, even before the read that met it has
+// recorded it. A NetConn read that meets the peer's close frame answers it
+// in the Conn, then notes it; a Close in between returned "websocket:
+// close: connection closed: close 1000 (normal closure)". Here the Conn
+// meets the frame in a Read of its own, which leaves that state for good.
+func TestNetConnCloseAfterPeerClose(t *testing.T) {
+	t.Parallel()
+	client, server := connPair(t)
+	nc := NetConn(client, MessageBinary)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- server.Close(StatusNormalClosure, "") }()
+	if _, _, err := client.Read(ctx); CloseStatus(err) != StatusNormalClosure {
+		t.Fatalf("the Conn's Read: %v, want the close frame 1000", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("the peer's Close: %v", err)
+	}
+	if err := nc.Close(); err != nil {
+		t.Errorf("Close after the peer's close was answered: %v, want nil", err)
+	}
+}
+
 // TestNetConnCloseInterrupts: Close makes a blocked Read and a blocked
 // Write return at once.
 func TestNetConnCloseInterrupts(t *testing.T) {
