@@ -844,3 +844,32 @@ func pingNow(c *Conn) {
 	c.ka.lastInput.Store(int64(clock() - c.ka.interval))
 	keepaliveTimers.schedule(c.ka, 0)
 }
+
+// TestKeepaliveServeDuringPingRead: a handler that does something slow
+// before it calls Serve leaves the connection unread for an interval, so
+// the keepalive pings and reads the answer itself; Serve called during that
+// read took that read's deadline away, and a peer silent from then on was
+// never dropped: the keepalive's read and Serve's wait behind it waited
+// for good, and onClose never ran. The peer is now dropped at the
+// keepalive's timeout.
+func TestKeepaliveServeDuringPingRead(t *testing.T) {
+	t.Parallel()
+	ended := make(chan error, 1)
+	s := kaServerEvery(t, 50*time.Millisecond, 300*time.Millisecond, func(c *Conn) {
+		time.Sleep(120 * time.Millisecond) // the ping goes out at 50 ms
+		if err := c.Serve(func(MessageType, []byte) {}, func(err error) { ended <- err }); err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	nc := rawClient(t, s.Listener.Addr().String())
+	expectFrame(t, nc, pingFrame)
+	// Silent from here on.
+	select {
+	case err := <-ended:
+		if !errors.Is(err, ErrKeepaliveTimeout) {
+			t.Errorf("onClose: %v, want ErrKeepaliveTimeout", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a silent peer still connected 5 s later (keepalive 50 ms, timeout 300 ms)")
+	}
+}

@@ -63,15 +63,27 @@ func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err
 	if !c.srv.CompareAndSwap(nil, s) {
 		return errServeTwice
 	}
-	// An earlier Read's context must not reach Serve's waits, which read
-	// the socket without a watch of their own.
-	c.pauseWatch(watchRead)
 	if _, ok := c.tr.rw.(*stream); ok {
-		s.run()
+		s.start()
 		return nil
 	}
-	go s.run()
+	go s.start()
 	return nil
+}
+
+// start serves the connection. An earlier Read's context must not reach
+// Serve's waits, which read the socket without a watch of their own: its
+// watch is stopped, but under the read lock, so as not to take the
+// deadline of a read still under way (keepalive's, reading the answer to
+// its ping on a connection nobody read), which then waited without end on
+// a silent peer, Serve's wait queued behind it.
+func (s *server) start() {
+	c := s.c
+	if c.readMu.lock(nil) == lockTaken {
+		c.pauseWatch(watchRead)
+		c.readUnlock()
+	}
+	s.run()
 }
 
 var (
