@@ -48,9 +48,9 @@ import (
 // returns, without closing the connection on its way out (no defer
 // CloseNow), and onClose need not close it either. onClose may be nil;
 // onMessage may not, and Serve returns an error for it, serving nothing.
-// The callbacks run on goroutines of Serve's, outside the handler: a
-// panic in one is not recovered, as net/http recovers a handler's, and
-// ends the program.
+// But over HTTP/2 (below), the callbacks run on goroutines of Serve's,
+// outside the handler: a panic in one is not recovered, as net/http
+// recovers a handler's, and ends the program.
 //
 // A connection accepted over HTTP/2 (RFC 8441) lives only as long as its
 // handler runs: Serve then serves from the calling goroutine and returns
