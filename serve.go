@@ -48,7 +48,7 @@ import (
 // returns, without closing the connection on its way out (no defer
 // CloseNow), and onClose need not close it either. onClose may be nil;
 // onMessage may not, and Serve returns an error for it, serving nothing.
-// But over HTTP/2 (below), the callbacks run on goroutines of Serve's,
+// Except over HTTP/2 (below), the callbacks run on goroutines of Serve's,
 // outside the handler: a panic in one is not recovered, as net/http
 // recovers a handler's, and ends the program.
 //
