@@ -55,32 +55,29 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 	d := c.takeDeflater()
 	out := deflateOutPool.Get().(*[]byte)
 	z := (*out)[:0]
-	for q := p; len(q) > 0; {
+	var err error
+	for q := p; len(q) > 0 && err == nil; {
 		n := min(len(q), 4*compressedFrameSize)
 		z = d.Append(z, q[:n])
 		q = q[n:]
 		if len(z) > int(c.queueLimit) {
 			// Larger than the limit compressed, so refused whatever the
-			// queue holds: stop compressing it (the compressor took in
-			// part of p, which the peer never will).
-			if c.deflate.sendTakeover {
-				d.Reset()
-			}
-			c.releaseDeflater(d)
-			*out = z[:0]
-			putDeflateOut(out)
-			c.unlockMsg()
-			return errQueueFull
+			// queue holds: compressing the rest would be work lost.
+			err = errQueueFull
 		}
 	}
-	z = d.Flush(z)
+	if err == nil {
+		z = d.Flush(z)
+	}
 	c.releaseDeflater(d)
-	h.rsv = rsv1
-	err := c.enqueueFrame(h, z[:len(z)-len(flate.FlushTail)], true, nil)
+	if err == nil {
+		h.rsv = rsv1
+		err = c.enqueueFrame(h, z[:len(z)-len(flate.FlushTail)], true, nil)
+	}
 	if err != nil && c.deflate.sendTakeover {
-		// The compressor took in p, the peer never will: start afresh
-		// (a message that refers to no history decodes whatever history
-		// the peer holds).
+		// The compressor took in p, or part of it, the peer never will:
+		// start afresh (a message that refers to no history decodes
+		// whatever history the peer holds).
 		c.deflate.def.Reset()
 	}
 	*out = z[:0]
