@@ -25,6 +25,12 @@ import (
 // Read. Input it cannot read past that message still counts where the
 // kernel says how much it holds unread (inputQueued): a queue that grew
 // since the ping went out holds input that came after the ping.
+//
+// Output counts too while the ping waits behind a frame being written
+// (pingHeldBack): a peer slowly taking in one large message cannot
+// answer a ping it has not been sent, and the transport taking more of
+// the frame shows that it reads. A frame's write that stops moving for
+// the timeout fails the connection as silence does.
 
 const (
 	// defaultKeepaliveInterval and defaultKeepaliveTimeout: a dead peer is
@@ -82,6 +88,14 @@ type keepalive struct {
 	pingAt    time.Duration // when the last keepalive ping went out, 0 when none is unanswered
 	slot      int32         // keepaliveTimers.mu: the index of its turn in the heap, -1 when none is scheduled
 	queued    int32         // the kernel's unread input as the last ping went out (inputQueued), -1 if unknown
+	// writing is when the write of a large frame began (clock), 0 when
+	// none is under way; moved, when the transport last took a piece of
+	// it; began and ended, when the last such write that ended began and
+	// ended. Set by the writer, under the frame lock (pingHeldBack).
+	writing atomic.Int64
+	moved   atomic.Int64
+	began   atomic.Int64
+	ended   atomic.Int64
 }
 
 // last returns when input last arrived.
@@ -155,6 +169,10 @@ func (k *keepalive) fire() {
 		k.lastInput.Store(int64(now))
 		k.pingAt = 0
 		keepaliveTimers.schedule(k, k.interval)
+	case k.pingHeldBack(now):
+		// The ping waits behind a frame the peer is still taking in,
+		// or went out after one: the timeout counts from then.
+		k.awaitAnswer(now)
 	default:
 		c.failKeepalive(now - last)
 	}
@@ -169,6 +187,41 @@ func (k *keepalive) fire() {
 func (k *keepalive) queuedSincePing() bool {
 	return k.queued >= 0 && k.c.tr.inputQueued() > k.queued
 }
+
+// pingHeldBack reports whether the ping was held back behind a frame
+// whose write began before it (the frame lock kept the ping queued): a
+// write still under way whose pieces the transport took since the ping
+// (a socket takes more only as the peer reads, past what its buffers
+// hold), or one that ended, letting the ping go, less than a timeout ago.
+// It moves pingAt to now or to that end, for the timeout to count from.
+func (k *keepalive) pingHeldBack(now time.Duration) bool {
+	if w := time.Duration(k.writing.Load()); w != 0 && w <= k.pingAt && time.Duration(k.moved.Load()) >= k.pingAt {
+		k.pingAt = now
+		return true
+	}
+	began, ended := time.Duration(k.began.Load()), time.Duration(k.ended.Load())
+	if began <= k.pingAt && ended >= k.pingAt && now-ended < k.timeout {
+		k.pingAt = ended
+		return true
+	}
+	return false
+}
+
+// startWrite notes that the write of a large frame begins, endWrite that
+// it ended, and wrote that the transport took a piece of it.
+func (k *keepalive) startWrite() {
+	now := int64(max(clock(), 1))
+	k.moved.Store(now)
+	k.writing.Store(now)
+}
+
+func (k *keepalive) endWrite() {
+	k.began.Store(k.writing.Load())
+	k.ended.Store(int64(clock()))
+	k.writing.Store(0)
+}
+
+func (k *keepalive) wrote() { k.moved.Store(int64(clock())) }
 
 // fireAgain schedules the next turn at once, so that fire looks at what
 // the ping brought (an answer read by ping itself), or waits for it.

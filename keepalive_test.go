@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -871,5 +872,109 @@ func TestKeepaliveServeDuringPingRead(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a silent peer still connected 5 s later (keepalive 50 ms, timeout 300 ms)")
+	}
+}
+
+// smallSendBuffer sets each accepted connection's send buffer to 64 KiB,
+// so that a large Write waits for the peer to read rather than fill the
+// kernel's buffers.
+type smallSendBuffer struct{ net.Listener }
+
+func (l smallSendBuffer) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(64 << 10)
+	}
+	return nc, err
+}
+
+// TestKeepaliveSlowDownload: a peer that takes one large message in
+// slowly, sending nothing meanwhile, cannot answer a ping queued behind
+// it; while it reads on, the keepalive waits for it rather than fail it,
+// and once it stops reading, the keepalive fails it as a silent peer.
+func TestKeepaliveSlowDownload(t *testing.T) {
+	t.Parallel()
+	// Taken a piece (64 KiB) at a time over TLS, the message must move
+	// a piece per timeout.
+	const slowTimeout = 500 * time.Millisecond
+	for _, overTLS := range []bool{false, true} {
+		for _, stops := range []bool{false, true} {
+			t.Run(fmt.Sprintf("TLS=%v/stops=%v", overTLS, stops), func(t *testing.T) {
+				t.Parallel()
+				slowDownload(t, overTLS, stops, slowTimeout)
+			})
+		}
+	}
+}
+
+func slowDownload(t *testing.T, overTLS, stops bool, timeout time.Duration) {
+	msg := make([]byte, 4<<20)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	type end struct{ write, read error }
+	ended := make(chan end, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: timeout})
+		if err != nil {
+			return
+		}
+		werr := c.Write(context.Background(), MessageBinary, msg)
+		_, _, rerr := c.Read(context.Background())
+		ended <- end{werr, rerr}
+	}))
+	s.Listener = smallSendBuffer{s.Listener}
+	var nc net.Conn
+	if overTLS {
+		s.StartTLS()
+		nc = dialRawTLS(t, s.Listener.Addr().String(), 128<<10)
+	} else {
+		s.Start()
+		nc = rawClient(t, s.Listener.Addr().String())
+		nc.(*net.TCPConn).SetReadBuffer(128 << 10)
+	}
+	t.Cleanup(s.Close)
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	var h [10]byte
+	if _, err := io.ReadFull(nc, h[:]); err != nil || h[0] != 0x82 || h[1] != 127 || binary.BigEndian.Uint64(h[2:]) != uint64(len(msg)) {
+		t.Fatalf("header %x, %v; want a 4 MiB binary frame", h, err)
+	}
+	// 16 KiB each 4 ms or more: over a second, where a ping unanswered
+	// fails the connection in 0.6 s.
+	start := time.Now()
+	got := make([]byte, len(msg))
+	for off := 0; off < len(got); {
+		if stops && off == 1<<20 {
+			stopped := time.Now()
+			var e end
+			select {
+			case e = <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the Write to a peer that stopped reading never returned")
+			}
+			t.Logf("the Write failed %v after the peer stopped reading: %v", time.Since(stopped).Round(time.Millisecond), e.write)
+			if !errors.Is(e.write, ErrKeepaliveTimeout) {
+				t.Fatalf("Write: %v; want ErrKeepaliveTimeout", e.write)
+			}
+			return
+		}
+		n, err := io.ReadFull(nc, got[off:min(len(got), off+16<<10)])
+		off += n
+		if err != nil {
+			t.Fatalf("after %d bytes in %v: %v", off, time.Since(start).Round(time.Millisecond), err)
+		}
+		time.Sleep(4 * time.Millisecond)
+	}
+	t.Logf("message read in %v (keepalive interval %v, timeout %v)", time.Since(start).Round(time.Millisecond), kaInterval, timeout)
+	if !bytes.Equal(got, msg) {
+		t.Fatal("the message arrived altered")
+	}
+	// The ping queued behind it comes next; the peer answers and closes.
+	expectFrame(t, nc, pingFrame)
+	io.WriteString(nc, clientFrame(0x8A, "")+clientFrame(0x88, "\x03\xe8"))
+	expectFrame(t, nc, "\x88\x02\x03\xe8")
+	e := <-ended
+	if e.write != nil || CloseStatus(e.read) != StatusNormalClosure {
+		t.Fatalf("Write: %v; Read: %v; want nil and the peer's close 1000", e.write, e.read)
 	}
 }

@@ -515,7 +515,18 @@ func (c *Conn) writePendLocked(ctx context.Context, pend *[]byte) error {
 	defer putPend(pend)
 	c.watch(watchWrite, ctx)
 	defer c.releaseWatch(watchWrite)
-	if _, err := c.tr.rw.Write(*pend); err != nil {
+	var err error
+	if k := c.ka; k != nil && len(*pend) > largeWriteBufferSize && k.writing.Load() == 0 {
+		// A ping that queues meanwhile waits behind all of it (unless
+		// this is the queue ahead of a large frame, whose write is
+		// noted as a whole).
+		k.startWrite()
+		_, err = c.writeOutLocked(*pend)
+		k.endWrite()
+	} else {
+		_, err = c.tr.rw.Write(*pend)
+	}
+	if err != nil {
 		return c.writeErrLocked(ctx, err, true)
 	}
 	return nil

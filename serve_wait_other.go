@@ -19,3 +19,6 @@ func awaitRaw(net.Conn, syscall.RawConn, *readBuffer, bool, *flate.Reader) error
 
 // writeNow is never called: rawConn gives no socket on these systems.
 func writeNow(syscall.RawConn, []byte) int { return 0 }
+
+// writeTracked is never called: rawConn gives no socket on these systems.
+func writeTracked(net.Conn, syscall.RawConn, []byte, *keepalive) (int, error) { return 0, nil }

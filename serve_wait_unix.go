@@ -255,3 +255,64 @@ func (w *nowWriter) write(fd uintptr) bool {
 	}
 	return true
 }
+
+// writeTracked writes all of p to the socket rc under nc as nc's own Write
+// would (a system call, and while the socket takes only part, a wait for
+// room and another call), noting each call that took some of it as output
+// the peer took in (keepalive.wrote), at no cost in system calls.
+func writeTracked(nc net.Conn, rc syscall.RawConn, p []byte, k *keepalive) (int, error) {
+	w := trackedWriters.Get().(*trackedWriter)
+	w.p, w.k = p, k
+	err := rc.Write(w.fn)
+	n := w.n
+	if w.err != nil {
+		err = &net.OpError{Op: "write", Net: nc.LocalAddr().Network(), Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: w.err}
+	} else if oe, ok := err.(*net.OpError); ok {
+		// The wait's error (a deadline, the socket closed), said as a
+		// write's.
+		oe.Op = "write"
+	}
+	*w = trackedWriter{fn: w.fn}
+	trackedWriters.Put(w)
+	return n, err
+}
+
+// trackedWriter is writeTracked's callback, made once as nowWriter is.
+type trackedWriter struct {
+	fn  func(fd uintptr) bool
+	p   []byte
+	n   int
+	k   *keepalive
+	err error
+}
+
+var trackedWriters = sync.Pool{New: func() any {
+	w := new(trackedWriter)
+	w.fn = w.write
+	return w
+}}
+
+// maxWriteCall bounds one system call's write, as the net package does.
+const maxWriteCall = 1 << 30
+
+func (w *trackedWriter) write(fd uintptr) bool {
+	for w.n < len(w.p) {
+		m, err := syscall.Write(int(fd), w.p[w.n:min(len(w.p), w.n+maxWriteCall)])
+		if m > 0 {
+			w.n += m
+			w.k.wrote()
+		}
+		switch {
+		case err == syscall.EINTR:
+		case err == syscall.EAGAIN:
+			return false // wait for room
+		case err != nil:
+			w.err = os.NewSyscallError("write", err)
+			return true
+		case m <= 0:
+			w.err = io.ErrUnexpectedEOF
+			return true
+		}
+	}
+	return true
+}

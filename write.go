@@ -208,6 +208,10 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 	}
 	c.watch(watchWrite, ctx)
 	defer c.releaseWatch(watchWrite)
+	if k := c.ka; k != nil {
+		k.startWrite()
+		defer k.endWrite()
+	}
 	h.length = int64(len(p))
 	if !h.masked && c.tr.writev {
 		return c.writevLocked(ctx, pend, h, p)
@@ -263,7 +267,7 @@ func (c *Conn) writevLocked(ctx context.Context, pend *[]byte, h header, p []byt
 	n, err := v.bufs.WriteTo(c.tr.rw)
 	if err == nil && rest != nil {
 		var m int
-		m, err = c.tr.rw.Write(rest)
+		m, err = c.writeOutLocked(rest)
 		n += int64(m)
 	}
 	v.iov, v.bufs = [3][]byte{}, nil
@@ -275,6 +279,35 @@ func (c *Conn) writevLocked(ctx context.Context, pend *[]byte, h header, p []byt
 		return c.writeErrLocked(ctx, err, pend != nil || n > 0)
 	}
 	return nil
+}
+
+// writeOutLocked writes what follows the head of a large frame, or a
+// large run of queued frames. With keepalive on, the transport's taking
+// each part of it is noted (pingHeldBack): by the system calls themselves
+// on a plain Unix socket, a piece of largeWriteBufferSize at a time on
+// others (on loopback, writing 1 MiB in pieces of 256 KiB rather than at
+// once cost 25-30% more CPU per echoed message, in the kernel's work per
+// call).
+//
+// The caller holds frameMu.
+func (c *Conn) writeOutLocked(p []byte) (int, error) {
+	k := c.ka
+	switch {
+	case k == nil:
+		return c.tr.rw.Write(p)
+	case c.tr.raw != nil:
+		return writeTracked(c.tr.rw.(net.Conn), c.tr.raw, p, k)
+	}
+	n := 0
+	for n < len(p) {
+		m, err := c.tr.rw.Write(p[n:min(len(p), n+largeWriteBufferSize)])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		k.wrote()
+	}
+	return n, nil
 }
 
 // writePiecesLocked writes the queued frames pend, if any, then the frame
@@ -307,6 +340,9 @@ func (c *Conn) writePiecesLocked(ctx context.Context, pend *[]byte, h header, p 
 		}
 		if len(p) == 0 {
 			return nil
+		}
+		if c.ka != nil {
+			c.ka.wrote()
 		}
 		start, off, first = 0, 0, false
 	}
