@@ -7,6 +7,7 @@ package websocket
 
 import (
 	"context"
+	"os"
 	"sync"
 	"time"
 )
@@ -313,7 +314,11 @@ func (c *Conn) closeCause(ctx context.Context, writing bool) {
 		if writing {
 			op = "write"
 		}
-		c.closeTransport(opErr(op, &cutError{ctx.Err(), ", which closes a transport without deadlines", ctx.Done()}))
+		why := ctx.Err()
+		if cause == os.ErrDeadlineExceeded {
+			why = cause // a NetConn's deadline (netDeadline)
+		}
+		c.closeTransport(opErr(op, &cutError{why, ", which closes a transport without deadlines", ctx.Done()}))
 	}
 }
 

@@ -278,7 +278,7 @@ func (nc *netConn) send(ctx context.Context, p []byte) error {
 	switch {
 	case err == nil:
 		return nil
-	case ctx.Err() == nil || !errors.Is(err, context.Canceled):
+	case ctx.Err() == nil || !errors.Is(err, context.Canceled) && !errors.Is(err, os.ErrDeadlineExceeded):
 		return netEnded(err)
 	case nc.closed.Load():
 		return netClosedErr("write")
@@ -378,8 +378,8 @@ func checkNetConnType(typ MessageType) error {
 type netDeadline struct {
 	parent context.Context // immutable: the NetConn's, which Close ends
 	mu     sync.Mutex
-	ctx    context.Context    // mu: nil until first needed
-	cancel context.CancelFunc // mu
+	ctx    context.Context         // mu: nil until first needed
+	cancel context.CancelCauseFunc // mu: ends ctx, with os.ErrDeadlineExceeded as its cause when the deadline passes
 	timer  *time.Timer        // mu: ends ctx when the deadline passes; nil if none is set
 }
 
@@ -387,7 +387,7 @@ func (d *netDeadline) context() context.Context {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ctx == nil {
-		d.ctx, d.cancel = context.WithCancel(d.parent)
+		d.ctx, d.cancel = context.WithCancelCause(d.parent)
 	}
 	return d.ctx
 }
@@ -400,17 +400,18 @@ func (d *netDeadline) set(t time.Time) {
 	fired := d.timer != nil && !d.timer.Stop()
 	d.timer = nil
 	if d.ctx == nil || fired || d.ctx.Err() != nil {
-		d.ctx, d.cancel = context.WithCancel(d.parent)
+		d.ctx, d.cancel = context.WithCancelCause(d.parent)
 	}
 	if t.IsZero() {
 		return
 	}
 	wait := time.Until(t)
 	if wait <= 0 {
-		d.cancel()
+		d.cancel(os.ErrDeadlineExceeded)
 		return
 	}
-	d.timer = time.AfterFunc(wait, d.cancel)
+	cancel := d.cancel
+	d.timer = time.AfterFunc(wait, func() { cancel(os.ErrDeadlineExceeded) })
 }
 
 // stop drops the timer, once the NetConn is closed.

@@ -461,6 +461,7 @@ func TestNetConnWriteDeadline(t *testing.T) {
 		if d := r.at.Sub(start); d < 300*time.Millisecond || d > waitLimit {
 			t.Fatalf("Write failed after %v, want 300ms", d)
 		}
+		checkAfterCut(t, nc, r.err)
 	})
 	t.Run("moved earlier", func(t *testing.T) {
 		t.Parallel()
@@ -475,14 +476,24 @@ func TestNetConnWriteDeadline(t *testing.T) {
 		if d := r.at.Sub(moved); d < 50*time.Millisecond {
 			t.Fatalf("Write failed %v after the move, want 50ms", d)
 		}
-		if errors.Is(r.err, ErrClosed) {
-			// The timeout cut a frame: the connection is closed.
-			nc.SetWriteDeadline(time.Time{})
-			if _, err := nc.Write([]byte("x")); !errors.Is(err, ErrClosed) {
-				t.Fatalf("Write after a cut frame: %v, want ErrClosed", err)
-			}
-		}
+		checkAfterCut(t, nc, r.err)
 	})
+}
+
+// checkAfterCut checks, when err, a Write's timeout, closed the connection
+// by cutting a frame short, that the next Write says so, in the words of
+// a deadline rather than of the context that stands for it.
+func checkAfterCut(t *testing.T, nc net.Conn, err error) {
+	t.Helper()
+	if !errors.Is(err, ErrClosed) {
+		return
+	}
+	nc.SetWriteDeadline(time.Time{})
+	_, err = nc.Write([]byte("x"))
+	const want = "websocket: write: connection closed: write: i/o timeout, cutting a frame short"
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) || err.Error() != want {
+		t.Fatalf("Write after a cut frame: %v, want ErrClosed and net.ErrClosed, and %q", err, want)
+	}
 }
 
 // TestNetConnWriteTimeoutKeepsConnection: a Write that times out waiting

@@ -408,7 +408,9 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 			// cut short, so it was not sent.
 			c.closeTransport(errCloseTimeout)
 			return c.closedErr("write")
-		case errPingTimeout:
+		case errPingTimeout, os.ErrDeadlineExceeded:
+			// The keepalive's ping, or a NetConn's deadline
+			// (netDeadline).
 			why = cause
 		}
 		// The end names the write, for the calls that find it; this
