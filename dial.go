@@ -124,6 +124,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			client.Transport = &answered{resp: redirect, next: client.Transport}
 		}
 		resp, err = client.Do(req)
+		if cause := brokenAnswer(err); cause != nil {
+			return nil, nil, fmt.Errorf("%w: %s", ErrHandshake, clippedError{cause})
+		}
 		if err != nil {
 			return nil, nil, dialErr(rawURL, err)
 		}
@@ -390,6 +393,25 @@ func malformed(err error) bool {
 	}
 	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) &&
 		!errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// httpBroken starts net/http's error for a connection whose response it
+// could not read, wrapping why.
+const httpBroken = "net/http: HTTP/1.x transport connection broken: "
+
+// brokenAnswer returns why net/http's client could not read the response
+// to the handshake, when what the server sent was not HTTP (a status line,
+// a header line, a header too long) rather than a failed read: the error
+// Dial's own reading gives as a malformed handshake. Otherwise nil.
+func brokenAnswer(err error) error {
+	ue, ok := err.(*url.Error)
+	if !ok || !strings.HasPrefix(ue.Err.Error(), httpBroken) {
+		return nil
+	}
+	if cause := errors.Unwrap(ue.Err); cause != nil && malformed(cause) {
+		return cause
+	}
+	return nil
 }
 
 // answered is a RoundTripper whose first round trip returns resp, the

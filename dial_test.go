@@ -1472,11 +1472,46 @@ func TestDialPeerTextBounded(t *testing.T) {
 		for _, client := range []bool{false, true} {
 			opts := dialPath(client)
 			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", opts)
-			// What is not HTTP is a failed handshake; net/http, which
-			// reads the answer for a client of the caller's, does not
-			// tell it from a failed read.
-			handshake := strings.Contains(name, "refusal") || !client && name != "a Location"
+			// What is not HTTP is a failed handshake, whoever reads it
+			// (Dial, or net/http for a client of the caller's); a
+			// redirect to a Location that is not a URL is the HTTP
+			// client's to refuse.
+			handshake := name != "a Location"
 			check(t, fmt.Sprintf("%s (HTTPClient %v)", name, client), r.err, handshake)
+		}
+	}
+}
+
+// TestDialMalformedAnswer: an answer that is not HTTP fails the handshake
+// with the same error whoever reads it, Dial itself or net/http for a
+// client of the caller's; one cut short by the connection's end is a
+// failed read, not a malformed handshake. Over an HTTP client, Dial gave
+// net/http's "transport connection broken", without ErrHandshake.
+func TestDialMalformedAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ answer, want string }{
+		{"garbage\r\n\r\n", `websocket: handshake failed: malformed HTTP response "garbage"`},
+		{"HTTP/1.1 abc OK\r\n\r\n", `websocket: handshake failed: malformed HTTP status code "abc"`},
+		{"HTTP/1.1 101 Switching Protocols\r\nBad Header\r\n\r\n", `websocket: handshake failed: malformed MIME header: missing colon: "Bad Header"`},
+		{"HTTP/1.1 403 Forbidden\r\nContent-Length: x\r\n\r\n", `websocket: handshake failed: bad Content-Length "x"`},
+		{"HTTP/1.1 101 Swi", ""},
+	} {
+		s := startTCPServer(t, func(nc net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(nc)); err == nil {
+				io.WriteString(nc, tc.answer)
+			}
+			nc.Close()
+		})
+		for _, client := range []bool{false, true} {
+			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", dialPath(client))
+			switch {
+			case r.err == nil:
+				t.Errorf("%q (HTTPClient %v): Dial succeeded", tc.answer, client)
+			case tc.want == "" && errors.Is(r.err, ErrHandshake):
+				t.Errorf("%q (HTTPClient %v): %v, a failed read taken for a failed handshake", tc.answer, client, r.err)
+			case tc.want != "" && (r.err.Error() != tc.want || !errors.Is(r.err, ErrHandshake)):
+				t.Errorf("%q (HTTPClient %v): %v, want ErrHandshake and %q", tc.answer, client, r.err, tc.want)
+			}
 		}
 	}
 }
