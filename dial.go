@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -124,7 +125,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			client.Transport = &answered{resp: redirect, next: client.Transport}
 		}
 		resp, err = client.Do(req)
-		if cause := brokenAnswer(err); cause != nil {
+		if cause := brokenAnswer(err, conns); cause != nil {
 			return nil, nil, fmt.Errorf("%w: %s", ErrHandshake, clippedError{cause})
 		}
 		if err != nil {
@@ -402,13 +403,15 @@ const httpBroken = "net/http: HTTP/1.x transport connection broken: "
 // brokenAnswer returns why net/http's client could not read the response
 // to the handshake, when what the server sent was not HTTP (a status line,
 // a header line, a header too long) rather than a failed read: the error
-// Dial's own reading gives as a malformed handshake. Otherwise nil.
-func brokenAnswer(err error) error {
+// Dial's own reading gives as a malformed handshake. Otherwise nil; so
+// too when a read of the connection failed (a line cut short), or the
+// transport is not one whose reads conns sees.
+func brokenAnswer(err error, conns *dialedConns) error {
 	ue, ok := err.(*url.Error)
 	if !ok || !strings.HasPrefix(ue.Err.Error(), httpBroken) {
 		return nil
 	}
-	if cause := errors.Unwrap(ue.Err); cause != nil && malformed(cause) {
+	if cause := errors.Unwrap(ue.Err); cause != nil && malformed(cause) && conns.answerIntact() {
 		return cause
 	}
 	return nil
@@ -510,12 +513,39 @@ func keepBody(resp *http.Response) []byte {
 type dialedConns struct {
 	mu sync.Mutex
 	nc net.Conn
+	rf *readFailConn // mu: what the transport reads nc through, nil if not one
 }
 
-func (d *dialedConns) add(nc net.Conn) {
+func (d *dialedConns) add(nc net.Conn, rf *readFailConn) {
 	d.mu.Lock()
-	d.nc = nc
+	d.nc, d.rf = nc, rf
 	d.mu.Unlock()
+}
+
+// answerIntact reports whether the last connection was read through a
+// readFailConn, and no read of it failed or met its end.
+func (d *dialedConns) answerIntact() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.rf != nil && !d.rf.failed.Load()
+}
+
+// readFailConn is a connection the handshake's transport dialed, which
+// notes when a read fails: net/http, like bufio under it, hands back a
+// line that the connection's end cut short as a whole one, and what it
+// then says of the line (a missing colon) is not the server's fault
+// (brokenAnswer).
+type readFailConn struct {
+	net.Conn
+	failed atomic.Bool
+}
+
+func (c *readFailConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.failed.Store(true)
+	}
+	return n, err
 }
 
 func (d *dialedConns) last() net.Conn {
@@ -577,13 +607,23 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 		// net/http reads for a wss:// handshake, rather than 10 MB.
 		t.MaxResponseHeaderBytes = maxResponseHeader
 	}
-	record := func(dial dialFunc) dialFunc {
+	// record notes each connection dialed, and when net/http runs TLS
+	// (or nothing) over it, has net/http read it through a readFailConn;
+	// a TLS connection of the caller's DialTLSContext goes as it is,
+	// net/http taking its TLS state from its type.
+	record := func(dial dialFunc, tls bool) dialFunc {
 		return func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nc, err := dial(ctx, network, addr)
-			if err == nil {
-				conns.add(nc)
+			if err != nil {
+				return nc, err
 			}
-			return nc, err
+			if tls {
+				conns.add(nc, nil)
+				return nc, nil
+			}
+			rf := &readFailConn{Conn: nc}
+			conns.add(nc, rf)
+			return rf, nil
 		}
 	}
 	//lint:ignore SA1019 the caller's transport may still set the deprecated hooks, which it would use
@@ -603,13 +643,13 @@ func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 	if t.Proxy != nil {
 		dial = tunnelHTTP(t, dial)
 	}
-	t.DialContext = record(dial)
+	t.DialContext = record(dial, false)
 	if t.DialTLSContext != nil {
-		t.DialTLSContext = record(t.DialTLSContext)
+		t.DialTLSContext = record(t.DialTLSContext, true)
 	} else if dialTLS != nil {
 		t.DialTLSContext = record(func(_ context.Context, network, addr string) (net.Conn, error) {
 			return dialTLS(network, addr)
-		})
+		}, true)
 	}
 	// net/http reports a proxy's refusal of CONNECT with the reason phrase
 	// alone ("Forbidden"), which names neither the proxy nor the status.

@@ -380,7 +380,7 @@ type netDeadline struct {
 	mu     sync.Mutex
 	ctx    context.Context         // mu: nil until first needed
 	cancel context.CancelCauseFunc // mu: ends ctx, with os.ErrDeadlineExceeded as its cause when the deadline passes
-	timer  *time.Timer        // mu: ends ctx when the deadline passes; nil if none is set
+	timer  *time.Timer             // mu: ends ctx when the deadline passes; nil if none is set
 }
 
 func (d *netDeadline) context() context.Context {
