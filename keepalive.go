@@ -96,6 +96,10 @@ type keepalive struct {
 	moved   atomic.Int64
 	began   atomic.Int64
 	ended   atomic.Int64
+	// pendSince (Conn.pendMu) is when the oldest frame of the write
+	// queue was queued; takenSince (Conn.frameMu), that of the queue taken
+	// to be written (Conn.pendStartLocked).
+	pendSince, takenSince time.Duration
 }
 
 // last returns when input last arrived.
@@ -195,9 +199,14 @@ func (k *keepalive) queuedSincePing() bool {
 // hold), or one that ended, letting the ping go, less than a timeout ago.
 // It moves pingAt to now or to that end, for the timeout to count from.
 func (k *keepalive) pingHeldBack(now time.Duration) bool {
-	if w := time.Duration(k.writing.Load()); w != 0 && w <= k.pingAt && time.Duration(k.moved.Load()) >= k.pingAt {
-		k.pingAt = now
-		return true
+	if w := time.Duration(k.writing.Load()); w != 0 && w <= k.pingAt {
+		// The timeout counts from the last piece taken, not from now:
+		// a write that stalls just after a turn is failed a timeout
+		// after it stalled, not two.
+		if m := time.Duration(k.moved.Load()); m > k.pingAt {
+			k.pingAt = m
+			return true
+		}
 	}
 	began, ended := time.Duration(k.began.Load()), time.Duration(k.ended.Load())
 	if began <= k.pingAt && ended >= k.pingAt && now-ended < k.timeout {
@@ -213,6 +222,17 @@ func (k *keepalive) startWrite() {
 	now := int64(max(clock(), 1))
 	k.moved.Store(now)
 	k.writing.Store(now)
+}
+
+// startWriteAt is startWrite for the write of a queue whose oldest frame
+// was queued at since: what queued after it, a ping too, waits behind it.
+func (k *keepalive) startWriteAt(since time.Duration) {
+	if since <= 0 {
+		k.startWrite()
+		return
+	}
+	k.moved.Store(int64(since))
+	k.writing.Store(int64(since))
 }
 
 func (k *keepalive) endWrite() {

@@ -978,3 +978,93 @@ func slowDownload(t *testing.T, overTLS, stops bool, timeout time.Duration) {
 		t.Fatalf("Write: %v; Read: %v; want nil and the peer's close 1000", e.write, e.read)
 	}
 }
+
+// TestKeepaliveSlowQueue: a ping queued behind a backlog of Enqueued
+// messages reaches the peer only as fast as the peer reads the backlog;
+// a peer that reads steadily and answers each ping at once is not failed
+// for the time the backlog takes.
+func TestKeepaliveSlowQueue(t *testing.T) {
+	t.Parallel()
+	ended := make(chan error, 1)
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: 500 * time.Millisecond, WriteQueueLimit: 2 << 20})
+		if err != nil {
+			return
+		}
+		read := readAsync(c) // the pongs, and the closing handshake
+		msg := make([]byte, 256<<10)
+		for stop := time.Now().Add(1500 * time.Millisecond); time.Now().Before(stop); {
+			if err := c.Enqueue(MessageBinary, msg); errors.Is(err, ErrQueueFull) {
+				time.Sleep(5 * time.Millisecond)
+			} else if err != nil {
+				ended <- err
+				return
+			}
+		}
+		if err := c.Close(StatusNormalClosure, ""); err != nil {
+			ended <- err
+			return
+		}
+		<-read
+		ended <- nil
+	}))
+	s.Listener = smallSendBuffer{s.Listener}
+	s.Start()
+	t.Cleanup(s.Close)
+	nc := rawClient(t, s.Listener.Addr().String())
+	nc.(*net.TCPConn).SetReadBuffer(128 << 10)
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	// 16 KiB each 8 ms or more: the 2 MiB backlog takes over a second,
+	// where a ping unanswered fails the connection in 0.6 s.
+	br := bufio.NewReaderSize(nc, 16<<10)
+	buf := make([]byte, 16<<10)
+	pings, data := 0, 0
+	for {
+		var h [10]byte
+		if _, err := io.ReadFull(br, h[:2]); err != nil {
+			t.Fatalf("after %d bytes of data and %d pings: %v", data, pings, err)
+		}
+		n := int(h[1])
+		switch n {
+		case 126:
+			io.ReadFull(br, h[2:4])
+			n = int(binary.BigEndian.Uint16(h[2:4]))
+		case 127:
+			io.ReadFull(br, h[2:10])
+			n = int(binary.BigEndian.Uint64(h[2:10]))
+		}
+		payload := make([]byte, 0, min(n, 125))
+		for left := n; left > 0; {
+			m, err := br.Read(buf[:min(left, len(buf))])
+			if err != nil {
+				t.Fatalf("after %d bytes of data and %d pings: %v", data, pings, err)
+			}
+			if h[0]&0x08 != 0 {
+				payload = append(payload, buf[:m]...)
+			}
+			left -= m
+			time.Sleep(8 * time.Millisecond)
+		}
+		switch h[0] {
+		case 0x82:
+			data += n
+			continue
+		case 0x89:
+			pings++
+			io.WriteString(nc, clientFrame(0x8A, string(payload)))
+			continue
+		}
+		if h[0] != 0x88 || string(payload) != "\x03\xe8" {
+			t.Fatalf("frame %x %q after %d bytes of data and %d pings, want the close 1000", h[0], payload, data, pings)
+		}
+		break
+	}
+	io.WriteString(nc, clientFrame(0x88, "\x03\xe8"))
+	if err := <-ended; err != nil {
+		t.Fatalf("the server: %v", err)
+	}
+	t.Logf("%d KiB of data and %d pings read", data>>10, pings)
+	if data < 2<<20 {
+		t.Errorf("%d bytes of data: the backlog never held up a ping", data)
+	}
+}

@@ -91,6 +91,7 @@ func (c *Conn) queueFrame(h header, p []byte, op string, byReader bool) (bool, e
 	if !byReader && c.pend == nil && !c.flusher {
 		c.armFlushTimerLocked(queueFlushDelay)
 	}
+	c.pendStartLocked()
 	c.pend = c.appendQueuedLocked(c.pend, h, p)
 	return true, nil
 }
@@ -122,12 +123,26 @@ func (c *Conn) bufferedLocked() int {
 	return n
 }
 
+// pendStartLocked notes when a frame goes into an empty queue: a ping
+// queued behind it is held back by the queue's write, whenever it begins
+// (keepalive.pingHeldBack).
+//
+// The caller holds pendMu.
+func (c *Conn) pendStartLocked() {
+	if c.pend == nil && c.ka != nil {
+		c.ka.pendSince = max(clock(), 1)
+	}
+}
+
 // takePendLocked takes the queue for the caller to write.
 //
 // The caller holds pendMu.
 func (c *Conn) takePendLocked() *[]byte {
 	pend := c.pend
 	c.pend = nil
+	if c.ka != nil {
+		c.ka.takenSince = c.ka.pendSince
+	}
 	c.inflight = 0
 	if pend != nil {
 		c.inflight = int32(len(*pend))
@@ -204,6 +219,7 @@ func (c *Conn) joinBacklogLocked() {
 		return
 	}
 	if c.pend == nil {
+		c.pendStartLocked()
 		c.pend = b
 		return
 	}
@@ -266,6 +282,7 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		return errQueueFull
 	}
 	if holdsMsgMu {
+		c.pendStartLocked()
 		c.pend = c.appendQueuedLocked(c.pend, h, p)
 		switch {
 		case c.flusher:
@@ -315,6 +332,7 @@ func (c *Conn) failFullLocked() error {
 		return errQueueFull
 	}
 	c.closeSent = true
+	c.pendStartLocked()
 	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
 	if !c.flusher {
 		c.armFlushTimerLocked(0)
@@ -433,6 +451,9 @@ func (c *Conn) requeue(pend *[]byte) {
 // The caller holds frameMu, and pendMu.
 func (c *Conn) requeueLocked(pend *[]byte) {
 	c.inflight = 0
+	if c.ka != nil {
+		c.ka.pendSince = c.ka.takenSince
+	}
 	if c.pend != nil {
 		c.growQueuedLocked(pend, len(*c.pend))
 		*pend = append(*pend, *c.pend...)
@@ -520,7 +541,7 @@ func (c *Conn) writePendLocked(ctx context.Context, pend *[]byte) error {
 		// A ping that queues meanwhile waits behind all of it (unless
 		// this is the queue ahead of a large frame, whose write is
 		// noted as a whole).
-		k.startWrite()
+		k.startWriteAt(k.takenSince)
 		_, err = c.writeOutLocked(*pend)
 		k.endWrite()
 	} else {
