@@ -79,11 +79,12 @@
 // peer whose ping answer waits there longer than KeepaliveTimeout is
 // dropped as silent, so a connection whose peer sends messages must be
 // read (Read, Serve) for keepalive to see its answers. A ping queued
-// behind a large frame being written waits while the peer takes the frame
-// in, however slowly (each system call that moves part of it counts, on a
-// plain Unix socket; each 64 KiB elsewhere), and the timeout counts from
-// when the ping goes out; a frame that stops moving for KeepaliveTimeout
-// fails the connection as silence does. A negative KeepaliveInterval
+// behind a large frame being written, or a backlog of queued messages,
+// waits while the peer takes them in, however slowly (each system call
+// that moves part of them counts, on a plain Unix socket; each 64 KiB
+// elsewhere), and the timeout counts from when the ping goes out; output
+// that stops moving for KeepaliveTimeout fails the connection as silence
+// does. A negative KeepaliveInterval
 // turns it off.
 //
 // # Backpressure and broadcast

@@ -26,11 +26,12 @@ import (
 // kernel says how much it holds unread (inputQueued): a queue that grew
 // since the ping went out holds input that came after the ping.
 //
-// Output counts too while the ping waits behind a frame being written
-// (pingHeldBack): a peer slowly taking in one large message cannot
-// answer a ping it has not been sent, and the transport taking more of
-// the frame shows that it reads. A frame's write that stops moving for
-// the timeout fails the connection as silence does.
+// Output counts too while the ping waits behind a frame being written, or
+// a backlog of queued frames (pingHeldBack): a peer slowly taking in a
+// large message cannot answer a ping it has not been sent, and the
+// transport taking more of what goes before the ping shows that it
+// reads. A write that stops moving for the timeout fails the connection
+// as silence does.
 
 const (
 	// defaultKeepaliveInterval and defaultKeepaliveTimeout: a dead peer is
