@@ -142,11 +142,13 @@ func (r *redisServer) client(t *testing.T) *redis.Client {
 	return c
 }
 
-// startTwo starts Redis, and two chat servers against it.
+// startTwo starts Redis, and two chat servers against it, whose members
+// may say as much as they like.
 func startTwo(t *testing.T) (*redisServer, *chattest.Server, *chattest.Server) {
 	t.Helper()
 	r := startRedis(t)
-	return r, chattest.Start(t, chatPath, "-redis", r.addr()), chattest.Start(t, chatPath, "-redis", r.addr())
+	args := append([]string{"-redis", r.addr()}, chattest.Unbounded...)
+	return r, chattest.Start(t, chatPath, args...), chattest.Start(t, chatPath, args...)
 }
 
 // joinAll joins, for each room, three members to each server, and waits

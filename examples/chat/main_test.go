@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { cmdtest.Main(m, raceEnabled, &chatPath) }
 func TestRooms(t *testing.T) {
 	t.Parallel()
 	const rooms, perRoom, each = 5, 20, 50
-	s := chattest.Start(t, chatPath)
+	s := chattest.Start(t, chatPath, chattest.Unbounded...)
 	members := make([][]*chattest.Member, rooms)
 	for r := range rooms {
 		for i := range perRoom {
@@ -71,7 +71,7 @@ func count(got []chattest.Message, typ string) int {
 // which never waited for it, gets every message.
 func TestStalledMember(t *testing.T) {
 	t.Parallel()
-	s := chattest.Start(t, chatPath)
+	s := chattest.Start(t, chatPath, chattest.Unbounded...)
 	a := chattest.Join(t, s.WS("lobby", "a"), "a")
 	b := chattest.Join(t, s.WS("lobby", "b"), "b")
 	chattest.JoinRaw(t, s.WS("lobby", "stalled"), 4096) // and never reads
@@ -122,6 +122,37 @@ func TestStalledMember(t *testing.T) {
 	if log := s.Log(); !strings.Contains(log, `"stalled" left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: the closing handshake timed out: the close frame could not be sent`) {
 		t.Errorf("the server's log does not say why stalled left:\n%s", log)
 	}
+}
+
+// TestFlood: a member that says more than the default rate (5 messages a
+// second, bursts of 10) gets an error for each message past it, and the
+// room gets the rest: of 100 messages sent at once, about 10.
+func TestFlood(t *testing.T) {
+	t.Parallel()
+	s := chattest.Start(t, chatPath)
+	a := chattest.Join(t, s.WS("lobby", "a"), "a")
+	b := chattest.Join(t, s.WS("lobby", "b"), "b")
+	const n = 100
+	start := time.Now()
+	for i := range n {
+		a.Send(t, fmt.Sprint(i))
+	}
+	took := time.Since(start)
+	a.WaitFor(t, "an answer to each message", func(got []chattest.Message) bool {
+		return count(got, "message")+count(got, "error") == n
+	})
+	said := count(a.Messages(), "message")
+	// The burst, and what the rate adds while the messages go out.
+	if most := 10 + int(5*took.Seconds()) + 1; said < 10 || said > most {
+		t.Errorf("%d of %d messages said in %v, want 10 to %d", said, n, took, most)
+	}
+	for _, m := range a.Messages() {
+		if m.Type == "error" && m.Text != "not sent: more than 5 messages or 65536 bytes a second" {
+			t.Fatalf("error %q", m.Text)
+		}
+	}
+	b.WaitFor(t, "the messages said", func(got []chattest.Message) bool { return count(got, "message") == said })
+	t.Logf("%d of %d messages said in %v", said, n, took)
 }
 
 // TestSilentMember has a member that reads but answers no ping: with a

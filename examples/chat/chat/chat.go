@@ -21,7 +21,9 @@
 // one order, the same for every member: joins and leaves, "members" when
 // another server reports the members it has there, and the messages, each
 // with its text exactly as sent. "error" says that a message of this
-// member's was not taken. A member that cannot join because the bus
+// member's was not taken: the bus refused it, or the member said more than
+// its rate allows (Options.MessageRate and ByteRate, 5 messages and 64
+// KiB a second by default, with bursts of twice as much). A member that cannot join because the bus
 // refuses its join is closed with 1013 (try again later), the reason
 // saying why.
 //
@@ -66,6 +68,13 @@ const (
 	MaxMessage = 64 << 10
 	// maxName is the longest room or member name, in bytes.
 	maxName = 64
+	// DefaultMessageRate and DefaultByteRate are what a member may say a
+	// second, on average, unless Options say otherwise: a member that
+	// floods its room, all of whose members get every message, would
+	// otherwise fill the queues of those that read slowly until they are
+	// disconnected.
+	DefaultMessageRate = 5
+	DefaultByteRate    = 64 << 10
 )
 
 // Options configure a Server.
@@ -74,6 +83,12 @@ type Options struct {
 	// member that sends nothing for PingInterval is pinged, and dropped if
 	// nothing comes within PongTimeout. 0 means 20 seconds each.
 	PingInterval, PongTimeout time.Duration
+	// MessageRate and ByteRate bound the messages and bytes a member may
+	// say a second, on average, with bursts of two seconds' worth (and of
+	// at least one message of MaxMessage bytes); a message past either is
+	// not sent, and the member gets an "error". 0 means
+	// DefaultMessageRate and DefaultByteRate; a negative rate, no bound.
+	MessageRate, ByteRate float64
 	// Logf reports members as they come and go; nil means no log.
 	Logf func(format string, args ...any)
 }
@@ -84,6 +99,7 @@ type Server struct {
 	bus     Bus     // immutable
 	origin  string  // immutable: this server's ID in the events it publishes
 	opts    Options // immutable
+	tooFast error   // immutable: why a message past a member's rate is not sent
 	reg     websocket.Registry
 	serving memberCount
 
@@ -93,13 +109,15 @@ type Server struct {
 }
 
 // Flags defines the flags of a chat command on fs: -addr, and
-// -ping-interval and -pong-timeout for the returned options, which log
-// with log.Printf.
+// -ping-interval, -pong-timeout, -msg-rate and -byte-rate for the
+// returned options, which log with log.Printf.
 func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
 	opts = &Options{Logf: log.Printf}
 	addr = fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	fs.DurationVar(&opts.PingInterval, "ping-interval", 20*time.Second, "ping a member silent for this long")
 	fs.DurationVar(&opts.PongTimeout, "pong-timeout", 20*time.Second, "disconnect a pinged member that answers nothing within this")
+	fs.Float64Var(&opts.MessageRate, "msg-rate", DefaultMessageRate, "messages a member may say a second, with bursts of twice as many (negative: no bound)")
+	fs.Float64Var(&opts.ByteRate, "byte-rate", DefaultByteRate, "bytes a member may say a second, with bursts of twice as many (negative: no bound)")
 	return addr, opts
 }
 
@@ -112,6 +130,20 @@ func NewServer(bus Bus, opts *Options) *Server {
 	if s.opts.Logf == nil {
 		s.opts.Logf = func(string, ...any) {}
 	}
+	if s.opts.MessageRate == 0 {
+		s.opts.MessageRate = DefaultMessageRate
+	}
+	if s.opts.ByteRate == 0 {
+		s.opts.ByteRate = DefaultByteRate
+	}
+	var bounds []string
+	if s.opts.MessageRate > 0 {
+		bounds = append(bounds, strconv.FormatFloat(s.opts.MessageRate, 'g', -1, 64)+" messages")
+	}
+	if s.opts.ByteRate > 0 {
+		bounds = append(bounds, strconv.FormatFloat(s.opts.ByteRate, 'g', -1, 64)+" bytes")
+	}
+	s.tooFast = errors.New("more than " + strings.Join(bounds, " or ") + " a second")
 	return s
 }
 
@@ -253,7 +285,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.SetReadLimit(MaxMessage)
-	m := &member{id: strconv.FormatUint(s.lastID.Add(1), 10), name: name, c: c}
+	m := &member{id: strconv.FormatUint(s.lastID.Add(1), 10), name: name, c: c, rate: newRate(s.opts.MessageRate, s.opts.ByteRate)}
 	rm := s.enter(roomName)
 	if err := rm.join(m); err != nil {
 		s.opts.Logf("chat: %q could not join %q: %v", name, roomName, err)
@@ -316,6 +348,48 @@ type member struct {
 	name string // immutable
 	c    *websocket.Conn
 	held [][]byte // guarded by its room's mu: errors for it to get after its join
+	rate rate     // used by its connection's onMessage alone
+}
+
+// rate is what a member may still say: two token buckets, of messages
+// and of bytes, each refilled at its rate up to two seconds' worth.
+type rate struct {
+	msgRate, byteRate float64 // a second; negative: no bound
+	msgs, bytes       float64 // left to say
+	last              time.Time
+}
+
+func newRate(msgRate, byteRate float64) rate {
+	r := rate{msgRate: msgRate, byteRate: byteRate, last: time.Now()}
+	r.msgs, r.bytes = r.msgBurst(), r.byteBurst()
+	return r
+}
+
+func (r *rate) msgBurst() float64  { return max(2*r.msgRate, 1) }
+func (r *rate) byteBurst() float64 { return max(2*r.byteRate, MaxMessage) }
+
+// allow reports whether a message of n bytes may be said at now, and if
+// so, counts it.
+func (r *rate) allow(n int, now time.Time) bool {
+	dt := now.Sub(r.last).Seconds()
+	r.last = now
+	msgs, bytes := r.msgRate >= 0, r.byteRate >= 0
+	if msgs {
+		r.msgs = min(r.msgs+dt*r.msgRate, r.msgBurst())
+	}
+	if bytes {
+		r.bytes = min(r.bytes+dt*r.byteRate, r.byteBurst())
+	}
+	if msgs && r.msgs < 1 || bytes && r.bytes < float64(n) {
+		return false
+	}
+	if msgs {
+		r.msgs--
+	}
+	if bytes {
+		r.bytes -= float64(n)
+	}
+	return true
 }
 
 // maxHeld bounds the errors a member that waits for its join gets after
@@ -393,9 +467,12 @@ func (r *room) say(m *member, typ websocket.MessageType, p []byte) {
 		m.c.CloseWrite(websocket.StatusUnsupportedData, "text messages only")
 		return
 	}
-	r.pubMu.Lock()
-	err := r.publishLocked(Event{Type: "message", Member: m.id, Name: m.name, Text: string(p)})
-	r.pubMu.Unlock()
+	err := r.s.tooFast
+	if m.rate.allow(len(p), time.Now()) {
+		r.pubMu.Lock()
+		err = r.publishLocked(Event{Type: "message", Member: m.id, Name: m.name, Text: string(p)})
+		r.pubMu.Unlock()
+	}
 	if err == nil {
 		return
 	}

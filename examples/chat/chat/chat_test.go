@@ -105,21 +105,29 @@ func (b *heldBus) release() {
 	}
 }
 
+// joinA serves s, and joins a member named a to its room r; it returns
+// the connection and a context for the test's calls, both ended when the
+// test ends.
+func joinA(t *testing.T, s *Server) (context.Context, *websocket.Conn) {
+	t.Helper()
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=r&name=a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return ctx, c
+}
+
 // A member whose message is refused while its join is still held by the
 // bus (Redis unreachable, say) gets its own join first, and the error
 // after it, as the package documents: the error came first.
 func TestErrorAfterOwnJoin(t *testing.T) {
 	bus := new(heldBus)
-	s := NewServer(bus, nil)
-	hs := httptest.NewServer(s.Handler())
-	defer hs.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=r&name=a", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
+	ctx, c := joinA(t, NewServer(bus, nil))
 	if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
 		t.Fatal(err)
 	}
@@ -138,5 +146,49 @@ func TestErrorAfterOwnJoin(t *testing.T) {
 		if err != nil || string(p) != want {
 			t.Fatalf("got %s, %v; want %s", p, err, want)
 		}
+	}
+}
+
+// A member that says more than its rate allows gets an error for each
+// message past it, which no one receives: exactly as many messages go as
+// the burst allows, at rates too slow to refill during the test.
+func TestRateLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		sizes   []int
+		sent    []bool
+		tooFast string
+	}{
+		{"messages", Options{MessageRate: 0.001, ByteRate: -1}, []int{1, 1, 1, 1, 1}, []bool{true, false, false, false, false}, "not sent: more than 0.001 messages a second"},
+		{"bytes", Options{MessageRate: -1, ByteRate: 0.001}, []int{40 << 10, 40 << 10, 20 << 10, 5 << 10}, []bool{true, false, true, false}, "not sent: more than 0.001 bytes a second"},
+		{"both", Options{MessageRate: 0.001, ByteRate: 0.001}, []int{1, 1, 1}, []bool{true, false, false}, "not sent: more than 0.001 messages or 0.001 bytes a second"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx, c := joinA(t, NewServer(new(LocalBus), &tc.opts))
+			if _, p, err := c.Read(ctx); err != nil || string(p) != `{"type":"join","name":"a","members":["a"]}` {
+				t.Fatalf("got %s, %v; want the join", p, err)
+			}
+			var want []string
+			for i, n := range tc.sizes {
+				text := strings.Repeat(string(rune('a'+i)), n)
+				if err := c.Write(ctx, websocket.MessageText, []byte(text)); err != nil {
+					t.Fatal(err)
+				}
+				if tc.sent[i] {
+					want = append(want, `{"type":"message","from":"a","text":"`+text+`"}`)
+				} else {
+					want = append(want, `{"type":"error","text":"`+tc.tooFast+`"}`)
+				}
+				// One at a time: an error and a message go by different
+				// ways, in no set order between them.
+				_, p, err := c.Read(ctx)
+				if err != nil || string(p) != want[i] {
+					t.Fatalf("message %d (%d bytes): got %.80s, %v; want %.80s", i, n, p, err, want[i])
+				}
+			}
+		})
 	}
 }

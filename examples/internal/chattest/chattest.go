@@ -41,6 +41,10 @@ type Server struct {
 // readyLine is what the command prints once it listens.
 var readyLine = regexp.MustCompile(`open (http://\S+/) in a browser`)
 
+// Unbounded are the flags that let a member say as much as it likes, for
+// tests that send faster than people type.
+var Unbounded = []string{"-msg-rate", "-1", "-byte-rate", "-1"}
+
 // Start runs the command at path with args and -addr 127.0.0.1:0, and
 // waits until it listens. It is killed when the test ends if it has not
 // exited by then.
