@@ -7,7 +7,6 @@ package websocket
 
 import (
 	"context"
-	"os"
 	"sync"
 	"time"
 )
@@ -315,7 +314,7 @@ func (c *Conn) closeCause(ctx context.Context, writing bool) {
 			op = "write"
 		}
 		why := ctx.Err()
-		if cause == os.ErrDeadlineExceeded {
+		if cause == errNetDeadline {
 			why = cause // a NetConn's deadline (netDeadline)
 		}
 		c.closeTransport(opErr(op, &cutError{why, ", which closes a transport without deadlines", ctx.Done()}))

@@ -411,6 +411,13 @@ func brokenAnswer(err error, conns *dialedConns) error {
 	if !ok || !strings.HasPrefix(ue.Err.Error(), httpBroken) {
 		return nil
 	}
+	if u, err := url.Parse(ue.URL); err != nil || u.Scheme != "http" {
+		// net/http ran TLS over the connection it dialed: a read that
+		// crypto/tls failed (close_notify, an alert, a bad record)
+		// never reaches that connection, and bufio hands the line it
+		// cut short back as a whole one.
+		return nil
+	}
 	if cause := errors.Unwrap(ue.Err); cause != nil && malformed(cause) && conns.answerIntact() {
 		return cause
 	}

@@ -1642,7 +1642,9 @@ func TestDialRedirectPolicyFirst(t *testing.T) {
 
 // TestDialCutResponse: a response cut by a reset in the middle of a line
 // is a failed dial, not a failed handshake: bufio hands back the part of
-// the line that came, whose missing colon is not the server's fault.
+// the line that came, whose missing colon is not the server's fault. So
+// is one over TLS cut by the server's close_notify (it was taken for a
+// malformed handshake on c5b9b66).
 func TestDialCutResponse(t *testing.T) {
 	t.Parallel()
 	for _, sent := range []string{
@@ -1665,6 +1667,24 @@ func TestDialCutResponse(t *testing.T) {
 			if r.err == nil || errors.Is(r.err, ErrHandshake) {
 				t.Errorf("%q, then a reset (HTTPClient %v): %v; want a failed dial", sent, client, r.err)
 			}
+		}
+		// Over TLS, cut by the server's close_notify: crypto/tls ends
+		// the read, and the socket under it sees nothing fail.
+		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			nc, _, err := http.NewResponseController(w).Hijack()
+			if err != nil {
+				return
+			}
+			nc.Write([]byte(sent))
+			time.Sleep(50 * time.Millisecond)
+			nc.Close()
+		}))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _, err := Dial(ctx, "wss"+strings.TrimPrefix(srv.URL, "https")+"/x", &DialOptions{HTTPClient: srv.Client()})
+		cancel()
+		srv.Close()
+		if err == nil || errors.Is(err, ErrHandshake) {
+			t.Errorf("%q, then close_notify (wss, HTTPClient): %v; want a failed dial", sent, err)
 		}
 	}
 }

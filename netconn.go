@@ -278,7 +278,7 @@ func (nc *netConn) send(ctx context.Context, p []byte) error {
 	switch {
 	case err == nil:
 		return nil
-	case ctx.Err() == nil || !errors.Is(err, context.Canceled) && !errors.Is(err, os.ErrDeadlineExceeded):
+	case ctx.Err() == nil || !errors.Is(err, context.Canceled) && !errors.Is(err, errNetDeadline):
 		return netEnded(err)
 	case nc.closed.Load():
 		return netClosedErr("write")
@@ -379,7 +379,7 @@ type netDeadline struct {
 	parent context.Context // immutable: the NetConn's, which Close ends
 	mu     sync.Mutex
 	ctx    context.Context         // mu: nil until first needed
-	cancel context.CancelCauseFunc // mu: ends ctx, with os.ErrDeadlineExceeded as its cause when the deadline passes
+	cancel context.CancelCauseFunc // mu: ends ctx, with errNetDeadline as its cause when the deadline passes
 	timer  *time.Timer             // mu: ends ctx when the deadline passes; nil if none is set
 }
 
@@ -407,11 +407,11 @@ func (d *netDeadline) set(t time.Time) {
 	}
 	wait := time.Until(t)
 	if wait <= 0 {
-		d.cancel(os.ErrDeadlineExceeded)
+		d.cancel(errNetDeadline)
 		return
 	}
 	cancel := d.cancel
-	d.timer = time.AfterFunc(wait, func() { cancel(os.ErrDeadlineExceeded) })
+	d.timer = time.AfterFunc(wait, func() { cancel(errNetDeadline) })
 }
 
 // stop drops the timer, once the NetConn is closed.
@@ -423,6 +423,12 @@ func (d *netDeadline) stop() {
 		d.timer = nil
 	}
 }
+
+// errNetDeadline ends a netDeadline's context when its deadline passes. It
+// says "i/o timeout" in the end of a connection that a deadline cut short,
+// without wrapping os.ErrDeadlineExceeded: the calls that find the
+// connection ended have no deadline of their own that passed.
+var errNetDeadline = errors.New("i/o timeout")
 
 // deadlineError is what a NetConn's Read or Write returns when its
 // deadline passed: a net.Error that wraps os.ErrDeadlineExceeded, and, if

@@ -494,6 +494,11 @@ func checkAfterCut(t *testing.T, nc net.Conn, err error) {
 	if !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) || err.Error() != want {
 		t.Fatalf("Write after a cut frame: %v, want ErrClosed and net.ErrClosed, and %q", err, want)
 	}
+	// Not a timeout of its own: a loop that goes on after one would
+	// spin on the closed connection (it did on 4be6380).
+	if ne, ok := errors.AsType[net.Error](err); errors.Is(err, os.ErrDeadlineExceeded) || ok && ne.Timeout() {
+		t.Fatalf("Write after a cut frame, with no deadline set: %v is a timeout", err)
+	}
 }
 
 // TestNetConnWriteTimeoutKeepsConnection: a Write that times out waiting

@@ -408,7 +408,7 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 			// cut short, so it was not sent.
 			c.closeTransport(errCloseTimeout)
 			return c.closedErr("write")
-		case errPingTimeout, os.ErrDeadlineExceeded:
+		case errPingTimeout, errNetDeadline:
 			// The keepalive's ping, or a NetConn's deadline
 			// (netDeadline).
 			why = cause
