@@ -43,6 +43,7 @@ import (
 	"flag"
 	"log"
 	"maps"
+	"math"
 	"net"
 	"net/http"
 	"slices"
@@ -85,9 +86,12 @@ type Options struct {
 	PingInterval, PongTimeout time.Duration
 	// MessageRate and ByteRate bound the messages and bytes a member may
 	// say a second, on average, with bursts of two seconds' worth (and of
-	// at least one message of MaxMessage bytes); a message past either is
-	// not sent, and the member gets an "error". 0 means
-	// DefaultMessageRate and DefaultByteRate; a negative rate, no bound.
+	// at least MaxMessage bytes); the bytes are counted as every member
+	// is sent them, the text as a JSON string (sentSize). A message past
+	// either is not sent, and the member gets an "error"; one longer than
+	// the burst goes when the budget is whole, and leaves it in debt. 0
+	// (or NaN) means DefaultMessageRate and DefaultByteRate; a negative
+	// rate, or +Inf, no bound.
 	MessageRate, ByteRate float64
 	// Logf reports members as they come and go; nil means no log.
 	Logf func(format string, args ...any)
@@ -130,11 +134,18 @@ func NewServer(bus Bus, opts *Options) *Server {
 	if s.opts.Logf == nil {
 		s.opts.Logf = func(string, ...any) {}
 	}
-	if s.opts.MessageRate == 0 {
+	// NaN bounds nothing sensible: the default, as 0. +Inf is no bound.
+	if s.opts.MessageRate == 0 || math.IsNaN(s.opts.MessageRate) {
 		s.opts.MessageRate = DefaultMessageRate
 	}
-	if s.opts.ByteRate == 0 {
+	if s.opts.ByteRate == 0 || math.IsNaN(s.opts.ByteRate) {
 		s.opts.ByteRate = DefaultByteRate
+	}
+	if math.IsInf(s.opts.MessageRate, 1) {
+		s.opts.MessageRate = -1
+	}
+	if math.IsInf(s.opts.ByteRate, 1) {
+		s.opts.ByteRate = -1
 	}
 	var bounds []string
 	if s.opts.MessageRate > 0 {
@@ -380,7 +391,9 @@ func (r *rate) allow(n int, now time.Time) bool {
 	if bytes {
 		r.bytes = min(r.bytes+dt*r.byteRate, r.byteBurst())
 	}
-	if msgs && r.msgs < 1 || bytes && r.bytes < float64(n) {
+	// A message past the burst goes once the bucket is full, leaving it
+	// in debt.
+	if msgs && r.msgs < 1 || bytes && r.bytes < min(float64(n), r.byteBurst()) {
 		return false
 	}
 	if msgs {
@@ -390,6 +403,26 @@ func (r *rate) allow(n int, now time.Time) bool {
 		r.bytes -= float64(n)
 	}
 	return true
+}
+
+// sentSize is how many bytes the text p takes in the JSON that every
+// member gets: encoding/json writes <, > and & as \u003c, other control
+// characters as \u0001, U+2028 and U+2029 as \u2028, and ", \\, \b, \f,
+// \n, \r and \t in two bytes. Counted by it, text of "<" is not six
+// times what the byte rate allows.
+func sentSize(p []byte) int {
+	n := len(p)
+	for i, b := range p {
+		switch {
+		case b == '"' || b == '\\' || b == '\b' || b == '\f' || b == '\n' || b == '\r' || b == '\t':
+			n++
+		case b < 0x20 || b == '<' || b == '>' || b == '&':
+			n += 5
+		case b == 0xE2 && i+2 < len(p) && p[i+1] == 0x80 && p[i+2]&^1 == 0xA8:
+			n += 3
+		}
+	}
+	return n
 }
 
 // maxHeld bounds the errors a member that waits for its join gets after
@@ -468,7 +501,7 @@ func (r *room) say(m *member, typ websocket.MessageType, p []byte) {
 		return
 	}
 	err := r.s.tooFast
-	if m.rate.allow(len(p), time.Now()) {
+	if m.rate.allow(sentSize(p), time.Now()) {
 		r.pubMu.Lock()
 		err = r.publishLocked(Event{Type: "message", Member: m.id, Name: m.name, Text: string(p)})
 		r.pubMu.Unlock()

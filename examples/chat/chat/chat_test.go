@@ -2,7 +2,9 @@ package chat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -190,5 +192,59 @@ func TestRateLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The byte rate counts what every member is sent, the text as JSON: a
+// text of "<" is six times its length there (\u003c). A message larger
+// than the burst goes when the budget is whole, and leaves it in debt.
+func TestRateCountsSentBytes(t *testing.T) {
+	t.Parallel()
+	ctx, c := joinA(t, NewServer(new(LocalBus), &Options{MessageRate: -1, ByteRate: 0.001}))
+	if _, _, err := c.Read(ctx); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("<", 20000)
+	for _, tc := range []struct{ text, want string }{
+		{big, `{"type":"message","from":"a","text":"` + strings.Repeat(`\u003c`, 20000) + `"}`},
+		{"a", `{"type":"error","text":"not sent: more than 0.001 bytes a second"}`},
+	} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(tc.text)); err != nil {
+			t.Fatal(err)
+		}
+		if _, p, err := c.Read(ctx); err != nil || string(p) != tc.want {
+			t.Fatalf("%.20q: got %.80s, %v; want %.80s", tc.text, p, err, tc.want)
+		}
+	}
+}
+
+// sentSize is the length of the text's JSON string, quotes aside.
+func TestSentSize(t *testing.T) {
+	for _, s := range []string{"", "abc", "<>&", "\"\\\b\f\n\r\t\x01\x1f\x7f", "\u2028\u2029\u2027é€😀", strings.Repeat("a<\x00\u2028", 100)} {
+		p, _ := json.Marshal(s)
+		if got, want := sentSize([]byte(s)), len(p)-2; got != want {
+			t.Errorf("sentSize(%q) = %d, JSON's %d", s, got, want)
+		}
+	}
+}
+
+// Rates that bound nothing sensible: NaN is the default, +Inf no bound.
+func TestRateOptions(t *testing.T) {
+	for _, tc := range []struct {
+		msgs, bytes float64
+		tooFast     string
+	}{
+		{0, 0, "more than 5 messages or 65536 bytes a second"},
+		{math.NaN(), math.NaN(), "more than 5 messages or 65536 bytes a second"},
+		{math.Inf(1), 100, "more than 100 bytes a second"},
+		{-1, 2.5, "more than 2.5 bytes a second"},
+	} {
+		s := NewServer(new(LocalBus), &Options{MessageRate: tc.msgs, ByteRate: tc.bytes})
+		if s.tooFast.Error() != tc.tooFast {
+			t.Errorf("rates %v and %v: %q, want %q", tc.msgs, tc.bytes, s.tooFast, tc.tooFast)
+		}
+		if math.IsInf(tc.msgs, 1) && s.opts.MessageRate >= 0 {
+			t.Errorf("rate +Inf taken as %v, not as no bound", s.opts.MessageRate)
+		}
 	}
 }
