@@ -89,9 +89,10 @@ type keepalive struct {
 	pingAt    time.Duration // when the last keepalive ping went out, 0 when none is unanswered
 	slot      int32         // keepaliveTimers.mu: the index of its turn in the heap, -1 when none is scheduled
 	queued    int32         // the kernel's unread input as the last ping went out (inputQueued), -1 if unknown
-	// writing is when the write of a large frame began (clock), 0 when
-	// none is under way; moved, when the transport last took a piece of
-	// it; began and ended, when the last such write that ended began and
+	// writing is when the write of a large frame began (clock), or of a
+	// large run of queued frames, when its oldest was queued; 0 when none
+	// is under way. moved is when the transport last took a piece of it;
+	// began and ended, when the last such write that ended began and
 	// ended. Set by the writer, under the frame lock (pingHeldBack).
 	writing atomic.Int64
 	moved   atomic.Int64
@@ -198,7 +199,8 @@ func (k *keepalive) queuedSincePing() bool {
 // write still under way whose pieces the transport took since the ping
 // (a socket takes more only as the peer reads, past what its buffers
 // hold), or one that ended, letting the ping go, less than a timeout ago.
-// It moves pingAt to now or to that end, for the timeout to count from.
+// It moves pingAt to the last piece taken, or to that end, for the
+// timeout to count from.
 func (k *keepalive) pingHeldBack(now time.Duration) bool {
 	if w := time.Duration(k.writing.Load()); w != 0 && w <= k.pingAt {
 		// The timeout counts from the last piece taken, not from now:
