@@ -266,7 +266,13 @@ func writeTracked(nc net.Conn, rc syscall.RawConn, p []byte, k *keepalive) (int,
 	err := rc.Write(w.fn)
 	n := w.n
 	if w.err != nil {
-		err = &net.OpError{Op: "write", Net: nc.LocalAddr().Network(), Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: w.err}
+		// As the socket's own Write says it, without asking an
+		// address for its network (an address may be nil).
+		network := "tcp"
+		if _, ok := nc.(*net.UnixConn); ok {
+			network = "unix"
+		}
+		err = &net.OpError{Op: "write", Net: network, Source: nc.LocalAddr(), Addr: nc.RemoteAddr(), Err: w.err}
 	} else if oe, ok := err.(*net.OpError); ok {
 		// The wait's error (a deadline, the socket closed), said as a
 		// write's.
