@@ -208,7 +208,10 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 	}
 	c.watch(watchWrite, ctx)
 	defer c.releaseWatch(watchWrite)
-	if k := c.ka; k != nil {
+	if k := c.ka; k != nil && len(p) > largeWriteBufferSize {
+		// Only a frame that goes in more than one piece holds a ping
+		// back for long (pingHeldBack); a smaller one is not worth the
+		// clock's reading, twice a message.
 		k.startWrite()
 		defer k.endWrite()
 	}
