@@ -84,8 +84,7 @@
 // that moves part of them counts, on a plain Unix socket; each 64 KiB
 // elsewhere), and the timeout counts from when the ping goes out; output
 // that stops moving for KeepaliveTimeout fails the connection as silence
-// does. A negative KeepaliveInterval
-// turns it off.
+// does. A negative KeepaliveInterval turns it off.
 //
 // # Backpressure and broadcast
 //

@@ -221,18 +221,14 @@ func (k *keepalive) pingHeldBack(now time.Duration) bool {
 
 // startWrite notes that the write of a large frame begins, endWrite that
 // it ended, and wrote that the transport took a piece of it.
-func (k *keepalive) startWrite() {
-	now := int64(max(clock(), 1))
-	k.moved.Store(now)
-	k.writing.Store(now)
-}
+func (k *keepalive) startWrite() { k.startWriteAt(0) }
 
 // startWriteAt is startWrite for the write of a queue whose oldest frame
-// was queued at since: what queued after it, a ping too, waits behind it.
+// was queued at since (now if 0): what queued after it, a ping too, waits
+// behind it.
 func (k *keepalive) startWriteAt(since time.Duration) {
 	if since <= 0 {
-		k.startWrite()
-		return
+		since = max(clock(), 1)
 	}
 	k.moved.Store(int64(since))
 	k.writing.Store(int64(since))

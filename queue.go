@@ -91,8 +91,7 @@ func (c *Conn) queueFrame(h header, p []byte, op string, byReader bool) (bool, e
 	if !byReader && c.pend == nil && !c.flusher {
 		c.armFlushTimerLocked(queueFlushDelay)
 	}
-	c.pendStartLocked()
-	c.pend = c.appendQueuedLocked(c.pend, h, p)
+	c.pushLocked(h, p)
 	return true, nil
 }
 
@@ -132,6 +131,15 @@ func (c *Conn) pendStartLocked() {
 	if c.pend == nil && c.ka != nil {
 		c.ka.pendSince = max(clock(), 1)
 	}
+}
+
+// pushLocked adds a frame to the write queue, noting when it goes into
+// an empty one (pendStartLocked).
+//
+// The caller holds pendMu.
+func (c *Conn) pushLocked(h header, p []byte) {
+	c.pendStartLocked()
+	c.pend = c.appendQueuedLocked(c.pend, h, p)
 }
 
 // takePendLocked takes the queue for the caller to write.
@@ -282,8 +290,7 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		return errQueueFull
 	}
 	if holdsMsgMu {
-		c.pendStartLocked()
-		c.pend = c.appendQueuedLocked(c.pend, h, p)
+		c.pushLocked(h, p)
 		switch {
 		case c.flusher:
 		case flushes != nil:
@@ -332,8 +339,7 @@ func (c *Conn) failFullLocked() error {
 		return errQueueFull
 	}
 	c.closeSent = true
-	c.pendStartLocked()
-	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
+	c.pushLocked(header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
 	if !c.flusher {
 		c.armFlushTimerLocked(0)
 	}

@@ -204,8 +204,7 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 		return
 	}
 	c.closeSent = true
-	c.pendStartLocked()
-	c.pend = c.appendQueuedLocked(c.pend, header{fin: true, op: opClose}, payload)
+	c.pushLocked(header{fin: true, op: opClose}, payload)
 	if !c.flusher {
 		*flushes = append(*flushes, c)
 	}
