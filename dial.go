@@ -148,8 +148,10 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			direct.Close()
 		}
 		if line, _, _ := strings.Cut(string(body), "\n"); strings.TrimSpace(line) != "" {
-			// The server's own words on why it refused, when it gave any.
-			err = fmt.Errorf("%w: %s", err, quoted(strings.TrimSpace(line)))
+			// The server's own words on why it refused, when it gave any;
+			// those of our own Accept lose their prefix, which err has.
+			line = strings.TrimPrefix(strings.TrimSpace(line), "websocket: ")
+			err = fmt.Errorf("%w: %s", err, quoted(line))
 		}
 		return nil, resp, err
 	}
@@ -208,6 +210,11 @@ func checkDialOptions(opts *DialOptions) error {
 	case len(hosts) == 1 && hosts[0] != "" && opts.Host != "" && hosts[0] != opts.Host:
 		return fmt.Errorf("websocket: DialOptions.Header sets Host %q and DialOptions.Host %q", hosts[0], opts.Host)
 	}
+	// net/http would send a Host it cannot take as an empty one, which
+	// names no server.
+	if host := dialHost(opts); !validHostHeader(host) {
+		return fmt.Errorf("websocket: DialOptions: Host %q is not a host, with an optional port", host)
+	}
 	// RFC 6455 §4.1: the subprotocols offered "MUST be non-empty strings
 	// with characters in the range U+0021 to U+007E not including
 	// separator characters ... and MUST all be unique strings."
@@ -220,6 +227,23 @@ func checkDialOptions(opts *DialOptions) error {
 		}
 	}
 	return nil
+}
+
+// validHostHeader reports whether host is made of the characters an
+// authority may hold (RFC 3986 §3.2: unreserved, percent-encoded,
+// sub-delims, the colon of a port and the brackets of an IPv6 address),
+// or of bytes past ASCII, which net/http turns into punycode. Another
+// character, a space or a slash, would have net/http send the Host empty.
+func validHostHeader(host string) bool {
+	for i := 0; i < len(host); i++ {
+		switch b := host[i]; {
+		case b >= 0x80, 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case strings.IndexByte("-._~%!$&'()*+,;=:[]", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // dialHost returns the Host the handshake asks for, "" for the URL's:
@@ -467,6 +491,12 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
 		return fail("response Upgrade header %s lacks the websocket token", quoted(resp.Header["Upgrade"]...))
 	}
+	// §4.1: an Upgrade with a value other than "websocket" fails the
+	// connection; one that names more protocols switches to a stack of
+	// them (RFC 9110 §7.8).
+	if other := otherToken(resp.Header["Upgrade"], "websocket"); other != "" {
+		return fail("response Upgrade header %s names %s beside websocket", quoted(resp.Header["Upgrade"]...), quoted(other))
+	}
 	if !headerHasToken(resp.Header, "Connection", "upgrade") {
 		return fail("response Connection header %s lacks the upgrade token", quoted(resp.Header["Connection"]...))
 	}
@@ -475,6 +505,20 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 		return fail("Sec-WebSocket-Accept %s, want %q", quoted(got...), want)
 	}
 	return checkNegotiated(resp.Header, offered, comp)
+}
+
+// otherToken returns the first element of the comma-separated lists
+// values that is not token (in any case), "" when there is none. Empty
+// elements do not count (RFC 9110 §5.6.1).
+func otherToken(values []string, token string) string {
+	for _, v := range values {
+		for t := range strings.SplitSeq(v, ",") {
+			if t = strings.Trim(t, " \t"); t != "" && !strings.EqualFold(t, token) {
+				return t
+			}
+		}
+	}
+	return ""
 }
 
 // checkNegotiated checks the subprotocol and extensions a server chose,

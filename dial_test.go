@@ -446,6 +446,23 @@ func TestDialResponseRefused(t *testing.T) {
 			keyword: `handshake failed: Sec-WebSocket-Extensions "permessage-deflate; =": parameter name expected at byte 20`,
 		},
 		{
+			// §4.1: Upgrade must be "websocket"; more protocols make a stack.
+			name: "Upgrade naming another protocol too",
+			respond: func(accept string) string {
+				return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket, h2c\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: `handshake failed: response Upgrade header "websocket, h2c" names "h2c" beside websocket`,
+		},
+		{
+			name: "Upgrade lines naming another protocol too",
+			respond: func(accept string) string {
+				return "HTTP/1.1 101 Switching Protocols\r\nUpgrade: foo/2\r\nUpgrade: WebSocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: `response Upgrade header "foo/2, WebSocket" names "foo/2" beside websocket`,
+		},
+		{
 			// The error quoted all 100 KB of it.
 			name: "huge Upgrade header",
 			respond: func(accept string) string {
@@ -1120,6 +1137,11 @@ func TestDialOptionsInvalid(t *testing.T) {
 			`websocket: DialOptions.Header has 2 Host values`},
 		{"Host in Header and another in Host", DialOptions{Header: http.Header{"host": {"a.example"}}, Host: "b.example"},
 			`websocket: DialOptions.Header sets Host "a.example" and DialOptions.Host "b.example"`},
+		// net/http sent these as an empty Host.
+		{"space in Host", DialOptions{Host: "a b"},
+			`websocket: DialOptions: Host "a b" is not a host, with an optional port`},
+		{"slash in Header's Host", DialOptions{Header: http.Header{"Host": {"example.com/x"}}},
+			`websocket: DialOptions: Host "example.com/x" is not a host, with an optional port`},
 		{"HTTP2 out of range", DialOptions{HTTP2: 9},
 			`websocket: DialOptions.HTTP2 is 9, not HTTP2Disabled, HTTP2Preferred or HTTP2Required`},
 	} {
@@ -1137,6 +1159,24 @@ func TestDialOptionsInvalid(t *testing.T) {
 	}
 	if n := len(reqs); n != 0 {
 		t.Errorf("the server read %d requests, want 0", n)
+	}
+}
+
+// TestDialRefusedByAccept: the reason our own Accept gives in its
+// refusal's body joins Dial's error without a second prefix.
+func TestDialRefusedByAccept(t *testing.T) {
+	t.Parallel()
+	s, errc := acceptServer(t, nil, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := Dial(ctx, wsURL(s), &DialOptions{Header: http.Header{"Origin": {"https://evil.example"}}})
+	acceptErr(t, errc)
+	if resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("Dial: %v, response %v, want a 403", err, resp)
+	}
+	want := `websocket: handshake failed: server answered "403 Forbidden", not 101 Switching Protocols: "origin \"https://evil.example\" not allowed"`
+	if !errors.Is(err, ErrHandshake) || err.Error() != want {
+		t.Errorf("Dial: %v\nwant %s", err, want)
 	}
 }
 
@@ -1187,6 +1227,10 @@ func TestDialHeaderHost(t *testing.T) {
 		{http.Header{"Host": {"chat.example.com"}}, "chat.example.com", "chat.example.com"},
 		{http.Header{"Host": {""}}, "", s.addr()},
 		{nil, "", s.addr()},
+		// What an authority may hold (RFC 3986 §3.2), which Dial checks.
+		{nil, "[::1]:8080", "[::1]:8080"},
+		{nil, "a_b-c.~x!$&'()*+,;=", "a_b-c.~x!$&'()*+,;="},
+		{nil, "bücher.example", "xn--bcher-kva.example"}, // net/http's punycode
 	} {
 		for _, client := range []*http.Client{nil, {}} {
 			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/", &DialOptions{HTTPClient: client, Header: tt.header, Host: tt.host})

@@ -43,7 +43,8 @@ type DialOptions struct {
 	// Sec-WebSocket-*) may not appear; offer subprotocols with Subprotocols.
 	Header http.Header
 
-	// Host, if set, is sent as the Host header instead of the URL's host.
+	// Host, if set, is sent as the Host header instead of the URL's host: a
+	// host with an optional port, as a URL's would be; Dial fails on another.
 	Host string
 
 	// Subprotocols to offer, in order of preference: each a token (RFC
