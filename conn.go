@@ -284,6 +284,7 @@ const (
 	noIntent      intent = iota // the end, if any, is what happened
 	intentWritten               // Close's, CloseWrite's or keepalive's frame, confirmed by writeClose as it sends one
 	intentQueued                // a frame queued behind others (a shutdown's, a full queue's), confirmed once the queue is written (confirmQueuedCloseLocked)
+	intentBehind                // a shutdown's frame to be queued behind Enqueue's backlog as it joins the queue (joinBacklogLocked), then intentQueued
 )
 
 // setEnd records why the connection ends, if nothing has yet. A close

@@ -229,11 +229,23 @@ func (c *Conn) joinBacklogLocked() {
 	if c.pend == nil {
 		c.pendStartLocked()
 		c.pend = b
-		return
+	} else {
+		c.growQueuedLocked(c.pend, len(*b))
+		*c.pend = append(*c.pend, *b...)
+		putPend(b)
 	}
-	c.growQueuedLocked(c.pend, len(*b))
-	*c.pend = append(*c.pend, *b...)
-	putPend(b)
+	c.mu.Lock()
+	ce, behind := c.endErr.(CloseError)
+	behind = behind && c.endIntent == intentBehind
+	if behind {
+		c.endIntent = intentQueued
+	}
+	c.mu.Unlock()
+	if behind {
+		// A shutdown's close frame, which waited for the backlog.
+		c.closeSent = true
+		c.pushLocked(header{fin: true, op: opClose}, mustClosePayload(ce.Code, ce.Reason))
+	}
 }
 
 // enqueueFrame appends the frame of a whole message to the queue, never
@@ -257,6 +269,12 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		// What Enqueue held back behind the previous holder of msgMu
 		// goes first: that holder may have let go after its last look.
 		c.joinBacklogLocked()
+		if err := c.writableLocked("write"); err != nil {
+			// A shutdown's close frame followed it; the caller's
+			// unlockMsg has the queue written.
+			c.pendMu.Unlock()
+			return err
+		}
 	}
 	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) && holdsMsgMu && c.pend != nil && !c.flusher {
 		// The queue may be full only because nothing has written it

@@ -193,14 +193,32 @@ func (r *Registry) goingAway() (CloseError, []byte) {
 // queueGoingAway starts the closing handshake of a shutdown as CloseWrite
 // would, without waiting: the close frame of ce, payload, goes in the write
 // queue behind what is queued there (as a full queue's does, see
-// failFullLocked), and the connection is closed once the peer answers it
-// or the close timeout passes. A connection that has ended, or is ending
+// failFullLocked), or, when Enqueue holds messages back for the message
+// being written, behind those, as they join the queue; and the connection
+// is closed once the peer answers it or the close timeout passes. A connection that has ended, or is ending
 // on a close of its own, is left as it is. When the queue needs writing,
 // c joins flushes.
 func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 	c.pendMu.Lock()
-	if c.writableLocked("close") != nil || !c.setFirstEnd(ce, intentQueued) {
+	behind := c.backlog.Load() != nil
+	in := intentQueued
+	if behind {
+		in = intentBehind
+	}
+	if c.writableLocked("close") != nil || !c.setFirstEnd(ce, in) {
 		c.pendMu.Unlock()
+		return
+	}
+	if behind {
+		// Messages that Enqueue or Broadcast took wait for the message
+		// being written (msgMu): the close frame goes behind them, when
+		// they join the queue as msgMu is let go (joinBacklogLocked).
+		c.pendMu.Unlock()
+		c.armCloseTimeout()
+		if c.msgMu.tryLock() {
+			// Its holder let go after the look above.
+			c.unlockMsg()
+		}
 		return
 	}
 	c.closeSent = true

@@ -86,7 +86,7 @@ func TestRegistryShutdown(t *testing.T) {
 	if !errors.Is(err, ErrHandshake) || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("Dial during shutdown: %v, want 503", err)
 	}
-	if !strings.HasSuffix(err.Error(), `: "websocket: server shutting down"`) {
+	if !strings.HasSuffix(err.Error(), `: "server shutting down"`) {
 		t.Errorf("Dial during shutdown says %q, want the server's reason", err)
 	}
 }
@@ -185,6 +185,57 @@ func TestRegistryShutdownBehindWaitingWriter(t *testing.T) {
 	nc.SetReadDeadline(time.Now().Add(2 * time.Second)) // well within the close timeout
 	if got, err := readServerFrame(nc); err != nil || got != "\x88\x16\x03\xe9server shutting down" {
 		t.Fatalf("frame %q, %v; want the shutdown's close frame", got, err)
+	}
+	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Shutdown: %v, want its context's end (the peer never answers)", err)
+	}
+}
+
+// TestRegistryShutdownBehindBacklog: messages that Enqueue and Broadcast
+// took while another message was being written (they wait for it, in the
+// backlog) go out before a shutdown's close frame, as the messages queued
+// do. The close frame went into the queue at once, out with the message
+// being written, and the backlog, joining the queue behind a close frame
+// sent, was dropped. The test holds the message lock itself, as a Write
+// under way would.
+func TestRegistryShutdownBehindBacklog(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second})
+	if !sc.msgMu.tryLock() {
+		t.Fatal("message lock taken on a new connection")
+	}
+	if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	pm, err := NewPreparedMessage(MessageText, []byte("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pm.Broadcast(sc); n != 1 {
+		t.Fatalf("Broadcast took %d connections, want 1", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- reg.Shutdown(ctx) }()
+	waitFor(t, "the shutdown to begin", func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.endErr != nil
+	})
+	if err := sc.Enqueue(MessageText, []byte("c")); err != nil {
+		t.Fatalf("Enqueue while the close waits: %v", err)
+	}
+	sc.unlockMsg() // as the Write would, once its message is out
+	if err := sc.Write(context.Background(), MessageText, []byte("late")); !errors.Is(err, ErrCloseSent) {
+		t.Errorf("Write after the close frame: %v, want ErrCloseSent", err)
+	}
+	nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for _, want := range []string{"\x81\x01a", "\x81\x01b", "\x81\x01c", "\x88\x16\x03\xe9server shutting down"} {
+		if got, err := readServerFrame(nc); err != nil || got != want {
+			t.Fatalf("frame %q, %v; want %q", got, err, want)
+		}
 	}
 	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want its context's end (the peer never answers)", err)
