@@ -190,7 +190,13 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 	// ctx bounds the preface's write too, which a transport that takes
 	// nothing would hold.
 	stop := context.AfterFunc(ctx, func() { nc.SetWriteDeadline(longAgo) })
-	cc, err := h2.NewClientConn(nc, func() { p.idle(key, made.Load()) })
+	// The transport's MaxResponseHeaderBytes bounds the response's
+	// header, as over HTTP/1.1; 1 MiB (http.DefaultMaxHeaderBytes) if unset.
+	limit := uint32(h2.MaxHeaderList)
+	if n := key.tr.MaxResponseHeaderBytes; n > 0 {
+		limit = uint32(min(n, 1<<32-1))
+	}
+	cc, err := h2.NewClientConnLimit(nc, func() { p.idle(key, made.Load()) }, limit)
 	if !stop() {
 		if err == nil {
 			cc.Close()
@@ -302,8 +308,18 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 	if err != nil {
 		return nil, nil, dialErr(rawURL, err), true
 	}
-	// The end of ctx cancels the handshake and resets the stream.
-	status, respFields, err := s.Response(ctx)
+	// The end of ctx cancels the handshake and resets the stream; so
+	// does the transport's ResponseHeaderTimeout, as over HTTP/1.1.
+	rctx := ctx
+	if d := t.ResponseHeaderTimeout; d > 0 {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeoutCause(ctx, d, errResponseHeaderTimeout)
+		defer cancel()
+	}
+	status, respFields, err := s.Response(rctx)
+	if err != nil && ctx.Err() == nil && context.Cause(rctx) == errResponseHeaderTimeout {
+		err = errResponseHeaderTimeout
+	}
 	if err != nil {
 		s.Close()
 		if se, ok := errors.AsType[*h2.StreamError](err); ok && !se.Remote {
@@ -329,6 +345,12 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		if rc := resp.Cookies(); len(rc) > 0 {
 			base.Jar.SetCookies(u, rc)
 		}
+	}
+	if isRedirect(resp) && opts.HTTP2 == HTTP2Preferred {
+		// Dial does not follow redirects over HTTP/2; over HTTP/1.1 the
+		// client's redirect policy does, as for HTTP2Disabled.
+		s.Close()
+		return nil, nil, nil, false
 	}
 	// RFC 8441 §5: the server accepts with a 2xx, and there is no
 	// Sec-WebSocket-Accept to check.
@@ -436,8 +458,15 @@ func hostPort(u *url.URL) string {
 // dialH2 dials a connection for HTTP/2 with t's dialer and TLS
 // configuration: TLS with ALPN h2 for https, plain TCP for h2c.
 func dialH2(ctx context.Context, t *http.Transport, key h2Key, host string) (net.Conn, error) {
-	if key.scheme == "https" && t.DialTLSContext != nil {
-		nc, err := t.DialTLSContext(ctx, "tcp", key.addr)
+	// The deprecated DialTLS and Dial stand in for the others when only
+	// they are set, as net/http has them.
+	dialTLS := t.DialTLSContext
+	//lint:ignore SA1019 net/http still dials with it
+	if old := t.DialTLS; dialTLS == nil && old != nil {
+		dialTLS = func(_ context.Context, network, addr string) (net.Conn, error) { return old(network, addr) }
+	}
+	if key.scheme == "https" && dialTLS != nil {
+		nc, err := dialTLS(ctx, "tcp", key.addr)
 		if err != nil {
 			return nil, err
 		}
@@ -449,6 +478,10 @@ func dialH2(ctx context.Context, t *http.Transport, key h2Key, host string) (net
 		return nc, nil
 	}
 	dial := t.DialContext
+	//lint:ignore SA1019 net/http still dials with it
+	if old := t.Dial; dial == nil && old != nil {
+		dial = func(_ context.Context, network, addr string) (net.Conn, error) { return old(network, addr) }
+	}
 	if dial == nil {
 		var d net.Dialer
 		dial = d.DialContext
@@ -466,8 +499,19 @@ func dialH2(ctx context.Context, t *http.Transport, key h2Key, host string) (net
 	}
 	cfg.NextProtos = []string{"h2", "http/1.1"}
 	tc := tls.Client(nc, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	// The transport's TLSHandshakeTimeout bounds the handshake, as
+	// net/http's client bounds it over HTTP/1.1.
+	hctx := ctx
+	if d := t.TLSHandshakeTimeout; d > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeoutCause(ctx, d, errTLSHandshakeTimeout)
+		defer cancel()
+	}
+	if err := tc.HandshakeContext(hctx); err != nil {
 		nc.Close()
+		if ctx.Err() == nil && context.Cause(hctx) == errTLSHandshakeTimeout {
+			err = errTLSHandshakeTimeout
+		}
 		return nil, err
 	}
 	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
@@ -476,6 +520,14 @@ func dialH2(ctx context.Context, t *http.Transport, key h2Key, host string) (net
 	}
 	return tc, nil
 }
+
+// errTLSHandshakeTimeout is the error of a TLS handshake that took longer
+// than the transport's TLSHandshakeTimeout, net/http's words for it.
+var errTLSHandshakeTimeout = errors.New("net/http: TLS handshake timeout")
+
+// errResponseHeaderTimeout is the error of a handshake whose answer took
+// longer than the transport's ResponseHeaderTimeout, net/http's words.
+var errResponseHeaderTimeout = errors.New("net/http: timeout awaiting response headers")
 
 // streamBody reads up to 1 KiB of a refusal's body, within ctx.
 func streamBody(ctx context.Context, s *h2.Stream) string {

@@ -3,7 +3,9 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -378,5 +380,205 @@ func TestDialH2StuckDialHoldsNoOrigin(t *testing.T) {
 	case <-peers:
 		t.Errorf("the Dials behind the stuck one dialed more than one connection")
 	default:
+	}
+}
+
+// dialH2Open dials over a pipe of opts (h2PipeOptions), answers the
+// handshake with 200, and returns the Conn and the server's end.
+func dialH2Open(t *testing.T, opts *DialOptions, peers <-chan *h2Pipe) (*Conn, *h2Pipe) {
+	t.Helper()
+	type result struct {
+		c   *Conn
+		err error
+	}
+	dialed := make(chan result, 1)
+	go func() {
+		c, _, err := Dial(context.Background(), "ws://example.com/ws", opts)
+		dialed <- result{c, err}
+	}()
+	p := <-peers
+	p.open()
+	p.until(0x1)
+	p.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	r := <-dialed
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.c.CloseNow() })
+	return r.c, p
+}
+
+// TestDialH2PoolDropsFailedConns: an HTTP/2 connection that fails under
+// its WebSockets (the server went away) leaves Dial's pool. It stayed
+// there for good, with its transport and buffers, the streams it ended
+// never telling the pool it was idle: one a Dial, for a program that
+// makes a transport per Dial.
+func TestDialH2PoolDropsFailedConns(t *testing.T) {
+	var conns []*Conn
+	ours := map[*http.Transport]bool{}
+	for range 3 {
+		opts, peers := h2PipeOptions(t) // a transport, so a pool key, of its own
+		ours[opts.HTTPClient.Transport.(*http.Transport)] = true
+		c, p := dialH2Open(t, opts, peers)
+		p.nc.Close()
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		_, _, err := c.Read(ctx)
+		cancel()
+		if CloseStatus(err) != StatusAbnormalClosure {
+			t.Errorf("Read after the server went away: %v, want 1006", err)
+		}
+	}
+	waitFor(t, "the failed connections to leave the pool", func() bool {
+		h2Conns.mu.Lock()
+		defer h2Conns.mu.Unlock()
+		for key, pooled := range h2Conns.conns {
+			if ours[key.tr] && len(pooled) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// TestDialH2TransportTimeouts: the HTTP client's transport bounds the TLS
+// handshake (TLSHandshakeTimeout) and the wait for the answer
+// (ResponseHeaderTimeout) over HTTP/2 as it does over HTTP/1.1, with
+// net/http's words. A Dial without a deadline waited for good on a
+// server that said nothing.
+func TestDialH2TransportTimeouts(t *testing.T) {
+	t.Run("TLS handshake", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var held []net.Conn // taken, never answered
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		accepted := make(chan net.Conn, 4)
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				accepted <- c
+			}
+		}()
+		for _, mode := range []HTTP2Mode{HTTP2Disabled, HTTP2Required} {
+			tr := &http.Transport{TLSHandshakeTimeout: 200 * time.Millisecond, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+			opts := &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: mode}
+			done := make(chan error, 1)
+			go func() {
+				c, _, err := Dial(context.Background(), "wss://"+ln.Addr().String()+"/ws", opts)
+				if c != nil {
+					c.CloseNow()
+				}
+				done <- err
+			}()
+			held = append(held, <-accepted)
+			select {
+			case err := <-done:
+				want := "websocket: dial wss://" + ln.Addr().String() + "/ws: net/http: TLS handshake timeout"
+				if err == nil || err.Error() != want {
+					t.Errorf("HTTP2 mode %d: Dial: %v, want %s", mode, err, want)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("HTTP2 mode %d: Dial still under way 5 s in, past a TLSHandshakeTimeout of 200 ms", mode)
+			}
+		}
+	})
+	t.Run("answer", func(t *testing.T) {
+		opts, peers := h2PipeOptions(t)
+		opts.HTTPClient.Transport.(*http.Transport).ResponseHeaderTimeout = 200 * time.Millisecond
+		done := dialH2Async(context.Background(), opts)
+		p := <-peers
+		p.open()
+		p.until(0x1) // the CONNECT, never answered
+		go io.Copy(io.Discard, p.nc)
+		select {
+		case err := <-done:
+			if want := "websocket: dial ws://example.com/ws: net/http: timeout awaiting response headers"; err == nil || err.Error() != want {
+				t.Errorf("Dial: %v, want %s", err, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Dial still under way 5 s in, past a ResponseHeaderTimeout of 200 ms")
+		}
+	})
+}
+
+// TestDialH2MaxResponseHeaderBytes: the transport's MaxResponseHeaderBytes
+// bounds the answer's header over HTTP/2 as over HTTP/1.1, and is what the
+// client announces. A 12 KB header passed a limit of 4 KiB.
+func TestDialH2MaxResponseHeaderBytes(t *testing.T) {
+	opts, peers := h2PipeOptions(t)
+	opts.HTTPClient.Transport.(*http.Transport).MaxResponseHeaderBytes = 4 << 10
+	done := dialH2Async(context.Background(), opts)
+	p := <-peers
+	preface := make([]byte, len("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+	io.ReadFull(p.nc, preface)
+	typ, _, _, settings := p.frame()
+	if typ != 0x4 || !bytes.Contains(settings, []byte{0, 6, 0, 0, 0x10, 0}) {
+		t.Errorf("the client's SETTINGS %x do not announce a header list of 4096 bytes", settings)
+	}
+	p.until(0x8)
+	p.write(0x4, 0, 0, []byte{0, 8, 0, 0, 0, 1})
+	p.until(0x1)
+	block := hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"})
+	block = hpack.AppendField(block, hpack.Field{Name: "x-big", Value: strings.Repeat("v", 12000)})
+	p.write(0x1, 0x4, 1, block)
+	go io.Copy(io.Discard, p.nc)
+	select {
+	case err := <-done:
+		if want := "websocket: handshake failed: http2: stream error PROTOCOL_ERROR: response header list past 4096 bytes"; err == nil || err.Error() != want {
+			t.Errorf("Dial: %v, want %s", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Dial still under way after 5 s")
+	}
+}
+
+// TestDialH2DeprecatedDial: a transport's Dial, deprecated but still what
+// net/http dials with when DialContext is nil, dials over HTTP/2 too. The
+// URL's address was dialed instead.
+func TestDialH2DeprecatedDial(t *testing.T) {
+	peers := make(chan *h2Pipe, 1)
+	//lint:ignore SA1019 the deprecated field is what is tested
+	tr := &http.Transport{Dial: func(_, _ string) (net.Conn, error) {
+		c, s := net.Pipe()
+		s.SetDeadline(time.Now().Add(10 * time.Second))
+		t.Cleanup(func() { s.Close() })
+		peers <- &h2Pipe{t, s}
+		return c, nil
+	}}
+	opts := &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: HTTP2Required}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		// An address that refuses at once, on loopback, should it be dialed.
+		c, _, err := Dial(ctx, "ws://127.0.0.1:1/ws", opts)
+		if c != nil {
+			c.CloseNow()
+		}
+		done <- err
+	}()
+	select {
+	case p := <-peers:
+		p.open()
+		p.until(0x1)
+		p.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+		go io.Copy(io.Discard, p.nc)
+		if err := <-done; err != nil {
+			t.Errorf("Dial through the transport's Dial: %v", err)
+		}
+	case err := <-done:
+		t.Errorf("Dial did not use the transport's Dial: %v", err)
 	}
 }

@@ -48,6 +48,7 @@ func TestDialOverHTTP2(t *testing.T) {
 			t.Run("ServeMux patterns", func(t *testing.T) { testDialH2Mux(t, tls) })
 			t.Run("URL userinfo", func(t *testing.T) { testDialH2Userinfo(t, tls) })
 			t.Run("Host in Header", func(t *testing.T) { testDialH2HeaderHost(t, tls) })
+			t.Run("redirect", func(t *testing.T) { testDialH2Redirect(t, tls) })
 		})
 	}
 }
@@ -442,6 +443,45 @@ func testDialH2Mux(t *testing.T, tls bool) {
 			handshakeEcho(t, c, "via "+tt.path)
 			c.Close(StatusNormalClosure, "")
 		}
+	}
+}
+
+// testDialH2Redirect: a handshake redirected over HTTP/2 (ServeMux sends
+// /ws to /ws/) fails with HTTP2Required, which does not follow redirects;
+// with HTTP2Preferred, Dial goes on over HTTP/1.1, whose client follows
+// it, as with HTTP2Disabled. It failed as with HTTP2Required.
+func testDialH2Redirect(t *testing.T, tls bool) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/ws/", acceptEcho)
+	o := newH2Origin(t, tls, mux.ServeHTTP)
+	for _, tt := range []struct {
+		mode  HTTP2Mode
+		proto string // "" for a failed Dial
+	}{
+		{HTTP2Disabled, "HTTP/1.1"},
+		{HTTP2Preferred, "HTTP/1.1"},
+		{HTTP2Required, ""},
+	} {
+		opts := o.opts
+		opts.HTTP2 = tt.mode
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, resp, err := Dial(ctx, o.url+"/ws", &opts)
+		cancel()
+		if tt.proto == "" {
+			if want := `websocket: handshake failed: server answered "307 Temporary Redirect", not 200`; err == nil || err.Error() != want {
+				t.Errorf("HTTP2 mode %d: Dial: %v, want %s", tt.mode, err, want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("HTTP2 mode %d: Dial: %v", tt.mode, err)
+			continue
+		}
+		if resp.Proto != tt.proto || resp.Request.URL.Path != "/ws/" {
+			t.Errorf("HTTP2 mode %d: answered over %s for %s, want %s for /ws/", tt.mode, resp.Proto, resp.Request.URL.Path, tt.proto)
+		}
+		handshakeEcho(t, c, "redirected")
+		c.Close(StatusNormalClosure, "")
 	}
 }
 

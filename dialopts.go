@@ -139,9 +139,10 @@ const (
 	// ALPN (wss://), does not answer HTTP/2 with prior knowledge (ws://),
 	// or does not announce SETTINGS_ENABLE_CONNECT_PROTOCOL. Such a refusal
 	// is remembered for five minutes per origin and HTTP client
-	// transport, in which Dial goes straight to HTTP/1.1.
+	// transport, in which Dial goes straight to HTTP/1.1. A redirect
+	// answered over HTTP/2 is followed over HTTP/1.1 too.
 	HTTP2Preferred
 	// HTTP2Required dials over HTTP/2 or fails with an error wrapping
-	// ErrHTTP2Unavailable that says why not.
+	// ErrHTTP2Unavailable that says why not; it follows no redirect.
 	HTTP2Required
 )

@@ -41,7 +41,8 @@ const (
 // the frames readLoop and readers owe the server (acknowledgements,
 // WINDOW_UPDATE, RST_STREAM), so that neither waits on a blocked socket.
 type ClientConn struct {
-	nc net.Conn // immutable
+	nc          net.Conn // immutable
+	headerLimit uint32   // immutable: the response header list we take, and announce
 
 	// wlock is the write lock, a channel so that a writer can give up
 	// when its deadline passes: held while frames go into bw and out.
@@ -97,8 +98,16 @@ type ClientConn struct {
 // onIdle, if not nil, is called each time the connection's last stream
 // ends with no Reserve outstanding.
 func NewClientConn(nc net.Conn, onIdle func()) (*ClientConn, error) {
+	return NewClientConnLimit(nc, onIdle, MaxHeaderList)
+}
+
+// NewClientConnLimit is NewClientConn with headerLimit, not MaxHeaderList,
+// bounding a response's header list (and its encoded block), and
+// announced as SETTINGS_MAX_HEADER_LIST_SIZE.
+func NewClientConnLimit(nc net.Conn, onIdle func(), headerLimit uint32) (*ClientConn, error) {
 	cc := &ClientConn{
 		nc:            nc,
+		headerLimit:   headerLimit,
 		wlock:         make(chan struct{}, 1),
 		ctrlKick:      make(chan struct{}, 1),
 		streams:       map[uint32]*Stream{},
@@ -116,7 +125,7 @@ func NewClientConn(nc net.Conn, onIdle func()) (*ClientConn, error) {
 	b := append([]byte(preface), appendSettings(nil,
 		settingEnablePush, 0,
 		settingInitialWindowSize, StreamWindow,
-		settingMaxHeaderListSize, MaxHeaderList,
+		settingMaxHeaderListSize, headerLimit,
 	)...)
 	b = appendWindowUpdate(b, 0, connWindow-defaultWindow)
 	if _, err := nc.Write(b); err != nil {
@@ -239,6 +248,10 @@ func (cc *ClientConn) fail(err error) {
 	cc.err = err
 	streams := cc.streams
 	cc.streams = map[uint32]*Stream{}
+	// The streams leave without removeStream, which would have called
+	// onIdle for the last: the connection's owner (Dial's pool) must
+	// hear that it is done with, or keep it for good.
+	idle := len(streams) > 0 && cc.idleLocked()
 	cc.mu.Unlock()
 	if tc, ok := cc.nc.(*tls.Conn); ok {
 		// Without TLS's close_notify alert: crypto/tls would wait up to
@@ -252,6 +265,9 @@ func (cc *ClientConn) fail(err error) {
 		s.end(err, err)
 	}
 	close(cc.done)
+	if idle {
+		cc.onIdle()
+	}
 }
 
 // failWith reports a connection error of ours to the server in a GOAWAY
@@ -528,8 +544,8 @@ func (cc *ClientConn) onContinuation(h frameHeader, p []byte) error {
 	if cc.blockID == 0 || h.streamID != cc.blockID {
 		return connError(ErrCodeProtocol, "CONTINUATION outside a header block")
 	}
-	if len(cc.block)+len(p) > maxHeaderBlock {
-		return connError(ErrCodeEnhanceYourCalm, "header block past %d bytes", maxHeaderBlock)
+	if limit := max(int(cc.headerLimit), maxHeaderBlock); len(cc.block)+len(p) > limit {
+		return connError(ErrCodeEnhanceYourCalm, "header block past %d bytes", limit)
 	}
 	cc.block = append(cc.block, p...)
 	if h.flags&flagEndHeaders == 0 {
@@ -549,7 +565,7 @@ func (cc *ClientConn) endBlock() error {
 		cc.block = nil
 	}
 	var fields []hpack.Field
-	err := cc.dec.Decode(block, MaxHeaderList, func(f hpack.Field) { fields = append(fields, f) })
+	err := cc.dec.Decode(block, uint64(cc.headerLimit), func(f hpack.Field) { fields = append(fields, f) })
 	if err != nil && !errors.Is(err, hpack.ErrListTooLarge) {
 		// §4.3: "A decoding error in a header block MUST be treated as a
 		// connection error of type COMPRESSION_ERROR."
@@ -563,7 +579,7 @@ func (cc *ClientConn) endBlock() error {
 		return nil
 	}
 	if err != nil {
-		return streamError(ErrCodeProtocol, "response header list past %d bytes", MaxHeaderList)
+		return streamError(ErrCodeProtocol, "response header list past %d bytes", cc.headerLimit)
 	}
 	return s.receiveHeaders(fields, end)
 }
