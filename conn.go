@@ -413,10 +413,7 @@ func (c *Conn) closeTransport(cause error) bool {
 		s.unpark()
 	}
 	c.tr.close()
-	if c.reg != nil && c.srv.Load() == nil {
-		// A served connection leaves its registry once its onClose has
-		// returned (server.run), which follows this; one that Serve takes
-		// after this look leaves it twice, which is harmless.
+	if c.reg != nil {
 		c.reg.remove(c)
 	}
 	return true

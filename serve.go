@@ -169,11 +169,6 @@ func (s *server) run() {
 				s.timer.Stop()
 			}
 			s.onClose(err)
-			if c.reg != nil {
-				// The error closed the connection, and a shutdown
-				// waits for onClose too (closeTransport).
-				c.reg.remove(c)
-			}
 			return
 		}
 		s.inCallback.Store(true)

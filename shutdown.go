@@ -44,8 +44,7 @@ func (r *Registry) reason() string {
 }
 
 // Len returns how many connections the registry holds: accepted and not
-// yet closed, or, for a connection given to Serve, whose onClose has not
-// yet returned.
+// yet closed.
 func (r *Registry) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -119,8 +118,10 @@ func (r *Registry) signalLocked() {
 // refusal completes, and its connection is closed in the same way, Accept
 // returning an error. Shutdown waits for all of
 // them, or until ctx ends: it then closes the rest without waiting and
-// returns ctx's error. It returns nil once every connection has closed
-// and, for one given to Serve, its onClose has returned.
+// returns ctx's error. It returns nil once every connection has closed;
+// the onClose of a connection given to Serve may be running still (a
+// program that must wait for those counts them itself: were Shutdown to
+// wait for them, one called from an onClose would wait for itself).
 // With a ctx that has ended already, the close frames still go out first
 // on plain TCP connections; over TLS or HTTP/2 they may not.
 // Calling it again waits again.

@@ -145,9 +145,9 @@ func TestRegistryShutdownDeadline(t *testing.T) {
 					t.Fatal("a connection stayed open after the shutdown's deadline")
 				}
 			}
-			// Each leaves the registry as its onClose returns, which
-			// the shutdown, its context ended, did not wait for.
-			waitFor(t, "the registry to empty", func() bool { return reg.Len() == 0 })
+			if n := reg.Len(); n != 0 {
+				t.Errorf("registry holds %d after Shutdown", n)
+			}
 		})
 	}
 }
@@ -242,47 +242,31 @@ func TestRegistryShutdownBehindBacklog(t *testing.T) {
 	}
 }
 
-// TestRegistryShutdownWaitsForOnClose: a served connection counts in its
-// registry until its onClose has returned, so that Shutdown returns after
-// the cleanup of every connection it closed. It returned once the
-// connections had closed, before their onClose ran.
-func TestRegistryShutdownWaitsForOnClose(t *testing.T) {
+// TestRegistryShutdownFromOnClose: a Shutdown called from the onClose of
+// the last connection returns at once, that connection having closed.
+// Had Shutdown waited for every onClose to return, it would wait for its
+// own caller.
+func TestRegistryShutdownFromOnClose(t *testing.T) {
 	t.Parallel()
 	reg := new(Registry)
-	closing, release := make(chan error, 1), make(chan struct{})
+	got := make(chan error, 1)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Accept(w, r, &AcceptOptions{Registry: reg})
 		if err != nil {
 			return
 		}
-		c.Serve(func(MessageType, []byte) {}, func(err error) {
-			closing <- err
-			<-release
+		c.Serve(func(MessageType, []byte) {}, func(error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			got <- reg.Shutdown(ctx)
 		})
 	}))
 	defer s.Close()
 	c := dialT(t, wsURL(s), nil)
-	go c.Read(context.Background()) // answers the close
 	waitFor(t, "the connection to be registered", func() bool { return reg.Len() == 1 })
-	shut := make(chan error, 1)
-	go func() { shut <- reg.Shutdown(context.Background()) }()
-	if err := <-closing; CloseStatus(err) != StatusGoingAway {
-		t.Errorf("onClose got %v, want the 1001 echoed", err)
-	}
-	select {
-	case err := <-shut:
-		t.Fatalf("Shutdown returned %v while onClose ran", err)
-	case <-time.After(50 * time.Millisecond):
-	}
-	if n := reg.Len(); n != 1 {
-		t.Errorf("Len is %d while onClose runs, want 1", n)
-	}
-	close(release)
-	if err := <-shut; err != nil {
-		t.Errorf("Shutdown: %v", err)
-	}
-	if n := reg.Len(); n != 0 {
-		t.Errorf("Len is %d after Shutdown, want 0", n)
+	c.Close(StatusNormalClosure, "bye")
+	if err := <-got; err != nil {
+		t.Errorf("Shutdown from onClose: %v, want nil", err)
 	}
 }
 
