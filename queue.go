@@ -234,6 +234,14 @@ func (c *Conn) joinBacklogLocked() {
 		*c.pend = append(*c.pend, *b...)
 		putPend(b)
 	}
+	c.queueBehindCloseLocked()
+}
+
+// queueBehindCloseLocked queues a shutdown's close frame that waited for
+// the backlog (intentBehind), and reports whether there was one.
+//
+// The caller holds pendMu.
+func (c *Conn) queueBehindCloseLocked() bool {
 	c.mu.Lock()
 	ce, behind := c.endErr.(CloseError)
 	behind = behind && c.endIntent == intentBehind
@@ -242,10 +250,10 @@ func (c *Conn) joinBacklogLocked() {
 	}
 	c.mu.Unlock()
 	if behind {
-		// A shutdown's close frame, which waited for the backlog.
 		c.closeSent = true
 		c.pushLocked(header{fin: true, op: opClose}, mustClosePayload(ce.Code, ce.Reason))
 	}
+	return behind
 }
 
 // enqueueFrame appends the frame of a whole message to the queue, never
@@ -270,8 +278,12 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		// goes first: that holder may have let go after its last look.
 		c.joinBacklogLocked()
 		if err := c.writableLocked("write"); err != nil {
-			// A shutdown's close frame followed it; the caller's
-			// unlockMsg has the queue written.
+			// A shutdown's close frame followed it. Nothing armed the
+			// timer for what the backlog brought, nor will the caller's
+			// unlockMsg, which finds no backlog.
+			if !c.flusher {
+				c.armFlushTimerLocked(0)
+			}
 			c.pendMu.Unlock()
 			return err
 		}

@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"sync"
+	"time"
 	"unicode/utf8"
 )
 
@@ -173,6 +174,11 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 	r.signalLocked()
 	r.mu.Unlock()
 	for _, c := range conns {
+		// A close frame still waiting goes first, before the connection
+		// is closed.
+		c.goingAwayNow()
+	}
+	for _, c := range conns {
 		c.CloseNow()
 	}
 	select {
@@ -215,9 +221,13 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 	if behind {
 		// Messages that Enqueue or Broadcast took wait for the message
 		// being written (msgMu): the close frame goes behind them, when
-		// they join the queue as msgMu is let go (joinBacklogLocked).
+		// they join the queue as msgMu is let go (joinBacklogLocked),
+		// or after half the close timeout without them (a Writer's
+		// message may stay open), leaving the peer the other half to
+		// answer.
 		c.pendMu.Unlock()
 		c.armCloseTimeout()
+		time.AfterFunc(c.closeTimeout/2, c.goingAwayNow)
 		if c.msgMu.tryLock() {
 			// Its holder let go after the look above.
 			c.unlockMsg()
@@ -231,4 +241,26 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 	}
 	c.pendMu.Unlock()
 	c.armCloseTimeout()
+}
+
+// goingAwayNow queues a shutdown's close frame still waiting for the
+// backlog (intentBehind) at once, and has it written: the message the
+// backlog waits for may never end. The backlog, which cannot go in the
+// middle of that message, is dropped, as behind any close frame sent
+// while a message was open.
+func (c *Conn) goingAwayNow() {
+	c.pendMu.Lock()
+	if c.writableLocked("close") != nil {
+		c.pendMu.Unlock()
+		return
+	}
+	if b := c.backlog.Load(); b == nil || !c.queueBehindCloseLocked() {
+		c.pendMu.Unlock()
+		return
+	}
+	if b := c.backlog.Swap(nil); b != nil {
+		putPend(b)
+	}
+	c.pendMu.Unlock()
+	c.flushQueueNow()
 }

@@ -191,6 +191,22 @@ func TestRegistryShutdownBehindWaitingWriter(t *testing.T) {
 	}
 }
 
+// startShutdown starts reg's shutdown with a context ending after d, and
+// returns its result's channel once sc has its close to send.
+func startShutdown(t *testing.T, reg *Registry, sc *Conn, d time.Duration) <-chan error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	shut := make(chan error, 1)
+	go func() { shut <- reg.Shutdown(ctx) }()
+	waitFor(t, "the shutdown to begin", func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.endErr != nil
+	})
+	return shut
+}
+
 // TestRegistryShutdownBehindBacklog: messages that Enqueue and Broadcast
 // took while another message was being written (they wait for it, in the
 // backlog) go out before a shutdown's close frame, as the messages queued
@@ -215,15 +231,7 @@ func TestRegistryShutdownBehindBacklog(t *testing.T) {
 	if n := pm.Broadcast(sc); n != 1 {
 		t.Fatalf("Broadcast took %d connections, want 1", n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- reg.Shutdown(ctx) }()
-	waitFor(t, "the shutdown to begin", func() bool {
-		sc.mu.Lock()
-		defer sc.mu.Unlock()
-		return sc.endErr != nil
-	})
+	shut := startShutdown(t, reg, sc, 500*time.Millisecond)
 	if err := sc.Enqueue(MessageText, []byte("c")); err != nil {
 		t.Fatalf("Enqueue while the close waits: %v", err)
 	}
@@ -240,6 +248,83 @@ func TestRegistryShutdownBehindBacklog(t *testing.T) {
 	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want its context's end (the peer never answers)", err)
 	}
+}
+
+// TestRegistryShutdownBehindOpenWriter: a shutdown's close frame that
+// waits for messages held back behind a Writer's open message goes out,
+// between the message's frames, once the shutdown's context ends, or
+// after half the close timeout: the message may never end. It waited
+// for the message, and the connection was closed without it.
+func TestRegistryShutdownBehindOpenWriter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name         string
+		ctx          time.Duration
+		closeTimeout time.Duration
+	}{
+		{"context ends", 300 * time.Millisecond, 5 * time.Second},
+		{"half the close timeout", 10 * time.Second, 600 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reg := new(Registry)
+			nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: tc.closeTimeout})
+			w, err := sc.Writer(context.Background(), MessageBinary)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.Write(make([]byte, writeBufferSize)); err != nil { // a frame goes out
+				t.Fatal(err)
+			}
+			if err := sc.Enqueue(MessageText, []byte("a")); err != nil { // held back for the message
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), tc.ctx)
+			defer cancel()
+			shut := make(chan error, 1)
+			go func() { shut <- reg.Shutdown(ctx) }()
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			first := make([]byte, 4+writeBufferSize)
+			if _, err := io.ReadFull(nc, first); err != nil || string(first[:4]) != "\x02\x7e\x10\x00" {
+				t.Fatalf("first frame's header %q, %v; want the message's first fragment", first[:4], err)
+			}
+			if got, err := readServerFrame(nc); err != nil || got != "\x88\x16\x03\xe9server shutting down" {
+				t.Fatalf("frame %q, %v; want the shutdown's close frame", got, err)
+			}
+			cancel()
+			<-shut
+		})
+	}
+}
+
+// TestRegistryShutdownBehindJoinedByEnqueue: an Enqueue that takes the
+// message lock and joins a backlog a shutdown's close frame waits for
+// has the queue written. The close frame joined the queue, which nothing
+// then wrote, until the close timeout closed the connection without it.
+func TestRegistryShutdownBehindJoinedByEnqueue(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second})
+	if !sc.msgMu.tryLock() { // as a Write under way
+		t.Fatal("message lock taken on a new connection")
+	}
+	if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	shut := startShutdown(t, reg, sc, 500*time.Millisecond)
+	// The Write lets go having looked for a backlog before there was one,
+	// and an Enqueue takes the lock before its second look.
+	sc.msgMu.unlock()
+	if err := sc.Enqueue(MessageText, []byte("b")); !errors.Is(err, ErrCloseSent) {
+		t.Errorf("Enqueue after the close frame: %v, want ErrCloseSent", err)
+	}
+	nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for _, want := range []string{"\x81\x01a", "\x88\x16\x03\xe9server shutting down"} {
+		if got, err := readServerFrame(nc); err != nil || got != want {
+			t.Fatalf("frame %q, %v; want %q", got, err, want)
+		}
+	}
+	<-shut
 }
 
 // TestRegistryShutdownFromOnClose: a Shutdown called from the onClose of
