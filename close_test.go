@@ -329,7 +329,10 @@ func TestCloseCutShort(t *testing.T) {
 // not a 1002 never sent.
 func TestFailBehindPendingClose(t *testing.T) {
 	t.Parallel()
-	nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 5 * time.Second})
+	// Close's frame must outwait the Write, which ends as fast as the
+	// peer reads 32 MiB: it took over 5 s in a CI run under -race beside
+	// other load, and Close gave up.
+	nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 30 * time.Second})
 	wrote := make(chan error, 1)
 	// 32 MiB fill the socket buffers; the peer drains them in a fraction
 	// of a second once it reads.
