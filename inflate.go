@@ -2,6 +2,7 @@ package websocket
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -175,14 +176,18 @@ func (c *Conn) inflatedLocked(ctx context.Context, p []byte, err error, limit in
 	switch {
 	case err == nil:
 		return n, nil
+	case err == io.ErrUnexpectedEOF && in.fr.EndedInBlock():
+		// The tail appended to the message did not end its last block,
+		// but went into it as data: the message was cut inside a block.
+		return 0, c.inflateFailLocked(StatusInvalidFramePayloadData, limit, errInflateCut)
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		// The stream ended where the message did: the decoder ran out of
-		// input, which it reports as an unexpected end since a message
-		// ends with a sync flush, not a final block (that is after its
-		// tail, or, leniently, with the tail taken for the last bits of a
-		// block cut short); or a final block ended it, after which what is
-		// left of the message is dropped. The decoder has ended the stream
-		// either way, keeping its history under context takeover.
+		// input after the empty stored block of the message's tail,
+		// which it reports as an unexpected end since a message ends
+		// with a sync flush, not a final block; or a final block ended
+		// it, after which what is left of the message is dropped. The
+		// decoder has ended the stream either way, keeping its history
+		// under context takeover.
 		in.open = false
 		if err == io.EOF {
 			if err := c.dropAfterFinalLocked(ctx); err != nil {
@@ -227,6 +232,10 @@ func (c *Conn) inflateWaitLocked(ctx context.Context) error {
 	}
 	return nil
 }
+
+// errInflateCut is the corruption of a compressed message whose data
+// ends inside a DEFLATE block.
+var errInflateCut = errors.New("message ends inside a block")
 
 // inflateFailLocked fails the connection over the message being
 // inflated, with code, err being the cause: the read limit, limit,

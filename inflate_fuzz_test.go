@@ -111,8 +111,13 @@ func fuzzInflatePeer(plan *fuzzPlan, msgs []byte, masked bool, limit int64, take
 			out, err := io.ReadAll(io.LimitReader(r, limit+1))
 			invalid := err != nil && err != io.ErrUnexpectedEOF
 			z := &flatetest.Inflater{Window: 1 << bits, Lax: true, Out: bytes.Clone(dict), Max: int(limit) + 1}
-			if lax, err := z.Message(in); errors.Is(err, flatetest.ErrBeyondWindow) && len(lax) < len(out) {
+			lax, err := z.Message(in)
+			switch {
+			case errors.Is(err, flatetest.ErrBeyondWindow) && len(lax) < len(out):
 				out, invalid = out[:len(lax)], true
+			case err == io.ErrUnexpectedEOF && z.Cut:
+				// The tail went into a block cut short, as its data.
+				invalid = true
 			}
 			if invalid && int64(len(out)) <= limit {
 				w.fails = append(w.fails, StatusInvalidFramePayloadData)

@@ -89,6 +89,22 @@ func TestHostileDeflateScenarios(t *testing.T) {
 			t.Fatalf("Read: %q, %v", p, err)
 		}
 	})
+	t.Run("cut inside a block", func(t *testing.T) {
+		// The 00 00 ff ff a receiver appends went into the block as its
+		// data, and was delivered as if the peer had sent it. A stored
+		// block claiming 100 bytes and carrying 3; the Huffman block of
+		// z without its last bytes (its end code among them).
+		for _, payload := range [][]byte{
+			{0x00, 100, 0, ^byte(100), 0xff, 'a', 'b', 'c'},
+			z[:len(z)-3],
+		} {
+			c, _ := hostileDeflatePeer(t, takeover, fuzzAppendFrame(nil, true, rsv1, opBinary, false, payload))
+			_, p, err := c.Read(ctx)
+			if pe, ok := errors.AsType[*ProtocolError](err); !ok || pe.Code != StatusInvalidFramePayloadData {
+				t.Errorf("Read of %x: %q, %v; want a 1007 failure", payload[:min(len(payload), 8)], p, err)
+			}
+		}
+	})
 	t.Run("tail left in", func(t *testing.T) {
 		var s []byte
 		s = fuzzAppendFrame(s, true, rsv1, opText, false, append(bytes.Clone(z), flate.FlushTail...))

@@ -50,6 +50,7 @@ type Reader struct {
 
 	windowBits uint8 // immutable
 	takeover   bool  // history outlives a stream; immutable
+	cut        bool  // the last stream ran out inside a block (EndedInBlock)
 
 	d      *decoder    // the working state while a stream is being read
 	paused *pausedRead // what of it Pause kept, while d is nil
@@ -103,6 +104,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	if err != nil {
+		r.cut = err == io.ErrUnexpectedEOF && (r.d.stage == stageStored || r.d.stage == stageHuffman)
 		r.endStream()
 	}
 	if err == nil || r.takeover {
@@ -110,6 +112,14 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// EndedInBlock reports whether the stream that the last Read ended with
+// io.ErrUnexpectedEOF ran out inside a block, short of a stored block's
+// length or of a Huffman block's end code, rather than between blocks:
+// the last bytes it decoded then may be no more than what src ended with.
+// A message of RFC 7692 ends between blocks, after an empty stored block,
+// once its receiver has appended 00 00 ff ff.
+func (r *Reader) EndedInBlock() bool { return r.cut }
 
 // Reset forgets the history, and ends any stream being read, so that the
 // next Read starts a stream that decodes on its own.

@@ -28,6 +28,12 @@ type Inflater struct {
 	Matched int    // bytes decoded from back-references
 	Blocks  [3]int // blocks seen, by type: stored, fixed, dynamic
 	Max     int    // with Lax, stop once a message decodes to more (0: no limit)
+	// Cut is set by a Lax Message whose input ran out inside a block, short
+	// of a stored block's length or of a Huffman block's end code, rather
+	// than between blocks.
+	Cut bool
+
+	inBlock bool // decoding a block's data
 
 	in  []byte
 	bit int // position in in, in bits
@@ -155,6 +161,7 @@ func (z *Inflater) decode(h *huffman) int {
 // stops with ErrMax.
 func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 	z.in, z.bit = p, 0
+	z.Cut, z.inBlock = false, false
 	start := len(z.Out)
 	defer func() {
 		if r := recover(); r != nil {
@@ -164,7 +171,7 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 			}
 			switch {
 			case errors.Is(e, io.ErrUnexpectedEOF):
-				e = io.ErrUnexpectedEOF
+				e, z.Cut = io.ErrUnexpectedEOF, z.inBlock
 			case errors.Is(e, ErrMax):
 				e = ErrMax
 			}
@@ -185,9 +192,11 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 				z.corrupt("stored LEN %#x NLEN %#x", n, nn)
 			}
 			if z.Lax {
+				z.inBlock = true
 				for range n {
 					z.Out = append(z.Out, byte(z.bits(8)))
 				}
+				z.inBlock = false
 				z.checkMax(start)
 			} else {
 				if z.bit>>3+n > len(z.in) {
@@ -275,6 +284,7 @@ func (z *Inflater) checkMax(start int) {
 }
 
 func (z *Inflater) symbols(start int, lit, dist *huffman) {
+	z.inBlock = true // until the end code; a panic leaves it set
 	for {
 		z.checkMax(start)
 		s := z.decode(lit)
@@ -283,6 +293,7 @@ func (z *Inflater) symbols(start int, lit, dist *huffman) {
 			z.Out = append(z.Out, byte(s))
 			continue
 		case s == 256:
+			z.inBlock = false
 			return
 		case s > 285:
 			z.corrupt("length symbol %d", s)
