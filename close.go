@@ -278,6 +278,26 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	return pe
 }
 
+// failNowLocked fails the connection as failLocked does, but closes it
+// as soon as its close frame is out, without waiting for the peer's: for
+// a read whose context ended inside a message, which must not outlast
+// its context by the close timeout (the peer has likely stalled).
+//
+// The caller holds readMu.
+func (c *Conn) failNowLocked(pe *ProtocolError) error {
+	if c.isClosed() {
+		return pe
+	}
+	c.setFirstEnd(pe, noIntent)
+	ctx, cancel := context.WithTimeout(context.Background(), min(c.closeTimeout, 100*time.Millisecond))
+	if err := c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe); err != nil && !isCloseSent(err) {
+		c.setEnd(unsentEnd(pe))
+	}
+	cancel()
+	c.closeTransport(nil)
+	return pe
+}
+
 // drainUntilCloseLocked reads and drops frames until the peer's close frame
 // arrives, the transport fails, or deadline passes. It checks nothing but
 // the framing: our close frame is sent, nothing more is delivered.

@@ -33,6 +33,20 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 			return errPongQueued
 		}
 		if err != nil && !errors.Is(err, ErrClosed) {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				// The pong waited, the queue full, for a writer at work
+				// until ctx ended: queue it past the limit (it is small)
+				// for that writer or the timer to send, and let the
+				// read end as any read whose context ends.
+				c.pendMu.Lock()
+				if c.writableLocked("pong") == nil {
+					c.pushLocked(header{fin: true, op: opPong}, payload)
+					if !c.flusher {
+						c.armFlushTimerLocked(0)
+					}
+				}
+				c.pendMu.Unlock()
+			}
 			return err
 		}
 		return nil

@@ -137,12 +137,12 @@ func (c *Conn) readAppend(ctx context.Context, dst []byte, untilIdle bool) (Mess
 		return 0, dst, err
 	}
 	defer c.readUnlock()
-	p, rest := dst, dst != nil
+	p, rest, base := dst, dst != nil, len(dst)
 	if dst == nil {
 		p, rest, err = c.readWholeLocked(ctx)
 	}
 	if rest {
-		p, err = c.readRestLocked(ctx, p)
+		p, err = c.readRestLocked(ctx, p, base)
 	}
 	if err != nil {
 		return 0, dst, err
@@ -156,6 +156,12 @@ func (c *Conn) readAppend(ctx context.Context, dst []byte, untilIdle bool) (Mess
 func (c *Conn) beginRead(ctx context.Context, untilIdle bool) (MessageType, error) {
 	if err := c.lock(ctx, &c.readMu, "read"); err != nil {
 		return 0, err
+	}
+	if err := ctx.Err(); err != nil {
+		// A free lock is taken whatever ctx says: a read that starts with
+		// ctx ended must not begin a message it cannot finish.
+		c.readUnlock()
+		return 0, opErr("read", err)
 	}
 	typ, err := c.nextMessageLocked(ctx, untilIdle)
 	if err != nil {
@@ -200,9 +206,11 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 		return 0, c.closedErr("read")
 	}
 	n, err := c.readMessageLocked(c.readerCtx, p)
-	if err != nil {
+	if err != nil && !c.isClosed() {
 		c.msgOpen = false
 	}
+	// A message cut short by the end of the connection stays open, so
+	// that later Reads report that end rather than io.EOF.
 	return n, err
 }
 
@@ -445,13 +453,14 @@ func (c *Conn) discardMessageLocked(ctx context.Context) error {
 	}
 }
 
-// readRestLocked appends the rest of the current message to dst.
+// readRestLocked appends the rest of the current message to dst, whose
+// first base bytes are not the message's.
 //
 // The caller holds readMu.
-func (c *Conn) readRestLocked(ctx context.Context, dst []byte) ([]byte, error) {
+func (c *Conn) readRestLocked(ctx context.Context, dst []byte, base int) ([]byte, error) {
 	for {
 		if len(dst) == cap(dst) && (c.frameLeft > 0 || !c.frame.fin || c.msgCompressed) {
-			dst = c.growLocked(dst)
+			dst = c.growLocked(dst, base)
 		}
 		n, err := c.readMessageLocked(ctx, dst[len(dst):cap(dst)])
 		dst = dst[:len(dst)+n]
@@ -582,18 +591,19 @@ func (list *chunkList) gather(p []byte) {
 // arrived justifies it (restJustifiedLocked); otherwise, and for a
 // message still in fragments or compressed, dst doubles, which only bytes
 // that already arrived justify. dst never grows past the read limit but
-// for one byte, enough to see it crossed.
+// for one byte, enough to see it crossed: the message's bytes, after
+// the first base bytes of dst, which are the caller's.
 //
 // The caller holds readMu.
-func (c *Conn) growLocked(dst []byte) []byte {
+func (c *Conn) growLocked(dst []byte, base int) []byte {
 	extra := c.frameLeft
-	if !c.restJustifiedLocked(len(dst), true) {
+	if !c.restJustifiedLocked(len(dst)-base, true) {
 		extra = max(int64(len(dst)), 512)
 	}
 	if limit := c.readLimit.Load(); limit >= 0 {
 		// A frame accepted under a larger limit may still be read whole;
 		// a compressed frame's bytes say nothing of what it inflates to.
-		room := limit - int64(len(dst))
+		room := limit - int64(len(dst)-base)
 		if !c.msgCompressed {
 			room = max(room, c.frameLeft)
 		}
@@ -859,13 +869,13 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 		return c.peerClosedLocked(ce)
 	case c.isClosed(), err == errStreamQuiesced:
 		return c.closedErrFor(ctx, "read")
-	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || c.isClosed()):
+	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ctx.Err()) || c.isClosed()):
 		if !mid {
 			return opErr("read", ctx.Err())
 		}
 		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
 		pe.err = ctx.Err()
-		return c.failLocked(pe)
+		return c.failNowLocked(pe)
 	default:
 		lost := &lostError{err}
 		c.closeTransport(lost)

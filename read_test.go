@@ -485,7 +485,7 @@ func TestRestJustifiedByKernel(t *testing.T) {
 		// The header was read: this Read takes the message's payload.
 		p, rest, err := sc.readWholeLocked(ctx)
 		if rest {
-			p, err = sc.readRestLocked(ctx, p)
+			p, err = sc.readRestLocked(ctx, p, 0)
 		}
 		sc.readUnlock()
 		if err != nil || !bytes.Equal(p, payload) {
@@ -640,7 +640,7 @@ func TestGrowDoubles(t *testing.T) {
 		c := newConn(&connConfig{tr: transport{rw: &trickle{}}})
 		c.frame.fin, c.msgCompressed, c.frameLeft = tc.fin, tc.compressed, tc.frameLeft
 		dst := make([]byte, tc.have)
-		got := c.growLocked(dst)
+		got := c.growLocked(dst, 0)
 		if len(got) != tc.have || cap(got) != tc.wantCap {
 			t.Errorf("%s: grown to len %d cap %d, want len %d cap %d", tc.name, len(got), cap(got), tc.have, tc.wantCap)
 		}

@@ -1,0 +1,168 @@
+package websocket
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// serverAndRaw accepts a connection with opts from a raw client, and
+// returns the accepted Conn, held open until the test ends, and the
+// client's socket.
+func serverAndRaw(t *testing.T, opts *AcceptOptions) (*Conn, net.Conn) {
+	t.Helper()
+	conns := make(chan *Conn, 1)
+	release := make(chan struct{})
+	s := echoServer(t, opts, func(c *Conn) { conns <- c; <-release })
+	t.Cleanup(func() { close(release) })
+	nc := rawClient(t, s.Listener.Addr().String())
+	return await(t, conns, "the accepted connection"), nc
+}
+
+// clientHeader is a masked frame header (key 0) whose first byte is b0,
+// claiming n bytes of payload.
+func clientHeader(b0 byte, n uint64) []byte {
+	var b []byte
+	if n <= 0xffff {
+		b = binary.BigEndian.AppendUint16([]byte{b0, 0x80 | 126}, uint16(n))
+	} else {
+		b = binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, n)
+	}
+	return append(b, 0, 0, 0, 0)
+}
+
+// TestReaderAfterFailure: a Reader whose message failed part way (bad
+// UTF-8, its context ending) reports the connection's end on the next
+// Read, not io.EOF, which made the cut message read as whole.
+func TestReaderAfterFailure(t *testing.T) {
+	t.Parallel()
+	t.Run("bad UTF-8", func(t *testing.T) {
+		t.Parallel()
+		sc, nc := serverAndRaw(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+		io.WriteString(nc, clientFrame(0x01, "abc")+clientFrame(0x80, "\xff"))
+		_, r, err := sc.Reader(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, make([]byte, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Read(make([]byte, 10)); CloseStatus(err) != StatusInvalidFramePayloadData {
+			t.Fatalf("Read of the bad byte: %v, want 1007", err)
+		}
+		if n, err := r.Read(make([]byte, 10)); err == nil || err == io.EOF || !errors.Is(err, ErrClosed) {
+			t.Errorf("Read after the failure: %d, %v; want the connection's end", n, err)
+		}
+	})
+	t.Run("context", func(t *testing.T) {
+		t.Parallel()
+		sc, nc := serverAndRaw(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+		io.WriteString(nc, clientFrame(0x02, "abc"))
+		ctx, cancel := context.WithCancel(context.Background())
+		_, r, err := sc.Reader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(r, make([]byte, 3)); err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(50*time.Millisecond, cancel)
+		if _, err := r.Read(make([]byte, 10)); CloseStatus(err) != StatusPolicyViolation {
+			t.Fatalf("Read as the context ends: %v, want 1008", err)
+		}
+		if n, err := r.Read(make([]byte, 10)); err == nil || err == io.EOF || !errors.Is(err, ErrClosed) {
+			t.Errorf("Read after the failure: %d, %v; want the connection's end", n, err)
+		}
+	})
+}
+
+// TestReadContextEndedBefore: a Read given a context that has ended
+// returns its error and leaves the connection as it is, even with a
+// message's header buffered. It took the header, waited for the rest,
+// and failed the connection with 1008.
+func TestReadContextEndedBefore(t *testing.T) {
+	t.Parallel()
+	sc, nc := serverAndRaw(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+	b := []byte(clientFrame(0x82, "one"))
+	b = append(b, clientHeader(0x82, 1000)...)
+	nc.Write(append(b, make([]byte, 10)...))
+	if _, p, err := sc.Read(context.Background()); err != nil || string(p) != "one" {
+		t.Fatalf("Read: %q, %v", p, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, _, err := sc.Read(ctx); err == nil || err.Error() != "websocket: read: context canceled" || !errors.Is(err, context.Canceled) {
+		t.Errorf("Read with an ended context: %v, want websocket: read: context canceled", err)
+	}
+	nc.Write(make([]byte, 990))
+	if _, p, err := sc.Read(context.Background()); err != nil || len(p) != 1000 {
+		t.Errorf("Read of the message after: %d bytes, %v", len(p), err)
+	}
+}
+
+// TestReadContextInsideMessagePrompt: a Read whose context ends inside a
+// message (the peer stalled) fails the connection with 1008 and returns
+// at once, not after waiting the close timeout for a peer that sends
+// nothing more: 5.1 s for a 100 ms context.
+func TestReadContextInsideMessagePrompt(t *testing.T) {
+	t.Parallel()
+	sc, nc := serverAndRaw(t, nil) // the default close timeout, 5 s
+	nc.Write(append(clientHeader(0x82, 1000), make([]byte, 10)...))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := sc.Read(ctx)
+	if CloseStatus(err) != StatusPolicyViolation {
+		t.Fatalf("Read: %v, want 1008", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("Read with a 100 ms context returned after %v", took.Round(time.Millisecond))
+	}
+	nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if got, err := readServerFrame(nc); err != nil || got != "\x88\x25\x03\xf0read context ended inside a message" {
+		t.Errorf("the peer got %q, %v; want the 1008 close frame", got, err)
+	}
+}
+
+// TestReadPongContextEnds: a Read whose context ends while the pong it
+// owes waits for the frame lock (the queue full, a writer stuck on a peer
+// that reads nothing) returns its context's error and leaves the
+// connection open, the pong queued. It closed the connection as lost.
+func TestReadPongContextEnds(t *testing.T) {
+	t.Parallel()
+	sc, nc := serverAndRaw(t, &AcceptOptions{WriteQueueLimit: 1024, KeepaliveInterval: -1})
+	wctx, wcancel := context.WithCancel(context.Background())
+	defer wcancel()
+	go func() {
+		big := make([]byte, 4<<20)
+		for range 16 {
+			if sc.Write(wctx, MessageBinary, big) != nil {
+				return
+			}
+		}
+	}()
+	// The queue full to the last bytes, with no room for the pong.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if err := sc.Enqueue(MessageBinary, make([]byte, 200)); errors.Is(err, ErrQueueFull) {
+			break
+		}
+	}
+	for range 2000 {
+		if err := sc.Enqueue(MessageBinary, nil); err != nil {
+			break
+		}
+	}
+	io.WriteString(nc, clientFrame(0x89, "hi"))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, _, err := sc.Read(ctx); err == nil || err.Error() != "websocket: read: context deadline exceeded" {
+		t.Errorf("Read: %v, want websocket: read: context deadline exceeded", err)
+	}
+	if sc.isClosed() {
+		t.Error("the connection was closed by a Read whose context ended between messages")
+	}
+}
