@@ -94,7 +94,8 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 // If ctx ends while Read waits for a message, Read returns ctx's error and
 // the connection stays usable. If ctx ends once a message has begun (the
 // header of its first frame has arrived), the connection is failed with
-// StatusPolicyViolation.
+// StatusPolicyViolation, and Read returns at once. A ctx that has ended
+// before the call makes it return ctx's error, reading nothing.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	// ReadAppend's body rather than a call to it: a frame less on the
 	// stack of the goroutine that waits here.
