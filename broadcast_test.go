@@ -566,6 +566,33 @@ func TestBacklogAfterCloseFrame(t *testing.T) {
 	}
 }
 
+// TestEnqueueRefusedAfterBacklog: an Enqueue that takes the message lock,
+// joins to the queue what an earlier Enqueue held back, and is itself
+// refused as too large, has the queue written. Over TLS, which has no
+// socket to write the queue to at once before refusing, the backlog's
+// message waited in the queue until the next write.
+func TestEnqueueRefusedAfterBacklog(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOneTLS(t)
+	nc := dialRawTLS(t, s.Listener.Addr().String(), 0)
+	sc := <-conns
+	if !sc.msgMu.tryLock() { // as a Write under way
+		t.Fatal("message lock taken on a new connection")
+	}
+	if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
+		t.Fatal(err)
+	}
+	// The Write lets go having looked for a backlog before there was one.
+	sc.msgMu.unlock()
+	if err := sc.Enqueue(MessageBinary, make([]byte, defaultQueueLimit)); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("Enqueue of a message over the limit: %v, want ErrQueueFull", err)
+	}
+	nc.SetReadDeadline(time.Now().Add(time.Second))
+	if got, err := readServerFrame(nc); err != nil || got != "\x81\x01a" {
+		t.Errorf("frame %q, %v; want the held-back message", got, err)
+	}
+}
+
 // TestEnqueueOrderAfterBacklog: messages that one goroutine enqueues one
 // after the other arrive in that order, even when the first was held back
 // behind another message whose writer let msgMu go just after its last

@@ -277,13 +277,16 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		// What Enqueue held back behind the previous holder of msgMu
 		// goes first: that holder may have let go after its last look.
 		c.joinBacklogLocked()
+		if !armed && c.pend != nil && !c.flusher {
+			// The backlog brought frames into the empty queue, for
+			// which nothing armed the timer; nor will the caller's
+			// unlockMsg, which finds no backlog, whether this frame is
+			// queued, refused, or the close a shutdown queued behind
+			// the backlog forbids it.
+			c.armFlushTimerLocked(0)
+			armed = true
+		}
 		if err := c.writableLocked("write"); err != nil {
-			// A shutdown's close frame followed it. Nothing armed the
-			// timer for what the backlog brought, nor will the caller's
-			// unlockMsg, which finds no backlog.
-			if !c.flusher {
-				c.armFlushTimerLocked(0)
-			}
 			c.pendMu.Unlock()
 			return err
 		}
