@@ -204,9 +204,9 @@ func (r *Registry) goingAway() (CloseError, []byte) {
 // queue behind what is queued there (as a full queue's does, see
 // failFullLocked), or, when Enqueue holds messages back for the message
 // being written, behind those, as they join the queue; and the connection
-// is closed once the peer answers it or the close timeout passes. A connection that has ended, or is ending
-// on a close of its own, is left as it is. When the queue needs writing,
-// c joins flushes.
+// is closed once the peer answers it or the close timeout passes. A
+// connection that has ended, or is ending on a close of its own, is left
+// as it is. When the queue needs writing, c joins flushes.
 func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 	c.pendMu.Lock()
 	behind := c.backlog.Load() != nil
@@ -254,7 +254,7 @@ func (c *Conn) goingAwayNow() {
 		c.pendMu.Unlock()
 		return
 	}
-	if b := c.backlog.Load(); b == nil || !c.queueBehindCloseLocked() {
+	if c.backlog.Load() == nil || !c.queueBehindCloseLocked() {
 		c.pendMu.Unlock()
 		return
 	}
