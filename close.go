@@ -255,17 +255,8 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 	if c.isClosed() {
 		return pe
 	}
-	// A close waiting to go out (Close's, behind a stuck write) stays the
-	// end if its frame goes first: pe's close frame could not follow it.
-	c.setFirstEnd(pe, noIntent)
 	deadline := time.Now().Add(c.closeTimeout)
-	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	if err := c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe); err != nil && !isCloseSent(err) {
-		// The close frame could not go out within the close timeout, nor
-		// had another: the failure is the end, without its code.
-		c.setEnd(unsentEnd(pe))
-	}
-	cancel()
+	c.sendFailCloseLocked(pe, deadline)
 	switch {
 	case c.rs.client, c.tr.closeInOrder:
 	case c.tr.halfClose:
@@ -288,14 +279,26 @@ func (c *Conn) failNowLocked(pe *ProtocolError) error {
 	if c.isClosed() {
 		return pe
 	}
+	c.sendFailCloseLocked(pe, time.Now().Add(min(c.closeTimeout, 100*time.Millisecond)))
+	c.closeTransport(nil)
+	return pe
+}
+
+// sendFailCloseLocked sends the close frame of pe, failing the
+// connection, by deadline.
+//
+// The caller holds readMu.
+func (c *Conn) sendFailCloseLocked(pe *ProtocolError, deadline time.Time) {
+	// A close waiting to go out (Close's, behind a stuck write) stays the
+	// end if its frame goes first: pe's close frame could not follow it.
 	c.setFirstEnd(pe, noIntent)
-	ctx, cancel := context.WithTimeout(context.Background(), min(c.closeTimeout, 100*time.Millisecond))
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	if err := c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe); err != nil && !isCloseSent(err) {
+		// The close frame could not go out by deadline, nor had another:
+		// the failure is the end, without its code.
 		c.setEnd(unsentEnd(pe))
 	}
 	cancel()
-	c.closeTransport(nil)
-	return pe
 }
 
 // drainUntilCloseLocked reads and drops frames until the peer's close frame

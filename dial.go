@@ -508,14 +508,11 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 }
 
 // otherToken returns the first element of the comma-separated lists
-// values that is not token (in any case), "" when there is none. Empty
-// elements do not count (RFC 9110 §5.6.1).
+// values that is not token (in any case), "" when there is none.
 func otherToken(values []string, token string) string {
-	for _, v := range values {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.Trim(t, " \t"); t != "" && !strings.EqualFold(t, token) {
-				return t
-			}
+	for t := range listElements(values) {
+		if !strings.EqualFold(t, token) {
+			return t
 		}
 	}
 	return ""

@@ -310,16 +310,12 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 	}
 	// The end of ctx cancels the handshake and resets the stream; so
 	// does the transport's ResponseHeaderTimeout, as over HTTP/1.1.
-	rctx := ctx
-	if d := t.ResponseHeaderTimeout; d > 0 {
-		var cancel context.CancelFunc
-		rctx, cancel = context.WithTimeoutCause(ctx, d, errResponseHeaderTimeout)
-		defer cancel()
-	}
-	status, respFields, err := s.Response(rctx)
-	if err != nil && ctx.Err() == nil && context.Cause(rctx) == errResponseHeaderTimeout {
-		err = errResponseHeaderTimeout
-	}
+	var status int
+	var respFields []hpack.Field
+	err = underTimeout(ctx, t.ResponseHeaderTimeout, errResponseHeaderTimeout, func(ctx context.Context) (err error) {
+		status, respFields, err = s.Response(ctx)
+		return err
+	})
 	if err != nil {
 		s.Close()
 		if se, ok := errors.AsType[*h2.StreamError](err); ok && !se.Remote {
@@ -501,17 +497,8 @@ func dialH2(ctx context.Context, t *http.Transport, key h2Key, host string) (net
 	tc := tls.Client(nc, cfg)
 	// The transport's TLSHandshakeTimeout bounds the handshake, as
 	// net/http's client bounds it over HTTP/1.1.
-	hctx := ctx
-	if d := t.TLSHandshakeTimeout; d > 0 {
-		var cancel context.CancelFunc
-		hctx, cancel = context.WithTimeoutCause(ctx, d, errTLSHandshakeTimeout)
-		defer cancel()
-	}
-	if err := tc.HandshakeContext(hctx); err != nil {
+	if err := underTimeout(ctx, t.TLSHandshakeTimeout, errTLSHandshakeTimeout, tc.HandshakeContext); err != nil {
 		nc.Close()
-		if ctx.Err() == nil && context.Cause(hctx) == errTLSHandshakeTimeout {
-			err = errTLSHandshakeTimeout
-		}
 		return nil, err
 	}
 	if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
@@ -519,6 +506,22 @@ func dialH2(ctx context.Context, t *http.Transport, key h2Key, host string) (net
 		return nil, fmt.Errorf("%w: the server chose %q by ALPN, not h2", ErrHTTP2Unavailable, p)
 	}
 	return tc, nil
+}
+
+// underTimeout runs op with ctx bounded by d, a timeout of the HTTP
+// client's transport (none when d is 0 or less), and returns op's error,
+// or timeout, the error that says so, when d ran out before ctx ended.
+func underTimeout(ctx context.Context, d time.Duration, timeout error, op func(context.Context) error) error {
+	if d <= 0 {
+		return op(ctx)
+	}
+	bounded, cancel := context.WithTimeoutCause(ctx, d, timeout)
+	defer cancel()
+	err := op(bounded)
+	if err != nil && ctx.Err() == nil && context.Cause(bounded) == timeout {
+		return timeout
+	}
+	return err
 }
 
 // errTLSHandshakeTimeout is the error of a TLS handshake that took longer

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"net"
 	"net/http"
@@ -501,14 +502,9 @@ func sameHost(origin *url.URL, host string) bool {
 // any header of its length.
 func chooseSubprotocol(h http.Header, ours []string) string {
 	best := len(ours)
-	for _, v := range h[hdrProtocol] {
-		for t := range strings.SplitSeq(v, ",") {
-			if t = strings.Trim(t, " \t"); t == "" {
-				continue
-			}
-			if i := slices.Index(ours[:best], t); i >= 0 {
-				best = i
-			}
+	for t := range listElements(h[hdrProtocol]) {
+		if i := slices.Index(ours[:best], t); i >= 0 {
+			best = i
 		}
 	}
 	if best == len(ours) {
@@ -630,12 +626,25 @@ func validHeaderValue(s string) bool {
 // headerHasToken reports whether the token list h[name] holds token,
 // ignoring case; name is in canonical form.
 func headerHasToken(h http.Header, name, token string) bool {
-	for _, v := range h[name] {
-		for t := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.Trim(t, " \t"), token) {
-				return true
-			}
+	for t := range listElements(h[name]) {
+		if strings.EqualFold(t, token) {
+			return true
 		}
 	}
 	return false
+}
+
+// listElements yields the elements of the comma-separated lists values,
+// without the spaces and tabs around them; empty ones do not count (RFC
+// 9110 §5.6.1).
+func listElements(values []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range values {
+			for t := range strings.SplitSeq(v, ",") {
+				if t = strings.Trim(t, " \t"); t != "" && !yield(t) {
+					return
+				}
+			}
+		}
+	}
 }
