@@ -195,27 +195,6 @@ func readFrameHead(t *testing.T, nc net.Conn, buf []byte) (byte, int) {
 	return b0, n
 }
 
-// frameHeader is the header of a server's final frame whose first byte
-// is b0, with size bytes of payload.
-func frameHeader(b0 byte, size int) []byte {
-	switch {
-	case size < 126:
-		return []byte{b0, byte(size)}
-	case size < 1<<16:
-		return binary.BigEndian.AppendUint16([]byte{b0, 126}, uint16(size))
-	}
-	return binary.BigEndian.AppendUint64([]byte{b0, 127}, uint64(size))
-}
-
-// maskedFrame is a client's frame whose first byte is b0, carrying
-// payload, masked with the key 0.
-func maskedFrame(b0 byte, payload []byte) []byte {
-	f := frameHeader(b0, len(payload))
-	f[1] |= 0x80
-	f = append(f, 0, 0, 0, 0)
-	return append(f, payload...)
-}
-
 // TestReadAppendAfterPrefix: ReadAppend into a slice that holds bytes of
 // the caller's already grows it by doubling, the read limit counting the
 // message's bytes alone. With the caller's bytes counted, a prefix at the
@@ -245,7 +224,7 @@ func TestReadAppendAfterPrefix(t *testing.T) {
 	}
 	t.Run("fragments", func(t *testing.T) {
 		const limit, frames = 64 << 10, 2000
-		sc, nc := serverAndRaw(t, nil)
+		nc, sc := stalledPair(t, nil)
 		sc.SetReadLimit(limit)
 		msg := clientFrame(0x02, "x")
 		for range frames - 2 {
@@ -259,12 +238,10 @@ func TestReadAppendAfterPrefix(t *testing.T) {
 	})
 	t.Run("compressed", func(t *testing.T) {
 		const limit, size = 16 << 10, 8 << 10
-		conns := make(chan *Conn, 1)
-		release := make(chan struct{})
-		s := echoServer(t, &AcceptOptions{Compression: CompressionNoContextTakeover}, func(c *Conn) { conns <- c; <-release })
-		defer close(release)
+		s, conns := acceptOne(t, &AcceptOptions{Compression: CompressionNoContextTakeover})
 		cc := dialT(t, wsURL(s), &DialOptions{Compression: CompressionNoContextTakeover})
-		sc := await(t, conns, "the accepted connection")
+		sc := <-conns
+		defer sc.CloseNow()
 		sc.SetReadLimit(limit)
 		for _, prefix := range []int{0, limit} {
 			if err := cc.Write(context.Background(), MessageBinary, make([]byte, size)); err != nil {

@@ -107,6 +107,19 @@ func dialH2Async(ctx context.Context, opts *DialOptions) <-chan error {
 	return done
 }
 
+// awaitDialH2 returns the error of a Dial that dialH2Async started, failing
+// the test if the Dial is still under way after within.
+func awaitDialH2(t *testing.T, done <-chan error, within time.Duration) error {
+	t.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(within):
+		t.Fatalf("Dial still under way after %v", within)
+		return nil
+	}
+}
+
 // TestDialH2ContextWhileSocketBlocked: a Dial whose HEADERS the server
 // does not read returns when its context ends.
 func TestDialH2ContextWhileSocketBlocked(t *testing.T) {
@@ -234,16 +247,6 @@ func TestDialH2GoAwayAtOnce(t *testing.T) {
 func TestDialH2HostileAnswers(t *testing.T) {
 	t.Parallel()
 	dial := dialH2Async
-	await := func(t *testing.T, done <-chan error, within time.Duration) error {
-		t.Helper()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(within):
-			t.Fatalf("Dial still under way after %v", within)
-			return nil
-		}
-	}
 	// answering dials, and returns the server's end once it has the
 	// request, for the test to answer.
 	answering := func(t *testing.T) (<-chan error, *h2Pipe) {
@@ -268,7 +271,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 		defer cancel()
 		done := dial(ctx, opts)
 		<-peers // reads nothing
-		if err := await(t, done, 3*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+		if err := awaitDialH2(t, done, 3*time.Second); !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("Dial: %v, want the context's end", err)
 		}
 	})
@@ -283,7 +286,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 				}
 			}
 		}()
-		err := await(t, done, 5*time.Second)
+		err := awaitDialH2(t, done, 5*time.Second)
 		if want := "websocket: handshake failed: http2: stream error PROTOCOL_ERROR: more than 5 informational responses"; err == nil || err.Error() != want || !errors.Is(err, ErrHandshake) {
 			t.Errorf("Dial: %v, want %q", err, want)
 		}
@@ -294,7 +297,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 		done, p := answering(t)
 		p.write(0x1, 0x4, 1, headers(":status", "200", strings.Repeat("X", 12000), "v"))
 		go io.Copy(io.Discard, p.nc)
-		err := await(t, done, 5*time.Second)
+		err := awaitDialH2(t, done, 5*time.Second)
 		want := `websocket: handshake failed: http2: stream error PROTOCOL_ERROR: malformed response: field name "` + strings.Repeat("X", 128) + `"...`
 		if err == nil || err.Error() != want || !errors.Is(err, ErrHandshake) {
 			t.Errorf("Dial: %.300v, want %q", err, want)
@@ -305,7 +308,7 @@ func TestDialH2HostileAnswers(t *testing.T) {
 		done, p := answering(t)
 		p.write(0x7, 0, 0, append([]byte{0, 0, 0, 0, 0, 0, 0, 2}, strings.Repeat("d", 5000)...))
 		go io.Copy(io.Discard, p.nc)
-		err := await(t, done, 5*time.Second)
+		err := awaitDialH2(t, done, 5*time.Second)
 		if want := `INTERNAL_ERROR: "` + strings.Repeat("d", 128) + `"...`; err == nil || !strings.HasSuffix(err.Error(), want) {
 			t.Errorf("Dial: %v, want it to end with %q", err, want)
 		}
@@ -483,14 +486,9 @@ func TestDialH2TransportTimeouts(t *testing.T) {
 				done <- err
 			}()
 			held = append(held, <-accepted)
-			select {
-			case err := <-done:
-				want := "websocket: dial wss://" + ln.Addr().String() + "/ws: net/http: TLS handshake timeout"
-				if err == nil || err.Error() != want {
-					t.Errorf("HTTP2 mode %d: Dial: %v, want %s", mode, err, want)
-				}
-			case <-time.After(5 * time.Second):
-				t.Fatalf("HTTP2 mode %d: Dial still under way 5 s in, past a TLSHandshakeTimeout of 200 ms", mode)
+			want := "websocket: dial wss://" + ln.Addr().String() + "/ws: net/http: TLS handshake timeout"
+			if err := awaitDialH2(t, done, 5*time.Second); err == nil || err.Error() != want {
+				t.Errorf("HTTP2 mode %d: Dial: %v, want %s", mode, err, want)
 			}
 		}
 	})
@@ -502,13 +500,9 @@ func TestDialH2TransportTimeouts(t *testing.T) {
 		p.open()
 		p.until(0x1) // the CONNECT, never answered
 		go io.Copy(io.Discard, p.nc)
-		select {
-		case err := <-done:
-			if want := "websocket: dial ws://example.com/ws: net/http: timeout awaiting response headers"; err == nil || err.Error() != want {
-				t.Errorf("Dial: %v, want %s", err, want)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("Dial still under way 5 s in, past a ResponseHeaderTimeout of 200 ms")
+		want := "websocket: dial ws://example.com/ws: net/http: timeout awaiting response headers"
+		if err := awaitDialH2(t, done, 5*time.Second); err == nil || err.Error() != want {
+			t.Errorf("Dial: %v, want %s", err, want)
 		}
 	})
 }
@@ -534,13 +528,9 @@ func TestDialH2MaxResponseHeaderBytes(t *testing.T) {
 	block = hpack.AppendField(block, hpack.Field{Name: "x-big", Value: strings.Repeat("v", 12000)})
 	p.write(0x1, 0x4, 1, block)
 	go io.Copy(io.Discard, p.nc)
-	select {
-	case err := <-done:
-		if want := "websocket: handshake failed: http2: stream error PROTOCOL_ERROR: response header list past 4096 bytes"; err == nil || err.Error() != want {
-			t.Errorf("Dial: %v, want %s", err, want)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Dial still under way after 5 s")
+	want := "websocket: handshake failed: http2: stream error PROTOCOL_ERROR: response header list past 4096 bytes"
+	if err := awaitDialH2(t, done, 5*time.Second); err == nil || err.Error() != want {
+		t.Errorf("Dial: %v, want %s", err, want)
 	}
 }
 

@@ -6,6 +6,7 @@ package websocket
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -263,6 +264,32 @@ func readServerFrame(nc io.Reader) (string, error) {
 		return "", err
 	}
 	return string(b[:2+n]), nil
+}
+
+// frameHeader is the header of a server's final frame whose first byte
+// is b0, with size bytes of payload.
+func frameHeader(b0 byte, size int) []byte {
+	switch {
+	case size < 126:
+		return []byte{b0, byte(size)}
+	case size < 1<<16:
+		return binary.BigEndian.AppendUint16([]byte{b0, 126}, uint16(size))
+	}
+	return binary.BigEndian.AppendUint64([]byte{b0, 127}, uint64(size))
+}
+
+// maskedHeader is the header of a client's frame whose first byte is b0,
+// claiming size bytes of payload, masked with the key 0.
+func maskedHeader(b0 byte, size int) []byte {
+	f := frameHeader(b0, size)
+	f[1] |= 0x80
+	return append(f, 0, 0, 0, 0)
+}
+
+// maskedFrame is a client's frame whose first byte is b0, carrying
+// payload, masked with the key 0.
+func maskedFrame(b0 byte, payload []byte) []byte {
+	return append(maskedHeader(b0, len(payload)), payload...)
 }
 
 // clientFrame is the wire form of a frame from a client whose first byte

@@ -2,38 +2,11 @@ package websocket
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
-	"net"
 	"testing"
 	"time"
 )
-
-// serverAndRaw accepts a connection with opts from a raw client, and
-// returns the accepted Conn, held open until the test ends, and the
-// client's socket.
-func serverAndRaw(t *testing.T, opts *AcceptOptions) (*Conn, net.Conn) {
-	t.Helper()
-	conns := make(chan *Conn, 1)
-	release := make(chan struct{})
-	s := echoServer(t, opts, func(c *Conn) { conns <- c; <-release })
-	t.Cleanup(func() { close(release) })
-	nc := rawClient(t, s.Listener.Addr().String())
-	return await(t, conns, "the accepted connection"), nc
-}
-
-// clientHeader is a masked frame header (key 0) whose first byte is b0,
-// claiming n bytes of payload.
-func clientHeader(b0 byte, n uint64) []byte {
-	var b []byte
-	if n <= 0xffff {
-		b = binary.BigEndian.AppendUint16([]byte{b0, 0x80 | 126}, uint16(n))
-	} else {
-		b = binary.BigEndian.AppendUint64([]byte{b0, 0x80 | 127}, n)
-	}
-	return append(b, 0, 0, 0, 0)
-}
 
 // TestReaderAfterFailure: a Reader whose message failed part way (bad
 // UTF-8, its context ending) reports the connection's end on the next
@@ -42,7 +15,7 @@ func TestReaderAfterFailure(t *testing.T) {
 	t.Parallel()
 	t.Run("bad UTF-8", func(t *testing.T) {
 		t.Parallel()
-		sc, nc := serverAndRaw(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+		nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
 		io.WriteString(nc, clientFrame(0x01, "abc")+clientFrame(0x80, "\xff"))
 		_, r, err := sc.Reader(context.Background())
 		if err != nil {
@@ -60,7 +33,7 @@ func TestReaderAfterFailure(t *testing.T) {
 	})
 	t.Run("context", func(t *testing.T) {
 		t.Parallel()
-		sc, nc := serverAndRaw(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+		nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
 		io.WriteString(nc, clientFrame(0x02, "abc"))
 		ctx, cancel := context.WithCancel(context.Background())
 		_, r, err := sc.Reader(ctx)
@@ -86,9 +59,9 @@ func TestReaderAfterFailure(t *testing.T) {
 // and failed the connection with 1008.
 func TestReadContextEndedBefore(t *testing.T) {
 	t.Parallel()
-	sc, nc := serverAndRaw(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
+	nc, sc := stalledPair(t, &AcceptOptions{CloseTimeout: 200 * time.Millisecond})
 	b := []byte(clientFrame(0x82, "one"))
-	b = append(b, clientHeader(0x82, 1000)...)
+	b = append(b, maskedHeader(0x82, 1000)...)
 	nc.Write(append(b, make([]byte, 10)...))
 	if _, p, err := sc.Read(context.Background()); err != nil || string(p) != "one" {
 		t.Fatalf("Read: %q, %v", p, err)
@@ -110,8 +83,8 @@ func TestReadContextEndedBefore(t *testing.T) {
 // nothing more: 5.1 s for a 100 ms context.
 func TestReadContextInsideMessagePrompt(t *testing.T) {
 	t.Parallel()
-	sc, nc := serverAndRaw(t, nil) // the default close timeout, 5 s
-	nc.Write(append(clientHeader(0x82, 1000), make([]byte, 10)...))
+	nc, sc := stalledPair(t, nil) // the default close timeout, 5 s
+	nc.Write(append(maskedHeader(0x82, 1000), make([]byte, 10)...))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -134,7 +107,7 @@ func TestReadContextInsideMessagePrompt(t *testing.T) {
 // connection open, the pong queued. It closed the connection as lost.
 func TestReadPongContextEnds(t *testing.T) {
 	t.Parallel()
-	sc, nc := serverAndRaw(t, &AcceptOptions{WriteQueueLimit: 1024, KeepaliveInterval: -1})
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 1024, KeepaliveInterval: -1})
 	wctx, wcancel := context.WithCancel(context.Background())
 	defer wcancel()
 	go func() {
