@@ -25,7 +25,10 @@ func isCloseSent(err error) bool {
 // after which the connection is closed regardless.
 //
 // Close returns nil when the peer's close frame arrived, else an error
-// wrapping ErrClosed that says why it did not: when the close timeout
+// wrapping ErrClosed that says why it did not. A close frame that breaks
+// the protocol (a 1-byte payload, code 1005, a reason not UTF-8) does not
+// count: the error wraps the *ProtocolError, although no second close
+// frame goes out with its code. When the close timeout
 // passed first, the error says so, naming the close that went unanswered,
 // and carries StatusAbnormalClosure, the code of a connection closed with
 // no close frame from the peer (RFC 6455 §7.1.5); later calls, and a
@@ -80,7 +83,7 @@ func (c *Conn) Close(code StatusCode, reason string) error {
 
 // closeResult is what Close returns once the connection is closed.
 func (c *Conn) closeResult() error {
-	if c.peerCloseReceived() {
+	if c.peerClosedValid() {
 		return nil
 	}
 	return c.closedErr("close")
@@ -193,10 +196,20 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte, end error) error 
 	return err
 }
 
+// peerCloseReceived reports whether the peer's close frame arrived, valid
+// or not: the peer sends nothing after it.
 func (c *Conn) peerCloseReceived() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.closeRcvd != nil
+}
+
+// peerClosedValid reports whether the peer's close frame arrived and was
+// valid: a closing handshake completed.
+func (c *Conn) peerClosedValid() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeRcvd != nil && c.closeRcvd.Code != 0
 }
 
 // gotCloseLocked takes in the peer's close frame. It returns the frame as a
@@ -206,11 +219,17 @@ func (c *Conn) peerCloseReceived() bool {
 func (c *Conn) gotCloseLocked(payload []byte) error {
 	ce, err := parseClosePayload(payload)
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closeRcvd == nil {
-		c.closeRcvd = &ce
+		c.closeRcvd = &ce // Code 0 when invalid
 	}
-	c.mu.Unlock()
 	if err != nil {
+		// An answer that breaks the protocol does not complete the
+		// handshake our close began, sent or on its way: the violation is
+		// the end. A failure of ours stays the end.
+		if _, ours := c.endErr.(CloseError); ours || c.endIntent != noIntent {
+			c.endErr, c.endIntent = err, noIntent
+		}
 		return err
 	}
 	return ce

@@ -405,3 +405,52 @@ func TestFailWhenNoCloseGoes(t *testing.T) {
 		t.Errorf("Read at the end: %v (%d), want %q, no close code", err, CloseStatus(err), want)
 	}
 }
+
+// TestCloseInvalidAnswer: a peer that answers our close with a close
+// frame that breaks the rules (§5.5.1, §7.4) ends the connection as a
+// protocol error, whether Close reads that answer itself or a Read beside
+// it does: Close does not report a completed handshake, and later calls
+// name the violation.
+func TestCloseInvalidAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, payload, want string }{
+		{"one byte", "\x03", "close frame payload of 1 byte"},
+		{"code 1005", "\x03\xed", "invalid close code 1005"},
+		{"reason not UTF-8", "\x03\xe8\xff", "close reason is not valid UTF-8"},
+	} {
+		for _, reading := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/reading=%v", tc.name, reading), func(t *testing.T) {
+				t.Parallel()
+				nc, sc := stalledPair(t, nil)
+				var read <-chan error
+				if reading {
+					read = readAsync(sc)
+				}
+				closed := make(chan error, 1)
+				go func() { closed <- sc.Close(StatusNormalClosure, "bye") }()
+				if got, err := readServerFrame(nc); err != nil || got != "\x88\x05\x03\xe8bye" {
+					t.Fatalf("on the wire: %q, %v; want the close frame", got, err)
+				}
+				nc.Write(maskedFrame(0x88, []byte(tc.payload)))
+				err := <-closed
+				var pe *ProtocolError
+				if !errors.Is(err, ErrClosed) || !errors.As(err, &pe) || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("Close: %v, want ErrClosed and a protocol error saying %q", err, tc.want)
+				}
+				if read != nil {
+					if err := <-read; !errors.As(err, &pe) || !strings.Contains(err.Error(), tc.want) {
+						t.Fatalf("Read beside Close: %v, want a protocol error saying %q", err, tc.want)
+					}
+				}
+				if err := sc.Write(context.Background(), MessageText, []byte("late")); !errors.As(err, &pe) {
+					t.Errorf("Write after: %v, want the protocol error", err)
+				}
+				// Nothing follows our close frame; the server closes.
+				nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+				if n, err := nc.Read(make([]byte, 1)); err != io.EOF {
+					t.Errorf("after the close frame: %d bytes, %v; want EOF", n, err)
+				}
+			})
+		}
+	}
+}

@@ -314,7 +314,7 @@ func (nc *netConn) Close() error {
 	err := nc.c.Close(StatusNormalClosure, "")
 	// The peer's close may have completed the handshake in the pending
 	// read before that read's readEnd ran: ask the Conn, not only our flag.
-	if err != nil && (nc.peerClosed.Load() || nc.c.peerCloseReceived()) {
+	if err != nil && (nc.peerClosed.Load() || nc.c.peerClosedValid()) {
 		return nil
 	}
 	return netEnded(err)
