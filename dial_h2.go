@@ -29,7 +29,10 @@ import (
 // same HTTP client transport, share one connection as far as the
 // server's SETTINGS_MAX_CONCURRENT_STREAMS allows (a Dial waits up to a
 // second for the connection another is dialing, then dials its own); the
-// connection closes when its last WebSocket ends. The HTTP/2 client is
+// connection closes when its last WebSocket ends. A stream the server
+// did not process (refused by a GOAWAY, as a server shutting down sends,
+// or by REFUSED_STREAM) is opened again, on a new connection if need be,
+// up to h2DialTries streams in all. The HTTP/2 client is
 // internal/h2, for the reasons its package documentation gives.
 
 // h2Conns holds the HTTP/2 connections that Dial shares between
@@ -255,6 +258,10 @@ func (p *h2Pool) idle(key h2Key, cc *h2.ClientConn) {
 	go cc.Close()
 }
 
+// h2DialTries bounds how many streams one Dial opens, when the server
+// refuses them unprocessed.
+const h2DialTries = 4
+
 // dialHTTP2 dials a WebSocket over HTTP/2. done is false when Dial is to
 // go on over HTTP/1.1 instead: opts.HTTP2 is HTTP2Preferred and the
 // server does not take WebSockets over HTTP/2.
@@ -295,29 +302,42 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 	if opts.HTTP2 == HTTP2Preferred && h2Refusals.refused(key) {
 		return nil, nil, nil, false
 	}
-	cc, err := h2Conns.get(ctx, key, func(ctx context.Context) (net.Conn, error) { return dialH2(ctx, t, key, u.Hostname()) })
-	if err != nil {
-		if errors.Is(err, ErrHTTP2Unavailable) {
-			h2Refusals.set(key, true)
-			return fail(err)
-		}
-		return nil, nil, dialErr(rawURL, err), true
-	}
-	h2Refusals.set(key, false)
-	s, err := cc.OpenStream(ctx, fields, true)
-	if err != nil {
-		return nil, nil, dialErr(rawURL, err), true
-	}
-	// The end of ctx cancels the handshake and resets the stream; so
-	// does the transport's ResponseHeaderTimeout, as over HTTP/1.1.
+	var s *h2.Stream
 	var status int
 	var respFields []hpack.Field
-	err = underTimeout(ctx, t.ResponseHeaderTimeout, errResponseHeaderTimeout, func(ctx context.Context) (err error) {
-		status, respFields, err = s.Response(ctx)
-		return err
-	})
-	if err != nil {
-		s.Close()
+	for try := 1; ; try++ {
+		cc, err := h2Conns.get(ctx, key, func(ctx context.Context) (net.Conn, error) { return dialH2(ctx, t, key, u.Hostname()) })
+		if err != nil {
+			if errors.Is(err, ErrHTTP2Unavailable) {
+				h2Refusals.set(key, true)
+				return fail(err)
+			}
+			return nil, nil, dialErr(rawURL, err), true
+		}
+		h2Refusals.set(key, false)
+		s, err = cc.OpenStream(ctx, fields, true)
+		if err == nil {
+			// The end of ctx cancels the handshake and resets the stream;
+			// so does the transport's ResponseHeaderTimeout, as over
+			// HTTP/1.1.
+			err = underTimeout(ctx, t.ResponseHeaderTimeout, errResponseHeaderTimeout, func(ctx context.Context) (err error) {
+				status, respFields, err = s.Response(ctx)
+				return err
+			})
+			if err != nil {
+				s.Close()
+			}
+		}
+		if err == nil {
+			break
+		}
+		// RFC 9113 §8.7: a stream the server did not process, refused by
+		// its GOAWAY or its RST_STREAM, or kept from opening by a GOAWAY
+		// that came after the pool reserved it, goes again: the pool has
+		// another connection for it, or dials one.
+		if h2.Unprocessed(err) && try < h2DialTries && ctx.Err() == nil {
+			continue
+		}
 		if se, ok := errors.AsType[*h2.StreamError](err); ok && !se.Remote {
 			// The server's answer broke the rules (a malformed header,
 			// a flood of informational responses): a handshake failed.

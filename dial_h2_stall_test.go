@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -305,11 +306,19 @@ func TestDialH2HostileAnswers(t *testing.T) {
 	})
 	t.Run("GOAWAY debug data", func(t *testing.T) {
 		t.Parallel()
-		done, p := answering(t)
-		p.write(0x7, 0, 0, append([]byte{0, 0, 0, 0, 0, 0, 0, 2}, strings.Repeat("d", 5000)...))
-		go io.Copy(io.Discard, p.nc)
+		// The stream goes unprocessed (last stream 0), so Dial tries
+		// again on a new connection, and gives up after h2DialTries.
+		opts, peers := h2PipeOptions(t)
+		done := dial(context.Background(), opts)
+		for range h2DialTries {
+			p := <-peers
+			p.open()
+			p.until(0x1)
+			p.write(0x7, 0, 0, append([]byte{0, 0, 0, 0, 0, 0, 0, 2}, strings.Repeat("d", 5000)...))
+			go io.Copy(io.Discard, p.nc)
+		}
 		err := awaitDialH2(t, done, 5*time.Second)
-		if want := `INTERNAL_ERROR: "` + strings.Repeat("d", 128) + `"...`; err == nil || !strings.HasSuffix(err.Error(), want) {
+		if want := `INTERNAL_ERROR: "` + strings.Repeat("d", 128) + `"..., before processing the stream`; err == nil || !strings.HasSuffix(err.Error(), want) {
 			t.Errorf("Dial: %v, want it to end with %q", err, want)
 		}
 	})
@@ -571,4 +580,69 @@ func TestDialH2DeprecatedDial(t *testing.T) {
 	case err := <-done:
 		t.Errorf("Dial did not use the transport's Dial: %v", err)
 	}
+}
+
+// TestDialH2Unprocessed: a Dial whose stream the server did not process
+// (RFC 9113 §8.7) opens it again. A graceful GOAWAY that names a stream
+// before the Dial's, as a server shutting down sends, failed the Dial
+// although the connections before it go on; a RST_STREAM with
+// REFUSED_STREAM failed it likewise.
+func TestDialH2Unprocessed(t *testing.T) {
+	t.Parallel()
+	status200 := hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"})
+	t.Run("GOAWAY", func(t *testing.T) {
+		t.Parallel()
+		opts, peers := h2PipeOptions(t)
+		first, p1 := dialH2Open(t, opts, peers)
+		done := make(chan error, 1)
+		go func() {
+			c, _, err := Dial(context.Background(), "ws://example.com/ws", opts)
+			if c != nil {
+				defer c.CloseNow()
+				_, msg, rerr := c.Read(context.Background())
+				if err = rerr; err == nil && string(msg) != "on 2" {
+					err = fmt.Errorf("read %q on the new connection, want %q", msg, "on 2")
+				}
+			}
+			done <- err
+		}()
+		p1.until(0x1) // the second Dial's HEADERS, on stream 3
+		p1.write(0x7, 0, 0, []byte{0, 0, 0, 1, 0, 0, 0, 0})
+		var p2 *h2Pipe
+		select {
+		case p2 = <-peers:
+		case err := <-done:
+			t.Fatalf("Dial after a graceful GOAWAY: %v, want it to go on a new connection", err)
+		}
+		p2.open()
+		p2.until(0x1)
+		p2.write(0x1, 0x4, 1, status200)
+		p2.write(0x0, 0, 1, []byte("\x81\x04on 2"))
+		go io.Copy(io.Discard, p2.nc)
+		if err := awaitDialH2(t, done, 5*time.Second); err != nil {
+			t.Fatalf("Dial after a graceful GOAWAY: %v", err)
+		}
+		// The WebSocket on stream 1, which the GOAWAY names, goes on.
+		p1.write(0x0, 0, 1, []byte("\x81\x04on 1"))
+		go io.Copy(io.Discard, p1.nc)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, msg, err := first.Read(ctx); err != nil || string(msg) != "on 1" {
+			t.Fatalf("Read on stream 1 after the GOAWAY: %q, %v", msg, err)
+		}
+	})
+	t.Run("REFUSED_STREAM", func(t *testing.T) {
+		t.Parallel()
+		opts, peers := h2PipeOptions(t)
+		_, p := dialH2Open(t, opts, peers) // keeps the connection in the pool
+		done := dialH2Async(context.Background(), opts)
+		p.until(0x1) // stream 3
+		p.write(0x3, 0, 3, []byte{0, 0, 0, 7})
+		p.until(0x1) // stream 5, on the same connection
+		p.write(0x1, 0x4, 5, status200)
+		go io.Copy(io.Discard, p.nc)
+		if err := awaitDialH2(t, done, 5*time.Second); err != nil {
+			t.Fatalf("Dial after REFUSED_STREAM: %v", err)
+		}
+	})
 }

@@ -698,8 +698,9 @@ func (cc *ClientConn) onGoAway(h frameHeader, p []byte) error {
 	idle := cc.idleLocked()
 	cc.mu.Unlock()
 	ce := &ConnError{Code: code, Reason: debug, Remote: true}
+	re := &RefusedError{GoAway: ce}
 	for _, s := range refused {
-		s.end(ce, ce)
+		s.end(re, re)
 	}
 	if code != ErrCodeNo {
 		return ce

@@ -47,6 +47,31 @@ func streamError(code ErrCode, format string, args ...any) *StreamError {
 	return &StreamError{Code: code, Reason: fmt.Sprintf(format, args...)}
 }
 
+// RefusedError ends a stream that the server's GOAWAY names as not
+// processed: one past the last stream it processed (RFC 9113 §6.8).
+type RefusedError struct {
+	GoAway *ConnError
+}
+
+func (e *RefusedError) Error() string {
+	return e.GoAway.Error() + ", before processing the stream"
+}
+
+func (e *RefusedError) Unwrap() error { return e.GoAway }
+
+// Unprocessed reports whether err, from OpenStream or a stream's
+// Response, says that the server did not process the stream: refused by
+// its GOAWAY or reset with REFUSED_STREAM, or not opened at all because
+// the connection takes no new streams. Such a stream may be opened again
+// (§8.7).
+func Unprocessed(err error) bool {
+	if se, ok := errors.AsType[*StreamError](err); ok {
+		return se.Remote && se.Code == ErrCodeRefusedStream
+	}
+	_, refused := errors.AsType[*RefusedError](err)
+	return refused || errors.Is(err, ErrUnavailable)
+}
+
 var (
 	// ErrNotHTTP2 is returned by NewClientConn when the server answers
 	// the connection preface with something other than HTTP/2 SETTINGS,
