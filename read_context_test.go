@@ -1,9 +1,11 @@
 package websocket
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"testing"
 	"time"
 )
@@ -137,5 +139,55 @@ func TestReadPongContextEnds(t *testing.T) {
 	}
 	if sc.isClosed() {
 		t.Error("the connection was closed by a Read whose context ended between messages")
+	}
+}
+
+// TestReadContextEndsBehindQueue: a Read whose context ends while it
+// waits for a message leaves the connection usable, although the reader,
+// before it waits, writes the frames that queued behind its input to a
+// peer slow to take them. That write ran under the Read's context, whose
+// end cut a writer's frame short and closed the connection ("write:
+// context deadline exceeded, cutting a frame short"). Each try leaves
+// room for the queue's timer to write them first.
+func TestReadContextEndsBehindQueue(t *testing.T) {
+	t.Parallel()
+	for try := range 3 {
+		nc, sc := stalledPair(t, nil)
+		nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+		sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+		// Two messages in one write: reading the first leaves the second
+		// buffered, so writes queue behind the input.
+		if _, err := io.WriteString(nc, clientFrame(0x81, "1")+clientFrame(0x81, "2")); err != nil {
+			t.Fatal(err)
+		}
+		bg := context.Background()
+		if _, p, err := sc.Read(bg); err != nil || string(p) != "1" {
+			t.Fatalf("Read: %q, %v", p, err)
+		}
+		big := make([]byte, 32<<10)
+		for range 2 {
+			if err := sc.Write(bg, MessageBinary, big); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, p, err := sc.Read(bg); err != nil || string(p) != "2" {
+			t.Fatalf("Read: %q, %v", p, err)
+		}
+		ctx, cancel := context.WithTimeout(bg, 100*time.Millisecond)
+		_, _, err := sc.Read(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed) || sc.isClosed() {
+			t.Fatalf("try %d: Read with a context that ends while it waits: %v, want DeadlineExceeded and the connection open; Write after: %v",
+				try, err, sc.Write(bg, MessageText, []byte("x")))
+		}
+		// The queue goes out whole once the peer reads.
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		want := append(frameHeader(0x82, len(big)), big...)
+		got := make([]byte, len(want))
+		for i := range 2 {
+			if _, err := io.ReadFull(nc, got); err != nil || !bytes.Equal(got, want) {
+				t.Fatalf("try %d: message %d on the wire: %v, or not the message written", try, i, err)
+			}
+		}
 	}
 }
