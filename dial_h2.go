@@ -546,11 +546,19 @@ func underTimeout(ctx context.Context, d time.Duration, timeout error, op func(c
 
 // errTLSHandshakeTimeout is the error of a TLS handshake that took longer
 // than the transport's TLSHandshakeTimeout, net/http's words for it.
-var errTLSHandshakeTimeout = errors.New("net/http: TLS handshake timeout")
+var errTLSHandshakeTimeout error = transportTimeout("net/http: TLS handshake timeout")
 
 // errResponseHeaderTimeout is the error of a handshake whose answer took
 // longer than the transport's ResponseHeaderTimeout, net/http's words.
-var errResponseHeaderTimeout = errors.New("net/http: timeout awaiting response headers")
+var errResponseHeaderTimeout error = transportTimeout("net/http: timeout awaiting response headers")
+
+// transportTimeout is a timeout of the HTTP client's transport: a
+// net.Error whose Timeout is true, as net/http's own.
+type transportTimeout string
+
+func (e transportTimeout) Error() string { return string(e) }
+func (transportTimeout) Timeout() bool   { return true }
+func (transportTimeout) Temporary() bool { return true }
 
 // streamBody reads up to 1 KiB of a refusal's body, within ctx.
 func streamBody(ctx context.Context, s *h2.Stream) string {

@@ -90,14 +90,19 @@ func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *ur
 	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: hdr}
 	err = req.Write(nc)
 	var resp *http.Response
-	head := &io.LimitedReader{R: nc, N: maxResponseHeader}
+	// The transport's limit, as net/http's for a wss:// handshake.
+	limit := t.MaxResponseHeaderBytes
+	if limit <= 0 {
+		limit = maxResponseHeader
+	}
+	head := &io.LimitedReader{R: nc, N: limit}
 	br := bufio.NewReaderSize(head, 1024)
 	if err == nil {
 		resp, err = http.ReadResponse(br, req)
 	}
 	switch {
 	case err != nil && head.N == 0:
-		err = fmt.Errorf("proxy %s answered CONNECT %s with a header of more than %d bytes", proxy.Redacted(), addr, maxResponseHeader)
+		err = fmt.Errorf("proxy %s answered CONNECT %s with a header of more than %d bytes", proxy.Redacted(), addr, limit)
 	case err != nil:
 		err = fmt.Errorf("proxy %s, CONNECT %s: %w", proxy.Redacted(), addr, clippedError{err})
 	}
@@ -163,7 +168,9 @@ func dialProxy(ctx context.Context, t *http.Transport, dial dialFunc, proxy *url
 	}
 	cfg.NextProtos = nil // CONNECT is HTTP/1.1's
 	tc := tls.Client(nc, cfg)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	// The transport's TLSHandshakeTimeout bounds the handshake, as it
+	// does net/http's with a proxy.
+	if err := underTimeout(ctx, t.TLSHandshakeTimeout, errTLSHandshakeTimeout, tc.HandshakeContext); err != nil {
 		nc.Close()
 		return nil, err
 	}

@@ -879,6 +879,13 @@ func TestDialTLS(t *testing.T) {
 // requests and forwards others, and reports each request it reads.
 func startProxy(t *testing.T) (*url.URL, <-chan *http.Request) {
 	t.Helper()
+	return startProxyWith(t, "")
+}
+
+// startProxyWith is startProxy whose 200 to CONNECT carries the header
+// lines extra.
+func startProxyWith(t *testing.T, extra string) (*url.URL, <-chan *http.Request) {
+	t.Helper()
 	seen := make(chan *http.Request, 8)
 	s := startTCPServer(t, func(nc net.Conn) {
 		br := bufio.NewReader(nc)
@@ -894,7 +901,7 @@ func startProxy(t *testing.T) (*url.URL, <-chan *http.Request) {
 				io.WriteString(nc, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
 				return
 			}
-			if _, err := io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+			if _, err := io.WriteString(nc, "HTTP/1.1 200 Connection established\r\n"+extra+"\r\n"); err != nil {
 				up.Close()
 				return
 			}
@@ -1350,6 +1357,61 @@ func TestDialProxyBadAnswer(t *testing.T) {
 		r := dialBounded(t, p, context.Background(), "ws://192.0.2.1:8080/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
 		if want := "websocket: dial ws://192.0.2.1:8080/x: " + fmt.Sprintf(tt.want, p.addr()); r.err == nil || r.err.Error() != want {
 			t.Errorf("Dial: %v, want %s", r.err, want)
+		}
+	}
+}
+
+// TestDialProxyHeaderLimit: the transport's MaxResponseHeaderBytes bounds
+// a proxy's answer to CONNECT, as DialOptions.HTTPClient says, for ws://
+// as net/http does for wss://: Dial's own tunnel applied 1 MiB whatever
+// the transport said, so that a 4 KiB limit let 8 KiB through, and a
+// 4 MiB limit refused 1 MiB and a bit.
+func TestDialProxyHeaderLimit(t *testing.T) {
+	t.Parallel()
+	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string { return response101(accept) }))
+	for _, tt := range []struct {
+		limit int64
+		pad   int
+		ok    bool
+	}{
+		{4 << 10, 8 << 10, false},
+		{4 << 20, 1<<20 + 100, true},
+	} {
+		proxy, _ := startProxyWith(t, "X-Pad: "+strings.Repeat("p", tt.pad)+"\r\n")
+		tr := &http.Transport{Proxy: http.ProxyURL(proxy), MaxResponseHeaderBytes: tt.limit}
+		r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		if r.c != nil {
+			r.c.CloseNow()
+		}
+		want := ""
+		if !tt.ok {
+			want = fmt.Sprintf("websocket: dial ws://%s/x: proxy %s answered CONNECT %s with a header of more than %d bytes", s.addr(), proxy, s.addr(), tt.limit)
+		}
+		if got := fmt.Sprint(r.err); (r.err == nil) != tt.ok || (!tt.ok && got != want) {
+			t.Errorf("MaxResponseHeaderBytes %d, an answer with %d bytes of header: Dial: %v; want %q", tt.limit, tt.pad, r.err, want)
+		}
+	}
+}
+
+// TestDialProxyTLSHandshakeTimeout: the transport's TLSHandshakeTimeout
+// bounds the TLS handshake with an HTTPS proxy for ws:// as net/http's
+// does for wss://, with the same timeout error. Dial's own tunnel waited
+// for the handshake until ctx ended, for good with context.Background.
+func TestDialProxyTLSHandshakeTimeout(t *testing.T) {
+	t.Parallel()
+	// An HTTPS proxy that takes the connection and never answers.
+	p := startTCPServer(t, func(nc net.Conn) { io.Copy(io.Discard, nc) })
+	for _, target := range []string{"wss://192.0.2.1:8443/x", "ws://192.0.2.1:8080/x"} {
+		tr := &http.Transport{
+			Proxy:               http.ProxyURL(&url.URL{Scheme: "https", Host: p.addr()}),
+			TLSHandshakeTimeout: 100 * time.Millisecond,
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		r := dialBounded(t, p, ctx, target, &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+		cancel()
+		var ne net.Error
+		if r.err == nil || errors.Is(r.err, context.DeadlineExceeded) || !errors.As(r.err, &ne) || !ne.Timeout() || !strings.HasSuffix(r.err.Error(), "TLS handshake timeout") {
+			t.Errorf("%s: Dial: %v; want a TLS handshake timeout", target, r.err)
 		}
 	}
 }
