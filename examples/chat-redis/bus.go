@@ -65,7 +65,9 @@ const (
 // Another goroutine, the reader, follows the streams of the rooms
 // subscribed with one XREAD BLOCK from the last entry ID it has read in
 // each. Subscribe has the writer read, in the queue's order, the
-// stream's last seedCount entries: the last one's ID is where reading
+// stream's last seedCount entries, their IDs and writer IDs alone (a
+// script, seedIDs, leaves the events, up to hundreds of KB each, in
+// Redis): the last one's ID is where reading
 // starts, after everything published before Subscribe and before
 // everything published after, and the writer IDs and numbers in them are
 // where dropping repeats starts, so that a message written before is not
@@ -337,12 +339,12 @@ func (b *redisBus) write() {
 func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	seeds := make(map[*sub]*redis.XMessageSliceCmd)
+	seeds := make(map[*sub]*redis.Cmd)
 	cmds, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		for _, o := range batch {
 			key := streamPrefix + o.room
 			if o.sub != nil {
-				seeds[o.sub] = p.XRevRangeN(ctx, key, "+", "-", seedCount)
+				seeds[o.sub] = seedIDs.Eval(ctx, p, []string{key}, seedCount)
 				continue
 			}
 			p.XAdd(ctx, &redis.XAddArgs{
@@ -368,10 +370,36 @@ func (b *redisBus) writeBatch(batch []op) (map[*sub][]redis.XMessage, error) {
 	}
 	marks := make(map[*sub][]redis.XMessage, len(seeds))
 	for s, cmd := range seeds {
-		marks[s] = cmd.Val()
+		rows, _ := cmd.Val().([]any)
+		entries := make([]redis.XMessage, 0, len(rows))
+		for _, row := range rows {
+			pair, _ := row.([]any)
+			if len(pair) != 2 {
+				continue
+			}
+			id, _ := pair[0].(string)
+			writerID, _ := pair[1].(string)
+			entries = append(entries, redis.XMessage{ID: id, Values: map[string]any{"id": writerID}})
+		}
+		marks[s] = entries
 	}
 	return marks, nil
 }
+
+// seedIDs returns a stream's last ARGV[1] entries, newest first, as their
+// entry IDs and "id" fields alone: the events they carry, up to hundreds
+// of KB each, are not needed to start a subscription.
+var seedIDs = redis.NewScript(`
+local out = {}
+for i, e in ipairs(redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', ARGV[1])) do
+  local id = ''
+  local f = e[2]
+  for j = 1, #f, 2 do
+    if f[j] == 'id' then id = f[j + 1] break end
+  end
+  out[i] = {e[1], id}
+end
+return out`)
 
 // startAt sets where the reader starts reading s's stream, entries being
 // its last ones, newest first, and first the number of the bus's first

@@ -66,6 +66,29 @@ func TestInputErrorExits1(t *testing.T) {
 	}
 }
 
+// TestInputLineOfMaxLine: a line of exactly 1 MiB, ended by "\n" or
+// "\r\n", is sent, and the client exits with 0; it was refused as "longer
+// than 1048576 bytes", a Scanner's buffer of 1 MiB having no room for the
+// line's end.
+func TestInputLineOfMaxLine(t *testing.T) {
+	t.Parallel()
+	for _, end := range []string{"\n", "\r\n"} {
+		url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) { echo(c) })
+		cl := startClient(t, url)
+		line := strings.Repeat("a", maxLine)
+		go func() {
+			cl.stdin.Write([]byte(line + end))
+			cl.stdin.Close()
+		}()
+		if code := cl.exitCode(t, wait); code != 0 {
+			t.Errorf("line end %q: exit code %d, want 0; stderr:\n%s", end, code, cl.stderr.String())
+		}
+		if got := cl.stdout.String(); got != line+"\n" {
+			t.Errorf("line end %q: stdout of %d bytes, want the line echoed, %d", end, len(got), len(line)+1)
+		}
+	}
+}
+
 // TestReconnectBacksOff: a server that accepts each handshake and closes
 // at once with 1013 (try again later) is dialed ever more slowly: the
 // waits double from one connection to the next, where each started from

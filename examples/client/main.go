@@ -204,13 +204,23 @@ func input(interval time.Duration) (<-chan string, <-chan struct{}, *atomic.Poin
 	done := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(os.Stdin)
-		sc.Buffer(nil, maxLine)
+		// Room for a line of maxLine and its "\r\n": a Scanner takes no
+		// token as long as its buffer.
+		sc.Buffer(nil, maxLine+2)
+		var err error
 		for sc.Scan() {
+			if len(sc.Bytes()) > maxLine {
+				err = bufio.ErrTooLong
+				break
+			}
 			// A text message must be UTF-8: a line that is not, say in
 			// Latin-1, goes with U+FFFD in place of its bad bytes.
 			lines <- strings.ToValidUTF8(sc.Text(), "\uFFFD")
 		}
-		if err := sc.Err(); err != nil {
+		if err == nil {
+			err = sc.Err()
+		}
+		if err != nil {
 			if errors.Is(err, bufio.ErrTooLong) {
 				err = fmt.Errorf("a line longer than %d bytes", maxLine)
 			}

@@ -360,6 +360,10 @@ type member struct {
 	c    *websocket.Conn
 	held [][]byte // guarded by its room's mu: errors for it to get after its join
 	rate rate     // used by its connection's onMessage alone
+	// refused says it sent a binary message, answered with 1003: what it
+	// says until the close ends it goes nowhere. Used by its connection's
+	// onMessage alone.
+	refused bool
 }
 
 // rate is what a member may still say: two token buckets, of messages
@@ -496,7 +500,11 @@ func (r *room) leave(m *member) {
 
 // say publishes what m sent.
 func (r *room) say(m *member, typ websocket.MessageType, p []byte) {
-	if typ != websocket.MessageText {
+	switch {
+	case m.refused:
+		return
+	case typ != websocket.MessageText:
+		m.refused = true
 		m.c.CloseWrite(websocket.StatusUnsupportedData, "text messages only")
 		return
 	}

@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -116,12 +117,18 @@ func joinA(t *testing.T, s *Server) (context.Context, *websocket.Conn) {
 	t.Cleanup(hs.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=r&name=a", nil)
+	return ctx, join(t, ctx, hs, "a")
+}
+
+// join joins a member named name to room r of hs, until the test ends.
+func join(t *testing.T, ctx context.Context, hs *httptest.Server, name string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=r&name="+name, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.CloseNow() })
-	return ctx, c
+	return c
 }
 
 // A member whose message is refused while its join is still held by the
@@ -246,5 +253,49 @@ func TestRateOptions(t *testing.T) {
 		if math.IsInf(tc.msgs, 1) && s.opts.MessageRate >= 0 {
 			t.Errorf("rate +Inf taken as %v, not as no bound", s.opts.MessageRate)
 		}
+	}
+}
+
+// A member answered with 1003 for a binary message says nothing more to
+// the room: the text messages it sent before it answered the close (a
+// hostile client never does, for the whole close timeout) went to every
+// member.
+func TestNothingSaidAfter1003(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(NewServer(new(LocalBus), nil).Handler())
+	t.Cleanup(hs.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := join(t, ctx, hs, "a")
+	if _, p, err := a.Read(ctx); err != nil || string(p) != `{"type":"join","name":"a","members":["a"]}` {
+		t.Fatalf("got %s, %v; want a's join", p, err)
+	}
+	m := join(t, ctx, hs, "m")
+	for _, data := range []struct {
+		typ websocket.MessageType
+		p   string
+	}{{websocket.MessageBinary, "\x01"}, {websocket.MessageText, "after the binary"}, {websocket.MessageText, "and more"}} {
+		if err := m.Write(ctx, data.typ, []byte(data.p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// m answers the close only now: its close comes after its texts.
+	if err := m.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatalf("m's Close: %v, want the server's answer", err)
+	}
+	var got []string
+	for !slices.Contains(got, `{"type":"leave","name":"m","members":["a"]}`) {
+		_, p, err := a.Read(ctx)
+		if err != nil {
+			t.Fatalf("a's Read after %q: %v", got, err)
+		}
+		got = append(got, string(p))
+	}
+	want := []string{
+		`{"type":"join","name":"m","members":["a","m"]}`,
+		`{"type":"leave","name":"m","members":["a"]}`,
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("a got %q, want %q", got, want)
 	}
 }
