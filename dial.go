@@ -136,7 +136,9 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			if nc := conns.last(); nc != nil {
 				tr.dl = nc
 			}
-			if resp.TLS != nil {
+			if _, ok := tr.dl.(tlsConn); ok || resp.TLS != nil {
+				// (A DialTLSContext's connection that embeds a
+				// *tls.Conn leaves resp.TLS nil.)
 				tr.flags = tlsStream
 			}
 		}

@@ -56,11 +56,11 @@ func (t *transport) overTLS() bool { return atomic.LoadUint32(&t.flags)&tlsStrea
 // itself for a connection accepted over TLS, or the connection an HTTP
 // client dialed, on which Dial sets deadlines.
 func (t *transport) tlsSocket() net.Conn {
-	if tc, ok := t.rw.(*tls.Conn); ok {
+	if tc, ok := t.rw.(tlsConn); ok {
 		return tc.NetConn()
 	}
 	if nc, ok := t.dl.(net.Conn); ok && t.overTLS() {
-		if tc, ok := nc.(*tls.Conn); ok {
+		if tc, ok := nc.(tlsConn); ok {
 			// An HTTP client whose DialTLSContext made the TLS
 			// connection: what it dialed is that connection.
 			return tc.NetConn()
@@ -175,10 +175,17 @@ type deadliner interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// tlsConn is a *tls.Conn, or a type that embeds one (a listener's
+// wrapper that counts bytes, say): its writes are crypto/tls's.
+type tlsConn interface {
+	ConnectionState() tls.ConnectionState
+	NetConn() net.Conn
+}
+
 // netTransport is the transport of a net.Conn.
 func netTransport(nc net.Conn) transport {
 	t := transport{rw: nc, dl: nc}
-	if _, ok := nc.(*tls.Conn); ok {
+	if _, ok := nc.(tlsConn); ok {
 		t.flags = tlsStream
 	}
 	_, t.writev = plainSocket(nc)

@@ -291,23 +291,35 @@ func TestEndedContextLeavesQueue(t *testing.T) {
 // close_notify alert, which could not go: it took 5 s (crypto/tls's bound
 // on that alert), for a Write whose context allowed 100 ms. Both sides:
 // a connection accepted over TLS, and one dialed to a wss URL through
-// net/http's client.
+// net/http's client; and each with a connection type that embeds the
+// *tls.Conn (a listener's or a dialer's wrapper), which was taken for a
+// plain socket.
 func TestTLSWriteTimeoutCloses(t *testing.T) {
 	t.Parallel()
-	for _, side := range []string{"Accept", "Dial", "Dial with DialTLSContext"} {
+	for _, side := range []string{"Accept", "Accept, listener wrapping TLS", "Dial", "Dial with DialTLSContext", "Dial with DialTLSContext wrapping TLS"} {
 		t.Run(side, func(t *testing.T) {
 			t.Parallel()
 			var c *Conn // the side that writes to a peer that reads nothing
-			if side == "Accept" {
-				c = stalledTLSConn(t)
-				c.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
+			if strings.HasPrefix(side, "Accept") {
+				if side == "Accept" {
+					c = stalledTLSConn(t)
+				} else {
+					addr, conns := acceptWrappedTLS(t)
+					dialRawTLS(t, addr, 4<<10)
+					c = <-conns
+				}
+				socketUnder(c.tr.rw).(*net.TCPConn).SetWriteBuffer(4 << 10)
 			} else {
 				s, conns := acceptOneTLS(t)
 				client := s.Client()
-				if side == "Dial with DialTLSContext" {
+				if strings.HasPrefix(side, "Dial with DialTLSContext") {
 					// The client's dialer makes the TLS connection itself.
 					client = &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-						return tls.Dial(network, addr, &tls.Config{InsecureSkipVerify: true})
+						tc, err := tls.Dial(network, addr, &tls.Config{InsecureSkipVerify: true})
+						if err != nil || side == "Dial with DialTLSContext" {
+							return tc, err
+						}
+						return wrappedTLS{tc}, nil
 					}}}
 				}
 				dc, _, err := Dial(context.Background(), "wss"+strings.TrimPrefix(s.URL, "https"), &DialOptions{HTTPClient: client})
@@ -318,7 +330,7 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 				sc := <-conns
 				t.Cleanup(func() { sc.CloseNow() })
 				sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetReadBuffer(4 << 10)
-				c.tr.tlsSocket().(*net.TCPConn).SetWriteBuffer(4 << 10)
+				socketUnder(c.tr.dl).(*net.TCPConn).SetWriteBuffer(4 << 10)
 			}
 			t.Cleanup(func() { c.CloseNow() })
 			msg := make([]byte, 1000)
@@ -346,6 +358,52 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 			t.Fatal("10,000 writes to a peer that reads nothing all went")
 		})
 	}
+}
+
+// wrappedTLS is a connection type of a user's that embeds a *tls.Conn, as
+// a listener's or a dialer's wrapper that counts bytes might.
+type wrappedTLS struct{ *tls.Conn }
+
+// acceptWrappedTLS serves Accept over TLS from a listener that hands out
+// its connections as wrappedTLS (net/http then sees no TLS: r.TLS is nil),
+// and returns its address and the accepted connections.
+func acceptWrappedTLS(t *testing.T) (string, <-chan *Conn) {
+	t.Helper()
+	certs := httptest.NewTLSServer(nil)
+	cert := certs.TLS.Certificates
+	certs.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns := make(chan *Conn, 1)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if c, err := Accept(w, r, nil); err == nil {
+			t.Cleanup(func() { c.CloseNow() })
+			conns <- c
+		}
+	})}
+	go srv.Serve(wrappingListener{tls.NewListener(ln, &tls.Config{Certificates: cert})})
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String(), conns
+}
+
+type wrappingListener struct{ net.Listener }
+
+// socketUnder returns the socket under x, a TLS connection or the socket.
+func socketUnder(x any) net.Conn {
+	if tc, ok := x.(interface{ NetConn() net.Conn }); ok {
+		return tc.NetConn()
+	}
+	return x.(net.Conn)
+}
+
+func (l wrappingListener) Accept() (net.Conn, error) {
+	nc, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return wrappedTLS{nc.(*tls.Conn)}, nil
 }
 
 // TestCutWriteError: a Write or a Ping whose context ends while its write
