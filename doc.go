@@ -83,9 +83,12 @@
 // behind a large frame being written, or a backlog of queued messages,
 // waits while the peer takes them in, however slowly (each system call
 // that moves part of them counts, on a plain Unix socket; each 64 KiB
-// elsewhere), and the timeout counts from when the ping goes out; output
-// that stops moving for KeepaliveTimeout fails the connection as silence
-// does. A negative KeepaliveInterval turns it off.
+// elsewhere), and the timeout counts from when the ping goes out; so does
+// a ping that waits in the kernel's buffer behind output written before
+// it, on Linux over TCP and TLS, for as long as the socket's queue of
+// output not yet taken by the peer shrinks within each KeepaliveTimeout.
+// Output that stops moving for KeepaliveTimeout fails the connection as
+// silence does. A negative KeepaliveInterval turns it off.
 //
 // # Backpressure and broadcast
 //

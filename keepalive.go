@@ -27,11 +27,12 @@ import (
 // since the ping went out holds input that came after the ping.
 //
 // Output counts too while the ping waits behind a frame being written, or
-// a backlog of queued frames (pingHeldBack): a peer slowly taking in a
-// large message cannot answer a ping it has not been sent, and the
-// transport taking more of what goes before the ping shows that it
-// reads. A write that stops moving for the timeout fails the connection
-// as silence does.
+// a backlog of queued frames (pingHeldBack), or, where the kernel says how
+// much of our output it holds (outputQueued), behind output written
+// already: a peer slowly taking in a large message cannot answer a ping
+// it has not been sent, and the transport, or the kernel, handing on
+// more of what goes before the ping shows that it reads. Output that
+// stops moving for the timeout fails the connection as silence does.
 
 const (
 	// defaultKeepaliveInterval and defaultKeepaliveTimeout: a dead peer is
@@ -89,6 +90,7 @@ type keepalive struct {
 	pingAt    time.Duration // when the last keepalive ping went out, 0 when none is unanswered
 	slot      int32         // keepaliveTimers.mu: the index of its turn in the heap, -1 when none is scheduled
 	queued    int32         // the kernel's unread input as the last ping went out (inputQueued), -1 if unknown
+	sent      int32         // the kernel's output not yet taken by the peer once the ping went out, or at the turn that last found it shrunk (outputQueued), -1 if unknown
 	// writing is when the write of a large frame began (clock), or of a
 	// large run of queued frames, when its oldest was queued; 0 when none
 	// is under way. moved is when the transport last took a piece of it;
@@ -132,7 +134,7 @@ func newKeepalive(c *Conn, interval, timeout time.Duration) *keepalive {
 	if interval <= 0 {
 		return nil
 	}
-	k := &keepalive{c: c, interval: interval, timeout: timeout, slot: -1, queued: -1}
+	k := &keepalive{c: c, interval: interval, timeout: timeout, slot: -1, queued: -1, sent: -1}
 	k.lastInput.Store(int64(clock()))
 	return k
 }
@@ -175,6 +177,11 @@ func (k *keepalive) fire() {
 		k.lastInput.Store(int64(now))
 		k.pingAt = 0
 		keepaliveTimers.schedule(k, k.interval)
+	case k.outputTaken():
+		// The ping waits in the kernel's buffer behind output the peer
+		// is still taking in: the timeout counts again from now.
+		k.pingAt = now
+		k.awaitAnswer(now)
 	case k.pingHeldBack(now):
 		// The ping waits behind a frame the peer is still taking in,
 		// or went out after one: the timeout counts from then.
@@ -192,6 +199,18 @@ func (k *keepalive) fire() {
 // message nobody has read, or a Reader left half read.
 func (k *keepalive) queuedSincePing() bool {
 	return k.queued >= 0 && k.c.tr.inputQueued() > k.queued
+}
+
+// outputTaken reports whether the kernel holds less of our output than
+// when the ping went out, or than at the last turn that asked: the peer
+// took in some of what the kernel held before the ping, which it must
+// take before it can see the ping, let alone answer. A peer whose host
+// is gone takes nothing, and one that stopped reading takes no more than
+// its buffers hold, so this holds for a timeout only while output moves.
+func (k *keepalive) outputTaken() bool {
+	before, n := k.sent, k.c.tr.outputQueued()
+	k.sent = n
+	return n >= 0 && n < before
 }
 
 // pingHeldBack reports whether the ping was held back behind a frame
@@ -273,6 +292,7 @@ func (k *keepalive) ping() {
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {
 		return // the connection is closed, or its writes are stuck: the timeout decides
 	}
+	k.sent = c.tr.outputQueued()
 	if !c.readMu.tryLock() {
 		return
 	}

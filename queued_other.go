@@ -5,3 +5,7 @@ package websocket
 // inputQueued returns -1: on these systems neither the keepalive nor
 // Read asks the kernel what input it holds.
 func (t *transport) inputQueued() int32 { return -1 }
+
+// outputQueued returns -1 likewise: the keepalive does not ask what
+// output the kernel holds.
+func (t *transport) outputQueued() int32 { return -1 }

@@ -1,0 +1,79 @@
+package websocket
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestKeepaliveBehindKernelBuffer: a ping written behind output that the
+// kernel holds already (a Write that returned, its message in the
+// socket's buffer) reaches the peer only as fast as the peer reads that
+// output; a peer that reads it slowly, and answers the ping once it gets
+// to it, is not failed meanwhile. It was, a timeout after the ping,
+// nothing in the library's own writes showing that the peer read on.
+// Where the peer stops reading, the kernel's queue stops shrinking, and
+// the keepalive fails it as before (TestKeepaliveCloseUnsent).
+func TestKeepaliveBehindKernelBuffer(t *testing.T) {
+	t.Parallel()
+	msg := make([]byte, 256<<10)
+	for i := range msg {
+		msg[i] = byte(i * 7)
+	}
+	type end struct{ write, read error }
+	written := make(chan error, 1)
+	ended := make(chan error, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: 400 * time.Millisecond})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.tr.rw.(*net.TCPConn).SetWriteBuffer(1 << 20)
+		written <- c.Write(context.Background(), MessageBinary, msg)
+		_, _, err = c.Read(context.Background())
+		ended <- err
+	}))
+	t.Cleanup(s.Close)
+	nc := rawClient(t, s.Listener.Addr().String())
+	nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	select {
+	case err := <-written:
+		if err != nil {
+			t.Fatalf("Write: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Write did not return: the socket's buffers cannot hold the message")
+	}
+	// 8 KiB each 30 ms: the message takes about a second to read, where
+	// a ping unanswered fails the connection in 0.5 s. (The kernel moves
+	// it in bursts: over loopback, the peer's window opens by a segment
+	// of 64 KiB, every 240 ms here.)
+	want := append(frameHeader(0x82, len(msg)), msg...)
+	got := make([]byte, len(want))
+	start := time.Now()
+	for off := 0; off < len(got); {
+		n, err := io.ReadFull(nc, got[off:min(len(got), off+8<<10)])
+		off += n
+		if err != nil {
+			t.Fatalf("after %d bytes in %v: %v", off, time.Since(start).Round(time.Millisecond), err)
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the message arrived altered")
+	}
+	// The ping written behind it comes next; the peer answers and closes.
+	expectFrame(t, nc, pingFrame)
+	io.WriteString(nc, clientFrame(0x8A, "")+clientFrame(0x88, "\x03\xe8"))
+	expectFrame(t, nc, "\x88\x02\x03\xe8")
+	if err := <-ended; CloseStatus(err) != StatusNormalClosure {
+		t.Fatalf("Read: %v; want the peer's close 1000", err)
+	}
+}
