@@ -32,8 +32,10 @@ import (
 // connection closes when its last WebSocket ends. A stream the server
 // did not process (refused by a GOAWAY, as a server shutting down sends,
 // or by REFUSED_STREAM) is opened again, on a new connection if need be,
-// up to h2DialTries streams in all. The HTTP/2 client is
-// internal/h2, for the reasons its package documentation gives.
+// up to h2DialTries streams in all; so is a request that waits on a
+// pooled connection that has gone silent (probeSilent). The HTTP/2
+// client is internal/h2, for the reasons its package documentation
+// gives.
 
 // h2Conns holds the HTTP/2 connections that Dial shares between
 // WebSockets, as http.DefaultTransport holds its idle connections. A
@@ -116,8 +118,9 @@ type h2Dial struct {
 const h2DialShareWait = time.Second
 
 // get returns a connection for key with a stream reserved on it (see
-// h2.ClientConn.Reserve), dialing one with dial when none has room.
-func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) (net.Conn, error)) (*h2.ClientConn, error) {
+// h2.ClientConn.Reserve), dialing one with dial when none has room, and
+// whether it was in the pool already.
+func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) (net.Conn, error)) (cc *h2.ClientConn, pooled bool, err error) {
 	// The dial this one stopped waiting for. The dial that replaces it
 	// is waited for in turn, so that the Dials stuck behind one make one
 	// connection, not one each.
@@ -142,7 +145,7 @@ func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) 
 		}
 		if found != nil {
 			p.mu.Unlock()
-			return found, nil
+			return found, true, nil
 		}
 		if d := p.dialing[key]; d != nil && d != gaveUp {
 			p.mu.Unlock()
@@ -151,13 +154,13 @@ func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) 
 			case <-d.done:
 				wait.Stop()
 				if d.err != nil && !errors.Is(d.err, context.Canceled) && !errors.Is(d.err, context.DeadlineExceeded) {
-					return nil, d.err
+					return nil, false, d.err
 				}
 			case <-wait.C:
 				gaveUp = d
 			case <-ctx.Done():
 				wait.Stop()
-				return nil, ctx.Err()
+				return nil, false, ctx.Err()
 			}
 			continue
 		}
@@ -175,7 +178,7 @@ func (p *h2Pool) get(ctx context.Context, key h2Key, dial func(context.Context) 
 		d.err = err
 		close(d.done)
 		p.mu.Unlock()
-		return cc, err
+		return cc, false, err
 	}
 }
 
@@ -259,8 +262,63 @@ func (p *h2Pool) idle(key h2Key, cc *h2.ClientConn) {
 }
 
 // h2DialTries bounds how many streams one Dial opens, when the server
-// refuses them unprocessed.
+// refuses them unprocessed, or its connection has gone silent.
 const h2DialTries = 4
+
+// h2ProbeAfter is how long a Dial waits for the answer to its request on
+// a pooled connection before it asks whether the connection still lives
+// with a PING; h2ProbeWait, how long it then waits for the PING's answer
+// before it takes the connection for dead.
+const (
+	h2ProbeAfter = time.Second
+	h2ProbeWait  = 2 * time.Second
+)
+
+// The states of a probeSilent watch.
+const (
+	probeWaiting int32 = iota
+	probeAnswered
+	probeStale
+)
+
+// errSilentConn fails a Dial whose every try met a silent connection.
+var errSilentConn = errors.New("http2: the connection went silent: a PING went unanswered")
+
+// probeSilent watches a Dial's wait for the answer to its request, on
+// stream s of the pooled connection cc: a connection whose peer has gone
+// (a NAT or a firewall that dropped it, a host gone, a server whose
+// reading hangs) would hold every Dial to the origin until its
+// WebSockets' keepalive dropped them all. If the answer has not come
+// within h2ProbeAfter, it pings cc; if the PING is not answered within
+// h2ProbeWait either, it retires cc from the pool (its streams go on, as
+// their keepalive decides), sets stale, and resets s, for the Dial to go
+// again on another connection, unless the Dial has set state to
+// probeAnswered first. It returns what stops the watch.
+func probeSilent(ctx context.Context, cc *h2.ClientConn, s *h2.Stream, state *atomic.Int32) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		wait := time.NewTimer(h2ProbeAfter)
+		defer wait.Stop()
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			return
+		}
+		pctx, pcancel := context.WithTimeout(ctx, h2ProbeWait)
+		err := cc.Ping(pctx)
+		pcancel()
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) && state.CompareAndSwap(probeWaiting, probeStale) {
+			cc.Retire()
+			s.Close()
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
+}
 
 // dialHTTP2 dials a WebSocket over HTTP/2. done is false when Dial is to
 // go on over HTTP/1.1 instead: opts.HTTP2 is HTTP2Preferred and the
@@ -306,7 +364,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 	var status int
 	var respFields []hpack.Field
 	for try := 1; ; try++ {
-		cc, err := h2Conns.get(ctx, key, func(ctx context.Context) (net.Conn, error) { return dialH2(ctx, t, key, u.Hostname()) })
+		cc, pooled, err := h2Conns.get(ctx, key, func(ctx context.Context) (net.Conn, error) { return dialH2(ctx, t, key, u.Hostname()) })
 		if err != nil {
 			if errors.Is(err, ErrHTTP2Unavailable) {
 				h2Refusals.set(key, true)
@@ -316,12 +374,19 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		}
 		h2Refusals.set(key, false)
 		s, err = cc.OpenStream(ctx, fields, true)
+		var probe atomic.Int32 // probeSilent's: probeWaiting, probeAnswered or probeStale
 		if err == nil {
 			// The end of ctx cancels the handshake and resets the stream;
 			// so does the transport's ResponseHeaderTimeout, as over
 			// HTTP/1.1.
 			err = underTimeout(ctx, t.ResponseHeaderTimeout, errResponseHeaderTimeout, func(ctx context.Context) (err error) {
+				if pooled {
+					defer probeSilent(ctx, cc, s, &probe)()
+				}
 				status, respFields, err = s.Response(ctx)
+				if err == nil && !probe.CompareAndSwap(probeWaiting, probeAnswered) {
+					err = errSilentConn // the answer came as the probe gave up
+				}
 				return err
 			})
 			if err != nil {
@@ -330,6 +395,12 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		}
 		if err == nil {
 			break
+		}
+		if probe.Load() == probeStale {
+			if try < h2DialTries && ctx.Err() == nil {
+				continue // on another connection: the pool has retired this one
+			}
+			err = errSilentConn
 		}
 		// RFC 9113 §8.7: a stream the server did not process, refused by
 		// its GOAWAY or its RST_STREAM, or kept from opening by a GOAWAY

@@ -646,3 +646,69 @@ func TestDialH2Unprocessed(t *testing.T) {
 		}
 	})
 }
+
+// TestDialH2SilentPooledConn: a Dial whose request waits on a pooled
+// connection that has gone silent (its server, or a NAT on the way, drops
+// what it is sent) pings it after h2ProbeAfter, and, the PING unanswered
+// within h2ProbeWait, retires it and goes on a new connection. It waited
+// for its context, as every Dial to the origin would have until the
+// keepalive of the WebSockets on that connection dropped them all. The
+// WebSocket already open there is left to its keepalive.
+func TestDialH2SilentPooledConn(t *testing.T) {
+	t.Parallel()
+	opts, peers := h2PipeOptions(t)
+	first, p1 := dialH2Open(t, opts, peers)
+	go io.Copy(io.Discard, p1.nc) // takes all, answers nothing
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	start := time.Now()
+	done := dialH2Async(ctx, opts)
+	var p2 *h2Pipe
+	select {
+	case p2 = <-peers:
+	case err := <-done:
+		t.Fatalf("Dial on a silent pooled connection: %v, want it to go on a new connection", err)
+	}
+	p2.open()
+	p2.until(0x1)
+	p2.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	go io.Copy(io.Discard, p2.nc)
+	if err := awaitDialH2(t, done, 5*time.Second); err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if took := time.Since(start); took < h2ProbeAfter+h2ProbeWait || took > h2ProbeAfter+h2ProbeWait+3*time.Second {
+		t.Errorf("Dial took %v, want about %v", took, h2ProbeAfter+h2ProbeWait)
+	}
+	if first.isClosed() {
+		t.Error("the WebSocket on the silent connection was closed; its keepalive decides")
+	}
+}
+
+// TestDialH2SlowAnswerPooled: a Dial whose answer is slow on a pooled
+// connection that answers its PING waits for that answer, on that
+// connection.
+func TestDialH2SlowAnswerPooled(t *testing.T) {
+	t.Parallel()
+	opts, peers := h2PipeOptions(t)
+	_, p := dialH2Open(t, opts, peers)
+	done := dialH2Async(context.Background(), opts)
+	p.until(0x1) // the HEADERS of stream 3
+	for {
+		typ, flags, _, payload := p.frame()
+		if typ == 0x6 && flags&0x1 == 0 {
+			p.write(0x6, 0x1, 0, payload) // the PING's answer
+			break
+		}
+	}
+	time.Sleep(h2ProbeWait + 500*time.Millisecond)
+	p.write(0x1, 0x4, 3, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	go io.Copy(io.Discard, p.nc)
+	if err := awaitDialH2(t, done, 5*time.Second); err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	select {
+	case <-peers:
+		t.Error("the Dial made a new connection; the pooled one answered its PING")
+	default:
+	}
+}

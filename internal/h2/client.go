@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rfc6455/websocket/internal/hpack"
@@ -83,6 +84,13 @@ type ClientConn struct {
 	settings chan struct{} // closed when the server's first SETTINGS arrive
 	done     chan struct{} // closed when the connection has ended
 
+	// Ping's: pinging holds one caller at a time; pingData is the
+	// payload of the PING under way, whose acknowledgment readLoop hands
+	// to pingAck.
+	pinging  chan struct{}
+	pingData atomic.Uint64
+	pingAck  chan struct{}
+
 	// Fields of readLoop alone.
 	dec        *hpack.Decoder
 	recvUnsent uint32 // connection window credit not yet sent
@@ -119,6 +127,8 @@ func NewClientConnLimit(nc net.Conn, onIdle func(), headerLimit uint32) (*Client
 		onIdle:        onIdle,
 		settings:      make(chan struct{}),
 		done:          make(chan struct{}),
+		pinging:       make(chan struct{}, 1),
+		pingAck:       make(chan struct{}, 1),
 		dec:           hpack.NewDecoder(headerTableSize),
 	}
 	cc.bw = bufio.NewWriterSize(socketWriter{cc}, 16<<10)
@@ -196,6 +206,49 @@ func (cc *ClientConn) availableLocked() bool {
 	return cc.err == nil && !cc.goAway && !cc.closing &&
 		uint64(len(cc.streams)+cc.reserved) < uint64(cc.maxStreams) &&
 		cc.nextID < maxWindow-2*uint32(cc.reserved)
+}
+
+// Ping sends a PING and waits for the server's acknowledgment, until ctx
+// ends: a connection whose server, or the path to it, has gone silent is
+// told from one that is slow to answer a request.
+func (cc *ClientConn) Ping(ctx context.Context) error {
+	select {
+	case cc.pinging <- struct{}{}:
+	case <-cc.done:
+		return cc.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-cc.pinging }()
+	// A number of its own, so that the late acknowledgment of a PING
+	// whose wait ended is not taken for this one's.
+	data := cc.pingData.Add(1)
+	select {
+	case <-cc.pingAck:
+	default:
+	}
+	cc.queueCtrl(binary.BigEndian.AppendUint64(appendFrameHeader(nil, 8, framePing, 0, 0), data))
+	select {
+	case <-cc.pingAck:
+		return nil
+	case <-cc.done:
+		return cc.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Retire takes no new streams on the connection, which stays open for
+// the streams it has, and closes once they end, as after the server's
+// GOAWAY.
+func (cc *ClientConn) Retire() {
+	cc.mu.Lock()
+	cc.goAway = true
+	idle := cc.idleLocked()
+	cc.mu.Unlock()
+	if idle {
+		cc.onIdle()
+	}
 }
 
 // Idle reports whether the connection has no stream and no reservation.
@@ -468,6 +521,11 @@ func (cc *ClientConn) dispatch(h frameHeader, p []byte) error {
 		}
 		if h.flags&flagAck == 0 {
 			cc.queueCtrl(append(appendFrameHeader(nil, 8, framePing, flagAck, 0), p...))
+		} else if binary.BigEndian.Uint64(p) == cc.pingData.Load() {
+			select {
+			case cc.pingAck <- struct{}{}:
+			default:
+			}
 		}
 		return nil
 	case frameGoAway:
