@@ -251,3 +251,60 @@ func TestReadAppendAfterPrefix(t *testing.T) {
 		}
 	})
 }
+
+// TestCompressedAtLimit: a compressed message that inflates to exactly
+// the read limit, L, is read by ReadAppend and by Serve in a slice grown
+// by doubling up to L (2L allocated in all); it is not then copied into a
+// slice a byte larger only to find that the message ends there, which
+// allocated 3L and held 2L at once: 64 MiB live for a 32 KiB message
+// under the default limit.
+func TestCompressedAtLimit(t *testing.T) {
+	const limit = 8 << 20
+	bomb := compressedPayload(t, make([]byte, limit))
+	for _, served := range []bool{false, true} {
+		t.Run(fmt.Sprintf("Serve=%v", served), func(t *testing.T) {
+			s, conns := acceptOne(t, &AcceptOptions{Compression: CompressionNoContextTakeover})
+			nc := deflateClient(t, s.Listener.Addr().String())
+			sc := <-conns
+			defer sc.CloseNow()
+			sc.SetReadLimit(limit)
+			type result struct {
+				n     int
+				err   error
+				alloc uint64
+			}
+			done := make(chan result, 1)
+			var before runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			allocated := func() uint64 {
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				return after.TotalAlloc - before.TotalAlloc
+			}
+			if served {
+				sc.Serve(func(_ MessageType, p []byte) { done <- result{len(p), nil, allocated()} }, func(err error) { done <- result{err: err} })
+			} else {
+				go func() {
+					_, p, err := sc.ReadAppend(context.Background(), make([]byte, 0, 512))
+					done <- result{len(p), err, allocated()}
+				}()
+			}
+			if _, err := nc.Write(maskedFrame(0xC2, bomb)); err != nil {
+				t.Fatal(err)
+			}
+			var r result
+			select {
+			case r = <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the message was not read within 10 s")
+			}
+			if r.err != nil || r.n != limit {
+				t.Fatalf("read %d bytes, %v; want %d", r.n, r.err, limit)
+			}
+			if r.alloc > 5*limit/2 {
+				t.Errorf("reading a message of the read limit, %d MiB, allocated %.1f MiB, want at most %d", limit>>20, float64(r.alloc)/(1<<20), 5*limit/2>>20)
+			}
+		})
+	}
+}

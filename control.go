@@ -21,10 +21,20 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 		// errPongQueued has taken it there: written from here, under
 		// the message's read, it would take a handler waiting in Read
 		// past a 4 KiB stack (TestStackRoom).
+		//
+		// With more input buffered (a flood of pings read at once), the
+		// pong joins the queue, as frames written while the reader holds
+		// input do, and goes out with the others before the reader waits
+		// (beforeWaitLocked), or by the queue's timer: one write for
+		// them all rather than a system call per ping.
 		var queued bool
 		var err error
+		atHand := !c.rb.isEmpty()
+		if atHand && !c.inputPending.Load() {
+			c.inputPending.Store(true)
+		}
 		if c.msgOpen {
-			queued, err = c.queueFrame(header{fin: true, op: opPong}, payload, "pong", true)
+			queued, err = c.queueFrame(header{fin: true, op: opPong}, payload, "pong", !atHand)
 		}
 		switch {
 		case !queued:

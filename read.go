@@ -334,6 +334,11 @@ func (c *Conn) nextDataFrameLocked(ctx context.Context) error {
 		if err != errPongQueued {
 			return err
 		}
+		if !c.rb.isEmpty() {
+			// More frames are at hand: the pong waits for them, the
+			// queue's timer armed (controlLocked).
+			continue
+		}
 		c.flushQueue(ctx)
 		if c.isClosed() {
 			// Writing the pong failed, and closed the connection.
@@ -460,11 +465,26 @@ func (c *Conn) discardMessageLocked(ctx context.Context) error {
 // The caller holds readMu.
 func (c *Conn) readRestLocked(ctx context.Context, dst []byte, base int) ([]byte, error) {
 	for {
+		room, probing := dst[len(dst):cap(dst)], false
 		if len(dst) == cap(dst) && (c.frameLeft > 0 || !c.frame.fin || c.msgCompressed) {
-			dst = c.growLocked(dst, base)
+			if c.filledLimitLocked(dst, base) {
+				// The message fills the read limit: a byte more fails
+				// it. Its end is looked for in a byte of scratch rather
+				// than by copying all of it into a slice a byte larger,
+				// which would hold twice the limit at once.
+				room, probing = make([]byte, 1), true
+			} else {
+				dst = c.growLocked(dst, base)
+				room = dst[len(dst):cap(dst)]
+			}
 		}
-		n, err := c.readMessageLocked(ctx, dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
+		n, err := c.readMessageLocked(ctx, room)
+		if probing && n > 0 {
+			// The limit was raised meanwhile.
+			dst = append(c.growLocked(dst, base), room[0])
+		} else {
+			dst = dst[:len(dst)+n]
+		}
 		switch {
 		case err == io.EOF:
 			if dst == nil {
@@ -585,6 +605,17 @@ func (list *chunkList) gather(p []byte) {
 	clear(list.chunks)
 	list.chunks, list.arrived, list.used = list.chunks[:0], 0, 0
 	chunkLists.Put(list)
+}
+
+// filledLimitLocked reports whether dst, whose first base bytes are the
+// caller's, holds as many bytes of the message as the read limit allows,
+// with none of the current frame left to read beyond a frame accepted
+// under a larger limit (growLocked reads such a frame whole).
+//
+// The caller holds readMu.
+func (c *Conn) filledLimitLocked(dst []byte, base int) bool {
+	limit := c.readLimit.Load()
+	return limit >= 0 && int64(len(dst)-base) >= limit && (c.msgCompressed || c.frameLeft == 0)
 }
 
 // growLocked makes room in dst for more of the message being read. The
