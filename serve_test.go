@@ -386,8 +386,11 @@ func TestPongsCoalesce(t *testing.T) {
 				if _, err := io.ReadFull(nc, pongs); err != nil || string(pongs) != want {
 					t.Fatalf("pongs: %v, or not %d empty pongs", err, pings)
 				}
-				if w := sc.writes.Load() - before; w > pings/100 {
-					t.Errorf("%d pings that arrived together were answered in %d writes, want at most %d", pings, w, pings/100)
+				// The queue's timer writes what queued every 500 µs while
+				// the reader works through the pings: a few dozen writes
+				// here, a few hundred under the race detector.
+				if w := sc.writes.Load() - before; w > pings/4 {
+					t.Errorf("%d pings that arrived together were answered in %d writes, want at most %d", pings, w, pings/4)
 				}
 			})
 		}
