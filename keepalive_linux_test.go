@@ -25,7 +25,6 @@ func TestKeepaliveBehindKernelBuffer(t *testing.T) {
 	for i := range msg {
 		msg[i] = byte(i * 7)
 	}
-	type end struct{ write, read error }
 	written := make(chan error, 1)
 	ended := make(chan error, 1)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
