@@ -873,7 +873,7 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 		if reserved {
 			cc.Unreserve()
 		}
-		return nil, cc.Err()
+		return nil, &unopenedError{cc.Err()}
 	case <-ctx.Done():
 		if reserved {
 			cc.Unreserve()
@@ -901,9 +901,9 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 			cc.onIdle()
 		}
 		if err == nil {
-			err = ErrUnavailable
+			return nil, ErrUnavailable
 		}
-		return nil, err
+		return nil, &unopenedError{err}
 	}
 	s := newStream(cc, cc.nextID, cc.initialWindow)
 	cc.nextID += 2

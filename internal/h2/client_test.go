@@ -389,16 +389,89 @@ func TestGoAway(t *testing.T) {
 	s.expect(frameHeaders)
 	s.write(frameGoAway, 0, 0, []byte{0, 0, 0, 1, 0, 0, 0, 0})
 	var ce *ConnError
-	if _, _, err := st3.Response(context.Background()); !errors.As(err, &ce) || !ce.Remote {
-		t.Fatalf("stream 3 past the GOAWAY: %v", err)
+	if _, _, err := st3.Response(context.Background()); !errors.As(err, &ce) || !ce.Remote || !Unprocessed(err) {
+		t.Fatalf("stream 3 past the GOAWAY: %v, want the GOAWAY, unprocessed", err)
 	}
-	if _, err := cc.OpenStream(context.Background(), connectFields(), false); !errors.Is(err, ErrUnavailable) {
+	if _, err := cc.OpenStream(context.Background(), connectFields(), false); !errors.Is(err, ErrUnavailable) || !Unprocessed(err) {
 		t.Fatalf("OpenStream after GOAWAY: %v", err)
 	}
 	s.write(frameData, 0, 1, []byte("still"))
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "still" {
 		t.Fatalf("stream 1: %q, %v", buf, err)
+	}
+}
+
+// TestUnprocessed: Unprocessed tells the streams the server did not
+// process, which may go again (RFC 9113 §8.7): reset with REFUSED_STREAM,
+// or not opened because the connection had ended; not a stream the
+// server reset otherwise, nor one ended with its connection.
+func TestUnprocessed(t *testing.T) {
+	cc, s := start(t)
+	st := open(t, cc, s)
+	for _, tc := range []struct {
+		code        ErrCode
+		unprocessed bool
+	}{{ErrCodeRefusedStream, true}, {ErrCodeCancel, false}} {
+		st, err := cc.OpenStream(context.Background(), connectFields(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _ := s.expect(frameHeaders)
+		s.write(frameRSTStream, 0, h.streamID, binary.BigEndian.AppendUint32(nil, uint32(tc.code)))
+		if _, _, err := st.Response(context.Background()); err == nil || Unprocessed(err) != tc.unprocessed {
+			t.Errorf("stream reset with %v: %v, want an error, unprocessed %v", tc.code, err, tc.unprocessed)
+		}
+		st.Close()
+	}
+	s.nc.Close()
+	<-cc.Done()
+	if _, err := st.Read(make([]byte, 1)); err == nil || Unprocessed(err) {
+		t.Errorf("stream 1 when the connection ended: %v, want an error, not unprocessed", err)
+	}
+	if _, err := cc.OpenStream(context.Background(), connectFields(), false); err == nil || !Unprocessed(err) {
+		t.Errorf("OpenStream on an ended connection: %v, want an error, unprocessed", err)
+	}
+}
+
+// TestPingRetire: Ping waits for the acknowledgment of its own PING, not
+// an earlier one's, or for its context; a retired connection takes no new
+// stream and keeps its own.
+func TestPingRetire(t *testing.T) {
+	cc, s := start(t)
+	s.settings()
+	done := make(chan error, 1)
+	go func() { done <- cc.Ping(context.Background()) }()
+	_, p := s.expect(framePing)
+	stale := binary.BigEndian.AppendUint64(nil, binary.BigEndian.Uint64(p)-1)
+	s.write(framePing, flagAck, 0, stale)
+	select {
+	case err := <-done:
+		t.Fatalf("Ping returned %v on the acknowledgment of another PING", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	s.write(framePing, flagAck, 0, p)
+	if err := <-done; err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := cc.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Ping unanswered: %v, want the context's end", err)
+	}
+	s.expect(framePing)
+	st := open(t, cc, s)
+	cc.Retire()
+	if cc.Reserve() {
+		t.Fatal("a retired connection reserved a stream")
+	}
+	if _, err := cc.OpenStream(context.Background(), connectFields(), false); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("OpenStream on a retired connection: %v", err)
+	}
+	s.write(frameData, 0, 1, []byte("on"))
+	buf := make([]byte, 2)
+	if _, err := io.ReadFull(st, buf); err != nil || string(buf) != "on" {
+		t.Fatalf("stream 1 after Retire: %q, %v", buf, err)
 	}
 }
 

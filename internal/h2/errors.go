@@ -62,15 +62,25 @@ func (e *RefusedError) Unwrap() error { return e.GoAway }
 // Unprocessed reports whether err, from OpenStream or a stream's
 // Response, says that the server did not process the stream: refused by
 // its GOAWAY or reset with REFUSED_STREAM, or not opened at all because
-// the connection takes no new streams. Such a stream may be opened again
-// (§8.7).
+// the connection takes no new streams, or had ended. Such a stream may
+// be opened again (§8.7), on another connection.
 func Unprocessed(err error) bool {
 	if se, ok := errors.AsType[*StreamError](err); ok {
 		return se.Remote && se.Code == ErrCodeRefusedStream
 	}
+	if _, unopened := errors.AsType[*unopenedError](err); unopened {
+		return true
+	}
 	_, refused := errors.AsType[*RefusedError](err)
 	return refused || errors.Is(err, ErrUnavailable)
 }
+
+// unopenedError is OpenStream's error when the connection had ended
+// before anything of the stream was written: err, why it ended.
+type unopenedError struct{ err error }
+
+func (e *unopenedError) Error() string { return e.err.Error() }
+func (e *unopenedError) Unwrap() error { return e.err }
 
 var (
 	// ErrNotHTTP2 is returned by NewClientConn when the server answers
