@@ -128,6 +128,12 @@ func (c *Conn) releaseDeflater(d *flate.Writer) {
 		poolDeflater(d, p.sendBits)
 		return
 	}
+	if c.isClosed() {
+		// Nothing more goes out: the window is of no use.
+		d.Release()
+		p.def = nil
+		return
+	}
 	if p.sendBits <= deflateIdleAtOnceBits {
 		d.Idle()
 		return
@@ -157,4 +163,35 @@ func (c *Conn) idleDeflater() {
 		p.def.Idle()
 	}
 	c.unlockMsg()
+}
+
+// releaseCompression lets go of the compression state of a connection
+// that closed: its compressor's window and scratch, and its decompressor's
+// history and working state, which no message will use. What a message
+// writer or a reader holds under its lock at that moment is let go by it
+// (releaseDeflater, readRelease).
+func (c *Conn) releaseCompression() {
+	if c.deflate == nil {
+		return
+	}
+	if c.msgMu.tryLock() {
+		if d := c.deflate.def; d != nil {
+			d.Release()
+			c.deflate.def = nil
+		}
+		c.msgMu.unlock()
+	}
+	if c.readMu.tryLock() {
+		c.releaseInflateLocked()
+		c.readMu.unlock()
+	}
+}
+
+// releaseInflateLocked drops the decompressor's state once the connection
+// is closed. The caller holds readMu.
+func (c *Conn) releaseInflateLocked() {
+	if in := c.inflate; in != nil {
+		in.open = false
+		in.fr.Release()
+	}
 }

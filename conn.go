@@ -416,5 +416,6 @@ func (c *Conn) closeTransport(cause error) bool {
 	if c.reg != nil {
 		c.reg.remove(c)
 	}
+	c.releaseCompression()
 	return true
 }

@@ -267,7 +267,9 @@
 //
 // Compression costs memory mostly with context takeover: each connection
 // keeps its two windows, up to 2^bits bytes each way (64 KiB at 15 bits,
-// 2 KiB at 10), where without takeover a quiet connection keeps nothing.
+// 2 KiB at 10), where without takeover a quiet connection keeps nothing;
+// a closed connection lets go of them, though its Conn stays referenced
+// (a Writer left open keeps its compressor until it is closed).
 // While a connection compresses, its compressor holds 100 KiB of working
 // state (190 KiB at 15 bits), given back after 100 ms without a compressed
 // message, or with a window of 2^10 or less at the end of every message,

@@ -190,6 +190,9 @@ func (c *Conn) readRelease() {
 	if c.inputPending.Load() != pending {
 		c.inputPending.Store(pending)
 	}
+	if c.isClosed() {
+		c.releaseInflateLocked()
+	}
 	c.releaseWatch(watchRead)
 	c.readMu.unlock()
 }

@@ -128,6 +128,13 @@ func (r *Reader) Reset() {
 	r.hpos, r.hlen = 0, 0
 }
 
+// Release gives back all the Reader holds, its history included, as at
+// NewReader: for a Reader that will decode nothing more.
+func (r *Reader) Release() {
+	r.Reset()
+	r.ring = nil
+}
+
 // endStream gives back the working state; without context takeover, the
 // history too.
 func (r *Reader) endStream() {

@@ -302,6 +302,19 @@ func (w *Writer) Idle() {
 	w.sc, w.buf = nil, nil
 }
 
+// Release gives back all the Writer holds, its history included, as at
+// NewWriter: for a Writer that will compress nothing more. The next
+// Append, if any, starts a stream of its own.
+func (w *Writer) Release() {
+	w.Reset()
+	if w.sc != nil {
+		w.sc.owner = nil
+		scratchPools[w.windowIdx].Put(w.sc)
+		w.sc, w.buf = nil, nil
+	}
+	w.hist = nil
+}
+
 // Active reports whether the Writer holds working memory: from an Append
 // until the next Idle.
 func (w *Writer) Active() bool { return w.sc != nil }
