@@ -287,6 +287,7 @@ func (k *keepalive) ping() {
 	// Taken before the ping goes out, so that its answer cannot be in it
 	// (queuedSincePing).
 	k.queued = c.tr.inputQueued()
+	k.sent = -1 // until the ping is out: an earlier ping's does not count
 	ctx, cancel := context.WithTimeoutCause(context.Background(), k.timeout, errPingTimeout)
 	defer cancel()
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {

@@ -98,6 +98,10 @@ func (t *transport) close() {
 		t.rw.Close()
 	case t.lost():
 		nc.Close()
+		// Then the stream's own Close, which writes nothing now that its
+		// socket is closed: a type that embeds the *tls.Conn (a
+		// listener's wrapper that counts its connections) may do more.
+		t.rw.Close()
 	default:
 		withAlertWait(nc, t.rw.Close)
 	}

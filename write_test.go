@@ -319,7 +319,7 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 						if err != nil || side == "Dial with DialTLSContext" {
 							return tc, err
 						}
-						return wrappedTLS{tc}, nil
+						return wrappedTLS{tc, new(atomic.Bool)}, nil
 					}}}
 				}
 				dc, _, err := Dial(context.Background(), "wss"+strings.TrimPrefix(s.URL, "https"), &DialOptions{HTTPClient: client})
@@ -353,6 +353,14 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 				if next := c.Write(context.Background(), MessageBinary, msg); next == nil || next.Error() != want {
 					t.Fatalf("the next Write: %v, want %q", next, want)
 				}
+				// A wrapper's own Close runs, for what it counts.
+				w, ok := c.tr.rw.(wrappedTLS)
+				if !ok {
+					w, ok = c.tr.dl.(wrappedTLS)
+				}
+				if ok && !w.closed.Load() {
+					t.Error("the connection closed without its wrapper's Close")
+				}
 				return
 			}
 			t.Fatal("10,000 writes to a peer that reads nothing all went")
@@ -361,8 +369,17 @@ func TestTLSWriteTimeoutCloses(t *testing.T) {
 }
 
 // wrappedTLS is a connection type of a user's that embeds a *tls.Conn, as
-// a listener's or a dialer's wrapper that counts bytes might.
-type wrappedTLS struct{ *tls.Conn }
+// a listener's or a dialer's wrapper that counts its connections might,
+// with a Close of its own.
+type wrappedTLS struct {
+	*tls.Conn
+	closed *atomic.Bool
+}
+
+func (c wrappedTLS) Close() error {
+	c.closed.Store(true)
+	return c.Conn.Close()
+}
 
 // acceptWrappedTLS serves Accept over TLS from a listener that hands out
 // its connections as wrappedTLS (net/http then sees no TLS: r.TLS is nil),
@@ -403,7 +420,7 @@ func (l wrappingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return wrappedTLS{nc.(*tls.Conn)}, nil
+	return wrappedTLS{nc.(*tls.Conn), new(atomic.Bool)}, nil
 }
 
 // TestCutWriteError: a Write or a Ping whose context ends while its write
