@@ -379,9 +379,14 @@ func testHTTP2KeepaliveEnds(t *testing.T) {
 // TCP connection lived when quiesce waited without bound.
 func testHTTP2StuckSocket(t *testing.T) {
 	for _, how := range []string{"Close", "CloseNow", "Shutdown", "keepalive"} {
+		// One at a time, and each waits for its writer to end: a write
+		// that quiesce gave up on goes on past its handler's return, on
+		// a response writer whose state net/http pools and may hand to
+		// another stream of this process. That is a known defect: here
+		// it reset the next test's stream before its response went out.
 		t.Run(how, func(t *testing.T) {
-			t.Parallel()
 			took := make(chan time.Duration, 1)
+			writerDone := make(chan struct{})
 			reg := new(Registry)
 			p := stallingH2Client(t, func(w http.ResponseWriter, r *http.Request) {
 				opts := &AcceptOptions{CloseTimeout: 300 * time.Millisecond, Registry: reg}
@@ -391,11 +396,13 @@ func testHTTP2StuckSocket(t *testing.T) {
 				c, err := Accept(w, r, opts)
 				if err != nil {
 					t.Error(err)
+					close(writerDone)
 					return
 				}
 				defer c.CloseNow()
 				var wrote atomic.Int64
 				go func() {
+					defer close(writerDone)
 					msg := make([]byte, 64<<10)
 					for c.Write(context.Background(), MessageBinary, msg) == nil {
 						wrote.Add(1)
@@ -434,6 +441,12 @@ func testHTTP2StuckSocket(t *testing.T) {
 				}
 			case <-time.After(10 * time.Second):
 				t.Errorf("%s still under way 10 s after the socket stalled", how)
+			}
+			p.nc.Close()
+			select {
+			case <-writerDone:
+			case <-time.After(10 * time.Second):
+				t.Errorf("%s: the writer still under way 10 s after the client went", how)
 			}
 		})
 	}
