@@ -28,7 +28,7 @@ func TestKeepaliveBehindKernelBuffer(t *testing.T) {
 	written := make(chan error, 1)
 	ended := make(chan error, 1)
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: 400 * time.Millisecond})
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: time.Second})
 		if err != nil {
 			return
 		}
@@ -50,10 +50,10 @@ func TestKeepaliveBehindKernelBuffer(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the Write did not return: the socket's buffers cannot hold the message")
 	}
-	// 8 KiB each 30 ms: the message takes about a second to read, where
-	// a ping unanswered fails the connection in 0.5 s. (The kernel moves
+	// 8 KiB each 60 ms: the message takes about 2 s to read, where a
+	// ping unanswered fails the connection in 1.1 s. (The kernel moves
 	// it in bursts: over loopback, the peer's window opens by a segment
-	// of 64 KiB, every 240 ms here.)
+	// of 64 KiB, every 480 ms here, two to a timeout.)
 	want := append(frameHeader(0x82, len(msg)), msg...)
 	got := make([]byte, len(want))
 	start := time.Now()
@@ -63,7 +63,7 @@ func TestKeepaliveBehindKernelBuffer(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d bytes in %v: %v", off, time.Since(start).Round(time.Millisecond), err)
 		}
-		time.Sleep(30 * time.Millisecond)
+		time.Sleep(60 * time.Millisecond)
 	}
 	if !bytes.Equal(got, want) {
 		t.Fatal("the message arrived altered")
