@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
 	"github.com/rfc6455/websocket/examples/chat/chat"
 )
 
@@ -145,6 +146,12 @@ func newRedisBus(addr string, logf func(format string, args ...any)) *redisBus {
 			WriteTimeout:          opTimeout,
 			ContextTimeoutEnabled: true,
 			DisableIdentity:       true, // CLIENT SETINFO is Redis 7.2's
+			// CLIENT MAINT_NOTIFICATIONS is Redis 8's; asking for it
+			// by default, go-redis turns it off on the first refusal
+			// while another connection reads the setting (a data race
+			// that -race reports when the writer and the reader connect
+			// at once).
+			MaintNotificationsConfig: &maintnotifications.Config{Mode: maintnotifications.ModeDisabled},
 		}),
 		writer: rand.Text(),
 		logf:   logf,
