@@ -65,7 +65,17 @@ type h2Origin struct {
 
 func newH2Origin(t *testing.T, tls bool, h http.HandlerFunc) *h2Origin {
 	t.Helper()
+	return newH2OriginOn(t, tls, nil, h)
+}
+
+// newH2OriginOn is newH2Origin with a server that server, if not nil,
+// configures before it starts.
+func newH2OriginOn(t *testing.T, tls bool, server func(*http.Server), h http.HandlerFunc) *h2Origin {
+	t.Helper()
 	o := &h2Origin{Server: httptest.NewUnstartedServer(h)}
+	if server != nil {
+		server(o.Config)
+	}
 	o.Config.ConnState = func(_ net.Conn, st http.ConnState) {
 		if st == http.StateNew {
 			o.conns.Add(1)

@@ -349,10 +349,13 @@
 // a flow-control window the client does not give, say, and every call
 // that finds the connection closed (CloseNow among them) returns only once
 // that write has ended: the handler may then return, which net/http
-// forbids while another goroutine writes to its ResponseWriter. (Only
-// when the HTTP/2 connection's socket takes nothing, so that the reset
-// cannot go out either, do they wait no more than 100 ms; the write then
-// ends with the connection.)
+// forbids while another goroutine writes to its ResponseWriter (it hands
+// the writer's state to another stream). When the HTTP/2 connection's
+// socket takes nothing, the reset cannot go out either, and the write,
+// and with it those calls, end only with that connection: set the
+// server's http.HTTP2Config.WriteByteTimeout, which ends a connection
+// whose socket takes nothing for that long. Registry.Shutdown does not
+// wait for them once its context ends.
 //
 // # Browsers
 //

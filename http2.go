@@ -207,11 +207,14 @@ func (s *stream) endWrite() bool {
 // quiesce has no Write begin from now on, and ends the Write under way,
 // if any, by resetting the stream (RST_STREAM INTERNAL_ERROR, which Go's
 // HTTP/2 server sends for a write deadline in the past), and waits for
-// it: the write returns once the reset is written. Every caller waits, so
-// that none lets the handler return while the write goes on; but at most
-// quiesceWait, since the reset cannot go out while the HTTP/2
-// connection's socket takes nothing (a peer gone silent), and then the
-// write ends only with the connection.
+// it: the write returns once the reset is written. Every caller waits,
+// however long, so that none lets the handler return while the write goes
+// on: net/http hands the response writer's state to another stream once
+// its handler returns, and a write still in it would then write into that
+// stream, or reset it. The reset cannot go out while the HTTP/2
+// connection's socket takes nothing (a peer gone silent): the write then
+// ends with that connection, which the server's
+// http.HTTP2Config.WriteByteTimeout bounds.
 func (s *stream) quiesce() {
 	s.mu.Lock()
 	s.closed = true
@@ -225,17 +228,8 @@ func (s *stream) quiesce() {
 	wrote := s.wrote
 	s.mu.Unlock()
 	s.reset()
-	wait := time.NewTimer(quiesceWait)
-	select {
-	case <-wrote:
-	case <-wait.C:
-	}
-	wait.Stop()
+	<-wrote
 }
-
-// quiesceWait bounds quiesce's wait for a reset stream's write to end:
-// the reset goes out at once unless the socket is full.
-const quiesceWait = 100 * time.Millisecond
 
 // Close is called once, by the Conn's closeTransport, which has quiesced
 // the stream already.
@@ -243,6 +237,11 @@ func (s *stream) Close() error { return s.body.Close() }
 
 // reset resets the stream at once.
 func (s *stream) reset() {
+	if s.ctx.Err() != nil {
+		// The handler returned (or is returning): its writer's state is
+		// no longer the stream's.
+		return
+	}
 	defer func() { recover() }() // the handler returned: the stream has ended
 	s.rc.SetWriteDeadline(time.Now().Add(-time.Second))
 }

@@ -106,6 +106,10 @@ func run(ctx context.Context, opts options, logf func(format string, args ...any
 	hs := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		// Over HTTP/2 (with -tls), a connection whose socket takes
+		// nothing for this long ends, and with it the WebSockets on it,
+		// whose closing waits for a write stuck there.
+		HTTP2: &http.HTTP2Config{WriteByteTimeout: 30 * time.Second},
 	}
 	scheme := "http"
 	if opts.tls {
