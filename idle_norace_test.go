@@ -7,6 +7,7 @@ import (
 	"compress/flate"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -301,15 +302,17 @@ func idleConns(t *testing.T, n int, via heapDial, after string, handler func(htt
 // TestClosedConnHoldsNoCompression: a connection with context takeover
 // lets go of its compression state when it closes, though the Conn stays
 // referenced (a program's map of connections, until its cleanup runs):
-// its windows, and the decoder of a Reader left half read. Each closed
-// Conn held 66.2 KiB after an 8 KiB echo, 79.3 with the Reader half read;
-// a closed Conn without them holds about 2.
+// its windows, the decoder of a Reader left half read, and the
+// compressor of a Writer whose Write failed on the closed connection and
+// that the program left open. Each closed Conn held 66.2 KiB after an
+// 8 KiB echo, 79.3 with the Reader half read, 235.8 with the Writer left
+// open; a closed Conn without them holds about 2.
 func TestClosedConnHoldsNoCompression(t *testing.T) {
 	ctx := context.Background()
 	msg := flatetest.Corpus("json", 8<<10)[0]
 	s := echoServer(t, &AcceptOptions{Compression: CompressionContextTakeover}, nil)
 	opts := &DialOptions{Compression: CompressionContextTakeover}
-	for _, halfRead := range []bool{false, true} {
+	for _, how := range []string{"echo", "half read", "writer left open"} {
 		warm := dialT(t, wsURL(s), opts)
 		warm.Write(ctx, MessageText, msg)
 		warm.Read(ctx)
@@ -323,7 +326,18 @@ func TestClosedConnHoldsNoCompression(t *testing.T) {
 			if err := c.Write(ctx, MessageText, msg); err != nil {
 				t.Fatal(err)
 			}
-			if halfRead {
+			var left io.WriteCloser
+			switch how {
+			case "writer left open":
+				w, err := c.Writer(ctx, MessageText)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.Write(msg); err != nil {
+					t.Fatal(err)
+				}
+				left = w
+			case "half read":
 				_, r, err := c.Reader(ctx)
 				if err != nil {
 					t.Fatal(err)
@@ -331,16 +345,24 @@ func TestClosedConnHoldsNoCompression(t *testing.T) {
 				if _, err := r.Read(make([]byte, 100)); err != nil {
 					t.Fatal(err)
 				}
-			} else if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
-				t.Fatalf("echo: %v", err)
+			default:
+				if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
+					t.Fatalf("echo: %v", err)
+				}
 			}
 			c.CloseNow()
+			if left != nil {
+				// It fails, and the program leaves it open.
+				if _, err := left.Write(msg); !errors.Is(err, ErrClosed) {
+					t.Fatalf("Write on a writer of a closed Conn: %v, want ErrClosed", err)
+				}
+			}
 			conns[i] = c
 		}
 		time.Sleep(3 * deflateIdleDelay)
 		per := float64(flatetest.LiveHeap()-before) / n
 		if per > 8<<10 {
-			t.Errorf("half read %v: each closed Conn holds %.1f KiB", halfRead, per/1024)
+			t.Errorf("%s: each closed Conn holds %.1f KiB", how, per/1024)
 		}
 		runtime.KeepAlive(conns)
 	}

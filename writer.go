@@ -54,7 +54,9 @@ func putDeflateOut(bp *[]byte) {
 //
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
-// is closed.
+// is closed. Once the connection has closed, a write fails with an error
+// wrapping ErrClosed, and the writer lets go of its compressor and
+// buffers, though it is left open.
 //
 // Do not use the writer once it is closed, Close included: the connection
 // hands the same writer out for its next message, which a late call would
@@ -96,9 +98,38 @@ func (w *messageWriter) Write(p []byte) (int, error) {
 	if !w.open {
 		return 0, errWriterClosed
 	}
+	if w.failed == nil && w.c.isClosed() {
+		w.failed = w.c.closedErr("write")
+	}
 	if w.failed != nil {
+		// A writer left open on a closed connection holds nothing.
+		if w.c.isClosed() {
+			w.drop()
+		}
 		return 0, w.failed
 	}
+	n, err := w.write(p)
+	if err != nil && w.c.isClosed() {
+		w.drop()
+	}
+	return n, err
+}
+
+// drop lets go of what a message that cannot go on holds: its compressor
+// and buffers. The caller holds msgMu, as the open writer does.
+func (w *messageWriter) drop() {
+	if w.d != nil {
+		w.c.releaseDeflater(w.d)
+		putDeflateOut(w.out)
+		w.d, w.out = nil, nil
+	}
+	if w.bp != nil {
+		writeBufPool.Put(w.bp)
+		w.bp, w.n = nil, 0
+	}
+}
+
+func (w *messageWriter) write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 && w.d == nil {
 		if w.n == 0 && len(p) >= writeBufferSize {
@@ -147,11 +178,7 @@ func (w *messageWriter) Close() error {
 	err := w.failed
 	switch {
 	case err != nil:
-		if w.d != nil {
-			w.c.releaseDeflater(w.d)
-			putDeflateOut(w.out)
-			w.d, w.out = nil, nil
-		}
+		w.drop()
 	case w.d != nil:
 		// RFC 7692 §7.2.1: end the output with a sync flush and strip the
 		// 00 00 ff ff it ends with.
