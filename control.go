@@ -33,8 +33,22 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 		if atHand && !c.inputPending.Load() {
 			c.inputPending.Store(true)
 		}
-		if c.msgOpen {
+		switch {
+		case c.msgOpen:
 			queued, err = c.queueFrame(header{fin: true, op: opPong}, payload, "pong", !atHand)
+		case !atHand && ctx.Done() != nil:
+			// A blocking write that the end of the read's context cut
+			// short would close the connection, which a read whose
+			// context ends leaves usable: the pong joins the queue and
+			// goes as the socket takes it at once, the rest by the
+			// queue's timer (as beforeWaitLocked has the queue go). A
+			// queue full to its limit, of a peer that reads nothing,
+			// holds the pong back to a blocking write, so that a flood
+			// of pings is not read faster than its pongs go.
+			if queued, err = c.queueFrame(header{fin: true, op: opPong}, payload, "pong", true); queued && err == nil {
+				c.flushQueueNow()
+				return nil
+			}
 		}
 		switch {
 		case !queued:

@@ -191,3 +191,40 @@ func TestReadContextEndsBehindQueue(t *testing.T) {
 		}
 	}
 }
+
+// TestReadPongNotCut: the pong a Read owes for a ping between messages is
+// not written under the Read's context, whose end, with part of the pong
+// taken by a peer slow to read, cut the frame short and closed the
+// connection ("write: context deadline exceeded, cutting a frame
+// short"): a read whose context ends leaves the connection usable. The
+// pong goes whole once the peer reads on, and the connection with it.
+func TestReadPongNotCut(t *testing.T) {
+	t.Parallel()
+	a, b := net.Pipe()
+	defer b.Close()
+	sc := newConn(&connConfig{tr: netTransport(a), closeTimeout: time.Second})
+	defer sc.CloseNow()
+	go io.WriteString(b, clientFrame(0x89, "hi"))
+	// The pong's first byte, and no more until the Read has ended.
+	b.SetReadDeadline(time.Now().Add(5 * time.Second))
+	first := make([]byte, 1)
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadFull(b, first)
+		read <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, _, err := sc.Read(ctx)
+	if err := <-read; err != nil || first[0] != 0x8a {
+		t.Fatalf("the pong's first byte: %#x, %v", first[0], err)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed) || sc.isClosed() {
+		t.Fatalf("Read with a context that ends: %v, want DeadlineExceeded and the connection open", err)
+	}
+	go sc.Write(context.Background(), MessageText, []byte("after"))
+	rest := make([]byte, len("\x8a\x02hi\x81\x05after")-1)
+	if _, err := io.ReadFull(b, rest); err != nil || string(first)+string(rest) != "\x8a\x02hi\x81\x05after" {
+		t.Fatalf("on the wire: %q, %v; want the pong whole and the message after", string(first)+string(rest), err)
+	}
+}
