@@ -68,13 +68,13 @@ const (
 // each. Subscribe has the writer read, in the queue's order, the
 // stream's last seedCount entries, their IDs and writer IDs alone (a
 // script, seedIDs, leaves the events, up to hundreds of KB each, in
-// Redis): the last one's ID is where reading
-// starts, after everything published before Subscribe and before
-// everything published after, and the writer IDs and numbers in them are
-// where dropping repeats starts, so that a message written before is not
-// delivered when a retried copy of it comes after. (A transaction that
-// timed out here and that Redis applied anyway may have put this bus's
-// own events after Subscribe among those entries: see startAt.)
+// Redis): the last one's ID is where reading starts, after everything
+// published before Subscribe and before everything published after, and
+// the writer IDs and numbers in them are where dropping repeats starts,
+// so that a message written before is not delivered when a retried copy
+// of it comes after. (A transaction that timed out here and that Redis
+// applied anyway may have put this bus's own events after Subscribe
+// among those entries: see startAt.)
 //
 // When Redis is unreachable both retry; the reader resumes where it
 // stopped, so nothing published meanwhile is missed unless the stream
