@@ -48,7 +48,8 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 	if !c.msgMu.tryLock() {
 		return c.enqueueFrame(h, p, false, nil)
 	}
-	if c.deflate == nil || len(p) < c.deflate.threshold {
+	if c.deflate == nil || len(p) < c.deflate.threshold || c.isClosed() {
+		// (Closed, it is refused: no compressing first.)
 		defer c.unlockMsg()
 		return c.enqueueFrame(h, p, true, nil)
 	}
@@ -78,7 +79,7 @@ func (c *Conn) Enqueue(typ MessageType, p []byte) error {
 		// The compressor took in p, or part of it, the peer never will:
 		// start afresh (a message that refers to no history decodes
 		// whatever history the peer holds).
-		c.deflate.def.Reset()
+		d.Reset()
 	}
 	*out = z[:0]
 	putDeflateOut(out)

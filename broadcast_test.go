@@ -1259,3 +1259,21 @@ func TestBacklogDroppedOnClose(t *testing.T) {
 		t.Errorf("after CloseNow, Buffered %d, backlog held: %v", n, sc.backlog.Load() != nil)
 	}
 }
+
+// TestEnqueueClosedCompressed: Enqueue of a message to compress, on a
+// connection with context takeover that has closed, is refused with
+// ErrClosed. It panicked: the refusal reset the connection's compressor,
+// which closing had dropped.
+func TestEnqueueClosedCompressed(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, &AcceptOptions{Compression: CompressionContextTakeover}, nil)
+	c := dialT(t, wsURL(s), &DialOptions{Compression: CompressionContextTakeover})
+	msg := []byte(strings.Repeat("abc", 1000))
+	if err := c.Write(context.Background(), MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	c.CloseNow()
+	if err := c.Enqueue(MessageText, msg); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Enqueue after CloseNow: %v, want ErrClosed", err)
+	}
+}

@@ -169,21 +169,28 @@ func (c *Conn) idleDeflater() {
 // that closed: its compressor's window and scratch, and its decompressor's
 // history and working state, which no message will use. What a message
 // writer or a reader holds under its lock at that moment is let go by it
-// (releaseDeflater, readRelease).
+// (releaseClosedDeflater, readRelease).
 func (c *Conn) releaseCompression() {
 	if c.deflate == nil {
 		return
 	}
 	if c.msgMu.tryLock() {
-		if d := c.deflate.def; d != nil {
-			d.Release()
-			c.deflate.def = nil
-		}
+		c.releaseClosedDeflater()
 		c.msgMu.unlock()
 	}
 	if c.readMu.tryLock() {
 		c.releaseInflateLocked()
 		c.readMu.unlock()
+	}
+}
+
+// releaseClosedDeflater drops the compressor of a closed connection,
+// which releaseCompression leaves to the holder of msgMu when it finds it
+// held (a Writer left open, an Enqueue at work). The caller holds msgMu.
+func (c *Conn) releaseClosedDeflater() {
+	if p := c.deflate; p != nil && p.def != nil && c.isClosed() {
+		p.def.Release()
+		p.def = nil
 	}
 }
 

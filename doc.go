@@ -269,7 +269,8 @@
 // keeps its two windows, up to 2^bits bytes each way (64 KiB at 15 bits,
 // 2 KiB at 10), where without takeover a quiet connection keeps nothing;
 // a closed connection lets go of them, though its Conn stays referenced
-// (a Writer left open keeps its compressor until it is closed).
+// (a Writer left open keeps its compressor until it is closed, or a
+// write to it fails).
 // While a connection compresses, its compressor holds 100 KiB of working
 // state (190 KiB at 15 bits), given back after 100 ms without a compressed
 // message, or with a window of 2^10 or less at the end of every message,

@@ -304,15 +304,18 @@ func idleConns(t *testing.T, n int, via heapDial, after string, handler func(htt
 // referenced (a program's map of connections, until its cleanup runs):
 // its windows, the decoder of a Reader left half read, and the
 // compressor of a Writer whose Write failed on the closed connection and
-// that the program left open. Each closed Conn held 66.2 KiB after an
-// 8 KiB echo, 79.3 with the Reader half read, 235.8 with the Writer left
-// open; a closed Conn without them holds about 2.
+// that the program left open, or closed: each closed Conn held 66.2 KiB
+// after an 8 KiB echo, 79.3 with the Reader half read, 235.8 with the
+// Writer left open; with a Writer that had taken 100 bytes (no
+// compressor of its own), 203.8 left open after its write failed, 33.9
+// closed after it, and 34.0 closed with no write. A closed Conn without
+// them holds about 2.
 func TestClosedConnHoldsNoCompression(t *testing.T) {
 	ctx := context.Background()
 	msg := flatetest.Corpus("json", 8<<10)[0]
 	s := echoServer(t, &AcceptOptions{Compression: CompressionContextTakeover}, nil)
 	opts := &DialOptions{Compression: CompressionContextTakeover}
-	for _, how := range []string{"echo", "half read", "writer left open"} {
+	for _, how := range []string{"echo", "half read", "writer left open", "short writer left open", "short writer closed", "short writer closed unwritten"} {
 		warm := dialT(t, wsURL(s), opts)
 		warm.Write(ctx, MessageText, msg)
 		warm.Read(ctx)
@@ -328,12 +331,16 @@ func TestClosedConnHoldsNoCompression(t *testing.T) {
 			}
 			var left io.WriteCloser
 			switch how {
-			case "writer left open":
+			case "writer left open", "short writer left open", "short writer closed", "short writer closed unwritten":
 				w, err := c.Writer(ctx, MessageText)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := w.Write(msg); err != nil {
+				p := msg
+				if how != "writer left open" {
+					p = msg[:100] // buffered: the writer takes no compressor
+				}
+				if _, err := w.Write(p); err != nil {
 					t.Fatal(err)
 				}
 				left = w
@@ -351,10 +358,19 @@ func TestClosedConnHoldsNoCompression(t *testing.T) {
 				}
 			}
 			c.CloseNow()
+			if how == "short writer closed unwritten" {
+				if err := left.Close(); !errors.Is(err, ErrClosed) {
+					t.Fatalf("Close of a writer of a closed Conn: %v, want ErrClosed", err)
+				}
+				left = nil
+			}
 			if left != nil {
 				// It fails, and the program leaves it open.
 				if _, err := left.Write(msg); !errors.Is(err, ErrClosed) {
 					t.Fatalf("Write on a writer of a closed Conn: %v, want ErrClosed", err)
+				}
+				if how == "short writer closed" {
+					left.Close()
 				}
 			}
 			conns[i] = c

@@ -202,6 +202,7 @@ func (c *Conn) unlockMsg() {
 			}
 			c.pendMu.Unlock()
 		}
+		c.releaseClosedDeflater()
 		c.msgMu.unlock()
 		// An Enqueue that set the backlog after the look above found
 		// msgMu still held, and left the backlog to its holder.

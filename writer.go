@@ -54,9 +54,9 @@ func putDeflateOut(bp *[]byte) {
 //
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
-// is closed. Once the connection has closed, a write fails with an error
-// wrapping ErrClosed, and the writer lets go of its compressor and
-// buffers, though it is left open.
+// is closed. Once the connection has closed, a write fails, with an error
+// wrapping ErrClosed unless the message had failed already, and the writer
+// lets go of its compressor and buffers, though it is left open.
 //
 // Do not use the writer once it is closed, Close included: the connection
 // hands the same writer out for its next message, which a late call would
@@ -127,6 +127,7 @@ func (w *messageWriter) drop() {
 		writeBufPool.Put(w.bp)
 		w.bp, w.n = nil, 0
 	}
+	w.c.releaseClosedDeflater()
 }
 
 func (w *messageWriter) write(p []byte) (int, error) {
