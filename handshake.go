@@ -340,7 +340,13 @@ func (opts *AcceptOptions) register(c *Conn) (*Conn, error) {
 		return c, nil
 	}
 	ce, _ := reg.goingAway()
-	go c.Close(ce.Code, ce.Reason)
+	if c.tr.serverStream() {
+		// The stream ends with the handler, which returns on this
+		// error: the Conn is done with its ResponseWriter first.
+		c.Close(ce.Code, ce.Reason)
+	} else {
+		go c.Close(ce.Code, ce.Reason)
+	}
 	return nil, refuse(http.StatusServiceUnavailable, "server shutting down")
 }
 

@@ -148,10 +148,14 @@ func (s *stream) Read(p []byte) (int, error) {
 	n, err := s.body.Read(p)
 	if err != nil {
 		s.mu.Lock()
-		if s.closed {
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			// The caller reports the connection closed: like every
+			// such call, only once the write under way has ended.
+			s.quiesce()
 			err = errStreamQuiesced
 		}
-		s.mu.Unlock()
 	}
 	return n, err
 }
@@ -224,10 +228,13 @@ func (s *stream) quiesce() {
 	}
 	if s.wrote == nil {
 		s.wrote = make(chan struct{})
+		// Under mu, so that the Write, whose end (endWrite) waits for
+		// mu, cannot end, nor any quiesce return, while the reset, a
+		// call into the ResponseWriter, is under way.
+		s.reset()
 	}
 	wrote := s.wrote
 	s.mu.Unlock()
-	s.reset()
 	<-wrote
 }
 

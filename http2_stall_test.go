@@ -36,6 +36,10 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("write after a reset", testHTTP2WriteAfterReset)
 	t.Run("keepalive", testHTTP2KeepaliveEnds)
 	t.Run("stuck socket", testHTTP2StuckSocket)
+	t.Run("Serve ends before the write", testHTTP2ServeBeforeWrite)
+	t.Run("reset after CloseNow", testHTTP2ResetAfterClose)
+	t.Run("Accept refused by a shutdown", testHTTP2RefusedByShutdown)
+	t.Run("NetConn closed", testHTTP2NetConnClosed)
 	t.Run("read as the stream resets", testHTTP2ReadAtReset)
 	t.Run("read context", testHTTP2ReadContext)
 	t.Run("shared context", testHTTP2SharedContext)
@@ -485,27 +489,6 @@ func testHTTP2StuckSocket(t *testing.T) {
 	}
 }
 
-// watchedWriter is a ResponseWriter that counts the calls into it under
-// way.
-type watchedWriter struct {
-	http.ResponseWriter
-	busy atomic.Int32
-}
-
-func (w *watchedWriter) Write(p []byte) (int, error) {
-	w.busy.Add(1)
-	defer w.busy.Add(-1)
-	return w.ResponseWriter.Write(p)
-}
-
-func (w *watchedWriter) FlushError() error {
-	w.busy.Add(1)
-	defer w.busy.Add(-1)
-	return http.NewResponseController(w.ResponseWriter).Flush()
-}
-
-func (w *watchedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
 // testHTTP2ReadAtReset: a handler that reads while another goroutine's
 // Write waits for a window the client does not give finds the end the
 // connection recorded when it closes (CloseNow, or keepalive's ping that
@@ -554,4 +537,199 @@ func awaitStreamWrite(t *testing.T, c *Conn) {
 		defer s.mu.Unlock()
 		return s.writing
 	})
+}
+
+// watchedWriter is a ResponseWriter (a middleware's, say) that counts the
+// calls into it under way, and those begun once the handler returned;
+// its FlushError takes linger more once the one it wraps returned, and its
+// SetWriteDeadline, for a deadline set, resetDelay before it calls the
+// one it wraps.
+type watchedWriter struct {
+	http.ResponseWriter
+	linger, resetDelay time.Duration
+	onFlush            func()
+	busy, late         atomic.Int32
+	resetting, done    atomic.Bool
+}
+
+func (w *watchedWriter) enter() {
+	w.busy.Add(1)
+	if w.done.Load() {
+		w.late.Add(1)
+	}
+}
+
+func (w *watchedWriter) Write(p []byte) (int, error) {
+	w.enter()
+	defer w.busy.Add(-1)
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *watchedWriter) FlushError() error {
+	w.enter()
+	defer w.busy.Add(-1)
+	if f := w.onFlush; f != nil {
+		w.onFlush = nil
+		f()
+	}
+	err := http.NewResponseController(w.ResponseWriter).Flush()
+	time.Sleep(w.linger)
+	return err
+}
+
+func (w *watchedWriter) SetWriteDeadline(d time.Time) error {
+	w.enter()
+	defer w.busy.Add(-1)
+	if !d.IsZero() {
+		w.resetting.Store(true)
+		time.Sleep(w.resetDelay)
+	}
+	return http.NewResponseController(w.ResponseWriter).SetWriteDeadline(d)
+}
+
+func (w *watchedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// returned records, as the handler returns, the calls under way.
+func (w *watchedWriter) returned(busy chan<- int32) {
+	w.done.Store(true)
+	busy <- w.busy.Load()
+}
+
+// checkReturn fails unless the handler returned with no call into w
+// under way, and none began in the second after.
+func checkReturn(t *testing.T, w *atomic.Pointer[watchedWriter], busy <-chan int32) {
+	t.Helper()
+	select {
+	case n := <-busy:
+		if n != 0 {
+			t.Errorf("the handler returned with %d calls into its ResponseWriter under way", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler still under way after 5 s")
+	}
+	time.Sleep(time.Second)
+	if n := w.Load().late.Load(); n != 0 {
+		t.Errorf("%d calls into the ResponseWriter began after the handler returned", n)
+	}
+}
+
+// testHTTP2ServeBeforeWrite: Serve over HTTP/2, whose handler returns
+// with it and closes nothing (as the docs have it), while another
+// goroutine's Write waits for a window and a third closes the Conn:
+// Serve's read ended on the reset with errStreamQuiesced, which it
+// reported as the end without waiting for the Write (stream.quiesce).
+func testHTTP2ServeBeforeWrite(t *testing.T) {
+	busy := make(chan int32, 1)
+	var ww atomic.Pointer[watchedWriter]
+	stallingH2Client(t, func(rw http.ResponseWriter, r *http.Request) {
+		w := &watchedWriter{ResponseWriter: rw, linger: 300 * time.Millisecond}
+		ww.Store(w)
+		defer w.returned(busy)
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		go c.Write(context.Background(), MessageText, []byte("hello"))
+		go func() {
+			awaitStreamWrite(t, c)
+			c.CloseNow()
+		}()
+		c.Serve(func(MessageType, []byte) {}, nil)
+	})
+	checkReturn(t, &ww, busy)
+}
+
+// testHTTP2ResetAfterClose: CloseNow on another goroutine resets the
+// stream of a Write that waits for a window; the window comes as the
+// reset is under way, the Write ends, and the handler's CloseNow found
+// no write under way and returned, the reset still going on.
+func testHTTP2ResetAfterClose(t *testing.T) {
+	busy := make(chan int32, 1)
+	resetting := make(chan struct{})
+	var ww atomic.Pointer[watchedWriter]
+	p := stallingH2Client(t, func(rw http.ResponseWriter, r *http.Request) {
+		w := &watchedWriter{ResponseWriter: rw, resetDelay: 300 * time.Millisecond}
+		ww.Store(w)
+		defer w.returned(busy)
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		wrote := make(chan error, 1)
+		go func() { wrote <- c.Write(context.Background(), MessageText, []byte("hello")) }()
+		awaitStreamWrite(t, c)
+		go c.CloseNow()
+		waitFor(t, "the reset to begin", w.resetting.Load)
+		close(resetting)
+		<-wrote
+		c.CloseNow()
+	})
+	<-resetting
+	p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20)) // the window comes
+	checkReturn(t, &ww, busy)
+}
+
+// testHTTP2RefusedByShutdown: a shutdown that begins during Accept over
+// HTTP/2 has Accept return an error, the handler with it, once the Conn
+// is closed: Accept left a goroutine closing it, whose close frame went
+// into the ResponseWriter of a handler that returned.
+func testHTTP2RefusedByShutdown(t *testing.T) {
+	busy := make(chan int32, 1)
+	reg := new(Registry)
+	var ww atomic.Pointer[watchedWriter]
+	stallingH2Client(t, func(rw http.ResponseWriter, r *http.Request) {
+		w := &watchedWriter{ResponseWriter: rw}
+		ww.Store(w)
+		defer w.returned(busy)
+		w.onFlush = func() {
+			// The handshake is past the registry's refusal: a shutdown
+			// begins now.
+			go reg.Shutdown(context.Background())
+			waitFor(t, "the shutdown to begin", func() bool {
+				reg.mu.Lock()
+				defer reg.mu.Unlock()
+				return reg.shutting
+			})
+		}
+		_, err := Accept(w, r, &AcceptOptions{Registry: reg, CloseTimeout: 300 * time.Millisecond})
+		if err == nil {
+			t.Error("Accept succeeded, the shutdown begun")
+		}
+		// The handler logs the refusal, say, before it returns.
+		time.Sleep(100 * time.Millisecond)
+	})
+	checkReturn(t, &ww, busy)
+}
+
+// testHTTP2NetConnClosed: a handler copies from a NetConn that another
+// goroutine closes, and returns once the copy ends. Over HTTP/2 the Read
+// that Close interrupts returns only once Close is done with the stream
+// (here its close frame waits for a window, until the close timeout); it
+// returned at once, with the close frame's write under way.
+func testHTTP2NetConnClosed(t *testing.T) {
+	busy := make(chan int32, 1)
+	var ww atomic.Pointer[watchedWriter]
+	stallingH2Client(t, func(rw http.ResponseWriter, r *http.Request) {
+		w := &watchedWriter{ResponseWriter: rw}
+		ww.Store(w)
+		defer w.returned(busy)
+		c, err := Accept(w, r, &AcceptOptions{CloseTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		nc := NetConn(c, MessageBinary)
+		go func() {
+			time.Sleep(100 * time.Millisecond)
+			nc.Close()
+		}()
+		if _, err := io.Copy(io.Discard, nc); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Read: %v, want net.ErrClosed", err)
+		}
+		// The handler logs the end, say, before it returns.
+		time.Sleep(50 * time.Millisecond)
+	})
+	checkReturn(t, &ww, busy)
 }

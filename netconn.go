@@ -41,7 +41,10 @@ import (
 // Close closes the connection with StatusNormalClosure, as Conn.Close
 // does, and returns nil once the closing handshake is done, whichever side
 // started it; a blocked Read or Write returns at once, with an error
-// wrapping net.ErrClosed, and so do later calls, deadlines' included.
+// wrapping net.ErrClosed, and so do later calls, deadlines' included
+// (on a server's HTTP/2 stream, once Close has closed c: the handler may
+// return on that error, which it must not while Close writes to the
+// stream).
 // A call that finds the connection ended otherwise (by the peer's close,
 // Close or CloseNow on c, a failure) returns c's error, wrapping
 // ErrClosed, and net.ErrClosed too; but Read returns io.EOF, or what
@@ -79,6 +82,9 @@ import (
 // take turns, and concurrent Writes each go out whole, never interleaved.
 func NetConn(c *Conn, typ MessageType) net.Conn {
 	nc := &netConn{c: c, typ: typ, results: make(chan netRead, 1), textTurn: make(chan struct{}, 1)}
+	if c.tr.serverStream() {
+		nc.closeDone = make(chan struct{})
+	}
 	var ctx context.Context
 	ctx, nc.cancel = context.WithCancel(context.Background())
 	nc.rdl.parent, nc.wdl.parent = ctx, ctx
@@ -99,6 +105,11 @@ type netConn struct {
 	typ MessageType // immutable
 
 	closed atomic.Bool // atomic: set by Close, before it calls cancel
+	// closeDone, over a server's HTTP/2 stream alone, is closed once Close
+	// has closed the Conn: a Read or Write that Close interrupts returns
+	// only then, since the handler may return on it, which it must not
+	// while Close writes into its ResponseWriter.
+	closeDone chan struct{}
 	// cancel (immutable) ends the context the deadlines' contexts derive
 	// from, so that Close interrupts whatever waits on them.
 	cancel context.CancelFunc
@@ -174,6 +185,7 @@ func (nc *netConn) Read(p []byte) (int, error) {
 // context ends with expired has stopped, or nil if neither has.
 func (nc *netConn) stopped(op string, expired <-chan struct{}) error {
 	if nc.closed.Load() {
+		nc.awaitClose()
 		return netClosedErr(op)
 	}
 	select {
@@ -181,6 +193,14 @@ func (nc *netConn) stopped(op string, expired <-chan struct{}) error {
 		return &deadlineError{op: op}
 	default:
 		return nil
+	}
+}
+
+// awaitClose waits, over a server's HTTP/2 stream, for Close to have
+// closed the Conn (closeDone).
+func (nc *netConn) awaitClose() {
+	if nc.closeDone != nil {
+		<-nc.closeDone
 	}
 }
 
@@ -281,6 +301,7 @@ func (nc *netConn) send(ctx context.Context, p []byte) error {
 	case ctx.Err() == nil || !errors.Is(err, context.Canceled) && !errors.Is(err, errNetDeadline):
 		return netEnded(err)
 	case nc.closed.Load():
+		nc.awaitClose()
 		return netClosedErr("write")
 	}
 	de := &deadlineError{op: "write"}
@@ -306,12 +327,16 @@ func wholeRunes(b []byte) int {
 
 func (nc *netConn) Close() error {
 	if !nc.closed.CompareAndSwap(false, true) {
+		nc.awaitClose()
 		return netClosedErr("close")
 	}
 	nc.cancel()
 	nc.rdl.stop()
 	nc.wdl.stop()
 	err := nc.c.Close(StatusNormalClosure, "")
+	if nc.closeDone != nil {
+		close(nc.closeDone)
+	}
 	// The peer's close may have completed the handshake in the pending
 	// read before that read's readEnd ran: ask the Conn, not only our flag.
 	if err != nil && (nc.peerClosed.Load() || nc.c.peerClosedValid()) {

@@ -179,7 +179,7 @@ func (r *Registry) Shutdown(ctx context.Context) error {
 		c.goingAwayNow()
 	}
 	for _, c := range conns {
-		if _, ok := c.tr.rw.(*stream); ok {
+		if c.tr.serverStream() {
 			// Closing waits for a write under way on a server's HTTP/2
 			// stream, which a socket that takes nothing holds until
 			// its connection ends (stream.quiesce).

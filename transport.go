@@ -136,6 +136,13 @@ func (t *transport) quiesce() {
 	}
 }
 
+// serverStream reports whether t is a server's HTTP/2 stream, whose
+// handler must not return while a write of the Conn's is under way.
+func (t *transport) serverStream() bool {
+	_, ok := t.rw.(*stream)
+	return ok
+}
+
 // halfCloser is a stream that can end its output and go on reading.
 type halfCloser interface{ CloseWrite() error }
 
