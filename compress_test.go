@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -809,5 +810,58 @@ func TestCompressedReadLimitMax(t *testing.T) {
 			t.Fatalf("%v: echo streamed: %d bytes, %v; want the %d sent", mode, len(p), err, len(msg))
 		}
 		c.Close(StatusNormalClosure, "")
+	}
+}
+
+// TestClosedConnDropsCompressionRace: a connection that closes while a
+// goroutine holds its message lock, or its read lock, and lets it go,
+// drops its compressor, or its decompressor's state, whichever of the two
+// looks last. Closing found the lock held and left them to the holder,
+// which had looked before the connection was closed: 80 of 3000 closed
+// Conns kept their compressor.
+func TestClosedConnDropsCompressionRace(t *testing.T) {
+	t.Parallel()
+	for _, lock := range []string{"message", "read"} {
+		t.Run(lock, func(t *testing.T) {
+			t.Parallel()
+			const tries = 300
+			kept := 0
+			for range tries {
+				a, b := net.Pipe()
+				p := &deflateParams{threshold: 128, sendBits: 15, recvBits: 15, sendTakeover: true, recvTakeover: true}
+				c := newConn(&connConfig{tr: netTransport(a), deflate: p, closeTimeout: time.Second, keepaliveInterval: -1})
+				p.def = flate.NewWriter(15)
+				c.inflate.open = true // a message half read
+				var stop atomic.Bool
+				var turns atomic.Int64
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					for !stop.Load() {
+						// As idleDeflater, Enqueue or a Write does, or
+						// a Read.
+						if lock == "message" && c.msgMu.tryLock() {
+							c.unlockMsg()
+						} else if lock == "read" && c.readMu.tryLock() {
+							c.readUnlock()
+						}
+						turns.Add(1)
+					}
+				}()
+				for turns.Load() < 50 {
+					runtime.Gosched()
+				}
+				c.CloseNow()
+				stop.Store(true)
+				<-done
+				b.Close()
+				if lock == "message" && p.def != nil || lock == "read" && c.inflate.open {
+					kept++
+				}
+			}
+			if kept > 0 {
+				t.Errorf("%d of %d closed Conns kept their %s lock's compression state", kept, tries, lock)
+			}
+		})
 	}
 }

@@ -63,7 +63,12 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 				// for that writer or the timer to send, and let the
 				// read end as any read whose context ends.
 				c.pendMu.Lock()
-				if c.writableLocked("pong") == nil {
+				// One pong past the limit at most: a peer that reads
+				// nothing, and pings each time a Read's context ends
+				// while a writer is stuck on it, would grow the queue
+				// without bound (RFC 6455 §5.5.3 lets a pong answer
+				// only the latest of pings not answered yet).
+				if c.writableLocked("pong") == nil && c.bufferedLocked() <= int(c.queueLimit) {
 					c.pushLocked(header{fin: true, op: opPong}, payload)
 					if !c.flusher {
 						c.armFlushTimerLocked(0)

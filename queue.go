@@ -204,6 +204,12 @@ func (c *Conn) unlockMsg() {
 		}
 		c.releaseClosedDeflater()
 		c.msgMu.unlock()
+		if c.deflate != nil && c.isClosed() && c.msgMu.tryLock() {
+			// Closed after the look above, by a closeTransport that
+			// found msgMu still held and left the compressor to us.
+			c.releaseClosedDeflater()
+			c.msgMu.unlock()
+		}
 		// An Enqueue that set the backlog after the look above found
 		// msgMu still held, and left the backlog to its holder.
 		if c.backlog.Load() == nil || !c.msgMu.tryLock() {

@@ -195,6 +195,12 @@ func (c *Conn) readRelease() {
 	}
 	c.releaseWatch(watchRead)
 	c.readMu.unlock()
+	if c.inflate != nil && c.isClosed() && c.readMu.tryLock() {
+		// Closed after the look above, by a closeTransport that found
+		// readMu still held and left the decompressor to us.
+		c.releaseInflateLocked()
+		c.readMu.unlock()
+	}
 }
 
 func (mr *messageReader) Read(p []byte) (int, error) {

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -226,5 +228,60 @@ func TestReadPongNotCut(t *testing.T) {
 	rest := make([]byte, len("\x8a\x02hi\x81\x05after")-1)
 	if _, err := io.ReadFull(b, rest); err != nil || string(first)+string(rest) != "\x8a\x02hi\x81\x05after" {
 		t.Fatalf("on the wire: %q, %v; want the pong whole and the message after", string(first)+string(rest), err)
+	}
+}
+
+// TestReadPingFloodBounded: a peer that reads nothing and pings on, while
+// a writer is stuck on it with the frame lock and the program reads with
+// contexts that end, gets at most one pong queued past the write queue's
+// limit. Each such Read queued one more: the queue grew to 70485 bytes in
+// 3 s with a limit of 4096.
+func TestReadPingFloodBounded(t *testing.T) {
+	t.Parallel()
+	const limit = 4 << 10
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit, KeepaliveInterval: -1})
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	go func() {
+		big := make([]byte, 1<<20)
+		for sc.Write(context.Background(), MessageBinary, big) == nil {
+		}
+	}()
+	waitFor(t, "the writer to stall", func() bool {
+		sc.pendMu.Lock()
+		defer sc.pendMu.Unlock()
+		return sc.flusher
+	})
+	time.Sleep(200 * time.Millisecond)
+	stop := make(chan struct{})
+	pinged := make(chan struct{})
+	defer func() { close(stop); <-pinged }()
+	go func() {
+		defer close(pinged)
+		ping := clientFrame(0x89, strings.Repeat("p", 125))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			nc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+			if _, err := io.WriteString(nc, ping); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}()
+	most := 0
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
+		_, _, err := sc.Read(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || sc.isClosed() {
+			t.Fatalf("Read: %v, want DeadlineExceeded and the connection open", err)
+		}
+		most = max(most, sc.Buffered())
+	}
+	if most > limit+2*(125+maxHeaderSize) {
+		t.Errorf("the queue held up to %d bytes, with a limit of %d", most, limit)
 	}
 }
