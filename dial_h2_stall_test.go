@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rfc6455/websocket/internal/h2"
 	"github.com/rfc6455/websocket/internal/hpack"
 )
 
@@ -723,4 +724,35 @@ func TestDialH2SlowAnswerPooled(t *testing.T) {
 		t.Error("the Dial made a new connection; the pooled one answered its PING")
 	default:
 	}
+}
+
+// TestDialH2PoolDropsGoAwayErrorConns: a GOAWAY with an error code whose
+// last stream is below every open stream ends the connection, which
+// leaves Dial's pool as any failed connection does. It stayed: the
+// connection's failure found no stream left to end, and told the pool
+// nothing.
+func TestDialH2PoolDropsGoAwayErrorConns(t *testing.T) {
+	opts, peers := h2PipeOptions(t)
+	tr := opts.HTTPClient.Transport.(*http.Transport)
+	c, p := dialH2Open(t, opts, peers)
+	go io.Copy(io.Discard, p.nc)
+	// GOAWAY, last stream 0, INTERNAL_ERROR.
+	p.write(0x7, 0, 0, []byte{0, 0, 0, 0, 0, 0, 0, 2})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_, _, err := c.Read(ctx)
+	cancel()
+	var re *h2.RefusedError
+	if !errors.As(err, &re) {
+		t.Errorf("Read after the GOAWAY: %v, want an *h2.RefusedError", err)
+	}
+	waitFor(t, "the failed connection to leave the pool", func() bool {
+		h2Conns.mu.Lock()
+		defer h2Conns.mu.Unlock()
+		for key, pooled := range h2Conns.conns {
+			if key.tr == tr && len(pooled) > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }

@@ -761,10 +761,15 @@ func (cc *ClientConn) onGoAway(h frameHeader, p []byte) error {
 		s.end(re, re)
 	}
 	if code != ErrCodeNo {
-		return ce
+		// fail finds no stream left to end when the GOAWAY refused them
+		// all, and would not call onIdle: the pool must hear of it.
+		cc.fail(ce)
 	}
 	if idle {
 		cc.onIdle()
+	}
+	if code != ErrCodeNo {
+		return ce
 	}
 	return nil
 }
