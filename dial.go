@@ -274,7 +274,9 @@ func dialHost(opts *DialOptions) string {
 // to. The default transport's dial function is used, so a program that
 // replaced it still has its way.
 func directDial(opts *DialOptions, req *http.Request) (dialFunc, bool) {
-	if opts.HTTPClient != nil || req.URL.Scheme != "http" {
+	// A host past ASCII is dialed under its IDNA name, which net/http's
+	// client makes and the standard library offers no other way to.
+	if opts.HTTPClient != nil || req.URL.Scheme != "http" || !isASCII(req.URL.Host) {
 		return nil, false
 	}
 	dc := http.DefaultClient
@@ -385,6 +387,16 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 	}
 	nc.Close()
 	return resp, nil, nil, nil
+}
+
+// isASCII reports whether s holds only ASCII bytes.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // isRedirect reports whether the HTTP client would follow resp, a
@@ -612,6 +624,14 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 // to check, or to net/http's default policy when it is nil.
 func keepTLS(check func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
+		// A Location may name a WebSocket URL, which net/http's transport
+		// does not know: it goes to the HTTP URL Dial maps it to.
+		switch req.URL.Scheme {
+		case "ws":
+			req.URL.Scheme = "http"
+		case "wss":
+			req.URL.Scheme = "https"
+		}
 		// The caller's policy sees every redirect first, and may stop at
 		// it (http.ErrUseLastResponse, which net/http compares as is) or
 		// rewrite the request; what it leaves is checked.

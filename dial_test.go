@@ -1794,3 +1794,90 @@ func TestDialCutResponse(t *testing.T) {
 		}
 	}
 }
+
+// TestDialRedirectToWebSocketURL: a redirect whose Location is a
+// WebSocket URL (ws:// or wss://, as a server that moved its endpoint
+// names it) is followed as one to http:// or https://, the scheme Dial
+// itself maps it to; and a wss:// handshake is still not sent to ws://.
+func TestDialRedirectToWebSocketURL(t *testing.T) {
+	t.Parallel()
+	t.Run("ws", func(t *testing.T) {
+		t.Parallel()
+		mux := http.NewServeMux()
+		var s *httptest.Server
+		mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, wsURL(s)+"/new", http.StatusFound)
+		})
+		mux.HandleFunc("/new", acceptEcho)
+		s = httptest.NewServer(mux)
+		t.Cleanup(s.Close)
+		for name, opts := range map[string]*DialOptions{"Dial's own": nil, "HTTPClient": {HTTPClient: &http.Client{}}} {
+			c := dialT(t, wsURL(s)+"/old", opts)
+			handshakeEcho(t, c, "redirected, "+name)
+		}
+	})
+	t.Run("wss", func(t *testing.T) {
+		t.Parallel()
+		mux := http.NewServeMux()
+		var s *httptest.Server
+		mux.HandleFunc("/old", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "wss"+strings.TrimPrefix(s.URL, "https")+"/new", http.StatusFound)
+		})
+		mux.HandleFunc("/off", func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, "ws"+strings.TrimPrefix(s.URL, "https")+"/new", http.StatusFound)
+		})
+		mux.HandleFunc("/new", acceptEcho)
+		s = httptest.NewTLSServer(mux)
+		t.Cleanup(s.Close)
+		base := "wss" + strings.TrimPrefix(s.URL, "https")
+		c := dialT(t, base+"/old", &DialOptions{HTTPClient: s.Client()})
+		handshakeEcho(t, c, "redirected")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := Dial(ctx, base+"/off", &DialOptions{HTTPClient: s.Client()})
+		if err == nil {
+			c.CloseNow()
+		}
+		if !errors.Is(err, ErrHandshake) || !strings.Contains(fmt.Sprint(err), "leaves TLS") {
+			t.Errorf("Dial redirected from wss:// to ws://: %v, want ErrHandshake, leaving TLS", err)
+		}
+	})
+}
+
+// TestDialInternationalHost: a host name past ASCII is dialed under its
+// punycode (IDNA) name, as net/http's client dials it and writes it in
+// Host, whichever sends the handshake. Not parallel: it swaps the
+// default transport's dial function, which Dial's own handshake uses.
+func TestDialInternationalHost(t *testing.T) {
+	s := httptest.NewServer(http.HandlerFunc(acceptEcho))
+	t.Cleanup(s.Close)
+	dt := http.DefaultTransport.(*http.Transport)
+	saved := dt.DialContext
+	t.Cleanup(func() { dt.DialContext = saved })
+	var mu sync.Mutex
+	var addrs []string
+	dt.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		mu.Lock()
+		addrs = append(addrs, addr)
+		mu.Unlock()
+		var d net.Dialer
+		return d.DialContext(ctx, network, s.Listener.Addr().String())
+	}
+	for name, opts := range map[string]*DialOptions{"Dial's own": nil, "HTTPClient": {HTTPClient: &http.Client{}}} {
+		mu.Lock()
+		addrs = nil
+		mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, _, err := Dial(ctx, "ws://bücher.example/", opts)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: Dial: %v", name, err)
+		}
+		c.CloseNow()
+		mu.Lock()
+		if want := "xn--bcher-kva.example:80"; len(addrs) != 1 || addrs[0] != want {
+			t.Errorf("%s: dialed %q, want [%q]", name, addrs, want)
+		}
+		mu.Unlock()
+	}
+}
