@@ -558,12 +558,13 @@ func (c *Conn) beforeWaitLocked(ctx context.Context) {
 	if c.inputPending.Load() {
 		c.inputPending.Store(false)
 	}
-	if ctx.Done() != nil {
+	if ctx.Done() != nil || c.srv.Load() != nil {
 		// The frames are writers', not the reader's: a blocking write of
 		// them that the end of the read's context cut short would close
 		// the connection, which a read whose context ends while it waits
-		// leaves usable. What the socket does not take at once goes by
-		// the queue's timer.
+		// leaves usable; and Serve's read must not wait on a peer that
+		// reads nothing (see server.run). What the socket does not take
+		// at once goes by the queue's timer.
 		c.flushQueueNow()
 		return
 	}

@@ -140,8 +140,13 @@ func (s *server) run() {
 	ctx := context.Background()
 	for {
 		if c.tr.raw != nil && !c.inputPending.Load() {
-			// Nothing buffered: what onMessage wrote goes out now.
-			c.flushQueue(ctx)
+			// Nothing buffered: what onMessage wrote goes out now, as
+			// far as the socket takes it at once, the rest by the
+			// queue's timer. A write that waited here would stop the
+			// reading of a peer that reads nothing, so that its queue
+			// would never fill (CloseOnQueueFull) and nothing would end
+			// the connection.
+			c.flushQueueNow()
 			if !s.wait() {
 				// Quiet for a while: park the connection, or leave the
 				// waiting to a small goroutine, and let this stack go,

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -682,5 +683,64 @@ func TestServeLookFindsLockTaken(t *testing.T) {
 			t.Fatal("the serving goroutine still waits on its own, long after the lock was let go")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestServeEnqueueStalledPeer: a peer that sends requests and reads none
+// of the replies, which onMessage enqueues, fills the queue and is failed
+// with 1008 (CloseOnQueueFull). Serve wrote the queue itself with a write
+// that waited, so that it read only as fast as its peer read: the queue
+// never filled, and the connection was never failed nor closed (no 1008
+// after 38040 replies enqueued in 5 s).
+func TestServeEnqueueStalledPeer(t *testing.T) {
+	t.Parallel()
+	var taken atomic.Int32
+	failed := make(chan error, 1)
+	opts := &AcceptOptions{WriteQueueLimit: 16 << 10, CloseOnQueueFull: true, CloseTimeout: 5 * time.Second}
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		c.Serve(func(MessageType, []byte) {
+			if err := c.Enqueue(MessageBinary, []byte(fmt.Sprintf("%-100d", taken.Load()))); err != nil {
+				select {
+				case failed <- err:
+				default:
+				}
+				return
+			}
+			taken.Add(1)
+		}, func(error) { c.CloseNow() })
+	}))
+	t.Cleanup(s.Close)
+	nc := stalledClient(t, s.Listener.Addr().String())
+	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
+	stop := make(chan struct{})
+	sent := make(chan struct{})
+	defer func() { close(stop); nc.Close(); <-sent }()
+	go func() {
+		defer close(sent)
+		// Requests in bursts, until the server stops reading them.
+		burst := strings.Repeat(clientFrame(0x82, "r"), 20)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+			nc.SetWriteDeadline(time.Now().Add(3 * time.Second))
+			if _, err := io.WriteString(nc, burst); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-failed:
+		if CloseStatus(err) != StatusPolicyViolation || !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("Enqueue refused with %v, want 1008 for a full queue", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no 1008 after %d replies enqueued to a peer that reads none", taken.Load())
 	}
 }
