@@ -558,13 +558,20 @@ func (c *Conn) beforeWaitLocked(ctx context.Context) {
 	if c.inputPending.Load() {
 		c.inputPending.Store(false)
 	}
+	c.flushQueueAsReader(ctx)
+}
+
+// flushQueueAsReader writes the queue for a reader with context ctx.
+// With a context that can end, and under Serve, it writes what the socket
+// takes at once and leaves the rest to the queue's timer: the frames are
+// writers', not the reader's, and a blocking write of them that the end
+// of the read's context cut short would close the connection, which a
+// read whose context ends while it waits leaves usable; and Serve's read
+// must not wait on a peer that reads nothing (see server.run).
+//
+// The caller holds readMu.
+func (c *Conn) flushQueueAsReader(ctx context.Context) {
 	if ctx.Done() != nil || c.srv.Load() != nil {
-		// The frames are writers', not the reader's: a blocking write of
-		// them that the end of the read's context cut short would close
-		// the connection, which a read whose context ends while it waits
-		// leaves usable; and Serve's read must not wait on a peer that
-		// reads nothing (see server.run). What the socket does not take
-		// at once goes by the queue's timer.
 		c.flushQueueNow()
 		return
 	}

@@ -348,7 +348,7 @@ func (c *Conn) nextDataFrameLocked(ctx context.Context) error {
 			// queue's timer armed (controlLocked).
 			continue
 		}
-		c.flushQueue(ctx)
+		c.flushQueueAsReader(ctx)
 		if c.isClosed() {
 			// Writing the pong failed, and closed the connection.
 			return c.closedErr("read")
