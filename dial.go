@@ -620,8 +620,10 @@ type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error
 
 // keepTLS returns a redirect policy that refuses to leave TLS: a wss://
 // handshake redirected to http:// would go on, and the WebSocket after
-// it, in cleartext, with the caller's headers. Other redirects are left
-// to check, or to net/http's default policy when it is nil.
+// it, in cleartext, with the caller's headers. It takes ws:// and wss://
+// for the HTTP URLs they stand for, and refuses other schemes. Other
+// redirects are left to check, or to net/http's default policy when it is
+// nil.
 func keepTLS(check func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
 	return func(req *http.Request, via []*http.Request) error {
 		// A Location may name a WebSocket URL, which net/http's transport
@@ -642,7 +644,11 @@ func keepTLS(check func(*http.Request, []*http.Request) error) func(*http.Reques
 		case len(via) >= maxRedirects:
 			err = fmt.Errorf("stopped after %d redirects", maxRedirects)
 		}
-		if err == nil && via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		switch {
+		case err != nil:
+		case req.URL.Scheme != "http" && req.URL.Scheme != "https":
+			err = fmt.Errorf("%w: redirected from %s to %s, not a WebSocket URL", ErrHandshake, quoted(via[0].URL.Redacted()), quoted(req.URL.Redacted()))
+		case via[0].URL.Scheme == "https" && req.URL.Scheme != "https":
 			err = fmt.Errorf("%w: redirected from %s to %s, which leaves TLS", ErrHandshake, quoted(via[0].URL.Redacted()), quoted(req.URL.Redacted()))
 		}
 		return err

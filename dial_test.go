@@ -1881,3 +1881,28 @@ func TestDialInternationalHost(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// TestDialRedirectElsewhere: a redirect to a URL that is neither a
+// WebSocket's nor HTTP's (ftp://) fails the handshake, with an error
+// that says so and wraps ErrHandshake, through Dial's own handshake and
+// an HTTP client alike. It was net/http's "unsupported protocol scheme",
+// which did not.
+func TestDialRedirectElsewhere(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "ftp://example.com/ws", http.StatusFound)
+	}))
+	t.Cleanup(s.Close)
+	for name, opts := range map[string]*DialOptions{"Dial's own": nil, "HTTPClient": {HTTPClient: &http.Client{}}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, _, err := Dial(ctx, wsURL(s)+"/old", opts)
+		cancel()
+		if err == nil {
+			c.CloseNow()
+		}
+		want := fmt.Sprintf("websocket: dial %s/old: handshake failed: redirected from %q to \"ftp://example.com/ws\", not a WebSocket URL", wsURL(s), s.URL+"/old")
+		if !errors.Is(err, ErrHandshake) || err.Error() != want {
+			t.Errorf("%s: %v, want %q", name, err, want)
+		}
+	}
+}

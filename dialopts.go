@@ -35,6 +35,8 @@ type DialOptions struct {
 	// a proxy's answer to CONNECT included, unless the client's
 	// *http.Transport sets MaxResponseHeaderBytes. The client's redirect
 	// policy applies, but a wss:// handshake is never redirected off TLS.
+	// A redirect may name an http(s):// or ws(s):// URL; one elsewhere
+	// fails the handshake.
 	HTTPClient *http.Client
 
 	// Header holds extra request headers, such as Authorization or Origin.
