@@ -22,7 +22,11 @@ func isCloseSent(err error) bool {
 // A server closes the TCP connection at once; a client waits for the
 // server to close it first (§7.1.1). The whole handshake is bounded by the
 // close timeout (AcceptOptions.CloseTimeout, DialOptions.CloseTimeout),
-// after which the connection is closed regardless.
+// after which the connection is closed regardless; but on a server's
+// HTTP/2 stream, Close (as CloseWrite and CloseNow) returns only once a
+// write under way on another goroutine has ended, which a socket that
+// takes nothing holds until the HTTP/2 connection ends (see the package
+// documentation, HTTP/2).
 //
 // Close returns nil when the peer's close frame arrived, else an error
 // wrapping ErrClosed that says why it did not. A close frame that breaks

@@ -155,7 +155,9 @@
 // the caller, so messages the peer sent before it saw the close are not
 // lost; the next read after the peer's close frame returns it as a
 // CloseError. Both are bounded by the close timeout (5 seconds unless
-// AcceptOptions.CloseTimeout or DialOptions.CloseTimeout says otherwise).
+// AcceptOptions.CloseTimeout or DialOptions.CloseTimeout says otherwise),
+// but for a server's HTTP/2 stream whose socket takes nothing (see
+// HTTP/2).
 // CloseNow closes without a handshake.
 //
 // When the peer closes first, the read that meets its close frame answers
@@ -355,8 +357,9 @@
 // socket takes nothing, the reset cannot go out either, and the write,
 // and with it those calls, end only with that connection: set the
 // server's http.HTTP2Config.WriteByteTimeout, which ends a connection
-// whose socket takes nothing for that long. Registry.Shutdown does not
-// wait for them once its context ends.
+// whose socket takes nothing for that long, or call http.Server.Close,
+// which ends every connection at once. Registry.Shutdown does not wait for
+// them once its context ends, nor does http.Server.Shutdown end them.
 //
 // # Browsers
 //

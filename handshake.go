@@ -47,7 +47,10 @@ type AcceptOptions struct {
 	// invalid ones, which are left out.
 	ResponseHeader http.Header
 
-	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
+	// CloseTimeout bounds the closing handshake; 0 means 5 seconds. Over
+	// HTTP/2, closing also waits for a write stuck on a socket that takes
+	// nothing, until the HTTP/2 connection ends (http.HTTP2Config's
+	// WriteByteTimeout bounds that; see the package documentation).
 	CloseTimeout time.Duration
 
 	// Registry, if set, takes in every connection accepted, so that

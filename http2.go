@@ -71,7 +71,14 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	// Server.ReadTimeout and WriteTimeout were meant for the request, not
 	// the connection; over HTTP/2 they apply per stream.
 	rc.SetReadDeadline(time.Time{})
-	rc.SetWriteDeadline(time.Time{})
+	if err := rc.SetWriteDeadline(time.Time{}); err != nil {
+		// A wrapper that does not reach net/http's writer (no Unwrap):
+		// closing could not end a write under way (stream.reset), and
+		// would wait for it however long. Refused before the 200 goes
+		// out, as over HTTP/1.1 such a writer cannot hijack.
+		http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
+		return nil, opErr("accepting over HTTP/2: the ResponseWriter does not reach net/http's", err)
+	}
 	w.WriteHeader(http.StatusOK)
 	if err := rc.Flush(); err != nil {
 		return nil, opErr("sending the handshake response", err)
@@ -218,7 +225,8 @@ func (s *stream) endWrite() bool {
 // stream, or reset it. The reset cannot go out while the HTTP/2
 // connection's socket takes nothing (a peer gone silent): the write then
 // ends with that connection, which the server's
-// http.HTTP2Config.WriteByteTimeout bounds.
+// http.HTTP2Config.WriteByteTimeout ends once its socket has taken nothing
+// for that long.
 func (s *stream) quiesce() {
 	s.mu.Lock()
 	s.closed = true

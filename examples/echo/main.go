@@ -147,6 +147,12 @@ func run(ctx context.Context, opts options, logf func(format string, args ...any
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	err = hs.Shutdown(shutdownCtx)
+	if err != nil {
+		// Over HTTP/2, a WebSocket whose closing waits for a write stuck
+		// on a socket that takes nothing holds its connection until
+		// WriteByteTimeout: end the connections left now.
+		hs.Close()
+	}
 	closing.Wait()
 	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
@@ -287,7 +293,8 @@ func (r *registry) remove(c *websocket.Conn) {
 // closeAll refuses further connections, runs the closing handshake with
 // code and reason on every registered connection at once, and waits for
 // their handlers to finish. Each handshake is bounded by the connection's
-// close timeout.
+// close timeout (over HTTP/2, a socket that takes nothing holds it until
+// the server's WriteByteTimeout, or until run closes the server).
 func (r *registry) closeAll(code websocket.StatusCode, reason string) {
 	r.mu.Lock()
 	r.shutdown = true
