@@ -46,50 +46,7 @@ func TestOverHTTP2(t *testing.T) {
 	t.Run("compression", testHTTP2Compression)
 	t.Run("addresses", testHTTP2Addrs)
 	t.Run("handler header", testHTTP2HandlerHeader)
-	t.Run("no Unwrap", testHTTP2NoUnwrap)
 }
-
-// testHTTP2NoUnwrap: a ResponseWriter wrapper that does not reach
-// net/http's (no Unwrap, as http.TimeoutHandler's) is refused with 500
-// before a 200 goes out, Accept's error wrapping http.ErrNotSupported:
-// closing could not reset a stream whose write waits for a window, and
-// would wait for it forever. The 200 went out, and the client's first
-// Read found the stream ended; with a Flush of its own, CloseNow waited.
-func testHTTP2NoUnwrap(t *testing.T) {
-	for name, wrap := range map[string]func(http.ResponseWriter) http.ResponseWriter{
-		"opaque":      func(w http.ResponseWriter) http.ResponseWriter { return opaqueWriter{w} },
-		"Flush alone": func(w http.ResponseWriter) http.ResponseWriter { return flushingWriter{w} },
-	} {
-		t.Run(name, func(t *testing.T) {
-			accepted := make(chan error, 1)
-			o := newH2Origin(t, false, func(w http.ResponseWriter, r *http.Request) {
-				c, err := Accept(wrap(w), r, nil)
-				if err == nil {
-					c.CloseNow()
-				}
-				accepted <- err
-			})
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			c, resp, err := Dial(ctx, o.url+"/ws", &o.opts)
-			if err == nil {
-				c.CloseNow()
-			}
-			if !errors.Is(err, ErrHandshake) || resp == nil || resp.StatusCode != http.StatusInternalServerError {
-				t.Errorf("Dial: %v, want ErrHandshake with a 500", err)
-			}
-			if err := <-accepted; !errors.Is(err, http.ErrNotSupported) {
-				t.Errorf("Accept: %v, want an error wrapping http.ErrNotSupported", err)
-			}
-		})
-	}
-}
-
-// flushingWriter wraps a ResponseWriter with a Flush of its own and no
-// Unwrap.
-type flushingWriter struct{ http.ResponseWriter }
-
-func (w flushingWriter) Flush() { http.NewResponseController(w.ResponseWriter).Flush() }
 
 // testHTTP2HandlerHeader: over HTTP/2 as over HTTP/1.1, what the handler
 // set on its ResponseWriter goes out with the response, but for fields the
