@@ -729,7 +729,9 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 				return
 			case <-time.After(time.Millisecond):
 			}
-			nc.SetWriteDeadline(time.Now().Add(3 * time.Second))
+			// A deadline well past the wait below: a server that
+			// stops reading fails the test, not the sender.
+			nc.SetWriteDeadline(time.Now().Add(20 * time.Second))
 			if _, err := io.WriteString(nc, burst); err != nil {
 				return
 			}
@@ -740,7 +742,7 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 		if CloseStatus(err) != StatusPolicyViolation || !errors.Is(err, ErrQueueFull) {
 			t.Fatalf("Enqueue refused with %v, want 1008 for a full queue", err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(15 * time.Second):
 		t.Fatalf("no 1008 after %d replies enqueued to a peer that reads none", taken.Load())
 	}
 }
