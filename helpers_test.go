@@ -175,7 +175,7 @@ const rawUpgradeRequest = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nCo
 // rawClient opens a connection to the server at addr as a raw client: it
 // sends rawUpgradeRequest and checks the 101. Every read and write of the
 // connection has a 10 s deadline; it is closed when the test ends.
-func rawClient(t *testing.T, addr string) net.Conn {
+func rawClient(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	nc := dialRaw(t, addr)
 	t.Cleanup(func() { nc.Close() })
@@ -205,7 +205,7 @@ func socketPair(t *testing.T, network, address string) (dialed, accepted net.Con
 }
 
 // dialRaw is rawClient, leaving the connection for the caller to close.
-func dialRaw(t *testing.T, addr string) net.Conn {
+func dialRaw(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	nc := sendRequest(t, addr, rawUpgradeRequest)
 	got := make([]byte, len(sample101))
@@ -218,7 +218,7 @@ func dialRaw(t *testing.T, addr string) net.Conn {
 
 // sendRequest connects to addr and sends req, giving every read and write
 // of the connection a 10 s deadline; the caller closes it.
-func sendRequest(t *testing.T, addr, req string) net.Conn {
+func sendRequest(t testing.TB, addr, req string) net.Conn {
 	t.Helper()
 	nc, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -376,7 +376,7 @@ func stalledTLSConn(t *testing.T) *Conn {
 
 // dialRawTLS is rawClient over TLS, its socket's receive buffer set to
 // rcvbuf bytes unless 0; the connection is closed when the test ends.
-func dialRawTLS(t *testing.T, addr string, rcvbuf int) *tls.Conn {
+func dialRawTLS(t testing.TB, addr string, rcvbuf int) *tls.Conn {
 	t.Helper()
 	tc, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
 	if err != nil {
@@ -405,7 +405,7 @@ func waitCloseQueued(t *testing.T, sc *Conn) {
 }
 
 // acceptOneTLS is acceptOne over TLS, with the default options.
-func acceptOneTLS(t *testing.T) (*httptest.Server, <-chan *Conn) {
+func acceptOneTLS(t testing.TB) (*httptest.Server, <-chan *Conn) {
 	t.Helper()
 	conns := make(chan *Conn, 1)
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,19 @@ func (t *transport) inputQueued() int32 { return t.queued(syscall.TIOCINQ) }
 // peer (SIOCOUTQ), or -1 when that cannot be known, as inputQueued.
 func (t *transport) outputQueued() int32 { return t.queued(syscall.TIOCOUTQ) }
 
+// outputBlocked reports whether the socket under the stream has no room
+// for more output, so that a write to it waits for the peer to read; false
+// when that cannot be known, as inputQueued.
+func (t *transport) outputBlocked() bool { return t.queued(askWritable) == 0 }
+
+// askWritable, given to queued in place of an ioctl's request, asks
+// whether the socket takes output now (poll, without waiting): 1 if it
+// does, 0 if not.
+const askWritable = 0
+
+// pollOut is poll's event for a socket with room for output.
+const pollOut = 0x4
+
 // queued asks the kernel for one of the socket's queues, req.
 func (t *transport) queued(req uintptr) int32 {
 	rc := t.raw
@@ -47,11 +60,23 @@ type queueQuery struct {
 	ask func(fd uintptr)
 	req uintptr
 	n   int32
+	pfd struct { // poll's pollfd, for askWritable
+		fd             int32
+		events, revent int16
+	}
+	zero syscall.Timespec // poll's timeout: none
 }
 
 var queueQueries = sync.Pool{New: func() any {
 	q := new(queueQuery)
 	q.ask = func(fd uintptr) {
+		if q.req == askWritable {
+			q.pfd.fd, q.pfd.events, q.pfd.revent = int32(fd), pollOut, 0
+			if n, _, errno := syscall.Syscall6(syscall.SYS_PPOLL, uintptr(unsafe.Pointer(&q.pfd)), 1, uintptr(unsafe.Pointer(&q.zero)), 0, 0, 0); errno == 0 {
+				q.n = int32(n) // the one socket, if it has room
+			}
+			return
+		}
 		if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, fd, q.req, uintptr(unsafe.Pointer(&q.n))); errno != 0 {
 			q.n = -1
 		}

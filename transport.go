@@ -33,7 +33,7 @@ type transport struct {
 	halfClose bool
 	// flags (atomic; a word rather than atomic types, so that the
 	// transport may be built and returned by value): tlsStream, set as it
-	// is built, and outputLost, once a write failed.
+	// is built, outputLost, once a write failed, and outputStalled.
 	flags uint32
 	// raw is the socket, when the stream is a plain one whose input Serve
 	// can await without reading (serve_wait_unix.go); nil otherwise.
@@ -46,6 +46,9 @@ const (
 	// outputLost: a write failed, or was cut short; nothing more can be
 	// written (see close).
 	outputLost
+	// outputStalled: the socket had no room for output when a full queue
+	// asked (makeRoom), and no writer has taken the queue since.
+	outputStalled
 )
 
 // overTLS reports whether the stream is crypto/tls's over a socket, which
@@ -76,6 +79,19 @@ func (t *transport) loseOutput() { atomic.OrUint32(&t.flags, outputLost) }
 
 // lost reports whether loseOutput was called.
 func (t *transport) lost() bool { return atomic.LoadUint32(&t.flags)&outputLost != 0 }
+
+// stall records that the socket had no room for output (outputStalled).
+func (t *transport) stall() { atomic.OrUint32(&t.flags, outputStalled) }
+
+// stalled reports whether stall was called since the last unstall.
+func (t *transport) stalled() bool { return atomic.LoadUint32(&t.flags)&outputStalled != 0 }
+
+// unstall forgets a stall: a writer takes the queue again.
+func (t *transport) unstall() {
+	if t.stalled() {
+		atomic.AndUint32(&t.flags, ^outputStalled)
+	}
+}
 
 // tlsAlertWait bounds the wait for TLS's close_notify alert as a TLS
 // stream closes: crypto/tls would wait up to 5 s for a peer that reads
