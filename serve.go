@@ -105,6 +105,10 @@ const (
 	// small one. The check runs on a timer that fires once per period
 	// while the connection is busy, so it costs nothing per message.
 	serveLinger = 20 * time.Millisecond
+	// serveLingerMax bounds the period of a timer that finds the
+	// goroutine busy in one read or onMessage period after period: a
+	// connection that goes quiet after that is let go within it.
+	serveLingerMax = 1280 * time.Millisecond
 )
 
 var serveBufPool = sync.Pool{New: func() any { b := make([]byte, 0, serveBufSize); return &b }}
@@ -121,7 +125,8 @@ type server struct {
 	// goroutine sets it, and look uses it only while armed.
 	timer       *time.Timer
 	waits       atomic.Uint64 // counts the waits for input
-	seen        uint64        // waits, when the timer last looked; the timer's own
+	seen        uint32        // waits' low bits, when the timer last looked; the timer's own
+	slow        uint8         // the timer's own: the periods it found the goroutine busy with no new wait, each doubling the next, up to serveLingerMax
 	armed       atomic.Bool   // timer is pending
 	waiting     atomic.Bool   // the serving goroutine waits for input
 	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
@@ -228,9 +233,19 @@ func (s *server) look() {
 		return
 	}
 	n := s.waits.Load()
-	if n != s.seen || !s.waiting.Load() {
-		s.seen = n
-		s.timer.Reset(serveLinger)
+	if uint32(n) != s.seen || !s.waiting.Load() {
+		// Busy. With no wait since the last look (a read or onMessage
+		// that lasts, as when a peer sends half a frame and then
+		// nothing, or input read back to back), the goroutine is
+		// looked at less and less often: a look every 20 ms for as
+		// long as a frame stayed half sent cost 48 timer runs, each a
+		// goroutine, a second per connection.
+		if uint32(n) != s.seen {
+			s.seen, s.slow = uint32(n), 0
+		} else if serveLinger<<s.slow < serveLingerMax {
+			s.slow++
+		}
+		s.timer.Reset(serveLinger << s.slow)
 		return
 	}
 	// Under the read lock, so as not to disturb a close handshake. A
@@ -241,6 +256,7 @@ func (s *server) look() {
 		s.timer.Reset(serveLinger)
 		return
 	}
+	s.slow = 0 // before armed is cleared, after which a wait may arm it
 	s.armed.Store(false)
 	if s.waiting.Load() && s.waits.Load() == n {
 		s.interrupted.Store(true)

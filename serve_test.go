@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -744,5 +745,54 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatalf("no 1008 after %d replies enqueued to a peer that reads none", taken.Load())
+	}
+}
+
+// TestServeBusyLooksBackOff: while Serve's goroutine stays in one read, a
+// peer having sent half a frame and then nothing, the timer that looks
+// for a quiet connection runs less and less often: it ran every 20 ms
+// for as long as the frame stayed half sent (48 times a second per
+// connection), each run a goroutine. The frame's end, when it comes, is
+// served. Not parallel: it counts the goroutines the process starts.
+func TestServeBusyLooksBackOff(t *testing.T) {
+	const n = 50
+	peers := make([]net.Conn, n)
+	got := make(chan int, n)
+	for i := range peers {
+		s, conns := acceptOne(t, nil)
+		peers[i] = rawClient(t, s.Listener.Addr().String())
+		sc := <-conns
+		t.Cleanup(func() { sc.CloseNow() })
+		sc.Serve(func(_ MessageType, p []byte) { got <- len(p) }, func(error) {})
+		// A masked binary frame of 100 bytes, 10 of them sent.
+		if _, err := peers[i].Write(append([]byte{0x82, 0x80 | 100, 1, 2, 3, 4}, make([]byte, 10)...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	sample := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(sample)
+	before := sample[0].Value.Uint64()
+	time.Sleep(time.Second)
+	metrics.Read(sample)
+	// The looks at 620 and 1260 ms from the frame's start, a goroutine
+	// each: 2 per connection, where every 20 ms made 50.
+	if started := sample[0].Value.Uint64() - before; started > 10*n {
+		t.Errorf("%d goroutines started in 1 s with %d connections each in the middle of a frame, want at most %d", started, n, 10*n)
+	}
+	for _, nc := range peers {
+		if _, err := nc.Write(make([]byte, 90)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range n {
+		select {
+		case size := <-got:
+			if size != 100 {
+				t.Fatalf("a message of %d bytes served, want 100", size)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a frame completed was not served within 5 s")
+		}
 	}
 }
