@@ -248,15 +248,18 @@ func (c *Conn) makeRoom(n int) {
 		}
 		c.pendMu.Lock()
 		done := c.bufferedLocked()+n+maxHeaderSize <= int(c.queueLimit) || c.pend == nil && !c.flusher
-		c.pendMu.Unlock()
-		switch {
-		case done || i == burstYields:
-			return
-		case i > 0:
-		case c.tr.stalled():
-			return
-		case c.tr.outputBlocked():
+		// Only a writer that holds the queue can wait for the peer:
+		// frames nobody took yet wait for the timer, which yielding
+		// runs. The socket is asked, and the answer kept, under pendMu,
+		// so that no writer takes the queue (which forgets a stall)
+		// between the two: a stall kept once the writer had taken the
+		// queue empty refused a whole burst to a peer that read all.
+		if !done && i == 0 && c.flusher && (c.tr.stalled() || c.tr.outputBlocked()) {
 			c.tr.stall()
+			done = true
+		}
+		c.pendMu.Unlock()
+		if done || i == burstYields {
 			return
 		}
 		runtime.Gosched()
