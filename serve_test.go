@@ -698,7 +698,7 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 	var taken atomic.Int32
 	failed := make(chan error, 1)
 	opts := &AcceptOptions{WriteQueueLimit: 16 << 10, CloseOnQueueFull: true, CloseTimeout: 5 * time.Second}
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Accept(w, r, opts)
 		if err != nil {
 			return
@@ -714,9 +714,15 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 			taken.Add(1)
 		}, func(error) { c.CloseNow() })
 	}))
+	// The server's send buffer is small, not the peer's receive buffer:
+	// at 4 KiB, loopback dropped segments to the peer that carried the
+	// acknowledgements of its requests, and both ends backed off for 13
+	// s before sending again (ss: rto 13056, backoff 6), the server
+	// waiting for requests that did not come.
+	s.Listener = smallSendBuffer{s.Listener}
+	s.Start()
 	t.Cleanup(s.Close)
 	nc := stalledClient(t, s.Listener.Addr().String())
-	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	stop := make(chan struct{})
 	sent := make(chan struct{})
 	defer func() { close(stop); nc.Close(); <-sent }()
