@@ -988,12 +988,18 @@ func TestKeepaliveSlowQueue(t *testing.T) {
 		}
 		read := readAsync(c) // the pongs, and the closing handshake
 		msg := make([]byte, 256<<10)
-		for stop := time.Now().Add(1500 * time.Millisecond); time.Now().Before(stop); {
+		// 1.5 s, and at least 8 messages (2 MiB) taken, 10 s at most: on
+		// a machine busy with other tests, the peer took longer than
+		// 1.5 s to read the first 7, all the queue held.
+		start, taken := time.Now(), 0
+		for d := time.Since(start); d < 1500*time.Millisecond || taken < 8 && d < 10*time.Second; d = time.Since(start) {
 			if err := c.Enqueue(MessageBinary, msg); errors.Is(err, ErrQueueFull) {
 				time.Sleep(5 * time.Millisecond)
 			} else if err != nil {
 				ended <- err
 				return
+			} else {
+				taken++
 			}
 		}
 		if err := c.Close(StatusNormalClosure, ""); err != nil {
