@@ -107,7 +107,8 @@ const (
 	serveLinger = 20 * time.Millisecond
 	// serveLingerMax bounds the period of a timer that finds the
 	// goroutine busy in one read or onMessage period after period: a
-	// connection that goes quiet after that is let go within it.
+	// connection that goes quiet after that is let go within it and
+	// one serveLinger more.
 	serveLingerMax = 1280 * time.Millisecond
 )
 
@@ -258,7 +259,17 @@ func (s *server) look() {
 	}
 	s.slow = 0 // before armed is cleared, after which a wait may arm it
 	s.armed.Store(false)
-	if s.waiting.Load() && s.waits.Load() == n {
+	switch {
+	case s.waits.Load() != n:
+		// A wait began since n was read. It counted itself before
+		// looking at armed: if it found the timer still armed, it armed
+		// nothing, and giving the timer up would leave it waiting, its
+		// stack held, until input came. Arm it for that wait, unless
+		// the wait did.
+		if s.armed.CompareAndSwap(false, true) {
+			s.timer.Reset(serveLinger)
+		}
+	case s.waiting.Load():
 		s.interrupted.Store(true)
 		s.c.tr.dl.SetReadDeadline(longAgo)
 	}

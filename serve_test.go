@@ -802,3 +802,45 @@ func TestServeBusyLooksBackOff(t *testing.T) {
 		}
 	}
 }
+
+// TestServeQuietAfterBusy: a connection that goes quiet after a long
+// stretch in one read (half a frame sent, then nothing for 3 s, the
+// timer's period grown to its longest) is let go within that period and
+// one more of the shortest (about 1.3 s; 2 s allowed for a busy
+// machine). A period left long, or grown past serveLingerMax, let it go
+// after 2.45 s or more.
+func TestServeQuietAfterBusy(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	if sc.tr.raw == nil {
+		t.Skip("Serve waits in a read on this system: nothing looks for a quiet connection")
+	}
+	got := make(chan int, 1)
+	closed := make(chan error, 1)
+	sc.Serve(func(_ MessageType, p []byte) { got <- len(p) }, func(err error) { closed <- err })
+	defer func() { sc.CloseNow(); <-closed }()
+	srv := sc.srv.Load()
+	if _, err := nc.Write(append([]byte{0x82, 0x80 | 100, 1, 2, 3, 4}, make([]byte, 10)...)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second) // looks at about 1.26, 2.54 and 3.82 s
+	if _, err := nc.Write(make([]byte, 90)); err != nil {
+		t.Fatal(err)
+	}
+	if size := <-got; size != 100 {
+		t.Fatalf("a message of %d bytes served, want 100", size)
+	}
+	start := time.Now()
+	waitFor(t, "the serving goroutine to wait", srv.waiting.Load)
+	for srv.waiting.Load() {
+		if time.Since(start) > 5*time.Second {
+			t.Fatal("the serving goroutine still waits 5 s after the connection went quiet")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("let go %v after the connection went quiet, want within about %v", d, serveLingerMax+serveLinger)
+	}
+}
