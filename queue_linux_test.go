@@ -37,6 +37,27 @@ func stallQueue(t testing.TB, c *Conn) {
 	}
 }
 
+// stallThenRead stalls c's queue (stallQueue) and waits until the socket
+// is full, then has the peer nc read all it is sent, and returns once the
+// queue is written: the peer's read ends, with its error, when the
+// connection does.
+func stallThenRead(t *testing.T, nc net.Conn, c *Conn) <-chan error {
+	t.Helper()
+	stallQueue(t, c)
+	// The writer waited once; the socket may still take in what the
+	// peer's window lets through (loopback's ACKs come late under load),
+	// until the window closes.
+	waitFor(t, "poll to find the stalled queue's socket full", c.tr.outputBlocked)
+	read := make(chan error, 1)
+	go func() {
+		nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		_, err := io.Copy(io.Discard, nc)
+		read <- err
+	}()
+	waitFor(t, "the queue to be written", func() bool { return c.Buffered() == 0 })
+	return read
+}
+
 // TestEnqueueStalledSocket: an Enqueue refused by a full queue whose
 // writer waits for a peer that reads nothing finds the socket full, and
 // the next refusals know it without asking the kernel again, nor yielding
@@ -48,18 +69,7 @@ func TestEnqueueStalledSocket(t *testing.T) {
 		t.Run(map[bool]string{false: "TCP", true: "TLS"}[tlsOn], func(t *testing.T) {
 			t.Parallel()
 			nc, sc := stalledPairOver(t, tlsOn)
-			stallQueue(t, sc)
-			// The writer waited once; the socket may still take in what
-			// the peer's window lets through (loopback's ACKs come late
-			// under load), until the window closes.
-			waitFor(t, "poll to find the stalled queue's socket full", sc.tr.outputBlocked)
-			read := make(chan error, 1)
-			go func() {
-				nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-				_, err := io.Copy(io.Discard, nc)
-				read <- err
-			}()
-			waitFor(t, "the queue to be written", func() bool { return sc.Buffered() == 0 })
+			read := stallThenRead(t, nc, sc)
 			if sc.tr.stalled() {
 				t.Error("the socket still known as full once the writer took the queue again")
 			}
@@ -111,16 +121,8 @@ func BenchmarkBroadcastStalled(b *testing.B) {
 // (12 runs in 12). Not parallel: it sets GOMAXPROCS.
 func TestEnqueueStaleStall(t *testing.T) {
 	nc, sc := stalledPairOver(t, true)
-	stallQueue(t, sc)
-	waitFor(t, "poll to find the socket full", sc.tr.outputBlocked) // makeRoom's poll
-	read := make(chan error, 1)
-	go func() {
-		nc.SetReadDeadline(time.Now().Add(20 * time.Second))
-		_, err := io.Copy(io.Discard, nc)
-		read <- err
-	}()
-	waitFor(t, "the queue to be written", func() bool { return sc.Buffered() == 0 })
-	sc.tr.stall() // makeRoom's, once the writer took the queue empty
+	read := stallThenRead(t, nc, sc) // makeRoom's poll, before the peer reads
+	sc.tr.stall()                    // and its stall, once the writer took the queue empty
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const n = 1000 // 1 MB: twice the queue's default limit
 	for i := range n {

@@ -807,8 +807,8 @@ func TestServeBusyLooksBackOff(t *testing.T) {
 // stretch in one read (half a frame sent, then nothing for 3 s, the
 // timer's period grown to its longest) is let go within that period and
 // one more of the shortest (about 1.3 s; 2 s allowed for a busy
-// machine). A period left long, or grown past serveLingerMax, let it go
-// after 2.45 s or more.
+// machine). A period left long after a wait, or grown one step past
+// serveLingerMax, let it go after 2.1 s.
 func TestServeQuietAfterBusy(t *testing.T) {
 	t.Parallel()
 	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
