@@ -61,7 +61,9 @@ func TestRun(t *testing.T) {
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "results.json")
 	var out, log bytes.Buffer
-	args := []string{"-pin=false", "-write=false", "-duration", "100ms", "-rounds", "1",
+	// A stall time well past the default 2 s: under -race, beside the
+	// other packages' tests, coder's server took no connection in 2 s.
+	args := []string{"-pin=false", "-write=false", "-duration", "100ms", "-rounds", "1", "-stall", "15s",
 		"-scenarios", "16B-1x64,1M-1x2,deflate-1K,takeover-16K,rtt,handshake,idle", "-idle", "50", "-settle", "50ms", "-json", jsonPath}
 	if err := run(args, &out, &log, false); err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
