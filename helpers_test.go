@@ -364,6 +364,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitWriting waits until a Write on c has begun to write, the frame lock
+// in hand, at most 5 s. Waiting only for the frame lock to be taken was
+// too soon for a test that then queues a close frame (a shutdown's): the
+// Write, finding the close queued when it looked at the connection, was
+// refused, and the close went out at once (TestShutdownCloseEnd, once
+// under -race in CI; at each run with a pause put between the two).
+func waitWriting(t *testing.T, c *Conn) {
+	t.Helper()
+	waitFor(t, "the Write to begin writing", func() bool {
+		c.pendMu.Lock()
+		defer c.pendMu.Unlock()
+		return c.flusher
+	})
+}
+
 // stalledTLSConn accepts a connection over TLS from a raw TLS client that
 // reads nothing past the handshake, its socket's receive buffer 4 KiB,
 // and returns the accepted connection.

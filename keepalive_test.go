@@ -468,7 +468,7 @@ func TestKeepaliveBehindOtherClose(t *testing.T) {
 			// 32 MiB fill the socket buffers; the peer drains them in a
 			// fraction of a second once it reads.
 			go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 32<<20)) }()
-			waitFor(t, "the Write to take the frame lock", sc.frameMu.taken)
+			waitWriting(t, sc)
 			want := map[string]StatusCode{"\x03\xe8bye": StatusNormalClosure, "\x03\xe9server shutting down": StatusGoingAway,
 				"\x03\xf3keepalive timeout": StatusInternalError}
 			if other == "Close" {

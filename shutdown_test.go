@@ -516,15 +516,16 @@ func shuttingDown(reg *Registry) bool {
 }
 
 // stuckWrite starts a Write of 8 MiB on sc, whose peer nc reads nothing,
-// through socket buffers shrunk to 4 KiB, and returns once the Write holds
-// the frame lock: what is queued behind it stays in the queue.
+// through socket buffers shrunk to 4 KiB, and returns once the Write has
+// begun to write (waitWriting): what is queued behind it stays in the
+// queue.
 func stuckWrite(t *testing.T, nc net.Conn, sc *Conn) <-chan error {
 	t.Helper()
 	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
 	wrote := make(chan error, 1)
 	go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 8<<20)) }()
-	waitFor(t, "the Write to take the frame lock", sc.frameMu.taken)
+	waitWriting(t, sc)
 	return wrote
 }
 
