@@ -79,11 +79,12 @@ type AcceptOptions struct {
 	// and Broadcast leave there. 0 means 512 KiB. Past it, Write waits for
 	// the network (until its context ends) and Enqueue refuses the message
 	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
-	// with StatusPolicyViolation (a message larger than the limit, which
-	// no queue could take, is refused either way): its close frame goes
-	// behind what the queue holds, and the connection's end, which wraps
-	// ErrQueueFull, carries 1008 only once that frame went out (a peer
-	// that reads nothing at all never lets it). So a peer that stops
+	// with StatusPolicyViolation (a message that no queue could take,
+	// larger than the limit less 14 bytes, a frame header's most, is
+	// refused either way): its close frame goes behind what the queue
+	// holds, and the connection's end, which wraps ErrQueueFull, carries
+	// 1008 only once that frame went out (a peer that reads nothing at
+	// all never lets it). So a peer that stops
 	// reading costs at most this much memory, besides what the kernel's
 	// socket buffers hold.
 	WriteQueueLimit  int
@@ -365,7 +366,7 @@ func (opts *AcceptOptions) release() {
 // its key.
 func checkRequest(r *http.Request) (string, *handshakeError) {
 	if r.Method != http.MethodGet {
-		return "", refuse(http.StatusMethodNotAllowed, "handshake method is %s, not GET", r.Method)
+		return "", refuse(http.StatusMethodNotAllowed, "handshake method is %s, not GET", quoted(r.Method))
 	}
 	if !r.ProtoAtLeast(1, 1) {
 		return "", refuse(http.StatusBadRequest, "handshake over %s, not HTTP/1.1 or later", r.Proto)

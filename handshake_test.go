@@ -232,6 +232,7 @@ func TestAcceptStatus(t *testing.T) {
 		{name: "PUT", method: "PUT", status: 405, header: "Allow: GET", keyword: "method"},
 		{name: "DELETE", method: "DELETE", status: 405, header: "Allow: GET", keyword: "method"},
 		{name: "CONNECT", method: "CONNECT", target: "example.com:443", status: 405, header: "Allow: GET", keyword: "method"},
+		{name: "method of 100 KB", method: strings.Repeat("X", 100_000), status: 405, header: "Allow: GET", keyword: "method"},
 		{name: "HTTP/1.0", proto: "HTTP/1.0", status: 400, keyword: "HTTP/1.0"},
 
 		{name: "Connection missing", changes: []string{"-Connection"}, status: 400, keyword: "Connection"},
@@ -299,7 +300,12 @@ func TestAcceptStatus(t *testing.T) {
 				t.Errorf("Accept error %v does not wrap ErrHandshake", err)
 			}
 			if !strings.Contains(strings.ToLower(body), strings.ToLower(tt.keyword)) {
-				t.Errorf("body %q does not mention %q", body, tt.keyword)
+				t.Errorf("body %.300q does not mention %q", body, tt.keyword)
+			}
+			// What the peer sent is quoted at most maxQuoted bytes long,
+			// in the body and in Accept's error.
+			if len(body) > 300 || len(err.Error()) > 300 {
+				t.Errorf("body of %d bytes, error of %d: %.300q...", len(body), len(err.Error()), body)
 			}
 			if tt.header != "" {
 				name, value, _ := strings.Cut(tt.header, ": ")

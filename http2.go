@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,12 +28,14 @@ import (
 // §4, §5).
 func checkConnectRequest(r *http.Request) *handshakeError {
 	if r.Method != http.MethodConnect {
-		return refuse(http.StatusMethodNotAllowed, "handshake over %s is an extended CONNECT (RFC 8441), not %s", r.Proto, r.Method)
+		return refuse(http.StatusMethodNotAllowed, "handshake over %s is an extended CONNECT (RFC 8441), not %s", r.Proto, quoted(r.Method))
 	}
 	// §4: "a new pseudo-header field :protocol [...] The value of the
-	// :protocol pseudo-header field [is] websocket".
-	if p := r.Header.Get(":protocol"); p != "websocket" {
-		return refuse(http.StatusBadRequest, "CONNECT with :protocol %q, not websocket", p)
+	// :protocol pseudo-header field [is] websocket", a token of the
+	// HTTP Upgrade Token Registry, which RFC 9110 §7.8 has recipients
+	// compare ignoring case, as Accept does Upgrade's over HTTP/1.1.
+	if p := r.Header.Get(":protocol"); !strings.EqualFold(p, "websocket") {
+		return refuse(http.StatusBadRequest, "CONNECT with :protocol %s, not websocket", quoted(p))
 	}
 	if herr := checkHost(r); herr != nil {
 		return herr

@@ -114,7 +114,8 @@ func fuzzStreamRefusals(r *http.Request) []int {
 	if r.Method != http.MethodConnect {
 		statuses = append(statuses, http.StatusMethodNotAllowed)
 	}
-	if r.Header.Get(":protocol") != "websocket" || r.Host == "" {
+	// The token compared ignoring case (RFC 9110 §7.8).
+	if !strings.EqualFold(r.Header.Get(":protocol"), "websocket") || r.Host == "" {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
 	switch v := r.Header.Values("Sec-WebSocket-Version"); {

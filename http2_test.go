@@ -381,6 +381,9 @@ func testHTTP2Refusals(t *testing.T) {
 		{"other protocol", http.MethodConnect, "websocket2", nil, http.StatusBadRequest, ""},
 		{"version 8", http.MethodConnect, "", map[string]string{"sec-websocket-version": "8"}, http.StatusUpgradeRequired, "sec-websocket-version: 13"},
 		{"other origin", http.MethodConnect, "", map[string]string{"origin": "https://elsewhere.example"}, http.StatusForbidden, ""},
+		// What the peer sent is quoted at most maxQuoted bytes long.
+		{"long method", strings.Repeat("X", 10_000), "", nil, http.StatusMethodNotAllowed, "allow: CONNECT"},
+		{"long protocol", http.MethodConnect, strings.Repeat("x", 10_000), nil, http.StatusBadRequest, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -396,10 +399,21 @@ func testHTTP2Refusals(t *testing.T) {
 				t.Errorf("%s: %q, want %q", name, resp.Headers[name], value)
 			}
 			if !strings.HasPrefix(resp.Body, "websocket: ") {
-				t.Errorf("body %q does not say why", resp.Body)
+				t.Errorf("body %.300q does not say why", resp.Body)
+			}
+			if len(resp.Body) > 300 {
+				t.Errorf("body of %d bytes: %.300q...", len(resp.Body), resp.Body)
 			}
 		})
 	}
+	// RFC 8441 §4 takes :protocol from the HTTP Upgrade Token Registry,
+	// whose tokens RFC 9110 §7.8 has recipients compare ignoring case.
+	t.Run("protocol in capitals", func(t *testing.T) {
+		resp, nc := h2Request(t, s, http.MethodConnect, map[string]string{":protocol": "WebSocket"})
+		if nc == nil || resp.Status != http.StatusOK {
+			t.Fatalf("status %d (%s), want 200", resp.Status, resp.Body)
+		}
+	})
 }
 
 // testHTTP2AfterResponse: over HTTP/2 too, Accept refuses a stream whose
