@@ -32,9 +32,10 @@ import (
 // the connection with StatusPolicyViolation: its close frame goes behind
 // what is queued, and the connection is closed once the peer's close frame
 // answers it (read as Close's is, by whatever reads the connection), or
-// the close timeout passes. A message larger than the limit, which the
-// queue could not take even empty, is refused with ErrQueueFull either
-// way: send it with Write.
+// the close timeout passes. A message that the queue could not take even
+// empty, larger than the limit less 14 bytes (the most a frame's header
+// takes, which the queue counts for each message), is refused with
+// ErrQueueFull either way: send it with Write.
 //
 // With compression negotiated, the message is compressed when the
 // connection is not writing another message at that moment, and sent

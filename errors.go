@@ -32,10 +32,10 @@ var (
 	// out of the count it returns.) The message was not queued; with
 	// AcceptOptions.CloseOnQueueFull the connection is being failed with
 	// StatusPolicyViolation instead, and the error wraps ErrClosed too,
-	// unless the message alone is larger than the limit (it would not fit
-	// an empty queue), or the connection is being closed already, by
-	// Close say, with a close frame of its own still to go: then the
-	// message is only refused.
+	// unless the message alone would not fit an empty queue (it is larger
+	// than the limit less 14 bytes, a frame header's most), or the
+	// connection is being closed already, by Close say, with a close
+	// frame of its own still to go: then the message is only refused.
 	ErrQueueFull = errors.New("websocket: write queue full")
 
 	// ErrHandshake is wrapped by the errors Dial and Accept return when the
