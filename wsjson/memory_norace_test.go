@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rfc6455/websocket"
 )
@@ -122,5 +123,59 @@ func TestReadMemory(t *testing.T) {
 	}
 	if whole < uint64(len(msg)) {
 		t.Errorf("Conn.Read and json.Unmarshal allocated %d bytes, under the message's %d: the measure is broken", whole, len(msg))
+	}
+}
+
+// TestIdleReadHoldsNoBuffer: a Read waiting for a message holds no
+// buffer, as a connection waiting in Conn.Read does not. Read took its
+// pooled buffer before it waited: after a 3 MiB message, the connection
+// held 3 MiB for as long as it stayed quiet, and through the pool so did
+// connections that had received nothing.
+func TestIdleReadHoldsNoBuffer(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // one pool, in order
+	const quiet, size = 3, 3 << 20
+	ctx := testContext(t)
+	heap := func() int64 {
+		runtime.GC()
+		runtime.GC() // and the pool's victims
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	before := heap()
+	big, peer := connPair(t)
+	var conns []*websocket.Conn
+	for range quiet {
+		c, _ := connPair(t)
+		conns = append(conns, c)
+	}
+	conns = append(conns, big)
+	msg := []byte(`{"pad":"` + strings.Repeat("x", size) + `"}`)
+	done := make(chan error, len(conns))
+	for _, c := range conns {
+		// A large message on one connection, then a Read that waits for
+		// good: on each quiet one in turn, and last on that one.
+		go peer.Write(ctx, websocket.MessageText, msg)
+		var v struct{ Pad string }
+		if err := Read(ctx, big, &v); err != nil || len(v.Pad) != size {
+			t.Fatalf("read %d bytes of pad, %v", len(v.Pad), err)
+		}
+		go func() {
+			var w struct{ N int }
+			done <- Read(ctx, c, &w)
+		}()
+		time.Sleep(50 * time.Millisecond) // the Read waits
+	}
+	msg = nil
+	held := heap() - before
+	for _, c := range conns {
+		c.CloseNow()
+	}
+	for range conns {
+		<-done
+	}
+	t.Logf("%d connections waiting in Read after %d messages of %d bytes: heap grew by %d bytes", len(conns), len(conns), size, held)
+	if held > 1<<20 {
+		t.Errorf("%d connections waiting in Read hold %d bytes, want no message buffer", len(conns), held)
 	}
 }

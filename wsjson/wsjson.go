@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/rfc6455/websocket"
 )
@@ -36,27 +38,55 @@ var errBinary = errors.New("websocket: json: got a binary message, but JSON mess
 //
 // encoding/json decodes a value only once all of it is in memory (its
 // Decoder, too, gathers the whole value before decoding), so Read takes
-// the message whole, into a buffer that is kept for the next call: apart
-// from what v needs, reading a message allocates nothing.
+// the message whole, once it has begun, into a buffer that is kept for
+// the next call: apart from what v needs, reading a message allocates
+// nothing. While Read waits for a message it holds no buffer, as an idle
+// connection does not.
 func Read(ctx context.Context, c *websocket.Conn, v any) error {
 	if rv := reflect.ValueOf(v); rv.Kind() != reflect.Pointer || rv.IsNil() {
 		// Checked before reading, so that no message is lost to it.
 		return fmt.Errorf("websocket: json: Read needs a non-nil pointer, not %T", v)
 	}
-	bp := readBufs.Get().(*[]byte)
-	defer putReadBuf(bp)
-	typ, p, err := c.ReadAppend(ctx, (*bp)[:0])
+	typ, r, err := c.Reader(ctx)
 	if err != nil {
 		return err
 	}
-	*bp = p
 	if typ != websocket.MessageText {
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return err
+		}
 		return errBinary
+	}
+	bp := readBufs.Get().(*[]byte)
+	defer putReadBuf(bp)
+	p, err := readAll(r, (*bp)[:0])
+	*bp = p
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(p, v); err != nil {
 		return &jsonError{err}
 	}
 	return nil
+}
+
+// readAll appends what r reads to b until io.EOF, growing b as the bytes
+// come.
+func readAll(r io.Reader, b []byte) ([]byte, error) {
+	for {
+		if len(b) == cap(b) {
+			b = slices.Grow(b, max(len(b), 512)) // doubling
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		switch err {
+		case nil:
+		case io.EOF:
+			return b, nil
+		default:
+			return b, err
+		}
+	}
 }
 
 // maxPooledRead is the largest read buffer kept for reuse.
@@ -130,7 +160,21 @@ func (w *textWriter) Write(p []byte) (int, error) {
 type jsonError struct{ err error }
 
 func (e *jsonError) Error() string {
-	return "websocket: json: " + strings.TrimPrefix(e.err.Error(), "json: ")
+	s := strings.TrimPrefix(e.err.Error(), "json: ")
+	if len(s) > maxErrorText {
+		// A number the peer sent, which encoding/json quotes whole.
+		n := maxErrorText
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n] + "..."
+	}
+	return "websocket: json: " + s
 }
+
+// maxErrorText bounds the text of an error of encoding/json that Error
+// passes on: a value the peer sent, quoted whole, would make an error, or
+// a log line, of a megabyte.
+const maxErrorText = 512
 
 func (e *jsonError) Unwrap() error { return e.err }
