@@ -273,10 +273,12 @@ func TestClientNegotiation(t *testing.T) {
 		{CompressionContextTakeover, 10, []string{"permessage-deflate; server_max_window_bits=11"}, nil, "above the 10 offered"},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits"}, nil, "without a value"},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; client_max_window_bits=16"}, nil, "not in 8..15"},
-		{CompressionContextTakeover, 0, []string{"permessage-deflate; foo"}, nil, "unknown parameter foo"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; foo"}, nil, `unknown parameter "foo"`},
+		// What the peer sent is quoted at most maxQuoted bytes long.
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; " + strings.Repeat("x", 200<<10)}, nil, `unknown parameter "` + strings.Repeat("x", maxQuoted) + `"...`},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; server_no_context_takeover; server_no_context_takeover"}, nil, "repeated"},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate; Server_No_Context_Takeover; server_no_context_takeover"}, nil, "repeated"},
-		{CompressionContextTakeover, 0, []string{"permessage-deflate; foo; foo"}, nil, "unknown parameter foo"},
+		{CompressionContextTakeover, 0, []string{"permessage-deflate; foo; foo"}, nil, `unknown parameter "foo"`},
 		{CompressionContextTakeover, 0, []string{"permessage-deflate", "permessage-deflate"}, nil, "2 extensions"},
 		{CompressionContextTakeover, 0, []string{"x-foo"}, nil, `"x-foo", which was not offered`},
 		{CompressionDisabled, 0, []string{"permessage-deflate"}, nil, "which was not offered"},
@@ -286,7 +288,7 @@ func TestClientNegotiation(t *testing.T) {
 		p, err := comp.check(extHeader(tc.resp...))
 		if tc.wantErr != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("%v bits %d, response %q: err %v, want one saying %q", tc.mode, tc.bits, tc.resp, err, tc.wantErr)
+				t.Errorf("%v bits %d, response %.200q: err %.300v, want one saying %.300q", tc.mode, tc.bits, tc.resp, err, tc.wantErr)
 			}
 			continue
 		}

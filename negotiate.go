@@ -81,7 +81,7 @@ func parseDeflateParams(params []extensionParam) (deflateOffer, error) {
 		name := strings.ToLower(prm.name)
 		i := slices.Index(deflateParamNames[:], name)
 		if i < 0 {
-			return o, fmt.Errorf("unknown parameter %s", prm.name)
+			return o, fmt.Errorf("unknown parameter %s", quoted(prm.name))
 		}
 		if seen[i] {
 			return o, fmt.Errorf("parameter %s repeated", prm.name)
