@@ -272,20 +272,31 @@ func dialHost(opts *DialOptions) string {
 // handshake costs. That is when the client would have done just that:
 // the default client, unmodified, for a ws:// URL that no proxy applies
 // to. The default transport's dial function is used, so a program that
-// replaced it still has its way.
+// replaced it still has its way, as one that set the transport's bounds on
+// the response does.
 func directDial(opts *DialOptions, req *http.Request) (dialFunc, bool) {
+	return directDialVia(http.DefaultClient, http.DefaultTransport, opts, req)
+}
+
+// directDialVia is directDial with dc as the default client, and rt as
+// the default transport.
+func directDialVia(dc *http.Client, rt http.RoundTripper, opts *DialOptions, req *http.Request) (dialFunc, bool) {
 	// A host past ASCII is dialed under its IDNA name, which net/http's
 	// client makes and the standard library offers no other way to.
 	if opts.HTTPClient != nil || req.URL.Scheme != "http" || !isASCII(req.URL.Host) {
 		return nil, false
 	}
-	dc := http.DefaultClient
 	if dc.Transport != nil || dc.CheckRedirect != nil || dc.Jar != nil || dc.Timeout != 0 {
 		return nil, false
 	}
-	t, ok := http.DefaultTransport.(*http.Transport)
+	t, ok := rt.(*http.Transport)
 	//lint:ignore SA1019 a program may still set the deprecated Dial, and the transport would use it
 	if !ok || t.Dial != nil || t.OnProxyConnectResponse != nil || t.GetProxyConnectHeader != nil {
+		return nil, false
+	}
+	if t.ResponseHeaderTimeout != 0 || t.MaxResponseHeaderBytes != 0 {
+		// Bounds on the response that the client applies, and a
+		// handshake of Dial's own would not.
 		return nil, false
 	}
 	if t.Proxy != nil {
