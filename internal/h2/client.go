@@ -110,8 +110,11 @@ func NewClientConn(nc net.Conn, onIdle func()) (*ClientConn, error) {
 }
 
 // NewClientConnLimit is NewClientConn with headerLimit, not MaxHeaderList,
-// bounding a response's header list (and its encoded block), and
-// announced as SETTINGS_MAX_HEADER_LIST_SIZE.
+// bounding a response's header list, and announced as
+// SETTINGS_MAX_HEADER_LIST_SIZE. A list past it fails its stream alone;
+// the encoded block, whose end ends the connection when it is past its
+// bound, stays bounded by maxHeaderBlock at least, so that a list a
+// little past a small limit resets its stream, not every stream.
 func NewClientConnLimit(nc net.Conn, onIdle func(), headerLimit uint32) (*ClientConn, error) {
 	cc := &ClientConn{
 		nc:            nc,

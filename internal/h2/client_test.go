@@ -283,6 +283,17 @@ func TestStreamErrors(t *testing.T) {
 		{"trailers without END_STREAM", func(s *rawServer) {
 			s.write(frameHeaders, flagEndHeaders, 1, hpack.AppendField(nil, hpack.Field{Name: "x", Value: "y"}))
 		}, ErrCodeProtocol},
+		// §8.1: trailers hold no pseudo-header, and their fields go by
+		// §8.2's rules; such a response is malformed, not ended cleanly.
+		{"trailers with :status", func(s *rawServer) {
+			s.write(frameHeaders, flagEndHeaders|flagEndStream, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+		}, ErrCodeProtocol},
+		{"trailers with connection", func(s *rawServer) {
+			s.write(frameHeaders, flagEndHeaders|flagEndStream, 1, hpack.AppendField(nil, hpack.Field{Name: "connection", Value: "close"}))
+		}, ErrCodeProtocol},
+		{"trailers with a name in capitals", func(s *rawServer) {
+			s.write(frameHeaders, flagEndHeaders|flagEndStream, 1, hpack.AppendField(nil, hpack.Field{Name: "X-Trailer", Value: "y"}))
+		}, ErrCodeProtocol},
 		{"DATA after END_STREAM", func(s *rawServer) {
 			s.write(frameData, flagEndStream, 1, nil)
 			s.write(frameData, 0, 1, []byte("x"))
