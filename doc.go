@@ -192,10 +192,10 @@
 // the frame is read, so the excess is never buffered, and against what a
 // compressed message inflates to as it inflates. Read allocates a
 // message's slice once enough of it has arrived (the whole of a small
-// frame; half of a large message, gathered meanwhile in pooled 64 KiB
-// chunks), and ReadAppend grows the caller's slice as bytes arrive, at
-// most doubling what came or reaching 64 KiB past it: never to what a
-// peer merely claims. On Linux, what came includes what waits unread in
+// frame; half of a large message, gathered meanwhile in pooled chunks of
+// 4 KiB growing to 64 KiB), and ReadAppend grows the caller's slice as
+// bytes arrive, at most doubling what came or reaching 64 KiB past it:
+// never to what a peer merely claims. On Linux, what came includes what waits unread in
 // the kernel's socket buffer. Close reasons hold at most 123
 // bytes. Set http.Server.ReadHeaderTimeout (and MaxHeaderBytes): net/http
 // waits for a request's header forever by default, and a handshake

@@ -9,8 +9,10 @@ import (
 // Sentinel errors. Each is wrapped, never returned bare, so test with errors.Is.
 var (
 	// ErrClosed is wrapped by every Conn method called after the connection
-	// ended (by Close, CloseNow, a failure, or the peer). The same error
-	// also wraps the CloseError that ended the connection, if any.
+	// ended (by Close, CloseNow, a failure, or the peer); Serve, which owns
+	// the connection until onClose, gives it to onClose and returns nil.
+	// The same error also wraps the CloseError that ended the connection,
+	// if any.
 	ErrClosed = errors.New("websocket: connection closed")
 
 	// ErrMessageTooBig is wrapped by the *ProtocolError that a read returns

@@ -49,8 +49,10 @@ func checkMessageType(typ MessageType) error {
 	return nil
 }
 
-// Write sends p as one message of type typ, in one frame. It is safe to
-// call concurrently with other writes; messages never interleave.
+// Write sends p as one message of type typ, in one frame; compressed (see
+// CompressionThreshold), in a frame each time 16 KiB or more of compressed
+// output has gathered. It is safe to call concurrently with other writes;
+// messages never interleave.
 //
 // Writes coalesce: a message of up to 64 KiB that finds another write in
 // progress, or the connection holding received input not yet read, joins
@@ -65,7 +67,8 @@ func checkMessageType(typ MessageType) error {
 // error and the connection stays usable, unless the frame's write to the
 // network had begun over TLS: crypto/tls writes nothing more after a write
 // that failed, so the connection is closed. If ctx ends while the frame is
-// partly written, nothing more can follow on the connection: it is closed.
+// partly written, or between the frames of a compressed message, nothing
+// more can follow on the connection: it is closed.
 // Text is sent as given; it is the caller's to make it UTF-8.
 func (c *Conn) Write(ctx context.Context, typ MessageType, p []byte) error {
 	if err := checkMessageType(typ); err != nil {
