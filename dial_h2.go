@@ -373,20 +373,8 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 			return nil, nil, dialErr(rawURL, err), true
 		}
 		h2Refusals.set(key, false)
-		openCtx, cancelOpen := ctx, context.CancelFunc(func() {})
-		if pooled {
-			// A pooled connection whose server stopped reading, or whose
-			// writes are stuck, takes no request: given up on as
-			// probeSilent gives up on one that does not answer.
-			openCtx, cancelOpen = context.WithTimeoutCause(ctx, h2ProbeAfter+h2ProbeWait, errSilentConn)
-		}
-		s, err = cc.OpenStream(openCtx, fields, true)
-		cancelOpen()
+		s, err = cc.OpenStream(ctx, fields, true)
 		var probe atomic.Int32 // probeSilent's: probeWaiting, probeAnswered or probeStale
-		if err != nil && context.Cause(openCtx) == errSilentConn && ctx.Err() == nil {
-			cc.Retire()
-			probe.Store(probeStale)
-		}
 		if err == nil {
 			// The end of ctx cancels the handshake and resets the stream;
 			// so does the transport's ResponseHeaderTimeout, as over

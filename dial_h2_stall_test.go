@@ -697,39 +697,6 @@ func TestDialH2SilentPooledConn(t *testing.T) {
 	}
 }
 
-// TestDialH2PooledConnNotRead: a Dial that the pool gives a connection
-// whose server reads nothing goes on a new connection once its request
-// has not gone out within h2ProbeAfter+h2ProbeWait, as on one that does
-// not answer (TestDialH2SilentPooledConn). It waited in OpenStream, for
-// the write of its HEADERS, until the test closed the socket: with no
-// deadline, for good (a review found it).
-func TestDialH2PooledConnNotRead(t *testing.T) {
-	t.Parallel()
-	opts, peers := h2PipeOptions(t)
-	_, p1 := dialH2Open(t, opts, peers) // its server reads nothing more
-	start := time.Now()
-	done := dialH2Async(context.Background(), opts)
-	var p2 *h2Pipe
-	select {
-	case p2 = <-peers:
-	case err := <-done:
-		t.Fatalf("Dial on a pooled connection not read: %v, want it to go on a new connection", err)
-	case <-time.After(h2ProbeAfter + h2ProbeWait + 5*time.Second):
-		p1.nc.Close() // the Dial's end, for the test to end
-		t.Fatalf("Dial on a pooled connection not read still under way after %v: %v", time.Since(start).Round(time.Millisecond), <-done)
-	}
-	p2.open()
-	p2.until(0x1)
-	p2.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
-	go io.Copy(io.Discard, p2.nc)
-	if err := awaitDialH2(t, done, 5*time.Second); err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
-	if took := time.Since(start); took < h2ProbeAfter+h2ProbeWait || took > h2ProbeAfter+h2ProbeWait+3*time.Second {
-		t.Errorf("Dial took %v, want about %v", took, h2ProbeAfter+h2ProbeWait)
-	}
-}
-
 // TestDialH2SlowAnswerPooled: a Dial whose answer is slow on a pooled
 // connection that answers its PING waits for that answer, on that
 // connection.
