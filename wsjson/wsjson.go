@@ -32,9 +32,12 @@ var errBinary = errors.New("websocket: json: got a binary message, but JSON mess
 //
 // The connection's read limit (Conn.SetReadLimit) applies: a message over
 // it fails the connection with StatusMessageTooBig before its excess is
-// read. The errors of the connection, and ctx's, are returned as Conn.Read
-// returns them; after an error in the JSON itself, or a binary message,
-// the connection stays usable.
+// read. The errors of the connection, and ctx's, are returned as the
+// reader of Conn.Reader returns them: as Conn.Read's, except that a Close
+// called on another goroutine while a message arrives ends the Read, the
+// rest of the message dropped, where Conn.Read would finish the message
+// first. After an error in the JSON itself, or a binary message, the
+// connection stays usable.
 //
 // encoding/json decodes a value only once all of it is in memory (its
 // Decoder, too, gathers the whole value before decoding), so Read takes
