@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime/metrics"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -431,4 +432,11 @@ func acceptOneTLS(t testing.TB) (*httptest.Server, <-chan *Conn) {
 	s.StartTLS()
 	t.Cleanup(s.Close)
 	return s, conns
+}
+
+// goroutinesCreated returns how many goroutines the program has started.
+func goroutinesCreated() uint64 {
+	sample := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	metrics.Read(sample)
+	return sample[0].Value.Uint64()
 }

@@ -681,6 +681,47 @@ func BenchmarkEchoTLS(b *testing.B) {
 	}
 }
 
+// BenchmarkEchoTLSPipelined measures an echo over TLS of 16 messages of
+// 1 KiB sent together, then read: the server writes the replies queued
+// behind input as far as the socket takes them at once, and, since a TLS
+// stream cannot be written so, by the queue's timer, a goroutine per
+// batch (goroutines/op counts both ends').
+func BenchmarkEchoTLSPipelined(b *testing.B) {
+	const k, size = 16, 1 << 10
+	payload := make([]byte, size)
+	for _, api := range []string{"Serve", "Read", "ReadAppend"} {
+		b.Run(fmt.Sprintf("%s/%dx%d", api, k, size), func(b *testing.B) {
+			s := httptest.NewTLSServer(echoLoop(api, nil))
+			defer s.Close()
+			ctx := context.Background()
+			c, _, err := Dial(ctx, "wss://"+s.Listener.Addr().String(), &DialOptions{HTTPClient: s.Client()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseNow()
+			var buf []byte
+			b.SetBytes(k * size)
+			b.ReportAllocs()
+			started := goroutinesCreated()
+			for b.Loop() {
+				for range k {
+					if err := c.Enqueue(MessageBinary, payload); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for range k {
+					_, p, err := c.ReadAppend(ctx, buf[:0])
+					if err != nil || len(p) != size {
+						b.Fatalf("%d bytes, %v", len(p), err)
+					}
+					buf = p
+				}
+			}
+			b.ReportMetric(float64(goroutinesCreated()-started)/float64(b.N), "goroutines/op")
+		})
+	}
+}
+
 // TestWaitReadsIntoIdleArray: over a transport that Serve cannot await
 // (TLS, an HTTP/2 stream), a read that will likely wait is offered the
 // idle array, not a pooled buffer: between messages, for the rest of a
