@@ -20,6 +20,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -89,8 +90,15 @@ const xconnect = "http2xconnect=1"
 type options struct {
 	addr        string
 	compression websocket.CompressionMode
-	tls         bool // HTTPS and HTTP/2, with a made-up certificate
+	tls         bool          // HTTPS and HTTP/2, with a made-up certificate
+	idle        time.Duration // idleTimeout when 0
 }
+
+// idleTimeout is how long an HTTP connection may wait for its next
+// request (a browser keeps the page's open) before the server closes it.
+// A WebSocket is no request in waiting: over HTTP/1.1 its connection is
+// the handler's, and over HTTP/2 it is a stream under way.
+const idleTimeout = 2 * time.Minute
 
 // run serves as opts say until ctx ends, then shuts down: it stops
 // accepting, closes the WebSocket connections with StatusGoingAway, and
@@ -106,6 +114,7 @@ func run(ctx context.Context, opts options, logf func(format string, args ...any
 	hs := &http.Server{
 		Handler:           s.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cmp.Or(opts.idle, idleTimeout),
 		// Over HTTP/2 (with -tls), a connection whose socket takes
 		// nothing for this long ends, and with it the WebSockets on it,
 		// whose closing waits for a write stuck there.

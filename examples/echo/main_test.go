@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -293,3 +295,46 @@ type fakeAddr string
 
 func (a fakeAddr) Network() string { return "tcp" }
 func (a fakeAddr) String() string  { return string(a) }
+
+// TestIdleConnsClosed: an HTTP connection left waiting for its next
+// request is closed after the idle timeout (it stayed open for good: 200
+// keep-alive connections that fetched the page were all open 25 s
+// later), and a WebSocket as quiet as long is not.
+func TestIdleConnsClosed(t *testing.T) {
+	t.Parallel()
+	const idle = 300 * time.Millisecond
+	page, _ := startServerWith(t, options{idle: idle}, func(format string, args ...any) { t.Logf(format, args...) })
+	c := dial(t, wsURL(page), nil)
+	nc, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(page, "http://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	nc.SetReadDeadline(start.Add(5 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the idle HTTP connection: read %d bytes, %v; want it closed by the server", n, err)
+	}
+	if took := time.Since(start); took < idle {
+		t.Errorf("the idle HTTP connection closed after %v, before the idle timeout of %v", took, idle)
+	}
+	// The WebSocket, as quiet meanwhile, still echoes.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageText, []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Read(ctx); err != nil || string(p) != "still here" {
+		t.Fatalf("the WebSocket after %v quiet: %q, %v", time.Since(start), p, err)
+	}
+}
