@@ -58,11 +58,10 @@ const writeTimeout = 10 * time.Second
 const shutdownReason = "server shutting down"
 
 func main() {
-	opts := options{compression: websocket.CompressionContextTakeover}
-	flag.StringVar(&opts.addr, "addr", "127.0.0.1:8080", "address to listen on")
-	flag.TextVar(&opts.compression, "compression", opts.compression, "permessage-deflate: off, no-takeover or takeover")
-	flag.BoolVar(&opts.tls, "tls", false, "serve HTTPS and HTTP/2, with a certificate made up at start")
-	flag.Parse()
+	opts, err := parseFlags(flag.CommandLine, os.Args[1:])
+	if err != nil {
+		os.Exit(2)
+	}
 	if opts.tls && !strings.Contains(os.Getenv("GODEBUG"), xconnect) {
 		// net/http reads the setting once, as the program starts.
 		env := append(os.Environ(), "GODEBUG="+strings.Trim(os.Getenv("GODEBUG")+","+xconnect, ","))
@@ -74,12 +73,33 @@ func main() {
 	}
 
 	ctx := signals.Context() // a second signal kills at once
-	err := run(ctx, opts, log.Printf, func(url string) {
+	err = run(ctx, opts, log.Printf, func(url string) {
 		fmt.Printf("echo server: open %s in a browser\n", url)
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// parseFlags parses the command's arguments with fs. An argument that is
+// not a flag is an error, which it writes with the usage to fs's output:
+// flag stops at the first such argument, and would leave the flags after
+// it unread (echo 127.0.0.1:9000 -tls served plain HTTP on port 8080).
+func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
+	opts := options{compression: websocket.CompressionContextTakeover}
+	fs.StringVar(&opts.addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.TextVar(&opts.compression, "compression", opts.compression, "permessage-deflate: off, no-takeover or takeover")
+	fs.BoolVar(&opts.tls, "tls", false, "serve HTTPS and HTTP/2, with a certificate made up at start")
+	if err := fs.Parse(args); err != nil {
+		return opts, err
+	}
+	if fs.NArg() > 0 {
+		err := fmt.Errorf("unexpected argument %q: flags only (an address goes after -addr)", fs.Arg(0))
+		fmt.Fprintln(fs.Output(), err)
+		fs.Usage()
+		return opts, err
+	}
+	return opts, nil
 }
 
 // xconnect is the GODEBUG setting under which Go's HTTP/2 server offers

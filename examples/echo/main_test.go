@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -336,5 +337,30 @@ func TestIdleConnsClosed(t *testing.T) {
 	}
 	if _, p, err := c.Read(ctx); err != nil || string(p) != "still here" {
 		t.Fatalf("the WebSocket after %v quiet: %q, %v", time.Since(start), p, err)
+	}
+}
+
+// TestFlags: the flags set the options, and an argument that is not a
+// flag is an error that says so, with the usage: flag stops at it, and
+// the flags after it were silently left unread.
+func TestFlags(t *testing.T) {
+	t.Parallel()
+	parse := func(args ...string) (options, string, error) {
+		fs := flag.NewFlagSet("echo", flag.ContinueOnError)
+		var out strings.Builder
+		fs.SetOutput(&out)
+		opts, err := parseFlags(fs, args)
+		return opts, out.String(), err
+	}
+	opts, _, err := parse("-addr", "127.0.0.1:9000", "-compression", "off", "-tls")
+	if want := (options{addr: "127.0.0.1:9000", compression: websocket.CompressionDisabled, tls: true}); err != nil || opts != want {
+		t.Errorf("options %+v, %v; want %+v", opts, err, want)
+	}
+	if opts, _, err := parse(); err != nil || opts.addr != "127.0.0.1:8080" || opts.compression != websocket.CompressionContextTakeover || opts.tls {
+		t.Errorf("defaults %+v, %v", opts, err)
+	}
+	_, out, err := parse("127.0.0.1:9000", "-tls")
+	if err == nil || !strings.Contains(out, `unexpected argument "127.0.0.1:9000"`) || !strings.Contains(out, "-addr") {
+		t.Errorf("an argument that is not a flag: %v, output %q; want an error naming it, and the usage", err, out)
 	}
 }
