@@ -655,14 +655,8 @@ func BenchmarkEchoTLS(b *testing.B) {
 		payload := make([]byte, size)
 		for _, api := range []string{"Serve", "Read", "ReadAppend"} {
 			b.Run(fmt.Sprintf("%s/%d", api, size), func(b *testing.B) {
-				s := httptest.NewTLSServer(echoLoop(api, nil))
-				defer s.Close()
 				ctx := context.Background()
-				c, _, err := Dial(ctx, "wss://"+s.Listener.Addr().String(), &DialOptions{HTTPClient: s.Client()})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer c.CloseNow()
+				c := dialTLSEcho(b, api)
 				var buf []byte
 				b.SetBytes(int64(size))
 				b.ReportAllocs()
@@ -681,6 +675,19 @@ func BenchmarkEchoTLS(b *testing.B) {
 	}
 }
 
+// dialTLSEcho starts a TLS server that echoes with api (echoLoop), and
+// dials it; both end with the benchmark.
+func dialTLSEcho(b *testing.B, api string) *Conn {
+	s := httptest.NewTLSServer(echoLoop(api, nil))
+	b.Cleanup(s.Close)
+	c, _, err := Dial(context.Background(), "wss://"+s.Listener.Addr().String(), &DialOptions{HTTPClient: s.Client()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
 // BenchmarkEchoTLSPipelined measures an echo over TLS of 16 messages of
 // 1 KiB sent together, then read: the server writes the replies queued
 // behind input as far as the socket takes them at once, and, since a TLS
@@ -691,14 +698,8 @@ func BenchmarkEchoTLSPipelined(b *testing.B) {
 	payload := make([]byte, size)
 	for _, api := range []string{"Serve", "Read", "ReadAppend"} {
 		b.Run(fmt.Sprintf("%s/%dx%d", api, k, size), func(b *testing.B) {
-			s := httptest.NewTLSServer(echoLoop(api, nil))
-			defer s.Close()
 			ctx := context.Background()
-			c, _, err := Dial(ctx, "wss://"+s.Listener.Addr().String(), &DialOptions{HTTPClient: s.Client()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.CloseNow()
+			c := dialTLSEcho(b, api)
 			var buf []byte
 			b.SetBytes(k * size)
 			b.ReportAllocs()
