@@ -3,13 +3,13 @@
 package wsjson
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -62,7 +62,10 @@ func Read(ctx context.Context, c *websocket.Conn, v any) error {
 	}
 	bp := readBufs.Get().(*[]byte)
 	defer putReadBuf(bp)
-	p, err := readAll(r, (*bp)[:0])
+	// Grown as the bytes come, doubling, never to a size claimed.
+	buf := bytes.NewBuffer((*bp)[:0])
+	_, err = buf.ReadFrom(r)
+	p := buf.Bytes()
 	*bp = p
 	if err != nil {
 		return err
@@ -71,25 +74,6 @@ func Read(ctx context.Context, c *websocket.Conn, v any) error {
 		return &jsonError{err}
 	}
 	return nil
-}
-
-// readAll appends what r reads to b until io.EOF, growing b as the bytes
-// come.
-func readAll(r io.Reader, b []byte) ([]byte, error) {
-	for {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, max(len(b), 512)) // doubling
-		}
-		n, err := r.Read(b[len(b):cap(b)])
-		b = b[:len(b)+n]
-		switch err {
-		case nil:
-		case io.EOF:
-			return b, nil
-		default:
-			return b, err
-		}
-	}
 }
 
 // maxPooledRead is the largest read buffer kept for reuse.
