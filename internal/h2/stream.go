@@ -141,11 +141,9 @@ func (s *Stream) receiveHeaders(fields []hpack.Field, endStream bool) error {
 			return streamError(ErrCodeProtocol, "trailers without END_STREAM")
 		}
 		for _, f := range fields {
-			// §8.1: "Trailers MUST NOT include pseudo-header fields";
-			// their regular fields go by the rules of any (§8.2).
-			if strings.HasPrefix(f.Name, ":") {
-				return streamError(ErrCodeProtocol, "malformed trailers: pseudo-header %s", quote(f.Name))
-			}
+			// §8.1: "Trailers MUST NOT include pseudo-header fields",
+			// whose names checkField refuses with those it breaks §8.2's
+			// rules for.
 			if err := checkField(f); err != nil {
 				return streamError(ErrCodeProtocol, "malformed trailers: %v", err)
 			}
