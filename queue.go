@@ -85,7 +85,7 @@ func (c *Conn) queueFrame(h header, p []byte, op string, byReader bool) (bool, e
 	if !byReader && !c.flusher && !c.inputPending.Load() {
 		return false, nil
 	}
-	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
+	if !c.fitsLocked(c.bufferedLocked(), len(p)) {
 		return false, nil
 	}
 	if !byReader && c.pend == nil && !c.flusher {
@@ -120,6 +120,13 @@ func (c *Conn) bufferedLocked() int {
 		n += len(*b)
 	}
 	return n
+}
+
+// fitsLocked reports whether a frame of n bytes of payload fits the queue
+// beside what it holds (held, as bufferedLocked counts it), its header
+// counted at the most a header takes.
+func (c *Conn) fitsLocked(held, n int) bool {
+	return held+n+maxHeaderSize <= int(c.queueLimit)
 }
 
 // pendStartLocked notes when a frame goes into an empty queue: a ping
@@ -247,7 +254,7 @@ func (c *Conn) makeRoom(n int) {
 			return // the socket took only part
 		}
 		c.pendMu.Lock()
-		done := c.bufferedLocked()+n+maxHeaderSize <= int(c.queueLimit) || c.pend == nil && !c.flusher
+		done := c.fitsLocked(c.bufferedLocked(), n) || c.pend == nil && !c.flusher
 		// Only a writer that holds the queue can wait for the peer:
 		// frames nobody took yet wait for the timer, which yielding
 		// runs. The socket is asked, and the answer kept, under pendMu,
@@ -346,7 +353,7 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 			return err
 		}
 	}
-	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) && holdsMsgMu && (c.pend != nil || c.flusher) {
+	if !c.fitsLocked(c.bufferedLocked(), len(p)) && holdsMsgMu && (c.pend != nil || c.flusher) {
 		// The queue may be full only because nothing has written it
 		// yet: a burst of Enqueues can outrun the timer, which runs
 		// on this CPU once the burst lets it, and the writer it
@@ -360,11 +367,11 @@ func (c *Conn) enqueueFrame(h header, p []byte, holdsMsgMu bool, flushes *[]*Con
 		}
 		armed = c.pend != nil // the timer, or a writer, has what is left
 	}
-	if c.bufferedLocked()+len(p)+maxHeaderSize > int(c.queueLimit) {
+	if !c.fitsLocked(c.bufferedLocked(), len(p)) {
 		// A message that the empty queue could not hold says nothing of
 		// how fast the peer reads: it is refused, not held against the
 		// connection.
-		if c.closeFull && len(p)+maxHeaderSize <= int(c.queueLimit) {
+		if c.closeFull && c.fitsLocked(0, len(p)) {
 			return c.failFullLocked()
 		}
 		c.pendMu.Unlock()
