@@ -195,13 +195,13 @@
 // frame; half of a large message, gathered meanwhile in pooled chunks of
 // 4 KiB growing to 64 KiB), and ReadAppend grows the caller's slice as
 // bytes arrive, at most doubling what came or reaching 64 KiB past it:
-// never to what a peer merely claims. On Linux, what came includes what waits unread in
-// the kernel's socket buffer. Close reasons hold at most 123
-// bytes. Set http.Server.ReadHeaderTimeout (and MaxHeaderBytes): net/http
-// waits for a request's header forever by default, and a handshake
-// trickled a byte at a time would hold a goroutine as long; Dial reads at
-// most 1 MiB of response header itself, and its context bounds the whole
-// handshake.
+// never to what a peer merely claims. On Linux, what came includes what
+// waits unread in the kernel's socket buffer. Close reasons hold at most
+// 123 bytes. Set http.Server.ReadHeaderTimeout (and MaxHeaderBytes):
+// net/http waits for a request's header forever by default, and a
+// handshake trickled a byte at a time would hold a goroutine as long;
+// Dial reads at most 1 MiB of response header itself, and its context
+// bounds the whole handshake.
 //
 // An idle connection holds no buffer: reads take pooled 32 KiB buffers
 // while frames arrive and return them when the connection falls quiet,

@@ -84,9 +84,8 @@ type AcceptOptions struct {
 	// refused either way): its close frame goes behind what the queue
 	// holds, and the connection's end, which wraps ErrQueueFull, carries
 	// 1008 only once that frame went out (a peer that reads nothing at
-	// all never lets it). So a peer that stops
-	// reading costs at most this much memory, besides what the kernel's
-	// socket buffers hold.
+	// all never lets it). So a peer that stops reading costs at most this
+	// much memory, besides what the kernel's socket buffers hold.
 	WriteQueueLimit  int
 	CloseOnQueueFull bool
 
