@@ -373,7 +373,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 			return nil, nil, dialErr(rawURL, err), true
 		}
 		h2Refusals.set(key, false)
-		s, err = cc.OpenStream(ctx, fields, true)
+		s, err = cc.OpenStream(fields, true)
 		var probe atomic.Int32 // probeSilent's: probeWaiting, probeAnswered or probeStale
 		if err == nil {
 			// The end of ctx cancels the handshake and resets the stream;

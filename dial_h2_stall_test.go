@@ -697,6 +697,45 @@ func TestDialH2SilentPooledConn(t *testing.T) {
 	}
 }
 
+// TestDialH2PooledConnNotRead: a Dial on a pooled connection whose
+// server reads nothing, so that its HEADERS cannot leave, goes on a new
+// connection as from a silent one, after h2ProbeAfter and h2ProbeWait,
+// its context without a deadline. It waited for good, writing its
+// HEADERS itself. The WebSocket already open on the stuck connection
+// lives on, and reads what its server sends once the server reads again.
+func TestDialH2PooledConnNotRead(t *testing.T) {
+	t.Parallel()
+	opts, peers := h2PipeOptions(t)
+	first, p1 := dialH2Open(t, opts, peers) // p1 reads nothing from here
+	start := time.Now()
+	done := dialH2Async(context.Background(), opts)
+	var p2 *h2Pipe
+	select {
+	case p2 = <-peers:
+	case err := <-done:
+		t.Fatalf("Dial on a pooled connection not read: %v, want it to go on a new connection", err)
+	case <-time.After(h2ProbeAfter + h2ProbeWait + 5*time.Second):
+		t.Fatal("Dial on a pooled connection not read dialed no new one")
+	}
+	p2.open()
+	p2.until(0x1)
+	p2.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	go io.Copy(io.Discard, p2.nc)
+	if err := awaitDialH2(t, done, 5*time.Second); err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	if took := time.Since(start); took < h2ProbeAfter+h2ProbeWait {
+		t.Errorf("Dial took %v, want at least %v", took, h2ProbeAfter+h2ProbeWait)
+	}
+	go io.Copy(io.Discard, p1.nc)
+	p1.write(0x0, 0, 1, []byte{0x82, 2, 'h', 'i'}) // a binary message, on stream 1
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if typ, msg, err := first.Read(ctx); err != nil || typ != MessageBinary || string(msg) != "hi" {
+		t.Fatalf("Read on the stuck connection's WebSocket: %v %q %v, want binary \"hi\"", typ, msg, err)
+	}
+}
+
 // TestDialH2SlowAnswerPooled: a Dial whose answer is slow on a pooled
 // connection that answers its PING waits for that answer, on that
 // connection.

@@ -40,7 +40,8 @@ const (
 // ClientConn is an HTTP/2 connection from the client side. Two goroutines
 // serve it: readLoop reads and dispatches every frame, and ctrlLoop writes
 // the frames readLoop and readers owe the server (acknowledgements,
-// WINDOW_UPDATE, RST_STREAM), so that neither waits on a blocked socket.
+// WINDOW_UPDATE, RST_STREAM) and the HEADERS that open streams, so that
+// none of them waits on a blocked socket.
 type ClientConn struct {
 	nc          net.Conn // immutable
 	headerLimit uint32   // immutable: the response header list we take, and announce
@@ -51,10 +52,11 @@ type ClientConn struct {
 	bw    *bufio.Writer // wlock
 	wbuf  []byte        // wlock: frame headers being encoded
 
-	ctrlMu   sync.Mutex
-	ctrl     []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
-	ctrlKick chan struct{} // signaled when ctrl gains frames
-	ctrlOut  []byte        // wlock: the queue's other buffer, last written
+	ctrlMu    sync.Mutex
+	ctrl      []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
+	ctrlOpens int           // ctrlMu: the bytes of ctrl that are HEADERS opening streams
+	ctrlKick  chan struct{} // signaled when ctrl gains frames
+	ctrlOut   []byte        // wlock: the queue's other buffer, last written
 
 	// flushMu guards flushing, the stream whose frames are going out to
 	// the socket under wlock, so that a deadline that moves meanwhile
@@ -349,11 +351,19 @@ const goAwayWait = time.Second
 // which grow while a server that does not read asks for answers.
 const maxCtrlQueue = 64 << 10
 
-// queueCtrl queues a frame for ctrlLoop, or the next writer, to send. It
-// never waits for the socket.
-func (cc *ClientConn) queueCtrl(frame []byte) {
+// queueCtrl queues a control frame for ctrlLoop, or the next writer, to
+// send. It never waits for the socket.
+func (cc *ClientConn) queueCtrl(frame []byte) { cc.queueFrames(frame, true) }
+
+// queueFrames queues frames as queueCtrl does; answer says whether they
+// are answers the server asked for, which maxCtrlQueue bounds, or a
+// stream's HEADERS, which the streams' limit does.
+func (cc *ClientConn) queueFrames(frames []byte, answer bool) {
 	cc.ctrlMu.Lock()
-	cc.ctrl = append(cc.ctrl, frame...)
+	cc.ctrl = append(cc.ctrl, frames...)
+	if !answer {
+		cc.ctrlOpens += len(frames)
+	}
 	cc.ctrlMu.Unlock()
 	select {
 	case cc.ctrlKick <- struct{}{}:
@@ -361,11 +371,11 @@ func (cc *ClientConn) queueCtrl(frame []byte) {
 	}
 }
 
-// ctrlQueued returns how many bytes of control frames are queued.
+// ctrlQueued returns how many bytes of answers are queued.
 func (cc *ClientConn) ctrlQueued() int {
 	cc.ctrlMu.Lock()
 	defer cc.ctrlMu.Unlock()
-	return len(cc.ctrl)
+	return len(cc.ctrl) - cc.ctrlOpens
 }
 
 // writeCtrlLocked puts the queued control frames in bw. It takes them
@@ -375,7 +385,7 @@ func (cc *ClientConn) ctrlQueued() int {
 func (cc *ClientConn) writeCtrlLocked() {
 	cc.ctrlMu.Lock()
 	out := cc.ctrl
-	cc.ctrl = cc.ctrlOut[:0]
+	cc.ctrl, cc.ctrlOpens = cc.ctrlOut[:0], 0
 	cc.ctrlMu.Unlock()
 	if len(out) > 0 {
 		cc.bw.Write(out)
@@ -864,31 +874,20 @@ func (cc *ClientConn) removeStream(s *Stream) {
 	}
 }
 
-// OpenStream sends a HEADERS frame with fields, pseudo-header fields
-// first, and returns the stream it opens, which the caller must Close. It
-// uses a reservation when reserved is true. ctx bounds the wait for the
-// write lock.
-func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, reserved bool) (*Stream, error) {
+// OpenStream opens a stream with a HEADERS frame of fields,
+// pseudo-header fields first, and returns it; the caller must Close it.
+// It uses a reservation when reserved is true. The frames are queued with
+// the control frames and go out as the socket takes them: OpenStream
+// never waits for the socket, so that a caller whose answer does not come
+// can give up on the connection and go elsewhere, even when its server
+// reads nothing and its frames never leave (see Ping).
+func (cc *ClientConn) OpenStream(fields []hpack.Field, reserved bool) (*Stream, error) {
 	var block []byte
 	var listSize uint64
 	for _, f := range fields {
 		block = hpack.AppendField(block, f)
 		listSize += uint64(len(f.Name) + len(f.Value) + 32)
 	}
-	select {
-	case cc.wlock <- struct{}{}:
-	case <-cc.done:
-		if reserved {
-			cc.Unreserve()
-		}
-		return nil, &unopenedError{cc.Err()}
-	case <-ctx.Done():
-		if reserved {
-			cc.Unreserve()
-		}
-		return nil, ctx.Err()
-	}
-	defer func() { <-cc.wlock }()
 	cc.mu.Lock()
 	if reserved {
 		cc.reserved--
@@ -916,46 +915,29 @@ func (cc *ClientConn) OpenStream(ctx context.Context, fields []hpack.Field, rese
 	s := newStream(cc, cc.nextID, cc.initialWindow)
 	cc.nextID += 2
 	cc.streams[s.id] = s
-	maxFrame := cc.maxFrame
-	cc.mu.Unlock()
-
 	// §4.3: a header block goes out as one HEADERS frame and as many
-	// CONTINUATION frames as the server's frame size requires, in a row.
-	cc.writeCtrlLocked()
+	// CONTINUATION frames as it needs, in a row; every server takes
+	// frames of defaultMaxFrame. §5.1.1: streams must open in the order
+	// of their identifiers, which the queue keeps since they are queued
+	// under mu, where the identifier is taken.
+	var frames []byte
 	typ, rest := uint8(frameHeaders), block
 	for {
-		n := min(len(rest), maxFrame)
+		n := min(len(rest), defaultMaxFrame)
 		var flags uint8
 		if n == len(rest) {
 			flags = flagEndHeaders
 		}
-		cc.wbuf = appendFrameHeader(cc.wbuf[:0], n, typ, flags, s.id)
-		cc.bw.Write(cc.wbuf)
-		cc.bw.Write(rest[:n])
+		frames = appendFrameHeader(frames, n, typ, flags, s.id)
+		frames = append(frames, rest[:n]...)
 		rest = rest[n:]
 		typ = frameContinuation
 		if len(rest) == 0 {
 			break
 		}
 	}
-	// The end of ctx bounds the write too, should the server not read
-	// it (see flushStart).
-	gen := cc.flushStart(s, nil)
-	stop := context.AfterFunc(ctx, func() { cc.moveFlushDeadline(gen, time.Now()) })
-	err := cc.bw.Flush()
-	stop()
-	cc.flushEnd()
-	if err != nil {
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			go cc.fail(errStalled)
-			return nil, ctx.Err()
-		}
-		go cc.fail(err)
-		if cerr := cc.Err(); cerr != nil {
-			err = cerr // the connection ended, closing the socket
-		}
-		return nil, err
-	}
+	cc.queueFrames(frames, false)
+	cc.mu.Unlock()
 	return s, nil
 }
 

@@ -284,7 +284,7 @@ func fuzzSession(ops uint8, stream []byte) error {
 			allowed("Reserve", cc.Err())
 		} else {
 			fields := connectFields()
-			st, err = cc.OpenStream(ctx, fields, reserved)
+			st, err = cc.OpenStream(fields, reserved)
 			cc.mu.Lock()
 			limit := cc.maxHeaderList
 			cc.mu.Unlock()

@@ -133,7 +133,7 @@ func open(t *testing.T, cc *ClientConn, s *rawServer) *Stream {
 	if err := cc.WaitSettings(ctx); err != nil || !cc.ExtendedConnect() {
 		t.Fatalf("WaitSettings: %v, extended CONNECT %v", err, cc.ExtendedConnect())
 	}
-	st, err := cc.OpenStream(ctx, connectFields(), false)
+	st, err := cc.OpenStream(connectFields(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestResetByServer(t *testing.T) {
 	if _, err := st.Write([]byte("x")); !errors.As(err, &se) {
 		t.Fatalf("Write on a reset stream: %v", err)
 	}
-	st2, err := cc.OpenStream(context.Background(), connectFields(), false)
+	st2, err := cc.OpenStream(connectFields(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,7 +392,7 @@ func TestNotHTTP2(t *testing.T) {
 func TestGoAway(t *testing.T) {
 	cc, s := start(t)
 	st := open(t, cc, s)
-	st3, err := cc.OpenStream(context.Background(), connectFields(), false)
+	st3, err := cc.OpenStream(connectFields(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func TestGoAway(t *testing.T) {
 	if _, _, err := st3.Response(context.Background()); !errors.As(err, &ce) || !ce.Remote || !Unprocessed(err) {
 		t.Fatalf("stream 3 past the GOAWAY: %v, want the GOAWAY, unprocessed", err)
 	}
-	if _, err := cc.OpenStream(context.Background(), connectFields(), false); !errors.Is(err, ErrUnavailable) || !Unprocessed(err) {
+	if _, err := cc.OpenStream(connectFields(), false); !errors.Is(err, ErrUnavailable) || !Unprocessed(err) {
 		t.Fatalf("OpenStream after GOAWAY: %v", err)
 	}
 	s.write(frameData, 0, 1, []byte("still"))
@@ -424,7 +424,7 @@ func TestUnprocessed(t *testing.T) {
 		code        ErrCode
 		unprocessed bool
 	}{{ErrCodeRefusedStream, true}, {ErrCodeCancel, false}} {
-		st, err := cc.OpenStream(context.Background(), connectFields(), false)
+		st, err := cc.OpenStream(connectFields(), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -440,7 +440,7 @@ func TestUnprocessed(t *testing.T) {
 	if _, err := st.Read(make([]byte, 1)); err == nil || Unprocessed(err) {
 		t.Errorf("stream 1 when the connection ended: %v, want an error, not unprocessed", err)
 	}
-	if _, err := cc.OpenStream(context.Background(), connectFields(), false); err == nil || !Unprocessed(err) {
+	if _, err := cc.OpenStream(connectFields(), false); err == nil || !Unprocessed(err) {
 		t.Errorf("OpenStream on an ended connection: %v, want an error, unprocessed", err)
 	}
 }
@@ -476,7 +476,7 @@ func TestPingRetire(t *testing.T) {
 	if cc.Reserve() {
 		t.Fatal("a retired connection reserved a stream")
 	}
-	if _, err := cc.OpenStream(context.Background(), connectFields(), false); !errors.Is(err, ErrUnavailable) {
+	if _, err := cc.OpenStream(connectFields(), false); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("OpenStream on a retired connection: %v", err)
 	}
 	s.write(frameData, 0, 1, []byte("on"))
@@ -638,7 +638,7 @@ func openNext(t *testing.T, cc *ClientConn, s *rawServer) *Stream {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	st, err := cc.OpenStream(ctx, connectFields(), false)
+	st, err := cc.OpenStream(connectFields(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
