@@ -196,13 +196,7 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 	// ctx bounds the preface's write too, which a transport that takes
 	// nothing would hold.
 	stop := context.AfterFunc(ctx, func() { nc.SetWriteDeadline(longAgo) })
-	// The transport's MaxResponseHeaderBytes bounds the response's
-	// header, as over HTTP/1.1; 1 MiB (http.DefaultMaxHeaderBytes) if unset.
-	limit := uint32(h2.MaxHeaderList)
-	if n := key.tr.MaxResponseHeaderBytes; n > 0 {
-		limit = uint32(min(n, 1<<32-1))
-	}
-	cc, err := h2.NewClientConnLimit(nc, func() { p.idle(key, made.Load()) }, limit)
+	cc, err := h2.NewClientConnConfig(nc, func() { p.idle(key, made.Load()) }, h2Config(key.tr))
 	if !stop() {
 		if err == nil {
 			cc.Close()
@@ -238,6 +232,25 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 		return nil, fmt.Errorf("%w: the server does not offer extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL)", ErrHTTP2Unavailable)
 	}
 	return cc, nil
+}
+
+// h2Config returns what t says of its HTTP/2 connections: its
+// MaxResponseHeaderBytes bounds a response's header, as over HTTP/1.1
+// (1 MiB, http.DefaultMaxHeaderBytes, if unset), and its HTTP2 field's
+// SendPingTimeout, PingTimeout and WriteByteTimeout bound a connection
+// gone silent or stuck as net/http's own client has them do. The rest of
+// HTTP2 does not apply: the windows and frame sizes are the client's own.
+func h2Config(t *http.Transport) h2.Config {
+	var cfg h2.Config
+	if n := t.MaxResponseHeaderBytes; n > 0 {
+		cfg.HeaderLimit = uint32(min(n, 1<<32-1))
+	}
+	if c := t.HTTP2; c != nil {
+		cfg.SendPingTimeout = c.SendPingTimeout
+		cfg.PingTimeout = c.PingTimeout
+		cfg.WriteByteTimeout = c.WriteByteTimeout
+	}
+	return cfg
 }
 
 // idle takes cc out of the pool and closes it, if it is still idle.

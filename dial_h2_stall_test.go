@@ -736,6 +736,32 @@ func TestDialH2PooledConnNotRead(t *testing.T) {
 	}
 }
 
+// TestDialH2TransportHTTP2Config: the HTTP client's transport's HTTP2
+// settings reach the connections Dial makes: with SendPingTimeout and
+// PingTimeout, a connection whose server reads on but answers nothing
+// ends, and its WebSocket with it, where it was ignored and the
+// WebSocket waited for its own keepalive or context.
+func TestDialH2TransportHTTP2Config(t *testing.T) {
+	t.Parallel()
+	opts, peers := h2PipeOptions(t)
+	opts.HTTPClient.Transport.(*http.Transport).HTTP2 = &http.HTTP2Config{
+		SendPingTimeout: 200 * time.Millisecond,
+		PingTimeout:     300 * time.Millisecond,
+	}
+	c, p := dialH2Open(t, opts, peers)
+	go io.Copy(io.Discard, p.nc) // reads all, answers nothing
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, _, err := c.Read(ctx)
+	if CloseStatus(err) != StatusAbnormalClosure || !strings.Contains(err.Error(), "a PING went unanswered for 300ms") {
+		t.Fatalf("Read on a connection gone silent: %v, want 1006 for the unanswered PING", err)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("Read ended %v after the silence began, want about 500 ms", took)
+	}
+}
+
 // TestDialH2SlowAnswerPooled: a Dial whose answer is slow on a pooled
 // connection that answers its PING waits for that answer, on that
 // connection.

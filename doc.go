@@ -333,9 +333,11 @@
 // SETTINGS_MAX_CONCURRENT_STREAMS allows (further connections are dialed
 // past it); Close ends the WebSocket's stream alone, and the connection
 // closes with its last stream. A stream the server resets ends its Conn
-// alone. The transport's TLS configuration and dial functions apply;
-// a proxy, a custom RoundTripper or DialTLSContext without ALPN h2 rule
-// HTTP/2 out. HTTP2Preferred falls back to HTTP/1.1 when the server does
+// alone. The transport's TLS configuration, dial functions, timeouts
+// and limits apply, and of its HTTP2 settings those that bound a
+// connection gone silent or stuck (SendPingTimeout, PingTimeout,
+// WriteByteTimeout); a proxy, a custom RoundTripper or DialTLSContext
+// without ALPN h2 rule HTTP/2 out. HTTP2Preferred falls back to HTTP/1.1 when the server does
 // not take WebSockets over HTTP/2; HTTP2Required fails with an error
 // wrapping ErrHTTP2Unavailable that says why.
 //

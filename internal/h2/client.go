@@ -43,8 +43,16 @@ const (
 // WINDOW_UPDATE, RST_STREAM) and the HEADERS that open streams, so that
 // none of them waits on a blocked socket.
 type ClientConn struct {
-	nc          net.Conn // immutable
-	headerLimit uint32   // immutable: the response header list we take, and announce
+	nc           net.Conn      // immutable
+	headerLimit  uint32        // immutable: the response header list we take, and announce
+	pingIdle     time.Duration // immutable: Config.SendPingTimeout
+	pingTimeout  time.Duration // immutable: Config.PingTimeout
+	writeTimeout time.Duration // immutable: Config.WriteByteTimeout
+
+	// lastFrame is when readLoop last read a frame, by nanotime, kept
+	// only when pingIdle is set; health runs checkHealth.
+	lastFrame atomic.Int64
+	health    *time.Timer // mu
 
 	// wlock is the write lock, a channel so that a writer can give up
 	// when its deadline passes: held while frames go into bw and out.
@@ -67,6 +75,7 @@ type ClientConn struct {
 	flushBounds bool          // flushMu: the socket has a write deadline for it
 	flushDL     time.Time     // flushMu: that deadline, before flushGrace
 	flushGrace  time.Duration // flushMu: how long a piece may take past flushDL: stallWait, or closeStallWait
+	shutDL      time.Time     // flushMu: the deadline of the GOAWAY that Close or failWith sends
 
 	mu            sync.Mutex
 	streams       map[uint32]*Stream // mu: open streams by ID
@@ -108,19 +117,45 @@ type ClientConn struct {
 // onIdle, if not nil, is called each time the connection's last stream
 // ends with no Reserve outstanding.
 func NewClientConn(nc net.Conn, onIdle func()) (*ClientConn, error) {
-	return NewClientConnLimit(nc, onIdle, MaxHeaderList)
+	return NewClientConnConfig(nc, onIdle, Config{})
 }
 
-// NewClientConnLimit is NewClientConn with headerLimit, not MaxHeaderList,
-// bounding a response's header list, and announced as
-// SETTINGS_MAX_HEADER_LIST_SIZE. A list past it fails its stream alone;
-// the encoded block, whose end ends the connection when it is past its
-// bound, stays bounded by maxHeaderBlock at least, so that a list a
-// little past a small limit resets its stream, not every stream.
-func NewClientConnLimit(nc net.Conn, onIdle func(), headerLimit uint32) (*ClientConn, error) {
+// Config is what a ClientConn may be told besides its socket; the zero
+// Config is NewClientConn's.
+type Config struct {
+	// HeaderLimit bounds a response's header list, and is announced as
+	// SETTINGS_MAX_HEADER_LIST_SIZE; MaxHeaderList if 0. A list past it
+	// fails its stream alone; the encoded block, whose end ends the
+	// connection when it is past its bound, stays bounded by
+	// maxHeaderBlock at least, so that a list a little past a small
+	// limit resets its stream, not every stream.
+	HeaderLimit uint32
+	// SendPingTimeout, if positive, is how long the connection may go
+	// without a frame from the server before it sends a PING, and
+	// PingTimeout (15 s if not positive) how long that PING may go
+	// unanswered before the connection ends: a server, or a path to it,
+	// gone silent is found without a stream's help.
+	SendPingTimeout, PingTimeout time.Duration
+	// WriteByteTimeout, if positive, ends the connection when its socket
+	// takes none of the bytes waiting to go out for that long.
+	WriteByteTimeout time.Duration
+}
+
+// NewClientConnConfig is NewClientConn with cfg.
+func NewClientConnConfig(nc net.Conn, onIdle func(), cfg Config) (*ClientConn, error) {
+	if cfg.HeaderLimit == 0 {
+		cfg.HeaderLimit = MaxHeaderList
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = 15 * time.Second
+	}
+	headerLimit := cfg.HeaderLimit
 	cc := &ClientConn{
 		nc:            nc,
 		headerLimit:   headerLimit,
+		pingIdle:      cfg.SendPingTimeout,
+		pingTimeout:   cfg.PingTimeout,
+		writeTimeout:  cfg.WriteByteTimeout,
 		wlock:         make(chan struct{}, 1),
 		ctrlKick:      make(chan struct{}, 1),
 		streams:       map[uint32]*Stream{},
@@ -147,10 +182,44 @@ func NewClientConnLimit(nc net.Conn, onIdle func(), headerLimit uint32) (*Client
 		nc.Close()
 		return nil, err
 	}
+	if cc.pingIdle > 0 {
+		cc.lastFrame.Store(nanotime())
+		cc.mu.Lock()
+		cc.health = time.AfterFunc(cc.pingIdle, cc.checkHealth)
+		cc.mu.Unlock()
+	}
 	go cc.readLoop()
 	go cc.ctrlLoop()
 	return cc, nil
 }
+
+// checkHealth runs when the connection may have gone pingIdle without a
+// frame from the server: if it has, it pings the server, and ends the
+// connection if the PING goes unanswered for pingTimeout; then it waits
+// for the next time, if the connection lives.
+func (cc *ClientConn) checkHealth() {
+	next := cc.pingIdle
+	if quiet := time.Duration(nanotime() - cc.lastFrame.Load()); quiet < cc.pingIdle {
+		next -= quiet
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), cc.pingTimeout)
+		err := cc.Ping(ctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			cc.fail(fmt.Errorf("http2: connection closed: a PING went unanswered for %v", cc.pingTimeout))
+		}
+	}
+	cc.mu.Lock()
+	if cc.err == nil {
+		cc.health.Reset(next)
+	}
+	cc.mu.Unlock()
+}
+
+// nanotime is a monotonic clock, in nanoseconds.
+func nanotime() int64 { return int64(time.Since(clockStart)) }
+
+var clockStart = time.Now()
 
 // WaitSettings waits for the server's first SETTINGS frame, which must
 // open its side of the connection (§3.4).
@@ -281,7 +350,7 @@ func (cc *ClientConn) Close() error {
 	t := time.NewTimer(time.Second)
 	select {
 	case cc.wlock <- struct{}{}:
-		cc.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		cc.boundShutdown(time.Second)
 		cc.writeCtrlLocked()
 		cc.bw.Write(appendGoAway(nil, 0, ErrCodeNo, ""))
 		cc.bw.Flush()
@@ -304,6 +373,9 @@ func (cc *ClientConn) fail(err error) {
 		return
 	}
 	cc.err = err
+	if cc.health != nil {
+		cc.health.Stop()
+	}
 	streams := cc.streams
 	cc.streams = map[uint32]*Stream{}
 	// The streams leave without removeStream, which would have called
@@ -336,7 +408,7 @@ func (cc *ClientConn) failWith(ce *ConnError) {
 	defer t.Stop()
 	select {
 	case cc.wlock <- struct{}{}:
-		cc.nc.SetWriteDeadline(time.Now().Add(goAwayWait))
+		cc.boundShutdown(goAwayWait)
 		cc.bw.Write(appendGoAway(nil, 0, ce.Code, ce.Reason))
 		cc.bw.Flush()
 		<-cc.wlock
@@ -443,6 +515,9 @@ func (cc *ClientConn) readLoop() {
 			return
 		}
 		first = false
+		if cc.pingIdle > 0 {
+			cc.lastFrame.Store(nanotime())
+		}
 		// §4.2: "An endpoint MUST send an error code of FRAME_SIZE_ERROR
 		// if a frame exceeds the size defined in SETTINGS_MAX_FRAME_SIZE".
 		if h.length > defaultMaxFrame {
@@ -1053,11 +1128,36 @@ func (w socketWriter) Write(p []byte) (int, error) {
 	written := 0
 	for {
 		piece := p[written:]
+		var byteDL time.Time // the deadline WriteByteTimeout gave this piece
 		cc.flushMu.Lock()
-		if cc.flushBounds {
+		if cc.flushBounds || cc.writeTimeout > 0 {
 			if len(piece) > stallPiece {
 				piece = piece[:stallPiece]
 			}
+		}
+		if cc.writeTimeout > 0 {
+			// The piece's deadline is the nearest of writeTimeout from
+			// now and what bounds the flush or the shutdown.
+			now := time.Now()
+			dl := now.Add(cc.writeTimeout)
+			var bound time.Time
+			switch {
+			case !cc.shutDL.IsZero():
+				bound = cc.shutDL
+			case cc.flushBounds:
+				bound = cc.flushDL
+				if bound.Before(now) {
+					bound = now
+				}
+				bound = bound.Add(cc.flushGrace)
+			}
+			if bound.IsZero() || dl.Before(bound) {
+				byteDL = dl
+			} else {
+				dl = bound
+			}
+			cc.nc.SetWriteDeadline(dl)
+		} else if cc.flushBounds {
 			if now := time.Now(); cc.flushDL.Before(now) {
 				cc.nc.SetWriteDeadline(now.Add(cc.flushGrace))
 			}
@@ -1065,10 +1165,24 @@ func (w socketWriter) Write(p []byte) (int, error) {
 		cc.flushMu.Unlock()
 		n, err := cc.nc.Write(piece)
 		written += n
+		if err != nil && !byteDL.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
+			// Not a deadline of a stream's, which its writer handles:
+			// the connection ends.
+			err = fmt.Errorf("http2: connection closed: the socket took no bytes for %v (WriteByteTimeout)", cc.writeTimeout)
+		}
 		if err != nil || written == len(p) {
 			return written, err
 		}
 	}
+}
+
+// boundShutdown gives the frames that say goodbye, GOAWAY after any
+// control frames queued, d to go out.
+func (cc *ClientConn) boundShutdown(d time.Duration) {
+	cc.flushMu.Lock()
+	cc.shutDL = time.Now().Add(d)
+	cc.nc.SetWriteDeadline(cc.shutDL)
+	cc.flushMu.Unlock()
 }
 
 // writeDataLocked sends the control frames queued, then p in DATA frames

@@ -26,6 +26,12 @@ type rawServer struct {
 // SETTINGS and WINDOW_UPDATE, and checks their exact bytes.
 func start(t *testing.T) (*ClientConn, *rawServer) {
 	t.Helper()
+	return startConfig(t, Config{})
+}
+
+// startConfig is start with cfg, whose HeaderLimit must be 0.
+func startConfig(t *testing.T, cfg Config) (*ClientConn, *rawServer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -39,14 +45,24 @@ func start(t *testing.T) (*ClientConn, *rawServer) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startOn(t, cfg, nc, snc)
+}
+
+// startOn is startConfig on nc, whose other end is snc.
+func startOn(t *testing.T, cfg Config, nc, snc net.Conn) (*ClientConn, *rawServer) {
+	t.Helper()
 	snc.SetDeadline(time.Now().Add(10 * time.Second))
 	s := &rawServer{t, snc}
 	t.Cleanup(func() { snc.Close() })
-	cc, err := NewClientConn(nc, nil)
-	if err != nil {
-		t.Fatal(err)
+	type started struct {
+		cc  *ClientConn
+		err error
 	}
-	t.Cleanup(func() { cc.Close() })
+	made := make(chan started, 1)
+	go func() { // the preface's write waits for the reader on a pipe
+		cc, err := NewClientConnConfig(nc, nil, cfg)
+		made <- started{cc, err}
+	}()
 	want := preface +
 		"\x00\x00\x12\x04\x00\x00\x00\x00\x00" + // SETTINGS, 3 settings
 		"\x00\x02\x00\x00\x00\x00" + // ENABLE_PUSH 0
@@ -60,7 +76,12 @@ func start(t *testing.T) (*ClientConn, *rawServer) {
 	if string(got) != want {
 		t.Fatalf("client preface\n% x\nwant\n% x", got, want)
 	}
-	return cc, s
+	r := <-made
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Cleanup(func() { r.cc.Close() })
+	return r.cc, s
 }
 
 func (s *rawServer) write(typ, flags uint8, id uint32, payload []byte) {
