@@ -66,12 +66,22 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 				// One pong past the limit at most: a peer that reads
 				// nothing, and pings each time a Read's context ends
 				// while a writer is stuck on it, would grow the queue
-				// without bound (RFC 6455 §5.5.3 lets a pong answer
-				// only the latest of pings not answered yet).
-				if c.writableLocked("pong") == nil && c.bufferedLocked() <= int(c.queueLimit) {
-					c.pushLocked(header{fin: true, op: opPong}, payload)
-					if !c.flusher {
-						c.armFlushTimerLocked(0)
+				// without bound. RFC 6455 §5.5.3 lets a pong answer only
+				// the latest of the pings not answered yet: the pong
+				// queued past the limit last gives way to this one, a
+				// peer whose keepalive waits for its newest ping's
+				// payload (python-websockets) would miss it otherwise.
+				if c.writableLocked("pong") == nil {
+					held := c.bufferedLocked()
+					if at := lastPong(c.pend); held > int(c.queueLimit) && at >= 0 {
+						*c.pend = (*c.pend)[:at]
+						held = c.bufferedLocked()
+					}
+					if held <= int(c.queueLimit) {
+						c.pushLocked(header{fin: true, op: opPong}, payload)
+						if !c.flusher {
+							c.armFlushTimerLocked(0)
+						}
 					}
 				}
 				c.pendMu.Unlock()
@@ -85,6 +95,28 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 	default:
 		return c.gotCloseLocked(payload)
 	}
+}
+
+// lastPong returns where the last frame in the queue pend starts if it
+// is a pong, else -1.
+func lastPong(pend *[]byte) int {
+	if pend == nil {
+		return -1
+	}
+	last, op := -1, opcode(0)
+	for b, at := *pend, 0; at < len(b); {
+		var h header
+		n, err := h.parse(b[at:])
+		if n == 0 || err != nil {
+			return -1
+		}
+		last, op = at, h.op
+		at += n + int(h.length)
+	}
+	if op != opPong {
+		return -1
+	}
+	return last
 }
 
 // writeControl sends a ping or pong frame.

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -283,5 +284,83 @@ func TestReadPingFloodBounded(t *testing.T) {
 	}
 	if most > limit+2*(125+maxHeaderSize) {
 		t.Errorf("the queue held up to %d bytes, with a limit of %d", most, limit)
+	}
+}
+
+// TestReadPongPastLimitAnswersNewest: past the write queue's limit, held
+// by a writer stuck on a peer that reads nothing, a Read whose context
+// ends queues the pong of the newest ping, in place of the one it queued
+// for an older ping (RFC 6455 §5.5.3 lets a pong answer only the latest).
+// The older pong stayed and the newer was dropped: a peer whose keepalive
+// matches its pings' payloads (python-websockets) saw its newest ping
+// unanswered once it read on.
+func TestReadPongPastLimitAnswersNewest(t *testing.T) {
+	t.Parallel()
+	const limit = 4 << 10
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: limit, KeepaliveInterval: -1})
+	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+	wrote := make(chan error, 1)
+	go func() { wrote <- sc.Write(context.Background(), MessageBinary, make([]byte, 1<<20)) }()
+	waitFor(t, "the writer to stall", func() bool {
+		sc.pendMu.Lock()
+		defer sc.pendMu.Unlock()
+		return sc.flusher
+	})
+	queued, _ := fillQueue(t, sc)
+	// Pings of 125 bytes, past the room the queue has left.
+	ping := func(name string) string { return name + strings.Repeat(".", 125-len(name)) }
+	for _, name := range []string{"one", "two", "three"} {
+		if _, err := io.WriteString(nc, clientFrame(0x89, ping(name))); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		_, _, err := sc.Read(ctx)
+		cancel()
+		if !errors.Is(err, context.DeadlineExceeded) || sc.isClosed() {
+			t.Fatalf("Read: %v, want DeadlineExceeded and the connection open", err)
+		}
+	}
+	// The peer reads on: every frame the server sent, until 300 ms pass
+	// without one.
+	var pongs []string
+	messages := 0
+	br := bufio.NewReader(nc)
+	for {
+		nc.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		b, err := br.Peek(2)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		hb := make([]byte, headerSize(b[1]))
+		if _, err := io.ReadFull(br, hb); err != nil {
+			t.Fatal(err)
+		}
+		h, _, err := parseHeader(hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := make([]byte, h.length)
+		if _, err := io.ReadFull(br, payload); err != nil {
+			t.Fatal(err)
+		}
+		switch h.op {
+		case opPong:
+			pongs = append(pongs, string(payload))
+		case opBinary:
+			messages++
+		}
+	}
+	if err := <-wrote; err != nil {
+		t.Fatalf("the stuck Write: %v", err)
+	}
+	if messages != 1+queued {
+		t.Errorf("%d messages, want %d", messages, 1+queued)
+	}
+	if len(pongs) != 1 || pongs[0] != ping("three") {
+		t.Errorf("pongs %q, want one, for the newest ping, \"three\"", pongs)
 	}
 }
