@@ -15,6 +15,9 @@
 // GODEBUG=http2xconnect=1, which the command sets for itself by starting
 // again with it; the log says which protocol each connection came over.
 //
+// A message may be up to 1 MiB (maxMessage); a larger one closes the
+// connection with 1009 (message too big).
+//
 // Stop it with Ctrl-C: open connections are closed with 1001 (going away);
 // a second Ctrl-C ends it at once.
 package main
@@ -52,6 +55,14 @@ var indexHTML []byte
 // writeTimeout bounds each echo write, so that a peer that stops reading
 // cannot hold a handler forever.
 const writeTimeout = 10 * time.Second
+
+// maxMessage is the largest message the server reads: a larger one
+// closes the connection with 1009 (message too big) as soon as its
+// length is known. The library's default, 32 MiB, is meant for programs
+// that move files; an echo holds each message while it sends it back, so
+// a limit sized to what the page sends keeps each connection's cost
+// small.
+const maxMessage = 1 << 20
 
 // shutdownReason is sent with StatusGoingAway to the connections still
 // open when the server stops.
@@ -260,6 +271,7 @@ func (s *server) serveEcho(w http.ResponseWriter, r *http.Request) {
 		c.Close(websocket.StatusGoingAway, shutdownReason)
 		return
 	}
+	c.SetReadLimit(maxMessage)
 	s.logf("echo: %s connected over %s", r.RemoteAddr, r.Proto)
 	err = echo(c)
 	c.CloseNow()

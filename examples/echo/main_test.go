@@ -111,6 +111,29 @@ func TestEchoEndpoint(t *testing.T) {
 	}
 }
 
+// TestEchoReadLimit: a message of maxMessage bytes comes back; one a byte
+// longer closes the connection with 1009.
+func TestEchoReadLimit(t *testing.T) {
+	t.Parallel()
+	page, _ := startServer(t, websocket.CompressionContextTakeover)
+	c := dial(t, wsURL(page), nil)
+	c.SetReadLimit(-1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, websocket.MessageBinary, make([]byte, maxMessage)); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Read(ctx); err != nil || len(p) != maxMessage {
+		t.Fatalf("echo of %d bytes: %d bytes, %v", maxMessage, len(p), err)
+	}
+	if err := c.Write(ctx, websocket.MessageBinary, make([]byte, maxMessage+1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Read(ctx); websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("Read after a message of %d bytes: %v, want the server's 1009", maxMessage+1, err)
+	}
+}
+
 // TestEchoCompression checks that the server answers an offer of
 // permessage-deflate as its -compression mode says, and that compressed
 // messages come back intact.
