@@ -821,3 +821,64 @@ func TestDialH2PoolDropsGoAwayErrorConns(t *testing.T) {
 		return true
 	})
 }
+
+// TestDialH2ProbeBehindHealthCheck: a Dial on a pooled connection
+// whose server answers every PING in 1.5 s, within h2ProbeWait, and the
+// request in 3.5 s waits for that answer on that connection, as
+// TestDialH2SlowAnswerPooled has it, when the transport's HTTP2 has the
+// connection health-checked too. The health check's PING, out when the
+// probe came, held the probe's Ping until answered; the probe's own PING
+// then had 0.5 s left, and the healthy connection was retired.
+func TestDialH2ProbeBehindHealthCheck(t *testing.T) {
+	t.Run("health", func(t *testing.T) {
+		t.Parallel()
+		testProbeBehind(t, &http.HTTP2Config{SendPingTimeout: time.Second, PingTimeout: 10 * time.Second})
+	})
+	t.Run("control", func(t *testing.T) { // no health check: passes
+		t.Parallel()
+		testProbeBehind(t, nil)
+	})
+}
+
+func testProbeBehind(t *testing.T, cfg *http.HTTP2Config) {
+	opts, peers := h2PipeOptions(t)
+	opts.HTTPClient.Transport.(*http.Transport).HTTP2 = cfg
+	_, p := dialH2Open(t, opts, peers) // the server's last frame: now
+	t0 := time.Now()
+	go func() {
+		for {
+			var h [9]byte
+			if _, err := io.ReadFull(p.nc, h[:]); err != nil {
+				return
+			}
+			payload := make([]byte, int(h[0])<<16|int(h[1])<<8|int(h[2]))
+			if _, err := io.ReadFull(p.nc, payload); err != nil {
+				return
+			}
+			typ, flags, id := h[3], h[4], binary.BigEndian.Uint32(h[5:])&^(1<<31)
+			switch {
+			case typ == 0x6 && flags&0x1 == 0: // PING: answered in 1.5 s
+				time.AfterFunc(1500*time.Millisecond, func() { p.writeErr(0x6, 0x1, 0, payload) })
+			case typ == 0x1 && id == 3: // the second Dial's request: answered in 3.5 s
+				time.AfterFunc(3500*time.Millisecond, func() {
+					p.writeErr(0x1, 0x4, 3, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+				})
+			}
+		}
+	}()
+	time.Sleep(500*time.Millisecond - time.Since(t0))
+	// Health check's PING at t0+1 s, answered at t0+2.5 s; the probe
+	// starts at t0+1.5 s.
+	start := time.Now()
+	done := dialH2Async(context.Background(), opts)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Dial: %v", err)
+		}
+	case <-peers:
+		t.Fatalf("the Dial went on a new connection after %v; the pooled one answered every PING within 1.5 s", time.Since(start))
+	case <-time.After(10 * time.Second):
+		t.Fatal("Dial still under way after 10 s")
+	}
+}

@@ -60,11 +60,13 @@ type ClientConn struct {
 	bw    *bufio.Writer // wlock
 	wbuf  []byte        // wlock: frame headers being encoded
 
-	ctrlMu    sync.Mutex
-	ctrl      []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
-	ctrlOpens int           // ctrlMu: the bytes of ctrl that are HEADERS opening streams
-	ctrlKick  chan struct{} // signaled when ctrl gains frames
-	ctrlOut   []byte        // wlock: the queue's other buffer, last written
+	ctrlMu   sync.Mutex
+	ctrl     []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
+	opens    []queuedOpen  // ctrlMu: the HEADERS in ctrl that open streams
+	opensLen int           // ctrlMu: their bytes
+	refusals atomic.Bool   // a GOAWAY refused streams (Stream.refused)
+	ctrlKick chan struct{} // signaled when ctrl gains frames
+	ctrlOut  []byte        // wlock: the queue's other buffer, last written
 
 	// flushMu guards flushing, the stream whose frames are going out to
 	// the socket under wlock, so that a deadline that moves meanwhile
@@ -75,7 +77,10 @@ type ClientConn struct {
 	flushBounds bool          // flushMu: the socket has a write deadline for it
 	flushDL     time.Time     // flushMu: that deadline, before flushGrace
 	flushGrace  time.Duration // flushMu: how long a piece may take past flushDL: stallWait, or closeStallWait
+	boundDL     time.Time     // flushMu: the socket's deadline for it, flushGrace past flushDL (or past a piece's start), zero if none
 	shutDL      time.Time     // flushMu: the deadline of the GOAWAY that Close or failWith sends
+	pieceDL     time.Time     // flushMu: the deadline WriteByteTimeout gives the piece being written, zero if none
+	socketDL    time.Time     // flushMu: the socket's write deadline, as applyDeadlineLocked set it last
 
 	mu            sync.Mutex
 	streams       map[uint32]*Stream // mu: open streams by ID
@@ -95,12 +100,12 @@ type ClientConn struct {
 	settings chan struct{} // closed when the server's first SETTINGS arrive
 	done     chan struct{} // closed when the connection has ended
 
-	// Ping's: pinging holds one caller at a time; pingData is the
-	// payload of the PING under way, whose acknowledgment readLoop hands
-	// to pingAck.
-	pinging  chan struct{}
-	pingData atomic.Uint64
-	pingAck  chan struct{}
+	// The PING under way, whose answer every Ping waits for: those
+	// that come while it is out join it rather than send their own, so
+	// that an answer slow to come counts for all of them.
+	pingMu   sync.Mutex
+	pingOut  *pingFlight // pingMu: nil when no PING is out
+	pingLast uint64      // pingMu: the payload of the last PING sent
 
 	// Fields of readLoop alone.
 	dec        *hpack.Decoder
@@ -167,8 +172,6 @@ func NewClientConnConfig(nc net.Conn, onIdle func(), cfg Config) (*ClientConn, e
 		onIdle:        onIdle,
 		settings:      make(chan struct{}),
 		done:          make(chan struct{}),
-		pinging:       make(chan struct{}, 1),
-		pingAck:       make(chan struct{}, 1),
 		dec:           hpack.NewDecoder(headerTableSize),
 	}
 	cc.bw = bufio.NewWriterSize(socketWriter{cc}, 16<<10)
@@ -284,31 +287,44 @@ func (cc *ClientConn) availableLocked() bool {
 
 // Ping sends a PING and waits for the server's acknowledgment, until ctx
 // ends: a connection whose server, or the path to it, has gone silent is
-// told from one that is slow to answer a request.
+// told from one that is slow to answer a request. A Ping that comes while
+// another's PING is out waits for that one's answer, which comes after it
+// began as surely as its own would.
 func (cc *ClientConn) Ping(ctx context.Context) error {
-	select {
-	case cc.pinging <- struct{}{}:
-	case <-cc.done:
-		return cc.Err()
-	case <-ctx.Done():
-		return ctx.Err()
+	cc.pingMu.Lock()
+	f := cc.pingOut
+	if f == nil {
+		// A payload of its own, so that the late acknowledgment of an
+		// earlier PING is not taken for this one's.
+		cc.pingLast++
+		f = &pingFlight{data: cc.pingLast, acked: make(chan struct{})}
+		cc.pingOut = f
+		cc.queueCtrl(binary.BigEndian.AppendUint64(appendFrameHeader(nil, 8, framePing, 0, 0), f.data))
 	}
-	defer func() { <-cc.pinging }()
-	// A number of its own, so that the late acknowledgment of a PING
-	// whose wait ended is not taken for this one's.
-	data := cc.pingData.Add(1)
+	cc.pingMu.Unlock()
 	select {
-	case <-cc.pingAck:
-	default:
-	}
-	cc.queueCtrl(binary.BigEndian.AppendUint64(appendFrameHeader(nil, 8, framePing, 0, 0), data))
-	select {
-	case <-cc.pingAck:
+	case <-f.acked:
 		return nil
 	case <-cc.done:
 		return cc.Err()
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// pingFlight is a PING out, and the channel its acknowledgment closes.
+type pingFlight struct {
+	data  uint64
+	acked chan struct{}
+}
+
+// pingAcked takes in the acknowledgment of a PING whose payload was data.
+func (cc *ClientConn) pingAcked(data uint64) {
+	cc.pingMu.Lock()
+	defer cc.pingMu.Unlock()
+	if f := cc.pingOut; f != nil && f.data == data {
+		close(f.acked)
+		cc.pingOut = nil
 	}
 }
 
@@ -425,40 +441,70 @@ const maxCtrlQueue = 64 << 10
 
 // queueCtrl queues a control frame for ctrlLoop, or the next writer, to
 // send. It never waits for the socket.
-func (cc *ClientConn) queueCtrl(frame []byte) { cc.queueFrames(frame, true) }
-
-// queueFrames queues frames as queueCtrl does; answer says whether they
-// are answers the server asked for, which maxCtrlQueue bounds, or a
-// stream's HEADERS, which the streams' limit does.
-func (cc *ClientConn) queueFrames(frames []byte, answer bool) {
+func (cc *ClientConn) queueCtrl(frame []byte) {
 	cc.ctrlMu.Lock()
-	cc.ctrl = append(cc.ctrl, frames...)
-	if !answer {
-		cc.ctrlOpens += len(frames)
-	}
+	cc.ctrl = append(cc.ctrl, frame...)
 	cc.ctrlMu.Unlock()
+	cc.kickCtrl()
+}
+
+// queueOpen queues the HEADERS (and CONTINUATION) frames that open
+// stream s, as queueCtrl does.
+func (cc *ClientConn) queueOpen(s *Stream, frames []byte) {
+	cc.ctrlMu.Lock()
+	cc.opens = append(cc.opens, queuedOpen{s: s, at: len(cc.ctrl), n: len(frames)})
+	cc.opensLen += len(frames)
+	cc.ctrl = append(cc.ctrl, frames...)
+	cc.ctrlMu.Unlock()
+	cc.kickCtrl()
+}
+
+// queuedOpen is where a stream's opening frames are in the queue.
+type queuedOpen struct {
+	s     *Stream
+	at, n int
+}
+
+func (cc *ClientConn) kickCtrl() {
 	select {
 	case cc.ctrlKick <- struct{}{}:
 	default:
 	}
 }
 
-// ctrlQueued returns how many bytes of answers are queued.
+// ctrlQueued returns how many bytes of answers are queued: the
+// HEADERS that open streams are not answers, and the streams' number
+// bounds them (or the caller's wait for an answer, Dial's probe).
 func (cc *ClientConn) ctrlQueued() int {
 	cc.ctrlMu.Lock()
 	defer cc.ctrlMu.Unlock()
-	return len(cc.ctrl) - cc.ctrlOpens
+	return len(cc.ctrl) - cc.opensLen
 }
 
 // writeCtrlLocked puts the queued control frames in bw. It takes them
 // from the queue first, so that queueCtrl never waits while they go out.
+// The HEADERS of streams that a GOAWAY has refused meanwhile stay out
+// (§6.8: no stream opens after a GOAWAY); nothing else of such a
+// stream is queued, since it ended with the GOAWAY (a stream closed
+// before the GOAWAY came, its RST_STREAM queued, was not refused).
 //
 // The caller holds wlock.
 func (cc *ClientConn) writeCtrlLocked() {
 	cc.ctrlMu.Lock()
-	out := cc.ctrl
-	cc.ctrl, cc.ctrlOpens = cc.ctrlOut[:0], 0
+	out, opens := cc.ctrl, cc.opens
+	cc.ctrl, cc.opens, cc.opensLen = cc.ctrlOut[:0], nil, 0
 	cc.ctrlMu.Unlock()
+	if len(opens) > 0 && cc.refusals.Load() {
+		kept, from := out[:0], 0
+		for _, o := range opens {
+			if !o.s.refused.Load() {
+				continue
+			}
+			kept = append(kept, out[from:o.at]...)
+			from = o.at + o.n
+		}
+		out = append(kept, out[from:]...)
+	}
 	if len(out) > 0 {
 		cc.bw.Write(out)
 	}
@@ -609,11 +655,8 @@ func (cc *ClientConn) dispatch(h frameHeader, p []byte) error {
 		}
 		if h.flags&flagAck == 0 {
 			cc.queueCtrl(append(appendFrameHeader(nil, 8, framePing, flagAck, 0), p...))
-		} else if binary.BigEndian.Uint64(p) == cc.pingData.Load() {
-			select {
-			case cc.pingAck <- struct{}{}:
-			default:
-			}
+		} else {
+			cc.pingAcked(binary.BigEndian.Uint64(p))
 		}
 		return nil
 	case frameGoAway:
@@ -837,12 +880,16 @@ func (cc *ClientConn) onGoAway(h frameHeader, p []byte) error {
 		// §6.8: streams past the last one the server processed were not
 		// processed, and may be retried elsewhere.
 		if id > last {
+			s.refused.Store(true)
 			refused = append(refused, s)
 			delete(cc.streams, id)
 		}
 	}
 	idle := cc.idleLocked()
 	cc.mu.Unlock()
+	if len(refused) > 0 {
+		cc.refusals.Store(true)
+	}
 	ce := &ConnError{Code: code, Reason: debug, Remote: true}
 	re := &RefusedError{GoAway: ce}
 	for _, s := range refused {
@@ -1011,7 +1058,7 @@ func (cc *ClientConn) OpenStream(fields []hpack.Field, reserved bool) (*Stream, 
 			break
 		}
 	}
-	cc.queueFrames(frames, false)
+	cc.queueOpen(s, frames)
 	cc.mu.Unlock()
 	return s, nil
 }
@@ -1095,8 +1142,9 @@ func (cc *ClientConn) boundFlushLocked(dl time.Time, grace time.Duration) {
 	if now := time.Now(); dl.Before(now) {
 		dl = now
 	}
-	cc.nc.SetWriteDeadline(dl.Add(grace))
 	cc.flushBounds, cc.flushDL, cc.flushGrace = true, dl, grace
+	cc.boundDL = dl.Add(grace)
+	cc.applyDeadlineLocked()
 }
 
 // The caller holds flushMu.
@@ -1105,9 +1153,38 @@ func (cc *ClientConn) setFlushDeadlineLocked(dl time.Time) {
 	case !dl.IsZero():
 		cc.boundFlushLocked(dl, stallWait)
 	case cc.flushBounds:
-		cc.nc.SetWriteDeadline(time.Time{})
-		cc.flushBounds = false
+		cc.flushBounds, cc.boundDL = false, time.Time{}
+		cc.applyDeadlineLocked()
 	}
+}
+
+// applyDeadlineLocked gives the socket the nearest of the write deadlines
+// that apply: the flush's bound, the shutdown's, and the piece's under
+// WriteByteTimeout; none if none does.
+//
+// The caller holds flushMu.
+func (cc *ClientConn) applyDeadlineLocked() {
+	dl := cc.boundDL
+	for _, d := range [...]time.Time{cc.shutDL, cc.pieceDL} {
+		if !d.IsZero() && (dl.IsZero() || d.Before(dl)) {
+			dl = d
+		}
+	}
+	if !dl.Equal(cc.socketDL) {
+		cc.nc.SetWriteDeadline(dl)
+		cc.socketDL = dl
+	}
+}
+
+// byteTimeoutLocked reports whether the deadline that cut a write short
+// was WriteByteTimeout's, not one a stream's writer answers for.
+//
+// The caller holds flushMu.
+func (cc *ClientConn) byteTimeoutLocked() bool {
+	d := cc.pieceDL
+	return !d.IsZero() && !d.After(time.Now()) &&
+		(cc.boundDL.IsZero() || d.Before(cc.boundDL)) &&
+		(cc.shutDL.IsZero() || d.Before(cc.shutDL))
 }
 
 // socketWriter is what bw writes to: the socket, but in pieces of
@@ -1116,7 +1193,9 @@ func (cc *ClientConn) setFlushDeadlineLocked(dl time.Time) {
 // socket that keeps taking bytes, however slowly, is not taken for a
 // stalled one. (A write cut by a deadline cannot be resumed over TLS, where a
 // failed write ends the connection's output: the deadline moves before
-// each piece, not after a timeout.)
+// each piece, not after a timeout.) Under WriteByteTimeout, each piece is
+// given that long too, and over TCP a piece cut by it goes on while the
+// socket took some of it; over TLS, it must go whole.
 type socketWriter struct{ cc *ClientConn }
 
 // stallPiece is the most a socket must take within stallWait, once a
@@ -1128,49 +1207,44 @@ func (w socketWriter) Write(p []byte) (int, error) {
 	written := 0
 	for {
 		piece := p[written:]
-		var byteDL time.Time // the deadline WriteByteTimeout gave this piece
 		cc.flushMu.Lock()
-		if cc.flushBounds || cc.writeTimeout > 0 {
+		bounded := cc.flushBounds || cc.writeTimeout > 0
+		if bounded {
 			if len(piece) > stallPiece {
 				piece = piece[:stallPiece]
 			}
-		}
-		if cc.writeTimeout > 0 {
-			// The piece's deadline is the nearest of writeTimeout from
-			// now and what bounds the flush or the shutdown.
 			now := time.Now()
-			dl := now.Add(cc.writeTimeout)
-			var bound time.Time
-			switch {
-			case !cc.shutDL.IsZero():
-				bound = cc.shutDL
-			case cc.flushBounds:
-				bound = cc.flushDL
-				if bound.Before(now) {
-					bound = now
-				}
-				bound = bound.Add(cc.flushGrace)
+			if cc.flushBounds && cc.flushDL.Before(now) {
+				cc.boundDL = now.Add(cc.flushGrace)
 			}
-			if bound.IsZero() || dl.Before(bound) {
-				byteDL = dl
-			} else {
-				dl = bound
+			if cc.writeTimeout > 0 {
+				cc.pieceDL = now.Add(cc.writeTimeout)
 			}
-			cc.nc.SetWriteDeadline(dl)
-		} else if cc.flushBounds {
-			if now := time.Now(); cc.flushDL.Before(now) {
-				cc.nc.SetWriteDeadline(now.Add(cc.flushGrace))
-			}
+			cc.applyDeadlineLocked()
 		}
 		cc.flushMu.Unlock()
 		n, err := cc.nc.Write(piece)
 		written += n
-		if err != nil && !byteDL.IsZero() && errors.Is(err, os.ErrDeadlineExceeded) {
-			// Not a deadline of a stream's, which its writer handles:
-			// the connection ends.
-			err = fmt.Errorf("http2: connection closed: the socket took no bytes for %v (WriteByteTimeout)", cc.writeTimeout)
+		if err != nil && cc.writeTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+			cc.flushMu.Lock()
+			byTimeout := cc.byteTimeoutLocked()
+			cc.flushMu.Unlock()
+			_, isTLS := cc.nc.(*tls.Conn)
+			switch {
+			case byTimeout && n > 0 && !isTLS:
+				continue // the socket took some: the timeout starts again
+			case byTimeout:
+				// Not a deadline of a stream's, which its writer
+				// handles: the connection ends.
+				err = fmt.Errorf("http2: connection closed: the socket took no bytes for %v (WriteByteTimeout)", cc.writeTimeout)
+			}
 		}
 		if err != nil || written == len(p) {
+			if cc.writeTimeout > 0 {
+				cc.flushMu.Lock()
+				cc.pieceDL = time.Time{}
+				cc.flushMu.Unlock()
+			}
 			return written, err
 		}
 	}
@@ -1181,7 +1255,7 @@ func (w socketWriter) Write(p []byte) (int, error) {
 func (cc *ClientConn) boundShutdown(d time.Duration) {
 	cc.flushMu.Lock()
 	cc.shutDL = time.Now().Add(d)
-	cc.nc.SetWriteDeadline(cc.shutDL)
+	cc.applyDeadlineLocked()
 	cc.flushMu.Unlock()
 }
 

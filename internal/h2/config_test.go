@@ -1,6 +1,7 @@
 package h2
 
 import (
+	"context"
 	"encoding/binary"
 	"io"
 	"net"
@@ -98,7 +99,7 @@ func TestHealthCheck(t *testing.T) {
 
 // TestWriteByteTimeout: with WriteByteTimeout, a Write without a deadline
 // whose socket takes nothing for that long ends with the connection, and
-// says why; one whose socket takes bytes slowly goes on.
+// says why.
 func TestWriteByteTimeout(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	t.Run("stalled", func(t *testing.T) {
@@ -124,35 +125,158 @@ func TestWriteByteTimeout(t *testing.T) {
 			t.Fatalf("the connection's error: %v, want %q", err, want)
 		}
 	})
-	t.Run("slow", func(t *testing.T) {
-		// On a pipe, which holds nothing, each piece waits for the
-		// server's read: 4 KiB every 100 ms, well within each 300 ms.
-		nc, snc := net.Pipe()
-		cc, s := startOn(t, Config{WriteByteTimeout: timeout}, nc, snc)
-		s.settings(settingInitialWindowSize, maxWindow)
-		st := open(t, cc, s)
-		s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
-		go func() {
-			buf := make([]byte, 4<<10)
-			for {
-				time.Sleep(100 * time.Millisecond)
-				if _, err := s.nc.Read(buf); err != nil {
-					return
+}
+
+// TestWriteByteTimeoutDeadlineMoved: WriteByteTimeout bounds every
+// piece, whatever the stream's write deadline does meanwhile. A
+// SetWriteDeadline during the flush (a context's watch moving it, a
+// caller clearing it) rewrote the socket's deadline under the piece
+// under way: cleared, the piece waited for good on a socket that takes
+// nothing, wlock held; moved an hour out, for an hour.
+func TestWriteByteTimeoutDeadlineMoved(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name           string
+		before, during time.Time
+	}{
+		{"cleared", time.Now().Add(time.Hour), time.Time{}},
+		{"moved", time.Time{}, time.Now().Add(time.Hour)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cc, s := startConfig(t, Config{WriteByteTimeout: timeout})
+			s.settings(settingInitialWindowSize, maxWindow)
+			st := open(t, cc, s)
+			s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
+			st.SetWriteDeadline(tc.before)
+			done := make(chan error, 1)
+			go func() {
+				_, err := st.Write(make([]byte, 64<<20)) // past what the sockets hold
+				done <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // the socket is full: a piece waits
+			st.SetWriteDeadline(tc.during)
+			want := "http2: connection closed: the socket took no bytes for 300ms (WriteByteTimeout)"
+			select {
+			case err := <-done:
+				if err == nil || err.Error() != want {
+					t.Fatalf("Write: %v, want %q", err, want)
 				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("Write still blocked 3 s on a socket that takes nothing, WriteByteTimeout 300 ms")
 			}
-		}()
-		done := make(chan error, 1)
-		go func() {
-			_, err := st.Write(make([]byte, 1<<20))
-			done <- err
-		}()
-		select {
-		case err := <-done:
-			t.Fatalf("Write to a slow reader: %v, want it under way", err)
-		case <-time.After(2 * time.Second):
+		})
+	}
+}
+
+// TestWriteByteTimeoutTrickle: a socket that takes bytes every 100 ms,
+// 1 KiB at a time, never goes WriteByteTimeout (300 ms) without taking
+// any, and the connection lives. Each 4 KiB piece had 300 ms to go out
+// whole.
+func TestWriteByteTimeoutTrickle(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	nc, snc := net.Pipe()
+	cc, s := startOn(t, Config{WriteByteTimeout: timeout}, nc, snc)
+	s.settings(settingInitialWindowSize, maxWindow)
+	st := open(t, cc, s)
+	s.write(frameWindowUpdate, 0, 0, binary.BigEndian.AppendUint32(nil, maxWindow-defaultWindow))
+	go func() {
+		buf := make([]byte, 1<<10)
+		for {
+			time.Sleep(100 * time.Millisecond)
+			if _, err := s.nc.Read(buf); err != nil {
+				return
+			}
 		}
-		if err := cc.Err(); err != nil {
-			t.Fatalf("the connection ended while its socket took bytes: %v", err)
+	}()
+	done := make(chan error, 1)
+	go func() {
+		_, err := st.Write(make([]byte, 64<<10))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("Write to a socket taking 1 KiB every 100 ms: %v, want it under way", err)
+	case <-time.After(2 * time.Second):
+	}
+	if err := cc.Err(); err != nil {
+		t.Fatalf("the connection ended while its socket took bytes every 100 ms: %v", err)
+	}
+}
+
+// TestPingJoinsPingOut: a server that answers every PING within 700 ms
+// answers a Ping given 1 s. A Ping made while the health check's PING was
+// out waited for that one's answer, then sent its own, and its 1 s ran
+// out: a Dial's probeSilent (h2ProbeWait) took the connection for
+// silent, though the server had just answered a PING.
+func TestPingJoinsPingOut(t *testing.T) {
+	const delay = 700 * time.Millisecond
+	cc, s := startConfig(t, Config{SendPingTimeout: 200 * time.Millisecond, PingTimeout: 10 * time.Second})
+	s.settings()
+	got := s.frames()
+	sent := make(chan struct{}, 16)
+	go func() {
+		for h := range got {
+			if h.typ != framePing || h.flags&flagAck != 0 {
+				continue
+			}
+			sent <- struct{}{}
+			ack := appendFrameHeader(nil, 8, framePing, flagAck, 0)
+			ack = binary.BigEndian.AppendUint64(ack, uint64(h.streamID))
+			time.AfterFunc(delay, func() { s.nc.Write(ack) })
 		}
-	})
+	}()
+	select {
+	case <-sent: // the health check's PING
+	case <-time.After(5 * time.Second):
+		t.Fatal("no health check PING")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := cc.Ping(ctx); err != nil {
+		t.Fatalf("Ping, with every PING answered in %v: %v after %v", delay, err, time.Since(start))
+	}
+}
+
+// TestNoHeadersAfterGoAway: a stream whose HEADERS are still queued
+// when a GOAWAY refuses it (its identifier past the last one the server
+// processes) is not opened after all: §6.8, "Receivers of a GOAWAY frame
+// MUST NOT open additional streams on the connection". The HEADERS went
+// out once the socket took them, after the GOAWAY, the stream already
+// retried elsewhere.
+func TestNoHeadersAfterGoAway(t *testing.T) {
+	nc, snc := net.Pipe()
+	cc, s := startOn(t, Config{}, nc, snc)
+	open(t, cc, s)
+	// The server reads nothing for now: the PING holds ctrlLoop in the
+	// pipe, and stream 3's HEADERS stay queued behind it.
+	pctx, pcancel := context.WithCancel(context.Background())
+	defer pcancel()
+	pinged := make(chan error, 1)
+	go func() { pinged <- cc.Ping(pctx) }()
+	time.Sleep(100 * time.Millisecond)
+	st3, err := cc.OpenStream(connectFields(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st3.Close()
+	s.write(frameGoAway, 0, 0, binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), uint32(ErrCodeNo)))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := st3.Response(ctx); !Unprocessed(err) {
+		t.Fatalf("stream 3 past the GOAWAY: %v, want it unprocessed", err)
+	}
+	// The server reads again: the PING, then nothing of stream 3.
+	if h, _ := s.read(); h.typ != framePing {
+		t.Fatalf("frame of type %d, want the PING", h.typ)
+	}
+	s.nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	hb := make([]byte, headerLen)
+	if _, err := s.nc.Read(hb); err == nil {
+		if h := parseFrameHeader(hb); h.typ == frameHeaders {
+			t.Fatalf("HEADERS of stream %d after the GOAWAY that refused it", h.streamID)
+		}
+	}
+	pcancel()
+	<-pinged
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rfc6455/websocket/internal/hpack"
@@ -44,6 +45,10 @@ type Stream struct {
 	rdl, wdl deadline
 
 	writing sync.Mutex // one Write at a time
+
+	// refused is set when a GOAWAY refused the stream, its HEADERS
+	// perhaps still queued (writeCtrlLocked drops them).
+	refused atomic.Bool
 }
 
 func newStream(cc *ClientConn, id uint32, sendWindow int64) *Stream {
