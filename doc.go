@@ -337,9 +337,9 @@
 // and limits apply, and of its HTTP2 settings those that bound a
 // connection gone silent or stuck (SendPingTimeout, PingTimeout,
 // WriteByteTimeout); a proxy, a custom RoundTripper or DialTLSContext
-// without ALPN h2 rule HTTP/2 out. HTTP2Preferred falls back to HTTP/1.1 when the server does
-// not take WebSockets over HTTP/2; HTTP2Required fails with an error
-// wrapping ErrHTTP2Unavailable that says why.
+// without ALPN h2 rule HTTP/2 out. HTTP2Preferred falls back to HTTP/1.1
+// when the server does not take WebSockets over HTTP/2; HTTP2Required
+// fails with an error wrapping ErrHTTP2Unavailable that says why.
 //
 // Contexts: on the client, HTTP/2 streams have deadlines of their own, so
 // a context that ends during a blocked call cancels that call alone, as
