@@ -20,17 +20,21 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/rfc6455/websocket/examples/chat/chat"
+	"github.com/rfc6455/websocket/examples/internal/cmdline"
 	"github.com/rfc6455/websocket/examples/internal/signals"
 )
 
 func main() {
 	addr, opts := chat.Flags(flag.CommandLine)
 	redisAddr := flag.String("redis", "127.0.0.1:6379", "the Redis server, host:port")
-	flag.Parse()
+	if cmdline.Parse(flag.CommandLine, os.Args[1:]) != nil {
+		os.Exit(2)
+	}
 
 	redis.SetLogger(quiet{})
 	bus := newRedisBus(*redisAddr, log.Printf)

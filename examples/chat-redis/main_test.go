@@ -544,3 +544,13 @@ func TestRedisRefuses(t *testing.T) {
 		t.Errorf("a was told %q and got %q, want %q and the message held; server log:\n%s", errs, a.Texts(), want, s.Log())
 	}
 }
+
+// TestArguments: an argument that is not a flag is a wrong command line,
+// named, with exit code 2: flag stops at the first such argument, and
+// `chat-redis 127.0.0.1:9000 -redis 10.0.0.5:6379` went to the Redis at
+// 127.0.0.1:6379, the rest unread.
+func TestArguments(t *testing.T) {
+	t.Parallel()
+	cmdtest.Refused(t, chatPath, []string{"-addr", "127.0.0.1:0", "127.0.0.1:9000", "-redis", "127.0.0.1:1"},
+		`unexpected argument "127.0.0.1:9000": flags only (an address goes after -addr)`)
+}

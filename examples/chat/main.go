@@ -17,14 +17,18 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"os"
 
 	"github.com/rfc6455/websocket/examples/chat/chat"
+	"github.com/rfc6455/websocket/examples/internal/cmdline"
 	"github.com/rfc6455/websocket/examples/internal/signals"
 )
 
 func main() {
 	addr, opts := chat.Flags(flag.CommandLine)
-	flag.Parse()
+	if cmdline.Parse(flag.CommandLine, os.Args[1:]) != nil {
+		os.Exit(2)
+	}
 
 	ctx := signals.Context() // a second signal kills at once
 	err := chat.Run(ctx, *addr, chat.NewServer(new(chat.LocalBus), opts), func(url string) {

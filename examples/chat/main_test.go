@@ -333,3 +333,13 @@ func TestSecondSignalKills(t *testing.T) {
 		t.Errorf("the server took %v to end after the second signal", took)
 	}
 }
+
+// TestArguments: an argument that is not a flag is a wrong command line,
+// named, with exit code 2: flag stops at the first such argument, and
+// `chat 127.0.0.1:9000 -msg-rate 1` served on 127.0.0.1:8080 at the
+// default rate, the rest unread.
+func TestArguments(t *testing.T) {
+	t.Parallel()
+	cmdtest.Refused(t, chatPath, []string{"-addr", "127.0.0.1:0", "127.0.0.1:9000", "-msg-rate", "1"},
+		`unexpected argument "127.0.0.1:9000": flags only (an address goes after -addr)`)
+}

@@ -141,14 +141,18 @@ func TestFlagValues(t *testing.T) {
 	}
 }
 
-// TestBadFlagValues: a flag value out of range is named, with exit code 2.
-func TestBadFlagValues(t *testing.T) {
+// TestBadArguments: a flag value out of range, a missing URL, and an
+// argument after the URL (where flag stops reading flags) are named, with
+// exit code 2. The last two printed the usage alone.
+func TestBadArguments(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ args, want string }{
-		{"-interval -1s", "-interval must not be negative\n"},
-		{"-handshake-timeout 0", "-handshake-timeout must be positive\n"},
+		{"-interval -1s ws://127.0.0.1:1/", "-interval must not be negative\n"},
+		{"-handshake-timeout 0 ws://127.0.0.1:1/", "-handshake-timeout must be positive\n"},
+		{"-insecure", "a URL is needed\n"},
+		{"ws://127.0.0.1:1/ -insecure", "unexpected argument \"-insecure\" after the URL: flags go before it\n"},
 	} {
-		cl := startClient(t, append(strings.Fields(tt.args), "ws://127.0.0.1:1/")...)
+		cl := startClient(t, strings.Fields(tt.args)...)
 		if code := cl.exitCode(t, wait); code != 2 {
 			t.Errorf("%s: exit code %d, want 2", tt.args, code)
 		}

@@ -120,9 +120,10 @@ func main() {
 	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, until the input ends")
 	flag.Parse()
 	switch {
-	case flag.NArg() != 1:
-		flag.Usage()
-		os.Exit(2)
+	case flag.NArg() == 0:
+		usageError("a URL is needed")
+	case flag.NArg() > 1:
+		usageError(fmt.Sprintf("unexpected argument %q after the URL: flags go before it", flag.Arg(1)))
 	case cfg.interval < 0:
 		usageError("-interval must not be negative")
 	case cfg.handshakeTimeout <= 0:

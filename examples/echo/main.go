@@ -46,6 +46,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/internal/cmdline"
 	"github.com/rfc6455/websocket/examples/internal/signals"
 )
 
@@ -92,25 +93,14 @@ func main() {
 	}
 }
 
-// parseFlags parses the command's arguments with fs. An argument that is
-// not a flag is an error, which it writes with the usage to fs's output:
-// flag stops at the first such argument, and would leave the flags after
-// it unread (echo 127.0.0.1:9000 -tls served plain HTTP on port 8080).
+// parseFlags parses the command's arguments with fs, flags only
+// (cmdline.Parse).
 func parseFlags(fs *flag.FlagSet, args []string) (options, error) {
 	opts := options{compression: websocket.CompressionContextTakeover}
 	fs.StringVar(&opts.addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.TextVar(&opts.compression, "compression", opts.compression, "permessage-deflate: off, no-takeover or takeover")
 	fs.BoolVar(&opts.tls, "tls", false, "serve HTTPS and HTTP/2, with a certificate made up at start")
-	if err := fs.Parse(args); err != nil {
-		return opts, err
-	}
-	if fs.NArg() > 0 {
-		err := fmt.Errorf("unexpected argument %q: flags only (an address goes after -addr)", fs.Arg(0))
-		fmt.Fprintln(fs.Output(), err)
-		fs.Usage()
-		return opts, err
-	}
-	return opts, nil
+	return opts, cmdline.Parse(fs, args)
 }
 
 // xconnect is the GODEBUG setting under which Go's HTTP/2 server offers

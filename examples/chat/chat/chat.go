@@ -23,9 +23,9 @@
 // with its text exactly as sent. "error" says that a message of this
 // member's was not taken: the bus refused it, or the member said more than
 // its rate allows (Options.MessageRate and ByteRate, 5 messages and 64
-// KiB a second by default, with bursts of twice as much). A member that cannot join because the bus
-// refuses its join is closed with 1013 (try again later), the reason
-// saying why.
+// KiB a second by default, with bursts of twice as much). A member that
+// cannot join because the bus refuses its join is closed with 1013 (try
+// again later), the reason saying why.
 //
 // Each member's messages go out through its connection's write queue,
 // bounded at QueueLimit, by PreparedMessage.Broadcast: the room never
@@ -35,6 +35,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	_ "embed"
@@ -95,6 +96,11 @@ type Options struct {
 	MessageRate, ByteRate float64
 	// Logf reports members as they come and go; nil means no log.
 	Logf func(format string, args ...any)
+	// IdleTimeout is how long Run lets an HTTP connection wait for its
+	// next request (a browser keeps the page's open) before it closes
+	// it; 0 means 2 minutes. A member's WebSocket is no request in
+	// waiting.
+	IdleTimeout time.Duration
 }
 
 // Server serves the page and the rooms of one process, the rooms' events
@@ -120,8 +126,8 @@ func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
 	addr = fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	fs.DurationVar(&opts.PingInterval, "ping-interval", 20*time.Second, "ping a member silent for this long")
 	fs.DurationVar(&opts.PongTimeout, "pong-timeout", 20*time.Second, "disconnect a pinged member that answers nothing within this")
-	fs.Float64Var(&opts.MessageRate, "msg-rate", DefaultMessageRate, "messages a member may say a second, with bursts of twice as many (negative: no bound)")
-	fs.Float64Var(&opts.ByteRate, "byte-rate", DefaultByteRate, "bytes a member may say a second, with bursts of twice as many (negative: no bound)")
+	fs.Float64Var(&opts.MessageRate, "msg-rate", DefaultMessageRate, "messages a member may say a second, with bursts of twice as many (0: the default; negative: no bound)")
+	fs.Float64Var(&opts.ByteRate, "byte-rate", DefaultByteRate, "bytes a member may say a second, counted as JSON text, with bursts of twice as many and of at least 64 KiB, the longest message (0: the default; negative: no bound)")
 	return addr, opts
 }
 
@@ -231,7 +237,11 @@ func Run(ctx context.Context, addr string, s *Server, ready func(url string)) er
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cmp.Or(s.opts.IdleTimeout, 2*time.Minute),
+	}
 	hs.RegisterOnShutdown(func() { s.reg.Shutdown(context.Background()) })
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()

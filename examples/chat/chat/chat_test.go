@@ -1,10 +1,13 @@
 package chat
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -297,5 +300,49 @@ func TestNothingSaidAfter1003(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("a got %q, want %q", got, want)
+	}
+}
+
+// TestIdleConnsClosed: Run closes an HTTP connection that fetched the
+// page and waits for its next request once Options.IdleTimeout has
+// passed; it kept it for good, with its goroutine and buffers.
+func TestIdleConnsClosed(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	urls := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		s := NewServer(new(LocalBus), &Options{IdleTimeout: 300 * time.Millisecond})
+		done <- Run(ctx, "127.0.0.1:0", s, func(url string) { urls <- url })
+	}()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	url := <-urls
+	nc, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	nc.SetReadDeadline(start.Add(5 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the idle HTTP connection, %v later: read %d bytes, %v; want it closed", time.Since(start).Round(time.Millisecond), n, err)
+	}
+	if took := time.Since(start); took < 250*time.Millisecond {
+		t.Errorf("the idle connection closed after %v, want IdleTimeout, 300 ms", took)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/rfc6455/websocket/internal/leakcheck"
 )
@@ -57,4 +58,32 @@ func (o *Output) String() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.b.String()
+}
+
+// Refused runs the command at path with args, a wrong command line: it
+// must exit at once with 2, its output starting with want and going on
+// with the usage.
+func Refused(t *testing.T, path string, args []string, want string) {
+	t.Helper()
+	var out Output
+	cmd := exec.Command(path, args...)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case <-exited:
+	case <-time.After(5 * time.Second):
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("%q: still running 5 s later; output:\n%s", args, out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.HasPrefix(out.String(), want+"\nUsage of ") {
+		t.Errorf("%q: exit code %d, output %q; want 2, and %q with the usage", args, code, out.String(), want)
+	}
 }
