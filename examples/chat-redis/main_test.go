@@ -167,22 +167,11 @@ func joinAll(t *testing.T, servers []*chattest.Server, rooms ...string) [][]*cha
 	for _, room := range members {
 		for _, m := range room {
 			m.WaitFor(t, "the room's members", func(got []chattest.Message) bool {
-				return len(lastMembers(got)) == len(room)
+				return len(chattest.Roster(got)) == len(room)
 			})
 		}
 	}
 	return members
-}
-
-// lastMembers returns the room's members as the last message about them
-// said.
-func lastMembers(got []chattest.Message) []string {
-	for i := len(got) - 1; i >= 0; i-- {
-		if got[i].Type != "message" {
-			return got[i].Members
-		}
-	}
-	return nil
 }
 
 // TestRedisRestart runs two chat servers against one Redis, three
@@ -315,7 +304,7 @@ func TestRedisDownTooLong(t *testing.T) {
 	r, s1, s2 := startTwo(t)
 	a := chattest.Join(t, s1.WS("lobby", "a"), "a")
 	b := chattest.Join(t, s2.WS("lobby", "b"), "b")
-	b.WaitFor(t, "the join of a", func(got []chattest.Message) bool { return len(lastMembers(got)) == 2 })
+	b.WaitFor(t, "the join of a", func(got []chattest.Message) bool { return len(chattest.Roster(got)) == 2 })
 
 	r.kill(t)
 	a.Send(t, "held")
@@ -373,9 +362,9 @@ func TestShutdownLeaves(t *testing.T) {
 	}
 	for _, m := range rooms[0][3:] {
 		m.WaitFor(t, "the others leave", func(got []chattest.Message) bool {
-			return len(lastMembers(got)) == 3 && got[len(got)-1].Type == "leave"
+			return len(chattest.Roster(got)) == 3 && got[len(got)-1].Type == "leave"
 		})
-		if got, want := lastMembers(m.Messages()), []string{"one-s2-0", "one-s2-1", "one-s2-2"}; !slices.Equal(got, want) {
+		if got, want := chattest.Roster(m.Messages()), []string{"one-s2-0", "one-s2-1", "one-s2-2"}; !slices.Equal(got, want) {
 			t.Errorf("%s sees %q, want %q", m.Name, got, want)
 		}
 	}
@@ -393,7 +382,7 @@ func TestRedisBackJoin(t *testing.T) {
 	r.start(t)
 	time.Sleep(3 * time.Second)
 	b := chattest.Join(t, s.WS("lobby", "b"), "b")
-	b.WaitFor(t, "the roll call", func(got []chattest.Message) bool { return slices.Equal(lastMembers(got), []string{"b"}) })
+	b.WaitFor(t, "the roll call", func(got []chattest.Message) bool { return slices.Equal(chattest.Roster(got), []string{"b"}) })
 }
 
 // TestRedisBackSend: a member that sent nothing during an outage of more

@@ -277,8 +277,11 @@ func TestRequests(t *testing.T) {
 	a := chattest.Join(t, s.WS("lobby", "a"), "a")
 	chattest.Join(t, strings.TrimSuffix(s.WS("", ""), "?room=&name="), "anonymous")
 	a.WaitFor(t, "anonymous's join", func(got []chattest.Message) bool { return len(got) == 2 })
-	if got := a.Messages()[1]; got.Type != "join" || !slices.Equal(got.Members, []string{"a", "anonymous"}) {
-		t.Errorf("a got %+v, want the join of anonymous", got)
+	if got := a.Messages()[1]; got.Type != "join" || got.Name != "anonymous" || got.Members != nil {
+		t.Errorf("a got %+v, want the join of anonymous, its name alone", got)
+	}
+	if got := chattest.Roster(a.Messages()); !slices.Equal(got, []string{"a", "anonymous"}) {
+		t.Errorf("a's members: %q, want a and anonymous", got)
 	}
 
 	for _, tt := range []struct {
@@ -342,4 +345,45 @@ func TestArguments(t *testing.T) {
 	t.Parallel()
 	cmdtest.Refused(t, chatPath, []string{"-addr", "127.0.0.1:0", "127.0.0.1:9000", "-msg-rate", "1"},
 		`unexpected argument "127.0.0.1:9000": flags only (an address goes after -addr)`)
+}
+
+// TestJoinsCostNames: each join costs a member already in the room the
+// joiner's name, not the room's: 200 joins of 64-byte names sent each
+// member the whole list each time, 1.37 MB to a member, the rate limits
+// bounding only messages.
+func TestJoinsCostNames(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	s := chattest.Start(t, chatPath)
+	first := chattest.JoinRaw(t, s.WS("lobby", "first"), 0)
+	first.Conn.SetReadDeadline(time.Now().Add(time.Minute))
+	if f, err := first.ReadFrame(); err != nil || string(f.Payload) != `{"type":"join","name":"first","members":["first"]}` {
+		t.Fatalf("first's own join: %q, %v", f.Payload, err)
+	}
+	name := func(i int) string { return fmt.Sprintf("%064d", i) }
+	got := make(chan int, 1)
+	go func() {
+		bytes := 0
+		for {
+			f, err := first.ReadFrame()
+			if err != nil {
+				t.Errorf("first: %v after %d bytes", err, bytes)
+				break
+			}
+			bytes += len(f.Payload)
+			if string(f.Payload) == `{"type":"join","name":"`+name(n-1)+`"}` {
+				break
+			}
+		}
+		got <- bytes
+	}()
+	for i := range n {
+		r := chattest.JoinRaw(t, s.WS("lobby", name(i)), 0)
+		go io.Copy(io.Discard, r.Conn) // reads on, to stay in the room
+	}
+	bytes := <-got
+	// n joins of 89 bytes each.
+	if want := n * 89; bytes != want {
+		t.Errorf("%d joins sent a member %d bytes, want %d: the joiner's name each", n, bytes, want)
+	}
 }

@@ -10,17 +10,21 @@
 // text message:
 //
 //	{"type":"join","name":"bob","members":["alice","bob"]}
-//	{"type":"leave","name":"bob","members":["alice"]}
-//	{"type":"members","members":["alice","bob","carol"]}
+//	{"type":"join","name":"carol"}
+//	{"type":"leave","name":"alice"}
+//	{"type":"members","members":["bob","carol","dave"]}
 //	{"type":"message","from":"alice","text":"hello"}
 //	{"type":"error","text":"not sent: the message bus is unreachable"}
 //
-// members lists the names of the room's members, sorted, a name as many
-// times as members bear it. The first object a member receives is its own
-// join; from then on it receives every event of the room in the room's
-// one order, the same for every member: joins and leaves, "members" when
-// another server reports the members it has there, and the messages, each
-// with its text exactly as sent. "error" says that a message of this
+// The first object a member receives is its own join, whose members
+// lists the names of the room's members, sorted, a name as many times as
+// members bear it. From then on it receives every event of the room in
+// the room's one order, the same for every member: the joins and leaves
+// of others, by name alone, for it to keep the list; "members", the whole
+// list again, when another server's members turn out other than its joins
+// and leaves told (it had members in the room before this server
+// followed it, or its events were lost); and the messages, each with its
+// text exactly as sent. "error" says that a message of this
 // member's was not taken: the bus refused it, or the member said more than
 // its rate allows (Options.MessageRate and ByteRate, 5 messages and 64
 // KiB a second by default, with bursts of twice as much). A member that
@@ -567,15 +571,19 @@ func (r *room) deliver(ev Event) {
 		m := r.waiting[ev.Member]
 		if m != nil && ev.Origin == r.s.origin {
 			delete(r.waiting, ev.Member)
-			r.conns = append(r.conns, m.c)
 		} else {
 			m = nil
 		}
 		if ev.Call && ev.Origin != r.s.origin {
 			go r.answerCall()
 		}
-		r.sendLocked(presence{Type: "join", Name: ev.Name, Members: r.namesLocked()})
+		// The others learn the name alone, the joiner every name: a
+		// join that told every member every name would cost each
+		// member the room's size, and N joins N² bytes each.
+		r.sendLocked(presence{Type: "join", Name: ev.Name})
 		if m != nil {
+			r.conns = append(r.conns, m.c)
+			m.c.Enqueue(websocket.MessageText, encode(roll{Type: "join", Name: ev.Name, Members: r.namesLocked()}))
 			for _, p := range m.held {
 				m.c.Enqueue(websocket.MessageText, p)
 			}
@@ -583,13 +591,19 @@ func (r *room) deliver(ev Event) {
 		}
 	case "leave":
 		r.setMemberLocked(ev.Origin, ev.Member, "")
-		r.sendLocked(presence{Type: "leave", Name: ev.Name, Members: r.namesLocked()})
+		r.sendLocked(presence{Type: "leave", Name: ev.Name})
 	case "here":
+		// A server's roll call: news only where it differs from what
+		// its joins and leaves told (it had members before this server
+		// followed the room, or events of its were lost).
+		if maps.Equal(r.roster[ev.Origin], ev.Members) {
+			return
+		}
 		delete(r.roster, ev.Origin)
 		for id, name := range ev.Members {
 			r.setMemberLocked(ev.Origin, id, name)
 		}
-		r.sendLocked(presence{Type: "members", Members: r.namesLocked()})
+		r.sendLocked(roll{Type: "members", Members: r.namesLocked()})
 	case "message":
 		r.sendLocked(message{Type: "message", From: ev.Name, Text: ev.Text})
 	}
@@ -641,9 +655,16 @@ func (r *room) sendLocked(v any) {
 	pm.Broadcast(r.conns...)
 }
 
-// presence is a join, a leave, or a new list of members, as members
+// presence is a join or a leave, as members other than the joiner
 // receive it.
 type presence struct {
+	Type string `json:"type"`
+	Name string `json:"name"`
+}
+
+// roll is a list of the room's members: in a member's own join, or when
+// another server's members turn out other than its joins and leaves told.
+type roll struct {
 	Type    string   `json:"type"`
 	Name    string   `json:"name,omitempty"`
 	Members []string `json:"members"`

@@ -287,7 +287,7 @@ func TestNothingSaidAfter1003(t *testing.T) {
 		t.Fatalf("m's Close: %v, want the server's answer", err)
 	}
 	var got []string
-	for !slices.Contains(got, `{"type":"leave","name":"m","members":["a"]}`) {
+	for !slices.Contains(got, `{"type":"leave","name":"m"}`) {
 		_, p, err := a.Read(ctx)
 		if err != nil {
 			t.Fatalf("a's Read after %q: %v", got, err)
@@ -295,8 +295,8 @@ func TestNothingSaidAfter1003(t *testing.T) {
 		got = append(got, string(p))
 	}
 	want := []string{
-		`{"type":"join","name":"m","members":["a","m"]}`,
-		`{"type":"leave","name":"m","members":["a"]}`,
+		`{"type":"join","name":"m"}`,
+		`{"type":"leave","name":"m"}`,
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("a got %q, want %q", got, want)

@@ -224,6 +224,28 @@ func Texts(got []Message) []string {
 	return texts
 }
 
+// Roster returns the room's members as the messages got tell them, a
+// page's way: the list of the member's own join, the joins and leaves of
+// others after it, and "members", which replaces it. It is sorted, a name
+// as many times as members bear it.
+func Roster(got []Message) []string {
+	var names []string
+	for _, msg := range got {
+		switch {
+		case msg.Type == "members" || msg.Type == "join" && msg.Members != nil:
+			names = slices.Clone(msg.Members)
+		case msg.Type == "join":
+			i, _ := slices.BinarySearch(names, msg.Name)
+			names = slices.Insert(names, i, msg.Name)
+		case msg.Type == "leave":
+			if i, ok := slices.BinarySearch(names, msg.Name); ok {
+				names = slices.Delete(names, i, i+1)
+			}
+		}
+	}
+	return names
+}
+
 // WaitFor waits until cond holds for what the member has received, for
 // at most Wait. cond must not call the member's methods.
 func (m *Member) WaitFor(t *testing.T, what string, cond func([]Message) bool) {
