@@ -21,7 +21,8 @@
 //	                      h2c with prior knowledge for ws://; fail if the server does not offer it
 //	-handshake-timeout D  give up on a handshake not done within D (default 10s)
 //	-interval D           send the time every D instead of reading standard input
-//	-reconnect            after a connection ends abnormally, dial again, waiting
+//	-reconnect            after a connection ends abnormally, or the server goes away
+//	                      (1001, as a server restarting sends), dial again, waiting
 //	                      longer after each failure (up to a minute), until the input ends;
 //	                      a line read meanwhile is sent once the connection is back; the
 //	                      wait starts short again only after a connection that lasted a minute
@@ -29,8 +30,9 @@
 // The exit code says how it ended:
 //
 //	0  the closing handshake completed with 1000 (normal closure), 1001
-//	   (going away) or no code, whichever side began it, and no error
-//	   cut standard input short
+//	   (going away; but with -reconnect, a server's 1001 is dialed again)
+//	   or no code, whichever side began it, and no error cut standard
+//	   input short
 //	1  the handshake failed or timed out, the server broke the protocol,
 //	   closed with another code or did not answer our close, the
 //	   connection was lost, or standard input could not be read to its
@@ -117,7 +119,7 @@ func main() {
 	useHTTP2 := flag.Bool("http2", false, "open the WebSocket over HTTP/2: h2 for wss://, h2c for ws://")
 	flag.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a handshake not done within this time")
 	flag.DurationVar(&cfg.interval, "interval", 0, "send the time at this interval instead of reading standard input")
-	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, until the input ends")
+	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, or the server's 1001 (going away), until the input ends")
 	flag.Parse()
 	switch {
 	case flag.NArg() == 0:
@@ -169,7 +171,7 @@ func run(ctx context.Context, cfg config) int {
 		start := time.Now()
 		err = converse(ctx, c, lines, inputDone)
 		log.Print(err)
-		if cleanClose(err) {
+		if cleanClose(err) && !(cfg.reconnect && goingAway(ctx, err, inputDone)) {
 			if inputErr.Load() != nil {
 				return 1 // the rest of the input was not sent
 			}
@@ -356,6 +358,18 @@ func printMessages(c *websocket.Conn) error {
 			fmt.Printf("%s\n", p)
 		}
 	}
+}
+
+// goingAway reports whether err is the server's close frame with 1001
+// (going away: a restart, say), sent while the input and ctx went on, so
+// that the close was the server's own.
+func goingAway(ctx context.Context, err error, inputDone <-chan struct{}) bool {
+	select {
+	case <-inputDone:
+		return false
+	default:
+	}
+	return ctx.Err() == nil && websocket.CloseStatus(err) == websocket.StatusGoingAway
 }
 
 // cleanClose reports whether err is the server's close frame with 1000,

@@ -471,3 +471,34 @@ func TestReconnectEndsWithInput(t *testing.T) {
 		t.Errorf("stderr %q, want it to end with %q", stderr, want)
 	}
 }
+
+// TestReconnectAfterGoingAway: with -reconnect, a server that closes with
+// 1001 (going away), as one restarting does, is dialed again, and a line
+// typed meanwhile is sent once it is back. The client ended, exit code 0,
+// though it had more to send.
+func TestReconnectAfterGoingAway(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	ended := make(chan error, 1)
+	url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) {
+		if conns.Add(1) == 1 {
+			c.Close(websocket.StatusGoingAway, "restarting")
+			return
+		}
+		ended <- echo(c)
+	})
+	cl := startClient(t, "-reconnect", url)
+	cl.waitFor(t, &cl.stderr, "reconnecting in ")
+	cl.send(t, "after the restart\n")
+	cl.stdin.Close()
+	if code := cl.exitCode(t, wait); code != 0 {
+		t.Errorf("exit code %d, want 0; stderr:\n%s", code, cl.stderr.String())
+	}
+	if got, want := cl.stdout.String(), "after the restart\n"; got != want {
+		t.Errorf("stdout %q, want %q", got, want)
+	}
+	checkClose(t, receive(t, ended), websocket.StatusNormalClosure)
+	if stderr := cl.stderr.String(); strings.Count(stderr, "connected to "+url+"\n") != 2 || !strings.Contains(stderr, "close 1001 (going away): restarting") {
+		t.Errorf("stderr %q, want two connections, the first closed with 1001", stderr)
+	}
+}
