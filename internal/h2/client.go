@@ -73,7 +73,7 @@ type ClientConn struct {
 	// reaches the socket's write deadline (see flushStart).
 	flushMu     sync.Mutex
 	flushing    *Stream       // flushMu
-	flushGen    uint64        // flushMu: numbers the flushes, so that a late moveFlushDeadline can tell it is stale
+	flushGen    uint64        // flushMu: numbers the flushes
 	flushBounds bool          // flushMu: the socket has a write deadline for it
 	flushDL     time.Time     // flushMu: that deadline, before flushGrace
 	flushGrace  time.Duration // flushMu: how long a piece may take past flushDL: stallWait, or closeStallWait
@@ -1093,21 +1093,18 @@ func (writeStalled) Temporary() bool { return false }
 func (writeStalled) Unwrap() []error { return []error{os.ErrDeadlineExceeded, net.ErrClosed} }
 
 // flushStart marks s as the stream whose frames go out to the socket
-// now, and gives the socket a write deadline from wdl, s's write
-// deadline, if not nil: without one, a server that stops reading would
-// keep the write, and wlock with it, past any deadline. wdl is read under
-// flushMu, as SetWriteDeadline sets it.
+// now, and gives the socket a write deadline from s's: without one, a
+// server that stops reading would keep the write, and wlock with it,
+// past any deadline. s's deadline is read under flushMu, as
+// SetWriteDeadline sets it.
 //
 // The caller holds wlock.
-func (cc *ClientConn) flushStart(s *Stream, wdl *deadline) uint64 {
+func (cc *ClientConn) flushStart(s *Stream) {
 	cc.flushMu.Lock()
 	defer cc.flushMu.Unlock()
 	cc.flushing = s
 	cc.flushGen++
-	if wdl != nil {
-		cc.setFlushDeadlineLocked(wdl.when())
-	}
-	return cc.flushGen
+	cc.setFlushDeadlineLocked(s.wdl.when())
 }
 
 // flushEnd clears what flushStart set.
@@ -1115,16 +1112,6 @@ func (cc *ClientConn) flushEnd() {
 	cc.flushMu.Lock()
 	cc.flushing = nil
 	cc.setFlushDeadlineLocked(time.Time{})
-	cc.flushMu.Unlock()
-}
-
-// moveFlushDeadline moves the socket's write deadline to dl, plus
-// stallWait, if the flush that flushStart numbered gen is under way.
-func (cc *ClientConn) moveFlushDeadline(gen uint64, dl time.Time) {
-	cc.flushMu.Lock()
-	if cc.flushing != nil && cc.flushGen == gen {
-		cc.setFlushDeadlineLocked(dl)
-	}
 	cc.flushMu.Unlock()
 }
 

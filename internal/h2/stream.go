@@ -386,7 +386,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		case <-cc.done:
 			continue
 		}
-		cc.flushStart(s, &s.wdl)
+		cc.flushStart(s)
 		sent, err := cc.writeDataLocked(s, p[:n], maxFrame)
 		cc.flushEnd()
 		stalled := errors.Is(err, os.ErrDeadlineExceeded)
