@@ -660,6 +660,28 @@ func TestDialH2Unprocessed(t *testing.T) {
 	})
 }
 
+// dialH2Elsewhere waits for the Dial dialH2Async started on a pooled
+// connection that does not answer to go on a new connection, which it
+// answers, and for the Dial to succeed there.
+func dialH2Elsewhere(t *testing.T, done <-chan error, peers <-chan *h2Pipe) {
+	t.Helper()
+	var p *h2Pipe
+	select {
+	case p = <-peers:
+	case err := <-done:
+		t.Fatalf("Dial on a pooled connection that does not answer: %v, want it to go on a new connection", err)
+	case <-time.After(h2ProbeAfter + h2ProbeWait + 5*time.Second):
+		t.Fatal("Dial on a pooled connection that does not answer dialed no new one")
+	}
+	p.open()
+	p.until(0x1)
+	p.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
+	go io.Copy(io.Discard, p.nc)
+	if err := awaitDialH2(t, done, 5*time.Second); err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+}
+
 // TestDialH2SilentPooledConn: a Dial whose request waits on a pooled
 // connection that has gone silent (its server, or a NAT on the way, drops
 // what it is sent) pings it after h2ProbeAfter, and, the PING unanswered
@@ -675,20 +697,7 @@ func TestDialH2SilentPooledConn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	start := time.Now()
-	done := dialH2Async(ctx, opts)
-	var p2 *h2Pipe
-	select {
-	case p2 = <-peers:
-	case err := <-done:
-		t.Fatalf("Dial on a silent pooled connection: %v, want it to go on a new connection", err)
-	}
-	p2.open()
-	p2.until(0x1)
-	p2.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
-	go io.Copy(io.Discard, p2.nc)
-	if err := awaitDialH2(t, done, 5*time.Second); err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
+	dialH2Elsewhere(t, dialH2Async(ctx, opts), peers)
 	if took := time.Since(start); took < h2ProbeAfter+h2ProbeWait || took > h2ProbeAfter+h2ProbeWait+3*time.Second {
 		t.Errorf("Dial took %v, want about %v", took, h2ProbeAfter+h2ProbeWait)
 	}
@@ -708,22 +717,7 @@ func TestDialH2PooledConnNotRead(t *testing.T) {
 	opts, peers := h2PipeOptions(t)
 	first, p1 := dialH2Open(t, opts, peers) // p1 reads nothing from here
 	start := time.Now()
-	done := dialH2Async(context.Background(), opts)
-	var p2 *h2Pipe
-	select {
-	case p2 = <-peers:
-	case err := <-done:
-		t.Fatalf("Dial on a pooled connection not read: %v, want it to go on a new connection", err)
-	case <-time.After(h2ProbeAfter + h2ProbeWait + 5*time.Second):
-		t.Fatal("Dial on a pooled connection not read dialed no new one")
-	}
-	p2.open()
-	p2.until(0x1)
-	p2.write(0x1, 0x4, 1, hpack.AppendField(nil, hpack.Field{Name: ":status", Value: "200"}))
-	go io.Copy(io.Discard, p2.nc)
-	if err := awaitDialH2(t, done, 5*time.Second); err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
+	dialH2Elsewhere(t, dialH2Async(context.Background(), opts), peers)
 	if took := time.Since(start); took < h2ProbeAfter+h2ProbeWait {
 		t.Errorf("Dial took %v, want at least %v", took, h2ProbeAfter+h2ProbeWait)
 	}

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/internal/cmdtest"
 	"github.com/rfc6455/websocket/internal/leakcheck"
 )
 
@@ -329,29 +328,7 @@ func TestIdleConnsClosed(t *testing.T) {
 	const idle = 300 * time.Millisecond
 	page, _ := startServerWith(t, options{idle: idle}, func(format string, args ...any) { t.Logf(format, args...) })
 	c := dial(t, wsURL(page), nil)
-	nc, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(page, "http://"), "/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	start := time.Now()
-	nc.SetReadDeadline(start.Add(5 * time.Second))
-	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("the idle HTTP connection: read %d bytes, %v; want it closed by the server", n, err)
-	}
-	if took := time.Since(start); took < idle {
-		t.Errorf("the idle HTTP connection closed after %v, before the idle timeout of %v", took, idle)
-	}
+	cmdtest.IdleClosed(t, page, idle)
 	// The WebSocket, as quiet meanwhile, still echoes.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -359,7 +336,7 @@ func TestIdleConnsClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, p, err := c.Read(ctx); err != nil || string(p) != "still here" {
-		t.Fatalf("the WebSocket after %v quiet: %q, %v", time.Since(start), p, err)
+		t.Fatalf("the WebSocket after the HTTP connection's idle timeout: %q, %v", p, err)
 	}
 }
 

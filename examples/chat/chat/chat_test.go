@@ -1,13 +1,10 @@
 package chat
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -18,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/internal/cmdtest"
 )
 
 // Members keep coming while the server shuts down: Shutdown returns once
@@ -305,14 +303,16 @@ func TestNothingSaidAfter1003(t *testing.T) {
 
 // TestIdleConnsClosed: Run closes an HTTP connection that fetched the
 // page and waits for its next request once Options.IdleTimeout has
-// passed; it kept it for good, with its goroutine and buffers.
+// passed; it kept it for good, with its goroutine and buffers. A member
+// as quiet meanwhile stays.
 func TestIdleConnsClosed(t *testing.T) {
 	t.Parallel()
+	const idle = 300 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	urls := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		s := NewServer(new(LocalBus), &Options{IdleTimeout: 300 * time.Millisecond})
+		s := NewServer(new(LocalBus), &Options{IdleTimeout: idle})
 		done <- Run(ctx, "127.0.0.1:0", s, func(url string) { urls <- url })
 	}()
 	defer func() {
@@ -321,28 +321,22 @@ func TestIdleConnsClosed(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	}()
-	url := <-urls
-	nc, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(url, "http://"), "/"))
+	page := <-urls
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	c, _, err := websocket.Dial(wctx, "ws"+strings.TrimPrefix(page, "http")+"ws?name=a", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
-	if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+	defer c.CloseNow()
+	if _, p, err := c.Read(wctx); err != nil || string(p) != `{"type":"join","name":"a","members":["a"]}` {
+		t.Fatalf("got %s, %v; want a's join", p, err)
+	}
+	cmdtest.IdleClosed(t, page, idle)
+	if err := c.Write(wctx, websocket.MessageText, []byte("still here")); err != nil {
 		t.Fatal(err)
 	}
-	br := bufio.NewReader(nc)
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	start := time.Now()
-	nc.SetReadDeadline(start.Add(5 * time.Second))
-	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("the idle HTTP connection, %v later: read %d bytes, %v; want it closed", time.Since(start).Round(time.Millisecond), n, err)
-	}
-	if took := time.Since(start); took < 250*time.Millisecond {
-		t.Errorf("the idle connection closed after %v, want IdleTimeout, 300 ms", took)
+	if _, p, err := c.Read(wctx); err != nil || string(p) != `{"type":"message","from":"a","text":"still here"}` {
+		t.Fatalf("got %s, %v; want a's message back", p, err)
 	}
 }

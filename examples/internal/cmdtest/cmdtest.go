@@ -1,9 +1,14 @@
 // Package cmdtest runs the tests of an example command that drive it as
 // a process: it builds the command once, and collects what it writes.
+// It also holds what the examples' tests check alike of their servers.
 package cmdtest
 
 import (
+	"bufio"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,5 +90,36 @@ func Refused(t *testing.T, path string, args []string, want string) {
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 2 || !strings.HasPrefix(out.String(), want+"\nUsage of ") {
 		t.Errorf("%q: exit code %d, output %q; want 2, and %q with the usage", args, code, out.String(), want)
+	}
+}
+
+// IdleClosed fetches the page at pageURL (http://host:port/) on a
+// connection of its own, and checks that the server closes that
+// connection, left waiting for its next request, once idle has passed,
+// and within 5 s.
+func IdleClosed(t *testing.T, pageURL string, idle time.Duration) {
+	t.Helper()
+	nc, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(pageURL, "http://"), "/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	start := time.Now()
+	nc.SetReadDeadline(start.Add(5 * time.Second))
+	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("the idle HTTP connection, %v later: read %d bytes, %v; want it closed by the server", time.Since(start).Round(time.Millisecond), n, err)
+	}
+	if took := time.Since(start); took < idle {
+		t.Errorf("the idle HTTP connection closed after %v, before the idle timeout of %v", took, idle)
 	}
 }
