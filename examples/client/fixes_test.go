@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"net"
 	"net/http"
 	"regexp"
@@ -237,5 +238,25 @@ func awaitBlocked(t *testing.T, taken *atomic.Int64) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the client still takes its input after %v: %d bytes", wait, last)
 		}
+	}
+}
+
+// TestReconnectNotAfterInputEnds: with -reconnect, a server that does not
+// answer the close sent at the end of input ends the client with 1 and
+// that reason last: there is nothing more to send. It said "reconnecting
+// in ...", then "not reconnected: end of input".
+func TestReconnectNotAfterInputEnds(t *testing.T) {
+	t.Parallel()
+	url := hostileServer(t, func(t *testing.T, nc net.Conn, key string) {
+		io.WriteString(nc, switching(key)+"\r\n")
+		io.Copy(io.Discard, nc)
+	})
+	cl := startClient(t, "-reconnect", url)
+	cl.stdin.Close()
+	if code := cl.exitCode(t, closeTimeout+wait); code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if stderr, want := cl.stderr.String(), "no answer to our close frame within 5s\n"; !strings.HasSuffix(stderr, want) || strings.Contains(stderr, "reconnect") {
+		t.Errorf("stderr %q, want it to end with %q, and no reconnection", stderr, want)
 	}
 }

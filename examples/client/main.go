@@ -177,8 +177,8 @@ func run(ctx context.Context, cfg config) int {
 			}
 			return 0
 		}
-		if !cfg.reconnect {
-			return 1
+		if !cfg.reconnect || ended(ctx, inputDone) {
+			return 1 // nothing more to send: no reason to dial again
 		}
 		if time.Since(start) >= stableAfter {
 			wait = firstRetry
@@ -364,12 +364,17 @@ func printMessages(c *websocket.Conn) error {
 // (going away: a restart, say), sent while the input and ctx went on, so
 // that the close was the server's own.
 func goingAway(ctx context.Context, err error, inputDone <-chan struct{}) bool {
+	return !ended(ctx, inputDone) && websocket.CloseStatus(err) == websocket.StatusGoingAway
+}
+
+// ended reports whether the input or ctx has ended.
+func ended(ctx context.Context, inputDone <-chan struct{}) bool {
 	select {
 	case <-inputDone:
-		return false
+		return true
 	default:
+		return ctx.Err() != nil
 	}
-	return ctx.Err() == nil && websocket.CloseStatus(err) == websocket.StatusGoingAway
 }
 
 // cleanClose reports whether err is the server's close frame with 1000,
