@@ -10,9 +10,9 @@
 // Each room's events go into a stream, which every server that has
 // members in the room reads from where it last stopped: members on every
 // server see a room's messages in one order, the stream's. While Redis is
-// unreachable, a server holds what its members send, for up to 10
-// seconds, and writes it once Redis is back; after that it refuses
-// messages until Redis answers again.
+// unreachable, a server holds what its members send in the first 10
+// seconds, and writes it once Redis is back, however long that takes;
+// after those 10 seconds it refuses messages until Redis answers again.
 package main
 
 import (
