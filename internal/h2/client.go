@@ -61,12 +61,13 @@ type ClientConn struct {
 	wbuf  []byte        // wlock: frame headers being encoded
 
 	ctrlMu   sync.Mutex
-	ctrl     []byte        // ctrlMu: frames queued for ctrlLoop or the next writer
-	opens    []queuedOpen  // ctrlMu: the HEADERS in ctrl that open streams
-	opensLen int           // ctrlMu: their bytes
-	refusals atomic.Bool   // a GOAWAY refused streams (Stream.refused)
-	ctrlKick chan struct{} // signaled when ctrl gains frames
-	ctrlOut  []byte        // wlock: the queue's other buffer, last written
+	ctrl     []byte          // ctrlMu: frames queued for ctrlLoop or the next writer
+	opens    []*Stream       // ctrlMu: the streams whose HEADERS are in ctrl
+	opensLen int             // ctrlMu: the bytes of those HEADERS
+	refusals atomic.Bool     // a GOAWAY refused streams (Stream.refused)
+	unopened map[uint32]bool // wlock: refused streams whose HEADERS stayed out
+	ctrlKick chan struct{}   // signaled when ctrl gains frames
+	ctrlOut  []byte          // wlock: the queue's other buffer, last written
 
 	// flushMu guards flushing, the stream whose frames are going out to
 	// the socket under wlock, so that a deadline that moves meanwhile
@@ -452,17 +453,11 @@ func (cc *ClientConn) queueCtrl(frame []byte) {
 // stream s, as queueCtrl does.
 func (cc *ClientConn) queueOpen(s *Stream, frames []byte) {
 	cc.ctrlMu.Lock()
-	cc.opens = append(cc.opens, queuedOpen{s: s, at: len(cc.ctrl), n: len(frames)})
+	cc.opens = append(cc.opens, s)
 	cc.opensLen += len(frames)
 	cc.ctrl = append(cc.ctrl, frames...)
 	cc.ctrlMu.Unlock()
 	cc.kickCtrl()
-}
-
-// queuedOpen is where a stream's opening frames are in the queue.
-type queuedOpen struct {
-	s     *Stream
-	at, n int
 }
 
 func (cc *ClientConn) kickCtrl() {
@@ -484,9 +479,9 @@ func (cc *ClientConn) ctrlQueued() int {
 // writeCtrlLocked puts the queued control frames in bw. It takes them
 // from the queue first, so that queueCtrl never waits while they go out.
 // The HEADERS of streams that a GOAWAY has refused meanwhile stay out
-// (§6.8: no stream opens after a GOAWAY); nothing else of such a
-// stream is queued, since it ended with the GOAWAY (a stream closed
-// before the GOAWAY came, its RST_STREAM queued, was not refused).
+// (§6.8: no stream opens after a GOAWAY), and so does every frame of
+// such a stream then or later: an RST_STREAM its closing queued, say,
+// which the server would take for one on an idle stream (§5.1).
 //
 // The caller holds wlock.
 func (cc *ClientConn) writeCtrlLocked() {
@@ -494,16 +489,18 @@ func (cc *ClientConn) writeCtrlLocked() {
 	out, opens := cc.ctrl, cc.opens
 	cc.ctrl, cc.opens, cc.opensLen = cc.ctrlOut[:0], nil, 0
 	cc.ctrlMu.Unlock()
-	if len(opens) > 0 && cc.refusals.Load() {
-		kept, from := out[:0], 0
-		for _, o := range opens {
-			if !o.s.refused.Load() {
-				continue
+	if cc.refusals.Load() {
+		for _, s := range opens {
+			if s.refused.Load() {
+				if cc.unopened == nil {
+					cc.unopened = make(map[uint32]bool)
+				}
+				cc.unopened[s.id] = true
 			}
-			kept = append(kept, out[from:o.at]...)
-			from = o.at + o.n
 		}
-		out = append(kept, out[from:]...)
+		if len(cc.unopened) > 0 {
+			out = dropFrames(out, cc.unopened)
+		}
 	}
 	if len(out) > 0 {
 		cc.bw.Write(out)
@@ -512,6 +509,21 @@ func (cc *ClientConn) writeCtrlLocked() {
 		out = nil // left by a burst: not kept for the connection's life
 	}
 	cc.ctrlOut = out
+}
+
+// dropFrames takes the frames of the streams in ids out of b, a run of
+// whole frames, in place.
+func dropFrames(b []byte, ids map[uint32]bool) []byte {
+	kept := b[:0]
+	for len(b) >= headerLen {
+		h := parseFrameHeader(b)
+		n := headerLen + int(h.length)
+		if !ids[h.streamID] {
+			kept = append(kept, b[:n]...)
+		}
+		b = b[n:]
+	}
+	return kept
 }
 
 // ctrlLoop writes the control frames queued, until the connection ends.
@@ -1254,9 +1266,10 @@ func (cc *ClientConn) writeDataLocked(s *Stream, p []byte, maxFrame int) (bool, 
 	cc.writeCtrlLocked()
 	// §5.1: no DATA may follow our RST_STREAM or END_STREAM. A stream is
 	// marked ended before its last frame is queued, so if that frame is
-	// among those just written, the mark is seen here.
+	// among those just written, the mark is seen here. Nor may it go on
+	// a stream a GOAWAY refused, whose HEADERS may have stayed out.
 	s.mu.Lock()
-	ended := s.endSent
+	ended := s.endSent || s.refused.Load()
 	s.mu.Unlock()
 	for !ended {
 		n := min(len(p), maxFrame)

@@ -280,3 +280,69 @@ func TestNoHeadersAfterGoAway(t *testing.T) {
 	pcancel()
 	<-pinged
 }
+
+// TestNoResetOfDroppedHeaders: a stream that a GOAWAY refuses while its
+// HEADERS are still queued, and that its owner closes between the
+// GOAWAY's marking it refused and its end (onGoAway ends the refused
+// streams one after the other, outside cc.mu), has its RST_STREAM queued:
+// writeCtrlLocked drops its HEADERS and sends the RST_STREAM, on a
+// stream that is idle to the server, a connection error PROTOCOL_ERROR
+// (§5.1). onGoAway is held at the end of one refused stream, whose mu the
+// test holds; the streams that map order puts after it are refused and
+// not yet ended, and one of them is closed.
+func TestNoResetOfDroppedHeaders(t *testing.T) {
+	for attempt := range 10 {
+		cc, s := startConfig(t, Config{})
+		open(t, cc, s)
+		cc.wlock <- struct{}{} // the queue stays unwritten
+		var sts []*Stream
+		for range 8 {
+			st, err := cc.OpenStream(connectFields(), false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sts = append(sts, st)
+		}
+		held := sts[0]
+		held.mu.Lock()
+		s.write(frameGoAway, 0, 0, binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 1), uint32(ErrCodeNo)))
+		waitFor(t, "the GOAWAY's refusals", func() bool { return sts[len(sts)-1].refused.Load() })
+		time.Sleep(20 * time.Millisecond) // onGoAway reaches held.end
+		var closed *Stream
+		for _, st := range sts[1:] {
+			st.mu.Lock()
+			ended := st.endSent
+			st.mu.Unlock()
+			if st.refused.Load() && !ended {
+				closed = st
+				st.Close() // refused, not yet ended
+				break
+			}
+		}
+		held.mu.Unlock()
+		<-cc.wlock
+		cc.kickCtrl()
+		if closed == nil {
+			continue // held came last
+		}
+		s.nc.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		var headers, rst bool
+		hb := make([]byte, headerLen)
+		for {
+			if _, err := io.ReadFull(s.nc, hb); err != nil {
+				break
+			}
+			h := parseFrameHeader(hb)
+			if _, err := io.ReadFull(s.nc, make([]byte, h.length)); err != nil {
+				break
+			}
+			headers = headers || h.typ == frameHeaders && h.streamID == closed.id
+			rst = rst || h.typ == frameRSTStream && h.streamID == closed.id
+		}
+		if rst && !headers {
+			t.Fatalf("attempt %d: RST_STREAM on stream %d, whose HEADERS the GOAWAY kept out: an idle stream to the server", attempt, closed.id)
+		}
+		return
+	}
+	t.Skip("the held stream came last every time")
+}

@@ -47,7 +47,8 @@ type Stream struct {
 	writing sync.Mutex // one Write at a time
 
 	// refused is set when a GOAWAY refused the stream, its HEADERS
-	// perhaps still queued (writeCtrlLocked drops them).
+	// perhaps still queued (writeCtrlLocked drops them, and every frame
+	// of the stream after them; writeDataLocked sends it no DATA).
 	refused atomic.Bool
 }
 
