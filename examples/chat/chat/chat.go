@@ -18,13 +18,15 @@
 //
 // The first object a member receives is its own join, whose members
 // lists the names of the room's members, sorted, a name as many times as
-// members bear it. From then on it receives every event of the room in
-// the room's one order, the same for every member: the joins and leaves
-// of others, by name alone, for it to keep the list; "members", the whole
-// list again, when another server's members turn out other than its joins
-// and leaves told (it had members in the room before this server
-// followed it, or its events were lost); and the messages, each with its
-// text exactly as sent. "error" says that a message of this
+// members bear it. From then on it receives the room's events in the
+// room's one order: the messages, each with its text exactly as sent,
+// the same for every member; the joins and leaves of others, by name
+// alone, for it to keep the list; and "members", the whole list again,
+// when a server's roll call tells its server other than the joins and
+// leaves did (the other server had members in the room before this one
+// followed it, or events were lost). Joins, leaves and lists are what
+// each member's server knows of the room, which for a while can differ
+// from one server to another. "error" says that a message of this
 // member's was not taken: the bus refused it, or the member said more than
 // its rate allows (Options.MessageRate and ByteRate, 5 messages and 64
 // KiB a second by default, with bursts of twice as much). A member that
@@ -567,6 +569,7 @@ func (r *room) deliver(ev Event) {
 	defer r.mu.Unlock()
 	switch ev.Type {
 	case "join":
+		known := r.roster[ev.Origin][ev.Member] == ev.Name
 		r.setMemberLocked(ev.Origin, ev.Member, ev.Name)
 		m := r.waiting[ev.Member]
 		if m != nil && ev.Origin == r.s.origin {
@@ -579,8 +582,11 @@ func (r *room) deliver(ev Event) {
 		}
 		// The others learn the name alone, the joiner every name: a
 		// join that told every member every name would cost each
-		// member the room's size, and N joins N² bytes each.
-		r.sendLocked(presence{Type: "join", Name: ev.Name})
+		// member the room's size, and N joins N² bytes each. A join
+		// the roster had already (a roll call told it) is no news.
+		if !known {
+			r.sendLocked(presence{Type: "join", Name: ev.Name})
+		}
 		if m != nil {
 			r.conns = append(r.conns, m.c)
 			m.c.Enqueue(websocket.MessageText, encode(roll{Type: "join", Name: ev.Name, Members: r.namesLocked()}))
@@ -590,8 +596,14 @@ func (r *room) deliver(ev Event) {
 			m.held = nil
 		}
 	case "leave":
-		r.setMemberLocked(ev.Origin, ev.Member, "")
-		r.sendLocked(presence{Type: "leave", Name: ev.Name})
+		// A leave of a member the roster does not have (it joined
+		// before this server followed the room, and left before its
+		// server answered the roll call) is no news either: the members
+		// keep the list by name, and would take another's off.
+		if _, ok := r.roster[ev.Origin][ev.Member]; ok {
+			r.setMemberLocked(ev.Origin, ev.Member, "")
+			r.sendLocked(presence{Type: "leave", Name: ev.Name})
+		}
 	case "here":
 		// A server's roll call: news only where it differs from what
 		// its joins and leaves told (it had members before this server

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/examples/internal/chattest"
 	"github.com/rfc6455/websocket/examples/internal/cmdtest"
 )
 
@@ -338,5 +339,30 @@ func TestIdleConnsClosed(t *testing.T) {
 	}
 	if _, p, err := c.Read(wctx); err != nil || string(p) != `{"type":"message","from":"a","text":"still here"}` {
 		t.Fatalf("got %s, %v; want a's message back", p, err)
+	}
+}
+
+// A leave from another server of a member this server never saw join (it
+// joined before this server followed the room, and left before its server
+// answered the roll call, which, with no member left there, says nothing)
+// changes nothing in the roster, but a member that keeps the list from
+// the joins and leaves, as the page does, takes the name off: here the
+// name of bob, still in the room. The leave carried the whole list before
+// 7c46182.
+func TestLeaveOfUnknownMember(t *testing.T) {
+	bus := new(LocalBus)
+	hs := httptest.NewServer(NewServer(bus, nil).Handler())
+	defer hs.Close()
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=r&name="
+	bob := chattest.Join(t, url+"bob", "bob")
+	// Server B's bob, joined long before, leaves ahead of B's answer.
+	bus.Publish("r", Event{Type: "leave", Origin: "B", Member: "1", Name: "bob"})
+	carol := chattest.Join(t, url+"carol", "carol")
+	bob.WaitFor(t, "carol's join", func(got []chattest.Message) bool {
+		return slices.Contains(chattest.Roster(got), "carol")
+	})
+	want := carol.Messages()[0].Members // the server's list, in carol's own join
+	if got := chattest.Roster(bob.Messages()); !slices.Equal(got, want) {
+		t.Errorf("bob's list: %q; the server's: %q", got, want)
 	}
 }
