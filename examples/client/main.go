@@ -30,9 +30,10 @@
 // The exit code says how it ended:
 //
 //	0  the closing handshake completed with 1000 (normal closure), 1001
-//	   (going away; but with -reconnect, a server's 1001 is dialed again)
-//	   or no code, whichever side began it, and no error cut standard
-//	   input short
+//	   (going away) or no code, whichever side began it, and no error
+//	   cut standard input short; with -reconnect, a server's 1001 is
+//	   dialed again, and ends with 0 if the input or a signal ends
+//	   before a connection is back
 //	1  the handshake failed or timed out, the server broke the protocol,
 //	   closed with another code or did not answer our close, the
 //	   connection was lost, or standard input could not be read to its
@@ -167,11 +168,13 @@ func run(ctx context.Context, cfg config) int {
 	lines, inputDone, inputErr := input(cfg.interval)
 	c, err := dial(ctx, cfg)
 	wait := firstRetry
+	wentAway := false // the last connection ended with the server's 1001
 	for err == nil {
 		start := time.Now()
 		err = converse(ctx, c, lines, inputDone)
 		log.Print(err)
-		if cleanClose(err) && !(cfg.reconnect && goingAway(ctx, err, inputDone)) {
+		wentAway = cfg.reconnect && goingAway(ctx, err, inputDone)
+		if cleanClose(err) && !wentAway {
 			if inputErr.Load() != nil {
 				return 1 // the rest of the input was not sent
 			}
@@ -186,6 +189,11 @@ func run(ctx context.Context, cfg config) int {
 		c, err = redial(ctx, cfg, inputDone, &wait)
 	}
 	log.Print(err)
+	if wentAway && (err == errInputEnded || err == errInterrupted) && inputErr.Load() == nil {
+		// The server went away cleanly, with every line sent, and
+		// nothing is left to send: as without -reconnect.
+		return 0
+	}
 	return 1
 }
 
@@ -262,6 +270,12 @@ func dial(ctx context.Context, cfg config) (*websocket.Conn, error) {
 	return c, nil
 }
 
+// What ends a redial before it connects.
+var (
+	errInterrupted = errors.New("not reconnected: interrupted")
+	errInputEnded  = errors.New("not reconnected: end of input")
+)
+
 // redial dials again after a wait that grows with each failure, with
 // jitter so that clients dropped together do not return together, until
 // it connects or the input or ctx ends. wait is the next wait, and stays
@@ -274,9 +288,9 @@ func redial(ctx context.Context, cfg config, inputDone <-chan struct{}, wait *ti
 		select {
 		case <-time.After(d):
 		case <-ctx.Done():
-			return nil, errors.New("not reconnected: interrupted")
+			return nil, errInterrupted
 		case <-inputDone:
-			return nil, errors.New("not reconnected: end of input")
+			return nil, errInputEnded
 		}
 		c, err := dial(ctx, cfg)
 		if err == nil {

@@ -502,3 +502,33 @@ func TestReconnectAfterGoingAway(t *testing.T) {
 		t.Errorf("stderr %q, want two connections, the first closed with 1001", stderr)
 	}
 }
+
+// TestGoingAwayThenEndOfInput: with -reconnect, a server's 1001 (going
+// away) after every line was sent, and the input ending while the client
+// waits to dial again: nothing went wrong and nothing is unsent, and the
+// client ends with 0, as without -reconnect. It ended with 1 ("not
+// reconnected: end of input"), a case the exit-code table did not name.
+func TestGoingAwayThenEndOfInput(t *testing.T) {
+	t.Parallel()
+	var conns atomic.Int32
+	url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) {
+		if conns.Add(1) > 1 {
+			echo(c)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		if typ, p, err := c.Read(ctx); err == nil {
+			c.Write(ctx, typ, p)
+		}
+		c.Close(websocket.StatusGoingAway, "restarting")
+	})
+	cl := startClient(t, "-reconnect", url)
+	cl.send(t, "the only line\n")
+	cl.waitFor(t, &cl.stdout, "the only line\n")
+	cl.waitFor(t, &cl.stderr, "reconnecting in ")
+	cl.stdin.Close()
+	if code := cl.exitCode(t, wait); code != 0 {
+		t.Errorf("exit code %d, want 0; stderr:\n%s", code, cl.stderr.String())
+	}
+}
