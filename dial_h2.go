@@ -236,10 +236,14 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 
 // h2Config returns what t says of its HTTP/2 connections: its
 // MaxResponseHeaderBytes bounds a response's header, as over HTTP/1.1
-// (1 MiB, http.DefaultMaxHeaderBytes, if unset), and its HTTP2 field's
+// (1 MiB, http.DefaultMaxHeaderBytes, if unset); its HTTP2 field's
 // SendPingTimeout, PingTimeout and WriteByteTimeout bound a connection
-// gone silent or stuck as net/http's own client has them do. The rest of
-// HTTP2 does not apply: the windows and frame sizes are the client's own.
+// gone silent or stuck as net/http's own client has them do, and its
+// MaxReceiveBufferPerStream, if valid (under 4 MiB), what each
+// WebSocket's stream holds unread (h2.StreamWindow, 256 KiB, if not).
+// The rest of HTTP2 does not apply: the connection's window (credited as
+// data arrives, so bounding nothing held) and the frame sizes are the
+// client's own.
 func h2Config(t *http.Transport) h2.Config {
 	var cfg h2.Config
 	if n := t.MaxResponseHeaderBytes; n > 0 {
@@ -249,6 +253,9 @@ func h2Config(t *http.Transport) h2.Config {
 		cfg.SendPingTimeout = c.SendPingTimeout
 		cfg.PingTimeout = c.PingTimeout
 		cfg.WriteByteTimeout = c.WriteByteTimeout
+		if n := c.MaxReceiveBufferPerStream; n > 0 && n < 4<<20 {
+			cfg.StreamWindow = uint32(n)
+		}
 	}
 	return cfg
 }

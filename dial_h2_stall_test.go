@@ -756,6 +756,37 @@ func TestDialH2TransportHTTP2Config(t *testing.T) {
 	}
 }
 
+// TestDialH2StreamWindow: the transport's HTTP2.MaxReceiveBufferPerStream
+// is each stream's receive window, announced in the client's SETTINGS;
+// one past net/http's valid range (4 MiB) leaves the default, 256 KiB.
+func TestDialH2StreamWindow(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ set, want uint32 }{{32 << 10, 32 << 10}, {4 << 20, h2.StreamWindow}} {
+		opts, peers := h2PipeOptions(t)
+		opts.HTTPClient.Transport.(*http.Transport).HTTP2 = &http.HTTP2Config{MaxReceiveBufferPerStream: int(tt.set)}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := dialH2Async(ctx, opts)
+		p := <-peers
+		preface := make([]byte, len("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
+		if _, err := io.ReadFull(p.nc, preface); err != nil {
+			t.Fatal(err)
+		}
+		typ, _, _, payload := p.frame()
+		got := uint32(0)
+		for ; typ == 0x4 && len(payload) >= 6; payload = payload[6:] {
+			if binary.BigEndian.Uint16(payload) == 0x4 {
+				got = binary.BigEndian.Uint32(payload[2:])
+			}
+		}
+		if got != tt.want {
+			t.Errorf("MaxReceiveBufferPerStream %d: SETTINGS_INITIAL_WINDOW_SIZE %d, want %d", tt.set, got, tt.want)
+		}
+		cancel()
+		p.nc.Close()
+		<-done
+	}
+}
+
 // TestDialH2SlowAnswerPooled: a Dial whose answer is slow on a pooled
 // connection that answers its PING waits for that answer, on that
 // connection.

@@ -336,8 +336,9 @@
 // alone. The transport's TLS configuration, dial functions, timeouts
 // and limits apply, and of its HTTP2 settings those that bound a
 // connection gone silent or stuck (SendPingTimeout, PingTimeout,
-// WriteByteTimeout); a proxy, a custom RoundTripper or DialTLSContext
-// without ALPN h2 rule HTTP/2 out. HTTP2Preferred falls back to HTTP/1.1
+// WriteByteTimeout) and what a stream holds unread
+// (MaxReceiveBufferPerStream; 256 KiB by default); a proxy, a custom
+// RoundTripper or DialTLSContext without ALPN h2 rule HTTP/2 out. HTTP2Preferred falls back to HTTP/1.1
 // when the server does not take WebSockets over HTTP/2; HTTP2Required
 // fails with an error wrapping ErrHTTP2Unavailable that says why.
 //

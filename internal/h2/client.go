@@ -20,8 +20,9 @@ import (
 
 // What we announce in our SETTINGS, and the windows we keep.
 const (
-	// StreamWindow is each stream's receive window: the most a stream
-	// holds of what the server sent and its reader has not read.
+	// StreamWindow is each stream's receive window unless
+	// Config.StreamWindow says otherwise: the most a stream holds of
+	// what the server sent and its reader has not read.
 	StreamWindow = 256 << 10
 	// connWindow is the connection's receive window. It is credited back
 	// as data arrives, not as it is read: the stream windows bound what
@@ -45,6 +46,7 @@ const (
 type ClientConn struct {
 	nc           net.Conn      // immutable
 	headerLimit  uint32        // immutable: the response header list we take, and announce
+	streamWindow uint32        // immutable: each stream's receive window (Config.StreamWindow)
 	pingIdle     time.Duration // immutable: Config.SendPingTimeout
 	pingTimeout  time.Duration // immutable: Config.PingTimeout
 	writeTimeout time.Duration // immutable: Config.WriteByteTimeout
@@ -136,6 +138,11 @@ type Config struct {
 	// maxHeaderBlock at least, so that a list a little past a small
 	// limit resets its stream, not every stream.
 	HeaderLimit uint32
+	// StreamWindow is each stream's receive window, announced as
+	// SETTINGS_INITIAL_WINDOW_SIZE: the most a stream holds of what the
+	// server sent and its reader has not read. The package's
+	// StreamWindow if 0; at most 2^31-1.
+	StreamWindow uint32
 	// SendPingTimeout, if positive, is how long the connection may go
 	// without a frame from the server before it sends a PING, and
 	// PingTimeout (15 s if not positive) how long that PING may go
@@ -155,10 +162,14 @@ func NewClientConnConfig(nc net.Conn, onIdle func(), cfg Config) (*ClientConn, e
 	if cfg.PingTimeout <= 0 {
 		cfg.PingTimeout = 15 * time.Second
 	}
+	if cfg.StreamWindow == 0 || cfg.StreamWindow > maxWindow {
+		cfg.StreamWindow = StreamWindow
+	}
 	headerLimit := cfg.HeaderLimit
 	cc := &ClientConn{
 		nc:            nc,
 		headerLimit:   headerLimit,
+		streamWindow:  cfg.StreamWindow,
 		pingIdle:      cfg.SendPingTimeout,
 		pingTimeout:   cfg.PingTimeout,
 		writeTimeout:  cfg.WriteByteTimeout,
@@ -178,7 +189,7 @@ func NewClientConnConfig(nc net.Conn, onIdle func(), cfg Config) (*ClientConn, e
 	cc.bw = bufio.NewWriterSize(socketWriter{cc}, 16<<10)
 	b := append([]byte(preface), appendSettings(nil,
 		settingEnablePush, 0,
-		settingInitialWindowSize, StreamWindow,
+		settingInitialWindowSize, cfg.StreamWindow,
 		settingMaxHeaderListSize, headerLimit,
 	)...)
 	b = appendWindowUpdate(b, 0, connWindow-defaultWindow)

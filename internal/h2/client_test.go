@@ -63,10 +63,14 @@ func startOn(t *testing.T, cfg Config, nc, snc net.Conn) (*ClientConn, *rawServe
 		cc, err := NewClientConnConfig(nc, nil, cfg)
 		made <- started{cc, err}
 	}()
+	window := "\x00\x04\x00\x00" // 262144, or Config.StreamWindow
+	if cfg.StreamWindow != 0 {
+		window = string(binary.BigEndian.AppendUint32(nil, cfg.StreamWindow))
+	}
 	want := preface +
 		"\x00\x00\x12\x04\x00\x00\x00\x00\x00" + // SETTINGS, 3 settings
 		"\x00\x02\x00\x00\x00\x00" + // ENABLE_PUSH 0
-		"\x00\x04\x00\x04\x00\x00" + // INITIAL_WINDOW_SIZE 262144
+		"\x00\x04" + window + // INITIAL_WINDOW_SIZE
 		"\x00\x06\x00\x10\x00\x00" + // MAX_HEADER_LIST_SIZE 1048576
 		"\x00\x00\x04\x08\x00\x00\x00\x00\x00\x00\xff\x00\x01" // WINDOW_UPDATE 0, 16 MiB - 65535
 	got := make([]byte, len(want))

@@ -346,3 +346,35 @@ func TestNoResetOfDroppedHeaders(t *testing.T) {
 	}
 	t.Skip("the held stream came last every time")
 }
+
+// TestStreamWindow: Config.StreamWindow is announced as
+// SETTINGS_INITIAL_WINDOW_SIZE (startConfig checks the preface) and
+// bounds each stream: the server may send that much unread, and a byte
+// more resets the stream with FLOW_CONTROL_ERROR; half of it read is
+// credited back.
+func TestStreamWindow(t *testing.T) {
+	const window = 20 << 10
+	t.Run("credit", func(t *testing.T) {
+		cc, s := startConfig(t, Config{StreamWindow: window})
+		st := open(t, cc, s)
+		s.write(frameData, 0, st.ID(), make([]byte, window/2))
+		if _, err := io.ReadFull(st, make([]byte, window/2)); err != nil {
+			t.Fatal(err)
+		}
+		h, p := s.expect(frameWindowUpdate)
+		if h.streamID != st.ID() || binary.BigEndian.Uint32(p) != window/2 {
+			t.Fatalf("WINDOW_UPDATE of %d on stream %d, want %d on %d", binary.BigEndian.Uint32(p), h.streamID, window/2, st.ID())
+		}
+	})
+	t.Run("overrun", func(t *testing.T) {
+		cc, s := startConfig(t, Config{StreamWindow: window})
+		st := open(t, cc, s)
+		s.write(frameData, 0, st.ID(), make([]byte, window/2))
+		s.write(frameData, 0, st.ID(), make([]byte, window/2))
+		s.write(frameData, 0, st.ID(), make([]byte, 1))
+		h, p := s.expect(frameRSTStream)
+		if h.streamID != st.ID() || ErrCode(binary.BigEndian.Uint32(p)) != ErrCodeFlowControl {
+			t.Fatalf("RST_STREAM %v on stream %d, want FLOW_CONTROL_ERROR on %d", ErrCode(binary.BigEndian.Uint32(p)), h.streamID, st.ID())
+		}
+	})
+}

@@ -57,7 +57,7 @@ func newStream(cc *ClientConn, id uint32, sendWindow int64) *Stream {
 		cc:         cc,
 		id:         id,
 		sendWindow: sendWindow,
-		recvWindow: StreamWindow,
+		recvWindow: int64(cc.streamWindow),
 		readable:   make(chan struct{}, 1),
 		sendable:   make(chan struct{}, 1),
 		response:   make(chan struct{}),
@@ -126,7 +126,7 @@ func (s *Stream) receive(data []byte, padding uint32, endStream bool) error {
 //
 // The caller holds s.mu.
 func (s *Stream) creditLocked() {
-	if s.unacked >= StreamWindow/2 && s.rerr == nil {
+	if s.unacked >= int64(s.cc.streamWindow/2) && s.rerr == nil {
 		s.cc.queueCtrl(appendWindowUpdate(nil, s.id, uint32(s.unacked)))
 		s.recvWindow += s.unacked
 		s.unacked = 0
