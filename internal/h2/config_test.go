@@ -366,6 +366,22 @@ func TestStreamWindow(t *testing.T) {
 			t.Fatalf("WINDOW_UPDATE of %d on stream %d, want %d on %d", binary.BigEndian.Uint32(p), h.streamID, window/2, st.ID())
 		}
 	})
+	t.Run("one byte", func(t *testing.T) {
+		// Half the window is 0: credit goes byte by byte, and an empty
+		// DATA frame gets none, a WINDOW_UPDATE of 0 being a stream
+		// error (§6.9).
+		cc, s := startConfig(t, Config{StreamWindow: 1})
+		st := open(t, cc, s)
+		s.write(frameData, 0, st.ID(), nil)
+		s.write(frameData, 0, st.ID(), []byte("x"))
+		if _, err := io.ReadFull(st, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		h, p := s.expect(frameWindowUpdate)
+		if h.streamID != st.ID() || binary.BigEndian.Uint32(p) != 1 {
+			t.Fatalf("WINDOW_UPDATE of %d on stream %d, want 1 on %d", binary.BigEndian.Uint32(p), h.streamID, st.ID())
+		}
+	})
 	t.Run("overrun", func(t *testing.T) {
 		cc, s := startConfig(t, Config{StreamWindow: window})
 		st := open(t, cc, s)

@@ -126,7 +126,7 @@ func (s *Stream) receive(data []byte, padding uint32, endStream bool) error {
 //
 // The caller holds s.mu.
 func (s *Stream) creditLocked() {
-	if s.unacked >= int64(s.cc.streamWindow/2) && s.rerr == nil {
+	if s.unacked >= max(int64(s.cc.streamWindow/2), 1) && s.rerr == nil {
 		s.cc.queueCtrl(appendWindowUpdate(nil, s.id, uint32(s.unacked)))
 		s.recvWindow += s.unacked
 		s.unacked = 0
