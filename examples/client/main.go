@@ -34,7 +34,8 @@
 //	   cut standard input short; with -reconnect, a server's 1001 is
 //	   dialed again, and ends with 0 if the input or a signal ends
 //	   before a connection is back
-//	1  the handshake failed or timed out, the server broke the protocol,
+//	1  the handshake failed or timed out (but for a redial after a
+//	   server's 1001, as 0 says), the server broke the protocol,
 //	   closed with another code or did not answer our close, the
 //	   connection was lost, or standard input could not be read to its
 //	   end (a line over 1 MiB, say)

@@ -366,22 +366,6 @@ func TestStreamWindow(t *testing.T) {
 			t.Fatalf("WINDOW_UPDATE of %d on stream %d, want %d on %d", binary.BigEndian.Uint32(p), h.streamID, window/2, st.ID())
 		}
 	})
-	t.Run("one byte", func(t *testing.T) {
-		// Half the window is 0: credit goes byte by byte, and an empty
-		// DATA frame gets none, a WINDOW_UPDATE of 0 being a stream
-		// error (§6.9).
-		cc, s := startConfig(t, Config{StreamWindow: 1})
-		st := open(t, cc, s)
-		s.write(frameData, 0, st.ID(), nil)
-		s.write(frameData, 0, st.ID(), []byte("x"))
-		if _, err := io.ReadFull(st, make([]byte, 1)); err != nil {
-			t.Fatal(err)
-		}
-		h, p := s.expect(frameWindowUpdate)
-		if h.streamID != st.ID() || binary.BigEndian.Uint32(p) != 1 {
-			t.Fatalf("WINDOW_UPDATE of %d on stream %d, want 1 on %d", binary.BigEndian.Uint32(p), h.streamID, st.ID())
-		}
-	})
 	t.Run("overrun", func(t *testing.T) {
 		cc, s := startConfig(t, Config{StreamWindow: window})
 		st := open(t, cc, s)
@@ -393,4 +377,41 @@ func TestStreamWindow(t *testing.T) {
 			t.Fatalf("RST_STREAM %v on stream %d, want FLOW_CONTROL_ERROR on %d", ErrCode(binary.BigEndian.Uint32(p)), h.streamID, st.ID())
 		}
 	})
+}
+
+// TestStreamWindowOfOne: with Config.StreamWindow 1 (net/http takes a
+// MaxReceiveBufferPerStream of 1), half the window is 0 bytes, and an
+// empty DATA frame, which §6.1 allows, or a Read into an empty buffer
+// must not credit the stream with a WINDOW_UPDATE of 0, which §6.9 has
+// the server treat as a stream error PROTOCOL_ERROR. The first
+// WINDOW_UPDATE on the stream must credit the byte read.
+func TestStreamWindowOfOne(t *testing.T) {
+	for _, emptyRead := range []bool{false, true} {
+		t.Run(map[bool]string{false: "empty DATA", true: "empty Read"}[emptyRead], func(t *testing.T) {
+			cc, s := startConfig(t, Config{StreamWindow: 1})
+			st := open(t, cc, s)
+			if !emptyRead {
+				s.write(frameData, 0, st.ID(), nil) // empty, not the end
+			}
+			s.write(frameData, 0, st.ID(), []byte("x"))
+			if emptyRead {
+				if _, err := st.Read(nil); err != nil { // returns once "x" is held
+					t.Fatal(err)
+				}
+			}
+			if _, err := io.ReadFull(st, make([]byte, 1)); err != nil {
+				t.Fatal(err)
+			}
+			for {
+				h, p := s.read()
+				if h.typ != frameWindowUpdate || h.streamID != st.ID() {
+					continue
+				}
+				if incr := binary.BigEndian.Uint32(p); incr != 1 {
+					t.Fatalf("WINDOW_UPDATE of %d on stream %d, want 1 (§6.9: 0 is a stream error)", incr, h.streamID)
+				}
+				return
+			}
+		})
+	}
 }
