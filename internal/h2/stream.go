@@ -416,8 +416,20 @@ func (s *Stream) Write(p []byte) (int, error) {
 		}
 		if !sent {
 			// The stream ended meanwhile, with werr set or closed:
-			// the loop's next turn says which.
+			// the loop's next turn says which. A GOAWAY that refused
+			// it ends it a moment after marking it: wait for that
+			// (end kicks sendable) rather than spin.
 			s.giveBack(n)
+			s.mu.Lock()
+			pending := s.werr == nil && !s.closed
+			s.mu.Unlock()
+			if pending && s.refused.Load() {
+				select {
+				case <-s.sendable:
+				case <-dl:
+				case <-cc.done:
+				}
+			}
 			continue
 		}
 		written += int(n)
