@@ -213,7 +213,10 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 			err = h2.ErrUnavailable
 		}
 	} else {
-		err = cc.WaitSettings(ctx)
+		// The server's SETTINGS are the first it owes: the transport's
+		// ResponseHeaderTimeout bounds the wait, as it bounds the
+		// answer over HTTP/1.1.
+		err = underTimeout(ctx, key.tr.ResponseHeaderTimeout, errResponseHeaderTimeout, cc.WaitSettings)
 	}
 	if err != nil {
 		cc.Close()

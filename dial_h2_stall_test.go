@@ -527,6 +527,20 @@ func TestDialH2TransportTimeouts(t *testing.T) {
 			t.Errorf("Dial: %v, want %s", err, want)
 		}
 	})
+	t.Run("SETTINGS", func(t *testing.T) {
+		// A server that takes the preface and says nothing, not even
+		// its SETTINGS, the first thing it owes: held the Dial until
+		// its context ended.
+		opts, peers := h2PipeOptions(t)
+		opts.HTTPClient.Transport.(*http.Transport).ResponseHeaderTimeout = 200 * time.Millisecond
+		done := dialH2Async(context.Background(), opts)
+		p := <-peers
+		go io.Copy(io.Discard, p.nc)
+		want := "websocket: dial ws://example.com/ws: net/http: timeout awaiting response headers"
+		if err := awaitDialH2(t, done, 5*time.Second); err == nil || err.Error() != want {
+			t.Errorf("Dial: %v, want %s", err, want)
+		}
+	})
 }
 
 // TestDialH2MaxResponseHeaderBytes: the transport's MaxResponseHeaderBytes
