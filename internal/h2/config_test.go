@@ -254,7 +254,15 @@ func TestNoHeadersAfterGoAway(t *testing.T) {
 	defer pcancel()
 	pinged := make(chan error, 1)
 	go func() { pinged <- cc.Ping(pctx) }()
-	time.Sleep(100 * time.Millisecond)
+	waitFor(t, "ctrlLoop to take the PING", func() bool {
+		cc.pingMu.Lock()
+		out := cc.pingOut != nil
+		cc.pingMu.Unlock()
+		cc.ctrlMu.Lock()
+		defer cc.ctrlMu.Unlock()
+		return out && len(cc.ctrl) == 0
+	})
+	time.Sleep(50 * time.Millisecond) // and to block in the pipe
 	st3, err := cc.OpenStream(connectFields(), false)
 	if err != nil {
 		t.Fatal(err)
