@@ -95,8 +95,8 @@ func Refused(t *testing.T, path string, args []string, want string) {
 
 // IdleClosed fetches the page at pageURL (http://host:port/) on a
 // connection of its own, and checks that the server closes that
-// connection, left waiting for its next request, once idle has passed,
-// and within 5 s.
+// connection, left waiting for its next request, once idle has about
+// passed, and within 5 s.
 func IdleClosed(t *testing.T, pageURL string, idle time.Duration) {
 	t.Helper()
 	nc, err := net.Dial("tcp", strings.TrimSuffix(strings.TrimPrefix(pageURL, "http://"), "/"))
@@ -119,7 +119,10 @@ func IdleClosed(t *testing.T, pageURL string, idle time.Duration) {
 	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("the idle HTTP connection, %v later: read %d bytes, %v; want it closed by the server", time.Since(start).Round(time.Millisecond), n, err)
 	}
-	if took := time.Since(start); took < idle {
-		t.Errorf("the idle HTTP connection closed after %v, before the idle timeout of %v", took, idle)
+	// The server's timer starts as it sends the response, a moment
+	// before the response is read here: half the timeout is the bound,
+	// which closing at once, not for being idle, would break.
+	if took := time.Since(start); took < idle/2 {
+		t.Errorf("the idle HTTP connection closed after %v, well before the idle timeout of %v", took, idle)
 	}
 }
