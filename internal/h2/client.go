@@ -74,16 +74,15 @@ type ClientConn struct {
 	// flushMu guards flushing, the stream whose frames are going out to
 	// the socket under wlock, so that a deadline that moves meanwhile
 	// reaches the socket's write deadline (see flushStart).
-	flushMu     sync.Mutex
-	flushing    *Stream       // flushMu
-	flushGen    uint64        // flushMu: numbers the flushes
-	flushBounds bool          // flushMu: the socket has a write deadline for it
-	flushDL     time.Time     // flushMu: that deadline, before flushGrace
-	flushGrace  time.Duration // flushMu: how long a piece may take past flushDL: stallWait, or closeStallWait
-	boundDL     time.Time     // flushMu: the socket's deadline for it, flushGrace past flushDL (or past a piece's start), zero if none
-	shutDL      time.Time     // flushMu: the deadline of the GOAWAY that Close or failWith sends
-	pieceDL     time.Time     // flushMu: the deadline WriteByteTimeout gives the piece being written, zero if none
-	socketDL    time.Time     // flushMu: the socket's write deadline, as applyDeadlineLocked set it last
+	flushMu    sync.Mutex
+	flushing   *Stream       // flushMu
+	flushGen   uint64        // flushMu: numbers the flushes
+	flushDL    time.Time     // flushMu: the flush's deadline, before flushGrace, if boundDL is set
+	flushGrace time.Duration // flushMu: how long a piece may take past flushDL: stallWait, or closeStallWait
+	boundDL    time.Time     // flushMu: the socket's deadline for the flush, flushGrace past flushDL (or past a piece's start), zero if it has none
+	shutDL     time.Time     // flushMu: the deadline of the GOAWAY that Close or failWith sends
+	pieceDL    time.Time     // flushMu: the deadline WriteByteTimeout gives the piece being written, zero if none
+	socketDL   time.Time     // flushMu: the socket's write deadline, as applyDeadlineLocked set it last
 
 	mu            sync.Mutex
 	streams       map[uint32]*Stream // mu: open streams by ID
@@ -1152,7 +1151,7 @@ func (cc *ClientConn) boundFlushLocked(dl time.Time, grace time.Duration) {
 	if now := time.Now(); dl.Before(now) {
 		dl = now
 	}
-	cc.flushBounds, cc.flushDL, cc.flushGrace = true, dl, grace
+	cc.flushDL, cc.flushGrace = dl, grace
 	cc.boundDL = dl.Add(grace)
 	cc.applyDeadlineLocked()
 }
@@ -1162,8 +1161,8 @@ func (cc *ClientConn) setFlushDeadlineLocked(dl time.Time) {
 	switch {
 	case !dl.IsZero():
 		cc.boundFlushLocked(dl, stallWait)
-	case cc.flushBounds:
-		cc.flushBounds, cc.boundDL = false, time.Time{}
+	case !cc.boundDL.IsZero():
+		cc.boundDL = time.Time{}
 		cc.applyDeadlineLocked()
 	}
 }
@@ -1218,13 +1217,14 @@ func (w socketWriter) Write(p []byte) (int, error) {
 	for {
 		piece := p[written:]
 		cc.flushMu.Lock()
-		bounded := cc.flushBounds || cc.writeTimeout > 0
+		flushBound := !cc.boundDL.IsZero()
+		bounded := flushBound || cc.writeTimeout > 0
 		if bounded {
 			if len(piece) > stallPiece {
 				piece = piece[:stallPiece]
 			}
 			now := time.Now()
-			if cc.flushBounds && cc.flushDL.Before(now) {
+			if flushBound && cc.flushDL.Before(now) {
 				cc.boundDL = now.Add(cc.flushGrace)
 			}
 			if cc.writeTimeout > 0 {
