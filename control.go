@@ -43,14 +43,17 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 			// goes as the socket takes it at once, the rest by the
 			// queue's timer (as beforeWaitLocked has the queue go). A
 			// queue full to its limit, of a peer that reads nothing,
-			// holds the pong back to a blocking write, so that a flood
-			// of pings is not read faster than its pongs go.
+			// holds the pong back until its writer is done
+			// (pongInTurn), so that a flood of pings is not read
+			// faster than its pongs go.
 			if queued, err = c.queueFrame(header{fin: true, op: opPong}, payload, "pong", true); queued && err == nil {
 				c.flushQueueNow()
 				return nil
 			}
 		}
 		switch {
+		case !queued && ctx.Done() != nil:
+			err = c.pongInTurn(ctx, payload)
 		case !queued:
 			err = c.writeControl(ctx, opPong, payload, "pong")
 		case err == nil:
@@ -95,6 +98,35 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 	default:
 		return c.gotCloseLocked(payload)
 	}
+}
+
+// pongInTurn sends a pong owed by a read whose context can end, that
+// found the write queue full, without writing it under that context:
+// a write that the context's end cut short would close the connection
+// (over TLS, whose writes cannot resume), which a read whose context ends
+// leaves usable. The pong waits, under ctx, for the frame lock, which
+// the writer at work on the queue holds until it has written it all, so
+// that a flood of pings is read no faster than their pongs go; then it
+// joins the queue, past its limit if it must (by one frame: the next
+// pong waits for the lock again), and a writer of the queue's, under no
+// context, writes it all.
+func (c *Conn) pongInTurn(ctx context.Context, payload []byte) error {
+	if queued, err := c.queueFrame(header{fin: true, op: opPong}, payload, "pong", false); queued {
+		return err
+	}
+	if err := c.lock(ctx, &c.frameMu, "pong"); err != nil {
+		return err
+	}
+	c.pendMu.Lock()
+	if err := c.writableLocked("pong"); err != nil {
+		c.refuseUnlock(ctx)
+		return err
+	}
+	c.pushLocked(header{fin: true, op: opPong}, payload)
+	c.flusher = true
+	c.pendMu.Unlock()
+	go c.flushUnlock(context.Background())
+	return nil
 }
 
 // lastPong returns where the last frame in the queue pend starts if it

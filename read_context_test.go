@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -379,5 +380,96 @@ func TestReadPongPastLimitAnswersNewest(t *testing.T) {
 	}
 	if len(pongs) != 1 || pongs[0] != ping("three") {
 		t.Errorf("pongs %q, want one, for the newest ping, \"three\"", pongs)
+	}
+}
+
+// TestReadPongFullQueueNotCut: a Read whose context can end, owing a pong
+// while the write queue is full to its limit, does not write the queue and
+// its pong itself under that context: over TLS, whose writes cannot resume
+// once a deadline cuts them, the context's end closed the connection
+// ("cutting a frame short"), where a read whose context ends leaves it
+// usable. The queue is full and the frame lock free, as when a writer
+// lets go with the queue unwritten (its context ended), before the
+// queue's timer takes it; the peer reads nothing until the Read has
+// ended, then reads every queued message, the pong, and what follows.
+func TestReadPongFullQueueNotCut(t *testing.T) {
+	t.Parallel()
+	t.Run("TCP", func(t *testing.T) {
+		t.Parallel()
+		nc, sc := stalledPair(t, nil)
+		sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
+		testReadPongFullQueueNotCut(t, nc, sc)
+	})
+	t.Run("TLS", func(t *testing.T) {
+		t.Parallel()
+		s, conns := acceptOneTLS(t)
+		nc := dialRawTLS(t, s.Listener.Addr().String(), 0)
+		sc := <-conns
+		defer sc.CloseNow()
+		sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
+		testReadPongFullQueueNotCut(t, nc, sc)
+	})
+}
+
+func testReadPongFullQueueNotCut(t *testing.T, nc net.Conn, sc *Conn) {
+	// Held, the frame lock keeps the queue's timer from writing it.
+	if sc.frameMu.lock(nil) != lockTaken {
+		t.Fatal("frame lock not taken")
+	}
+	queued, _ := fillQueue(t, sc)
+	// Then empty messages, until the queue has no room for a pong.
+	empty := 0
+	for sc.Enqueue(MessageBinary, nil) == nil {
+		empty++
+	}
+	if _, err := io.WriteString(nc, clientFrame(0x89, "hi")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	read := make(chan error, 1)
+	go func() {
+		_, _, err := sc.Read(ctx)
+		read <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	sc.frameMu.unlock()
+	if err := <-read; !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed) || sc.isClosed() {
+		t.Fatalf("Read with a context that ends: %v, want DeadlineExceeded and the connection open", err)
+	}
+	go sc.Write(context.Background(), MessageText, []byte("after"))
+	nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(nc)
+	var messages, empties, pongs int
+	for {
+		hb := make([]byte, 2)
+		if _, err := io.ReadFull(br, hb); err != nil {
+			t.Fatalf("after %d messages and %d pongs: %v", messages, pongs, err)
+		}
+		payload := make([]byte, hb[1])
+		if _, err := io.ReadFull(br, payload); err != nil {
+			sc.pendMu.Lock()
+			fl := sc.flusher
+			sc.pendMu.Unlock()
+			t.Fatalf("frame %#x %d after %d messages and %d pongs: %v; closed %v buffered %d flusher %v", hb[0], hb[1], messages, pongs, err, sc.isClosed(), sc.Buffered(), fl)
+		}
+		switch {
+		case hb[0] == 0x82 && len(payload) == 100 && empties == 0:
+			messages++
+			continue
+		case hb[0] == 0x82 && len(payload) == 0:
+			empties++
+			continue
+		case hb[0] == 0x8a && string(payload) == "hi":
+			pongs++
+			continue
+		case hb[0] == 0x81 && string(payload) == "after":
+		default:
+			t.Fatalf("frame %#x %q on the wire", hb[0], payload)
+		}
+		break
+	}
+	if messages != queued || empties != empty || pongs != 1 {
+		t.Errorf("%d messages, %d empty ones and %d pongs before the message after, want %d, %d and 1", messages, empties, pongs, queued, empty)
 	}
 }
