@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -258,5 +259,43 @@ func TestReconnectNotAfterInputEnds(t *testing.T) {
 	}
 	if stderr, want := cl.stderr.String(), "no answer to our close frame within 5s\n"; !strings.HasSuffix(stderr, want) || strings.Contains(stderr, "reconnect") {
 		t.Errorf("stderr %q, want it to end with %q, and no reconnection", stderr, want)
+	}
+}
+
+// TestEscapesControlCharacters: a text message is printed with its C0
+// controls but newline and tab, DEL, and its C1 controls in Go's escapes,
+// the rest as it came, non-ASCII included; -raw prints it as it came. The
+// client printed every byte as it came, and a server could retitle the
+// terminal, clear the screen or move the cursor.
+func TestEscapesControlCharacters(t *testing.T) {
+	t.Parallel()
+	// An OSC title, a screen clear and cursor home, CR, BS, NUL, DEL, NEL
+	// and an 8-bit CSI, among text that stays as it is.
+	const msg = "title\x1b]0;owned\a\x1b[2J\x1b[Hcleared\r\b\x00\x7f|\u0085|\u009b1m|é 日本\ttab\\x1b\nline 2"
+	for _, tt := range []struct {
+		name   string
+		args   []string
+		stdout string
+	}{
+		{"escaped", nil, `title\x1b]0;owned\a\x1b[2J\x1b[Hcleared\r\b\x00\x7f|\u0085|\u009b1m|` + "é 日本\ttab\\x1b\nline 2\n"},
+		{"raw", []string{"-raw"}, msg + "\n"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) {
+				ctx, cancel := context.WithTimeout(context.Background(), wait)
+				defer cancel()
+				c.Write(ctx, websocket.MessageText, []byte(msg))
+				echo(c)
+			})
+			cl := startClient(t, append(tt.args, url)...)
+			cl.stdin.Close()
+			if code := cl.exitCode(t, wait); code != 0 {
+				t.Errorf("exit code %d, want 0; stderr:\n%s", code, cl.stderr.String())
+			}
+			if got := cl.stdout.String(); got != tt.stdout {
+				t.Errorf("stdout %q, want %q", got, tt.stdout)
+			}
+		})
 	}
 }

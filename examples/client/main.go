@@ -5,6 +5,17 @@
 //
 //	go run ./examples/client [flags] ws://127.0.0.1:8080/ws
 //
+// A text message is printed with its control characters escaped as in a
+// Go string literal (ESC as \x1b, CR as \r, U+009B as \u009b), newline and
+// tab aside, so that a server cannot move the cursor, retitle the terminal
+// or clear the screen with escape sequences; the rest of the text,
+// non-ASCII included, is printed as it came. It is so whether standard
+// output is a terminal or not: what goes to a file or a pipe often ends up
+// on one later (cat, less -R, tail -f). A backslash is printed as it is,
+// so that \x1b may also be those four characters: -raw prints text as it
+// came, for a program that wants the exact bytes. Binary messages, in
+// hex, need no escaping.
+//
 // At the end of input, or on SIGINT (Ctrl-C) or SIGTERM, it closes the
 // connection with 1000 (normal closure) and waits, at most 5 seconds, for
 // the server's close frame; a second signal ends it at once. What ended
@@ -21,6 +32,8 @@
 //	                      h2c with prior knowledge for ws://; fail if the server does not offer it
 //	-handshake-timeout D  give up on a handshake not done within D (default 10s)
 //	-interval D           send the time every D instead of reading standard input
+//	-raw                  print text messages as they came, control characters and
+//	                      escape sequences included
 //	-reconnect            after a connection ends abnormally, or the server goes away
 //	                      (1001, as a server restarting sends), dial again, waiting
 //	                      longer after each failure (up to a minute), until the input ends;
@@ -54,9 +67,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rfc6455/websocket"
 	"github.com/rfc6455/websocket/examples/internal/signals"
@@ -94,6 +109,7 @@ type config struct {
 	handshakeTimeout time.Duration
 	interval         time.Duration // 0: read standard input
 	reconnect        bool
+	raw              bool // print text messages unescaped
 }
 
 func main() {
@@ -121,6 +137,7 @@ func main() {
 	useHTTP2 := flag.Bool("http2", false, "open the WebSocket over HTTP/2: h2 for wss://, h2c for ws://")
 	flag.DurationVar(&cfg.handshakeTimeout, "handshake-timeout", 10*time.Second, "give up on a handshake not done within this time")
 	flag.DurationVar(&cfg.interval, "interval", 0, "send the time at this interval instead of reading standard input")
+	flag.BoolVar(&cfg.raw, "raw", false, "print text messages as they came, control characters and escape sequences included")
 	flag.BoolVar(&cfg.reconnect, "reconnect", false, "dial again after an abnormal close, or the server's 1001 (going away), until the input ends")
 	flag.Parse()
 	switch {
@@ -172,7 +189,7 @@ func run(ctx context.Context, cfg config) int {
 	wentAway := false // the last connection ended with the server's 1001
 	for err == nil {
 		start := time.Now()
-		err = converse(ctx, c, lines, inputDone)
+		err = converse(ctx, c, cfg.raw, lines, inputDone)
 		log.Print(err)
 		wentAway = cfg.reconnect && goingAway(ctx, err, inputDone)
 		if cleanClose(err) && !wentAway {
@@ -303,11 +320,12 @@ func redial(ctx context.Context, cfg config, inputDone <-chan struct{}, wait *ti
 
 // converse sends the lines and prints the messages that arrive until the
 // connection ends, and returns the error that ended it. At the end of the
-// input or of ctx it closes the connection normally first.
-func converse(ctx context.Context, c *websocket.Conn, lines <-chan string, inputDone <-chan struct{}) error {
+// input or of ctx it closes the connection normally first. Raw prints
+// text messages unescaped.
+func converse(ctx context.Context, c *websocket.Conn, raw bool, lines <-chan string, inputDone <-chan struct{}) error {
 	defer c.CloseNow()
 	ended := make(chan error, 1)
-	go func() { ended <- printMessages(c) }()
+	go func() { ended <- printMessages(c, raw) }()
 	interrupted := false // ctx ended a write
 loop:
 	for {
@@ -360,19 +378,51 @@ loop:
 }
 
 // printMessages prints the messages that arrive until reading fails, and
-// returns why it did.
-func printMessages(c *websocket.Conn) error {
+// returns why it did. Raw prints text messages unescaped.
+func printMessages(c *websocket.Conn, raw bool) error {
 	for {
 		typ, p, err := c.Read(context.Background())
 		if err != nil {
 			return err
 		}
-		if typ == websocket.MessageBinary {
-			fmt.Printf("binary (%d bytes): %x\n", len(p), p)
-		} else {
-			fmt.Printf("%s\n", p)
-		}
+		os.Stdout.Write(appendMessage(make([]byte, 0, len(p)+1), typ, p, raw))
 	}
+}
+
+// appendMessage appends to b the line that shows a message: a binary one
+// in hex, a text one as appendEscaped shows it, or as it came if raw.
+func appendMessage(b []byte, typ websocket.MessageType, p []byte, raw bool) []byte {
+	switch {
+	case typ == websocket.MessageBinary:
+		b = fmt.Appendf(b, "binary (%d bytes): %x", len(p), p)
+	case raw:
+		b = append(b, p...)
+	default:
+		b = appendEscaped(b, p)
+	}
+	return append(b, '\n')
+}
+
+// appendEscaped appends text to b with the characters a terminal may act
+// on escaped: the C0 controls but newline and tab, DEL, and the C1
+// controls (U+0080-U+009F; some terminals take U+009B as ESC [). The
+// escape is Go's, as strconv.QuoteRune writes it (\x1b, \r, \u009b),
+// rather than U+FFFD for all: it says which character came, as one
+// debugging a protocol wants (a stray \r, or an ANSI color), and it is how
+// the library shows a close frame's reason. Text is valid UTF-8, as Read
+// checks.
+func appendEscaped(b, text []byte) []byte {
+	for len(text) > 0 {
+		r, n := utf8.DecodeRune(text)
+		if r < ' ' && r != '\n' && r != '\t' || r >= 0x7f && r <= 0x9f {
+			q := strconv.QuoteRune(r) // quoted: '\x1b'
+			b = append(b, q[1:len(q)-1]...)
+		} else {
+			b = append(b, text[:n]...)
+		}
+		text = text[n:]
+	}
+	return b
 }
 
 // goingAway reports whether err is the server's close frame with 1001
