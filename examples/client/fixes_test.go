@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -297,5 +299,47 @@ func TestEscapesControlCharacters(t *testing.T) {
 				t.Errorf("stdout %q, want %q", got, tt.stdout)
 			}
 		})
+	}
+}
+
+// TestStdoutClosed: a message that cannot be printed, standard output's
+// reader gone as in "client URL | head -1", ends the client with a close
+// frame of 1001 (going away), a line on standard error that says why, and
+// exit code 1. Go's default for a write to a broken pipe on fd 1 killed
+// the client with SIGPIPE, and the server saw the connection dropped.
+func TestStdoutClosed(t *testing.T) {
+	t.Parallel()
+	readerGone := make(chan struct{})
+	ended := make(chan error, 1)
+	url := startServer(t, nil, func(c *websocket.Conn, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		c.Write(ctx, websocket.MessageText, []byte("first"))
+		select {
+		case <-readerGone:
+		case <-ctx.Done():
+		}
+		c.Write(ctx, websocket.MessageText, []byte("second"))
+		ended <- echo(c)
+	})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := startClientTo(t, w, url) // standard input stays open
+	w.Close()
+	line, err := bufio.NewReader(r).ReadString('\n')
+	r.Close()
+	close(readerGone)
+	if line != "first\n" {
+		t.Fatalf("read %q, %v from the client's standard output; want the first message", line, err)
+	}
+	checkClose(t, receive(t, ended), websocket.StatusGoingAway)
+	if code := cl.exitCode(t, wait); code != 1 {
+		t.Errorf("exit code %d, want 1; stderr:\n%s", code, cl.stderr.String())
+	}
+	want := "connected to " + url + "\nwrite /dev/stdout: " + syscall.EPIPE.Error() + "; connection closed\n"
+	if got := cl.stderr.String(); got != want {
+		t.Errorf("stderr %q, want %q", got, want)
 	}
 }

@@ -21,6 +21,14 @@
 // the server's close frame; a second signal ends it at once. What ended
 // the connection is written on standard error.
 //
+// When standard output can no longer be written, its reader gone as in
+// "client URL | head -1", the client closes the connection with 1001
+// (going away), the code of an endpoint that leaves before the
+// conversation is over, as a browser leaving a page does; 1000 would say
+// that it had done what it came for. It then exits with 1, where cat dies
+// of SIGPIPE: either way a pipeline under "set -o pipefail" fails, and
+// what came after was not printed.
+//
 // Flags:
 //
 //	-H 'Name: value'      a request header; repeat for more
@@ -50,8 +58,9 @@
 //	1  the handshake failed or timed out (but for a redial after a
 //	   server's 1001, as 0 says), the server broke the protocol,
 //	   closed with another code or did not answer our close, the
-//	   connection was lost, or standard input could not be read to its
-//	   end (a line over 1 MiB, say)
+//	   connection was lost, standard input could not be read to its
+//	   end (a line over 1 MiB, say), or standard output could not be
+//	   written
 //	2  the command line is wrong
 package main
 
@@ -67,9 +76,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -168,6 +179,11 @@ func main() {
 	}
 	cfg.opts.HTTPClient = &http.Client{Transport: t}
 
+	// With SIGPIPE notified, a write to standard output whose reader is
+	// gone fails with EPIPE, which printMessages answers with a closing
+	// handshake; by default Go ends the program with SIGPIPE for fd 1
+	// and 2 (see os/signal, SIGPIPE). The signals themselves are not read.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	ctx := signals.Context() // a second signal kills at once
 	os.Exit(run(ctx, cfg))
 }
@@ -191,6 +207,9 @@ func run(ctx context.Context, cfg config) int {
 		start := time.Now()
 		err = converse(ctx, c, cfg.raw, lines, inputDone)
 		log.Print(err)
+		if errors.As(err, new(*outputError)) {
+			return 1 // what comes can no longer be printed: no redial
+		}
 		wentAway = cfg.reconnect && goingAway(ctx, err, inputDone)
 		if cleanClose(err) && !wentAway {
 			if inputErr.Load() != nil {
@@ -377,16 +396,35 @@ loop:
 	return err
 }
 
-// printMessages prints the messages that arrive until reading fails, and
-// returns why it did. Raw prints text messages unescaped.
+// printMessages prints the messages that arrive until reading or
+// printing fails, and returns why it did. Raw prints text messages
+// unescaped.
 func printMessages(c *websocket.Conn, raw bool) error {
 	for {
 		typ, p, err := c.Read(context.Background())
 		if err != nil {
 			return err
 		}
-		os.Stdout.Write(appendMessage(make([]byte, 0, len(p)+1), typ, p, raw))
+		if _, err := os.Stdout.Write(appendMessage(make([]byte, 0, len(p)+1), typ, p, raw)); err != nil {
+			// Nothing more can be printed: leave with 1001 (going away),
+			// as the package doc says why. Close reads, and drops, what
+			// the server sends until its close frame.
+			return &outputError{write: err, close: c.Close(websocket.StatusGoingAway, "")}
+		}
 	}
+}
+
+// outputError ends a connection whose messages can no longer be printed.
+type outputError struct {
+	write error // why standard output failed
+	close error // what the closing handshake that followed returned
+}
+
+func (e *outputError) Error() string {
+	if e.close != nil {
+		return fmt.Sprintf("%v; closing the connection: %v", e.write, e.close)
+	}
+	return fmt.Sprintf("%v; connection closed", e.write)
 }
 
 // appendMessage appends to b the line that shows a message: a binary one

@@ -43,10 +43,20 @@ type client struct {
 // if it has not exited by then.
 func startClient(t *testing.T, args ...string) *client {
 	t.Helper()
+	return startClientTo(t, nil, args...)
+}
+
+// startClientTo is startClient with the client's standard output going
+// to stdout, if not nil, rather than to cl.stdout.
+func startClientTo(t *testing.T, stdout *os.File, args ...string) *client {
+	t.Helper()
 	cl := &client{cmd: exec.Command(clientPath, args...), exited: make(chan struct{})}
 	// The race detector sleeps a second before a clean exit, by default.
 	cl.cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	cl.cmd.Stdout = &cl.stdout
+	if stdout != nil {
+		cl.cmd.Stdout = stdout
+	}
 	cl.cmd.Stderr = &cl.stderr
 	var err error
 	if cl.stdin, err = cl.cmd.StdinPipe(); err != nil {
