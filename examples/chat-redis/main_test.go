@@ -143,11 +143,11 @@ func (r *redisServer) client(t *testing.T) *redis.Client {
 }
 
 // startTwo starts Redis, and two chat servers against it, whose members
-// may say as much as they like.
+// may say as much as they like, and join as often.
 func startTwo(t *testing.T) (*redisServer, *chattest.Server, *chattest.Server) {
 	t.Helper()
 	r := startRedis(t)
-	args := append([]string{"-redis", r.addr()}, chattest.Unbounded...)
+	args := slices.Concat([]string{"-redis", r.addr()}, chattest.Unbounded, chattest.OneAddress)
 	return r, chattest.Start(t, chatPath, args...), chattest.Start(t, chatPath, args...)
 }
 

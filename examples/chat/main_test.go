@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { cmdtest.Main(m, raceEnabled, &chatPath) }
 func TestRooms(t *testing.T) {
 	t.Parallel()
 	const rooms, perRoom, each = 5, 20, 50
-	s := chattest.Start(t, chatPath, chattest.Unbounded...)
+	s := chattest.Start(t, chatPath, slices.Concat(chattest.Unbounded, chattest.OneAddress)...)
 	members := make([][]*chattest.Member, rooms)
 	for r := range rooms {
 		for i := range perRoom {
@@ -354,7 +354,7 @@ func TestArguments(t *testing.T) {
 func TestJoinsCostNames(t *testing.T) {
 	t.Parallel()
 	const n = 200
-	s := chattest.Start(t, chatPath)
+	s := chattest.Start(t, chatPath, chattest.OneAddress...)
 	first := chattest.JoinRaw(t, s.WS("lobby", "first"), 0)
 	first.Conn.SetReadDeadline(time.Now().Add(time.Minute))
 	if f, err := first.ReadFrame(); err != nil || string(f.Payload) != `{"type":"join","name":"first","members":["first"]}` {
@@ -386,4 +386,40 @@ func TestJoinsCostNames(t *testing.T) {
 	if want := n * 89; bytes != want {
 		t.Errorf("%d joins sent a member %d bytes, want %d: the joiner's name each", n, bytes, want)
 	}
+}
+
+// TestAddrFlags: -addr-conns, -addr-join-rate and -client-ip-header set
+// the limits per address. From one address, as X-Real-IP tells it, a
+// second member is refused with 429 while the first is there; once it
+// has gone, a join past the rate is refused, with the Retry-After of the
+// 1,000 seconds a join takes to come back. d, from 127.0.0.1, is not
+// counted with them.
+func TestAddrFlags(t *testing.T) {
+	t.Parallel()
+	s := chattest.Start(t, chatPath, "-addr-conns", "1", "-addr-join-rate", "0.001", "-client-ip-header", "X-Real-IP")
+	ctx, cancel := context.WithTimeout(context.Background(), chattest.Wait)
+	defer cancel()
+	d := chattest.Join(t, s.WS("lobby", "d"), "d")
+	dial := func(name string) (*websocket.Conn, *http.Response, error) {
+		c, resp, err := websocket.Dial(ctx, s.WS("lobby", name), &websocket.DialOptions{Header: http.Header{"X-Real-IP": {"192.0.2.1"}}})
+		if err == nil {
+			t.Cleanup(func() { c.CloseNow() })
+		}
+		return c, resp, err
+	}
+	a, _, err := dial("a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(name, want, retryAfter string) {
+		t.Helper()
+		_, resp, err := dial(name)
+		if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(err.Error(), want) || resp.Header.Get("Retry-After") != retryAfter {
+			t.Errorf("%s: %v, want 429 %q with Retry-After %q", name, err, want, retryAfter)
+		}
+	}
+	refused("b", "more than 1 members from one address", "")
+	a.Close(websocket.StatusNormalClosure, "")
+	d.WaitFor(t, "the leave of a", chattest.HasLeave("a"))
+	refused("c", "more than 0.001 joins a second from one address", "1000")
 }

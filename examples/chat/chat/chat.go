@@ -29,9 +29,24 @@
 // from one server to another. "error" says that a message of this
 // member's was not taken: the bus refused it, or the member said more than
 // its rate allows (Options.MessageRate and ByteRate, 5 messages and 64
-// KiB a second by default, with bursts of twice as much). A member that
+// KiB a second by default, with bursts of twice as much), or the members
+// from its address said more together than theirs allows. A member that
 // cannot join because the bus refuses its join is closed with 1013 (try
 // again later), the reason saying why.
+//
+// The server also bounds what each remote address does, whatever its
+// members' names: how many members it has at once (Options.AddrConns,
+// 32 by default), how often it joins (AddrJoinRate, once a second with
+// bursts of ten), and what its members say together (AddrMessageRate
+// and AddrByteRate, four members' worth by default). A join past either
+// of the first two is refused before the WebSocket handshake, with 429
+// Too Many Requests (and Retry-After, for the join rate): it costs the
+// server no connection, and the room no join and no leave. An address is
+// the client's IPv4 address, or the /64 of its IPv6 address, the block
+// one host or one network is given, within which a host may take new
+// addresses at will; behind a proxy, Options.ClientIPHeader names the
+// header that tells the client's address. Each server counts its own
+// members alone, and logs no refusal (a flood would flood the log).
 //
 // Each member's messages go out through its connection's write queue,
 // bounded at QueueLimit, by PreparedMessage.Broadcast: the room never
@@ -107,6 +122,35 @@ type Options struct {
 	// it; 0 means 2 minutes. A member's WebSocket is no request in
 	// waiting.
 	IdleTimeout time.Duration
+
+	// AddrConns bounds the members one address may have at once; a join
+	// past it is refused with 429. 0 means DefaultAddrConns; negative, no
+	// bound. A member is counted from before its handshake until its
+	// leave.
+	AddrConns int
+	// AddrJoinRate bounds the joins one address may make a second, on
+	// average, with bursts of ten seconds' worth (at least 1); a join
+	// past it is refused with 429, with a Retry-After of the seconds
+	// until the next may come. Refused joins are not counted. 0 (or NaN)
+	// means DefaultAddrJoinRate; negative, or +Inf, no bound.
+	AddrJoinRate float64
+	// AddrMessageRate and AddrByteRate bound what the members from one
+	// address may say together, as MessageRate and ByteRate bound each
+	// member, each of those messages counted against both: a message
+	// past the address's rate is not sent either, and its member gets
+	// an "error". 0 (or NaN) means four times MessageRate and ByteRate
+	// (no bound where those are none); negative, or +Inf, no bound.
+	AddrMessageRate, AddrByteRate float64
+	// ClientIPHeader, if not "", names a request header that holds the
+	// client's address, as a proxy in front of the server sets it
+	// (X-Forwarded-For, X-Real-IP): the header's last entry, the one
+	// the proxy added, is the member's address; a request without it
+	// counts under the address it came from. Set it only when every
+	// request comes through such a proxy: a client that reaches the
+	// server directly writes in it any address it likes. By default
+	// the limits count the address of the connection, which behind a
+	// proxy is the proxy's, shared by every client.
+	ClientIPHeader string
 }
 
 // Server serves the page and the rooms of one process, the rooms' events
@@ -118,6 +162,8 @@ type Server struct {
 	tooFast error   // immutable: why a message past a member's rate is not sent
 	reg     websocket.Registry
 	serving memberCount
+	addrs   *addrTable       // immutable: the limits per address; nil when there are none
+	now     func() time.Time // immutable: the clock of the rates (the tests' own)
 
 	lastID atomic.Uint64 // the last member ID given out on this server
 	mu     sync.Mutex
@@ -125,8 +171,9 @@ type Server struct {
 }
 
 // Flags defines the flags of a chat command on fs: -addr, and
-// -ping-interval, -pong-timeout, -msg-rate and -byte-rate for the
-// returned options, which log with log.Printf.
+// -ping-interval, -pong-timeout, -msg-rate, -byte-rate, -addr-conns,
+// -addr-join-rate, -addr-msg-rate, -addr-byte-rate and -client-ip-header
+// for the returned options, which log with log.Printf.
 func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
 	opts = &Options{Logf: log.Printf}
 	addr = fs.String("addr", "127.0.0.1:8080", "address to listen on")
@@ -134,40 +181,61 @@ func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
 	fs.DurationVar(&opts.PongTimeout, "pong-timeout", 20*time.Second, "disconnect a pinged member that answers nothing within this")
 	fs.Float64Var(&opts.MessageRate, "msg-rate", DefaultMessageRate, "messages a member may say a second, with bursts of twice as many (0: the default; negative: no bound)")
 	fs.Float64Var(&opts.ByteRate, "byte-rate", DefaultByteRate, "bytes a member may say a second, counted as JSON text, with bursts of twice as many and of at least 64 KiB, the longest message (0: the default; negative: no bound)")
+	fs.IntVar(&opts.AddrConns, "addr-conns", DefaultAddrConns, "members one address (IPv4, or IPv6 /64) may have at once; a join past it is refused with 429 (0: the default; negative: no bound)")
+	fs.Float64Var(&opts.AddrJoinRate, "addr-join-rate", DefaultAddrJoinRate, "joins one address may make a second, with bursts of ten times as many; a join past it is refused with 429 (0: the default; negative: no bound)")
+	fs.Float64Var(&opts.AddrMessageRate, "addr-msg-rate", 0, "messages the members from one address may say together a second, with bursts of twice as many (0: four times -msg-rate; negative: no bound)")
+	fs.Float64Var(&opts.AddrByteRate, "addr-byte-rate", 0, "bytes the members from one address may say together a second, as -byte-rate counts them (0: four times -byte-rate; negative: no bound)")
+	fs.StringVar(&opts.ClientIPHeader, "client-ip-header", "", "take a member's address from the last entry of this header (X-Forwarded-For, X-Real-IP), for a server that only a proxy setting it reaches (empty: the connection's address)")
 	return addr, opts
 }
 
 // NewServer returns a server whose rooms' events go over bus.
 func NewServer(bus Bus, opts *Options) *Server {
-	s := &Server{bus: bus, origin: rand.Text(), rooms: make(map[string]*room)}
+	s := &Server{bus: bus, origin: rand.Text(), rooms: make(map[string]*room), now: time.Now}
 	if opts != nil {
 		s.opts = *opts
 	}
 	if s.opts.Logf == nil {
 		s.opts.Logf = func(string, ...any) {}
 	}
-	// NaN bounds nothing sensible: the default, as 0. +Inf is no bound.
-	if s.opts.MessageRate == 0 || math.IsNaN(s.opts.MessageRate) {
-		s.opts.MessageRate = DefaultMessageRate
+	o := &s.opts
+	o.MessageRate = rateOption(o.MessageRate, DefaultMessageRate)
+	o.ByteRate = rateOption(o.ByteRate, DefaultByteRate)
+	o.AddrJoinRate = rateOption(o.AddrJoinRate, DefaultAddrJoinRate)
+	o.AddrMessageRate = rateOption(o.AddrMessageRate, addrRateFactor*o.MessageRate)
+	o.AddrByteRate = rateOption(o.AddrByteRate, addrRateFactor*o.ByteRate)
+	if o.AddrConns == 0 {
+		o.AddrConns = DefaultAddrConns
 	}
-	if s.opts.ByteRate == 0 || math.IsNaN(s.opts.ByteRate) {
-		s.opts.ByteRate = DefaultByteRate
+	s.tooFast = tooFastError(o.MessageRate, o.ByteRate, "")
+	if o.AddrConns > 0 || o.AddrJoinRate >= 0 || o.AddrMessageRate >= 0 || o.AddrByteRate >= 0 {
+		s.addrs = newAddrTable(o.AddrConns, o.AddrJoinRate, o.AddrMessageRate, o.AddrByteRate)
 	}
-	if math.IsInf(s.opts.MessageRate, 1) {
-		s.opts.MessageRate = -1
-	}
-	if math.IsInf(s.opts.ByteRate, 1) {
-		s.opts.ByteRate = -1
-	}
-	var bounds []string
-	if s.opts.MessageRate > 0 {
-		bounds = append(bounds, strconv.FormatFloat(s.opts.MessageRate, 'g', -1, 64)+" messages")
-	}
-	if s.opts.ByteRate > 0 {
-		bounds = append(bounds, strconv.FormatFloat(s.opts.ByteRate, 'g', -1, 64)+" bytes")
-	}
-	s.tooFast = errors.New("more than " + strings.Join(bounds, " or ") + " a second")
 	return s
+}
+
+// rateOption returns the rate an option v sets: def for 0 and NaN, which
+// bounds nothing sensible, -1 (no bound) for any negative rate or +Inf.
+func rateOption(v, def float64) float64 {
+	if v == 0 || math.IsNaN(v) {
+		v = def
+	}
+	if v < 0 || math.IsInf(v, 1) {
+		return -1
+	}
+	return v
+}
+
+// tooFastError says why a message past the rates given is not sent.
+func tooFastError(msgRate, byteRate float64, who string) error {
+	var bounds []string
+	if msgRate > 0 {
+		bounds = append(bounds, strconv.FormatFloat(msgRate, 'g', -1, 64)+" messages")
+	}
+	if byteRate > 0 {
+		bounds = append(bounds, strconv.FormatFloat(byteRate, 'g', -1, 64)+" bytes")
+	}
+	return errors.New("more than " + strings.Join(bounds, " or ") + " a second" + who)
 }
 
 // Handler serves the page at / and the members' WebSocket at /ws.
@@ -295,6 +363,24 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "room and name: at most 64 bytes of UTF-8 each", http.StatusBadRequest)
 		return
 	}
+	// Refused before the upgrade, a join past its address's limits costs
+	// no connection, and the room no join and no leave.
+	var a *addr
+	if s.addrs != nil {
+		var why refusal
+		if a, why = s.addrs.admit(addrKey(r, s.opts.ClientIPHeader), s.now()); a == nil {
+			if why.retryAfter > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(why.retryAfter))
+			}
+			http.Error(w, why.text, why.status)
+			return
+		}
+	}
+	release := func() {
+		if a != nil {
+			s.addrs.release(a, s.now())
+		}
+	}
 	// Counted before Accept: once http.Server.Shutdown has returned,
 	// every member is counted.
 	s.serving.add()
@@ -308,16 +394,18 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		s.opts.Logf("chat: refused %s: %v", r.RemoteAddr, err)
+		release()
 		s.serving.done()
 		return
 	}
 	c.SetReadLimit(MaxMessage)
-	m := &member{id: strconv.FormatUint(s.lastID.Add(1), 10), name: name, c: c, rate: newRate(s.opts.MessageRate, s.opts.ByteRate)}
+	m := &member{id: strconv.FormatUint(s.lastID.Add(1), 10), name: name, c: c, addr: a, rate: newRate(s.opts.MessageRate, s.opts.ByteRate, s.now())}
 	rm := s.enter(roomName)
 	if err := rm.join(m); err != nil {
 		s.opts.Logf("chat: %q could not join %q: %v", name, roomName, err)
 		c.Close(websocket.StatusTryAgainLater, closeReason(err))
 		s.exit(rm)
+		release()
 		s.serving.done()
 		return
 	}
@@ -325,6 +413,9 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	c.Serve(func(typ websocket.MessageType, p []byte) {
 		rm.say(m, typ, p)
 	}, func(err error) {
+		// Released first: once the room hears the leave, the address
+		// may join again.
+		release()
 		rm.leave(m)
 		s.exit(rm)
 		s.opts.Logf("chat: %q left %q: %v", name, roomName, err)
@@ -374,6 +465,7 @@ type member struct {
 	id   string // immutable: unique on this server
 	name string // immutable
 	c    *websocket.Conn
+	addr *addr    // immutable: its address's entry; nil when there are no limits per address
 	held [][]byte // guarded by its room's mu: errors for it to get after its join
 	rate rate     // used by its connection's onMessage alone
 	// refused says it sent a binary message, answered with 1003: what it
@@ -382,16 +474,17 @@ type member struct {
 	refused bool
 }
 
-// rate is what a member may still say: two token buckets, of messages
-// and of bytes, each refilled at its rate up to two seconds' worth.
+// rate is what a member, or the members of an address together, may
+// still say: two token buckets, of messages and of bytes, each refilled
+// at its rate up to two seconds' worth.
 type rate struct {
 	msgRate, byteRate float64 // a second; negative: no bound
 	msgs, bytes       float64 // left to say
 	last              time.Time
 }
 
-func newRate(msgRate, byteRate float64) rate {
-	r := rate{msgRate: msgRate, byteRate: byteRate, last: time.Now()}
+func newRate(msgRate, byteRate float64, now time.Time) rate {
+	r := rate{msgRate: msgRate, byteRate: byteRate, last: now}
 	r.msgs, r.bytes = r.msgBurst(), r.byteBurst()
 	return r
 }
@@ -399,30 +492,57 @@ func newRate(msgRate, byteRate float64) rate {
 func (r *rate) msgBurst() float64  { return max(2*r.msgRate, 1) }
 func (r *rate) byteBurst() float64 { return max(2*r.byteRate, MaxMessage) }
 
+// fill adds what the rates have given since the last fill, at now.
+func (r *rate) fill(now time.Time) {
+	dt := now.Sub(r.last).Seconds()
+	r.last = now
+	if r.msgRate >= 0 {
+		r.msgs = min(r.msgs+dt*r.msgRate, r.msgBurst())
+	}
+	if r.byteRate >= 0 {
+		r.bytes = min(r.bytes+dt*r.byteRate, r.byteBurst())
+	}
+}
+
+// has reports whether a message of n bytes may be said now, as last
+// filled. A message past the burst goes once the bucket is full, leaving
+// it in debt.
+func (r *rate) has(n int) bool {
+	return (r.msgRate < 0 || r.msgs >= 1) && (r.byteRate < 0 || r.bytes >= min(float64(n), r.byteBurst()))
+}
+
+// take counts a message of n bytes.
+func (r *rate) take(n int) {
+	if r.msgRate >= 0 {
+		r.msgs--
+	}
+	if r.byteRate >= 0 {
+		r.bytes -= float64(n)
+	}
+}
+
 // allow reports whether a message of n bytes may be said at now, and if
 // so, counts it.
 func (r *rate) allow(n int, now time.Time) bool {
-	dt := now.Sub(r.last).Seconds()
-	r.last = now
-	msgs, bytes := r.msgRate >= 0, r.byteRate >= 0
-	if msgs {
-		r.msgs = min(r.msgs+dt*r.msgRate, r.msgBurst())
-	}
-	if bytes {
-		r.bytes = min(r.bytes+dt*r.byteRate, r.byteBurst())
-	}
-	// A message past the burst goes once the bucket is full, leaving it
-	// in debt.
-	if msgs && r.msgs < 1 || bytes && r.bytes < min(float64(n), r.byteBurst()) {
+	r.fill(now)
+	if !r.has(n) {
 		return false
 	}
-	if msgs {
-		r.msgs--
-	}
-	if bytes {
-		r.bytes -= float64(n)
-	}
+	r.take(n)
 	return true
+}
+
+// fullIn returns the seconds from now until both buckets are full.
+func (r *rate) fullIn(now time.Time) float64 {
+	r.fill(now)
+	var s float64
+	if r.msgRate > 0 {
+		s = (r.msgBurst() - r.msgs) / r.msgRate
+	}
+	if r.byteRate > 0 {
+		s = max(s, (r.byteBurst()-r.bytes)/r.byteRate)
+	}
+	return s
 }
 
 // sentSize is how many bytes the text p takes in the JSON that every
@@ -524,8 +644,18 @@ func (r *room) say(m *member, typ websocket.MessageType, p []byte) {
 		m.c.CloseWrite(websocket.StatusUnsupportedData, "text messages only")
 		return
 	}
-	err := r.s.tooFast
-	if m.rate.allow(sentSize(p), time.Now()) {
+	// Counted against the member's rate, then its address's, and
+	// against both or neither.
+	n, now := sentSize(p), r.s.now()
+	m.rate.fill(now)
+	var err error
+	switch {
+	case !m.rate.has(n):
+		err = r.s.tooFast
+	case m.addr != nil && !r.s.addrs.allow(m.addr, n, now):
+		err = r.s.addrs.tooFast
+	default:
+		m.rate.take(n)
 		r.pubMu.Lock()
 		err = r.publishLocked(Event{Type: "message", Member: m.id, Name: m.name, Text: string(p)})
 		r.pubMu.Unlock()

@@ -22,9 +22,10 @@ import (
 // Members keep coming while the server shuts down: Shutdown returns once
 // the members it closed have left, those that come meanwhile are refused
 // with 503, and counting them does not race with Shutdown's wait (the
-// race detector flags a sync.WaitGroup used so).
+// race detector flags a sync.WaitGroup used so). They all come from
+// 127.0.0.1, without limits per address.
 func TestShutdownWhileJoining(t *testing.T) {
-	s := NewServer(new(LocalBus), nil)
+	s := NewServer(new(LocalBus), &Options{AddrConns: -1, AddrJoinRate: -1})
 	hs := httptest.NewServer(s.Handler())
 	defer hs.Close()
 	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=r&name=n"
@@ -238,23 +239,33 @@ func TestSentSize(t *testing.T) {
 }
 
 // Rates that bound nothing sensible: NaN is the default, +Inf no bound.
+// An address's rates are four times a member's unless set, none when a
+// member's are none.
 func TestRateOptions(t *testing.T) {
 	for _, tc := range []struct {
-		msgs, bytes float64
-		tooFast     string
+		msgs, bytes         float64
+		addrMsgs, addrBytes float64
+		tooFast, addrFast   string
 	}{
-		{0, 0, "more than 5 messages or 65536 bytes a second"},
-		{math.NaN(), math.NaN(), "more than 5 messages or 65536 bytes a second"},
-		{math.Inf(1), 100, "more than 100 bytes a second"},
-		{-1, 2.5, "more than 2.5 bytes a second"},
+		{0, 0, 0, 0, "more than 5 messages or 65536 bytes a second", "more than 20 messages or 262144 bytes a second from one address"},
+		{math.NaN(), math.NaN(), math.NaN(), math.NaN(), "more than 5 messages or 65536 bytes a second", "more than 20 messages or 262144 bytes a second from one address"},
+		{math.Inf(1), 100, 0, 0, "more than 100 bytes a second", "more than 400 bytes a second from one address"},
+		{-1, 2.5, 7, 0, "more than 2.5 bytes a second", "more than 7 messages or 10 bytes a second from one address"},
 	} {
-		s := NewServer(new(LocalBus), &Options{MessageRate: tc.msgs, ByteRate: tc.bytes})
+		s := NewServer(new(LocalBus), &Options{MessageRate: tc.msgs, ByteRate: tc.bytes, AddrMessageRate: tc.addrMsgs, AddrByteRate: tc.addrBytes})
 		if s.tooFast.Error() != tc.tooFast {
 			t.Errorf("rates %v and %v: %q, want %q", tc.msgs, tc.bytes, s.tooFast, tc.tooFast)
+		}
+		if s.addrs.tooFast.Error() != tc.addrFast {
+			t.Errorf("rates %v, %v, %v and %v: %q, want %q", tc.msgs, tc.bytes, tc.addrMsgs, tc.addrBytes, s.addrs.tooFast, tc.addrFast)
 		}
 		if math.IsInf(tc.msgs, 1) && s.opts.MessageRate >= 0 {
 			t.Errorf("rate +Inf taken as %v, not as no bound", s.opts.MessageRate)
 		}
+	}
+	off := &Options{AddrConns: -1, AddrJoinRate: -1, AddrMessageRate: -1, AddrByteRate: math.Inf(1)}
+	if s := NewServer(new(LocalBus), off); s.addrs != nil {
+		t.Errorf("limits per address all off: %+v, want none", s.addrs)
 	}
 }
 

@@ -45,6 +45,11 @@ var readyLine = regexp.MustCompile(`open (http://\S+/) in a browser`)
 // tests that send faster than people type.
 var Unbounded = []string{"-msg-rate", "-1", "-byte-rate", "-1"}
 
+// OneAddress are the flags that let one address have any number of
+// members, joining as often as it likes, for tests of many members:
+// every member of the tests comes from 127.0.0.1.
+var OneAddress = []string{"-addr-conns", "-1", "-addr-join-rate", "-1"}
+
 // Start runs the command at path with args and -addr 127.0.0.1:0, and
 // waits until it listens. It is killed when the test ends if it has not
 // exited by then.

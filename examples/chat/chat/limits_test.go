@@ -1,0 +1,322 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rfc6455/websocket"
+)
+
+// clock is a clock the tests move by hand.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time // guarded by mu
+}
+
+func newClock() *clock { return &clock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// serveFrom serves s, whose clock is c's, and whose members' addresses
+// are those their X-Forwarded-For says; it returns a function that
+// dials room r of it as name from the address ip ("" for the
+// connection's own), and a context for the test's calls. Both end with
+// the test.
+func serveFrom(t *testing.T, opts Options, c *clock) (context.Context, func(name, ip string) (*websocket.Conn, *http.Response, error)) {
+	t.Helper()
+	opts.ClientIPHeader = "X-Forwarded-For"
+	s := NewServer(new(LocalBus), &opts)
+	s.now = c.Now
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=r&name="
+	return ctx, func(name, ip string) (*websocket.Conn, *http.Response, error) {
+		h := http.Header{}
+		if ip != "" {
+			h.Set("X-Forwarded-For", "203.0.113.9, "+ip)
+		}
+		c, resp, err := websocket.Dial(ctx, url+name, &websocket.DialOptions{Header: h})
+		if err == nil {
+			t.Cleanup(func() { c.CloseNow() })
+		}
+		return c, resp, err
+	}
+}
+
+// readWant reads the next message of c's, which must be want.
+func readWant(t *testing.T, ctx context.Context, c *websocket.Conn, who, want string) {
+	t.Helper()
+	if _, p, err := c.Read(ctx); err != nil || string(p) != want {
+		t.Fatalf("%s got %s, %v; want %s", who, p, err, want)
+	}
+}
+
+// TestAddrConns: an address (an IPv6 /64 here, as the proxy's header
+// tells it) may have AddrConns members at once; the next is refused with
+// 429 before its upgrade, and the room hears of it nothing; others, from
+// other addresses, join; and once one of the address's members has
+// left, another may join.
+func TestAddrConns(t *testing.T) {
+	t.Parallel()
+	ctx, dial := serveFrom(t, Options{AddrConns: 2, AddrJoinRate: -1}, newClock())
+	a, _, err := dial("a", "2001:db8::1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readWant(t, ctx, a, "a", `{"type":"join","name":"a","members":["a"]}`)
+	b, _, err := dial("b", "2001:db8::2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readWant(t, ctx, a, "a", `{"type":"join","name":"b"}`)
+	if _, resp, err := dial("c", "2001:db8::3"); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("the third member of 2001:db8::/64: %v, want 429", err)
+	}
+	for _, m := range []struct{ name, ip string }{{"d", "2001:db8:0:1::1"}, {"e", ""}} {
+		if _, _, err := dial(m.name, m.ip); err != nil {
+			t.Fatalf("%s, from %q: %v", m.name, m.ip, err)
+		}
+		readWant(t, ctx, a, "a", `{"type":"join","name":"`+m.name+`"}`)
+	}
+	if err := b.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	readWant(t, ctx, a, "a", `{"type":"leave","name":"b"}`)
+	if _, _, err := dial("c", "2001:db8::3"); err != nil {
+		t.Fatalf("c, after b left: %v", err)
+	}
+	readWant(t, ctx, a, "a", `{"type":"join","name":"c"}`)
+}
+
+// TestAddrJoinRate: an address joins and leaves in a loop, the clock
+// still: it makes the burst of joins (ten seconds' worth of 0.5 a
+// second), then is refused with 429 and a Retry-After of the 2 seconds
+// a join takes to come back, and once they have passed, joins once
+// more. The room hears exactly the joins and leaves of the joins
+// admitted.
+func TestAddrJoinRate(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	ctx, dial := serveFrom(t, Options{AddrConns: -1, AddrJoinRate: 0.5}, clk)
+	w, _, err := dial("w", "198.51.100.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readWant(t, ctx, w, "w", `{"type":"join","name":"w","members":["w"]}`)
+	cycle := func(name string, admitted bool) {
+		t.Helper()
+		c, resp, err := dial(name, "192.0.2.7")
+		if !admitted {
+			if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
+				t.Fatalf("%s: %v, want 429 with Retry-After: 2", name, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		readWant(t, ctx, w, "w", `{"type":"join","name":"`+name+`"}`)
+		if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+			t.Fatal(err)
+		}
+		readWant(t, ctx, w, "w", `{"type":"leave","name":"`+name+`"}`)
+	}
+	for i, name := range []string{"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7"} {
+		cycle(name, i < 5)
+	}
+	clk.Add(2 * time.Second)
+	cycle("c8", true)
+	cycle("c9", false)
+}
+
+// TestAddrMessageRate: the members from one address say together at
+// most what AddrMessageRate allows, 1.5 a second with bursts of 3, each
+// also at most its own MessageRate, 1 a second with bursts of 2, the
+// clock still. A message past the member's rate counts against neither;
+// one past the address's is not sent, and its member is told so; a
+// member from another address is not bound by it. w, who says nothing,
+// hears exactly the messages sent.
+func TestAddrMessageRate(t *testing.T) {
+	t.Parallel()
+	ctx, dial := serveFrom(t, Options{MessageRate: 1, ByteRate: -1, AddrMessageRate: 1.5, AddrByteRate: -1, AddrConns: -1, AddrJoinRate: -1}, newClock())
+	members := make(map[string]*websocket.Conn)
+	for _, m := range []struct{ name, ip string }{{"a", "192.0.2.1"}, {"b", "192.0.2.1"}, {"c", "192.0.2.1"}, {"d", "198.51.100.1"}, {"w", "198.51.100.2"}} {
+		c, _, err := dial(m.name, m.ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		members[m.name] = c
+	}
+	const (
+		member  = `{"type":"error","text":"not sent: more than 1 messages a second"}`
+		address = `{"type":"error","text":"not sent: more than 1.5 messages a second from one address"}`
+	)
+	for _, tc := range []struct{ from, text, want string }{
+		{"a", "a1", ""},
+		{"a", "a2", ""},
+		{"a", "a3", member},
+		{"b", "b1", ""},
+		{"b", "b2", address},
+		{"c", "c1", address},
+		{"d", "d1", ""},
+	} {
+		c := members[tc.from]
+		if err := c.Write(ctx, websocket.MessageText, []byte(tc.text)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == "" {
+			tc.want = `{"type":"message","from":"` + tc.from + `","text":"` + tc.text + `"}`
+		}
+		// Its own message back, or an error; the others' events pass.
+		for {
+			_, p, err := c.Read(ctx)
+			if err != nil {
+				t.Fatalf("%s, after %s: %v", tc.from, tc.text, err)
+			}
+			var m message
+			json.Unmarshal(p, &m)
+			if m.Type == "error" || m.Type == "message" && m.From == tc.from {
+				if string(p) != tc.want {
+					t.Fatalf("%s sent %s: got %s, want %s", tc.from, tc.text, p, tc.want)
+				}
+				break
+			}
+		}
+	}
+	var said []string
+	for len(said) < 4 {
+		_, p, err := members["w"].Read(ctx)
+		if err != nil {
+			t.Fatalf("w, after %q: %v", said, err)
+		}
+		var m message
+		json.Unmarshal(p, &m)
+		if m.Type == "message" {
+			said = append(said, m.Text)
+		}
+	}
+	if got, want := strings.Join(said, " "), "a1 a2 b1 d1"; got != want {
+		t.Errorf("the room got %s, want %s", got, want)
+	}
+}
+
+// TestAddrTable: an address's entry stays while it has members, and
+// after until its budgets are full again, then goes at the next
+// admission; a table at its bound takes a new address in place of the
+// oldest without members, and refuses it with 503 when every one has
+// members.
+func TestAddrTable(t *testing.T) {
+	t.Parallel()
+	t0 := newClock().Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	k := func(i int) netip.Prefix { return netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), 32) }
+	has := func(tb *addrTable, want ...int) {
+		t.Helper()
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		ok := len(tb.addrs) == len(want)
+		for _, i := range want {
+			ok = ok && tb.addrs[k(i)] != nil
+		}
+		if !ok {
+			t.Errorf("the table has %d addresses, want %v", len(tb.addrs), want)
+		}
+	}
+	admit := func(tb *addrTable, i, ms, status int) *addr {
+		t.Helper()
+		a, why := tb.admit(k(i), at(ms))
+		if why.status != status {
+			t.Fatalf("address %d at %d ms: %d %s, want %d", i, ms, why.status, why.text, status)
+		}
+		return a
+	}
+
+	t.Run("joins", func(t *testing.T) {
+		tb := newAddrTable(-1, 1, -1, -1) // a join a second, bursts of 10
+		tb.release(admit(tb, 1, 0, 0), at(0))
+		admit(tb, 2, 500, 0)
+		has(tb, 1, 2) // 1 has 9 joins left of 10
+		admit(tb, 3, 1000, 0)
+		has(tb, 2, 3)
+	})
+	t.Run("messages", func(t *testing.T) {
+		tb := newAddrTable(-1, -1, 1, -1) // a message a second, bursts of 2
+		a := admit(tb, 1, 0, 0)
+		for range 2 {
+			if !tb.allow(a, 1, at(0)) {
+				t.Fatal("a message of the burst refused")
+			}
+		}
+		tb.release(a, at(0))
+		admit(tb, 2, 1999, 0)
+		has(tb, 1, 2)
+		admit(tb, 3, 2000, 0)
+		has(tb, 2, 3)
+	})
+	t.Run("full at once", func(t *testing.T) {
+		tb := newAddrTable(1, -1, -1, -1)
+		tb.release(admit(tb, 1, 0, 0), at(0))
+		has(tb)
+	})
+	t.Run("bound", func(t *testing.T) {
+		tb := newAddrTable(-1, 1, -1, -1)
+		tb.max = 2
+		a1 := admit(tb, 1, 0, 0)
+		admit(tb, 2, 0, 0)
+		admit(tb, 3, 0, http.StatusServiceUnavailable)
+		tb.release(a1, at(0))
+		admit(tb, 3, 0, 0)
+		has(tb, 2, 3)
+	})
+}
+
+// addrKey counts an IPv4 address whole, an IPv6 one by its /64, and
+// takes the proxy's header's last entry only when told to.
+func TestAddrKey(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		remote, header string
+		xff            []string
+		want           string
+	}{
+		{"192.0.2.1:1234", "", nil, "192.0.2.1/32"},
+		{"[2001:db8:1:2:3:4:5:6]:1234", "", nil, "2001:db8:1:2::/64"},
+		{"[::ffff:192.0.2.1]:1234", "", nil, "192.0.2.1/32"},
+		{"[fe80::1%eth0]:1234", "", nil, "fe80::/64"},
+		{"192.0.2.1:1234", "", []string{"198.51.100.7"}, "192.0.2.1/32"},
+		{"192.0.2.1:1234", "X-Forwarded-For", []string{"10.0.0.1, 198.51.100.7"}, "198.51.100.7/32"},
+		{"192.0.2.1:1234", "X-Forwarded-For", []string{"10.0.0.1", "198.51.100.7,2001:db8::9"}, "2001:db8::/64"},
+		{"192.0.2.1:1234", "X-Forwarded-For", []string{"[2001:db8::9]:443"}, "2001:db8::/64"},
+		{"192.0.2.1:1234", "X-Forwarded-For", []string{"198.51.100.7, unknown"}, "192.0.2.1/32"},
+		{"192.0.2.1:1234", "X-Forwarded-For", nil, "192.0.2.1/32"},
+		{"@", "", nil, "invalid Prefix"},
+	} {
+		r := httptest.NewRequest("GET", "/ws", nil)
+		r.RemoteAddr = tc.remote
+		for _, v := range tc.xff {
+			r.Header.Add("X-Forwarded-For", v)
+		}
+		if got := addrKey(r, tc.header).String(); got != tc.want {
+			t.Errorf("%s, %q %q: %s, want %s", tc.remote, tc.header, tc.xff, got, tc.want)
+		}
+	}
+}
