@@ -513,6 +513,11 @@ func checkResponse(resp *http.Response, key string, offered []string, comp compr
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		return fail("server answered %s, not 101 Switching Protocols", quoted(resp.Status))
 	}
+	if resp.ProtoMajor != 1 || resp.ProtoMinor < 1 {
+		// RFC 9110 §7.8: Upgrade is HTTP/1.1's; a 101 in another
+		// version switches nothing.
+		return fail("server answered in %s, a 101 needs HTTP/1.1", quoted(resp.Proto))
+	}
 	if !headerHasToken(resp.Header, "Upgrade", "websocket") {
 		return fail("response Upgrade header %s lacks the websocket token", quoted(resp.Header["Upgrade"]...))
 	}

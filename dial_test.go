@@ -463,6 +463,24 @@ func TestDialResponseRefused(t *testing.T) {
 			keyword: `response Upgrade header "foo/2, WebSocket" names "foo/2" beside websocket`,
 		},
 		{
+			// RFC 9110 §15.2.2: 101 is HTTP/1.1's; Upgrade has no
+			// meaning in another version.
+			name: "101 of HTTP/1.0",
+			respond: func(accept string) string {
+				return "HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: `handshake failed: server answered in "HTTP/1.0", a 101 needs HTTP/1.1`,
+		},
+		{
+			name: "101 of HTTP/2.0",
+			respond: func(accept string) string {
+				return "HTTP/2.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + accept + "\r\n\r\n"
+			},
+			status:  101,
+			keyword: `handshake failed: server answered in "HTTP/2.0", a 101 needs HTTP/1.1`,
+		},
+		{
 			// The error quoted all 100 KB of it.
 			name: "huge Upgrade header",
 			respond: func(accept string) string {

@@ -37,6 +37,13 @@ type DialOptions struct {
 	// policy applies, but a wss:// handshake is never redirected off TLS.
 	// A redirect may name an http(s):// or ws(s):// URL; one elsewhere
 	// fails the handshake.
+	//
+	// A Transport that is not an *http.Transport (one wrapped for
+	// tracing, logging or retries) hides the connection from Dial: the
+	// header limit is then its own (net/http's is 10 MB), a ws:// proxy is
+	// not tunnelled, and the Conn has no deadlines, so that a context's
+	// end that cuts short a blocked read or write closes the connection
+	// (see Concurrency in the package documentation).
 	HTTPClient *http.Client
 
 	// Header holds extra request headers, such as Authorization or Origin.
@@ -53,7 +60,8 @@ type DialOptions struct {
 	// 6455 §4.1), none twice.
 	Subprotocols []string
 
-	// CloseTimeout bounds the closing handshake; 0 means 5 seconds.
+	// CloseTimeout bounds the closing handshake; 0 (or less) means 5
+	// seconds.
 	CloseTimeout time.Duration
 
 	// KeepaliveInterval, KeepaliveTimeout, WriteQueueLimit and
@@ -70,7 +78,7 @@ type DialOptions struct {
 	Compression CompressionMode
 
 	// CompressionThreshold is the smallest message, in bytes, sent
-	// compressed; 0 means 128.
+	// compressed; 0 (or less) means 128.
 	CompressionThreshold int
 
 	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
