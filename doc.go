@@ -106,7 +106,12 @@
 // again (the connection adds the text to its window, as the peer's
 // decoder does). PreparedMessage.Broadcast enqueues it on every
 // connection given, so a stalled receiver costs at most its queue limit
-// and never delays the others.
+// and never delays the others. A receiver whose queue is full misses the
+// message, a reading one too if messages come faster than its network
+// takes them: Broadcast's count says how many took it. A program whose
+// receivers must see every message or none (a chat, a feed of changes)
+// sets CloseOnQueueFull, which drops such a receiver with 1008 instead,
+// as a hub that gives up on a client whose channel is full does.
 //
 // # Shutdown
 //
@@ -140,7 +145,9 @@
 //	a goroutine that owns all writes       none: writes are safe concurrently
 //	WriteControl(PingMessage)              Ping, which waits for the pong
 //	PreparedMessage                        PreparedMessage, also with context takeover
-//	a hub with a channel per client        PreparedMessage.Broadcast, WriteQueueLimit
+//	a hub with a channel per client        PreparedMessage.Broadcast, WriteQueueLimit,
+//	                                       CloseOnQueueFull to drop a client that lags
+//	a read loop to answer the peer's close CloseRead, for a program that only writes
 //	NetConn (gorilla has none; coder's)    NetConn
 //	EnableCompression                      AcceptOptions.Compression
 //	WriteJSON, ReadJSON                    wsjson.Write, wsjson.Read
@@ -165,6 +172,14 @@
 // peer's CloseError. Once our close frame has been sent, writes return an
 // error wrapping ErrCloseSent and ErrClosed; once the connection has
 // ended, an error wrapping ErrClosed and what ended it.
+//
+// So the peer's close is answered only by a read: a connection that the
+// program only writes to, and nothing reads, leaves it unanswered (the
+// peer's Close waits out its timeout, and the writes go on until the
+// connection is lost). CloseRead reads such a connection for it, as Serve
+// does, and ends the context it returns when the connection ends. A
+// client's read that meets the server's close frame returns once the
+// server has closed TCP, within the close timeout.
 //
 // # Limits
 //

@@ -200,10 +200,14 @@ func CloseStatus(err error) StatusCode {
 	return -1
 }
 
-// A ProtocolError reports that the peer broke RFC 6455 (or a negotiated
-// extension), or exceeded a limit, so the connection was failed: a close
-// frame with Code and Reason was sent and the connection torn down. It wraps
-// that close frame as a CloseError, so CloseStatus reports Code.
+// A ProtocolError reports that the connection was failed: a close frame
+// with Code and Reason was sent and the connection torn down. Mostly the
+// peer broke RFC 6455 (or a negotiated extension) or exceeded a limit;
+// but a read whose context ended inside a message fails the connection
+// too (1008, the message being lost), as does a data message under
+// CloseRead. It wraps that close frame as a CloseError, so CloseStatus
+// reports Code, and the cause if there is one (ErrMessageTooBig, the
+// context's error).
 type ProtocolError struct {
 	Code   StatusCode // the code sent to the peer: 1002, 1007, 1009...
 	Reason string     // what went wrong, also sent in the close frame

@@ -41,7 +41,9 @@ func Example_heartbeat() {
 			if err != nil {
 				return
 			}
-			go c.Write(ctx, typ, p) // any goroutine may write
+			if err := c.Write(ctx, typ, p); err != nil { // other goroutines may write too
+				return
+			}
 		}
 	}))
 	defer srv.Close()
@@ -141,7 +143,7 @@ func ExampleRegistry() {
 			return
 		}
 		c.Serve(func(typ websocket.MessageType, p []byte) {
-			c.Write(context.Background(), typ, p)
+			c.Enqueue(typ, p) // never waits on a peer that stops reading
 		}, func(error) {})
 	}))
 	srv.Config.RegisterOnShutdown(func() { reg.Shutdown(context.Background()) })
@@ -168,4 +170,49 @@ func ExampleRegistry() {
 	srv.Close()
 	// Output:
 	// true 1001 (going away) server shutting down
+}
+
+// A server that only writes: CloseRead reads the connection for it, so
+// that the client's pings and its close frame are answered, and ends ctx
+// once the connection has ended.
+func ExampleConn_CloseRead() {
+	ended := make(chan error, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := c.CloseRead(context.Background())
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for n := 1; ; n++ {
+			select {
+			case <-ctx.Done():
+				ended <- context.Cause(ctx)
+				return
+			case <-tick.C:
+				c.Write(ctx, websocket.MessageText, fmt.Appendf(nil, "tick %d", n))
+			}
+		}
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1), nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for range 2 {
+		_, p, _ := c.Read(ctx)
+		fmt.Println(string(p))
+	}
+	fmt.Println(c.Close(websocket.StatusNormalClosure, "enough"))
+	fmt.Println(<-ended)
+	// Output:
+	// tick 1
+	// tick 2
+	// <nil>
+	// websocket: close 1000 (normal closure): enough
 }

@@ -47,10 +47,11 @@ type AcceptOptions struct {
 	// invalid ones, which are left out.
 	ResponseHeader http.Header
 
-	// CloseTimeout bounds the closing handshake; 0 means 5 seconds. Over
-	// HTTP/2, closing also waits for a write stuck on a socket that takes
-	// nothing, until the HTTP/2 connection ends (http.HTTP2Config's
-	// WriteByteTimeout bounds that; see the package documentation).
+	// CloseTimeout bounds the closing handshake; 0 (or less) means 5
+	// seconds. Over HTTP/2, closing also waits for a write stuck on a
+	// socket that takes nothing, until the HTTP/2 connection ends
+	// (http.HTTP2Config's WriteByteTimeout bounds that; see the package
+	// documentation).
 	CloseTimeout time.Duration
 
 	// Registry, if set, takes in every connection accepted, so that
@@ -62,21 +63,23 @@ type AcceptOptions struct {
 	// before it sends a ping; KeepaliveTimeout, how long it then waits for
 	// anything at all (the pong, or any other frame) before it fails the
 	// connection with StatusInternalError, every call returning an error
-	// that wraps ErrKeepaliveTimeout. 0 means 20 seconds each: a peer that
-	// vanished is noticed within 40 seconds, and a quiet connection sends
-	// a frame every 20, inside the 60-second idle timeouts common among
-	// load balancers, proxies and NATs. A negative KeepaliveInterval turns
-	// keepalive off. It costs no goroutine or timer of its own (one timer
-	// serves every connection's keepalive), and works whether the
-	// connection is read by Read, by Serve, or not at all (see the package
-	// documentation, Keepalive).
+	// that wraps ErrKeepaliveTimeout. 0 means 20 seconds each (so does a
+	// negative KeepaliveTimeout): a peer that vanished is noticed within
+	// 40 seconds, and a quiet connection sends a frame every 20, inside
+	// the 60-second idle timeouts common among load balancers, proxies
+	// and NATs. A negative KeepaliveInterval turns keepalive off. It costs
+	// no goroutine or timer of its own (one timer serves every
+	// connection's keepalive), and works whether the connection is read by
+	// Read, by Serve, or not at all (see the package documentation,
+	// Keepalive); but only a read answers the peer's close (CloseRead).
 	KeepaliveInterval time.Duration
 	KeepaliveTimeout  time.Duration
 
 	// WriteQueueLimit bounds, in bytes, what the connection holds of
 	// messages written but not yet handed to the network (Buffered): the
 	// queue where small writes gather to go out together, and what Enqueue
-	// and Broadcast leave there. 0 means 512 KiB. Past it, Write waits for
+	// and Broadcast leave there. 0 (or less) means 512 KiB: the queue
+	// always has a limit. Past it, Write waits for
 	// the network (until its context ends) and Enqueue refuses the message
 	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
 	// with StatusPolicyViolation (a message that no queue could take,
@@ -94,7 +97,7 @@ type AcceptOptions struct {
 	Compression CompressionMode
 
 	// CompressionThreshold is the smallest message, in bytes, sent
-	// compressed; 0 means 128. Smaller ones rarely shrink.
+	// compressed; 0 (or less) means 128. Smaller ones rarely shrink.
 	CompressionThreshold int
 
 	// CompressionWindowBits bounds LZ77 windows to 2^bits bytes, 8 to 15
@@ -149,7 +152,11 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // an http.Handler and returns the connection. A request that is not a
 // valid WebSocket handshake, or comes from an origin not allowed, is
 // answered with an HTTP error (405, 426, 400 or 403, with a body that says
-// why) and Accept returns an error wrapping ErrHandshake.
+// why) and Accept returns an error wrapping ErrHandshake. Options that
+// cannot work (a malformed origin pattern, compression window bits
+// outside 8 to 15, a response header Accept may not set) are answered with
+// 500 Internal Server Error, on every request, and Accept returns the
+// error.
 //
 // Accept hijacks the connection through http.ResponseController, so
 // handler wrappers that implement Unwrap work. Deadlines the server set on
@@ -447,6 +454,13 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 	if opts.InsecureSkipOriginCheck {
 		return nil
 	}
+	// Every pattern is checked on every handshake, so that a bad one is
+	// found by the first request, not by the first from another origin.
+	for _, pattern := range opts.OriginPatterns {
+		if _, err := path.Match(pattern, ""); err != nil {
+			return refuse(http.StatusInternalServerError, "bad origin pattern %q: %v", pattern, err)
+		}
+	}
 	origins := r.Header["Origin"]
 	switch len(origins) {
 	case 0:
@@ -467,11 +481,7 @@ func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 		if strings.Contains(pattern, "://") {
 			target = u.Scheme + "://" + u.Host
 		}
-		ok, err := path.Match(strings.ToLower(pattern), strings.ToLower(target))
-		if err != nil {
-			return refuse(http.StatusInternalServerError, "bad origin pattern %q: %v", pattern, err)
-		}
-		if ok {
+		if ok, _ := path.Match(strings.ToLower(pattern), strings.ToLower(target)); ok {
 			return nil
 		}
 	}

@@ -493,6 +493,9 @@ func TestAcceptOrigin(t *testing.T) {
 		{name: "pattern with scheme, other scheme", opts: &AcceptOptions{OriginPatterns: []string{"https://*.example.com"}}, origin: []string{"http://a.example.com"}, status: 403},
 		{name: "null with pattern", opts: &AcceptOptions{OriginPatterns: []string{"*"}}, origin: []string{"null"}, status: 403},
 		{name: "malformed pattern", opts: &AcceptOptions{OriginPatterns: []string{"["}}, origin: []string{"https://a.example.com"}, status: 500},
+		// Found by every request, not only by those a pattern is tried on.
+		{name: "malformed pattern, same origin", opts: &AcceptOptions{OriginPatterns: []string{"*.example.com", "x["}}, origin: []string{"SELF"}, status: 500},
+		{name: "malformed pattern, no Origin", opts: &AcceptOptions{OriginPatterns: []string{"\\"}}, status: 500},
 
 		{name: "skip check, other host", opts: &AcceptOptions{InsecureSkipOriginCheck: true}, origin: []string{"https://evil.example"}, status: 101},
 		{name: "skip check, null", opts: &AcceptOptions{InsecureSkipOriginCheck: true}, origin: []string{"null"}, status: 101},

@@ -300,6 +300,9 @@ func (c *Conn) nextMessageLocked(ctx context.Context, untilIdle bool) (MessageTy
 		if err != nil {
 			return 0, c.readErrLocked(ctx, err, false)
 		}
+		if s := c.srv.Load(); s != nil && s.noData {
+			return 0, c.failLocked(protocolErr(StatusPolicyViolation, "data message on a connection that reads none"))
+		}
 		c.msgOp = h.op
 		c.msgCompressed = h.rsv&rsv1 != 0
 		c.msgSize = 0

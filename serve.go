@@ -74,6 +74,39 @@ func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err
 	return nil
 }
 
+// CloseRead is for a program that only writes to the connection: it has
+// the connection read as Serve does, so that the peer's pings and its
+// close frame are answered, and returns a context that ends once the
+// connection has, its cause (context.Cause) the error that ended it (a
+// CloseError when the peer closed), or once ctx ends, with the reading
+// going on. A connection that nothing reads answers no close frame: the
+// peer's Close waits out its timeout, and the writes that follow it fail
+// as a lost connection rather than with the peer's close.
+//
+// A data message from the peer fails the connection with
+// StatusPolicyViolation as soon as its first frame's header is read,
+// none of its payload held: it would be lost otherwise. A program that
+// wants to drop the peer's messages instead calls Serve with an
+// onMessage that ignores them.
+//
+// As with Serve, nothing else may read the connection once CloseRead is
+// called, the connection holds no buffer and, on Linux, no goroutine
+// while the peer is quiet, and the caller closes it when done writing. If
+// the connection cannot be served (Serve or CloseRead was called
+// before), the context returned has ended already, with the error.
+// Over HTTP/2 too, CloseRead returns at once: the handler goes on
+// writing, and the connection ends when it returns.
+func (c *Conn) CloseRead(ctx context.Context) context.Context {
+	ctx, cancel := context.WithCancelCause(ctx)
+	s := &server{c: c, onMessage: func(MessageType, []byte) {}, onClose: cancel, noData: true}
+	if !c.srv.CompareAndSwap(nil, s) {
+		cancel(errServeTwice)
+		return ctx
+	}
+	go s.start()
+	return ctx
+}
+
 // start serves the connection. An earlier Read's context must not reach
 // Serve's waits, which read the socket without a watch of their own: its
 // watch is stopped, but under the read lock, so as not to take the
@@ -119,6 +152,7 @@ type server struct {
 	c         *Conn
 	onMessage func(MessageType, []byte)
 	onClose   func(error)
+	noData    bool // immutable: a data message fails the connection (CloseRead)
 
 	// timer looks for a long wait once per serveLinger while armed. It is
 	// made by the first wait and dropped when the connection parks

@@ -1,0 +1,116 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+// TestCloseReadAnswersClose: a server that only writes, with CloseRead,
+// answers the client's close frame: the client's Close returns at once
+// with the handshake done, the context CloseRead returned ends with the
+// client's close as its cause, and the server's next Write says so.
+// Without CloseRead the client's Close waited out its timeout.
+func TestCloseReadAnswersClose(t *testing.T) {
+	t.Parallel()
+	type result struct {
+		cause, write error
+	}
+	done := make(chan result, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx := c.CloseRead(context.Background())
+		for ctx.Err() == nil {
+			if c.Write(context.Background(), MessageText, []byte("tick")) != nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		<-ctx.Done()
+		done <- result{context.Cause(ctx), c.Write(context.Background(), MessageText, []byte("late"))}
+	}))
+	defer s.Close()
+	c := dialT(t, wsURL(s), &DialOptions{CloseTimeout: 10 * time.Second})
+	if _, p, err := c.Read(context.Background()); err != nil || string(p) != "tick" {
+		t.Fatalf("Read: %q, %v", p, err)
+	}
+	start := time.Now()
+	if err := c.Close(StatusNormalClosure, "bye"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	r := <-done
+	if ce, ok := errors.AsType[CloseError](r.cause); !ok || ce != (CloseError{StatusNormalClosure, "bye"}) {
+		t.Errorf("the context's cause: %v, want the client's close 1000 bye", r.cause)
+	}
+	if CloseStatus(r.write) != StatusNormalClosure || !errors.Is(r.write, ErrClosed) {
+		t.Errorf("Write after: %v, want ErrClosed with the client's 1000", r.write)
+	}
+}
+
+// TestCloseReadPingsAndData: under CloseRead, pings are answered, and the
+// first frame of a data message fails the connection with 1008 at its
+// header, although it claims a gigabyte that never comes.
+func TestCloseReadPingsAndData(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, nil)
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	ctx := sc.CloseRead(context.Background())
+	io.WriteString(nc, clientFrame(0x89, "p1"))
+	if got, err := readServerFrame(nc); err != nil || got != "\x8a\x02p1" {
+		t.Fatalf("pong: %q, %v", got, err)
+	}
+	nc.Write(maskedHeader(0x82, 1<<30))
+	const reason = "data message on a connection that reads none"
+	if got, err := readServerFrame(nc); err != nil || got != "\x88"+string(rune(2+len(reason)))+"\x03\xf0"+reason {
+		t.Fatalf("close frame: %q, %v", got, err)
+	}
+	io.WriteString(nc, clientFrame(0x88, "\x03\xf0"))
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the context did not end")
+	}
+	if pe, ok := errors.AsType[*ProtocolError](context.Cause(ctx)); !ok || pe.Code != StatusPolicyViolation {
+		t.Errorf("the context's cause: %v, want a ProtocolError with 1008", context.Cause(ctx))
+	}
+}
+
+// TestCloseReadTwice: CloseRead on a connection read already ends its
+// context at once, and the connection stays its reader's.
+func TestCloseReadTwice(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, nil)
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	first := sc.CloseRead(context.Background())
+	second := sc.CloseRead(context.Background())
+	if !errors.Is(context.Cause(second), errServeTwice) {
+		t.Errorf("the second CloseRead's cause: %v, want %v", context.Cause(second), errServeTwice)
+	}
+	if _, _, err := sc.Read(context.Background()); err == nil {
+		t.Error("Read after CloseRead: no error")
+	}
+	if first.Err() != nil {
+		t.Fatalf("the first CloseRead's context ended: %v", context.Cause(first))
+	}
+	io.WriteString(nc, clientFrame(0x88, "\x03\xe8"))
+	if got, err := readServerFrame(nc); err != nil || got != "\x88\x02\x03\xe8" {
+		t.Fatalf("close frame: %q, %v", got, err)
+	}
+	<-first.Done()
+}
