@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/rfc6455/websocket/internal/godebugtest"
 )
 
 // TestCloseReadAnswersClose: a server that only writes, with CloseRead,
@@ -17,11 +19,43 @@ import (
 // Without CloseRead the client's Close waited out its timeout.
 func TestCloseReadAnswersClose(t *testing.T) {
 	t.Parallel()
-	type result struct {
-		cause, write error
+	t.Run("HTTP/1.1", func(t *testing.T) {
+		t.Parallel()
+		done := make(chan closeReadResult, 1)
+		s := httptest.NewServer(closeReadTicker(done))
+		defer s.Close()
+		testCloseReadAnswersClose(t, dialT(t, wsURL(s), &DialOptions{CloseTimeout: 10 * time.Second}), done)
+	})
+	t.Run("HTTP/2", func(t *testing.T) {
+		t.Parallel()
+		godebugtest.Run(t, xconnect, "TestCloseReadOverHTTP2")
+	})
+}
+
+// TestCloseReadOverHTTP2 is TestCloseReadAnswersClose over HTTP/2 (h2c),
+// where CloseRead returns at once and the handler goes on writing.
+// TestCloseReadAnswersClose runs it.
+func TestCloseReadOverHTTP2(t *testing.T) {
+	if !godebugtest.Has(xconnect) {
+		t.Skip("needs GODEBUG=" + xconnect + "; TestCloseReadAnswersClose runs it so")
 	}
-	done := make(chan result, 1)
-	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	t.Parallel()
+	done := make(chan closeReadResult, 1)
+	o := newH2Origin(t, false, closeReadTicker(done))
+	c, _ := o.dial(t, func(opts *DialOptions) { opts.CloseTimeout = 10 * time.Second })
+	testCloseReadAnswersClose(t, c, done)
+}
+
+// closeReadResult is what a closeReadTicker's connection ended with: the
+// cause of CloseRead's context, and what a Write returned after.
+type closeReadResult struct {
+	cause, write error
+}
+
+// closeReadTicker accepts and writes "tick" every 10 ms under CloseRead,
+// until the context it returned ends.
+func closeReadTicker(done chan<- closeReadResult) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := Accept(w, r, nil)
 		if err != nil {
 			return
@@ -38,10 +72,11 @@ func TestCloseReadAnswersClose(t *testing.T) {
 			}
 		}
 		<-ctx.Done()
-		done <- result{context.Cause(ctx), c.Write(context.Background(), MessageText, []byte("late"))}
-	}))
-	defer s.Close()
-	c := dialT(t, wsURL(s), &DialOptions{CloseTimeout: 10 * time.Second})
+		done <- closeReadResult{context.Cause(ctx), c.Write(context.Background(), MessageText, []byte("late"))}
+	}
+}
+
+func testCloseReadAnswersClose(t *testing.T, c *Conn, done <-chan closeReadResult) {
 	if _, p, err := c.Read(context.Background()); err != nil || string(p) != "tick" {
 		t.Fatalf("Read: %q, %v", p, err)
 	}
@@ -80,6 +115,7 @@ func TestCloseReadPingsAndData(t *testing.T) {
 		t.Fatalf("close frame: %q, %v", got, err)
 	}
 	io.WriteString(nc, clientFrame(0x88, "\x03\xf0"))
+	nc.Close()
 	select {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):
