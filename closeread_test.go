@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -149,4 +150,92 @@ func TestCloseReadTwice(t *testing.T) {
 		t.Fatalf("close frame: %q, %v", got, err)
 	}
 	<-first.Done()
+}
+
+// TestCloseReadCloseCrossingData: a data message the peer sent before it
+// saw our close frame, read under CloseRead after Close has begun, is
+// dropped as Close drops it, and Close returns once the peer's close comes.
+// It failed the connection with 1008, and Close waited out its timeout
+// (over TLS, where CloseRead's goroutine is in a read when Close begins).
+func TestCloseReadCloseCrossingData(t *testing.T) {
+	t.Parallel()
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TCP", true: "TLS"}[tlsOn], func(t *testing.T) {
+			t.Parallel()
+			var nc net.Conn
+			var sc *Conn
+			if tlsOn {
+				s, conns := acceptOneTLS(t)
+				nc = dialRawTLS(t, s.Listener.Addr().String(), 0)
+				sc = <-conns
+				defer sc.CloseNow()
+			} else {
+				nc, sc = stalledPair(t, nil)
+			}
+			ctx := sc.CloseRead(context.Background())
+			// CloseRead's goroutine waits for input by now, in a read
+			// over TLS.
+			time.Sleep(50 * time.Millisecond)
+			closed := make(chan error, 1)
+			go func() { closed <- sc.Close(StatusNormalClosure, "bye") }()
+			if got, err := readServerFrame(nc); err != nil || got != "\x88\x05\x03\xe8bye" {
+				t.Fatalf("close frame: %q, %v", got, err)
+			}
+			io.WriteString(nc, clientFrame(0x81, "sent before the close")+clientFrame(0x88, "\x03\xe8"))
+			start := time.Now()
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Errorf("Close: %v, want nil: the peer answered the close", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Close did not return")
+			}
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("Close returned %v after the peer's close", d)
+			}
+			<-ctx.Done()
+			if _, failed := errors.AsType[*ProtocolError](context.Cause(ctx)); failed {
+				t.Errorf("the context's cause: %v, want no failure", context.Cause(ctx))
+			}
+		})
+	}
+}
+
+// TestCloseReadDuringRead: a Read in progress when CloseRead is called
+// gets its message, as it would have; the next data message fails the
+// connection with 1008. The Read failed the connection itself.
+func TestCloseReadDuringRead(t *testing.T) {
+	t.Parallel()
+	s, conns := acceptOne(t, nil)
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	type result struct {
+		p   string
+		err error
+	}
+	read := make(chan result, 1)
+	go func() {
+		_, p, err := sc.Read(context.Background())
+		read <- result{string(p), err}
+	}()
+	waitFor(t, "the Read to wait", func() bool {
+		if !sc.readMu.tryLock() {
+			return true
+		}
+		sc.readMu.unlock()
+		return false
+	})
+	ctx := sc.CloseRead(context.Background())
+	io.WriteString(nc, clientFrame(0x81, "hi"))
+	if r := <-read; r.err != nil || r.p != "hi" {
+		t.Fatalf("the Read in progress: %q, %v; want hi", r.p, r.err)
+	}
+	io.WriteString(nc, clientFrame(0x81, "next"))
+	const reason = "data message on a connection that reads none"
+	if got, err := readServerFrame(nc); err != nil || got != "\x88"+string(rune(2+len(reason)))+"\x03\xf0"+reason {
+		t.Fatalf("close frame: %q, %v", got, err)
+	}
+	nc.Close()
+	<-ctx.Done()
 }

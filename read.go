@@ -300,7 +300,7 @@ func (c *Conn) nextMessageLocked(ctx context.Context, untilIdle bool) (MessageTy
 		if err != nil {
 			return 0, c.readErrLocked(ctx, err, false)
 		}
-		if s := c.srv.Load(); s != nil && s.noData {
+		if s := c.srv.Load(); s != nil && s.refusing && c.refusesDataLocked() {
 			return 0, c.failLocked(protocolErr(StatusPolicyViolation, "data message on a connection that reads none"))
 		}
 		c.msgOp = h.op
@@ -357,6 +357,22 @@ func (c *Conn) nextDataFrameLocked(ctx context.Context) error {
 			return c.closedErr("read")
 		}
 	}
+}
+
+// refusesDataLocked reports whether a data message now fails the
+// connection, under CloseRead: not once our close frame is out, or Close
+// has begun, when the peer may send what it wrote before it saw our
+// close, which is dropped (RFC 6455 §5.5.1 has it read on until its close
+// frame).
+//
+// The caller holds readMu.
+func (c *Conn) refusesDataLocked() bool {
+	if c.discard.Load() {
+		return false
+	}
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	return !c.closeSent
 }
 
 // startFrameLocked makes h the data frame being read, once the message it

@@ -85,17 +85,24 @@ func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err
 //
 // A data message from the peer fails the connection with
 // StatusPolicyViolation as soon as its first frame's header is read,
-// none of its payload held: it would be lost otherwise. A program that
+// none of its payload held: it would be lost otherwise. Once our close
+// frame is out (Close, CloseWrite), one that the peer sent before it saw
+// ours is dropped instead, as Close drops it. A program that
 // wants to drop the peer's messages instead calls Serve with an
 // onMessage that ignores them.
 //
 // As with Serve, nothing else may read the connection once CloseRead is
-// called, the connection holds no buffer and, on Linux, no goroutine
-// while the peer is quiet, and the caller closes it when done writing. If
-// the connection cannot be served (Serve or CloseRead was called
-// before), the context returned has ended already, with the error.
-// Over HTTP/2 too, CloseRead returns at once: the handler goes on
-// writing, and the connection ends when it returns.
+// called (a Read in progress then gets its message, and is the last),
+// and the connection holds no buffer and, on Linux, no goroutine while
+// the peer is quiet. If the connection cannot be served (Serve or
+// CloseRead was called before), the context returned has ended already,
+// with the error.
+//
+// Unlike Serve, CloseRead leaves the connection to its caller, who
+// closes it when done writing (defer c.CloseNow() after Accept). Over
+// HTTP/2, where CloseRead returns at once too, the handler must close it
+// before it returns: the reading answers pings on the handler's stream,
+// which net/http takes back once the handler has returned.
 func (c *Conn) CloseRead(ctx context.Context) context.Context {
 	ctx, cancel := context.WithCancelCause(ctx)
 	s := &server{c: c, onMessage: func(MessageType, []byte) {}, onClose: cancel, noData: true}
@@ -117,6 +124,9 @@ func (s *server) start() {
 	c := s.c
 	if c.readMu.lock(nil) == lockTaken {
 		c.pauseWatch(watchRead)
+		// Set under the read lock: a Read in progress as CloseRead was
+		// called reads its message as it would have.
+		s.refusing = s.noData
 		c.readUnlock()
 	}
 	s.run()
@@ -153,6 +163,7 @@ type server struct {
 	onMessage func(MessageType, []byte)
 	onClose   func(error)
 	noData    bool // immutable: a data message fails the connection (CloseRead)
+	refusing  bool // readMu: noData, once the reader in progress at the start is done
 
 	// timer looks for a long wait once per serveLinger while armed. It is
 	// made by the first wait and dropped when the connection parks
