@@ -27,7 +27,8 @@ const (
 	// at once: a browser restoring its tabs, or a household's members
 	// coming back after a restart of the server.
 	joinBurst = 10
-	// maxAddrs bounds the addresses a server keeps limits for.
+	// maxAddrs bounds the addresses without members a server keeps
+	// limits for; those with members are bounded by its connections.
 	maxAddrs = 1 << 16
 )
 
@@ -76,8 +77,10 @@ func parseIP(s string) netip.Addr {
 // say together. An address's entry goes once it has no members and its
 // budgets are full, at the next admission after that, and at most max
 // are kept: a new address past them takes the place of the oldest
-// without members, forgetting its budgets early, or is refused with 503
-// if every one has members.
+// without members, forgetting its budgets early. An address with members
+// is never refused for the table's sake: the table would then be one's to
+// fill, by a host holding a member in each of 65,536 /64s of its /48, and
+// its entries are bounded by the connections anyway.
 type addrTable struct {
 	conns    int     // immutable: members an address may have at once; negative: no bound
 	joinRate float64 // immutable: joins an address may make a second; negative: no bound
@@ -134,10 +137,7 @@ func (t *addrTable) admit(key netip.Prefix, now time.Time) (*addr, refusal) {
 	}
 	a := t.addrs[key]
 	if a == nil {
-		if len(t.addrs) >= t.max {
-			if t.idle.next == &t.idle {
-				return nil, refusal{http.StatusServiceUnavailable, "too many addresses have members", 0}
-			}
+		if len(t.addrs) >= t.max && t.idle.next != &t.idle {
 			t.forgetLocked(t.idle.next)
 		}
 		a = &addr{key: key, joins: t.joinBurst(), joined: now, said: newRate(t.msgRate, t.byteRate, now)}
