@@ -45,8 +45,11 @@
 // the client's IPv4 address, or the /64 of its IPv6 address, the block
 // one host or one network is given, within which a host may take new
 // addresses at will; behind a proxy, Options.ClientIPHeader names the
-// header that tells the client's address. Each server counts its own
-// members alone, and logs no refusal (a flood would flood the log).
+// header that tells the client's address. A client of the server's own
+// host (a loopback address, or a Unix socket) has no limits per address:
+// it is most often a proxy in front of the server, whose clients would
+// share one address, or a load test. Each server counts its own members
+// alone, and logs no refusal (a flood would flood the log).
 //
 // Each member's messages go out through its connection's write queue,
 // bounded at QueueLimit, by PreparedMessage.Broadcast: the room never
@@ -149,7 +152,8 @@ type Options struct {
 	// request comes through such a proxy: a client that reaches the
 	// server directly writes in it any address it likes. By default
 	// the limits count the address of the connection, which behind a
-	// proxy is the proxy's, shared by every client.
+	// proxy is the proxy's, shared by every client (none at all for a
+	// proxy on the same host: a loopback address has no limits).
 	ClientIPHeader string
 }
 
@@ -366,9 +370,9 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	// Refused before the upgrade, a join past its address's limits costs
 	// no connection, and the room no join and no leave.
 	var a *addr
-	if s.addrs != nil {
+	if key := addrKey(r, s.opts.ClientIPHeader); s.addrs != nil && limited(key) {
 		var why refusal
-		if a, why = s.addrs.admit(addrKey(r, s.opts.ClientIPHeader), s.now()); a == nil {
+		if a, why = s.addrs.admit(key, s.now()); a == nil {
 			if why.retryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(why.retryAfter))
 			}

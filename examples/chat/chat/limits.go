@@ -35,9 +35,10 @@ const (
 // addrKey returns what r's limits are counted under: the client's IP
 // address, an IPv6 address cut to its /64, and an IPv4-mapped one taken
 // as IPv4. header, if not "", names a header set by a proxy in front of
-// the server: its last entry is the client's address. A request whose
-// address is not an IP (a Unix socket, say) counts under the zero key,
-// with every other such request.
+// the server: its last entry is the client's address. A request from
+// the server's own host, a loopback address or a transport without
+// addresses (a Unix socket), gets the zero key, which has no limits
+// (limited).
 func addrKey(r *http.Request, header string) netip.Prefix {
 	var ip netip.Addr
 	if vs := r.Header.Values(header); len(vs) > 0 {
@@ -48,10 +49,10 @@ func addrKey(r *http.Request, header string) netip.Prefix {
 	if !ip.IsValid() {
 		ip = parseIP(r.RemoteAddr)
 	}
-	if !ip.IsValid() {
+	ip = ip.Unmap().WithZone("")
+	if !ip.IsValid() || ip.IsLoopback() {
 		return netip.Prefix{}
 	}
-	ip = ip.Unmap().WithZone("")
 	bits := 32
 	if ip.Is6() {
 		bits = 64
@@ -59,6 +60,12 @@ func addrKey(r *http.Request, header string) netip.Prefix {
 	p, _ := ip.Prefix(bits)
 	return p
 }
+
+// limited reports whether the limits per address apply to key: not to
+// the server's own host, a loopback address or a transport without
+// addresses (a Unix socket), which is most often a proxy in front of the
+// server, whose clients would share its one address, or a load test.
+func limited(key netip.Prefix) bool { return key.IsValid() }
 
 // parseIP parses an IP address with or without a port; the zero Addr if
 // s is neither.

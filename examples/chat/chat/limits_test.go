@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -105,6 +106,34 @@ func TestAddrConns(t *testing.T) {
 		t.Fatalf("c, after b left: %v", err)
 	}
 	readWant(t, ctx, a, "a", `{"type":"join","name":"c"}`)
+}
+
+// TestAddrLoopback: the server's own host has no limits per address: a
+// proxy in front of it, unless ClientIPHeader says where the client's
+// address is, or a load test. With one member and no join a second per
+// address, members from 127.0.0.1 (the connection's) and ::1 (the
+// proxy's header) all join, where a second from 192.0.2.7 is refused.
+func TestAddrLoopback(t *testing.T) {
+	t.Parallel()
+	ctx, dial := serveFrom(t, Options{AddrConns: 1, AddrJoinRate: 1e-9}, newClock())
+	w, _, err := dial("w", "192.0.2.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readWant(t, ctx, w, "w", `{"type":"join","name":"w","members":["w"]}`)
+	for i, ip := range []string{"", "", "", "::1", "::1", "127.0.0.2"} {
+		name := fmt.Sprintf("m%d", i)
+		if _, _, err := dial(name, ip); err != nil {
+			t.Fatalf("%s, from %q: %v", name, ip, err)
+		}
+		readWant(t, ctx, w, "w", `{"type":"join","name":"`+name+`"}`)
+	}
+	if _, resp, err := dial("x", "192.0.2.7"); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a second member from 192.0.2.7: %v, want 429", err)
+	}
+	if limited(netip.Prefix{}) {
+		t.Error("a transport without addresses (a Unix socket) is limited")
+	}
 }
 
 // TestAddrJoinRate: an address joins and leaves in a loop, the clock
@@ -311,6 +340,11 @@ func TestAddrKey(t *testing.T) {
 		{"192.0.2.1:1234", "X-Forwarded-For", []string{"198.51.100.7, unknown"}, "192.0.2.1/32"},
 		{"192.0.2.1:1234", "X-Forwarded-For", nil, "192.0.2.1/32"},
 		{"@", "", nil, "invalid Prefix"},
+		{"127.0.0.1:1234", "", nil, "invalid Prefix"},
+		{"[::1]:1234", "", nil, "invalid Prefix"},
+		{"[::ffff:127.0.0.1]:1234", "", nil, "invalid Prefix"},
+		{"192.0.2.1:1234", "X-Forwarded-For", []string{"::1"}, "invalid Prefix"},
+		{"127.0.0.1:1234", "X-Forwarded-For", []string{"192.0.2.1"}, "192.0.2.1/32"},
 	} {
 		r := httptest.NewRequest("GET", "/ws", nil)
 		r.RemoteAddr = tc.remote
