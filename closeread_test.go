@@ -9,8 +9,6 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/rfc6455/websocket/internal/godebugtest"
 )
 
 // TestCloseReadAnswersClose: a server that only writes, with CloseRead,
@@ -27,24 +25,6 @@ func TestCloseReadAnswersClose(t *testing.T) {
 		defer s.Close()
 		testCloseReadAnswersClose(t, dialT(t, wsURL(s), &DialOptions{CloseTimeout: 10 * time.Second}), done)
 	})
-	t.Run("HTTP/2", func(t *testing.T) {
-		t.Parallel()
-		godebugtest.Run(t, xconnect, "TestCloseReadOverHTTP2")
-	})
-}
-
-// TestCloseReadOverHTTP2 is TestCloseReadAnswersClose over HTTP/2 (h2c),
-// where CloseRead returns at once and the handler goes on writing.
-// TestCloseReadAnswersClose runs it.
-func TestCloseReadOverHTTP2(t *testing.T) {
-	if !godebugtest.Has(xconnect) {
-		t.Skip("needs GODEBUG=" + xconnect + "; TestCloseReadAnswersClose runs it so")
-	}
-	t.Parallel()
-	done := make(chan closeReadResult, 1)
-	o := newH2Origin(t, false, closeReadTicker(done))
-	c, _ := o.dial(t, func(opts *DialOptions) { opts.CloseTimeout = 10 * time.Second })
-	testCloseReadAnswersClose(t, c, done)
 }
 
 // closeReadResult is what a closeReadTicker's connection ended with: the
