@@ -202,7 +202,10 @@ var (
 // has been unreachable, or refused the writer's transactions, for
 // holdLimit (the queue's oldest event has waited that long, or the
 // writer or the reader has failed that long), or the queue holds
-// heldBytes already.
+// heldBytes already. A leave is queued whatever Redis does, until the
+// bus closes: its member's join was queued, and a leave refused would
+// leave the member listed on every server once Redis is back. There are
+// no more leaves than joins queued before them.
 func (b *redisBus) Publish(room string, ev chat.Event) error {
 	p, err := json.Marshal(ev)
 	if err != nil {
@@ -214,6 +217,7 @@ func (b *redisBus) Publish(room string, ev chat.Event) error {
 	switch {
 	case b.closed:
 		return errClosed
+	case ev.Type == "leave":
 	case stuck && b.refusal != nil:
 		return fmt.Errorf("the message bus (Redis) has refused writes for %v: %s", holdLimit, redisErr(b.refusal))
 	case stuck, !b.downSince.IsZero() && time.Since(b.downSince) > holdLimit:

@@ -342,6 +342,37 @@ func TestRedisDownTooLong(t *testing.T) {
 	}
 }
 
+// TestLeaveDuringOutage: a member joins while Redis is down and leaves
+// once its server refuses new events (past holdLimit): its join, held,
+// and its leave both reach the room once Redis is back, and no server
+// lists it. The leave was refused and lost, the held join alone written:
+// every server listed the member for good.
+func TestLeaveDuringOutage(t *testing.T) {
+	t.Parallel()
+	r, s1, s2 := startTwo(t)
+	w := chattest.Join(t, s2.WS("g", "w"), "w")
+	chattest.Join(t, s1.WS("g", "a"), "a")
+	w.WaitFor(t, "the join of a", func(got []chattest.Message) bool { return len(chattest.Roster(got)) == 2 })
+
+	r.kill(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ghost, _, err := websocket.Dial(ctx, s1.WS("g", "ghost"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ghost.CloseNow()
+	time.Sleep(holdLimit + 2*time.Second) // past it, the server refuses events
+	ghost.Close(websocket.StatusNormalClosure, "")
+	r.start(t)
+	w.WaitFor(t, "the leave of ghost", chattest.HasLeave("ghost"))
+	late := chattest.Join(t, s2.WS("g", "late"), "late")
+	late.WaitFor(t, "its join", func(got []chattest.Message) bool { return len(got) > 0 })
+	if got, want := chattest.Roster(late.Messages()), []string{"a", "late", "w"}; !slices.Equal(got, want) {
+		t.Errorf("late sees %q, want %q", got, want)
+	}
+}
+
 // TestShutdownLeaves stops one of two servers with SIGTERM: its members
 // get 1001, it exits 0, and the members of the other see them leave.
 func TestShutdownLeaves(t *testing.T) {
