@@ -32,7 +32,9 @@
 // KiB a second by default, with bursts of twice as much), or the members
 // from its address said more together than theirs allows. A member that
 // cannot join because the bus refuses its join is closed with 1013 (try
-// again later), the reason saying why.
+// again later), the reason saying why, and so is one whose join the bus
+// holds (its store unreachable) for longer than Options.JoinWait, 15
+// seconds by default: its leave then follows the join.
 //
 // The server also bounds what each remote address does, whatever its
 // members' names: how many members it has at once (Options.AddrConns,
@@ -71,6 +73,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -120,6 +123,14 @@ type Options struct {
 	MessageRate, ByteRate float64
 	// Logf reports members as they come and go; nil means no log.
 	Logf func(format string, args ...any)
+	// JoinWait is how long a member waits for its own join to come back
+	// from the bus, as every member of the room hears it, before it is
+	// closed with 1013 (try again later): a bus that holds events while
+	// its store is unreachable holds the join too, and the member would
+	// otherwise wait, told nothing, for as long as that lasts. 0 means 15
+	// seconds.
+	JoinWait time.Duration
+
 	// IdleTimeout is how long Run lets an HTTP connection wait for its
 	// next request (a browser keeps the page's open) before it closes
 	// it; 0 means 2 minutes. A member's WebSocket is no request in
@@ -355,7 +366,13 @@ func validName(s string) bool {
 
 // serveMember takes a member into its room until it leaves.
 func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	// Parsed whole, not as URL.Query, which drops what it cannot parse
+	// (a pair with a semicolon): room=a;b would join the lobby.
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		http.Error(w, "bad query: "+err.Error(), http.StatusBadRequest)
+		return
+	}
 	roomName, name := q.Get("room"), q.Get("name")
 	if roomName == "" {
 		roomName = "lobby"
@@ -414,6 +431,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.opts.Logf("chat: %q joined %q from %s", name, roomName, r.RemoteAddr)
+	rm.awaitJoin(m, cmp.Or(s.opts.JoinWait, 15*time.Second))
 	c.Serve(func(typ websocket.MessageType, p []byte) {
 		rm.say(m, typ, p)
 	}, func(err error) {
@@ -471,7 +489,10 @@ type member struct {
 	c    *websocket.Conn
 	addr *addr    // immutable: its address's entry; nil when there are no limits per address
 	held [][]byte // guarded by its room's mu: errors for it to get after its join
-	rate rate     // used by its connection's onMessage alone
+	// joinWait closes it if its join has not come back within
+	// Options.JoinWait; stopped once it has. Guarded by its room's mu.
+	joinWait *time.Timer
+	rate     rate // used by its connection's onMessage alone
 	// refused says it sent a binary message, answered with 1003: what it
 	// says until the close ends it goes nowhere. Used by its connection's
 	// onMessage alone.
@@ -622,10 +643,33 @@ func (r *room) join(m *member) error {
 	return nil
 }
 
+// awaitJoin closes m with 1013 unless its join, published, comes back
+// from the bus within d. Its leave follows the join, which the bus
+// holds, so that the room, once the bus delivers them, does not list it.
+func (r *room) awaitJoin(m *member, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.waiting[m.id] != m {
+		return // back already
+	}
+	m.joinWait = time.AfterFunc(d, func() {
+		r.mu.Lock()
+		late := r.waiting[m.id] == m
+		r.mu.Unlock()
+		if late {
+			r.s.opts.Logf("chat: the join of %q to %q did not come back from the bus within %v", m.name, r.name, d)
+			m.c.Close(websocket.StatusTryAgainLater, "the message bus did not deliver the join within "+d.String())
+		}
+	})
+}
+
 // leave stops sending m the room's events and publishes its leave.
 func (r *room) leave(m *member) {
 	r.mu.Lock()
 	delete(r.waiting, m.id)
+	if m.joinWait != nil {
+		m.joinWait.Stop()
+	}
 	if i := slices.Index(r.conns, m.c); i >= 0 {
 		r.conns = slices.Delete(r.conns, i, i+1)
 	}
@@ -708,6 +752,9 @@ func (r *room) deliver(ev Event) {
 		m := r.waiting[ev.Member]
 		if m != nil && ev.Origin == r.s.origin {
 			delete(r.waiting, ev.Member)
+			if m.joinWait != nil {
+				m.joinWait.Stop()
+			}
 		} else {
 			m = nil
 		}

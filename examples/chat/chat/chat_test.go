@@ -84,6 +84,7 @@ type heldBus struct {
 	mu      sync.Mutex
 	joins   []Event // guarded by mu
 	room    string  // guarded by mu
+	leaves  []Event // guarded by mu: every leave published
 	refused atomic.Int64
 }
 
@@ -94,6 +95,10 @@ func (b *heldBus) Publish(room string, ev Event) error {
 		b.joins, b.room = append(b.joins, ev), room
 		b.mu.Unlock()
 		return nil
+	case "leave":
+		b.mu.Lock()
+		b.leaves = append(b.leaves, ev)
+		b.mu.Unlock()
 	case "message":
 		b.refused.Add(1)
 		return errors.New("the bus refuses")
@@ -158,6 +163,55 @@ func TestErrorAfterOwnJoin(t *testing.T) {
 		if err != nil || string(p) != want {
 			t.Fatalf("got %s, %v; want %s", p, err, want)
 		}
+	}
+}
+
+// TestJoinWait: a member whose join the bus holds (Redis unreachable,
+// say) is closed with 1013 once JoinWait has passed, and its leave is
+// published behind the join. It waited, told nothing, for as long as the
+// bus held the join.
+func TestJoinWait(t *testing.T) {
+	t.Parallel()
+	bus := new(heldBus)
+	start := time.Now()
+	ctx, c := joinA(t, NewServer(bus, &Options{JoinWait: 300 * time.Millisecond}))
+	_, _, err := c.Read(ctx)
+	want := websocket.CloseError{Code: websocket.StatusTryAgainLater, Reason: "the message bus did not deliver the join within 300ms"}
+	if ce, ok := errors.AsType[websocket.CloseError](err); !ok || ce != want {
+		t.Fatalf("Read: %v, want %v", err, want)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("closed after %v, before JoinWait", d)
+	}
+	for {
+		bus.mu.Lock()
+		joins, leaves := len(bus.joins), slices.Clone(bus.leaves)
+		bus.mu.Unlock()
+		if len(leaves) > 0 {
+			if joins != 1 || len(leaves) != 1 || leaves[0].Name != "a" {
+				t.Errorf("%d joins and leaves %v, want one each, of a", joins, leaves)
+			}
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no leave published")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBadQuery: a query that does not parse (a semicolon in it) is
+// answered with 400, saying why. URL.Query dropped the pair, and
+// room=a;b joined the lobby.
+func TestBadQuery(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(NewServer(new(LocalBus), nil).Handler())
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=a;b&name=bob", nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(err.Error(), "bad query: invalid semicolon separator in query") {
+		t.Fatalf("Dial: %v, want 400 for the bad query", err)
 	}
 }
 
