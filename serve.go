@@ -87,9 +87,9 @@ func (c *Conn) Serve(onMessage func(typ MessageType, p []byte), onClose func(err
 // StatusPolicyViolation as soon as its first frame's header is read,
 // none of its payload held: it would be lost otherwise. Once our close
 // frame is out (Close, CloseWrite), one that the peer sent before it saw
-// ours is dropped instead, as Close drops it. A program that
-// wants to drop the peer's messages instead calls Serve with an
-// onMessage that ignores them.
+// ours is dropped instead, as Close drops it. A program that would
+// rather drop the peer's messages calls Serve with an onMessage that
+// ignores them.
 //
 // As with Serve, nothing else may read the connection once CloseRead is
 // called (a Read in progress then gets its message, and is the last),
