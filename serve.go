@@ -162,8 +162,6 @@ type server struct {
 	c         *Conn
 	onMessage func(MessageType, []byte)
 	onClose   func(error)
-	noData    bool // immutable: a data message fails the connection (CloseRead)
-	refusing  bool // readMu: noData, once the reader in progress at the start is done
 
 	// timer looks for a long wait once per serveLinger while armed. It is
 	// made by the first wait and dropped when the connection parks
@@ -173,6 +171,8 @@ type server struct {
 	waits       atomic.Uint64 // counts the waits for input
 	seen        uint32        // waits' low bits, when the timer last looked; the timer's own
 	slow        uint8         // the timer's own: the periods it found the goroutine busy with no new wait, each doubling the next, up to serveLingerMax
+	noData      bool          // immutable: a data message fails the connection (CloseRead)
+	refusing    bool          // readMu: noData, once the reader in progress at the start is done
 	armed       atomic.Bool   // timer is pending
 	waiting     atomic.Bool   // the serving goroutine waits for input
 	interrupted atomic.Bool   // the timer cut a wait short with a past deadline
