@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -18,13 +17,10 @@ import (
 // Without CloseRead the client's Close waited out its timeout.
 func TestCloseReadAnswersClose(t *testing.T) {
 	t.Parallel()
-	t.Run("HTTP/1.1", func(t *testing.T) {
-		t.Parallel()
-		done := make(chan closeReadResult, 1)
-		s := httptest.NewServer(closeReadTicker(done))
-		defer s.Close()
-		testCloseReadAnswersClose(t, dialT(t, wsURL(s), &DialOptions{CloseTimeout: 10 * time.Second}), done)
-	})
+	done := make(chan closeReadResult, 1)
+	s := httptest.NewServer(closeReadTicker(done))
+	defer s.Close()
+	testCloseReadAnswersClose(t, dialT(t, wsURL(s), &DialOptions{CloseTimeout: 10 * time.Second}), done)
 }
 
 // closeReadResult is what a closeReadTicker's connection ended with: the
@@ -142,16 +138,7 @@ func TestCloseReadCloseCrossingData(t *testing.T) {
 	for _, tlsOn := range []bool{false, true} {
 		t.Run(map[bool]string{false: "TCP", true: "TLS"}[tlsOn], func(t *testing.T) {
 			t.Parallel()
-			var nc net.Conn
-			var sc *Conn
-			if tlsOn {
-				s, conns := acceptOneTLS(t)
-				nc = dialRawTLS(t, s.Listener.Addr().String(), 0)
-				sc = <-conns
-				defer sc.CloseNow()
-			} else {
-				nc, sc = stalledPair(t, nil)
-			}
+			nc, sc := stalledPairOver(t, tlsOn)
 			ctx := sc.CloseRead(context.Background())
 			// CloseRead's goroutine waits for input by now, in a read
 			// over TLS.

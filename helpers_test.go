@@ -410,6 +410,19 @@ func dialRawTLS(t testing.TB, addr string, rcvbuf int) *tls.Conn {
 	return tc
 }
 
+// stalledPairOver is stalledPair over a plain socket or over TLS.
+func stalledPairOver(t testing.TB, tlsOn bool) (net.Conn, *Conn) {
+	t.Helper()
+	if !tlsOn {
+		return stalledPair(t, nil)
+	}
+	s, conns := acceptOneTLS(t)
+	nc := dialRawTLS(t, s.Listener.Addr().String(), 0)
+	sc := <-conns
+	t.Cleanup(func() { sc.CloseNow() })
+	return nc, sc
+}
+
 // waitCloseQueued waits until a close frame of sc's is sent or queued.
 func waitCloseQueued(t *testing.T, sc *Conn) {
 	t.Helper()

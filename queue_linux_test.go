@@ -9,19 +9,6 @@ import (
 	"time"
 )
 
-// stalledPairOver is stalledPair over a plain socket or over TLS.
-func stalledPairOver(t testing.TB, tlsOn bool) (net.Conn, *Conn) {
-	t.Helper()
-	if !tlsOn {
-		return stalledPair(t, nil)
-	}
-	s, conns := acceptOneTLS(t)
-	nc := dialRawTLS(t, s.Listener.Addr().String(), 0)
-	sc := <-conns
-	t.Cleanup(func() { sc.CloseNow() })
-	return nc, sc
-}
-
 // stallQueue enqueues 100-byte messages until one is refused with the
 // socket full, the queue's writer waiting for the peer (outputStalled),
 // at most 5 s.

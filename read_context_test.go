@@ -394,21 +394,18 @@ func TestReadPongPastLimitAnswersNewest(t *testing.T) {
 // ended, then reads every queued message, the pong, and what follows.
 func TestReadPongFullQueueNotCut(t *testing.T) {
 	t.Parallel()
-	t.Run("TCP", func(t *testing.T) {
-		t.Parallel()
-		nc, sc := stalledPair(t, nil)
-		sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
-		testReadPongFullQueueNotCut(t, nc, sc)
-	})
-	t.Run("TLS", func(t *testing.T) {
-		t.Parallel()
-		s, conns := acceptOneTLS(t)
-		nc := dialRawTLS(t, s.Listener.Addr().String(), 0)
-		sc := <-conns
-		defer sc.CloseNow()
-		sc.tr.rw.(*tls.Conn).NetConn().(*net.TCPConn).SetWriteBuffer(4 << 10)
-		testReadPongFullQueueNotCut(t, nc, sc)
-	})
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TCP", true: "TLS"}[tlsOn], func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPairOver(t, tlsOn)
+			sock := sc.tr.rw
+			if tlsOn {
+				sock = sc.tr.rw.(*tls.Conn).NetConn()
+			}
+			sock.(*net.TCPConn).SetWriteBuffer(4 << 10)
+			testReadPongFullQueueNotCut(t, nc, sc)
+		})
+	}
 }
 
 func testReadPongFullQueueNotCut(t *testing.T, nc net.Conn, sc *Conn) {
