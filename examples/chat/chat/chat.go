@@ -222,6 +222,9 @@ func NewServer(bus Bus, opts *Options) *Server {
 	if o.AddrConns == 0 {
 		o.AddrConns = DefaultAddrConns
 	}
+	if o.JoinWait == 0 {
+		o.JoinWait = 15 * time.Second
+	}
 	s.tooFast = tooFastError(o.MessageRate, o.ByteRate, "")
 	if o.AddrConns > 0 || o.AddrJoinRate >= 0 || o.AddrMessageRate >= 0 || o.AddrByteRate >= 0 {
 		s.addrs = newAddrTable(o.AddrConns, o.AddrJoinRate, o.AddrMessageRate, o.AddrByteRate)
@@ -387,14 +390,16 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	// Refused before the upgrade, a join past its address's limits costs
 	// no connection, and the room no join and no leave.
 	var a *addr
-	if key := addrKey(r, s.opts.ClientIPHeader); s.addrs != nil && limited(key) {
-		var why refusal
-		if a, why = s.addrs.admit(key, s.now()); a == nil {
-			if why.retryAfter > 0 {
-				w.Header().Set("Retry-After", strconv.Itoa(why.retryAfter))
+	if s.addrs != nil {
+		if key := addrKey(r, s.opts.ClientIPHeader); limited(key) {
+			var why refusal
+			if a, why = s.addrs.admit(key, s.now()); a == nil {
+				if why.retryAfter > 0 {
+					w.Header().Set("Retry-After", strconv.Itoa(why.retryAfter))
+				}
+				http.Error(w, why.text, http.StatusTooManyRequests)
+				return
 			}
-			http.Error(w, why.text, why.status)
-			return
 		}
 	}
 	release := func() {
@@ -431,7 +436,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.opts.Logf("chat: %q joined %q from %s", name, roomName, r.RemoteAddr)
-	rm.awaitJoin(m, cmp.Or(s.opts.JoinWait, 15*time.Second))
+	rm.awaitJoin(m, s.opts.JoinWait)
 	c.Serve(func(typ websocket.MessageType, p []byte) {
 		rm.say(m, typ, p)
 	}, func(err error) {

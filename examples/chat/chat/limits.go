@@ -125,11 +125,10 @@ func newAddrTable(conns int, joinRate, msgRate, byteRate float64) *addrTable {
 
 func (t *addrTable) joinBurst() float64 { return max(joinBurst*t.joinRate, 1) }
 
-// refusal is why a join is refused before its upgrade: the HTTP status,
-// the response's text, and the seconds after which to try again (0:
-// unknown).
+// refusal is why a join is refused before its upgrade, with 429 Too Many
+// Requests: the response's text, and the seconds after which to try
+// again (0: unknown).
 type refusal struct {
-	status     int
 	text       string
 	retryAfter int
 }
@@ -151,19 +150,18 @@ func (t *addrTable) admit(key netip.Prefix, now time.Time) (*addr, refusal) {
 		t.addrs[key] = a
 	}
 	if t.conns >= 0 && a.conns >= t.conns {
-		return nil, refusal{http.StatusTooManyRequests, "more than " + strconv.Itoa(t.conns) + " members from one address", 0}
+		return nil, refusal{"more than " + strconv.Itoa(t.conns) + " members from one address", 0}
 	}
 	if t.joinRate >= 0 {
 		t.fillJoinsLocked(a, now)
 		if a.joins < 1 {
 			wait := int(math.Ceil(min((1-a.joins)/t.joinRate, 1e6)))
-			return nil, refusal{http.StatusTooManyRequests, "more than " + strconv.FormatFloat(t.joinRate, 'g', -1, 64) + " joins a second from one address", wait}
+			return nil, refusal{"more than " + strconv.FormatFloat(t.joinRate, 'g', -1, 64) + " joins a second from one address", wait}
 		}
 		a.joins--
 	}
 	if a.next != nil {
-		a.prev.next, a.next.prev = a.next, a.prev
-		a.prev, a.next = nil, nil
+		unlinkLocked(a)
 	}
 	a.conns++
 	return a, refusal{}
@@ -182,9 +180,16 @@ func (t *addrTable) fillJoinsLocked(a *addr, now time.Time) {
 //
 // The caller holds t.mu.
 func (t *addrTable) forgetLocked(e *addr) {
+	unlinkLocked(e)
+	delete(t.addrs, e.key)
+}
+
+// unlinkLocked takes e out of the idle ring.
+//
+// The caller holds its table's mu.
+func unlinkLocked(e *addr) {
 	e.prev.next, e.next.prev = e.next, e.prev
 	e.prev, e.next = nil, nil
-	delete(t.addrs, e.key)
 }
 
 // release counts a member of a's less, at now. An address left without
