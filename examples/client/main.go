@@ -400,12 +400,14 @@ loop:
 // printing fails, and returns why it did. Raw prints text messages
 // unescaped.
 func printMessages(c *websocket.Conn, raw bool) error {
+	var line []byte // reused from message to message
 	for {
 		typ, p, err := c.Read(context.Background())
 		if err != nil {
 			return err
 		}
-		if _, err := os.Stdout.Write(appendMessage(make([]byte, 0, len(p)+1), typ, p, raw)); err != nil {
+		line = appendMessage(line[:0], typ, p, raw)
+		if _, err := os.Stdout.Write(line); err != nil {
 			// Nothing more can be printed: leave with 1001 (going away),
 			// as the package doc says why. Close reads, and drops, what
 			// the server sends until its close frame.
