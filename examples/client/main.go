@@ -400,7 +400,7 @@ loop:
 // printing fails, and returns why it did. Raw prints text messages
 // unescaped.
 func printMessages(c *websocket.Conn, raw bool) error {
-	var line []byte // reused from message to message
+	var line []byte // reused from message to message, up to 64 KiB
 	for {
 		typ, p, err := c.Read(context.Background())
 		if err != nil {
@@ -412,6 +412,9 @@ func printMessages(c *websocket.Conn, raw bool) error {
 			// as the package doc says why. Close reads, and drops, what
 			// the server sends until its close frame.
 			return &outputError{write: err, close: c.Close(websocket.StatusGoingAway, "")}
+		}
+		if cap(line) > 64<<10 {
+			line = nil // not held for good after a large message
 		}
 	}
 }
