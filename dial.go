@@ -13,6 +13,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"os"
 	"slices"
@@ -124,12 +126,15 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			// already has, rather than send the request again.
 			client.Transport = &answered{resp: redirect, next: client.Transport}
 		}
-		resp, err = client.Do(req)
+		resp, err = client.Do(req.WithContext(countInterim(req.Context())))
+		if errors.Is(err, errTooManyInterim) {
+			return nil, nil, errTooManyInterim
+		}
 		if cause := brokenAnswer(err, conns); cause != nil {
 			return nil, nil, fmt.Errorf("%w: %s", ErrHandshake, clippedError{cause})
 		}
 		if err != nil {
-			return nil, nil, dialErr(rawURL, err)
+			return nil, nil, dialErr(rawURL, brokenCause(err))
 		}
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
 			tr = transport{rw: rwc}
@@ -318,8 +323,31 @@ func directDialVia(dc *http.Client, rt http.RoundTripper, opts *DialOptions, req
 const maxResponseHeader = http.DefaultMaxHeaderBytes
 
 // maxInterimResponses is how many 1xx responses other than 101 Dial skips
-// before the response to its request.
+// before the response to its request, whether it reads the response
+// itself or an HTTP client does.
 const maxInterimResponses = 5
+
+// errTooManyInterim is Dial's error for a server that sent more than
+// maxInterimResponses.
+var errTooManyInterim = fmt.Errorf("%w: server sent more than %d interim responses", ErrHandshake, maxInterimResponses)
+
+// countInterim returns ctx with a trace that fails a request answered by
+// more than maxInterimResponses interim responses, as handshakeDirect
+// does: an HTTP client alone skips any number of them, within its bound
+// on the response header. The count starts again with each request, a
+// redirect's included. Hooks of a trace that ctx already has still run.
+func countInterim(ctx context.Context) context.Context {
+	var n atomic.Int32
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) { n.Store(0) },
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			if n.Add(1) > maxInterimResponses {
+				return errTooManyInterim
+			}
+			return nil
+		},
+	})
+}
 
 // handshakeDirect sends req on a connection of its own and reads the
 // response, bounded by ctx and maxResponseHeader. For a 101 it returns the response, the
@@ -356,6 +384,11 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 		case err == nil:
 		case head.N == 0:
 			err = fmt.Errorf("%w: response header exceeds %d bytes", ErrHandshake, maxResponseHeader)
+		case rec.n == 0 && rec.err == io.EOF:
+			// The server closed without a byte of answer: io.EOF, as
+			// net/http's client says it, where ReadResponse would say
+			// the answer was cut short.
+			err = io.EOF
 		case malformed(err) && rec.err != nil:
 			// A read failed: bufio hands back the part of a line that
 			// came before it without an error, and what is said of that
@@ -370,7 +403,7 @@ func handshakeDirect(ctx context.Context, dial dialFunc, req *http.Request) (*ht
 			break
 		}
 		if interim == maxInterimResponses {
-			err = fmt.Errorf("%w: server sent more than %d interim responses", ErrHandshake, maxInterimResponses)
+			err = errTooManyInterim
 		}
 	}
 	refused := err == nil && resp.StatusCode != http.StatusSwitchingProtocols
@@ -421,14 +454,17 @@ func isRedirect(resp *http.Response) bool {
 	return false
 }
 
-// readRecorder keeps the first error of its reader's reads.
+// readRecorder keeps the first error of its reader's reads, and counts
+// the bytes read.
 type readRecorder struct {
 	r   io.Reader
+	n   int64
 	err error
 }
 
 func (r *readRecorder) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
+	r.n += int64(n)
 	if err != nil && r.err == nil {
 		r.err = err
 	}
@@ -471,6 +507,23 @@ func brokenAnswer(err error, conns *dialedConns) error {
 		return cause
 	}
 	return nil
+}
+
+// brokenCause returns the failed read under net/http's error for a
+// connection broken before the response came whole ("unexpected EOF", a
+// reset), which is the error Dial gives when it reads the response
+// itself; err otherwise. A cause that says the answer was malformed is
+// left wrapped: brokenAnswer has found that a failed read may be what
+// cut it.
+func brokenCause(err error) error {
+	ue, ok := err.(*url.Error)
+	if !ok || !strings.HasPrefix(ue.Err.Error(), httpBroken) {
+		return err
+	}
+	if cause := errors.Unwrap(ue.Err); cause != nil && !malformed(cause) {
+		return cause
+	}
+	return err
 }
 
 // answered is a RoundTripper whose first round trip returns resp, the

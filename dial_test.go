@@ -817,37 +817,88 @@ func TestDialFrameWithResponse(t *testing.T) {
 	}
 }
 
-// Interim responses before the 101 are skipped, up to
-// five (maxInterimResponses), and the frame that follows the 101 is read.
+// Interim responses before the 101 are skipped, up to five
+// (maxInterimResponses), and the frame that follows the 101 is read;
+// a sixth fails the handshake. Dial reading the response itself and an
+// HTTP client reading it count the same.
 func TestDialInterimResponses(t *testing.T) {
 	t.Parallel()
 	interim := "HTTP/1.1 100 Continue\r\n\r\n" + strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n", 4)
-	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
+	five := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
 		return interim + response101(accept) + "\x81\x02hi"
 	}))
-	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), nil)
-	if r.err != nil {
-		t.Fatalf("Dial: %v", r.err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	if typ, p, err := r.c.Read(ctx); err != nil || typ != MessageText || string(p) != "hi" {
-		t.Fatalf("Read: %v %q %v, want text \"hi\"", typ, p, err)
+	six := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
+		return strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 6) + response101(accept)
+	}))
+	for _, client := range []bool{false, true} {
+		r := dialBounded(t, five, context.Background(), "ws://"+five.addr(), dialPath(client))
+		if r.err != nil {
+			t.Fatalf("five (HTTPClient %v): Dial: %v", client, r.err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		typ, p, err := r.c.Read(ctx)
+		cancel()
+		if err != nil || typ != MessageText || string(p) != "hi" {
+			t.Errorf("five (HTTPClient %v): Read: %v %q %v, want text \"hi\"", client, typ, p, err)
+		}
+
+		r = dialBounded(t, six, context.Background(), "ws://"+six.addr(), dialPath(client))
+		if r.err == nil {
+			t.Errorf("six (HTTPClient %v): Dial succeeded", client)
+			continue
+		}
+		if want := "websocket: handshake failed: server sent more than 5 interim responses"; r.err.Error() != want || !errors.Is(r.err, ErrHandshake) {
+			t.Errorf("six (HTTPClient %v): Dial: %v, want %q", client, r.err, want)
+		}
 	}
 }
 
-func TestDialTooManyInterimResponses(t *testing.T) {
+// The count of interim responses starts again with each request: a
+// redirect and the 101 after it, each behind four, are eight in all.
+func TestDialInterimResponsesRedirect(t *testing.T) {
 	t.Parallel()
-	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string {
-		return strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 6) + response101(accept)
-	}))
-	r := dialBounded(t, s, context.Background(), "ws://"+s.addr(), nil)
-	if r.err == nil {
-		r.c.CloseNow()
-		t.Fatal("Dial succeeded after too many interim responses")
+	interim := strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 4)
+	s := startTCPServer(t, func(nc net.Conn) {
+		req, err := http.ReadRequest(bufio.NewReader(nc))
+		if err != nil {
+			return
+		}
+		if req.URL.Path == "/old" {
+			io.WriteString(nc, interim+"HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+			return
+		}
+		io.WriteString(nc, interim+response101(acceptKey(req.Header.Get("Sec-WebSocket-Key"))))
+		io.Copy(io.Discard, nc)
+	})
+	for _, client := range []bool{false, true} {
+		if r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/old", dialPath(client)); r.err != nil {
+			t.Errorf("HTTPClient %v: Dial: %v", client, r.err)
+		}
 	}
-	if want := "websocket: handshake failed: server sent more than 5 interim responses"; r.err.Error() != want || !errors.Is(r.err, ErrHandshake) {
-		t.Fatalf("Dial: %v, want %q", r.err, want)
+}
+
+// A server that closes without a byte of answer fails Dial with io.EOF,
+// and one that closes within its answer with io.ErrUnexpectedEOF, in the
+// same words whether Dial reads the response itself or an HTTP client
+// does.
+func TestDialClosedBeforeAnswer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		sent string
+		want error
+	}{{"", io.EOF}, {"HTTP/1.1 101 Swi", io.ErrUnexpectedEOF}} {
+		s := startTCPServer(t, func(nc net.Conn) {
+			if _, err := http.ReadRequest(bufio.NewReader(nc)); err == nil {
+				io.WriteString(nc, tc.sent)
+			}
+			nc.Close()
+		})
+		for _, client := range []bool{false, true} {
+			r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", dialPath(client))
+			if want := fmt.Sprintf("websocket: dial ws://%s/x: %v", s.addr(), tc.want); r.err == nil || r.err.Error() != want || !errors.Is(r.err, tc.want) {
+				t.Errorf("%q, then a close (HTTPClient %v): %v; want %q", tc.sent, client, r.err, want)
+			}
+		}
 	}
 }
 
