@@ -1,7 +1,13 @@
 package main
 
 import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,6 +84,73 @@ func TestBrowser(t *testing.T) {
 	if code := s.ExitCode(t, 15*time.Second); code != 0 {
 		t.Errorf("exit code %d, want 0", code)
 	}
+}
+
+// TestBrowserRefused: a join refused before its handshake shows the
+// page's WebSocket only 1006, whatever the status; the page asks the
+// server why, and shows it. The pages come through a proxy that tells
+// the server, in X-Real-IP, that the client is 192.0.2.1: the browser's
+// own address, 127.0.0.1, has no limits. With one member at once and
+// 0.001 joins a second, bob is refused beside alice, then for the join
+// rate, with the seconds to wait.
+func TestBrowserRefused(t *testing.T) {
+	t.Parallel()
+	b := chromium.Start(t)
+	s := chattest.Start(t, chatPath, "-addr-conns", "1", "-addr-join-rate", "0.001", "-client-ip-header", "X-Real-IP")
+	page := realIPProxy(t, s.URL, "192.0.2.1")
+
+	alice := b.Open(page)
+	alice.Click("#name")
+	alice.TypeText("alice")
+	alice.Click("#join")
+	alice.WaitText("#status", "in lobby as alice")
+
+	bob := b.Open(page)
+	bob.Click("#name")
+	bob.TypeText("bob")
+	bob.Click("#join")
+	bob.WaitText("#status", "not joined: more than 1 members from one address")
+	bob.WantEnabled("#join", true)
+	waitMembers(alice, "alice")
+
+	alice.Click("#leave")
+	alice.WaitText("#status", "disconnected: 1000")
+	bob.Click("#join")
+	// 1,000 seconds, less what has passed since alice joined.
+	rate := regexp.MustCompile(`^not joined: more than 0\.001 joins a second from one address \(try again in (\d+) s\)$`)
+	bob.WaitFor("the join rate's refusal", func() (bool, string) {
+		status := bob.Text("#status")
+		m := rate.FindStringSubmatch(status)
+		if m == nil {
+			return false, status
+		}
+		wait, _ := strconv.Atoi(m[1])
+		return wait > 900 && wait <= 1000, status
+	})
+	bob.WantEnabled("#join", true)
+}
+
+// realIPProxy serves a proxy to the server at target that tells it, in
+// X-Real-IP, that every client is ip, and returns the proxy's URL.
+func realIPProxy(t *testing.T, target, ip string) string {
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{}
+	hs := httptest.NewServer(&httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(u)
+			r.Out.Host = r.In.Host // as the page's origin has it
+			r.Out.Header.Set("X-Real-IP", ip)
+		},
+		Transport: tr,
+	})
+	t.Cleanup(func() {
+		hs.Close()
+		tr.CloseIdleConnections()
+	})
+	return hs.URL + "/"
 }
 
 // waitMembers waits until the page lists exactly names as the room's

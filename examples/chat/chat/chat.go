@@ -43,15 +43,21 @@
 // and AddrByteRate, four members' worth by default). A join past either
 // of the first two is refused before the WebSocket handshake, with 429
 // Too Many Requests (and Retry-After, for the join rate): it costs the
-// server no connection, and the room no join and no leave. An address is
-// the client's IPv4 address, or the /64 of its IPv6 address, the block
-// one host or one network is given, within which a host may take new
-// addresses at will; behind a proxy, Options.ClientIPHeader names the
-// header that tells the client's address. A client of the server's own
-// host (a loopback address, or a Unix socket) has no limits per address:
-// it is most often a proxy in front of the server, whose clients would
-// share one address, or a load test. Each server counts its own members
-// alone, and logs no refusal (a flood would flood the log).
+// server no connection, and the room no join and no leave. A browser's
+// WebSocket sees no status, only 1006, so /ws/check, with the query of a
+// join, answers as /ws would answer that join now, joining nothing: 204
+// No Content for one that would be admitted, else its refusal (the page
+// asks there why its join failed).
+//
+// An address is the client's IPv4 address, or the /64 of its IPv6
+// address, the block one host or one network is given, within which a
+// host may take new addresses at will; behind a proxy,
+// Options.ClientIPHeader names the header that tells the client's
+// address. A client of the server's own host (a loopback address, or a
+// Unix socket) has no limits per address: it is most often a proxy in
+// front of the server, whose clients would share one address, or a load
+// test. Each server counts its own members alone, and logs no refusal (a
+// flood would flood the log).
 //
 // Each member's messages go out through its connection's write queue,
 // bounded at QueueLimit, by PreparedMessage.Broadcast: the room never
@@ -256,7 +262,8 @@ func tooFastError(msgRate, byteRate float64, who string) error {
 	return errors.New("more than " + strings.Join(bounds, " or ") + " a second" + who)
 }
 
-// Handler serves the page at / and the members' WebSocket at /ws.
+// Handler serves the page at /, the members' WebSocket at /ws, and at
+// /ws/check why a join to /ws would be refused (serveCheck).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +272,7 @@ func (s *Server) Handler() http.Handler {
 		w.Write(indexHTML)
 	})
 	mux.HandleFunc("/ws", s.serveMember)
+	mux.HandleFunc("GET /ws/check", s.serveCheck)
 	return mux
 }
 
@@ -367,16 +375,17 @@ func validName(s string) bool {
 	return len(s) <= maxName && utf8.ValidString(s)
 }
 
-// serveMember takes a member into its room until it leaves.
-func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
+// joinNames returns the room and the name a join asks for, or answers
+// it with 400 Bad Request and returns ok false.
+func joinNames(w http.ResponseWriter, r *http.Request) (roomName, name string, ok bool) {
 	// Parsed whole, not as URL.Query, which drops what it cannot parse
 	// (a pair with a semicolon): room=a;b would join the lobby.
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		http.Error(w, "bad query: "+err.Error(), http.StatusBadRequest)
-		return
+		return "", "", false
 	}
-	roomName, name := q.Get("room"), q.Get("name")
+	roomName, name = q.Get("room"), q.Get("name")
 	if roomName == "" {
 		roomName = "lobby"
 	}
@@ -385,6 +394,47 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 	}
 	if !validName(roomName) || !validName(name) {
 		http.Error(w, "room and name: at most 64 bytes of UTF-8 each", http.StatusBadRequest)
+		return "", "", false
+	}
+	return roomName, name, true
+}
+
+// refuse answers a join with its refusal: 429 Too Many Requests.
+func refuse(w http.ResponseWriter, why refusal) {
+	if why.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(why.retryAfter))
+	}
+	http.Error(w, why.text, http.StatusTooManyRequests)
+}
+
+// serveCheck answers a request for /ws/check, with the query of a join,
+// as /ws would answer that join now, but joins nothing and counts
+// nothing: 204 No Content for a join that would be admitted, else the
+// status, text and Retry-After of its refusal. A browser's WebSocket
+// tells the page 1006 alone for a handshake refused, whatever its status
+// and text (a page could otherwise probe servers it cannot fetch from),
+// so the page asks here why.
+func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
+	// What it tells holds for the moment it is asked.
+	w.Header().Set("Cache-Control", "no-store")
+	if _, _, ok := joinNames(w, r); !ok {
+		return
+	}
+	if s.addrs != nil {
+		if key := addrKey(r, s.opts.ClientIPHeader); limited(key) {
+			if why := s.addrs.check(key, s.now()); why.text != "" {
+				refuse(w, why)
+				return
+			}
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// serveMember takes a member into its room until it leaves.
+func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
+	roomName, name, ok := joinNames(w, r)
+	if !ok {
 		return
 	}
 	// Refused before the upgrade, a join past its address's limits costs
@@ -394,10 +444,7 @@ func (s *Server) serveMember(w http.ResponseWriter, r *http.Request) {
 		if key := addrKey(r, s.opts.ClientIPHeader); limited(key) {
 			var why refusal
 			if a, why = s.addrs.admit(key, s.now()); a == nil {
-				if why.retryAfter > 0 {
-					w.Header().Set("Retry-After", strconv.Itoa(why.retryAfter))
-				}
-				http.Error(w, why.text, http.StatusTooManyRequests)
+				refuse(w, why)
 				return
 			}
 		}

@@ -127,7 +127,7 @@ func (t *addrTable) joinBurst() float64 { return max(joinBurst*t.joinRate, 1) }
 
 // refusal is why a join is refused before its upgrade, with 429 Too Many
 // Requests: the response's text, and the seconds after which to try
-// again (0: unknown).
+// again (0: unknown). The zero refusal admits the join.
 type refusal struct {
 	text       string
 	retryAfter int
@@ -149,15 +149,10 @@ func (t *addrTable) admit(key netip.Prefix, now time.Time) (*addr, refusal) {
 		a = &addr{key: key, joins: t.joinBurst(), joined: now, said: newRate(t.msgRate, t.byteRate, now)}
 		t.addrs[key] = a
 	}
-	if t.conns >= 0 && a.conns >= t.conns {
-		return nil, refusal{"more than " + strconv.Itoa(t.conns) + " members from one address", 0}
+	if why := t.refusalLocked(a, now); why.text != "" {
+		return nil, why
 	}
 	if t.joinRate >= 0 {
-		t.fillJoinsLocked(a, now)
-		if a.joins < 1 {
-			wait := int(math.Ceil(min((1-a.joins)/t.joinRate, 1e6)))
-			return nil, refusal{"more than " + strconv.FormatFloat(t.joinRate, 'g', -1, 64) + " joins a second from one address", wait}
-		}
 		a.joins--
 	}
 	if a.next != nil {
@@ -165,6 +160,38 @@ func (t *addrTable) admit(key netip.Prefix, now time.Time) (*addr, refusal) {
 	}
 	a.conns++
 	return a, refusal{}
+}
+
+// check returns why a member from key joining at now would be refused,
+// as admit would refuse it, without counting it: the zero refusal if it
+// would be admitted. It tells a page, whose WebSocket sees no status,
+// why its join was refused.
+func (t *addrTable) check(key netip.Prefix, now time.Time) refusal {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	a := t.addrs[key]
+	if a == nil {
+		return refusal{} // a new address, every budget whole
+	}
+	return t.refusalLocked(a, now)
+}
+
+// refusalLocked returns why a may take no member more at now, or the
+// zero refusal. It counts nothing.
+//
+// The caller holds t.mu.
+func (t *addrTable) refusalLocked(a *addr, now time.Time) refusal {
+	if t.conns >= 0 && a.conns >= t.conns {
+		return refusal{"more than " + strconv.Itoa(t.conns) + " members from one address", 0}
+	}
+	if t.joinRate >= 0 {
+		t.fillJoinsLocked(a, now)
+		if a.joins < 1 {
+			wait := int(math.Ceil(min((1-a.joins)/t.joinRate, 1e6)))
+			return refusal{"more than " + strconv.FormatFloat(t.joinRate, 'g', -1, 64) + " joins a second from one address", wait}
+		}
+	}
+	return refusal{}
 }
 
 // fillJoinsLocked adds to a's joins those its rate has given since they

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -38,9 +39,9 @@ func (c *clock) Add(d time.Duration) {
 // serveFrom serves s, whose clock is c's, and whose members' addresses
 // are those their X-Forwarded-For says; it returns a function that
 // dials room r of it as name from the address ip ("" for the
-// connection's own), and a context for the test's calls. Both end with
-// the test.
-func serveFrom(t *testing.T, opts Options, c *clock) (context.Context, func(name, ip string) (*websocket.Conn, *http.Response, error)) {
+// connection's own), one that asks /ws/check about that join, and a
+// context for the test's calls. They end with the test.
+func serveFrom(t *testing.T, opts Options, c *clock) (context.Context, func(name, ip string) (*websocket.Conn, *http.Response, error), func(name, ip string) answer) {
 	t.Helper()
 	opts.ClientIPHeader = "X-Forwarded-For"
 	s := NewServer(new(LocalBus), &opts)
@@ -49,18 +50,42 @@ func serveFrom(t *testing.T, opts Options, c *clock) (context.Context, func(name
 	t.Cleanup(hs.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=r&name="
-	return ctx, func(name, ip string) (*websocket.Conn, *http.Response, error) {
+	from := func(ip string) http.Header {
 		h := http.Header{}
 		if ip != "" {
 			h.Set("X-Forwarded-For", "203.0.113.9, "+ip)
 		}
-		c, resp, err := websocket.Dial(ctx, url+name, &websocket.DialOptions{Header: h})
+		return h
+	}
+	dial := func(name, ip string) (*websocket.Conn, *http.Response, error) {
+		c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=r&name="+name, &websocket.DialOptions{Header: from(ip)})
 		if err == nil {
 			t.Cleanup(func() { c.CloseNow() })
 		}
 		return c, resp, err
 	}
+	check := func(name, ip string) answer {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, "GET", hs.URL+"/ws/check?room=r&name="+name, nil)
+		req.Header = from(ip)
+		resp, err := hs.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("/ws/check for %s from %q: Cache-Control %q, want no-store", name, ip, cc)
+		}
+		return answer{resp.StatusCode, string(body), resp.Header.Get("Retry-After")}
+	}
+	return ctx, dial, check
+}
+
+// answer is what a server answered, as far as the tests look.
+type answer struct {
+	status           int
+	body, retryAfter string
 }
 
 // readWant reads the next message of c's, which must be want.
@@ -78,7 +103,7 @@ func readWant(t *testing.T, ctx context.Context, c *websocket.Conn, who, want st
 // left, another may join.
 func TestAddrConns(t *testing.T) {
 	t.Parallel()
-	ctx, dial := serveFrom(t, Options{AddrConns: 2, AddrJoinRate: -1}, newClock())
+	ctx, dial, _ := serveFrom(t, Options{AddrConns: 2, AddrJoinRate: -1}, newClock())
 	a, _, err := dial("a", "2001:db8::1")
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +140,7 @@ func TestAddrConns(t *testing.T) {
 // proxy's header) all join, where a second from 192.0.2.7 is refused.
 func TestAddrLoopback(t *testing.T) {
 	t.Parallel()
-	ctx, dial := serveFrom(t, Options{AddrConns: 1, AddrJoinRate: 1e-9}, newClock())
+	ctx, dial, _ := serveFrom(t, Options{AddrConns: 1, AddrJoinRate: 1e-9}, newClock())
 	w, _, err := dial("w", "192.0.2.7")
 	if err != nil {
 		t.Fatal(err)
@@ -145,7 +170,7 @@ func TestAddrLoopback(t *testing.T) {
 func TestAddrJoinRate(t *testing.T) {
 	t.Parallel()
 	clk := newClock()
-	ctx, dial := serveFrom(t, Options{AddrConns: -1, AddrJoinRate: 0.5}, clk)
+	ctx, dial, _ := serveFrom(t, Options{AddrConns: -1, AddrJoinRate: 0.5}, clk)
 	w, _, err := dial("w", "198.51.100.1")
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +202,64 @@ func TestAddrJoinRate(t *testing.T) {
 	cycle("c9", false)
 }
 
+// TestAddrCheck: /ws/check answers as /ws would answer a join, the
+// clock still, and counts nothing. From 192.0.2.7, with one member at
+// once and joins at 0.5 a second (bursts of 5): ten checks leave every
+// join; with a member there, a check is refused as a second member
+// would be; after five joins, as the sixth would be, with the same
+// Retry-After; two seconds later, admitted. A bad name gets the 400 a
+// join would get; the server's own host, no limits. (TestAddrTable's
+// "check": an address that only asked gets no entry in the table.)
+func TestAddrCheck(t *testing.T) {
+	t.Parallel()
+	clk := newClock()
+	ctx, dial, check := serveFrom(t, Options{AddrConns: 1, AddrJoinRate: 0.5}, clk)
+	const ip = "192.0.2.7"
+	var (
+		admitted = answer{http.StatusNoContent, "", ""}
+		members  = answer{http.StatusTooManyRequests, "more than 1 members from one address\n", ""}
+		joins    = answer{http.StatusTooManyRequests, "more than 0.5 joins a second from one address\n", "2"}
+	)
+	want := func(name, ip string, want answer) {
+		t.Helper()
+		if got := check(name, ip); got != want {
+			t.Errorf("check of %s from %q: %+v, want %+v", name, ip, got, want)
+		}
+	}
+	w, _, err := dial("w", "198.51.100.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readWant(t, ctx, w, "w", `{"type":"join","name":"w","members":["w"]}`)
+	for range 10 {
+		want("c", ip, admitted)
+	}
+	for i := range 5 {
+		name := fmt.Sprint("c", i)
+		c, _, err := dial(name, ip)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		readWant(t, ctx, w, "w", `{"type":"join","name":"`+name+`"}`)
+		want("d", ip, members)
+		if _, resp, err := dial("d", ip); err == nil || resp == nil || resp.StatusCode != members.status || resp.Header.Get("Retry-After") != "" {
+			t.Fatalf("d, beside %s: %v, want %+v", name, err, members)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		readWant(t, ctx, w, "w", `{"type":"leave","name":"`+name+`"}`)
+	}
+	want("d", ip, joins)
+	if _, resp, err := dial("d", ip); err == nil || resp == nil || resp.StatusCode != joins.status || resp.Header.Get("Retry-After") != joins.retryAfter {
+		t.Fatalf("d, after 5 joins: %v, want %+v", err, joins)
+	}
+	clk.Add(2 * time.Second)
+	want("d", ip, admitted)
+	want(strings.Repeat("n", 65), ip, answer{http.StatusBadRequest, "room and name: at most 64 bytes of UTF-8 each\n", ""})
+	want("d", "", admitted)
+	want("d", "::1", admitted)
+	want("d", "203.0.113.5", admitted)
+}
+
 // TestAddrMessageRate: the members from one address say together at
 // most what AddrMessageRate allows, 1.5 a second with bursts of 3, each
 // also at most its own MessageRate, 1 a second with bursts of 2, the
@@ -186,7 +269,7 @@ func TestAddrJoinRate(t *testing.T) {
 // hears exactly the messages sent.
 func TestAddrMessageRate(t *testing.T) {
 	t.Parallel()
-	ctx, dial := serveFrom(t, Options{MessageRate: 1, ByteRate: -1, AddrMessageRate: 1.5, AddrByteRate: -1, AddrConns: -1, AddrJoinRate: -1}, newClock())
+	ctx, dial, _ := serveFrom(t, Options{MessageRate: 1, ByteRate: -1, AddrMessageRate: 1.5, AddrByteRate: -1, AddrConns: -1, AddrJoinRate: -1}, newClock())
 	members := make(map[string]*websocket.Conn)
 	for _, m := range []struct{ name, ip string }{{"a", "192.0.2.1"}, {"b", "192.0.2.1"}, {"c", "192.0.2.1"}, {"d", "198.51.100.1"}, {"w", "198.51.100.2"}} {
 		c, _, err := dial(m.name, m.ip)
@@ -306,6 +389,18 @@ func TestAddrTable(t *testing.T) {
 		tb := newAddrTable(1, -1, -1, -1)
 		tb.release(admit(tb, 1, 0), at(0))
 		has(tb)
+	})
+	t.Run("check", func(t *testing.T) {
+		tb := newAddrTable(1, 1, -1, -1)
+		if why := tb.check(k(1), at(0)); why != (refusal{}) {
+			t.Errorf("a new address: %+v, want it admitted", why)
+		}
+		has(tb)
+		admit(tb, 1, 0)
+		if why, want := tb.check(k(1), at(0)), (refusal{"more than 1 members from one address", 0}); why != want {
+			t.Errorf("an address at its bound: %+v, want %+v", why, want)
+		}
+		has(tb, 1)
 	})
 	t.Run("bound", func(t *testing.T) {
 		tb := newAddrTable(-1, 1, -1, -1)
