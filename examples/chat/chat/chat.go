@@ -37,16 +37,18 @@
 // seconds by default: its leave then follows the join.
 //
 // The server also bounds what each remote address does, whatever its
-// members' names: how many members it has at once (Options.AddrConns,
-// 32 by default), how often it joins (AddrJoinRate, once a second with
-// bursts of ten), and what its members say together (AddrMessageRate
-// and AddrByteRate, four members' worth by default). A join past either
-// of the first two is refused before the WebSocket handshake, with 429
-// Too Many Requests (and Retry-After, for the join rate): it costs the
-// server no connection, and the room no join and no leave. A browser's
-// WebSocket sees no status, only 1006, so /ws/check, with the query of a
-// join, answers as /ws would answer that join now, joining nothing: 204
-// No Content for one that would be admitted, else its refusal (the page
+// members' names: how many members it has at once (Options.AddrConns, 32
+// by default), how often it joins (AddrJoinRate, once a second with
+// bursts of ten), and what its members say together (AddrMessageRate and
+// AddrByteRate, four members' worth by default); and what the addresses
+// of one IPv6 /48 do together, SiteAddrs addresses' worth of each (8 by
+// default). A join past the members or the joins of its address or its
+// site is refused before the WebSocket handshake, with 429 Too Many
+// Requests (and Retry-After, for the join rate): it costs the server no
+// connection, and the room no join and no leave. A browser's WebSocket
+// sees no status, only 1006, so /ws/check, with the query of a join,
+// answers as /ws would answer that join now, joining nothing: 204 No
+// Content for one that would be admitted, else its refusal (the page
 // asks there why its join failed).
 //
 // An address is the client's IPv4 address, or the /64 of its IPv6
@@ -161,6 +163,14 @@ type Options struct {
 	// an "error". 0 (or NaN) means four times MessageRate and ByteRate
 	// (no bound where those are none); negative, or +Inf, no bound.
 	AddrMessageRate, AddrByteRate float64
+	// SiteAddrs is how many addresses' worth of each of the four limits
+	// above the members from one IPv6 /48, a site, have together: a host
+	// given a /48 holds 65,536 /64s, and would otherwise have 65,536
+	// times what one address may. A join or a message past its site's
+	// limits is refused as one past its address's. 0 means
+	// DefaultSiteAddrs; negative, no bound on a site beyond those on each
+	// of its addresses.
+	SiteAddrs int
 	// ClientIPHeader, if not "", names a request header that holds the
 	// client's address, as a proxy in front of the server sets it
 	// (X-Forwarded-For, X-Real-IP): the header's last entry, the one
@@ -193,8 +203,9 @@ type Server struct {
 
 // Flags defines the flags of a chat command on fs: -addr, and
 // -ping-interval, -pong-timeout, -msg-rate, -byte-rate, -addr-conns,
-// -addr-join-rate, -addr-msg-rate, -addr-byte-rate and -client-ip-header
-// for the returned options, which log with log.Printf.
+// -addr-join-rate, -addr-msg-rate, -addr-byte-rate, -site-addrs and
+// -client-ip-header for the returned options, which log with
+// log.Printf.
 func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
 	opts = &Options{Logf: log.Printf}
 	addr = fs.String("addr", "127.0.0.1:8080", "address to listen on")
@@ -206,6 +217,7 @@ func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
 	fs.Float64Var(&opts.AddrJoinRate, "addr-join-rate", DefaultAddrJoinRate, "joins one address may make a second, with bursts of ten times as many; a join past it is refused with 429 (0: the default; negative: no bound)")
 	fs.Float64Var(&opts.AddrMessageRate, "addr-msg-rate", 0, "messages the members from one address may say together a second, with bursts of twice as many (0: four times -msg-rate; negative: no bound)")
 	fs.Float64Var(&opts.AddrByteRate, "addr-byte-rate", 0, "bytes the members from one address may say together a second, as -byte-rate counts them (0: four times -byte-rate; negative: no bound)")
+	fs.IntVar(&opts.SiteAddrs, "site-addrs", DefaultSiteAddrs, "addresses' worth of each limit per address the members from one IPv6 /48 have together (0: the default; negative: no bound beyond each /64's)")
 	fs.StringVar(&opts.ClientIPHeader, "client-ip-header", "", "take a member's address from the last entry of this header (X-Forwarded-For, X-Real-IP), for a server that only a proxy setting it reaches (empty: the connection's address)")
 	return addr, opts
 }
@@ -228,12 +240,15 @@ func NewServer(bus Bus, opts *Options) *Server {
 	if o.AddrConns == 0 {
 		o.AddrConns = DefaultAddrConns
 	}
+	if o.SiteAddrs == 0 {
+		o.SiteAddrs = DefaultSiteAddrs
+	}
 	if o.JoinWait == 0 {
 		o.JoinWait = 15 * time.Second
 	}
 	s.tooFast = tooFastError(o.MessageRate, o.ByteRate, "")
 	if o.AddrConns > 0 || o.AddrJoinRate >= 0 || o.AddrMessageRate >= 0 || o.AddrByteRate >= 0 {
-		s.addrs = newAddrTable(o.AddrConns, o.AddrJoinRate, o.AddrMessageRate, o.AddrByteRate)
+		s.addrs = newAddrTable(o.AddrConns, o.AddrJoinRate, o.AddrMessageRate, o.AddrByteRate, o.SiteAddrs)
 	}
 	return s
 }
@@ -251,13 +266,15 @@ func rateOption(v, def float64) float64 {
 }
 
 // tooFastError says why a message past the rates given is not sent.
+// They are written as plain decimals: 'g' would write a site's 2 MiB a
+// second as 2.097152e+06.
 func tooFastError(msgRate, byteRate float64, who string) error {
 	var bounds []string
 	if msgRate > 0 {
-		bounds = append(bounds, strconv.FormatFloat(msgRate, 'g', -1, 64)+" messages")
+		bounds = append(bounds, strconv.FormatFloat(msgRate, 'f', -1, 64)+" messages")
 	}
 	if byteRate > 0 {
-		bounds = append(bounds, strconv.FormatFloat(byteRate, 'g', -1, 64)+" bytes")
+		bounds = append(bounds, strconv.FormatFloat(byteRate, 'f', -1, 64)+" bytes")
 	}
 	return errors.New("more than " + strings.Join(bounds, " or ") + " a second" + who)
 }
@@ -598,17 +615,6 @@ func (r *rate) take(n int) {
 	}
 }
 
-// allow reports whether a message of n bytes may be said at now, and if
-// so, counts it.
-func (r *rate) allow(n int, now time.Time) bool {
-	r.fill(now)
-	if !r.has(n) {
-		return false
-	}
-	r.take(n)
-	return true
-}
-
 // fullIn returns the seconds from now until both buckets are full.
 func (r *rate) fullIn(now time.Time) float64 {
 	r.fill(now)
@@ -744,17 +750,18 @@ func (r *room) say(m *member, typ websocket.MessageType, p []byte) {
 		m.c.CloseWrite(websocket.StatusUnsupportedData, "text messages only")
 		return
 	}
-	// Counted against the member's rate, then its address's, and
-	// against both or neither.
+	// Counted against the member's rate, then its address's and its
+	// site's, and against all of them or none.
 	n, now := sentSize(p), r.s.now()
 	m.rate.fill(now)
 	var err error
 	switch {
 	case !m.rate.has(n):
 		err = r.s.tooFast
-	case m.addr != nil && !r.s.addrs.allow(m.addr, n, now):
-		err = r.s.addrs.tooFast
-	default:
+	case m.addr != nil:
+		err = r.s.addrs.allow(m.addr, n, now)
+	}
+	if err == nil {
 		m.rate.take(n)
 		r.pubMu.Lock()
 		err = r.publishLocked(Event{Type: "message", Member: m.id, Name: m.name, Text: string(p)})

@@ -294,28 +294,36 @@ func TestSentSize(t *testing.T) {
 
 // Rates that bound nothing sensible: NaN is the default, +Inf no bound.
 // An address's rates are four times a member's unless set, none when a
-// member's are none.
+// member's are none; a site's, SiteAddrs times an address's, 8 unless
+// set.
 func TestRateOptions(t *testing.T) {
 	for _, tc := range []struct {
-		msgs, bytes         float64
-		addrMsgs, addrBytes float64
-		tooFast, addrFast   string
+		msgs, bytes                 float64
+		addrMsgs, addrBytes         float64
+		siteAddrs                   int
+		tooFast, addrFast, siteFast string
 	}{
-		{0, 0, 0, 0, "more than 5 messages or 65536 bytes a second", "more than 20 messages or 262144 bytes a second from one address"},
-		{math.NaN(), math.NaN(), math.NaN(), math.NaN(), "more than 5 messages or 65536 bytes a second", "more than 20 messages or 262144 bytes a second from one address"},
-		{math.Inf(1), 100, 0, 0, "more than 100 bytes a second", "more than 400 bytes a second from one address"},
-		{-1, 2.5, 7, 0, "more than 2.5 bytes a second", "more than 7 messages or 10 bytes a second from one address"},
+		{0, 0, 0, 0, 0, "more than 5 messages or 65536 bytes a second", "more than 20 messages or 262144 bytes a second from one address", "more than 160 messages or 2097152 bytes a second from one IPv6 /48"},
+		{math.NaN(), math.NaN(), math.NaN(), math.NaN(), 0, "more than 5 messages or 65536 bytes a second", "more than 20 messages or 262144 bytes a second from one address", "more than 160 messages or 2097152 bytes a second from one IPv6 /48"},
+		{math.Inf(1), 100, 0, 0, 3, "more than 100 bytes a second", "more than 400 bytes a second from one address", "more than 1200 bytes a second from one IPv6 /48"},
+		{-1, 2.5, 7, 0, 1, "more than 2.5 bytes a second", "more than 7 messages or 10 bytes a second from one address", "more than 7 messages or 10 bytes a second from one IPv6 /48"},
 	} {
-		s := NewServer(new(LocalBus), &Options{MessageRate: tc.msgs, ByteRate: tc.bytes, AddrMessageRate: tc.addrMsgs, AddrByteRate: tc.addrBytes})
+		s := NewServer(new(LocalBus), &Options{MessageRate: tc.msgs, ByteRate: tc.bytes, AddrMessageRate: tc.addrMsgs, AddrByteRate: tc.addrBytes, SiteAddrs: tc.siteAddrs})
 		if s.tooFast.Error() != tc.tooFast {
 			t.Errorf("rates %v and %v: %q, want %q", tc.msgs, tc.bytes, s.tooFast, tc.tooFast)
 		}
-		if s.addrs.tooFast.Error() != tc.addrFast {
-			t.Errorf("rates %v, %v, %v and %v: %q, want %q", tc.msgs, tc.bytes, tc.addrMsgs, tc.addrBytes, s.addrs.tooFast, tc.addrFast)
+		if s.addrs.addr.tooFast.Error() != tc.addrFast {
+			t.Errorf("rates %v, %v, %v and %v: %q, want %q", tc.msgs, tc.bytes, tc.addrMsgs, tc.addrBytes, s.addrs.addr.tooFast, tc.addrFast)
+		}
+		if s.addrs.site.tooFast.Error() != tc.siteFast {
+			t.Errorf("rates %v, %v, %v and %v, %d addresses a site: %q, want %q", tc.msgs, tc.bytes, tc.addrMsgs, tc.addrBytes, tc.siteAddrs, s.addrs.site.tooFast, tc.siteFast)
 		}
 		if math.IsInf(tc.msgs, 1) && s.opts.MessageRate >= 0 {
 			t.Errorf("rate +Inf taken as %v, not as no bound", s.opts.MessageRate)
 		}
+	}
+	if s := NewServer(new(LocalBus), &Options{SiteAddrs: -1}); s.addrs.site != nil {
+		t.Errorf("SiteAddrs -1: sites bounded by %+v, want no bound", s.addrs.site)
 	}
 	off := &Options{AddrConns: -1, AddrJoinRate: -1, AddrMessageRate: -1, AddrByteRate: math.Inf(1)}
 	if s := NewServer(new(LocalBus), off); s.addrs != nil {

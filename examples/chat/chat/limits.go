@@ -19,6 +19,13 @@ const (
 	// connections says as much as all of them.
 	DefaultAddrConns    = 32
 	DefaultAddrJoinRate = 1
+	// DefaultSiteAddrs is how many addresses' worth of their limits the
+	// members from one IPv6 /48 have together unless Options say
+	// otherwise: a home or an office given a /48 uses a few of its /64s,
+	// and eight addresses' worth (256 members, joins at 8 a second)
+	// leaves it more than the hosts behind one IPv4 address share, while
+	// a host holding all 65,536 of them gets no more.
+	DefaultSiteAddrs = 8
 	// addrRateFactor is how many members' worth of MessageRate and
 	// ByteRate the members from one address may say together unless
 	// Options say otherwise.
@@ -27,8 +34,9 @@ const (
 	// at once: a browser restoring its tabs, or a household's members
 	// coming back after a restart of the server.
 	joinBurst = 10
-	// maxAddrs bounds the addresses without members a server keeps
-	// limits for; those with members are bounded by its connections.
+	// maxAddrs bounds the addresses and sites without members a server
+	// keeps limits for; those with members are bounded by its
+	// connections.
 	maxAddrs = 1 << 16
 )
 
@@ -81,49 +89,103 @@ func parseIP(s string) netip.Addr {
 
 // addrTable counts, for each address that has members or whose budgets
 // are not yet full again, its members, its joins and what its members
-// say together. An address's entry goes once it has no members and its
-// budgets are full, at the next admission after that, and at most max
-// are kept: a new address past them takes the place of the oldest
-// without members, forgetting its budgets early. An address with members
-// is never refused for the table's sake: the table would then be one's to
-// fill, by a host holding a member in each of 65,536 /64s of its /48, and
-// its entries are bounded by the connections anyway.
+// say together; and the same for each IPv6 /48, a site (RFC 6177), of
+// an address: a host given a /48 holds 65,536 /64s, each an address
+// with limits of its own, and would otherwise have 65,536 times what a
+// host with one IPv4 address has. An entry goes once it has no members
+// and its budgets are full, at the next admission after that, and at
+// most max are kept: a new one past them takes the place of the oldest
+// without members, forgetting its budgets early. An entry with members
+// is never refused for the table's sake: the table would then be one's
+// to fill, and its entries are bounded by the connections, and by the
+// members a site may have, anyway.
 type addrTable struct {
-	conns    int     // immutable: members an address may have at once; negative: no bound
-	joinRate float64 // immutable: joins an address may make a second; negative: no bound
-	// msgRate and byteRate bound what an address's members say
-	// together, as a member's rate does; negative: no bound. Immutable.
-	msgRate, byteRate float64
-	tooFast           error // immutable: why a message past the address's rate is not sent
-	max               int   // immutable: addresses kept at most
+	addr bounds  // immutable: the limits of an address
+	site *bounds // immutable: the limits of a site; nil when sites have none
+	max  int     // immutable: entries kept at most
 
 	mu    sync.Mutex
-	addrs map[netip.Prefix]*addr // guarded by mu
+	addrs map[netip.Prefix]*addr // guarded by mu: the entries, of addresses and of sites
 	// idle heads a ring of the entries without members, in the order
 	// they lost their last one; its own other fields are unused. Guarded
 	// by mu.
 	idle addr
 }
 
-// addr is the entry of one address.
+// bounds are the limits of an address, or of a site: what the members
+// from it may do together.
+type bounds struct {
+	conns    int     // members at once; negative: no bound
+	joinRate float64 // joins a second; negative: no bound
+	// msgRate and byteRate bound what the members say together, as a
+	// member's rate does; negative: no bound.
+	msgRate, byteRate float64
+	who               string // "one address", "one IPv6 /48"
+	tooFast           error  // why a message past msgRate or byteRate is not sent
+}
+
+func newBounds(conns int, joinRate, msgRate, byteRate float64, who string) bounds {
+	return bounds{conns, joinRate, msgRate, byteRate, who, tooFastError(msgRate, byteRate, " from "+who)}
+}
+
+func (b *bounds) joinBurst() float64 { return max(joinBurst*b.joinRate, 1) }
+
+// times returns n addresses' worth of b, for a site: each bound n
+// times as large, and none where b has none.
+func (b *bounds) times(n int, who string) bounds {
+	conns := -1
+	if b.conns >= 0 {
+		conns = int(min(float64(n)*float64(b.conns), math.MaxInt32)) // not wrapped round to "no bound"
+	}
+	scale := func(rate float64) float64 {
+		if rate < 0 {
+			return -1
+		}
+		return float64(n) * rate
+	}
+	return newBounds(conns, scale(b.joinRate), scale(b.msgRate), scale(b.byteRate), who)
+}
+
+// addr is the entry of one address, or of one site.
 type addr struct {
 	key        netip.Prefix // immutable
+	b          *bounds      // immutable: its table's addr or site
 	conns      int          // guarded by the table's mu: members admitted and not released
 	joins      float64      // guarded by the table's mu: joins left to make
 	joined     time.Time    // guarded by the table's mu: when joins was last filled
 	said       rate         // guarded by the table's mu: what its members may still say together
 	full       time.Time    // guarded by the table's mu: without members, when its budgets are full
 	prev, next *addr        // guarded by the table's mu: its neighbours in the idle ring, or nil
+	// site is the entry of an address's site while the address has
+	// members (a site with members stays in the table); nil for a site,
+	// an IPv4 address, or when sites have no limits. Guarded by the
+	// table's mu.
+	site *addr
 }
 
-func newAddrTable(conns int, joinRate, msgRate, byteRate float64) *addrTable {
-	t := &addrTable{conns: conns, joinRate: joinRate, msgRate: msgRate, byteRate: byteRate, max: maxAddrs, addrs: make(map[netip.Prefix]*addr)}
-	t.tooFast = tooFastError(msgRate, byteRate, " from one address")
+// newAddrTable returns a table with the limits given for an address,
+// and siteAddrs addresses' worth of them for a site (none unless
+// positive).
+func newAddrTable(conns int, joinRate, msgRate, byteRate float64, siteAddrs int) *addrTable {
+	t := &addrTable{addr: newBounds(conns, joinRate, msgRate, byteRate, "one address"), max: maxAddrs, addrs: make(map[netip.Prefix]*addr)}
+	if siteAddrs > 0 {
+		site := t.addr.times(siteAddrs, "one IPv6 /48")
+		t.site = &site
+	}
 	t.idle.prev, t.idle.next = &t.idle, &t.idle
 	return t
 }
 
-func (t *addrTable) joinBurst() float64 { return max(joinBurst*t.joinRate, 1) }
+// keys returns what a member from key is counted under: key, and its
+// site, the /48 of an IPv6 /64, when sites have limits. An IPv4
+// address has no site: a host is seldom given many.
+func (t *addrTable) keys(key netip.Prefix) []netip.Prefix {
+	if t.site == nil || !key.Addr().Is6() {
+		return []netip.Prefix{key}
+	}
+	site, _ := key.Addr().Prefix(48)
+	return []netip.Prefix{key, site}
+}
 
 // refusal is why a join is refused before its upgrade, with 429 Too Many
 // Requests: the response's text, and the seconds after which to try
@@ -133,33 +195,86 @@ type refusal struct {
 	retryAfter int
 }
 
-// admit counts a member from key joining at now, and returns its
-// address's entry, or nil and why it may not join.
+// admit counts a member from key joining at now, against its address
+// and its site, and returns its address's entry, or nil and why it may
+// not join.
 func (t *addrTable) admit(key netip.Prefix, now time.Time) (*addr, refusal) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for e := t.idle.next; e != &t.idle && !e.full.After(now); e = t.idle.next {
 		t.forgetLocked(e)
 	}
-	a := t.addrs[key]
-	if a == nil {
-		if len(t.addrs) >= t.max && t.idle.next != &t.idle {
-			t.forgetLocked(t.idle.next)
+	// Room is made before either entry is looked up, so that neither
+	// is forgotten while in use.
+	keys := t.keys(key)
+	t.makeRoomLocked(keys)
+	a, site := t.entryLocked(key, &t.addr, now), (*addr)(nil)
+	if len(keys) > 1 {
+		site = t.entryLocked(keys[1], t.site, now)
+	}
+	entries := [2]*addr{a, site}
+	for _, e := range entries {
+		if e == nil {
+			continue
 		}
-		a = &addr{key: key, joins: t.joinBurst(), joined: now, said: newRate(t.msgRate, t.byteRate, now)}
-		t.addrs[key] = a
+		if why := t.refusalLocked(e, now); why.text != "" {
+			// One made for this join goes again, or waits in the
+			// ring as any without members does.
+			for _, e := range entries {
+				if e != nil && e.conns == 0 && e.next == nil {
+					t.settleLocked(e, now)
+				}
+			}
+			return nil, why
+		}
 	}
-	if why := t.refusalLocked(a, now); why.text != "" {
-		return nil, why
+	for _, e := range entries {
+		if e == nil {
+			continue
+		}
+		if e.b.joinRate >= 0 {
+			e.joins--
+		}
+		if e.next != nil {
+			unlinkLocked(e)
+		}
+		e.conns++
 	}
-	if t.joinRate >= 0 {
-		a.joins--
-	}
-	if a.next != nil {
-		unlinkLocked(a)
-	}
-	a.conns++
+	a.site = site
 	return a, refusal{}
+}
+
+// makeRoomLocked forgets the oldest entries without members until those
+// of keys not in the table fit within its bound, or none is left to
+// forget.
+//
+// The caller holds t.mu.
+func (t *addrTable) makeRoomLocked(keys []netip.Prefix) {
+	for t.idle.next != &t.idle {
+		n := len(t.addrs)
+		for _, k := range keys {
+			if t.addrs[k] == nil {
+				n++
+			}
+		}
+		if n == len(t.addrs) || n <= t.max {
+			return
+		}
+		t.forgetLocked(t.idle.next)
+	}
+}
+
+// entryLocked returns the entry of key, made with bounds b and every
+// budget whole if the table has none.
+//
+// The caller holds t.mu.
+func (t *addrTable) entryLocked(key netip.Prefix, b *bounds, now time.Time) *addr {
+	e := t.addrs[key]
+	if e == nil {
+		e = &addr{key: key, b: b, joins: b.joinBurst(), joined: now, said: newRate(b.msgRate, b.byteRate, now)}
+		t.addrs[key] = e
+	}
+	return e
 }
 
 // check returns why a member from key joining at now would be refused,
@@ -169,38 +284,43 @@ func (t *addrTable) admit(key netip.Prefix, now time.Time) (*addr, refusal) {
 func (t *addrTable) check(key netip.Prefix, now time.Time) refusal {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	a := t.addrs[key]
-	if a == nil {
-		return refusal{} // a new address, every budget whole
-	}
-	return t.refusalLocked(a, now)
-}
-
-// refusalLocked returns why a may take no member more at now, or the
-// zero refusal. It counts nothing.
-//
-// The caller holds t.mu.
-func (t *addrTable) refusalLocked(a *addr, now time.Time) refusal {
-	if t.conns >= 0 && a.conns >= t.conns {
-		return refusal{"more than " + strconv.Itoa(t.conns) + " members from one address", 0}
-	}
-	if t.joinRate >= 0 {
-		t.fillJoinsLocked(a, now)
-		if a.joins < 1 {
-			wait := int(math.Ceil(min((1-a.joins)/t.joinRate, 1e6)))
-			return refusal{"more than " + strconv.FormatFloat(t.joinRate, 'g', -1, 64) + " joins a second from one address", wait}
+	for _, k := range t.keys(key) {
+		// One not in the table is new, its every budget whole.
+		if e := t.addrs[k]; e != nil {
+			if why := t.refusalLocked(e, now); why.text != "" {
+				return why
+			}
 		}
 	}
 	return refusal{}
 }
 
-// fillJoinsLocked adds to a's joins those its rate has given since they
+// refusalLocked returns why e may take no member more at now, or the
+// zero refusal. It counts nothing.
+//
+// The caller holds t.mu.
+func (t *addrTable) refusalLocked(e *addr, now time.Time) refusal {
+	b := e.b
+	if b.conns >= 0 && e.conns >= b.conns {
+		return refusal{"more than " + strconv.Itoa(b.conns) + " members from " + b.who, 0}
+	}
+	if b.joinRate >= 0 {
+		t.fillJoinsLocked(e, now)
+		if e.joins < 1 {
+			wait := int(math.Ceil(min((1-e.joins)/b.joinRate, 1e6)))
+			return refusal{"more than " + strconv.FormatFloat(b.joinRate, 'g', -1, 64) + " joins a second from " + b.who, wait}
+		}
+	}
+	return refusal{}
+}
+
+// fillJoinsLocked adds to e's joins those its rate has given since they
 // were last filled.
 //
 // The caller holds t.mu.
-func (t *addrTable) fillJoinsLocked(a *addr, now time.Time) {
-	a.joins = min(a.joins+now.Sub(a.joined).Seconds()*t.joinRate, t.joinBurst())
-	a.joined = now
+func (t *addrTable) fillJoinsLocked(e *addr, now time.Time) {
+	e.joins = min(e.joins+now.Sub(e.joined).Seconds()*e.b.joinRate, e.b.joinBurst())
+	e.joined = now
 }
 
 // forgetLocked removes e, which has no members, from the table.
@@ -219,32 +339,60 @@ func unlinkLocked(e *addr) {
 	e.prev, e.next = nil, nil
 }
 
-// release counts a member of a's less, at now. An address left without
-// members is kept until its budgets are full.
+// release counts a member of a's less, and of its site's, at now. An
+// entry left without members is kept until its budgets are full.
 func (t *addrTable) release(a *addr, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if a.conns--; a.conns > 0 {
-		return
+	for _, e := range [2]*addr{a, a.site} {
+		if e == nil {
+			continue
+		}
+		if e.conns--; e.conns == 0 {
+			e.site = nil // a site without members may go
+			t.settleLocked(e, now)
+		}
 	}
-	wait := a.said.fullIn(now)
-	if t.joinRate > 0 {
-		t.fillJoinsLocked(a, now)
-		wait = max(wait, (t.joinBurst()-a.joins)/t.joinRate)
+}
+
+// settleLocked puts e, without members and out of the idle ring, into
+// the ring until its budgets are full, or out of the table if they are
+// already.
+//
+// The caller holds t.mu.
+func (t *addrTable) settleLocked(e *addr, now time.Time) {
+	wait := e.said.fullIn(now)
+	if e.b.joinRate > 0 {
+		t.fillJoinsLocked(e, now)
+		wait = max(wait, (e.b.joinBurst()-e.joins)/e.b.joinRate)
 	}
 	if wait <= 0 {
-		delete(t.addrs, a.key)
+		delete(t.addrs, e.key)
 		return
 	}
-	a.full = now.Add(time.Duration(min(wait, 1e6) * float64(time.Second)))
-	a.prev, a.next = t.idle.prev, &t.idle
-	a.prev.next, t.idle.prev = a, a
+	e.full = now.Add(time.Duration(min(wait, 1e6) * float64(time.Second)))
+	e.prev, e.next = t.idle.prev, &t.idle
+	e.prev.next, t.idle.prev = e, e
 }
 
 // allow reports whether a's members may say a message of n bytes at
-// now, and if so, counts it.
-func (t *addrTable) allow(a *addr, n int, now time.Time) bool {
+// now, and its site's members too, and if so, counts it against both:
+// nil, or why not.
+func (t *addrTable) allow(a *addr, n int, now time.Time) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return a.said.allow(n, now)
+	for _, e := range [2]*addr{a, a.site} {
+		if e == nil {
+			continue
+		}
+		if e.said.fill(now); !e.said.has(n) {
+			return e.b.tooFast
+		}
+	}
+	for _, e := range [2]*addr{a, a.site} {
+		if e != nil {
+			e.said.take(n)
+		}
+	}
+	return nil
 }

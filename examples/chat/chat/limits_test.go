@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -130,6 +131,44 @@ func TestAddrConns(t *testing.T) {
 	if _, _, err := dial("c", "2001:db8::3"); err != nil {
 		t.Fatalf("c, after b left: %v", err)
 	}
+	readWant(t, ctx, a, "a", `{"type":"join","name":"c"}`)
+}
+
+// TestAddrSite: the members from one IPv6 /48 have SiteAddrs
+// addresses' worth of AddrConns together: with one member an address
+// and two a site, a member from a third /64 of 2001:db8:1::/48 is
+// refused with 429, as /ws/check tells beforehand, while one from
+// another /48 joins; once a member of the site has left, the third
+// joins.
+func TestAddrSite(t *testing.T) {
+	t.Parallel()
+	ctx, dial, check := serveFrom(t, Options{AddrConns: 1, AddrJoinRate: -1, SiteAddrs: 2}, newClock())
+	join := func(name, ip string) *websocket.Conn {
+		t.Helper()
+		c, _, err := dial(name, ip)
+		if err != nil {
+			t.Fatalf("%s, from %s: %v", name, ip, err)
+		}
+		return c
+	}
+	a := join("a", "2001:db8:1:1::1")
+	readWant(t, ctx, a, "a", `{"type":"join","name":"a","members":["a"]}`)
+	b := join("b", "2001:db8:1:2::1")
+	readWant(t, ctx, a, "a", `{"type":"join","name":"b"}`)
+	const why = "more than 2 members from one IPv6 /48"
+	if got, want := check("c", "2001:db8:1:3::1"), (answer{http.StatusTooManyRequests, why + "\n", ""}); got != want {
+		t.Errorf("check of c: %+v, want %+v", got, want)
+	}
+	if _, resp, err := dial("c", "2001:db8:1:3::1"); err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(err.Error(), why) {
+		t.Fatalf("a third member of 2001:db8:1::/48: %v, want 429 %q", err, why)
+	}
+	join("d", "2001:db8:2::1")
+	readWant(t, ctx, a, "a", `{"type":"join","name":"d"}`)
+	if err := b.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Fatal(err)
+	}
+	readWant(t, ctx, a, "a", `{"type":"leave","name":"b"}`)
+	join("c", "2001:db8:1:3::1")
 	readWant(t, ctx, a, "a", `{"type":"join","name":"c"}`)
 }
 
@@ -364,7 +403,7 @@ func TestAddrTable(t *testing.T) {
 	}
 
 	t.Run("joins", func(t *testing.T) {
-		tb := newAddrTable(-1, 1, -1, -1) // a join a second, bursts of 10
+		tb := newAddrTable(-1, 1, -1, -1, -1) // a join a second, bursts of 10
 		tb.release(admit(tb, 1, 0), at(0))
 		admit(tb, 2, 500)
 		has(tb, 1, 2) // 1 has 9 joins left of 10
@@ -372,11 +411,11 @@ func TestAddrTable(t *testing.T) {
 		has(tb, 2, 3)
 	})
 	t.Run("messages", func(t *testing.T) {
-		tb := newAddrTable(-1, -1, 1, -1) // a message a second, bursts of 2
+		tb := newAddrTable(-1, -1, 1, -1, -1) // a message a second, bursts of 2
 		a := admit(tb, 1, 0)
 		for range 2 {
-			if !tb.allow(a, 1, at(0)) {
-				t.Fatal("a message of the burst refused")
+			if err := tb.allow(a, 1, at(0)); err != nil {
+				t.Fatalf("a message of the burst refused: %v", err)
 			}
 		}
 		tb.release(a, at(0))
@@ -386,12 +425,12 @@ func TestAddrTable(t *testing.T) {
 		has(tb, 2, 3)
 	})
 	t.Run("full at once", func(t *testing.T) {
-		tb := newAddrTable(1, -1, -1, -1)
+		tb := newAddrTable(1, -1, -1, -1, -1)
 		tb.release(admit(tb, 1, 0), at(0))
 		has(tb)
 	})
 	t.Run("check", func(t *testing.T) {
-		tb := newAddrTable(1, 1, -1, -1)
+		tb := newAddrTable(1, 1, -1, -1, -1)
 		if why := tb.check(k(1), at(0)); why != (refusal{}) {
 			t.Errorf("a new address: %+v, want it admitted", why)
 		}
@@ -403,7 +442,7 @@ func TestAddrTable(t *testing.T) {
 		has(tb, 1)
 	})
 	t.Run("bound", func(t *testing.T) {
-		tb := newAddrTable(-1, 1, -1, -1)
+		tb := newAddrTable(-1, 1, -1, -1, -1)
 		tb.max = 2
 		a1 := admit(tb, 1, 0)
 		admit(tb, 2, 0)
@@ -413,6 +452,145 @@ func TestAddrTable(t *testing.T) {
 		admit(tb, 4, 0)
 		has(tb, 2, 3, 4)
 	})
+}
+
+// TestAddrSites: the addresses of one IPv6 /48, a site, have
+// together SiteAddrs addresses' worth of each limit per address (two
+// here), counted with the address's, both or neither; a site's entry
+// goes as an address's does, once it has no members and its budgets
+// are full; IPv4 addresses, and /64s of other /48s, are not counted
+// with it; and SiteAddrs -1 bounds no site.
+func TestAddrSites(t *testing.T) {
+	t.Parallel()
+	t0 := newClock().Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	// k(i) is the /64 2001:db8:1:i::/64 of the site 2001:db8:1::/48.
+	k := func(i int) netip.Prefix {
+		return netip.PrefixFrom(netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, byte(i)}), 64)
+	}
+	site := netip.MustParsePrefix("2001:db8:1::/48")
+	other := netip.MustParsePrefix("2001:db8:2::/64")
+	otherSite := netip.MustParsePrefix("2001:db8:2::/48")
+	v4 := netip.MustParsePrefix("192.0.2.1/32")
+	admit := func(tb *addrTable, key netip.Prefix, ms int, want refusal) *addr {
+		t.Helper()
+		a, why := tb.admit(key, at(ms))
+		if why != want || (a == nil) != (want.text != "") {
+			t.Fatalf("%s at %d ms: %+v, want %+v", key, ms, why, want)
+		}
+		if got := tb.check(key, at(ms)); a == nil && got != want {
+			t.Errorf("check of %s at %d ms: %+v, want %+v", key, ms, got, want)
+		}
+		return a
+	}
+	has := func(tb *addrTable, want ...netip.Prefix) {
+		t.Helper()
+		tb.mu.Lock()
+		defer tb.mu.Unlock()
+		ok := len(tb.addrs) == len(want)
+		for _, key := range want {
+			ok = ok && tb.addrs[key] != nil
+		}
+		if !ok {
+			t.Errorf("the table has %d entries, want %v", len(tb.addrs), want)
+		}
+	}
+	admitted := refusal{}
+
+	t.Run("members", func(t *testing.T) {
+		tb := newAddrTable(2, -1, -1, -1, 2) // 4 members a site
+		members := []*addr{admit(tb, k(0), 0, admitted), admit(tb, k(0), 0, admitted), admit(tb, k(1), 0, admitted)}
+		admit(tb, k(0), 0, refusal{"more than 2 members from one address", 0})
+		admit(tb, k(2), 0, admitted)
+		admit(tb, k(3), 0, refusal{"more than 4 members from one IPv6 /48", 0})
+		admit(tb, k(1), 0, refusal{"more than 4 members from one IPv6 /48", 0})
+		admit(tb, other, 0, admitted)
+		admit(tb, v4, 0, admitted)
+		has(tb, k(0), k(1), k(2), site, other, otherSite, v4) // k(3) refused: no entry
+		tb.release(members[0], at(0))
+		admit(tb, k(3), 0, admitted)
+	})
+	t.Run("joins", func(t *testing.T) {
+		tb := newAddrTable(-1, 0.1, -1, -1, 2) // bursts of 1 an address, 2 a site
+		admit(tb, k(0), 0, admitted)
+		admit(tb, k(1), 0, admitted)
+		admit(tb, k(0), 0, refusal{"more than 0.1 joins a second from one address", 10})
+		admit(tb, k(2), 0, refusal{"more than 0.2 joins a second from one IPv6 /48", 5})
+		admit(tb, k(2), 4500, refusal{"more than 0.2 joins a second from one IPv6 /48", 1})
+		admit(tb, k(2), 6000, admitted)
+		admit(tb, other, 6000, admitted)
+	})
+	t.Run("messages", func(t *testing.T) {
+		tb := newAddrTable(-1, -1, 1, -1, 2) // bursts of 2 an address, 4 a site
+		a := []*addr{admit(tb, k(0), 0, admitted), admit(tb, k(1), 0, admitted), admit(tb, k(2), 0, admitted)}
+		say := func(i, ms int, want error) {
+			t.Helper()
+			if err := tb.allow(a[i], 1, at(ms)); err != want {
+				t.Errorf("%s at %d ms: %v, want %v", a[i].key, ms, err, want)
+			}
+		}
+		addrFast, siteFast := tb.addr.tooFast, tb.site.tooFast
+		say(0, 0, nil)
+		say(0, 0, nil)
+		say(0, 0, addrFast)
+		say(1, 0, nil)
+		say(1, 0, nil)
+		for range 3 {
+			say(2, 0, siteFast) // nor counted against the address
+		}
+		say(2, 1000, nil)
+		say(2, 1000, nil)
+		if addrFast.Error() != "more than 1 messages a second from one address" || siteFast.Error() != "more than 2 messages a second from one IPv6 /48" {
+			t.Errorf("errors %q and %q", addrFast, siteFast)
+		}
+	})
+	t.Run("gone", func(t *testing.T) {
+		tb := newAddrTable(-1, 1, -1, -1, 2) // bursts of 10 an address, 20 a site
+		members := []*addr{admit(tb, k(0), 0, admitted), admit(tb, k(0), 0, admitted), admit(tb, k(1), 0, admitted)}
+		for _, a := range members {
+			tb.release(a, at(0))
+		}
+		// Full again: k(0) at 2 s, k(1) at 1 s, the site at 1.5 s; the
+		// table looks from the first to lose its members, k(0).
+		admit(tb, other, 1999, admitted)
+		has(tb, k(0), k(1), site, other, otherSite)
+		admit(tb, other, 2000, admitted)
+		has(tb, other, otherSite)
+	})
+	t.Run("bound", func(t *testing.T) {
+		tb := newAddrTable(-1, 1, -1, -1, 2)
+		tb.max = 3
+		tb.release(admit(tb, k(0), 0, admitted), at(0))
+		has(tb, k(0), site)
+		admit(tb, other, 0, admitted) // in place of k(0), the first to lose its members
+		has(tb, site, other, otherSite)
+	})
+	t.Run("no bound", func(t *testing.T) {
+		tb := newAddrTable(1, -1, -1, -1, -1)
+		for i := range 5 {
+			admit(tb, k(i), 0, admitted)
+		}
+		has(tb, k(0), k(1), k(2), k(3), k(4))
+	})
+}
+
+// -site-addrs sets SiteAddrs, DefaultSiteAddrs unless given.
+func TestSiteAddrsFlag(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, DefaultSiteAddrs},
+		{[]string{"-site-addrs", "3"}, 3},
+		{[]string{"-site-addrs", "-1"}, -1},
+	} {
+		fs := flag.NewFlagSet("chat", flag.ContinueOnError)
+		_, opts := Flags(fs)
+		if err := fs.Parse(tc.args); err != nil || opts.SiteAddrs != tc.want {
+			t.Errorf("%q: %d, %v; want %d", tc.args, opts.SiteAddrs, err, tc.want)
+		}
+	}
 }
 
 // addrKey counts an IPv4 address whole, an IPv6 one by its /64, and
