@@ -15,17 +15,17 @@
 // -msg-rate and -byte-rate bound what each member says; -addr-msg-rate
 // and -addr-byte-rate what the members from one address say together
 // (four members' worth by default). -addr-conns bounds the members an
-// address has at once (32), and -addr-join-rate how often it joins (once
-// a second, bursts of 10): a join past either is refused with 429 Too
-// Many Requests before the WebSocket handshake, which the page, whose
-// WebSocket sees only 1006, asks the server about at /ws/check to show
-// why. An address is an IPv4 address, or the /64 of an IPv6 one; the
-// addresses of one IPv6 /48 have -site-addrs addresses' worth of each
-// limit together (8). Behind a proxy, every member comes from the
-// proxy's address: -client-ip-header X-Forwarded-For (or X-Real-IP)
-// takes the client's from the header the proxy sets, which only a server
-// that no client reaches directly may trust. A negative value switches a
-// limit off.
+// address has at once (32), and -addr-join-rate how often it joins
+// (once a second, bursts of 10): a join past either is refused with 429
+// Too Many Requests before the WebSocket handshake, which the page,
+// whose WebSocket sees only 1006, asks the server about at /ws/check to
+// show why. An address is an IPv4 address, or the /64 of an IPv6 one;
+// the addresses of one IPv6 /48 have -site-addrs addresses' worth of
+// each limit together (8). Behind a proxy, every member comes from the
+// proxy's address: -client-ip-header X-Forwarded-For (or X-Real-IP, or
+// Forwarded) takes the client's from the header the proxy sets, which
+// only a server that no client reaches directly may trust. A negative
+// value switches a limit off.
 package main
 
 import (

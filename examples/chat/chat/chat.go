@@ -173,14 +173,18 @@ type Options struct {
 	SiteAddrs int
 	// ClientIPHeader, if not "", names a request header that holds the
 	// client's address, as a proxy in front of the server sets it
-	// (X-Forwarded-For, X-Real-IP): the header's last entry, the one
-	// the proxy added, is the member's address; a request without it
-	// counts under the address it came from. Set it only when every
-	// request comes through such a proxy: a client that reaches the
-	// server directly writes in it any address it likes. By default
-	// the limits count the address of the connection, which behind a
-	// proxy is the proxy's, shared by every client (none at all for a
-	// proxy on the same host: a loopback address has no limits).
+	// (X-Forwarded-For, X-Real-IP, or Forwarded, RFC 7239): the header's
+	// last entry, the one the proxy added, is the member's address (of
+	// Forwarded, the for of its last element, an IPv6 address in
+	// brackets, either with a port or not); a request whose last entry
+	// is no address (unknown, an obfuscated identifier, or malformed) or
+	// that has no such header counts under the address it came from. Set
+	// it only when every request comes through such a proxy: a client
+	// that reaches the server directly writes in it any address it
+	// likes. By default the limits count the address of the connection,
+	// which behind a proxy is the proxy's, shared by every client (none
+	// at all for a proxy on the same host: a loopback address has no
+	// limits).
 	ClientIPHeader string
 }
 
@@ -218,7 +222,7 @@ func Flags(fs *flag.FlagSet) (addr *string, opts *Options) {
 	fs.Float64Var(&opts.AddrMessageRate, "addr-msg-rate", 0, "messages the members from one address may say together a second, with bursts of twice as many (0: four times -msg-rate; negative: no bound)")
 	fs.Float64Var(&opts.AddrByteRate, "addr-byte-rate", 0, "bytes the members from one address may say together a second, as -byte-rate counts them (0: four times -byte-rate; negative: no bound)")
 	fs.IntVar(&opts.SiteAddrs, "site-addrs", DefaultSiteAddrs, "addresses' worth of each limit per address the members from one IPv6 /48 have together (0: the default; negative: no bound beyond each /64's)")
-	fs.StringVar(&opts.ClientIPHeader, "client-ip-header", "", "take a member's address from the last entry of this header (X-Forwarded-For, X-Real-IP), for a server that only a proxy setting it reaches (empty: the connection's address)")
+	fs.StringVar(&opts.ClientIPHeader, "client-ip-header", "", "take a member's address from the last entry of this header (X-Forwarded-For, X-Real-IP, or Forwarded: the for of its last element), for a server that only a proxy setting it reaches (empty: the connection's address)")
 	return addr, opts
 }
 

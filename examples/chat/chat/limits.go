@@ -43,16 +43,15 @@ const (
 // addrKey returns what r's limits are counted under: the client's IP
 // address, an IPv6 address cut to its /64, and an IPv4-mapped one taken
 // as IPv4. header, if not "", names a header set by a proxy in front of
-// the server: its last entry is the client's address. A request from
-// the server's own host, a loopback address or a transport without
-// addresses (a Unix socket), gets the zero key, which has no limits
-// (limited).
+// the server: its last entry, the one the proxy added, is the client's
+// address (proxyIP); a request whose header has none has the address
+// it came from. A request from the server's own host, a loopback
+// address or a transport without addresses (a Unix socket), gets the
+// zero key, which has no limits (limited).
 func addrKey(r *http.Request, header string) netip.Prefix {
 	var ip netip.Addr
 	if vs := r.Header.Values(header); len(vs) > 0 {
-		last := vs[len(vs)-1]
-		last = strings.TrimSpace(last[strings.LastIndexByte(last, ',')+1:])
-		ip = parseIP(last)
+		ip = proxyIP(header, vs[len(vs)-1])
 	}
 	if !ip.IsValid() {
 		ip = parseIP(r.RemoteAddr)
@@ -67,6 +66,18 @@ func addrKey(r *http.Request, header string) netip.Prefix {
 	}
 	p, _ := ip.Prefix(bits)
 	return p
+}
+
+// proxyIP returns the address in the last entry of v, the last line of
+// the header named header: of Forwarded, the for of its last element
+// (forwardedFor); of any other (X-Forwarded-For, X-Real-IP), an address,
+// with a port or not, after its last comma. The zero Addr if the entry
+// is no address.
+func proxyIP(header, v string) netip.Addr {
+	if http.CanonicalHeaderKey(header) == "Forwarded" {
+		return forwardedFor(v)
+	}
+	return parseIP(strings.TrimSpace(v[strings.LastIndexByte(v, ',')+1:]))
 }
 
 // limited reports whether the limits per address apply to key: not to

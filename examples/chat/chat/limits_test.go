@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -594,14 +595,29 @@ func TestSiteAddrsFlag(t *testing.T) {
 }
 
 // addrKey counts an IPv4 address whole, an IPv6 one by its /64, and
-// takes the proxy's header's last entry only when told to.
+// takes the proxy's header's last entry only when told to: of
+// Forwarded, the for of the last element (TestForwardedFor has the
+// rest). A header whose last entry is no address counts the
+// connection's, a loopback address's none. (The header's lines are set
+// under the name told, X-Forwarded-For if none.)
 func TestAddrKey(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		remote, header string
-		xff            []string
+		lines          []string
 		want           string
 	}{
+		{"192.0.2.1:1234", "Forwarded", []string{"for=198.51.100.7"}, "198.51.100.7/32"},
+		{"192.0.2.1:1234", "forwarded", []string{"for=10.0.0.1", `for=198.51.100.7, for="[2001:db8::9]:443";proto=https`}, "2001:db8::/64"},
+		{"192.0.2.1:1234", "Forwarded", []string{`for="[::ffff:198.51.100.7]"`}, "198.51.100.7/32"},
+		{"192.0.2.1:1234", "Forwarded", []string{"for=198.51.100.7, for=unknown"}, "192.0.2.1/32"},
+		{"192.0.2.1:1234", "Forwarded", []string{`for=198.51.100.7, for="_hidden:_port"`}, "192.0.2.1/32"},
+		{"192.0.2.1:1234", "Forwarded", []string{`for=198.51.100.7, proto=https`}, "192.0.2.1/32"},
+		{"192.0.2.1:1234", "Forwarded", []string{`for="198.51.100.7`}, "192.0.2.1/32"},
+		{"192.0.2.1:1234", "Forwarded", []string{`for=198.51.100.7`, ``}, "192.0.2.1/32"},
+		{"192.0.2.1:1234", "Forwarded", []string{`for="[::1]:80"`}, "invalid Prefix"},
+		{"127.0.0.1:1234", "Forwarded", []string{`for=unknown`}, "invalid Prefix"},
+		{"192.0.2.1:1234", "X-Forwarded-For", []string{`for=198.51.100.7`}, "192.0.2.1/32"},
 		{"192.0.2.1:1234", "", nil, "192.0.2.1/32"},
 		{"[2001:db8:1:2:3:4:5:6]:1234", "", nil, "2001:db8:1:2::/64"},
 		{"[::ffff:192.0.2.1]:1234", "", nil, "192.0.2.1/32"},
@@ -621,11 +637,11 @@ func TestAddrKey(t *testing.T) {
 	} {
 		r := httptest.NewRequest("GET", "/ws", nil)
 		r.RemoteAddr = tc.remote
-		for _, v := range tc.xff {
-			r.Header.Add("X-Forwarded-For", v)
+		for _, v := range tc.lines {
+			r.Header.Add(cmp.Or(tc.header, "X-Forwarded-For"), v)
 		}
 		if got := addrKey(r, tc.header).String(); got != tc.want {
-			t.Errorf("%s, %q %q: %s, want %s", tc.remote, tc.header, tc.xff, got, tc.want)
+			t.Errorf("%s, %q %q: %s, want %s", tc.remote, tc.header, tc.lines, got, tc.want)
 		}
 	}
 }
