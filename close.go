@@ -197,7 +197,9 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte, end error) error 
 		}
 		c.mu.Unlock()
 	}
-	return err
+	// The frame is written as a message's is: its error names the close
+	// (a write that found the connection closing under it said "write").
+	return asOp(err, "close")
 }
 
 // peerCloseReceived reports whether the peer's close frame arrived, valid

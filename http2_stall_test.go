@@ -41,6 +41,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("reset after CloseNow", testHTTP2ResetAfterClose)
 	t.Run("Accept refused by a shutdown", testHTTP2RefusedByShutdown)
 	t.Run("NetConn closed", testHTTP2NetConnClosed)
+	t.Run("NetConn closed while writing", testHTTP2NetConnClosedWriting)
 	t.Run("no Unwrap", testHTTP2NoUnwrap)
 	t.Run("read as the stream resets", testHTTP2ReadAtReset)
 	t.Run("read context", testHTTP2ReadContext)
@@ -768,6 +769,55 @@ func testHTTP2NetConnClosed(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	})
 	checkReturn(t, &ww, busy)
+}
+
+// testHTTP2NetConnClosedWriting: a NetConn closed while a Write is under
+// way on a server's stream ends the Write's context, and with it the
+// connection, as its close frame goes: Close's error names the close.
+// The close frame's write, finding the stream quiesced by the closing
+// under way, reported "websocket: write: connection closed: ...", in
+// about half the runs.
+func testHTTP2NetConnClosedWriting(t *testing.T) {
+	for i := range 20 {
+		closed := make(chan error, 1)
+		o := newH2Origin(t, false, func(w http.ResponseWriter, r *http.Request) {
+			c, err := Accept(w, r, nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.CloseNow()
+			nc := NetConn(c, MessageBinary)
+			wrote := make(chan struct{})
+			go func() {
+				defer close(wrote)
+				for {
+					if _, err := nc.Write(make([]byte, 1000)); err != nil {
+						return
+					}
+				}
+			}()
+			time.Sleep(time.Duration(i%4) * time.Millisecond)
+			closed <- nc.Close()
+			<-wrote
+		})
+		c, _ := o.dial(t, nil)
+		go func() {
+			for {
+				if _, _, err := c.Read(context.Background()); err != nil {
+					return
+				}
+			}
+		}()
+		select {
+		case err := <-closed:
+			if err != nil && !strings.HasPrefix(err.Error(), "websocket: close: ") {
+				t.Fatalf("run %d: Close: %q, want an error of Close's", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close did not return")
+		}
+	}
 }
 
 // testHTTP2NoUnwrap: a ResponseWriter wrapper that does not reach
