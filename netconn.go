@@ -44,7 +44,13 @@ import (
 // wrapping net.ErrClosed, and so do later calls, deadlines' included
 // (on a server's HTTP/2 stream, once Close has closed c: the handler may
 // return on that error, which it must not while Close writes to the
-// stream).
+// stream). A Write under way, blocked or not, is interrupted as a
+// passing deadline would interrupt it: where that closes the connection
+// (its frame partly written; over TLS, or on a server's HTTP/2 stream,
+// any write under way, even one the peer was taking in), the close frame
+// cannot follow, the peer sees the connection end without it, and Close
+// returns the error that says why. For the closing handshake, close once
+// the Writes have returned.
 // A call that finds the connection ended otherwise (by the peer's close,
 // Close or CloseNow on c, a failure) returns c's error, wrapping
 // ErrClosed, and net.ErrClosed too; but Read returns io.EOF, or what
