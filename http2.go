@@ -96,10 +96,9 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	return newConn(&cfg), nil
 }
 
-// errStreamEnded is the error of a write to a stream that has ended.
-// Go's HTTP/2 server does not say why: the request's context ends alike
-// when the handler returns, when the peer resets the stream and when the
-// connection is lost.
+// errStreamEnded is the error of a write to a stream that has ended, in
+// place of net/http's ("http2: stream closed", "client disconnected", or
+// a panic once the handler has returned), which says no more of why.
 var errStreamEnded = errors.New("the HTTP/2 stream ended: the peer reset it, its connection was lost, or its handler returned")
 
 // stream is the transport of a server's WebSocket over an HTTP/2 stream:
@@ -119,7 +118,7 @@ type stream struct {
 	body   io.ReadCloser
 	w      http.ResponseWriter
 	rc     *http.ResponseController
-	ctx    context.Context // the request's: ends when the handler returns
+	ctx    context.Context // the request's, for its values alone: its end is no sign of the stream's (see reset)
 	remote net.Addr        // the HTTP/2 connection's peer
 
 	mu      sync.Mutex
@@ -172,13 +171,9 @@ func (s *stream) Read(p []byte) (int, error) {
 
 func (s *stream) Write(p []byte) (n int, err error) {
 	s.mu.Lock()
-	switch {
-	case s.closed:
+	if s.closed {
 		s.mu.Unlock()
 		return 0, errStreamQuiesced
-	case s.ctx.Err() != nil:
-		s.mu.Unlock()
-		return 0, errStreamEnded
 	}
 	s.writing = true
 	s.mu.Unlock()
@@ -197,6 +192,9 @@ func (s *stream) Write(p []byte) (n int, err error) {
 	}()
 	if n, err = s.w.Write(p); err == nil {
 		err = s.rc.Flush()
+	}
+	if err != nil {
+		err = errStreamEnded
 	}
 	return n, err
 }
@@ -253,13 +251,15 @@ func (s *stream) quiesce() {
 // the stream already.
 func (s *stream) Close() error { return s.body.Close() }
 
-// reset resets the stream at once.
+// reset resets the stream at once. It is called only while a Write is
+// under way, so while the handler runs (closing waits for the write
+// before the handler may return), whatever the request's context says: a middleware's timeout,
+// or the server's BaseContext ended at shutdown, ends that context while
+// the stream goes on, and a reset skipped then left the write, and the
+// closing, waiting for a window the client never gave. A stream that the
+// peer reset meanwhile gets our RST_STREAM too, which RFC 9113 §5.1 has
+// the peer ignore.
 func (s *stream) reset() {
-	if s.ctx.Err() != nil {
-		// The handler returned (or is returning): its writer's state is
-		// no longer the stream's.
-		return
-	}
 	defer func() { recover() }() // the handler returned: the stream has ended
 	s.rc.SetWriteDeadline(time.Now().Add(-time.Second))
 }

@@ -7,6 +7,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -22,9 +23,10 @@ import (
 // fuzzing: it records the response head and writes the body to ft, whose
 // misuse list notes a write made before the last was flushed. Its writes
 // from panicFrom on (when not 0) panic, as net/http's do after the
-// handler returned; with cancel set, it ends the request's context after
-// cancelAfter writes, as the handler's return does. Its fields are
-// guarded by ft.mu.
+// handler returned; with cancel set, the stream ends after cancelAfter
+// writes, as when the peer resets it: the request's context ends, and
+// the writes that follow fail, as net/http's do. Its fields are guarded
+// by ft.mu.
 type fuzzStreamWriter struct {
 	ft          *fuzzTransport
 	header      http.Header
@@ -50,6 +52,10 @@ func (w *fuzzStreamWriter) WriteHeader(code int) {
 
 func (w *fuzzStreamWriter) Write(p []byte) (int, error) {
 	w.ft.mu.Lock()
+	if w.cancel != nil && w.failed.Load() {
+		w.ft.mu.Unlock()
+		return 0, errors.New("http2: stream closed")
+	}
 	if w.panicFrom > 0 && w.writes+1 >= w.panicFrom {
 		w.ft.mu.Unlock()
 		w.failed.Store(true)
@@ -139,8 +145,8 @@ func fuzzStreamRefusals(r *http.Request) []int {
 // transport no half-close and no deadlines (a stream has neither), and
 // has the stream end on the way: bit 5 makes a write panic, as net/http
 // does on a write after the handler returned, from the write numbered by
-// bits 3-4 (plus one) on; bit 6 ends the request's context instead once
-// that many writes went through.
+// bits 3-4 (plus one) on; bit 6 ends the stream instead once that many
+// writes went through (the request's context ends, later writes fail).
 func fuzzStreamSession(method, protocol string, head, planBytes, stream []byte) error {
 	plan := &fuzzPlan{p: planBytes}
 	limit := fuzzReadLimits[int(plan.next())%len(fuzzReadLimits)]

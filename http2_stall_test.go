@@ -46,6 +46,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("read as the stream resets", testHTTP2ReadAtReset)
 	t.Run("read context", testHTTP2ReadContext)
 	t.Run("shared context", testHTTP2SharedContext)
+	t.Run("request context ended", testHTTP2RequestContextEnded)
 }
 
 // testHTTP2SharedContext: a Read and a Write blocked with the same
