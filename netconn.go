@@ -155,6 +155,11 @@ type netRead struct {
 func (nc *netConn) Read(p []byte) (int, error) {
 	nc.readMu.Lock()
 	defer nc.readMu.Unlock()
+	if len(p) == 0 && !nc.closed.Load() {
+		// As a socket's: a read of nothing returns at once, whatever
+		// the deadline, until Close.
+		return 0, nil
+	}
 	expired := nc.rdl.context().Done()
 	if err := nc.stopped("read", expired); err != nil {
 		return 0, err

@@ -562,6 +562,39 @@ func TestNetConnClose(t *testing.T) {
 	}
 }
 
+// TestNetConnEmptyRead: a Read into an empty slice returns 0 and nil at
+// once, its deadline past or not, as a TCP connection's does, until
+// Close; it returned a timeout once the deadline had passed.
+func TestNetConnEmptyRead(t *testing.T) {
+	t.Parallel()
+	client, server := connPair(t)
+	peer := readAsync(server) // answers the close
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	tcpClient, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nc := range []net.Conn{NetConn(client, MessageBinary), tcpClient} {
+		name := map[bool]string{true: "NetConn", false: "TCP"}[nc != tcpClient]
+		if n, err := nc.Read(nil); n != 0 || err != nil {
+			t.Errorf("%s: Read(nil): %d, %v; want 0, nil", name, n, err)
+		}
+		nc.SetReadDeadline(time.Now().Add(-time.Second))
+		if n, err := nc.Read([]byte{}); n != 0 || err != nil {
+			t.Errorf("%s: Read of nothing past the deadline: %d, %v; want 0, nil", name, n, err)
+		}
+		nc.Close()
+		if _, err := nc.Read(nil); !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%s: Read(nil) after Close: %v, want net.ErrClosed", name, err)
+		}
+	}
+	await(t, peer, "the server's read")
+}
+
 // TestNetConnCloseAfterPeerClose: Close returns nil once the peer's
 // close completed the handshake, even before the read that met it has
 // recorded it. A NetConn read that meets the peer's close frame answers it
