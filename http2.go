@@ -40,6 +40,13 @@ func checkConnectRequest(r *http.Request) *handshakeError {
 	if herr := checkHost(r); herr != nil {
 		return herr
 	}
+	// RFC 9110 §9.3.6: "A CONNECT request message does not have
+	// content." A content-length would have Go's HTTP/2 server cut the
+	// WebSocket's input at that many bytes (and reset the stream past
+	// them), as over HTTP/1.1 content is refused.
+	if cl, ok := r.Header["Content-Length"]; ok {
+		return refuse(http.StatusBadRequest, "extended CONNECT has a content-length (%s): a WebSocket's stream has none", quoted(cl...))
+	}
 	return checkVersion(r.Header)
 }
 

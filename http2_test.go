@@ -381,6 +381,8 @@ func testHTTP2Refusals(t *testing.T) {
 		{"other protocol", http.MethodConnect, "websocket2", nil, http.StatusBadRequest, ""},
 		{"version 8", http.MethodConnect, "", map[string]string{"sec-websocket-version": "8"}, http.StatusUpgradeRequired, "sec-websocket-version: 13"},
 		{"other origin", http.MethodConnect, "", map[string]string{"origin": "https://elsewhere.example"}, http.StatusForbidden, ""},
+		{"content-length", http.MethodConnect, "", map[string]string{"content-length": "5"}, http.StatusBadRequest, ""},
+		{"content-length 0", http.MethodConnect, "", map[string]string{"content-length": "0"}, http.StatusBadRequest, ""},
 		// What the peer sent is quoted at most maxQuoted bytes long.
 		{"long method", strings.Repeat("X", 10_000), "", nil, http.StatusMethodNotAllowed, "allow: CONNECT"},
 		{"long protocol", http.MethodConnect, strings.Repeat("x", 10_000), nil, http.StatusBadRequest, ""},
