@@ -88,7 +88,10 @@
 // it, on Linux over TCP and TLS, for as long as the socket's queue of
 // output not yet taken by the peer shrinks within each KeepaliveTimeout.
 // Output that stops moving for KeepaliveTimeout fails the connection as
-// silence does. A negative KeepaliveInterval turns it off.
+// silence does. Once our close frame is sent or queued (Close, CloseWrite,
+// a shutdown, a full queue's 1008), the keepalive stops: no ping may
+// follow that frame, and the close timeout bounds the rest. A negative
+// KeepaliveInterval turns it off.
 //
 // # Backpressure and broadcast
 //

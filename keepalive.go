@@ -154,7 +154,11 @@ func (c *Conn) gotInput() {
 // rearms itself for the next moment either can happen.
 func (k *keepalive) fire() {
 	c := k.c
-	if c.isClosed() {
+	if c.isClosed() || c.closeFrameSent() {
+		// Once our close frame is sent, or queued, no ping may follow
+		// it, and the close timeout bounds the rest, however long it is
+		// set: the keepalive, failing a peer silent meanwhile, ended the
+		// handshake early and reported the close as normal.
 		return
 	}
 	now := clock()
@@ -189,6 +193,13 @@ func (k *keepalive) fire() {
 	default:
 		c.failKeepalive(now - last)
 	}
+}
+
+// closeFrameSent reports whether our close frame was sent, or queued.
+func (c *Conn) closeFrameSent() bool {
+	c.pendMu.Lock()
+	defer c.pendMu.Unlock()
+	return c.closeSent
 }
 
 // queuedSincePing reports whether the kernel holds more unread input for

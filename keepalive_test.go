@@ -449,7 +449,8 @@ func closeFrameAfterData(nc net.Conn) (payload string, ok bool) {
 // close waits to go out (Close's, waiting for the frame lock behind a
 // Write stuck on a peer that stopped reading; a shutdown's, queued there)
 // does not take its place: whichever close frame goes out is the
-// connection's end, and none that did not go out is. Keepalive confirmed
+// connection's end, and none that did not go out is. (Once the shutdown's
+// close is queued, the keepalive stands down altogether.) Keepalive confirmed
 // its own 1011 when Close's 1000 went out, and reported 'close 1011 could
 // not be sent' when the shutdown's 1001 did.
 func TestKeepaliveBehindOtherClose(t *testing.T) {
@@ -473,24 +474,37 @@ func TestKeepaliveBehindOtherClose(t *testing.T) {
 				"\x03\xf3keepalive timeout": StatusInternalError}
 			if other == "Close" {
 				go sc.Close(StatusNormalClosure, "bye")
+				// The ping goes to the queue behind the Write; its
+				// answer does not come within kaTimeout, and the
+				// keepalive fails and waits a second for the frame
+				// lock, behind Close. The peer reads again once it
+				// does.
+				pingNow(sc)
+				time.Sleep(kaTimeout)
+				waitFor(t, "keepalive's close to wait for the frame lock", func() bool { return sc.frameMu.queued() == 2 })
 			} else {
+				// The shutdown's close, queued behind the Write, has
+				// the keepalive stand down: no ping may follow it, and
+				// the close timeout bounds the rest.
 				go reg.Shutdown(context.Background())
+				waitFor(t, "the shutdown's close to be queued", sc.closeFrameSent)
+				pingNow(sc)
+				time.Sleep(2 * kaTimeout)
+				if n := sc.frameMu.queued(); n != 0 {
+					t.Errorf("%d waiting for the frame lock once the shutdown's close was queued, want none", n)
+				}
 			}
-			// The ping goes to the queue behind the Write; its answer
-			// does not come within kaTimeout, and the keepalive fails
-			// and waits a second for the frame lock, behind Close if
-			// Close waits there. The peer reads again once it does.
-			pingNow(sc)
-			time.Sleep(kaTimeout)
-			waiters := map[string]int{"Close": 2, "shutdown": 1}[other]
-			waitFor(t, "keepalive's close to wait for the frame lock", func() bool { return sc.frameMu.queued() == waiters })
 			got, ok := closeFrameAfterData(nc)
 			<-wrote
-			if other == "Close" && ok {
-				io.WriteString(nc, clientFrame(0x88, got)) // Close waits for the answer
+			if ok {
+				io.WriteString(nc, clientFrame(0x88, got))
 			}
+			// The Read takes the answer, when Close does not, and
+			// returns once the connection is closed.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _, err := sc.Read(ctx)
 			waitFor(t, "the connection to close", sc.isClosed)
-			_, _, err := sc.Read(context.Background())
 			if !ok {
 				if CloseStatus(err) > 0 && CloseStatus(err) != StatusAbnormalClosure {
 					t.Errorf("no close frame went out, yet the end is %v (%d)", err, CloseStatus(err))
@@ -1067,5 +1081,34 @@ func TestKeepaliveSlowQueue(t *testing.T) {
 	t.Logf("%d KiB of data and %d pings read", data>>10, pings)
 	if data < 2<<20 {
 		t.Errorf("%d bytes of data: the backlog never held up a ping", data)
+	}
+}
+
+// TestKeepaliveAfterCloseWrite: a peer silent after CloseWrite has the
+// close timeout to answer, however much longer than the keepalive's
+// interval and timeout, and then fails the handshake as unanswered (1006).
+// The keepalive, whose ping cannot follow our close frame, failed it
+// after its own timeout, the end reading "close 1000 (normal closure)".
+func TestKeepaliveAfterCloseWrite(t *testing.T) {
+	t.Parallel()
+	const closeTimeout = 2 * time.Second // over 5 keepalive turns
+	s, conns := acceptOne(t, &AcceptOptions{CloseTimeout: closeTimeout, KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+	stalledClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	t.Cleanup(func() { sc.CloseNow() })
+	start := time.Now()
+	if err := sc.CloseWrite(StatusNormalClosure, ""); err != nil {
+		t.Fatalf("CloseWrite: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := sc.Read(ctx)
+	took := time.Since(start)
+	const want = "websocket: read: connection closed: the closing handshake timed out: no answer to close 1000 (normal closure)"
+	if err == nil || err.Error() != want || CloseStatus(err) != StatusAbnormalClosure || errors.Is(err, ErrKeepaliveTimeout) {
+		t.Fatalf("Read after %v: %v (close status %d), want %q (1006)", took, err, CloseStatus(err), want)
+	}
+	if took < closeTimeout {
+		t.Errorf("the handshake ended after %v, before the close timeout (%v)", took, closeTimeout)
 	}
 }
