@@ -126,8 +126,13 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			// already has, rather than send the request again.
 			client.Transport = &answered{resp: redirect, next: client.Transport}
 		}
-		resp, err = client.Do(req.WithContext(countInterim(req.Context())))
-		if errors.Is(err, errTooManyInterim) {
+		counted, stop := countInterim(req.Context())
+		defer stop()
+		resp, err = client.Do(req.WithContext(counted))
+		if context.Cause(counted) == errTooManyInterim {
+			if err == nil {
+				resp.Body.Close()
+			}
 			return nil, nil, errTooManyInterim
 		}
 		if cause := brokenAnswer(err, conns); cause != nil {
@@ -335,18 +340,24 @@ var errTooManyInterim = fmt.Errorf("%w: server sent more than %d interim respons
 // more than maxInterimResponses interim responses, as handshakeDirect
 // does: an HTTP client alone skips any number of them, within its bound
 // on the response header. The count starts again with each request, a
-// redirect's included. Hooks of a trace that ctx already has still run.
-func countInterim(ctx context.Context) context.Context {
+// redirect's included. Hooks of a trace that ctx already has still run;
+// as httptrace composes hooks, the answer of the caller's Got1xxResponse
+// is the one the client acts on, so the hook also cancels the returned
+// context, with errTooManyInterim as its cause, and the caller checks
+// that cause whatever the client returned. stop releases the context.
+func countInterim(ctx context.Context) (_ context.Context, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
 	var n atomic.Int32
 	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) { n.Store(0) },
 		Got1xxResponse: func(int, textproto.MIMEHeader) error {
 			if n.Add(1) > maxInterimResponses {
+				cancel(errTooManyInterim)
 				return errTooManyInterim
 			}
 			return nil
 		},
-	})
+	}), func() { cancel(nil) }
 }
 
 // handshakeDirect sends req on a connection of its own and reads the

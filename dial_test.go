@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"net/url"
 	"runtime"
 	"slices"
@@ -850,6 +852,40 @@ func TestDialInterimResponses(t *testing.T) {
 		if want := "websocket: handshake failed: server sent more than 5 interim responses"; r.err.Error() != want || !errors.Is(r.err, ErrHandshake) {
 			t.Errorf("six (HTTPClient %v): Dial: %v, want %q", client, r.err, want)
 		}
+	}
+}
+
+// A trace of the caller's with a Got1xxResponse hook does not lift the
+// bound: httptrace composes the hooks so that the older one's answer is
+// the one that counts, so Dial's error alone was dropped and the HTTP
+// client skipped any number of interim responses, resetting its bound on
+// the header with each, for as long as the server sent them.
+func TestDialInterimResponsesCallerTrace(t *testing.T) {
+	t.Parallel()
+	s := startTCPServer(t, func(nc net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+			return
+		}
+		for {
+			if _, err := io.WriteString(nc, "HTTP/1.1 103 Early Hints\r\n\r\n"); err != nil {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	var seen atomic.Int32
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(int, textproto.MIMEHeader) error {
+			seen.Add(1)
+			return nil
+		},
+	})
+	r := dialBounded(t, s, ctx, "ws://"+s.addr(), dialPath(true))
+	if want := "websocket: handshake failed: server sent more than 5 interim responses"; r.err == nil || r.err.Error() != want || !errors.Is(r.err, ErrHandshake) {
+		t.Errorf("Dial: %v, want %q", r.err, want)
+	}
+	if n := seen.Load(); n < 1 {
+		t.Errorf("the caller's Got1xxResponse ran %d times", n)
 	}
 }
 
