@@ -77,6 +77,16 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	if extensions != "" {
 		h[hdrExtensions] = []string{extensions}
 	}
+	if len(h) == 0 {
+		// Go's HTTP/2 server waits for the response's HEADERS to be
+		// written only when the handler set a field: without one, the
+		// frame could still be queued as Accept returned, and a reset
+		// (stream.reset, a close with a write under way), which the
+		// server sends ahead of queued frames, then ended the stream
+		// before its 200, the client seeing its handshake reset. Date is
+		// a field the server sends anyway.
+		h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
 	rc := http.NewResponseController(w)
 	// Server.ReadTimeout and WriteTimeout were meant for the request, not
 	// the connection; over HTTP/2 they apply per stream.

@@ -47,6 +47,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("read context", testHTTP2ReadContext)
 	t.Run("shared context", testHTTP2SharedContext)
 	t.Run("request context ended", testHTTP2RequestContextEnded)
+	t.Run("reset after a queued response", testHTTP2ResetAfterQueuedResponse)
 }
 
 // testHTTP2SharedContext: a Read and a Write blocked with the same
@@ -136,15 +137,7 @@ func stallingH2Client(t *testing.T, h http.HandlerFunc) *h2Pipe {
 func stallingH2ClientOn(t *testing.T, server func(*http.Server), h http.HandlerFunc) *h2Pipe {
 	t.Helper()
 	addr := newH2OriginOn(t, false, server, h).Listener.Addr().String()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.SetDeadline(time.Now().Add(20 * time.Second))
-	t.Cleanup(func() { nc.Close() })
-	p := &h2Pipe{t, nc}
-	io.WriteString(nc, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-	p.write(0x4, 0, 0, []byte{0, 4, 0, 0, 0, 0}) // INITIAL_WINDOW_SIZE 0
+	p := dialH2Pipe(t, addr, 0)
 	for {
 		typ, flags, _, _ := p.frame()
 		if typ == 0x4 && flags&1 == 0 {
@@ -152,15 +145,7 @@ func stallingH2ClientOn(t *testing.T, server func(*http.Server), h http.HandlerF
 		}
 	}
 	p.write(0x4, 1, 0, nil)
-	var block []byte
-	for _, f := range []hpack.Field{
-		{Name: ":method", Value: "CONNECT"}, {Name: ":protocol", Value: "websocket"},
-		{Name: ":scheme", Value: "http"}, {Name: ":authority", Value: addr},
-		{Name: ":path", Value: "/ws"}, {Name: "sec-websocket-version", Value: "13"},
-	} {
-		block = hpack.AppendField(block, f)
-	}
-	p.write(0x1, 0x4, 1, block) // HEADERS, END_HEADERS
+	p.connect(1, addr, "/ws")
 	for {
 		typ, _, id, payload := p.frame()
 		if typ == 0x1 && id == 1 {
@@ -170,6 +155,37 @@ func stallingH2ClientOn(t *testing.T, server func(*http.Server), h http.HandlerF
 			return p
 		}
 	}
+}
+
+// dialH2Pipe connects to the HTTP/2 server at addr and sends the
+// preface, with SETTINGS_INITIAL_WINDOW_SIZE window.
+func dialH2Pipe(t *testing.T, addr string, window uint32) *h2Pipe {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	t.Cleanup(func() { nc.Close() })
+	p := &h2Pipe{t, nc}
+	io.WriteString(nc, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	p.write(0x4, 0, 0, binary.BigEndian.AppendUint32([]byte{0, 4}, window))
+	return p
+}
+
+// connect opens stream id with a WebSocket's extended CONNECT to path
+// at authority.
+func (p *h2Pipe) connect(id uint32, authority, path string) {
+	p.t.Helper()
+	var block []byte
+	for _, f := range []hpack.Field{
+		{Name: ":method", Value: "CONNECT"}, {Name: ":protocol", Value: "websocket"},
+		{Name: ":scheme", Value: "http"}, {Name: ":authority", Value: authority},
+		{Name: ":path", Value: path}, {Name: "sec-websocket-version", Value: "13"},
+	} {
+		block = hpack.AppendField(block, f)
+	}
+	p.write(0x1, 0x4, id, block) // HEADERS, END_HEADERS
 }
 
 // stallingH2Accept is stallingH2Client with a handler that accepts the
@@ -206,6 +222,64 @@ func (p *h2Pipe) streamEnd() ([]byte, int) {
 		case typ == 0x3:
 			return data, int(binary.BigEndian.Uint32(payload))
 		}
+	}
+}
+
+// testHTTP2ResetAfterQueuedResponse: the 200 of a stream accepted while
+// the HTTP/2 connection's writer is busy goes out before the reset of a
+// CloseNow with a write under way. Go's HTTP/2 server waits for the
+// response's HEADERS to be written only when the handler set a field:
+// Accept with none returned with the frame still queued, and the reset,
+// which the server's scheduler sends ahead of queued frames, ended the
+// stream first and had the frame dropped, so the client saw its extended
+// CONNECT reset without an answer (Dial failed, "the server reset the
+// stream": TestOverHTTP2Stalls/NetConn_closed_while_writing did, now and
+// then). Here another stream's writes fill the socket, the client reading
+// nothing until the second stream's write is under way, or a second has
+// passed (Accept waits for its 200 to go out).
+func testHTTP2ResetAfterQueuedResponse(t *testing.T) {
+	writing, handled := make(chan struct{}), make(chan struct{})
+	o := newH2Origin(t, false, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/fill" {
+			defer close(handled)
+		}
+		c, err := Accept(w, r, nil)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.CloseNow()
+		if r.URL.Path == "/fill" {
+			for c.Write(context.Background(), MessageBinary, make([]byte, 1<<20)) == nil {
+			}
+			return
+		}
+		go func() {
+			for c.Write(context.Background(), MessageText, []byte("hello")) == nil {
+			}
+		}()
+		awaitStreamWrite(t, c)
+		close(writing)
+	})
+	addr := o.Listener.Addr().String()
+	p := dialH2Pipe(t, addr, 1<<31-1)
+	p.write(0x8, 0, 0, binary.BigEndian.AppendUint32(nil, 1<<30)) // the connection's window
+	p.connect(1, addr, "/fill")
+	time.Sleep(500 * time.Millisecond) // for the server's writes to fill the socket
+	p.connect(3, addr, "/ws")
+	select {
+	case <-writing:
+	case <-time.After(time.Second):
+	}
+	var got []uint8 // the second stream's frames: HEADERS (1), then DATA (0) and RST_STREAM (3)
+	for len(got) == 0 || got[len(got)-1] != 0x3 {
+		if typ, _, id, _ := p.frame(); id == 3 {
+			got = append(got, typ)
+		}
+	}
+	<-handled
+	if got[0] != 0x1 {
+		t.Fatalf("the second stream's frames: %v, want its response HEADERS (1) first", got)
 	}
 }
 
