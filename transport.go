@@ -46,10 +46,8 @@ const (
 	// outputLost: a write failed, or was cut short; nothing more can be
 	// written (see close).
 	outputLost
-	// outputStalled: the queue's writer is taken to wait for the peer
-	// (makeRoom): the socket had no room for output when a full queue
-	// asked, or, where it cannot be asked, the writer kept the full queue
-	// through every yield; and no writer has taken the queue since.
+	// outputStalled: the socket had no room for output when a full queue
+	// asked (makeRoom), and no writer has taken the queue since.
 	outputStalled
 )
 
@@ -82,8 +80,7 @@ func (t *transport) loseOutput() { atomic.OrUint32(&t.flags, outputLost) }
 // lost reports whether loseOutput was called.
 func (t *transport) lost() bool { return atomic.LoadUint32(&t.flags)&outputLost != 0 }
 
-// stall records that the queue's writer waits for the peer
-// (outputStalled).
+// stall records that the socket had no room for output (outputStalled).
 func (t *transport) stall() { atomic.OrUint32(&t.flags, outputStalled) }
 
 // stalled reports whether stall was called since the last unstall.
