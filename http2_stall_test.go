@@ -33,7 +33,6 @@ func TestOverHTTP2Stalls(t *testing.T) {
 		t.Skip("needs GODEBUG=" + xconnect + "; TestHTTP2Stalls runs it so")
 	}
 	t.Run("stalled write", testHTTP2StalledWrite)
-	t.Run("stalled queue", testHTTP2StalledQueue)
 	t.Run("write after a reset", testHTTP2WriteAfterReset)
 	t.Run("keepalive", testHTTP2KeepaliveEnds)
 	t.Run("stuck socket", testHTTP2StuckSocket)
@@ -281,45 +280,6 @@ func testHTTP2ResetAfterQueuedResponse(t *testing.T) {
 	if got[0] != 0x1 {
 		t.Fatalf("the second stream's frames: %v, want its response HEADERS (1) first", got)
 	}
-}
-
-// testHTTP2StalledQueue: an Enqueue refused by a full queue whose writer
-// waits for a flow-control window, on a server's stream, where no socket
-// can be asked whether it has room, takes the writer to wait for the
-// peer once it kept the queue through every yield, so that the next
-// refusals do not yield again (BenchmarkBroadcastStalledHTTP2); once the
-// window opens and the queue is written, that is forgotten. Every refusal
-// yielded 16 times.
-func testHTTP2StalledQueue(t *testing.T) {
-	stalled, opened := make(chan bool, 1), make(chan struct{})
-	p := stallingH2Accept(t, nil, func(c *Conn) {
-		refused := 0
-		for deadline := time.Now().Add(5 * time.Second); !c.tr.stalled() && time.Now().Before(deadline); {
-			if c.Enqueue(MessageBinary, make([]byte, 100)) != nil {
-				refused++
-			}
-		}
-		stalled <- c.tr.stalled()
-		if !c.tr.stalled() {
-			t.Errorf("%d refusals in 5 s, none taking the writer to wait for the peer", refused)
-			return
-		}
-		<-opened
-		waitFor(t, "the queue to be written", func() bool { return c.Buffered() == 0 })
-		if c.tr.stalled() {
-			t.Error("the writer still taken to wait once it wrote the queue")
-		}
-		if err := c.Enqueue(MessageBinary, make([]byte, 100)); err != nil {
-			t.Errorf("Enqueue once the window opened: %v", err)
-		}
-	})
-	if !<-stalled {
-		p.streamEnd()
-		return
-	}
-	p.write(0x8, 0, 0, binary.BigEndian.AppendUint32(nil, 1<<30)) // the connection's window
-	close(opened)
-	p.streamEnd()
 }
 
 // testHTTP2StalledWrite: a server's write that waits for a flow-control

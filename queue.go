@@ -247,8 +247,7 @@ const burstYields = 16
 // which yielding would not hurry: asking the kernel costs a system call
 // (1.4 us here), so the answer is kept (outputStalled) until a writer
 // takes the queue again. A Broadcast to stalled connections paid 2.6 us
-// per connection for the yields, where a refusal had cost 75 ns. Where
-// the socket cannot be asked, the yields are paid once per stall.
+// per connection for the yields, where a refusal had cost 75 ns.
 func (c *Conn) makeRoom(n int) {
 	for i := 0; ; i++ {
 		if c.tr.raw != nil && c.flushQueueNow() {
@@ -262,17 +261,9 @@ func (c *Conn) makeRoom(n int) {
 		// so that no writer takes the queue (which forgets a stall)
 		// between the two: a stall kept once the writer had taken the
 		// queue empty refused a whole burst to a peer that read all.
-		if !done && i == 0 && c.flusher && (c.tr.stalled() || c.tr.outputRoom() == 0) {
+		if !done && i == 0 && c.flusher && (c.tr.stalled() || c.tr.outputBlocked()) {
 			c.tr.stall()
 			done = true
-		}
-		// Where the socket cannot be asked (HTTP/2, systems other than
-		// Linux), a writer that kept the queue through every yield is
-		// taken to wait for the peer, and the refusals that follow know
-		// it, until a writer takes the queue again. One with room in its
-		// socket is only slow.
-		if !done && i == burstYields && c.flusher && c.tr.outputRoom() <= 0 {
-			c.tr.stall()
 		}
 		c.pendMu.Unlock()
 		if done || i == burstYields {

@@ -34,7 +34,7 @@ func stallThenRead(t *testing.T, nc net.Conn, c *Conn) <-chan error {
 	// The writer waited once; the socket may still take in what the
 	// peer's window lets through (loopback's ACKs come late under load),
 	// until the window closes.
-	waitFor(t, "poll to find the stalled queue's socket full", func() bool { return c.tr.outputRoom() == 0 })
+	waitFor(t, "poll to find the stalled queue's socket full", c.tr.outputBlocked)
 	read := make(chan error, 1)
 	go func() {
 		nc.SetReadDeadline(time.Now().Add(20 * time.Second))

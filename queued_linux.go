@@ -18,10 +18,10 @@ func (t *transport) inputQueued() int32 { return t.queued(syscall.TIOCINQ) }
 // peer (SIOCOUTQ), or -1 when that cannot be known, as inputQueued.
 func (t *transport) outputQueued() int32 { return t.queued(syscall.TIOCOUTQ) }
 
-// outputRoom returns 1 if the socket under the stream has room for more
-// output, 0 if it has none, so that a write to it waits for the peer to
-// read, and -1 when that cannot be known, as inputQueued.
-func (t *transport) outputRoom() int32 { return t.queued(askWritable) }
+// outputBlocked reports whether the socket under the stream has no room
+// for more output, so that a write to it waits for the peer to read; false
+// when that cannot be known, as inputQueued.
+func (t *transport) outputBlocked() bool { return t.queued(askWritable) == 0 }
 
 // askWritable, given to queued in place of an ioctl's request, asks
 // whether the socket takes output now (poll, without waiting): 1 if it

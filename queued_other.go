@@ -10,6 +10,6 @@ func (t *transport) inputQueued() int32 { return -1 }
 // output the kernel holds.
 func (t *transport) outputQueued() int32 { return -1 }
 
-// outputRoom returns -1: on these systems nothing asks whether a socket
-// has room for output.
-func (t *transport) outputRoom() int32 { return -1 }
+// outputBlocked returns false: on these systems nothing asks whether a
+// socket has room for output.
+func (t *transport) outputBlocked() bool { return false }
