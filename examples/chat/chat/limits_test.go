@@ -317,6 +317,19 @@ func TestAddrMessageRate(t *testing.T) {
 			t.Fatal(err)
 		}
 		members[m.name] = c
+		// Its own join, once it is in the room: a message said before
+		// then would not reach it.
+		for {
+			_, p, err := c.Read(ctx)
+			if err != nil {
+				t.Fatalf("%s, awaiting its join: %v", m.name, err)
+			}
+			var ev struct{ Type, Name string }
+			json.Unmarshal(p, &ev)
+			if ev.Type == "join" && ev.Name == m.name {
+				break
+			}
+		}
 	}
 	const (
 		member  = `{"type":"error","text":"not sent: more than 1 messages a second"}`
