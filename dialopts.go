@@ -33,7 +33,9 @@ type DialOptions struct {
 	// answer is then followed by the default client. Either way, Dial
 	// reads at most 1 MiB of response header (http.DefaultMaxHeaderBytes),
 	// a proxy's answer to CONNECT included, unless the client's
-	// *http.Transport sets MaxResponseHeaderBytes. The client's redirect
+	// *http.Transport sets MaxResponseHeaderBytes, and skips at most five
+	// interim (1xx) responses before the answer (through an HTTP client,
+	// the bound on the header holds for each). The client's redirect
 	// policy applies, but a wss:// handshake is never redirected off TLS.
 	// A redirect may name an http(s):// or ws(s):// URL; one elsewhere
 	// fails the handshake.
