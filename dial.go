@@ -496,6 +496,17 @@ func malformed(err error) bool {
 // could not read, wrapping why.
 const httpBroken = "net/http: HTTP/1.x transport connection broken: "
 
+// httpBrokenCause returns, when err is net/http's client failing for a
+// connection whose response it could not read (httpBroken), the URL
+// error and why it could not; nil and nil otherwise.
+func httpBrokenCause(err error) (*url.Error, error) {
+	ue, ok := err.(*url.Error)
+	if !ok || !strings.HasPrefix(ue.Err.Error(), httpBroken) {
+		return nil, nil
+	}
+	return ue, errors.Unwrap(ue.Err)
+}
+
 // brokenAnswer returns why net/http's client could not read the response
 // to the handshake, when what the server sent was not HTTP (a status line,
 // a header line, a header too long) rather than a failed read: the error
@@ -503,8 +514,8 @@ const httpBroken = "net/http: HTTP/1.x transport connection broken: "
 // too when a read of the connection failed (a line cut short), or the
 // transport is not one whose reads conns sees.
 func brokenAnswer(err error, conns *dialedConns) error {
-	ue, ok := err.(*url.Error)
-	if !ok || !strings.HasPrefix(ue.Err.Error(), httpBroken) {
+	ue, cause := httpBrokenCause(err)
+	if cause == nil {
 		return nil
 	}
 	if u, err := url.Parse(ue.URL); err != nil || u.Scheme != "http" {
@@ -514,7 +525,7 @@ func brokenAnswer(err error, conns *dialedConns) error {
 		// cut short back as a whole one.
 		return nil
 	}
-	if cause := errors.Unwrap(ue.Err); cause != nil && malformed(cause) && conns.answerIntact() {
+	if malformed(cause) && conns.answerIntact() {
 		return cause
 	}
 	return nil
@@ -527,11 +538,7 @@ func brokenAnswer(err error, conns *dialedConns) error {
 // left wrapped: brokenAnswer has found that a failed read may be what
 // cut it.
 func brokenCause(err error) error {
-	ue, ok := err.(*url.Error)
-	if !ok || !strings.HasPrefix(ue.Err.Error(), httpBroken) {
-		return err
-	}
-	if cause := errors.Unwrap(ue.Err); cause != nil && !malformed(cause) {
+	if _, cause := httpBrokenCause(err); cause != nil && !malformed(cause) {
 		return cause
 	}
 	return err

@@ -270,12 +270,12 @@ func (s *stream) Close() error { return s.body.Close() }
 
 // reset resets the stream at once. It is called only while a Write is
 // under way, so while the handler runs (closing waits for the write
-// before the handler may return), whatever the request's context says: a middleware's timeout,
-// or the server's BaseContext ended at shutdown, ends that context while
-// the stream goes on, and a reset skipped then left the write, and the
-// closing, waiting for a window the client never gave. A stream that the
-// peer reset meanwhile gets our RST_STREAM too, which RFC 9113 §5.1 has
-// the peer ignore.
+// before the handler may return), whatever the request's context says:
+// a middleware's timeout, or the server's BaseContext ended at shutdown,
+// ends that context while the stream goes on, and a reset skipped then
+// left the write, and the closing, waiting for a window the client never
+// gave. A stream that the peer reset meanwhile gets our RST_STREAM too,
+// which RFC 9113 §5.1 has the peer ignore.
 func (s *stream) reset() {
 	defer func() { recover() }() // the handler returned: the stream has ended
 	s.rc.SetWriteDeadline(time.Now().Add(-time.Second))
