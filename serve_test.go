@@ -694,6 +694,44 @@ func TestServeLookFindsLockTaken(t *testing.T) {
 // after 38040 replies enqueued in 5 s).
 func TestServeEnqueueStalledPeer(t *testing.T) {
 	t.Parallel()
+	for _, overTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TCP", true: "TLS"}[overTLS], func(t *testing.T) {
+			t.Parallel()
+			testEnqueueStalledPeer(t, overTLS, func(c *Conn, reply func() bool) {
+				c.Serve(func(MessageType, []byte) { reply() }, func(error) { c.CloseNow() })
+			})
+		})
+	}
+}
+
+// TestReadLoopEnqueueStalledPeer is TestServeEnqueueStalledPeer for a
+// loop that Reads with context.Background() and Enqueues each reply: the
+// reader wrote the queue before it waited for input, with a write that
+// waited on the peer, so that the loop read only as fast as its peer
+// read, never filled the queue, and only keepalive ended it.
+func TestReadLoopEnqueueStalledPeer(t *testing.T) {
+	t.Parallel()
+	for _, overTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TCP", true: "TLS"}[overTLS], func(t *testing.T) {
+			t.Parallel()
+			testEnqueueStalledPeer(t, overTLS, func(c *Conn, reply func() bool) {
+				defer c.CloseNow()
+				for {
+					if _, _, err := c.Read(context.Background()); err != nil || !reply() {
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// testEnqueueStalledPeer runs serve on each connection accepted, over TLS
+// if overTLS, with a small queue and CloseOnQueueFull, where reply Enqueues a reply of 100
+// bytes and reports whether the queue took it. The peer sends requests in
+// bursts and reads no reply: serve must go on reading them, so that the
+// replies fill the queue and the connection fails with 1008.
+func testEnqueueStalledPeer(t *testing.T, overTLS bool, serve func(c *Conn, reply func() bool)) {
 	var taken atomic.Int32
 	failed := make(chan error, 1)
 	opts := &AcceptOptions{WriteQueueLimit: 16 << 10, CloseOnQueueFull: true, CloseTimeout: 5 * time.Second}
@@ -702,16 +740,17 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 		if err != nil {
 			return
 		}
-		c.Serve(func(MessageType, []byte) {
+		serve(c, func() bool {
 			if err := c.Enqueue(MessageBinary, []byte(fmt.Sprintf("%-100d", taken.Load()))); err != nil {
 				select {
 				case failed <- err:
 				default:
 				}
-				return
+				return false
 			}
 			taken.Add(1)
-		}, func(error) { c.CloseNow() })
+			return true
+		})
 	}))
 	// The server's send buffer is small, not the peer's receive buffer:
 	// at 4 KiB, loopback dropped segments to the peer that carried the
@@ -719,9 +758,16 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 	// s before sending again (ss: rto 13056, backoff 6), the server
 	// waiting for requests that did not come.
 	s.Listener = smallSendBuffer{s.Listener}
-	s.Start()
-	t.Cleanup(s.Close)
-	nc := stalledClient(t, s.Listener.Addr().String())
+	var nc net.Conn
+	if overTLS {
+		s.StartTLS()
+		t.Cleanup(s.Close)
+		nc = dialRawTLS(t, s.Listener.Addr().String(), 0)
+	} else {
+		s.Start()
+		t.Cleanup(s.Close)
+		nc = stalledClient(t, s.Listener.Addr().String())
+	}
 	stop := make(chan struct{})
 	sent := make(chan struct{})
 	defer func() { close(stop); nc.Close(); <-sent }()
