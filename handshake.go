@@ -180,7 +180,10 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // extended CONNECT when the program runs with GODEBUG=http2xconnect=1. A
 // context that ends during a blocked call over HTTP/2 closes the
 // connection, since the stream has no deadlines to interrupt the call
-// with.
+// with. The stream is the request's body and w as the handler got them: a
+// wrapper that limits the body (http.MaxBytesReader) ends the connection's
+// input at its limit, and RemoteAddr is r.RemoteAddr, as any middleware
+// before the handler left it.
 func Accept(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (*Conn, error) {
 	if opts == nil {
 		opts = &noAcceptOptions

@@ -47,6 +47,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("shared context", testHTTP2SharedContext)
 	t.Run("request context ended", testHTTP2RequestContextEnded)
 	t.Run("reset after a queued response", testHTTP2ResetAfterQueuedResponse)
+	t.Run("path refusals", testHTTP2PathRefusals)
 }
 
 // testHTTP2SharedContext: a Read and a Write blocked with the same
@@ -137,6 +138,18 @@ func stallingH2ClientOn(t *testing.T, server func(*http.Server), h http.HandlerF
 	t.Helper()
 	addr := newH2OriginOn(t, false, server, h).Listener.Addr().String()
 	p := dialH2Pipe(t, addr, 0)
+	if status := p.request(addr, "/ws"); status != 0x88 { // :status 200, indexed
+		t.Fatalf("response HEADERS begin with %#x, want :status 200", status)
+	}
+	return p
+}
+
+// request answers the server's SETTINGS, opens stream 1 with a WebSocket's
+// extended CONNECT to path at authority, and returns the first byte of
+// the response's HEADERS: the status, as Go's server encodes the common
+// ones, by its index in HPACK's static table (0x88 for 200, 0x8c for 400).
+func (p *h2Pipe) request(authority, path string) byte {
+	p.t.Helper()
 	for {
 		typ, flags, _, _ := p.frame()
 		if typ == 0x4 && flags&1 == 0 {
@@ -144,15 +157,44 @@ func stallingH2ClientOn(t *testing.T, server func(*http.Server), h http.HandlerF
 		}
 	}
 	p.write(0x4, 1, 0, nil)
-	p.connect(1, addr, "/ws")
+	p.connect(1, authority, path)
 	for {
 		typ, _, id, payload := p.frame()
 		if typ == 0x1 && id == 1 {
-			if len(payload) == 0 || payload[0] != 0x88 { // :status 200, indexed
-				t.Fatalf("response HEADERS % x, want :status 200", payload)
+			if len(payload) == 0 {
+				p.t.Fatal("empty response HEADERS")
 			}
-			return p
+			return payload[0]
 		}
+	}
+}
+
+// testHTTP2PathRefusals: an extended CONNECT must carry the target's path
+// in :path (RFC 8441 §4), which RFC 9113 §8.3.1 makes an absolute path
+// with its query; Go's server takes * or a whole URI there too, and
+// Accept refuses them with 400.
+func testHTTP2PathRefusals(t *testing.T) {
+	accepted := make(chan string, 1)
+	addr := newH2OriginOn(t, false, nil, func(w http.ResponseWriter, r *http.Request) {
+		if c, err := Accept(w, r, nil); err == nil {
+			accepted <- r.URL.RequestURI()
+			c.CloseNow()
+		}
+	}).Listener.Addr().String()
+	for _, tc := range []struct {
+		path   string
+		status byte
+	}{
+		{"*", 0x8c},
+		{"http://" + addr + "/ws", 0x8c},
+		{"/ws?room=1", 0x88},
+	} {
+		if got := dialH2Pipe(t, addr, 1<<16).request(addr, tc.path); got != tc.status {
+			t.Errorf(":path %q: response HEADERS begin with %#x, want %#x", tc.path, got, tc.status)
+		}
+	}
+	if got := <-accepted; got != "/ws?room=1" {
+		t.Errorf("accepted %q, want /ws?room=1", got)
 	}
 }
 
