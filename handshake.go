@@ -380,6 +380,9 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	if !r.ProtoAtLeast(1, 1) {
 		return "", refuse(http.StatusBadRequest, "handshake over %s, not HTTP/1.1 or later", r.Proto)
 	}
+	if herr := checkTarget(r, false); herr != nil {
+		return "", herr
+	}
 	if herr := checkHost(r); herr != nil {
 		return "", herr
 	}
@@ -409,6 +412,27 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 		return "", refuse(http.StatusBadRequest, "Sec-WebSocket-Key %s is not base64 of 16 bytes", quoted(keys[0]))
 	}
 	return keys[0], nil
+}
+
+// checkTarget checks the request's target as the client sent it,
+// r.RequestURI, which handler wrappers such as http.StripPrefix leave
+// alone (a request made rather than received has none, and passes). RFC
+// 6455 §4.1 has it name the resource: a path, or over HTTP/1.1 an
+// absolute http or https URI; over HTTP/2, :path is the path alone (RFC
+// 8441 §4, RFC 9113 §8.3.1). Go's servers take * too, and over HTTP/2 a
+// whole URI.
+func checkTarget(r *http.Request, overHTTP2 bool) *handshakeError {
+	target := r.RequestURI
+	if target == "" || target[0] == '/' {
+		return nil
+	}
+	if !overHTTP2 {
+		if u, err := url.ParseRequestURI(target); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" {
+			return nil
+		}
+		return refuse(http.StatusBadRequest, "request target %s is neither a path nor an http or https URI", quoted(target))
+	}
+	return refuse(http.StatusBadRequest, "extended CONNECT with :path %s, not an absolute path", quoted(target))
 }
 
 // checkHost refuses a request that names no host: RFC 6455 §4.2.1 wants

@@ -235,6 +235,15 @@ func TestAcceptStatus(t *testing.T) {
 		{name: "method of 100 KB", method: strings.Repeat("X", 100_000), status: 405, header: "Allow: GET", keyword: "method"},
 		{name: "HTTP/1.0", proto: "HTTP/1.0", status: 400, keyword: "HTTP/1.0"},
 
+		// RFC 6455 §4.1: the target is the resource's path, or an absolute
+		// http or https URI.
+		{name: "target *", target: "*", status: 400, keyword: "target"},
+		{name: "target ws URI", target: "ws://example.com/chat", status: 400, keyword: "target"},
+		{name: "target opaque", target: "http:chat", status: 400, keyword: "target"},
+		{name: "target http URI", target: "http://example.com/chat?x=1", status: 101},
+		{name: "target HTTPS URI without path", target: "HTTPS://example.com", status: 101},
+		{name: "target path with query", target: "/chat?room=a", status: 101},
+
 		{name: "Connection missing", changes: []string{"-Connection"}, status: 400, keyword: "Connection"},
 		{name: "Connection keep-alive", changes: []string{"Connection: keep-alive"}, status: 400, keyword: "Connection"},
 		{name: "Connection Upgraded", changes: []string{"Connection: Upgraded"}, status: 400, keyword: "Connection"},
@@ -416,6 +425,27 @@ func TestAcceptRequestContent(t *testing.T) {
 				t.Errorf("Accept error %v does not wrap ErrHandshake", err)
 			}
 		})
+	}
+}
+
+// TestAcceptStripPrefix: a handler behind http.StripPrefix, which leaves
+// r.URL.Path empty for a request to the prefix itself, accepts: the
+// target that Accept checks is the one the client sent.
+func TestAcceptStripPrefix(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewServer(http.StripPrefix("/ws", http.HandlerFunc(acceptEcho)))
+	t.Cleanup(s.Close)
+	ctx := context.Background()
+	c, _, err := Dial(ctx, "ws://"+s.Listener.Addr().String()+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	if err := c.Write(ctx, MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := c.Read(ctx); err != nil || string(p) != "hi" {
+		t.Fatalf("echo %q, %v", p, err)
 	}
 }
 

@@ -37,11 +37,8 @@ func checkConnectRequest(r *http.Request) *handshakeError {
 	if p := r.Header.Get(":protocol"); !strings.EqualFold(p, "websocket") {
 		return refuse(http.StatusBadRequest, "CONNECT with :protocol %s, not websocket", quoted(p))
 	}
-	// §4 has the CONNECT carry the target's path in :path, which RFC 9113
-	// §8.3.1 makes an absolute path with its query; Go's server takes *
-	// or a whole URI there too.
-	if u := r.URL; u == nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, "/") {
-		return refuse(http.StatusBadRequest, "extended CONNECT with :path %s, not an absolute path", quoted(r.RequestURI))
+	if herr := checkTarget(r, true); herr != nil {
+		return herr
 	}
 	if herr := checkHost(r); herr != nil {
 		return herr

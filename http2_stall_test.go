@@ -172,14 +172,23 @@ func (p *h2Pipe) request(authority, path string) byte {
 // testHTTP2PathRefusals: an extended CONNECT must carry the target's path
 // in :path (RFC 8441 §4), which RFC 9113 §8.3.1 makes an absolute path
 // with its query; Go's server takes * or a whole URI there too, and
-// Accept refuses them with 400.
+// Accept refuses them with 400. A request to /ws reaches Accept through
+// http.StripPrefix, which leaves r.URL.Path empty: the path checked is
+// the one sent.
 func testHTTP2PathRefusals(t *testing.T) {
 	accepted := make(chan string, 1)
-	addr := newH2OriginOn(t, false, nil, func(w http.ResponseWriter, r *http.Request) {
+	accept := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if c, err := Accept(w, r, nil); err == nil {
-			accepted <- r.URL.RequestURI()
+			accepted <- r.RequestURI
 			c.CloseNow()
 		}
+	})
+	addr := newH2OriginOn(t, false, nil, func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/ws") {
+			http.StripPrefix("/ws", accept).ServeHTTP(w, r)
+			return
+		}
+		accept(w, r)
 	}).Listener.Addr().String()
 	for _, tc := range []struct {
 		path   string
