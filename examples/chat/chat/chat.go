@@ -196,6 +196,7 @@ type Server struct {
 	opts    Options // immutable
 	tooFast error   // immutable: why a message past a member's rate is not sent
 	reg     websocket.Registry
+	closing atomic.Bool // Shutdown has begun: /ws refuses joins with 503
 	serving memberCount
 	addrs   *addrTable       // immutable: the limits per address; nil when there are none
 	now     func() time.Time // immutable: the clock of the rates (the tests' own)
@@ -301,13 +302,20 @@ func (s *Server) Handler() http.Handler {
 // left its room, or until ctx ends (the connections left are then closed
 // at once). New members are refused meanwhile with 503.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.reg.Shutdown(ctx)
+	err := s.shutdownMembers(ctx)
 	select {
 	case <-s.serving.none():
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
 	return err
+}
+
+// shutdownMembers has the registry send 1001 to every member and refuse
+// new ones, noting for serveCheck that joins are refused now.
+func (s *Server) shutdownMembers(ctx context.Context) error {
+	s.closing.Store(true)
+	return s.reg.Shutdown(ctx)
 }
 
 // memberCount counts the members being served, each from before its
@@ -363,7 +371,7 @@ func Run(ctx context.Context, addr string, s *Server, ready func(url string)) er
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       cmp.Or(s.opts.IdleTimeout, 2*time.Minute),
 	}
-	hs.RegisterOnShutdown(func() { s.reg.Shutdown(context.Background()) })
+	hs.RegisterOnShutdown(func() { s.shutdownMembers(context.Background()) })
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	host, port, _ := net.SplitHostPort(ln.Addr().String())
@@ -431,7 +439,7 @@ func refuse(w http.ResponseWriter, why refusal) {
 // serveCheck answers a request for /ws/check, with the query of a join,
 // as /ws would answer that join now, but joins nothing and counts
 // nothing: 204 No Content for a join that would be admitted, else the
-// status, text and Retry-After of its refusal. A browser's WebSocket
+// status, text and Retry-After of its refusal (503 once Shutdown began). A browser's WebSocket
 // tells the page 1006 alone for a handshake refused, whatever its status
 // and text (a page could otherwise probe servers it cannot fetch from),
 // so the page asks here why.
@@ -439,6 +447,11 @@ func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
 	// What it tells holds for the moment it is asked.
 	w.Header().Set("Cache-Control", "no-store")
 	if _, _, ok := joinNames(w, r); !ok {
+		return
+	}
+	if s.closing.Load() {
+		// As Accept refuses a join once the registry shuts down.
+		http.Error(w, "websocket: server shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	if s.addrs != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -74,6 +75,16 @@ func TestShutdownWhileJoining(t *testing.T) {
 	}
 	if _, resp, err := websocket.Dial(ctx, url, nil); err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("Dial after Shutdown: %v, want a 503 refusal", err)
+	}
+	// The page asks /ws/check why its join failed: as /ws refuses it.
+	resp, err := hs.Client().Get(hs.URL + "/ws/check?room=r&name=n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	const want = "websocket: server shutting down\n"
+	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusServiceUnavailable || string(body) != want {
+		t.Errorf("/ws/check after Shutdown: %d %q, want 503 %q", resp.StatusCode, body, want)
 	}
 }
 
