@@ -134,8 +134,9 @@ func appendAcceptKey(b []byte, key string) []byte {
 // handshakeError is a refused opening handshake: the HTTP status to answer
 // with, and why.
 type handshakeError struct {
-	status int
-	msg    string
+	status  int
+	msg     string
+	version bool // the version asked for is not ours: the answer names ours
 }
 
 func (e *handshakeError) Error() string { return "websocket: " + e.msg }
@@ -254,14 +255,14 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 		case herr.status == http.StatusMethodNotAllowed:
 			w.Header().Set("Allow", http.MethodGet)
 		case herr.status == http.StatusUpgradeRequired:
-			w.Header()[hdrVersion] = []string{"13"}
 			// RFC 9110 §15.5.22: a 426 names the protocol to upgrade
 			// to, and §7.8 puts the upgrade option in Connection beside
-			// it. HTTP/2 has neither header (RFC 9113 §8.2.2).
-			if !overHTTP2 {
-				w.Header()["Upgrade"] = []string{"websocket"}
-				w.Header()["Connection"] = []string{"Upgrade"}
-			}
+			// it.
+			w.Header()["Upgrade"] = []string{"websocket"}
+			w.Header()["Connection"] = []string{"Upgrade"}
+			fallthrough
+		case herr.version:
+			w.Header()[hdrVersion] = []string{"13"}
 		}
 		http.Error(w, herr.Error(), herr.status)
 		return a, compression{}, herr
@@ -397,7 +398,7 @@ func checkRequest(r *http.Request) (string, *handshakeError) {
 	if !headerHasToken(r.Header, "Upgrade", "websocket") {
 		return "", refuse(http.StatusBadRequest, "Upgrade header %s lacks the websocket token", quoted(r.Header["Upgrade"]...))
 	}
-	if herr := checkVersion(r.Header); herr != nil {
+	if herr := checkVersion(r.Header, false); herr != nil {
 		return "", herr
 	}
 	keys := r.Header[hdrKey]
@@ -449,14 +450,23 @@ func checkHost(r *http.Request) *handshakeError {
 
 // checkVersion checks Sec-WebSocket-Version, over HTTP/1.1 and HTTP/2.
 // One version other than 13, or none, asks for a version we do not speak:
-// 426 names ours (RFC 6455 §4.4). Several lines are a malformed request,
-// as several keys are.
-func checkVersion(h http.Header) *handshakeError {
+// 426 names ours (RFC 6455 §4.4). Over HTTP/2 it is 400: RFC 9110
+// §15.5.22 has a 426 carry an Upgrade header, which HTTP/2 does not have
+// (RFC 9113 §8.2.2), and RFC 6455 §4.2.2 asks for an appropriate error,
+// 426 being an example. Several lines are a malformed request, as
+// several keys are.
+func checkVersion(h http.Header, overHTTP2 bool) *handshakeError {
 	switch v := h[hdrVersion]; {
 	case len(v) > 1:
 		return refuse(http.StatusBadRequest, "request has %d Sec-WebSocket-Version headers, want 1", len(v))
 	case len(v) == 0 || v[0] != "13":
-		return refuse(http.StatusUpgradeRequired, "Sec-WebSocket-Version %s is not 13", quoted(v...))
+		status := http.StatusUpgradeRequired
+		if overHTTP2 {
+			status = http.StatusBadRequest
+		}
+		herr := refuse(status, "Sec-WebSocket-Version %s is not 13", quoted(v...))
+		herr.version = true
+		return herr
 	}
 	return nil
 }

@@ -50,7 +50,7 @@ func checkConnectRequest(r *http.Request) *handshakeError {
 	if cl, ok := r.Header["Content-Length"]; ok {
 		return refuse(http.StatusBadRequest, "extended CONNECT has a content-length (%s): a WebSocket's stream has none", quoted(cl...))
 	}
-	return checkVersion(r.Header)
+	return checkVersion(r.Header, true)
 }
 
 // acceptStream answers an extended CONNECT that passed the checks and

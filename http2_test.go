@@ -379,7 +379,8 @@ func testHTTP2Refusals(t *testing.T) {
 	}{
 		{"GET", http.MethodGet, "", nil, http.StatusMethodNotAllowed, "allow: CONNECT"},
 		{"other protocol", http.MethodConnect, "websocket2", nil, http.StatusBadRequest, ""},
-		{"version 8", http.MethodConnect, "", map[string]string{"sec-websocket-version": "8"}, http.StatusUpgradeRequired, "sec-websocket-version: 13"},
+		// 400, not 426: RFC 9110 has a 426 carry Upgrade, which HTTP/2 lacks.
+		{"version 8", http.MethodConnect, "", map[string]string{"sec-websocket-version": "8"}, http.StatusBadRequest, "sec-websocket-version: 13"},
 		{"other origin", http.MethodConnect, "", map[string]string{"origin": "https://elsewhere.example"}, http.StatusForbidden, ""},
 		{"content-length", http.MethodConnect, "", map[string]string{"content-length": "5"}, http.StatusBadRequest, ""},
 		{"content-length 0", http.MethodConnect, "", map[string]string{"content-length": "0"}, http.StatusBadRequest, ""},
