@@ -117,6 +117,7 @@ func wantWasmLines(host string) []string {
 		"Writer, binary of 200000 bytes in writes of 50000: echoed intact",
 		"written by one goroutine, read by another: 100 messages, in order and intact",
 		"read with a context that ends: websocket: read: context deadline exceeded; then: echoed intact",
+		"Writer whose context ends after its first frame: write: websocket: write: context deadline exceeded; close: websocket: write: context deadline exceeded; then: echoed intact",
 		"ping: websocket: ping: a browser's WebSocket cannot send pings; the browser answers the server's pings itself (unsupported operation); errors.Is(err, errors.ErrUnsupported): true; then: echoed intact",
 		"close: <nil>",
 		"write after close: websocket: write: connection closed: close 1000 (normal closure): done; errors.Is(err, websocket.ErrClosed): true",

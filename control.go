@@ -178,7 +178,7 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte, name
 // In a browser (GOOS=js), Ping fails at once with an error wrapping
 // errors.ErrUnsupported: a page cannot send pings.
 func (c *Conn) Ping(ctx context.Context) error {
-	if c.tr.noPing {
+	if c.tr.browser {
 		return errNoPing
 	}
 	if err := ctx.Err(); err != nil {

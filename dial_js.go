@@ -84,7 +84,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 	return newConn(&connConfig{
 		client:            true,
 		subprotocol:       subprotocol,
-		tr:                transport{rw: s, dl: s, noPing: true},
+		tr:                transport{rw: s, dl: s, browser: true},
 		closeTimeout:      opts.CloseTimeout,
 		keepaliveInterval: -1,
 		queueLimit:        opts.WriteQueueLimit,

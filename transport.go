@@ -19,9 +19,11 @@ type transport struct {
 	// writev is set when w is a socket that net.Buffers writes with one
 	// system call.
 	writev bool
-	// noPing is set when no ping can be sent over the transport (a
-	// browser's WebSocket sends none): Ping fails at once.
-	noPing bool
+	// browser is set when the transport is a browser's WebSocket, which
+	// sends no ping (Ping fails at once) and sends a message only whole,
+	// once its last frame is written: a message abandoned between its
+	// frames leaves nothing on the wire.
+	browser bool
 	// closeInOrder is set when closing ends the stream in order after
 	// all that was written, whatever the peer sends meanwhile, as a
 	// server's HTTP/2 stream ends with END_STREAM (RFC 8441 §5), where

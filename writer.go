@@ -54,7 +54,8 @@ func putDeflateOut(bp *[]byte) {
 //
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
-// is closed. Once the connection has closed, a write fails, with an error
+// is closed (in a browser, which sends a message only whole, the message
+// is dropped and the connection stays usable). Once the connection has closed, a write fails, with an error
 // wrapping ErrClosed unless the message had failed already, and the writer
 // lets go of its compressor and buffers, though it is left open.
 //
@@ -237,6 +238,11 @@ func (w *messageWriter) frame(fin bool, p []byte) error {
 	err := w.c.writeFrame(w.ctx, header{fin: fin, rsv: w.rsv, op: w.op}, p, "write")
 	if err != nil && !isCloseSent(err) && !w.c.isClosed() {
 		switch {
+		case w.op == opContinuation && w.c.tr.browser:
+			// The browser sends a message once its last frame is
+			// written: nothing of this one went out, the next message
+			// replaces it (browserSocket), and the connection stays
+			// usable, as it does for a Write whose context ends.
 		case w.op == opContinuation:
 			// The peer is inside the message: no other message can
 			// follow. (After our close frame none can anyway, and the

@@ -131,6 +131,14 @@ func (r *run) sizes() {
 	cancelShort()
 	r.report("read with a context that ends: %v; then: %s", err, echo(ctx, c, websocket.MessageText, []byte("still open")))
 
+	// A Writer whose context ends once its first frame (4 KiB) was
+	// written: the browser sends a message only whole, so nothing of it
+	// went out; it is dropped, and the connection stays usable.
+	short, cancelShort = context.WithTimeout(ctx, 100*time.Millisecond)
+	werr, cerr := writeUntilDone(short, c, payload(websocket.MessageBinary, 5000))
+	cancelShort()
+	r.report("Writer whose context ends after its first frame: write: %v; close: %v; then: %s", werr, cerr, echo(ctx, c, websocket.MessageText, []byte("still open")))
+
 	err = c.Ping(ctx)
 	r.report("ping: %v; errors.Is(err, errors.ErrUnsupported): %v; then: %s", err, errors.Is(err, errors.ErrUnsupported), echo(ctx, c, websocket.MessageText, []byte("still open")))
 
@@ -289,6 +297,22 @@ func echoWriter(ctx context.Context, c *websocket.Conn, typ websocket.MessageTyp
 		return "close: " + err.Error()
 	}
 	return readBack(ctx, c, typ, p)
+}
+
+// writeUntilDone writes p through a Writer with ctx, then again once ctx
+// has ended, and closes the writer; it returns the second write's error
+// and Close's.
+func writeUntilDone(ctx context.Context, c *websocket.Conn, p []byte) (werr, cerr error) {
+	w, err := c.Writer(ctx, websocket.MessageBinary)
+	if err != nil {
+		return err, nil
+	}
+	if _, err := w.Write(p); err != nil {
+		return err, w.Close()
+	}
+	<-ctx.Done()
+	_, werr = w.Write(p)
+	return werr, w.Close()
 }
 
 func readBack(ctx context.Context, c *websocket.Conn, typ websocket.MessageType, p []byte) string {
