@@ -449,11 +449,6 @@ func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
 	if _, _, ok := joinNames(w, r); !ok {
 		return
 	}
-	if s.closing.Load() {
-		// As Accept refuses a join once the registry shuts down.
-		http.Error(w, "websocket: server shutting down", http.StatusServiceUnavailable)
-		return
-	}
 	if s.addrs != nil {
 		if key := addrKey(r, s.opts.ClientIPHeader); limited(key) {
 			if why := s.addrs.check(key, s.now()); why.text != "" {
@@ -461,6 +456,12 @@ func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	}
+	if s.closing.Load() {
+		// As Accept refuses a join once the registry shuts down: after
+		// the limits per address, which /ws checks before Accept.
+		http.Error(w, "websocket: server shutting down", http.StatusServiceUnavailable)
+		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -658,3 +658,44 @@ func TestAddrKey(t *testing.T) {
 		}
 	}
 }
+
+// TestAddrCheckShutdown: once Shutdown began, /ws/check answers as /ws
+// answers a join then, for an address past its limits too. /ws refuses
+// such a join with 429 before it reaches Accept, which would answer 503;
+// /ws/check answered 503 whatever the address.
+func TestAddrCheckShutdown(t *testing.T) {
+	t.Parallel()
+	s := NewServer(new(LocalBus), &Options{AddrConns: -1, AddrJoinRate: 0.5, ClientIPHeader: "X-Forwarded-For"})
+	s.now = newClock().Now
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h := http.Header{"X-Forwarded-For": {"203.0.113.9, 192.0.2.7"}}
+	url := "ws" + strings.TrimPrefix(hs.URL, "http") + "/ws?room=r&name=n"
+	for i := range 5 {
+		c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{Header: h})
+		if err != nil {
+			t.Fatalf("join %d: %v", i, err)
+		}
+		c.CloseNow()
+	}
+	if err := s.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{Header: h})
+	if err == nil || resp == nil {
+		t.Fatalf("join after Shutdown: %v, want a refusal", err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", hs.URL+"/ws/check?room=r&name=n", nil)
+	req.Header = h
+	check, err := hs.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Body.Close()
+	if check.StatusCode != resp.StatusCode || check.Header.Get("Retry-After") != resp.Header.Get("Retry-After") {
+		t.Errorf("/ws/check after Shutdown: %d, Retry-After %q; /ws refused the join with %d, Retry-After %q",
+			check.StatusCode, check.Header.Get("Retry-After"), resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
