@@ -428,10 +428,12 @@ func checkTarget(r *http.Request, overHTTP2 bool) *handshakeError {
 		return nil
 	}
 	if !overHTTP2 {
-		if u, err := url.ParseRequestURI(target); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" {
+		// RFC 9110 §4.2.1: an http URI with an empty host is invalid, and
+		// RFC 6455 §4.1 wants the host that the ws URI names.
+		if u, err := url.ParseRequestURI(target); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Opaque == "" && u.Host != "" {
 			return nil
 		}
-		return refuse(http.StatusBadRequest, "request target %s is neither a path nor an http or https URI", quoted(target))
+		return refuse(http.StatusBadRequest, "request target %s is neither a path nor an http or https URI with a host", quoted(target))
 	}
 	return refuse(http.StatusBadRequest, "extended CONNECT with :path %s, not an absolute path", quoted(target))
 }

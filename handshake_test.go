@@ -240,6 +240,10 @@ func TestAcceptStatus(t *testing.T) {
 		{name: "target *", target: "*", status: 400, keyword: "target"},
 		{name: "target ws URI", target: "ws://example.com/chat", status: 400, keyword: "target"},
 		{name: "target opaque", target: "http:chat", status: 400, keyword: "target"},
+		// RFC 9110 §4.2.1: an http URI with an empty host "MUST" be
+		// rejected as invalid.
+		{name: "target http URI, empty host", target: "http:///chat", status: 400, keyword: "target"},
+		{name: "target http URI, no authority", target: "http:/chat", status: 400, keyword: "target"},
 		{name: "target http URI", target: "http://example.com/chat?x=1", status: 101},
 		{name: "target HTTPS URI without path", target: "HTTPS://example.com", status: 101},
 		{name: "target path with query", target: "/chat?room=a", status: 101},
