@@ -52,6 +52,11 @@ func (c *Conn) controlLocked(ctx context.Context, op opcode, payload []byte) err
 			}
 		}
 		switch {
+		case !queued && err == nil && c.failFullForPong(len(payload)):
+			// The queue is full, of a peer that reads too slowly: the
+			// connection fails with 1008, its close frame queued, and no
+			// pong may follow it.
+			return nil
 		case !queued && ctx.Done() != nil:
 			err = c.pongInTurn(ctx, payload)
 		case !queued:

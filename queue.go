@@ -436,6 +436,38 @@ func (c *Conn) failFullLocked() error {
 	return &closedError{op: "write", cause: pe}
 }
 
+// failFullForPong fails the connection, as an Enqueue that finds the
+// queue full would, when it was set up so (CloseOnQueueFull) and the pong
+// of n bytes of payload owed to a ping finds the queue full even once the
+// socket took what it could at once (makeRoom); it reports whether it
+// did. Otherwise the pong would wait for the queue's writer, and so for a
+// peer that reads nothing, holding up the reader: a loop that enqueues
+// its replies, or Serve, would read no more, fill the queue no further,
+// and never fail a peer that pings.
+func (c *Conn) failFullForPong(n int) bool {
+	if !c.closeFull {
+		return false
+	}
+	full := func() bool {
+		return c.writableLocked("pong") == nil && !c.fitsLocked(c.bufferedLocked(), n) && c.fitsLocked(0, n)
+	}
+	c.pendMu.Lock()
+	if !full() || c.pend == nil && !c.flusher {
+		c.pendMu.Unlock()
+		return false
+	}
+	c.pendMu.Unlock()
+	c.makeRoom(n)
+	c.pendMu.Lock()
+	if !full() {
+		c.pendMu.Unlock()
+		return false
+	}
+	// A connection that is ending already is not failed (failFullLocked):
+	// its pong goes as it would have.
+	return c.failFullLocked() != errQueueFull
+}
+
 // flushQueueLater writes queued frames that waited too long for the reader.
 func (c *Conn) flushQueueLater() {
 	c.flushQueue(context.Background())

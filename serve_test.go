@@ -732,6 +732,43 @@ func TestReadLoopEnqueueStalledPeer(t *testing.T) {
 // bursts and reads no reply: serve must go on reading them, so that the
 // replies fill the queue and the connection fails with 1008.
 func testEnqueueStalledPeer(t *testing.T, overTLS bool, serve func(c *Conn, reply func() bool)) {
+	testEnqueueStalledPinger(t, overTLS, false, serve)
+}
+
+// TestEnqueueStalledPinger is TestServeEnqueueStalledPeer and
+// TestReadLoopEnqueueStalledPeer with a peer that also pings, a ping of
+// 125 bytes behind each request, and reads nothing: a pong that found the
+// queue full waited for the queue's writer, and so for the peer, under
+// the reader's context.Background(), and the reader, stopped, enqueued no
+// more, so that CloseOnQueueFull never failed the connection (no 1008
+// after about 1,320 replies in 15 s, over TCP and TLS, with Serve and a
+// Read loop alike).
+func TestEnqueueStalledPinger(t *testing.T) {
+	t.Parallel()
+	for _, api := range []string{"Serve", "Read"} {
+		for _, overTLS := range []bool{false, true} {
+			t.Run(api+"/"+map[bool]string{false: "TCP", true: "TLS"}[overTLS], func(t *testing.T) {
+				t.Parallel()
+				testEnqueueStalledPinger(t, overTLS, true, func(c *Conn, reply func() bool) {
+					if api == "Serve" {
+						c.Serve(func(MessageType, []byte) { reply() }, func(error) { c.CloseNow() })
+						return
+					}
+					defer c.CloseNow()
+					for {
+						if _, _, err := c.Read(context.Background()); err != nil || !reply() {
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// testEnqueueStalledPinger is testEnqueueStalledPeer, with a ping behind
+// each request if pings.
+func testEnqueueStalledPinger(t *testing.T, overTLS, pings bool, serve func(c *Conn, reply func() bool)) {
 	var taken atomic.Int32
 	failed := make(chan error, 1)
 	opts := &AcceptOptions{WriteQueueLimit: 16 << 10, CloseOnQueueFull: true, CloseTimeout: 5 * time.Second}
@@ -742,6 +779,13 @@ func testEnqueueStalledPeer(t *testing.T, overTLS bool, serve func(c *Conn, repl
 		}
 		serve(c, func() bool {
 			if err := c.Enqueue(MessageBinary, []byte(fmt.Sprintf("%-100d", taken.Load()))); err != nil {
+				if errors.Is(err, ErrCloseSent) {
+					// Failed by a pong that found the queue full: the
+					// connection's end says why.
+					c.mu.Lock()
+					err = c.endErr
+					c.mu.Unlock()
+				}
 				select {
 				case failed <- err:
 				default:
@@ -774,7 +818,11 @@ func testEnqueueStalledPeer(t *testing.T, overTLS bool, serve func(c *Conn, repl
 	go func() {
 		defer close(sent)
 		// Requests in bursts, until the server stops reading them.
-		burst := strings.Repeat(clientFrame(0x82, "r"), 20)
+		request := clientFrame(0x82, "r")
+		if pings {
+			request += clientFrame(0x89, strings.Repeat("p", 125))
+		}
+		burst := strings.Repeat(request, 20)
 		for {
 			select {
 			case <-stop:
