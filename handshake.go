@@ -82,7 +82,8 @@ type AcceptOptions struct {
 	// always has a limit. Past it, Write waits for
 	// the network (until its context ends) and Enqueue refuses the message
 	// with ErrQueueFull, or, with CloseOnQueueFull, fails the connection
-	// with StatusPolicyViolation (a message that no queue could take,
+	// with StatusPolicyViolation, as does then a pong owed to a ping that
+	// finds the queue full (a message that no queue could take,
 	// larger than the limit less 14 bytes, a frame header's most, is
 	// refused either way): its close frame goes behind what the queue
 	// holds, and the connection's end, which wraps ErrQueueFull, carries

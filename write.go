@@ -204,6 +204,15 @@ func (c *Conn) writeFrameLocked(ctx context.Context, pend *[]byte, h header, p [
 		if !queued {
 			return c.writeSmallLocked(ctx, h, p)
 		}
+		if cap(*pend)-len(*pend) < maxHeaderSize+len(p) && !c.fitsLocked(len(*pend), len(p)) {
+			// A queue at its limit (a peer that reads slowly, a flood
+			// of pings): it goes first, and the frame after it, rather
+			// than both in a copy of the queue twice its size.
+			if err := c.writePendLocked(ctx, pend); err != nil {
+				return err
+			}
+			return c.writeSmallLocked(ctx, h, p)
+		}
 		*pend = appendFrame(*pend, h, p)
 		// ctx was checked above: the frame is ours, and must not be
 		// left in the queue.
