@@ -55,9 +55,10 @@ func putDeflateOut(bp *[]byte) {
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
 // is closed (in a browser, which sends a message only whole, the message
-// is dropped and the connection stays usable). Once the connection has closed, a write fails, with an error
-// wrapping ErrClosed unless the message had failed already, and the writer
-// lets go of its compressor and buffers, though it is left open.
+// is dropped and the connection stays usable). Once the connection has
+// closed, a write fails, with an error wrapping ErrClosed unless the
+// message had failed already, and the writer lets go of its compressor
+// and buffers, though it is left open.
 //
 // Do not use the writer once it is closed, Close included: the connection
 // hands the same writer out for its next message, which a late call would
