@@ -120,15 +120,19 @@ func fuzzStreamRefusals(r *http.Request) []int {
 	if r.Method != http.MethodConnect {
 		statuses = append(statuses, http.StatusMethodNotAllowed)
 	}
-	// The token compared ignoring case (RFC 9110 §7.8).
-	if !strings.EqualFold(r.Header.Get(":protocol"), "websocket") || r.Host == "" {
+	// The token compared ignoring case (RFC 9110 §7.8). A CONNECT has no
+	// content (RFC 9110 §9.3.6).
+	if !strings.EqualFold(r.Header.Get(":protocol"), "websocket") || r.Host == "" || r.Header["Content-Length"] != nil {
 		statuses = append(statuses, http.StatusBadRequest)
 	}
-	switch v := r.Header.Values("Sec-WebSocket-Version"); {
-	case len(v) > 1:
+	// :path is a path (RFC 9113 §8.3.1).
+	if t := r.RequestURI; t != "" && !strings.HasPrefix(t, "/") {
 		statuses = append(statuses, http.StatusBadRequest)
-	case len(v) == 0 || v[0] != "13":
-		statuses = append(statuses, http.StatusUpgradeRequired)
+	}
+	// A version not ours is 400 too: a 426 would need an Upgrade header,
+	// which HTTP/2 has not.
+	if v := r.Header.Values("Sec-WebSocket-Version"); len(v) != 1 || v[0] != "13" {
+		statuses = append(statuses, http.StatusBadRequest)
 	}
 	if fuzzOriginRefused(r, false) {
 		statuses = append(statuses, http.StatusForbidden)
