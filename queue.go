@@ -634,21 +634,35 @@ func (c *Conn) flushQueueNow() (full bool) {
 }
 
 // beforeWaitLocked runs before the reader waits for input: from now on
-// writes go out at once, and what queued behind the input goes now, as
-// far as the socket takes it at once (flushQueueNow), the rest by the
-// queue's timer. A reader never waits on its peer to take the queue: the
-// frames are writers', and a blocking write of them that the end of the
-// read's context cut short would close the connection, which a read
-// whose context ends while it waits leaves usable; and a loop that
-// enqueues its replies must go on reading a peer that reads none of them,
-// so that the queue fills and CloseOnQueueFull fails it.
+// writes go out at once, and what queued behind the input goes now.
 //
 // The caller holds readMu.
-func (c *Conn) beforeWaitLocked() {
+func (c *Conn) beforeWaitLocked(ctx context.Context) {
 	if c.inputPending.Load() {
 		c.inputPending.Store(false)
 	}
-	c.flushQueueNow()
+	c.flushQueueAsReader(ctx)
+}
+
+// flushQueueAsReader writes the queue for a reader with context ctx.
+// With a context that can end, under Serve, and over a socket, plain or
+// TLS, it writes what the socket takes at once and leaves the rest to the
+// queue's timer (on TLS, all of it): the frames are writers', not the
+// reader's, and a blocking write of them that the end of the read's
+// context cut short would close the connection, which a read whose
+// context ends while it waits leaves usable; and a reader must not wait
+// on a peer that reads nothing, so that a loop that enqueues its replies
+// goes on reading, the queue fills, and CloseOnQueueFull fails the peer
+// (see server.run). A Read with context.Background() over another
+// transport (an HTTP/2 stream) writes the queue itself.
+//
+// The caller holds readMu.
+func (c *Conn) flushQueueAsReader(ctx context.Context) {
+	if ctx.Done() != nil || c.srv.Load() != nil || c.tr.raw != nil || c.tr.overTLS() {
+		c.flushQueueNow()
+		return
+	}
+	c.flushQueue(ctx)
 }
 
 // writeQueueLocked writes frames taken from the queue; when the caller's

@@ -351,7 +351,7 @@ func (c *Conn) nextDataFrameLocked(ctx context.Context) error {
 			// queue's timer armed (controlLocked).
 			continue
 		}
-		c.flushQueueNow()
+		c.flushQueueAsReader(ctx)
 		if c.isClosed() {
 			// Writing the pong failed, and closed the connection.
 			return c.closedErr("read")
@@ -713,7 +713,7 @@ func (c *Conn) readRawLocked(ctx context.Context, p []byte) (int, error) {
 	case !c.rb.isEmpty():
 		return c.takeBufferedLocked(p), nil
 	case len(p) >= directReadMin:
-		c.beforeWaitLocked()
+		c.beforeWaitLocked(ctx)
 		if c.isClosed() {
 			return 0, c.readErrLocked(ctx, net.ErrClosed, true)
 		}
@@ -869,7 +869,7 @@ func (c *Conn) awaitControlLocked(ctx context.Context, done func() bool) error {
 //
 // The caller holds readMu.
 func (c *Conn) fillLocked(ctx context.Context, idle bool) error {
-	c.beforeWaitLocked()
+	c.beforeWaitLocked(ctx)
 	if c.isClosed() {
 		// Writing the queue failed, and closed the connection.
 		return net.ErrClosed
