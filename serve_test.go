@@ -694,14 +694,7 @@ func TestServeLookFindsLockTaken(t *testing.T) {
 // after 38040 replies enqueued in 5 s).
 func TestServeEnqueueStalledPeer(t *testing.T) {
 	t.Parallel()
-	for _, overTLS := range []bool{false, true} {
-		t.Run(map[bool]string{false: "TCP", true: "TLS"}[overTLS], func(t *testing.T) {
-			t.Parallel()
-			testEnqueueStalledPeer(t, overTLS, func(c *Conn, reply func() bool) {
-				c.Serve(func(MessageType, []byte) { reply() }, func(error) { c.CloseNow() })
-			})
-		})
-	}
+	testEnqueueStalled(t, enqueueServe, false)
 }
 
 // TestReadLoopEnqueueStalledPeer is TestServeEnqueueStalledPeer for a
@@ -711,28 +704,7 @@ func TestServeEnqueueStalledPeer(t *testing.T) {
 // read, never filled the queue, and only keepalive ended it.
 func TestReadLoopEnqueueStalledPeer(t *testing.T) {
 	t.Parallel()
-	for _, overTLS := range []bool{false, true} {
-		t.Run(map[bool]string{false: "TCP", true: "TLS"}[overTLS], func(t *testing.T) {
-			t.Parallel()
-			testEnqueueStalledPeer(t, overTLS, func(c *Conn, reply func() bool) {
-				defer c.CloseNow()
-				for {
-					if _, _, err := c.Read(context.Background()); err != nil || !reply() {
-						return
-					}
-				}
-			})
-		})
-	}
-}
-
-// testEnqueueStalledPeer runs serve on each connection accepted, over TLS
-// if overTLS, with a small queue and CloseOnQueueFull, where reply Enqueues a reply of 100
-// bytes and reports whether the queue took it. The peer sends requests in
-// bursts and reads no reply: serve must go on reading them, so that the
-// replies fill the queue and the connection fails with 1008.
-func testEnqueueStalledPeer(t *testing.T, overTLS bool, serve func(c *Conn, reply func() bool)) {
-	testEnqueueStalledPinger(t, overTLS, false, serve)
+	testEnqueueStalled(t, enqueueReadLoop, false)
 }
 
 // TestEnqueueStalledPinger is TestServeEnqueueStalledPeer and
@@ -745,29 +717,44 @@ func testEnqueueStalledPeer(t *testing.T, overTLS bool, serve func(c *Conn, repl
 // Read loop alike).
 func TestEnqueueStalledPinger(t *testing.T) {
 	t.Parallel()
-	for _, api := range []string{"Serve", "Read"} {
-		for _, overTLS := range []bool{false, true} {
-			t.Run(api+"/"+map[bool]string{false: "TCP", true: "TLS"}[overTLS], func(t *testing.T) {
-				t.Parallel()
-				testEnqueueStalledPinger(t, overTLS, true, func(c *Conn, reply func() bool) {
-					if api == "Serve" {
-						c.Serve(func(MessageType, []byte) { reply() }, func(error) { c.CloseNow() })
-						return
-					}
-					defer c.CloseNow()
-					for {
-						if _, _, err := c.Read(context.Background()); err != nil || !reply() {
-							return
-						}
-					}
-				})
-			})
+	t.Run("Serve", func(t *testing.T) { t.Parallel(); testEnqueueStalled(t, enqueueServe, true) })
+	t.Run("Read", func(t *testing.T) { t.Parallel(); testEnqueueStalled(t, enqueueReadLoop, true) })
+}
+
+// enqueueServe and enqueueReadLoop serve a connection the two ways a
+// server reads requests and enqueues replies, reply Enqueueing one and
+// reporting whether the queue took it: Serve, and a loop of Reads with
+// context.Background().
+func enqueueServe(c *Conn, reply func() bool) {
+	c.Serve(func(MessageType, []byte) { reply() }, func(error) { c.CloseNow() })
+}
+
+func enqueueReadLoop(c *Conn, reply func() bool) {
+	defer c.CloseNow()
+	for {
+		if _, _, err := c.Read(context.Background()); err != nil || !reply() {
+			return
 		}
 	}
 }
 
-// testEnqueueStalledPinger is testEnqueueStalledPeer, with a ping behind
-// each request if pings.
+// testEnqueueStalled runs testEnqueueStalledPinger with serve over TCP
+// and over TLS, each a subtest.
+func testEnqueueStalled(t *testing.T, serve func(c *Conn, reply func() bool), pings bool) {
+	for _, overTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "TCP", true: "TLS"}[overTLS], func(t *testing.T) {
+			t.Parallel()
+			testEnqueueStalledPinger(t, overTLS, pings, serve)
+		})
+	}
+}
+
+// testEnqueueStalledPinger runs serve on each connection accepted, over
+// TLS if overTLS, with a small queue and CloseOnQueueFull, where reply
+// Enqueues a reply of 100 bytes and reports whether the queue took it.
+// The peer sends requests in bursts, with a ping behind each if pings,
+// and reads nothing: serve must go on reading them, so that the replies
+// fill the queue and the connection fails with 1008.
 func testEnqueueStalledPinger(t *testing.T, overTLS, pings bool, serve func(c *Conn, reply func() bool)) {
 	var taken atomic.Int32
 	failed := make(chan error, 1)
