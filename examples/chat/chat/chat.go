@@ -439,10 +439,10 @@ func refuse(w http.ResponseWriter, why refusal) {
 // serveCheck answers a request for /ws/check, with the query of a join,
 // as /ws would answer that join now, but joins nothing and counts
 // nothing: 204 No Content for a join that would be admitted, else the
-// status, text and Retry-After of its refusal (503 once Shutdown began). A browser's WebSocket
-// tells the page 1006 alone for a handshake refused, whatever its status
-// and text (a page could otherwise probe servers it cannot fetch from),
-// so the page asks here why.
+// status, text and Retry-After of its refusal (503 once Shutdown began).
+// A browser's WebSocket tells the page 1006 alone for a handshake
+// refused, whatever its status and text (a page could otherwise probe
+// servers it cannot fetch from), so the page asks here why.
 func (s *Server) serveCheck(w http.ResponseWriter, r *http.Request) {
 	// What it tells holds for the moment it is asked.
 	w.Header().Set("Cache-Control", "no-store")
