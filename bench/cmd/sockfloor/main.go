@@ -12,8 +12,15 @@
 // once all are open, the same after collecting garbage and returning free
 // memory (debug.FreeOSMemory), and the growth of the live heap.
 //
+// With -raw, each connection is held as a bare file descriptor instead: a
+// duplicate of the socket's, in an epoll set of the command's own, as
+// Serve's parker holds a quiet connection, its net.Conn closed. That is
+// the most a server that kept parked connections outside the net package
+// could save (Linux only).
+//
 //	go run ./cmd/sockfloor            # 10,000 connections
 //	go run ./cmd/sockfloor -n 50000   # needs that many file descriptors
+//	go run ./cmd/sockfloor -raw       # held as raw descriptors
 package main
 
 import (
@@ -44,24 +51,30 @@ func main() {
 	}
 	proc.Main("sockfloor", func() error {
 		n := flag.Int("n", 10000, "connections")
+		raw := flag.Bool("raw", false, "hold each connection as a raw descriptor in an epoll set, its net.Conn closed")
 		flag.Parse()
 		if *n < 1 {
 			return errors.New("-n must be positive")
 		}
-		rss, heap, err := measure(*n)
+		rss, heap, err := measure(*n, *raw)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("%d connections: VmRSS %.2f KiB per connection, %.2f KiB after GC; live heap %d B\n",
-			*n, rss[0], rss[1], heap)
+		held := "held as net.Conn"
+		if *raw {
+			held = "held as raw descriptors"
+		}
+		fmt.Printf("%d connections %s: VmRSS %.2f KiB per connection, %.2f KiB after GC; live heap %d B\n",
+			*n, held, rss[0], rss[1], heap)
 		return nil
 	})
 }
 
 // measure accepts n connections from a child process and returns the
 // growth of VmRSS per connection in KiB, before and after collecting
-// garbage, and of the live heap in bytes.
-func measure(n int) (rss [2]float64, heap int64, err error) {
+// garbage, and of the live heap in bytes. With raw, it holds them as
+// descriptors (rawHolder) rather than as net.Conns.
+func measure(n int, raw bool) (rss [2]float64, heap int64, err error) {
 	runtime.GOMAXPROCS(1)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -88,10 +101,23 @@ func measure(n int) (rss [2]float64, heap int64, err error) {
 			c.Close()
 		}
 	}()
-	for len(held) < n {
+	var rh *rawHolder
+	if raw {
+		if rh, err = newRawHolder(n); err != nil {
+			return rss, 0, err
+		}
+		defer rh.close()
+	}
+	for range n {
 		c, err := ln.Accept()
 		if err != nil {
 			return rss, 0, err
+		}
+		if raw {
+			if err := rh.hold(c); err != nil {
+				return rss, 0, err
+			}
+			continue
 		}
 		// What a read does first: register with the poller.
 		if err := c.SetReadDeadline(time.Time{}); err != nil {
@@ -113,6 +139,7 @@ func measure(n int) (rss [2]float64, heap int64, err error) {
 		return rss, 0, err
 	}
 	runtime.KeepAlive(held)
+	runtime.KeepAlive(rh)
 	per := func(b int64) float64 { return float64(b) / 1024 / float64(n) }
 	return [2]float64{per(rss1 - rss0), per(rss2 - rss0)}, (heap1 - heap0) / int64(n), nil
 }
