@@ -17,9 +17,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"time"
 
@@ -31,13 +33,21 @@ import (
 
 func main() {
 	addr, opts := chat.Flags(flag.CommandLine)
-	redisAddr := flag.String("redis", "127.0.0.1:6379", "the Redis server, host:port")
+	redisAddr := "127.0.0.1:6379"
+	flag.Func("redis", "the Redis server, `host:port` (default 127.0.0.1:6379)", func(s string) error {
+		// Checked here: the bus would try to dial it for ever.
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return errors.New("want host:port")
+		}
+		redisAddr = s
+		return nil
+	})
 	if cmdline.Parse(flag.CommandLine, os.Args[1:]) != nil {
 		os.Exit(2)
 	}
 
 	redis.SetLogger(quiet{})
-	bus := newRedisBus(*redisAddr, log.Printf)
+	bus := newRedisBus(redisAddr, log.Printf)
 	ctx := signals.Context() // a second signal kills at once
 	err := chat.Run(ctx, *addr, chat.NewServer(bus, opts), func(url string) {
 		fmt.Printf("chat server: open %s in a browser\n", url)

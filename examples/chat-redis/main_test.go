@@ -574,3 +574,15 @@ func TestArguments(t *testing.T) {
 	cmdtest.Refused(t, chatPath, []string{"-addr", "127.0.0.1:0", "127.0.0.1:9000", "-redis", "127.0.0.1:1"},
 		`unexpected argument "127.0.0.1:9000": flags only (an address goes after -addr)`)
 }
+
+// TestRedisFlag: a -redis that is no host:port is a wrong command line,
+// with exit code 2: the server ran, its reader and writer failing to dial
+// "missing port in address" for good, and closed every member with 1013
+// once its join had waited 15 seconds.
+func TestRedisFlag(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"localhost", "redis://127.0.0.1:6379"} {
+		cmdtest.Refused(t, chatPath, []string{"-addr", "127.0.0.1:0", "-redis", addr},
+			`invalid value "`+addr+`" for flag -redis: want host:port`)
+	}
+}
