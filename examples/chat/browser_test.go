@@ -72,6 +72,17 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("bob's log shows %q, want %q", got, want)
 	}
 
+	// A paste longer than a message may be (64 KiB of UTF-8; 32,769
+	// characters here, set rather than typed, which takes seconds) is
+	// not sent, and stays to be cut: the server would close the
+	// connection with 1009.
+	paste := strings.Repeat("é", 32<<10) + "!"
+	alice.Eval(`document.getElementById("message").value = "é".repeat(32768) + "!"`, new(string))
+	alice.Click("#send")
+	alice.WaitListed("#log li", "not sent: longer than 65536 bytes")
+	alice.WantText("#status", "in lobby as alice")
+	alice.WantValue("#message", paste)
+
 	bob.Click("#leave")
 	bob.WaitText("#status", "disconnected: 1000")
 	bob.WantEnabled("#join", true)
