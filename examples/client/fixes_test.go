@@ -145,9 +145,11 @@ func TestFlagValues(t *testing.T) {
 	}
 }
 
-// TestBadArguments: a flag value out of range, a missing URL, and an
-// argument after the URL (where flag stops reading flags) are named, with
-// exit code 2. The last two printed the usage alone.
+// TestBadArguments: a flag value out of range, a missing URL, an
+// argument after the URL (where flag stops reading flags), and a URL
+// that is none, or not a WebSocket server's, are named, with exit code
+// 2. The second two printed the usage alone; the last three exited with
+// 1, as a handshake that failed does.
 func TestBadArguments(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct{ args, want string }{
@@ -155,6 +157,9 @@ func TestBadArguments(t *testing.T) {
 		{"-handshake-timeout 0 ws://127.0.0.1:1/", "-handshake-timeout must be positive\n"},
 		{"-insecure", "a URL is needed\n"},
 		{"ws://127.0.0.1:1/ -insecure", "unexpected argument \"-insecure\" after the URL: flags go before it\n"},
+		{"127.0.0.1:1/ws", "invalid URL: first path segment in URL cannot contain colon\n"},
+		{"localhost:1/ws", "URL scheme \"localhost\" is not ws or wss (nor http or https)\n"},
+		{"ws://user:secret@/ws", "URL \"ws://user:xxxxx@/ws\" has no host\n"},
 	} {
 		cl := startClient(t, strings.Fields(tt.args)...)
 		if code := cl.exitCode(t, wait); code != 2 {

@@ -162,10 +162,11 @@ func main() {
 		usageError("-handshake-timeout must be positive")
 	}
 	cfg.url = flag.Arg(0)
-	cfg.shown = cfg.url
-	if u, err := url.Parse(cfg.url); err == nil {
-		cfg.shown = u.Redacted() // no password on the terminal
+	u, err := checkURL(cfg.url)
+	if err != nil {
+		usageError(err.Error())
 	}
+	cfg.shown = u.Redacted() // no password on the terminal
 	if *useHTTP2 {
 		cfg.opts.HTTP2 = websocket.HTTP2Required
 	}
@@ -194,6 +195,30 @@ func usageError(msg string) {
 	fmt.Fprintln(flag.CommandLine.Output(), msg)
 	flag.Usage()
 	os.Exit(2)
+}
+
+// checkURL parses the URL to dial: one that is no URL, or names no
+// WebSocket server (no ws or wss scheme, or no host), is a wrong command
+// line, as a typo such as "localhost:8080/ws" makes, rather than a
+// handshake that failed.
+func checkURL(rawURL string) (*url.URL, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// Not the URL, which may hold a password.
+		if ue, ok := err.(*url.Error); ok {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("invalid URL: %w", err)
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "ws", "wss", "http", "https":
+	default:
+		return nil, fmt.Errorf("URL scheme %q is not ws or wss (nor http or https)", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("URL %q has no host", u.Redacted())
+	}
+	return u, nil
 }
 
 // run connects, and reconnects if asked to, until the input ends or ctx
