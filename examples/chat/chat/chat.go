@@ -4,10 +4,10 @@
 // (examples/chat-redis).
 //
 // A member connects to /ws?room=NAME&name=NICK (room "lobby" and name
-// "anonymous" when absent; each at most 64 bytes). Every text message it
-// sends is a chat message, delivered to every member of the room, the
-// sender included, and to no one else. It receives JSON objects, one per
-// text message:
+// "anonymous" when absent; each at most 64 bytes, not blank, without
+// control characters). Every text message it sends is a chat message,
+// delivered to every member of the room, the sender included, and to no
+// one else. It receives JSON objects, one per text message:
 //
 //	{"type":"join","name":"bob","members":["alice","bob"]}
 //	{"type":"join","name":"carol"}
@@ -88,6 +88,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/rfc6455/websocket"
@@ -399,9 +400,22 @@ func Run(ctx context.Context, addr string, s *Server, ready func(url string)) er
 	return nil
 }
 
-// validName reports whether a room or member name may be used.
+// validName reports whether a room or member name may be used: at most
+// maxName bytes of UTF-8, not blank, without control characters (a
+// newline or an escape sequence would reach every member's log and
+// terminal) nor the bidirectional overrides and isolates, which turn the
+// text after them around. Other format characters stay: the zero-width
+// joiner makes one emoji of several.
 func validName(s string) bool {
-	return len(s) <= maxName && utf8.ValidString(s)
+	if len(s) > maxName || !utf8.ValidString(s) || strings.TrimSpace(s) == "" {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) || ('\u202a' <= r && r <= '\u202e') || ('\u2066' <= r && r <= '\u2069') {
+			return false
+		}
+	}
+	return true
 }
 
 // joinNames returns the room and the name a join asks for, or answers
@@ -422,7 +436,7 @@ func joinNames(w http.ResponseWriter, r *http.Request) (roomName, name string, o
 		name = "anonymous"
 	}
 	if !validName(roomName) || !validName(name) {
-		http.Error(w, "room and name: at most 64 bytes of UTF-8 each", http.StatusBadRequest)
+		http.Error(w, "room and name: at most 64 bytes of UTF-8 each, not blank, without control characters", http.StatusBadRequest)
 		return "", "", false
 	}
 	return roomName, name, true

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -223,6 +224,54 @@ func TestBadQuery(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?room=a;b&name=bob", nil)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(err.Error(), "bad query: invalid semicolon separator in query") {
 		t.Fatalf("Dial: %v, want 400 for the bad query", err)
+	}
+}
+
+// TestNames: a room or member name is refused with 400 when it holds a
+// control character (a newline or an escape would reach every member's
+// log and terminal as one), a bidirectional override or isolate (which
+// turn the text after them around), or spaces alone; names of emoji
+// joined with zero-width joiners, and spaces between words, are taken.
+// Before, every one was taken.
+func TestNames(t *testing.T) {
+	t.Parallel()
+	hs := httptest.NewServer(NewServer(new(LocalBus), nil).Handler())
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const refused = "room and name: at most 64 bytes of UTF-8 each, not blank, without control characters"
+	for _, tc := range []struct {
+		room, name string
+		ok         bool
+	}{
+		{"lobby", "ann lee", true},
+		{"\u00e9t\u00e9", "\U0001f469\u200d\U0001f4bb", true},
+		{"lobby", "a\nb", false},
+		{"lobby", "\x00", false},
+		{"lobby", "\x1b[31mred", false},
+		{"lobby", "\u0085", false},
+		{"lobby", "abc\u202edcba", false},
+		{"lobby", "x\u2066y", false},
+		{"lobby", "   ", false},
+		{"\t", "ann", false},
+		{" \u3000", "ann", false},
+	} {
+		q := url.Values{"room": {tc.room}, "name": {tc.name}}
+		c, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(hs.URL, "http")+"/ws?"+q.Encode(), nil)
+		if tc.ok {
+			if err != nil {
+				t.Errorf("room %q, name %q: %v, want taken", tc.room, tc.name, err)
+				continue
+			}
+			c.CloseNow()
+			continue
+		}
+		if err == nil {
+			c.CloseNow()
+		}
+		if err == nil || resp == nil || resp.StatusCode != http.StatusBadRequest || !strings.Contains(err.Error(), refused) {
+			t.Errorf("room %q, name %q: %v, want 400 saying %q", tc.room, tc.name, err, refused)
+		}
 	}
 }
 

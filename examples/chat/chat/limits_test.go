@@ -294,7 +294,7 @@ func TestAddrCheck(t *testing.T) {
 	}
 	clk.Add(2 * time.Second)
 	want("d", ip, admitted)
-	want(strings.Repeat("n", 65), ip, answer{http.StatusBadRequest, "room and name: at most 64 bytes of UTF-8 each\n", ""})
+	want(strings.Repeat("n", 65), ip, answer{http.StatusBadRequest, "room and name: at most 64 bytes of UTF-8 each, not blank, without control characters\n", ""})
 	want("d", "", admitted)
 	want("d", "::1", admitted)
 	want("d", "203.0.113.5", admitted)
