@@ -176,9 +176,12 @@ func (c *Conn) inflatedLocked(ctx context.Context, p []byte, err error, limit in
 	switch {
 	case err == nil:
 		return n, nil
-	case err == io.ErrUnexpectedEOF && in.fr.EndedInBlock():
+	case err == io.ErrUnexpectedEOF && in.fr.EndedInBlock(),
+		(err == io.EOF || err == io.ErrUnexpectedEOF) && in.fr.PastData() < in.src.tail:
 		// The tail appended to the message did not end its last block,
-		// but went into it as data: the message was cut inside a block.
+		// but went into it as data; or it went into a block, as data or
+		// its end code, that then ended: the message was cut inside a
+		// block.
 		return 0, c.inflateFailLocked(StatusInvalidFramePayloadData, limit, errInflateCut)
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		// The stream ended where the message did: the decoder ran out of

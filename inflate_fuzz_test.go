@@ -58,7 +58,9 @@ type fuzzInflateMsg struct {
 // DEFLATE. The message fails with 1009 if it inflates past the limit,
 // or its payload is past compressedLimit, each frame counting as
 // compressedSize; with 1007 if it is not valid
-// DEFLATE within the limit, or, as text, not UTF-8 within it; with 1002
+// DEFLATE within the limit, if it was cut inside a block that the tail
+// went into (as data or its end code), or, as text, if it is not UTF-8
+// within the limit; with 1002
 // for RSV1 on a continuation frame. Which comes first depends on how the
 // frames and the reads fall, so a message may fail with any of those it
 // breaks.
@@ -115,8 +117,9 @@ func fuzzInflatePeer(plan *fuzzPlan, msgs []byte, masked bool, limit int64, take
 			switch {
 			case errors.Is(err, flatetest.ErrBeyondWindow) && len(lax) < len(out):
 				out, invalid = out[:len(lax)], true
-			case err == io.ErrUnexpectedEOF && z.Cut:
-				// The tail went into a block cut short, as its data.
+			case z.Cut:
+				// The tail went into a block cut short, as its data,
+				// or its end code.
 				invalid = true
 			}
 			if invalid && int64(len(out)) <= limit {

@@ -93,10 +93,18 @@ func TestHostileDeflateScenarios(t *testing.T) {
 		// The 00 00 ff ff a receiver appends went into the block as its
 		// data, and was delivered as if the peer had sent it. A stored
 		// block claiming 100 bytes and carrying 3; the Huffman block of
-		// z without its last bytes (its end code among them).
+		// z without its last bytes (its end code among them). Then
+		// blocks that the tail completes: a stored block claiming 7
+		// bytes and carrying 3, which would read "abc\x00\x00\xff\xff";
+		// "hello world" in a fixed block, sync flushed by zlib, and in a
+		// final one, each without its last 2 bytes, whose zero bits the
+		// tail puts back as "`" and the end code ("hello worl`").
 		for _, payload := range [][]byte{
 			{0x00, 100, 0, ^byte(100), 0xff, 'a', 'b', 'c'},
 			z[:len(z)-3],
+			{0x00, 7, 0, ^byte(7), 0xff, 'a', 'b', 'c'},
+			[]byte("\xca\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49"),
+			[]byte("\xcb\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49"),
 		} {
 			c, _ := hostileDeflatePeer(t, takeover, fuzzAppendFrame(nil, true, rsv1, opBinary, false, payload))
 			_, p, err := c.Read(ctx)

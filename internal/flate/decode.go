@@ -79,6 +79,10 @@ type decodeState struct {
 	final  bool // the block being decoded is the last
 	stored int  // bytes of the stored block left
 
+	// dataEnd is where the last block that held data or an end code
+	// ended: the bits of input decoded up to there (Reader.PastData).
+	dataEnd int64
+
 	// A match cut short by the end of p: the bytes of it left, and its
 	// distance.
 	copyLen, copyDist int
@@ -310,6 +314,14 @@ func (d *decoder) header(src io.Reader) error {
 	return nil
 }
 
+// endDataBlock ends a block that held data or an end code: a Huffman
+// block, or a stored block of a byte or more. It notes where the block
+// ended, which must be in what the peer sent (Reader.PastData).
+func (d *decoder) endDataBlock() {
+	d.dataEnd = (d.read-int64(d.iend-d.ip))*8 - int64(d.nb)
+	d.endBlock()
+}
+
 func (d *decoder) endBlock() {
 	if d.final {
 		d.stage = stageDone
@@ -462,7 +474,7 @@ func (d *decoder) storedBytes(src io.Reader, p []byte, n int) (int, error) {
 		}
 	}
 	if d.stored == 0 {
-		d.endBlock()
+		d.endDataBlock()
 	}
 	return n, nil
 }
@@ -499,7 +511,7 @@ func (d *decoder) slow(r *Reader, p []byte, n int) (int, error) {
 		p[n] = byte(e >> 16)
 		return n + 1, nil
 	case e&flagEOB != 0:
-		d.endBlock()
+		d.endDataBlock()
 		return n, nil
 	case e&flagBad != 0:
 		return n, d.corruptCode(e, "literal/length")
@@ -557,6 +569,7 @@ func (d *decoder) fast(r *Reader, p []byte, n int) (int, error) {
 	hlen, window := int(r.hlen), r.window()
 	var fault string // what could not be decoded
 	var far int      // or the distance out of reach
+	var end bool     // or the block's end code
 	for ip+8 <= len(in) && n < len(p) {
 		// Whole bytes in: nb becomes 56 to 63. The bits above nb are
 		// input still to come, which the next refill puts there again.
@@ -592,7 +605,7 @@ func (d *decoder) fast(r *Reader, p []byte, n int) (int, error) {
 			}
 			bits >>= e & lenMask
 			nb -= uint(e & lenMask)
-			d.endBlock()
+			end = true
 			break
 		}
 		bits >>= e & lenMask
@@ -641,6 +654,8 @@ func (d *decoder) fast(r *Reader, p []byte, n int) (int, error) {
 	d.ip = ip
 	d.bits, d.nb = bits&(1<<nb-1), nb
 	switch {
+	case end:
+		d.endDataBlock()
 	case far > 0:
 		return n, d.checkDist(r, far, n)
 	case fault != "":

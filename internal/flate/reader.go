@@ -3,6 +3,7 @@ package flate
 import (
 	"errors"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 )
@@ -51,6 +52,7 @@ type Reader struct {
 	windowBits uint8 // immutable
 	takeover   bool  // history outlives a stream; immutable
 	cut        bool  // the last stream ran out inside a block (EndedInBlock)
+	past       uint8 // PastData of the last stream
 
 	d      *decoder    // the working state while a stream is being read
 	paused *pausedRead // what of it Pause kept, while d is nil
@@ -105,6 +107,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 	}
 	if err != nil {
 		r.cut = err == io.ErrUnexpectedEOF && (r.d.stage == stageStored || r.d.stage == stageHuffman)
+		r.past = uint8(min((r.d.read*8-r.d.dataEnd)/8, math.MaxUint8))
 		r.endStream()
 	}
 	if err == nil || r.takeover {
@@ -120,6 +123,17 @@ func (r *Reader) Read(p []byte) (int, error) {
 // A message of RFC 7692 ends between blocks, after an empty stored block,
 // once its receiver has appended 00 00 ff ff.
 func (r *Reader) EndedInBlock() bool { return r.cut }
+
+// PastData returns how many whole bytes the stream that the last Read
+// ended read from src past the end of its last block that held data or an
+// end code (a Huffman block, or a stored block of a byte or more), or
+// past its start if it had none; at most 255. Every such block of a
+// message of RFC 7692 ends in what the peer sent: if fewer bytes than
+// those of the 00 00 ff ff its receiver appended were read past it, the
+// block took some of them as its data or its end code. The message was
+// then cut inside the block, though the tail let it end between blocks,
+// or with a final block.
+func (r *Reader) PastData() int { return int(r.past) }
 
 // Reset forgets the history, and ends any stream being read, so that the
 // next Read starts a stream that decodes on its own.

@@ -162,6 +162,42 @@ func TestReaderRFC7692Examples(t *testing.T) {
 	}
 }
 
+// TestReaderPastData checks what PastData says of messages read with the
+// tail put back, the whole input at hand: at least the tail's 4 bytes
+// were read past the last block of a message as RFC 7692 sends it, fewer
+// past one that the tail went into and ended (a stored block claiming 7
+// bytes and carrying 3; "hello world" sync flushed by zlib, and in a
+// final block, each without its last 2 bytes, which the tail puts back
+// as "`" and the end code).
+func TestReaderPastData(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		msg  string
+		want string // what it decodes to
+		past int
+	}{
+		{"7.2.3.1 one fixed block", "\xf2\x48\xcd\xc9\xc9\x07\x00", "Hello", 4},
+		{"7.2.3.3 a stored block", "\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00", "Hello", 5},
+		{"7.2.3.4 a final block", "\xf3\x48\xcd\xc9\xc9\x07\x00\x00", "Hello", 5},
+		{"7.2.3.5 two blocks", "\xf2\x48\x05\x00\x00\x00\xff\xff\xca\xc9\xc9\x07\x00", "Hello", 4},
+		{"7.2.3.6 empty", "\x00", "", 5},
+		{"nothing", "", "", 4},
+		{"stored block completed by the tail", "\x00\x07\x00\xf8\xffabc", "abc\x00\x00\xff\xff", 0},
+		{"fixed block ended by the tail", "\xca\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49", "hello worl`", 2},
+		{"final block ended by the tail", "\xcb\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49", "hello worl`", 2},
+	}
+	for _, tt := range tests {
+		var src msgSource
+		r := NewReader(&src, MaxWindowBits, false)
+		src.next([]byte(tt.msg), true)
+		got, err := readStream(r, nil, make([]byte, 100))
+		if string(got) != tt.want || err != io.EOF && err != io.ErrUnexpectedEOF || r.PastData() != tt.past {
+			t.Errorf("%s: %q, %v, PastData %d; want %q, the end of the stream, PastData %d", tt.name, got, err, r.PastData(), tt.want, tt.past)
+		}
+	}
+}
+
 // TestReaderRoundTrip decodes the messages of every payload, compressed
 // by our Writer with every window size and by compress/flate at every
 // level (with 32 KiB windows), with and without context takeover, each

@@ -30,10 +30,13 @@ type Inflater struct {
 	Max     int    // with Lax, stop once a message decodes to more (0: no limit)
 	// Cut is set by a Lax Message whose input ran out inside a block, short
 	// of a stored block's length or of a Huffman block's end code, rather
-	// than between blocks.
+	// than between blocks; or in which a block that held data or an end
+	// code (a Huffman block, a stored block of a byte or more) ended in
+	// the last 4 bytes, the tail a receiver appends, which went into it.
 	Cut bool
 
 	inBlock bool // decoding a block's data
+	dataEnd int  // the bit where the last block that held data or an end code ended
 
 	in  []byte
 	bit int // position in in, in bits
@@ -161,9 +164,12 @@ func (z *Inflater) decode(h *huffman) int {
 // stops with ErrMax.
 func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 	z.in, z.bit = p, 0
-	z.Cut, z.inBlock = false, false
+	z.Cut, z.inBlock, z.dataEnd = false, false, 0
 	start := len(z.Out)
 	defer func() {
+		// Where the input ended, or a final block: did a block take the
+		// tail?
+		tailTaken := z.Lax && z.dataEnd > 8*(len(p)-4)
 		if r := recover(); r != nil {
 			e, ok := r.(error)
 			if !ok || !errors.Is(e, errInflate) {
@@ -171,11 +177,13 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 			}
 			switch {
 			case errors.Is(e, io.ErrUnexpectedEOF):
-				e, z.Cut = io.ErrUnexpectedEOF, z.inBlock
+				e, z.Cut = io.ErrUnexpectedEOF, z.inBlock || tailTaken
 			case errors.Is(e, ErrMax):
 				e = ErrMax
 			}
 			msg, err = z.Out[start:], e
+		} else {
+			z.Cut = tailTaken
 		}
 	}()
 	for {
@@ -197,6 +205,9 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 					z.Out = append(z.Out, byte(z.bits(8)))
 				}
 				z.inBlock = false
+				if n > 0 {
+					z.dataEnd = z.bit
+				}
 				z.checkMax(start)
 			} else {
 				if z.bit>>3+n > len(z.in) {
@@ -293,7 +304,7 @@ func (z *Inflater) symbols(start int, lit, dist *huffman) {
 			z.Out = append(z.Out, byte(s))
 			continue
 		case s == 256:
-			z.inBlock = false
+			z.inBlock, z.dataEnd = false, z.bit
 			return
 		case s > 285:
 			z.corrupt("length symbol %d", s)
