@@ -76,6 +76,7 @@ type decodeState struct {
 	markNb   uint
 
 	stage  uint8
+	codes  bool // reading the code lengths in a dynamic block's header
 	final  bool // the block being decoded is the last
 	stored int  // bytes of the stored block left
 
@@ -303,9 +304,11 @@ func (d *decoder) header(src io.Reader) error {
 		d.lit, d.dist = &fixedLitTable, &fixedDistTable
 		d.litMin, d.distMin = 7, 5
 	case 2:
+		d.codes = true
 		if err := d.dynamicCodes(src); err != nil {
 			return err
 		}
+		d.codes = false
 		d.lit, d.dist = &d.litDyn, &d.distDyn
 	default:
 		return d.corrupt("invalid block type 3")

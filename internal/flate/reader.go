@@ -106,7 +106,7 @@ func (r *Reader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	if err != nil {
-		r.cut = err == io.ErrUnexpectedEOF && (r.d.stage == stageStored || r.d.stage == stageHuffman)
+		r.cut = err == io.ErrUnexpectedEOF && (r.d.stage == stageStored || r.d.stage == stageHuffman || r.d.codes)
 		r.past = uint8(min((r.d.read*8-r.d.dataEnd)/8, math.MaxUint8))
 		r.endStream()
 	}
@@ -118,8 +118,9 @@ func (r *Reader) Read(p []byte) (int, error) {
 
 // EndedInBlock reports whether the stream that the last Read ended with
 // io.ErrUnexpectedEOF ran out inside a block, short of a stored block's
-// length or of a Huffman block's end code, rather than between blocks:
-// the last bytes it decoded then may be no more than what src ended with.
+// length, of a dynamic block's code lengths or of a Huffman block's end
+// code, rather than between blocks: the last bytes it decoded then may be
+// no more than what src ended with, or the block's data never came.
 // A message of RFC 7692 ends between blocks, after an empty stored block,
 // once its receiver has appended 00 00 ff ff.
 func (r *Reader) EndedInBlock() bool { return r.cut }

@@ -162,38 +162,44 @@ func TestReaderRFC7692Examples(t *testing.T) {
 	}
 }
 
-// TestReaderPastData checks what PastData says of messages read with the
-// tail put back, the whole input at hand: at least the tail's 4 bytes
-// were read past the last block of a message as RFC 7692 sends it, fewer
-// past one that the tail went into and ended (a stored block claiming 7
-// bytes and carrying 3; "hello world" sync flushed by zlib, and in a
-// final block, each without its last 2 bytes, which the tail puts back
-// as "`" and the end code).
-func TestReaderPastData(t *testing.T) {
+// TestReaderMessageEnd checks what EndedInBlock and PastData say of
+// messages read with the tail put back, the whole input at hand. A
+// message as RFC 7692 sends it ends between blocks, at least the tail's 4
+// bytes read past its last block that held data. A message cut inside a
+// block runs out in it (a stored block claiming 100 bytes and carrying 3;
+// the first 10 bytes of a dynamic block of zlib's, which end in its code
+// lengths) or ends it with the tail, fewer bytes read past it (a stored
+// block claiming 7 bytes and carrying 3; "hello world" sync flushed by
+// zlib, and in a final block, each without its last 2 bytes, which the
+// tail puts back as "`" and the end code).
+func TestReaderMessageEnd(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name string
-		msg  string
-		want string // what it decodes to
-		past int
+		name    string
+		msg     string
+		want    string // what it decodes to
+		inBlock bool
+		past    int
 	}{
-		{"7.2.3.1 one fixed block", "\xf2\x48\xcd\xc9\xc9\x07\x00", "Hello", 4},
-		{"7.2.3.3 a stored block", "\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00", "Hello", 5},
-		{"7.2.3.4 a final block", "\xf3\x48\xcd\xc9\xc9\x07\x00\x00", "Hello", 5},
-		{"7.2.3.5 two blocks", "\xf2\x48\x05\x00\x00\x00\xff\xff\xca\xc9\xc9\x07\x00", "Hello", 4},
-		{"7.2.3.6 empty", "\x00", "", 5},
-		{"nothing", "", "", 4},
-		{"stored block completed by the tail", "\x00\x07\x00\xf8\xffabc", "abc\x00\x00\xff\xff", 0},
-		{"fixed block ended by the tail", "\xca\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49", "hello worl`", 2},
-		{"final block ended by the tail", "\xcb\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49", "hello worl`", 2},
+		{"7.2.3.1 one fixed block", "\xf2\x48\xcd\xc9\xc9\x07\x00", "Hello", false, 4},
+		{"7.2.3.3 a stored block", "\x00\x05\x00\xfa\xff\x48\x65\x6c\x6c\x6f\x00", "Hello", false, 5},
+		{"7.2.3.4 a final block", "\xf3\x48\xcd\xc9\xc9\x07\x00\x00", "Hello", false, 5},
+		{"7.2.3.5 two blocks", "\xf2\x48\x05\x00\x00\x00\xff\xff\xca\xc9\xc9\x07\x00", "Hello", false, 4},
+		{"7.2.3.6 empty", "\x00", "", false, 5},
+		{"nothing", "", "", false, 4},
+		{"stored block run short", "\x00\x64\x00\x9b\xffabc", "abc\x00\x00\xff\xff", true, 12},
+		{"dynamic block's code lengths run short", "\xec\xcf\xbb\x11\x85\x40\x0c\x43\xd1\x56", "", true, 14},
+		{"stored block completed by the tail", "\x00\x07\x00\xf8\xffabc", "abc\x00\x00\xff\xff", false, 0},
+		{"fixed block ended by the tail", "\xca\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49", "hello worl`", false, 2},
+		{"final block ended by the tail", "\xcb\x48\xcd\xc9\xc9\x57\x28\xcf\x2f\xca\x49", "hello worl`", false, 2},
 	}
 	for _, tt := range tests {
 		var src msgSource
 		r := NewReader(&src, MaxWindowBits, false)
 		src.next([]byte(tt.msg), true)
 		got, err := readStream(r, nil, make([]byte, 100))
-		if string(got) != tt.want || err != io.EOF && err != io.ErrUnexpectedEOF || r.PastData() != tt.past {
-			t.Errorf("%s: %q, %v, PastData %d; want %q, the end of the stream, PastData %d", tt.name, got, err, r.PastData(), tt.want, tt.past)
+		if string(got) != tt.want || err != io.EOF && err != io.ErrUnexpectedEOF || r.EndedInBlock() != tt.inBlock || r.PastData() != tt.past {
+			t.Errorf("%s: %q, %v, EndedInBlock %t, PastData %d; want %q, the end of the stream, %t, %d", tt.name, got, err, r.EndedInBlock(), r.PastData(), tt.want, tt.inBlock, tt.past)
 		}
 	}
 }

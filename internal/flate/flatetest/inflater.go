@@ -29,13 +29,13 @@ type Inflater struct {
 	Blocks  [3]int // blocks seen, by type: stored, fixed, dynamic
 	Max     int    // with Lax, stop once a message decodes to more (0: no limit)
 	// Cut is set by a Lax Message whose input ran out inside a block, short
-	// of a stored block's length or of a Huffman block's end code, rather
-	// than between blocks; or in which a block that held data or an end
+	// of a stored block's length, of a dynamic block's code lengths or of a
+	// Huffman block's end code, rather than between blocks; or in which a block that held data or an end
 	// code (a Huffman block, a stored block of a byte or more) ended in
 	// the last 4 bytes, the tail a receiver appends, which went into it.
 	Cut bool
 
-	inBlock bool // decoding a block's data
+	inBlock bool // decoding a block's data, or a dynamic block's code lengths
 	dataEnd int  // the bit where the last block that held data or an end code ended
 
 	in  []byte
@@ -241,6 +241,7 @@ func (z *Inflater) Message(p []byte) (msg []byte, err error) {
 			z.Blocks[1]++
 			z.symbols(start, z.code(lens, "fixed literal", false), z.code(dl, "fixed distance", false))
 		case 2:
+			z.inBlock = true // until the end code, as for its data
 			nlit, ndist, ncl := z.bits(5)+257, z.bits(5)+1, z.bits(4)+4
 			if nlit > 286 || ndist > 30 {
 				z.corrupt("HLIT %d HDIST %d", nlit, ndist)
