@@ -76,9 +76,10 @@ const (
 // applied anyway may have put this bus's own events after Subscribe
 // among those entries: see startAt.)
 //
-// When Redis is unreachable both retry; the reader resumes where it
-// stopped, so nothing published meanwhile is missed unless the stream
-// has been trimmed past it.
+// When Redis is unreachable both retry, and the first to reach it again
+// has the other try at once; the reader resumes where it stopped, so
+// nothing published meanwhile is missed unless the stream has been
+// trimmed past it.
 type redisBus struct {
 	rdb    *redis.Client                    // immutable
 	writer string                           // immutable: this bus's writer ID
@@ -95,6 +96,10 @@ type redisBus struct {
 	// unreachable, zero once either reaches it again: a server with
 	// nothing held knows Redis is gone from its reader.
 	downSince time.Time // guarded by mu
+	// backAt is when the writer or the reader last reached Redis after
+	// failing to: events held since before it are not stuck, but waiting
+	// for the writer's next try.
+	backAt time.Time // guarded by mu
 	// refusal is Redis's answer to the writer's last transaction, when
 	// Redis refused it (out of memory, say), nil once one succeeds.
 	refusal error // guarded by mu
@@ -200,9 +205,10 @@ var (
 
 // Publish implements chat.Bus: it queues ev for the writer, unless Redis
 // has been unreachable, or refused the writer's transactions, for
-// holdLimit (the queue's oldest event has waited that long, or the
-// writer or the reader has failed that long), or the queue holds
-// heldBytes already. A leave is queued whatever Redis does, until the
+// holdLimit (the queue's oldest event has waited that long, and neither
+// the writer nor the reader has reached Redis meanwhile; or the writer
+// or the reader has failed that long), or the queue holds heldBytes
+// already. A leave is queued whatever Redis does, until the
 // bus closes: its member's join was queued, and a leave refused would
 // leave the member listed on every server once Redis is back. There are
 // no more leaves than joins queued before them.
@@ -213,7 +219,10 @@ func (b *redisBus) Publish(room string, ev chat.Event) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	stuck := len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit
+	// Once the reader or the writer has reached Redis again, the held
+	// events wait for the writer's next try, which comes at once: they
+	// are not stuck.
+	stuck := len(b.queue) > 0 && time.Since(b.queue[0].at) > holdLimit && time.Since(b.backAt) > holdLimit
 	switch {
 	case b.closed:
 		return errClosed
@@ -315,7 +324,7 @@ func (b *redisBus) write() {
 			}
 			select {
 			case <-time.After(backoff):
-			case <-b.queued: // Close may have dropped the queue
+			case <-b.queued: // Close may have dropped the queue, or the reader reached Redis
 			}
 			backoff = min(2*backoff, time.Second)
 			continue
@@ -517,17 +526,23 @@ func (b *redisBus) unblockReader(ctx context.Context, gen uint64) {
 // errors begin with, which the log line says already.
 func redisErr(err error) string { return strings.TrimPrefix(err.Error(), "redis: ") }
 
-// reached records whether the writer or the reader just reached Redis,
-// or found it unreachable (downSince).
+// reached records whether the writer or the reader just reached Redis
+// (backAt), or found it unreachable (downSince). Once one of them has
+// reached it again, the other, waiting to try again, tries at once.
 func (b *redisBus) reached(ok bool) {
 	b.mu.Lock()
 	switch {
 	case ok:
 		b.downSince = time.Time{}
+		b.backAt = time.Now()
 	case b.downSince.IsZero():
 		b.downSince = time.Now()
 	}
 	b.mu.Unlock()
+	if ok {
+		notify(b.queued)
+		notify(b.wake)
+	}
 }
 
 // reachedAgain notes that the writer or the reader (what) reached Redis,

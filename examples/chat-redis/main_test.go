@@ -346,13 +346,18 @@ func TestRedisDownTooLong(t *testing.T) {
 // once its server refuses new events (past holdLimit): its join, held,
 // and its leave both reach the room once Redis is back, and no server
 // lists it. The leave was refused and lost, the held join alone written:
-// every server listed the member for good.
+// every server listed the member for good. Before Redis goes, a has heard
+// from w's server (its answer to the roll call of a's join, which it
+// publishes on its own time): held through the outage, that answer kept
+// w's server refusing late's join with 1013 until its writer's next try,
+// though its reader had delivered the ghost's leave.
 func TestLeaveDuringOutage(t *testing.T) {
 	t.Parallel()
 	r, s1, s2 := startTwo(t)
 	w := chattest.Join(t, s2.WS("g", "w"), "w")
-	chattest.Join(t, s1.WS("g", "a"), "a")
+	a := chattest.Join(t, s1.WS("g", "a"), "a")
 	w.WaitFor(t, "the join of a", func(got []chattest.Message) bool { return len(chattest.Roster(got)) == 2 })
+	a.WaitFor(t, "the answer of w's server", func(got []chattest.Message) bool { return len(chattest.Roster(got)) == 2 })
 
 	r.kill(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
