@@ -159,13 +159,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 		if direct != nil {
 			direct.Close()
 		}
-		if line, _, _ := strings.Cut(string(body), "\n"); strings.TrimSpace(line) != "" {
-			// The server's own words on why it refused, when it gave any;
-			// those of our own Accept lose their prefix, which err has.
-			line = strings.TrimPrefix(strings.TrimSpace(line), "websocket: ")
-			err = fmt.Errorf("%w: %s", err, quoted(line))
-		}
-		return nil, resp, err
+		return nil, resp, withRefusal(err, string(body))
 	}
 	if tr.rw == nil {
 		resp.Body.Close()
@@ -641,6 +635,17 @@ func checkNegotiated(h http.Header, offered []string, comp compression) (string,
 		return fail("%s", errText(err))
 	}
 	return subprotocol, deflate, nil
+}
+
+// withRefusal adds to err, a refused handshake's, the first line of the
+// response's body: the server's own words on why it refused, when it gave
+// any. Those of our own Accept lose their prefix, which err has.
+func withRefusal(err error, body string) error {
+	line, _, _ := strings.Cut(body, "\n")
+	if line = strings.TrimSpace(line); line == "" {
+		return err
+	}
+	return fmt.Errorf("%w: %s", err, quoted(strings.TrimPrefix(line, "websocket: ")))
 }
 
 // keepBody replaces the body of a refused handshake with up to 1 KiB of it,

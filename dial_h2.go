@@ -469,10 +469,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		s.Close()
 		resp.Body = io.NopCloser(strings.NewReader(body))
 		err := fmt.Errorf("%w: server answered %s, not 200", ErrHandshake, quoted(resp.Status))
-		if line, _, _ := strings.Cut(body, "\n"); strings.TrimSpace(line) != "" {
-			err = fmt.Errorf("%w: %s", err, quoted(strings.TrimSpace(line)))
-		}
-		return nil, resp, err, true
+		return nil, resp, withRefusal(err, body), true
 	}
 	subprotocol, deflate, err := checkNegotiated(resp.Header, opts.Subprotocols, comp)
 	if err != nil {

@@ -304,7 +304,8 @@ func testDialH2Context(t *testing.T, tls bool) {
 }
 
 // testDialH2Refused: a refusal is ErrHandshake with the server's status
-// and words; the connection stays for others.
+// and words, those of our own Accept without a second prefix, as over
+// HTTP/1.1 (TestDialRefusedByAccept); the connection stays for others.
 func testDialH2Refused(t *testing.T, tls bool) {
 	o := newH2Origin(t, tls, func(w http.ResponseWriter, r *http.Request) {
 		Accept(w, r, nil)
@@ -317,8 +318,9 @@ func testDialH2Refused(t *testing.T, tls bool) {
 	if !errors.Is(err, ErrHandshake) || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("Dial: %v, %v; want ErrHandshake and a 403 response", err, resp)
 	}
-	if !strings.Contains(err.Error(), "403") || !strings.Contains(err.Error(), `"websocket: `) {
-		t.Errorf("error %q does not give the status and the server's words", err)
+	want := `websocket: handshake failed: server answered "403 Forbidden", not 200: "origin \"https://elsewhere.example\" not allowed"`
+	if err.Error() != want {
+		t.Errorf("Dial: %v\nwant %s", err, want)
 	}
 }
 
