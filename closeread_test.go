@@ -104,7 +104,8 @@ func TestCloseReadPingsAndData(t *testing.T) {
 }
 
 // TestCloseReadTwice: CloseRead on a connection read already ends its
-// context at once, and the connection stays its reader's.
+// context at once, and the connection stays its reader's; a read says
+// that CloseRead reads it, not Serve, which the program never called.
 func TestCloseReadTwice(t *testing.T) {
 	t.Parallel()
 	s, conns := acceptOne(t, nil)
@@ -115,8 +116,15 @@ func TestCloseReadTwice(t *testing.T) {
 	if !errors.Is(context.Cause(second), errServeTwice) {
 		t.Errorf("the second CloseRead's cause: %v, want %v", context.Cause(second), errServeTwice)
 	}
-	if _, _, err := sc.Read(context.Background()); err == nil {
-		t.Error("Read after CloseRead: no error")
+	const want = "websocket: read: the connection is read by CloseRead, which alone reads it"
+	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != want {
+		t.Errorf("Read after CloseRead: %v, want %s", err, want)
+	}
+	if _, _, err := sc.ReadAppend(context.Background(), nil); err == nil || err.Error() != want {
+		t.Errorf("ReadAppend after CloseRead: %v, want %s", err, want)
+	}
+	if _, _, err := sc.Reader(context.Background()); err == nil || err.Error() != want {
+		t.Errorf("Reader after CloseRead: %v, want %s", err, want)
 	}
 	if first.Err() != nil {
 		t.Fatalf("the first CloseRead's context ended: %v", context.Cause(first))

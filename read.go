@@ -73,8 +73,8 @@ type messageReader Conn
 // arrived), the rest of the message cannot be delivered, and the
 // connection is failed with StatusPolicyViolation.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
-	if c.srv.Load() != nil {
-		return 0, nil, errServed
+	if s := c.srv.Load(); s != nil {
+		return 0, nil, s.readErr()
 	}
 	typ, err := c.beginRead(ctx, false)
 	if err != nil {
@@ -99,8 +99,8 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	// ReadAppend's body rather than a call to it: a frame less on the
 	// stack of the goroutine that waits here.
-	if c.srv.Load() != nil {
-		return 0, nil, errServed
+	if s := c.srv.Load(); s != nil {
+		return 0, nil, s.readErr()
 	}
 	return c.readAppend(ctx, nil, false)
 }
@@ -119,14 +119,27 @@ func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 //
 // On error it returns dst as given.
 func (c *Conn) ReadAppend(ctx context.Context, dst []byte) (MessageType, []byte, error) {
-	if c.srv.Load() != nil {
-		return 0, dst, errServed
+	if s := c.srv.Load(); s != nil {
+		return 0, dst, s.readErr()
 	}
 	return c.readAppend(ctx, dst, false)
 }
 
-// errServed is what the reading methods return on a served connection.
-var errServed = errors.New("websocket: read: the connection is served by Serve, which alone reads it")
+// errServed and errClosingRead are what the reading methods return on a
+// connection given to Serve or to CloseRead (readErr).
+var (
+	errServed      = errors.New("websocket: read: the connection is served by Serve, which alone reads it")
+	errClosingRead = errors.New("websocket: read: the connection is read by CloseRead, which alone reads it")
+)
+
+// readErr is what the reading methods return on s's connection: the error
+// names the call the program made, Serve or CloseRead.
+func (s *server) readErr() error {
+	if s.noData {
+		return errClosingRead
+	}
+	return errServed
+}
 
 // readAppend is ReadAppend, and Serve's read when untilIdle is set: then
 // it ends with errScanStopped, having read no message, once the control
