@@ -66,10 +66,11 @@ import (
 // past fails the call at once. A Read that times out leaves the
 // connection as it was, even in the middle of a message: the next Read
 // carries on from the same byte. A Write that times out while waiting its
-// turn, or before the first byte of its frame went out, leaves the
-// connection usable too; one that times out with its frame partly written
-// cannot complete the frame, so the connection is closed, and the error
-// also wraps ErrClosed; so is one that times out during I/O over TLS or on
+// turn, or before the first byte of its message went out, leaves the
+// connection usable too; one that times out with its frame partly written,
+// or between the frames of a compressed message, cannot complete the
+// message, so the connection is closed, and the error also wraps
+// ErrClosed; so is one that times out during I/O over TLS or on
 // a server's HTTP/2 stream, which cannot go on after a deadline passes
 // (see the package's documentation). A Write that joins the connection's
 // write queue returns once p is queued (see Conn.Write), so its deadline

@@ -154,6 +154,36 @@ func TestWriterFirstFrameFails(t *testing.T) {
 	}
 }
 
+// TestWriterLaterFrameFails: a message whose context ends after a frame
+// of it went out cannot be completed, so the connection is closed, and
+// the write that closed it says so, as every later call does: its error
+// wraps ErrClosed beside the context's, where a bare context error would
+// tell the caller that the connection goes on.
+func TestWriterLaterFrameFails(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, echo)
+	c := dialT(t, wsURL(s), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	w, err := c.Writer(ctx, MessageBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, 5000)); err != nil {
+		t.Fatalf("Write of the first frame: %v", err)
+	}
+	cancel()
+	const want = "websocket: write: connection closed: message cut short: write: context canceled"
+	if _, err := w.Write(make([]byte, 5000)); !errors.Is(err, ErrClosed) || !errors.Is(err, context.Canceled) || err.Error() != want {
+		t.Fatalf("Write after the context ended: %v, want %s", err, want)
+	}
+	if err := w.Close(); !errors.Is(err, ErrClosed) || err.Error() != want {
+		t.Fatalf("Close of the cut message: %v, want %s", err, want)
+	}
+	if err := c.Write(context.Background(), MessageText, []byte("after")); !errors.Is(err, ErrClosed) || err.Error() != want {
+		t.Fatalf("Write after the cut message: %v, want %s", err, want)
+	}
+}
+
 // countedConn is a socket wrapped, by embedding, to count the bytes read
 // and written through it.
 type countedConn struct {

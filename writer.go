@@ -54,8 +54,9 @@ func putDeflateOut(bp *[]byte) {
 //
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
-// is closed (in a browser, which sends a message only whole, the message
-// is dropped and the connection stays usable). Once the connection has
+// is closed, the write's error wrapping ErrClosed (in a browser, which
+// sends a message only whole, the message is dropped and the connection
+// stays usable). Once the connection has
 // closed, a write fails, with an error wrapping ErrClosed unless the
 // message had failed already, and the writer lets go of its compressor
 // and buffers, though it is left open.
@@ -247,8 +248,10 @@ func (w *messageWriter) frame(fin bool, p []byte) error {
 		case w.op == opContinuation:
 			// The peer is inside the message: no other message can
 			// follow. (After our close frame none can anyway, and the
-			// connection stays open for reading.)
+			// connection stays open for reading.) The write says so,
+			// as the calls after it do.
 			w.c.closeTransport(opErr("message cut short", err))
+			err = w.c.closedErr("write")
 		case w.d != nil && w.c.deflate.sendTakeover:
 			// Nothing of the message went out, but our compressor has
 			// taken it in: it starts afresh, as a message that refers to
