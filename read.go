@@ -64,8 +64,11 @@ type messageReader Conn
 
 // Reader waits for the next data message and returns its type and a reader
 // of its payload. The reader returns io.EOF at the message's end and is
-// valid until the next call to Reader or Read, which discards what was left
-// unread of it (still checking it, so a bad message fails the connection).
+// valid until the next call to Reader, Read or ReadAppend, which discards
+// what was left unread of it (still checking it, so a bad message fails the
+// connection). Do not use it after that: the connection hands out the same
+// reader for every message, so a late Read would take the bytes of a later
+// message, from the reader returned with it.
 //
 // If ctx ends while Reader waits for a message, Reader returns ctx's error
 // and the connection stays usable. The reader keeps using ctx: if it ends
