@@ -1762,6 +1762,21 @@ func TestDialURLPasswordHidden(t *testing.T) {
 	}
 }
 
+// TestDialURLNamed: an invalid URL's error names the URL as the caller
+// wrote it, as dialErr does, not the http:// URL that Dial maps it to.
+func TestDialURLNamed(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct{ url, want string }{
+		{"ws:///path", `websocket: URL "ws:///path" has no host`},
+		{"wss://user:s3cret@/x", `websocket: URL "wss://user:xxxxx@/x" has no host`},
+		{"wss://example.com/x#f", `websocket: URL "wss://example.com/x#f" has a fragment`},
+	} {
+		if _, _, err := Dial(context.Background(), tt.url, nil); err == nil || err.Error() != tt.want {
+			t.Errorf("Dial(%q): %v, want %s", tt.url, err, tt.want)
+		}
+	}
+}
+
 // TestDialProxyAnswerBounded: a proxy's answer to CONNECT for a wss://
 // handshake, which net/http reads, is bounded as Dial's own reads are,
 // to 1 MiB of header: the default client read 10 MiB of it (11 MB

@@ -107,6 +107,8 @@ func dialURL(rawURL string) (*url.URL, error) {
 		}
 		return nil, fmt.Errorf("websocket: invalid URL: %w", err)
 	}
+	// The URL as the caller wrote it, for the errors (as dialErr).
+	shown := u.Redacted()
 	switch strings.ToLower(u.Scheme) {
 	case "ws", "http":
 		u.Scheme = "http"
@@ -116,12 +118,12 @@ func dialURL(rawURL string) (*url.URL, error) {
 		return nil, fmt.Errorf("websocket: URL scheme %q is not ws, wss, http or https", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("websocket: URL %q has no host", u.Redacted())
+		return nil, fmt.Errorf("websocket: URL %q has no host", shown)
 	}
 	// §3: "Fragment identifiers are meaningless in the context of WebSocket
 	// URIs and MUST NOT be used on these URIs."
 	if u.Fragment != "" || strings.Contains(rawURL, "#") {
-		return nil, fmt.Errorf("websocket: URL %q has a fragment", u.Redacted())
+		return nil, fmt.Errorf("websocket: URL %q has a fragment", shown)
 	}
 	return u, nil
 }
