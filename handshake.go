@@ -244,6 +244,10 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 		a.key, herr = checkRequest(r)
 	}
 	if herr == nil {
+		if err := checkOriginPatterns(opts.OriginPatterns); err != nil {
+			http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
+			return a, compression{}, err
+		}
 		herr = checkOrigin(r, opts)
 	}
 	if herr == nil && opts.Registry != nil && !opts.Registry.reserve() {
@@ -488,18 +492,26 @@ func validKey(key string) bool {
 	return err == nil && n == 16
 }
 
+// checkOriginPatterns reports a pattern of AcceptOptions.OriginPatterns
+// that path.Match cannot use. It runs on every handshake, so that a bad
+// one is found by the first request, not by the first from another
+// origin; as for the other options that cannot work, the client is told
+// only that the server is misconfigured, and the error does not wrap
+// ErrHandshake: it is the server's, not the request's.
+func checkOriginPatterns(patterns []string) error {
+	for _, pattern := range patterns {
+		if _, err := path.Match(pattern, ""); err != nil {
+			return fmt.Errorf("websocket: bad origin pattern %q: %v", pattern, err)
+		}
+	}
+	return nil
+}
+
 // checkOrigin applies the origin policy of AcceptOptions. Requests without
 // an Origin header do not come from browsers and are let through.
 func checkOrigin(r *http.Request, opts *AcceptOptions) *handshakeError {
 	if opts.InsecureSkipOriginCheck {
 		return nil
-	}
-	// Every pattern is checked on every handshake, so that a bad one is
-	// found by the first request, not by the first from another origin.
-	for _, pattern := range opts.OriginPatterns {
-		if _, err := path.Match(pattern, ""); err != nil {
-			return refuse(http.StatusInternalServerError, "bad origin pattern %q: %v", pattern, err)
-		}
 	}
 	origins := r.Header["Origin"]
 	switch len(origins) {
