@@ -298,6 +298,11 @@ func takeOver(w http.ResponseWriter, a accepted, opts *AcceptOptions) (net.Conn,
 			// has no response left to write.
 			http.Error(w, "websocket: cannot take over the connection", http.StatusInternalServerError)
 		}
+		if errors.Is(err, http.ErrNotSupported) {
+			// A middleware's wrapper (http.TimeoutHandler's, a
+			// logger's): named, which "feature not supported" is not.
+			return nil, nil, opErr(fmt.Sprintf("hijack: the ResponseWriter (%T) does not reach net/http's (no Hijack or Unwrap method)", w), err)
+		}
 		return nil, nil, opErr("hijack", err)
 	}
 	// net/http may have set deadlines from Server.ReadTimeout and

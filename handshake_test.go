@@ -875,8 +875,10 @@ func TestAcceptWrappedResponseWriter(t *testing.T) {
 		if !strings.Contains(body, "websocket") {
 			t.Errorf("body %q", body)
 		}
-		if err := acceptErr(t, errc); !errors.Is(err, http.ErrNotSupported) {
-			t.Errorf("Accept error %v, want one wrapping http.ErrNotSupported", err)
+		// The error names the wrapper that hid net/http's writer.
+		const want = "websocket: hijack: the ResponseWriter (websocket.opaqueWriter) does not reach net/http's (no Hijack or Unwrap method): feature not supported"
+		if err := acceptErr(t, errc); !errors.Is(err, http.ErrNotSupported) || err.Error() != want {
+			t.Errorf("Accept error %v, want %s, wrapping http.ErrNotSupported", err, want)
 		}
 	})
 }
