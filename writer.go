@@ -47,10 +47,13 @@ func putDeflateOut(bp *[]byte) {
 // Writer starts a message of type typ and returns a writer of its payload;
 // closing the writer ends the message. Until then other messages wait, but
 // pongs and close frames may go out between its frames. The writer sends a
-// frame whenever it has gathered 4 KiB, or at once for a write of at least
-// that much; Close sends the last one. With compression negotiated, a
-// message that reaches 4 KiB, or the compression threshold by Close, is
-// compressed, its frames going out as the compressed output gathers.
+// frame whenever it has gathered 4 KiB. A write of at least that much that
+// finds nothing gathered goes out at once, as one frame; one that finds
+// bytes gathered fills their frame first, and the rest of it goes as a
+// write of its own would. Close sends the last one. With compression
+// negotiated, a message that reaches 4 KiB, or the compression threshold
+// by Close, is compressed, its frames going out as the compressed output
+// gathers.
 //
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
