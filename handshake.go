@@ -23,7 +23,9 @@ import (
 type AcceptOptions struct {
 	// Subprotocols the server speaks, in order of preference: the first
 	// that the client also offered is chosen (RFC 6455 §4.2.2). If none is,
-	// the response names none and Conn.Subprotocol returns "".
+	// the response names none and Conn.Subprotocol returns "". Each must
+	// be a token (RFC 6455 §4.1), as a client can name no other: a server
+	// given one that is not answers every handshake with 500.
 	Subprotocols []string
 
 	// OriginPatterns widens the default same-origin policy: a browser
@@ -155,10 +157,10 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // valid WebSocket handshake, or comes from an origin not allowed, is
 // answered with an HTTP error (405, 426, 400 or 403, with a body that says
 // why) and Accept returns an error wrapping ErrHandshake. Options that
-// cannot work (a malformed origin pattern, compression window bits
-// outside 8 to 15, a response header Accept may not set) are answered with
-// 500 Internal Server Error, on every request, and Accept returns the
-// error.
+// cannot work (a malformed origin pattern, a subprotocol that is not a
+// token, compression window bits outside 8 to 15, a response header Accept
+// may not set) are answered with 500 Internal Server Error, on every
+// request, and Accept returns the error.
 //
 // Accept hijacks the connection through http.ResponseController, so
 // handler wrappers that implement Unwrap work. Deadlines the server set on
@@ -244,7 +246,7 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 		a.key, herr = checkRequest(r)
 	}
 	if herr == nil {
-		if err := checkOriginPatterns(opts.OriginPatterns); err != nil {
+		if err := checkServerOptions(opts); err != nil {
 			http.Error(w, "websocket: server misconfigured", http.StatusInternalServerError)
 			return a, compression{}, err
 		}
@@ -497,16 +499,23 @@ func validKey(key string) bool {
 	return err == nil && n == 16
 }
 
-// checkOriginPatterns reports a pattern of AcceptOptions.OriginPatterns
-// that path.Match cannot use. It runs on every handshake, so that a bad
-// one is found by the first request, not by the first from another
-// origin; as for the other options that cannot work, the client is told
-// only that the server is misconfigured, and the error does not wrap
-// ErrHandshake: it is the server's, not the request's.
-func checkOriginPatterns(patterns []string) error {
-	for _, pattern := range patterns {
+// checkServerOptions reports a pattern of AcceptOptions.OriginPatterns
+// that path.Match cannot use, or a subprotocol that is not a token (RFC
+// 6455 §4.1), which no request could name. It runs on every handshake, so
+// that a bad option is found by the first request, not by the first from
+// another origin or offering subprotocols; as for the other options that
+// cannot work, the client is told only that the server is misconfigured,
+// and the error does not wrap ErrHandshake: it is the server's, not the
+// request's.
+func checkServerOptions(opts *AcceptOptions) error {
+	for _, pattern := range opts.OriginPatterns {
 		if _, err := path.Match(pattern, ""); err != nil {
 			return fmt.Errorf("websocket: bad origin pattern %q: %v", pattern, err)
+		}
+	}
+	for _, p := range opts.Subprotocols {
+		if !validHeaderName(p) {
+			return fmt.Errorf("websocket: AcceptOptions.Subprotocols: %q is not a token (RFC 6455 §4.1)", p)
 		}
 	}
 	return nil

@@ -582,6 +582,26 @@ func TestAcceptOrigin(t *testing.T) {
 	}
 }
 
+// TestAcceptSubprotocolsChecked: a subprotocol of AcceptOptions that is
+// not a token, which no client can offer, is the server's fault, found by
+// every handshake as a bad origin pattern is: 500, saying only that the
+// server is misconfigured, and an error naming it that does not wrap
+// ErrHandshake. Before, the server went on, never choosing it.
+func TestAcceptSubprotocolsChecked(t *testing.T) {
+	t.Parallel()
+	for _, bad := range []string{"a b", "", "chat,v2", "\u00e9cho"} {
+		s, errc := acceptServer(t, &AcceptOptions{Subprotocols: []string{"chat", bad}}, nil)
+		resp, body, _, _ := rawExchange(t, s, getRequest(s.Listener.Addr().String(), "Sec-WebSocket-Protocol: chat"))
+		if resp.StatusCode != http.StatusInternalServerError || body != "websocket: server misconfigured\n" {
+			t.Errorf("subprotocol %q: %q, body %q; want 500, websocket: server misconfigured", bad, resp.Status, body)
+		}
+		want := fmt.Sprintf("websocket: AcceptOptions.Subprotocols: %q is not a token (RFC 6455 §4.1)", bad)
+		if err := acceptErr(t, errc); err == nil || errors.Is(err, ErrHandshake) || err.Error() != want {
+			t.Errorf("Accept: %v, want %s, not wrapping ErrHandshake", err, want)
+		}
+	}
+}
+
 func TestAcceptOriginDial(t *testing.T) {
 	t.Parallel()
 	s, errc := acceptServer(t, &AcceptOptions{OriginPatterns: []string{"*.example.com"}}, nil)
