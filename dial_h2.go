@@ -224,8 +224,11 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 		switch {
 		case errors.Is(err, h2.ErrNotHTTP2):
 			return nil, fmt.Errorf("%w: %v", ErrHTTP2Unavailable, errText(err))
-		case key.scheme == "http" && connErr && ce.Remote:
-			// Without TLS, nothing said the server speaks HTTP/2.
+		case key.scheme == "http" && (connErr && ce.Remote || socketBroke(err)):
+			// Without TLS, nothing said the server speaks HTTP/2: it
+			// ended the connection (a server of HTTP/1.1 dropping what
+			// it cannot parse resets it, having left the preface
+			// unread) before its SETTINGS.
 			return nil, fmt.Errorf("%w: the server does not speak HTTP/2 over cleartext: %v", ErrHTTP2Unavailable, err)
 		}
 		return nil, err
@@ -235,6 +238,14 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 		return nil, fmt.Errorf("%w: the server does not offer extended CONNECT (no SETTINGS_ENABLE_CONNECT_PROTOCOL)", ErrHTTP2Unavailable)
 	}
 	return cc, nil
+}
+
+// socketBroke reports whether err is a failure of the socket itself, a
+// reset by the peer say, rather than a timeout (the context's end, or
+// the transport's ResponseHeaderTimeout, report theirs otherwise).
+func socketBroke(err error) bool {
+	oe, ok := errors.AsType[*net.OpError](err)
+	return ok && !oe.Timeout()
 }
 
 // h2Config returns what t says of its HTTP/2 connections: its

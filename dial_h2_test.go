@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -423,6 +424,87 @@ func TestDialHTTP2Unavailable(t *testing.T) {
 			opts.HTTPClient.CloseIdleConnections()
 		})
 	}
+}
+
+// TestDialHTTP2PrefaceDropped: an HTTP/1.1 server that drops a request it
+// cannot parse closes the connection on Dial's HTTP/2 preface over
+// cleartext, with the rest of the preface unread, which the client meets
+// as a reset (ECONNRESET) rather than an end. That is a server without
+// HTTP/2 as much as one answering 400 is: HTTP2Preferred goes on over
+// HTTP/1.1, HTTP2Required fails with ErrHTTP2Unavailable. A reset failed
+// both as a lost connection, where a server closing after reading it all
+// (an end of the stream) was taken for one without HTTP/2.
+func TestDialHTTP2PrefaceDropped(t *testing.T) {
+	t.Parallel()
+	s := httptest.NewUnstartedServer(http.HandlerFunc(acceptEcho))
+	var dropped atomic.Int32
+	s.Listener = prefaceDropper{s.Listener, &dropped}
+	s.Start()
+	t.Cleanup(s.Close)
+	opts := DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{}}, HTTP2: HTTP2Preferred}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, resp, err := Dial(ctx, wsURL(s), &opts)
+	if err != nil {
+		t.Fatalf("HTTP2Preferred: %v, want a fall back to HTTP/1.1", err)
+	}
+	defer c.CloseNow()
+	if resp.Proto != "HTTP/1.1" || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Errorf("HTTP2Preferred: %s %q, want HTTP/1.1 101", resp.Proto, resp.Status)
+	}
+	handshakeEcho(t, c, "over HTTP/1.1")
+	c.Close(StatusNormalClosure, "")
+	// HTTP2Required asks again, and says why it cannot have HTTP/2.
+	opts.HTTP2 = HTTP2Required
+	_, _, err = Dial(ctx, wsURL(s), &opts)
+	if want := "websocket: HTTP/2 unavailable: the server does not speak HTTP/2 over cleartext: "; !errors.Is(err, ErrHTTP2Unavailable) || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("HTTP2Required: %v, want an error starting %q", err, want)
+	}
+	if n := dropped.Load(); n != 2 {
+		t.Errorf("%d connections dropped on the preface, want 2", n)
+	}
+	opts.HTTPClient.CloseIdleConnections()
+}
+
+// prefaceDropper is a listener that closes every connection opening with
+// HTTP/2's preface once it has read its first 4 bytes, and hands the
+// others on, those bytes put back.
+type prefaceDropper struct {
+	net.Listener
+	dropped *atomic.Int32
+}
+
+func (l prefaceDropper) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		head := make([]byte, 4)
+		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(nc, head); err != nil || string(head) == "PRI " {
+			nc.Close()
+			l.dropped.Add(1)
+			continue
+		}
+		nc.SetReadDeadline(time.Time{})
+		return &prefixedConn{nc, head}, nil
+	}
+}
+
+// prefixedConn is a connection whose first reads return head.
+type prefixedConn struct {
+	net.Conn
+	head []byte
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if len(c.head) > 0 {
+		n := copy(p, c.head)
+		c.head = c.head[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 // testDialH2Mux: which ServeMux patterns an extended CONNECT matches. "GET
