@@ -46,7 +46,9 @@ type AcceptOptions struct {
 	// sets itself (Upgrade, Connection, Sec-WebSocket-*) may not appear.
 	// Headers a handler or middleware set on the ResponseWriter before
 	// Accept are sent too, before these, but for the handshake's own and
-	// invalid ones, which are left out.
+	// invalid ones, which are left out. Over HTTP/2, Keep-Alive,
+	// Proxy-Connection and TE, of either, are left out too (RFC 9113
+	// §8.2.2).
 	ResponseHeader http.Header
 
 	// CloseTimeout bounds the closing handshake; 0 (or less) means 5

@@ -62,14 +62,18 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 		return nil, err
 	}
 	// What the handler set goes out as it is, as over HTTP/1.1 (see
-	// responseHead), but for fields the handshake sets itself.
+	// responseHead), but for fields the handshake sets itself and those
+	// of an HTTP/1.1 connection (connectionField).
 	h := w.Header()
 	for name := range h {
-		if reservedHeader(name) {
+		if reservedHeader(name) || connectionField(name) {
 			delete(h, name)
 		}
 	}
 	for _, name := range names {
+		if connectionField(name) {
+			continue
+		}
 		for _, v := range opts.ResponseHeader[name] {
 			h.Add(name, v)
 		}
@@ -114,6 +118,23 @@ func acceptStream(w http.ResponseWriter, r *http.Request, subprotocol string, de
 	}
 	cfg.apply(opts)
 	return newConn(&cfg), nil
+}
+
+// connectionField reports whether name is a field of an HTTP/1.1
+// connection that the handshake does not set itself (those are
+// reservedHeader's): Keep-Alive, Proxy-Connection, or TE, which HTTP/2
+// has in requests alone. RFC 9113 §8.2.2: "An endpoint MUST NOT generate
+// an HTTP/2 message containing connection-specific header fields"; a
+// client treats the response as malformed (Node.js's resets the stream,
+// as this package's Dial does for the first two), and Go's HTTP/2 server
+// sends them as they are. Over HTTP/2 they are left out, as they mean
+// nothing there; over HTTP/1.1 they go.
+func connectionField(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Keep-Alive", "Proxy-Connection", "Te":
+		return true
+	}
+	return false
 }
 
 // errStreamEnded is the error of a write to a stream that has ended, in

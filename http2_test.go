@@ -50,12 +50,16 @@ func TestOverHTTP2(t *testing.T) {
 
 // testHTTP2HandlerHeader: over HTTP/2 as over HTTP/1.1, what the handler
 // set on its ResponseWriter goes out with the response, but for fields the
-// handshake sets itself.
+// handshake sets itself; and over HTTP/2 neither the handler's nor
+// ResponseHeader's Keep-Alive, Proxy-Connection or TE, fields of an
+// HTTP/1.1 connection, which Node.js's client takes for a malformed
+// response (RFC 9113 §8.2.2) and resets the stream for.
 func testHTTP2HandlerHeader(t *testing.T) {
 	s := h2Server(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Sec-WebSocket-Protocol", "chat")
-		c, err := Accept(w, r, &AcceptOptions{ResponseHeader: http.Header{"Set-Cookie": {"b=2"}}})
+		w.Header().Set("Proxy-Connection", "keep-alive")
+		c, err := Accept(w, r, &AcceptOptions{ResponseHeader: http.Header{"Set-Cookie": {"b=2"}, "Keep-Alive": {"timeout=60"}, "Te": {"gzip"}}})
 		if err != nil {
 			return
 		}
@@ -74,6 +78,11 @@ func testHTTP2HandlerHeader(t *testing.T) {
 	}
 	if got, ok := resp.Headers["sec-websocket-protocol"]; ok {
 		t.Errorf("sec-websocket-protocol %q, want none: no subprotocol was negotiated", got)
+	}
+	for _, name := range []string{"keep-alive", "proxy-connection", "te"} {
+		if got, ok := resp.Headers[name]; ok {
+			t.Errorf("%s %q, want none: HTTP/2 has no connection-specific fields", name, got)
+		}
 	}
 }
 
