@@ -23,10 +23,13 @@ import (
 // Enqueue sends p as one message of type typ without waiting: it copies p
 // into the connection's write queue and returns, the message going out as
 // soon as the connection can write it, after the messages written before
-// it. A message enqueued while a Writer's message is open waits for that
-// message's end, and is dropped if a close frame goes out first (Close
-// while the Writer is open): nothing may follow a close frame, and a
-// message may not go between another's frames. If the queue has no room for it (see Buffered and
+// it. A message enqueued while another message is being written waits
+// for that message's end, or for the close frame of a Close or CloseWrite
+// called meanwhile, which it goes before; it is dropped if the close
+// frame goes out while that message is open on the wire (Close while a
+// Writer is open, or while a compressed Write is part way out): nothing
+// may follow a close frame, and a message may not go between another's
+// frames. If the queue has no room for it (see Buffered and
 // AcceptOptions.WriteQueueLimit), Enqueue drops it and returns an error
 // wrapping ErrQueueFull, or, with AcceptOptions.CloseOnQueueFull, fails
 // the connection with StatusPolicyViolation: its close frame goes behind

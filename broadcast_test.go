@@ -566,6 +566,47 @@ func TestBacklogAfterCloseFrame(t *testing.T) {
 	}
 }
 
+// TestBacklogBeforeCloseFrame: a message Enqueue held back behind a
+// whole message being written (a Write under way, or an Enqueue
+// compressing; no Writer open) goes out before the close frame of a Close
+// or CloseWrite that comes before that message is done. It was dropped:
+// Enqueue had returned nil, and a chat server that enqueued a last line
+// and closed lost the line whenever a broadcast held the message lock.
+func TestBacklogBeforeCloseFrame(t *testing.T) {
+	t.Parallel()
+	for _, how := range []string{"CloseWrite", "Close"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, nil)
+			if !sc.msgMu.tryLock() { // as a Write under way
+				t.Fatal("msgMu taken on a new connection")
+			}
+			if err := sc.Enqueue(MessageText, []byte("last line")); err != nil {
+				t.Fatalf("Enqueue: %v", err)
+			}
+			closed := make(chan error, 1)
+			if how == "CloseWrite" {
+				closed <- sc.CloseWrite(StatusNormalClosure, "")
+			} else {
+				go func() { closed <- sc.Close(StatusNormalClosure, "") }()
+				waitCloseQueued(t, sc)
+			}
+			sc.unlockMsg()
+			br := bufio.NewReader(nc)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for _, want := range []string{"\x81\x09last line", "\x88\x02\x03\xe8"} {
+				if got, err := readServerFrame(br); err != nil || got != want {
+					t.Fatalf("got %q, %v; want %q", got, err, want)
+				}
+			}
+			nc.Write([]byte("\x88\x82\x00\x00\x00\x00\x03\xe8"))
+			if err := <-closed; err != nil {
+				t.Errorf("%s: %v", how, err)
+			}
+		})
+	}
+}
+
 // TestEnqueueRefusedAfterBacklog: an Enqueue that takes the message lock,
 // joins to the queue what an earlier Enqueue held back, and is itself
 // refused as too large, has the queue written. Over TLS, which has no

@@ -113,7 +113,7 @@ type Conn struct {
 
 	// msgMu is held by a message writer from its first frame to its last.
 	msgMu ctxMutex
-	mw    *messageWriter // msgMu; made on first use
+	mw    atomic.Pointer[messageWriter] // made on first use, under msgMu; atomic for msgOnWire
 
 	// frameMu is held while frames are written to the transport.
 	frameMu ctxMutex

@@ -273,20 +273,33 @@ func (c *Conn) makeRoom(n int) {
 	}
 }
 
-// joinBacklogLocked moves the backlog to the end of the queue.
+// joinBacklogLocked moves the backlog to the end of the queue, and a
+// shutdown's close frame that waited for it behind it.
 //
 // The caller holds pendMu, and msgMu.
 func (c *Conn) joinBacklogLocked() {
+	if c.moveBacklogLocked() {
+		c.queueBehindCloseLocked()
+	}
+}
+
+// moveBacklogLocked moves the backlog to the end of the queue, and
+// reports whether there was one to move. The caller holds msgMu, or knows
+// that its holder has no message part-sent (msgOnWire), so that the
+// backlog's messages cannot go between that message's frames.
+//
+// The caller holds pendMu.
+func (c *Conn) moveBacklogLocked() bool {
 	b := c.backlog.Swap(nil)
 	if b == nil {
-		return
+		return false
 	}
 	if c.closeSent {
 		// Our close frame went out while the message the backlog waited
 		// behind was open, and nothing may follow a close frame (RFC
 		// 6455 §5.5.1): the backlog is dropped, as the connection ends.
 		putPend(b)
-		return
+		return false
 	}
 	if c.pend == nil {
 		c.pendStartLocked()
@@ -296,7 +309,7 @@ func (c *Conn) joinBacklogLocked() {
 		*c.pend = append(*c.pend, *b...)
 		putPend(b)
 	}
-	c.queueBehindCloseLocked()
+	return true
 }
 
 // queueBehindCloseLocked queues a shutdown's close frame that waited for

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/rfc6455/websocket/internal/flate"
 )
@@ -21,6 +22,13 @@ type messageWriter struct {
 	d    *flate.Writer
 	out  *[]byte // compressed output not yet sent, while d is set
 	open bool
+	// onWire (atomic; set and cleared by the holder of msgMu) is set while
+	// the message may stand part-sent on the wire, its frames going out
+	// one by one: a Writer open, or a compressed Write past its first
+	// frame. Nothing but control frames may go between them, so what
+	// Enqueue held back behind it cannot go before a close frame
+	// (msgOnWire).
+	onWire atomic.Bool
 	// failed is the error of a frame that could not be sent: the message
 	// ends there, and Close sends nothing more.
 	failed error
@@ -83,6 +91,7 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	}
 	w := c.writer()
 	w.start(ctx, typ)
+	w.onWire.Store(true)
 	return w, nil
 }
 
@@ -90,10 +99,20 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 // that a connection that never needs one does not carry it. The caller
 // holds msgMu.
 func (c *Conn) writer() *messageWriter {
-	if c.mw == nil {
-		c.mw = &messageWriter{c: c}
+	w := c.mw.Load()
+	if w == nil {
+		w = &messageWriter{c: c}
+		c.mw.Store(w)
 	}
-	return c.mw
+	return w
+}
+
+// msgOnWire reports whether a message may stand part-sent on the wire
+// (messageWriter.onWire): then nothing Enqueue held back behind it may go
+// before a close frame, which goes between its frames.
+func (c *Conn) msgOnWire() bool {
+	w := c.mw.Load()
+	return w != nil && w.onWire.Load()
 }
 
 func (w *messageWriter) start(ctx context.Context, typ MessageType) {
@@ -207,6 +226,7 @@ func (w *messageWriter) Close() error {
 		w.bp, w.n = nil, 0
 	}
 	w.open, w.ctx, w.failed = false, nil, nil
+	w.onWire.Store(false)
 	w.c.unlockMsg()
 	return err
 }
@@ -240,6 +260,10 @@ func (w *messageWriter) deflate(p []byte) error {
 }
 
 func (w *messageWriter) frame(fin bool, p []byte) error {
+	if !fin {
+		// Set before the frame can be queued or written (writeClose).
+		w.onWire.Store(true)
+	}
 	err := w.c.writeFrame(w.ctx, header{fin: fin, rsv: w.rsv, op: w.op}, p, "write")
 	if err != nil && !isCloseSent(err) && !w.c.isClosed() {
 		switch {
