@@ -227,35 +227,51 @@ func TestBroadcastQueueFull(t *testing.T) {
 
 // TestEnqueueCloseOnFull: with CloseOnQueueFull, a full queue fails the
 // connection with 1008; the close frame follows every message taken, and
-// the connection is closed within the close timeout.
+// the connection is closed within the close timeout. So it does when the
+// messages were taken while a whole message was being written (a Write
+// under way, "behind a Write"): Enqueue held them back behind it, and
+// they were dropped when the close frame went first, though each Enqueue
+// returned nil (a healthy but slowed receiver of a broadcast, cut with
+// 1008, missed every message held behind its onMessage's Write).
 func TestEnqueueCloseOnFull(t *testing.T) {
 	t.Parallel()
-	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 32 << 10, CloseOnQueueFull: true, CloseTimeout: time.Second})
-	taken, err := fillQueue(t, sc)
-	if !errors.Is(err, ErrQueueFull) || !errors.Is(err, ErrClosed) || CloseStatus(err) != StatusPolicyViolation {
-		t.Fatalf("refusal: %v, want ErrQueueFull, ErrClosed and 1008", err)
-	}
-	if err := sc.Enqueue(MessageText, []byte("late")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Enqueue after the failure: %v", err)
-	}
-	br := bufio.NewReaderSize(nc, 64<<10)
-	for i := range taken {
-		if got, err := readServerFrame(br); err != nil || got[2:] != fmt.Sprintf("%-100d", i) {
-			t.Fatalf("message %d of %d: %q, %v", i, taken, got, err)
-		}
-	}
-	want := "\x88" + string(rune(2+len(queueFullReason))) + "\x03\xf0" + queueFullReason
-	if got, err := readServerFrame(br); err != nil || got != want {
-		t.Fatalf("after the messages: %q, %v; want the close frame %q", got, err, want)
-	}
-	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Fatalf("after the close frame: %v, want the end of the stream", err)
-	}
-	// The close frame went out, unanswered: the end is the failure.
-	const end = "websocket: read: connection closed: " + queueFullReason + ": connection failed with 1008 (policy violation)"
-	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != end || !errors.Is(err, ErrQueueFull) || CloseStatus(err) != StatusPolicyViolation {
-		t.Errorf("Read at the end: %v (close status %d), want ErrQueueFull, 1008, and %q", err, CloseStatus(err), end)
+	for _, behindWrite := range []bool{false, true} {
+		t.Run(fmt.Sprintf("behind a Write %v", behindWrite), func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 32 << 10, CloseOnQueueFull: true, CloseTimeout: time.Second})
+			if behindWrite && !sc.msgMu.tryLock() {
+				t.Fatal("msgMu taken on a new connection")
+			}
+			taken, err := fillQueue(t, sc)
+			if !errors.Is(err, ErrQueueFull) || !errors.Is(err, ErrClosed) || CloseStatus(err) != StatusPolicyViolation {
+				t.Fatalf("refusal: %v, want ErrQueueFull, ErrClosed and 1008", err)
+			}
+			if err := sc.Enqueue(MessageText, []byte("late")); !errors.Is(err, ErrClosed) {
+				t.Fatalf("Enqueue after the failure: %v", err)
+			}
+			if behindWrite {
+				sc.unlockMsg()
+			}
+			br := bufio.NewReaderSize(nc, 64<<10)
+			for i := range taken {
+				if got, err := readServerFrame(br); err != nil || got[2:] != fmt.Sprintf("%-100d", i) {
+					t.Fatalf("message %d of %d: %q, %v", i, taken, got, err)
+				}
+			}
+			want := "\x88" + string(rune(2+len(queueFullReason))) + "\x03\xf0" + queueFullReason
+			if got, err := readServerFrame(br); err != nil || got != want {
+				t.Fatalf("after the messages: %q, %v; want the close frame %q", got, err, want)
+			}
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("after the close frame: %v, want the end of the stream", err)
+			}
+			// The close frame went out, unanswered: the end is the failure.
+			const end = "websocket: read: connection closed: " + queueFullReason + ": connection failed with 1008 (policy violation)"
+			if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != end || !errors.Is(err, ErrQueueFull) || CloseStatus(err) != StatusPolicyViolation {
+				t.Errorf("Read at the end: %v (close status %d), want ErrQueueFull, 1008, and %q", err, CloseStatus(err), end)
+			}
+		})
 	}
 }
 

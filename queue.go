@@ -439,6 +439,11 @@ func (c *Conn) failFullLocked() error {
 		c.pendMu.Unlock()
 		return errQueueFull
 	}
+	if !c.msgOnWire() {
+		// What Enqueue held back behind a whole message being written
+		// was taken, and counted as queued: it goes first (writeClose).
+		c.moveBacklogLocked()
+	}
 	c.closeSent = true
 	c.pushLocked(header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
 	if !c.flusher {
