@@ -252,16 +252,18 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 
 // goingAwayNow queues a shutdown's close frame still waiting for the
 // backlog (intentBehind) at once, and has it written: the message the
-// backlog waits for may never end. The backlog, which cannot go in the
-// middle of that message, is dropped, as behind any close frame sent
-// while a message was open.
+// backlog waits for may never end. The backlog goes first when no part
+// of that message is on the wire (msgOnWire, see writeClose); otherwise,
+// as it cannot go in the middle of the message, it is dropped, as behind
+// any close frame sent while a message was open.
 func (c *Conn) goingAwayNow() {
 	c.pendMu.Lock()
 	if c.writableLocked("close") != nil {
 		c.pendMu.Unlock()
 		return
 	}
-	if c.backlog.Load() == nil || !c.queueBehindCloseLocked() {
+	moved := !c.msgOnWire() && c.moveBacklogLocked()
+	if !c.queueBehindCloseLocked() && !moved {
 		c.pendMu.Unlock()
 		return
 	}

@@ -207,6 +207,21 @@ func startShutdown(t *testing.T, reg *Registry, sc *Conn, d time.Duration) <-cha
 	return shut
 }
 
+// heldBackPair is stalledPair with reg and a close timeout of 5 s, the
+// message lock held by the test, as a Write under way would hold it, and
+// the text message "a" enqueued behind it (the backlog).
+func heldBackPair(t *testing.T, reg *Registry) (net.Conn, *Conn) {
+	t.Helper()
+	nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second})
+	if !sc.msgMu.tryLock() {
+		t.Fatal("message lock taken on a new connection")
+	}
+	if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
+		t.Fatalf("Enqueue: %v", err)
+	}
+	return nc, sc
+}
+
 // TestRegistryShutdownBehindBacklog: messages that Enqueue and Broadcast
 // took while another message was being written (they wait for it, in the
 // backlog) go out before a shutdown's close frame, as the messages queued
@@ -217,13 +232,7 @@ func startShutdown(t *testing.T, reg *Registry, sc *Conn, d time.Duration) <-cha
 func TestRegistryShutdownBehindBacklog(t *testing.T) {
 	t.Parallel()
 	reg := new(Registry)
-	nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second})
-	if !sc.msgMu.tryLock() {
-		t.Fatal("message lock taken on a new connection")
-	}
-	if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
-		t.Fatalf("Enqueue: %v", err)
-	}
+	nc, sc := heldBackPair(t, reg)
 	pm, err := NewPreparedMessage(MessageText, []byte("b"))
 	if err != nil {
 		t.Fatal(err)
@@ -248,6 +257,28 @@ func TestRegistryShutdownBehindBacklog(t *testing.T) {
 	if err := <-shut; !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Shutdown: %v, want its context's end (the peer never answers)", err)
 	}
+}
+
+// TestRegistryShutdownBehindLongWrite: messages that Enqueue took while
+// a whole message was being written go out before a shutdown's close
+// frame also when that message outlasts the wait for it (the shutdown's
+// context, or half the close timeout): no part of it is on the wire, so
+// nothing keeps them back. They were dropped, as behind a Writer's open
+// message, though Enqueue had returned nil. The test holds the message
+// lock itself, as a Write under way to a slow peer would.
+func TestRegistryShutdownBehindLongWrite(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	nc, sc := heldBackPair(t, reg)
+	shut := startShutdown(t, reg, sc, 200*time.Millisecond)
+	nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for _, want := range []string{"\x81\x01a", "\x88\x16\x03\xe9server shutting down"} {
+		if got, err := readServerFrame(nc); err != nil || got != want {
+			t.Fatalf("frame %q, %v; want %q", got, err, want)
+		}
+	}
+	<-shut
+	sc.unlockMsg()
 }
 
 // TestRegistryShutdownBehindOpenWriter: a shutdown's close frame that
@@ -304,13 +335,7 @@ func TestRegistryShutdownBehindOpenWriter(t *testing.T) {
 func TestRegistryShutdownBehindJoinedByEnqueue(t *testing.T) {
 	t.Parallel()
 	reg := new(Registry)
-	nc, sc := stalledPair(t, &AcceptOptions{Registry: reg, CloseTimeout: 5 * time.Second})
-	if !sc.msgMu.tryLock() { // as a Write under way
-		t.Fatal("message lock taken on a new connection")
-	}
-	if err := sc.Enqueue(MessageText, []byte("a")); err != nil {
-		t.Fatal(err)
-	}
+	nc, sc := heldBackPair(t, reg)
 	shut := startShutdown(t, reg, sc, 500*time.Millisecond)
 	// The Write lets go having looked for a backlog before there was one,
 	// and an Enqueue takes the lock before its second look.
