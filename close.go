@@ -179,12 +179,7 @@ func (c *Conn) writeClose(ctx context.Context, payload []byte, end error) error 
 		return err
 	}
 	defer c.frameMu.unlock()
-	if !c.msgOnWire() {
-		// What Enqueue held back behind a whole message being written
-		// (a Write, or an Enqueue compressing) was accepted, and goes
-		// first: only a message part-sent keeps it from the wire.
-		c.moveBacklogLocked()
-	}
+	c.backlogBeforeCloseLocked()
 	c.closeSent = true
 	h := c.keyLocked(header{fin: true, op: opClose})
 	pend := c.takePendWithLocked(h, payload)

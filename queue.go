@@ -312,6 +312,19 @@ func (c *Conn) moveBacklogLocked() bool {
 	return true
 }
 
+// backlogBeforeCloseLocked moves the backlog to the end of the queue
+// ahead of a close frame about to join it or go out (writeClose,
+// failFullLocked, goingAwayNow), and reports whether there was one to
+// move. What Enqueue held back behind a whole message being written (a
+// Write, an Enqueue compressing) was accepted, and goes first: only a
+// message part-sent on the wire (msgOnWire) keeps it back, to be dropped
+// behind the close frame.
+//
+// The caller holds pendMu.
+func (c *Conn) backlogBeforeCloseLocked() bool {
+	return !c.msgOnWire() && c.moveBacklogLocked()
+}
+
 // queueBehindCloseLocked queues a shutdown's close frame that waited for
 // the backlog (intentBehind), and reports whether there was one.
 //
@@ -439,11 +452,7 @@ func (c *Conn) failFullLocked() error {
 		c.pendMu.Unlock()
 		return errQueueFull
 	}
-	if !c.msgOnWire() {
-		// What Enqueue held back behind a whole message being written
-		// was taken, and counted as queued: it goes first (writeClose).
-		c.moveBacklogLocked()
-	}
+	c.backlogBeforeCloseLocked()
 	c.closeSent = true
 	c.pushLocked(header{fin: true, op: opClose}, mustClosePayload(pe.Code, pe.Reason))
 	if !c.flusher {

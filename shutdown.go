@@ -253,7 +253,7 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 // goingAwayNow queues a shutdown's close frame still waiting for the
 // backlog (intentBehind) at once, and has it written: the message the
 // backlog waits for may never end. The backlog goes first when no part
-// of that message is on the wire (msgOnWire, see writeClose); otherwise,
+// of that message is on the wire (backlogBeforeCloseLocked); otherwise,
 // as it cannot go in the middle of the message, it is dropped, as behind
 // any close frame sent while a message was open.
 func (c *Conn) goingAwayNow() {
@@ -262,7 +262,7 @@ func (c *Conn) goingAwayNow() {
 		c.pendMu.Unlock()
 		return
 	}
-	moved := !c.msgOnWire() && c.moveBacklogLocked()
+	moved := c.backlogBeforeCloseLocked()
 	if !c.queueBehindCloseLocked() && !moved {
 		c.pendMu.Unlock()
 		return
