@@ -67,10 +67,9 @@ func putDeflateOut(bp *[]byte) {
 // the message went out, the message cannot be completed and the connection
 // is closed, the write's error wrapping ErrClosed (in a browser, which
 // sends a message only whole, the message is dropped and the connection
-// stays usable). Once the connection has
-// closed, a write fails, with an error wrapping ErrClosed unless the
-// message had failed already, and the writer lets go of its compressor
-// and buffers, though it is left open.
+// stays usable). Once the connection has closed, a write fails, with an
+// error wrapping ErrClosed unless the message had failed already, and the
+// writer lets go of its compressor and buffers, though it is left open.
 //
 // Do not use the writer once it is closed, Close included: the connection
 // hands the same writer out for its next message, which a late call would

@@ -30,9 +30,10 @@ type Inflater struct {
 	Max     int    // with Lax, stop once a message decodes to more (0: no limit)
 	// Cut is set by a Lax Message whose input ran out inside a block, short
 	// of a stored block's length, of a dynamic block's code lengths or of a
-	// Huffman block's end code, rather than between blocks; or in which a block that held data or an end
-	// code (a Huffman block, a stored block of a byte or more) ended in
-	// the last 4 bytes, the tail a receiver appends, which went into it.
+	// Huffman block's end code, rather than between blocks; or in which a
+	// block that held data or an end code (a Huffman block, a stored block
+	// of a byte or more) ended in the last 4 bytes, the tail a receiver
+	// appends, which went into it.
 	Cut bool
 
 	inBlock bool // decoding a block's data, or a dynamic block's code lengths
