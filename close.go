@@ -306,8 +306,35 @@ func (c *Conn) failNowLocked(pe *ProtocolError) error {
 		return pe
 	}
 	c.sendFailCloseLocked(pe, time.Now().Add(min(c.closeTimeout, 100*time.Millisecond)))
-	c.closeTransport(nil)
+	c.closeAwait()
 	return pe
+}
+
+// inputCutLocked ends a connection whose input a read's context ended
+// for good (a server's HTTP/2 stream, which has no deadlines: see
+// closeCause), mid saying whether part of a message was read. As a
+// read whose context ends inside a message on a socket, it sends a close
+// frame, within 100 ms, and closes without waiting for the peer's: 1008
+// failing the connection when a message is lost, 1001 between messages,
+// where the end is the context's, as it was before the close frame went.
+// A close frame already sent or under way stays the one that goes.
+//
+// The caller holds readMu.
+func (c *Conn) inputCutLocked(ctx context.Context, mid bool) error {
+	if mid {
+		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
+		if pe.err = ctx.Err(); pe.err == nil {
+			pe.err = c.tr.inputCut() // a later read's, the context that cut the input being another's
+		}
+		return c.failNowLocked(pe)
+	}
+	end := c.tr.inputCut()
+	c.setFirstEnd(end, noIntent)
+	wctx, cancel := context.WithTimeout(context.Background(), min(c.closeTimeout, 100*time.Millisecond))
+	c.writeClose(wctx, mustClosePayload(StatusGoingAway, "read context ended"), end)
+	cancel()
+	c.closeAwait()
+	return c.closedErrFor(ctx, "read")
 }
 
 // sendFailCloseLocked sends the close frame of pe, failing the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -352,6 +353,20 @@ func (c *Conn) closedErrFor(ctx context.Context, op string) error {
 }
 
 func (c *Conn) isClosed() bool { return c.closed.Load() }
+
+// closeAwait closes the transport, as closeTransport(nil) does, and
+// returns once the connection is marked closed, though another call
+// closes it: one whose context ended the close frame's write on an HTTP/2
+// stream (closeCause), past the wait for that write, which this call
+// waits for too (quiesce), marks it at once. A call the caller makes
+// next then finds the connection closed, not its close frame sent.
+func (c *Conn) closeAwait() {
+	if !c.closeTransport(nil) {
+		for !c.isClosed() {
+			runtime.Gosched()
+		}
+	}
+}
 
 // closeTransport closes the transport once, recording cause if the
 // connection had no end recorded yet. It reports whether this call closed

@@ -317,7 +317,14 @@ func (c *Conn) closeCause(ctx context.Context, writing bool) {
 		if cause == errNetDeadline {
 			why = cause // a NetConn's deadline (netDeadline)
 		}
-		c.closeTransport(opErr(op, &cutError{why, ", which closes a transport without deadlines", ctx.Done()}))
+		end := opErr(op, &cutError{why, ", which closes a transport without deadlines", ctx.Done()})
+		if !writing && c.tr.cutInput(end) {
+			// A server's HTTP/2 stream, whose write side is free: the
+			// reader, woken, sends a close frame before closing
+			// (readErrLocked).
+			return
+		}
+		c.closeTransport(end)
 	}
 }
 

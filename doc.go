@@ -368,7 +368,9 @@
 // write closes its own connection). On the server they cannot: Go's HTTP/2 server ends the
 // request body for good when a read deadline passes and resets the stream
 // when a write deadline does, so there a context that ends during a
-// blocked call closes the connection. Closing a server's connection
+// blocked call closes the connection. A read's sends a close frame first
+// when no write is under way (within 100 ms): StatusPolicyViolation inside
+// a message, as over TCP, StatusGoingAway between messages. Closing a server's connection
 // resets its stream (RST_STREAM) if a write is under way, one waiting for
 // a flow-control window the client does not give, say, and every call
 // that finds the connection closed (CloseNow among them) returns only once

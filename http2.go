@@ -166,6 +166,7 @@ type stream struct {
 	writing bool          // mu: a Write is under way
 	closed  bool          // mu: quiesce was called; no Write begins
 	wrote   chan struct{} // mu: made by a quiesce that waits for the Write under way, closed as it returns
+	cut     error         // mu: the end a read's context brought, once cutInput ended the request body
 }
 
 // LocalAddr returns the address the HTTP/2 connection was accepted on.
@@ -286,6 +287,37 @@ func (s *stream) quiesce() {
 	wrote := s.wrote
 	s.mu.Unlock()
 	<-wrote
+}
+
+// cutInput ends the request body for good, waking the read blocked on
+// it, by a read deadline in the past, which Go's HTTP/2 server turns at
+// once into the body's end and leaves the response writer as it was; end
+// is what the read's context ending means for the connection, which the
+// reader, woken, takes from inputCut. It reports whether the body was
+// ended: not once the connection closed, nor after the handler returned.
+func (s *stream) cutInput(end error) (ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false // the handler returned: the stream has ended
+		}
+	}()
+	if s.rc.SetReadDeadline(longAgo) != nil {
+		return false
+	}
+	s.cut = end
+	return true
+}
+
+// inputCut returns the end that cutInput recorded, nil if none.
+func (s *stream) inputCut() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cut
 }
 
 // Close is called once, by the Conn's closeTransport, which has quiesced

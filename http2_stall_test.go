@@ -44,6 +44,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("no Unwrap", testHTTP2NoUnwrap)
 	t.Run("read as the stream resets", testHTTP2ReadAtReset)
 	t.Run("read context", testHTTP2ReadContext)
+	t.Run("read context, close frame", testHTTP2ReadContextCloseFrame)
 	t.Run("shared context", testHTTP2SharedContext)
 	t.Run("request context ended", testHTTP2RequestContextEnded)
 	t.Run("reset after a queued response", testHTTP2ResetAfterQueuedResponse)
@@ -120,6 +121,58 @@ func testHTTP2ReadContext(t *testing.T) {
 		}
 	}
 	p.streamEnd()
+}
+
+// testHTTP2ReadContextCloseFrame: a Read whose context ends on a
+// server's stream, with the write side free, sends a close frame before
+// the stream ends, as a read whose context ends inside a message does on
+// a socket: 1001 between messages, 1008 inside one (the message is lost).
+// The stream ended with no close frame, the client seeing 1006.
+func testHTTP2ReadContextCloseFrame(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		sent    []byte // what the client sends before the Read's context ends
+		code    StatusCode
+		reason  string
+		readErr string
+	}{
+		{"between messages", nil, StatusGoingAway, "read context ended",
+			"websocket: read: connection closed: context deadline exceeded, which closes a transport without deadlines"},
+		{"inside a message", maskedFrame(0x01, []byte("abc")), StatusPolicyViolation, "read context ended inside a message",
+			"websocket: read context ended inside a message: connection failed with 1008 (policy violation)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := make(chan error, 2)
+			p := stallingH2Accept(t, nil, func(c *Conn) {
+				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+				defer cancel()
+				_, _, err := c.Read(ctx)
+				errs <- err
+				errs <- c.Write(context.Background(), MessageText, []byte("late"))
+			})
+			p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20)) // the stream's window
+			if tc.sent != nil {
+				p.write(0x0, 0, 1, tc.sent)
+			}
+			var readErr error
+			select {
+			case readErr = <-errs:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the Read is still under way after 5 s")
+			}
+			if readErr == nil || readErr.Error() != tc.readErr || !errors.Is(readErr, context.DeadlineExceeded) {
+				t.Errorf("Read: %v, want %q", readErr, tc.readErr)
+			}
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Errorf("Write after it: %v, want ErrClosed", err)
+			}
+			data, code := p.streamEnd()
+			want := append([]byte{0x88, byte(2 + len(tc.reason))}, mustClosePayload(tc.code, tc.reason)...)
+			if !bytes.Equal(data, want) || code != -1 {
+				t.Errorf("the stream carried %q, then ended with %d, want %q and END_STREAM (-1)", data, code, want)
+			}
+		})
+	}
 }
 
 // stallingH2Client opens a WebSocket stream (an extended CONNECT, stream

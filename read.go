@@ -945,6 +945,8 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 		return c.peerClosedLocked(ce)
 	case c.isClosed(), err == errStreamQuiesced:
 		return c.closedErrFor(ctx, "read")
+	case c.tr.inputCut() != nil:
+		return c.inputCutLocked(ctx, mid)
 	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ctx.Err()) || c.isClosed()):
 		if !mid {
 			return opErr("read", ctx.Err())

@@ -154,6 +154,22 @@ func (t *transport) quiesce() {
 	}
 }
 
+// cutInput ends the input of a server's HTTP/2 stream for good
+// (stream.cutInput), end being what the read's context ending means; it
+// reports false on other transports, and when the stream had ended.
+func (t *transport) cutInput(end error) bool {
+	s, ok := t.rw.(*stream)
+	return ok && s.cutInput(end)
+}
+
+// inputCut returns the end that cutInput recorded, nil if none.
+func (t *transport) inputCut() error {
+	if s, ok := t.rw.(*stream); ok {
+		return s.inputCut()
+	}
+	return nil
+}
+
 // serverStream reports whether t is a server's HTTP/2 stream, whose
 // handler must not return while a write of the Conn's is under way.
 func (t *transport) serverStream() bool {
