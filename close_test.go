@@ -225,7 +225,7 @@ func TestCloseUnsentNotReported(t *testing.T) {
 			}
 			// The close timeout is the connection's, not a context of the
 			// caller's: the error does not say context.DeadlineExceeded.
-			const cause = "connection closed: the closing handshake timed out: the close frame could not be sent"
+			const cause = "connection closed: the closing handshake timed out: close 1000 (normal closure) could not be sent"
 			if err == nil || err.Error() != "websocket: close: "+cause || !errors.Is(err, ErrClosed) ||
 				errors.Is(err, context.DeadlineExceeded) || CloseStatus(err) != -1 {
 				t.Fatalf("%s: %v (close status %d), want ErrClosed, no close code, and %q", how, err, CloseStatus(err), "websocket: close: "+cause)
@@ -302,7 +302,7 @@ func TestCloseCutShort(t *testing.T) {
 			}
 			awaitFrameLockWaiter(t, sc, how)
 			sc.frameMu.unlock()
-			cause := "connection closed: the closing handshake timed out: the close frame could not be sent"
+			cause := "connection closed: the closing handshake timed out: close 1000 (normal closure) could not be sent"
 			status := StatusCode(-1)
 			if how == "keepalive" {
 				cause = "connection closed: write: keepalive timeout: the ping could not be written in time, cutting a frame short"

@@ -286,13 +286,18 @@ func (e *closeTimeoutError) Error() string {
 	if e.sent != nil {
 		return errCloseTimeout.Error() + ": no answer to " + errText(*e.sent)
 	}
-	msg := errCloseTimeout.Error() + ": the close frame could not be sent"
-	if pe, ok := e.unsent.(*ProtocolError); ok {
+	switch u := e.unsent.(type) {
+	case *ProtocolError:
 		// What failed the connection, without the claim that its close
 		// frame went.
-		msg = pe.Reason + ": " + msg
+		return u.Reason + ": " + errCloseTimeout.Error() + ": the close frame could not be sent"
+	case CloseError:
+		// The close that a Close, a CloseWrite or a shutdown meant to
+		// send, by its code: the reason is the caller's own.
+		return errCloseTimeout.Error() + ": close " + u.Code.String() + " could not be sent"
 	}
-	return msg
+	return errCloseTimeout.Error() + ": the close frame could not be sent"
+
 }
 
 func (e *closeTimeoutError) Unwrap() []error {

@@ -235,7 +235,8 @@ func TestCloseTimeoutMessages(t *testing.T) {
 	}{
 		{&closeTimeoutError{sent: &CloseError{StatusGoingAway, "bye"}}, "the closing handshake timed out: no answer to close 1001 (going away): bye", StatusAbnormalClosure, nil},
 		{&closeTimeoutError{}, "the closing handshake timed out: the close frame could not be sent", -1, nil},
-		{unsentEnd(CloseError{StatusNormalClosure, ""}), "the closing handshake timed out: the close frame could not be sent", -1, nil},
+		{unsentEnd(CloseError{StatusNormalClosure, ""}), "the closing handshake timed out: close 1000 (normal closure) could not be sent", -1, nil},
+		{unsentEnd(CloseError{StatusGoingAway, "server shutting down"}), "the closing handshake timed out: close 1001 (going away) could not be sent", -1, nil},
 		{unsentEnd(full), queueFullReason + ": the closing handshake timed out: the close frame could not be sent", -1, ErrQueueFull},
 		{unsentEnd(ka), "keepalive timeout: nothing from the peer for 1.5s, ping unanswered (close 1011 could not be sent)", -1, ErrKeepaliveTimeout},
 	} {

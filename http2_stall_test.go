@@ -453,7 +453,7 @@ func testHTTP2StalledWrite(t *testing.T) {
 					"context":  "websocket: write: connection closed: context deadline exceeded, which closes a transport without deadlines",
 					"cause":    "websocket: write: connection closed: context deadline exceeded, which closes a transport without deadlines",
 					"NetConn":  "websocket: write: i/o timeout, which closes a transport without deadlines: connection closed",
-					"Close":    "websocket: close: connection closed: the closing handshake timed out: the close frame could not be sent",
+					"Close":    "websocket: close: connection closed: the closing handshake timed out: close 1000 (normal closure) could not be sent",
 					"CloseNow": "websocket: write: connection closed: closed without a closing handshake",
 				}[how]
 				if r.err == nil || r.err.Error() != want {

@@ -451,9 +451,9 @@ func TestRegistryShutdownStalledWriter(t *testing.T) {
 		t.Errorf("Shutdown took %v", d)
 	}
 	// The close frame waited in the queue behind the Write: the end says
-	// it never went out, not that the peer left it unanswered, and
-	// carries no close code.
-	const cause = "connection closed: the closing handshake timed out: the close frame could not be sent"
+	// it never went out, not that the peer left it unanswered, names it by
+	// its code, and carries no close code itself.
+	const cause = "connection closed: the closing handshake timed out: close 1001 (going away) could not be sent"
 	select {
 	case err := <-wrote:
 		if !errors.Is(err, ErrClosed) || CloseStatus(err) != -1 || err.Error() != "websocket: write: "+cause {
