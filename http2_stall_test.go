@@ -99,14 +99,7 @@ func testHTTP2SharedContext(t *testing.T) {
 // and the calls after it find the read's end, named so: a Write with no
 // context of its own said its context had ended.
 func testHTTP2ReadContext(t *testing.T) {
-	errs := make(chan error, 2)
-	p := stallingH2Accept(t, nil, func(c *Conn) {
-		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-		defer cancel()
-		_, _, err := c.Read(ctx)
-		errs <- err
-		errs <- c.Write(context.Background(), MessageText, []byte("late"))
-	})
+	p, errs := stallingH2ReadThenWrite(t)
 	for _, want := range []string{
 		"websocket: read: connection closed: context deadline exceeded, which closes a transport without deadlines",
 		"websocket: write: connection closed: read: context deadline exceeded, which closes a transport without deadlines",
@@ -142,14 +135,7 @@ func testHTTP2ReadContextCloseFrame(t *testing.T) {
 			"websocket: read context ended inside a message: connection failed with 1008 (policy violation)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			errs := make(chan error, 2)
-			p := stallingH2Accept(t, nil, func(c *Conn) {
-				ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
-				defer cancel()
-				_, _, err := c.Read(ctx)
-				errs <- err
-				errs <- c.Write(context.Background(), MessageText, []byte("late"))
-			})
+			p, errs := stallingH2ReadThenWrite(t)
 			p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20)) // the stream's window
 			if tc.sent != nil {
 				p.write(0x0, 0, 1, tc.sent)
@@ -173,6 +159,22 @@ func testHTTP2ReadContextCloseFrame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stallingH2ReadThenWrite is stallingH2Accept with a handler that reads
+// with a context that ends after 300 ms, then writes, sending the two
+// calls' errors on the channel returned.
+func stallingH2ReadThenWrite(t *testing.T) (*h2Pipe, <-chan error) {
+	t.Helper()
+	errs := make(chan error, 2)
+	p := stallingH2Accept(t, nil, func(c *Conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, _, err := c.Read(ctx)
+		errs <- err
+		errs <- c.Write(context.Background(), MessageText, []byte("late"))
+	})
+	return p, errs
 }
 
 // stallingH2Client opens a WebSocket stream (an extended CONNECT, stream
