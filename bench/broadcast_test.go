@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -377,13 +376,6 @@ func (f *broadcastFixture) send(p []byte) error {
 		return fmt.Errorf("receivers: %q, want %d messages", line, f.want)
 	}
 	return nil
-}
-
-// processCPU returns the CPU time this process has used, user and system.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // atoi parses a decimal count, -1 if it is not one, without allocating.

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command compmem measures, from outside the server's process, the memory a
 // WebSocket server keeps per connection once permessage-deflate (RFC 7692)
 // has been used, and leaves the connections quiet.

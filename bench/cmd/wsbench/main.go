@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command wsbench measures the echo servers of package echo end to end, one
 // library after another, each server in a process of its own on one CPU
 // (GOMAXPROCS=1, pinned with taskset), driven over loopback by a load
