@@ -29,9 +29,10 @@ const chromiumPath = "/usr/bin/chromium"
 // length class whole and in fragments, from two goroutines, with a
 // context that ends, Ping, closes from either side with codes a browser
 // may and may not send, CloseWrite, the read limit, the server's
-// keepalive and compression, and dials that fail. The program reports
-// what it saw, a line per check; the test checks every line, and how
-// each connection ended as the server saw it.
+// keepalive and compression, a server's text that is not UTF-8, and
+// dials that fail. The program reports what it saw, a line per check;
+// the test checks every line, and how each connection ended as the
+// server saw it.
 //
 // Without Chromium the test is skipped, unless WEBSOCKET_REQUIRE_BROWSER=1
 // says it must run.
@@ -78,6 +79,8 @@ func TestBrowserDial(t *testing.T) {
 		"sizes":        "read: websocket: close 1000 (normal closure): done",
 		"server-close": "Close: <nil>",
 		"drop":         "CloseNow: <nil>",
+		// Chromium fails the connection with a close frame of its own.
+		"bad-text": "read: websocket: close 1002 (protocol error): Invalid UTF-8 in text frame",
 		// Browsers may not send 1001: it goes as 1000, with the reason.
 		"going-away": "read: websocket: close 1000 (normal closure): leaving",
 		"private":    "read: websocket: close 4000 (private use): private",
@@ -125,6 +128,8 @@ func wantWasmLines(host string) []string {
 		"server-close: then write: websocket: write: connection closed: close 4001 (private use): going, going, gone",
 		"drop: websocket: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure); CloseStatus 1006",
 		"drop: then write: websocket: write: connection closed: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure)",
+		"bad-text: websocket: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure); CloseStatus 1006",
+		"bad-text: then write: websocket: write: connection closed: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure)",
 		"read-limit: websocket: message exceeds the read limit of 1000 bytes: connection failed with 1009 (message too big); CloseStatus 1009",
 		"read-limit: then write: websocket: write: connection closed: message exceeds the read limit of 1000 bytes: connection failed with 1009 (message too big)",
 		`going-away: Close(1001, "leaving"): <nil>`,
@@ -230,7 +235,7 @@ func newWasmServer(t *testing.T, wasm, wasmExec string) *wasmServer {
 }
 
 // echo echoes messages on a connection named by the query, but for the
-// commands "close CODE REASON", "drop" and "send N" (see
+// commands "close CODE REASON", "drop", "send N" and "bad-text" (see
 // internal/wasmtest), and records how it ended.
 func (s *wasmServer) echo(w http.ResponseWriter, r *http.Request) {
 	s.handlers.Add(1)
@@ -266,6 +271,10 @@ func (s *wasmServer) echo(w http.ResponseWriter, r *http.Request) {
 		if typ == MessageText && string(p) == "drop" {
 			s.end(name, fmt.Sprintf("CloseNow: %v", c.CloseNow()))
 			return
+		}
+		if typ == MessageText && string(p) == "bad-text" {
+			// Write sends text as given: the browser finds it is not UTF-8.
+			p = []byte("ok\xff")
 		}
 		if size, ok := strings.CutPrefix(string(p), "send "); ok && typ == MessageText {
 			n, _ := strconv.Atoi(size)

@@ -40,7 +40,11 @@ import (
 //     it. SetReadLimit fails the connection with a message beyond the
 //     limit before its payload is copied out of the browser's memory, but
 //     only once it was received. Messages that arrive after CloseWrite are
-//     dropped by the browser; reads then return the peer's close.
+//     dropped by the browser; reads then return the peer's close. A text
+//     message that is not UTF-8 makes the browser fail the connection,
+//     with a close frame of its choosing (Chromium's says 1002): reads
+//     return the connection lost, CloseStatus StatusAbnormalClosure,
+//     where other Conns fail it with StatusInvalidFramePayloadData.
 //   - Write returns once the browser has taken the message; the browser
 //     buffers what the network has not yet taken (its bufferedAmount),
 //     which neither Buffered counts nor WriteQueueLimit bounds: they are

@@ -411,8 +411,11 @@
 //     applies once it arrived, before it is copied. What the browser
 //     buffers for sending is neither bounded nor counted by Buffered.
 //     Messages the server sends after CloseWrite are dropped by the
-//     browser. Invalid UTF-8 in a text message arrives as U+FFFD.
-//     LocalAddr and RemoteAddr return nil.
+//     browser. Invalid UTF-8 in a text message the page sends arrives as
+//     U+FFFD; in one the server sends, the browser fails the connection
+//     with a close frame of its choosing, and reads see it lost
+//     (StatusAbnormalClosure) rather than a *ProtocolError with
+//     StatusInvalidFramePayloadData. LocalAddr and RemoteAddr return nil.
 //
 // Accept and the rest of the server side are not for browsers.
 package websocket

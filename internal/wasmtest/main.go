@@ -7,11 +7,12 @@
 // on the console. The test knows what each line must say, and what the
 // server must have seen.
 //
-// The server echoes every message, but for three commands: "close CODE
+// The server echoes every message, but for four commands: "close CODE
 // REASON" has it close the connection with that code and reason, "drop"
-// has it drop the connection without a close frame, and "send N" has it
-// send N bytes of binary. The query's name tells the
-// server which connection is which.
+// has it drop the connection without a close frame, "send N" has it
+// send N bytes of binary, and "bad-text" has it send a text message that
+// is not UTF-8. The query's name tells the server which connection is
+// which.
 package main
 
 import (
@@ -148,7 +149,8 @@ func (r *run) sizes() {
 }
 
 // peerEnds has the server end the connection: close it, drop it without
-// a close frame, or send a message over the read limit.
+// a close frame, send text that is not UTF-8 (which the browser fails the
+// connection for), or send a message over the read limit.
 func (r *run) peerEnds() {
 	for _, e := range []struct {
 		name, command string
@@ -156,6 +158,7 @@ func (r *run) peerEnds() {
 	}{
 		{"server-close", "close 4001 going, going, gone", 0},
 		{"drop", "drop", 0},
+		{"bad-text", "bad-text", 0},
 		{"read-limit", "send 2000", 1000},
 	} {
 		c := r.dial("ws", e.name, nil)
