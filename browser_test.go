@@ -29,10 +29,10 @@ const chromiumPath = "/usr/bin/chromium"
 // length class whole and in fragments, from two goroutines, with a
 // context that ends, Ping, closes from either side with codes a browser
 // may and may not send, CloseWrite, the read limit, the server's
-// keepalive and compression, a server's text that is not UTF-8, and
-// dials that fail. The program reports what it saw, a line per check;
-// the test checks every line, and how each connection ended as the
-// server saw it.
+// keepalive and compression, a server's text that is not UTF-8, NetConn
+// and wsjson, and dials that fail. The program reports what it saw, a
+// line per check; the test checks every line, and how each connection
+// ended as the server saw it.
 //
 // Without Chromium the test is skipped, unless WEBSOCKET_REQUIRE_BROWSER=1
 // says it must run.
@@ -79,6 +79,7 @@ func TestBrowserDial(t *testing.T) {
 		"sizes":        "read: websocket: close 1000 (normal closure): done",
 		"server-close": "Close: <nil>",
 		"drop":         "CloseNow: <nil>",
+		"policy":       "Close: <nil>",
 		// Chromium fails the connection with a close frame of its own.
 		"bad-text": "read: websocket: close 1002 (protocol error): Invalid UTF-8 in text frame",
 		// Browsers may not send 1001: it goes as 1000, with the reason.
@@ -91,6 +92,9 @@ func TestBrowserDial(t *testing.T) {
 		"close-write": "read: websocket: close 1000 (normal closure): bye",
 		"keepalive":   "read: websocket: close 1000 (normal closure)",
 		"deflate":     "read: websocket: close 1000 (normal closure)",
+		"netconn":     "read: websocket: close 1000 (normal closure)",
+		"netconn-eof": "Close: <nil>",
+		"json":        "read: websocket: close 1000 (normal closure): message exceeds the read limit of 100 bytes",
 	}
 	for name, want := range wantEnded {
 		if got, ok := ended[name]; !ok {
@@ -128,6 +132,8 @@ func wantWasmLines(host string) []string {
 		"server-close: then write: websocket: write: connection closed: close 4001 (private use): going, going, gone",
 		"drop: websocket: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure); CloseStatus 1006",
 		"drop: then write: websocket: write: connection closed: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure)",
+		"policy: websocket: close 1008 (policy violation): no, thank you; CloseStatus 1008",
+		"policy: then write: websocket: write: connection closed: close 1008 (policy violation): no, thank you",
 		"bad-text: websocket: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure); CloseStatus 1006",
 		"bad-text: then write: websocket: write: connection closed: connection lost: the browser reports the WebSocket closed with 1006 (abnormal closure)",
 		"read-limit: websocket: message exceeds the read limit of 1000 bytes: connection failed with 1009 (message too big); CloseStatus 1009",
@@ -143,6 +149,17 @@ func wantWasmLines(host string) []string {
 		`deflate: Sec-WebSocket-Extensions "permessage-deflate"`,
 		"deflate: text of 99000 bytes: echoed intact",
 		"deflate: close: <nil>",
+		`netconn: read "helloworld", <nil>`,
+		"netconn: past the deadline: websocket: read: i/o timeout; Timeout true, os.ErrDeadlineExceeded true",
+		`netconn: deadline lifted: "again", <nil>`,
+		"netconn: Close: <nil>; the waiting Read: websocket: read: use of closed network connection, net.ErrClosed true",
+		"netconn-eof: read: EOF; Close: <nil>",
+		"json: echoed {Player:ann X:1 Y:2}, <nil>",
+		"json: Write(func): websocket: json: unsupported type: func()",
+		`json: after "{bad": {Player: X:0 Y:0}, websocket: json: invalid character 'b' looking for beginning of object key string`,
+		`json: after "send 10": {Player: X:0 Y:0}, websocket: json: got a binary message, but JSON messages are text (for JSON in binary messages, read them with Conn.Read and decode with json.Unmarshal)`,
+		`json: after "{\"Player\":\"bob\"}": {Player:bob X:0 Y:0}, <nil>`,
+		"json: over the read limit: websocket: message exceeds the read limit of 100 bytes: connection failed with 1009 (message too big); CloseStatus 1009",
 		"dial ws://"+host+"/missing: conn false, response false: websocket: dial ws://"+host+"/missing: the browser could not open the connection, and does not say why (its console may)",
 		"dial ws://"+host+"/hang: conn false, response false: websocket: dial ws://"+host+"/hang: context deadline exceeded",
 		"dial ftp://"+host+`/echo: conn false, response false: websocket: URL scheme "ftp" is not ws, wss, http or https`,

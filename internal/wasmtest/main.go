@@ -19,12 +19,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"os"
 	"strings"
 	"syscall/js"
 	"time"
 	"unicode/utf8"
 
 	"github.com/rfc6455/websocket"
+	"github.com/rfc6455/websocket/wsjson"
 )
 
 // wait bounds every call.
@@ -38,6 +42,8 @@ func main() {
 	r.closeWrite()
 	r.keepalive()
 	r.deflate()
+	r.netConn()
+	r.json()
 	r.dialErrors()
 	r.report("done")
 }
@@ -158,6 +164,7 @@ func (r *run) peerEnds() {
 	}{
 		{"server-close", "close 4001 going, going, gone", 0},
 		{"drop", "drop", 0},
+		{"policy", "close 1008 no, thank you", 0},
 		{"bad-text", "bad-text", 0},
 		{"read-limit", "send 2000", 1000},
 	} {
@@ -250,6 +257,99 @@ func (r *run) deflate() {
 	text := []byte(strings.Repeat("compressible, very compressible. ", 3000))
 	r.report("deflate: text of %d bytes: %s", len(text), echo(ctx, c, websocket.MessageText, text))
 	r.report("deflate: close: %v", c.Close(websocket.StatusNormalClosure, ""))
+}
+
+// netConn reads and writes through NetConn: a stream across messages,
+// empty ones included, a read deadline that passes and is lifted, Close
+// while a Read waits, and the server's close 1000 as io.EOF.
+func (r *run) netConn() {
+	c := r.dial("ws", "netconn", nil)
+	if c == nil {
+		return
+	}
+	nc := websocket.NetConn(c, websocket.MessageBinary)
+	for _, w := range []string{"hello", "", "world"} {
+		if _, err := nc.Write([]byte(w)); err != nil {
+			r.report("netconn: write: %v", err)
+			return
+		}
+	}
+	// One stream across the messages, the empty one adding nothing.
+	got, err := io.ReadAll(io.LimitReader(nc, 10))
+	r.report("netconn: read %q, %v", got, err)
+
+	nc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	_, err = nc.Read(make([]byte, 3))
+	var ne net.Error
+	r.report("netconn: past the deadline: %v; Timeout %v, os.ErrDeadlineExceeded %v", err, errors.As(err, &ne) && ne.Timeout(), errors.Is(err, os.ErrDeadlineExceeded))
+	nc.SetReadDeadline(time.Time{})
+	nc.Write([]byte("again"))
+	p := make([]byte, 5)
+	_, err = io.ReadFull(nc, p)
+	r.report("netconn: deadline lifted: %q, %v", p, err)
+
+	read := make(chan error, 1)
+	go func() {
+		_, err := nc.Read(p)
+		read <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cerr := nc.Close()
+	select {
+	case err := <-read:
+		r.report("netconn: Close: %v; the waiting Read: %v, net.ErrClosed %v", cerr, err, errors.Is(err, net.ErrClosed))
+	case <-time.After(wait):
+		r.report("netconn: Close: %v; the waiting Read still waits", cerr)
+	}
+
+	c = r.dial("ws", "netconn-eof", nil)
+	if c == nil {
+		return
+	}
+	nc = websocket.NetConn(c, websocket.MessageText)
+	nc.SetDeadline(time.Now().Add(wait))
+	nc.Write([]byte("close 1000 bye"))
+	_, err = nc.Read(p)
+	r.report("netconn-eof: read: %v; Close: %v", err, nc.Close())
+}
+
+// json reads and writes JSON values with wsjson, and meets what is not
+// one: a value that cannot be encoded, text that is not JSON, a binary
+// message, and a message over the read limit.
+func (r *run) json() {
+	c := r.dial("ws", "json", nil)
+	if c == nil {
+		return
+	}
+	defer c.CloseNow()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	type move struct {
+		Player string
+		X, Y   int
+	}
+	var m move
+	err := wsjson.Write(ctx, c, move{"ann", 1, 2})
+	if err == nil {
+		err = wsjson.Read(ctx, c, &m)
+	}
+	r.report("json: echoed %+v, %v", m, err)
+	r.report("json: Write(func): %v", wsjson.Write(ctx, c, func() {}))
+	for _, cmd := range []string{"{bad", "send 10", `{"Player":"bob"}`} {
+		if err := c.Write(ctx, websocket.MessageText, []byte(cmd)); err != nil {
+			r.report("json: write: %v", err)
+			return
+		}
+		m = move{}
+		err := wsjson.Read(ctx, c, &m)
+		r.report("json: after %q: %+v, %v", cmd, m, err)
+	}
+	c.SetReadLimit(100)
+	err = wsjson.Write(ctx, c, move{Player: strings.Repeat("x", 200)})
+	if err == nil {
+		err = wsjson.Read(ctx, c, &m)
+	}
+	r.report("json: over the read limit: %v; CloseStatus %d", err, websocket.CloseStatus(err))
 }
 
 // dialErrors dials what cannot be dialed.
