@@ -38,8 +38,10 @@ import (
 //     its own.
 //   - The browser receives each message whole before the Conn reads any of
 //     it. SetReadLimit fails the connection with a message beyond the
-//     limit before its payload is copied out of the browser's memory, but
-//     only once it was received. Messages that arrive after CloseWrite are
+//     limit once it was received, having copied at most one read buffer
+//     of its payload out of the browser's memory, and allocating nothing
+//     for its size (the rest is copied and dropped while the closing
+//     handshake runs). Messages that arrive after CloseWrite are
 //     dropped by the browser; reads then return the peer's close. A text
 //     message that is not UTF-8 makes the browser fail the connection,
 //     with a close frame of its choosing (Chromium's says 1002): reads
