@@ -126,6 +126,18 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			// already has, rather than send the request again.
 			client.Transport = &answered{resp: redirect, next: client.Transport}
 		}
+		// The last redirect followed, named in an error that comes after
+		// it: that the server could not be reached, or its certificate
+		// has another name, is said of the URL redirected to.
+		var redirected *url.URL
+		check := client.CheckRedirect
+		client.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+			err := check(r, via)
+			if err == nil {
+				redirected = r.URL
+			}
+			return err
+		}
 		counted, stop := countInterim(req.Context())
 		defer stop()
 		resp, err = client.Do(req.WithContext(counted))
@@ -139,7 +151,7 @@ func Dial(ctx context.Context, rawURL string, opts *DialOptions) (*Conn, *http.R
 			return nil, nil, fmt.Errorf("%w: %s", ErrHandshake, clippedError{cause})
 		}
 		if err != nil {
-			return nil, nil, dialErr(rawURL, brokenCause(err))
+			return nil, nil, dialErr(rawURL, afterRedirect(redirected, brokenCause(err)))
 		}
 		if rwc, ok := resp.Body.(io.ReadWriteCloser); ok {
 			tr = transport{rw: rwc}
@@ -536,6 +548,20 @@ func brokenCause(err error) error {
 		return cause
 	}
 	return err
+}
+
+// afterRedirect returns err, the failure of a request an HTTP client sent
+// after following a redirect to u, as one that names u, where
+// net/http's *url.Error, which dialErr drops, named it alone. With u nil
+// (no redirect followed), it returns err.
+func afterRedirect(u *url.URL, err error) error {
+	if u == nil {
+		return err
+	}
+	if ue, ok := err.(*url.Error); ok {
+		err = ue.Err
+	}
+	return fmt.Errorf("redirected to %s: %w", quoted(u.Redacted()), err)
 }
 
 // answered is a RoundTripper whose first round trip returns resp, the

@@ -2026,3 +2026,34 @@ func TestDialRedirectElsewhere(t *testing.T) {
 		}
 	}
 }
+
+// TestDialRedirectedFailure: a redirected handshake that fails to reach
+// the server redirected to, or whose TLS fails there, says where it was
+// redirected: the error named the URL dialed alone, so that a ws:// URL
+// failed with a certificate error, of a host the caller never named.
+func TestDialRedirectedFailure(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(acceptEcho))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused certificate
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	// The certificate names 127.0.0.1 and example.com, not localhost.
+	to := "https://localhost:" + port + "/moved"
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "wss://user:secret@localhost:"+port+"/moved", http.StatusFound)
+	}))
+	t.Cleanup(s.Close)
+	for name, opts := range map[string]*DialOptions{"Dial's own": nil, "HTTPClient": {HTTPClient: srv.Client()}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, _, err := Dial(ctx, wsURL(s)+"/old", opts)
+		cancel()
+		if err == nil {
+			c.CloseNow()
+		}
+		want := fmt.Sprintf("websocket: dial %s/old: redirected to %q: tls: failed to verify certificate: ", wsURL(s), strings.Replace(to, "//", "//user:xxxxx@", 1))
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "websocket:") != 1 {
+			t.Errorf("%s: Dial: %v\nwant %s...", name, err, want)
+		}
+	}
+}
