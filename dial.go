@@ -778,8 +778,8 @@ const maxRedirects = 10
 
 // handshakeClient returns a copy of base for one handshake. When base's
 // transport is an *http.Transport, the copy uses a clone of it that records
-// the connections it dials, keeps none alive, and reaches an http:// URL
-// through a proxy's tunnel (tunnelHTTP). With another RoundTripper, the
+// the connections it dials, keeps none alive, and reaches a URL through a
+// proxy's tunnel of Dial's own (tunnelHTTP). With another RoundTripper, the
 // Conn runs without deadlines.
 func handshakeClient(base *http.Client) (*http.Client, *dialedConns) {
 	client := *base

@@ -8,11 +8,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,14 +26,21 @@ import (
 // port given by /port/". net/http's transport does that for https:// URLs
 // only; an http:// request it sends to the proxy to forward, as GET
 // http://host/path, and a forward proxy need not pass the Upgrade on.
+// Dial opens the tunnel itself for https:// URLs too, so that a proxy's
+// answer is judged as for ws://: net/http's own reports an answer over
+// its header limit as "unexpected EOF", one that is not HTTP as though
+// the server had sent it, and drops what the proxy sent after it.
 
 // tunnelHTTP makes t, a transport of handshakeClient's own, reach the
-// http:// URLs its Proxy sends to an HTTP or HTTPS proxy through a tunnel
-// the proxy opens with CONNECT, as it reaches https:// ones. It returns
-// the dial function for t's DialContext, given the one t had: the
-// transport, told there is no proxy, asks it for the server's address,
-// and it dials the tunnel instead. Other proxies (SOCKS) tunnel already,
-// and are left to the transport.
+// URLs its Proxy sends to an HTTP or HTTPS proxy through a tunnel the
+// proxy opens with CONNECT: http:// ones, and https:// ones unless t has
+// a TLS dial function of the caller's, which net/http would call for the
+// server's address in place of the tunnel (there net/http opens the
+// tunnel). It returns the dial function for t's DialContext, given the
+// one t had: the transport, told there is no proxy, asks it for the
+// server's address, and it dials the tunnel instead, over which the
+// transport runs TLS for https:// as over a connection of its own. Other
+// proxies (SOCKS) tunnel already, and are left to the transport.
 //
 // The proxy for the next dial passes from t.Proxy to the dial function:
 // handshakeClient's transport keeps no connection alive, and a handshake
@@ -40,10 +49,13 @@ import (
 // next request's.
 func tunnelHTTP(t *http.Transport, dial dialFunc) dialFunc {
 	proxyFor := t.Proxy
+	//lint:ignore SA1019 the caller's transport may still set the deprecated DialTLS, which it would use
+	tlsDialer := t.DialTLSContext != nil || t.DialTLS != nil
 	var next atomic.Pointer[url.URL]
 	t.Proxy = func(req *http.Request) (*url.URL, error) {
 		p, err := proxyFor(req)
-		if err == nil && p != nil && req.URL.Scheme == "http" && (p.Scheme == "http" || p.Scheme == "https") {
+		tunnel := req.URL.Scheme == "http" || req.URL.Scheme == "https" && !tlsDialer
+		if err == nil && p != nil && tunnel && (p.Scheme == "http" || p.Scheme == "https") {
 			next.Store(p)
 			return nil, nil
 		}
@@ -85,6 +97,10 @@ func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *ur
 	if err != nil {
 		return nil, &net.OpError{Op: "proxyconnect", Net: "tcp", Err: err}
 	}
+	// net/http gives the exchange a minute at most, so that a proxy that
+	// never answers holds no dial for good when ctx has no end.
+	ctx, cancel := context.WithTimeoutCause(ctx, proxyConnectTimeout, errProxySilent)
+	defer cancel()
 	// As in handshakeDirect, the end of ctx interrupts the exchange.
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(longAgo) })
 	req := &http.Request{Method: http.MethodConnect, URL: &url.URL{Opaque: addr}, Host: addr, Header: hdr}
@@ -114,6 +130,9 @@ func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *ur
 	}
 	if !stop() || ctx.Err() != nil {
 		err = ctx.Err()
+		if context.Cause(ctx) == errProxySilent {
+			err = fmt.Errorf("proxy %s did not answer CONNECT %s within %v: %w", proxy.Redacted(), addr, proxyConnectTimeout, os.ErrDeadlineExceeded)
+		}
 	}
 	if err != nil {
 		nc.Close()
@@ -126,6 +145,13 @@ func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *ur
 	}
 	return nc, nil
 }
+
+// proxyConnectTimeout bounds a proxy's answer to CONNECT, as net/http's
+// transport bounds it.
+const proxyConnectTimeout = time.Minute
+
+// errProxySilent is the cause of the end of proxyConnectTimeout.
+var errProxySilent = errors.New("proxy silent")
 
 // proxyRefused returns the error for a proxy's answer to CONNECT other
 // than 200, which names the proxy (its password redacted), the target and

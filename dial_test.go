@@ -1441,7 +1441,10 @@ func TestDialProxyRefuses(t *testing.T) {
 
 // TestDialProxyBadAnswer: a proxy whose answer to CONNECT is no HTTP
 // response, or has a header without end, or ends early, fails Dial with
-// an error that names it, and Dial reads no more than 1 MiB of it.
+// an error that names it, and Dial reads no more than 1 MiB of it, for
+// ws:// and wss:// alike. With net/http's tunnel, a wss:// Dial said
+// "unexpected EOF" of a header over the limit, and the malformed answer
+// without naming the proxy, as though the server had sent it.
 func TestDialProxyBadAnswer(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
@@ -1459,9 +1462,11 @@ func TestDialProxyBadAnswer(t *testing.T) {
 			io.WriteString(nc, tt.answer)
 		})
 		tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: p.addr()})}
-		r := dialBounded(t, p, context.Background(), "ws://192.0.2.1:8080/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}})
-		if want := "websocket: dial ws://192.0.2.1:8080/x: " + fmt.Sprintf(tt.want, p.addr()); r.err == nil || r.err.Error() != want {
-			t.Errorf("Dial: %v, want %s", r.err, want)
+		for _, target := range []string{"ws://192.0.2.1:8080/x", "wss://192.0.2.1:8080/x"} {
+			r := dialBounded(t, p, context.Background(), target, &DialOptions{HTTPClient: &http.Client{Transport: tr}})
+			if want := "websocket: dial " + target + ": " + fmt.Sprintf(tt.want, p.addr()); r.err == nil || r.err.Error() != want {
+				t.Errorf("Dial: %v, want %s", r.err, want)
+			}
 		}
 	}
 }
