@@ -382,7 +382,13 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		return fail(fmt.Errorf("%w: the HTTP client's transport is a %T, not an *http.Transport", ErrHTTP2Unavailable, rt))
 	}
 	if t.Proxy != nil {
-		if p, err := t.Proxy(&http.Request{Method: http.MethodConnect, URL: u, Header: http.Header{}, Host: u.Host}); err != nil || p != nil {
+		p, err := t.Proxy(&http.Request{Method: http.MethodConnect, URL: u, Header: http.Header{}, Host: u.Host})
+		if err != nil {
+			// Not that a proxy applies: which one is unknown, and
+			// HTTP/1.1 would fail the same way.
+			return nil, nil, dialErr(rawURL, err), true
+		}
+		if p != nil {
 			return fail(fmt.Errorf("%w: a proxy applies to %s", ErrHTTP2Unavailable, u.Host))
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -643,5 +644,48 @@ func testDialH2HeaderHost(t *testing.T, tls bool) {
 		if v, ok := r.Header["Host"]; ok {
 			t.Errorf("Header %v, Host %q: server got a Host field %q besides :authority", tt.header, tt.host, v)
 		}
+	}
+}
+
+// TestDialHTTP2Proxy: a proxy rules HTTP/2 out, HTTP2Preferred going
+// through the proxy's tunnel over HTTP/1.1 and HTTP2Required failing with
+// ErrHTTP2Unavailable; but a Proxy function that fails (as
+// http.ProxyFromEnvironment does for a malformed HTTPS_PROXY) fails Dial
+// with its error in every mode. HTTP2Required said "a proxy applies".
+func TestDialHTTP2Proxy(t *testing.T) {
+	t.Parallel()
+	s := startTCPServer(t, scriptedHandshake(nil, func(accept string) string { return response101(accept) }))
+	proxy, seen := startProxy(t)
+	for _, mode := range []HTTP2Mode{HTTP2Preferred, HTTP2Required} {
+		tr := &http.Transport{Proxy: http.ProxyURL(proxy)}
+		r := dialBounded(t, s, context.Background(), "ws://"+s.addr()+"/x", &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: mode})
+		switch mode {
+		case HTTP2Preferred:
+			if r.err != nil || r.resp.ProtoMajor != 1 {
+				t.Fatalf("HTTP2Preferred: Dial: %v, want HTTP/1.1 through the proxy", r.err)
+			}
+			r.c.CloseNow()
+			if p := <-seen; p.Method != http.MethodConnect || p.RequestURI != s.addr() {
+				t.Errorf("HTTP2Preferred: proxy saw %s %s, want CONNECT %s", p.Method, p.RequestURI, s.addr())
+			}
+		case HTTP2Required:
+			if want := "websocket: HTTP/2 unavailable: a proxy applies to " + s.addr(); !errors.Is(r.err, ErrHTTP2Unavailable) || r.err.Error() != want {
+				t.Errorf("HTTP2Required: Dial: %v, want %s", r.err, want)
+			}
+		}
+	}
+	for _, mode := range []HTTP2Mode{HTTP2Disabled, HTTP2Preferred, HTTP2Required} {
+		for _, target := range []string{"ws://" + s.addr() + "/x", "wss://" + s.addr() + "/x"} {
+			tr := &http.Transport{Proxy: func(*http.Request) (*url.URL, error) {
+				return nil, errors.New("no proxy configuration")
+			}}
+			r := dialBounded(t, s, context.Background(), target, &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: mode})
+			if want := "websocket: dial " + target + ": no proxy configuration"; r.err == nil || r.err.Error() != want || errors.Is(r.err, ErrHTTP2Unavailable) {
+				t.Errorf("HTTP2 %d, %s: Dial: %v, want %s", mode, target, r.err, want)
+			}
+		}
+	}
+	if n := len(seen); n != 0 {
+		t.Errorf("the proxy saw %d more requests", n)
 	}
 }
