@@ -2062,3 +2062,45 @@ func TestDialRedirectedFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestDialRedirectHeaders: a redirect to another host drops the
+// Authorization and Cookie of DialOptions.Header and keeps the others, as
+// DialOptions.Header says, whatever sent the first request; one to the
+// same host, at another port, keeps them all.
+func TestDialRedirectHeaders(t *testing.T) {
+	t.Parallel()
+	reqs := make(chan *http.Request, 1)
+	s := startTCPServer(t, scriptedHandshake(reqs, func(accept string) string { return response101(accept) }))
+	_, port, _ := net.SplitHostPort(s.addr())
+	header := http.Header{"Authorization": {"Bearer t"}, "Cookie": {"a=b"}, "X-Other": {"1"}}
+	for _, tt := range []struct {
+		to   string
+		kept bool
+	}{
+		{"ws://localhost:" + port + "/b", false},
+		{"ws://127.0.0.1:" + port + "/b", true},
+	} {
+		r := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, tt.to, http.StatusTemporaryRedirect)
+		}))
+		for _, client := range []*http.Client{nil, {}} {
+			d := dialBounded(t, s, context.Background(), wsURL(r)+"/a", &DialOptions{HTTPClient: client, Header: header})
+			if d.err != nil {
+				t.Fatalf("to %s, HTTPClient %v: Dial: %v", tt.to, client, d.err)
+			}
+			d.c.CloseNow()
+			got := nextRequest(t, reqs).Header
+			want := header.Clone()
+			if !tt.kept {
+				want.Del("Authorization")
+				want.Del("Cookie")
+			}
+			for name := range header {
+				if !slices.Equal(got[name], want[name]) {
+					t.Errorf("to %s, HTTPClient %v: %s %q, want %q", tt.to, client, name, got[name], want[name])
+				}
+			}
+		}
+		r.Close()
+	}
+}

@@ -50,6 +50,10 @@ type DialOptions struct {
 
 	// Header holds extra request headers, such as Authorization or Origin.
 	// A Host here is sent as Host below is; the two may not differ.
+	// A redirect to another host, unless a subdomain of the first, drops
+	// the credentials here (Authorization, Cookie, Proxy-Authorization),
+	// as net/http's client does with any request's; the port does not
+	// count.
 	// The headers the handshake sets itself (Upgrade, Connection,
 	// Sec-WebSocket-*) may not appear; offer subprotocols with Subprotocols.
 	Header http.Header
