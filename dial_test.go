@@ -2104,3 +2104,31 @@ func TestDialRedirectHeaders(t *testing.T) {
 		r.Close()
 	}
 }
+
+// TestDialProxyAsked: the transport's Proxy is asked for the http:// or
+// https:// URL a ws:// or wss:// one stands for, as DialOptions.HTTPClient
+// says, with or without DialOptions.HTTP2, so that HTTP_PROXY serves
+// ws:// and HTTPS_PROXY wss://.
+func TestDialProxyAsked(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []HTTP2Mode{HTTP2Disabled, HTTP2Preferred} {
+		for target, want := range map[string]string{
+			"ws://192.0.2.1/x":       "http://192.0.2.1/x",
+			"wss://192.0.2.1:8443/x": "https://192.0.2.1:8443/x",
+		} {
+			var asked []string
+			stop := errors.New("stop")
+			tr := &http.Transport{Proxy: func(r *http.Request) (*url.URL, error) {
+				asked = append(asked, r.URL.String())
+				return nil, stop
+			}}
+			_, _, err := Dial(context.Background(), target, &DialOptions{HTTPClient: &http.Client{Transport: tr}, HTTP2: mode})
+			if !errors.Is(err, stop) {
+				t.Errorf("HTTP2 %d, %s: Dial: %v, want the Proxy function's error", mode, target, err)
+			}
+			if len(asked) == 0 || asked[0] != want {
+				t.Errorf("HTTP2 %d, %s: Proxy asked for %q, want %q first", mode, target, asked, want)
+			}
+		}
+	}
+}

@@ -25,7 +25,10 @@ type DialOptions struct {
 	// http.DefaultClient. Its Timeout, if set, bounds the handshake only.
 	// Through an HTTP or HTTPS proxy, ws:// as wss://, the handshake goes
 	// through a tunnel the proxy opens with CONNECT (RFC 6455 §4.1), when
-	// the client's transport is an *http.Transport.
+	// the client's transport is an *http.Transport. Its Proxy is asked
+	// for the http:// or https:// URL that a ws:// or wss:// one stands
+	// for, so that http.ProxyFromEnvironment takes HTTP_PROXY for ws://
+	// and HTTPS_PROXY for wss://.
 	//
 	// With nil, a ws:// handshake that no proxy applies to is sent by Dial
 	// itself over a connection from http.DefaultTransport's dial function,
