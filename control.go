@@ -350,14 +350,20 @@ func (c *Conn) wakeDeferredPings() {
 }
 
 // pingWaits are the Pings waiting for their pongs, by the number each sent
-// as its payload.
+// as its payload (gotPong wakes those numbered up to a pong's).
 type pingWaits struct {
 	seq        uint64
 	waiting    map[uint64]chan struct{} // closed by gotPong, or by closeTransport
 	readerLeft chan struct{}            // made by deferPing, closed by wakeDeferredPings
 }
 
-// gotPong wakes the Ping that sent the payload p, if any.
+// gotPong wakes the Ping that sent the payload p, if any, and every
+// Ping numbered before it: RFC 6455 §5.5.3 lets a peer that has several
+// pings to answer send a pong for "only the most recently processed Ping
+// frame", so the pong of a later ping answers the earlier ones too. (Two
+// Pings at once may reach the wire in the other order than their
+// numbers; the earlier-numbered one then ends with the pong of a ping
+// sent just before its own, from a peer shown alive since it began.)
 func (c *Conn) gotPong(p []byte) {
 	if len(p) != 8 {
 		return
@@ -368,10 +374,12 @@ func (c *Conn) gotPong(p []byte) {
 	// has closed) every channel still waiting, which Ping's forget tells
 	// from a pong by the entry left in: a pong read from what was
 	// buffered by then must not close it again.
-	if c.pings != nil && !c.isClosed() {
-		if ch, ok := c.pings.waiting[id]; ok {
-			delete(c.pings.waiting, id)
-			close(ch)
+	if c.pings != nil && !c.isClosed() && id <= c.pings.seq {
+		for n, ch := range c.pings.waiting {
+			if n <= id {
+				delete(c.pings.waiting, n)
+				close(ch)
+			}
 		}
 	}
 	c.mu.Unlock()

@@ -278,3 +278,67 @@ func TestPongBetweenFragments(t *testing.T) {
 		}
 	}
 }
+
+// TestPingAnsweredByLaterPong: a pong answers the Ping that sent its
+// payload and every Ping sent before it, as RFC 6455 §5.5.3 lets a peer
+// answer only the latest of the pings it has not answered yet. Only the
+// Ping numbered alike woke: with two Pings at once and a peer that
+// answered the latest alone, the other waited for its context to end,
+// and failed, though the peer had answered a ping sent after it. A pong
+// for the earlier ping still leaves the later one waiting.
+func TestPingAnsweredByLaterPong(t *testing.T) {
+	t.Parallel()
+	for _, answer := range []string{"latest only", "earliest first"} {
+		t.Run(answer, func(t *testing.T) {
+			t.Parallel()
+			s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1})
+			nc := rawClient(t, s.Listener.Addr().String())
+			sc := <-conns
+			defer sc.CloseNow()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			pinged := make(chan error, 2)
+			for range 2 {
+				go func() { pinged <- sc.Ping(ctx) }()
+			}
+			var pings [2]string
+			for i := range pings {
+				f, err := readServerFrame(nc)
+				if err != nil || len(f) != 10 || f[0] != 0x89 {
+					t.Fatalf("ping %d: %q, %v", i, f, err)
+				}
+				pings[i] = f[2:]
+			}
+			if pings[0] > pings[1] {
+				pings[0], pings[1] = pings[1], pings[0]
+			}
+			if answer == "earliest first" {
+				io.WriteString(nc, clientFrame(0x8A, pings[0]))
+				if err := <-pinged; err != nil {
+					t.Fatalf("the Ping answered: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+				select {
+				case err := <-pinged:
+					t.Fatalf("the later Ping returned %v on the earlier one's pong", err)
+				default:
+				}
+			}
+			io.WriteString(nc, clientFrame(0x8A, pings[1]))
+			waiting := 2
+			if answer == "earliest first" {
+				waiting = 1
+			}
+			for range waiting {
+				select {
+				case err := <-pinged:
+					if err != nil {
+						t.Fatalf("Ping: %v, want nil: the pong of a ping sent after it came", err)
+					}
+				case <-time.After(2 * time.Second):
+					t.Fatal("a Ping still waits 2 s after the pong of a ping sent after it")
+				}
+			}
+		})
+	}
+}
