@@ -454,3 +454,59 @@ func TestCloseInvalidAnswer(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseReaderContextEndsInDiscardedMessage: a Read whose context
+// ends inside a message that arrived once Close had begun, which Close
+// drops unread, returns the context's error and leaves the closing
+// handshake to Close, which reads the rest and the peer's answer. The
+// Read failed the connection as for a message it was delivering: it
+// claimed 1008, which could not follow the close frame sent, and closed
+// the connection at its context's end, cutting Close short without the
+// peer's answer (Close reported "close 1000" as the end, the handshake
+// never completed).
+func TestCloseReaderContextEndsInDiscardedMessage(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, first, rest string }{
+		{"inside a frame", string(maskedHeader(0x82, 10)) + "abc", "defghij"},
+		{"between fragments", clientFrame(0x02, "abc"), clientFrame(0x80, "def")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: -1, CloseTimeout: 3 * time.Second})
+			nc := rawClient(t, s.Listener.Addr().String())
+			sc := <-conns
+			defer sc.CloseNow()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			read := make(chan error, 1)
+			go func() {
+				_, _, err := sc.Read(ctx)
+				read <- err
+			}()
+			waitFor(t, "the Read to wait", sc.readMu.taken)
+			closed := make(chan error, 1)
+			go func() { closed <- sc.Close(StatusNormalClosure, "") }()
+			expectFrame(t, nc, "\x88\x02\x03\xe8")
+			io.WriteString(nc, tc.first)
+			time.Sleep(50 * time.Millisecond) // the Read takes the message in
+			cancel()
+			select {
+			case err := <-read:
+				if !errors.Is(err, context.Canceled) || CloseStatus(err) != -1 || err.Error() != "websocket: read: context canceled" {
+					t.Errorf("Read: %v (close status %d), want the context's end alone", err, CloseStatus(err))
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the Read still waits 2 s after its context ended")
+			}
+			io.WriteString(nc, tc.rest+clientFrame(0x88, "\x03\xe8"))
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Errorf("Close: %v, want nil: the peer answered", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close still waits 5 s after the peer's answer")
+			}
+		})
+	}
+}

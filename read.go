@@ -97,7 +97,9 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 // If ctx ends while Read waits for a message, Read returns ctx's error and
 // the connection stays usable. If ctx ends once a message has begun (the
 // header of its first frame has arrived), the connection is failed with
-// StatusPolicyViolation, and Read returns at once. A ctx that has ended
+// StatusPolicyViolation, and Read returns at once; but once Close has
+// begun, which drops the message, Read returns ctx's error alone and
+// Close reads on to the peer's answer. A ctx that has ended
 // before the call makes it return ctx's error, reading nothing.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	// ReadAppend's body rather than a call to it: a frame less on the
@@ -948,7 +950,11 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 	case c.tr.inputCut() != nil:
 		return c.inputCutLocked(ctx, mid)
 	case ctx.Err() != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, ctx.Err()) || c.isClosed()):
-		if !mid {
+		if !mid || c.discard.Load() {
+			// Nothing of a message was delivered, or Close has begun,
+			// which drops what comes unread: the message is nobody's,
+			// and Close, waiting for the read lock, reads the rest of
+			// it and the peer's answer, within the close timeout.
 			return opErr("read", ctx.Err())
 		}
 		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
