@@ -317,11 +317,13 @@ func (c *Conn) failNowLocked(pe *ProtocolError) error {
 // frame, within 100 ms, and closes without waiting for the peer's: 1008
 // failing the connection when a message is lost, 1001 between messages,
 // where the end is the context's, as it was before the close frame went.
-// A close frame already sent or under way stays the one that goes.
+// A close frame already sent or under way stays the one that goes: once
+// Close has begun, the message it drops is nobody's, and the end is the
+// context's too, Close's answer from the peer being past reading.
 //
 // The caller holds readMu.
 func (c *Conn) inputCutLocked(ctx context.Context, mid bool) error {
-	if mid {
+	if mid && !c.discard.Load() {
 		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
 		if pe.err = ctx.Err(); pe.err == nil {
 			pe.err = c.tr.inputCut() // a later read's, the context that cut the input being another's

@@ -45,6 +45,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("read as the stream resets", testHTTP2ReadAtReset)
 	t.Run("read context", testHTTP2ReadContext)
 	t.Run("read context, close frame", testHTTP2ReadContextCloseFrame)
+	t.Run("read context under Close", testHTTP2ReadContextUnderClose)
 	t.Run("shared context", testHTTP2SharedContext)
 	t.Run("request context ended", testHTTP2RequestContextEnded)
 	t.Run("reset after a queued response", testHTTP2ResetAfterQueuedResponse)
@@ -158,6 +159,45 @@ func testHTTP2ReadContextCloseFrame(t *testing.T) {
 				t.Errorf("the stream carried %q, then ended with %d, want %q and END_STREAM (-1)", data, code, want)
 			}
 		})
+	}
+}
+
+// testHTTP2ReadContextUnderClose: once Close has begun, a Read whose
+// context ends inside a message, which Close drops, fails nothing: the
+// stream carries Close's frame alone, and the Read does not report the
+// 1008 that could not follow it.
+func testHTTP2ReadContextUnderClose(t *testing.T) {
+	errs := make(chan error, 2)
+	sent := make(chan struct{})
+	p := stallingH2Accept(t, &AcceptOptions{CloseTimeout: 2 * time.Second}, func(c *Conn) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		read := make(chan error, 1)
+		go func() {
+			_, _, err := c.Read(ctx)
+			read <- err
+		}()
+		<-sent
+		time.Sleep(50 * time.Millisecond) // for the Read to take the frame (else it fails nothing either)
+		errs <- c.Close(StatusNormalClosure, "")
+		errs <- <-read
+	})
+	p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20)) // the stream's window
+	p.write(0x0, 0, 1, maskedFrame(0x01, []byte("abc")))
+	close(sent)
+	for _, what := range []string{"Close", "Read"} {
+		select {
+		case err := <-errs:
+			if CloseStatus(err) == StatusPolicyViolation {
+				t.Errorf("%s: %v, a 1008 that was not sent", what, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s still under way after 5 s", what)
+		}
+	}
+	data, code := p.streamEnd()
+	if want := "\x88\x02\x03\xe8"; string(data) != want || code != -1 {
+		t.Errorf("the stream carried %q, then ended with %d, want %q and END_STREAM (-1)", data, code, want)
 	}
 }
 
