@@ -36,7 +36,9 @@ func isCloseSent(err error) bool {
 // passed first, the error says so, naming the close that went unanswered,
 // and carries StatusAbnormalClosure, the code of a connection closed with
 // no close frame from the peer (RFC 6455 §7.1.5); later calls, and a
-// CloseWrite's reader, report the same. A Close that finds the
+// CloseWrite's reader, report the same. So it is, the I/O error wrapped,
+// when the connection is lost first (the peer closed TCP without
+// answering, say). A Close that finds the
 // connection ended already, a Read beside it having completed the
 // handshake the peer began, say, returns an error wrapping ErrClosed and
 // the end (the peer's CloseError). Code must be one
@@ -368,10 +370,8 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 	c.setReadDeadline(deadline)
 	for {
 		for c.frameLeft > 0 {
-			if c.rb.isEmpty() {
-				if err := c.rb.fill(c.tr.rw, false); err != nil {
-					return
-				}
+			if c.rb.isEmpty() && !c.fillClosingLocked(deadline) {
+				return
 			}
 			n := int(min(c.frameLeft, int64(c.rb.len())))
 			c.rb.consume(n)
@@ -383,7 +383,7 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 			return
 		}
 		if n == 0 || (h.op == opClose && c.rb.len() < n+int(h.length)) {
-			if err := c.rb.fill(c.tr.rw, false); err != nil {
+			if !c.fillClosingLocked(deadline) {
 				return
 			}
 			continue
@@ -400,6 +400,20 @@ func (c *Conn) drainUntilCloseLocked(deadline time.Time) {
 		}
 		c.frameLeft = h.length
 	}
+}
+
+// fillClosingLocked reads more of what the peer sends after our close
+// frame, and reports whether it could. A transport that fails before
+// deadline has lost the connection before the peer's close frame came:
+// the connection ends so (setLost). At deadline, Close's timeout ends it.
+//
+// The caller holds readMu.
+func (c *Conn) fillClosingLocked(deadline time.Time) bool {
+	err := c.rb.fill(c.tr.rw, false)
+	if err != nil && time.Now().Before(deadline) {
+		c.closeTransport(&lostError{err: err})
+	}
+	return err == nil
 }
 
 // brokenLocked handles a stream whose framing can no longer be followed

@@ -202,6 +202,75 @@ func TestCloseUnansweredReported(t *testing.T) {
 	}
 }
 
+// TestCloseLostUnanswered: a peer that closes TCP when our close frame
+// comes, without its own, has lost the connection before the closing
+// handshake ended. Close's error, a Read's beside it or after CloseWrite,
+// and every later call's, say so, naming the close that went unanswered,
+// and carry StatusAbnormalClosure, the code of a connection closed with
+// no close frame from the peer (RFC 6455 §7.1.5), as when the close
+// timeout passes. Close and later calls said "connection closed: close
+// 4003 (private use): bye" with our 4003, as a handshake that completed
+// would; a Read after CloseWrite said 1006, and the calls after it 4003.
+func TestCloseLostUnanswered(t *testing.T) {
+	t.Parallel()
+	const lost = "connection lost: EOF, with no answer to close 4003 (private use): bye"
+	for _, how := range []string{"Close", "CloseWrite", "Close beside a Read"} {
+		t.Run(how, func(t *testing.T) {
+			t.Parallel()
+			nc, sc := stalledPair(t, nil)
+			var read <-chan error
+			var closed chan error
+			if how == "CloseWrite" {
+				if err := sc.CloseWrite(4003, "bye"); err != nil {
+					t.Fatalf("CloseWrite: %v", err)
+				}
+				read = readAsync(sc)
+			} else {
+				if how == "Close beside a Read" {
+					read = readAsync(sc)
+				}
+				closed = make(chan error, 1)
+				go func() { closed <- sc.Close(4003, "bye") }()
+			}
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if got, err := readServerFrame(nc); err != nil || got != "\x88\x05\x0f\xa3bye" {
+				t.Fatalf("on the wire: %q, %v; want the close frame", got, err)
+			}
+			nc.Close()
+			// Beside a Read, the loss may come before Close has seen its
+			// frame go: then the end cannot name it, and says only that
+			// the connection was lost.
+			check := func(what string, err error, prefix string) {
+				t.Helper()
+				want := prefix + lost
+				if got := fmt.Sprint(err); how == "Close beside a Read" && got == prefix+"connection lost: EOF" {
+					want = got
+				}
+				if err == nil || err.Error() != want || !errors.Is(err, io.EOF) || CloseStatus(err) != StatusAbnormalClosure {
+					t.Errorf("%s: %v (close status %d), want io.EOF, 1006, and %q", what, err, CloseStatus(err), want)
+				}
+			}
+			if closed != nil {
+				err := <-closed
+				check("Close", err, "websocket: close: connection closed: ")
+				if !errors.Is(err, ErrClosed) {
+					t.Errorf("Close: %v, want ErrClosed", err)
+				}
+			}
+			if read != nil {
+				err := <-read
+				if how == "CloseWrite" {
+					// The read meets the loss itself.
+					check("Read", err, "websocket: ")
+				} else if !errors.Is(err, io.EOF) || CloseStatus(err) != StatusAbnormalClosure {
+					t.Errorf("Read beside Close: %v (close status %d), want io.EOF and 1006", err, CloseStatus(err))
+				}
+			}
+			check("Write after", sc.Write(context.Background(), MessageText, []byte("late")), "websocket: write: connection closed: ")
+		})
+	}
+}
+
 // TestCloseUnsentNotReported: a Close whose close frame never went out
 // (a writer stuck on a peer that reads nothing holds the frame lock past
 // the close timeout, as when the write queue is full) does not leave the

@@ -142,7 +142,7 @@ type Conn struct {
 
 	// mu guards the end of the connection.
 	mu        sync.Mutex
-	endErr    error       // mu: why the connection ended or is ending; set once, unless endIntent says it is a close yet to be sent
+	endErr    error       // mu: why the connection ended or is ending; set once, unless endIntent says it is a close yet to be sent, or it is our close, sent, whose answer a timeout or a loss forestalls (setTimedOut, setLost)
 	closeRcvd *CloseError // mu: the peer's close frame, once received
 	pings     *pingWaits  // mu: made by the first Ping
 
@@ -316,6 +316,24 @@ func (c *Conn) setTimedOut() {
 	c.endIntent = noIntent
 }
 
+// setLost records that the connection was lost, as setEnd would, but in
+// place of our close frame, too, if it was sent and the peer's answer never
+// came, which lost then names: without the peer's close frame, the
+// connection's close code is StatusAbnormalClosure (RFC 6455 §7.1.5), not
+// ours, as when the close timeout passes (setTimedOut).
+func (c *Conn) setLost(lost *lostError) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ce, ok := c.endErr.(CloseError); ok && c.endIntent == noIntent && c.closeRcvd == nil {
+		lost.unanswered = &ce
+		c.endErr = lost
+		return
+	}
+	if c.endErr == nil || c.endIntent != noIntent {
+		c.endErr, c.endIntent = lost, noIntent
+	}
+}
+
 // setFirstEnd records why the connection ends if nothing has yet, not
 // even a close still to be sent, and reports whether it did; in says
 // whether err is such a close, and how it is confirmed as sent.
@@ -378,9 +396,12 @@ func (c *Conn) closeTransport(cause error) bool {
 		c.tr.quiesce()
 		return false
 	}
+	lost, isLost := cause.(*lostError)
 	switch {
 	case cause == errCloseTimeout:
 		c.setTimedOut()
+	case isLost:
+		c.setLost(lost)
 	case cause != nil:
 		c.setEnd(cause)
 	}

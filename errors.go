@@ -254,12 +254,22 @@ func (e *closedError) Unwrap() []error {
 }
 
 // lostError reports a connection that ended without a closing handshake:
-// the peer went away, or the transport failed. It wraps the I/O error and,
-// as RFC 6455 §7.1.5 suggests for reporting, a CloseError with
-// StatusAbnormalClosure.
-type lostError struct{ err error }
+// the peer went away, or the transport failed, maybe after our close
+// frame went out and before the peer's answer came. It wraps the I/O
+// error and, as RFC 6455 §7.1.5 suggests for reporting, a CloseError with
+// StatusAbnormalClosure, whatever close frame of ours went unanswered.
+type lostError struct {
+	err        error
+	unanswered *CloseError // our close frame, sent, if the connection was lost before the answer; set by setLost
+}
 
-func (e *lostError) Error() string { return "websocket: connection lost: " + errText(e.err) }
+func (e *lostError) Error() string {
+	msg := "websocket: connection lost: " + errText(e.err)
+	if e.unanswered != nil {
+		msg += ", with no answer to " + errText(*e.unanswered)
+	}
+	return msg
+}
 
 func (e *lostError) Unwrap() []error {
 	return []error{e.err, CloseError{Code: StatusAbnormalClosure}}

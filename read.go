@@ -961,7 +961,7 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 		pe.err = ctx.Err()
 		return c.failNowLocked(pe)
 	default:
-		lost := &lostError{err}
+		lost := &lostError{err: err}
 		c.closeTransport(lost)
 		return lost
 	}

@@ -434,7 +434,7 @@ func (c *Conn) writeErrLocked(ctx context.Context, err error, torn bool) error {
 		c.closeTransport(opErr("write", ce))
 		return &closedError{op: "write", cause: ce}
 	}
-	lost := &lostError{err}
+	lost := &lostError{err: err}
 	c.tr.loseOutput()
 	c.closeTransport(lost)
 	return lost

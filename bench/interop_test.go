@@ -357,12 +357,13 @@ func driveClose(t *testing.T, c *ours.Conn, cc closeCase, done <-chan peerEvent)
 		if _, _, err := c.Read(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// No close frame came: the close status is 1006, not ours.
 		err := c.Close(ours.StatusCode(cc.code), cc.reason)
 		if err == nil || ctx.Err() != nil {
 			t.Fatalf("our Close with the peer cutting TCP: %v (context: %v)", err, ctx.Err())
 		}
-		if !errors.Is(err, ours.ErrClosed) {
-			t.Errorf("our Close with the peer cutting TCP: %v, not wrapping ErrClosed", err)
+		if !errors.Is(err, ours.ErrClosed) || ours.CloseStatus(err) != ours.StatusAbnormalClosure {
+			t.Errorf("our Close with the peer cutting TCP: %v (close status %d), want ErrClosed and 1006", err, ours.CloseStatus(err))
 		}
 		checkPrefix(t, err)
 		<-done
@@ -384,10 +385,14 @@ func driveClose(t *testing.T, c *ours.Conn, cc closeCase, done <-chan peerEvent)
 		checkPrefix(t, err)
 		<-done
 	}
-	// Every later call reports the end, with one prefix.
+	// Every later call reports the end, with one prefix: 1006 if no
+	// close frame came.
 	err := c.Write(ctx, ours.MessageText, []byte("late"))
 	if !errors.Is(err, ours.ErrClosed) {
 		t.Errorf("Write after the end: %v, want ErrClosed", err)
+	}
+	if strings.HasPrefix(cc.by, "cut") && ours.CloseStatus(err) != ours.StatusAbnormalClosure {
+		t.Errorf("Write after the end: %v (close status %d), want 1006", err, ours.CloseStatus(err))
 	}
 	checkPrefix(t, err)
 }
