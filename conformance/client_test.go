@@ -21,13 +21,18 @@ import (
 // cfStartClientRole listens on loopback, has the library dial it over tr
 // and run an echo loop, and answers the handshake as the raw peer's
 // server.
-func cfStartClientRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-chan cfEnd) {
+func cfStartClientRole(t *testing.T, tr cfTransport, c cfCase) (*cfPeer, <-chan cfEnd) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	url := "ws://" + ln.Addr().String() + "/chat"
-	opts := &websocket.DialOptions{CloseTimeout: cfLibCloseTimeout}
+	opts := &websocket.DialOptions{
+		CloseTimeout:          cfLibCloseTimeout,
+		Compression:           c.ext.mode,
+		CompressionWindowBits: c.ext.bits,
+		CompressionThreshold:  c.ext.threshold,
+	}
 	if tr.http2 {
 		opts.HTTP2 = websocket.HTTP2Required
 	}
@@ -40,14 +45,14 @@ func cfStartClientRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-ch
 	go func() {
 		defer close(done)
 		ctx, cancel := context.WithTimeout(context.Background(), cfWait)
-		c, _, err := websocket.Dial(ctx, url, opts)
+		conn, _, err := websocket.Dial(ctx, url, opts)
 		cancel()
 		if err != nil {
 			ends <- cfEnd{"dial", err}
 			return
 		}
-		defer c.CloseNow()
-		ends <- cfEchoLoop(c, limit)
+		defer conn.CloseNow()
+		ends <- cfEchoLoop(conn, c.limit)
 	}()
 	// Cleanups run last first: close the peer and the listener, then wait
 	// for the library's goroutine.
@@ -70,12 +75,14 @@ func cfStartClientRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-ch
 			nc = tc
 			cfCheckALPN(t, tc)
 		}
-		hs, err := h2Accept(nc, tr.scheme())
+		hs, err := h2Accept(nc, tr.scheme(), c.ext.peerAnswer)
 		if err != nil {
 			t.Fatalf("accepting the WebSocket stream: %v", err)
 		}
 		t.Cleanup(func() { hs.Close() })
-		return &cfPeer{conn: hs, br: bufio.NewReader(hs)}, ends
+		p := &cfPeer{conn: hs, br: bufio.NewReader(hs)}
+		p.extensions = hs.headerValues("sec-websocket-extensions")
+		return p, ends
 	}
 	t.Cleanup(func() { nc.Close() })
 	p := &cfPeer{conn: nc.(*net.TCPConn), br: bufio.NewReader(nc)}
@@ -96,7 +103,12 @@ func cfStartClientRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-ch
 	resp := "HTTP/1.1 101 Switching Protocols\r\n" +
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
-		"Sec-WebSocket-Accept: " + cfAcceptKey(key) + "\r\n\r\n"
+		"Sec-WebSocket-Accept: " + cfAcceptKey(key) + "\r\n"
+	if c.ext.peerAnswer != "" {
+		resp += "Sec-WebSocket-Extensions: " + c.ext.peerAnswer + "\r\n"
+	}
+	resp += "\r\n"
+	p.extensions = req.Header.Values("Sec-WebSocket-Extensions")
 	if err := p.write([]byte(resp), 0); err != nil {
 		t.Fatalf("writing the handshake response: %v", err)
 	}

@@ -1,9 +1,11 @@
 package conformance_test
 
 import (
+	"compress/flate"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -17,10 +19,11 @@ import (
 // each transport of transport_test.go (HTTP/1.1, and HTTP/2 streams in
 // cleartext and over TLS), covering the behaviours RFC 6455 requires of
 // an endpoint section by section: framing, pings, reserved bits and
-// opcodes, fragmentation, UTF-8, the close handshake, large messages, and
-// the encoding and size limits. Every case checks exact frames, exact
-// close codes, who ends the connection and how, and the error the
-// library's Read returned.
+// opcodes, fragmentation, UTF-8, the close handshake, large messages, the
+// encoding and size limits; and of RFC 7692, permessage-deflate
+// (compress_test.go): its negotiation, compressed messages and their
+// failures. Every case checks exact frames, exact close codes, who ends
+// the connection and how, and the error the library's Read returned.
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
@@ -37,6 +40,9 @@ func TestConformance(t *testing.T) {
 		{"7-close", cfCloseCases()},
 		{"10-large-messages", cfLargeMessageCases()},
 		{"encoding-and-limits", cfEncodingCases()},
+		{"12-compression-negotiation", cfNegotiationCases()},
+		{"13-compressed-messages", cfCompressedCases()},
+		{"compression-failures", cfCompressionFailureCases()},
 	}
 	cfForEachTransport(t, func(t *testing.T, tr cfTransport) {
 		for _, role := range []cfRole{cfServer, cfClient} {
@@ -141,6 +147,26 @@ func TestConformancePeerSelfCheck(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", tt.name, tt.got, tt.want)
 		}
 	}
+	// The compressed messages the peer writes into its tables.
+	for _, tt := range []struct {
+		name, compressed, want string
+	}{
+		{"Hello", cfDeflated("Hello"), "Hello"},
+		{"empty message", cfDeflated(""), ""},
+		{"bomb", cfBomb(3), string(make([]byte, 3<<20))},
+	} {
+		got, err := io.ReadAll(flate.NewReader(strings.NewReader(tt.compressed + cfTail)))
+		if err != io.ErrUnexpectedEOF || string(got) != tt.want {
+			t.Errorf("%s: inflated to %d bytes (%v), want %d", tt.name, len(got), err, len(tt.want))
+		}
+	}
+	if got := cfDeflated(""); got != "\x00" {
+		t.Errorf("empty message compressed to %q; RFC 7692 §7.2.3.6 gives \"\\x00\"", got)
+	}
+	d, err := newCfDeflate(`Permessage-Deflate; client_no_context_takeover; server_max_window_bits="9"`, true)
+	if err != nil || d.sendTakeover || !d.recvTakeover || d.sendBits != 15 || d.recvBits != 9 {
+		t.Errorf("the peer as a client read an agreement as %+v, %v", d, err)
+	}
 	p := &cfPeer{client: true}
 	k1, k2 := p.nextKey(), p.nextKey()
 	if k1 != cfRFCKey || k1 == k2 {
@@ -153,6 +179,7 @@ type cfCase struct {
 	name  string
 	only  cfRole // cfBoth, or the one role the case is for
 	limit int64  // the read limit the library sets; 0 keeps the default
+	ext   cfExt  // the compression it negotiates; none by default
 	steps []cfStep
 }
 
@@ -196,15 +223,18 @@ func runConformanceCase(t *testing.T, tr cfTransport, role cfRole, c cfCase) {
 			want = s.end
 		}
 	}
-	if want == nil {
+	if want == nil && c.ext.dialErr == "" {
 		t.Fatal("case has no closing step")
 	}
 	var p *cfPeer
 	var ends <-chan cfEnd
 	if role == cfServer {
-		p, ends = cfStartServerRole(t, tr, c.limit)
+		p, ends = cfStartServerRole(t, tr, c)
 	} else {
-		p, ends = cfStartClientRole(t, tr, c.limit)
+		p, ends = cfStartClientRole(t, tr, c)
+	}
+	if !cfNegotiated(t, p, role, c.ext, ends) {
+		return
 	}
 	for i, s := range c.steps {
 		if err := s.do(p); err != nil {

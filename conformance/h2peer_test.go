@@ -109,9 +109,10 @@ func newH2Stream(nc net.Conn) *h2Stream {
 
 // h2Dial starts the client's side of HTTP/2 on nc and opens a WebSocket
 // stream with an extended CONNECT to scheme://authority/chat, once the
-// library's SETTINGS allowed it (RFC 8441 §3). It checks that the library
+// library's SETTINGS allowed it (RFC 8441 §3), offering extensions, if
+// not empty, in sec-websocket-extensions. It checks that the library
 // answered 200 without Sec-WebSocket-Accept (§5).
-func h2Dial(nc net.Conn, scheme, authority string) (*h2Stream, error) {
+func h2Dial(nc net.Conn, scheme, authority, extensions string) (*h2Stream, error) {
 	s := newH2Stream(nc)
 	nc.SetWriteDeadline(time.Now().Add(cfWait))
 	if _, err := nc.Write(append([]byte(h2Preface), h2SettingsFrame(h2SettingEnablePush, 0)...)); err != nil {
@@ -119,14 +120,14 @@ func h2Dial(nc net.Conn, scheme, authority string) (*h2Stream, error) {
 		return nil, err
 	}
 	go s.readLoop()
-	if err := s.connect(scheme, authority); err != nil {
+	if err := s.connect(scheme, authority, extensions); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *h2Stream) connect(scheme, authority string) error {
+func (s *h2Stream) connect(scheme, authority, extensions string) error {
 	if err := s.await("SETTINGS", func() bool { return s.settings }); err != nil {
 		return err
 	}
@@ -139,6 +140,9 @@ func (s *h2Stream) connect(scheme, authority string) error {
 		{":authority", authority}, {":path", "/chat"}, {"sec-websocket-version", "13"},
 	} {
 		block = h2Literal(block, f[0], f[1])
+	}
+	if extensions != "" {
+		block = h2Literal(block, "sec-websocket-extensions", extensions)
 	}
 	if err := s.writeFrame(h2Headers, h2FlagEndHeaders, h2StreamID, block); err != nil {
 		return err
@@ -160,8 +164,9 @@ func (s *h2Stream) connect(scheme, authority string) error {
 
 // h2Accept starts the server's side of HTTP/2 on nc, announcing extended
 // CONNECT, waits for the library's extended CONNECT on stream 1, checks it
-// (RFC 8441 §4, §5: no Sec-WebSocket-Key) and answers 200.
-func h2Accept(nc net.Conn, scheme string) (*h2Stream, error) {
+// (RFC 8441 §4, §5: no Sec-WebSocket-Key) and answers 200, with
+// extensions, if not empty, in sec-websocket-extensions.
+func h2Accept(nc net.Conn, scheme, extensions string) (*h2Stream, error) {
 	s := newH2Stream(nc)
 	nc.SetDeadline(time.Now().Add(cfWait))
 	preface := make([]byte, len(h2Preface))
@@ -175,14 +180,14 @@ func h2Accept(nc net.Conn, scheme string) (*h2Stream, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	go s.readLoop()
-	if err := s.answer(scheme); err != nil {
+	if err := s.answer(scheme, extensions); err != nil {
 		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *h2Stream) answer(scheme string) error {
+func (s *h2Stream) answer(scheme, extensions string) error {
 	if err := s.await("the extended CONNECT", func() bool { return s.header != nil }); err != nil {
 		return err
 	}
@@ -204,7 +209,11 @@ func (s *h2Stream) answer(scheme string) error {
 	if k, ok := got["sec-websocket-key"]; ok {
 		return fmt.Errorf("request has Sec-WebSocket-Key %q; RFC 8441 §5 drops it", k)
 	}
-	return s.writeFrame(h2Headers, h2FlagEndHeaders, h2StreamID, []byte{0x88}) // :status 200, static index 8
+	block := []byte{0x88} // :status 200, static index 8
+	if extensions != "" {
+		block = h2Literal(block, "sec-websocket-extensions", extensions)
+	}
+	return s.writeFrame(h2Headers, h2FlagEndHeaders, h2StreamID, block)
 }
 
 // h2SettingsFrame is a SETTINGS frame of the given identifiers and values.
@@ -288,6 +297,18 @@ func (s *h2Stream) await(what string, ready func() bool) error {
 		return fmt.Errorf("awaiting %s: %w", what, end)
 	}
 	return fmt.Errorf("no %s within %v", what, cfWait)
+}
+
+// headerValues returns the values of the field name in the library's
+// request or response, in order.
+func (s *h2Stream) headerValues(name string) []string {
+	var vs []string
+	for _, f := range s.fields() {
+		if f.Name == name {
+			vs = append(vs, f.Value)
+		}
+	}
+	return vs
 }
 
 func (s *h2Stream) fields() []hpack.Field {

@@ -232,6 +232,10 @@ type cfPeer struct {
 	br     *bufio.Reader // reads conn; it may hold bytes past the handshake
 	client bool          // the peer plays the client: it masks what it sends
 	keys   int           // frames masked so far, to vary the key
+	// extensions is the library's Sec-WebSocket-Extensions: its offer as
+	// a client, its answer as a server, one element a line.
+	extensions []string
+	pmd        *cfDeflate // the compression agreed, if any
 }
 
 // nextKey returns a different key for each frame, the first the RFC's.

@@ -20,19 +20,24 @@ import (
 // echoes, and connects the raw peer to it as a client over tr. It returns
 // the peer and the channel on which the handler reports how its loop
 // ended.
-func cfStartServerRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-chan cfEnd) {
+func cfStartServerRole(t *testing.T, tr cfTransport, c cfCase) (*cfPeer, <-chan cfEnd) {
 	ends := make(chan cfEnd, 1)
 	started, done := make(chan struct{}), make(chan struct{})
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		defer close(done)
-		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{CloseTimeout: cfLibCloseTimeout})
+		conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+			CloseTimeout:          cfLibCloseTimeout,
+			Compression:           c.ext.mode,
+			CompressionWindowBits: c.ext.bits,
+			CompressionThreshold:  c.ext.threshold,
+		})
 		if err != nil {
 			ends <- cfEnd{"accept", err}
 			return
 		}
-		defer c.CloseNow()
-		ends <- cfEchoLoop(c, limit)
+		defer conn.CloseNow()
+		ends <- cfEchoLoop(conn, c.limit)
 	}))
 	switch {
 	case tr.tls:
@@ -74,12 +79,14 @@ func cfStartServerRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-ch
 			nc = tc
 			cfCheckALPN(t, tc)
 		}
-		hs, err := h2Dial(nc, tr.scheme(), addr)
+		hs, err := h2Dial(nc, tr.scheme(), addr, c.ext.peerOffer)
 		if err != nil {
 			t.Fatalf("opening the WebSocket stream: %v", err)
 		}
 		t.Cleanup(func() { hs.Close() })
-		return &cfPeer{conn: hs, br: bufio.NewReader(hs), client: true}, ends
+		p := &cfPeer{conn: hs, br: bufio.NewReader(hs), client: true}
+		p.extensions = hs.headerValues("sec-websocket-extensions")
+		return p, ends
 	}
 	t.Cleanup(func() { nc.Close() })
 	p := &cfPeer{conn: nc.(*net.TCPConn), br: bufio.NewReader(nc), client: true}
@@ -90,7 +97,11 @@ func cfStartServerRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-ch
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
 		"Sec-WebSocket-Key: " + key + "\r\n" +
-		"Sec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Version: 13\r\n"
+	if c.ext.peerOffer != "" {
+		req += "Sec-WebSocket-Extensions: " + c.ext.peerOffer + "\r\n"
+	}
+	req += "\r\n"
 	if err := p.write([]byte(req), 0); err != nil {
 		t.Fatalf("writing the handshake: %v", err)
 	}
@@ -106,5 +117,6 @@ func cfStartServerRole(t *testing.T, tr cfTransport, limit int64) (*cfPeer, <-ch
 		resp.Header.Get("Sec-WebSocket-Accept") != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Fatalf("handshake response: %s %v", resp.Status, resp.Header)
 	}
+	p.extensions = resp.Header.Values("Sec-WebSocket-Extensions")
 	return p, ends
 }
