@@ -676,6 +676,23 @@ func cfCompressionFailureCases() []cfCase {
 			sendFrames(frBuild(true, 0x40, 0x2, cfDeflated(string(make([]byte, 1000))))),
 			libFails(websocket.StatusMessageTooBig),
 		}},
+		// The compressed bytes are bounded too (package documentation,
+		// Limits): at 1000 + 1000/256 + 1024 = 2027 bytes under a limit of
+		// 1000, a frame counting for its length less 31. Empty stored
+		// blocks take room and inflate to nothing.
+		{name: "compressed bytes within their bound", limit: 1000, ext: ext, steps: []cfStep{
+			sendFrames(frBuild(true, 0x40, 0x2, strings.Repeat("\x00"+cfTail, 411))), // 2055 bytes, counting 2024
+			expectFrame(frBinary("")),
+			cfBye(),
+		}},
+		{name: "compressed frame past the bound, header only", limit: 1000, ext: ext, steps: []cfStep{
+			sendFrames(frHead(0xC2, 0, 2059)), // counting 2028
+			libFails(websocket.StatusMessageTooBig),
+		}},
+		{name: "compressed fragments past the bound", limit: 1000, ext: ext, steps: []cfStep{
+			sendFrames(frBuild(false, 0x40, 0x2, strings.Repeat("\x00"+cfTail, 300)), frHead(0x80, 0, 600)), // 1469 + 569
+			libFails(websocket.StatusMessageTooBig),
+		}},
 		{name: "compressed bomb over the read limit", limit: 1000, ext: ext, steps: []cfStep{
 			sendFrames(frBuild(true, 0x40, 0x2, bomb)),
 			libFails(websocket.StatusMessageTooBig),
