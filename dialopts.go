@@ -96,6 +96,10 @@ type DialOptions struct {
 	// declines the offer, or should: zlib cannot compress with 8, and a
 	// server built on it may fail the handshake instead (python-websockets
 	// answers 500), so 9 is the smallest window that such servers take.
+	// A server that ignores the parameter and answers without it (or with
+	// a larger window) accepted no offer that was made, and Dial fails the
+	// handshake, as RFC 7692 requires, saying so: several servers do, and
+	// against them the default, 15, is what connects with compression.
 	CompressionWindowBits int
 
 	// HTTP2 asks for the WebSocket over HTTP/2 (RFC 8441) rather than
