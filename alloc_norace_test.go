@@ -3,7 +3,6 @@
 package websocket
 
 import (
-	"bufio"
 	"bytes"
 	"compress/flate"
 	"context"
@@ -11,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
@@ -155,27 +153,6 @@ func echoAllocs(t *testing.T, roundTrip func()) (allocs float64, bytes uint64) {
 	runtime.ReadMemStats(&after)
 	// AllocsPerRun runs it once more before measuring.
 	return allocs, (after.TotalAlloc - before.TotalAlloc) / (allocRuns + 1)
-}
-
-// deflateClient is rawClient offering permessage-deflate.
-func deflateClient(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	req := strings.Replace(rawUpgradeRequest, "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", 1)
-	if _, err := io.WriteString(nc, req); err != nil {
-		t.Fatal(err)
-	}
-	// The server sends nothing after its response until the client does,
-	// so the bufio.Reader takes nothing past it.
-	head, err := http.ReadResponse(bufio.NewReader(nc), nil)
-	if err != nil || head.StatusCode != 101 || !strings.HasPrefix(head.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
-		t.Fatalf("handshake: %v, %v", head, err)
-	}
-	return nc
 }
 
 // readFrameHead reads a server's frame header (no mask) from nc, using

@@ -103,7 +103,9 @@ func (c *Conn) closeResult() error {
 // longer than the close timeout, the connection is closed regardless; so
 // it is when the close frame cannot be sent within the close timeout, and
 // CloseWrite then returns why. Writes fail from the moment CloseWrite is
-// called.
+// called. A read whose context ends inside a message gives up on the
+// peer's answer: the connection is closed at once, with
+// StatusAbnormalClosure (see Read).
 func (c *Conn) CloseWrite(code StatusCode, reason string) error {
 	payload, err := closePayload(code, reason)
 	if err != nil {
@@ -321,15 +323,21 @@ func (c *Conn) failNowLocked(pe *ProtocolError) error {
 // where the end is the context's, as it was before the close frame went.
 // A close frame already sent or under way stays the one that goes: once
 // Close has begun, the message it drops is nobody's, and the end is the
-// context's too, Close's answer from the peer being past reading.
+// context's too, Close's answer from the peer being past reading; after
+// CloseWrite, the message lost, the end is 1006 (readCutLocked).
 //
 // The caller holds readMu.
 func (c *Conn) inputCutLocked(ctx context.Context, mid bool) error {
 	if mid && !c.discard.Load() {
-		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
-		if pe.err = ctx.Err(); pe.err == nil {
-			pe.err = c.tr.inputCut() // a later read's, the context that cut the input being another's
+		err := ctx.Err()
+		if err == nil {
+			err = c.tr.inputCut() // a later read's, the context that cut the input being another's
 		}
+		if c.closeFrameSent() {
+			return c.readCutLocked(err)
+		}
+		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
+		pe.err = err
 		return c.failNowLocked(pe)
 	}
 	end := c.tr.inputCut()
@@ -339,6 +347,32 @@ func (c *Conn) inputCutLocked(ctx context.Context, mid bool) error {
 	cancel()
 	c.closeAwait()
 	return c.closedErrFor(ctx, "read")
+}
+
+// readCutLocked ends the connection of a read whose context ended, for
+// err, inside a message that was being delivered after our close frame
+// went (CloseWrite's, or a shutdown's): the message is lost, no close frame
+// failing the connection (1008) can follow ours, and the read gives up on
+// the peer's answer, which would come behind the rest of the message. So
+// the connection is closed at once, its end, without the peer's close
+// frame, StatusAbnormalClosure (RFC 6455 §7.1.5), as for a connection
+// lost before the answer came (lostError). The read returns that end,
+// as every later call does.
+//
+// The caller holds readMu.
+func (c *Conn) readCutLocked(err error) error {
+	lost := &lostError{err: err, readCut: true}
+	if !c.closeTransport(lost) {
+		c.closeAwait()
+	}
+	c.mu.Lock()
+	end := c.endErr
+	c.mu.Unlock()
+	if end == error(lost) {
+		return lost
+	}
+	// Another end came first (the close timeout's, say): it is the one.
+	return c.closedErr("read")
 }
 
 // sendFailCloseLocked sends the close frame of pe, failing the

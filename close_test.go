@@ -579,3 +579,96 @@ func TestCloseReaderContextEndsInDiscardedMessage(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWriteReadContextEndsInsideMessage: after CloseWrite, a read
+// whose context ends inside a message, which cannot be delivered, ends
+// the connection: no close frame can follow ours, so none goes, and
+// without the peer's answer the close code is 1006 (RFC 6455 §7.1.5),
+// which the read and every later call report, naming the close that went
+// unanswered. The read reported a 1008 that was never sent, and the calls
+// after it reported our close 1000 as the end, as of a closing handshake
+// that completed.
+func TestCloseWriteReadContextEndsInsideMessage(t *testing.T) {
+	t.Parallel()
+	const (
+		ended = "read context ended inside a message: context deadline exceeded, with no answer to close 1000 (normal closure)"
+		later = "connection closed: " + ended
+	)
+	read := func(ctx context.Context, c *Conn) error {
+		_, _, err := c.Read(ctx)
+		return err
+	}
+	for _, tc := range []struct {
+		name       string
+		read       func(context.Context, *Conn) error
+		compressed bool
+	}{
+		{"Read", read, false},
+		// The decoder waits for the rest of the frame.
+		{"Read, compressed", read, true},
+		{"ReadAppend", func(ctx context.Context, c *Conn) error {
+			_, _, err := c.ReadAppend(ctx, make([]byte, 0, 64))
+			return err
+		}, false},
+		{"Reader", func(ctx context.Context, c *Conn) error {
+			_, r, err := c.Reader(ctx)
+			if err != nil {
+				return fmt.Errorf("Reader: %w", err)
+			}
+			var b [2]byte
+			if n, err := io.ReadFull(r, b[:]); n != 2 || err != nil {
+				return fmt.Errorf("read %d bytes, %v, want the 2 that came", n, err)
+			}
+			n, err := io.ReadAll(r)
+			if len(n) != 1 {
+				return fmt.Errorf("read %q more, want the 1 byte that came", n)
+			}
+			// The reader reports the end again, not io.EOF.
+			if _, again := r.Read(b[:]); again == nil || again.Error() != "websocket: read: "+later {
+				return fmt.Errorf("the reader's next Read: %v, want %q", again, "websocket: read: "+later)
+			}
+			return err
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			opts := &AcceptOptions{KeepaliveInterval: -1, CloseTimeout: 3 * time.Second}
+			dial, first := rawClient, string(maskedHeader(0x82, 10))+"abc"
+			if tc.compressed {
+				opts.Compression = CompressionContextTakeover
+				// RSV1, and the first 3 bytes of "hello hello hello" deflated.
+				dial, first = deflateClient, string(maskedHeader(0xc2, 10))+"\xca\x48\xcd"
+			}
+			s, conns := acceptOne(t, opts)
+			nc := dial(t, s.Listener.Addr().String())
+			sc := <-conns
+			defer sc.CloseNow()
+			if err := sc.CloseWrite(StatusNormalClosure, ""); err != nil {
+				t.Fatalf("CloseWrite: %v", err)
+			}
+			expectFrame(t, nc, "\x88\x02\x03\xe8")
+			io.WriteString(nc, first)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			err := tc.read(ctx, sc)
+			if err == nil || err.Error() != "websocket: "+ended || CloseStatus(err) != StatusAbnormalClosure || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("read: %v (close status %d), want %q (1006)", err, CloseStatus(err), "websocket: "+ended)
+			}
+			// No close frame of the failure's follows ours: the
+			// connection is closed.
+			nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if n, err := nc.Read(make([]byte, 16)); n != 0 || err != io.EOF {
+				t.Errorf("the peer read %d bytes, %v, want io.EOF", n, err)
+			}
+			for op, err := range map[string]error{
+				"read":  func() error { _, _, err := sc.Read(context.Background()); return err }(),
+				"write": sc.Write(context.Background(), MessageText, []byte("x")),
+				"close": sc.Close(StatusNormalClosure, ""),
+			} {
+				if want := "websocket: " + op + ": " + later; err == nil || err.Error() != want || CloseStatus(err) != StatusAbnormalClosure {
+					t.Errorf("%s: %v (close status %d), want %q (1006)", op, err, CloseStatus(err), want)
+				}
+			}
+		})
+	}
+}

@@ -50,12 +50,14 @@
 // unless the protocol state no longer allows it: a read whose context ends
 // after part of a message was consumed fails the connection with
 // StatusPolicyViolation (and returns at once, without waiting for the
-// peer's answer to that close frame), and a write whose context ends
-// while a frame is partly written closes the connection, since nothing
-// can follow a cut frame (over TLS, while any write is under way:
-// crypto/tls writes nothing more after a write that failed). On a
-// transport without deadlines, the end of a context during blocked I/O
-// closes the connection.
+// peer's answer to that close frame; once our close frame is out, which
+// no other may follow, it closes the connection, whose end, with no
+// answer from the peer, is StatusAbnormalClosure), and a write whose
+// context ends while a frame is partly written closes the connection,
+// since nothing can follow a cut frame (over TLS, while any write is
+// under way: crypto/tls writes nothing more after a write that failed).
+// On a transport without deadlines, the end of a context during blocked
+// I/O closes the connection.
 //
 // Ping reads its own pong when nothing else reads the connection, and
 // otherwise lets the reader at work see it.

@@ -255,16 +255,22 @@ func (e *closedError) Unwrap() []error {
 
 // lostError reports a connection that ended without a closing handshake:
 // the peer went away, or the transport failed, maybe after our close
-// frame went out and before the peer's answer came. It wraps the I/O
-// error and, as RFC 6455 §7.1.5 suggests for reporting, a CloseError with
-// StatusAbnormalClosure, whatever close frame of ours went unanswered.
+// frame went out and before the peer's answer came; or a read gave up
+// on that answer (readCut). It wraps the I/O error, or the read's
+// context's, and, as RFC 6455 §7.1.5 suggests for reporting, a
+// CloseError with StatusAbnormalClosure, whatever close frame of ours
+// went unanswered.
 type lostError struct {
 	err        error
+	readCut    bool        // closed by a read whose context ended inside a message after our close frame went (readCutLocked); err is the context's
 	unanswered *CloseError // our close frame, sent, if the connection was lost before the answer; set by setLost
 }
 
 func (e *lostError) Error() string {
 	msg := "websocket: connection lost: " + errText(e.err)
+	if e.readCut {
+		msg = "websocket: read context ended inside a message: " + errText(e.err)
+	}
 	if e.unanswered != nil {
 		msg += ", with no answer to " + errText(*e.unanswered)
 	}

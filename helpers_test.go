@@ -4,6 +4,7 @@ package websocket
 // connections that count what crosses them.
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
@@ -203,6 +204,27 @@ func socketPair(t *testing.T, network, address string) (dialed, accepted net.Con
 	}
 	t.Cleanup(func() { accepted.Close() })
 	return dialed, accepted
+}
+
+// deflateClient is rawClient offering permessage-deflate.
+func deflateClient(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	req := strings.Replace(rawUpgradeRequest, "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", 1)
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	// The server sends nothing after its response until the client does,
+	// so the bufio.Reader takes nothing past it.
+	head, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil || head.StatusCode != 101 || !strings.HasPrefix(head.Header.Get("Sec-WebSocket-Extensions"), "permessage-deflate") {
+		t.Fatalf("handshake: %v, %v", head, err)
+	}
+	return nc
 }
 
 // dialRaw is rawClient, leaving the connection for the caller to close.

@@ -46,6 +46,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("read context", testHTTP2ReadContext)
 	t.Run("read context, close frame", testHTTP2ReadContextCloseFrame)
 	t.Run("read context under Close", testHTTP2ReadContextUnderClose)
+	t.Run("read context after CloseWrite", testHTTP2ReadContextAfterCloseWrite)
 	t.Run("shared context", testHTTP2SharedContext)
 	t.Run("request context ended", testHTTP2RequestContextEnded)
 	t.Run("reset after a queued response", testHTTP2ResetAfterQueuedResponse)
@@ -193,6 +194,50 @@ func testHTTP2ReadContextUnderClose(t *testing.T) {
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("%s still under way after 5 s", what)
+		}
+	}
+	data, code := p.streamEnd()
+	if want := "\x88\x02\x03\xe8"; string(data) != want || code != -1 {
+		t.Errorf("the stream carried %q, then ended with %d, want %q and END_STREAM (-1)", data, code, want)
+	}
+}
+
+// testHTTP2ReadContextAfterCloseWrite: after CloseWrite, a Read whose
+// context ends inside a message on a server's stream, which cuts the
+// input for good, closes the connection with 1006, as on a socket
+// (TestCloseWriteReadContextEndsInsideMessage): the stream carries
+// CloseWrite's frame alone, and neither the Read nor the calls after it
+// report the 1008 that could not follow it, or the close 1000 that was
+// never answered.
+func testHTTP2ReadContextAfterCloseWrite(t *testing.T) {
+	const ended = "read context ended inside a message: context deadline exceeded, with no answer to close 1000 (normal closure)"
+	errs := make(chan error, 3)
+	p := stallingH2Accept(t, &AcceptOptions{CloseTimeout: 2 * time.Second}, func(c *Conn) {
+		if err := c.CloseWrite(StatusNormalClosure, ""); err != nil {
+			t.Errorf("CloseWrite: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		_, _, err := c.Read(ctx)
+		errs <- err
+		_, _, err = c.Read(context.Background())
+		errs <- err
+		errs <- c.Close(StatusNormalClosure, "")
+	})
+	p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20)) // the stream's window
+	p.write(0x0, 0, 1, append(maskedHeader(0x82, 10), "abc"...))
+	for _, want := range []string{
+		"websocket: " + ended,
+		"websocket: read: connection closed: " + ended,
+		"websocket: close: connection closed: " + ended,
+	} {
+		select {
+		case err := <-errs:
+			if err == nil || err.Error() != want || CloseStatus(err) != StatusAbnormalClosure || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("%v (close status %d), want %q (1006)", err, CloseStatus(err), want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the calls are still under way after 5 s")
 		}
 	}
 	data, code := p.streamEnd()

@@ -74,7 +74,8 @@ type messageReader Conn
 // and the connection stays usable. The reader keeps using ctx: if it ends
 // once the message has begun (the header of its first frame has
 // arrived), the rest of the message cannot be delivered, and the
-// connection is failed with StatusPolicyViolation.
+// connection is failed with StatusPolicyViolation; after CloseWrite, it
+// is closed with StatusAbnormalClosure, as Read explains.
 func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 	if s := c.srv.Load(); s != nil {
 		return 0, nil, s.readErr()
@@ -99,8 +100,12 @@ func (c *Conn) Reader(ctx context.Context) (MessageType, io.Reader, error) {
 // header of its first frame has arrived), the connection is failed with
 // StatusPolicyViolation, and Read returns at once; but once Close has
 // begun, which drops the message, Read returns ctx's error alone and
-// Close reads on to the peer's answer. A ctx that has ended
-// before the call makes it return ctx's error, reading nothing.
+// Close reads on to the peer's answer. After CloseWrite, whose close frame
+// no 1008 may follow, the connection is closed at once instead, the
+// message and the peer's answer lost: Read and every later call report
+// StatusAbnormalClosure (RFC 6455 §7.1.5), wrapping ctx's error. A ctx
+// that has ended before the call makes it return ctx's error, reading
+// nothing.
 func (c *Conn) Read(ctx context.Context) (MessageType, []byte, error) {
 	// ReadAppend's body rather than a call to it: a frame less on the
 	// stack of the goroutine that waits here.
@@ -956,6 +961,9 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 			// and Close, waiting for the read lock, reads the rest of
 			// it and the peer's answer, within the close timeout.
 			return opErr("read", ctx.Err())
+		}
+		if c.closeFrameSent() {
+			return c.readCutLocked(ctx.Err())
 		}
 		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
 		pe.err = ctx.Err()
