@@ -19,22 +19,7 @@ const sections = `["1.*","2.*","3.*","4.*","5.*","6.*","7.*","9.*","10.*"]`
 // [-- TESTEE_FLAGS...], each optional, the testees' flags after "--"
 // whatever came before it.
 func TestRunArguments(t *testing.T) {
-	// autobahn/run is a bash script, and picks its ports with python3.
-	for _, prog := range []string{"bash", "python3"} {
-		if _, err := exec.LookPath(prog); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("CI=true but autobahn/run cannot run: %v", err)
-			}
-			t.Skipf("autobahn/run cannot run (it needs bash and python3): %v", err)
-		}
-	}
-	suite := t.TempDir()
-	stub := "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$AUTOBAHN_OUT/$(basename \"$0\").args\"\n"
-	for _, name := range []string{"test-server", "test-client"} {
-		if err := os.WriteFile(filepath.Join(suite, name), []byte(stub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	suite := standIns(t, `printf '%s\n' "$@" > "$AUTOBAHN_OUT/$(basename "$0").args"`)
 
 	for _, tt := range []struct {
 		args           []string
@@ -52,7 +37,7 @@ func TestRunArguments(t *testing.T) {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
 			t.Parallel()
 			out := t.TempDir()
-			stdout, err := run(t, suite, out, tt.args...)
+			stdout, err := run(t, suite, out, "", tt.args...)
 			if err != nil {
 				t.Fatalf("autobahn/run %q: %v\n%s", tt.args, err, stdout)
 			}
@@ -94,7 +79,7 @@ func TestRunArguments(t *testing.T) {
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			out := t.TempDir()
-			stdout, err := run(t, suite, out, args...)
+			stdout, err := run(t, suite, out, "", args...)
 			if code := exitCode(err); code != 2 || !strings.Contains(stdout, "usage: autobahn/run") {
 				t.Errorf("autobahn/run %q: exit status %d, want 2 with the usage:\n%s", args, code, stdout)
 			}
@@ -107,12 +92,54 @@ func TestRunArguments(t *testing.T) {
 	}
 }
 
-// run runs autobahn/run with args, the stand-ins in suite for the
-// testsuite and its reports in out, and returns what it wrote.
-func run(t *testing.T, suite, out string, args ...string) (string, error) {
+// TestRunNoReports: when the testsuite cannot run and leaves no report,
+// autobahn/run fails saying what the testsuite said, without a traceback
+// of its own from looking for cases to run again in the missing report.
+func TestRunNoReports(t *testing.T) {
+	suite := standIns(t, `echo "stand-in: the testsuite cannot start" >&2; exit 2`)
+	stdout, err := run(t, suite, t.TempDir(), "", "server")
+	if code := exitCode(err); code != 1 || !strings.Contains(stdout, "stand-in: the testsuite cannot start") || strings.Contains(stdout, "Traceback") {
+		t.Errorf("exit status %d, want 1 with the testsuite's words and no traceback:\n%s", code, stdout)
+	}
+
+	// The same with a wstest command ($WSTEST) that fails at once, whose
+	// report autobahn/run checks itself.
+	stdout, err = run(t, t.TempDir(), t.TempDir(), "false", "server")
+	if code := exitCode(err); code != 1 || !strings.Contains(stdout, "no report: the testsuite did not run") || strings.Contains(stdout, "Traceback") {
+		t.Errorf("with WSTEST=false: exit status %d, want 1 saying there is no report, and no traceback:\n%s", code, stdout)
+	}
+}
+
+// standIns returns a directory holding stand-ins for the testsuite's
+// test-server and test-client that run script, or skips the test (fails
+// it, with CI=true) where autobahn/run cannot run: it is a bash script,
+// and picks its ports with python3.
+func standIns(t *testing.T, script string) string {
+	t.Helper()
+	for _, prog := range []string{"bash", "python3"} {
+		if _, err := exec.LookPath(prog); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("CI=true but autobahn/run cannot run: %v", err)
+			}
+			t.Skipf("autobahn/run cannot run (it needs bash and python3): %v", err)
+		}
+	}
+	suite := t.TempDir()
+	for _, name := range []string{"test-server", "test-client"} {
+		if err := os.WriteFile(filepath.Join(suite, name), []byte("#!/bin/sh\n"+script+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return suite
+}
+
+// run runs autobahn/run with args, the testsuite's scripts (or
+// stand-ins) in suite, or else the wstest command, and its reports in
+// out, and returns what it wrote.
+func run(t *testing.T, suite, out, wstest string, args ...string) (string, error) {
 	t.Helper()
 	cmd := exec.Command("bash", append([]string{"run"}, args...)...)
-	cmd.Env = append(os.Environ(), "AUTOBAHN_DIR="+suite, "AUTOBAHN_OUT="+out, "WSTEST=")
+	cmd.Env = append(os.Environ(), "AUTOBAHN_DIR="+suite, "AUTOBAHN_OUT="+out, "WSTEST="+wstest)
 	b, err := cmd.CombinedOutput()
 	return string(b), err
 }
