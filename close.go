@@ -309,9 +309,29 @@ func (c *Conn) failNowLocked(pe *ProtocolError) error {
 	if c.isClosed() {
 		return pe
 	}
-	c.sendFailCloseLocked(pe, time.Now().Add(min(c.closeTimeout, 100*time.Millisecond)))
-	c.closeAwait()
+	c.sendFailCloseLocked(pe, time.Now().Add(c.closeNowWait()))
+	c.closeAwait(nil)
 	return pe
+}
+
+// closeNowWait bounds the write of a close frame sent by a read whose
+// context ended (failNowLocked, inputCutLocked), which must not outlast
+// its context by the close timeout: the peer has likely stalled.
+func (c *Conn) closeNowWait() time.Duration { return min(c.closeTimeout, 100*time.Millisecond) }
+
+// lostMessageLocked ends the connection of a read whose context ended,
+// for why, inside a message being delivered: it fails the connection with
+// StatusPolicyViolation (failNowLocked), or, once our close frame is out,
+// which no other may follow, closes it (readCutLocked).
+//
+// The caller holds readMu.
+func (c *Conn) lostMessageLocked(why error) error {
+	if c.closeFrameSent() {
+		return c.readCutLocked(why)
+	}
+	pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
+	pe.err = why
+	return c.failNowLocked(pe)
 }
 
 // inputCutLocked ends a connection whose input a read's context ended
@@ -329,23 +349,18 @@ func (c *Conn) failNowLocked(pe *ProtocolError) error {
 // The caller holds readMu.
 func (c *Conn) inputCutLocked(ctx context.Context, mid bool) error {
 	if mid && !c.discard.Load() {
-		err := ctx.Err()
-		if err == nil {
-			err = c.tr.inputCut() // a later read's, the context that cut the input being another's
+		why := ctx.Err()
+		if why == nil {
+			why = c.tr.inputCut() // a later read's, the context that cut the input being another's
 		}
-		if c.closeFrameSent() {
-			return c.readCutLocked(err)
-		}
-		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
-		pe.err = err
-		return c.failNowLocked(pe)
+		return c.lostMessageLocked(why)
 	}
 	end := c.tr.inputCut()
 	c.setFirstEnd(end, noIntent)
-	wctx, cancel := context.WithTimeout(context.Background(), min(c.closeTimeout, 100*time.Millisecond))
+	wctx, cancel := context.WithTimeout(context.Background(), c.closeNowWait())
 	c.writeClose(wctx, mustClosePayload(StatusGoingAway, "read context ended"), end)
 	cancel()
-	c.closeAwait()
+	c.closeAwait(nil)
 	return c.closedErrFor(ctx, "read")
 }
 
@@ -362,9 +377,7 @@ func (c *Conn) inputCutLocked(ctx context.Context, mid bool) error {
 // The caller holds readMu.
 func (c *Conn) readCutLocked(err error) error {
 	lost := &lostError{err: err, readCut: true}
-	if !c.closeTransport(lost) {
-		c.closeAwait()
-	}
+	c.closeAwait(lost)
 	c.mu.Lock()
 	end := c.endErr
 	c.mu.Unlock()

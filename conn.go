@@ -372,14 +372,14 @@ func (c *Conn) closedErrFor(ctx context.Context, op string) error {
 
 func (c *Conn) isClosed() bool { return c.closed.Load() }
 
-// closeAwait closes the transport, as closeTransport(nil) does, and
+// closeAwait closes the transport, as closeTransport(cause) does, and
 // returns once the connection is marked closed, though another call
 // closes it: one whose context ended the close frame's write on an HTTP/2
 // stream (closeCause), past the wait for that write, which this call
 // waits for too (quiesce), marks it at once. A call the caller makes
 // next then finds the connection closed, not its close frame sent.
-func (c *Conn) closeAwait() {
-	if !c.closeTransport(nil) {
+func (c *Conn) closeAwait(cause error) {
+	if !c.closeTransport(cause) {
 		for !c.isClosed() {
 			runtime.Gosched()
 		}

@@ -313,7 +313,6 @@ func (e *closeTimeoutError) Error() string {
 		return errCloseTimeout.Error() + ": close " + u.Code.String() + " could not be sent"
 	}
 	return errCloseTimeout.Error() + ": the close frame could not be sent"
-
 }
 
 func (e *closeTimeoutError) Unwrap() []error {

@@ -962,12 +962,7 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 			// it and the peer's answer, within the close timeout.
 			return opErr("read", ctx.Err())
 		}
-		if c.closeFrameSent() {
-			return c.readCutLocked(ctx.Err())
-		}
-		pe := protocolErr(StatusPolicyViolation, "read context ended inside a message")
-		pe.err = ctx.Err()
-		return c.failNowLocked(pe)
+		return c.lostMessageLocked(ctx.Err())
 	default:
 		lost := &lostError{err: err}
 		c.closeTransport(lost)
