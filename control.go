@@ -163,7 +163,9 @@ func (c *Conn) writeControl(ctx context.Context, op opcode, payload []byte, name
 
 // Ping sends a ping and waits for its pong. If ctx ends first, Ping
 // returns its error and the connection stays usable (as Write's does: not
-// over TLS when the ping's write to the network had begun).
+// over TLS when the ping's write to the network had begun). The pong of a
+// later ping, keepalive's included, answers it too: RFC 6455 §5.5.3 lets
+// a peer answer only the latest of the pings it has.
 //
 // The pong is read by whatever reads the connection: a Read in progress,
 // or Serve. When nothing does, Ping reads it itself, acting on the control
@@ -353,6 +355,7 @@ func (c *Conn) wakeDeferredPings() {
 // as its payload (gotPong wakes those numbered up to a pong's).
 type pingWaits struct {
 	seq        uint64
+	keepalive  uint64                   // seq as keepalive's last ping went out, 0 once its pong came
 	waiting    map[uint64]chan struct{} // closed by gotPong, or by closeTransport
 	readerLeft chan struct{}            // made by deferPing, closed by wakeDeferredPings
 }
@@ -364,12 +367,19 @@ type pingWaits struct {
 // Pings at once may reach the wire in the other order than their
 // numbers; the earlier-numbered one then ends with the pong of a ping
 // sent just before its own, from a peer shown alive since it began.)
+// An empty pong answers keepalive's latest ping, and so the Pings
+// numbered before it went out.
 func (c *Conn) gotPong(p []byte) {
-	if len(p) != 8 {
+	if len(p) != 8 && len(p) != 0 {
 		return
 	}
-	id := binary.BigEndian.Uint64(p)
 	c.mu.Lock()
+	var id uint64
+	if len(p) == 8 {
+		id = binary.BigEndian.Uint64(p)
+	} else if c.pings != nil {
+		id, c.pings.keepalive = c.pings.keepalive, 0
+	}
 	// Once the connection is marked closed, closeTransport closes (or
 	// has closed) every channel still waiting, which Ping's forget tells
 	// from a pong by the entry left in: a pong read from what was

@@ -299,6 +299,13 @@ func (k *keepalive) ping() {
 	// (queuedSincePing).
 	k.queued = c.tr.inputQueued()
 	k.sent = -1 // until the ping is out: an earlier ping's does not count
+	c.mu.Lock()
+	if c.pings != nil {
+		// A peer may answer only this ping (RFC 6455 §5.5.3): its empty
+		// pong then answers the Pings sent before it too (gotPong).
+		c.pings.keepalive = c.pings.seq
+	}
+	c.mu.Unlock()
 	ctx, cancel := context.WithTimeoutCause(context.Background(), k.timeout, errPingTimeout)
 	defer cancel()
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {

@@ -1112,3 +1112,57 @@ func TestKeepaliveAfterCloseWrite(t *testing.T) {
 		t.Errorf("the handshake ended after %v, before the close timeout (%v)", took, closeTimeout)
 	}
 }
+
+// TestPingAnsweredByKeepalivePong: a peer that answers only the latest
+// ping it has (RFC 6455 §5.5.3), keepalive's empty one, ends a Ping sent
+// before it; a peer's empty pong with no keepalive ping before it ends
+// none.
+func TestPingAnsweredByKeepalivePong(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"latest only", "unsolicited"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			conns := make(chan *Conn, 1)
+			done := make(chan struct{})
+			interval := kaInterval
+			if mode == "unsolicited" {
+				interval = time.Hour
+			}
+			s := kaServerEvery(t, interval, 5*time.Second, func(c *Conn) {
+				conns <- c
+				<-done
+			})
+			nc := rawClient(t, s.Listener.Addr().String())
+			sc := <-conns
+			defer close(done)
+			defer sc.CloseNow()
+			wait := 5 * time.Second
+			if mode == "unsolicited" {
+				wait = 300 * time.Millisecond
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			pinged := make(chan error, 1)
+			go func() { pinged <- sc.Ping(ctx) }()
+			ping, err := readServerFrame(nc)
+			if err != nil || len(ping) != 10 || ping[:2] != "\x89\x08" {
+				t.Fatalf("frame %q, %v; want Ping's ping, 8 bytes", ping, err)
+			}
+			if mode == "latest only" {
+				// Ping's ping stays unanswered; keepalive's comes next.
+				expectFrame(t, nc, pingFrame)
+			}
+			nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			if _, err := io.WriteString(nc, clientFrame(0x8A, "")); err != nil {
+				t.Fatal(err)
+			}
+			err = <-pinged
+			if mode == "latest only" && err != nil {
+				t.Fatalf("Ping: %v, want it answered by the pong to keepalive's later ping", err)
+			}
+			if mode == "unsolicited" && !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Ping: %v, want its context's end: an empty pong answers no ping of Ping's", err)
+			}
+		})
+	}
+}
