@@ -689,3 +689,27 @@ func TestDialHTTP2Proxy(t *testing.T) {
 		t.Errorf("the proxy saw %d more requests", n)
 	}
 }
+
+func TestHTTP2ModeText(t *testing.T) {
+	t.Parallel()
+	for m, name := range map[HTTP2Mode]string{HTTP2Disabled: "disabled", HTTP2Preferred: "preferred", HTTP2Required: "required"} {
+		b, err := m.MarshalText()
+		if err != nil || string(b) != name || m.String() != name {
+			t.Errorf("%d: MarshalText %q, %v, String %q; want %q", int(m), b, err, m.String(), name)
+		}
+		var got HTTP2Mode
+		if err := got.UnmarshalText(b); err != nil || got != m {
+			t.Errorf("round trip of %v through %q: %v, %v", m, b, got, err)
+		}
+	}
+	if s := HTTP2Mode(7).String(); s != "HTTP2Mode(7)" {
+		t.Errorf("HTTP2Mode(7).String() = %q", s)
+	}
+	if _, err := HTTP2Mode(7).MarshalText(); err == nil {
+		t.Error("HTTP2Mode(7).MarshalText accepted")
+	}
+	var m HTTP2Mode
+	if err := m.UnmarshalText([]byte("h2")); err == nil || err.Error() != `websocket: HTTP/2 mode "h2" is not disabled, preferred or required` {
+		t.Errorf(`UnmarshalText("h2"): %v`, err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -171,3 +172,35 @@ const (
 	// ErrHTTP2Unavailable that says why not; it follows no redirect.
 	HTTP2Required
 )
+
+func (m HTTP2Mode) String() string {
+	switch m {
+	case HTTP2Disabled:
+		return "disabled"
+	case HTTP2Preferred:
+		return "preferred"
+	case HTTP2Required:
+		return "required"
+	}
+	return "HTTP2Mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// MarshalText returns the mode's name, as String does.
+func (m HTTP2Mode) MarshalText() ([]byte, error) {
+	if m < HTTP2Disabled || m > HTTP2Required {
+		return nil, fmt.Errorf("websocket: unknown HTTP/2 mode %d", int(m))
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText parses a mode's name (disabled, preferred or required),
+// so that it can come from a flag (flag.TextVar) or a configuration file.
+func (m *HTTP2Mode) UnmarshalText(b []byte) error {
+	for _, v := range []HTTP2Mode{HTTP2Disabled, HTTP2Preferred, HTTP2Required} {
+		if string(b) == v.String() {
+			*m = v
+			return nil
+		}
+	}
+	return fmt.Errorf("websocket: HTTP/2 mode %q is not disabled, preferred or required", b)
+}
