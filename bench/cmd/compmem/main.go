@@ -322,7 +322,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "Command (in bench/): `go run ./cmd/compmem %s`, %s UTC, took %v; %s; %s, %d CPUs (servers at the default GOMAXPROCS); %d connections; medians of %d run(s), [min–max].\n\n",
-		strings.Join(cfg.args, " "), began.UTC().Format("2006-01-02 15:04"), time.Since(began).Round(time.Second),
+		strings.Join(cfg.args, " "), began.UTC().Format("2006-01-02 15:04"), proc.Took(time.Since(began)),
 		strings.TrimSpace(string(versions)), runtime.Version(), runtime.NumCPU(), cfg.conns, cfg.runs)
 	writeTable(stdout, cells, results, cfg)
 	if len(failed) > 0 {

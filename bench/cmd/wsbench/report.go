@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/rfc6455/websocket/bench/echo"
+	"github.com/rfc6455/websocket/bench/internal/proc"
 	"github.com/rfc6455/websocket/bench/loadgen"
 )
 
@@ -385,7 +386,7 @@ func (r *report) writeText(w io.Writer) {
 	for _, line := range r.million() {
 		fmt.Fprintln(w, line)
 	}
-	fmt.Fprintf(w, "This run took %v.\n", r.elapsed.Round(time.Second))
+	fmt.Fprintf(w, "This run took %v.\n", proc.Took(r.elapsed))
 }
 
 func (r *report) writeJSON(path string) error {
@@ -464,7 +465,7 @@ func (r *report) million() []string {
 func (r *report) writeReadme(path string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s\n\n## Latest results\n\n", beginMark)
-	fmt.Fprintf(&b, "Command (in `bench/`): `%s`, run %s; it took %v.\n\n", r.command(), r.when.Format("2006-01-02 15:04 MST"), r.elapsed.Round(time.Second))
+	fmt.Fprintf(&b, "Command (in `bench/`): `%s`, run %s; it took %v.\n\n", r.command(), r.when.Format("2006-01-02 15:04 MST"), proc.Took(r.elapsed))
 	fmt.Fprintf(&b, "Machine: %s.\n\n", machine())
 	fmt.Fprintf(&b, "%s\n\n", r.setup())
 	if len(r.ours) > 0 && len(r.peers) > 0 {

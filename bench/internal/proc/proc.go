@@ -232,8 +232,9 @@ func killAll() {
 
 // Main runs run, the body of a command named name that starts children,
 // and kills every child still running when run returns. If run succeeds,
-// Main returns; if it fails with flag.ErrHelp (its flag set has printed
-// the usage), Main exits with status 2; any other error goes to ExitOn.
+// Main returns; if it fails with flag.ErrHelp (-h: its flag set has
+// printed the usage, as asked), Main exits with status 0, as a command
+// whose flags exit on error does; any other error goes to ExitOn.
 // An interrupt or SIGTERM kills every child too, and exits with status 1,
 // printing "name: signal".
 func Main(name string, run func() error) {
@@ -248,7 +249,7 @@ func Main(name string, run func() error) {
 	err := run()
 	killAll()
 	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(2)
+		os.Exit(0)
 	}
 	ExitOn(name, err)
 }
@@ -303,4 +304,17 @@ func (l *limitedWriter) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// Took rounds the time a run took for its report: to the second from 10
+// seconds up, finer below, so that a short run does not read "took 0s".
+func Took(d time.Duration) time.Duration {
+	switch {
+	case d >= 10*time.Second:
+		return d.Round(time.Second)
+	case d >= time.Second:
+		return d.Round(100 * time.Millisecond)
+	default:
+		return d.Round(time.Millisecond)
+	}
 }
