@@ -147,8 +147,8 @@ func dialTunnel(ctx context.Context, t *http.Transport, dial dialFunc, proxy *ur
 }
 
 // proxyConnectTimeout bounds a proxy's answer to CONNECT, as net/http's
-// transport bounds it.
-const proxyConnectTimeout = time.Minute
+// transport bounds it. A variable for tests alone.
+var proxyConnectTimeout = time.Minute
 
 // errProxySilent is the cause of the end of proxyConnectTimeout.
 var errProxySilent = errors.New("proxy silent")
