@@ -57,7 +57,12 @@ func TestEchoAllocations(t *testing.T) {
 				// At 1 MiB a loop's allocations bring collections, and a
 				// sync.Pool remakes its per-CPU array after each: a few small
 				// allocations per collection, none per message.
-				if allocs != wantAllocs && (size < 1<<20 || wantAllocs == 0) {
+				// io.ReadAll of Go 1.25 grows its slice once more after a
+				// read that filled it exactly, before the read that finds
+				// io.EOF: a bytes.Reader brings that growth, and our reader,
+				// whose last bytes come with io.EOF, does not.
+				fewer := loop == "ReadAll" && allocs < wantAllocs && allocs > 0
+				if allocs != wantAllocs && !fewer && (size < 1<<20 || wantAllocs == 0) {
 					t.Errorf("%v allocations per echo, want %v", allocs, wantAllocs)
 				}
 				// What is allocated is the message's size (rounded up to a

@@ -65,7 +65,7 @@ func testCloseReadAnswersClose(t *testing.T, c *Conn, done <-chan closeReadResul
 		t.Errorf("Close took %v", d)
 	}
 	r := <-done
-	if ce, ok := errors.AsType[CloseError](r.cause); !ok || ce != (CloseError{StatusNormalClosure, "bye"}) {
+	if ce, ok := asType[CloseError](r.cause); !ok || ce != (CloseError{StatusNormalClosure, "bye"}) {
 		t.Errorf("the context's cause: %v, want the client's close 1000 bye", r.cause)
 	}
 	if CloseStatus(r.write) != StatusNormalClosure || !errors.Is(r.write, ErrClosed) {
@@ -98,7 +98,7 @@ func TestCloseReadPingsAndData(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the context did not end")
 	}
-	if pe, ok := errors.AsType[*ProtocolError](context.Cause(ctx)); !ok || pe.Code != StatusPolicyViolation {
+	if pe, ok := asType[*ProtocolError](context.Cause(ctx)); !ok || pe.Code != StatusPolicyViolation {
 		t.Errorf("the context's cause: %v, want a ProtocolError with 1008", context.Cause(ctx))
 	}
 }
@@ -170,7 +170,7 @@ func TestCloseReadCloseCrossingData(t *testing.T) {
 				t.Errorf("Close returned %v after the peer's close", d)
 			}
 			<-ctx.Done()
-			if _, failed := errors.AsType[*ProtocolError](context.Cause(ctx)); failed {
+			if _, failed := asType[*ProtocolError](context.Cause(ctx)); failed {
 				t.Errorf("the context's cause: %v, want no failure", context.Cause(ctx))
 			}
 		})

@@ -491,7 +491,7 @@ func (r *readRecorder) Read(p []byte) (int, error) {
 // malformed reports whether err, from http.ReadResponse, says that what
 // came is not an HTTP response, rather than that reading failed.
 func malformed(err error) bool {
-	if _, ok := errors.AsType[net.Error](err); ok {
+	if _, ok := asType[net.Error](err); ok {
 		return false
 	}
 	return !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) &&

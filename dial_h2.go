@@ -220,7 +220,7 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 	}
 	if err != nil {
 		cc.Close()
-		ce, connErr := errors.AsType[*h2.ConnError](err)
+		ce, connErr := asType[*h2.ConnError](err)
 		switch {
 		case errors.Is(err, h2.ErrNotHTTP2):
 			return nil, fmt.Errorf("%w: %v", ErrHTTP2Unavailable, errText(err))
@@ -244,7 +244,7 @@ func (p *h2Pool) dial(ctx context.Context, key h2Key, dial func(context.Context)
 // reset by the peer say, rather than a timeout (the context's end, or
 // the transport's ResponseHeaderTimeout, report theirs otherwise).
 func socketBroke(err error) bool {
-	oe, ok := errors.AsType[*net.OpError](err)
+	oe, ok := asType[*net.OpError](err)
 	return ok && !oe.Timeout()
 }
 
@@ -449,7 +449,7 @@ func dialHTTP2(ctx context.Context, rawURL string, u *url.URL, opts *DialOptions
 		if h2.Unprocessed(err) && try < h2DialTries && ctx.Err() == nil {
 			continue
 		}
-		if se, ok := errors.AsType[*h2.StreamError](err); ok && !se.Remote {
+		if se, ok := asType[*h2.StreamError](err); ok && !se.Remote {
 			// The server's answer broke the rules (a malformed header,
 			// a flood of informational responses): a handshake failed.
 			return nil, nil, fmt.Errorf("%w: %s", ErrHandshake, errText(err)), true

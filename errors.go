@@ -194,7 +194,7 @@ func (e clippedError) Unwrap() error { return e.err }
 // CloseStatus returns the code of the CloseError in err's chain, or -1 if
 // there is none.
 func CloseStatus(err error) StatusCode {
-	if ce, ok := errors.AsType[CloseError](err); ok {
+	if ce, ok := asType[CloseError](err); ok {
 		return ce.Code
 	}
 	return -1
@@ -386,4 +386,12 @@ func asOp(err error, op string) error {
 // that has it already.
 func errText(err error) string {
 	return strings.TrimPrefix(err.Error(), "websocket: ")
+}
+
+// asType is errors.As for a target of type T, as errors.AsType (Go 1.26)
+// is; the module builds with Go 1.25 too.
+func asType[T error](err error) (T, bool) {
+	var target T
+	ok := errors.As(err, &target)
+	return target, ok
 }

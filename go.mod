@@ -1,3 +1,3 @@
 module github.com/rfc6455/websocket
 
-go 1.26
+go 1.25

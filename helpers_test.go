@@ -470,8 +470,12 @@ func acceptOneTLS(t testing.TB) (*httptest.Server, <-chan *Conn) {
 }
 
 // goroutinesCreated returns how many goroutines the program has started.
-func goroutinesCreated() uint64 {
+func goroutinesCreated(t testing.TB) uint64 {
+	t.Helper()
 	sample := []metrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
 	metrics.Read(sample)
+	if sample[0].Value.Kind() == metrics.KindBad {
+		t.Skip("the runtime does not count the goroutines it created (/sched/goroutines-created, Go 1.26)")
+	}
 	return sample[0].Value.Uint64()
 }

@@ -116,7 +116,7 @@ func TestHostileDeflateScenarios(t *testing.T) {
 				t.Parallel()
 				c, _ := hostileDeflatePeer(t, takeover, fuzzAppendFrame(nil, true, rsv1, opBinary, false, payload))
 				_, p, err := c.Read(ctx)
-				if pe, ok := errors.AsType[*ProtocolError](err); !ok || pe.Code != StatusInvalidFramePayloadData {
+				if pe, ok := asType[*ProtocolError](err); !ok || pe.Code != StatusInvalidFramePayloadData {
 					t.Errorf("Read: %q, %v; want a 1007 failure", p, err)
 				}
 			})
@@ -347,7 +347,7 @@ func TestCompressedInputBound(t *testing.T) {
 			if n == tt.frames && (err != nil || len(got) != 0) {
 				t.Fatalf("%d frames of %d bytes of empty blocks: %d bytes, %v; want an empty message", n, tt.size, len(got), err)
 			}
-			if pe, ok := errors.AsType[*ProtocolError](err); n > tt.frames && (!ok || pe.Code != StatusMessageTooBig || pe.Reason != want) {
+			if pe, ok := asType[*ProtocolError](err); n > tt.frames && (!ok || pe.Code != StatusMessageTooBig || pe.Reason != want) {
 				t.Fatalf("%d frames of %d bytes of empty blocks: %v, want 1009 %q", n, tt.size, err, want)
 			}
 		}

@@ -477,7 +477,7 @@ type deadlineError struct {
 }
 
 func (e *deadlineError) Error() string {
-	if ce, ok := errors.AsType[*cutError](e.cut); ok {
+	if ce, ok := asType[*cutError](e.cut); ok {
 		return "websocket: " + e.op + ": i/o timeout" + ce.how + ": connection closed"
 	}
 	if e.cut != nil {

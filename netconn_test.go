@@ -496,7 +496,7 @@ func checkAfterCut(t *testing.T, nc net.Conn, err error) {
 	}
 	// Not a timeout of its own: a loop that goes on after one would
 	// spin on the closed connection (it did on 4be6380).
-	if ne, ok := errors.AsType[net.Error](err); errors.Is(err, os.ErrDeadlineExceeded) || ok && ne.Timeout() {
+	if ne, ok := asType[net.Error](err); errors.Is(err, os.ErrDeadlineExceeded) || ok && ne.Timeout() {
 		t.Fatalf("Write after a cut frame, with no deadline set: %v is a timeout", err)
 	}
 }

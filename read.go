@@ -944,7 +944,7 @@ func (c *Conn) readErrLocked(ctx context.Context, err error, mid bool) error {
 	// The peer's close frame comes as a CloseError itself; a lost
 	// connection only wraps one, for CloseStatus.
 	ce, peerClosed := err.(CloseError)
-	pe, violation := errors.AsType[*ProtocolError](err)
+	pe, violation := asType[*ProtocolError](err)
 	switch {
 	case violation:
 		return c.failLocked(pe)

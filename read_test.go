@@ -703,7 +703,7 @@ func BenchmarkEchoTLSPipelined(b *testing.B) {
 			var buf []byte
 			b.SetBytes(k * size)
 			b.ReportAllocs()
-			started := goroutinesCreated()
+			started := goroutinesCreated(b)
 			for b.Loop() {
 				for range k {
 					if err := c.Enqueue(MessageBinary, payload); err != nil {
@@ -718,7 +718,7 @@ func BenchmarkEchoTLSPipelined(b *testing.B) {
 					buf = p
 				}
 			}
-			b.ReportMetric(float64(goroutinesCreated()-started)/float64(b.N), "goroutines/op")
+			b.ReportMetric(float64(goroutinesCreated(b)-started)/float64(b.N), "goroutines/op")
 		})
 	}
 }

@@ -856,11 +856,11 @@ func TestServeBusyLooksBackOff(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	before := goroutinesCreated()
+	before := goroutinesCreated(t)
 	time.Sleep(time.Second)
 	// The looks at 620 and 1260 ms from the frame's start, a goroutine
 	// each: 2 per connection, where every 20 ms made 50.
-	if started := goroutinesCreated() - before; started > 10*n {
+	if started := goroutinesCreated(t) - before; started > 10*n {
 		t.Errorf("%d goroutines started in 1 s with %d connections each in the middle of a frame, want at most %d", started, n, 10*n)
 	}
 	for _, nc := range peers {

@@ -65,13 +65,13 @@ func (e *RefusedError) Unwrap() error { return e.GoAway }
 // the connection takes no new streams, or had ended. Such a stream may
 // be opened again (§8.7), on another connection.
 func Unprocessed(err error) bool {
-	if se, ok := errors.AsType[*StreamError](err); ok {
+	if se, ok := asType[*StreamError](err); ok {
 		return se.Remote && se.Code == ErrCodeRefusedStream
 	}
-	if _, unopened := errors.AsType[*unopenedError](err); unopened {
+	if _, unopened := asType[*unopenedError](err); unopened {
 		return true
 	}
-	_, refused := errors.AsType[*RefusedError](err)
+	_, refused := asType[*RefusedError](err)
 	return refused || errors.Is(err, ErrUnavailable)
 }
 
@@ -103,4 +103,12 @@ func quote(s string) string {
 		return strconv.Quote(s[:maxQuoted]) + "..."
 	}
 	return strconv.Quote(s)
+}
+
+// asType is errors.As for a target of type T, as errors.AsType (Go 1.26)
+// is; the module builds with Go 1.25 too.
+func asType[T error](err error) (T, bool) {
+	var target T
+	ok := errors.As(err, &target)
+	return target, ok
 }

@@ -189,7 +189,8 @@ func TestJoinWait(t *testing.T) {
 	ctx, c := joinA(t, NewServer(bus, &Options{JoinWait: 300 * time.Millisecond}))
 	_, _, err := c.Read(ctx)
 	want := websocket.CloseError{Code: websocket.StatusTryAgainLater, Reason: "the message bus did not deliver the join within 300ms"}
-	if ce, ok := errors.AsType[websocket.CloseError](err); !ok || ce != want {
+	var ce websocket.CloseError
+	if !errors.As(err, &ce) || ce != want {
 		t.Fatalf("Read: %v, want %v", err, want)
 	}
 	if d := time.Since(start); d < 300*time.Millisecond {
