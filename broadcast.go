@@ -213,7 +213,11 @@ func (c *Conn) enqueuePrepared(pm *PreparedMessage, flushes *[]*Conn) error {
 // (EnqueuePrepared), so that a slow or stalled receiver never holds up the
 // others: a connection whose queue is full misses the message (or, with
 // AcceptOptions.CloseOnQueueFull, is failed), and a closed one is skipped,
-// as is a nil one. It returns how many connections took the message: none
+// as is a nil one. A message larger than a connection's queue limit less
+// 14 bytes (as its frame goes out: compressed, if it is) is refused by
+// that connection whatever its options, which fails nothing: with the
+// default limit, one of over 512 KiB reaches no one, and goes out with
+// WritePrepared. It returns how many connections took the message: none
 // when pm was not made by NewPreparedMessage.
 func (pm *PreparedMessage) Broadcast(conns ...*Conn) int {
 	if pm.check() != nil {

@@ -110,13 +110,22 @@
 // connection that keeps its compression context without compressing it
 // again (the connection adds the text to its window, as the peer's
 // decoder does). PreparedMessage.Broadcast enqueues it on every
-// connection given, so a stalled receiver costs at most its queue limit
-// and never delays the others. A receiver whose queue is full misses the
-// message, a reading one too if messages come faster than its network
-// takes them: Broadcast's count says how many took it. A program whose
-// receivers must see every message or none (a chat, a feed of changes)
-// sets CloseOnQueueFull, which drops such a receiver with 1008 instead,
-// as a hub that gives up on a client whose channel is full does.
+// connection given, so a stalled receiver never delays the others, and
+// costs its queue limit (in buffers of up to twice that) and a goroutine
+// blocked writing to it, until the keepalive drops it. A receiver whose
+// queue is full misses the message, a reading one too if messages come
+// faster than its network takes them: Broadcast's count says how many
+// took it. Broadcast to a room from one goroutine at a time, under the
+// room's lock (see the example of PreparedMessage.Broadcast): every
+// member then gets the room's messages in one order, and one that reads
+// all it is sent misses none because senders got in each other's way.
+// Messages that several goroutines send to one connection at once wait
+// behind each other, and on busy processors, behind one that the
+// scheduler set aside, they can fill the queue while the socket is empty.
+// A program whose receivers must see every message or none (a chat, a
+// feed of changes) sets CloseOnQueueFull, which drops such a receiver
+// with 1008 instead, as a hub that gives up on a client whose channel is
+// full does.
 //
 // # Shutdown
 //
@@ -197,7 +206,9 @@
 //	inflated size       the read limit    SetReadLimit                    the same, counted on inflated bytes
 //	control frame       125 bytes         RFC 6455                        nothing held
 //	unsent data         512 KiB           WriteQueueLimit                 up to 50 GiB if every peer stops
-//	                                                                      reading: lower it for many peers
+//	                                                                      reading (in buffers of up to twice
+//	                                                                      that), and a goroutine each blocked
+//	                                                                      writing: lower it for many peers
 //	opening handshake   none in net/http  http.Server.ReadHeaderTimeout,  a goroutine per slow handshake
 //	                                      Dial's context                  until the timeout
 //	closing handshake   5 s               CloseTimeout                    a timer per closing connection

@@ -63,8 +63,9 @@ func Example_heartbeat() {
 }
 
 // A chat room's fan-out: each message is prepared once and enqueued on
-// every member's connection, so that a member who stops reading costs at
-// most its queue limit and never holds up the others.
+// every member's connection, under the room's lock, so that every member
+// gets the messages in one order, and a member who stops reading never
+// holds up the others and is dropped once its queue limit is reached.
 func ExamplePreparedMessage_Broadcast() {
 	var (
 		mu      sync.Mutex

@@ -92,8 +92,12 @@ type AcceptOptions struct {
 	// refused either way): its close frame goes behind what the queue
 	// holds, and the connection's end, which wraps ErrQueueFull, carries
 	// 1008 only once that frame went out (a peer that reads nothing at
-	// all never lets it). So a peer that stops reading costs at most this
-	// much memory, besides what the kernel's socket buffers hold.
+	// all never lets it). So a peer that stops reading holds at most this
+	// many bytes, besides what the kernel's socket buffers hold; in
+	// memory, up to twice as much while part of the queue is being
+	// written to it (the write holds the buffer it writes from whole, and
+	// the queue fills again beside it), with a goroutine blocked in that
+	// write until the connection ends (the keepalive drops such a peer).
 	WriteQueueLimit  int
 	CloseOnQueueFull bool
 

@@ -39,7 +39,10 @@ func putPend(bp *[]byte) {
 // buffer. No buffer of the queue is taken from the pool, or grown, with
 // room past the queue limit: a peer that stops reading holds its
 // connection's limit in memory, not the slack of a slice's growth, nor a
-// buffer another connection, with a higher limit, grew.
+// buffer another connection, with a higher limit, grew. (A write of the
+// queue that waits for such a peer holds the buffer it writes from whole,
+// room and all, beside the queue that fills again behind it: up to twice
+// the limit in all.)
 //
 // The caller holds pendMu.
 func (c *Conn) appendQueuedLocked(bp *[]byte, h header, p []byte) *[]byte {
