@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -1380,4 +1381,129 @@ func TestEnqueueClosedCompressed(t *testing.T) {
 	if err := c.Enqueue(MessageText, msg); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Enqueue after CloseNow: %v, want ErrClosed", err)
 	}
+}
+
+// TestBroadcastCountsExact: three goroutines send numbered messages at
+// once to receivers with every kind of compression, each by Broadcast,
+// EnqueuePrepared and Enqueue in turn, while the server closes the
+// receivers one after the other part way through. Every message is
+// received exactly as many times as the sends reported it taken, each
+// receiver gets each sender's messages in the order they were sent, and
+// nothing follows the close (a receiver's Read ends with 1000).
+func TestBroadcastCountsExact(t *testing.T) {
+	t.Parallel()
+	dials := []*DialOptions{
+		nil,
+		{Compression: CompressionNoContextTakeover},
+		{Compression: CompressionContextTakeover},
+		{Compression: CompressionContextTakeover, CompressionWindowBits: 9},
+		{Compression: CompressionNoContextTakeover, CompressionWindowBits: 10},
+	}
+	s, conns := acceptOne(t, &AcceptOptions{Compression: CompressionContextTakeover, CompressionThreshold: 16})
+	var clients, servers []*Conn
+	for _, o := range dials {
+		clients = append(clients, dialT(t, wsURL(s), o))
+		servers = append(servers, <-conns) // accepted in the order dialed
+	}
+	defer func() {
+		for _, c := range servers {
+			c.CloseNow()
+		}
+	}()
+	const senders, per = 3, 300
+	var taken, got [senders][per]atomic.Int32
+	var readers sync.WaitGroup
+	for i, c := range clients {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			last := [senders]int{-1, -1, -1}
+			for {
+				_, p, err := c.Read(ctx)
+				if err != nil {
+					if CloseStatus(err) != StatusNormalClosure {
+						t.Errorf("receiver %d: %v, want the close 1000", i, err)
+					}
+					return
+				}
+				var s, q int
+				if _, err := fmt.Sscanf(string(p), "%d %d", &s, &q); err != nil || s < 0 || s >= senders || q <= last[s] || q >= per {
+					t.Errorf("receiver %d: message %.30q after sender %d's message %d", i, p, s, last[s])
+					return
+				}
+				last[s] = q
+				got[s][q].Add(1)
+			}
+		}()
+	}
+	// Each sender sends half its messages, then the rest as the
+	// receivers close, all at once.
+	var sends, halfway sync.WaitGroup
+	closing := make(chan struct{})
+	for s := range senders {
+		sends.Add(1)
+		halfway.Add(1)
+		go func() {
+			defer sends.Done()
+			for q := range per {
+				if q == per/2 {
+					halfway.Done()
+					<-closing
+				}
+				msg := fmt.Appendf(nil, "%d %d %s", s, q, strings.Repeat("broadcast ", q%20))
+				pm, err := NewPreparedMessage(MessageText, msg)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				n := 0
+				switch q % 3 {
+				case 0:
+					n = pm.Broadcast(servers...)
+				case 1:
+					for _, c := range servers {
+						if c.EnqueuePrepared(pm) == nil {
+							n++
+						}
+					}
+				case 2:
+					for _, c := range servers {
+						if c.Enqueue(MessageText, msg) == nil {
+							n++
+						}
+					}
+				}
+				taken[s][q].Store(int32(n))
+			}
+		}()
+	}
+	halfway.Wait()
+	var closes sync.WaitGroup
+	for _, c := range servers {
+		closes.Add(1)
+		go func() {
+			defer closes.Done()
+			if err := c.Close(StatusNormalClosure, ""); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		}()
+	}
+	close(closing)
+	sends.Wait()
+	closes.Wait()
+	readers.Wait()
+	partly := 0
+	for s := range senders {
+		for q := range per {
+			if n := taken[s][q].Load(); n > 0 && int(n) < len(servers) {
+				partly++
+			}
+			if n, m := taken[s][q].Load(), got[s][q].Load(); n != m {
+				t.Errorf("sender %d's message %d: taken by %d receivers, received by %d", s, q, n, m)
+			}
+		}
+	}
+	t.Logf("%d messages taken by some receivers only, as they closed", partly)
 }
