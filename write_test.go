@@ -113,6 +113,69 @@ func TestConcurrentWritersNeverInterleave(t *testing.T) {
 	}
 }
 
+// TestWriterClosedTwice: a message writer closed a second time, as a
+// deferred Close after the Close whose error was checked does, or written
+// to after its Close, returns an error and leaves alone the message that
+// the connection has begun since, compressed or not. The connection reuses
+// one writer for every message: the late Close ended the next message
+// half way, and let go of the message lock its writer held, so that its
+// rest was refused and, with writers on other goroutines, the peer got a
+// new message inside it and failed the connection with 1002.
+func TestWriterClosedTwice(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []CompressionMode{CompressionDisabled, CompressionContextTakeover} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			opts := &AcceptOptions{Compression: mode, CompressionThreshold: 1}
+			s := echoServer(t, opts, nil)
+			c := dialT(t, wsURL(s), &DialOptions{Compression: mode, CompressionThreshold: 1})
+			ctx := context.Background()
+			first, err := c.Writer(ctx, MessageText)
+			if err != nil {
+				t.Fatalf("Writer: %v", err)
+			}
+			if _, err := io.WriteString(first, "one"); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if err := first.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			second, err := c.Writer(ctx, MessageText)
+			if err != nil {
+				t.Fatalf("Writer: %v", err)
+			}
+			if _, err := io.WriteString(second, "two, "); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if err := first.Close(); !errors.Is(err, errWriterClosed) {
+				t.Errorf("second Close of the first writer = %v, want %v", err, errWriterClosed)
+			}
+			if n, err := io.WriteString(first, "stray"); n != 0 || !errors.Is(err, errWriterClosed) {
+				t.Errorf("Write to the first writer after its Close = %d, %v, want 0, %v", n, err, errWriterClosed)
+			}
+			if _, err := io.WriteString(second, "whole"); err != nil {
+				t.Fatalf("Write to the second writer: %v", err)
+			}
+			if err := second.Close(); err != nil {
+				t.Fatalf("Close of the second writer: %v", err)
+			}
+			// A compressed Write uses the same writer inside.
+			if err := c.Write(ctx, MessageText, []byte("three")); err != nil {
+				t.Fatalf("Write: %v", err)
+			}
+			if err := second.Close(); !errors.Is(err, errWriterClosed) {
+				t.Errorf("second Close of the second writer = %v, want %v", err, errWriterClosed)
+			}
+			for _, want := range []string{"one", "two, whole", "three"} {
+				typ, p, err := c.Read(ctx)
+				if err != nil || typ != MessageText || string(p) != want {
+					t.Fatalf("Read = %v, %q, %v; want text %q", typ, p, err, want)
+				}
+			}
+		})
+	}
+}
+
 // TestWriterFirstFrameFails: a message whose first frame never went out
 // (its context had ended) sends nothing more, not even from Close, and
 // the connection goes on.

@@ -71,9 +71,10 @@ func putDeflateOut(bp *[]byte) {
 // error wrapping ErrClosed unless the message had failed already, and the
 // writer lets go of its compressor and buffers, though it is left open.
 //
-// Do not use the writer once it is closed, Close included: the connection
-// hands the same writer out for its next message, which a late call would
-// write into or end.
+// Once the writer is closed, its Write and Close return an error and touch
+// nothing, whatever message the connection has gone on to: a deferred
+// Close after the Close whose error was checked, as with a file, is
+// harmless.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	if err := checkMessageType(typ); err != nil {
 		return nil, err
@@ -91,7 +92,33 @@ func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, err
 	w := c.writer()
 	w.start(ctx, typ)
 	w.onWire.Store(true)
-	return w, nil
+	return &messageHandle{w}, nil
+}
+
+// messageHandle is the writer of one message, which Writer returns. The
+// connection reuses its messageWriter for every message, so a writer
+// closed and then called again (a deferred Close, as with a file) would
+// write into, or end, the message another goroutine has begun since, and
+// let go of the message lock it holds. Closing the handle lets go of the
+// messageWriter.
+type messageHandle struct {
+	w *messageWriter // nil once closed
+}
+
+func (h *messageHandle) Write(p []byte) (int, error) {
+	if h.w == nil {
+		return 0, errWriterClosed
+	}
+	return h.w.Write(p)
+}
+
+func (h *messageHandle) Close() error {
+	w := h.w
+	if w == nil {
+		return errWriterClosed
+	}
+	h.w = nil
+	return w.Close()
 }
 
 // writer returns the connection's message writer, made on first use so
