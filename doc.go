@@ -162,10 +162,18 @@
 //	a hub with a channel per client        PreparedMessage.Broadcast, WriteQueueLimit,
 //	                                       CloseOnQueueFull to drop a client that lags
 //	a read loop to answer the peer's close CloseRead, for a program that only writes
-//	NetConn (gorilla has none; coder's)    NetConn
+//	a net.Conn carried in messages         NetConn, with deadlines
+//	NetConn, UnderlyingConn (the socket)   none: LocalAddr, RemoteAddr
 //	EnableCompression                      AcceptOptions.Compression
 //	WriteJSON, ReadJSON                    wsjson.Write, wsjson.Read
 //	CloseHandler                           the read returns the peer's CloseError
+//	WriteControl(CloseMessage)             Close, or CloseWrite to read on until the peer's close
+//	Close (the socket, no handshake)       CloseNow
+//	SetReadDeadline, SetWriteDeadline      the context of each call
+//	IsCloseError, IsUnexpectedCloseError   CloseStatus: the peer's code, 1006 when the connection
+//	                                       was lost without a close frame
+//	CloseNormalClosure, CloseGoingAway...  StatusNormalClosure, StatusGoingAway...
+//	ErrReadLimit, ErrBadHandshake          ErrMessageTooBig, ErrHandshake, found with errors.Is
 //
 // # Close handshake
 //

@@ -79,6 +79,45 @@ func ExampleCloseStatus() {
 	// 1001 (going away) true restarting
 }
 
+// Telling a peer that closed on purpose from a connection that was lost,
+// where gorilla/websocket programs call IsUnexpectedCloseError: the read
+// that ends reports the peer's close frame, or StatusAbnormalClosure when
+// the connection ended without one.
+func ExampleCloseStatus_unexpected() {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		if r.URL.Path == "/bye" {
+			c.Close(websocket.StatusGoingAway, "restarting")
+			return
+		}
+		c.CloseNow() // no close frame: the peer sees the connection lost
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, path := range []string{"/bye", "/cut"} {
+		c, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1)+path, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		_, _, err = c.Read(ctx)
+		switch websocket.CloseStatus(err) {
+		case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+			fmt.Println(path, "closed:", err)
+		default:
+			fmt.Println(path, "unexpected:", websocket.CloseStatus(err), errors.Is(err, io.EOF))
+		}
+		c.CloseNow()
+	}
+	// Output:
+	// /bye closed: websocket: close 1001 (going away): restarting
+	// /cut unexpected: 1006 (abnormal closure) true
+}
+
 // Streaming a message: the writer sends a frame per 4 KiB gathered, and
 // the reader delivers the payload as it arrives.
 func ExampleConn_Writer() {
