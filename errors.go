@@ -123,7 +123,8 @@ func (c StatusCode) validReceived() bool {
 
 // CloseError is a close frame: the peer's, when a read ends because the peer
 // closed, or ours, when an operation reports a connection that we closed.
-// Find it with errors.As or CloseStatus.
+// Find it with errors.As or CloseStatus. It is a value; errors.As finds it
+// for a *CloseError target as well (see As).
 type CloseError struct {
 	Code   StatusCode
 	Reason string
@@ -137,6 +138,19 @@ func (e CloseError) Error() string {
 		return "websocket: close " + e.Code.String()
 	}
 	return "websocket: close " + e.Code.String() + ": " + printable(e.Reason)
+}
+
+// As lets errors.As find the CloseError for a target of type
+// **CloseError, setting it to a copy: a *CloseError implements error too,
+// so that such a call compiles and passes go vet, and without As it would
+// never match, as a program written for a library whose CloseError is a
+// pointer would expect it to.
+func (e CloseError) As(target any) bool {
+	if p, ok := target.(**CloseError); ok {
+		*p = &e
+		return true
+	}
+	return false
 }
 
 // printable returns s as it is if it holds only printable characters and

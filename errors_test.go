@@ -3,6 +3,7 @@ package websocket
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -269,6 +270,54 @@ func TestCloseErrorQuotesReason(t *testing.T) {
 		if got := (CloseError{StatusNormalClosure, tt.reason}).Error(); got != tt.want {
 			t.Errorf("reason %q: %s, want %s", tt.reason, got, tt.want)
 		}
+	}
+}
+
+// TestCloseErrorAsPointer: errors.As finds the CloseError for a
+// *CloseError target too, in a read's error as in the errors that wrap it:
+// such a target compiles and passes go vet, as *CloseError implements
+// error, and it never matched.
+func TestCloseErrorAsPointer(t *testing.T) {
+	t.Parallel()
+	s := echoServer(t, nil, func(c *Conn) {
+		c.Read(context.Background())
+		c.Close(StatusGoingAway, "restarting")
+	})
+	c := dialT(t, wsURL(s), nil)
+	ctx := context.Background()
+	if err := c.Write(ctx, MessageText, []byte("go")); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	_, _, readErr := c.Read(ctx)
+	_, _, laterErr := c.Read(ctx)
+	want := CloseError{StatusGoingAway, "restarting"}
+	failed := &ProtocolError{Code: StatusMessageTooBig, Reason: "too big", err: ErrMessageTooBig}
+	for _, tc := range []struct {
+		name string
+		err  error
+		want CloseError
+	}{
+		{"Read", readErr, want},
+		{"a later Read", laterErr, want},
+		{"wrapped", fmt.Errorf("session: %w", readErr), want},
+		{"a ProtocolError", failed, CloseError{StatusMessageTooBig, "too big"}},
+	} {
+		var p *CloseError
+		if !errors.As(tc.err, &p) || p == nil || *p != tc.want {
+			t.Errorf("%s: errors.As(%v, *CloseError) = %v; want %v", tc.name, tc.err, p, tc.want)
+		}
+		var v CloseError
+		if !errors.As(tc.err, &v) || v != tc.want {
+			t.Errorf("%s: errors.As(%v, CloseError) = %v; want %v", tc.name, tc.err, v, tc.want)
+		}
+	}
+	var p *CloseError
+	if errors.As(fmt.Errorf("x: %w", io.EOF), &p) || p != nil {
+		t.Errorf("errors.As found a CloseError in an error without one: %v", p)
+	}
+	var pe *ProtocolError
+	if errors.As(readErr, &pe) {
+		t.Errorf("errors.As found a ProtocolError in %v", readErr)
 	}
 }
 
