@@ -176,6 +176,43 @@ func TestWriterClosedTwice(t *testing.T) {
 	}
 }
 
+// TestWriterAbandonedByClose: a message given up part way, its writer
+// left open, is ended by Close, as Writer's documentation says to do:
+// the close frame goes out between the message's frames, the peer's read
+// returns that close and no message, and the writer then fails.
+func TestWriterAbandonedByClose(t *testing.T) {
+	t.Parallel()
+	peerRead := make(chan error, 1)
+	s := echoServer(t, nil, func(c *Conn) {
+		typ, p, err := c.Read(context.Background())
+		if err == nil {
+			err = fmt.Errorf("got a %v message of %d bytes", typ, len(p))
+		}
+		peerRead <- err
+	})
+	c := dialT(t, wsURL(s), nil)
+	w, err := c.Writer(context.Background(), MessageBinary)
+	if err != nil {
+		t.Fatalf("Writer: %v", err)
+	}
+	// Two frames of 4 KiB go out, 1808 bytes stay gathered.
+	if _, err := w.Write(make([]byte, 10000)); err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if err := c.Close(StatusBadGateway, "upstream lost"); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-peerRead; !errors.Is(err, CloseError{StatusBadGateway, "upstream lost"}) {
+		t.Errorf("peer's Read: %v, want close 1014 upstream lost", err)
+	}
+	if _, err := w.Write([]byte("more")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close: %v, want ErrClosed", err)
+	}
+	if err := w.Close(); !errors.Is(err, ErrClosed) {
+		t.Errorf("writer's Close after Close: %v, want ErrClosed", err)
+	}
+}
+
 // TestWriterFirstFrameFails: a message whose first frame never went out
 // (its context had ended) sends nothing more, not even from Close, and
 // the connection goes on.

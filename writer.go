@@ -74,7 +74,11 @@ func putDeflateOut(bp *[]byte) {
 // Once the writer is closed, its Write and Close return an error and touch
 // nothing, whatever message the connection has gone on to: a deferred
 // Close after the Close whose error was checked, as with a file, is
-// harmless.
+// harmless. But Close sends what was written as the whole message, even
+// when the source of the message failed part way (a relay whose read of
+// the other side broke off): a message once begun cannot be taken back, and
+// to give it up, close the connection, with Close, whose close frame goes
+// out between the message's frames and ends the peer's read of it.
 func (c *Conn) Writer(ctx context.Context, typ MessageType) (io.WriteCloser, error) {
 	if err := checkMessageType(typ); err != nil {
 		return nil, err
