@@ -251,6 +251,17 @@ func (c *Conn) gotCloseLocked(payload []byte) error {
 //
 // The caller holds readMu.
 func (c *Conn) peerClosedLocked(ce CloseError) error {
+	if c.keepaliveAnsweredLocked() {
+		// The answer to the keepalive's close frame: the peer's silence
+		// stays the end, which the read reports, as every call does,
+		// the next one too, once the keepalive has closed the connection
+		// (closeAwait).
+		if c.rs.client {
+			c.drainRawLocked(time.Now().Add(c.closeTimeout))
+		}
+		c.closeAwait(nil)
+		return c.closedErr("read")
+	}
 	c.setEnd(ce)
 	deadline := time.Now().Add(c.closeTimeout)
 	// §5.5.1: "If an endpoint receives a Close frame and did not previously
@@ -266,6 +277,27 @@ func (c *Conn) peerClosedLocked(ce CloseError) error {
 	cancel()
 	c.finishLocked(deadline)
 	return ce
+}
+
+// keepaliveAnsweredLocked reports whether the keepalive failed the
+// connection and its close frame went out, so that a close frame from the
+// peer is the answer to it, and makes that failure the connection's end
+// for good: a peer that answered the close, not the ping, was silent all
+// the same. It may come before the keepalive has noted its frame as sent
+// (writeClose), which a close frame of the peer's would otherwise replace.
+//
+// The caller holds readMu.
+func (c *Conn) keepaliveAnsweredLocked() bool {
+	c.pendMu.Lock()
+	sent := c.closeSent
+	c.pendMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, silent := c.endErr.(*keepaliveError); !silent || !sent {
+		return false
+	}
+	c.endIntent = noIntent
+	return true
 }
 
 // failLocked fails the connection (RFC 6455 §7.1.7): it sends a close

@@ -188,6 +188,50 @@ func TestKeepaliveSilentPeer(t *testing.T) {
 	}
 }
 
+// TestKeepaliveSilentPeerAnswersClose: a peer that answers no ping but
+// answers the keepalive's close frame at once (a client whose reading
+// resumed just then, a suspended browser tab say) still ends the
+// connection with ErrKeepaliveTimeout, for the Read in progress and every
+// later call, as for a peer that answers nothing. The Read that took the
+// answer returned it as the peer's own close, and when it came before the
+// keepalive noted its frame as sent, every later call did too.
+func TestKeepaliveSilentPeerAnswersClose(t *testing.T) {
+	t.Parallel()
+	// The answer races the keepalive's own closing: 40 connections at
+	// once meet it a few times.
+	const conns = 40
+	type ends struct{ read, write error }
+	ended := make(chan ends, conns)
+	s := kaServer(t, func(c *Conn) {
+		_, _, err := c.Read(context.Background())
+		ended <- ends{err, c.Write(context.Background(), MessageText, []byte("x"))}
+	})
+	var wg sync.WaitGroup
+	for range conns {
+		nc := rawClient(t, s.Listener.Addr().String())
+		wg.Go(func() {
+			if got, err := readServerFrame(nc); err != nil || got != pingFrame {
+				t.Errorf("frame %q, %v; want the ping", got, err)
+				return
+			}
+			if got, err := readServerFrame(nc); err != nil || got != closeKeepalive {
+				t.Errorf("frame %q, %v; want the keepalive's close", got, err)
+				return
+			}
+			io.WriteString(nc, clientFrame(0x88, "\x03\xf3"))
+		})
+	}
+	wg.Wait()
+	for range conns {
+		e := <-ended
+		for name, err := range map[string]error{"Read": e.read, "a later Write": e.write} {
+			if !errors.Is(err, ErrKeepaliveTimeout) || CloseStatus(err) != StatusInternalError {
+				t.Errorf("%s: %v, want ErrKeepaliveTimeout with 1011", name, err)
+			}
+		}
+	}
+}
+
 // TestKeepaliveAnyInput: messages count as signs of life; no ping goes out
 // while they arrive more often than the interval.
 func TestKeepaliveAnyInput(t *testing.T) {
