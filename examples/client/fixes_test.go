@@ -334,7 +334,14 @@ func TestStdoutClosed(t *testing.T) {
 	cl := startClientTo(t, w, url) // standard input stays open
 	w.Close()
 	line, err := bufio.NewReader(r).ReadString('\n')
+	// A process that another test starts meanwhile holds a copy of r
+	// from its fork to its exec, and while it does, the client's write
+	// to the pipe succeeds. Forks hold syscall.ForkLock until the child
+	// has exec'd (closing its close-on-exec copies): under it, no copy is
+	// left, and none is made of r once closed.
+	syscall.ForkLock.Lock()
 	r.Close()
+	syscall.ForkLock.Unlock()
 	close(readerGone)
 	if line != "first\n" {
 		t.Fatalf("read %q, %v from the client's standard output; want the first message", line, err)
