@@ -2,7 +2,9 @@ package websocket
 
 import (
 	"context"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -233,8 +235,7 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 		// message may stay open), leaving the peer the other half to
 		// answer.
 		c.pendMu.Unlock()
-		c.armCloseTimeout()
-		time.AfterFunc(c.closeTimeout/2, c.goingAwayNow)
+		c.armGoingAwayTimeout()
 		if c.msgMu.tryLock() {
 			// Its holder let go after the look above.
 			c.unlockMsg()
@@ -248,6 +249,36 @@ func (c *Conn) queueGoingAway(ce CloseError, payload []byte, flushes *[]*Conn) {
 	}
 	c.pendMu.Unlock()
 	c.armCloseTimeout()
+}
+
+// armGoingAwayTimeout bounds the closing handshake of a shutdown whose
+// close frame waits for the backlog, as armCloseTimeout does, with one
+// timer that first, at half the close timeout, queues the frame
+// (goingAwayNow), then closes the connection at its end. Being the close
+// timer, it is stopped when the connection closes: a timer of its own,
+// never stopped, kept the ended Conn reachable for half the close timeout.
+func (c *Conn) armGoingAwayTimeout() {
+	half := c.closeTimeout / 2
+	var late atomic.Bool
+	var t *time.Timer
+	// Started far off and reset below, so that the function, which
+	// reads t, cannot run before it is set.
+	t = time.AfterFunc(math.MaxInt64, func() {
+		if late.Swap(true) {
+			c.closeTransport(errCloseTimeout)
+			return
+		}
+		t.Reset(c.closeTimeout - half)
+		if c.closing.Load() {
+			// Closing stopped the timer before this Reset: nothing is
+			// left to do, and the timer may not hold the Conn.
+			t.Stop()
+			return
+		}
+		c.goingAwayNow()
+	})
+	t.Reset(half)
+	c.setCloseTimer(t)
 }
 
 // goingAwayNow queues a shutdown's close frame still waiting for the

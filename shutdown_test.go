@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -626,4 +628,49 @@ func TestShutdownCloseEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRegistryShutdownBehindLetsGo: a connection whose shutdown's close
+// frame waits behind an open message is let go of once it has closed,
+// not held until half its close timeout, when the frame would have been
+// queued: a timer of its own, never stopped, kept the Conn and all it
+// holds reachable until then.
+func TestRegistryShutdownBehindLetsGo(t *testing.T) {
+	t.Parallel()
+	reg := new(Registry)
+	s, conns := acceptOne(t, &AcceptOptions{Registry: reg, CloseTimeout: 20 * time.Second})
+	nc := stalledClient(t, s.Listener.Addr().String())
+	sc := <-conns
+	var freed atomic.Bool
+	runtime.AddCleanup(sc, func(f *atomic.Bool) { f.Store(true) }, &freed)
+	w, err := sc.Writer(context.Background(), MessageBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(make([]byte, writeBufferSize)); err != nil { // a frame goes out
+		t.Fatal(err)
+	}
+	if err := sc.Enqueue(MessageText, []byte("a")); err != nil { // held back for the message
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	shut := make(chan error, 1)
+	go func() { shut <- reg.Shutdown(ctx) }()
+	waitFor(t, "the shutdown's close frame to wait behind the message", func() bool {
+		sc.mu.Lock()
+		defer sc.mu.Unlock()
+		return sc.endIntent == intentBehind
+	})
+	sc.CloseNow()
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); !freed.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the Conn still reachable 3s after it closed (close timeout 20s)")
+		}
+		runtime.GC()
+	}
+	nc.Close()
 }
