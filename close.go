@@ -44,7 +44,9 @@ func isCloseSent(err error) bool {
 // the end (the peer's CloseError). Code must be one
 // a close frame may carry (1000-1003, 1007-1014, 3000-4999), or
 // StatusNoStatusRcvd to send a close frame without a code; reason must be
-// UTF-8 of at most 123 bytes.
+// UTF-8 of at most 123 bytes. Otherwise Close returns an error at once,
+// sends nothing and leaves the connection open, to be closed again with
+// arguments that fit (an error's text as a reason may need cutting).
 //
 // Close may be called concurrently with Read and the other methods. To keep
 // reading the peer's messages until its close frame arrives, use CloseWrite.
