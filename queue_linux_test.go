@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -105,7 +106,13 @@ func BenchmarkBroadcastStalled(b *testing.B) {
 // empty (makeRoom's poll before the peer read, the stall kept after) does
 // not refuse, over TLS on one processor, a burst to a peer that reads all.
 // Asked and kept with no lock held, it refused the 522nd 1000-byte message
-// (12 runs in 12). Not parallel: it sets GOMAXPROCS.
+// (12 runs in 12), with the queue full and nobody writing it. Not
+// parallel: it sets GOMAXPROCS.
+//
+// A refusal while the writer holds the queue is no stale stall: the
+// writer waits for a socket that the peer, on the same one processor,
+// has not yet had the time to empty (1 run in 1,000). The burst then
+// waits for the queue to be written and goes on.
 func TestEnqueueStaleStall(t *testing.T) {
 	nc, sc := stalledPairOver(t, true)
 	read := stallThenRead(t, nc, sc) // makeRoom's poll, before the peer reads
@@ -113,8 +120,18 @@ func TestEnqueueStaleStall(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	const n = 1000 // 1 MB: twice the queue's default limit
 	for i := range n {
-		if err := sc.Enqueue(MessageBinary, fmt.Appendf(nil, "%-1000d", i)); err != nil {
-			t.Fatalf("Enqueue %d of %d, to a peer that reads all, %d bytes queued: %v", i, n, sc.Buffered(), err)
+		for {
+			err := sc.Enqueue(MessageBinary, fmt.Appendf(nil, "%-1000d", i))
+			if err == nil {
+				break
+			}
+			sc.pendMu.Lock()
+			unwritten := sc.pend != nil && sc.inflight == 0 && !sc.flusher
+			sc.pendMu.Unlock()
+			if !errors.Is(err, ErrQueueFull) || unwritten {
+				t.Fatalf("Enqueue %d of %d, to a peer that reads all, %d bytes queued, none taken by a writer: %v", i, n, sc.Buffered(), err)
+			}
+			waitFor(t, "the queue to be written", func() bool { return sc.Buffered() == 0 })
 		}
 	}
 	waitFor(t, "the queue to be written", func() bool { return sc.Buffered() == 0 })
