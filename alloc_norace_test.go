@@ -290,3 +290,47 @@ func TestCompressedAtLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterReadFromAllocations: io.Copy of a 100 KiB message into a
+// Writer, from a reader that has no WriteTo, allocates the writer's
+// handle and nothing else: no 32 KiB buffer of io.Copy's per message,
+// compressed or not.
+func TestWriterReadFromAllocations(t *testing.T) {
+	for _, mode := range []CompressionMode{CompressionDisabled, CompressionContextTakeover} {
+		t.Run(mode.String(), func(t *testing.T) {
+			s, conns := acceptOne(t, &AcceptOptions{Compression: mode})
+			var nc net.Conn
+			if mode == CompressionDisabled {
+				nc = rawClient(t, s.Listener.Addr().String())
+			} else {
+				nc = deflateClient(t, s.Listener.Addr().String())
+			}
+			nc.SetDeadline(time.Time{})
+			sc := <-conns
+			defer sc.CloseNow()
+			go io.Copy(io.Discard, nc)
+			p := bytes.Repeat([]byte(`{"event":"message","text":"hello"} `), 3000)
+			r := bytes.NewReader(p)
+			var src io.Reader = struct{ io.Reader }{r} // no WriteTo
+			ctx := context.Background()
+			allocs, bytes := echoAllocs(t, func() {
+				r.Reset(p)
+				w, err := sc.Writer(ctx, MessageText)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.Copy(w, src); err != nil {
+					t.Fatal(err)
+				}
+				if err := w.Close(); err != nil {
+					t.Fatal(err)
+				}
+			})
+			// The bytes counted include what sync.Pool remakes after a
+			// collection.
+			if allocs > 1 || bytes > 1<<10 {
+				t.Errorf("%.1f allocations and %d bytes per message; want the writer's handle alone, 1 and 8", allocs, bytes)
+			}
+		})
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -588,5 +589,61 @@ func TestCutWriteError(t *testing.T) {
 				t.Errorf("Read after: %v, want %q", err, end)
 			}
 		})
+	}
+}
+
+// TestWriterReadFrom: io.Copy into a Writer goes through its ReadFrom,
+// which sends each read as Write would (a read of 4 KiB or more as a frame
+// of its own, a short one gathered for the last frame), returns a read's
+// error with the message left open, and says so once the writer is
+// closed.
+func TestWriterReadFrom(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, nil)
+	errBoom := errors.New("boom")
+	ctx := context.Background()
+	w, err := sc.Writer(ctx, MessageBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.(io.ReaderFrom); !ok {
+		t.Fatalf("the writer, a %T, has no ReadFrom", w)
+	}
+	chunk := func(b byte, n int) []byte { return bytes.Repeat([]byte{b}, n) }
+	var sources []io.Reader
+	var want []byte
+	for i := range 5 {
+		sources = append(sources, bytes.NewReader(chunk('a'+byte(i), 20000)))
+		want = append(append(want, frameHeader(map[bool]byte{true: 0x02, false: 0x00}[i == 0], 20000)...), chunk('a'+byte(i), 20000)...)
+	}
+	sources = append(sources, strings.NewReader("tail"), iotest.ErrReader(errBoom))
+	got := make(chan []byte, 1)
+	size := len(want) + len(frameHeader(0x80, 4+2400)) + 4 + 2400
+	go func() {
+		b := make([]byte, size)
+		_, err := io.ReadFull(nc, b)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- b
+	}()
+	// struct{ io.Reader } hides MultiReader's WriteTo, which io.Copy
+	// would prefer.
+	n, err := io.Copy(w, struct{ io.Reader }{io.MultiReader(sources...)})
+	if n != 5*20000+4 || err != errBoom {
+		t.Fatalf("io.Copy = %d, %v; want %d, %v", n, err, 5*20000+4, errBoom)
+	}
+	if n, err := io.Copy(w, struct{ io.Reader }{bytes.NewReader(chunk('z', 2400))}); n != 2400 || err != nil {
+		t.Fatalf("io.Copy after the read error = %d, %v; want 2400, nil", n, err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	want = append(append(append(want, frameHeader(0x80, 4+2400)...), "tail"...), chunk('z', 2400)...)
+	if b := <-got; !bytes.Equal(b, want) {
+		t.Errorf("wire bytes differ from the frames wanted (%d bytes, %d wanted)", len(b), len(want))
+	}
+	if n, err := w.(io.ReaderFrom).ReadFrom(strings.NewReader("late")); n != 0 || !errors.Is(err, errWriterClosed) {
+		t.Errorf("ReadFrom after Close = %d, %v; want 0, %v", n, err, errWriterClosed)
 	}
 }

@@ -61,7 +61,8 @@ func putDeflateOut(bp *[]byte) {
 // write of its own would. Close sends the last one. With compression
 // negotiated, a message that reaches 4 KiB, or the compression threshold
 // by Close, is compressed, its frames going out as the compressed output
-// gathers.
+// gathers. io.Copy into the writer reads into a pooled buffer (the
+// writer's ReadFrom), allocating none per message.
 //
 // ctx governs every write of the message. If a write fails after a frame of
 // the message went out, the message cannot be completed and the connection
@@ -123,6 +124,39 @@ func (h *messageHandle) Close() error {
 	}
 	h.w = nil
 	return w.Close()
+}
+
+// ReadFrom writes what it reads from r until io.EOF, as Write would: io.Copy
+// into the writer uses it, with a pooled buffer rather than a new 32 KiB
+// one for every message. Each read goes to Write as it comes, so that a
+// read of at least 4 KiB goes out as a frame of its own, as io.Copy's would.
+// It returns the bytes written, and the error of the read (not io.EOF) or
+// of the write that stopped it; the message stays open either way.
+func (h *messageHandle) ReadFrom(r io.Reader) (int64, error) {
+	if h.w == nil {
+		return 0, errWriterClosed
+	}
+	// The compressed output's buffers are the size io.Copy would allocate.
+	bp := deflateOutPool.Get().(*[]byte)
+	defer putDeflateOut(bp)
+	buf := (*bp)[:cap(*bp)]
+	var total int64
+	for {
+		n, err := r.Read(buf)
+		if n > 0 {
+			m, werr := h.w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case err == io.EOF:
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
 }
 
 // writer returns the connection's message writer, made on first use so
