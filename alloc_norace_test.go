@@ -334,3 +334,39 @@ func TestWriterReadFromAllocations(t *testing.T) {
 		})
 	}
 }
+
+// TestCopyEchoAllocations: a relay's echo, io.Copy from a message's
+// Reader into a Writer (the writer's ReadFrom hidden, so that the
+// reader's WriteTo copies), allocates the writer's handle alone per message,
+// at every size and compressed or not: no 32 KiB buffer of io.Copy's.
+// The client is a Conn that writes each message and reads its echo with
+// ReadAppend, allocating nothing.
+func TestCopyEchoAllocations(t *testing.T) {
+	for _, mode := range []CompressionMode{CompressionDisabled, CompressionContextTakeover} {
+		for _, size := range []int{16, 16 << 10, 1 << 20} {
+			t.Run(fmt.Sprintf("%s/%d", mode, size), func(t *testing.T) {
+				s := httptest.NewServer(echoLoop("Copy", &AcceptOptions{Compression: mode}))
+				defer s.Close()
+				c := dialT(t, wsURL(s), &DialOptions{Compression: mode})
+				ctx := context.Background()
+				p := bytes.Repeat([]byte("relayed "), size/8)
+				var buf []byte
+				allocs, bytes := echoAllocs(t, func() {
+					if err := c.Write(ctx, MessageBinary, p); err != nil {
+						t.Fatal(err)
+					}
+					typ, echo, err := c.ReadAppend(ctx, buf[:0])
+					if err != nil || typ != MessageBinary || len(echo) != len(p) {
+						t.Fatalf("ReadAppend = %v, %d bytes, %v; want binary, %d", typ, len(echo), err, len(p))
+					}
+					buf = echo
+				})
+				// The bytes counted include pooled buffers remade after a
+				// collection.
+				if allocs > 1 || bytes > 4<<10 {
+					t.Errorf("%.1f allocations and %d bytes per echo; want the writer's handle alone, 1 and 8", allocs, bytes)
+				}
+			})
+		}
+	}
+}

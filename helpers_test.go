@@ -337,7 +337,9 @@ func acceptEcho(w http.ResponseWriter, r *http.Request) {
 
 // echoLoop is a handler that accepts with opts and echoes every message:
 // with Serve, a ReadAppend loop reusing its buffer, the README's Read
-// loop, or Reader and io.ReadAll ("ReadAll").
+// loop, Reader and io.ReadAll ("ReadAll"), or a relay's io.Copy from
+// Reader to Writer ("Copy"), with the writer's ReadFrom hidden so that
+// the reader's WriteTo does the copy.
 func echoLoop(loop string, opts *AcceptOptions) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := Accept(w, r, opts)
@@ -352,6 +354,7 @@ func echoLoop(loop string, opts *AcceptOptions) http.Handler {
 		}
 		defer c.CloseNow()
 		var buf []byte
+		plain := &struct{ io.Writer }{} // one per connection: no allocation per message
 		for {
 			var typ MessageType
 			var p []byte
@@ -363,6 +366,23 @@ func echoLoop(loop string, opts *AcceptOptions) http.Handler {
 				if typ, mr, err = c.Reader(r.Context()); err == nil {
 					p, err = io.ReadAll(mr)
 				}
+			case "Copy":
+				var mr io.Reader
+				if typ, mr, err = c.Reader(r.Context()); err != nil {
+					return
+				}
+				w, err := c.Writer(r.Context(), typ)
+				if err != nil {
+					return
+				}
+				plain.Writer = w
+				if _, err := io.Copy(plain, mr); err != nil {
+					return
+				}
+				if err := w.Close(); err != nil {
+					return
+				}
+				continue
 			default:
 				typ, p, err = c.ReadAppend(r.Context(), buf[:0])
 				buf = p

@@ -68,7 +68,9 @@ type messageReader Conn
 // what was left unread of it (still checking it, so a bad message fails the
 // connection). Do not use it after that: the connection hands out the same
 // reader for every message, so a late Read would take the bytes of a later
-// message, from the reader returned with it.
+// message, from the reader returned with it. io.Copy from the reader
+// copies through a pooled buffer (its WriteTo), allocating none per
+// message.
 //
 // If ctx ends while Reader waits for a message, Reader returns ctx's error
 // and the connection stays usable. The reader keeps using ctx: if it ends
@@ -246,6 +248,12 @@ func (mr *messageReader) Read(p []byte) (int, error) {
 	// that later Reads report that end rather than io.EOF.
 	return n, err
 }
+
+// WriteTo writes the rest of the message to w: io.Copy from the reader
+// uses it, with a pooled buffer rather than a new 32 KiB one for every
+// message. It returns the bytes written, and the error of the read or of
+// the write that stopped it (not io.EOF, the message's end).
+func (mr *messageReader) WriteTo(w io.Writer) (int64, error) { return copyPooled(w, mr) }
 
 // readMessageLocked reads the next bytes of the current message into p,
 // returning io.EOF at its end.

@@ -782,3 +782,56 @@ func (s *scriptedReads) Read(p []byte) (int, error) {
 
 func (s *scriptedReads) Write(p []byte) (int, error) { return len(p), nil }
 func (s *scriptedReads) Close() error                { return nil }
+
+// failingWriter takes up to room bytes, then fails.
+type failingWriter struct{ room int }
+
+var errWriterFull = errors.New("writer full")
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	n := min(len(p), w.room)
+	w.room -= n
+	if n < len(p) {
+		return n, errWriterFull
+	}
+	return n, nil
+}
+
+// TestReaderWriteTo: io.Copy from a message's reader goes through its
+// WriteTo, which copies the message across its frames and stops at
+// its end, or returns a write's error having written what the writer
+// took; the next Reader then discards the rest and reads the message
+// after.
+func TestReaderWriteTo(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, nil)
+	message := clientFrame(0x01, "hello ") + clientFrame(0x00, "relayed ") + clientFrame(0x80, "world")
+	if _, err := io.WriteString(nc, message+message+clientFrame(0x82, "next")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, r, err := sc.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.(io.WriterTo); !ok {
+		t.Fatalf("the reader, a %T, has no WriteTo", r)
+	}
+	var got bytes.Buffer
+	// struct{ io.Writer } hides bytes.Buffer's ReadFrom, which io.Copy
+	// would use if the reader had no WriteTo.
+	if n, err := io.Copy(struct{ io.Writer }{&got}, r); n != 19 || err != nil || got.String() != "hello relayed world" {
+		t.Fatalf("io.Copy = %d, %v, %q; want 19, nil, %q", n, err, got.String(), "hello relayed world")
+	}
+	typ, r, err := sc.Reader(ctx)
+	if err != nil || typ != MessageText {
+		t.Fatalf("Reader = %v, %v; want text", typ, err)
+	}
+	if n, err := io.Copy(&failingWriter{room: 8}, r); n != 8 || err != errWriterFull {
+		t.Fatalf("io.Copy into a writer with room for 8 bytes = %d, %v; want 8, %v", n, err, errWriterFull)
+	}
+	typ, p, err := sc.Read(ctx)
+	if err != nil || typ != MessageBinary || string(p) != "next" {
+		t.Fatalf("Read after = %v, %q, %v; want binary %q", typ, p, err, "next")
+	}
+}

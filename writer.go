@@ -136,7 +136,14 @@ func (h *messageHandle) ReadFrom(r io.Reader) (int64, error) {
 	if h.w == nil {
 		return 0, errWriterClosed
 	}
-	// The compressed output's buffers are the size io.Copy would allocate.
+	return copyPooled(h.w, r)
+}
+
+// copyPooled copies from r to w until io.EOF, as io.Copy does, but
+// through a pooled buffer of the size io.Copy would allocate (a compressed
+// output buffer's): the Writer's ReadFrom and the Reader's WriteTo, which
+// io.Copy calls, each give it their own Write or Read.
+func copyPooled(w io.Writer, r io.Reader) (int64, error) {
 	bp := deflateOutPool.Get().(*[]byte)
 	defer putDeflateOut(bp)
 	buf := (*bp)[:cap(*bp)]
@@ -144,10 +151,13 @@ func (h *messageHandle) ReadFrom(r io.Reader) (int64, error) {
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
-			m, werr := h.w.Write(buf[:n])
+			m, werr := w.Write(buf[:n])
 			total += int64(m)
-			if werr != nil {
+			switch {
+			case werr != nil:
 				return total, werr
+			case m < n:
+				return total, io.ErrShortWrite
 			}
 		}
 		switch {
