@@ -51,6 +51,7 @@ func TestDialOverHTTP2(t *testing.T) {
 			t.Run("URL userinfo", func(t *testing.T) { testDialH2Userinfo(t, tls) })
 			t.Run("Host in Header", func(t *testing.T) { testDialH2HeaderHost(t, tls) })
 			t.Run("redirect", func(t *testing.T) { testDialH2Redirect(t, tls) })
+			t.Run("page and socket at one path", func(t *testing.T) { testDialH2PageAndSocket(t, tls) })
 		})
 	}
 }
@@ -539,6 +540,19 @@ func testDialH2Mux(t *testing.T, tls bool) {
 			c.Close(StatusNormalClosure, "")
 		}
 	}
+}
+
+// testDialH2PageAndSocket: one handler serves its page and, by
+// IsUpgradeRequest, its WebSocket at the same address over HTTP/2 as over
+// HTTP/1.1 (TestPageAndSocketOnePath). Over h2c, the page's GET comes
+// over HTTP/1.1.
+func testDialH2PageAndSocket(t *testing.T, tls bool) {
+	o := newH2Origin(t, tls, pageOrSocket)
+	proto := "HTTP/1.1"
+	if tls {
+		proto = "HTTP/2.0"
+	}
+	testPageOrSocket(t, o.Client(), o.url+"/ws", o.opts, proto)
 }
 
 // testDialH2Redirect: a handshake redirected over HTTP/2 (ServeMux sends

@@ -151,6 +151,7 @@
 //	gorilla/websocket                      this package
 //	Upgrader.Upgrade                       Accept, AcceptOptions
 //	Upgrader.CheckOrigin                   same origin by default; AcceptOptions.OriginPatterns
+//	IsWebSocketUpgrade, Subprotocols       IsUpgradeRequest (HTTP/2 too), Subprotocols
 //	Dialer.Dial                            Dial, DialOptions
 //	ReadMessage, WriteMessage              Read (or ReadAppend), Write, with a context
 //	NextReader, NextWriter                 Reader, Writer
