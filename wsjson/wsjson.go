@@ -17,8 +17,9 @@ import (
 	"github.com/rfc6455/websocket"
 )
 
-// errBinary is Read's error for a binary message.
-var errBinary = errors.New("websocket: json: got a binary message, but JSON messages are text" +
+// ErrBinaryMessage is Read's error for a binary message, which it read
+// and dropped; the connection stays usable.
+var ErrBinaryMessage = errors.New("websocket: json: got a binary message, but JSON messages are text" +
 	" (for JSON in binary messages, read them with Conn.Read and decode with json.Unmarshal)")
 
 // Read reads the next message of c and decodes it into v, as
@@ -26,8 +27,8 @@ var errBinary = errors.New("websocket: json: got a binary message, but JSON mess
 // one JSON value, with nothing but whitespace around it; anything after
 // the value is an error. Read returns once the message is read to its end.
 //
-// A binary message is read and dropped, and Read returns an error that
-// says so: JSON travels in text messages. A peer that sends JSON in binary
+// A binary message is read and dropped, and Read returns ErrBinaryMessage:
+// JSON travels in text messages. A peer that sends JSON in binary
 // messages is read with Conn.Read and json.Unmarshal.
 //
 // The connection's read limit (Conn.SetReadLimit) applies: a message over
@@ -58,7 +59,7 @@ func Read(ctx context.Context, c *websocket.Conn, v any) error {
 		if _, err := io.Copy(io.Discard, r); err != nil {
 			return err
 		}
-		return errBinary
+		return ErrBinaryMessage
 	}
 	bp := readBufs.Get().(*[]byte)
 	defer putReadBuf(bp)

@@ -212,11 +212,11 @@ func TestReadBinary(t *testing.T) {
 	server.Write(ctx, websocket.MessageBinary, []byte(`{"n":1}`))
 	server.Write(ctx, websocket.MessageText, []byte(`{"n":2}`))
 	var v struct{ N int }
-	if err := Read(ctx, client, &v); err != errBinary || v.N != 0 {
-		t.Fatalf("Read of a binary message: %+v, %v; want %v", v, err, errBinary)
+	if err := Read(ctx, client, &v); !errors.Is(err, ErrBinaryMessage) || v.N != 0 {
+		t.Fatalf("Read of a binary message: %+v, %v; want %v", v, err, ErrBinaryMessage)
 	}
-	if !strings.HasPrefix(errBinary.Error(), "websocket: json: ") || !strings.Contains(errBinary.Error(), "Conn.Read") {
-		t.Fatalf("%q: want the prefix and a way out", errBinary)
+	if !strings.HasPrefix(ErrBinaryMessage.Error(), "websocket: json: ") || !strings.Contains(ErrBinaryMessage.Error(), "Conn.Read") {
+		t.Fatalf("%q: want the prefix and a way out", ErrBinaryMessage)
 	}
 	if err := Read(ctx, client, &v); err != nil || v.N != 2 {
 		t.Fatalf("Read after it: %+v, %v; want n 2", v, err)
