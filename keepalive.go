@@ -32,7 +32,9 @@ import (
 // already: a peer slowly taking in a large message cannot answer a ping
 // it has not been sent, and the transport, or the kernel, handing on
 // more of what goes before the ping shows that it reads. Output that
-// stops moving for the timeout fails the connection as silence does.
+// stops moving for the timeout fails the connection as silence does; so
+// does a peer whose host takes in the ping, and nothing before it, but
+// whose program never answers.
 
 const (
 	// defaultKeepaliveInterval and defaultKeepaliveTimeout: a dead peer is
@@ -41,6 +43,10 @@ const (
 	// common load balancers, proxies and NATs.
 	defaultKeepaliveInterval = 20 * time.Second
 	defaultKeepaliveTimeout  = 20 * time.Second
+	// pingAloneMax is the most the kernel holds of our output once the
+	// keepalive's ping is written when it holds nothing but the ping: a
+	// client.s masked empty ping is 6 bytes, under 40 in a TLS record.
+	pingAloneMax = 64
 	// keepaliveCloseWait bounds the write of the close frame to a peer
 	// that does not answer.
 	keepaliveCloseWait = time.Second
@@ -311,7 +317,13 @@ func (k *keepalive) ping() {
 	if err := c.writeControl(ctx, opPing, nil, "ping"); err != nil {
 		return // the connection is closed, or its writes are stuck: the timeout decides
 	}
-	k.sent = c.tr.outputQueued()
+	if k.sent = c.tr.outputQueued(); k.sent <= pingAloneMax {
+		// Nothing the peer must read before the ping waits in the
+		// kernel, only the ping itself, whose acknowledgement (late:
+		// hosts delay theirs) says that the peer's host lives, not its
+		// program: outputTaken counts no output for this ping.
+		k.sent = -1
+	}
 	if !c.readMu.tryLock() {
 		return
 	}

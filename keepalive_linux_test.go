@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -74,5 +75,38 @@ func TestKeepaliveBehindKernelBuffer(t *testing.T) {
 	expectFrame(t, nc, "\x88\x02\x03\xe8")
 	if err := <-ended; CloseStatus(err) != StatusNormalClosure {
 		t.Fatalf("Read: %v; want the peer's close 1000", err)
+	}
+}
+
+// TestKeepaliveSilentPeerDelayedAck: a peer whose host acknowledges what
+// it receives, late as hosts do (delayed ACKs: the peer's socket in
+// TCP_QUICKACK 0), but whose program never reads nor answers, is dropped
+// an interval and a timeout after its last input, as a peer that
+// acknowledges at once is (TestKeepaliveSilentPeer). The acknowledgement
+// of the ping itself, which came after the ping went out, was taken for
+// a peer reading on (outputTaken), for a timeout more.
+func TestKeepaliveSilentPeerDelayedAck(t *testing.T) {
+	t.Parallel()
+	const timeout = 300 * time.Millisecond
+	s := kaServerEvery(t, kaInterval, timeout, func(c *Conn) { c.Read(context.Background()) })
+	start := time.Now()
+	nc := rawClient(t, s.Listener.Addr().String())
+	sc, err := nc.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	sc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 0) })
+	if serr != nil {
+		t.Fatal(serr)
+	}
+	expectFrame(t, nc, pingFrame)
+	expectFrame(t, nc, closeKeepalive)
+	gone := time.Since(start)
+	t.Logf("silent peer dropped %v after the start of its handshake (interval %v + timeout %v)", gone.Round(time.Millisecond), kaInterval, timeout)
+	// Under load, turns come late; a timeout more is what tells the
+	// ping's acknowledgement counted as the peer reading.
+	if gone > kaInterval+timeout+timeout*2/3 {
+		t.Errorf("dropped after %v, want about %v: the ping's own acknowledgement counted as output taken", gone, kaInterval+timeout)
 	}
 }
