@@ -8,6 +8,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"time"
 
@@ -161,4 +162,58 @@ func ExampleConn_Writer() {
 	fmt.Println(string(p))
 	// Output:
 	// got 10000 bytes
+}
+
+// A page and its WebSocket at one address: the handler tells the
+// handshake from a plain GET, over HTTP/1.1 as over HTTP/2, and speaks
+// the subprotocol the client names first among those it knows.
+func ExampleIsUpgradeRequest() {
+	known := []string{"v2.chat", "v1.chat"}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !websocket.IsUpgradeRequest(r) {
+			io.WriteString(w, "<!doctype html><title>chat</title>")
+			return
+		}
+		opts := &websocket.AcceptOptions{}
+		for _, p := range websocket.Subprotocols(r) {
+			if slices.Contains(known, p) {
+				opts.Subprotocols = []string{p}
+				break
+			}
+		}
+		c, err := websocket.Accept(w, r, opts)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		c.Write(r.Context(), websocket.MessageText, []byte("speaking "+c.Subprotocol()))
+		c.Close(websocket.StatusNormalClosure, "")
+	}))
+	defer srv.Close()
+
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	fmt.Println(string(page))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, strings.Replace(srv.URL, "http", "ws", 1), &websocket.DialOptions{
+		Subprotocols: []string{"v3.chat", "v1.chat", "v2.chat"},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.CloseNow()
+	_, p, err := c.Read(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(p))
+	// Output:
+	// <!doctype html><title>chat</title>
+	// speaking v1.chat
 }
