@@ -24,11 +24,16 @@ func IsUpgradeRequest(r *http.Request) bool {
 // Subprotocols returns the subprotocols the client of r offers
 // (Sec-WebSocket-Protocol), in its order of preference, or nil: for a
 // handler that picks AcceptOptions.Subprotocols per request. Accept
-// answers with the first of those options that the client offers.
+// answers with the first of those options that the client offers. An
+// offer that is not a token (RFC 6455 §4.1), which no AcceptOptions may
+// name, is left out: handed to Accept, it would refuse the request as a
+// misconfigured server's.
 func Subprotocols(r *http.Request) []string {
 	var offered []string
 	for p := range listElements(r.Header[hdrProtocol]) {
-		offered = append(offered, p)
+		if validHeaderName(p) {
+			offered = append(offered, p)
+		}
 	}
 	return offered
 }

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"net/http"
@@ -144,4 +145,37 @@ func TestPageAndSocketOnePath(t *testing.T) {
 	s := httptest.NewServer(http.HandlerFunc(pageOrSocket))
 	defer s.Close()
 	testPageOrSocket(t, s.Client(), wsURL(s)+"/ws", DialOptions{}, "HTTP/1.1")
+}
+
+// TestSubprotocolsOnlyTokens: an offer that is not a token (RFC 6455
+// §4.1), here one with a slash, is not among Subprotocols: a handler that
+// accepts what the client offers, as AcceptOptions.Subprotocols, would
+// have Accept refuse every such request as a misconfigured server (500),
+// whose options must be tokens.
+func TestSubprotocolsOnlyTokens(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest("GET", "/ws", nil)
+	r.Header.Add("Sec-WebSocket-Protocol", "chat/2, v1.chat, \"v0\", caf\xc3\xa9")
+	if got, want := Subprotocols(r), []string{"v1.chat"}; !slices.Equal(got, want) {
+		t.Errorf("Subprotocols = %q, want %q", got, want)
+	}
+	accepted := make(chan error, 1)
+	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := Accept(w, r, &AcceptOptions{Subprotocols: Subprotocols(r)})
+		accepted <- err
+		if err == nil {
+			c.CloseNow()
+		}
+	}))
+	defer s.Close()
+	nc := sendRequest(t, s.Listener.Addr().String(), strings.Replace(rawUpgradeRequest, "\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat/2, v1.chat\r\n\r\n", 1))
+	defer nc.Close()
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if err := <-accepted; err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Sec-WebSocket-Protocol") != "v1.chat" {
+		t.Fatalf("Accept: %v; response %d with subprotocol %q, want 101 with v1.chat", err, resp.StatusCode, resp.Header.Get("Sec-WebSocket-Protocol"))
+	}
 }
