@@ -835,3 +835,34 @@ func TestReaderWriteTo(t *testing.T) {
 		t.Fatalf("Read after = %v, %q, %v; want binary %q", typ, p, err, "next")
 	}
 }
+
+// countingWriter takes what it is given and says it took extra bytes
+// more, as a broken writer might.
+type countingWriter struct{ extra int }
+
+func (w countingWriter) Write(p []byte) (int, error) { return len(p) + w.extra, nil }
+
+// TestReaderWriteToInvalidWrite: a writer that claims to have taken more
+// than it was given, or a negative count, stops the reader's WriteTo
+// with an error, as it stops io.Copy, rather than having its count
+// added to what the copy returns.
+func TestReaderWriteToInvalidWrite(t *testing.T) {
+	t.Parallel()
+	nc, sc := stalledPair(t, nil)
+	if _, err := io.WriteString(nc, clientFrame(0x81, "hello")+clientFrame(0x81, "world")+clientFrame(0x82, "next")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, extra := range []int{1, -6} {
+		_, r, err := sc.Reader(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := io.Copy(countingWriter{extra}, r); n != 0 || !errors.Is(err, errInvalidWrite) {
+			t.Errorf("io.Copy into a writer that counts %d more = %d, %v; want 0, %v", extra, n, err, errInvalidWrite)
+		}
+	}
+	if typ, p, err := sc.Read(ctx); err != nil || typ != MessageBinary || string(p) != "next" {
+		t.Fatalf("Read after = %v, %q, %v; want binary %q", typ, p, err, "next")
+	}
+}

@@ -1,6 +1,7 @@
 package websocket
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
@@ -35,6 +36,10 @@ type messageWriter struct {
 }
 
 var errWriterClosed = errors.New("websocket: write to a closed message writer")
+
+// errInvalidWrite is the error of a copy into a writer that returned a
+// count below 0 or above what it was given (copyPooled), as io.Copy's is.
+var errInvalidWrite = errors.New("websocket: invalid write result")
 
 // compressedFrameSize is how much compressed output a message writer
 // gathers before it sends a frame.
@@ -152,6 +157,11 @@ func copyPooled(w io.Writer, r io.Reader) (int64, error) {
 		n, err := r.Read(buf)
 		if n > 0 {
 			m, werr := w.Write(buf[:n])
+			if m < 0 || m > n {
+				// A writer that counts what it was not given: io.Copy
+				// stops so, counting nothing of that write.
+				m, werr = 0, cmp.Or(werr, errInvalidWrite)
+			}
 			total += int64(m)
 			switch {
 			case werr != nil:
