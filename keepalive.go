@@ -45,7 +45,7 @@ const (
 	defaultKeepaliveTimeout  = 20 * time.Second
 	// pingAloneMax is the most the kernel holds of our output once the
 	// keepalive's ping is written when it holds nothing but the ping: a
-	// client.s masked empty ping is 6 bytes, under 40 in a TLS record.
+	// client's masked empty ping is 6 bytes, under 40 in a TLS record.
 	pingAloneMax = 64
 	// keepaliveCloseWait bounds the write of the close frame to a peer
 	// that does not answer.
