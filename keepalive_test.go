@@ -977,14 +977,24 @@ func slowDownload(t *testing.T, overTLS, stops bool, timeout time.Duration) {
 		ended <- end{werr, rerr}
 	}))
 	s.Listener = smallSendBuffer{s.Listener}
+	// The peer's receive buffer is small too. What that buffer holds, the
+	// peer reads on without the server's socket taking anything: the
+	// keepalive sees the message move only as the peer's kernel makes
+	// room, in pieces that grow with the buffer. With 128 KiB (which the
+	// kernel doubles), a peer that a busy machine slowed to 300-500 KB/s
+	// had those pieces more than the timeout apart while its own reads
+	// were never more than 170-240 ms apart, and was failed: 16 of 24
+	// downloads beside two busy loops, under -race. With 32 KiB, 1 of 24,
+	// whose reads paused 1.2 s, longer than the timeout.
+	const rcvbuf = 32 << 10
 	var nc net.Conn
 	if overTLS {
 		s.StartTLS()
-		nc = dialRawTLS(t, s.Listener.Addr().String(), 128<<10)
+		nc = dialRawTLS(t, s.Listener.Addr().String(), rcvbuf)
 	} else {
 		s.Start()
 		nc = rawClient(t, s.Listener.Addr().String())
-		nc.(*net.TCPConn).SetReadBuffer(128 << 10)
+		nc.(*net.TCPConn).SetReadBuffer(rcvbuf)
 	}
 	t.Cleanup(s.Close)
 	nc.SetDeadline(time.Now().Add(20 * time.Second))
