@@ -318,13 +318,17 @@ func TestCloseUnsentNotReported(t *testing.T) {
 // test holds the frame lock, through socket buffers shrunk to 4 KiB to a
 // peer, nc, that reads nothing: whoever takes the lock next writes them
 // all, in front of its own frame, and is stuck there. It returns with the
-// lock still held.
-func queueBehindHeldLock(t *testing.T, nc net.Conn, sc *Conn) {
+// lock still held. A waiter that is not nil runs once the lock is held,
+// before the queue fills.
+func queueBehindHeldLock(t *testing.T, nc net.Conn, sc *Conn, waiter func()) {
 	t.Helper()
 	nc.(*net.TCPConn).SetReadBuffer(4 << 10)
 	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(4 << 10)
 	if !sc.frameMu.tryLock() {
 		t.Fatal("frame lock taken on a new connection")
+	}
+	if waiter != nil {
+		waiter()
 	}
 	sc.pendMu.Lock()
 	sc.flusher = true // the queue's timer leaves the queue to the holder
@@ -351,23 +355,29 @@ func TestCloseCutShort(t *testing.T) {
 		t.Run(how, func(t *testing.T) {
 			t.Parallel()
 			opts := &AcceptOptions{WriteQueueLimit: 8 << 20, CloseTimeout: 300 * time.Millisecond}
+			var waiter func()
+			var sc *Conn
+			done := make(chan error, 1)
 			if how == "keepalive" {
 				// The ping's time runs from before it waits for the frame
 				// lock: the test starts the turn itself (pingNow) once
-				// the lock is held and the queue full.
+				// the lock is held, and the queue fills behind it (a ping
+				// that finds frames queued joins them,
+				// TestPingBehindWaitingQueue).
 				opts.KeepaliveInterval, opts.KeepaliveTimeout = time.Hour, time.Second
+				waiter = func() {
+					close(done)
+					pingNow(sc)
+					awaitFrameLockWaiter(t, sc, how)
+				}
 			}
 			nc, sc := stalledPair(t, opts)
-			queueBehindHeldLock(t, nc, sc)
-			done := make(chan error, 1)
+			queueBehindHeldLock(t, nc, sc, waiter)
 			switch how {
 			case "Close":
 				go func() { done <- sc.Close(StatusNormalClosure, "bye") }()
 			case "CloseWrite":
 				go func() { done <- sc.CloseWrite(StatusNormalClosure, "bye") }()
-			default:
-				close(done)
-				pingNow(sc) // the keepalive's ping waits for the lock
 			}
 			awaitFrameLockWaiter(t, sc, how)
 			sc.frameMu.unlock()

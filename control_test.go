@@ -1,12 +1,16 @@
 package websocket
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -340,5 +344,50 @@ func TestPingAnsweredByLaterPong(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPingBehindWaitingQueue: a Ping that finds Enqueued frames waiting
+// for the queue's timer, with nobody writing them yet, joins them rather
+// than writing them all under its own context: to a peer that reads
+// slowly, the end of that context cut a frame of the queue short and
+// failed the connection ("cutting a frame short"), where a Ping's context
+// ending leaves it usable (the keepalive's ping, with the timeout for its
+// context, failed a slow reader so). The peer then reads every message
+// whole, and the ping after them.
+func TestPingBehindWaitingQueue(t *testing.T) {
+	nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 4 << 20, KeepaliveInterval: -1})
+	sc.tr.rw.(*net.TCPConn).SetWriteBuffer(64 << 10)
+	nc.(*net.TCPConn).SetReadBuffer(64 << 10)
+	msg := bytes.Repeat([]byte("backlog "), 16<<10) // 128 KiB
+	const n = 16                                    // 2 MiB, beyond what the sockets hold
+	// On one processor, the queue's timer cannot run between the
+	// Enqueues and the Ping, which finds the queue waiting for it.
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for range n {
+		if err := sc.Enqueue(MessageBinary, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := sc.Ping(ctx); !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrClosed) {
+		t.Fatalf("Ping = %v; want the context's deadline, the connection open", err)
+	}
+	runtime.GOMAXPROCS(2)
+	br := bufio.NewReader(nc)
+	want := append(frameHeader(0x82, len(msg)), msg...)
+	got := make([]byte, len(want))
+	for i := range n {
+		if _, err := io.ReadFull(br, got); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("message %d of %d: %v (the bytes differ: %v)", i+1, n, err, !bytes.Equal(got, want))
+		}
+	}
+	ping, err := readServerFrame(br)
+	if err != nil || len(ping) != 10 || ping[0] != 0x89 || ping[1] != 8 {
+		t.Fatalf("after the messages: %x, %v; want the ping, with its 8 bytes", ping, err)
+	}
+	if err := sc.Write(context.Background(), MessageText, []byte("after")); err != nil {
+		t.Fatalf("Write after: %v", err)
 	}
 }

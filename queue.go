@@ -85,10 +85,17 @@ func (c *Conn) queueFrame(h header, p []byte, op string, byReader bool) (bool, e
 	if err := c.writableLocked(op); err != nil {
 		return true, err
 	}
-	if !byReader && !c.flusher && !c.inputPending.Load() {
+	// A ping that finds frames waiting for the timer, nobody writing
+	// them yet, joins them whatever the limit: written by its caller, it
+	// would write them all under its own context (the keepalive's, its
+	// timeout), whose end, with the peer reading slowly, would cut a
+	// frame of theirs short and fail the connection. The timer, armed
+	// for them, writes it.
+	behind := h.op == opPing && c.pend != nil && !c.flusher
+	if !byReader && !c.flusher && !c.inputPending.Load() && !behind {
 		return false, nil
 	}
-	if !c.fitsLocked(c.bufferedLocked(), len(p)) {
+	if !behind && !c.fitsLocked(c.bufferedLocked(), len(p)) {
 		return false, nil
 	}
 	if !byReader && c.pend == nil && !c.flusher {

@@ -566,18 +566,25 @@ func TestCutWriteError(t *testing.T) {
 		t.Run(op, func(t *testing.T) {
 			t.Parallel()
 			nc, sc := stalledPair(t, &AcceptOptions{WriteQueueLimit: 8 << 20})
-			queueBehindHeldLock(t, nc, sc)
 			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 			defer cancel()
 			done := make(chan error, 1)
-			go func() {
-				if op == "ping" {
-					done <- sc.Ping(ctx)
-				} else {
-					done <- sc.Write(ctx, MessageText, []byte("late"))
-				}
-			}()
-			awaitFrameLockWaiter(t, sc, op)
+			if op == "ping" {
+				// The ping waits for the frame lock before the queue
+				// fills behind it: one that finds frames queued joins
+				// them (TestPingBehindWaitingQueue).
+				queueBehindHeldLock(t, nc, sc, func() {
+					go func() { done <- sc.Ping(ctx) }()
+					awaitFrameLockWaiter(t, sc, op)
+				})
+			} else {
+				// The Write holds the message lock while it waits for the
+				// frame lock, which would hold the Enqueues back behind
+				// its frame: it comes once the queue is full.
+				queueBehindHeldLock(t, nc, sc, nil)
+				go func() { done <- sc.Write(ctx, MessageText, []byte("late")) }()
+				awaitFrameLockWaiter(t, sc, op)
+			}
 			sc.frameMu.unlock()
 			err := <-done
 			want := "websocket: " + op + ": connection closed: context deadline exceeded, cutting a frame short"
