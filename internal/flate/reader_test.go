@@ -544,39 +544,6 @@ func TestReaderLikeStdlib(t *testing.T) {
 	}
 }
 
-// TestReaderAllocs checks that a Reader allocates nothing per message once
-// it has its window, and the pool its working state.
-func TestReaderAllocs(t *testing.T) {
-	msgs := flatetest.Corpus("json", 4<<10)[:16]
-	for _, takeover := range []bool{true, false} {
-		for _, bits := range []int{10, 15} {
-			outs := compressMessages(bits, takeover, msgs, nil, 0)
-			var src msgSource
-			r := NewReader(&src, bits, takeover)
-			buf := make([]byte, 4<<10+1)
-			i := 0
-			step := func() {
-				k := i % len(msgs)
-				if k == 0 {
-					r.Reset()
-				}
-				src.next(outs[k], false)
-				// Two Reads, so that the message spans Reads.
-				n, _ := r.Read(buf[:1000])
-				m, err := io.ReadFull(r, buf[n:])
-				if err != io.ErrUnexpectedEOF || !bytes.Equal(buf[:n+m], msgs[k]) {
-					t.Fatalf("message %d: %d bytes, %v", i, n+m, err)
-				}
-				i++
-			}
-			step()
-			if n := testing.AllocsPerRun(100, step); n != 0 {
-				t.Errorf("takeover %t, window bits %d: %v allocations per message, want 0", takeover, bits, n)
-			}
-		}
-	}
-}
-
 // readerBytes returns the bytes a Reader holds of its own, and those of
 // the working state and ring it has borrowed.
 func readerBytes(r *Reader) (own, borrowed int) {

@@ -461,28 +461,6 @@ func TestWriterStaleBytes(t *testing.T) {
 	}
 }
 
-// TestWriterAllocs checks that a Writer in use allocates nothing per
-// message once it has its scratch and the caller's buffer is big enough.
-func TestWriterAllocs(t *testing.T) {
-	msgs := flatetest.Corpus("json", 4<<10)[:8]
-	for _, takeover := range []bool{true, false} {
-		d := NewWriter(15)
-		dst := make([]byte, 0, 16<<10)
-		i := 0
-		step := func() {
-			dst = d.Flush(d.Append(dst[:0], msgs[i%len(msgs)]))
-			if !takeover {
-				d.Reset()
-			}
-			i++
-		}
-		step()
-		if n := testing.AllocsPerRun(50, step); n != 0 {
-			t.Errorf("takeover %t: %v allocations per message, want 0", takeover, n)
-		}
-	}
-}
-
 // TestNewWriterWindowBits checks that window bits are clamped to 8..15.
 func TestNewWriterWindowBits(t *testing.T) {
 	t.Parallel()
