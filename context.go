@@ -307,7 +307,7 @@ func (c *Conn) closeCause(ctx context.Context, writing bool) {
 	case cause == errPingTimeout && c.ka != nil:
 		// The keepalive read for the ping's answer, which did not come
 		// within the timeout: the peer is silent.
-		c.failKeepalive(clock() - c.ka.last())
+		c.failKeepalive(clock()-c.ka.last(), false)
 	default:
 		op := "read"
 		if writing {
