@@ -144,11 +144,14 @@ func (pm *PreparedMessage) compressed(bits int) []byte {
 
 // frameFor returns the header and payload pm goes out with on c, and
 // whether c's compressor must remember its text. The caller holds msgMu
-// when compress is set.
-func (pm *PreparedMessage) frameFor(c *Conn, compress bool) (header, []byte, bool) {
+// when holdsMsgMu is set. Without it, pm goes out compressed only if c
+// compresses each message on its own: with context takeover, its
+// compressor, which another message holds, would have to remember pm's
+// text in the order the messages go out.
+func (pm *PreparedMessage) frameFor(c *Conn, holdsMsgMu bool) (header, []byte, bool) {
 	h := header{fin: true, op: opcode(pm.typ)}
 	p := c.deflate
-	if !compress || p == nil || len(pm.data) < p.threshold {
+	if p == nil || len(pm.data) < p.threshold || !holdsMsgMu && p.sendTakeover {
 		return h, pm.data, false
 	}
 	h.rsv = rsv1
@@ -182,7 +185,11 @@ func (c *Conn) WritePrepared(ctx context.Context, pm *PreparedMessage) error {
 	return err
 }
 
-// EnqueuePrepared sends pm without waiting, as Enqueue does.
+// EnqueuePrepared sends pm without waiting, as Enqueue does. While the
+// connection writes another message, pm goes out compressed all the same
+// (its compressed form is made once) if the connection compresses each
+// message on its own, and uncompressed, as Enqueue's message would, if it
+// keeps its compression context.
 func (c *Conn) EnqueuePrepared(pm *PreparedMessage) error {
 	if err := pm.check(); err != nil {
 		return err

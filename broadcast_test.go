@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -1506,4 +1507,77 @@ func TestBroadcastCountsExact(t *testing.T) {
 		}
 	}
 	t.Logf("%d messages taken by some receivers only, as they closed", partly)
+}
+
+// TestPreparedBehindOpenMessage: a PreparedMessage sent while another
+// message is open (a Writer here) waits behind it and goes out compressed
+// when the connection compresses without context takeover, since its
+// compressed form depends on nothing the connection holds; with context
+// takeover the connection's compressor, busy with the open message, would
+// have to remember its text, so it goes out uncompressed.
+func TestPreparedBehindOpenMessage(t *testing.T) {
+	t.Parallel()
+	text := strings.Repeat("prepared once, sent to many; ", 20)
+	for _, tc := range []struct {
+		mode CompressionMode
+		b0   byte // the prepared message's first header byte
+	}{
+		{CompressionNoContextTakeover, 0xc1},
+		{CompressionContextTakeover, 0x81},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			t.Parallel()
+			s, conns := acceptOne(t, &AcceptOptions{Compression: tc.mode})
+			nc := deflateClient(t, s.Listener.Addr().String())
+			nc.SetDeadline(time.Now().Add(10 * time.Second))
+			sc := <-conns
+			defer sc.CloseNow()
+			pm, err := NewPreparedMessage(MessageText, []byte(text))
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := sc.Writer(context.Background(), MessageBinary)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.Write([]byte("open"))
+			if err := sc.EnqueuePrepared(pm); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(nc)
+			if f, err := readServerFrame(br); err != nil || f != "\x82\x04open" {
+				t.Fatalf("the open message: %q, %v", f, err)
+			}
+			var head [2]byte
+			if _, err := io.ReadFull(br, head[:]); err != nil {
+				t.Fatal(err)
+			}
+			if head[0] != tc.b0 || head[1] > 126 {
+				t.Fatalf("the prepared message's header %x, want %02x and a payload under 64 KiB", head, tc.b0)
+			}
+			size := int(head[1])
+			if size == 126 {
+				var ext [2]byte
+				if _, err := io.ReadFull(br, ext[:]); err != nil {
+					t.Fatal(err)
+				}
+				size = int(ext[0])<<8 | int(ext[1])
+			}
+			payload := make([]byte, size)
+			if _, err := io.ReadFull(br, payload); err != nil {
+				t.Fatal(err)
+			}
+			if tc.b0&0x40 != 0 {
+				if payload, err = io.ReadAll(flate.NewReader(io.MultiReader(bytes.NewReader(payload), strings.NewReader("\x00\x00\xff\xff\x01\x00\x00\xff\xff")))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if string(payload) != text {
+				t.Fatalf("the prepared message: %q, want %q", payload, text)
+			}
+		})
+	}
 }
