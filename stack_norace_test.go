@@ -42,6 +42,15 @@ import (
 // Each row runs in a process of its own: the goroutines of a test that
 // ran before leave their stacks for new ones to take, which the figure
 // would not count.
+//
+// With context takeover, each side's compressor arms a timer after a
+// message (deflateIdleDelay, releaseDeflater) whose function runs on a
+// goroutine of its own; the test stops both timers once the echo is done.
+// Left to fire, the timers of the last 100 ms of connections came due
+// together whenever the process lost the processor that long on a busy
+// machine, and up to 200 such goroutines, each with a stack and none of
+// them a handler's, were counted with the handlers (up to 8,519 bytes per
+// connection, with every handler at 4 KiB).
 func TestStackRoom(t *testing.T) {
 	ping := maskedFrame(0x80|byte(opPing), []byte("are you there?"))
 	pong := maskedFrame(0x80|byte(opPong), []byte("still here"))
@@ -111,7 +120,7 @@ func runAlone(t *testing.T) {
 // with split, raw clients send it in the writes split makes.
 func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split func(*testing.T, []byte) [][]byte) int64 {
 	const n = 100
-	h := &paddedHandler{opts: &AcceptOptions{Compression: mode}, ready: make(chan struct{}, 2*n)}
+	h := &paddedHandler{opts: &AcceptOptions{Compression: mode}, ready: make(chan *Conn, 2*n)}
 	s := httptest.NewServer(h)
 	defer h.wg.Wait()
 	defer s.Close()
@@ -126,11 +135,13 @@ func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split func(*te
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	awaitReady := func() {
+	awaitReady := func() *Conn {
 		select {
-		case <-h.ready:
+		case c := <-h.ready:
+			return c
 		case <-ctx.Done():
 			t.Fatal("the handler did not get ready within 10s")
+			return nil
 		}
 	}
 	var parts [][]byte
@@ -150,7 +161,7 @@ func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split func(*te
 					t.Fatal(err)
 				}
 			}
-			awaitReady()
+			stopIdleTimer(awaitReady())
 			continue
 		}
 		c := dialT(t, wsURL(s), &DialOptions{Compression: mode})
@@ -163,12 +174,22 @@ func stackPerConn(t *testing.T, mode CompressionMode, msg []byte, split func(*te
 			if _, p, err := c.Read(ctx); err != nil || !bytes.Equal(p, msg) {
 				t.Fatalf("echo: %d bytes, %v", len(p), err)
 			}
-			awaitReady() // for the next, having echoed it
+			stopIdleTimer(awaitReady()) // for the next, having echoed it
+			stopIdleTimer(c)
 		}
 	}
 	time.Sleep(50 * time.Millisecond) // the last handler, ready, reaches Read
 	runtime.ReadMemStats(&after)
 	return (int64(after.StackInuse) - int64(before.StackInuse)) / n
+}
+
+// stopIdleTimer stops the timer that c's compressor armed after its last
+// message, if it did, so that it starts no goroutine. The caller is the
+// goroutine that wrote that message, or one that heard from it since.
+func stopIdleTimer(c *Conn) {
+	if p := c.deflate; p != nil && p.defTimer != nil {
+		p.defTimer.Stop()
+	}
 }
 
 // deflateRawClient opens a connection to the server at addr as a raw
@@ -245,10 +266,10 @@ func fragmentsAround(compress bool, ctl []byte, back int) func(*testing.T, []byt
 
 // paddedHandler holds 256 bytes on its frame, accepts, echoes messages and
 // waits in Read, saying on ready that it waits for its first message, and
-// again after each echo.
+// again after each echo, with its Conn.
 type paddedHandler struct {
 	opts  *AcceptOptions
-	ready chan struct{}
+	ready chan *Conn
 	wg    sync.WaitGroup
 }
 
@@ -264,7 +285,7 @@ func (h *paddedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer c.CloseNow()
 	ctx := r.Context()
 	for {
-		h.ready <- struct{}{}
+		h.ready <- c
 		typ, p, err := c.Read(ctx)
 		if err != nil {
 			return
