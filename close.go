@@ -32,7 +32,10 @@ func isCloseSent(err error) bool {
 // wrapping ErrClosed that says why it did not. A close frame that breaks
 // the protocol (a 1-byte payload, code 1005, a reason not UTF-8) does not
 // count: the error wraps the *ProtocolError, although no second close
-// frame goes out with its code. When the close timeout
+// frame goes out with its code. Nor does an answer behind a violation that
+// a Read beside Close meets first (a frame with a reserved opcode, say):
+// the error says the closing handshake failed and why, naming the close
+// sent, and carries StatusAbnormalClosure. When the close timeout
 // passed first, the error says so, naming the close that went unanswered,
 // and carries StatusAbnormalClosure, the code of a connection closed with
 // no close frame from the peer (RFC 6455 §7.1.5); later calls, and a
@@ -317,10 +320,10 @@ func (c *Conn) keepaliveAnsweredLocked() bool {
 // The caller holds readMu.
 func (c *Conn) failLocked(pe *ProtocolError) error {
 	if c.isClosed() {
-		return pe
+		return c.closedErr("read")
 	}
 	deadline := time.Now().Add(c.closeTimeout)
-	c.sendFailCloseLocked(pe, deadline)
+	sent := c.sendFailCloseLocked(pe, deadline)
 	switch {
 	case c.rs.client, c.tr.closeInOrder:
 	case c.tr.halfClose:
@@ -330,7 +333,17 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 		c.drainUntilCloseLocked(deadline)
 	}
 	c.finishLocked(deadline)
-	return pe
+	return c.failedErr(pe, sent)
+}
+
+// failedErr is what a read that failed the connection with pe returns,
+// sent saying whether pe's close frame went out: pe, or else the
+// connection's end, which names no code that never went on the wire.
+func (c *Conn) failedErr(pe *ProtocolError, sent bool) error {
+	if sent {
+		return pe
+	}
+	return c.closedErr("read")
 }
 
 // failNowLocked fails the connection as failLocked does, but closes it
@@ -341,11 +354,11 @@ func (c *Conn) failLocked(pe *ProtocolError) error {
 // The caller holds readMu.
 func (c *Conn) failNowLocked(pe *ProtocolError) error {
 	if c.isClosed() {
-		return pe
+		return c.closedErr("read")
 	}
-	c.sendFailCloseLocked(pe, time.Now().Add(c.closeNowWait()))
+	sent := c.sendFailCloseLocked(pe, time.Now().Add(c.closeNowWait()))
 	c.closeAwait(nil)
-	return pe
+	return c.failedErr(pe, sent)
 }
 
 // closeNowWait bounds the write of a close frame sent by a read whose
@@ -423,20 +436,27 @@ func (c *Conn) readCutLocked(err error) error {
 }
 
 // sendFailCloseLocked sends the close frame of pe, failing the
-// connection, by deadline.
+// connection, by deadline, and reports whether it went.
 //
 // The caller holds readMu.
-func (c *Conn) sendFailCloseLocked(pe *ProtocolError, deadline time.Time) {
-	// A close waiting to go out (Close's, behind a stuck write) stays the
-	// end if its frame goes first: pe's close frame could not follow it.
-	c.setFirstEnd(pe, noIntent)
+func (c *Conn) sendFailCloseLocked(pe *ProtocolError, deadline time.Time) bool {
+	// pe is the end once its frame goes. A close frame that goes first
+	// (Close's, waiting behind a stuck write, or sent already) is the
+	// end instead: pe's could not follow it.
+	c.setFirstEnd(pe, intentWritten)
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
-	if err := c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe); err != nil && !isCloseSent(err) {
+	defer cancel()
+	switch err := c.writeClose(ctx, mustClosePayload(pe.Code, pe.Reason), pe); {
+	case err == nil:
+		return true
+	case isCloseSent(err):
+		c.setBroken(pe)
+	default:
 		// The close frame could not go out by deadline, nor had another:
 		// the failure is the end, without its code.
 		c.setEnd(unsentEnd(pe))
 	}
-	cancel()
+	return false
 }
 
 // drainUntilCloseLocked reads and drops frames until the peer's close frame

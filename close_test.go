@@ -403,9 +403,10 @@ func TestCloseCutShort(t *testing.T) {
 
 // TestFailBehindPendingClose: a protocol violation read while Close's
 // frame waits for the frame lock, behind a Write stuck on a peer that
-// stopped reading, fails the read with 1002; but Close's 1000 goes out
-// first, and nothing can follow it, so the connection's end is that 1000,
-// not a 1002 never sent.
+// stopped reading, would fail the connection with 1002; but Close's 1000
+// goes out first, and nothing can follow it, so no call names a 1002
+// never sent: the end is the closing handshake that 1000 began, failed
+// by the violation (TestFailAfterCloseSent).
 func TestFailBehindPendingClose(t *testing.T) {
 	t.Parallel()
 	// Close's frame must outwait the Write, which ends as fast as the
@@ -435,15 +436,80 @@ func TestFailBehindPendingClose(t *testing.T) {
 	// The framing was lost with the violation: the server half-closes and
 	// reads to the end of the stream, which the peer now gives.
 	nc.Close()
-	if err := <-read; CloseStatus(err) != StatusProtocolError {
-		t.Fatalf("Read: %v, want the violation, 1002", err)
+	const want = "connection closed: the closing handshake failed: reserved opcode 3 received before the answer to close 1000 (normal closure): bye"
+	if err := <-read; err == nil || err.Error() != "websocket: read: "+want || CloseStatus(err) != StatusAbnormalClosure {
+		t.Fatalf("Read: %v (%d), want %q, 1006", err, CloseStatus(err), "websocket: read: "+want)
 	}
 	<-wrote
-	<-closed
+	if err := <-closed; err == nil || err.Error() != "websocket: close: "+want || CloseStatus(err) != StatusAbnormalClosure {
+		t.Errorf("Close: %v (%d), want %q, 1006", err, CloseStatus(err), "websocket: close: "+want)
+	}
 	waitFor(t, "the connection to close", sc.isClosed)
-	_, _, err := sc.Read(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "close 1000 (normal closure): bye") || strings.Contains(err.Error(), "1002") {
-		t.Errorf("Read at the end: %v, want the close that went out, 1000, and not 1002", err)
+	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != "websocket: read: "+want || CloseStatus(err) != StatusAbnormalClosure {
+		t.Errorf("Read at the end: %v (%d), want %q, 1006", err, CloseStatus(err), "websocket: read: "+want)
+	}
+}
+
+// TestFailAfterCloseSent: the peer breaks the protocol after our close
+// frame went out (Close's, with a Read beside it; CloseWrite's), before
+// its answer: the read finds the violation, whose close frame cannot
+// follow ours, so the wire carries our close alone, the server
+// half-closing; and the closing handshake failed. The read, Close and
+// every later call say so, naming the close that went, with
+// StatusAbnormalClosure, no close frame having come from the peer. The
+// read returned a *ProtocolError claiming its 1002 (or 1007) sent, and
+// the calls after it "close 1000", as if the handshake had completed.
+func TestFailAfterCloseSent(t *testing.T) {
+	t.Parallel()
+	for _, v := range []struct{ name, frame, reason string }{
+		{"reserved opcode", clientFrame(0x83, ""), "reserved opcode 3 received"},
+		{"text not UTF-8", clientFrame(0x81, "\xff"), "text message is not valid UTF-8"},
+		{"ping over 125 bytes", string(maskedFrame(0x89, make([]byte, 126))), "ping frame payload over 125 bytes"},
+	} {
+		for _, how := range []string{"Close", "CloseWrite"} {
+			t.Run(v.name+"/"+how, func(t *testing.T) {
+				t.Parallel()
+				nc, sc := stalledPair(t, &AcceptOptions{KeepaliveInterval: -1, CloseTimeout: time.Minute})
+				read := readAsync(sc)
+				waitFor(t, "the Read to take the read lock", sc.readMu.taken)
+				closed := make(chan error, 1)
+				go func() {
+					if how == "Close" {
+						closed <- sc.Close(StatusNormalClosure, "bye")
+					} else {
+						closed <- sc.CloseWrite(StatusNormalClosure, "bye")
+					}
+				}()
+				if got, err := readServerFrame(nc); err != nil || got != "\x88\x05\x03\xe8bye" {
+					t.Fatalf("on the wire: %q, %v; want the close frame", got, err)
+				}
+				io.WriteString(nc, v.frame+clientFrame(0x88, "\x03\xe8"))
+				nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+				if rest, err := io.ReadAll(nc); err != nil || len(rest) != 0 {
+					t.Errorf("after the close frame: %q, %v; want the end of the stream", rest, err)
+				}
+				nc.Close()
+				const end = "connection closed: the closing handshake failed: "
+				want := end + v.reason + " before the answer to close 1000 (normal closure): bye"
+				check := func(what string, err error, op string) {
+					t.Helper()
+					var pe *ProtocolError
+					if err == nil || err.Error() != "websocket: "+op+": "+want || CloseStatus(err) != StatusAbnormalClosure || !errors.Is(err, ErrClosed) || errors.As(err, &pe) {
+						t.Errorf("%s: %v (close status %d), want %q, 1006", what, err, CloseStatus(err), "websocket: "+op+": "+want)
+					}
+				}
+				check("Read", <-read, "read")
+				err := <-closed
+				if how == "Close" {
+					check("Close", err, "close")
+				} else if err != nil {
+					t.Errorf("CloseWrite: %v", err)
+				}
+				_, _, err = sc.Read(context.Background())
+				check("Read at the end", err, "read")
+				check("Close at the end", sc.Close(StatusNormalClosure, ""), "close")
+			})
+		}
 	}
 }
 
@@ -474,12 +540,13 @@ func TestFailWhenNoCloseGoes(t *testing.T) {
 		return ok
 	})
 	io.WriteString(nc, clientFrame(0x83, "")) // a reserved opcode
-	if err := <-read; CloseStatus(err) != StatusProtocolError {
-		t.Fatalf("Read: %v, want the violation, 1002", err)
+	const want = "websocket: read: connection closed: reserved opcode 3 received: the closing handshake timed out: the close frame could not be sent"
+	// The read says so too, rather than the 1002 that could not be sent.
+	if err := <-read; err == nil || err.Error() != want || CloseStatus(err) != -1 {
+		t.Fatalf("Read: %v (%d), want %q, no close code", err, CloseStatus(err), want)
 	}
 	<-wrote
 	waitFor(t, "the connection to close", sc.isClosed)
-	const want = "websocket: read: connection closed: reserved opcode 3 received: the closing handshake timed out: the close frame could not be sent"
 	if _, _, err := sc.Read(context.Background()); err == nil || err.Error() != want || CloseStatus(err) != -1 {
 		t.Errorf("Read at the end: %v (%d), want %q, no close code", err, CloseStatus(err), want)
 	}

@@ -334,6 +334,19 @@ func (c *Conn) setLost(lost *lostError) {
 	}
 }
 
+// setBroken records that the peer broke the protocol, pe, after our close
+// frame went out and before its answer came, in place of that close: pe's
+// close frame could not follow ours, and the closing handshake failed,
+// which the end then says, as setLost does for a connection lost before
+// the answer. Another end (a keepalive's failure, say) stays.
+func (c *Conn) setBroken(pe *ProtocolError) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if ce, ok := c.endErr.(CloseError); ok && c.endIntent == noIntent && c.closeRcvd == nil {
+		c.endErr = &brokenCloseError{violation: pe, sent: ce}
+	}
+}
+
 // setFirstEnd records why the connection ends if nothing has yet, not
 // even a close still to be sent, and reports whether it did; in says
 // whether err is such a close, and how it is confirmed as sent.

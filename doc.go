@@ -32,7 +32,12 @@
 // the rest of the message arrives), and messages over the read limit with
 // StatusMessageTooBig. The read returns a *ProtocolError saying what went
 // wrong; CloseStatus reports the code sent. That read returns once the peer
-// has closed its side, or when the close timeout passes.
+// has closed its side, or when the close timeout passes. Once our close
+// frame is out (Close, CloseWrite), no other may follow it: a violation
+// the read meets then fails the closing handshake, and the read, as every
+// later call, returns an error wrapping ErrClosed that says what went
+// wrong and names the close sent, with StatusAbnormalClosure, the peer's
+// answer not having come.
 //
 // # Concurrency
 //

@@ -221,7 +221,9 @@ func CloseStatus(err error) StatusCode {
 // too (1008, the message being lost), as does a data message under
 // CloseRead. It wraps that close frame as a CloseError, so CloseStatus
 // reports Code, and the cause if there is one (ErrMessageTooBig, the
-// context's error).
+// context's error). A failure whose close frame did not go out (ours went
+// first, or it could not be sent in time) is reported instead by an error
+// wrapping ErrClosed that says what went wrong, with no code never sent.
 type ProtocolError struct {
 	Code   StatusCode // the code sent to the peer: 1002, 1007, 1009...
 	Reason string     // what went wrong, also sent in the close frame
@@ -337,6 +339,31 @@ func (e *closeTimeoutError) Unwrap() []error {
 		return []error{pe.err}
 	}
 	return nil
+}
+
+// brokenCloseError is the end of a connection whose peer broke the
+// protocol after our close frame went out and before its answer
+// came (setBroken): the close frame failing the connection could not
+// follow ours, so the closing handshake failed. It names the close that
+// went, and, the connection having closed with no close frame from the
+// peer, carries StatusAbnormalClosure (RFC 6455 §7.1.5), as a close that
+// went unanswered does (closeTimeoutError, lostError); and the
+// violation's cause, if any, but not the *ProtocolError, whose code was
+// never sent.
+type brokenCloseError struct {
+	violation *ProtocolError
+	sent      CloseError
+}
+
+func (e *brokenCloseError) Error() string {
+	return "the closing handshake failed: " + e.violation.Reason + " before the answer to " + errText(e.sent)
+}
+
+func (e *brokenCloseError) Unwrap() []error {
+	if e.violation.err != nil {
+		return []error{CloseError{Code: StatusAbnormalClosure}, e.violation.err}
+	}
+	return []error{CloseError{Code: StatusAbnormalClosure}}
 }
 
 // unsentEnd is the end of a connection whose close frame, standing for
