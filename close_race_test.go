@@ -158,7 +158,7 @@ func TestCloseRacesKeepalive(t *testing.T) {
 			}
 			// The rest of a keepalive turn (fire) that looked before
 			// Close's frame went, and found the peer silent.
-			sc.failKeepalive(kaTimeout, true)
+			sc.failKeepalive(kaTimeout)
 			if answer {
 				io.WriteString(nc, clientFrame(0x88, "\x03\xe8bye"))
 			}

@@ -306,8 +306,9 @@ func (c *Conn) closeCause(ctx context.Context, writing bool) {
 		c.closeTransport(opErr("write", errPingTimeout))
 	case cause == errPingTimeout && c.ka != nil:
 		// The keepalive read for the ping's answer, which did not come
-		// within the timeout: the peer is silent.
-		c.failKeepalive(clock()-c.ka.last(), false)
+		// within the timeout: the peer is silent, unless a close frame
+		// went out meanwhile, whose handshake the read goes on with.
+		c.failKeepalive(clock() - c.ka.last())
 	default:
 		op := "read"
 		if writing {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -35,6 +36,7 @@ func TestOverHTTP2Stalls(t *testing.T) {
 	t.Run("stalled write", testHTTP2StalledWrite)
 	t.Run("write after a reset", testHTTP2WriteAfterReset)
 	t.Run("keepalive", testHTTP2KeepaliveEnds)
+	t.Run("keepalive under Close", testHTTP2KeepaliveUnderClose)
 	t.Run("stuck socket", testHTTP2StuckSocket)
 	t.Run("Serve ends before the write", testHTTP2ServeBeforeWrite)
 	t.Run("reset after CloseNow", testHTTP2ResetAfterClose)
@@ -644,6 +646,62 @@ func testHTTP2KeepaliveEnds(t *testing.T) {
 				}
 			case <-time.After(5 * time.Second):
 				t.Fatal("the connection still open 5 s after keepalive's timeout")
+			}
+		})
+	}
+}
+
+// testHTTP2KeepaliveUnderClose: over HTTP/2, where the stream has no
+// deadlines, Close's frame goes out while the keepalive reads for its
+// ping's answer (nobody else reading); the ping's timeout passes, and
+// the keepalive leaves the connection to Close's handshake, whose close
+// timeout bounds it: the peer's answer, coming after the ping's timeout,
+// completes it, and a peer that never answers gets the close timeout's
+// error, 1006. The keepalive's read, cut short, closed the connection at
+// the ping's timeout, and Close reported "close 1000" as if answered.
+func testHTTP2KeepaliveUnderClose(t *testing.T) {
+	for _, answer := range []bool{true, false} {
+		t.Run(fmt.Sprintf("answer=%v", answer), func(t *testing.T) {
+			conns, closed := make(chan *Conn, 1), make(chan error, 1)
+			p := stallingH2Accept(t, &AcceptOptions{KeepaliveInterval: time.Hour, KeepaliveTimeout: 200 * time.Millisecond, CloseTimeout: time.Second}, func(c *Conn) {
+				conns <- c
+				pingNow(c)
+				// The keepalive holds the read lock once its ping is out.
+				waitFor(t, "the keepalive to read for its ping's answer", c.readMu.taken)
+				closed <- c.Close(StatusNormalClosure, "bye")
+			})
+			c := <-conns
+			p.write(0x8, 0, 1, binary.BigEndian.AppendUint32(nil, 1<<20))
+			for _, want := range []string{"\x89\x00", "\x88\x05\x03\xe8bye"} {
+				if typ, _, id, payload := p.frame(); typ != 0x0 || id != 1 || string(payload) != want {
+					t.Fatalf("frame of type %d on stream %d: %q, want DATA %q", typ, id, payload, want)
+				}
+			}
+			waitFor(t, "the ping's timeout", func() bool {
+				w := c.watches.Load()
+				w.mu.Lock()
+				defer w.mu.Unlock()
+				return w.dirs[watchRead].fired || c.isClosed()
+			})
+			if answer {
+				p.write(0x0, 0, 1, maskedFrame(0x88, []byte("\x03\xe8bye")))
+			}
+			var err error
+			select {
+			case err = <-closed:
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close still under way after 5 s")
+			}
+			const timedOut = "websocket: close: connection closed: the closing handshake timed out: no answer to close 1000 (normal closure): bye"
+			switch {
+			case answer && err != nil:
+				t.Errorf("Close: %v, want nil: the peer answered", err)
+			case !answer && (err == nil || err.Error() != timedOut || CloseStatus(err) != StatusAbnormalClosure):
+				t.Errorf("Close: %v (%d), want %q, 1006", err, CloseStatus(err), timedOut)
+			}
+			// Nothing follows Close's frame: no close 1011.
+			if data, code := p.streamEnd(); len(data) != 0 || code != -1 {
+				t.Errorf("after Close's frame, the stream carried %q, then ended with %d, want nothing and END_STREAM (-1)", data, code)
 			}
 		})
 	}

@@ -197,7 +197,7 @@ func (k *keepalive) fire() {
 		// or went out after one: the timeout counts from then.
 		k.awaitAnswer(now)
 	default:
-		c.failKeepalive(now-last, true)
+		c.failKeepalive(now - last)
 	}
 }
 
@@ -344,15 +344,16 @@ func (k *keepalive) ping() {
 // close frame with 1011, without waiting for an answer that would not
 // come, and closes the connection.
 //
-// When another close frame went first (Close's, sent after fire looked),
-// a keepalive turn (turn set) leaves the connection to the handshake that
-// frame began, as fire does once it finds the frame sent: that close's
-// timeout bounds it, and the peer's answer, if it comes, completes it.
-// (Closing at once ended that handshake early, and reported its close as
-// the end, as if it had been answered.) The keepalive's read cut short on
-// a transport without deadlines (closeCause) still closes the connection:
-// that is how such a read ends.
-func (c *Conn) failKeepalive(silent time.Duration, turn bool) {
+// When another close frame went first (Close's, sent after fire looked,
+// or while the keepalive read for its ping's answer), it leaves the
+// connection to the handshake that frame began, as fire does once it
+// finds the frame sent: that close's timeout bounds it, and the peer's
+// answer, if it comes, completes it. (Closing at once ended that
+// handshake early, and reported its close as the end, as if it had been
+// answered.) On a transport without deadlines, where the ping's timeout
+// cut nothing short (closeCause), the keepalive's read goes on for that
+// answer, until the close timeout closes the connection.
+func (c *Conn) failKeepalive(silent time.Duration) {
 	err := &keepaliveError{silent: silent}
 	// A close recorded already (Close's waiting for the frame lock, a
 	// shutdown's queued) stays the end if its frame goes first.
@@ -362,12 +363,11 @@ func (c *Conn) failKeepalive(silent time.Duration, turn bool) {
 	werr := c.writeClose(ctx, mustClosePayload(StatusInternalError, keepaliveReason), err)
 	cancel()
 	if werr != nil {
-		if turn && isCloseSent(werr) {
+		if isCloseSent(werr) {
 			return
 		}
 		// The close frame did not go (a write stuck on a peer that reads
-		// nothing held the frame lock, or another close went first): the
-		// end, unless that other close is, says so, with no code.
+		// nothing held the frame lock): the end says so, with no code.
 		end = unsentEnd(err)
 	}
 	c.closeTransport(end)
