@@ -1048,19 +1048,32 @@ func slowDownload(t *testing.T, overTLS, stops bool, timeout time.Duration) {
 // for the time the backlog takes.
 func TestKeepaliveSlowQueue(t *testing.T) {
 	t.Parallel()
+	// The timeout is what the peer's reads may pause, as seen by the
+	// server, without failing the premise of a peer that reads steadily:
+	// under -race beside other tests and a busy loop, the peer's 8 ms
+	// sleeps stretched to pauses of up to 474 ms, and with a 500 ms
+	// timeout the server's own lag on top of such a pause failed 1
+	// connection in 20 or so. 1 s is twice that pause. The backlog must
+	// hold the ping up well past the timeout, or the test would pass
+	// with the keepalive counting no progress at all: 4 MiB, which at
+	// the peer's pace of at most 2 MB/s is over two seconds.
+	const (
+		timeout = time.Second
+		backlog = 4 << 20
+	)
 	ended := make(chan error, 1)
 	s := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: 500 * time.Millisecond, WriteQueueLimit: 2 << 20})
+		c, err := Accept(w, r, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: timeout, WriteQueueLimit: backlog})
 		if err != nil {
 			return
 		}
 		read := readAsync(c) // the pongs, and the closing handshake
 		msg := make([]byte, 256<<10)
-		// 1.5 s, and at least 8 messages (2 MiB) taken, 10 s at most: on
-		// a machine busy with other tests, the peer took longer than
-		// 1.5 s to read the first 7, all the queue held.
+		// 1.5 s, and at least the backlog (16 messages) taken, 10 s at
+		// most: on a machine busy with other tests, the peer took longer
+		// than 1.5 s to read what the queue held.
 		start, taken := time.Now(), 0
-		for d := time.Since(start); d < 1500*time.Millisecond || taken < 8 && d < 10*time.Second; d = time.Since(start) {
+		for d := time.Since(start); d < 1500*time.Millisecond || taken < backlog/len(msg) && d < 10*time.Second; d = time.Since(start) {
 			if err := c.Enqueue(MessageBinary, msg); errors.Is(err, ErrQueueFull) {
 				time.Sleep(5 * time.Millisecond)
 			} else if err != nil {
@@ -1081,10 +1094,12 @@ func TestKeepaliveSlowQueue(t *testing.T) {
 	s.Start()
 	t.Cleanup(s.Close)
 	nc := rawClient(t, s.Listener.Addr().String())
-	nc.(*net.TCPConn).SetReadBuffer(128 << 10)
+	// A small receive buffer, as TestKeepaliveSlowDownload's, so that the
+	// server sees its output move in pieces of 64 KiB at most.
+	nc.(*net.TCPConn).SetReadBuffer(32 << 10)
 	nc.SetDeadline(time.Now().Add(20 * time.Second))
-	// 16 KiB each 8 ms or more: the 2 MiB backlog takes over a second,
-	// where a ping unanswered fails the connection in 0.6 s.
+	// 16 KiB each 8 ms or more: the 4 MiB backlog takes over two
+	// seconds, where a ping unanswered fails the connection in 1.1 s.
 	br := bufio.NewReaderSize(nc, 16<<10)
 	buf := make([]byte, 16<<10)
 	pings, data := 0, 0
@@ -1133,7 +1148,7 @@ func TestKeepaliveSlowQueue(t *testing.T) {
 		t.Fatalf("the server: %v", err)
 	}
 	t.Logf("%d KiB of data and %d pings read", data>>10, pings)
-	if data < 2<<20 {
+	if data < backlog {
 		t.Errorf("%d bytes of data: the backlog never held up a ping", data)
 	}
 }
