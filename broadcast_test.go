@@ -350,16 +350,8 @@ func TestBroadcast(t *testing.T) {
 		if opts == nil {
 			opts = &DialOptions{}
 		}
-		cc := make(chan *countingConn, 1)
-		opts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			c := &countingConn{Conn: nc}
-			cc <- c
-			return c, nil
-		}}}
+		tr, cc := wireTransport()
+		opts.HTTPClient = &http.Client{Transport: tr}
 		clients = append(clients, dialT(t, wsURL(s), opts))
 		wire = append(wire, <-cc)
 		waitServed(len(clients))

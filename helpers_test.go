@@ -67,6 +67,24 @@ func (c *countingConn) CloseWrite() error {
 	return errors.New("cannot half-close")
 }
 
+// wireTransport returns an http.Transport whose connections count
+// what they carry, and a channel that gets the first one it dials.
+func wireTransport() (*http.Transport, <-chan *countingConn) {
+	dialed := make(chan *countingConn, 1)
+	return &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := new(net.Dialer).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		cc := &countingConn{Conn: nc}
+		select {
+		case dialed <- cc:
+		default:
+		}
+		return cc, nil
+	}}, dialed
+}
+
 // echoServer starts an httptest server whose handler accepts with opts and
 // runs handle; it is closed when the test ends.
 func echoServer(t testing.TB, opts *AcceptOptions, handle func(*Conn)) *httptest.Server {

@@ -556,19 +556,7 @@ func runPeerServer(t *testing.T, p interopPeer, tc interopCase, cl closeSpec) {
 		t.Fatalf("%s reported %q, want listening; its stderr:\n%s", p.name, ev.line, pp.stderrText())
 	}
 
-	dialed := make(chan *countingConn, 1)
-	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		c, err := new(net.Dialer).DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		cc := &countingConn{Conn: c}
-		select {
-		case dialed <- cc:
-		default:
-		}
-		return cc, nil
-	}}
+	tr, dialed := wireTransport()
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(context.Background(), interopWait)
 	defer cancel()

@@ -46,18 +46,8 @@ func TestWriteContextEndsInsideFrameClosesConnection(t *testing.T) {
 	release := make(chan struct{})
 	s := echoServer(t, nil, func(c *Conn) { <-release }) // never reads
 	defer close(release)
-	wire := make(chan *countingConn, 1)
-	c := dialT(t, wsURL(s), &DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			nc, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cc := &countingConn{Conn: nc}
-			wire <- cc
-			return cc, nil
-		},
-	}}})
+	tr, wire := wireTransport()
+	c := dialT(t, wsURL(s), &DialOptions{HTTPClient: &http.Client{Transport: tr}})
 	cc := <-wire
 	big := make([]byte, 64<<20) // more than the socket buffers hold
 	ctx, cancel := context.WithCancel(context.Background())
