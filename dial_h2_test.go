@@ -485,8 +485,10 @@ func (l prefaceDropper) Accept() (net.Conn, error) {
 		head := make([]byte, 4)
 		nc.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if _, err := io.ReadFull(nc, head); err != nil || string(head) == "PRI " {
-			nc.Close()
+			// Counted before the close the client sees, which may end
+			// its Dial and the test's count at once.
 			l.dropped.Add(1)
+			nc.Close()
 			continue
 		}
 		nc.SetReadDeadline(time.Time{})
