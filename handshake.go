@@ -162,7 +162,8 @@ func refuse(status int, format string, args ...any) *handshakeError {
 // an http.Handler and returns the connection. A request that is not a
 // valid WebSocket handshake, or comes from an origin not allowed, is
 // answered with an HTTP error (405, 426, 400 or 403, with a body that says
-// why) and Accept returns an error wrapping ErrHandshake. Options that
+// why) and Accept returns an error wrapping ErrHandshake; so is one over
+// HTTP/3 (RFC 9220), with 505 HTTP Version Not Supported. Options that
 // cannot work (a malformed origin pattern, a subprotocol that is not a
 // token, compression window bits outside 8 to 15, a response header Accept
 // may not set) are answered with 500 Internal Server Error, on every
@@ -246,9 +247,14 @@ func negotiate(w http.ResponseWriter, r *http.Request, opts *AcceptOptions) (acc
 	}
 	overHTTP2 := r.ProtoMajor == 2
 	var herr *handshakeError
-	if overHTTP2 {
+	switch {
+	case r.ProtoMajor > 2:
+		// An HTTP/3 server's request (RFC 9220's extended CONNECT): its
+		// stream is neither a socket to hijack nor an HTTP/2 stream.
+		herr = refuse(http.StatusHTTPVersionNotSupported, "handshake over %s: WebSockets are served over HTTP/1.1 and HTTP/2 only", quoted(r.Proto))
+	case overHTTP2:
 		herr = checkConnectRequest(r)
-	} else {
+	default:
 		a.key, herr = checkRequest(r)
 	}
 	if herr == nil {

@@ -12,7 +12,9 @@ import (
 // serve a page and its WebSocket at one address, whichever HTTP version
 // the request came over, where a check of Upgrade alone misses every
 // HTTP/2 request. It looks at nothing else: Accept may still refuse the
-// request (a bad key, a version other than 13, a foreign origin).
+// request (a bad key, a version other than 13, a foreign origin), and
+// refuses an extended CONNECT over HTTP/3 (RFC 9220), which this reports
+// as asking for a WebSocket, with 505.
 func IsUpgradeRequest(r *http.Request) bool {
 	if r.ProtoMajor >= 2 {
 		return r.Method == http.MethodConnect && strings.EqualFold(r.Header.Get(":protocol"), "websocket")

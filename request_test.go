@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +33,11 @@ func TestIsUpgradeRequest(t *testing.T) {
 		}
 		return r
 	}
+	h3 := func() *http.Request {
+		r := h2("CONNECT", "websocket")
+		r.Proto, r.ProtoMajor = "HTTP/3.0", 3
+		return r
+	}
 	for _, tt := range []struct {
 		name string
 		r    *http.Request
@@ -57,10 +63,37 @@ func TestIsUpgradeRequest(t *testing.T) {
 			r.Header.Set("Upgrade", "websocket")
 			return r
 		}(), false},
+		// RFC 9220: asked for, though Accept refuses it
+		// (TestAcceptHTTP3).
+		{"HTTP/3 extended CONNECT", h3(), true},
 	} {
 		if got := IsUpgradeRequest(tt.r); got != tt.want {
 			t.Errorf("%s: IsUpgradeRequest = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// TestAcceptHTTP3: an extended CONNECT over HTTP/3 (RFC 9220), as an
+// HTTP/3 server hands it to a handler, is refused with 505, the response
+// saying why, rather than checked as an HTTP/1.1 handshake and refused as a
+// method other than GET.
+func TestAcceptHTTP3(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest("CONNECT", "https://example.com/ws", nil)
+	r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/3.0", 3, 0
+	r.Header.Set(":protocol", "websocket")
+	r.Header.Set("Sec-WebSocket-Version", "13")
+	w := httptest.NewRecorder()
+	c, err := Accept(w, r, nil)
+	if c != nil || !errors.Is(err, ErrHandshake) {
+		t.Fatalf("Accept = %v, %v; want no Conn and an error wrapping ErrHandshake", c, err)
+	}
+	const why = `websocket: handshake over "HTTP/3.0": WebSockets are served over HTTP/1.1 and HTTP/2 only`
+	if err.Error() != why {
+		t.Errorf("Accept's error %q, want %q", err, why)
+	}
+	if w.Code != http.StatusHTTPVersionNotSupported || strings.TrimSpace(w.Body.String()) != why {
+		t.Errorf("response %d %q, want 505 %q", w.Code, w.Body, why)
 	}
 }
 
