@@ -214,9 +214,15 @@ type heapDial struct{ overTLS, deflate bool }
 // connections are gone, so that the next measurement starts afresh.
 func idleHeap(t *testing.T, n int, via heapDial, after string, handler func(http.ResponseWriter, *http.Request, chan<- net.Conn)) int64 {
 	t.Helper()
+	goroutines := runtime.NumGoroutine()
 	held := idleConns(t, n, via, after, handler)
-	// The server's ends go on their own once the clients close: wait
-	// until the heap stops shrinking.
+	// The server's ends go on their own once the clients close: wait for
+	// their goroutines to end, which a loaded machine may delay past the
+	// heap's first pause in shrinking, then until the heap stops
+	// shrinking.
+	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	var ms runtime.MemStats
 	last := uint64(math.MaxUint64)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -292,10 +298,20 @@ func idleConns(t *testing.T, n int, via heapDial, after string, handler func(htt
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond) // the handlers go idle
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&now)
+	// The handlers go idle: a Read loop's registers its context's watch
+	// as it begins to wait, the others let go of what the echo took.
+	// Measured until two measures 50 ms apart agree, as a loaded machine
+	// may keep some handlers from getting there for a while.
+	var last uint64
+	for deadline := time.Now().Add(3 * time.Second); ; last = now.HeapAlloc {
+		time.Sleep(50 * time.Millisecond)
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&now)
+		if last != 0 && max(now.HeapAlloc, last)-min(now.HeapAlloc, last) < uint64(n)*8 || time.Now().After(deadline) {
+			break
+		}
+	}
 	return (int64(now.HeapAlloc) - int64(before.HeapAlloc)) / int64(n)
 }
 
