@@ -118,8 +118,10 @@ func TestStalledMember(t *testing.T) {
 			t.Errorf("%s: last message %q", m.Name, texts[len(texts)-1])
 		}
 	}
-	// Its socket full, the close frame (1008) never reached it.
-	if log := s.Log(); !strings.Contains(log, `"stalled" left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: the closing handshake timed out: the close frame could not be sent`) {
+	// Its socket full, the close frame (1008) never reached it. The
+	// server logs that after the leave the room heard.
+	const why = `"stalled" left "lobby": websocket: read: connection closed: write queue full: the peer reads too slowly: the closing handshake timed out: the close frame could not be sent`
+	if log := s.AwaitLog(why); !strings.Contains(log, why) {
 		t.Errorf("the server's log does not say why stalled left:\n%s", log)
 	}
 }

@@ -120,6 +120,21 @@ func (s *Server) ExitCode(t *testing.T, d time.Duration) int {
 // Log returns what the process wrote to its standard error.
 func (s *Server) Log() string { return s.stderr.String() }
 
+// AwaitLog waits, for at most Wait, until the process has written want
+// to its standard error, and returns what it wrote. A line the server
+// logs after what a test waited for (a member's leave, say) may come
+// later than the test's next look.
+func (s *Server) AwaitLog(want string) string {
+	deadline := time.Now().Add(Wait)
+	for {
+		log := s.Log()
+		if strings.Contains(log, want) || time.Now().After(deadline) {
+			return log
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // Message is a message a member receives, any of its kinds.
 type Message struct {
 	Type    string   `json:"type"`
