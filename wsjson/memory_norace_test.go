@@ -152,13 +152,19 @@ func TestIdleReadHoldsNoBuffer(t *testing.T) {
 	conns = append(conns, big)
 	msg := []byte(`{"pad":"` + strings.Repeat("x", size) + `"}`)
 	done := make(chan error, len(conns))
+	wrote := make(chan error, 1)
 	for _, c := range conns {
 		// A large message on one connection, then a Read that waits for
 		// good: on each quiet one in turn, and last on that one.
-		go peer.Write(ctx, websocket.MessageText, msg)
+		go func() { wrote <- peer.Write(ctx, websocket.MessageText, msg) }()
 		var v struct{ Pad string }
 		if err := Read(ctx, big, &v); err != nil || len(v.Pad) != size {
 			t.Fatalf("read %d bytes of pad, %v", len(v.Pad), err)
+		}
+		// The message is all read once its last bytes are written, which
+		// may be before the Write returns and lets it go.
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
 		}
 		go func() {
 			var w struct{ N int }
