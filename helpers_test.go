@@ -53,10 +53,14 @@ func (c *countingConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write counts the write before it is made: once the peer has read
+// what it carried, the count has it, where a count after the write can
+// come after the peer's read (and a test's look). The bytes, known only
+// after, are counted then.
 func (c *countingConn) Write(p []byte) (int, error) {
+	c.writes.Add(1)
 	n, err := c.Conn.Write(p)
 	c.written.Add(int64(n))
-	c.writes.Add(1)
 	return n, err
 }
 
