@@ -170,7 +170,10 @@ func endlessMessage(t *testing.T, s *hostileServer) {
 }
 
 // tinyFragments sends msg as a binary message of one fragment per byte;
-// the server must echo it whole.
+// the server must echo it whole. The echo may come well after the last
+// write, as the sockets hold megabytes of fragments the server has yet to
+// read: 1 s for a million under -race, but 9 s once beside other tests'
+// load, so its wait is four times hostileWait.
 func tinyFragments(t *testing.T, s *hostileServer, msg []byte) {
 	p, ends := connect(t, s, "/echo", false)
 	buf := make([]byte, 0, 64<<10+16)
@@ -188,7 +191,8 @@ func tinyFragments(t *testing.T, s *hostileServer, msg []byte) {
 			buf = buf[:0]
 		}
 	}
-	b0, echo, err := p.readFrame()
+	p.nc.SetReadDeadline(time.Now().Add(4 * hostileWait))
+	b0, echo, err := readServerFrame(p.br)
 	if err != nil {
 		t.Fatalf("awaiting the echo: %v", err)
 	}
