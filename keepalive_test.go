@@ -432,11 +432,16 @@ func keepaliveBehindUnread(t *testing.T, overTLS, halfRead, answer bool) {
 // carries no close code. It said "sent close 1011", with 1011.
 func TestKeepaliveCloseUnsent(t *testing.T) {
 	t.Parallel()
-	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: kaInterval, KeepaliveTimeout: kaTimeout})
+	// The test starts the keepalive's turn itself once the Write is
+	// stuck: a turn due an interval after the handshake, late on a
+	// loaded machine, failed the connection before the Write began, and
+	// the close frame went out.
+	s, conns := acceptOne(t, &AcceptOptions{KeepaliveInterval: time.Hour, KeepaliveTimeout: kaTimeout})
 	nc := stalledClient(t, s.Listener.Addr().String())
 	sc := <-conns
 	t.Cleanup(func() { sc.CloseNow() })
 	wrote := stuckWrite(t, nc, sc)
+	pingNow(sc)
 	const want = "websocket: write: connection closed: keepalive timeout: nothing from the peer for "
 	const unsent = ", ping unanswered (close 1011 could not be sent)"
 	select {
