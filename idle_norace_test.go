@@ -220,9 +220,7 @@ func idleHeap(t *testing.T, n int, via heapDial, after string, handler func(http
 	// their goroutines to end, which a loaded machine may delay past the
 	// heap's first pause in shrinking, then until the heap stops
 	// shrinking.
-	for deadline := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > goroutines && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitFor(t, "the server's goroutines to end", func() bool { return runtime.NumGoroutine() <= goroutines })
 	var ms runtime.MemStats
 	last := uint64(math.MaxUint64)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
